@@ -1,0 +1,232 @@
+/**
+ * The desktop shell: one hardened window showing the bundled UI over app://, and the engine in a utility process.
+ * The main process only checks and forwards calls; it holds no application state of its own.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import {
+  app,
+  BrowserWindow,
+  dialog,
+  type IpcMainInvokeEvent,
+  ipcMain,
+  Menu,
+  net,
+  protocol,
+  session,
+  type UtilityProcess,
+  utilityProcess,
+} from 'electron';
+import type { CallResponse, EngineEvent } from '../native/api/contract.js';
+import { createRpcClient, type HostMessage, type RpcClient } from '../native/api/rpc.js';
+import { CONTENT_SECURITY_POLICY } from '../native/api/security-policy.js';
+import { APP_ROOT } from '../native/engine/version.js';
+import {
+  APP_HOST,
+  APP_ORIGIN,
+  APP_SCHEME,
+  checkCall,
+  isAllowedNavigation,
+  isTrustedSenderUrl,
+  resolveAppAsset,
+} from './ipc-guard.js';
+
+const RENDERER_DIR = path.join(APP_ROOT, 'build', 'renderer');
+const ENGINE_ENTRY = path.join(APP_ROOT, 'build', 'native', 'engine', 'ipc-host-main.js');
+const PRELOAD = path.join(APP_ROOT, 'build', 'electron', 'preload.cjs');
+
+protocol.registerSchemesAsPrivileged([
+  { scheme: APP_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true, stream: true } },
+]);
+
+const { values: cli } = parseArgs({ options: { project: { type: 'string' } }, strict: false });
+
+/** The engine in a utility process, restarted if it dies (its jobs resume from their checkpoints). */
+class EngineProcess {
+  private child: UtilityProcess | null = null;
+  private rpc: RpcClient | null = null;
+  private ready: Promise<void> = Promise.resolve();
+  private quitting = false;
+
+  constructor(private readonly onEvent: (event: EngineEvent) => void) {}
+
+  start(): void {
+    const args = typeof cli.project === 'string' ? ['--project', cli.project] : [];
+    const child = utilityProcess.fork(ENGINE_ENTRY, args, { serviceName: 'Flaneur engine', stdio: 'inherit' });
+    const rpc = createRpcClient((req) => child.postMessage(req), this.onEvent);
+    this.ready = new Promise((resolve) => {
+      child.on('message', (msg: HostMessage) => {
+        if (msg.type === 'ready') resolve();
+        rpc.receive(msg);
+      });
+    });
+    child.on('exit', (code) => {
+      rpc.failAll(`The engine stopped (exit code ${code}); restarting it.`);
+      if (this.quitting) return;
+      this.child = null;
+      setTimeout(() => this.start(), 500);
+    });
+    this.child = child;
+    this.rpc = rpc;
+  }
+
+  async call(command: string, args: unknown): Promise<CallResponse> {
+    await this.ready;
+    if (!this.rpc) return { ok: false, error: { code: 'INTERNAL', message: 'The engine is not running.' } };
+    return this.rpc.call(command, args);
+  }
+
+  async stop(): Promise<void> {
+    this.quitting = true;
+    const child = this.child;
+    if (!child) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        child.kill();
+        resolve();
+      }, 10_000);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.postMessage({ type: 'shutdown' });
+    });
+  }
+}
+
+function sendToWindows(event: EngineEvent): void {
+  for (const win of BrowserWindow.getAllWindows()) {
+    if (!win.isDestroyed()) win.webContents.send('flaneur:event', event);
+  }
+}
+
+const engine = new EngineProcess(sendToWindows);
+
+function trusted(event: IpcMainInvokeEvent): boolean {
+  return isTrustedSenderUrl(event.senderFrame?.url);
+}
+
+function registerIpc(): void {
+  ipcMain.handle('flaneur:call', async (event, payload: unknown): Promise<CallResponse> => {
+    if (!trusted(event)) return { ok: false, error: { code: 'UNAUTHORIZED', message: 'Untrusted sender' } };
+    const refusal = checkCall(payload);
+    if (refusal) return refusal;
+    const { command, args } = payload as { command: string; args: unknown };
+    return engine.call(command, args);
+  });
+  ipcMain.handle('flaneur:pickFolder', async (event, title: unknown): Promise<string | null> => {
+    if (!trusted(event)) return null;
+    const win = BrowserWindow.fromWebContents(event.sender);
+    const options = {
+      title: typeof title === 'string' ? title.slice(0, 200) : 'Choose a folder',
+      properties: ['openDirectory', 'createDirectory'] as ('openDirectory' | 'createDirectory')[],
+    };
+    const res = win ? await dialog.showOpenDialog(win, options) : await dialog.showOpenDialog(options);
+    return res.canceled ? null : (res.filePaths[0] ?? null);
+  });
+}
+
+function registerProtocol(): void {
+  protocol.handle(APP_SCHEME, async (request) => {
+    let file = resolveAppAsset(RENDERER_DIR, request.url, path.join, path.sep);
+    if (file && !fs.existsSync(file) && !path.extname(file)) file = path.join(RENDERER_DIR, 'index.html');
+    if (!file || !fs.existsSync(file)) return new Response('Not found', { status: 404 });
+    const res = await net.fetch(pathToFileURL(file).toString());
+    const headers = new Headers(res.headers);
+    headers.set('Content-Security-Policy', CONTENT_SECURITY_POLICY);
+    headers.set('X-Content-Type-Options', 'nosniff');
+    return new Response(res.body, { status: res.status, headers });
+  });
+}
+
+function hardenSession(): void {
+  const ses = session.defaultSession;
+  ses.setPermissionRequestHandler((_wc, _permission, callback) => callback(false));
+  ses.setPermissionCheckHandler(() => false);
+  // No network at run time: anything but our own scheme is cancelled.
+  ses.webRequest.onBeforeRequest({ urls: ['http://*/*', 'https://*/*', 'ws://*/*', 'wss://*/*'] }, (_d, callback) =>
+    callback({ cancel: true }),
+  );
+}
+
+app.on('web-contents-created', (_event, contents) => {
+  contents.on('will-navigate', (e, url) => {
+    if (!isAllowedNavigation(url)) e.preventDefault();
+  });
+  contents.on('will-redirect', (e, url) => {
+    if (!isAllowedNavigation(url)) e.preventDefault();
+  });
+  contents.on('will-attach-webview', (e) => e.preventDefault());
+  contents.setWindowOpenHandler(() => ({ action: 'deny' }));
+});
+
+function createWindow(): void {
+  const win = new BrowserWindow({
+    width: 1400,
+    height: 900,
+    minWidth: 900,
+    minHeight: 600,
+    title: 'Flaneur',
+    show: false,
+    webPreferences: {
+      preload: PRELOAD,
+      contextIsolation: true,
+      sandbox: true,
+      nodeIntegration: false,
+      nodeIntegrationInWorker: false,
+      webSecurity: true,
+      allowRunningInsecureContent: false,
+      spellcheck: false,
+    },
+  });
+  win.once('ready-to-show', () => win.show());
+  void win.loadURL(`${APP_ORIGIN}/`);
+}
+
+app.enableSandbox();
+const gotLock = app.requestSingleInstanceLock();
+if (!gotLock) {
+  app.quit();
+} else {
+  app.on('second-instance', () => {
+    const win = BrowserWindow.getAllWindows()[0];
+    if (win) {
+      if (win.isMinimized()) win.restore();
+      win.focus();
+    }
+  });
+  app.whenReady().then(() => {
+    Menu.setApplicationMenu(
+      Menu.buildFromTemplate([
+        { role: 'fileMenu' },
+        { role: 'editMenu' },
+        { role: 'viewMenu' },
+        { role: 'windowMenu' },
+      ]),
+    );
+    hardenSession();
+    registerProtocol();
+    registerIpc();
+    engine.start();
+    createWindow();
+    app.on('activate', () => {
+      if (BrowserWindow.getAllWindows().length === 0) createWindow();
+    });
+  });
+  app.on('window-all-closed', () => {
+    if (process.platform !== 'darwin') app.quit();
+  });
+  let stopped = false;
+  app.on('before-quit', (e) => {
+    if (stopped) return;
+    e.preventDefault();
+    void engine.stop().then(() => {
+      stopped = true;
+      app.quit();
+    });
+  });
+}
+
+export { APP_HOST };

@@ -1,0 +1,172 @@
+/**
+ * The engine's contract: every command's name, argument schema and result schema, and every event. All transports
+ * (Electron IPC, browser-mode HTTP/WebSocket, the CLI, tests) go through one dispatcher built from this table, so an
+ * argument is validated the same way wherever it comes from. The renderer imports only the types from here.
+ */
+import { z } from 'zod';
+
+export const JOB_STATES = ['queued', 'running', 'done', 'failed', 'cancelled', 'interrupted'] as const;
+export const JobState = z.enum(JOB_STATES);
+export type JobState = z.infer<typeof JobState>;
+
+export const ErrorInfo = z.object({
+  code: z.string(),
+  message: z.string(),
+  field: z.string().optional(),
+  details: z.string().optional(),
+});
+export type ErrorInfo = z.infer<typeof ErrorInfo>;
+
+export const ProjectInfo = z.object({
+  id: z.string(),
+  name: z.string(),
+  path: z.string(),
+  isDemo: z.boolean(),
+  schemaVersion: z.int(),
+  createdAt: z.string(),
+  summary: z.object({
+    jobs: z.int(),
+    runningJobs: z.int(),
+  }),
+});
+export type ProjectInfo = z.infer<typeof ProjectInfo>;
+
+export const RecentProject = z.object({
+  path: z.string(),
+  name: z.string(),
+  openedAt: z.string(),
+  exists: z.boolean(),
+});
+export type RecentProject = z.infer<typeof RecentProject>;
+
+export const AppInfo = z.object({
+  name: z.literal('flaneur'),
+  version: z.string(),
+  schemaVersion: z.int(),
+  node: z.string(),
+  platform: z.string(),
+  arch: z.string(),
+  home: z.string(),
+});
+export type AppInfo = z.infer<typeof AppInfo>;
+
+export const JobProgress = z.object({
+  phase: z.string(),
+  done: z.number().nonnegative(),
+  total: z.number().nonnegative().nullable(),
+  unit: z.string(),
+  /** Items per second over the recent window, null until measurable. */
+  rate: z.number().nonnegative().nullable(),
+  /** Seconds left at the current rate, null when unknown. */
+  etaS: z.number().nonnegative().nullable(),
+});
+export type JobProgress = z.infer<typeof JobProgress>;
+
+export const JobInfo = z.object({
+  id: z.int().positive(),
+  kind: z.string(),
+  title: z.string(),
+  state: JobState,
+  progress: JobProgress,
+  items: z.object({ ok: z.int(), failed: z.int(), skipped: z.int() }),
+  /** How many times the job has been started (1 + number of resumes). */
+  attempt: z.int(),
+  error: ErrorInfo.nullable(),
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+  args: z.record(z.string(), z.unknown()),
+});
+export type JobInfo = z.infer<typeof JobInfo>;
+
+export const JobItemStatus = z.enum(['ok', 'failed', 'skipped']);
+export type JobItemStatus = z.infer<typeof JobItemStatus>;
+
+export const JobItem = z.object({
+  key: z.string(),
+  status: JobItemStatus,
+  result: z.unknown().nullable(),
+  error: ErrorInfo.nullable(),
+  attempt: z.int(),
+  finishedAt: z.string(),
+});
+export type JobItem = z.infer<typeof JobItem>;
+
+const Empty = z.object({}).strict();
+const JobId = z.object({ id: z.int().positive() }).strict();
+const UserPath = z.string().min(1, 'must not be empty').max(4096);
+
+export const HASH_ALGORITHMS = ['sha256', 'sha1', 'md5'] as const;
+
+/** The command table. Add a command here, then a handler in native/engine/handlers.ts. */
+export const commands = {
+  'app.info': { args: Empty, result: AppInfo },
+
+  'project.create': {
+    args: z.object({ path: UserPath, name: z.string().min(1).max(200).optional() }).strict(),
+    result: ProjectInfo,
+  },
+  'project.open': { args: z.object({ path: UserPath }).strict(), result: ProjectInfo },
+  'project.openDemo': { args: Empty, result: ProjectInfo },
+  'project.close': { args: Empty, result: z.null() },
+  'project.current': { args: Empty, result: ProjectInfo.nullable() },
+  'project.recent': { args: Empty, result: z.array(RecentProject) },
+  'project.forgetRecent': { args: z.object({ path: UserPath }).strict(), result: z.array(RecentProject) },
+
+  'jobs.list': {
+    args: z
+      .object({
+        states: z.array(JobState).optional(),
+        limit: z.int().min(1).max(1000).optional(),
+      })
+      .strict(),
+    result: z.array(JobInfo),
+  },
+  'jobs.get': { args: JobId, result: JobInfo },
+  'jobs.items': {
+    args: z
+      .object({
+        id: z.int().positive(),
+        status: JobItemStatus.optional(),
+        offset: z.int().min(0).optional(),
+        limit: z.int().min(1).max(1000).optional(),
+      })
+      .strict(),
+    result: z.object({ total: z.int(), items: z.array(JobItem) }),
+  },
+  'jobs.cancel': { args: JobId, result: JobInfo },
+  'jobs.resume': { args: JobId, result: JobInfo },
+
+  'ingest.hashFolder': {
+    args: z
+      .object({
+        root: UserPath,
+        recursive: z.boolean().optional(),
+        algorithm: z.enum(HASH_ALGORITHMS).optional(),
+      })
+      .strict(),
+    result: JobInfo,
+  },
+} as const;
+
+export type CommandTable = typeof commands;
+export type CommandName = keyof CommandTable;
+export type CommandArgs<K extends CommandName> = z.input<CommandTable[K]['args']>;
+export type ParsedArgs<K extends CommandName> = z.output<CommandTable[K]['args']>;
+export type CommandResult<K extends CommandName> = z.output<CommandTable[K]['result']>;
+
+export const COMMAND_NAMES = Object.keys(commands) as CommandName[];
+
+export function isCommandName(name: unknown): name is CommandName {
+  return typeof name === 'string' && Object.hasOwn(commands, name);
+}
+
+/** Events pushed from the engine to every connected UI. */
+export const EngineEvent = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('job.updated'), job: JobInfo }),
+  z.object({ type: z.literal('project.changed'), project: ProjectInfo.nullable() }),
+]);
+export type EngineEvent = z.infer<typeof EngineEvent>;
+
+/** The envelope every transport returns for a call. */
+export type CallResponse<T = unknown> = { ok: true; result: T } | { ok: false; error: ErrorInfo };

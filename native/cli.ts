@@ -1,0 +1,197 @@
+/**
+ * `flaneur` — headless commands over the same dispatcher as the UI. `--json` prints machine-readable results.
+ */
+import { parseArgs } from 'node:util';
+import type { CallResponse, CommandArgs, CommandName, CommandResult, EngineEvent, JobInfo } from './api/contract.js';
+import { Engine } from './engine/engine.js';
+import { createEngineDispatcher } from './engine/handlers.js';
+import { APP_VERSION } from './engine/version.js';
+import { runBrowserMode } from './server/browser-mode.js';
+import { defaultHome } from './store/app-home.js';
+
+const USAGE = `flaneur ${APP_VERSION} — learn from images and video without annotations
+
+Usage: flaneur <command> [options]
+
+  serve [--port N] [--project DIR]       run the engine and the UI in browser mode on 127.0.0.1
+  project create <dir> [--name NAME]     create a project folder
+  project info [<dir>]                   show a project (default: the most recent one)
+  project recent                         list recent projects
+  jobs list [--state S]                  list the project's jobs
+  jobs show <id> [--items]               one job, optionally with its per-item results
+  jobs cancel <id>                       cancel a job (also one running in the app)
+  jobs resume <id>                       resume an interrupted, failed or cancelled job and wait for it
+  hash <folder> [--algorithm A]          hash every file in a folder as a job and wait for it
+
+Options: --project DIR (default: the most recent project), --json, --help
+Environment: FLANEUR_HOME (app data folder), FLANEUR_PROJECT (default project)`;
+
+class CliError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+function formatJob(j: JobInfo): string {
+  const p = j.progress;
+  const pct = p.total ? ` ${Math.floor((100 * p.done) / p.total)}%` : '';
+  const err = j.error ? ` — ${j.error.message}` : '';
+  return `#${j.id}\t${j.state}${pct}\t${j.title}\t(${j.items.ok} ok, ${j.items.failed} failed, ${j.items.skipped} skipped)${err}`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+      project: { type: 'string' },
+      name: { type: 'string' },
+      port: { type: 'string' },
+      state: { type: 'string', multiple: true },
+      items: { type: 'boolean', default: false },
+      algorithm: { type: 'string' },
+    },
+  });
+  const [group, action, ...rest] = positionals;
+  const json = values.json ?? false;
+  if (values.help || !group) {
+    console.log(USAGE);
+    return group || values.help ? 0 : 2;
+  }
+
+  if (group === 'serve') {
+    await runBrowserMode({
+      json,
+      ...(values.project ? { project: values.project } : {}),
+      ...(values.port ? { port: Number(values.port) } : {}),
+    });
+    return -1; // keeps running
+  }
+
+  const engine = new Engine({ home: defaultHome(), whenLocked: 'observe', runner: { autoResume: false } });
+  const dispatcher = createEngineDispatcher(engine);
+  const call = async <K extends CommandName>(command: K, args: CommandArgs<K>): Promise<CommandResult<K>> => {
+    const res = (await dispatcher.dispatch(command, args)) as CallResponse<CommandResult<K>>;
+    if (!res.ok) throw new CliError(res.error.message, res.error.code);
+    return res.result;
+  };
+  const out = (value: unknown, human: () => string) => console.log(json ? JSON.stringify(value, null, 2) : human());
+  const openProjectArg = async (dir?: string) => {
+    const target =
+      dir ?? values.project ?? process.env.FLANEUR_PROJECT ?? engine.home.recent().find((r) => r.exists)?.path;
+    if (!target) throw new CliError('No project given and no recent project. Use --project DIR.', 'NO_PROJECT', 2);
+    return call('project.open', { path: target });
+  };
+  const waitFor = async (id: number): Promise<JobInfo> => {
+    const stop = engine.on((e: EngineEvent) => {
+      if (!json && e.type === 'job.updated' && e.job.id === id && e.job.state === 'running') {
+        const p = e.job.progress;
+        process.stderr.write(`\r${p.phase} ${p.done}${p.total !== null ? `/${p.total}` : ''} ${p.unit}   `);
+      }
+    });
+    const onSigint = () => void engine.close();
+    process.once('SIGINT', onSigint);
+    await engine.requireProject().runner.idle();
+    process.off('SIGINT', onSigint);
+    stop();
+    if (!json) process.stderr.write('\n');
+    return call('jobs.get', { id });
+  };
+
+  try {
+    switch (`${group} ${action ?? ''}`.trim()) {
+      case 'project create': {
+        if (!rest[0]) throw new CliError('project create needs a folder', 'INVALID_ARGUMENT', 2);
+        const info = await call('project.create', {
+          path: rest[0] ?? '',
+          ...(values.name ? { name: values.name } : {}),
+        });
+        out(info, () => `Created ${info.name} at ${info.path}`);
+        break;
+      }
+      case 'project info':
+      case 'project open': {
+        const info = await openProjectArg(rest[0]);
+        out(info, () =>
+          [
+            `${info.name}${info.isDemo ? ' (demo)' : ''}`,
+            `  path:    ${info.path}`,
+            `  schema:  ${info.schemaVersion}`,
+            `  created: ${info.createdAt}`,
+            `  jobs:    ${info.summary.jobs} (${info.summary.runningJobs} running)`,
+          ].join('\n'),
+        );
+        break;
+      }
+      case 'project recent': {
+        const list = await call('project.recent', {});
+        out(
+          list,
+          () => list.map((r) => `${r.exists ? ' ' : '!'} ${r.name}\t${r.path}\t${r.openedAt}`).join('\n') || '(none)',
+        );
+        break;
+      }
+      case 'jobs list': {
+        await openProjectArg();
+        const states = values.state as CommandArgs<'jobs.list'>['states'];
+        const list = await call('jobs.list', states ? { states } : {});
+        out(list, () => list.map(formatJob).join('\n') || '(no jobs)');
+        break;
+      }
+      case 'jobs show': {
+        await openProjectArg();
+        const id = Number(rest[0]);
+        const job = await call('jobs.get', { id });
+        const items = values.items ? await call('jobs.items', { id, limit: 1000 }) : null;
+        out({ job, items }, () => {
+          const lines = [formatJob(job)];
+          for (const it of items?.items ?? []) {
+            lines.push(`  ${it.status}\t${it.key}${it.error ? `\t${it.error.message}` : ''}`);
+          }
+          return lines.join('\n');
+        });
+        break;
+      }
+      case 'jobs cancel': {
+        await openProjectArg();
+        const job = await call('jobs.cancel', { id: Number(rest[0]) });
+        out(job, () =>
+          job.state === 'running' ? `Asked the running engine to cancel job #${job.id}` : formatJob(job),
+        );
+        break;
+      }
+      case 'jobs resume': {
+        await openProjectArg();
+        const job = await call('jobs.resume', { id: Number(rest[0]) });
+        const done = await waitFor(job.id);
+        out(done, () => formatJob(done));
+        break;
+      }
+      default: {
+        if (group === 'hash' && action) {
+          await openProjectArg();
+          const algorithm = values.algorithm as CommandArgs<'ingest.hashFolder'>['algorithm'];
+          const job = await call('ingest.hashFolder', { root: action, ...(algorithm ? { algorithm } : {}) });
+          const done = await waitFor(job.id);
+          out(done, () => formatJob(done));
+          break;
+        }
+        throw new CliError(`Unknown command: ${positionals.join(' ')}\n\n${USAGE}`, 'UNKNOWN_COMMAND', 2);
+      }
+    }
+    return 0;
+  } catch (err) {
+    const e = err instanceof CliError ? err : new CliError((err as Error).message, 'INTERNAL');
+    if (json) console.log(JSON.stringify({ ok: false, error: { code: e.code, message: e.message } }));
+    else console.error(`flaneur: ${e.message}`);
+    return e.exitCode;
+  } finally {
+    await engine.close();
+  }
+}

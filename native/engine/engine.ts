@@ -1,0 +1,171 @@
+/**
+ * The engine: one open project at a time, its job runner, the per-user app home, and the event stream every UI
+ * listens to. Transports never touch this directly; they go through the dispatcher built in handlers.ts.
+ */
+import path from 'node:path';
+import type { EngineEvent, JobInfo, ProjectInfo } from '../api/contract.js';
+import { FlaneurError } from '../api/errors.js';
+import { hashFolderJob } from '../ingest/hash-folder.js';
+import { JobRunner, type RunnerOptions } from '../jobs/runner.js';
+import type { AnyJobHandler } from '../jobs/types.js';
+import { AppHome } from '../store/app-home.js';
+import type { JobRow } from '../store/jobs-repo.js';
+import { Project } from '../store/project.js';
+import { ProjectLock } from '../store/project-lock.js';
+import { APP_VERSION } from './version.js';
+
+export const JOB_HANDLERS: readonly AnyJobHandler[] = [hashFolderJob];
+
+export interface EngineOptions {
+  home: string;
+  runner?: RunnerOptions;
+  /**
+   * When another live process owns a project: 'fail' (the app: one window per project) or 'observe' (the CLI:
+   * read and request cancellation, run nothing).
+   */
+  whenLocked?: 'fail' | 'observe';
+}
+
+export type EngineListener = (event: EngineEvent) => void;
+
+export function jobInfo(row: JobRow): JobInfo {
+  return {
+    id: row.id,
+    kind: row.kind,
+    title: row.title,
+    state: row.state,
+    progress: row.progress,
+    items: row.items,
+    attempt: row.attempt,
+    error: row.error,
+    createdAt: row.createdAt,
+    startedAt: row.startedAt,
+    finishedAt: row.finishedAt,
+    args: row.args,
+  };
+}
+
+export class Engine {
+  readonly home: AppHome;
+  private current: { project: Project; runner: JobRunner; lock: ProjectLock | null } | null = null;
+  private readonly listeners = new Set<EngineListener>();
+
+  constructor(private readonly options: EngineOptions) {
+    this.home = new AppHome(options.home);
+  }
+
+  on(listener: EngineListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(event: EngineEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(event);
+      } catch {
+        // A failing listener (a closed socket) must not stop the others or the job that emitted.
+      }
+    }
+  }
+
+  get project(): Project | null {
+    return this.current?.project ?? null;
+  }
+
+  requireProject(): { project: Project; runner: JobRunner } {
+    if (!this.current) throw new FlaneurError('NO_PROJECT', 'No project is open. Create or open a project first.');
+    return this.current;
+  }
+
+  projectInfo(): ProjectInfo | null {
+    if (!this.current) return null;
+    const { project } = this.current;
+    const counts = project.jobs.count();
+    return {
+      id: project.meta.id,
+      name: project.meta.name,
+      path: project.dir,
+      isDemo: path.resolve(project.dir) === path.resolve(this.home.demoProjectDir),
+      schemaVersion: project.schemaVersion,
+      createdAt: project.meta.createdAt,
+      summary: { jobs: counts.total, runningJobs: counts.running },
+    };
+  }
+
+  async createProject(dir: string, name?: string): Promise<ProjectInfo> {
+    const project = Project.create(dir, { appVersion: APP_VERSION, ...(name ? { name } : {}) });
+    return this.activate(project);
+  }
+
+  async openProject(dir: string): Promise<ProjectInfo> {
+    if (this.current && path.resolve(dir) === this.current.project.dir) return this.projectInfo() as ProjectInfo;
+    return this.activate(Project.open(dir));
+  }
+
+  /** The demo project lives in the app home; it is created on first use. */
+  async openDemo(): Promise<ProjectInfo> {
+    const dir = this.home.demoProjectDir;
+    if (Project.exists(dir)) return this.openProject(dir);
+    return this.activate(Project.create(dir, { appVersion: APP_VERSION, name: 'Demo project' }));
+  }
+
+  /** At launch: the given project, else the most recent one that opens, else the demo project. */
+  async openStartupProject(project?: string): Promise<ProjectInfo> {
+    if (project) return this.openProject(project);
+    for (const recent of this.home.recent()) {
+      if (!recent.exists) continue;
+      try {
+        return await this.openProject(recent.path);
+      } catch {
+        // Locked elsewhere or damaged: try the next; the UI lists recent projects with their state.
+      }
+    }
+    return this.openDemo();
+  }
+
+  async closeProject(): Promise<void> {
+    const cur = this.current;
+    if (!cur) return;
+    this.current = null;
+    await cur.runner.close();
+    cur.project.close();
+    cur.lock?.release();
+    this.emit({ type: 'project.changed', project: null });
+  }
+
+  async close(): Promise<void> {
+    await this.closeProject();
+    this.listeners.clear();
+  }
+
+  private async activate(project: Project): Promise<ProjectInfo> {
+    await this.closeProject();
+    const lockOrHolder = ProjectLock.acquire(project.dir);
+    let lock: ProjectLock | null = null;
+    let observer: { ownerPid: number } | null = null;
+    if (lockOrHolder instanceof ProjectLock) {
+      lock = lockOrHolder;
+    } else if (this.options.whenLocked === 'observe') {
+      observer = { ownerPid: lockOrHolder.pid };
+    } else {
+      project.close();
+      throw new FlaneurError(
+        'PROJECT_LOCKED',
+        `${project.dir} is open in another Flaneur process (pid ${lockOrHolder.pid} on ${lockOrHolder.host}). Close it there first.`,
+        { field: 'path' },
+      );
+    }
+    const runner = new JobRunner(project, (row) => this.emit({ type: 'job.updated', job: jobInfo(row) }), {
+      ...this.options.runner,
+      observer,
+    });
+    for (const h of JOB_HANDLERS) runner.register(h);
+    this.current = { project, runner, lock };
+    this.home.touchRecent(project.dir, project.meta.name);
+    const info = this.projectInfo() as ProjectInfo;
+    this.emit({ type: 'project.changed', project: info });
+    runner.start();
+    return info;
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * The command handlers: the one place where contract commands meet the engine. Every transport dispatches here.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import type { ProjectInfo } from '../api/contract.js';
+import { createDispatcher, type Dispatcher, type Handlers } from '../api/dispatcher.js';
+import { FlaneurError } from '../api/errors.js';
+import { SCHEMA_VERSION } from '../store/migrations.js';
+import { type Engine, jobInfo } from './engine.js';
+import { APP_VERSION } from './version.js';
+
+export function createHandlers(engine: Engine): Handlers {
+  const jobs = () => engine.requireProject();
+  const requireJob = (id: number) => {
+    const row = jobs().project.jobs.get(id);
+    if (!row) throw new FlaneurError('NOT_FOUND', `No job ${id} in this project.`, { field: 'id' });
+    return row;
+  };
+  return {
+    'app.info': () => ({
+      name: 'flaneur',
+      version: APP_VERSION,
+      schemaVersion: SCHEMA_VERSION,
+      node: process.versions.node,
+      platform: process.platform,
+      arch: os.arch(),
+      home: engine.home.dir,
+    }),
+
+    'project.create': (a) => engine.createProject(a.path, a.name),
+    'project.open': (a) => engine.openProject(a.path),
+    'project.openDemo': () => engine.openDemo(),
+    'project.close': async () => {
+      await engine.closeProject();
+      return null;
+    },
+    'project.current': (): ProjectInfo | null => engine.projectInfo(),
+    'project.recent': () => engine.home.recent(),
+    'project.forgetRecent': (a) => engine.home.forgetRecent(a.path),
+
+    'jobs.list': (a) => jobs().project.jobs.list(a).map(jobInfo),
+    'jobs.get': (a) => jobInfo(requireJob(a.id)),
+    'jobs.items': (a) => {
+      requireJob(a.id);
+      return jobs().project.jobs.items(a.id, a);
+    },
+    'jobs.cancel': (a) => jobInfo(jobs().runner.cancel(a.id)),
+    'jobs.resume': (a) => jobInfo(jobs().runner.resume(a.id)),
+
+    'ingest.hashFolder': (a) =>
+      jobInfo(jobs().runner.enqueue('ingest.hashFolder', { ...a, root: path.resolve(a.root) })),
+  };
+}
+
+export function createEngineDispatcher(engine: Engine): Dispatcher {
+  return createDispatcher(createHandlers(engine));
+}

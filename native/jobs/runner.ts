@@ -1,0 +1,272 @@
+/**
+ * The job runner: queues jobs, runs them through their handlers, persists state, progress and checkpoints in the
+ * project, emits events, cancels on request, and on start-up resumes the jobs a dead engine left behind.
+ */
+import type { JobProgress, JobState } from '../api/contract.js';
+import { FlaneurError, serializeError } from '../api/errors.js';
+import type { JobRow } from '../store/jobs-repo.js';
+import type { Project } from '../store/project.js';
+import { RateMeter } from './progress.js';
+import type { AnyJobHandler, ItemResult, JobContext } from './types.js';
+
+export interface RunnerOptions {
+  /** Jobs run at the same time (work is CPU- and disk-bound; one at a time is the default). */
+  concurrency?: number;
+  /** Minimum milliseconds between progress events of one job. */
+  eventIntervalMs?: number;
+  /** Minimum milliseconds between progress writes to the database (commits always write). */
+  persistIntervalMs?: number;
+  /** Resume jobs found 'interrupted' at start-up. */
+  autoResume?: boolean;
+  /**
+   * Another process owns this project's jobs: list them and ask for cancellation, but run nothing and leave
+   * 'running' jobs alone (they are not interrupted, they run elsewhere).
+   */
+  observer?: { ownerPid: number } | null;
+}
+
+type StopReason = 'cancel' | 'shutdown';
+
+interface Active {
+  controller: AbortController;
+  promise: Promise<void>;
+}
+
+const RESUMABLE: readonly JobState[] = ['interrupted', 'failed', 'cancelled'];
+
+export class JobRunner {
+  private readonly handlers = new Map<string, AnyJobHandler>();
+  private readonly active = new Map<number, Active>();
+  private readonly options: Required<RunnerOptions>;
+
+  private closed = false;
+
+  constructor(
+    private readonly project: Project,
+    private readonly emit: (job: JobRow) => void,
+    options: RunnerOptions = {},
+  ) {
+    this.options = {
+      concurrency: options.concurrency ?? 1,
+      eventIntervalMs: options.eventIntervalMs ?? 100,
+      persistIntervalMs: options.persistIntervalMs ?? 1000,
+      autoResume: options.autoResume ?? true,
+      observer: options.observer ?? null,
+    };
+  }
+
+  register(handler: AnyJobHandler): void {
+    this.handlers.set(handler.kind, handler);
+  }
+
+  /** Marks what a dead engine left running as interrupted, resumes it if configured, and starts the queue. */
+  start(): void {
+    if (this.options.observer) return;
+    for (const job of this.project.jobs.markInterrupted()) {
+      this.emit(job);
+      if (this.options.autoResume && this.handlers.has(job.kind))
+        this.emit(this.project.jobs.setState(job.id, 'queued'));
+    }
+    this.pump();
+  }
+
+  enqueue(kind: string, args: unknown): JobRow {
+    this.refuseIfObserver();
+    if (this.closed) throw new FlaneurError('JOB_STATE', 'The engine is shutting down; no new jobs.');
+    const handler = this.handlers.get(kind);
+    if (!handler) throw new FlaneurError('INVALID_ARGUMENT', `No job handler for kind "${kind}"`, { field: 'kind' });
+    const parsed = handler.args.parse(args) as Record<string, unknown>;
+    const job = this.project.jobs.insert({
+      kind,
+      title: handler.title(parsed),
+      args: parsed,
+      progress: { phase: 'queued', done: 0, total: null, unit: 'items', rate: null, etaS: null },
+    });
+    this.emit(job);
+    this.pump();
+    return job;
+  }
+
+  cancel(id: number): JobRow {
+    const job = this.requireJob(id);
+    const active = this.active.get(id);
+    if (active) {
+      active.controller.abort('cancel' satisfies StopReason);
+      return job;
+    }
+    if (job.state === 'running' && this.options.observer) {
+      this.project.jobs.requestCancel(id);
+      return job;
+    }
+    if (job.state === 'queued' || job.state === 'interrupted') {
+      const row = this.project.jobs.setState(id, 'cancelled', {
+        error: { code: 'CANCELLED', message: 'Cancelled before it ran.' },
+      });
+      this.emit(row);
+      return row;
+    }
+    throw new FlaneurError('JOB_STATE', `Job ${id} is ${job.state}; only queued or running jobs can be cancelled.`);
+  }
+
+  resume(id: number): JobRow {
+    this.refuseIfObserver();
+    const job = this.requireJob(id);
+    if (!RESUMABLE.includes(job.state)) {
+      throw new FlaneurError(
+        'JOB_STATE',
+        `Job ${id} is ${job.state}; only interrupted, failed or cancelled jobs resume.`,
+      );
+    }
+    const row = this.project.jobs.setState(id, 'queued');
+    this.emit(row);
+    this.pump();
+    return row;
+  }
+
+  /** Stops running jobs so they resume next time (state 'interrupted'), and waits for them to settle. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const a of this.active.values()) a.controller.abort('shutdown' satisfies StopReason);
+    await Promise.allSettled([...this.active.values()].map((a) => a.promise));
+  }
+
+  /** Resolves when no job is running or queued (for tests and the CLI). */
+  async idle(): Promise<void> {
+    while (this.active.size > 0) await Promise.allSettled([...this.active.values()].map((a) => a.promise));
+  }
+
+  isRunning(id: number): boolean {
+    return this.active.has(id);
+  }
+
+  private refuseIfObserver(): void {
+    const observer = this.options.observer;
+    if (observer) {
+      throw new FlaneurError(
+        'PROJECT_LOCKED',
+        `Another Flaneur process (pid ${observer.ownerPid}) runs this project's jobs; start or resume jobs there.`,
+      );
+    }
+  }
+
+  private requireJob(id: number): JobRow {
+    const job = this.project.jobs.get(id);
+    if (!job) throw new FlaneurError('NOT_FOUND', `No job ${id} in this project.`, { field: 'id' });
+    return job;
+  }
+
+  private pump(): void {
+    if (this.closed || this.options.observer) return;
+    while (this.active.size < this.options.concurrency) {
+      const next = this.project.jobs
+        .list({ states: ['queued'], limit: 1000 })
+        .filter((j) => !this.active.has(j.id))
+        .sort((a, b) => a.id - b.id)[0];
+      if (!next) return;
+      this.launch(next);
+    }
+  }
+
+  private launch(job: JobRow): void {
+    const controller = new AbortController();
+    const entry: Active = { controller, promise: Promise.resolve() };
+    this.active.set(job.id, entry);
+    entry.promise = this.execute(job, controller).finally(() => {
+      this.active.delete(job.id);
+      this.pump();
+    });
+  }
+
+  private async execute(queued: JobRow, controller: AbortController): Promise<void> {
+    const repo = this.project.jobs;
+    const handler = this.handlers.get(queued.kind);
+    if (!handler) {
+      this.emit(
+        repo.setState(queued.id, 'failed', {
+          error: { code: 'INTERNAL', message: `This version of Flaneur cannot run jobs of kind "${queued.kind}".` },
+        }),
+      );
+      return;
+    }
+    const job = repo.setState(queued.id, 'running', { newAttempt: true });
+    this.emit(job);
+
+    const meter = new RateMeter();
+    let progress: JobProgress = { ...job.progress, rate: null, etaS: null };
+    let lastEvent = 0;
+    let lastPersist = 0;
+
+    const publish = (force: boolean) => {
+      const t = performance.now();
+      progress = { ...progress, rate: meter.rate(), etaS: meter.eta(progress.done, progress.total) };
+      if (force || t - lastPersist >= this.options.persistIntervalMs) {
+        repo.saveProgress(job.id, progress);
+        lastPersist = t;
+        // A cancel asked for by another process (the CLI) arrives through the database.
+        if (repo.cancelRequested(job.id)) controller.abort('cancel' satisfies StopReason);
+      }
+      if (force || t - lastEvent >= this.options.eventIntervalMs) {
+        const row = repo.get(job.id);
+        if (row) this.emit({ ...row, progress });
+        lastEvent = t;
+      }
+    };
+
+    const abortError = () =>
+      new FlaneurError('JOB_STATE', controller.signal.reason === 'shutdown' ? 'Engine stopped' : 'Cancelled');
+
+    const ctx: JobContext<unknown, unknown> = {
+      jobId: job.id,
+      args: handler.args.parse(job.args),
+      checkpoint: job.checkpoint,
+      attempt: job.attempt,
+      project: this.project,
+      signal: controller.signal,
+      phase(name, options = {}) {
+        meter.reset();
+        progress = {
+          phase: name,
+          done: options.done ?? 0,
+          total: options.total === undefined ? null : options.total,
+          unit: options.unit ?? progress.unit,
+          rate: null,
+          etaS: null,
+        };
+        meter.add(progress.done);
+        publish(true);
+      },
+      progress(done, total) {
+        progress = { ...progress, done, total: total === undefined ? progress.total : total };
+        meter.add(done);
+        publish(false);
+      },
+      commit(items: readonly ItemResult[], next) {
+        repo.commit(job.id, { items, checkpoint: next, progress });
+      },
+      finishedKeys: () => repo.finishedKeys(job.id),
+      throwIfAborted() {
+        if (controller.signal.aborted) throw abortError();
+      },
+    };
+
+    try {
+      await handler.run(ctx);
+      if (controller.signal.aborted) throw abortError();
+      progress = { ...progress, phase: 'done', etaS: 0 };
+      repo.saveProgress(job.id, progress);
+      this.emit(repo.setState(job.id, 'done'));
+    } catch (err) {
+      repo.saveProgress(job.id, { ...progress, rate: null, etaS: null });
+      const reason = controller.signal.aborted ? (controller.signal.reason as StopReason) : null;
+      if (reason === 'shutdown') {
+        this.emit(repo.setState(job.id, 'interrupted'));
+      } else if (reason === 'cancel') {
+        this.emit(
+          repo.setState(job.id, 'cancelled', { error: { code: 'CANCELLED', message: 'Cancelled by the user.' } }),
+        );
+      } else {
+        this.emit(repo.setState(job.id, 'failed', { error: serializeError(err) }));
+      }
+    }
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * Browser mode: the engine over HTTP + WebSocket on 127.0.0.1 only. Serves the built renderer, answers
+ * POST /api/call with the dispatcher's envelope, and streams engine events on /api/events.
+ */
+import fs from 'node:fs';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { WebSocketServer } from 'ws';
+import type { EngineEvent } from '../api/contract.js';
+import type { Dispatcher } from '../api/dispatcher.js';
+import { CONTENT_SECURITY_POLICY } from '../api/security-policy.js';
+import { checkRequest, newToken, TOKEN_COOKIE } from './security.js';
+
+export interface ServerOptions {
+  dispatcher: Dispatcher;
+  subscribe(listener: (event: EngineEvent) => void): () => void;
+  /** The built renderer; null serves the API only. */
+  staticDir: string | null;
+  port?: number;
+  token?: string;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  token: string;
+  /** The URL to open in a browser: carries the token once, then the page keeps it in a cookie. */
+  launchUrl: string;
+  close(): Promise<void>;
+}
+
+const MAX_BODY = 1 << 20;
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+  '.woff2': 'font/woff2',
+  '.map': 'application/json',
+};
+
+function securityHeaders(res: ServerResponse): void {
+  res.setHeader('Content-Security-Policy', CONTENT_SECURITY_POLICY);
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('X-Frame-Options', 'DENY');
+  res.setHeader('Referrer-Policy', 'no-referrer');
+  res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+  res.setHeader('Cross-Origin-Resource-Policy', 'same-origin');
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const data = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
+  res.end(data);
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw new Error('request body too large');
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function serveStatic(staticDir: string, pathname: string, res: ServerResponse): void {
+  const root = path.resolve(staticDir);
+  let rel: string;
+  try {
+    rel = decodeURIComponent(pathname);
+  } catch {
+    sendJson(res, 400, { error: { code: 'INVALID_ARGUMENT', message: 'Bad path encoding' } });
+    return;
+  }
+  let file = path.resolve(root, `.${rel}`);
+  if (!file.startsWith(root + path.sep) && file !== root) {
+    sendJson(res, 403, { error: { code: 'PATH_REFUSED', message: 'Path escapes the app folder' } });
+    return;
+  }
+  if (!fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+    // Single-page app: unknown paths without an extension get the shell; missing assets are 404.
+    if (path.extname(rel)) {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('Not found');
+      return;
+    }
+    file = path.join(root, 'index.html');
+  }
+  const type = CONTENT_TYPES[path.extname(file)] ?? 'application/octet-stream';
+  const immutable = file.includes(`${path.sep}assets${path.sep}`);
+  res.writeHead(200, {
+    'Content-Type': type,
+    'Cache-Control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
+  });
+  fs.createReadStream(file).pipe(res);
+}
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const token = options.token ?? newToken();
+  let port = 0;
+
+  const server = http.createServer(async (req, res) => {
+    securityHeaders(res);
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const refusal = checkRequest(req, url, port, token);
+    if (refusal) {
+      sendJson(res, refusal.status, { ok: false, error: { code: refusal.code, message: refusal.message } });
+      return;
+    }
+    // First load with ?token=: keep the token in a strict, HttpOnly cookie and drop it from the address bar.
+    if (req.method === 'GET' && url.searchParams.has('token')) {
+      url.searchParams.delete('token');
+      res.writeHead(303, {
+        'Set-Cookie': `${TOKEN_COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/`,
+        Location: url.pathname + url.search,
+      });
+      res.end();
+      return;
+    }
+    if (url.pathname === '/api/call') {
+      if (req.method !== 'POST') {
+        sendJson(res, 405, { ok: false, error: { code: 'INVALID_ARGUMENT', message: 'Use POST' } });
+        return;
+      }
+      if (!(req.headers['content-type'] ?? '').startsWith('application/json')) {
+        sendJson(res, 415, {
+          ok: false,
+          error: { code: 'INVALID_ARGUMENT', message: 'Content-Type must be application/json' },
+        });
+        return;
+      }
+      let body: unknown;
+      try {
+        body = JSON.parse(await readBody(req));
+      } catch (err) {
+        sendJson(res, 400, {
+          ok: false,
+          error: { code: 'INVALID_ARGUMENT', message: `Bad request body: ${(err as Error).message}` },
+        });
+        return;
+      }
+      const { command, args } = (body ?? {}) as { command?: unknown; args?: unknown };
+      sendJson(res, 200, await options.dispatcher.dispatch(command, args));
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      sendJson(res, 405, { ok: false, error: { code: 'INVALID_ARGUMENT', message: 'Method not allowed' } });
+      return;
+    }
+    if (!options.staticDir) {
+      sendJson(res, 404, { ok: false, error: { code: 'NOT_FOUND', message: 'This server has no UI build' } });
+      return;
+    }
+    serveStatic(options.staticDir, url.pathname, res);
+  });
+
+  const wss = new WebSocketServer({ noServer: true });
+  server.on('upgrade', (req, socket, head) => {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const refusal = checkRequest(req, url, port, token);
+    if (refusal || url.pathname !== '/api/events') {
+      const status = refusal
+        ? `${refusal.status} ${refusal.status === 401 ? 'Unauthorized' : 'Forbidden'}`
+        : '404 Not Found';
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const unsubscribe = options.subscribe((event) => {
+        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(event));
+      });
+      ws.on('close', unsubscribe);
+      ws.on('error', unsubscribe);
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  port = (server.address() as AddressInfo).port;
+  const url = `http://127.0.0.1:${port}`;
+
+  return {
+    url,
+    port,
+    token,
+    launchUrl: `${url}/?token=${token}`,
+    async close() {
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

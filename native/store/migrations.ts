@@ -1,0 +1,55 @@
+/**
+ * Numbered schema migrations of project.sqlite. Never edit a migration that has shipped; add the next one.
+ * PRAGMA user_version holds the number of the last migration applied.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'project and jobs',
+    sql: `
+      CREATE TABLE project (
+        singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+        id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL
+      );
+      CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        title TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('queued','running','done','failed','cancelled','interrupted')),
+        args TEXT NOT NULL,
+        progress TEXT NOT NULL,
+        checkpoint TEXT,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        updated_at TEXT NOT NULL
+      );
+      CREATE INDEX jobs_by_state ON jobs (state, id);
+      CREATE TABLE job_items (
+        job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('ok','failed','skipped')),
+        result TEXT,
+        error TEXT,
+        attempt INTEGER NOT NULL,
+        finished_at TEXT NOT NULL,
+        PRIMARY KEY (job_id, key)
+      ) WITHOUT ROWID;
+      CREATE INDEX job_items_by_status ON job_items (job_id, status);
+    `,
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,0 +1,147 @@
+/**
+ * A project is a folder: project.sqlite (WAL), cache/ and checkpoints/. This module creates and opens them and
+ * says clearly when a folder is not a project or was written by a newer app.
+ */
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { FlaneurError } from '../api/errors.js';
+import { APPLICATION_ID, configure, createDatabase, type Db, migrate, openDatabase, readVersions } from './db.js';
+import { JobRepository } from './jobs-repo.js';
+import { SCHEMA_VERSION } from './migrations.js';
+
+export const PROJECT_FILE = 'project.sqlite';
+export const PROJECT_DIRS = ['cache', 'checkpoints'] as const;
+
+export interface ProjectMeta {
+  id: string;
+  name: string;
+  createdAt: string;
+  createdBy: string;
+}
+
+export class Project {
+  readonly jobs: JobRepository;
+
+  private constructor(
+    readonly dir: string,
+    readonly db: Db,
+    readonly meta: ProjectMeta,
+  ) {
+    this.jobs = new JobRepository(db);
+  }
+
+  get cacheDir(): string {
+    return path.join(this.dir, 'cache');
+  }
+
+  get checkpointsDir(): string {
+    return path.join(this.dir, 'checkpoints');
+  }
+
+  get schemaVersion(): number {
+    return readVersions(this.db).userVersion;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  /** Creates a project in `dir` (made if missing). Refuses a folder that already holds one. */
+  static create(dir: string, options: { name?: string; appVersion: string }): Project {
+    const abs = path.resolve(dir);
+    if (fs.existsSync(abs) && !fs.statSync(abs).isDirectory()) {
+      throw new FlaneurError('PATH_REFUSED', `${abs} is a file, not a folder.`, { field: 'path' });
+    }
+    const file = path.join(abs, PROJECT_FILE);
+    if (fs.existsSync(file)) {
+      throw new FlaneurError('PROJECT_EXISTS', `${abs} already holds a Flaneur project; open it instead.`, {
+        field: 'path',
+      });
+    }
+    try {
+      fs.mkdirSync(abs, { recursive: true });
+      for (const d of PROJECT_DIRS) fs.mkdirSync(path.join(abs, d), { recursive: true });
+    } catch (err) {
+      throw new FlaneurError('IO_ERROR', `Cannot create the project folder ${abs}: ${(err as Error).message}`, {
+        cause: err,
+        field: 'path',
+      });
+    }
+    const db = createDatabase(file);
+    try {
+      migrate(db, null);
+      const meta: ProjectMeta = {
+        id: randomUUID(),
+        name: options.name ?? path.basename(abs),
+        createdAt: new Date().toISOString(),
+        createdBy: `flaneur ${options.appVersion}`,
+      };
+      db.prepare(
+        `INSERT INTO project (singleton, id, name, created_at, created_by) VALUES (1, @id, @name, @createdAt, @createdBy)`,
+      ).run(meta);
+      return new Project(abs, db, meta);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  /** Opens an existing project (the folder, or its project.sqlite), migrating an older schema forward. */
+  static open(dirOrFile: string): Project {
+    let abs = path.resolve(dirOrFile);
+    if (path.basename(abs) === PROJECT_FILE) abs = path.dirname(abs);
+    if (!fs.existsSync(abs)) {
+      throw new FlaneurError('NOT_FOUND', `No such folder: ${abs}`, { field: 'path' });
+    }
+    if (!fs.statSync(abs).isDirectory()) {
+      throw new FlaneurError('NOT_A_PROJECT', `${abs} is a file, not a project folder.`, { field: 'path' });
+    }
+    const file = path.join(abs, PROJECT_FILE);
+    if (!fs.existsSync(file)) {
+      throw new FlaneurError(
+        'NOT_A_PROJECT',
+        `${abs} is not a Flaneur project (it has no ${PROJECT_FILE}). Create a project there or choose another folder.`,
+        { field: 'path' },
+      );
+    }
+    const db = openDatabase(file);
+    try {
+      let versions: { applicationId: number; userVersion: number };
+      try {
+        versions = readVersions(db);
+      } catch (err) {
+        throw new FlaneurError('NOT_A_PROJECT', `${file} is not a readable SQLite database.`, {
+          field: 'path',
+          details: (err as Error).message,
+        });
+      }
+      if (versions.applicationId !== APPLICATION_ID) {
+        throw new FlaneurError('NOT_A_PROJECT', `${file} is an SQLite database, but not a Flaneur project.`, {
+          field: 'path',
+        });
+      }
+      if (versions.userVersion > SCHEMA_VERSION) migrate(db, file); // throws PROJECT_TOO_NEW
+      configure(db);
+      migrate(db, file);
+      for (const d of PROJECT_DIRS) fs.mkdirSync(path.join(abs, d), { recursive: true });
+      const row = db.prepare(`SELECT id, name, created_at, created_by FROM project WHERE singleton = 1`).get() as
+        | { id: string; name: string; created_at: string; created_by: string }
+        | undefined;
+      if (!row) throw new FlaneurError('NOT_A_PROJECT', `${file} has no project record.`, { field: 'path' });
+      return new Project(abs, db, {
+        id: row.id,
+        name: row.name,
+        createdAt: row.created_at,
+        createdBy: row.created_by,
+      });
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  static exists(dir: string): boolean {
+    return fs.existsSync(path.join(path.resolve(dir), PROJECT_FILE));
+  }
+}

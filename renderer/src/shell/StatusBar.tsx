@@ -1,0 +1,33 @@
+import { useApp } from '../state/app-state';
+import { formatDuration } from './format';
+
+/** Transport, connection and the job in progress, always visible at the bottom. */
+export function StatusBar() {
+  const { client, connection, jobs, appInfo } = useApp();
+  const running = jobs.filter((j) => j.state === 'running');
+  const queued = jobs.filter((j) => j.state === 'queued').length;
+  const first = running[0];
+  return (
+    <footer className="statusbar">
+      <span>{client.transport === 'electron' ? 'Desktop' : 'Browser mode (127.0.0.1)'}</span>
+      <span className={connection === 'connected' ? 'ok' : 'warn'}>
+        {connection === 'connected' ? 'Engine connected' : 'Reconnecting to the engine…'}
+      </span>
+      {first ? (
+        <span className="status-job" data-testid="status-job">
+          {first.title}: {first.progress.phase}
+          {first.progress.total !== null && (
+            <progress max={first.progress.total} value={first.progress.done} aria-label="Running job progress" />
+          )}
+          {first.progress.etaS !== null && <span> ETA {formatDuration(first.progress.etaS)}</span>}
+          {running.length > 1 && <span> (+{running.length - 1} running)</span>}
+        </span>
+      ) : (
+        <span>No job running</span>
+      )}
+      {queued > 0 && <span>{queued} queued</span>}
+      <span className="spacer" />
+      {appInfo && <span className="muted">Flaneur {appInfo.version}</span>}
+    </footer>
+  );
+}

@@ -1,0 +1,123 @@
+/**
+ * App-wide state fed by the engine: the open project, the jobs of that project, notices, and the connection.
+ * Views read it through useApp(); they call the engine through `client` and let events update what they show.
+ */
+import { createContext, type ReactNode, useCallback, useContext, useEffect, useMemo, useState } from 'react';
+import type { AppInfo, JobInfo, ProjectInfo } from '../../../native/api/contract';
+import { ClientError, type ConnectionState, type FlaneurClient } from '../client';
+
+export interface Notice {
+  id: number;
+  kind: 'error' | 'info';
+  title: string;
+  message: string;
+  details?: string | undefined;
+  code?: string | undefined;
+}
+
+interface AppState {
+  client: FlaneurClient;
+  appInfo: AppInfo | null;
+  project: ProjectInfo | null;
+  /** False until the first answer from the engine arrived. */
+  loaded: boolean;
+  jobs: JobInfo[];
+  connection: ConnectionState;
+  notices: Notice[];
+  notify(notice: Omit<Notice, 'id'>): void;
+  dismiss(id: number): void;
+  /** Runs an engine call; a failure becomes a notice and the promise resolves to undefined. */
+  run<T>(title: string, action: () => Promise<T>): Promise<T | undefined>;
+  refresh(): Promise<void>;
+}
+
+const Ctx = createContext<AppState | null>(null);
+
+let nextNoticeId = 1;
+
+export function AppStateProvider({ client, children }: { client: FlaneurClient; children: ReactNode }) {
+  const [appInfo, setAppInfo] = useState<AppInfo | null>(null);
+  const [project, setProject] = useState<ProjectInfo | null>(null);
+  const [loaded, setLoaded] = useState(false);
+  const [jobMap, setJobMap] = useState<Map<number, JobInfo>>(new Map());
+  const [connection, setConnection] = useState<ConnectionState>('connected');
+  const [notices, setNotices] = useState<Notice[]>([]);
+
+  const notify = useCallback((n: Omit<Notice, 'id'>) => {
+    setNotices((list) => [...list.slice(-4), { ...n, id: nextNoticeId++ }]);
+  }, []);
+  const dismiss = useCallback((id: number) => setNotices((list) => list.filter((n) => n.id !== id)), []);
+
+  const run = useCallback(
+    async <T,>(title: string, action: () => Promise<T>): Promise<T | undefined> => {
+      try {
+        return await action();
+      } catch (err) {
+        const e = err instanceof ClientError ? err : null;
+        notify({
+          kind: 'error',
+          title,
+          message: (err as Error).message,
+          details: e?.details,
+          code: e?.code,
+        });
+        return undefined;
+      }
+    },
+    [notify],
+  );
+
+  const refresh = useCallback(async () => {
+    const [info, current] = await Promise.all([client.call('app.info', {}), client.call('project.current', {})]);
+    setAppInfo(info);
+    setProject(current);
+    const jobs = current ? await client.call('jobs.list', { limit: 200 }) : [];
+    setJobMap(new Map(jobs.map((j) => [j.id, j])));
+    setLoaded(true);
+  }, [client]);
+
+  useEffect(() => {
+    const offEvents = client.subscribe((event) => {
+      if (event.type === 'job.updated') {
+        setJobMap((m) => new Map(m).set(event.job.id, event.job));
+      } else if (event.type === 'project.changed') {
+        setProject(event.project);
+        setJobMap(new Map());
+        if (event.project)
+          void client.call('jobs.list', { limit: 200 }).then((jobs) => setJobMap(new Map(jobs.map((j) => [j.id, j]))));
+      }
+    });
+    const offConn = client.onConnection((s) => {
+      setConnection(s);
+      if (s === 'connected') void refresh().catch(() => {});
+    });
+    void run('Could not reach the engine', refresh);
+    return () => {
+      offEvents();
+      offConn();
+    };
+  }, [client, refresh, run]);
+
+  const jobs = useMemo(() => [...jobMap.values()].sort((a, b) => b.id - a.id), [jobMap]);
+
+  const value: AppState = {
+    client,
+    appInfo,
+    project,
+    loaded,
+    jobs,
+    connection,
+    notices,
+    notify,
+    dismiss,
+    run,
+    refresh,
+  };
+  return <Ctx.Provider value={value}>{children}</Ctx.Provider>;
+}
+
+export function useApp(): AppState {
+  const v = useContext(Ctx);
+  if (!v) throw new Error('useApp outside AppStateProvider');
+  return v;
+}

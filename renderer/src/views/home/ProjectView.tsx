@@ -1,0 +1,144 @@
+import { type FormEvent, useCallback, useEffect, useState } from 'react';
+import type { RecentProject } from '../../../../native/api/contract';
+import { formatTime } from '../../shell/format';
+import { PathField } from '../../shell/PathField';
+import { useApp } from '../../state/app-state';
+
+/** The open project, what is in it, and how to create or open another. */
+export function ProjectView() {
+  const { client, project, run, loaded } = useApp();
+  const [recent, setRecent] = useState<RecentProject[]>([]);
+  const [createPath, setCreatePath] = useState('');
+  const [createName, setCreateName] = useState('');
+  const [openPath, setOpenPath] = useState('');
+
+  const loadRecent = useCallback(async () => {
+    setRecent(await client.call('project.recent', {}));
+  }, [client]);
+
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the list changes whenever another project opens
+  useEffect(() => {
+    void run('Could not list recent projects', loadRecent);
+  }, [run, loadRecent, project?.id]);
+
+  const create = async (e: FormEvent) => {
+    e.preventDefault();
+    const info = await run('Could not create the project', () =>
+      client.call('project.create', { path: createPath, ...(createName ? { name: createName } : {}) }),
+    );
+    if (info) {
+      setCreatePath('');
+      setCreateName('');
+    }
+  };
+  const open = async (e: FormEvent) => {
+    e.preventDefault();
+    if (await run('Could not open the project', () => client.call('project.open', { path: openPath }))) setOpenPath('');
+  };
+
+  return (
+    <div className="view">
+      <header className="view-header">
+        <h1>Project</h1>
+      </header>
+
+      {!loaded ? (
+        <p className="muted">Connecting to the engine…</p>
+      ) : project ? (
+        <section className="card" aria-labelledby="current-project">
+          <h2 id="current-project">{project.name}</h2>
+          <dl className="facts">
+            <dt>Folder</dt>
+            <dd className="mono">{project.path}</dd>
+            <dt>Created</dt>
+            <dd>{formatTime(project.createdAt)}</dd>
+            <dt>Jobs</dt>
+            <dd>
+              {project.summary.jobs} ({project.summary.runningJobs} running)
+            </dd>
+            <dt>Schema</dt>
+            <dd>version {project.schemaVersion}</dd>
+          </dl>
+          {project.isDemo && (
+            <div className="callout" data-testid="demo-note">
+              <strong>This is the demo project.</strong> It holds no media and no model yet: the bundled sample video
+              and the embedded encoder arrive with the ingest and Dora features, which are still being built. What works
+              today: projects, and long jobs with progress, cancel and resume — try hashing a folder from the Jobs view.
+            </div>
+          )}
+        </section>
+      ) : (
+        <section className="card empty">
+          <h2>No project open</h2>
+          <p>Create a project folder below, open an existing one, or open the demo project.</p>
+          <button
+            type="button"
+            onClick={() => void run('Could not open the demo', () => client.call('project.openDemo', {}))}
+          >
+            Open the demo project
+          </button>
+        </section>
+      )}
+
+      <div className="grid-2">
+        <form className="card" onSubmit={create} aria-labelledby="create-title">
+          <h2 id="create-title">New project</h2>
+          <p className="muted">A project is a folder: its database, caches and checkpoints live inside it.</p>
+          <PathField label="Project folder" name="create-path" value={createPath} onChange={setCreatePath} />
+          <div className="field">
+            <label htmlFor="create-name">Name (optional)</label>
+            <input id="create-name" value={createName} onChange={(e) => setCreateName(e.target.value)} />
+          </div>
+          <button type="submit" className="primary" disabled={!createPath.trim()}>
+            Create project
+          </button>
+        </form>
+
+        <form className="card" onSubmit={open} aria-labelledby="open-title">
+          <h2 id="open-title">Open a project</h2>
+          <PathField label="Existing project folder" name="open-path" value={openPath} onChange={setOpenPath} />
+          <button type="submit" disabled={!openPath.trim()}>
+            Open
+          </button>
+          <h3>Recent</h3>
+          {recent.length === 0 ? (
+            <p className="muted">No recent projects.</p>
+          ) : (
+            <ul className="recent">
+              {recent.map((r) => (
+                <li key={r.path}>
+                  <div>
+                    <strong>{r.name}</strong>
+                    <span className="mono muted"> {r.path}</span>
+                    {!r.exists && <span className="badge badge-failed">missing</span>}
+                  </div>
+                  <div className="row-actions">
+                    <button
+                      type="button"
+                      disabled={!r.exists || r.path === project?.path}
+                      onClick={() =>
+                        void run('Could not open the project', () => client.call('project.open', { path: r.path }))
+                      }
+                    >
+                      {r.path === project?.path ? 'Current' : 'Open'}
+                    </button>
+                    <button
+                      type="button"
+                      onClick={() =>
+                        void run('Could not update the list', async () => {
+                          setRecent(await client.call('project.forgetRecent', { path: r.path }));
+                        })
+                      }
+                    >
+                      Forget
+                    </button>
+                  </div>
+                </li>
+              ))}
+            </ul>
+          )}
+        </form>
+      </div>
+    </div>
+  );
+}
