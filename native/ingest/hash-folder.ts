@@ -28,8 +28,18 @@ interface HashCheckpoint {
 const COMMIT_EVERY_ITEMS = 32;
 const COMMIT_EVERY_MS = 250;
 
+/** Files up to this size are read in one call; larger ones stream in 1 MiB chunks. */
+const WHOLE_READ_LIMIT = 8 << 20;
+
 export async function hashFile(file: string, algorithm: string, signal?: AbortSignal): Promise<string> {
   const hash = createHash(algorithm);
+  const handle = await fs.promises.open(file, 'r');
+  try {
+    const { size } = await handle.stat();
+    if (size <= WHOLE_READ_LIMIT) return hash.update(await handle.readFile({ signal })).digest('hex');
+  } finally {
+    await handle.close();
+  }
   const stream = fs.createReadStream(file, { highWaterMark: 1 << 20, signal });
   for await (const chunk of stream) hash.update(chunk as Buffer);
   return hash.digest('hex');

@@ -59,13 +59,14 @@ export class JobRunner {
     this.handlers.set(handler.kind, handler);
   }
 
-  /** Marks what a dead engine left running as interrupted, resumes it if configured, and starts the queue. */
+  /** Marks what a dead engine left running as interrupted, resumes interrupted jobs if configured, starts the queue. */
   start(): void {
     if (this.options.observer) return;
-    for (const job of this.project.jobs.markInterrupted()) {
-      this.emit(job);
-      if (this.options.autoResume && this.handlers.has(job.kind))
-        this.emit(this.project.jobs.setState(job.id, 'queued'));
+    for (const job of this.project.jobs.markInterrupted()) this.emit(job);
+    if (this.options.autoResume) {
+      for (const job of this.project.jobs.list({ states: ['interrupted'], limit: 1000 })) {
+        if (this.handlers.has(job.kind)) this.emit(this.project.jobs.setState(job.id, 'queued'));
+      }
     }
     this.pump();
   }

@@ -1,0 +1,18 @@
+/**
+ * `npm run bench -- NAME [options]`: runs one benchmark; each prints progress lines and, as its last line, one JSON
+ * object with its figures (ratios against a reference measured in the same run). Never asserts on time.
+ */
+import { benchHash } from './hash.js';
+
+const BENCHES: Record<string, (args: string[]) => Promise<Record<string, unknown>>> = {
+  hash: benchHash,
+};
+
+const [name, ...rest] = process.argv.slice(2);
+const bench = name ? BENCHES[name] : undefined;
+if (!bench) {
+  console.error(`usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> [options]`);
+  process.exit(2);
+}
+const result = await bench(rest);
+console.log(JSON.stringify(result));

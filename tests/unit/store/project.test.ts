@@ -1,0 +1,95 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { FlaneurError } from '../../../native/api/errors.js';
+import { SCHEMA_VERSION } from '../../../native/store/migrations.js';
+import { Project } from '../../../native/store/project.js';
+import { tmpDir } from '../../helpers/tmp.js';
+
+function codeOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    return err instanceof FlaneurError ? err.code : `untyped: ${(err as Error).message}`;
+  }
+  return 'no error';
+}
+
+describe('projects', () => {
+  const root = tmpDir();
+
+  it('creates a project folder with its database in WAL mode, cache/ and checkpoints/', () => {
+    const dir = path.join(root, 'new-project');
+    const p = Project.create(dir, { name: 'Street', appVersion: 'test' });
+    expect(p.meta.name).toBe('Street');
+    expect(p.schemaVersion).toBe(SCHEMA_VERSION);
+    expect(p.db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(fs.existsSync(path.join(dir, 'cache'))).toBe(true);
+    expect(fs.existsSync(path.join(dir, 'checkpoints'))).toBe(true);
+    p.close();
+    const again = Project.open(dir);
+    expect(again.meta.id).toBe(p.meta.id);
+    again.close();
+  });
+
+  it('opens a project given its project.sqlite file', () => {
+    const dir = path.join(root, 'by-file');
+    Project.create(dir, { appVersion: 'test' }).close();
+    const p = Project.open(path.join(dir, 'project.sqlite'));
+    expect(p.dir).toBe(dir);
+    p.close();
+  });
+
+  it('refuses to create a project where one exists', () => {
+    const dir = path.join(root, 'twice');
+    Project.create(dir, { appVersion: 'test' }).close();
+    expect(codeOf(() => Project.create(dir, { appVersion: 'test' }))).toBe('PROJECT_EXISTS');
+  });
+
+  it('says a folder without project.sqlite is not a project', () => {
+    const dir = path.join(root, 'photos');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'a.jpg'), 'x');
+    expect(codeOf(() => Project.open(dir))).toBe('NOT_A_PROJECT');
+  });
+
+  it('says a missing folder is not found', () => {
+    expect(codeOf(() => Project.open(path.join(root, 'nope')))).toBe('NOT_FOUND');
+  });
+
+  it('says a text file named project.sqlite is not a project', () => {
+    const dir = path.join(root, 'fake');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'project.sqlite'), 'hello, this is not a database at all'.repeat(100));
+    expect(codeOf(() => Project.open(dir))).toBe('NOT_A_PROJECT');
+  });
+
+  it("says another application's SQLite database is not a project", () => {
+    const dir = path.join(root, 'other-db');
+    fs.mkdirSync(dir);
+    const db = new Database(path.join(dir, 'project.sqlite'));
+    db.exec('CREATE TABLE t (x)');
+    db.close();
+    expect(codeOf(() => Project.open(dir))).toBe('NOT_A_PROJECT');
+  });
+
+  it('refuses a project written by a newer app, without touching it', () => {
+    const dir = path.join(root, 'future');
+    Project.create(dir, { appVersion: 'test' }).close();
+    const file = path.join(dir, 'project.sqlite');
+    const db = new Database(file);
+    db.pragma(`user_version = ${SCHEMA_VERSION + 5}`);
+    db.close();
+    const before = fs.readFileSync(file);
+    let message = '';
+    try {
+      Project.open(dir);
+    } catch (err) {
+      expect((err as FlaneurError).code).toBe('PROJECT_TOO_NEW');
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/newer Flaneur/);
+    expect(fs.readFileSync(file).equals(before)).toBe(true);
+  });
+});
