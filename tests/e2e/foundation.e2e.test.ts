@@ -46,7 +46,7 @@ describe('foundation, end to end in browser mode', () => {
     await page.getByTestId('project-name').filter({ hasText: 'Street study' }).waitFor();
 
     const dataDir = path.join(work, 'frames');
-    const count = 1200;
+    const count = 2000;
     writeFiles(dataDir, count, 1 << 20);
 
     await page.getByRole('link', { name: /^Jobs/ }).click();
@@ -58,20 +58,9 @@ describe('foundation, end to end in browser mode', () => {
     await row.and(page.locator('[data-state="running"]')).waitFor();
     // Progress advances: two distinct readings of the bar while hashing.
     const readDone = async () => Number(await bar.getAttribute('data-done'));
-    await page.waitForFunction(
-      () =>
-        Number(
-          document.querySelector('[data-testid="job-1"] [data-testid="job-progress"]')?.getAttribute('data-done'),
-        ) > 0,
-    );
+    await expect.poll(readDone, { timeout: 20_000, interval: 10 }).toBeGreaterThan(0);
     const first = await readDone();
-    await page.waitForFunction(
-      (n) =>
-        Number(
-          document.querySelector('[data-testid="job-1"] [data-testid="job-progress"]')?.getAttribute('data-done'),
-        ) > n,
-      first,
-    );
+    await expect.poll(readDone, { timeout: 20_000, interval: 10 }).toBeGreaterThan(first);
     const second = await readDone();
     expect(second).toBeGreaterThan(first);
     expect(second).toBeLessThan(count);
