@@ -17,7 +17,9 @@ export function findElectronRuntime(): { path: string } | { error: string } {
     timeout: 120_000,
   });
   if (probe.status === 0 && probe.stdout) return { path: probe.stdout.trim() };
-  const lines = `${probe.stderr ?? ''}`.split('\n').filter((l) => l.includes('Error') || l.includes('failed'));
+  const stderr = `${probe.stderr ?? ''}`;
+  if (stderr.includes('failed to install')) return { error: 'its runtime is not downloaded and could not be fetched' };
+  const lines = stderr.split('\n').filter((l) => l.includes('Error'));
   return { error: lines.at(-1)?.trim() || `exit code ${probe.status ?? 'none'}` };
 }
 
