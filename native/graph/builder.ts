@@ -1,0 +1,562 @@
+/**
+ * Builds graphs op by op with shape checking at build time. Every error says where it happened, e.g.
+ * `block 3 attn.qkv: MatMul [197,384] x [768,384]: inner dimensions differ (384 vs 768)`.
+ */
+
+import { ONNX_DTYPE } from './dtypes.js';
+import {
+  type Attr,
+  attr,
+  type Dim,
+  type DType,
+  formatShape,
+  type Graph,
+  type Initializer,
+  type Node,
+  type Shape,
+  type TensorData,
+  type Value,
+} from './ir.js';
+
+export class GraphShapeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GraphShapeError';
+  }
+}
+
+const INT64_MAX = 2 ** 62;
+
+function sameDim(a: Dim, b: Dim): boolean {
+  return a === b;
+}
+
+/** Numpy broadcasting of two shapes; null when incompatible. */
+export function broadcastShapes(a: Shape, b: Shape): Dim[] | null {
+  const n = Math.max(a.length, b.length);
+  const out: Dim[] = [];
+  for (let i = 0; i < n; i++) {
+    const da = a[a.length - n + i] ?? 1;
+    const db = b[b.length - n + i] ?? 1;
+    if (sameDim(da, db) || db === 1) out.push(da);
+    else if (da === 1) out.push(db);
+    else return null;
+  }
+  return out;
+}
+
+function normAxis(axis: number, rank: number): number {
+  return axis < 0 ? axis + rank : axis;
+}
+
+export class GraphBuilder {
+  private readonly nodes: Node[] = [];
+  private readonly inputs: Value[] = [];
+  private readonly outputs: Value[] = [];
+  private readonly initializers = new Map<string, Initializer>();
+  private readonly values = new Map<string, Value>();
+  private readonly scopes: string[] = [];
+  private counter = 0;
+  private readonly constCache = new Map<string, Value>();
+
+  constructor(readonly name = 'graph') {}
+
+  /** Runs `fn` with `name` added to the location of every value, node and error made inside it. */
+  scope<T>(name: string, fn: () => T): T {
+    this.scopes.push(name);
+    try {
+      return fn();
+    } finally {
+      this.scopes.pop();
+    }
+  }
+
+  private where(label?: string): string {
+    const parts = [...this.scopes];
+    if (label) parts.push(label);
+    return parts.join(' ');
+  }
+
+  private fail(op: string, label: string | undefined, shapes: string, why: string): never {
+    const loc = this.where(label);
+    throw new GraphShapeError(`${loc ? `${loc}: ` : ''}${op} ${shapes}: ${why}`);
+  }
+
+  private fresh(hint: string): string {
+    const prefix = this.scopes.map((s) => s.replace(/\s+/g, '')).join('/');
+    return `${prefix ? `${prefix}/` : ''}${hint}_${this.counter++}`;
+  }
+
+  private define(v: Value): Value {
+    if (this.values.has(v.name)) throw new GraphShapeError(`duplicate value name ${v.name}`);
+    this.values.set(v.name, v);
+    return v;
+  }
+
+  value(name: string): Value | undefined {
+    return this.values.get(name);
+  }
+
+  input(name: string, dtype: DType, shape: Shape): Value {
+    const v = this.define({ name, dtype, shape });
+    this.inputs.push(v);
+    return v;
+  }
+
+  /** Marks `v` as a graph output under `name` (adds an Identity when the name differs). */
+  output(v: Value, name = v.name): Value {
+    let out = v;
+    if (name !== v.name) {
+      out = this.define({ name, dtype: v.dtype, shape: v.shape });
+      this.nodes.push({ op: 'Identity', name: this.fresh('Identity'), inputs: [v.name], outputs: [name], attrs: {} });
+    }
+    this.outputs.push(out);
+    return out;
+  }
+
+  initializer(name: string, data: TensorData, shape: Shape, dtype: DType = 'float32'): Value {
+    const n = shape.reduce<number>((a, d) => a * (d as number), 1);
+    if (data.length !== n) {
+      throw new GraphShapeError(`initializer ${name}: ${data.length} elements for shape ${formatShape(shape)}`);
+    }
+    const v = this.define({ name, dtype, shape });
+    this.initializers.set(name, { value: v, data });
+    return v;
+  }
+
+  /** A constant (deduplicated by content). */
+  constFloat(values: number | readonly number[], shape?: Shape): Value {
+    const arr = typeof values === 'number' ? [values] : values;
+    const s = shape ?? (typeof values === 'number' ? [] : [arr.length]);
+    const key = `f:${formatShape(s)}:${arr.join(',')}`;
+    const hit = this.constCache.get(key);
+    if (hit) return hit;
+    const v = this.initializer(this.fresh('const'), Float32Array.from(arr), s, 'float32');
+    this.constCache.set(key, v);
+    return v;
+  }
+
+  constInt64(values: readonly number[], shape?: Shape): Value {
+    const s = shape ?? [values.length];
+    const key = `i:${formatShape(s)}:${values.join(',')}`;
+    const hit = this.constCache.get(key);
+    if (hit) return hit;
+    const v = this.initializer(this.fresh('const'), BigInt64Array.from(values.map((x) => BigInt(x))), s, 'int64');
+    this.constCache.set(key, v);
+    return v;
+  }
+
+  /** Adds a node whose output shapes the caller has computed. */
+  node(
+    op: string,
+    inputs: readonly Value[],
+    outputs: { dtype: DType; shape: Shape }[],
+    attrs: Record<string, Attr> = {},
+    domain?: string,
+  ): Value[] {
+    const name = this.fresh(op);
+    const outs = outputs.map((o, i) => this.define({ name: `${name}${outputs.length > 1 ? `:${i}` : ''}`, ...o }));
+    const node: Node = {
+      op,
+      name,
+      inputs: inputs.map((v) => v.name),
+      outputs: outs.map((v) => v.name),
+      attrs,
+      ...(domain ? { domain } : {}),
+    };
+    this.nodes.push(node);
+    return outs;
+  }
+
+  private one(
+    op: string,
+    inputs: readonly Value[],
+    dtype: DType,
+    shape: Shape,
+    attrs: Record<string, Attr> = {},
+  ): Value {
+    return this.node(op, inputs, [{ dtype, shape }], attrs)[0] as Value;
+  }
+
+  private sameDtype(op: string, label: string | undefined, a: Value, b: Value): void {
+    if (a.dtype !== b.dtype) this.fail(op, label, `${a.dtype} x ${b.dtype}`, 'element types differ');
+  }
+
+  // --- elementwise -------------------------------------------------------------------------------------------
+
+  private binary(op: string, a: Value, b: Value, label?: string): Value {
+    this.sameDtype(op, label, a, b);
+    const shape = broadcastShapes(a.shape, b.shape);
+    if (!shape) this.fail(op, label, `${formatShape(a.shape)} x ${formatShape(b.shape)}`, 'shapes do not broadcast');
+    return this.one(op, [a, b], a.dtype, shape);
+  }
+
+  add(a: Value, b: Value, label?: string): Value {
+    return this.binary('Add', a, b, label);
+  }
+  sub(a: Value, b: Value, label?: string): Value {
+    return this.binary('Sub', a, b, label);
+  }
+  mul(a: Value, b: Value, label?: string): Value {
+    return this.binary('Mul', a, b, label);
+  }
+  div(a: Value, b: Value, label?: string): Value {
+    return this.binary('Div', a, b, label);
+  }
+  pow(a: Value, b: Value, label?: string): Value {
+    return this.binary('Pow', a, b, label);
+  }
+  max(a: Value, b: Value, label?: string): Value {
+    return this.binary('Max', a, b, label);
+  }
+  min(a: Value, b: Value, label?: string): Value {
+    return this.binary('Min', a, b, label);
+  }
+
+  private unary(op: string, x: Value, attrs: Record<string, Attr> = {}): Value {
+    return this.one(op, [x], x.dtype, x.shape, attrs);
+  }
+  sqrt(x: Value): Value {
+    return this.unary('Sqrt', x);
+  }
+  erf(x: Value): Value {
+    return this.unary('Erf', x);
+  }
+  exp(x: Value): Value {
+    return this.unary('Exp', x);
+  }
+  log(x: Value): Value {
+    return this.unary('Log', x);
+  }
+  neg(x: Value): Value {
+    return this.unary('Neg', x);
+  }
+  tanh(x: Value): Value {
+    return this.unary('Tanh', x);
+  }
+  relu(x: Value): Value {
+    return this.unary('Relu', x);
+  }
+  sigmoid(x: Value): Value {
+    return this.unary('Sigmoid', x);
+  }
+  identity(x: Value): Value {
+    return this.unary('Identity', x);
+  }
+
+  /** GELU, exact (erf) form: 0.5 x (1 + erf(x / sqrt 2)). */
+  gelu(x: Value): Value {
+    const t = this.erf(this.mul(x, this.constFloat(Math.SQRT1_2)));
+    return this.mul(this.mul(x, this.constFloat(0.5)), this.add(t, this.constFloat(1)));
+  }
+
+  cast(x: Value, to: DType): Value {
+    return this.one('Cast', [x], to, x.shape, { to: attr.int(ONNX_DTYPE[to]) });
+  }
+
+  // --- linear algebra ------------------------------------------------------------------------------------------
+
+  matmul(a: Value, b: Value, label?: string): Value {
+    this.sameDtype('MatMul', label, a, b);
+    const shapes = `${formatShape(a.shape)} x ${formatShape(b.shape)}`;
+    if (a.shape.length < 2 || b.shape.length < 2) this.fail('MatMul', label, shapes, 'both sides need rank >= 2');
+    const k1 = a.shape[a.shape.length - 1] as Dim;
+    const k2 = b.shape[b.shape.length - 2] as Dim;
+    if (!sameDim(k1, k2)) this.fail('MatMul', label, shapes, `inner dimensions differ (${k1} vs ${k2})`);
+    const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2));
+    if (!batch) this.fail('MatMul', label, shapes, 'batch dimensions do not broadcast');
+    return this.one('MatMul', [a, b], a.dtype, [
+      ...batch,
+      a.shape[a.shape.length - 2] as Dim,
+      b.shape[b.shape.length - 1] as Dim,
+    ]);
+  }
+
+  /** y = x W^T + b for a weight stored [out, in] (the PyTorch Linear layout). */
+  linear(x: Value, weightT: Value, bias: Value | null, label?: string): Value {
+    const y = this.matmul(x, weightT, label);
+    return bias ? this.add(y, bias, label) : y;
+  }
+
+  /** Gemm: alpha A' B' + beta C, A and B 2-D. */
+  gemm(
+    a: Value,
+    b: Value,
+    c: Value | null,
+    o: { transA?: boolean; transB?: boolean; alpha?: number; beta?: number } = {},
+    label?: string,
+  ): Value {
+    const shapes = `${formatShape(a.shape)} x ${formatShape(b.shape)}`;
+    if (a.shape.length !== 2 || b.shape.length !== 2) this.fail('Gemm', label, shapes, 'Gemm takes 2-D inputs');
+    const [m, k1] = o.transA ? [a.shape[1], a.shape[0]] : [a.shape[0], a.shape[1]];
+    const [k2, n] = o.transB ? [b.shape[1], b.shape[0]] : [b.shape[0], b.shape[1]];
+    if (!sameDim(k1 as Dim, k2 as Dim)) this.fail('Gemm', label, shapes, `inner dimensions differ (${k1} vs ${k2})`);
+    const attrs: Record<string, Attr> = {};
+    if (o.transA) attrs.transA = attr.int(1);
+    if (o.transB) attrs.transB = attr.int(1);
+    if (o.alpha !== undefined) attrs.alpha = attr.float(o.alpha);
+    if (o.beta !== undefined) attrs.beta = attr.float(o.beta);
+    return this.one('Gemm', c ? [a, b, c] : [a, b], a.dtype, [m as Dim, n as Dim], attrs);
+  }
+
+  // --- normalisation and activations -----------------------------------------------------------------------------
+
+  softmax(x: Value, axis = -1): Value {
+    return this.unary('Softmax', x, { axis: attr.int(axis) });
+  }
+
+  layerNorm(x: Value, scale: Value, bias: Value, eps: number, label?: string): Value {
+    const d = x.shape[x.shape.length - 1] as Dim;
+    if (scale.shape.length !== 1 || !sameDim(scale.shape[0] as Dim, d)) {
+      this.fail(
+        'LayerNormalization',
+        label,
+        `${formatShape(x.shape)} scale ${formatShape(scale.shape)}`,
+        'scale must be [last dim]',
+      );
+    }
+    return this.one('LayerNormalization', [x, scale, bias], x.dtype, x.shape, {
+      axis: attr.int(-1),
+      epsilon: attr.float(eps),
+    });
+  }
+
+  // --- shape ops ------------------------------------------------------------------------------------------------
+
+  reshape(x: Value, target: readonly number[], label?: string): Value {
+    const shapes = `${formatShape(x.shape)} -> ${formatShape(target)}`;
+    const out: Dim[] = target.map((t, i) => (t === 0 ? (x.shape[i] as Dim) : t));
+    const minus = target.indexOf(-1);
+    // Products as a number times a multiset of symbols.
+    let inNum = 1;
+    const inSyms: string[] = [];
+    for (const d of x.shape) {
+      if (typeof d === 'number') inNum *= d;
+      else inSyms.push(d);
+    }
+    let outNum = 1;
+    const outSyms: string[] = [];
+    out.forEach((d, i) => {
+      if (i === minus) return;
+      if (typeof d === 'number') outNum *= d;
+      else outSyms.push(d);
+    });
+    const left = [...inSyms];
+    for (const s of outSyms) {
+      const j = left.indexOf(s);
+      if (j < 0) this.fail('Reshape', label, shapes, `symbol ${s} is not in the input`);
+      left.splice(j, 1);
+    }
+    if (minus >= 0) {
+      if (inNum % outNum !== 0) this.fail('Reshape', label, shapes, 'sizes do not divide');
+      const q = inNum / outNum;
+      if (left.length === 0) out[minus] = q;
+      else if (left.length === 1 && q === 1) out[minus] = left[0] as string;
+      else this.fail('Reshape', label, shapes, 'cannot infer -1 with symbolic dimensions');
+    } else if (left.length !== 0 || inNum !== outNum) {
+      this.fail('Reshape', label, shapes, 'element counts differ');
+    }
+    return this.one('Reshape', [x, this.constInt64(target)], x.dtype, out);
+  }
+
+  transpose(x: Value, perm: readonly number[], label?: string): Value {
+    if (perm.length !== x.shape.length || [...perm].sort().some((p, i) => p !== i)) {
+      this.fail(
+        'Transpose',
+        label,
+        `${formatShape(x.shape)} perm ${formatShape(perm)}`,
+        'perm must be a permutation of the axes',
+      );
+    }
+    return this.one(
+      'Transpose',
+      [x],
+      x.dtype,
+      perm.map((p) => x.shape[p] as Dim),
+      { perm: attr.ints(perm) },
+    );
+  }
+
+  concat(xs: readonly Value[], axis: number, label?: string): Value {
+    const first = xs[0];
+    if (!first) throw new GraphShapeError(`${this.where(label)}: Concat of nothing`);
+    const rank = first.shape.length;
+    const ax = normAxis(axis, rank);
+    let total: Dim = 0;
+    for (const x of xs) {
+      const shapes = xs.map((v) => formatShape(v.shape)).join(' ++ ');
+      this.sameDtype('Concat', label, first, x);
+      if (x.shape.length !== rank) this.fail('Concat', label, shapes, 'ranks differ');
+      for (let i = 0; i < rank; i++) {
+        if (i !== ax && !sameDim(x.shape[i] as Dim, first.shape[i] as Dim))
+          this.fail('Concat', label, shapes, `dimension ${i} differs`);
+      }
+      const d = x.shape[ax] as Dim;
+      if (typeof d !== 'number' || typeof total !== 'number')
+        this.fail('Concat', label, shapes, 'concat axis must be static');
+      total += d;
+    }
+    const shape = [...first.shape];
+    shape[ax] = total;
+    return this.one('Concat', xs, first.dtype, shape, { axis: attr.int(axis) });
+  }
+
+  /** ONNX Slice with constant starts/ends/axes/steps. */
+  slice(
+    x: Value,
+    starts: readonly number[],
+    ends: readonly number[],
+    axes: readonly number[],
+    steps?: readonly number[],
+    label?: string,
+  ): Value {
+    const shape = [...x.shape];
+    axes.forEach((a, i) => {
+      const ax = normAxis(a, x.shape.length);
+      const d = x.shape[ax] as Dim;
+      const st = steps?.[i] ?? 1;
+      let s = starts[i] as number;
+      let e = ends[i] as number;
+      if (typeof d !== 'number') {
+        if (s === 0 && e >= INT64_MAX && st === 1) return;
+        this.fail('Slice', label, formatShape(x.shape), `cannot slice symbolic dimension ${d}`);
+      }
+      if (st <= 0) this.fail('Slice', label, formatShape(x.shape), 'only positive steps are supported');
+      if (s < 0) s += d;
+      if (e < 0) e += d;
+      s = Math.min(Math.max(s, 0), d);
+      e = Math.min(Math.max(e, 0), d);
+      shape[ax] = Math.max(0, Math.ceil((e - s) / st));
+    });
+    const inputs = [x, this.constInt64(starts), this.constInt64(ends), this.constInt64(axes)];
+    if (steps) inputs.push(this.constInt64(steps));
+    return this.one('Slice', inputs, x.dtype, shape);
+  }
+
+  gather(x: Value, indices: Value, axis = 0, label?: string): Value {
+    if (indices.dtype !== 'int64' && indices.dtype !== 'int32')
+      this.fail('Gather', label, formatShape(indices.shape), 'indices must be integers');
+    const ax = normAxis(axis, x.shape.length);
+    const shape = [...x.shape.slice(0, ax), ...indices.shape, ...x.shape.slice(ax + 1)];
+    return this.one('Gather', [x, indices], x.dtype, shape, { axis: attr.int(axis) });
+  }
+
+  unsqueeze(x: Value, axes: readonly number[]): Value {
+    const rank = x.shape.length + axes.length;
+    const norm = axes.map((a) => normAxis(a, rank));
+    const shape: Dim[] = [];
+    let j = 0;
+    for (let i = 0; i < rank; i++) shape.push(norm.includes(i) ? 1 : (x.shape[j++] as Dim));
+    return this.one('Unsqueeze', [x, this.constInt64(axes)], x.dtype, shape);
+  }
+
+  squeeze(x: Value, axes: readonly number[], label?: string): Value {
+    const norm = axes.map((a) => normAxis(a, x.shape.length));
+    for (const a of norm) if (x.shape[a] !== 1) this.fail('Squeeze', label, formatShape(x.shape), `axis ${a} is not 1`);
+    return this.one(
+      'Squeeze',
+      [x, this.constInt64(axes)],
+      x.dtype,
+      x.shape.filter((_, i) => !norm.includes(i)),
+    );
+  }
+
+  expand(x: Value, shape: readonly number[], label?: string): Value {
+    const out = broadcastShapes(x.shape, shape);
+    if (!out) this.fail('Expand', label, `${formatShape(x.shape)} -> ${formatShape(shape)}`, 'shapes do not broadcast');
+    return this.one('Expand', [x, this.constInt64(shape)], x.dtype, out);
+  }
+
+  /** The runtime shape of `x` as an int64 vector. */
+  shapeOf(x: Value): Value {
+    return this.one('Shape', [x], 'int64', [x.shape.length]);
+  }
+
+  /** Expand to a shape known only at run time (`shape` int64 [rank]); `outShape` is what it will be. */
+  expandTo(x: Value, shape: Value, outShape: Shape, label?: string): Value {
+    const out = broadcastShapes(x.shape, outShape);
+    if (!out || out.length !== outShape.length || out.some((d, i) => d !== outShape[i])) {
+      this.fail('Expand', label, `${formatShape(x.shape)} -> ${formatShape(outShape)}`, 'shapes do not broadcast');
+    }
+    return this.one('Expand', [x, shape], x.dtype, outShape);
+  }
+
+  /** Resize (opset 13+) with explicit scales, for NCHW tensors; mode 'cubic' uses PyTorch's a = -0.75. */
+  resize(x: Value, scales: readonly number[], mode: 'nearest' | 'linear' | 'cubic', label?: string): Value {
+    if (scales.length !== x.shape.length) this.fail('Resize', label, formatShape(x.shape), 'one scale per axis');
+    const shape = x.shape.map((d, i) => {
+      if (typeof d !== 'number') {
+        if (scales[i] === 1) return d;
+        this.fail('Resize', label, formatShape(x.shape), `cannot scale symbolic dimension ${d}`);
+      }
+      return Math.floor(d * (scales[i] as number));
+    });
+    const roi = this.constFloat([], [0]);
+    const attrs: Record<string, Attr> = {
+      mode: attr.string(mode),
+      coordinate_transformation_mode: attr.string('half_pixel'),
+    };
+    if (mode === 'cubic') attrs.cubic_coeff_a = attr.float(-0.75);
+    if (mode === 'nearest') attrs.nearest_mode = attr.string('floor');
+    return this.one('Resize', [x, roi, this.constFloat(scales)], x.dtype, shape, attrs);
+  }
+
+  // --- reductions ----------------------------------------------------------------------------------------------
+
+  private reduced(x: Value, axes: readonly number[], keepdims: boolean): Dim[] {
+    const norm = axes.map((a) => normAxis(a, x.shape.length));
+    return x.shape.flatMap((d, i) => (norm.includes(i) ? (keepdims ? [1] : []) : [d]));
+  }
+
+  reduceMean(x: Value, axes: readonly number[], keepdims = true): Value {
+    return this.one('ReduceMean', [x], x.dtype, this.reduced(x, axes, keepdims), {
+      axes: attr.ints(axes),
+      keepdims: attr.int(keepdims ? 1 : 0),
+    });
+  }
+
+  reduceMax(x: Value, axes: readonly number[], keepdims = true): Value {
+    return this.one('ReduceMax', [x], x.dtype, this.reduced(x, axes, keepdims), {
+      axes: attr.ints(axes),
+      keepdims: attr.int(keepdims ? 1 : 0),
+    });
+  }
+
+  /** ReduceSum takes its axes as an input since opset 13. */
+  reduceSum(x: Value, axes: readonly number[], keepdims = true): Value {
+    return this.one('ReduceSum', [x, this.constInt64(axes)], x.dtype, this.reduced(x, axes, keepdims), {
+      keepdims: attr.int(keepdims ? 1 : 0),
+    });
+  }
+
+  topk(x: Value, k: number, axis = -1, largest = true, label?: string): [Value, Value] {
+    const ax = normAxis(axis, x.shape.length);
+    const d = x.shape[ax];
+    if (typeof d === 'number' && k > d)
+      this.fail('TopK', label, formatShape(x.shape), `k=${k} exceeds the axis size ${d}`);
+    const shape = [...x.shape];
+    shape[ax] = k;
+    const [v, i] = this.node(
+      'TopK',
+      [x, this.constInt64([k])],
+      [
+        { dtype: x.dtype, shape },
+        { dtype: 'int64', shape },
+      ],
+      { axis: attr.int(axis), largest: attr.int(largest ? 1 : 0), sorted: attr.int(1) },
+    );
+    return [v as Value, i as Value];
+  }
+
+  build(): Graph {
+    if (this.outputs.length === 0) throw new GraphShapeError(`graph ${this.name} has no outputs`);
+    return {
+      name: this.name,
+      inputs: [...this.inputs],
+      outputs: [...this.outputs],
+      nodes: [...this.nodes],
+      initializers: new Map(this.initializers),
+      values: new Map(this.values),
+    };
+  }
+}

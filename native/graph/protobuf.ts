@@ -1,0 +1,100 @@
+/**
+ * A minimal protobuf writer: enough for ONNX ModelProto. Messages are built as lists of byte chunks so large
+ * tensors are copied once, when the final buffer is assembled.
+ */
+export class ProtoWriter {
+  private readonly chunks: Uint8Array[] = [];
+  private scratch: number[] = [];
+  length = 0;
+
+  private flushScratch(): void {
+    if (this.scratch.length === 0) return;
+    const bytes = Uint8Array.from(this.scratch);
+    this.chunks.push(bytes);
+    this.length += bytes.length;
+    this.scratch = [];
+  }
+
+  private varint(value: number | bigint): void {
+    let v = BigInt.asUintN(64, BigInt(value));
+    if (v < 0x80n) {
+      this.scratch.push(Number(v));
+      return;
+    }
+    while (v >= 0x80n) {
+      this.scratch.push(Number((v & 0x7fn) | 0x80n));
+      v >>= 7n;
+    }
+    this.scratch.push(Number(v));
+  }
+
+  private key(field: number, wire: number): void {
+    this.varint((field << 3) | wire);
+  }
+
+  int(field: number, value: number | bigint): this {
+    this.key(field, 0);
+    this.varint(value);
+    return this;
+  }
+
+  float(field: number, value: number): this {
+    this.key(field, 5);
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setFloat32(0, value, true);
+    this.scratch.push(...b);
+    return this;
+  }
+
+  bytes(field: number, data: Uint8Array): this {
+    this.key(field, 2);
+    this.varint(data.length);
+    if (data.length < 64) {
+      this.scratch.push(...data);
+    } else {
+      this.flushScratch();
+      this.chunks.push(data);
+      this.length += data.length;
+    }
+    return this;
+  }
+
+  string(field: number, s: string): this {
+    return this.bytes(field, new TextEncoder().encode(s));
+  }
+
+  message(field: number, m: ProtoWriter): this {
+    m.flushScratch();
+    this.key(field, 2);
+    this.varint(m.length);
+    this.flushScratch();
+    this.chunks.push(...m.chunks);
+    this.length += m.length;
+    return this;
+  }
+
+  packedInts(field: number, values: readonly (number | bigint)[]): this {
+    const inner = new ProtoWriter();
+    for (const v of values) inner.varint(v);
+    inner.flushScratch();
+    return this.message(field, inner);
+  }
+
+  packedFloats(field: number, values: readonly number[]): this {
+    const b = new Uint8Array(values.length * 4);
+    const dv = new DataView(b.buffer);
+    values.forEach((v, i) => dv.setFloat32(i * 4, v, true));
+    return this.bytes(field, b);
+  }
+
+  finish(): Uint8Array {
+    this.flushScratch();
+    const out = new Uint8Array(this.length);
+    let o = 0;
+    for (const c of this.chunks) {
+      out.set(c, o);
+      o += c.length;
+    }
+    return out;
+  }
+}

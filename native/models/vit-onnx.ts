@@ -1,0 +1,43 @@
+/**
+ * An inference ONNX model of an imported ViT for one input size: parameters become initializers (the transposes
+ * of Linear weights are folded by ONNX Runtime at session creation), outputs are chosen by the caller.
+ */
+import { GraphBuilder } from '../graph/builder.js';
+import { toOnnx } from '../graph/onnx.js';
+import type { ImportedViT } from './import-vit.js';
+import { buildViT, type ViTOutputsWanted, vitParamShapes } from './vit.js';
+
+export interface ViTOnnxOptions {
+  height: number;
+  width: number;
+  outputs: ViTOutputsWanted;
+  /** Name of the batch dimension (symbolic), or a fixed batch size. */
+  batch?: number | string;
+}
+
+export function buildViTOnnx(model: Pick<ImportedViT, 'config' | 'weights'>, options: ViTOnnxOptions): Uint8Array {
+  const { config } = model;
+  const b = new GraphBuilder('vit');
+  const shapes = vitParamShapes(config);
+  const params = new Map<string, ReturnType<typeof b.initializer>>();
+  const param = (name: string) => {
+    let v = params.get(name);
+    if (!v) {
+      const data = model.weights.get(name);
+      const shape = shapes.get(name);
+      if (!data || !shape) throw new Error(`parameter ${name} is missing`);
+      v = b.initializer(name, data, shape);
+      params.set(name, v);
+    }
+    return v;
+  };
+  const pixels = b.input('pixels', 'float32', [options.batch ?? 'batch', 3, options.height, options.width]);
+  const out = buildViT(b, config, param, pixels, options.outputs);
+  if (out.cls) b.output(out.cls, 'cls');
+  if (out.patches) b.output(out.patches, 'patches');
+  if (out.q) b.output(out.q, 'q');
+  if (out.k) b.output(out.k, 'k');
+  if (out.attention) b.output(out.attention, 'attention');
+  for (const [i, v] of out.blocks) b.output(v, `block${i}`);
+  return toOnnx(b.build());
+}
