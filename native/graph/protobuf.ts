@@ -83,7 +83,7 @@ export class ProtoWriter {
   packedFloats(field: number, values: readonly number[]): this {
     const b = new Uint8Array(values.length * 4);
     const dv = new DataView(b.buffer);
-    values.forEach((v, i) => dv.setFloat32(i * 4, v, true));
+    for (let i = 0; i < values.length; i++) dv.setFloat32(i * 4, values[i] as number, true);
     return this.bytes(field, b);
   }
 

@@ -218,7 +218,7 @@ export function buildViT(
   const R = c.registers;
   const hd = D / c.heads;
   const out: ViTGraphOutputs = { blocks: new Map(), grid };
-  const T = (v: Value) => b.transpose(v, [1, 0]);
+  const transposed = (v: Value) => b.transpose(v, [1, 0]);
 
   let x = b.scope('patch_embed', () => {
     // Patchify as reshape + transpose + matmul: the same numbers as a stride-P convolution, and differentiable.
@@ -226,7 +226,7 @@ export function buildViT(
     const t = b.transpose(r, [0, 2, 4, 1, 3, 5]);
     const flat = b.reshape(t, [0, N, 3 * P * P]);
     const w = b.reshape(param('patch_embed.proj.weight'), [D, 3 * P * P]);
-    return b.linear(flat, T(w), param('patch_embed.proj.bias'), 'proj');
+    return b.linear(flat, transposed(w), param('patch_embed.proj.bias'), 'proj');
   });
 
   x = b.scope('embed', () => {
@@ -260,7 +260,7 @@ export function buildViT(
     x = b.scope(`block ${i}`, () => {
       const p = `blocks.${i}.`;
       const h = b.layerNorm(x, param(`${p}norm1.weight`), param(`${p}norm1.bias`), c.lnEps, 'norm1');
-      const qkv = b.linear(h, T(param(`${p}attn.qkv.weight`)), param(`${p}attn.qkv.bias`), 'attn.qkv');
+      const qkv = b.linear(h, transposed(param(`${p}attn.qkv.weight`)), param(`${p}attn.qkv.bias`), 'attn.qkv');
       const part = (j: number) => b.slice(qkv, [j * D], [(j + 1) * D], [2]);
       const q = part(0);
       const k = part(1);
@@ -278,12 +278,12 @@ export function buildViT(
         out.attention = b.reshape(row, [0, c.heads, N]);
       }
       const ctx = b.reshape(b.transpose(b.matmul(attn, heads(v), 'attn.context'), [0, 2, 1, 3]), [0, 0, D]);
-      let a = b.linear(ctx, T(param(`${p}attn.proj.weight`)), param(`${p}attn.proj.bias`), 'attn.proj');
+      let a = b.linear(ctx, transposed(param(`${p}attn.proj.weight`)), param(`${p}attn.proj.bias`), 'attn.proj');
       if (c.layerScale) a = b.mul(a, param(`${p}ls1.gamma`), 'ls1');
       const x1 = b.add(x, a);
       const h2 = b.layerNorm(x1, param(`${p}norm2.weight`), param(`${p}norm2.bias`), c.lnEps, 'norm2');
-      const f1 = b.gelu(b.linear(h2, T(param(`${p}mlp.fc1.weight`)), param(`${p}mlp.fc1.bias`), 'mlp.fc1'));
-      let f2 = b.linear(f1, T(param(`${p}mlp.fc2.weight`)), param(`${p}mlp.fc2.bias`), 'mlp.fc2');
+      const f1 = b.gelu(b.linear(h2, transposed(param(`${p}mlp.fc1.weight`)), param(`${p}mlp.fc1.bias`), 'mlp.fc1'));
+      let f2 = b.linear(f1, transposed(param(`${p}mlp.fc2.weight`)), param(`${p}mlp.fc2.bias`), 'mlp.fc2');
       if (c.layerScale) f2 = b.mul(f2, param(`${p}ls2.gamma`), 'ls2');
       return b.add(x1, f2);
     });
