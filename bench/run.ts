@@ -3,9 +3,11 @@
  * object with its figures (ratios against a reference measured in the same run). Never asserts on time.
  */
 import { benchHash } from './hash.js';
+import { benchVit } from './vit.js';
 
 const BENCHES: Record<string, (args: string[]) => Promise<Record<string, unknown>>> = {
   hash: benchHash,
+  vit: benchVit,
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -244,10 +244,13 @@ export class GraphBuilder {
     return this.unary('Identity', x);
   }
 
-  /** GELU, exact (erf) form: 0.5 x (1 + erf(x / sqrt 2)). */
+  /**
+   * GELU, exact (erf) form: (x (1 + erf(x / sqrt 2))) 0.5, written in the order ONNX Runtime's GeluFusion
+   * recognises (Div, Erf, Add, Mul, Mul), so it becomes one fused (Bias)Gelu kernel.
+   */
   gelu(x: Value): Value {
-    const t = this.erf(this.mul(x, this.constFloat(Math.SQRT1_2)));
-    return this.mul(this.mul(x, this.constFloat(0.5)), this.add(t, this.constFloat(1)));
+    const t = this.erf(this.div(x, this.constFloat(Math.SQRT2)));
+    return this.mul(this.mul(x, this.add(t, this.constFloat(1))), this.constFloat(0.5));
   }
 
   cast(x: Value, to: DType): Value {
@@ -465,6 +468,25 @@ export class GraphBuilder {
     const out = broadcastShapes(x.shape, shape);
     if (!out) this.fail('Expand', label, `${formatShape(x.shape)} -> ${formatShape(shape)}`, 'shapes do not broadcast');
     return this.one('Expand', [x, this.constInt64(shape)], x.dtype, out);
+  }
+
+  /** 2-D convolution, NCHW, no padding, square stride (used for patch embeddings: kernel = stride = patch). */
+  conv2d(x: Value, w: Value, bias: Value | null, stride: number, label?: string): Value {
+    const shapes = `${formatShape(x.shape)} * ${formatShape(w.shape)}`;
+    if (x.shape.length !== 4 || w.shape.length !== 4)
+      this.fail('Conv', label, shapes, 'expects NCHW input and OIHW weights');
+    const [n, c, h, wd] = x.shape as [Dim, Dim, Dim, Dim];
+    const [o, ci, kh, kw] = w.shape as [number, number, number, number];
+    if (!sameDim(c, ci)) this.fail('Conv', label, shapes, `channels differ (${c} vs ${ci})`);
+    if (typeof h !== 'number' || typeof wd !== 'number')
+      this.fail('Conv', label, shapes, 'spatial size must be static');
+    const oh = Math.floor((h - kh) / stride) + 1;
+    const ow = Math.floor((wd - kw) / stride) + 1;
+    const inputs = bias ? [x, w, bias] : [x, w];
+    return this.one('Conv', inputs, x.dtype, [n, o, oh, ow], {
+      kernel_shape: attr.ints([kh, kw]),
+      strides: attr.ints([stride, stride]),
+    });
   }
 
   /** The runtime shape of `x` as an int64 vector. */

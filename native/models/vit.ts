@@ -209,6 +209,8 @@ export function buildViT(
   param: ParamSource,
   pixels: Value,
   want: ViTOutputsWanted,
+  /** 'conv' for inference (one fused kernel); 'matmul' where gradients are needed (MatMul/Reshape rules). */
+  patchEmbed: 'conv' | 'matmul' = 'conv',
 ): ViTGraphOutputs {
   const [, , H, W] = pixels.shape as [unknown, unknown, number, number];
   const grid = gridOf(c, H, W);
@@ -221,7 +223,12 @@ export function buildViT(
   const transposed = (v: Value) => b.transpose(v, [1, 0]);
 
   let x = b.scope('patch_embed', () => {
-    // Patchify as reshape + transpose + matmul: the same numbers as a stride-P convolution, and differentiable.
+    if (patchEmbed === 'conv') {
+      const y = b.conv2d(pixels, param('patch_embed.proj.weight'), param('patch_embed.proj.bias'), P, 'proj');
+      return b.transpose(b.reshape(y, [0, D, N]), [0, 2, 1]);
+    }
+    // Patchify as reshape + transpose + matmul: the same numbers as a stride-P convolution, differentiable with
+    // the MatMul/Reshape/Transpose gradient rules.
     const r = b.reshape(pixels, [0, 3, grid.h, P, grid.w, P]);
     const t = b.transpose(r, [0, 2, 4, 1, 3, 5]);
     const flat = b.reshape(t, [0, N, 3 * P * P]);
