@@ -1,6 +1,7 @@
 /**
  * `flaneur` — headless commands over the same dispatcher as the UI. `--json` prints machine-readable results.
  */
+import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { CallResponse, CommandArgs, CommandName, CommandResult, EngineEvent, JobInfo } from './api/contract.js';
 import { Engine } from './engine/engine.js';
@@ -22,6 +23,12 @@ Usage: flaneur <command> [options]
   jobs cancel <id>                       cancel a job (also one running in the app)
   jobs resume <id>                       resume an interrupted, failed or cancelled job and wait for it
   hash <folder> [--algorithm A]          hash every file in a folder as a job and wait for it
+  model import <file.safetensors> [--name N] [--licence L] [--heads H]
+                                         validate a DINO/DINOv2 checkpoint and add it to the project
+  model list                             the project's models
+  embed <image...> --model ID [--size S] [--out FILE.npy|FILE.json]
+                                         CLS embeddings of images (JSON on stdout by default)
+  device                                 execution providers on this machine and the one in use
 
 Options: --project DIR (default: the most recent project), --json, --help
 Environment: FLANEUR_HOME (app data folder), FLANEUR_PROJECT (default project)`;
@@ -43,6 +50,23 @@ function formatJob(j: JobInfo): string {
   return `#${j.id}\t${j.state}${pct}\t${j.title}\t(${j.items.ok} ok, ${j.items.failed} failed, ${j.items.skipped} skipped)${err}`;
 }
 
+/** Writes vectors as .npy (float32, C order) or JSON, by extension. */
+export function writeVectors(file: string, vectors: number[][], dim: number): void {
+  if (file.endsWith('.json')) {
+    fs.writeFileSync(file, JSON.stringify(vectors));
+    return;
+  }
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${vectors.length}, ${dim}), }`;
+  header += `${' '.repeat(64 - ((10 + header.length + 1) % 64))}\n`;
+  const pre = Buffer.alloc(10);
+  pre.write('\x93NUMPY', 0, 'latin1');
+  pre[6] = 1;
+  pre[7] = 0;
+  pre.writeUInt16LE(header.length, 8);
+  const body = Float32Array.from(vectors.flat());
+  fs.writeFileSync(file, Buffer.concat([pre, Buffer.from(header, 'latin1'), Buffer.from(body.buffer)]));
+}
+
 export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -56,6 +80,11 @@ export async function main(argv: string[]): Promise<number> {
       state: { type: 'string', multiple: true },
       items: { type: 'boolean', default: false },
       algorithm: { type: 'string' },
+      licence: { type: 'string' },
+      heads: { type: 'string' },
+      model: { type: 'string' },
+      size: { type: 'string' },
+      out: { type: 'string' },
     },
   });
   const [group, action, ...rest] = positionals;
@@ -173,7 +202,68 @@ export async function main(argv: string[]): Promise<number> {
         out(done, () => formatJob(done));
         break;
       }
+      case 'model import': {
+        await openProjectArg();
+        if (!rest[0]) throw new CliError('model import needs a .safetensors file', 'INVALID_ARGUMENT', 2);
+        const info = await call('models.import', {
+          path: rest[0],
+          ...(values.name ? { name: values.name } : {}),
+          ...(values.licence ? { licence: values.licence } : {}),
+          ...(values.heads ? { heads: Number(values.heads) } : {}),
+        });
+        const a = info.architecture;
+        out(
+          info,
+          () =>
+            `#${info.id} ${info.name}: ${a.family} ViT, patch ${a.patchSize}, dim ${a.dim}, depth ${a.depth}, ${a.heads} heads${a.registers ? `, ${a.registers} registers` : ''} (${(info.params / 1e6).toFixed(1)}M params, ${info.scheme} names, ${info.sourceDtype})`,
+        );
+        break;
+      }
+      case 'model list': {
+        await openProjectArg();
+        const list = await call('models.list', {});
+        out(
+          list,
+          () =>
+            list
+              .map(
+                (m) =>
+                  `#${m.id}\t${m.name}\t${m.architecture.family} p${m.architecture.patchSize} d${m.architecture.dim}\t${(m.params / 1e6).toFixed(1)}M\t${m.sha256.slice(0, 12)}`,
+              )
+              .join('\n') || '(no models)',
+        );
+        break;
+      }
+      case 'device': {
+        const info = await call('runtime.info', {});
+        out(info, () =>
+          [
+            `onnxruntime ${info.ortVersion}, ${info.cpus} CPU threads, provider setting: ${info.settings.provider}`,
+            ...info.providers.map(
+              (p) => `  ${p.available ? 'yes' : 'no '} ${p.name}${p.reason ? `  (${p.reason})` : ''}`,
+            ),
+          ].join('\n'),
+        );
+        break;
+      }
       default: {
+        if (group === 'embed' && action) {
+          await openProjectArg();
+          if (!values.model)
+            throw new CliError('embed needs --model ID (see `flaneur model list`)', 'INVALID_ARGUMENT', 2);
+          const res = await call('models.embed', {
+            id: Number(values.model),
+            paths: [action, ...rest],
+            ...(values.size ? { size: Number(values.size) } : {}),
+          });
+          if (values.out) {
+            writeVectors(values.out, res.vectors, res.dim);
+            console.error(`wrote ${res.vectors.length} x ${res.dim} to ${values.out} (${res.provider})`);
+          } else {
+            console.log(JSON.stringify(res));
+          }
+          break;
+        }
         if (group === 'hash' && action) {
           await openProjectArg();
           const algorithm = values.algorithm as CommandArgs<'ingest.hashFolder'>['algorithm'];

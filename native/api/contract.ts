@@ -92,6 +92,61 @@ export const JobItem = z.object({
 });
 export type JobItem = z.infer<typeof JobItem>;
 
+export const ModelArchitecture = z.object({
+  family: z.enum(['dino', 'dinov2']),
+  patchSize: z.int(),
+  dim: z.int(),
+  depth: z.int(),
+  heads: z.int(),
+  mlpHidden: z.int(),
+  registers: z.int(),
+  layerScale: z.boolean(),
+  posGrid: z.int(),
+  lnEps: z.number(),
+});
+export type ModelArchitecture = z.infer<typeof ModelArchitecture>;
+
+export const ModelInfo = z.object({
+  id: z.int(),
+  name: z.string(),
+  sha256: z.string(),
+  bytes: z.int(),
+  params: z.int(),
+  architecture: ModelArchitecture,
+  /** Naming scheme of the imported file: official (DINO/timm) or Hugging Face. */
+  scheme: z.string(),
+  sourceDtype: z.string(),
+  /** Where the file was imported from. */
+  source: z.string(),
+  licence: z.string().nullable(),
+  mean: z.array(z.number()),
+  std: z.array(z.number()),
+  createdAt: z.string(),
+});
+export type ModelInfo = z.infer<typeof ModelInfo>;
+
+export const PROVIDERS = ['cuda', 'dml', 'coreml', 'webgpu', 'cpu'] as const;
+export const ProviderName = z.enum(PROVIDERS);
+
+export const RuntimeInfo = z.object({
+  ortVersion: z.string(),
+  cpus: z.int(),
+  preference: z.array(ProviderName),
+  providers: z.array(
+    z.object({ name: ProviderName, available: z.boolean(), reason: z.string().nullable(), bundled: z.boolean() }),
+  ),
+  settings: z.object({ provider: z.union([ProviderName, z.literal('auto')]), threads: z.int().nullable() }),
+  /** The provider the most recent model session really runs on. */
+  active: z
+    .object({
+      provider: ProviderName,
+      threads: z.int(),
+      fallbacks: z.array(z.object({ provider: ProviderName, reason: z.string() })),
+    })
+    .nullable(),
+});
+export type RuntimeInfo = z.infer<typeof RuntimeInfo>;
+
 const Empty = z.object({}).strict();
 const JobId = z.object({ id: z.int().positive() }).strict();
 const UserPath = z.string().min(1, 'must not be empty').max(4096);
@@ -137,6 +192,47 @@ export const commands = {
   'jobs.cancel': { args: JobId, result: JobInfo },
   'jobs.resume': { args: JobId, result: JobInfo },
 
+  'models.import': {
+    args: z
+      .object({
+        path: UserPath,
+        name: z.string().min(1).max(200).optional(),
+        licence: z.string().max(200).optional(),
+        heads: z.int().min(1).max(64).optional(),
+      })
+      .strict(),
+    result: ModelInfo,
+  },
+  'models.list': { args: Empty, result: z.array(ModelInfo) },
+  'models.remove': { args: z.object({ id: z.int().positive() }).strict(), result: z.array(ModelInfo) },
+  'models.embed': {
+    args: z
+      .object({
+        id: z.int().positive(),
+        paths: z.array(UserPath).min(1).max(256),
+        size: z.int().min(16).max(2048).optional(),
+      })
+      .strict(),
+    result: z.object({
+      modelId: z.int(),
+      provider: ProviderName,
+      size: z.int(),
+      dim: z.int(),
+      vectors: z.array(z.array(z.number())),
+    }),
+  },
+
+  'runtime.info': { args: Empty, result: RuntimeInfo },
+  'runtime.configure': {
+    args: z
+      .object({
+        provider: z.union([ProviderName, z.literal('auto')]).optional(),
+        threads: z.int().min(1).max(256).nullable().optional(),
+      })
+      .strict(),
+    result: RuntimeInfo,
+  },
+
   'ingest.hashFolder': {
     args: z
       .object({
@@ -165,6 +261,8 @@ export function isCommandName(name: unknown): name is CommandName {
 export const EngineEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('job.updated'), job: JobInfo }),
   z.object({ type: z.literal('project.changed'), project: ProjectInfo.nullable() }),
+  z.object({ type: z.literal('runtime.changed'), runtime: RuntimeInfo }),
+  z.object({ type: z.literal('models.changed'), models: z.array(ModelInfo) }),
 ]);
 export type EngineEvent = z.infer<typeof EngineEvent>;
 

@@ -12,6 +12,7 @@ import { AppHome } from '../store/app-home.js';
 import type { JobRow } from '../store/jobs-repo.js';
 import { Project } from '../store/project.js';
 import { ProjectLock } from '../store/project-lock.js';
+import { ModelService } from './models.js';
 import { APP_VERSION } from './version.js';
 
 export const JOB_HANDLERS: readonly AnyJobHandler[] = [hashFolderJob];
@@ -47,11 +48,13 @@ export function jobInfo(row: JobRow): JobInfo {
 
 export class Engine {
   readonly home: AppHome;
+  readonly models: ModelService;
   private current: { project: Project; runner: JobRunner; lock: ProjectLock | null } | null = null;
   private readonly listeners = new Set<EngineListener>();
 
   constructor(private readonly options: EngineOptions) {
     this.home = new AppHome(options.home);
+    this.models = new ModelService(this.home, (runtime) => this.emit({ type: 'runtime.changed', runtime }));
   }
 
   on(listener: EngineListener): () => void {
@@ -59,7 +62,7 @@ export class Engine {
     return () => this.listeners.delete(listener);
   }
 
-  private emit(event: EngineEvent): void {
+  emit(event: EngineEvent): void {
     for (const l of this.listeners) {
       try {
         l(event);
@@ -128,6 +131,7 @@ export class Engine {
     const cur = this.current;
     if (!cur) return;
     this.current = null;
+    await this.models.dropSessions();
     await cur.runner.close();
     cur.project.close();
     cur.lock?.release();

@@ -11,9 +11,9 @@ import { type Engine, jobInfo } from './engine.js';
 import { APP_VERSION } from './version.js';
 
 export function createHandlers(engine: Engine): Handlers {
-  const jobs = () => engine.requireProject();
+  const open = () => engine.requireProject();
   const requireJob = (id: number) => {
-    const row = jobs().project.jobs.get(id);
+    const row = open().project.jobs.get(id);
     if (!row) throw new FlaneurError('NOT_FOUND', `No job ${id} in this project.`, { field: 'id' });
     return row;
   };
@@ -39,17 +39,32 @@ export function createHandlers(engine: Engine): Handlers {
     'project.recent': () => engine.home.recent(),
     'project.forgetRecent': (a) => engine.home.forgetRecent(a.path),
 
-    'jobs.list': (a) => jobs().project.jobs.list(a).map(jobInfo),
+    'jobs.list': (a) => open().project.jobs.list(a).map(jobInfo),
     'jobs.get': (a) => jobInfo(requireJob(a.id)),
     'jobs.items': (a) => {
       requireJob(a.id);
-      return jobs().project.jobs.items(a.id, a);
+      return open().project.jobs.items(a.id, a);
     },
-    'jobs.cancel': (a) => jobInfo(jobs().runner.cancel(a.id)),
-    'jobs.resume': (a) => jobInfo(jobs().runner.resume(a.id)),
+    'jobs.cancel': (a) => jobInfo(open().runner.cancel(a.id)),
+    'jobs.resume': (a) => jobInfo(open().runner.resume(a.id)),
+
+    'models.import': async (a) => {
+      const info = await engine.models.import(open().project, a);
+      engine.emit({ type: 'models.changed', models: engine.models.list(open().project) });
+      return info;
+    },
+    'models.list': () => engine.models.list(open().project),
+    'models.remove': async (a) => {
+      const list = await engine.models.remove(open().project, a.id);
+      engine.emit({ type: 'models.changed', models: list });
+      return list;
+    },
+    'models.embed': (a) => engine.models.embed(open().project, a.id, a.paths, a.size),
+    'runtime.info': () => engine.models.runtimeInfo(),
+    'runtime.configure': (a) => engine.models.configure(a),
 
     'ingest.hashFolder': (a) =>
-      jobInfo(jobs().runner.enqueue('ingest.hashFolder', { ...a, root: path.resolve(a.root) })),
+      jobInfo(open().runner.enqueue('ingest.hashFolder', { ...a, root: path.resolve(a.root) })),
   };
 }
 

@@ -353,9 +353,9 @@ export class GraphBuilder {
     if (minus >= 0) {
       if (inNum % outNum !== 0) this.fail('Reshape', label, shapes, 'sizes do not divide');
       const q = inNum / outNum;
+      // A product with symbols stays symbolic, written as an expression ('batch*197').
       if (left.length === 0) out[minus] = q;
-      else if (left.length === 1 && q === 1) out[minus] = left[0] as string;
-      else this.fail('Reshape', label, shapes, 'cannot infer -1 with symbolic dimensions');
+      else out[minus] = [...left, ...(q === 1 ? [] : [String(q)])].join('*');
     } else if (left.length !== 0 || inNum !== outNum) {
       this.fail('Reshape', label, shapes, 'element counts differ');
     }

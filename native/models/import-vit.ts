@@ -6,8 +6,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { FlaneurError } from '../api/errors.js';
+import { IMAGENET_MEAN, IMAGENET_STD } from './preprocess.js';
 import { parseSafetensors, type SafetensorsFile } from './safetensors.js';
-import { IMAGENET_MEAN, IMAGENET_STD, type ViTConfig, vitParamShapes } from './vit.js';
+import { type ViTConfig, vitParamShapes } from './vit.js';
 
 export type NamingScheme = 'official' | 'hf-vit' | 'hf-dinov2';
 
@@ -38,7 +39,7 @@ const PREFIXES = [
   'dinov2.',
   'encoder.model.',
 ];
-const IGNORABLE = [/^mask_token$/, /^embeddings\.mask_token$/, /^pooler\./, /^head\./, /^heads?\./, /^fc_norm\./];
+const IGNORABLE = [/^mask_token$/, /^embeddings\.mask_token$/, /^pooler\./, /^heads?\./, /^classifier\./, /^fc_norm\./];
 
 function invalid(message: string): FlaneurError {
   return new FlaneurError('INVALID_MODEL', message);

@@ -6,6 +6,7 @@
 import type { GraphBuilder } from '../graph/builder.js';
 import type { Dim, Value } from '../graph/ir.js';
 import { type PosInterpolation, posEmbedMatrix } from './interpolate.js';
+import { IMAGENET_MEAN, IMAGENET_STD } from './preprocess.js';
 
 export interface ViTConfig {
   family: 'dino' | 'dinov2';
@@ -22,12 +23,9 @@ export interface ViTConfig {
   posGrid: number;
   posInterpolation: PosInterpolation;
   /** Normalisation of input pixels (ImageNet by default). */
-  mean: [number, number, number];
-  std: [number, number, number];
+  mean: readonly [number, number, number];
+  std: readonly [number, number, number];
 }
-
-export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
-export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
 
 /** Named presets for the published architectures. */
 export const VIT_PRESETS = {

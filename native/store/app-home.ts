@@ -28,6 +28,28 @@ export class AppHome {
     fs.mkdirSync(dir, { recursive: true });
   }
 
+  private get settingsFile(): string {
+    return path.join(this.dir, 'settings.json');
+  }
+
+  /** App-wide settings (a JSON object); unreadable files count as empty. */
+  settings(): Record<string, unknown> {
+    try {
+      const v: unknown = JSON.parse(fs.readFileSync(this.settingsFile, 'utf8'));
+      return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+    } catch {
+      return {};
+    }
+  }
+
+  updateSettings(patch: Record<string, unknown>): Record<string, unknown> {
+    const next = { ...this.settings(), ...patch };
+    const tmp = `${this.settingsFile}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(next, null, 2));
+    fs.renameSync(tmp, this.settingsFile);
+    return next;
+  }
+
   get demoProjectDir(): string {
     return path.join(this.dir, 'demo-project');
   }

@@ -50,6 +50,21 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX job_items_by_status ON job_items (job_id, status);
     `,
   },
+  {
+    version: 2,
+    name: 'model registry',
+    sql: `
+      CREATE TABLE models (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        sha256 TEXT NOT NULL UNIQUE,
+        file TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        manifest TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -9,9 +9,10 @@ import { FlaneurError } from '../api/errors.js';
 import { APPLICATION_ID, configure, createDatabase, type Db, migrate, openDatabase, readVersions } from './db.js';
 import { JobRepository } from './jobs-repo.js';
 import { SCHEMA_VERSION } from './migrations.js';
+import { ModelRepository } from './models-repo.js';
 
 export const PROJECT_FILE = 'project.sqlite';
-export const PROJECT_DIRS = ['cache', 'checkpoints'] as const;
+export const PROJECT_DIRS = ['cache', 'checkpoints', 'models'] as const;
 
 export interface ProjectMeta {
   id: string;
@@ -22,6 +23,7 @@ export interface ProjectMeta {
 
 export class Project {
   readonly jobs: JobRepository;
+  readonly models: ModelRepository;
 
   private constructor(
     readonly dir: string,
@@ -29,10 +31,15 @@ export class Project {
     readonly meta: ProjectMeta,
   ) {
     this.jobs = new JobRepository(db);
+    this.models = new ModelRepository(db);
   }
 
   get cacheDir(): string {
     return path.join(this.dir, 'cache');
+  }
+
+  get modelsDir(): string {
+    return path.join(this.dir, 'models');
   }
 
   get checkpointsDir(): string {

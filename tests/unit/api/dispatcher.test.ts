@@ -17,6 +17,7 @@ function fillOthers(name: (typeof COMMAND_NAMES)[number], except?: string): Reco
     if (k === except) continue;
     if (s instanceof z.ZodString) args[k] = 'x';
     if (s instanceof z.ZodNumber) args[k] = 1;
+    if (s instanceof z.ZodArray) args[k] = ['x'];
   }
   return args;
 }

@@ -1,0 +1,216 @@
+/**
+ * The model registry and model sessions of the open project: import (validate, hash, copy into the project),
+ * list, remove, and CLS embeddings of images through a cached ONNX Runtime session per (model, input size).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ModelInfo, RuntimeInfo } from '../api/contract.js';
+import { FlaneurError } from '../api/errors.js';
+import { hashFile } from '../ingest/hash-folder.js';
+import { decodeImage } from '../media/image.js';
+import { type ImportedViT, importViTFile } from '../models/import-vit.js';
+import { preprocessBatch } from '../models/preprocess.js';
+import { type ViTConfig, vitParamShapes } from '../models/vit.js';
+import { buildViTOnnx } from '../models/vit-onnx.js';
+import { PROVIDER_PREFERENCE, type ProviderName, probeProviders } from '../runtime/providers.js';
+import { DEFAULT_RUNTIME, ModelSession, ort, type RuntimeSettings, type SessionInfo } from '../runtime/session.js';
+import type { AppHome } from '../store/app-home.js';
+import type { ModelRow } from '../store/models-repo.js';
+import type { Project } from '../store/project.js';
+import { APP_VERSION } from './version.js';
+
+interface Manifest {
+  architecture: Omit<ViTConfig, 'mean' | 'std' | 'posInterpolation' | 'family'> & { family: ViTConfig['family'] };
+  posInterpolation: ViTConfig['posInterpolation'];
+  scheme: string;
+  sourceDtype: string;
+  source: string;
+  licence: string | null;
+  mean: number[];
+  std: number[];
+  ignoredTensors: string[];
+  importedBy: string;
+}
+
+export function modelInfo(row: ModelRow): ModelInfo {
+  const m = row.manifest as unknown as Manifest;
+  const config = {
+    ...m.architecture,
+    mean: [0, 0, 0],
+    std: [1, 1, 1],
+    posInterpolation: m.posInterpolation,
+  } as unknown as ViTConfig;
+  let params = 0;
+  for (const s of vitParamShapes(config).values()) params += s.reduce((a, d) => a * d, 1);
+  const { family, patchSize, dim, depth, heads, mlpHidden, registers, layerScale, posGrid, lnEps } = m.architecture;
+  return {
+    id: row.id,
+    name: row.name,
+    sha256: row.sha256,
+    bytes: row.bytes,
+    params,
+    architecture: { family, patchSize, dim, depth, heads, mlpHidden, registers, layerScale, posGrid, lnEps },
+    scheme: m.scheme,
+    sourceDtype: m.sourceDtype,
+    source: m.source,
+    licence: m.licence,
+    mean: m.mean,
+    std: m.std,
+    createdAt: row.createdAt,
+  };
+}
+
+export class ModelService {
+  private sessions = new Map<string, ModelSession>();
+  private lastSession: SessionInfo | null = null;
+
+  constructor(
+    private readonly home: AppHome,
+    private readonly onRuntimeChange: (info: RuntimeInfo) => void,
+  ) {}
+
+  runtimeSettings(): RuntimeSettings {
+    const s = this.home.settings().runtime as Partial<RuntimeSettings> | undefined;
+    const provider =
+      s?.provider && (s.provider === 'auto' || PROVIDER_PREFERENCE.includes(s.provider)) ? s.provider : 'auto';
+    const threads = typeof s?.threads === 'number' && s.threads > 0 ? s.threads : null;
+    return { ...DEFAULT_RUNTIME, provider, threads };
+  }
+
+  async runtimeInfo(): Promise<RuntimeInfo> {
+    const providers = await probeProviders();
+    return {
+      ortVersion: ort.env.versions.common ?? 'unknown',
+      cpus: (await import('node:os')).availableParallelism(),
+      preference: [...PROVIDER_PREFERENCE],
+      providers,
+      settings: this.runtimeSettings(),
+      active: this.lastSession,
+    };
+  }
+
+  async configure(patch: { provider?: ProviderName | 'auto'; threads?: number | null }): Promise<RuntimeInfo> {
+    const next = { ...this.runtimeSettings(), ...patch };
+    this.home.updateSettings({ runtime: next });
+    await this.dropSessions(); // the next run builds sessions with the new settings
+    const info = await this.runtimeInfo();
+    this.onRuntimeChange(info);
+    return info;
+  }
+
+  async import(
+    project: Project,
+    args: { path: string; name?: string; licence?: string; heads?: number },
+  ): Promise<ModelInfo> {
+    const file = path.resolve(args.path);
+    if (!fs.existsSync(file)) throw new FlaneurError('NOT_FOUND', `No such file: ${file}`, { field: 'path' });
+    const imported = importViTFile(file, args.heads ? { heads: args.heads } : {});
+    const sha256 = await hashFile(file, 'sha256');
+    const existing = project.models.bySha(sha256);
+    if (existing) return modelInfo(existing);
+    const rel = path.join('models', `${sha256}.safetensors`);
+    await fs.promises.copyFile(file, path.join(project.dir, rel));
+    const { mean, std, posInterpolation, ...architecture } = imported.config;
+    const manifest: Manifest = {
+      architecture,
+      posInterpolation,
+      scheme: imported.scheme,
+      sourceDtype: imported.sourceDtype,
+      source: file,
+      licence: args.licence ?? null,
+      mean: [...mean],
+      std: [...std],
+      ignoredTensors: imported.ignored,
+      importedBy: `flaneur ${APP_VERSION}`,
+    };
+    const row = project.models.insert({
+      name: args.name ?? path.basename(file).replace(/\.safetensors$/, ''),
+      sha256,
+      file: rel,
+      bytes: fs.statSync(file).size,
+      manifest: manifest as unknown as Record<string, unknown>,
+    });
+    return modelInfo(row);
+  }
+
+  list(project: Project): ModelInfo[] {
+    return project.models.list().map(modelInfo);
+  }
+
+  async remove(project: Project, id: number): Promise<ModelInfo[]> {
+    const row = this.require(project, id);
+    for (const [key, s] of this.sessions) {
+      if (key.startsWith(`${project.meta.id}:${id}:`)) {
+        await s.release();
+        this.sessions.delete(key);
+      }
+    }
+    project.models.remove(id);
+    if (!project.models.bySha(row.sha256)) fs.rmSync(path.join(project.dir, row.file), { force: true });
+    return this.list(project);
+  }
+
+  require(project: Project, id: number): ModelRow {
+    const row = project.models.get(id);
+    if (!row) throw new FlaneurError('NOT_FOUND', `No model ${id} in this project.`, { field: 'id' });
+    return row;
+  }
+
+  /** The imported weights of a registered model, as the registry recorded them. */
+  load(project: Project, row: ModelRow): ImportedViT {
+    const m = row.manifest as unknown as Manifest;
+    return importViTFile(path.join(project.dir, row.file), {
+      heads: m.architecture.heads,
+      lnEps: m.architecture.lnEps,
+      posInterpolation: m.posInterpolation,
+    });
+  }
+
+  private async session(project: Project, row: ModelRow, size: number): Promise<ModelSession> {
+    const key = `${project.meta.id}:${row.id}:${size}:cls`;
+    const hit = this.sessions.get(key);
+    if (hit) return hit;
+    const model = this.load(project, row);
+    const onnx = buildViTOnnx(model, { height: size, width: size, outputs: { cls: true } });
+    const session = await ModelSession.create(onnx, this.runtimeSettings());
+    this.sessions.set(key, session);
+    this.lastSession = session.info;
+    this.onRuntimeChange(await this.runtimeInfo());
+    return session;
+  }
+
+  async embed(project: Project, id: number, paths: readonly string[], size = 224) {
+    const row = this.require(project, id);
+    const info = modelInfo(row);
+    if (size % info.architecture.patchSize !== 0) {
+      throw new FlaneurError(
+        'INVALID_ARGUMENT',
+        `size ${size} is not a multiple of the patch size ${info.architecture.patchSize}`,
+        { field: 'size' },
+      );
+    }
+    const session = await this.session(project, row, size);
+    const vectors: number[][] = [];
+    const BATCH = 16;
+    for (let i = 0; i < paths.length; i += BATCH) {
+      const images = await Promise.all(paths.slice(i, i + BATCH).map((p) => decodeImage(path.resolve(p))));
+      const data = preprocessBatch(images, {
+        size,
+        mean: info.mean as [number, number, number],
+        std: info.std as [number, number, number],
+      });
+      const out = await session.run({ pixels: new ort.Tensor('float32', data, [images.length, 3, size, size]) }, [
+        'cls',
+      ]);
+      const cls = out.cls?.data as Float32Array;
+      const d = info.architecture.dim;
+      for (let j = 0; j < images.length; j++) vectors.push(Array.from(cls.subarray(j * d, (j + 1) * d)));
+    }
+    return { modelId: id, provider: session.info.provider, size, dim: info.architecture.dim, vectors };
+  }
+
+  async dropSessions(): Promise<void> {
+    for (const s of this.sessions.values()) await s.release();
+    this.sessions.clear();
+  }
+}

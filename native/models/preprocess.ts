@@ -1,0 +1,143 @@
+/**
+ * Image preprocessing for the ViTs: resize (shorter side or exact, antialiased separable resampling as PIL does),
+ * centre crop, ImageNet mean/std normalisation, and batching into NCHW float32.
+ */
+export interface RgbLike {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+export type ResizeFilter = 'bilinear' | 'bicubic';
+
+function kernel(filter: ResizeFilter): { support: number; f: (x: number) => number } {
+  if (filter === 'bilinear') return { support: 1, f: (x) => Math.max(0, 1 - Math.abs(x)) };
+  const a = -0.5; // PIL's bicubic
+  return {
+    support: 2,
+    f: (x) => {
+      const t = Math.abs(x);
+      if (t < 1) return ((a + 2) * t - (a + 3)) * t * t + 1;
+      if (t < 2) return (((t - 5) * t + 8) * t - 4) * a;
+      return 0;
+    },
+  };
+}
+
+/** Per output index: first input index and normalised weights (filter widened when downscaling). */
+function weights(inSize: number, outSize: number, filter: ResizeFilter): { start: number; w: Float32Array }[] {
+  const { support, f } = kernel(filter);
+  const scale = inSize / outSize;
+  const fscale = Math.max(scale, 1);
+  const radius = support * fscale;
+  const out: { start: number; w: Float32Array }[] = [];
+  for (let o = 0; o < outSize; o++) {
+    const center = (o + 0.5) * scale;
+    const start = Math.max(0, Math.floor(center - radius));
+    const end = Math.min(inSize, Math.ceil(center + radius));
+    const w = new Float32Array(end - start);
+    let sum = 0;
+    for (let i = start; i < end; i++) {
+      const v = f((i + 0.5 - center) / fscale);
+      w[i - start] = v;
+      sum += v;
+    }
+    if (sum !== 0) for (let i = 0; i < w.length; i++) w[i] = (w[i] as number) / sum;
+    out.push({ start, w });
+  }
+  return out;
+}
+
+/** Resizes an RGB image to exactly width x height. */
+export function resizeRgb(img: RgbLike, width: number, height: number, filter: ResizeFilter = 'bicubic'): RgbLike {
+  if (img.width === width && img.height === height) return img;
+  const wx = weights(img.width, width, filter);
+  const wy = weights(img.height, height, filter);
+  const tmp = new Float32Array(width * img.height * 3);
+  for (let y = 0; y < img.height; y++) {
+    for (let x = 0; x < width; x++) {
+      const { start, w } = wx[x] as { start: number; w: Float32Array };
+      let r = 0;
+      let g = 0;
+      let b = 0;
+      for (let k = 0; k < w.length; k++) {
+        const i = (y * img.width + start + k) * 3;
+        const wk = w[k] as number;
+        r += (img.data[i] as number) * wk;
+        g += (img.data[i + 1] as number) * wk;
+        b += (img.data[i + 2] as number) * wk;
+      }
+      const o = (y * width + x) * 3;
+      tmp[o] = r;
+      tmp[o + 1] = g;
+      tmp[o + 2] = b;
+    }
+  }
+  const out = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    const { start, w } = wy[y] as { start: number; w: Float32Array };
+    for (let x = 0; x < width; x++) {
+      for (let c = 0; c < 3; c++) {
+        let v = 0;
+        for (let k = 0; k < w.length; k++) v += (tmp[((start + k) * width + x) * 3 + c] as number) * (w[k] as number);
+        out[(y * width + x) * 3 + c] = Math.min(255, Math.max(0, Math.round(v)));
+      }
+    }
+  }
+  return { width, height, data: out };
+}
+
+export function cropRgb(img: RgbLike, left: number, top: number, width: number, height: number): RgbLike {
+  const out = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    const src = ((top + y) * img.width + left) * 3;
+    out.set(img.data.subarray(src, src + width * 3), y * width * 3);
+  }
+  return { width, height, data: out };
+}
+
+export interface PreprocessOptions {
+  /** Output side in pixels (a multiple of the patch size). */
+  size: number;
+  /** 'center-crop': shorter side to `size` then a centred square crop; 'stretch': resize to size x size. */
+  mode?: 'center-crop' | 'stretch';
+  filter?: ResizeFilter;
+  mean?: readonly [number, number, number];
+  std?: readonly [number, number, number];
+}
+
+export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
+export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
+
+/** Writes one preprocessed image as CHW float32 into `out` at `offset` (for batching). */
+export function preprocessInto(img: RgbLike, o: PreprocessOptions, out: Float32Array, offset = 0): void {
+  const size = o.size;
+  let im = img;
+  if ((o.mode ?? 'center-crop') === 'center-crop') {
+    const s = size / Math.min(img.width, img.height);
+    const w = Math.max(size, Math.round(img.width * s));
+    const h = Math.max(size, Math.round(img.height * s));
+    im = resizeRgb(img, w, h, o.filter);
+    im = cropRgb(im, Math.floor((w - size) / 2), Math.floor((h - size) / 2), size, size);
+  } else {
+    im = resizeRgb(img, size, size, o.filter);
+  }
+  const mean = o.mean ?? IMAGENET_MEAN;
+  const std = o.std ?? IMAGENET_STD;
+  const plane = size * size;
+  for (let i = 0; i < plane; i++) {
+    for (let c = 0; c < 3; c++) {
+      out[offset + c * plane + i] = ((im.data[i * 3 + c] as number) / 255 - (mean[c] as number)) / (std[c] as number);
+    }
+  }
+}
+
+/** A batch [N, 3, size, size] from several images. */
+export function preprocessBatch(images: readonly RgbLike[], o: PreprocessOptions): Float32Array {
+  const n = 3 * o.size * o.size;
+  const out = new Float32Array(images.length * n);
+  images.forEach((img, i) => {
+    preprocessInto(img, o, out, i * n);
+  });
+  return out;
+}

@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import { cropRgb, IMAGENET_MEAN, IMAGENET_STD, preprocessBatch, resizeRgb } from '../../../native/models/preprocess.js';
+
+function solid(width: number, height: number, rgb: [number, number, number]) {
+  const data = new Uint8Array(width * height * 3);
+  for (let i = 0; i < width * height; i++) data.set(rgb, i * 3);
+  return { width, height, data };
+}
+
+describe('preprocessing', () => {
+  it('keeps a flat image flat through resizing in both directions', () => {
+    for (const filter of ['bilinear', 'bicubic'] as const) {
+      const down = resizeRgb(solid(640, 480, [10, 200, 90]), 224, 168, filter);
+      const up = resizeRgb(solid(50, 40, [10, 200, 90]), 224, 179, filter);
+      for (const img of [down, up]) {
+        for (let i = 0; i < img.data.length; i += 3)
+          expect([img.data[i], img.data[i + 1], img.data[i + 2]]).toEqual([10, 200, 90]);
+      }
+    }
+  });
+
+  it('averages when downscaling (antialiasing) instead of sampling', () => {
+    // Alternating black and white columns: a plain point-sampled 2x downscale would be all black or all white.
+    const img = solid(64, 8, [0, 0, 0]);
+    for (let y = 0; y < 8; y++) for (let x = 1; x < 64; x += 2) img.data.set([255, 255, 255], (y * 64 + x) * 3);
+    const small = resizeRgb(img, 16, 2, 'bilinear');
+    for (let y = 0; y < 2; y++) {
+      // Interior pixels (the edge ones see a truncated window).
+      for (let x = 1; x < 15; x++) expect(Math.abs((small.data[(y * 16 + x) * 3] as number) - 128)).toBeLessThan(3);
+    }
+  });
+
+  it('centre-crops the shorter-side resize and normalises with ImageNet mean and std', () => {
+    const img = solid(300, 200, [255, 0, 128]);
+    // Mark the left and right bands: they must be cropped away.
+    for (let y = 0; y < 200; y++) {
+      for (let x = 0; x < 40; x++) img.data.set([0, 255, 0], (y * 300 + x) * 3);
+      for (let x = 260; x < 300; x++) img.data.set([0, 255, 0], (y * 300 + x) * 3);
+    }
+    const out = preprocessBatch([img, img], { size: 112, filter: 'bilinear' });
+    expect(out.length).toBe(2 * 3 * 112 * 112);
+    const plane = 112 * 112;
+    const centre = 56 * 112 + 56;
+    expect(out[centre]).toBeCloseTo((1 - IMAGENET_MEAN[0]) / IMAGENET_STD[0], 5);
+    expect(out[plane + centre]).toBeCloseTo((0 - IMAGENET_MEAN[1]) / IMAGENET_STD[1], 5);
+    expect(out[2 * plane + centre]).toBeCloseTo((128 / 255 - IMAGENET_MEAN[2]) / IMAGENET_STD[2], 5);
+    // Column 0 of the crop comes from x = 25 of the 168-wide resize, past the green band (0..~22 after resize).
+    expect(out[plane + 56 * 112]).toBeCloseTo(out[plane + centre] as number, 1);
+    expect(out.subarray(3 * plane)).toEqual(out.subarray(0, 3 * plane));
+  });
+
+  it('crops exact rectangles', () => {
+    const img = solid(4, 4, [0, 0, 0]);
+    img.data.set([9, 9, 9], (2 * 4 + 1) * 3);
+    const c = cropRgb(img, 1, 2, 2, 2);
+    expect(Array.from(c.data.subarray(0, 3))).toEqual([9, 9, 9]);
+    expect(c.width).toBe(2);
+  });
+});
