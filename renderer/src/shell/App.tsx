@@ -1,7 +1,9 @@
 import { type ComponentType, type KeyboardEvent, useEffect, useRef, useState } from 'react';
 import { useApp } from '../state/app-state';
+import { DeviceView } from '../views/device/DeviceView';
 import { ProjectView } from '../views/home/ProjectView';
 import { JobsView } from '../views/jobs/JobsView';
+import { ModelsView } from '../views/models/ModelsView';
 import { Notices } from './Notices';
 import { StatusBar } from './StatusBar';
 
@@ -16,7 +18,9 @@ interface ViewSpec {
 /** A view is listed here only once it works end to end. */
 const VIEWS: readonly ViewSpec[] = [
   { id: 'project', label: 'Project', component: ProjectView, needsProject: false },
+  { id: 'models', label: 'Models', component: ModelsView, needsProject: true },
   { id: 'jobs', label: 'Jobs', component: JobsView, needsProject: true },
+  { id: 'device', label: 'Device', component: DeviceView, needsProject: false },
 ];
 
 function viewFromHash(): string {

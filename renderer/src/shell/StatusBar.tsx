@@ -3,7 +3,7 @@ import { formatDuration } from './format';
 
 /** Transport, connection and the job in progress, always visible at the bottom. */
 export function StatusBar() {
-  const { client, connection, jobs, appInfo } = useApp();
+  const { client, connection, jobs, appInfo, runtime } = useApp();
   const running = jobs.filter((j) => j.state === 'running');
   const queued = jobs.filter((j) => j.state === 'queued').length;
   const first = running[0];
@@ -27,6 +27,16 @@ export function StatusBar() {
       )}
       {queued > 0 && <span>{queued} queued</span>}
       <span className="spacer" />
+      {runtime && (
+        <span data-testid="status-provider" title="Execution provider of the most recent model session (Device view)">
+          {runtime.active
+            ? `Running on ${runtime.active.provider.toUpperCase()}`
+            : `Providers: ${runtime.providers
+                .filter((p) => p.available)
+                .map((p) => p.name)
+                .join(', ')}`}
+        </span>
+      )}
       {appInfo && <span className="muted">Flaneur {appInfo.version}</span>}
     </footer>
   );

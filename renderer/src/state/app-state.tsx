@@ -3,7 +3,7 @@
  * Views read it through useApp(); they call the engine through `client` and let events update what they show.
  */
 import { createContext, type ReactNode, useCallback, useContext, useEffect, useMemo, useState } from 'react';
-import type { AppInfo, JobInfo, ProjectInfo } from '../../../native/api/contract';
+import type { AppInfo, JobInfo, ProjectInfo, RuntimeInfo } from '../../../native/api/contract';
 import { ClientError, type ConnectionState, type FlaneurClient } from '../client';
 
 export interface Notice {
@@ -22,6 +22,8 @@ interface AppState {
   /** False until the first answer from the engine arrived. */
   loaded: boolean;
   jobs: JobInfo[];
+  /** Execution providers and the one in use; null until the engine has probed them. */
+  runtime: RuntimeInfo | null;
   connection: ConnectionState;
   notices: Notice[];
   notify(notice: Omit<Notice, 'id'>): void;
@@ -40,6 +42,7 @@ export function AppStateProvider({ client, children }: { client: FlaneurClient; 
   const [project, setProject] = useState<ProjectInfo | null>(null);
   const [loaded, setLoaded] = useState(false);
   const [jobMap, setJobMap] = useState<Map<number, JobInfo>>(new Map());
+  const [runtime, setRuntime] = useState<RuntimeInfo | null>(null);
   const [connection, setConnection] = useState<ConnectionState>('connected');
   const [notices, setNotices] = useState<Notice[]>([]);
 
@@ -74,12 +77,16 @@ export function AppStateProvider({ client, children }: { client: FlaneurClient; 
     const jobs = current ? await client.call('jobs.list', { limit: 200 }) : [];
     setJobMap(new Map(jobs.map((j) => [j.id, j])));
     setLoaded(true);
+    // Probing providers takes a moment; the status bar fills in when it is done.
+    void client.call('runtime.info', {}).then(setRuntime, () => {});
   }, [client]);
 
   useEffect(() => {
     const offEvents = client.subscribe((event) => {
       if (event.type === 'job.updated') {
         setJobMap((m) => new Map(m).set(event.job.id, event.job));
+      } else if (event.type === 'runtime.changed') {
+        setRuntime(event.runtime);
       } else if (event.type === 'project.changed') {
         setProject(event.project);
         setJobMap(new Map());
@@ -106,6 +113,7 @@ export function AppStateProvider({ client, children }: { client: FlaneurClient; 
     project,
     loaded,
     jobs,
+    runtime,
     connection,
     notices,
     notify,

@@ -1,0 +1,120 @@
+import { useApp } from '../../state/app-state';
+
+const LABELS: Record<string, string> = {
+  cuda: 'NVIDIA CUDA',
+  dml: 'DirectML (Windows)',
+  coreml: 'Core ML (macOS)',
+  webgpu: 'WebGPU',
+  cpu: 'CPU',
+};
+
+/** Which execution providers load on this machine, which one runs, and the user's override. */
+export function DeviceView() {
+  const { client, runtime, run } = useApp();
+  if (!runtime) {
+    return (
+      <div className="view">
+        <header className="view-header">
+          <h1>Device</h1>
+        </header>
+        <p className="muted">Probing execution providers…</p>
+      </div>
+    );
+  }
+  const configure = (patch: { provider?: (typeof runtime.settings)['provider']; threads?: number | null }) =>
+    void run('Could not change the device settings', () => client.call('runtime.configure', patch));
+  return (
+    <div className="view">
+      <header className="view-header">
+        <h1>Device</h1>
+      </header>
+      <section className="card" aria-labelledby="active-title">
+        <h2 id="active-title">In use</h2>
+        {runtime.active ? (
+          <p data-testid="active-provider">
+            Models run on <strong>{LABELS[runtime.active.provider]}</strong> with {runtime.active.threads} threads.
+            {runtime.active.fallbacks.length > 0 && (
+              <span className="muted">
+                {' '}
+                Tried first: {runtime.active.fallbacks.map((f) => `${f.provider} (${f.reason})`).join('; ')}.
+              </span>
+            )}
+          </p>
+        ) : (
+          <p className="muted">
+            No model has run in this session yet; the first one will use the first available provider below.
+          </p>
+        )}
+        <p className="muted">
+          onnxruntime {runtime.ortVersion} · {runtime.cpus} CPU threads
+        </p>
+      </section>
+
+      <section className="card" aria-labelledby="providers-title">
+        <h2 id="providers-title">Execution providers, in order of preference</h2>
+        <table className="items">
+          <thead>
+            <tr>
+              <th>Provider</th>
+              <th>Available</th>
+              <th>Why not</th>
+            </tr>
+          </thead>
+          <tbody>
+            {runtime.providers.map((p) => (
+              <tr key={p.name} data-testid={`provider-${p.name}`}>
+                <td>{LABELS[p.name]}</td>
+                <td>
+                  <span className={`badge badge-${p.available ? 'done' : 'cancelled'}`}>
+                    {p.available ? 'yes' : 'no'}
+                  </span>
+                </td>
+                <td className="mono">
+                  {p.reason ?? ''}
+                  {p.name === 'cuda' && !p.available && ' — CUDA users: run `npm run gpu:cuda` once (needs network).'}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </section>
+
+      <section className="card" aria-labelledby="settings-title">
+        <h2 id="settings-title">Settings</h2>
+        <div className="field">
+          <label htmlFor="provider-override">Provider</label>
+          <select
+            id="provider-override"
+            value={runtime.settings.provider}
+            onChange={(e) => configure({ provider: e.target.value as typeof runtime.settings.provider })}
+          >
+            <option value="auto">Automatic (first available)</option>
+            {runtime.preference.map((p) => (
+              <option key={p} value={p}>
+                {LABELS[p]}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="threads">CPU threads</label>
+          <select
+            id="threads"
+            value={runtime.settings.threads ?? 'all'}
+            onChange={(e) => configure({ threads: e.target.value === 'all' ? null : Number(e.target.value) })}
+          >
+            <option value="all">All ({runtime.cpus})</option>
+            {Array.from({ length: runtime.cpus }, (_, i) => i + 1).map((n) => (
+              <option key={n} value={n}>
+                {n}
+              </option>
+            ))}
+          </select>
+        </div>
+        <p className="muted">
+          A provider that fails to load a model falls back to the next one; the reason shows above.
+        </p>
+      </section>
+    </div>
+  );
+}

@@ -1,0 +1,70 @@
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findBinaries } from '../../native/media/ffmpeg.js';
+import { fixturePath } from '../helpers/fixtures.js';
+import { tmpDir } from '../helpers/tmp.js';
+import { openApp, type Session } from './browser.js';
+
+describe('models and device, end to end in browser mode', () => {
+  const home = tmpDir();
+  const work = tmpDir();
+  let s: Session;
+
+  beforeAll(async () => {
+    s = await openApp({ home });
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it('imports a DINOv2-with-registers checkpoint and lists what it is', async () => {
+    const { page } = s;
+    await page.getByRole('link', { name: 'Models' }).click();
+    await page.getByText('No models yet.').waitFor();
+    await page.getByLabel('Weights file').fill(fixturePath('vit', 'dinov2reg_tiny.hf.safetensors'));
+    await page.getByLabel('Licence (optional)').fill('test weights (tools/vit_reference.py)');
+    await page.getByRole('button', { name: 'Import' }).click();
+    const row = page.getByTestId('model-1');
+    await row.waitFor();
+    await expect(row.textContent()).resolves.toMatch(/DINOv2 ViT-d48\/14 \+ 4 registers/);
+    await expect(row.textContent()).resolves.toMatch(/hf-dinov2 names/);
+    await s.shot('06-models-imported');
+  });
+
+  it('shows a readable error for a file that is not a checkpoint', async () => {
+    const { page } = s;
+    await page.getByLabel('Weights file').fill(fixturePath('vit', 'dino_tiny.224x224.expected.safetensors'));
+    await page.getByRole('button', { name: 'Import' }).click();
+    const alert = page.getByRole('alert').filter({ hasText: 'Could not import the model' });
+    await alert.waitFor();
+    await expect(alert.textContent()).resolves.toMatch(/unknown architecture/);
+    await alert.getByRole('button', { name: 'Dismiss notice' }).click();
+  });
+
+  it('shows the execution providers, why the GPU ones are missing, and the one a model ran on', async () => {
+    const { page } = s;
+    await page.getByRole('link', { name: 'Device' }).click();
+    await page.getByTestId('provider-cpu').filter({ hasText: 'yes' }).waitFor();
+    await expect(page.getByTestId('provider-cuda').textContent()).resolves.toMatch(/no.*(shared library|load)/i);
+    // Run the model (as the embed command does) and watch the device panel and status bar follow.
+    const image = path.join(work, 'frame.png');
+    execFileSync(findBinaries().ffmpeg.path, [
+      '-v',
+      'error',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc2=size=320x240',
+      '-frames:v',
+      '1',
+      image,
+    ]);
+    const res = await s.engine.call('models.embed', { id: 1, paths: [image], size: 112 });
+    expect(res.provider).toBe('cpu');
+    await page.getByTestId('active-provider').filter({ hasText: 'CPU' }).waitFor();
+    await page.getByTestId('status-provider').filter({ hasText: 'Running on CPU' }).waitFor();
+    await s.shot('07-device-panel');
+    expect(s.errors).toEqual([]);
+  });
+});
