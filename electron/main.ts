@@ -78,6 +78,12 @@ class EngineProcess {
     return this.rpc.call(command, args);
   }
 
+  async resource(urlPath: string): Promise<{ contentType: string | null; body: Uint8Array | null }> {
+    await this.ready;
+    if (!this.rpc) return { contentType: null, body: null };
+    return this.rpc.resource(urlPath);
+  }
+
   async stop(): Promise<void> {
     this.quitting = true;
     const child = this.child;
@@ -130,6 +136,15 @@ function registerIpc(): void {
 
 function registerProtocol(): void {
   protocol.handle(APP_SCHEME, async (request) => {
+    const url = new URL(request.url);
+    if (url.host === APP_HOST && url.pathname.startsWith('/media/')) {
+      // Media by id through the engine: the renderer never names a file path.
+      const r = await engine.resource(url.pathname);
+      if (!r.body) return new Response('Not found', { status: 404 });
+      return new Response(Buffer.from(r.body), {
+        headers: { 'Content-Type': r.contentType ?? 'application/octet-stream' },
+      });
+    }
     let file = resolveAppAsset(RENDERER_DIR, request.url, path.join, path.sep);
     if (file && !fs.existsSync(file) && !path.extname(file)) file = path.join(RENDERER_DIR, 'index.html');
     if (!file || !fs.existsSync(file)) return new Response('Not found', { status: 404 });

@@ -23,6 +23,10 @@ Usage: flaneur <command> [options]
   jobs cancel <id>                       cancel a job (also one running in the app)
   jobs resume <id>                       resume an interrupted, failed or cancelled job and wait for it
   hash <folder> [--algorithm A]          hash every file in a folder as a job and wait for it
+  add <file-or-folder...> [--fps F | --every N | --keyframes | --scene T] [--size S] [--square]
+                                         ingest images and videos into the catalog (a job; waits for it)
+  library [--problems]                   the catalog: media, frames, and what could not be read
+  media-tools                            the ffmpeg and ffprobe in use
   model import <file.safetensors> [--name N] [--licence L] [--heads H]
                                          validate a DINO/DINOv2 checkpoint and add it to the project
   model list                             the project's models
@@ -85,6 +89,12 @@ export async function main(argv: string[]): Promise<number> {
       model: { type: 'string' },
       size: { type: 'string' },
       out: { type: 'string' },
+      fps: { type: 'string' },
+      every: { type: 'string' },
+      keyframes: { type: 'boolean', default: false },
+      scene: { type: 'string' },
+      square: { type: 'boolean', default: false },
+      problems: { type: 'boolean', default: false },
     },
   });
   const [group, action, ...rest] = positionals;
@@ -234,6 +244,29 @@ export async function main(argv: string[]): Promise<number> {
         );
         break;
       }
+      case 'library': {
+        await openProjectArg();
+        const list = await call('library.list', { limit: 1000, ...(values.problems ? { withProblem: true } : {}) });
+        out(list, () =>
+          [
+            `${list.counts.images} images, ${list.counts.videos} videos, ${list.counts.frames} frames, ${list.counts.failed} failed`,
+            ...list.items.map(
+              (m) =>
+                `#${m.id}\t${m.status}\t${m.kind}\t${m.frameCount} frames\t${m.name}${m.problem ? `\t[${m.problem.code}] ${m.problem.message}` : ''}`,
+            ),
+          ].join('\n'),
+        );
+        break;
+      }
+      case 'media-tools': {
+        const t = await call('media.tools', {});
+        out(
+          t,
+          () =>
+            `ffmpeg:  ${t.ffmpeg.version} (${t.ffmpeg.source}: ${t.ffmpeg.path})\nffprobe: ${t.ffprobe.version} (${t.ffprobe.source}: ${t.ffprobe.path})`,
+        );
+        break;
+      }
       case 'device': {
         const info = await call('runtime.info', {});
         out(info, () =>
@@ -262,6 +295,24 @@ export async function main(argv: string[]): Promise<number> {
           } else {
             console.log(JSON.stringify(res));
           }
+          break;
+        }
+        if (group === 'add' && action) {
+          await openProjectArg();
+          const sampling: CommandArgs<'library.add'>['sampling'] = values.keyframes
+            ? { policy: 'keyframes' }
+            : values.every
+              ? { policy: 'every', n: Number(values.every) }
+              : values.scene
+                ? { policy: 'scene', threshold: Number(values.scene) }
+                : { policy: 'fps', fps: Number(values.fps ?? 1) };
+          const job = await call('library.add', {
+            paths: [action, ...rest],
+            sampling,
+            frameSize: { mode: values.square ? 'square' : 'short-side', size: Number(values.size ?? 224) },
+          });
+          const done = await waitFor(job.id);
+          out(done, () => formatJob(done));
           break;
         }
         if (group === 'hash' && action) {

@@ -2,20 +2,26 @@
  * The engine: one open project at a time, its job runner, the per-user app home, and the event stream every UI
  * listens to. Transports never touch this directly; they go through the dispatcher built in handlers.ts.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import type { EngineEvent, JobInfo, ProjectInfo } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
 import { hashFolderJob } from '../ingest/hash-folder.js';
+import { ingestMediaJob } from '../ingest/ingest-media.js';
 import { JobRunner, type RunnerOptions } from '../jobs/runner.js';
 import type { AnyJobHandler } from '../jobs/types.js';
 import { AppHome } from '../store/app-home.js';
 import type { JobRow } from '../store/jobs-repo.js';
 import { Project } from '../store/project.js';
 import { ProjectLock } from '../store/project-lock.js';
+import { mediaResource } from './library.js';
 import { ModelService } from './models.js';
-import { APP_VERSION } from './version.js';
+import { APP_ROOT, APP_VERSION } from './version.js';
 
-export const JOB_HANDLERS: readonly AnyJobHandler[] = [hashFolderJob];
+/** The bundled sample video (samples/README.md says where it comes from). */
+export const SAMPLE_VIDEO = path.join(APP_ROOT, 'samples', 'vtest-street.mp4');
+
+export const JOB_HANDLERS: readonly AnyJobHandler[] = [hashFolderJob, ingestMediaJob];
 
 export interface EngineOptions {
   home: string;
@@ -106,11 +112,20 @@ export class Engine {
     return this.activate(Project.open(dir));
   }
 
-  /** The demo project lives in the app home; it is created on first use. */
+  /** The demo project lives in the app home; it is created on first use and ingests the bundled sample clip. */
   async openDemo(): Promise<ProjectInfo> {
     const dir = this.home.demoProjectDir;
     if (Project.exists(dir)) return this.openProject(dir);
-    return this.activate(Project.create(dir, { appVersion: APP_VERSION, name: 'Demo project' }));
+    const info = await this.activate(Project.create(dir, { appVersion: APP_VERSION, name: 'Demo project' }));
+    if (fs.existsSync(SAMPLE_VIDEO)) this.requireProject().runner.enqueue('ingest.media', { paths: [SAMPLE_VIDEO] });
+    return info;
+  }
+
+  /** Binary resources for the UI (frame images); null when the path is not one of ours. */
+  resource(urlPath: string): { contentType: string; body: Buffer } | null {
+    const project = this.project;
+    if (!project) throw new FlaneurError('NO_PROJECT', 'No project is open.');
+    return mediaResource(project, urlPath);
   }
 
   /** At launch: the given project, else the most recent one that opens, else the demo project. */

@@ -6,8 +6,11 @@ import path from 'node:path';
 import type { ProjectInfo } from '../api/contract.js';
 import { createDispatcher, type Dispatcher, type Handlers } from '../api/dispatcher.js';
 import { FlaneurError } from '../api/errors.js';
+import { binaryVersion, findBinaries } from '../media/ffmpeg.js';
+import { FrameStore } from '../media/frame-store.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
 import { type Engine, jobInfo } from './engine.js';
+import { mediaInfo, requireMedia } from './library.js';
 import { APP_VERSION } from './version.js';
 
 export function createHandlers(engine: Engine): Handlers {
@@ -62,6 +65,35 @@ export function createHandlers(engine: Engine): Handlers {
     'models.embed': (a) => engine.models.embed(open().project, a.id, a.paths, a.size),
     'runtime.info': () => engine.models.runtimeInfo(),
     'runtime.configure': (a) => engine.models.configure(a),
+
+    'library.add': (a) =>
+      jobInfo(open().runner.enqueue('ingest.media', { ...a, paths: a.paths.map((p) => path.resolve(p)) })),
+    'library.list': (a) => {
+      const { project } = open();
+      const { total, items } = project.media.list(a);
+      return { total, items: items.map(mediaInfo), counts: project.media.counts() };
+    },
+    'library.get': (a) => mediaInfo(requireMedia(open().project, a.id)),
+    'library.frames': (a) => {
+      const { project } = open();
+      const row = requireMedia(project, a.id);
+      const frames = project.media.frames(row.id, a.offset ?? 0, a.limit ?? 100000);
+      return { total: row.frameCount, frames: frames.map((f) => ({ index: f.idx, pts: f.pts })) };
+    },
+    'library.remove': (a) => {
+      const { project } = open();
+      requireMedia(project, a.id);
+      project.media.remove(a.id);
+      new FrameStore(project.cacheDir).remove(a.id);
+      return null;
+    },
+    'media.tools': () => {
+      const { ffmpeg, ffprobe } = findBinaries();
+      return {
+        ffmpeg: { path: ffmpeg.path, source: ffmpeg.source, version: binaryVersion(ffmpeg.path) },
+        ffprobe: { path: ffprobe.path, source: ffprobe.source, version: binaryVersion(ffprobe.path) },
+      };
+    },
 
     'ingest.hashFolder': (a) =>
       jobInfo(open().runner.enqueue('ingest.hashFolder', { ...a, root: path.resolve(a.root) })),

@@ -49,6 +49,22 @@ export async function serveEngine(port: Port, options: { home?: string; project?
       void shutdown();
       return;
     }
+    if (msg.type === 'resource') {
+      let reply: HostMessage;
+      try {
+        const r = engine.resource(msg.path);
+        reply = {
+          type: 'resource',
+          id: msg.id,
+          contentType: r?.contentType ?? null,
+          body: r ? new Uint8Array(r.body) : null,
+        };
+      } catch {
+        reply = { type: 'resource', id: msg.id, contentType: null, body: null };
+      }
+      port.post(reply);
+      return;
+    }
     if (msg.type === 'call') {
       void dispatcher
         .dispatch(msg.command, msg.args)

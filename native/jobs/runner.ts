@@ -236,8 +236,13 @@ export class JobRunner {
         meter.add(progress.done);
         publish(true);
       },
-      progress(done, total) {
-        progress = { ...progress, done, total: total === undefined ? progress.total : total };
+      progress(done, total, detail) {
+        progress = {
+          ...progress,
+          done,
+          total: total === undefined ? progress.total : total,
+          ...(detail ? { detail } : {}),
+        };
         meter.add(done);
         publish(false);
       },

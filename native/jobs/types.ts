@@ -24,8 +24,8 @@ export interface JobContext<Args, Checkpoint> {
   readonly signal: AbortSignal;
   /** Starts a phase; `total` null when unknown. Resets `done` to `done` (default 0). */
   phase(name: string, options?: { total?: number | null; unit?: string; done?: number }): void;
-  /** Reports progress within the phase (throttled for events and persistence). */
-  progress(done: number, total?: number | null): void;
+  /** Reports progress within the phase (throttled for events and persistence), with optional extra counters. */
+  progress(done: number, total?: number | null, detail?: Record<string, number>): void;
   /** Atomically records finished items and the position to resume from. */
   commit(items: readonly ItemResult[], checkpoint: Checkpoint): void;
   /** Items recorded by earlier attempts of this job (to skip them on resume). */

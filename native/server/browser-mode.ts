@@ -27,6 +27,7 @@ export async function runBrowserMode(
   const server = await startServer({
     dispatcher: createEngineDispatcher(engine),
     subscribe: (l) => engine.on(l),
+    resource: async (p) => engine.resource(p),
     staticDir: options.staticDir ?? path.join(APP_ROOT, 'build', 'renderer'),
     ...(options.port !== undefined ? { port: options.port } : {}),
   });

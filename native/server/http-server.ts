@@ -9,6 +9,7 @@ import path from 'node:path';
 import { WebSocketServer } from 'ws';
 import type { EngineEvent } from '../api/contract.js';
 import type { Dispatcher } from '../api/dispatcher.js';
+import { serializeError } from '../api/errors.js';
 import { CONTENT_SECURITY_POLICY } from '../api/security-policy.js';
 import { checkRequest, newToken, TOKEN_COOKIE } from './security.js';
 
@@ -19,6 +20,8 @@ export interface ServerOptions {
   staticDir: string | null;
   port?: number;
   token?: string;
+  /** Binary resources under /media/ (frame images), or null when not found. */
+  resource?: (urlPath: string) => Promise<{ contentType: string; body: Buffer } | null>;
 }
 
 export interface RunningServer {
@@ -148,6 +151,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       }
       const { command, args } = (body ?? {}) as { command?: unknown; args?: unknown };
       sendJson(res, 200, await options.dispatcher.dispatch(command, args));
+      return;
+    }
+    if (url.pathname.startsWith('/media/') && options.resource) {
+      try {
+        const r = await options.resource(url.pathname);
+        if (!r) {
+          sendJson(res, 404, { ok: false, error: { code: 'NOT_FOUND', message: `Nothing at ${url.pathname}` } });
+          return;
+        }
+        res.writeHead(200, { 'Content-Type': r.contentType, 'Cache-Control': 'private, max-age=3600' });
+        res.end(r.body);
+      } catch (err) {
+        sendJson(res, 404, { ok: false, error: serializeError(err) });
+      }
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -65,6 +65,37 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'media catalog',
+    sql: `
+      CREATE TABLE media (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('image','video','unknown')),
+        path TEXT NOT NULL UNIQUE,
+        bytes INTEGER NOT NULL,
+        mtime_ms REAL NOT NULL,
+        content_hash TEXT,
+        status TEXT NOT NULL CHECK (status IN ('pending','ingesting','done','failed')),
+        problem TEXT,
+        probe TEXT,
+        sampling TEXT,
+        frame_width INTEGER,
+        frame_height INTEGER,
+        frame_count INTEGER NOT NULL DEFAULT 0,
+        added_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+      CREATE INDEX media_by_hash ON media (content_hash);
+      CREATE INDEX media_by_status ON media (status, id);
+      CREATE TABLE frames (
+        media_id INTEGER NOT NULL REFERENCES media (id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        pts REAL NOT NULL,
+        PRIMARY KEY (media_id, idx)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

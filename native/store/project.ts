@@ -8,6 +8,7 @@ import path from 'node:path';
 import { FlaneurError } from '../api/errors.js';
 import { APPLICATION_ID, configure, createDatabase, type Db, migrate, openDatabase, readVersions } from './db.js';
 import { JobRepository } from './jobs-repo.js';
+import { MediaRepository } from './media-repo.js';
 import { SCHEMA_VERSION } from './migrations.js';
 import { ModelRepository } from './models-repo.js';
 
@@ -24,6 +25,7 @@ export interface ProjectMeta {
 export class Project {
   readonly jobs: JobRepository;
   readonly models: ModelRepository;
+  readonly media: MediaRepository;
 
   private constructor(
     readonly dir: string,
@@ -32,6 +34,7 @@ export class Project {
   ) {
     this.jobs = new JobRepository(db);
     this.models = new ModelRepository(db);
+    this.media = new MediaRepository(db);
   }
 
   get cacheDir(): string {

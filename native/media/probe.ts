@@ -1,0 +1,206 @@
+/**
+ * ffprobe: what a media file is (image or video), its size, rotation, codec, duration, frame rate, frame count and
+ * keyframe interval. Every failure becomes a typed error with a reason a person can act on.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { FlaneurError } from '../api/errors.js';
+import { findBinaries } from './ffmpeg.js';
+
+const run = promisify(execFile);
+
+export const IMAGE_EXTENSIONS = ['jpg', 'jpeg', 'png', 'webp', 'bmp', 'tif', 'tiff', 'gif'] as const;
+export const VIDEO_EXTENSIONS = [
+  'mp4',
+  'mov',
+  'm4v',
+  'mkv',
+  'webm',
+  'avi',
+  'mpg',
+  'mpeg',
+  'ts',
+  'mts',
+  'm2ts',
+  'wmv',
+  'flv',
+  '3gp',
+  'ogv',
+] as const;
+
+/** Why a file could not be ingested; stable codes the UI groups by. */
+export type MediaProblem = 'ZERO_LENGTH' | 'NOT_MEDIA' | 'CORRUPT' | 'UNSUPPORTED_CODEC' | 'PERMISSION' | 'NOT_FOUND';
+
+export class MediaError extends FlaneurError {
+  constructor(
+    readonly problem: MediaProblem,
+    message: string,
+    details?: string,
+  ) {
+    super('UNREADABLE_MEDIA', message, details ? { details } : {});
+  }
+}
+
+export interface ProbeResult {
+  kind: 'image' | 'video';
+  width: number;
+  height: number;
+  /** Clockwise rotation to apply for display (from the display matrix or the rotate tag). */
+  rotation: 0 | 90 | 180 | 270;
+  codec: string;
+  container: string;
+  durationS: number | null;
+  fps: number | null;
+  frames: number | null;
+  /** Median seconds between keyframes over the first packets, null for images. */
+  keyframeIntervalS: number | null;
+  bytes: number;
+}
+
+interface FfStream {
+  codec_type?: string;
+  codec_name?: string;
+  width?: number;
+  height?: number;
+  r_frame_rate?: string;
+  avg_frame_rate?: string;
+  nb_frames?: string;
+  duration?: string;
+  tags?: Record<string, string>;
+  side_data_list?: { rotation?: number; side_data_type?: string }[];
+  disposition?: { attached_pic?: number };
+}
+
+function ratio(s: string | undefined): number | null {
+  if (!s) return null;
+  const [a, b] = s.split('/').map(Number);
+  if (!a || !b) return null;
+  return a / b;
+}
+
+function lastLine(s: string): string {
+  return s.trim().split('\n').filter(Boolean).pop() ?? '';
+}
+
+export function classifyFfmpegError(stderr: string): { problem: MediaProblem; reason: string } {
+  const line = lastLine(stderr);
+  if (/Invalid data found when processing input/i.test(stderr))
+    return { problem: 'NOT_MEDIA', reason: 'not a media file ffmpeg understands' };
+  if (/moov atom not found|Truncat|end of file|partial file|Invalid NAL|corrupt|error while decoding/i.test(stderr)) {
+    return { problem: 'CORRUPT', reason: `damaged or truncated (${line})` };
+  }
+  if (/Decoder .* not found|unsupported codec|Could not find codec|no decoder/i.test(stderr)) {
+    return { problem: 'UNSUPPORTED_CODEC', reason: `no decoder for this codec (${line})` };
+  }
+  if (/Permission denied/i.test(stderr)) return { problem: 'PERMISSION', reason: 'permission denied' };
+  return { problem: 'CORRUPT', reason: line || 'ffmpeg could not read it' };
+}
+
+export async function probeMedia(file: string): Promise<ProbeResult> {
+  let st: fs.Stats;
+  try {
+    st = await fs.promises.stat(file);
+    await fs.promises.access(file, fs.constants.R_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') throw new MediaError('PERMISSION', `${file}: permission denied`);
+    throw new MediaError('NOT_FOUND', `${file}: no such file`);
+  }
+  if (st.size === 0) throw new MediaError('ZERO_LENGTH', `${path.basename(file)} is empty (0 bytes)`);
+  const { ffprobe } = findBinaries();
+  let out: string;
+  try {
+    ({ stdout: out } = await run(ffprobe.path, ['-v', 'error', '-show_streams', '-show_format', '-of', 'json', file], {
+      maxBuffer: 16 << 20,
+    }));
+  } catch (err) {
+    const stderr = String((err as { stderr?: string }).stderr ?? '');
+    const { problem, reason } = classifyFfmpegError(stderr);
+    throw new MediaError(problem, `${path.basename(file)}: ${reason}`, stderr.trim());
+  }
+  const info = JSON.parse(out) as { streams?: FfStream[]; format?: { format_name?: string; duration?: string } };
+  const video = (info.streams ?? []).find((s) => s.codec_type === 'video' && !s.disposition?.attached_pic);
+  if (!video || !video.width || !video.height) {
+    throw new MediaError('NOT_MEDIA', `${path.basename(file)} has no picture (no video stream)`);
+  }
+  const container = info.format?.format_name ?? '';
+  const codec = video.codec_name ?? 'unknown';
+  const stillCodecs = ['mjpeg', 'png', 'webp', 'bmp', 'tiff', 'gif', 'jpegls', 'jpeg2000'];
+  const frames = video.nb_frames ? Number(video.nb_frames) : null;
+  const image =
+    /image2|png_pipe|jpeg_pipe|webp_pipe|bmp_pipe|tiff_pipe|gif/.test(container) && stillCodecs.includes(codec);
+  const rotTag = Number(video.tags?.rotate ?? 0);
+  const rotSide = video.side_data_list?.find((d) => typeof d.rotation === 'number')?.rotation ?? 0;
+  // The display matrix rotation is counter-clockwise; the rotate tag is clockwise.
+  const rot = ((((rotTag || -rotSide) % 360) + 360) % 360) as number;
+  const rotation = (rot === 90 || rot === 180 || rot === 270 ? rot : 0) as ProbeResult['rotation'];
+  if (image) {
+    return {
+      kind: 'image',
+      width: video.width,
+      height: video.height,
+      rotation,
+      codec,
+      container,
+      durationS: null,
+      fps: null,
+      frames: 1,
+      keyframeIntervalS: null,
+      bytes: st.size,
+    };
+  }
+  const durationS = Number(video.duration ?? info.format?.duration ?? Number.NaN);
+  const fps = ratio(video.avg_frame_rate) ?? ratio(video.r_frame_rate);
+  return {
+    kind: 'video',
+    width: video.width,
+    height: video.height,
+    rotation,
+    codec,
+    container,
+    durationS: Number.isFinite(durationS) ? durationS : null,
+    fps,
+    frames: frames ?? (fps && Number.isFinite(durationS) ? Math.round(durationS * fps) : null),
+    keyframeIntervalS: await keyframeInterval(ffprobe.path, file),
+    bytes: st.size,
+  };
+}
+
+/** Median distance between the first keyframes (reads packet flags of the first ~30 s only). */
+async function keyframeInterval(ffprobe: string, file: string): Promise<number | null> {
+  try {
+    const { stdout } = await run(
+      ffprobe,
+      [
+        '-v',
+        'error',
+        '-select_streams',
+        'v:0',
+        '-read_intervals',
+        '%+30',
+        '-show_entries',
+        'packet=pts_time,flags',
+        '-of',
+        'csv=p=0',
+        file,
+      ],
+      { maxBuffer: 16 << 20 },
+    );
+    const keys = stdout
+      .split('\n')
+      .filter((l) => l.includes('K'))
+      .map((l) => Number(l.split(',')[0]))
+      .filter(Number.isFinite)
+      .sort((a, b) => a - b);
+    if (keys.length < 2) return null;
+    const gaps = keys
+      .slice(1)
+      .map((k, i) => k - (keys[i] as number))
+      .sort((a, b) => a - b);
+    return Number((gaps[Math.floor(gaps.length / 2)] as number).toFixed(3));
+  } catch {
+    return null;
+  }
+}
