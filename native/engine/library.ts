@@ -47,7 +47,7 @@ export function mediaResource(project: Project, urlPath: string): { contentType:
   if (!m) return null;
   const row = project.media.get(Number(m[1]));
   const idx = Number(m[2]);
-  if (!row || !row.frameWidth || !row.frameHeight || idx >= row.frameCount) {
+  if (!row?.frameWidth || !row.frameHeight || idx >= row.frameCount) {
     throw new FlaneurError('NOT_FOUND', `No frame ${idx} of media ${m[1]}`);
   }
   const body = new FrameStore(project.cacheDir).png(row.id, idx, row.frameWidth, row.frameHeight);

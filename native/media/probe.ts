@@ -86,8 +86,6 @@ function lastLine(s: string): string {
 
 export function classifyFfmpegError(stderr: string): { problem: MediaProblem; reason: string } {
   const line = lastLine(stderr);
-  if (/Invalid data found when processing input/i.test(stderr))
-    return { problem: 'NOT_MEDIA', reason: 'not a media file ffmpeg understands' };
   if (/moov atom not found|Truncat|end of file|partial file|Invalid NAL|corrupt|error while decoding/i.test(stderr)) {
     return { problem: 'CORRUPT', reason: `damaged or truncated (${line})` };
   }
@@ -95,7 +93,37 @@ export function classifyFfmpegError(stderr: string): { problem: MediaProblem; re
     return { problem: 'UNSUPPORTED_CODEC', reason: `no decoder for this codec (${line})` };
   }
   if (/Permission denied/i.test(stderr)) return { problem: 'PERMISSION', reason: 'permission denied' };
+  if (/Invalid data found when processing input/i.test(stderr)) {
+    return { problem: 'NOT_MEDIA', reason: 'not a media file ffmpeg understands' };
+  }
   return { problem: 'CORRUPT', reason: line || 'ffmpeg could not read it' };
+}
+
+/** The container a file's first bytes announce, or null: tells a damaged video from a file that never was one. */
+export function sniffContainer(head: Uint8Array): string | null {
+  const b = Buffer.from(head.buffer, head.byteOffset, head.byteLength);
+  const at = (o: number, s: string) => b.length >= o + s.length && b.toString('latin1', o, o + s.length) === s;
+  if (at(4, 'ftyp') || at(4, 'moov') || at(4, 'mdat') || at(4, 'free') || at(4, 'wide')) return 'mp4';
+  if (at(0, 'RIFF') && at(8, 'AVI ')) return 'avi';
+  if (at(0, 'RIFF') && at(8, 'WEBP')) return 'webp';
+  if (b[0] === 0x1a && b[1] === 0x45 && b[2] === 0xdf && b[3] === 0xa3) return 'matroska';
+  if (at(0, 'FLV') || at(0, 'OggS')) return 'stream';
+  if (b[0] === 0 && b[1] === 0 && b[2] === 1 && (b[3] === 0xba || b[3] === 0xb3)) return 'mpeg';
+  if (b[0] === 0x47 && b[188] === 0x47) return 'mpegts';
+  if (b[0] === 0xff && b[1] === 0xd8) return 'jpeg';
+  if (at(1, 'PNG') || at(0, 'GIF8') || at(0, 'BM') || at(0, 'II*') || at(0, 'MM\u0000*')) return 'image';
+  return null;
+}
+
+async function readHead(file: string): Promise<Uint8Array> {
+  const fd = await fs.promises.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(512);
+    const { bytesRead } = await fd.read(buf, 0, 512, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fd.close();
+  }
 }
 
 export async function probeMedia(file: string): Promise<ProbeResult> {
@@ -117,12 +145,21 @@ export async function probeMedia(file: string): Promise<ProbeResult> {
     }));
   } catch (err) {
     const stderr = String((err as { stderr?: string }).stderr ?? '');
-    const { problem, reason } = classifyFfmpegError(stderr);
+    let { problem, reason } = classifyFfmpegError(stderr);
+    // ffmpeg says the same of a truncated MP4 and of a text file named .mp4; the first bytes tell them apart.
+    const container = sniffContainer(await readHead(file));
+    if (container && problem === 'NOT_MEDIA') {
+      problem = 'CORRUPT';
+      reason = `damaged or truncated ${container} file (${lastLine(stderr)})`;
+    } else if (!container && (problem === 'CORRUPT' || problem === 'NOT_MEDIA')) {
+      problem = 'NOT_MEDIA';
+      reason = 'not a media file: its contents are not a known image or video format';
+    }
     throw new MediaError(problem, `${path.basename(file)}: ${reason}`, stderr.trim());
   }
   const info = JSON.parse(out) as { streams?: FfStream[]; format?: { format_name?: string; duration?: string } };
   const video = (info.streams ?? []).find((s) => s.codec_type === 'video' && !s.disposition?.attached_pic);
-  if (!video || !video.width || !video.height) {
+  if (!video?.width || !video.height) {
     throw new MediaError('NOT_MEDIA', `${path.basename(file)} has no picture (no video stream)`);
   }
   const container = info.format?.format_name ?? '';

@@ -1,7 +1,10 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { decodeVideo } from '../../../native/media/decode.js';
 import { Project } from '../../../native/store/project.js';
 import { type EngineProcess, startEngineProcess, waitFor } from '../../helpers/engine-process.js';
+import { makeVideo } from '../../helpers/media.js';
 import { tmpDir, writeFiles } from '../../helpers/tmp.js';
 
 const FILES = 1500;
@@ -55,6 +58,46 @@ describe('a killed engine', () => {
     // Items finished before the kill keep attempt 1: the resumed run did not hash them again.
     expect(all.filter((i) => i.attempt === 1).length).toBe(committedBefore);
     expect(all.filter((i) => i.attempt === 2).length).toBe(FILES - committedBefore);
+    await second.stop();
+  });
+
+  it('resumes an interrupted video ingest at the frame it reached, with no duplicate frames', async () => {
+    const video = makeVideo(path.join(work, 'walk.mp4'), { seconds: 60, fps: 25, width: 640, height: 360, gop: 50 });
+    const sampling = { policy: 'fps', fps: 10 } as const;
+    const reference: number[] = [];
+    for await (const f of decodeVideo(video, { sampling, width: 64, height: 36 })) reference.push(f.pts);
+    const ingestProject = path.join(work, 'ingest-project');
+
+    const first = await startEngineProcess({ home });
+    engines.push(first);
+    await first.call('project.create', { path: ingestProject });
+    await first.call('library.add', { paths: [video], sampling, frameSize: { mode: 'short-side', size: 36 } });
+    await waitFor(async () => {
+      const list = await first.call('library.list', {});
+      return (list.items[0]?.frameCount ?? 0) >= 60;
+    });
+    first.child.kill('SIGKILL');
+    await first.stop();
+
+    const look = Project.open(ingestProject);
+    const before = look.media.byPath(video)?.frameCount ?? 0;
+    look.close();
+    expect(before).toBeGreaterThanOrEqual(60);
+    expect(before).toBeLessThan(reference.length);
+
+    const second = await startEngineProcess({ home, project: ingestProject });
+    engines.push(second);
+    const media = await waitFor(async () => {
+      const m = (await second.call('library.list', {})).items[0];
+      return m?.status === 'done' ? m : null;
+    }, 60_000);
+    expect(media.frameCount).toBe(reference.length);
+    const frames = await second.call('library.frames', { id: media.id });
+    expect(frames.frames.map((f) => f.pts)).toEqual(reference);
+    expect(frames.frames.map((f) => f.index)).toEqual(reference.map((_, i) => i));
+    expect(fs.statSync(path.join(ingestProject, 'cache', 'frames', `${media.id}.rgb`)).size).toBe(
+      reference.length * 64 * 36 * 3,
+    );
     await second.stop();
   });
 });
