@@ -319,6 +319,7 @@ export const commands = {
     result: z.object({
       ffmpeg: z.object({ path: z.string(), source: z.string(), version: z.string() }),
       ffprobe: z.object({ path: z.string(), source: z.string(), version: z.string() }),
+      videoDecoders: z.array(z.string()),
     }),
   },
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { ProjectInfo } from '../api/contract.js';
 import { createDispatcher, type Dispatcher, type Handlers } from '../api/dispatcher.js';
 import { FlaneurError } from '../api/errors.js';
-import { binaryVersion, findBinaries } from '../media/ffmpeg.js';
+import { binaryVersion, findBinaries, videoDecoders } from '../media/ffmpeg.js';
 import { FrameStore } from '../media/frame-store.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
 import { type Engine, jobInfo } from './engine.js';
@@ -92,6 +92,7 @@ export function createHandlers(engine: Engine): Handlers {
       return {
         ffmpeg: { path: ffmpeg.path, source: ffmpeg.source, version: binaryVersion(ffmpeg.path) },
         ffprobe: { path: ffprobe.path, source: ffprobe.source, version: binaryVersion(ffprobe.path) },
+        videoDecoders: videoDecoders(ffmpeg.path),
       };
     },
 

@@ -73,3 +73,19 @@ export function binaryVersion(bin: string): string {
     return `unusable: ${(err as Error).message}`;
   }
 }
+
+/** Names of the video decoders an ffmpeg binary has (`ffmpeg -decoders`, lines flagged V). */
+export function videoDecoders(bin: string): string[] {
+  try {
+    const out = execFileSync(bin, ['-hide_banner', '-decoders'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    return out
+      .split('\n')
+      .map((l) => /^\s*V\S{5}\s+(\S+)/.exec(l)?.[1])
+      .filter((n): n is string => Boolean(n) && n !== '=');
+  } catch {
+    return [];
+  }
+}

@@ -19,7 +19,7 @@ describe('foundation, end to end in browser mode', () => {
   it('opens on the demo project and says plainly what is in it', async () => {
     const { page } = s;
     await page.getByTestId('project-name').filter({ hasText: 'Demo project' }).waitFor();
-    await expect(page.getByTestId('demo-note').textContent()).resolves.toMatch(/holds no media and no model yet/);
+    await expect(page.getByTestId('demo-note').textContent()).resolves.toMatch(/ingests the bundled sample video/);
     await page.getByText('Engine connected').waitFor();
     await s.shot('01-demo-project');
   });

@@ -3,7 +3,9 @@ import { useApp } from '../state/app-state';
 import { DeviceView } from '../views/device/DeviceView';
 import { ProjectView } from '../views/home/ProjectView';
 import { JobsView } from '../views/jobs/JobsView';
+import { LibraryView } from '../views/library/LibraryView';
 import { ModelsView } from '../views/models/ModelsView';
+import { PlayerView } from '../views/player/PlayerView';
 import { Notices } from './Notices';
 import { StatusBar } from './StatusBar';
 
@@ -18,13 +20,16 @@ interface ViewSpec {
 /** A view is listed here only once it works end to end. */
 const VIEWS: readonly ViewSpec[] = [
   { id: 'project', label: 'Project', component: ProjectView, needsProject: false },
+  { id: 'library', label: 'Library', component: LibraryView, needsProject: true },
   { id: 'models', label: 'Models', component: ModelsView, needsProject: true },
   { id: 'jobs', label: 'Jobs', component: JobsView, needsProject: true },
   { id: 'device', label: 'Device', component: DeviceView, needsProject: false },
 ];
 
+/** Routes: #/<view> or #/player/<mediaId>. */
 function viewFromHash(): string {
   const id = window.location.hash.replace(/^#\/?/, '');
+  if (/^player\/\d+$/.test(id)) return id;
   return VIEWS.some((v) => v.id === id) ? id : 'project';
 }
 
@@ -33,7 +38,10 @@ export function App() {
   const [current, setCurrent] = useState(viewFromHash);
   const navRef = useRef<HTMLElement>(null);
   const available = VIEWS.filter((v) => !v.needsProject || project);
-  const view = available.find((v) => v.id === current) ?? available[0] ?? VIEWS[0];
+  const view =
+    available.find((v) => v.id === (current.startsWith('player/') && project ? 'library' : current)) ??
+    available[0] ??
+    VIEWS[0];
   const running = jobs.filter((j) => j.state === 'running').length;
 
   useEffect(() => {
@@ -67,6 +75,7 @@ export function App() {
   };
 
   if (!view) return null;
+  const playerId = /^player\/(\d+)$/.exec(current)?.[1];
   const View = view.component;
   return (
     <div className="app">
@@ -104,7 +113,7 @@ export function App() {
           )}
         </header>
         <main id="main" tabIndex={-1}>
-          <View />
+          {playerId && project ? <PlayerView mediaId={Number(playerId)} /> : <View />}
         </main>
         <StatusBar />
       </div>

@@ -61,9 +61,10 @@ export function ProjectView() {
           </dl>
           {project.isDemo && (
             <div className="callout" data-testid="demo-note">
-              <strong>This is the demo project.</strong> It holds no media and no model yet: the bundled sample video
-              and the embedded encoder arrive with the ingest and Dora features, which are still being built. What works
-              today: projects, and long jobs with progress, cancel and resume — try hashing a folder from the Jobs view.
+              <strong>This is the demo project.</strong> On first start it ingests the bundled sample video — a real
+              street scene (OpenCV's vtest, 80 s) — which you can browse in the Library and scrub in the player. It has
+              no model yet: import DINO / DINOv2 weights in Models, or wait for the embedded encoder that the Dora
+              training feature will produce.
             </div>
           )}
         </section>

@@ -1,0 +1,302 @@
+import { type DragEvent, type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
+import type { CommandResult, MediaInfo, Sampling } from '../../../../native/api/contract';
+import { formatBytes, formatDuration } from '../../shell/format';
+import { PathField } from '../../shell/PathField';
+import { useApp } from '../../state/app-state';
+
+type LibraryList = CommandResult<'library.list'>;
+
+/** Paths from a drop: file managers put file:// URIs in text/uri-list (browsers give no paths for File objects). */
+export function pathsFromDrop(uriList: string, text: string): string[] {
+  const source = uriList || text;
+  return source
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => (l.startsWith('file://') ? decodeURIComponent(new URL(l).pathname) : l))
+    .filter((p) => p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p));
+}
+
+function samplingLabel(s: Sampling | null): string {
+  if (!s) return '';
+  switch (s.policy) {
+    case 'fps':
+      return `${s.fps} fps`;
+    case 'every':
+      return `every ${s.n}th frame`;
+    case 'keyframes':
+      return 'keyframes';
+    case 'scene':
+      return `scene changes > ${s.threshold}`;
+  }
+}
+
+function MediaCard({ m }: { m: MediaInfo }) {
+  const thumb =
+    m.frameCount > 0 ? (
+      <img src={`media/frame/${m.id}/0.png`} alt="" loading="lazy" />
+    ) : (
+      <div className="thumb-empty">{m.status}</div>
+    );
+  const body = (
+    <>
+      <div className="thumb">{thumb}</div>
+      <div className="card-caption">
+        <div className="media-name" title={m.path}>
+          {m.name}
+        </div>
+        <div className="muted">
+          {m.kind === 'video'
+            ? `${formatDuration(m.durationS)} · ${m.frameCount} frames · ${samplingLabel(m.sampling)}`
+            : m.kind === 'image'
+              ? `${m.width}×${m.height}`
+              : m.status}
+          {m.status === 'ingesting' && ' · ingesting…'}
+        </div>
+        {m.problem && (
+          <div className="warn-text" title={m.problem.message}>
+            ⚠ {m.problem.code}
+          </div>
+        )}
+      </div>
+    </>
+  );
+  return (
+    <li className="media-card" data-testid={`media-${m.id}`} data-kind={m.kind}>
+      {m.kind === 'video' && m.frameCount > 0 ? (
+        <a href={`#/player/${m.id}`} className="media-link" aria-label={`Open ${m.name} in the player`}>
+          {body}
+        </a>
+      ) : (
+        body
+      )}
+    </li>
+  );
+}
+
+export function LibraryView() {
+  const { client, run, jobs, project } = useApp();
+  const [list, setList] = useState<LibraryList | null>(null);
+  const [problems, setProblems] = useState<MediaInfo[]>([]);
+  const [paths, setPaths] = useState('');
+  const [policy, setPolicy] = useState<Sampling['policy']>('fps');
+  const [value, setValue] = useState('1');
+  const [size, setSize] = useState('224');
+  const [dragging, setDragging] = useState(false);
+  const lastLoad = useRef(0);
+
+  const load = useCallback(async () => {
+    lastLoad.current = performance.now();
+    const [all, bad] = await Promise.all([
+      client.call('library.list', { limit: 1000 }),
+      client.call('library.list', { withProblem: true, limit: 1000 }),
+    ]);
+    setList(all);
+    setProblems(bad.items);
+  }, [client]);
+
+  // biome-ignore lint/correctness/useExhaustiveDependencies: reload when another project opens
+  useEffect(() => {
+    void run('Could not load the library', load);
+  }, [run, load, project?.id]);
+
+  // Follow ingest jobs: reload at most once a second while they run, and when they end.
+  const ingest = jobs.filter((j) => j.kind === 'ingest.media');
+  const signature = ingest
+    .map((j) => `${j.id}:${j.state}:${j.progress.detail?.frames ?? 0}:${j.items.ok + j.items.failed + j.items.skipped}`)
+    .join('|');
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the signature summarises the jobs that matter
+  useEffect(() => {
+    if (!signature) return;
+    const wait = Math.max(0, 1000 - (performance.now() - lastLoad.current));
+    const t = setTimeout(() => void load().catch(() => {}), wait);
+    return () => clearTimeout(t);
+  }, [signature]);
+
+  const sampling = (): Sampling => {
+    const v = Number(value);
+    if (policy === 'fps') return { policy, fps: v };
+    if (policy === 'every') return { policy, n: Math.round(v) };
+    if (policy === 'scene') return { policy, threshold: v };
+    return { policy: 'keyframes' };
+  };
+
+  const add = async (list: string[]) => {
+    if (list.length === 0) return;
+    await run('Could not start the import', () =>
+      client.call('library.add', {
+        paths: list,
+        sampling: sampling(),
+        frameSize: { mode: 'short-side', size: Number(size) },
+      }),
+    );
+    setPaths('');
+  };
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    void add(
+      paths
+        .split('\n')
+        .map((p) => p.trim())
+        .filter(Boolean),
+    );
+  };
+  const onDrop = (e: DragEvent) => {
+    e.preventDefault();
+    setDragging(false);
+    const dropped = pathsFromDrop(e.dataTransfer.getData('text/uri-list'), e.dataTransfer.getData('text/plain'));
+    if (dropped.length) void add(dropped);
+  };
+  const running = ingest.filter((j) => j.state === 'running' || j.state === 'queued');
+
+  return (
+    <div className="view view-wide">
+      <header className="view-header">
+        <h1>Library</h1>
+        {list && (
+          <span className="muted" data-testid="library-counts">
+            {list.counts.images} images · {list.counts.videos} videos · {list.counts.frames} sampled frames
+            {list.counts.failed > 0 && ` · ${list.counts.failed} unreadable`}
+          </span>
+        )}
+      </header>
+
+      <form
+        className={`card dropzone ${dragging ? 'dragging' : ''}`}
+        onSubmit={submit}
+        onDragOver={(e) => {
+          e.preventDefault();
+          setDragging(true);
+        }}
+        onDragLeave={() => setDragging(false)}
+        onDrop={onDrop}
+        aria-labelledby="add-title"
+      >
+        <h2 id="add-title">Add images and videos</h2>
+        <p className="muted">
+          A folder (searched recursively) or files. Drop them here from your file manager, type a path, or choose one.
+        </p>
+        <PathField
+          label="Folder or file"
+          name="library-path"
+          value={paths}
+          onChange={setPaths}
+          placeholder="/path/to/photos or /path/to/walk.mp4"
+        />
+        <div className="field-row">
+          <div className="field">
+            <label htmlFor="sampling-policy">Video sampling</label>
+            <select
+              id="sampling-policy"
+              value={policy}
+              onChange={(e) => setPolicy(e.target.value as Sampling['policy'])}
+            >
+              <option value="fps">Uniform rate (frames per second)</option>
+              <option value="every">Every Nth frame</option>
+              <option value="keyframes">Keyframes only (fast)</option>
+              <option value="scene">Scene changes (threshold)</option>
+            </select>
+          </div>
+          {policy !== 'keyframes' && (
+            <div className="field">
+              <label htmlFor="sampling-value">
+                {policy === 'fps' ? 'Frames per second' : policy === 'every' ? 'N' : 'Threshold (0–1)'}
+              </label>
+              <input
+                id="sampling-value"
+                type="number"
+                min="0"
+                step="any"
+                value={value}
+                onChange={(e) => setValue(e.target.value)}
+              />
+            </div>
+          )}
+          <div className="field">
+            <label htmlFor="frame-size">Frame size (shorter side, px)</label>
+            <input
+              id="frame-size"
+              type="number"
+              min="32"
+              max="2048"
+              value={size}
+              onChange={(e) => setSize(e.target.value)}
+            />
+          </div>
+        </div>
+        <button type="submit" className="primary" disabled={!paths.trim()}>
+          Add to library
+        </button>
+      </form>
+
+      {running.map((j) => (
+        <section key={j.id} className="card" aria-label={`Import ${j.id}`} data-testid={`ingest-${j.id}`}>
+          <div className="job-head">
+            <strong>{j.title}</strong>
+            <span className={`badge badge-${j.state}`}>{j.state}</span>
+          </div>
+          <progress
+            max={j.progress.total ?? 1}
+            value={j.progress.total ? j.progress.done : undefined}
+            aria-label="Import progress"
+          />
+          <div className="muted mono">
+            {j.progress.phase}: {formatBytes(j.progress.done)} of {formatBytes(j.progress.total ?? 0)}
+            {j.progress.detail &&
+              ` · ${j.progress.detail.files_done ?? 0}/${j.progress.detail.files_total ?? 0} files · ${j.progress.detail.frames ?? 0} frames`}
+            {j.progress.rate !== null && ` · ${formatBytes(j.progress.rate)}/s`}
+            {j.progress.etaS !== null && ` · ETA ${formatDuration(j.progress.etaS)}`}
+          </div>
+        </section>
+      ))}
+
+      {list && list.items.length === 0 && running.length === 0 ? (
+        <p className="card empty muted">Nothing here yet. Add a folder of photos or a video above.</p>
+      ) : (
+        <ul className="media-grid" aria-label="Media">
+          {list?.items
+            .filter((m) => m.status !== 'failed')
+            .map((m) => (
+              <MediaCard key={m.id} m={m} />
+            ))}
+        </ul>
+      )}
+
+      {problems.length > 0 && (
+        <section className="card" aria-labelledby="problems-title">
+          <h2 id="problems-title">Could not be read, or read with problems ({problems.length})</h2>
+          <table className="items">
+            <thead>
+              <tr>
+                <th>File</th>
+                <th>Problem</th>
+                <th>Reason</th>
+              </tr>
+            </thead>
+            <tbody>
+              {problems.map((m) => (
+                <tr key={m.id} data-testid={`problem-${m.id}`}>
+                  <td className="mono">{m.path}</td>
+                  <td>
+                    <span className={`badge badge-${m.status === 'failed' ? 'failed' : 'cancelled'}`}>
+                      {m.problem?.code}
+                    </span>
+                  </td>
+                  <td>
+                    {m.problem?.message}
+                    {m.problem?.details && (
+                      <details>
+                        <summary>ffmpeg said</summary>
+                        <pre>{m.problem.details}</pre>
+                      </details>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </section>
+      )}
+    </div>
+  );
+}
