@@ -3,10 +3,12 @@
  * object with its figures (ratios against a reference measured in the same run). Never asserts on time.
  */
 import { benchHash } from './hash.js';
+import { benchIngest } from './ingest.js';
 import { benchVit } from './vit.js';
 
 const BENCHES: Record<string, (args: string[]) => Promise<Record<string, unknown>>> = {
   hash: benchHash,
+  ingest: benchIngest,
   vit: benchVit,
 };
 

@@ -1,0 +1,119 @@
+/**
+ * Ingest of a long 720p H.264 video at 1 fps into 224 px frames (catalog, frame store, thumbnail and all) vs a
+ * plain `ffmpeg -i in -vf fps=1,scale=224:224 -pix_fmt rgb24 -f rawvideo -` on the same file, in the same run.
+ * A 60-minute video (the 10-minute one six times, stream-copied) shows whether memory stays flat.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { findBinaries } from '../native/media/ffmpeg.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+function makeVideos(dir: string, minutes: number): { ten: string; sixty: string } {
+  const ff = findBinaries().ffmpeg.path;
+  const ten = path.join(dir, `walk-${minutes}min-720p30.mp4`);
+  if (!fs.existsSync(ten)) {
+    console.error(`ingest: encoding a ${minutes}-minute 1280x720 30 fps H.264 test video (once; cached in ${dir})…`);
+    execFileSync(ff, [
+      '-v',
+      'error',
+      '-y',
+      '-f',
+      'lavfi',
+      '-i',
+      `testsrc2=size=1280x720:rate=30:duration=${minutes * 60}`,
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      '-crf',
+      '28',
+      '-g',
+      '60',
+      '-pix_fmt',
+      'yuv420p',
+      `${ten}.tmp.mp4`,
+    ]);
+    fs.renameSync(`${ten}.tmp.mp4`, ten);
+  }
+  const sixty = path.join(dir, `walk-${minutes * 6}min-720p30.mp4`);
+  if (!fs.existsSync(sixty)) {
+    const list = path.join(dir, 'concat.txt');
+    fs.writeFileSync(list, Array.from({ length: 6 }, () => `file '${ten}'`).join('\n'));
+    execFileSync(ff, ['-v', 'error', '-y', '-f', 'concat', '-safe', '0', '-i', list, '-c', 'copy', `${sixty}.tmp.mp4`]);
+    fs.renameSync(`${sixty}.tmp.mp4`, sixty);
+  }
+  return { ten, sixty };
+}
+
+function plainFfmpeg(video: string): Promise<{ s: number; frames: number }> {
+  const t0 = performance.now();
+  const child = spawn(
+    findBinaries().ffmpeg.path,
+    ['-v', 'error', '-i', video, '-vf', 'fps=1,scale=224:224', '-pix_fmt', 'rgb24', '-f', 'rawvideo', '-'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  let bytes = 0;
+  child.stdout.on('data', (d: Buffer) => {
+    bytes += d.length;
+  });
+  return new Promise((resolve, reject) => {
+    child.on('close', (code) => {
+      if (code !== 0) reject(new Error(`ffmpeg exited with ${code}`));
+      else resolve({ s: (performance.now() - t0) / 1000, frames: bytes / (224 * 224 * 3) });
+    });
+  });
+}
+
+function ours(video: string, dir: string): { state: string; s: number; frames: number; peak_rss_mb: number } {
+  const out = execFileSync(
+    process.execPath,
+    ['--import', 'tsx', path.join(ROOT, 'bench', 'ingest-worker.ts'), video, dir],
+    {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      maxBuffer: 1 << 20,
+    },
+  );
+  return JSON.parse(out.trim().split('\n').pop() as string);
+}
+
+export async function benchIngest(args: string[]): Promise<Record<string, unknown>> {
+  const minutes = Number(args[0] ?? 10);
+  const cache = path.join(os.tmpdir(), 'flaneur-bench-ingest');
+  fs.mkdirSync(cache, { recursive: true });
+  const { ten, sixty } = makeVideos(cache, minutes);
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'flaneur-bench-ingest-run-'));
+  try {
+    const ref = await plainFfmpeg(ten);
+    console.error(`ingest: ffmpeg alone ${ref.s.toFixed(2)} s, ${ref.frames} frames`);
+    const a = ours(ten, work);
+    console.error(`ingest: ours ${a.s.toFixed(2)} s, ${a.frames} frames, peak RSS ${a.peak_rss_mb.toFixed(0)} MB`);
+    const b = ours(sixty, work);
+    console.error(
+      `ingest: ours (${minutes * 6} min) ${b.s.toFixed(2)} s, ${b.frames} frames, peak RSS ${b.peak_rss_mb.toFixed(0)} MB`,
+    );
+    const r = (x: number) => Number(x.toFixed(3));
+    return {
+      video_s: minutes * 60,
+      fps: 1,
+      frames: a.frames,
+      frames_ffmpeg: ref.frames,
+      s_ours: r(a.s),
+      s_ffmpeg: r(ref.s),
+      ratio_vs_ffmpeg: r(ref.s / a.s),
+      peak_rss_mb_10min: r(a.peak_rss_mb),
+      peak_rss_mb_60min: r(b.peak_rss_mb),
+      rss_ratio_60_vs_10: r(b.peak_rss_mb / a.peak_rss_mb),
+      frames_60min: b.frames,
+      s_ours_60min: r(b.s),
+    };
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
