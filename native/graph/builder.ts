@@ -71,14 +71,14 @@ export class GraphBuilder {
     }
   }
 
-  private where(label?: string): string {
+  private location(label?: string): string {
     const parts = [...this.scopes];
     if (label) parts.push(label);
     return parts.join(' ');
   }
 
   private fail(op: string, label: string | undefined, shapes: string, why: string): never {
-    const loc = this.where(label);
+    const loc = this.location(label);
     throw new GraphShapeError(`${loc ? `${loc}: ` : ''}${op} ${shapes}: ${why}`);
   }
 
@@ -95,6 +95,68 @@ export class GraphBuilder {
 
   value(name: string): Value | undefined {
     return this.values.get(name);
+  }
+
+  /** The nodes added so far, in order (for autodiff). */
+  get nodeList(): readonly Node[] {
+    return this.nodes;
+  }
+
+  /** The data of a constant (initializer), for rules that read shapes or indices. */
+  constantData(name: string): TensorData | undefined {
+    return this.initializers.get(name)?.data;
+  }
+
+  /** Is this value an initializer (a constant of the graph)? */
+  isInitializer(name: string): boolean {
+    return this.initializers.has(name);
+  }
+
+  /** Reshape `x` to the (possibly symbolic) shape of `like`, taking the sizes from `like` at run time. */
+  reshapeLike(x: Value, like: Value): Value {
+    return this.one('Reshape', [x, this.shapeOf(like)], x.dtype, like.shape);
+  }
+
+  /** Broadcast `x` to the shape of `like` at run time. */
+  expandLike(x: Value, like: Value, label?: string): Value {
+    return this.expandTo(x, this.shapeOf(like), like.shape, label);
+  }
+
+  /** Zero padding: `pads` = [begin per axis..., end per axis...] (ONNX layout). */
+  pad(x: Value, pads: readonly number[], label?: string): Value {
+    const r = x.shape.length;
+    if (pads.length !== 2 * r) this.fail('Pad', label, formatShape(x.shape), 'pads needs a begin and an end per axis');
+    const shape = x.shape.map((d, i) => {
+      const add = (pads[i] as number) + (pads[i + r] as number);
+      if (add === 0) return d;
+      if (typeof d !== 'number') this.fail('Pad', label, formatShape(x.shape), `cannot pad symbolic dimension ${d}`);
+      return d + add;
+    });
+    return this.one('Pad', [x, this.constInt64(pads)], x.dtype, shape, { mode: attr.string('constant') });
+  }
+
+  greater(a: Value, b: Value, label?: string): Value {
+    const shape = broadcastShapes(a.shape, b.shape);
+    if (!shape)
+      this.fail('Greater', label, `${formatShape(a.shape)} x ${formatShape(b.shape)}`, 'shapes do not broadcast');
+    return this.one('Greater', [a, b], 'bool', shape);
+  }
+
+  where(cond: Value, a: Value, b: Value, label?: string): Value {
+    const ab = broadcastShapes(a.shape, b.shape);
+    const shape = ab && broadcastShapes(cond.shape, ab);
+    if (!shape)
+      this.fail(
+        'Where',
+        label,
+        `${formatShape(cond.shape)} ? ${formatShape(a.shape)} : ${formatShape(b.shape)}`,
+        'shapes do not broadcast',
+      );
+    return this.one('Where', [cond, a, b], a.dtype, shape);
+  }
+
+  logSoftmax(x: Value, axis = -1): Value {
+    return this.unary('LogSoftmax', x, { axis: attr.int(axis) });
   }
 
   input(name: string, dtype: DType, shape: Shape): Value {
@@ -382,7 +444,7 @@ export class GraphBuilder {
 
   concat(xs: readonly Value[], axis: number, label?: string): Value {
     const first = xs[0];
-    if (!first) throw new GraphShapeError(`${this.where(label)}: Concat of nothing`);
+    if (!first) throw new GraphShapeError(`${this.location(label)}: Concat of nothing`);
     const rank = first.shape.length;
     const ax = normAxis(axis, rank);
     let total: Dim = 0;

@@ -4,7 +4,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll } from 'vitest';
 import { type EngineProcess, ROOT, startEngineProcess } from '../helpers/engine-process.js';
+import { tmpDir } from '../helpers/tmp.js';
 
 export const SCREENSHOTS = path.join(ROOT, 'tests', 'e2e', 'screenshots');
 
@@ -71,6 +73,30 @@ export async function openApp(options: { home: string; project?: string }): Prom
       const file = path.join(SCREENSHOTS, `${name}.png`);
       await page.screenshot({ path: file });
       return file;
+    },
+  };
+}
+
+/**
+ * For a describe block: a fresh app home and work folder, the app opened before the tests and closed after.
+ * `session()` returns the open session.
+ */
+export function useAppSession(): { home: string; work: string; session(): Session } {
+  const home = tmpDir();
+  const work = tmpDir();
+  let s: Session | null = null;
+  beforeAll(async () => {
+    s = await openApp({ home });
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+  return {
+    home,
+    work,
+    session() {
+      if (!s) throw new Error('the app is not open');
+      return s;
     },
   };
 }

@@ -1,19 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tmpDir, writeFiles } from '../helpers/tmp.js';
-import { openApp, type Session } from './browser.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { writeFiles } from '../helpers/tmp.js';
+import { type Session, useAppSession } from './browser.js';
 
 describe('foundation, end to end in browser mode', () => {
-  const home = tmpDir();
-  const work = tmpDir();
+  const app = useAppSession();
+  const { work } = app;
   let s: Session;
-
-  beforeAll(async () => {
-    s = await openApp({ home });
-  });
-  afterAll(async () => {
-    await s?.close();
+  beforeAll(() => {
+    s = app.session();
   });
 
   it('opens on the demo project and says plainly what is in it', async () => {

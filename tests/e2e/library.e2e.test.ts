@@ -1,19 +1,14 @@
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../helpers/engine-process.js';
-import { tmpDir } from '../helpers/tmp.js';
-import { openApp, type Session } from './browser.js';
+import { type Session, useAppSession } from './browser.js';
 
 describe('library and player, end to end in browser mode', () => {
-  const home = tmpDir();
-  const work = tmpDir();
+  const app = useAppSession();
+  const { work } = app;
   let s: Session;
-
-  beforeAll(async () => {
-    s = await openApp({ home });
-  });
-  afterAll(async () => {
-    await s?.close();
+  beforeAll(() => {
+    s = app.session();
   });
 
   it('shows the demo project with its sample clip ingested', async () => {

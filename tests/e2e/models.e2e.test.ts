@@ -1,21 +1,15 @@
-import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findBinaries } from '../../native/media/ffmpeg.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { fixturePath } from '../helpers/fixtures.js';
-import { tmpDir } from '../helpers/tmp.js';
-import { openApp, type Session } from './browser.js';
+import { makeImage } from '../helpers/media.js';
+import { type Session, useAppSession } from './browser.js';
 
 describe('models and device, end to end in browser mode', () => {
-  const home = tmpDir();
-  const work = tmpDir();
+  const app = useAppSession();
+  const { work } = app;
   let s: Session;
-
-  beforeAll(async () => {
-    s = await openApp({ home });
-  });
-  afterAll(async () => {
-    await s?.close();
+  beforeAll(() => {
+    s = app.session();
   });
 
   it('imports a DINOv2-with-registers checkpoint and lists what it is', async () => {
@@ -48,18 +42,7 @@ describe('models and device, end to end in browser mode', () => {
     await page.getByTestId('provider-cpu').filter({ hasText: 'yes' }).waitFor();
     await expect(page.getByTestId('provider-cuda').textContent()).resolves.toMatch(/no.*(shared library|load)/i);
     // Run the model (as the embed command does) and watch the device panel and status bar follow.
-    const image = path.join(work, 'frame.png');
-    execFileSync(findBinaries().ffmpeg.path, [
-      '-v',
-      'error',
-      '-f',
-      'lavfi',
-      '-i',
-      'testsrc2=size=320x240',
-      '-frames:v',
-      '1',
-      image,
-    ]);
+    const image = makeImage(path.join(work, 'frame.png'));
     const res = await s.engine.call('models.embed', { id: 1, paths: [image], size: 112 });
     expect(res.provider).toBe('cpu');
     await page.getByTestId('active-provider').filter({ hasText: 'CPU' }).waitFor();

@@ -7,6 +7,12 @@ export function ffmpeg(args: string[]): void {
   execFileSync(findBinaries().ffmpeg.path, ['-v', 'error', '-y', ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
+/** A still image from an ffmpeg test source (e.g. `testsrc2=size=320x240`, `mandelbrot=size=200x260`). */
+export function makeImage(file: string, source = 'testsrc2=size=320x240'): string {
+  ffmpeg(['-f', 'lavfi', '-i', source, '-frames:v', '1', file]);
+  return file;
+}
+
 /** An H.264 MP4 of `seconds` of lavfi testsrc2 (a moving pattern with a frame counter). */
 export function makeVideo(
   file: string,

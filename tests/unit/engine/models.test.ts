@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -6,12 +5,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { CallResponse, CommandArgs, CommandName, CommandResult } from '../../../native/api/contract.js';
 import { Engine } from '../../../native/engine/engine.js';
 import { createEngineDispatcher } from '../../../native/engine/handlers.js';
-import { findBinaries } from '../../../native/media/ffmpeg.js';
 import { decodeImage } from '../../../native/media/image.js';
 import { importViTFile } from '../../../native/models/import-vit.js';
 import { preprocessBatch } from '../../../native/models/preprocess.js';
 import { buildViTOnnx } from '../../../native/models/vit-onnx.js';
 import { fixturePath, maxAbsDiff } from '../../helpers/fixtures.js';
+import { makeImage } from '../../helpers/media.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 describe('model registry and embeddings through the engine', () => {
@@ -26,29 +25,7 @@ describe('model registry and embeddings through the engine', () => {
     return r.result;
   };
 
-  const images = ['a.png', 'b.jpg'].map((n) => path.join(work, n));
-  execFileSync(findBinaries().ffmpeg.path, [
-    '-v',
-    'error',
-    '-f',
-    'lavfi',
-    '-i',
-    'testsrc2=size=320x240',
-    '-frames:v',
-    '1',
-    images[0] as string,
-  ]);
-  execFileSync(findBinaries().ffmpeg.path, [
-    '-v',
-    'error',
-    '-f',
-    'lavfi',
-    '-i',
-    'mandelbrot=size=200x260',
-    '-frames:v',
-    '1',
-    images[1] as string,
-  ]);
+  const images = [makeImage(path.join(work, 'a.png')), makeImage(path.join(work, 'b.jpg'), 'mandelbrot=size=200x260')];
 
   it('imports a checkpoint into the project, once, with its manifest', async () => {
     await call('project.create', { path: path.join(work, 'p') });

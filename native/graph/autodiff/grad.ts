@@ -1,0 +1,126 @@
+/**
+ * Reverse-mode automatic differentiation over the graph IR: appends to the builder the nodes that compute the
+ * gradient of a scalar loss with respect to chosen values (parameters or inputs). Rules live in rules/, one file
+ * per op family; an op without a rule on the path from the values to the loss is an error naming it.
+ */
+import type { GraphBuilder } from '../builder.js';
+import { GraphShapeError } from '../builder.js';
+import type { Attr, Node, Value } from '../ir.js';
+import { elementwiseRules } from './rules/elementwise.js';
+import { matmulRules } from './rules/matmul.js';
+import { nnRules } from './rules/nn.js';
+import { reduceRules } from './rules/reduce.js';
+import { shapeRules } from './rules/shape.js';
+import type { GradRule, RuleContext } from './types.js';
+
+export const GRAD_RULES: Readonly<Record<string, GradRule>> = {
+  ...elementwiseRules,
+  ...matmulRules,
+  ...shapeRules,
+  ...reduceRules,
+  ...nnRules,
+};
+
+/** Ops whose outputs carry no gradient (shapes, indices, comparisons). */
+const NON_DIFFERENTIABLE = new Set([
+  'Shape',
+  'Greater',
+  'Equal',
+  'Less',
+  'Not',
+  'And',
+  'Or',
+  'ArgMax',
+  'RandomUniformLike',
+]);
+
+function attrNumber(a: Attr | undefined): number | undefined {
+  return a && (a.type === 'int' || a.type === 'float') ? a.value : undefined;
+}
+
+/** The scope part of a node name ("block3/MatMul_12" -> "block3"), for error messages. */
+function where(node: Node): string {
+  const i = node.name.lastIndexOf('/');
+  return i > 0 ? node.name.slice(0, i) : 'top level';
+}
+
+export function gradients(b: GraphBuilder, loss: Value, wrt: readonly Value[]): Map<string, Value> {
+  if (loss.shape.some((d) => d !== 1)) {
+    throw new GraphShapeError(`autodiff: the loss must be a scalar, got shape [${loss.shape.join(',')}]`);
+  }
+  const nodes = [...b.nodeList];
+  // Values that depend on what we differentiate with respect to.
+  const live = new Set(wrt.map((v) => v.name));
+  for (const n of nodes) {
+    if (NON_DIFFERENTIABLE.has(n.op)) continue;
+    if (n.inputs.some((i) => live.has(i))) for (const o of n.outputs) live.add(o);
+  }
+  if (!live.has(loss.name))
+    throw new GraphShapeError('autodiff: the loss does not depend on any of the values asked for');
+
+  const grads = new Map<string, Value>();
+  grads.set(loss.name, b.constFloat(1, loss.shape));
+  const accumulate = (name: string, g: Value) => {
+    const prev = grads.get(name);
+    grads.set(name, prev ? b.add(prev, g) : g);
+  };
+
+  b.scope('grad', () => {
+    for (let k = nodes.length - 1; k >= 0; k--) {
+      const node = nodes[k] as Node;
+      if (NON_DIFFERENTIABLE.has(node.op)) continue;
+      const outGrads = node.outputs.map((o) => grads.get(o) ?? null);
+      if (outGrads.every((g) => g === null)) continue;
+      const needs = node.inputs.map((i) => live.has(i));
+      if (!needs.some(Boolean)) continue;
+      const rule = GRAD_RULES[node.op];
+      if (!rule) {
+        throw new GraphShapeError(`autodiff: no gradient rule for ${node.op} (node ${node.name}, in ${where(node)})`);
+      }
+      const value = (name: string) => {
+        const v = b.value(name);
+        if (!v) throw new GraphShapeError(`autodiff: unknown value ${name}`);
+        return v;
+      };
+      const ctx: RuleContext = {
+        b,
+        node,
+        inputs: node.inputs.map(value),
+        outputs: node.outputs.map(value),
+        grads: outGrads,
+        needs,
+        ints(i) {
+          const name = node.inputs[i];
+          const data = name ? b.constantData(name) : undefined;
+          if (!data) return [];
+          return Array.from(data as ArrayLike<number | bigint>, (v) => Number(v));
+        },
+        attrInt: (n, fallback) => attrNumber(node.attrs[n]) ?? fallback,
+        attrFloat: (n, fallback) => attrNumber(node.attrs[n]) ?? fallback,
+        attrInts(n) {
+          const a = node.attrs[n];
+          return a && a.type === 'ints' ? [...a.value] : null;
+        },
+      };
+      let inGrads: (Value | null)[];
+      try {
+        inGrads = b.scope(node.op, () => rule(ctx));
+      } catch (err) {
+        if (err instanceof GraphShapeError) throw err;
+        throw new GraphShapeError(`autodiff: ${(err as Error).message} (node ${node.name}, in ${where(node)})`);
+      }
+      node.inputs.forEach((name, i) => {
+        const g = inGrads[i];
+        if (g && needs[i]) accumulate(name, g);
+      });
+    }
+  });
+
+  const out = new Map<string, Value>();
+  for (const v of wrt) {
+    const g = grads.get(v.name);
+    // A value the loss does not reach has a zero gradient.
+    out.set(v.name, g ?? b.mul(v, b.constFloat(0)));
+  }
+  return out;
+}

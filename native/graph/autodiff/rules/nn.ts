@@ -1,0 +1,44 @@
+/** Gradients of the neural-network ops: Softmax, LogSoftmax, LayerNormalization. */
+import type { GradRule } from '../types.js';
+
+export const nnRules: Record<string, GradRule> = {
+  /** dx = y * (g - sum(g * y)) along the axis. */
+  Softmax: ({ b, outputs: [y], grads: [g], attrInt }) => {
+    if (!g || !y) return [];
+    const axis = attrInt('axis', -1);
+    return [b.mul(y, b.sub(g, b.reduceSum(b.mul(g, y), [axis], true)))];
+  },
+  /** dx = g - softmax(x) * sum(g). */
+  LogSoftmax: ({ b, outputs: [y], grads: [g], attrInt }) => {
+    if (!g || !y) return [];
+    const axis = attrInt('axis', -1);
+    return [b.sub(g, b.mul(b.exp(y), b.reduceSum(g, [axis], true)))];
+  },
+  /**
+   * Over the last axis: xhat = (x - mean) / sigma. d scale = sum(g * xhat), d bias = sum(g),
+   * dx = (gh - mean(gh) - xhat * mean(gh * xhat)) / sigma with gh = g * scale. Statistics are recomputed.
+   */
+  LayerNormalization: ({ b, inputs: [x, scale, bias], grads: [g], attrFloat, attrInt, needs }) => {
+    if (!g || !x || !scale || !bias) return [];
+    if (attrInt('axis', -1) !== -1 && attrInt('axis', -1) !== x.shape.length - 1) {
+      throw new Error('autodiff: LayerNormalization gradient supports the last axis only');
+    }
+    const eps = attrFloat('epsilon', 1e-5);
+    const mean = b.reduceMean(x, [-1], true);
+    const xc = b.sub(x, mean);
+    const variance = b.reduceMean(b.mul(xc, xc), [-1], true);
+    const inv = b.div(b.constFloat(1), b.sqrt(b.add(variance, b.constFloat(eps))));
+    const xhat = b.mul(xc, inv);
+    const lead = [...Array(x.shape.length - 1).keys()];
+    const gScale = needs[1] ? b.reshapeLike(b.reduceSum(b.mul(g, xhat), lead, false), scale) : null;
+    const gBias = needs[2] ? b.reshapeLike(b.reduceSum(g, lead, false), bias) : null;
+    let gx = null;
+    if (needs[0]) {
+      const gh = b.mul(g, scale);
+      const m1 = b.reduceMean(gh, [-1], true);
+      const m2 = b.reduceMean(b.mul(gh, xhat), [-1], true);
+      gx = b.mul(b.sub(b.sub(gh, m1), b.mul(xhat, m2)), inv);
+    }
+    return [gx, gScale, gBias];
+  },
+};
