@@ -38,7 +38,7 @@ export async function gradCheck(
   const loss = b.reduceSum(b.mul(out, R), [...out.shape.keys()], false);
   b.output(loss, 'loss');
   const grads = gradients(b, loss, xs);
-  xs.forEach((x, i) => b.output(grads.get(x.name) as Value, `g${i}`));
+  for (const [i, x] of xs.entries()) b.output(grads.get(x.name) as Value, `g${i}`);
   const session = await ort.InferenceSession.create(toOnnx(b.build()));
   const data = inputs.map((inp) =>
     Float32Array.from({ length: inp.shape.reduce((a, d) => a * d, 1) }, () => (inp.init ?? ((q) => q() * 2 - 1))(r)),
