@@ -209,6 +209,11 @@ export function buildViT(
   want: ViTOutputsWanted,
   /** 'conv' for inference (one fused kernel); 'matmul' where gradients are needed (MatMul/Reshape rules). */
   patchEmbed: 'conv' | 'matmul' = 'conv',
+  /**
+   * Stochastic depth: [depth, B] keep masks already divided by the keep probability, drawn by the trainer from its
+   * seeded generator (so a resumed run draws the same ones). Each block's residual branches are scaled by its row.
+   */
+  dropPath?: Value,
 ): ViTGraphOutputs {
   const [, , H, W] = pixels.shape as [unknown, unknown, number, number];
   const grid = gridOf(c, H, W);
@@ -285,11 +290,14 @@ export function buildViT(
       const ctx = b.reshape(b.transpose(b.matmul(attn, heads(v), 'attn.context'), [0, 2, 1, 3]), [0, 0, D]);
       let a = b.linear(ctx, transposed(param(`${p}attn.proj.weight`)), param(`${p}attn.proj.bias`), 'attn.proj');
       if (c.layerScale) a = b.mul(a, param(`${p}ls1.gamma`), 'ls1');
+      const keepRow = dropPath ? b.reshape(b.slice(dropPath, [i], [i + 1], [0]), [-1, 1, 1]) : null;
+      if (keepRow) a = b.mul(a, keepRow, 'drop_path');
       const x1 = b.add(x, a);
       const h2 = b.layerNorm(x1, param(`${p}norm2.weight`), param(`${p}norm2.bias`), c.lnEps, 'norm2');
       const f1 = b.gelu(b.linear(h2, transposed(param(`${p}mlp.fc1.weight`)), param(`${p}mlp.fc1.bias`), 'mlp.fc1'));
       let f2 = b.linear(f1, transposed(param(`${p}mlp.fc2.weight`)), param(`${p}mlp.fc2.bias`), 'mlp.fc2');
       if (c.layerScale) f2 = b.mul(f2, param(`${p}ls2.gamma`), 'ls2');
+      if (keepRow) f2 = b.mul(f2, keepRow, 'drop_path');
       return b.add(x1, f2);
     });
     if (want.blocks?.includes(i)) out.blocks.set(i, keep(x));

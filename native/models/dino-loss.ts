@@ -1,0 +1,53 @@
+/**
+ * The DINO loss: cross-entropy between the centred, sharpened teacher distribution of each global crop and the
+ * student distribution of every other crop, averaged over the pairs; and the centre's EMA update.
+ */
+import type { GraphBuilder } from '../graph/builder.js';
+import type { Value } from '../graph/ir.js';
+
+export interface DinoLossInputs {
+  /** Student logits, crops stacked along the batch: [crops * B, K]. */
+  student: Value;
+  /** Teacher logits of the global crops: [globals * B, K] (no gradient flows into them). */
+  teacher: Value;
+  center: Value;
+  studentTemp: Value;
+  teacherTemp: Value;
+  crops: number;
+  globals: number;
+  batch: number;
+}
+
+export function dinoLoss(b: GraphBuilder, o: DinoLossInputs): { loss: Value; teacherProbs: Value } {
+  return b.scope('dino_loss', () => {
+    const B = o.batch;
+    const rows = (v: Value, i: number) => b.slice(v, [i * B], [(i + 1) * B], [0]);
+    const teacherProbs = b.softmax(b.div(b.sub(o.teacher, o.center), o.teacherTemp), -1);
+    const logp = b.logSoftmax(b.div(o.student, o.studentTemp), -1);
+    let total: Value | null = null;
+    let terms = 0;
+    for (let t = 0; t < o.globals; t++) {
+      const q = rows(teacherProbs, t);
+      for (let v = 0; v < o.crops; v++) {
+        if (v === t) continue;
+        const ce = b.reduceMean(b.neg(b.reduceSum(b.mul(q, rows(logp, v)), [-1], false)), [0], false);
+        total = total ? b.add(total, ce) : ce;
+        terms++;
+      }
+    }
+    if (!total) throw new Error('DINO loss needs at least one pair of crops');
+    return { loss: b.div(total, b.constFloat(terms)), teacherProbs };
+  });
+}
+
+/** center' = m * center + (1 - m) * mean over the batch of the teacher logits. */
+export function updateCenter(b: GraphBuilder, center: Value, teacher: Value, momentum: Value): Value {
+  const batchCenter = b.reduceMean(teacher, [0], true);
+  return b.add(b.mul(center, momentum), b.mul(batchCenter, b.sub(b.constFloat(1), momentum)));
+}
+
+/** Mean entropy of the teacher's distributions (log K means uniform collapse). */
+export function meanEntropy(b: GraphBuilder, probs: Value): Value {
+  const ent = b.neg(b.reduceSum(b.mul(probs, b.log(b.add(probs, b.constFloat(1e-12)))), [-1], false));
+  return b.reduceMean(ent, [0], false);
+}
