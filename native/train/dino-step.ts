@@ -146,6 +146,6 @@ export function buildDinoStep(c: DinoStepConfig): DinoStepGraph {
   for (const [name, t] of teacher) {
     b.output(emaUpdate(b, t, newStudent.get(name) ?? (student.get(name) as Value), s.ema), `t_next/${name}`);
   }
-  if (c.emitGradients) trainable.forEach((n, i) => b.output(rawGrads[i] as Value, `grad/${n}`));
+  if (c.emitGradients) for (const [i, n] of trainable.entries()) b.output(rawGrads[i] as Value, `grad/${n}`);
   return { onnx: toOnnx(b.build()), params: shapes, trainable, scalars: STEP_SCALARS };
 }
