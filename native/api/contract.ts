@@ -188,6 +188,59 @@ export const MediaInfo = z.object({
 });
 export type MediaInfo = z.infer<typeof MediaInfo>;
 
+export const TrainDinoArgs = z
+  .object({
+    /** Media items whose sampled frames are the data (default: every ingested item). */
+    media: z.array(z.int().positive()).optional(),
+    /** Start from a registered model's weights, or from scratch with an architecture. */
+    init: z
+      .discriminatedUnion('kind', [
+        z.object({ kind: z.literal('model'), id: z.int().positive() }),
+        z.object({
+          kind: z.literal('scratch'),
+          preset: z.enum(['vit_ti16', 'vit_s16', 'vit_b16', 'vit_s8', 'tiny']),
+        }),
+      ])
+      .default({ kind: 'scratch', preset: 'vit_ti16' }),
+    steps: z.int().min(1).max(10_000_000).default(1000),
+    batch: z.int().min(1).max(1024).default(32),
+    globalSize: z.int().min(16).max(1024).default(224),
+    localSize: z.int().min(16).max(512).default(96),
+    localCrops: z.int().min(0).max(16).default(6),
+    lr: z.number().positive().max(1).default(5e-4),
+    minLr: z.number().min(0).max(1).default(1e-6),
+    warmupSteps: z.int().min(0).default(100),
+    weightDecay: z.number().min(0).default(0.04),
+    weightDecayEnd: z.number().min(0).default(0.4),
+    emaStart: z.number().min(0).max(1).default(0.996),
+    emaEnd: z.number().min(0).max(1).default(1),
+    studentTemp: z.number().positive().default(0.1),
+    teacherTemp: z.number().positive().default(0.04),
+    centerMomentum: z.number().min(0).max(1).default(0.9),
+    clip: z.number().positive().default(3),
+    dropPath: z.number().min(0).max(0.9).default(0.1),
+    outDim: z.int().min(2).max(65536).default(4096),
+    headHidden: z.int().min(8).default(2048),
+    bottleneck: z.int().min(8).default(256),
+    seed: z.int().min(0).default(0),
+    checkpointEvery: z.int().min(1).default(50),
+    /** Name of the exported model in the registry. */
+    name: z.string().min(1).max(200).optional(),
+  })
+  .strict();
+export type TrainDinoArgs = z.output<typeof TrainDinoArgs>;
+
+export const TrainLogEntry = z.object({
+  step: z.int(),
+  loss: z.number(),
+  lr: z.number(),
+  wd: z.number(),
+  ema: z.number(),
+  gradNorm: z.number(),
+  teacherEntropy: z.number(),
+  imgsPerS: z.number(),
+});
+
 const Empty = z.object({}).strict();
 const JobId = z.object({ id: z.int().positive() }).strict();
 const UserPath = z.string().min(1, 'must not be empty').max(4096);
@@ -322,6 +375,9 @@ export const commands = {
       videoDecoders: z.array(z.string()),
     }),
   },
+
+  'train.start': { args: TrainDinoArgs, result: JobInfo },
+  'train.log': { args: z.object({ jobId: z.int().positive() }).strict(), result: z.array(TrainLogEntry) },
 
   'ingest.hashFolder': {
     args: z

@@ -14,6 +14,7 @@ import { AppHome } from '../store/app-home.js';
 import type { JobRow } from '../store/jobs-repo.js';
 import { Project } from '../store/project.js';
 import { ProjectLock } from '../store/project-lock.js';
+import { trainDinoJob } from '../train/train-dino.js';
 import { mediaResource } from './library.js';
 import { ModelService } from './models.js';
 import { APP_ROOT, APP_VERSION } from './version.js';
@@ -21,7 +22,7 @@ import { APP_ROOT, APP_VERSION } from './version.js';
 /** The bundled sample video (samples/README.md says where it comes from). */
 export const SAMPLE_VIDEO = path.join(APP_ROOT, 'samples', 'vtest-street.mp4');
 
-export const JOB_HANDLERS: readonly AnyJobHandler[] = [hashFolderJob, ingestMediaJob];
+export const JOB_HANDLERS: readonly AnyJobHandler[] = [hashFolderJob, ingestMediaJob, trainDinoJob];
 
 export interface EngineOptions {
   home: string;
@@ -121,6 +122,28 @@ export class Engine {
     return info;
   }
 
+  private onJob(project: Project, row: JobRow): void {
+    this.emit({ type: 'job.updated', job: jobInfo(row) });
+    if (row.kind === 'train.dino' && row.state === 'done') void this.registerTrainedModel(project, row.id);
+  }
+
+  /** A finished training job's exported encoder goes into the model registry. */
+  private async registerTrainedModel(project: Project, jobId: number): Promise<void> {
+    const item = project.jobs.items(jobId, { limit: 10 }).items.find((i) => i.key === 'export');
+    const r = item?.result as { encoder?: string; name?: string } | null;
+    if (!r?.encoder || this.project !== project) return;
+    try {
+      await this.models.import(project, {
+        path: path.join(project.dir, r.encoder),
+        name: r.name ?? `trained (job ${jobId})`,
+        licence: 'trained in this project',
+      });
+      this.emit({ type: 'models.changed', models: this.models.list(project) });
+    } catch (err) {
+      console.error(`flaneur: could not register the model of job ${jobId}: ${(err as Error).message}`);
+    }
+  }
+
   /** Binary resources for the UI (frame images); null when the path is not one of ours. */
   resource(urlPath: string): { contentType: string; body: Buffer } | null {
     const project = this.project;
@@ -175,7 +198,7 @@ export class Engine {
         { field: 'path' },
       );
     }
-    const runner = new JobRunner(project, (row) => this.emit({ type: 'job.updated', job: jobInfo(row) }), {
+    const runner = new JobRunner(project, (row) => this.onJob(project, row), {
       ...this.options.runner,
       observer,
     });

@@ -96,6 +96,9 @@ export function createHandlers(engine: Engine): Handlers {
       };
     },
 
+    'train.start': (a) => jobInfo(open().runner.enqueue('train.dino', a)),
+    'train.log': (a) => open().project.trainLog.list(a.jobId),
+
     'ingest.hashFolder': (a) =>
       jobInfo(open().runner.enqueue('ingest.hashFolder', { ...a, root: path.resolve(a.root) })),
   };

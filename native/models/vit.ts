@@ -244,11 +244,11 @@ export function buildViT(
     const clsPos = b.slice(pos, [0], [1], [1]);
     let patchPos = b.slice(pos, [1], [1 + c.posGrid * c.posGrid], [1]);
     if (grid.h !== c.posGrid || grid.w !== c.posGrid) {
-      const m = b.initializer(
-        `pos_interp_${grid.h}x${grid.w}`,
-        posEmbedMatrix(c.posGrid, grid.h, grid.w, c.posInterpolation),
-        [N, c.posGrid * c.posGrid],
-      );
+      // One constant per output grid, shared by every forward pass of the graph (student, teacher).
+      const name = `pos_interp_${grid.h}x${grid.w}`;
+      const m =
+        b.value(name) ??
+        b.initializer(name, posEmbedMatrix(c.posGrid, grid.h, grid.w, c.posInterpolation), [N, c.posGrid * c.posGrid]);
       patchPos = b.matmul(m, patchPos, 'pos_embed interpolation');
     }
     // cls + pos[0] (and the registers, which get no position), expanded over the run-time batch.

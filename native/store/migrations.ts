@@ -96,6 +96,25 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 4,
+    name: 'training log',
+    sql: `
+      CREATE TABLE train_log (
+        job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        step INTEGER NOT NULL,
+        loss REAL NOT NULL,
+        lr REAL NOT NULL,
+        wd REAL NOT NULL,
+        ema REAL NOT NULL,
+        grad_norm REAL NOT NULL,
+        teacher_entropy REAL NOT NULL,
+        imgs_per_s REAL NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (job_id, step)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -11,6 +11,7 @@ import { JobRepository } from './jobs-repo.js';
 import { MediaRepository } from './media-repo.js';
 import { SCHEMA_VERSION } from './migrations.js';
 import { ModelRepository } from './models-repo.js';
+import { TrainLogRepository } from './train-log-repo.js';
 
 export const PROJECT_FILE = 'project.sqlite';
 export const PROJECT_DIRS = ['cache', 'checkpoints', 'models'] as const;
@@ -26,6 +27,7 @@ export class Project {
   readonly jobs: JobRepository;
   readonly models: ModelRepository;
   readonly media: MediaRepository;
+  readonly trainLog: TrainLogRepository;
 
   private constructor(
     readonly dir: string,
@@ -35,6 +37,7 @@ export class Project {
     this.jobs = new JobRepository(db);
     this.models = new ModelRepository(db);
     this.media = new MediaRepository(db);
+    this.trainLog = new TrainLogRepository(db);
   }
 
   get cacheDir(): string {

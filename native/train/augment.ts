@@ -1,0 +1,137 @@
+/**
+ * DINO-style augmentations on RGB frames, driven by a seeded generator: random resized crop, horizontal flip,
+ * colour jitter (brightness, contrast, saturation, hue), random grayscale; then normalisation into a batch.
+ */
+import { type RgbLike, resizeRgb } from '../models/preprocess.js';
+import type { Rng } from './rng.js';
+
+export interface CropOptions {
+  size: number;
+  scale: [number, number];
+  ratio?: [number, number];
+}
+
+export interface JitterOptions {
+  p: number;
+  brightness: number;
+  contrast: number;
+  saturation: number;
+  hue: number;
+}
+
+export const DINO_JITTER: JitterOptions = { p: 0.8, brightness: 0.4, contrast: 0.4, saturation: 0.2, hue: 0.1 };
+
+/** torchvision RandomResizedCrop's box sampling (10 tries, then the centre crop). */
+export function randomResizedCrop(img: RgbLike, o: CropOptions, rng: Rng): RgbLike {
+  const area = img.width * img.height;
+  const [r0, r1] = o.ratio ?? [3 / 4, 4 / 3];
+  let box: [number, number, number, number] | null = null;
+  for (let i = 0; i < 10 && !box; i++) {
+    const target = area * rng.uniform(o.scale[0], o.scale[1]);
+    const ratio = Math.exp(rng.uniform(Math.log(r0), Math.log(r1)));
+    const w = Math.round(Math.sqrt(target * ratio));
+    const h = Math.round(Math.sqrt(target / ratio));
+    if (w > 0 && h > 0 && w <= img.width && h <= img.height)
+      box = [rng.int(img.width - w + 1), rng.int(img.height - h + 1), w, h];
+  }
+  const [x, y, w, h] = box ?? [0, 0, Math.min(img.width, img.height), Math.min(img.width, img.height)];
+  const crop = new Uint8Array(w * h * 3);
+  for (let row = 0; row < h; row++)
+    crop.set(img.data.subarray(((y + row) * img.width + x) * 3, ((y + row) * img.width + x + w) * 3), row * w * 3);
+  return resizeRgb({ width: w, height: h, data: crop }, o.size, o.size, 'bilinear');
+}
+
+export function hflip(img: RgbLike): RgbLike {
+  const out = new Uint8Array(img.data.length);
+  for (let y = 0; y < img.height; y++) {
+    for (let x = 0; x < img.width; x++) {
+      const s = (y * img.width + x) * 3;
+      const d = (y * img.width + (img.width - 1 - x)) * 3;
+      out[d] = img.data[s] as number;
+      out[d + 1] = img.data[s + 1] as number;
+      out[d + 2] = img.data[s + 2] as number;
+    }
+  }
+  return { width: img.width, height: img.height, data: out };
+}
+
+/** Colour jitter and grayscale on float RGB in [0, 1] (in place), applied in a random order like torchvision. */
+export function colourJitter(px: Float32Array, o: JitterOptions, grayscaleP: number, rng: Rng): void {
+  const n = px.length / 3;
+  const gray = (i: number) => 0.299 * (px[i] as number) + 0.587 * (px[i + 1] as number) + 0.114 * (px[i + 2] as number);
+  if (rng.next() < o.p) {
+    const ops = [0, 1, 2, 3];
+    for (let i = ops.length - 1; i > 0; i--) {
+      const j = rng.int(i + 1);
+      [ops[i], ops[j]] = [ops[j] as number, ops[i] as number];
+    }
+    for (const op of ops) {
+      if (op === 0) {
+        const f = rng.uniform(1 - o.brightness, 1 + o.brightness);
+        for (let i = 0; i < px.length; i++) px[i] = Math.min(1, (px[i] as number) * f);
+      } else if (op === 1) {
+        const f = rng.uniform(1 - o.contrast, 1 + o.contrast);
+        let mean = 0;
+        for (let i = 0; i < n; i++) mean += gray(i * 3);
+        mean /= n;
+        for (let i = 0; i < px.length; i++) px[i] = Math.min(1, Math.max(0, ((px[i] as number) - mean) * f + mean));
+      } else if (op === 2) {
+        const f = rng.uniform(1 - o.saturation, 1 + o.saturation);
+        for (let i = 0; i < n; i++) {
+          const g = gray(i * 3);
+          for (let c = 0; c < 3; c++) px[i * 3 + c] = Math.min(1, Math.max(0, ((px[i * 3 + c] as number) - g) * f + g));
+        }
+      } else {
+        // Hue: rotate chroma in YIQ space by up to hue * 2 pi.
+        const a = rng.uniform(-o.hue, o.hue) * 2 * Math.PI;
+        const cos = Math.cos(a);
+        const sin = Math.sin(a);
+        for (let i = 0; i < n; i++) {
+          const r = px[i * 3] as number;
+          const g = px[i * 3 + 1] as number;
+          const bl = px[i * 3 + 2] as number;
+          const y = 0.299 * r + 0.587 * g + 0.114 * bl;
+          const ci = 0.596 * r - 0.274 * g - 0.322 * bl;
+          const cq = 0.211 * r - 0.523 * g + 0.312 * bl;
+          const i2 = ci * cos - cq * sin;
+          const q2 = ci * sin + cq * cos;
+          px[i * 3] = Math.min(1, Math.max(0, y + 0.956 * i2 + 0.621 * q2));
+          px[i * 3 + 1] = Math.min(1, Math.max(0, y - 0.272 * i2 - 0.647 * q2));
+          px[i * 3 + 2] = Math.min(1, Math.max(0, y - 1.106 * i2 + 1.703 * q2));
+        }
+      }
+    }
+  }
+  if (rng.next() < grayscaleP) {
+    for (let i = 0; i < n; i++) {
+      const g = gray(i * 3);
+      px[i * 3] = g;
+      px[i * 3 + 1] = g;
+      px[i * 3 + 2] = g;
+    }
+  }
+}
+
+/** One augmented view, normalised, written CHW into `out` at `offset`. */
+export function augmentInto(
+  img: RgbLike,
+  crop: CropOptions,
+  jitter: JitterOptions,
+  grayscaleP: number,
+  mean: readonly number[],
+  std: readonly number[],
+  rng: Rng,
+  out: Float32Array,
+  offset: number,
+): void {
+  let v = randomResizedCrop(img, crop, rng);
+  if (rng.next() < 0.5) v = hflip(v);
+  const px = new Float32Array(v.data.length);
+  for (let i = 0; i < px.length; i++) px[i] = (v.data[i] as number) / 255;
+  colourJitter(px, jitter, grayscaleP, rng);
+  const plane = crop.size * crop.size;
+  for (let i = 0; i < plane; i++) {
+    for (let c = 0; c < 3; c++)
+      out[offset + c * plane + i] = ((px[i * 3 + c] as number) - (mean[c] as number)) / (std[c] as number);
+  }
+}

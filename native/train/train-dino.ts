@@ -1,0 +1,285 @@
+/**
+ * Job: DINO self-distillation on the project's sampled frames. Multi-crop augmentation from a seeded generator,
+ * the step graph on ONNX Runtime, metrics per step in SQLite, checkpoints every N steps and whenever the job is
+ * stopped, exact resume (state, generator, schedules), and at the end the teacher exported as an encoder
+ * (.safetensors in official names + an inference ONNX) for the engine to register.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { TrainDinoArgs } from '../api/contract.js';
+import { FlaneurError } from '../api/errors.js';
+import { cosineSchedule } from '../graph/optim.js';
+import type { JobHandler } from '../jobs/types.js';
+import { FrameStore } from '../media/frame-store.js';
+import type { DinoHeadConfig } from '../models/dino-head.js';
+import { importViTFile } from '../models/import-vit.js';
+import { encodeSafetensors, type TensorToWrite } from '../models/safetensors.js';
+import { presetConfig, type ViTConfig } from '../models/vit.js';
+import { buildViTOnnx } from '../models/vit-onnx.js';
+import { augmentInto, DINO_JITTER } from './augment.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { buildDinoStep, dinoParamShapes } from './dino-step.js';
+import { Rng } from './rng.js';
+import { initialState, StepRunner, type TrainState } from './step-runner.js';
+
+type Args = typeof TrainDinoArgs._zod.output;
+
+interface TrainCheckpoint {
+  /** The JSON file of the last checkpoint (relative to the project). */
+  file: string;
+  step: number;
+}
+
+export function vitForInit(init: Args['init'], loaded: ViTConfig | null): ViTConfig {
+  if (init.kind === 'model') {
+    if (!loaded) throw new Error('model weights not loaded');
+    return loaded;
+  }
+  if (init.preset === 'tiny')
+    return { ...presetConfig('vit_ti16'), dim: 48, depth: 2, heads: 3, mlpHidden: 96, posGrid: 4 };
+  return presetConfig(init.preset);
+}
+
+/** DINO's initialisation: truncated normal (std 0.02) for weights and tokens, zero biases, unit norms. */
+export function initParams(shapes: Map<string, number[]>, rng: Rng): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (const [name, shape] of shapes) {
+    const n = shape.reduce((a, d) => a * d, 1);
+    const a = new Float32Array(n);
+    if (/norm\d*\.weight$|\.gamma$/.test(name)) a.fill(name.endsWith('.gamma') ? 1e-5 : 1);
+    else if (name.endsWith('.bias')) a.fill(0);
+    else if (name.endsWith('last_layer.weight_v')) {
+      const bound = 1 / Math.sqrt(shape[1] as number);
+      for (let i = 0; i < n; i++) a[i] = rng.uniform(-bound, bound);
+    } else for (let i = 0; i < n; i++) a[i] = rng.truncNormal(0.02);
+    out.set(name, a);
+  }
+  return out;
+}
+
+export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
+  kind: 'train.dino',
+  args: TrainDinoArgs,
+  title: (a) => `Train ${a.init.kind === 'model' ? `model #${a.init.id}` : a.init.preset} with DINO, ${a.steps} steps`,
+  async run(ctx) {
+    const { project, args } = ctx;
+    const a = args;
+
+    // Data: the sampled frames of the chosen media.
+    const media = (a.media ?? project.media.list({ status: 'done', limit: 100000 }).items.map((m) => m.id))
+      .map((id) => project.media.get(id))
+      .filter((m) => m && m.status === 'done' && m.frameCount > 0 && m.frameWidth && m.frameHeight);
+    const frames: { media: number; idx: number; w: number; h: number }[] = [];
+    for (const m of media) {
+      if (!m) continue;
+      for (let i = 0; i < m.frameCount; i++)
+        frames.push({ media: m.id, idx: i, w: m.frameWidth as number, h: m.frameHeight as number });
+    }
+    if (frames.length === 0)
+      throw new FlaneurError('INVALID_ARGUMENT', 'No frames to train on: add videos or images in the Library first.', {
+        field: 'media',
+      });
+    const store = new FrameStore(project.cacheDir);
+
+    // Model.
+    let loaded: { config: ViTConfig; weights: Map<string, Float32Array> } | null = null;
+    if (a.init.kind === 'model') {
+      const row = project.models.get(a.init.id);
+      if (!row) throw new FlaneurError('NOT_FOUND', `No model ${a.init.id} in this project.`, { field: 'init' });
+      const man = row.manifest as { architecture: { heads: number; lnEps: number } };
+      loaded = importViTFile(path.join(project.dir, row.file), {
+        heads: man.architecture.heads,
+        lnEps: man.architecture.lnEps,
+      });
+    }
+    const vit = vitForInit(a.init, loaded?.config ?? null);
+    const head: DinoHeadConfig = {
+      inDim: vit.dim,
+      hiddenDim: a.headHidden,
+      bottleneckDim: a.bottleneck,
+      outDim: a.outDim,
+      layers: 3,
+    };
+    if (a.globalSize % vit.patchSize || a.localSize % vit.patchSize) {
+      throw new FlaneurError('INVALID_ARGUMENT', `Crop sizes must be multiples of the patch size ${vit.patchSize}.`, {
+        field: 'globalSize',
+      });
+    }
+    ctx.phase('building the training graph', { unit: 'steps', total: a.steps });
+    const L = a.localCrops;
+    const graph = buildDinoStep({
+      vit,
+      head,
+      batch: a.batch,
+      globalSize: a.globalSize,
+      globalCrops: 2,
+      localSize: a.localSize,
+      localCrops: L,
+      dropPath: a.dropPath > 0,
+    });
+    const shapes = {
+      globals: [2 * a.batch, 3, a.globalSize, a.globalSize],
+      locals: L > 0 ? [L * a.batch, 3, a.localSize, a.localSize] : null,
+      dpGlobal: a.dropPath > 0 ? [vit.depth, 2 * a.batch] : null,
+      dpLocal: a.dropPath > 0 && L > 0 ? [vit.depth, L * a.batch] : null,
+    };
+    const runner = await StepRunner.create(graph, shapes);
+    const dir = path.join(project.checkpointsDir, `train-${ctx.jobId}`);
+
+    // State: from the last checkpoint, or fresh.
+    let state: TrainState;
+    let rng: Rng;
+    if (ctx.checkpoint && fs.existsSync(path.join(project.dir, ctx.checkpoint.file))) {
+      const ck = loadCheckpoint(path.join(project.dir, ctx.checkpoint.file), graph);
+      state = ck.state;
+      rng = new Rng(ck.meta.rngState);
+      project.trainLog.truncateAfter(ctx.jobId, state.step);
+    } else {
+      rng = new Rng(a.seed * 2654435761 + 1);
+      const params = initParams(dinoParamShapes({ vit, head }), rng);
+      if (loaded) for (const [k, v] of loaded.weights) params.set(k, v);
+      state = initialState(graph, params);
+      project.trainLog.truncateAfter(ctx.jobId, 0);
+    }
+
+    const lr = cosineSchedule((a.lr * (2 * a.batch)) / 256, a.minLr, a.steps, Math.min(a.warmupSteps, a.steps));
+    const wd = cosineSchedule(a.weightDecay, a.weightDecayEnd, a.steps);
+    const ema = cosineSchedule(a.emaStart, a.emaEnd, a.steps);
+    const mean = vit.mean;
+    const std = vit.std;
+    const dropMask = (rows: number): Float32Array => {
+      // Linearly increasing drop rate over depth, as DINO's VisionTransformer.
+      const out = new Float32Array(vit.depth * rows);
+      for (let d = 0; d < vit.depth; d++) {
+        const p = vit.depth > 1 ? (a.dropPath * d) / (vit.depth - 1) : a.dropPath;
+        for (let r = 0; r < rows; r++) out[d * rows + r] = rng.next() < p ? 0 : 1 / (1 - p);
+      }
+      return out;
+    };
+
+    let last: TrainCheckpoint | null = ctx.checkpoint;
+    const checkpoint = () => {
+      const file = saveCheckpoint(dir, graph, state, rng.state);
+      last = { file: path.relative(project.dir, file), step: state.step };
+      ctx.commit([], last);
+    };
+
+    ctx.phase('training', { unit: 'steps', total: a.steps, done: state.step });
+    const gPlane = 3 * a.globalSize * a.globalSize;
+    const lPlane = 3 * a.localSize * a.localSize;
+    try {
+      while (state.step < a.steps) {
+        ctx.throwIfAborted();
+        const t0 = performance.now();
+        const globals = new Float32Array(2 * a.batch * gPlane);
+        const locals = L > 0 ? new Float32Array(L * a.batch * lPlane) : undefined;
+        for (let i = 0; i < a.batch; i++) {
+          const f = frames[rng.int(frames.length)] as (typeof frames)[number];
+          const img = { width: f.w, height: f.h, data: store.read(f.media, f.idx, f.w * f.h * 3) };
+          for (let g = 0; g < 2; g++)
+            augmentInto(
+              img,
+              { size: a.globalSize, scale: [0.4, 1] },
+              DINO_JITTER,
+              0.2,
+              mean,
+              std,
+              rng,
+              globals,
+              (g * a.batch + i) * gPlane,
+            );
+          for (let l = 0; l < L; l++)
+            augmentInto(
+              img,
+              { size: a.localSize, scale: [0.05, 0.4] },
+              DINO_JITTER,
+              0.2,
+              mean,
+              std,
+              rng,
+              locals as Float32Array,
+              (l * a.batch + i) * lPlane,
+            );
+        }
+        const step = state.step;
+        const s = {
+          lr: lr(step),
+          wd: wd(step),
+          ema: ema(step),
+          center_momentum: a.centerMomentum,
+          student_temp: a.studentTemp,
+          teacher_temp: a.teacherTemp,
+          max_norm: a.clip,
+        };
+        const m = await runner.step(
+          state,
+          {
+            globals,
+            ...(locals ? { locals } : {}),
+            ...(shapes.dpGlobal ? { dpGlobal: dropMask(2 * a.batch) } : {}),
+            ...(shapes.dpLocal ? { dpLocal: dropMask(L * a.batch) } : {}),
+          },
+          s,
+        );
+        if (!Number.isFinite(m.loss))
+          throw new FlaneurError(
+            'INTERNAL',
+            `The loss became ${m.loss} at step ${state.step}; lower the learning rate.`,
+          );
+        const imgsPerS = ((2 + L) * a.batch) / ((performance.now() - t0) / 1000);
+        project.trainLog.add(ctx.jobId, {
+          step: state.step,
+          loss: m.loss,
+          lr: s.lr,
+          wd: s.wd,
+          ema: s.ema,
+          gradNorm: m.gradNorm,
+          teacherEntropy: m.teacherEntropy,
+          imgsPerS,
+        });
+        ctx.progress(state.step, a.steps, { loss: m.loss, teacher_entropy: m.teacherEntropy, grad_norm: m.gradNorm });
+        if (state.step % a.checkpointEvery === 0 || state.step === a.steps) checkpoint();
+      }
+    } catch (err) {
+      // Stopped (cancel or shutdown) between steps: keep the exact position so a resume loses nothing.
+      if (ctx.signal.aborted && state.step > (last?.step ?? -1)) checkpoint();
+      throw err;
+    } finally {
+      await runner.release();
+    }
+
+    // Export the teacher backbone (DINO evaluates the teacher).
+    const out = path.join(dir, 'export');
+    fs.mkdirSync(out, { recursive: true });
+    const backbone = new Map<string, TensorToWrite>();
+    const vitShapes = dinoParamShapes({ vit, head });
+    for (const [name, shape] of vitShapes)
+      if (!name.startsWith('head.')) backbone.set(name, { shape, data: state.teacher.get(name) as Float32Array });
+    const encoder = path.join(out, 'encoder.safetensors');
+    fs.writeFileSync(
+      encoder,
+      encodeSafetensors(backbone, {
+        heads: String(vit.heads),
+        trained_by: 'flaneur train.dino',
+        job: String(ctx.jobId),
+        steps: String(a.steps),
+      }),
+    );
+    const weights = new Map([...backbone].map(([k, v]) => [k, v.data]));
+    fs.writeFileSync(
+      path.join(out, 'encoder.onnx'),
+      buildViTOnnx(
+        { config: vit, weights },
+        { height: a.globalSize, width: a.globalSize, outputs: { cls: true, patches: true } },
+      ),
+    );
+    const name =
+      a.name ?? `DINO ${a.init.kind === 'scratch' ? a.init.preset : `from #${a.init.id}`} (job ${ctx.jobId})`;
+    const result = {
+      encoder: path.relative(project.dir, encoder),
+      onnx: path.relative(project.dir, path.join(out, 'encoder.onnx')),
+      name,
+    };
+    ctx.commit([{ key: 'export', status: 'ok', result }], last ?? { file: '', step: state.step });
+  },
+};

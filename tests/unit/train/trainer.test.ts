@@ -1,0 +1,74 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { CallResponse, CommandArgs, CommandName, CommandResult } from '../../../native/api/contract.js';
+import { Engine } from '../../../native/engine/engine.js';
+import { createEngineDispatcher } from '../../../native/engine/handlers.js';
+import { fixturePath } from '../../helpers/fixtures.js';
+import { tmpDir } from '../../helpers/tmp.js';
+import { TINY_TRAIN } from '../../helpers/train.js';
+
+async function engineWithFrames(name: string) {
+  const engine = new Engine({ home: tmpDir() });
+  const dispatcher = createEngineDispatcher(engine);
+  const call = async <K extends CommandName>(c: K, a: CommandArgs<K>): Promise<CommandResult<K>> => {
+    const r = (await dispatcher.dispatch(c, a)) as CallResponse<CommandResult<K>>;
+    if (!r.ok) throw new Error(`${c}: ${r.error.message}`);
+    return r.result;
+  };
+  await call('project.create', { path: path.join(tmpDir(), name) });
+  await call('library.add', {
+    paths: [fixturePath('synthetic', 'tour.mp4')],
+    sampling: { policy: 'fps', fps: 2 },
+    frameSize: { mode: 'short-side', size: 48 },
+  });
+  const runner = engine.requireProject().runner;
+  await runner.idle();
+  return { engine, call, runner };
+}
+
+describe('DINO trainer', () => {
+  let reference: number[];
+
+  beforeAll(async () => {
+    const { engine, call, runner } = await engineWithFrames('reference');
+    const job = await call('train.start', TINY_TRAIN);
+    await runner.idle();
+    const done = await call('jobs.get', { id: job.id });
+    expect(done.error?.message ?? done.state).toBe('done');
+    reference = (await call('train.log', { jobId: job.id })).map((r) => r.loss);
+    // The exported teacher is registered as a model, with its ONNX beside it.
+    await new Promise((r) => setTimeout(r, 200));
+    const models = await call('models.list', {});
+    expect(models.map((m) => m.name)).toContain(`DINO tiny (job ${job.id})`);
+    expect(
+      fs.existsSync(
+        path.join(engine.requireProject().project.checkpointsDir, `train-${job.id}`, 'export', 'encoder.onnx'),
+      ),
+    ).toBe(true);
+    await engine.close();
+  });
+
+  it('logs one finite loss per step, with schedules and the teacher entropy', () => {
+    expect(reference).toHaveLength(TINY_TRAIN.steps);
+    for (const l of reference) expect(Number.isFinite(l)).toBe(true);
+  });
+
+  it('resumes a cancelled run from its checkpoint with exactly the losses of an uninterrupted run', async () => {
+    const { engine, call, runner } = await engineWithFrames('resumed');
+    const job = await call('train.start', TINY_TRAIN);
+    while ((await call('train.log', { jobId: job.id })).length < 6) await new Promise((r) => setTimeout(r, 5));
+    await call('jobs.cancel', { id: job.id });
+    await runner.idle();
+    const stopped = await call('jobs.get', { id: job.id });
+    expect(stopped.state).toBe('cancelled');
+    const before = (await call('train.log', { jobId: job.id })).length;
+    expect(before).toBeLessThan(TINY_TRAIN.steps);
+    await call('jobs.resume', { id: job.id });
+    await runner.idle();
+    const log = await call('train.log', { jobId: job.id });
+    expect(log.map((r) => r.step)).toEqual(Array.from({ length: TINY_TRAIN.steps }, (_, i) => i + 1));
+    expect(log.map((r) => r.loss)).toEqual(reference);
+    await engine.close();
+  });
+});
