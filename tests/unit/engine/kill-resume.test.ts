@@ -108,11 +108,11 @@ describe('a killed engine', () => {
 
   it('resumes a killed training job from its checkpoint with a continuous, identical loss curve', async () => {
     const args = { ...TINY_TRAIN, steps: 30, checkpointEvery: 5 };
-    const frames = {
+    const frames: CommandArgs<'library.add'> = {
       paths: [fixturePath('synthetic', 'tour.mp4')],
       sampling: { policy: 'fps', fps: 2 },
       frameSize: { mode: 'short-side', size: 48 },
-    } as const;
+    };
 
     // The uninterrupted run, in this process.
     const ref = new Engine({ home: tmpDir() });
