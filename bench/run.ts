@@ -4,11 +4,13 @@
  */
 import { benchHash } from './hash.js';
 import { benchIngest } from './ingest.js';
+import { benchTrain } from './train.js';
 import { benchVit } from './vit.js';
 
 const BENCHES: Record<string, (args: string[]) => Promise<Record<string, unknown>>> = {
   hash: benchHash,
   ingest: benchIngest,
+  train: benchTrain,
   vit: benchVit,
 };
 

@@ -27,6 +27,8 @@ Usage: flaneur <command> [options]
                                          ingest images and videos into the catalog (a job; waits for it)
   library [--problems]                   the catalog: media, frames, and what could not be read
   media-tools                            the ffmpeg and ffprobe in use
+  train [--preset P | --from-model ID] [--steps N] [--batch B] [--seed S]
+                                         DINO training on the project's frames (a job; waits; exports a model)
   model import <file.safetensors> [--name N] [--licence L] [--heads H]
                                          validate a DINO/DINOv2 checkpoint and add it to the project
   model list                             the project's models
@@ -95,6 +97,11 @@ export async function main(argv: string[]): Promise<number> {
       scene: { type: 'string' },
       square: { type: 'boolean', default: false },
       problems: { type: 'boolean', default: false },
+      preset: { type: 'string' },
+      'from-model': { type: 'string' },
+      steps: { type: 'string' },
+      batch: { type: 'string' },
+      seed: { type: 'string' },
     },
   });
   const [group, action, ...rest] = positionals;
@@ -256,6 +263,21 @@ export async function main(argv: string[]): Promise<number> {
             ),
           ].join('\n'),
         );
+        break;
+      }
+      case 'train': {
+        await openProjectArg();
+        const preset = (values.preset ?? 'vit_ti16') as 'vit_ti16' | 'vit_s16' | 'vit_b16' | 'vit_s8' | 'tiny';
+        const job = await call('train.start', {
+          init: values['from-model']
+            ? { kind: 'model', id: Number(values['from-model']) }
+            : { kind: 'scratch', preset },
+          ...(values.steps ? { steps: Number(values.steps) } : {}),
+          ...(values.batch ? { batch: Number(values.batch) } : {}),
+          ...(values.seed ? { seed: Number(values.seed) } : {}),
+        });
+        const done = await waitFor(job.id);
+        out(done, () => formatJob(done));
         break;
       }
       case 'media-tools': {

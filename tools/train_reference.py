@@ -158,5 +158,65 @@ def main():
     print("losses", losses, "norms", norms)
 
 
+
+
+def bench(steps=4, batch=32, threads=None):
+    """PyTorch 1.13 timing of the same DINO-style step as `npm run bench -- train`: ViT-Ti/16 at 224 px, batch
+    images as 2 global crops of batch/2 images, DINO head (2048, 256, 4096), loss, backward, clip, AdamW, EMA."""
+    import time
+    global HEAD
+    if threads:
+        torch.set_num_threads(threads)
+    vit = dict(patch=16, dim=192, depth=12, heads=3, mlp_hidden=768, registers=0, layer_scale=False, eps=1e-6, pos_grid=14)
+    HEAD = dict(in_dim=192, hidden=2048, bottleneck=256, out=4096)
+
+    class BenchModel(Model):
+        def __init__(self):
+            nn.Module.__init__(self)
+            self.vit = ViT(**vit)
+            self.head = Head()
+
+    gen = torch.Generator().manual_seed(0)
+    student = BenchModel()
+    randomize(student.vit, gen)
+    with torch.no_grad():
+        student.head.weight_v.normal_()
+    teacher = copy.deepcopy(student)
+    for p in teacher.parameters():
+        p.requires_grad = False
+    params = list(student.parameters())
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    x = torch.randn(batch, 3, 224, 224, generator=gen)
+    center = torch.zeros(1, HEAD["out"])
+
+    def loss_fn(s, t):
+        s = (s / STUDENT_TEMP).chunk(2)
+        t = F.softmax((t - center) / TEACHER_TEMP, dim=-1).chunk(2)
+        return 0.5 * (torch.sum(-t[0] * F.log_softmax(s[1], -1), -1).mean() + torch.sum(-t[1] * F.log_softmax(s[0], -1), -1).mean())
+
+    times = []
+    for i in range(steps + 1):
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            t_out = teacher(x)
+        loss = loss_fn(student(x), t_out)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 3.0)
+        opt.step()
+        with torch.no_grad():
+            for ps, pt in zip(student.parameters(), teacher.parameters()):
+                pt.mul_(0.996).add_(0.004 * ps.detach())
+        if i > 0:
+            times.append(time.perf_counter() - t0)
+    import resource
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "s_per_step": min(times),
+                      "s_per_step_mean": sum(times) / len(times), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
 if __name__ == "__main__":
-    main()
+    if "--bench" in sys.argv:
+        t = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else None
+        bench(threads=t)
+    else:
+        main()
