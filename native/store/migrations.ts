@@ -115,6 +115,50 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 5,
+    name: 'features and memory banks',
+    sql: `
+      CREATE TABLE feature_runs (
+        id INTEGER PRIMARY KEY,
+        model_id INTEGER NOT NULL REFERENCES models (id) ON DELETE CASCADE,
+        model_sha256 TEXT NOT NULL,
+        input_size INTEGER NOT NULL,
+        grid INTEGER NOT NULL,
+        dim INTEGER NOT NULL,
+        preprocessing TEXT NOT NULL,
+        code_version TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (model_sha256, input_size, preprocessing)
+      );
+      CREATE TABLE features (
+        run_id INTEGER NOT NULL REFERENCES feature_runs (id) ON DELETE CASCADE,
+        media_id INTEGER NOT NULL REFERENCES media (id) ON DELETE CASCADE,
+        frame_idx INTEGER NOT NULL,
+        cls BLOB NOT NULL,
+        patches BLOB NOT NULL,
+        PRIMARY KEY (run_id, media_id, frame_idx)
+      ) WITHOUT ROWID;
+      CREATE TABLE banks (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        run_id INTEGER NOT NULL REFERENCES feature_runs (id) ON DELETE CASCADE,
+        classes TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        patches INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+      );
+      CREATE TABLE bank_items (
+        bank_id INTEGER NOT NULL REFERENCES banks (id) ON DELETE CASCADE,
+        media_id INTEGER NOT NULL,
+        frame_idx INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        vectors BLOB NOT NULL,
+        labels BLOB NOT NULL,
+        PRIMARY KEY (bank_id, media_id, frame_idx)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { FlaneurError } from '../api/errors.js';
 import { APPLICATION_ID, configure, createDatabase, type Db, migrate, openDatabase, readVersions } from './db.js';
+import { FeaturesRepository } from './features-repo.js';
 import { JobRepository } from './jobs-repo.js';
 import { MediaRepository } from './media-repo.js';
 import { SCHEMA_VERSION } from './migrations.js';
@@ -28,6 +29,7 @@ export class Project {
   readonly models: ModelRepository;
   readonly media: MediaRepository;
   readonly trainLog: TrainLogRepository;
+  readonly features: FeaturesRepository;
 
   private constructor(
     readonly dir: string,
@@ -38,6 +40,7 @@ export class Project {
     this.models = new ModelRepository(db);
     this.media = new MediaRepository(db);
     this.trainLog = new TrainLogRepository(db);
+    this.features = new FeaturesRepository(db);
   }
 
   get cacheDir(): string {

@@ -1,0 +1,149 @@
+/**
+ * Exact k-nearest-neighbour search by cosine similarity as an ONNX graph (MatMul + TopK), chunked over the bank
+ * and over the queries so memory stays bounded; chunk results are merged in JS. Vectors must be L2-normalised.
+ */
+import { GraphBuilder } from '../graph/builder.js';
+import { toOnnx } from '../graph/onnx.js';
+import { f16ToF32, f32ToF16 } from '../models/safetensors.js';
+import { ModelSession, ort } from '../runtime/session.js';
+
+/** A bank held for search: chunks of transposed vectors [dim, m] (f32, or f16 to halve the memory). */
+export interface KnnBank {
+  dim: number;
+  size: number;
+  dtype: 'float32' | 'float16';
+  chunks: { start: number; m: number; data: Float32Array | Uint16Array }[];
+}
+
+export const CHUNK = 32768;
+/** Similarity matrix per query batch x chunk kept under this many bytes. */
+const SIM_BUDGET = 64 << 20;
+
+export function l2normalizeRows(v: Float32Array, dim: number): Float32Array {
+  for (let i = 0; i < v.length; i += dim) {
+    let s = 0;
+    for (let j = 0; j < dim; j++) s += (v[i + j] as number) ** 2;
+    const inv = 1 / Math.sqrt(Math.max(s, 1e-24));
+    for (let j = 0; j < dim; j++) v[i + j] = (v[i + j] as number) * inv;
+  }
+  return v;
+}
+
+export function f16RowsToF32(a: Uint16Array): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = f16ToF32(a[i] as number);
+  return out;
+}
+
+/** Builds a bank from row-major vectors [n, dim] (already normalised). */
+export function makeBank(
+  vectors: Float32Array,
+  dim: number,
+  dtype: 'float32' | 'float16' = 'float32',
+  chunk = CHUNK,
+): KnnBank {
+  const size = vectors.length / dim;
+  const chunks: KnnBank['chunks'] = [];
+  for (let start = 0; start < size; start += chunk) {
+    const m = Math.min(chunk, size - start);
+    const t = dtype === 'float32' ? new Float32Array(dim * m) : new Uint16Array(dim * m);
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < dim; j++) {
+        const x = vectors[(start + i) * dim + j] as number;
+        if (t instanceof Float32Array) t[j * m + i] = x;
+        else t[j * m + i] = f32ToF16(x);
+      }
+    }
+    chunks.push({ start, m, data: t });
+  }
+  return { dim, size, dtype, chunks };
+}
+
+export class ExactKnn {
+  private sessions = new Map<string, ModelSession>();
+
+  private async session(dim: number, k: number, dtype: 'float32' | 'float16'): Promise<ModelSession> {
+    const key = `${dim}:${k}:${dtype}`;
+    let s = this.sessions.get(key);
+    if (!s) {
+      const b = new GraphBuilder('knn');
+      const q = b.input('queries', 'float32', ['q', dim]);
+      const bank = b.input('bank', dtype, [dim, 'm']);
+      const sims = b.matmul(q, dtype === 'float32' ? bank : b.cast(bank, 'float32'));
+      const [vals, idx] = b.topk(sims, k, -1);
+      b.output(vals, 'sims');
+      b.output(idx, 'indices');
+      s = await ModelSession.create(toOnnx(b.build()));
+      this.sessions.set(key, s);
+    }
+    return s;
+  }
+
+  /** For each query (rows of [nq, dim]), the k most similar bank entries, best first. */
+  async search(queries: Float32Array, bank: KnnBank, k: number): Promise<{ indices: Int32Array; sims: Float32Array }> {
+    const { dim } = bank;
+    const nq = queries.length / dim;
+    const kk = Math.min(k, bank.size);
+    const bestIdx = new Int32Array(nq * kk).fill(-1);
+    const bestSim = new Float32Array(nq * kk).fill(Number.NEGATIVE_INFINITY);
+    for (const chunk of bank.chunks) {
+      const kc = Math.min(kk, chunk.m);
+      const s = await this.session(dim, kc, bank.dtype);
+      const qBatch = Math.max(1, Math.floor(SIM_BUDGET / (4 * chunk.m)));
+      const bankTensor = new ort.Tensor(bank.dtype, chunk.data, [dim, chunk.m]);
+      for (let q0 = 0; q0 < nq; q0 += qBatch) {
+        const qn = Math.min(qBatch, nq - q0);
+        const out = await s.run({
+          queries: new ort.Tensor('float32', queries.subarray(q0 * dim, (q0 + qn) * dim), [qn, dim]),
+          bank: bankTensor,
+        });
+        const sims = out.sims?.data as Float32Array;
+        const idx = out.indices?.data as BigInt64Array;
+        for (let i = 0; i < qn; i++) mergeTopK(bestIdx, bestSim, (q0 + i) * kk, kk, sims, idx, i * kc, kc, chunk.start);
+      }
+    }
+    return { indices: bestIdx, sims: bestSim };
+  }
+
+  async release(): Promise<void> {
+    for (const s of this.sessions.values()) await s.release();
+    this.sessions.clear();
+  }
+}
+
+/** Merges a sorted chunk result into a sorted running best list (both descending). */
+function mergeTopK(
+  bestIdx: Int32Array,
+  bestSim: Float32Array,
+  at: number,
+  k: number,
+  sims: Float32Array,
+  idx: BigInt64Array,
+  from: number,
+  kc: number,
+  offset: number,
+): void {
+  if (bestIdx[at] === -1) {
+    for (let j = 0; j < kc; j++) {
+      bestSim[at + j] = sims[from + j] as number;
+      bestIdx[at + j] = Number(idx[from + j]) + offset;
+    }
+    return;
+  }
+  const s = bestSim.slice(at, at + k);
+  const ix = bestIdx.slice(at, at + k);
+  let a = 0;
+  let c = 0;
+  for (let j = 0; j < k; j++) {
+    const takeChunk = c < kc && (a >= k || (sims[from + c] as number) > (s[a] as number));
+    if (takeChunk) {
+      bestSim[at + j] = sims[from + c] as number;
+      bestIdx[at + j] = Number(idx[from + c]) + offset;
+      c++;
+    } else {
+      bestSim[at + j] = s[a] as number;
+      bestIdx[at + j] = ix[a] as number;
+      a++;
+    }
+  }
+}
