@@ -4,6 +4,7 @@
  */
 import { benchHash } from './hash.js';
 import { benchIngest } from './ingest.js';
+import { benchSegment } from './segment.js';
 import { benchTrain } from './train.js';
 import { benchVit } from './vit.js';
 
@@ -11,6 +12,7 @@ const BENCHES: Record<string, (args: string[]) => Promise<Record<string, unknown
   hash: benchHash,
   ingest: benchIngest,
   train: benchTrain,
+  segment: benchSegment,
   vit: benchVit,
 };
 

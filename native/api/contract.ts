@@ -376,6 +376,17 @@ export const commands = {
     }),
   },
 
+  'features.extract': {
+    args: z
+      .object({
+        modelId: z.int().positive(),
+        media: z.array(z.int().positive()).optional(),
+        size: z.int().min(16).max(2048).optional(),
+        batch: z.int().min(0).max(256).optional(),
+      })
+      .strict(),
+    result: JobInfo,
+  },
   'train.start': { args: TrainDinoArgs, result: JobInfo },
   'train.log': { args: z.object({ jobId: z.int().positive() }).strict(), result: z.array(TrainLogEntry) },
 

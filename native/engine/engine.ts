@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { EngineEvent, JobInfo, ProjectInfo } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
+import { extractFeaturesJob } from '../features/extract.js';
 import { hashFolderJob } from '../ingest/hash-folder.js';
 import { ingestMediaJob } from '../ingest/ingest-media.js';
 import { JobRunner, type RunnerOptions } from '../jobs/runner.js';
@@ -22,7 +23,7 @@ import { APP_ROOT, APP_VERSION } from './version.js';
 /** The bundled sample video (samples/README.md says where it comes from). */
 export const SAMPLE_VIDEO = path.join(APP_ROOT, 'samples', 'vtest-street.mp4');
 
-export const JOB_HANDLERS: readonly AnyJobHandler[] = [hashFolderJob, ingestMediaJob, trainDinoJob];
+export const JOB_HANDLERS: readonly AnyJobHandler[] = [hashFolderJob, ingestMediaJob, trainDinoJob, extractFeaturesJob];
 
 export interface EngineOptions {
   home: string;

@@ -96,6 +96,7 @@ export function createHandlers(engine: Engine): Handlers {
       };
     },
 
+    'features.extract': (a) => jobInfo(open().runner.enqueue('features.extract', a)),
     'train.start': (a) => jobInfo(open().runner.enqueue('train.dino', a)),
     'train.log': (a) => open().project.trainLog.list(a.jobId),
 

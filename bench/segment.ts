@@ -1,0 +1,210 @@
+/**
+ * In-context segmentation (Hummingbird protocol) on the synthetic walking tour with its ground-truth masks:
+ * a memory bank from 2 labelled frames, 20 held-out frames segmented, mIoU for the project's features vs two
+ * baselines (majority class; kNN on raw colour patches). Features: a ViT-S/16 at initialisation (no pretrained
+ * weights can be had here), and optionally a model trained with `train.dino` on the tour (`--trained STEPS`).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { Engine } from '../native/engine/engine.js';
+import { createEngineDispatcher } from '../native/engine/handlers.js';
+import { ExactKnn, f16RowsToF32, l2normalizeRows } from '../native/features/knn.js';
+import { FrameStore } from '../native/media/frame-store.js';
+import { resizeRgb } from '../native/models/preprocess.js';
+import { encodeSafetensors } from '../native/models/safetensors.js';
+import { presetConfig, vitParamShapes } from '../native/models/vit.js';
+import { labelledBank, segmentPatches } from '../native/segment/hummingbird.js';
+import { IoUMeter, patchLabels } from '../native/segment/labels.js';
+import { Rng } from '../native/train/rng.js';
+import { initParams } from '../native/train/train-dino.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const FIX = path.join(ROOT, 'tests', 'fixtures', 'synthetic');
+const CLASSES = ['background', 'disc', 'box', 'kite'];
+
+interface Truth {
+  options: { width: number; height: number };
+  instances: { id: number; category: number }[];
+}
+
+function groundTruth(): { masks: Buffer; truth: Truth; categoryMask: (f: number) => Uint8Array } {
+  const truth = JSON.parse(fs.readFileSync(path.join(FIX, 'tour.json'), 'utf8')) as Truth;
+  const masks = zlib.gunzipSync(fs.readFileSync(path.join(FIX, 'tour.masks.gz')));
+  const cat = new Uint8Array(256);
+  for (const i of truth.instances) cat[i.id] = i.category;
+  const { width: W, height: H } = truth.options;
+  return {
+    masks,
+    truth,
+    categoryMask: (f) => {
+      const m = masks.subarray(f * W * H, (f + 1) * W * H);
+      const out = new Uint8Array(W * H);
+      for (let i = 0; i < out.length; i++) out[i] = cat[m[i] as number] as number;
+      return out;
+    },
+  };
+}
+
+export async function benchSegment(args: string[]): Promise<Record<string, unknown>> {
+  const trainedSteps = args.includes('--trained') ? Number(args[args.indexOf('--trained') + 1] ?? 300) : 0;
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'flaneur-bench-segment-'));
+  const engine = new Engine({ home: path.join(work, 'home') });
+  const d = createEngineDispatcher(engine);
+  const call = async (c: string, a: unknown) => {
+    const r = await d.dispatch(c, a);
+    if (!r.ok) throw new Error(`${c}: ${r.error.message}`);
+    return r.result as never;
+  };
+  const knn = new ExactKnn();
+  try {
+    await call('project.create', { path: path.join(work, 'p') });
+    const runner = engine.requireProject().runner;
+    const project = engine.requireProject().project;
+    await call('library.add', {
+      paths: [path.join(FIX, 'tour.mp4')],
+      sampling: { policy: 'fps', fps: 10 },
+      frameSize: { mode: 'short-side', size: 240 },
+    });
+    await runner.idle();
+    const media = project.media.list().items[0];
+    if (!media?.frameWidth || !media.frameHeight) throw new Error('the tour did not ingest');
+    const { categoryMask, truth } = groundTruth();
+    const W = media.frameWidth;
+    const H = media.frameHeight;
+    if (W !== truth.options.width || H !== truth.options.height)
+      throw new Error('frame size differs from the ground truth');
+    const bankFrames = [40, 120];
+    const evalFrames = Array.from({ length: 20 }, (_, i) => 5 + 10 * i).filter((f) => !bankFrames.includes(f));
+    const C = CLASSES.length;
+    const store = new FrameStore(project.cacheDir);
+
+    const evaluate = async (vectorsOf: (f: number) => Float32Array, grid: number, dim: number) => {
+      const vecs: Float32Array[] = [];
+      const labs: Float32Array[] = [];
+      for (const f of bankFrames) {
+        vecs.push(vectorsOf(f));
+        labs.push(patchLabels(categoryMask(f), W, H, grid, C));
+      }
+      const bank = labelledBank(concat(vecs), concat(labs), dim, C);
+      const meter = new IoUMeter(C);
+      for (const f of evalFrames) {
+        const { mask } = await segmentPatches(knn, bank, vectorsOf(f), grid, W, H);
+        meter.add(mask, categoryMask(f));
+      }
+      return meter;
+    };
+
+    // 1. The project's features: models registered in the project, extracted by the features job.
+    const results: Record<string, { miou: number; perClass: (number | null)[] }> = {};
+    const models: { key: string; id: number }[] = [];
+    const rng = new Rng(3);
+    const cfg = presetConfig('vit_s16');
+    const weights = initParams(vitParamShapes(cfg), rng);
+    const file = path.join(work, 'vit_s16_init.safetensors');
+    fs.writeFileSync(
+      file,
+      encodeSafetensors(
+        new Map([...weights].map(([k, v]) => [k, { shape: vitParamShapes(cfg).get(k) as number[], data: v }])),
+        { heads: '6' },
+      ),
+    );
+    models.push({
+      key: 'vit_s16_init',
+      id: ((await call('models.import', { path: file, name: 'ViT-S/16 at initialisation' })) as { id: number }).id,
+    });
+    if (trainedSteps > 0) {
+      const job = (await call('train.start', {
+        init: { kind: 'scratch', preset: 'vit_ti16' },
+        steps: trainedSteps,
+        batch: 8,
+        globalSize: 96,
+        localSize: 48,
+        localCrops: 2,
+        warmupSteps: 20,
+        outDim: 1024,
+        headHidden: 512,
+        bottleneck: 128,
+        checkpointEvery: 100,
+      })) as { id: number };
+      await runner.idle();
+      await new Promise((r) => setTimeout(r, 500));
+      const trained = ((await call('models.list', {})) as { id: number; name: string }[]).find((m) =>
+        m.name.includes(`job ${job.id}`),
+      );
+      if (trained) models.push({ key: `vit_ti16_dino_${trainedSteps}`, id: trained.id });
+    }
+    for (const m of models) {
+      await call('features.extract', { modelId: m.id, size: 224 });
+      await runner.idle();
+      const run = project.features.runs().find((r) => r.modelId === m.id);
+      if (!run) throw new Error('no feature run');
+      const vectorsOf = (f: number) => {
+        const feat = project.features.get(run.id, media.id, f);
+        if (!feat) throw new Error(`no features for frame ${f}`);
+        return l2normalizeRows(f16RowsToF32(feat.patches), run.dim);
+      };
+      const meter = await evaluate(vectorsOf, run.grid, run.dim);
+      results[m.key] = { miou: meter.mean(), perClass: meter.perClass() };
+      console.error(`segment: ${m.key}: mIoU ${(100 * meter.mean()).toFixed(1)}`);
+    }
+
+    // 2. Raw colour patches: the 16x16x3 pixels of each patch of the same 224 px view, as a vector.
+    const rawGrid = 14;
+    const rawOf = (f: number) => {
+      const img = resizeRgb({ width: W, height: H, data: store.read(media.id, f, W * H * 3) }, 224, 224, 'bilinear');
+      const P = 16;
+      const out = new Float32Array(rawGrid * rawGrid * P * P * 3);
+      for (let gy = 0; gy < rawGrid; gy++)
+        for (let gx = 0; gx < rawGrid; gx++)
+          for (let y = 0; y < P; y++)
+            for (let x = 0; x < P; x++)
+              for (let c = 0; c < 3; c++)
+                out[(((gy * rawGrid + gx) * P + y) * P + x) * 3 + c] =
+                  (img.data[((gy * P + y) * 224 + gx * P + x) * 3 + c] as number) / 255;
+      return l2normalizeRows(out, P * P * 3);
+    };
+    const raw = await evaluate(rawOf, rawGrid, 16 * 16 * 3);
+    console.error(`segment: raw colour patches: mIoU ${(100 * raw.mean()).toFixed(1)}`);
+
+    // 3. Majority class of the bank's pixels.
+    const counts = new Float64Array(C);
+    for (const f of bankFrames) for (const c of categoryMask(f)) counts[c] = (counts[c] as number) + 1;
+    const majority = counts.indexOf(Math.max(...counts));
+    const maj = new IoUMeter(C);
+    for (const f of evalFrames) maj.add(new Uint8Array(W * H).fill(majority), categoryMask(f));
+
+    const r = (x: number) => Number((100 * x).toFixed(2));
+    const best = models[models.length - 1]?.key as string;
+    return {
+      dataset: 'tests/fixtures/synthetic (320x240, 4 classes incl. background)',
+      bank_frames: bankFrames.length,
+      eval_frames: evalFrames.length,
+      k: 30,
+      temperature: 0.02,
+      input: 224,
+      ...Object.fromEntries(Object.entries(results).map(([k, v]) => [`miou_${k}`, r(v.miou)])),
+      miou_features: r(results[best]?.miou ?? 0),
+      miou_raw_colour: r(raw.mean()),
+      miou_majority: r(maj.mean()),
+      per_class_features: results[best]?.perClass.map((x) => (x === null ? null : r(x))),
+      per_class_raw_colour: raw.perClass().map((x) => (x === null ? null : r(x))),
+      classes: CLASSES,
+    };
+  } finally {
+    await knn.release();
+    await engine.close();
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
