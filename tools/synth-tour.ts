@@ -13,6 +13,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import zlib from 'node:zlib';
 import { findBinaries } from '../native/media/ffmpeg.js';
+import { encodePng } from '../native/media/png.js';
 import { CATEGORIES, type FrameTruth, makeInstances, renderFrame, type TourOptions } from './synth/tour.js';
 
 export async function writeTour(out: string, o: TourOptions): Promise<{ video: string; masks: string; truth: string }> {
@@ -58,8 +59,20 @@ export async function writeTour(out: string, o: TourOptions): Promise<{ video: s
   const instances = makeInstances(o);
   const frames: FrameTruth[] = [];
   const n = Math.round(o.seconds * o.fps);
+  // Category masks as grayscale PNGs (pixel value = category id, 0 = background) for in-context segmentation.
+  const maskDir = path.join(out, 'masks');
+  fs.mkdirSync(maskDir, { recursive: true });
+  const category = new Uint8Array(256);
+  for (const inst of instances) category[inst.id] = inst.category;
   for (let i = 0; i < n; i++) {
     const f = renderFrame(o, instances, i);
+    if (i % o.fps === 0) {
+      const cat = f.mask.map((id) => category[id] as number);
+      fs.writeFileSync(
+        path.join(maskDir, `${String(i).padStart(4, '0')}.png`),
+        encodePng(cat, o.width, o.height, 9, 1),
+      );
+    }
     if (!ff.stdin.write(f.rgb)) await new Promise((r) => ff.stdin.once('drain', r));
     gz.write(f.mask);
     frames.push(f.truth);

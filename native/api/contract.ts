@@ -387,6 +387,117 @@ export const commands = {
       .strict(),
     result: JobInfo,
   },
+  'features.runs': {
+    args: Empty,
+    result: z.array(
+      z.object({
+        id: z.int(),
+        modelId: z.int(),
+        modelName: z.string(),
+        inputSize: z.int(),
+        grid: z.int(),
+        dim: z.int(),
+        frames: z.int(),
+        preprocessing: z.record(z.string(), z.unknown()),
+        createdAt: z.string(),
+      }),
+    ),
+  },
+  'segment.createBank': {
+    args: z
+      .object({
+        runId: z.int().positive(),
+        name: z.string().min(1).max(200),
+        classes: z.array(z.string().min(1).max(100)).min(2).max(254),
+        examples: z
+          .array(
+            z.object({
+              mediaId: z.int().positive(),
+              frameIdx: z.int().min(0),
+              mask: UserPath,
+              /** Absent: grayscale (value = class id). Else one [r, g, b] per class. */
+              palette: z
+                .array(z.tuple([z.int().min(0).max(255), z.int().min(0).max(255), z.int().min(0).max(255)]))
+                .optional(),
+            }),
+          )
+          .min(1)
+          .max(10000),
+        perImage: z.int().min(1).optional(),
+      })
+      .strict(),
+    result: z.object({ id: z.int(), name: z.string(), runId: z.int(), classes: z.array(z.string()), patches: z.int() }),
+  },
+  'segment.banks': {
+    args: Empty,
+    result: z.array(
+      z.object({
+        id: z.int(),
+        name: z.string(),
+        runId: z.int(),
+        classes: z.array(z.string()),
+        patches: z.int(),
+        createdAt: z.string(),
+      }),
+    ),
+  },
+  'segment.apply': {
+    args: z
+      .object({
+        bankId: z.int().positive(),
+        mediaId: z.int().positive(),
+        frameIdx: z.int().min(0),
+        k: z.int().min(1).max(200).optional(),
+        temperature: z.number().positive().optional(),
+        truthMask: UserPath.optional(),
+      })
+      .strict(),
+    result: z.object({
+      bankId: z.int(),
+      mediaId: z.int(),
+      frameIdx: z.int(),
+      width: z.int(),
+      height: z.int(),
+      classes: z.array(z.string()),
+      colours: z.array(z.tuple([z.int(), z.int(), z.int()])),
+      pixels: z.array(z.int()),
+      overlay: z.string(),
+      labelFile: z.string(),
+      iou: z.object({ mean: z.number(), perClass: z.array(z.number().nullable()) }).nullable(),
+    }),
+  },
+  'retrieve.images': {
+    args: z
+      .object({
+        runId: z.int().positive(),
+        mediaId: z.int().positive(),
+        frameIdx: z.int().min(0),
+        k: z.int().min(1).max(200).optional(),
+      })
+      .strict(),
+    result: z.object({
+      runId: z.int(),
+      results: z.array(z.object({ mediaId: z.int(), frameIdx: z.int(), sim: z.number() })),
+    }),
+  },
+  'retrieve.patches': {
+    args: z
+      .object({
+        runId: z.int().positive(),
+        mediaId: z.int().positive(),
+        frameIdx: z.int().min(0),
+        patch: z.int().min(0),
+        k: z.int().min(1).max(100).optional(),
+      })
+      .strict(),
+    result: z.object({
+      runId: z.int(),
+      grid: z.int(),
+      results: z.array(
+        z.object({ mediaId: z.int(), frameIdx: z.int(), patch: z.int(), sim: z.number(), heat: z.array(z.number()) }),
+      ),
+    }),
+  },
   'train.start': { args: TrainDinoArgs, result: JobInfo },
   'train.log': { args: z.object({ jobId: z.int().positive() }).strict(), result: z.array(TrainLogEntry) },
 

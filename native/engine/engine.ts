@@ -7,10 +7,12 @@ import path from 'node:path';
 import type { EngineEvent, JobInfo, ProjectInfo } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
 import { extractFeaturesJob } from '../features/extract.js';
+import { ExactKnn } from '../features/knn.js';
 import { hashFolderJob } from '../ingest/hash-folder.js';
 import { ingestMediaJob } from '../ingest/ingest-media.js';
 import { JobRunner, type RunnerOptions } from '../jobs/runner.js';
 import type { AnyJobHandler } from '../jobs/types.js';
+import { segmentOverlay } from '../segment/service.js';
 import { AppHome } from '../store/app-home.js';
 import type { JobRow } from '../store/jobs-repo.js';
 import { Project } from '../store/project.js';
@@ -57,6 +59,8 @@ export function jobInfo(row: JobRow): JobInfo {
 export class Engine {
   readonly home: AppHome;
   readonly models: ModelService;
+  /** Exact nearest-neighbour search, with its ONNX sessions kept warm. */
+  readonly knn = new ExactKnn();
   private current: { project: Project; runner: JobRunner; lock: ProjectLock | null } | null = null;
   private readonly listeners = new Set<EngineListener>();
 
@@ -149,6 +153,8 @@ export class Engine {
   resource(urlPath: string): { contentType: string; body: Buffer } | null {
     const project = this.project;
     if (!project) throw new FlaneurError('NO_PROJECT', 'No project is open.');
+    const overlay = segmentOverlay(project, urlPath);
+    if (overlay) return { contentType: 'image/png', body: overlay };
     return mediaResource(project, urlPath);
   }
 
@@ -179,6 +185,7 @@ export class Engine {
 
   async close(): Promise<void> {
     await this.closeProject();
+    await this.knn.release();
     this.listeners.clear();
   }
 

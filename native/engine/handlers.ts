@@ -8,6 +8,8 @@ import { createDispatcher, type Dispatcher, type Handlers } from '../api/dispatc
 import { FlaneurError } from '../api/errors.js';
 import { binaryVersion, findBinaries, videoDecoders } from '../media/ffmpeg.js';
 import { FrameStore } from '../media/frame-store.js';
+import { similarImages, similarPatches } from '../retrieve/service.js';
+import { createBank, segmentFrame } from '../segment/service.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
 import { type Engine, jobInfo } from './engine.js';
 import { mediaInfo, requireMedia } from './library.js';
@@ -97,6 +99,43 @@ export function createHandlers(engine: Engine): Handlers {
     },
 
     'features.extract': (a) => jobInfo(open().runner.enqueue('features.extract', a)),
+    'features.runs': () => {
+      const { project } = open();
+      return project.features.runs().map((r) => ({
+        id: r.id,
+        modelId: r.modelId,
+        modelName: project.models.get(r.modelId)?.name ?? `model ${r.modelId}`,
+        inputSize: r.inputSize,
+        grid: r.grid,
+        dim: r.dim,
+        frames: project.features.count(r.id),
+        preprocessing: r.preprocessing,
+        createdAt: r.createdAt,
+      }));
+    },
+    'segment.createBank': async (a) => {
+      const row = await createBank(open().project, {
+        ...a,
+        examples: a.examples.map((e) => ({
+          mediaId: e.mediaId,
+          frameIdx: e.frameIdx,
+          mask: path.resolve(e.mask),
+          encoding: e.palette ? { kind: 'palette', colours: e.palette } : { kind: 'gray' },
+        })),
+      });
+      return { id: row.id, name: row.name, runId: row.runId, classes: row.classes, patches: row.patches };
+    },
+    'segment.banks': () =>
+      open()
+        .project.features.banks()
+        .map(({ settings: _s, ...b }) => b),
+    'segment.apply': ({ truthMask, ...a }) =>
+      segmentFrame(open().project, engine.knn, {
+        ...a,
+        ...(truthMask ? { truthMask: { path: path.resolve(truthMask), encoding: { kind: 'gray' } } } : {}),
+      }),
+    'retrieve.images': (a) => similarImages(open().project, engine.knn, { ...a, k: a.k ?? 12 }),
+    'retrieve.patches': (a) => similarPatches(open().project, engine.knn, { ...a, k: a.k ?? 12 }),
     'train.start': (a) => jobInfo(open().runner.enqueue('train.dino', a)),
     'train.log': (a) => open().project.trainLog.list(a.jobId),
 

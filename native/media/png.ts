@@ -10,8 +10,16 @@ function chunk(type: string, data: Buffer): Buffer {
   return Buffer.concat([len, td, crc]);
 }
 
-export function encodePng(rgb: Uint8Array, width: number, height: number, level = 6): Buffer {
-  const stride = width * 3;
+/** Encodes 8-bit pixels: 1 channel (gray), 3 (RGB) or 4 (RGBA). */
+export function encodePng(
+  pixels: Uint8Array,
+  width: number,
+  height: number,
+  level = 6,
+  channels: 1 | 3 | 4 = 3,
+): Buffer {
+  const rgb = pixels;
+  const stride = width * channels;
   const raw = Buffer.alloc((stride + 1) * height);
   for (let y = 0; y < height; y++) {
     raw[y * (stride + 1)] = 0; // filter: none
@@ -21,7 +29,7 @@ export function encodePng(rgb: Uint8Array, width: number, height: number, level 
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
   ihdr[8] = 8; // bit depth
-  ihdr[9] = 2; // colour type: RGB
+  ihdr[9] = channels === 1 ? 0 : channels === 3 ? 2 : 6; // gray, RGB, RGBA
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     chunk('IHDR', ihdr),

@@ -1,0 +1,211 @@
+/**
+ * Segmentation for the engine: memory banks from labelled frames, and segmenting any frame of the catalog with a
+ * bank (query features from the run, or computed on the spot), with masks stored for display and export.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { FlaneurError } from '../api/errors.js';
+import { FeatureExtractor, loadRegisteredModel, toF16 } from '../features/extract.js';
+import { type ExactKnn, f16RowsToF32, l2normalizeRows } from '../features/knn.js';
+import { FrameStore } from '../media/frame-store.js';
+import { encodePng } from '../media/png.js';
+import type { BankRow } from '../store/features-repo.js';
+import type { Project } from '../store/project.js';
+import { Rng } from '../train/rng.js';
+import {
+  HUMMINGBIRD_DEFAULTS,
+  type LabelledBank,
+  labelledBank,
+  sampleRareFirst,
+  segmentPatches,
+} from './hummingbird.js';
+import { IoUMeter, patchLabels } from './labels.js';
+import { classColours, type MaskEncoding, readMask } from './masks.js';
+
+export interface BankExample {
+  mediaId: number;
+  frameIdx: number;
+  mask: string;
+  encoding: MaskEncoding;
+}
+
+function frameOf(project: Project, mediaId: number, frameIdx: number) {
+  const m = project.media.get(mediaId);
+  if (!m?.frameWidth || !m.frameHeight || frameIdx >= m.frameCount) {
+    throw new FlaneurError('NOT_FOUND', `No frame ${frameIdx} of media ${mediaId}.`, { field: 'frameIdx' });
+  }
+  return { media: m, width: m.frameWidth, height: m.frameHeight };
+}
+
+/** Normalised patch features of a frame in a run: stored ones, else computed now (and stored). */
+export async function framePatches(
+  project: Project,
+  runId: number,
+  mediaId: number,
+  frameIdx: number,
+): Promise<Float32Array> {
+  const run = project.features.run(runId);
+  if (!run) throw new FlaneurError('NOT_FOUND', `No feature run ${runId}.`, { field: 'runId' });
+  let feat = project.features.get(runId, mediaId, frameIdx);
+  if (!feat) {
+    const { width, height } = frameOf(project, mediaId, frameIdx);
+    const { model } = loadRegisteredModel(project, run.modelId);
+    const ex = await FeatureExtractor.create(model, run.inputSize);
+    try {
+      const data = new FrameStore(project.cacheDir).read(mediaId, frameIdx, width * height * 3);
+      const [f] = await ex.run([{ width, height, data }]);
+      if (!f) throw new Error('no features');
+      project.features.putMany(runId, [{ mediaId, frameIdx, cls: f.cls, patches: toF16(f.patches) }]);
+      feat = { cls: f.cls, patches: toF16(f.patches) };
+    } finally {
+      await ex.release();
+    }
+  }
+  return l2normalizeRows(f16RowsToF32(feat.patches), run.dim);
+}
+
+export async function createBank(
+  project: Project,
+  o: { runId: number; name: string; classes: string[]; examples: BankExample[]; perImage?: number; seed?: number },
+): Promise<BankRow> {
+  const run = project.features.run(o.runId);
+  if (!run) throw new FlaneurError('NOT_FOUND', `No feature run ${o.runId}.`, { field: 'runId' });
+  if (o.classes.length < 2 || o.classes.length > 254)
+    throw new FlaneurError('INVALID_ARGUMENT', 'A bank needs 2 to 254 classes.', { field: 'classes' });
+  const C = o.classes.length;
+  const rng = new Rng(o.seed ?? 0);
+  const items: { mediaId: number; frameIdx: number; vectors: Float32Array; labels: Float32Array }[] = [];
+  for (const ex of o.examples) {
+    const { width, height } = frameOf(project, ex.mediaId, ex.frameIdx);
+    const labels = patchLabels(await readMask(ex.mask, width, height, ex.encoding, C), width, height, run.grid, C);
+    const vectors = await framePatches(project, run.id, ex.mediaId, ex.frameIdx);
+    items.push({ mediaId: ex.mediaId, frameIdx: ex.frameIdx, vectors, labels });
+  }
+  const bank = project.features.createBank({
+    name: o.name,
+    runId: run.id,
+    classes: o.classes,
+    settings: { perImage: o.perImage ?? null, sampler: 'rare-class-first', seed: o.seed ?? 0 },
+  });
+  for (const it of items) {
+    const n = it.labels.length / C;
+    // Patches whose pixels are all ignored carry no label: they stay out of the bank.
+    const labelled = [...Array(n).keys()].filter((i) => it.labels.subarray(i * C, (i + 1) * C).some((v) => v > 0));
+    const keep = o.perImage
+      ? sampleRareFirst(it.labels, C, o.perImage, rng).filter((i) => labelled.includes(i))
+      : labelled;
+    const vec = new Float32Array(keep.length * run.dim);
+    const lab = new Float32Array(keep.length * C);
+    keep.forEach((p, j) => {
+      vec.set(it.vectors.subarray(p * run.dim, (p + 1) * run.dim), j * run.dim);
+      lab.set(it.labels.subarray(p * C, (p + 1) * C), j * C);
+    });
+    project.features.addBankItem(bank.id, {
+      mediaId: it.mediaId,
+      frameIdx: it.frameIdx,
+      n: keep.length,
+      vectors: toF16(vec),
+      labels: lab,
+    });
+  }
+  return project.features.bank(bank.id) as BankRow;
+}
+
+export function loadBank(project: Project, bankId: number): { row: BankRow; bank: LabelledBank } {
+  const row = project.features.bank(bankId);
+  if (!row) throw new FlaneurError('NOT_FOUND', `No memory bank ${bankId}.`, { field: 'bankId' });
+  const run = project.features.run(row.runId);
+  if (!run) throw new FlaneurError('NOT_FOUND', `The bank's feature run ${row.runId} is gone.`);
+  const items = project.features.bankItems(bankId);
+  const vectors = new Float32Array(items.reduce((a, i) => a + i.n, 0) * run.dim);
+  const labels = new Float32Array(items.reduce((a, i) => a + i.n, 0) * row.classes.length);
+  let at = 0;
+  for (const it of items) {
+    vectors.set(f16RowsToF32(it.vectors), at * run.dim);
+    labels.set(it.labels, at * row.classes.length);
+    at += it.n;
+  }
+  return { row, bank: labelledBank(l2normalizeRows(vectors, run.dim), labels, run.dim, row.classes.length) };
+}
+
+export interface SegmentResult {
+  bankId: number;
+  mediaId: number;
+  frameIdx: number;
+  width: number;
+  height: number;
+  classes: string[];
+  colours: [number, number, number][];
+  pixels: number[];
+  /** Served at this path (RGBA overlay PNG). */
+  overlay: string;
+  /** Class ids as a grayscale PNG in the project cache (for export). */
+  labelFile: string;
+  iou: { mean: number; perClass: (number | null)[] } | null;
+}
+
+export async function segmentFrame(
+  project: Project,
+  knn: ExactKnn,
+  o: {
+    bankId: number;
+    mediaId: number;
+    frameIdx: number;
+    k?: number;
+    temperature?: number;
+    truthMask?: { path: string; encoding: MaskEncoding };
+  },
+): Promise<SegmentResult> {
+  const { row, bank } = loadBank(project, o.bankId);
+  const run = project.features.run(row.runId);
+  if (!run) throw new FlaneurError('NOT_FOUND', 'The bank has no feature run.');
+  const { width, height } = frameOf(project, o.mediaId, o.frameIdx);
+  const queries = await framePatches(project, run.id, o.mediaId, o.frameIdx);
+  const { mask } = await segmentPatches(knn, bank, queries, run.grid, width, height, {
+    k: o.k ?? HUMMINGBIRD_DEFAULTS.k,
+    temperature: o.temperature ?? HUMMINGBIRD_DEFAULTS.temperature,
+  });
+  const C = row.classes.length;
+  const colours = classColours(C);
+  const rgba = new Uint8Array(width * height * 4);
+  const pixels = new Array<number>(C).fill(0);
+  for (let i = 0; i < mask.length; i++) {
+    const c = mask[i] as number;
+    pixels[c] = (pixels[c] as number) + 1;
+    const [r, g, b] = colours[c] as [number, number, number];
+    rgba.set([r, g, b, c === 0 ? 0 : 255], i * 4);
+  }
+  const dir = path.join(project.cacheDir, 'segment', String(o.bankId));
+  fs.mkdirSync(dir, { recursive: true });
+  const base = `${o.mediaId}-${o.frameIdx}`;
+  fs.writeFileSync(path.join(dir, `${base}.overlay.png`), encodePng(rgba, width, height, 6, 4));
+  fs.writeFileSync(path.join(dir, `${base}.labels.png`), encodePng(mask, width, height, 6, 1));
+  let iou: SegmentResult['iou'] = null;
+  if (o.truthMask) {
+    const meter = new IoUMeter(C);
+    meter.add(mask, await readMask(o.truthMask.path, width, height, o.truthMask.encoding, C));
+    iou = { mean: meter.mean(), perClass: meter.perClass() };
+  }
+  return {
+    bankId: o.bankId,
+    mediaId: o.mediaId,
+    frameIdx: o.frameIdx,
+    width,
+    height,
+    classes: row.classes,
+    colours,
+    pixels,
+    overlay: `/media/segment/${o.bankId}/${o.mediaId}/${o.frameIdx}.png`,
+    labelFile: path.join(dir, `${base}.labels.png`),
+    iou,
+  };
+}
+
+/** `/media/segment/<bank>/<media>/<frame>.png` → the overlay written by segmentFrame. */
+export function segmentOverlay(project: Project, urlPath: string): Buffer | null {
+  const m = /^\/media\/segment\/(\d+)\/(\d+)\/(\d+)\.png$/.exec(urlPath);
+  if (!m) return null;
+  const file = path.join(project.cacheDir, 'segment', m[1] as string, `${m[2]}-${m[3]}.overlay.png`);
+  if (!fs.existsSync(file)) throw new FlaneurError('NOT_FOUND', 'No such segmentation');
+  return fs.readFileSync(file);
+}

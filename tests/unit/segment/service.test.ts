@@ -1,0 +1,102 @@
+/**
+ * The segmentation and retrieval services end to end through the dispatcher, on the synthetic tour: features,
+ * a bank from two frames with their mask PNGs, segmenting a third with its IoU, and retrieval.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CallResponse, CommandArgs, CommandName, CommandResult } from '../../../native/api/contract.js';
+import { Engine } from '../../../native/engine/engine.js';
+import { createEngineDispatcher } from '../../../native/engine/handlers.js';
+import { encodeSafetensors } from '../../../native/models/safetensors.js';
+import { presetConfig, vitParamShapes } from '../../../native/models/vit.js';
+import { IoUMeter } from '../../../native/segment/labels.js';
+import { readMask } from '../../../native/segment/masks.js';
+import { Rng } from '../../../native/train/rng.js';
+import { initParams } from '../../../native/train/train-dino.js';
+import { fixturePath } from '../../helpers/fixtures.js';
+import { tmpDir } from '../../helpers/tmp.js';
+
+describe('segmentation and retrieval', () => {
+  const work = tmpDir();
+  const engine = new Engine({ home: tmpDir() });
+  const d = createEngineDispatcher(engine);
+  const call = async <K extends CommandName>(c: K, a: CommandArgs<K>): Promise<CommandResult<K>> => {
+    const r = (await d.dispatch(c, a)) as CallResponse<CommandResult<K>>;
+    if (!r.ok) throw new Error(`${c}: ${r.error.message}`);
+    return r.result;
+  };
+  let runId = 0;
+  let mediaId = 0;
+  afterAll(() => engine.close());
+
+  beforeAll(async () => {
+    await call('project.create', { path: path.join(work, 'p') });
+    await call('library.add', {
+      paths: [fixturePath('synthetic', 'tour.mp4')],
+      sampling: { policy: 'fps', fps: 1 },
+      frameSize: { mode: 'short-side', size: 240 },
+    });
+    await engine.requireProject().runner.idle();
+    mediaId = (await call('library.list', {})).items[0]?.id ?? 0;
+    // A small ViT at initialisation (no pretrained weights can be had here).
+    const cfg = { ...presetConfig('vit_ti16'), depth: 4 };
+    const shapes = vitParamShapes(cfg);
+    const w = initParams(shapes, new Rng(1));
+    const file = path.join(work, 'vit.safetensors');
+    fs.writeFileSync(
+      file,
+      encodeSafetensors(new Map([...w].map(([k, v]) => [k, { shape: shapes.get(k) as number[], data: v }])), {
+        heads: '3',
+      }),
+    );
+    const model = await call('models.import', { path: file });
+    await call('features.extract', { modelId: model.id, size: 224 });
+    await engine.requireProject().runner.idle();
+    runId = (await call('features.runs', {}))[0]?.id ?? 0;
+  });
+
+  it('extracts features for every sampled frame, with provenance', async () => {
+    const [run] = await call('features.runs', {});
+    expect(run).toMatchObject({ inputSize: 224, grid: 14, dim: 192, frames: 20 });
+    expect(run?.preprocessing).toMatchObject({ resize: 'squash' });
+  });
+
+  it('segments a third frame from a bank of two labelled frames, far better than chance', async () => {
+    const mask = (f: number) => fixturePath('synthetic', 'masks', `${String(f * 10).padStart(4, '0')}.png`);
+    const bank = await call('segment.createBank', {
+      runId,
+      name: 'tour',
+      classes: ['background', 'disc', 'box', 'kite'],
+      examples: [
+        { mediaId, frameIdx: 4, mask: mask(4) },
+        { mediaId, frameIdx: 12, mask: mask(12) },
+      ],
+    });
+    expect(bank.patches).toBeGreaterThan(300);
+    const r = await call('segment.apply', { bankId: bank.id, mediaId, frameIdx: 8, truthMask: mask(8) });
+    expect(r).toMatchObject({ width: 320, height: 240, classes: ['background', 'disc', 'box', 'kite'] });
+    // Against the majority-class prediction on the same frame (what a bank-free guess scores).
+    const truth = await readMask(mask(8), 320, 240, { kind: 'gray' }, 4);
+    const majority = new IoUMeter(4);
+    majority.add(new Uint8Array(320 * 240), truth);
+    expect(r.iou?.mean).toBeGreaterThan(majority.mean() + 0.05);
+    expect(fs.existsSync(r.labelFile)).toBe(true);
+    expect(r.pixels.reduce((a, b) => a + b, 0)).toBe(320 * 240);
+  });
+
+  it('retrieves similar frames and patches, with heat maps', async () => {
+    const imgs = await call('retrieve.images', { runId, mediaId, frameIdx: 5, k: 3 });
+    expect(imgs.results).toHaveLength(3);
+    expect(imgs.results.every((x) => x.frameIdx !== 5)).toBe(true);
+    for (let i = 1; i < imgs.results.length; i++)
+      expect(imgs.results[i]?.sim).toBeLessThanOrEqual(imgs.results[i - 1]?.sim ?? 1);
+    const patches = await call('retrieve.patches', { runId, mediaId, frameIdx: 5, patch: 150, k: 4 });
+    expect(patches.grid).toBe(14);
+    expect(patches.results).toHaveLength(4);
+    for (const p of patches.results) {
+      expect(p.heat).toHaveLength(196);
+      expect(Math.max(...p.heat)).toBeCloseTo(p.sim, 2);
+    }
+  });
+});
