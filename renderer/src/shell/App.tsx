@@ -6,6 +6,8 @@ import { JobsView } from '../views/jobs/JobsView';
 import { LibraryView } from '../views/library/LibraryView';
 import { ModelsView } from '../views/models/ModelsView';
 import { PlayerView } from '../views/player/PlayerView';
+import { RetrieveView } from '../views/retrieve/RetrieveView';
+import { SegmentView } from '../views/segment/SegmentView';
 import { Notices } from './Notices';
 import { StatusBar } from './StatusBar';
 
@@ -22,6 +24,8 @@ const VIEWS: readonly ViewSpec[] = [
   { id: 'project', label: 'Project', component: ProjectView, needsProject: false },
   { id: 'library', label: 'Library', component: LibraryView, needsProject: true },
   { id: 'models', label: 'Models', component: ModelsView, needsProject: true },
+  { id: 'segment', label: 'Segment', component: SegmentView, needsProject: true },
+  { id: 'retrieve', label: 'Retrieve', component: RetrieveView, needsProject: true },
   { id: 'jobs', label: 'Jobs', component: JobsView, needsProject: true },
   { id: 'device', label: 'Device', component: DeviceView, needsProject: false },
 ];

@@ -8,13 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CallResponse, CommandArgs, CommandName, CommandResult } from '../../../native/api/contract.js';
 import { Engine } from '../../../native/engine/engine.js';
 import { createEngineDispatcher } from '../../../native/engine/handlers.js';
-import { encodeSafetensors } from '../../../native/models/safetensors.js';
-import { presetConfig, vitParamShapes } from '../../../native/models/vit.js';
 import { IoUMeter } from '../../../native/segment/labels.js';
 import { readMask } from '../../../native/segment/masks.js';
-import { Rng } from '../../../native/train/rng.js';
-import { initParams } from '../../../native/train/train-dino.js';
 import { fixturePath } from '../../helpers/fixtures.js';
+import { writeInitViT } from '../../helpers/models.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 describe('segmentation and retrieval', () => {
@@ -39,17 +36,7 @@ describe('segmentation and retrieval', () => {
     });
     await engine.requireProject().runner.idle();
     mediaId = (await call('library.list', {})).items[0]?.id ?? 0;
-    // A small ViT at initialisation (no pretrained weights can be had here).
-    const cfg = { ...presetConfig('vit_ti16'), depth: 4 };
-    const shapes = vitParamShapes(cfg);
-    const w = initParams(shapes, new Rng(1));
-    const file = path.join(work, 'vit.safetensors');
-    fs.writeFileSync(
-      file,
-      encodeSafetensors(new Map([...w].map(([k, v]) => [k, { shape: shapes.get(k) as number[], data: v }])), {
-        heads: '3',
-      }),
-    );
+    const file = writeInitViT(path.join(work, 'vit.safetensors'));
     const model = await call('models.import', { path: file });
     await call('features.extract', { modelId: model.id, size: 224 });
     await engine.requireProject().runner.idle();

@@ -1,0 +1,177 @@
+import { type MouseEvent, useEffect, useRef, useState } from 'react';
+import type { CommandResult } from '../../../../native/api/contract';
+import { useApp } from '../../state/app-state';
+import { FramePicker, useCatalog } from '../segment/useCatalog';
+
+type Patches = CommandResult<'retrieve.patches'>;
+type Images = CommandResult<'retrieve.images'>;
+
+/** A similarity heat map over a frame: one translucent cell per patch, the matched patch outlined. */
+function HeatCanvas({ heat, grid, patch }: { heat: number[]; grid: number; patch: number }) {
+  const ref = useRef<HTMLCanvasElement>(null);
+  useEffect(() => {
+    const c = ref.current;
+    const ctx = c?.getContext('2d');
+    if (!c || !ctx) return;
+    const cell = c.width / grid;
+    ctx.clearRect(0, 0, c.width, c.height);
+    const lo = Math.min(...heat);
+    const hi = Math.max(...heat);
+    heat.forEach((v, i) => {
+      const t = hi > lo ? (v - lo) / (hi - lo) : 0;
+      ctx.fillStyle = `rgba(255, ${Math.round(80 + 120 * (1 - t))}, 0, ${0.65 * t * t})`;
+      ctx.fillRect((i % grid) * cell, Math.floor(i / grid) * (c.height / grid), cell, c.height / grid);
+    });
+    ctx.strokeStyle = '#00e5ff';
+    ctx.lineWidth = 2;
+    ctx.strokeRect((patch % grid) * cell, Math.floor(patch / grid) * (c.height / grid), cell, c.height / grid);
+  }, [heat, grid, patch]);
+  return <canvas ref={ref} width={224} height={224} className="heat" />;
+}
+
+/** Image retrieval by CLS and patch retrieval by clicking a patch of the query frame. */
+export function RetrieveView() {
+  const { client, run } = useApp();
+  const { runs, media } = useCatalog();
+  const [runId, setRunId] = useState<number | null>(null);
+  const [mediaId, setMediaId] = useState<number | null>(null);
+  const [frameIdx, setFrameIdx] = useState(0);
+  const [images, setImages] = useState<Images | null>(null);
+  const [patches, setPatches] = useState<Patches | null>(null);
+  const [picked, setPicked] = useState<number | null>(null);
+  const current = runs.find((r) => r.id === runId) ?? null;
+  useEffect(() => {
+    if (runId === null && runs[0]) setRunId(runs[0].id);
+  }, [runs, runId]);
+  useEffect(() => {
+    if (mediaId === null && media[0]) setMediaId(media[0].id);
+  }, [media, mediaId]);
+
+  const findImages = () => {
+    if (!runId || !mediaId) return;
+    void run('Could not retrieve images', async () =>
+      setImages(await client.call('retrieve.images', { runId, mediaId, frameIdx, k: 12 })),
+    );
+  };
+  const clickPatch = (e: MouseEvent<HTMLDivElement>) => {
+    if (!current || !mediaId || !runId) return;
+    const box = e.currentTarget.getBoundingClientRect();
+    const gx = Math.min(current.grid - 1, Math.floor(((e.clientX - box.left) / box.width) * current.grid));
+    const gy = Math.min(current.grid - 1, Math.floor(((e.clientY - box.top) / box.height) * current.grid));
+    const patch = gy * current.grid + gx;
+    setPicked(patch);
+    void run('Could not retrieve patches', async () =>
+      setPatches(await client.call('retrieve.patches', { runId, mediaId, frameIdx, patch, k: 12 })),
+    );
+  };
+  const name = (id: number) => media.find((m) => m.id === id)?.name ?? `#${id}`;
+
+  return (
+    <div className="view view-wide">
+      <header className="view-header">
+        <h1>Retrieve</h1>
+      </header>
+      {runs.length === 0 ? (
+        <p className="card empty muted">Extract features first (Segment view, step 1).</p>
+      ) : (
+        <section className="card">
+          <div className="field-row">
+            <div className="field">
+              <label htmlFor="retrieve-run">Features</label>
+              <select id="retrieve-run" value={runId ?? ''} onChange={(e) => setRunId(Number(e.target.value))}>
+                {runs.map((r) => (
+                  <option key={r.id} value={r.id}>
+                    Run #{r.id} ({r.modelName}, {r.inputSize} px)
+                  </option>
+                ))}
+              </select>
+            </div>
+          </div>
+          <FramePicker
+            idPrefix="retrieve"
+            media={media}
+            mediaId={mediaId}
+            frameIdx={frameIdx}
+            onChange={(m, f) => {
+              setMediaId(m);
+              setFrameIdx(f);
+              setPatches(null);
+              setPicked(null);
+            }}
+          />
+          <div className="retrieve-query">
+            {mediaId && current && (
+              // biome-ignore lint/a11y/useKeyWithClickEvents lint/a11y/noStaticElementInteractions: a pointer-only picker; images can also be searched with the button
+              <div
+                className="patch-picker"
+                onClick={clickPatch}
+                data-testid="patch-picker"
+                title="Click a patch to find similar patches"
+              >
+                <img src={`media/frame/${mediaId}/${frameIdx}.png`} alt="Query frame" />
+                {picked !== null && (
+                  <HeatCanvas
+                    heat={new Array(current.grid * current.grid).fill(0)}
+                    grid={current.grid}
+                    patch={picked}
+                  />
+                )}
+              </div>
+            )}
+            <div>
+              <button type="button" className="primary" onClick={findImages} disabled={!mediaId}>
+                Find similar images
+              </button>
+              <p className="muted">Or click a patch of the frame to find similar patches across the library.</p>
+              <p className="muted">
+                From run #{current?.id}: {current?.modelName}, {current?.inputSize} px, {current?.grid}×{current?.grid}{' '}
+                patches.
+              </p>
+            </div>
+          </div>
+        </section>
+      )}
+      {patches && (
+        <section aria-labelledby="patch-results">
+          <h2 id="patch-results">Similar patches</h2>
+          <ul className="media-grid" data-testid="patch-results">
+            {patches.results.map((r) => (
+              <li key={`${r.mediaId}-${r.frameIdx}`} className="media-card">
+                <div className="heat-stage">
+                  <img
+                    src={`media/frame/${r.mediaId}/${r.frameIdx}.png`}
+                    alt={`${name(r.mediaId)} frame ${r.frameIdx}`}
+                  />
+                  <HeatCanvas heat={r.heat} grid={patches.grid} patch={r.patch} />
+                </div>
+                <div className="card-caption">
+                  {name(r.mediaId)} · frame {r.frameIdx} · cos {r.sim.toFixed(3)}
+                </div>
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+      {images && (
+        <section aria-labelledby="image-results">
+          <h2 id="image-results">Similar images</h2>
+          <ul className="media-grid" data-testid="image-results">
+            {images.results.map((r) => (
+              <li key={`${r.mediaId}-${r.frameIdx}`} className="media-card">
+                <div className="thumb">
+                  <img
+                    src={`media/frame/${r.mediaId}/${r.frameIdx}.png`}
+                    alt={`${name(r.mediaId)} frame ${r.frameIdx}`}
+                  />
+                </div>
+                <div className="card-caption">
+                  {name(r.mediaId)} · frame {r.frameIdx} · cos {r.sim.toFixed(3)}
+                </div>
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,315 @@
+import { type FormEvent, useEffect, useState } from 'react';
+import type { CommandResult } from '../../../../native/api/contract';
+import { useApp } from '../../state/app-state';
+import { type Catalog, FramePicker, useCatalog } from './useCatalog';
+
+type SegmentResult = CommandResult<'segment.apply'>;
+
+interface ExampleRow {
+  mediaId: number | null;
+  frameIdx: number;
+  mask: string;
+}
+
+function ExtractFeatures({ catalog }: { catalog: Catalog }) {
+  const { client, run } = useApp();
+  const { models, runs } = catalog;
+  const [modelId, setModelId] = useState<number | null>(null);
+  const [size, setSize] = useState(224);
+  useEffect(() => {
+    if (modelId === null && models[0]) setModelId(models[0].id);
+  }, [models, modelId]);
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    if (modelId)
+      void run('Could not start feature extraction', () => client.call('features.extract', { modelId, size }));
+  };
+  return (
+    <form className="card" onSubmit={submit} aria-labelledby="features-title">
+      <h2 id="features-title">1. Patch features</h2>
+      {models.length === 0 ? (
+        <p className="muted">Import a model first (Models view).</p>
+      ) : (
+        <div className="field-row">
+          <div className="field">
+            <label htmlFor="features-model">Model</label>
+            <select id="features-model" value={modelId ?? ''} onChange={(e) => setModelId(Number(e.target.value))}>
+              {models.map((m) => (
+                <option key={m.id} value={m.id}>
+                  {m.name}
+                </option>
+              ))}
+            </select>
+          </div>
+          <div className="field">
+            <label htmlFor="features-size">Input size (px)</label>
+            <input
+              id="features-size"
+              type="number"
+              min={16}
+              step={2}
+              value={size}
+              onChange={(e) => setSize(Number(e.target.value))}
+            />
+          </div>
+        </div>
+      )}
+      <button type="submit" disabled={!modelId}>
+        Extract features for the library
+      </button>
+      {runs.length > 0 && (
+        <ul className="plain">
+          {runs.map((r) => (
+            <li key={r.id} data-testid={`run-${r.id}`}>
+              Run #{r.id}: {r.modelName}, {r.inputSize} px ({r.grid}×{r.grid} patches, dim {r.dim}) — {r.frames} frames
+            </li>
+          ))}
+        </ul>
+      )}
+    </form>
+  );
+}
+
+function BuildBank({ catalog }: { catalog: Catalog }) {
+  const { client, run } = useApp();
+  const { runs, media, banks } = catalog;
+  const [runId, setRunId] = useState<number | null>(null);
+  const [name, setName] = useState('examples');
+  const [classes, setClasses] = useState('background, object');
+  const [rows, setRows] = useState<ExampleRow[]>([{ mediaId: null, frameIdx: 0, mask: '' }]);
+  useEffect(() => {
+    if (runId === null && runs[0]) setRunId(runs[0].id);
+  }, [runs, runId]);
+  const update = (i: number, patch: Partial<ExampleRow>) =>
+    setRows((r) => r.map((x, j) => (j === i ? { ...x, ...patch } : x)));
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    if (!runId) return;
+    void run('Could not build the memory bank', async () => {
+      await client.call('segment.createBank', {
+        runId,
+        name,
+        classes: classes
+          .split(',')
+          .map((c) => c.trim())
+          .filter(Boolean),
+        examples: rows
+          .filter((r) => r.mediaId && r.mask)
+          .map((r) => ({ mediaId: r.mediaId as number, frameIdx: r.frameIdx, mask: r.mask })),
+      });
+      await catalog.reload();
+    });
+  };
+  return (
+    <form className="card" onSubmit={submit} aria-labelledby="bank-title">
+      <h2 id="bank-title">2. Memory bank from examples</h2>
+      <p className="muted">
+        Frames with their masks: a PNG whose gray value is the class number (0 = the first class).
+      </p>
+      <div className="field-row">
+        <div className="field">
+          <label htmlFor="bank-run">Features</label>
+          <select id="bank-run" value={runId ?? ''} onChange={(e) => setRunId(Number(e.target.value))}>
+            {runs.map((r) => (
+              <option key={r.id} value={r.id}>
+                Run #{r.id} ({r.modelName}, {r.inputSize} px)
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="bank-name">Bank name</label>
+          <input id="bank-name" value={name} onChange={(e) => setName(e.target.value)} />
+        </div>
+        <div className="field grow">
+          <label htmlFor="bank-classes">Classes, in mask order</label>
+          <input id="bank-classes" value={classes} onChange={(e) => setClasses(e.target.value)} />
+        </div>
+      </div>
+      {rows.map((r, i) => (
+        // biome-ignore lint/suspicious/noArrayIndexKey: rows have no identity beyond their position
+        <fieldset key={i} className="example-row">
+          <legend>Example {i + 1}</legend>
+          <FramePicker
+            idPrefix={`ex${i}`}
+            media={media}
+            mediaId={r.mediaId}
+            frameIdx={r.frameIdx}
+            onChange={(mediaId, frameIdx) => update(i, { mediaId, frameIdx })}
+          />
+          <div className="field">
+            <label htmlFor={`ex${i}-mask`}>Mask file</label>
+            <input
+              id={`ex${i}-mask`}
+              value={r.mask}
+              onChange={(e) => update(i, { mask: e.target.value })}
+              placeholder="/path/to/mask.png"
+            />
+          </div>
+        </fieldset>
+      ))}
+      <div className="row-actions">
+        <button
+          type="button"
+          onClick={() => setRows((r) => [...r, { mediaId: r[r.length - 1]?.mediaId ?? null, frameIdx: 0, mask: '' }])}
+        >
+          Add an example
+        </button>
+        <button type="submit" className="primary" disabled={!runId}>
+          Build bank
+        </button>
+      </div>
+      {banks.length > 0 && (
+        <ul className="plain">
+          {banks.map((b) => (
+            <li key={b.id} data-testid={`bank-${b.id}`}>
+              Bank #{b.id} “{b.name}”: {b.patches} patches, classes {b.classes.join(', ')}
+            </li>
+          ))}
+        </ul>
+      )}
+    </form>
+  );
+}
+
+function SegmentFrame({ catalog }: { catalog: Catalog }) {
+  const { client, run } = useApp();
+  const { banks, media } = catalog;
+  const [bankId, setBankId] = useState<number | null>(null);
+  const [mediaId, setMediaId] = useState<number | null>(null);
+  const [frameIdx, setFrameIdx] = useState(0);
+  const [truth, setTruth] = useState('');
+  const [opacity, setOpacity] = useState(0.6);
+  const [result, setResult] = useState<SegmentResult | null>(null);
+  const [stamp, setStamp] = useState(0);
+  useEffect(() => {
+    if (bankId === null && banks[0]) setBankId(banks[0].id);
+  }, [banks, bankId]);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    if (!bankId || !mediaId) return;
+    const r = await run('Could not segment the frame', () =>
+      client.call('segment.apply', { bankId, mediaId, frameIdx, ...(truth ? { truthMask: truth } : {}) }),
+    );
+    if (r) {
+      setResult(r);
+      setStamp(Date.now());
+    }
+  };
+  const total = result ? result.pixels.reduce((a, b) => a + b, 0) : 1;
+  return (
+    <form className="card" onSubmit={submit} aria-labelledby="apply-title">
+      <h2 id="apply-title">3. Segment a frame</h2>
+      <div className="field">
+        <label htmlFor="apply-bank">Memory bank</label>
+        <select id="apply-bank" value={bankId ?? ''} onChange={(e) => setBankId(Number(e.target.value))}>
+          {banks.map((b) => (
+            <option key={b.id} value={b.id}>
+              #{b.id} {b.name} ({b.patches} patches)
+            </option>
+          ))}
+        </select>
+      </div>
+      <FramePicker
+        idPrefix="apply"
+        media={media}
+        mediaId={mediaId}
+        frameIdx={frameIdx}
+        onChange={(m, f) => {
+          setMediaId(m);
+          setFrameIdx(f);
+        }}
+      />
+      <div className="field">
+        <label htmlFor="apply-truth">Ground-truth mask (optional, for IoU)</label>
+        <input
+          id="apply-truth"
+          value={truth}
+          onChange={(e) => setTruth(e.target.value)}
+          placeholder="/path/to/mask.png"
+        />
+      </div>
+      <button type="submit" className="primary" disabled={!bankId || !mediaId}>
+        Segment
+      </button>
+      {result && (
+        <div className="segment-result" data-testid="segment-result">
+          <div className="stage small" style={{ aspectRatio: `${result.width} / ${result.height}` }}>
+            <img className="frame" src={`media/frame/${result.mediaId}/${result.frameIdx}.png`} alt="Segmented frame" />
+            <img
+              className="frame overlay-img"
+              src={`${result.overlay.slice(1)}?v=${stamp}`}
+              alt="Predicted classes"
+              style={{ opacity }}
+              data-testid="segment-overlay"
+            />
+          </div>
+          <div>
+            <div className="field">
+              <label htmlFor="overlay-opacity">Overlay opacity</label>
+              <input
+                id="overlay-opacity"
+                type="range"
+                min={0}
+                max={1}
+                step={0.05}
+                value={opacity}
+                onChange={(e) => setOpacity(Number(e.target.value))}
+              />
+            </div>
+            <table className="items">
+              <thead>
+                <tr>
+                  <th>Class</th>
+                  <th>Pixels</th>
+                  {result.iou && <th>IoU</th>}
+                </tr>
+              </thead>
+              <tbody>
+                {result.classes.map((c, i) => (
+                  <tr key={c}>
+                    <td>
+                      <span className="swatch" style={{ background: `rgb(${result.colours[i]?.join(',')})` }} /> {c}
+                    </td>
+                    <td>{((100 * (result.pixels[i] ?? 0)) / total).toFixed(1)}%</td>
+                    {result.iou && (
+                      <td>
+                        {result.iou.perClass[i] === null
+                          ? '—'
+                          : `${(100 * (result.iou.perClass[i] as number)).toFixed(1)}`}
+                      </td>
+                    )}
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            {result.iou && (
+              <p data-testid="segment-miou">
+                mIoU <strong>{(100 * result.iou.mean).toFixed(1)}</strong>
+              </p>
+            )}
+            <p className="muted mono">Class-id PNG: {result.labelFile}</p>
+          </div>
+        </div>
+      )}
+    </form>
+  );
+}
+
+/** In-context segmentation: features, a memory bank from a few labelled frames, and any frame segmented with it. */
+export function SegmentView() {
+  const catalog = useCatalog();
+  return (
+    <div className="view view-wide">
+      <header className="view-header">
+        <h1>Segment</h1>
+        <span className="muted">
+          Dense nearest neighbours over a memory bank (Hummingbird): k = 30, softmax(cos / 0.02).
+        </span>
+      </header>
+      <ExtractFeatures catalog={catalog} />
+      <BuildBank catalog={catalog} />
+      <SegmentFrame catalog={catalog} />
+    </div>
+  );
+}

@@ -1,0 +1,75 @@
+import { useCallback, useEffect, useState } from 'react';
+import type { CommandResult, MediaInfo, ModelInfo } from '../../../../native/api/contract';
+import { useApp } from '../../state/app-state';
+
+export type FeatureRun = CommandResult<'features.runs'>[number];
+export type Bank = CommandResult<'segment.banks'>[number];
+
+/** Models, feature runs, banks and media of the open project, reloaded when jobs finish. */
+export function useCatalog() {
+  const { client, run, jobs, project } = useApp();
+  const [models, setModels] = useState<ModelInfo[]>([]);
+  const [runs, setRuns] = useState<FeatureRun[]>([]);
+  const [banks, setBanks] = useState<Bank[]>([]);
+  const [media, setMedia] = useState<MediaInfo[]>([]);
+  const reload = useCallback(async () => {
+    const [m, r, b, l] = await Promise.all([
+      client.call('models.list', {}),
+      client.call('features.runs', {}),
+      client.call('segment.banks', {}),
+      client.call('library.list', { status: 'done', limit: 1000 }),
+    ]);
+    setModels(m);
+    setRuns(r);
+    setBanks(b);
+    setMedia(l.items);
+  }, [client]);
+  const finished = jobs.filter((j) => j.state === 'done').length;
+  // biome-ignore lint/correctness/useExhaustiveDependencies: reload when a job finishes or the project changes
+  useEffect(() => {
+    void run('Could not load the catalog', reload);
+  }, [run, reload, finished, project?.id]);
+  return { models, runs, banks, media, reload };
+}
+
+export type Catalog = ReturnType<typeof useCatalog>;
+
+export function FramePicker(props: {
+  media: MediaInfo[];
+  mediaId: number | null;
+  frameIdx: number;
+  onChange(mediaId: number, frameIdx: number): void;
+  idPrefix: string;
+}) {
+  const m = props.media.find((x) => x.id === props.mediaId);
+  return (
+    <div className="field-row">
+      <div className="field">
+        <label htmlFor={`${props.idPrefix}-media`}>Image or video</label>
+        <select
+          id={`${props.idPrefix}-media`}
+          value={props.mediaId ?? ''}
+          onChange={(e) => props.onChange(Number(e.target.value), 0)}
+        >
+          <option value="">Choose…</option>
+          {props.media.map((x) => (
+            <option key={x.id} value={x.id}>
+              {x.name} ({x.frameCount} frames)
+            </option>
+          ))}
+        </select>
+      </div>
+      <div className="field">
+        <label htmlFor={`${props.idPrefix}-frame`}>Frame</label>
+        <input
+          id={`${props.idPrefix}-frame`}
+          type="number"
+          min={0}
+          max={Math.max(0, (m?.frameCount ?? 1) - 1)}
+          value={props.frameIdx}
+          onChange={(e) => props.onChange(props.mediaId ?? 0, Number(e.target.value))}
+        />
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,92 @@
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { fixturePath } from '../helpers/fixtures.js';
+import { writeInitViT } from '../helpers/models.js';
+import { type Session, useAppSession } from './browser.js';
+
+describe('segmentation and retrieval, end to end in browser mode', () => {
+  const app = useAppSession();
+  const { work } = app;
+  let s: Session;
+  beforeAll(() => {
+    s = app.session();
+  });
+  const mask = (f: number) => fixturePath('synthetic', 'masks', `${String(f * 10).padStart(4, '0')}.png`);
+
+  it('builds a bank from two labelled frames of the synthetic tour and segments a third', async () => {
+    const { page } = s;
+    await page.getByLabel('Project folder', { exact: true }).fill(path.join(work, 'tour'));
+    await page.getByRole('button', { name: 'Create project' }).click();
+    await page.getByTestId('project-name').filter({ hasText: 'tour' }).waitFor();
+    // Frames at 1 fps, and a model.
+    await s.engine.call('library.add', {
+      paths: [fixturePath('synthetic', 'tour.mp4')],
+      sampling: { policy: 'fps', fps: 1 },
+      frameSize: { mode: 'short-side', size: 240 },
+    });
+    await page.getByRole('link', { name: 'Models' }).click();
+    await page.getByLabel('Weights file').fill(writeInitViT(path.join(work, 'vit.safetensors')));
+    await page.getByRole('button', { name: 'Import' }).click();
+    await page.getByTestId('model-1').waitFor();
+
+    await page.getByRole('link', { name: 'Segment' }).click();
+    await page.getByRole('button', { name: 'Extract features for the library' }).click();
+    await page.getByTestId('run-1').filter({ hasText: '20 frames' }).waitFor({ timeout: 60_000 });
+
+    await page.getByLabel('Classes, in mask order').fill('background, disc, box, kite');
+    await page.locator('#ex0-media').selectOption({ label: 'tour.mp4 (20 frames)' });
+    await page.locator('#ex0-frame').fill('4');
+    await page.locator('#ex0-mask').fill(mask(4));
+    await page.getByRole('button', { name: 'Add an example' }).click();
+    await page.locator('#ex1-frame').fill('12');
+    await page.locator('#ex1-mask').fill(mask(12));
+    await page.getByRole('button', { name: 'Build bank' }).click();
+    await page.getByTestId('bank-1').waitFor();
+
+    await page.locator('#apply-media').selectOption({ label: 'tour.mp4 (20 frames)' });
+    await page.locator('#apply-frame').fill('8');
+    await page.getByLabel('Ground-truth mask (optional, for IoU)').fill(mask(8));
+    await page.getByRole('button', { name: 'Segment', exact: true }).click();
+    await page.getByTestId('segment-result').waitFor({ timeout: 30_000 });
+    const overlay = page.getByTestId('segment-overlay');
+    await expect
+      .poll(() =>
+        overlay.evaluate((img: { complete: boolean; naturalWidth: number }) => img.complete && img.naturalWidth),
+      )
+      .toBe(320);
+    await expect(page.getByTestId('segment-miou').textContent()).resolves.toMatch(/mIoU \d+\.\d/);
+    await page.getByTestId('segment-result').scrollIntoViewIfNeeded();
+    await s.shot('12-segment-overlay');
+  });
+
+  it('clicks a patch in Retrieve and sees similar patches with heat maps, then similar images', async () => {
+    const { page } = s;
+    await page.getByRole('link', { name: 'Retrieve' }).click();
+    await page.locator('#retrieve-frame').fill('5');
+    const picker = page.getByTestId('patch-picker');
+    await picker.waitFor();
+    const box = await picker.boundingBox();
+    if (!box) throw new Error('no picker');
+    await page.mouse.click(box.x + box.width * 0.5, box.y + box.height * 0.8);
+    const results = page.getByTestId('patch-results').locator('li');
+    await results.first().waitFor({ timeout: 30_000 });
+    expect(await results.count()).toBe(12);
+    const imgs = page.getByTestId('patch-results').locator('img');
+    await expect
+      .poll(() =>
+        imgs.evaluateAll((all) =>
+          all.every(
+            (i) =>
+              (i as unknown as { complete: boolean; naturalWidth: number }).complete &&
+              (i as unknown as { naturalWidth: number }).naturalWidth > 0,
+          ),
+        ),
+      )
+      .toBe(true);
+    await page.getByTestId('patch-results').scrollIntoViewIfNeeded();
+    await s.shot('13-retrieve-patches');
+    await page.getByRole('button', { name: 'Find similar images' }).click();
+    await page.getByTestId('image-results').locator('li').first().waitFor();
+    expect(s.errors).toEqual([]);
+  });
+});
