@@ -2,15 +2,19 @@
  * `npm run bench -- NAME [options]`: runs one benchmark; each prints progress lines and, as its last line, one JSON
  * object with its figures (ratios against a reference measured in the same run). Never asserts on time.
  */
+import { benchBank } from './bank.js';
 import { benchHash } from './hash.js';
 import { benchIngest } from './ingest.js';
+import { benchKnn } from './knn.js';
 import { benchSegment } from './segment.js';
 import { benchTrain } from './train.js';
 import { benchVit } from './vit.js';
 
 const BENCHES: Record<string, (args: string[]) => Promise<Record<string, unknown>>> = {
   hash: benchHash,
+  bank: benchBank,
   ingest: benchIngest,
+  knn: benchKnn,
   train: benchTrain,
   segment: benchSegment,
   vit: benchVit,

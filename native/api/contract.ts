@@ -466,6 +466,19 @@ export const commands = {
       iou: z.object({ mean: z.number(), perClass: z.array(z.number().nullable()) }).nullable(),
     }),
   },
+  'segment.batch': {
+    args: z
+      .object({
+        bankId: z.int().positive(),
+        media: z.array(z.int().positive()).optional(),
+        every: z.int().min(1).optional(),
+        outDir: UserPath.optional(),
+        k: z.int().min(1).max(200).optional(),
+        temperature: z.number().positive().optional(),
+      })
+      .strict(),
+    result: JobInfo,
+  },
   'retrieve.images': {
     args: z
       .object({

@@ -12,6 +12,7 @@ import { hashFolderJob } from '../ingest/hash-folder.js';
 import { ingestMediaJob } from '../ingest/ingest-media.js';
 import { JobRunner, type RunnerOptions } from '../jobs/runner.js';
 import type { AnyJobHandler } from '../jobs/types.js';
+import { segmentBatchJob } from '../segment/batch.js';
 import { segmentOverlay } from '../segment/service.js';
 import { AppHome } from '../store/app-home.js';
 import type { JobRow } from '../store/jobs-repo.js';
@@ -25,7 +26,13 @@ import { APP_ROOT, APP_VERSION } from './version.js';
 /** The bundled sample video (samples/README.md says where it comes from). */
 export const SAMPLE_VIDEO = path.join(APP_ROOT, 'samples', 'vtest-street.mp4');
 
-export const JOB_HANDLERS: readonly AnyJobHandler[] = [hashFolderJob, ingestMediaJob, trainDinoJob, extractFeaturesJob];
+export const JOB_HANDLERS: readonly AnyJobHandler[] = [
+  hashFolderJob,
+  ingestMediaJob,
+  trainDinoJob,
+  extractFeaturesJob,
+  segmentBatchJob,
+];
 
 export interface EngineOptions {
   home: string;

@@ -129,11 +129,15 @@ export function createHandlers(engine: Engine): Handlers {
       open()
         .project.features.banks()
         .map(({ settings: _s, ...b }) => b),
+    'segment.batch': (a) =>
+      jobInfo(
+        open().runner.enqueue('segment.batch', { ...a, ...(a.outDir ? { outDir: path.resolve(a.outDir) } : {}) }),
+      ),
     'segment.apply': ({ truthMask, ...a }) =>
       segmentFrame(open().project, engine.knn, {
         ...a,
         ...(truthMask ? { truthMask: { path: path.resolve(truthMask), encoding: { kind: 'gray' } } } : {}),
-      }),
+      }).then(({ mask: _mask, ...r }) => r),
     'retrieve.images': (a) => similarImages(open().project, engine.knn, { ...a, k: a.k ?? 12 }),
     'retrieve.patches': (a) => similarPatches(open().project, engine.knn, { ...a, k: a.k ?? 12 }),
     'train.start': (a) => jobInfo(open().runner.enqueue('train.dino', a)),

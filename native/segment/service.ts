@@ -142,6 +142,8 @@ export interface SegmentResult {
   /** Class ids as a grayscale PNG in the project cache (for export). */
   labelFile: string;
   iou: { mean: number; perClass: (number | null)[] } | null;
+  /** Class id per pixel (not sent to the UI). */
+  mask?: Uint8Array;
 }
 
 export async function segmentFrame(
@@ -198,6 +200,7 @@ export async function segmentFrame(
     overlay: `/media/segment/${o.bankId}/${o.mediaId}/${o.frameIdx}.png`,
     labelFile: path.join(dir, `${base}.labels.png`),
     iou,
+    mask,
   };
 }
 
