@@ -21,7 +21,7 @@ def main():
         torch.set_num_threads(int(sys.argv[sys.argv.index("--threads") + 1]))
     q = torch.from_numpy(np.fromfile(qf, dtype=np.float32).reshape(-1, dim))
     b = torch.from_numpy(np.fromfile(bf, dtype=np.float32).reshape(-1, dim))
-    chunk = 32768
+    chunk = 16384
     qbatch = max(1, (64 << 20) // (4 * min(chunk, b.shape[0])))
     best = None
     for _ in range(2):

@@ -428,6 +428,42 @@ export const commands = {
       .strict(),
     result: z.object({ id: z.int(), name: z.string(), runId: z.int(), classes: z.array(z.string()), patches: z.int() }),
   },
+  'segment.clusterBank': {
+    args: z
+      .object({
+        runId: z.int().positive(),
+        name: z.string().min(1).max(200),
+        clusters: z.int().min(2).max(254),
+        frames: z
+          .array(z.object({ mediaId: z.int().positive(), frameIdx: z.int().min(0) }))
+          .min(1)
+          .max(5000),
+      })
+      .strict(),
+    result: z.object({ id: z.int(), name: z.string(), runId: z.int(), classes: z.array(z.string()), patches: z.int() }),
+  },
+  'segment.relabelBank': {
+    args: z
+      .object({
+        bankId: z.int().positive(),
+        names: z.array(z.string().min(1).max(100)).min(2).max(254),
+        /** New index of each old class (classes given the same index are merged). */
+        into: z.array(z.int().min(0)),
+      })
+      .strict(),
+    result: z.object({ id: z.int(), name: z.string(), runId: z.int(), classes: z.array(z.string()), patches: z.int() }),
+  },
+  'segment.saveMask': {
+    args: z
+      .object({
+        mediaId: z.int().positive(),
+        frameIdx: z.int().min(0),
+        /** Class id per pixel, row-major, base64. */
+        data: z.string().min(1).max(8_000_000),
+      })
+      .strict(),
+    result: z.object({ path: z.string() }),
+  },
   'segment.banks': {
     args: Empty,
     result: z.array(
@@ -491,6 +527,26 @@ export const commands = {
     result: z.object({
       runId: z.int(),
       results: z.array(z.object({ mediaId: z.int(), frameIdx: z.int(), sim: z.number() })),
+    }),
+  },
+  'retrieve.duplicates': {
+    args: z
+      .object({
+        runId: z.int().positive(),
+        threshold: z.number().min(0).max(1).optional(),
+        limit: z.int().min(1).max(10000).optional(),
+      })
+      .strict(),
+    result: z.object({
+      runId: z.int(),
+      threshold: z.number(),
+      pairs: z.array(
+        z.object({
+          a: z.object({ mediaId: z.int(), frameIdx: z.int() }),
+          b: z.object({ mediaId: z.int(), frameIdx: z.int() }),
+          sim: z.number(),
+        }),
+      ),
     }),
   },
   'retrieve.patches': {

@@ -8,8 +8,8 @@ import { createDispatcher, type Dispatcher, type Handlers } from '../api/dispatc
 import { FlaneurError } from '../api/errors.js';
 import { binaryVersion, findBinaries, videoDecoders } from '../media/ffmpeg.js';
 import { FrameStore } from '../media/frame-store.js';
-import { similarImages, similarPatches } from '../retrieve/service.js';
-import { createBank, segmentFrame } from '../segment/service.js';
+import { duplicatePairs, similarImages, similarPatches } from '../retrieve/service.js';
+import { createBank, createClusterBank, relabelBank, saveDrawnMask, segmentFrame } from '../segment/service.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
 import { type Engine, jobInfo } from './engine.js';
 import { mediaInfo, requireMedia } from './library.js';
@@ -125,6 +125,21 @@ export function createHandlers(engine: Engine): Handlers {
       });
       return { id: row.id, name: row.name, runId: row.runId, classes: row.classes, patches: row.patches };
     },
+    'segment.clusterBank': async (a) => {
+      const row = await createClusterBank(open().project, engine.knn, a);
+      return { id: row.id, name: row.name, runId: row.runId, classes: row.classes, patches: row.patches };
+    },
+    'segment.relabelBank': (a) => {
+      const row = relabelBank(open().project, a.bankId, a.names, a.into);
+      return { id: row.id, name: row.name, runId: row.runId, classes: row.classes, patches: row.patches };
+    },
+    'segment.saveMask': (a) => ({
+      path: saveDrawnMask(open().project, {
+        mediaId: a.mediaId,
+        frameIdx: a.frameIdx,
+        labels: new Uint8Array(Buffer.from(a.data, 'base64')),
+      }),
+    }),
     'segment.banks': () =>
       open()
         .project.features.banks()
@@ -139,6 +154,12 @@ export function createHandlers(engine: Engine): Handlers {
         ...(truthMask ? { truthMask: { path: path.resolve(truthMask), encoding: { kind: 'gray' } } } : {}),
       }).then(({ mask: _mask, ...r }) => r),
     'retrieve.images': (a) => similarImages(open().project, engine.knn, { ...a, k: a.k ?? 12 }),
+    'retrieve.duplicates': (a) =>
+      duplicatePairs(open().project, engine.knn, {
+        runId: a.runId,
+        threshold: a.threshold ?? 0.95,
+        limit: a.limit ?? 100,
+      }),
     'retrieve.patches': (a) => similarPatches(open().project, engine.knn, { ...a, k: a.k ?? 12 }),
     'train.start': (a) => jobInfo(open().runner.enqueue('train.dino', a)),
     'train.log': (a) => open().project.trainLog.list(a.jobId),

@@ -3,9 +3,8 @@
  * centroids (IVF-Flat). A query visits its `nprobe` nearest lists; each list is searched exactly with the same
  * MatMul + TopK graph, queries grouped per list. Measured against exact search in `npm run bench -- knn`.
  */
-import type { Rng as RngType } from '../train/rng.js';
-import { Rng } from '../train/rng.js';
-import { type ExactKnn, type KnnBank, l2normalizeRows, makeBank } from './knn.js';
+import { assignNearest, sphericalKMeans } from './kmeans.js';
+import { type ExactKnn, type KnnBank, makeBank } from './knn.js';
 
 export interface IvfOptions {
   lists: number;
@@ -13,20 +12,6 @@ export interface IvfOptions {
   trainSample: number;
   iterations: number;
   seed: number;
-}
-
-function sample(n: number, m: number, rng: RngType): number[] {
-  const idx = [...Array(n).keys()];
-  for (let i = 0; i < Math.min(m, n); i++) {
-    const j = i + rng.int(n - i);
-    [idx[i], idx[j]] = [idx[j] as number, idx[i] as number];
-  }
-  return idx.slice(0, Math.min(m, n)).sort((a, b) => a - b);
-}
-
-async function assign(knn: ExactKnn, vectors: Float32Array, centroids: Float32Array, dim: number): Promise<Int32Array> {
-  const { indices } = await knn.search(vectors, makeBank(centroids, dim), 1);
-  return indices;
 }
 
 export class IvfIndex {
@@ -38,38 +23,14 @@ export class IvfIndex {
 
   static async build(vectors: Float32Array, dim: number, o: IvfOptions, knn: ExactKnn): Promise<IvfIndex> {
     const n = vectors.length / dim;
-    const rng = new Rng(o.seed);
-    const train = sample(n, o.trainSample, rng);
-    const tv = new Float32Array(train.length * dim);
-    train.forEach((i, j) => {
-      tv.set(vectors.subarray(i * dim, (i + 1) * dim), j * dim);
+    const centroids = await sphericalKMeans(knn, vectors, dim, {
+      k: o.lists,
+      iterations: o.iterations,
+      seed: o.seed,
+      sample: o.trainSample,
     });
-    const lists = Math.min(o.lists, train.length);
-    const centroids = new Float32Array(lists * dim);
-    sample(train.length, lists, rng).forEach((i, c) => {
-      centroids.set(tv.subarray(i * dim, (i + 1) * dim), c * dim);
-    });
-    for (let it = 0; it < o.iterations; it++) {
-      const a = await assign(knn, tv, centroids, dim);
-      const sums = new Float64Array(lists * dim);
-      const counts = new Int32Array(lists);
-      for (let j = 0; j < train.length; j++) {
-        const c = a[j] as number;
-        counts[c] = (counts[c] as number) + 1;
-        for (let d = 0; d < dim; d++) sums[c * dim + d] = (sums[c * dim + d] as number) + (tv[j * dim + d] as number);
-      }
-      for (let c = 0; c < lists; c++) {
-        if (counts[c] === 0) {
-          // An empty list takes a random training vector.
-          const j = rng.int(train.length);
-          centroids.set(tv.subarray(j * dim, (j + 1) * dim), c * dim);
-          continue;
-        }
-        for (let d = 0; d < dim; d++) centroids[c * dim + d] = sums[c * dim + d] as number;
-      }
-      l2normalizeRows(centroids, dim);
-    }
-    const owner = await assign(knn, vectors, centroids, dim);
+    const lists = centroids.length / dim;
+    const owner = await assignNearest(knn, vectors, centroids, dim);
     const members: number[][] = Array.from({ length: lists }, () => []);
     for (let i = 0; i < n; i++) members[owner[i] as number]?.push(i);
     const built = members.map((ids) => {
@@ -97,9 +58,9 @@ export class IvfIndex {
       for (let j = 0; j < nprobe; j++) {
         const l = probes[q * nprobe + j] as number;
         if (l < 0) continue;
-        let a = byList.get(l);
-        if (!a) byList.set(l, (a = []));
-        a.push(q);
+        const a = byList.get(l);
+        if (a) a.push(q);
+        else byList.set(l, [q]);
       }
     }
     const cand: { id: number; sim: number }[][] = Array.from({ length: nq }, () => []);

@@ -15,7 +15,7 @@ export interface KnnBank {
   chunks: { start: number; m: number; data: Float32Array | Uint16Array }[];
 }
 
-export const CHUNK = 32768;
+export const CHUNK = 16384;
 /** Similarity matrix per query batch x chunk kept under this many bytes. */
 const SIM_BUDGET = 64 << 20;
 

@@ -89,3 +89,38 @@ export async function similarPatches(
   }
   return { runId: run.id, grid: run.grid, results };
 }
+
+/** Pairs of frames whose CLS embeddings are at least `threshold` similar (cosine), most similar first. */
+export async function duplicatePairs(
+  project: Project,
+  knn: ExactKnn,
+  o: { runId: number; threshold: number; limit: number },
+) {
+  const run = requireRun(project, o.runId);
+  const all = project.features.allCls(run.id);
+  const vectors = new Float32Array(all.length * run.dim);
+  all.forEach((r, i) => {
+    vectors.set(r.cls, i * run.dim);
+  });
+  l2normalizeRows(vectors, run.dim);
+  const k = Math.min(6, all.length);
+  const { indices, sims } = await knn.search(vectors, makeBank(vectors, run.dim), k);
+  const pairs: { a: { mediaId: number; frameIdx: number }; b: { mediaId: number; frameIdx: number }; sim: number }[] =
+    [];
+  for (let i = 0; i < all.length; i++) {
+    for (let j = 0; j < k; j++) {
+      const o2 = indices[i * k + j] as number;
+      const s = sims[i * k + j] as number;
+      if (o2 <= i || s < o.threshold) continue;
+      const x = all[i] as (typeof all)[number];
+      const y = all[o2] as (typeof all)[number];
+      pairs.push({
+        a: { mediaId: x.mediaId, frameIdx: x.frameIdx },
+        b: { mediaId: y.mediaId, frameIdx: y.frameIdx },
+        sim: s,
+      });
+    }
+  }
+  pairs.sort((p, q) => q.sim - p.sim);
+  return { runId: run.id, threshold: o.threshold, pairs: pairs.slice(0, o.limit) };
+}

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { FlaneurError } from '../api/errors.js';
 import { FeatureExtractor, loadRegisteredModel, toF16 } from '../features/extract.js';
+import { assignNearest, sphericalKMeans } from '../features/kmeans.js';
 import { type ExactKnn, f16RowsToF32, l2normalizeRows } from '../features/knn.js';
 import { FrameStore } from '../media/frame-store.js';
 import { encodePng } from '../media/png.js';
@@ -211,4 +212,101 @@ export function segmentOverlay(project: Project, urlPath: string): Buffer | null
   const file = path.join(project.cacheDir, 'segment', m[1] as string, `${m[2]}-${m[3]}.overlay.png`);
   if (!fs.existsSync(file)) throw new FlaneurError('NOT_FOUND', 'No such segmentation');
   return fs.readFileSync(file);
+}
+
+/**
+ * An annotation-free bank: spherical k-means over the patch features of the chosen frames; each patch is labelled
+ * with its cluster (pseudo-classes "cluster 1..K" that the user can then name and merge).
+ */
+export async function createClusterBank(
+  project: Project,
+  knn: ExactKnn,
+  o: { runId: number; name: string; clusters: number; frames: { mediaId: number; frameIdx: number }[]; seed?: number },
+): Promise<BankRow> {
+  const run = project.features.run(o.runId);
+  if (!run) throw new FlaneurError('NOT_FOUND', `No feature run ${o.runId}.`, { field: 'runId' });
+  if (o.frames.length === 0)
+    throw new FlaneurError('INVALID_ARGUMENT', 'Choose at least one frame.', { field: 'frames' });
+  const n = run.grid * run.grid;
+  const all = new Float32Array(o.frames.length * n * run.dim);
+  for (const [i, f] of o.frames.entries())
+    all.set(await framePatches(project, run.id, f.mediaId, f.frameIdx), i * n * run.dim);
+  const K = o.clusters;
+  const centroids = await sphericalKMeans(knn, all, run.dim, {
+    k: K,
+    iterations: 10,
+    seed: o.seed ?? 0,
+    sample: 200_000,
+  });
+  const owner = await assignNearest(knn, all, centroids, run.dim);
+  const classes = Array.from({ length: centroids.length / run.dim }, (_, c) => `cluster ${c + 1}`);
+  const C = classes.length;
+  const bank = project.features.createBank({
+    name: o.name,
+    runId: run.id,
+    classes,
+    settings: { source: 'k-means', clusters: C, seed: o.seed ?? 0 },
+  });
+  for (const [i, f] of o.frames.entries()) {
+    const labels = new Float32Array(n * C);
+    for (let p = 0; p < n; p++) labels[p * C + (owner[i * n + p] as number)] = 1;
+    project.features.addBankItem(bank.id, {
+      mediaId: f.mediaId,
+      frameIdx: f.frameIdx,
+      n,
+      vectors: toF16(all.subarray(i * n * run.dim, (i + 1) * n * run.dim)),
+      labels,
+    });
+  }
+  return project.features.bank(bank.id) as BankRow;
+}
+
+/** Renames classes and merges some into one: `into[c]` is the new index of old class c; `names` the new names. */
+export function relabelBank(project: Project, bankId: number, names: string[], into: number[]): BankRow {
+  const row = project.features.bank(bankId);
+  if (!row) throw new FlaneurError('NOT_FOUND', `No memory bank ${bankId}.`, { field: 'bankId' });
+  const C = row.classes.length;
+  if (into.length !== C || into.some((t) => !Number.isInteger(t) || t < 0 || t >= names.length)) {
+    throw new FlaneurError(
+      'INVALID_ARGUMENT',
+      `into must give each of the ${C} classes a new index below ${names.length}.`,
+      { field: 'into' },
+    );
+  }
+  const C2 = names.length;
+  for (const it of project.features.bankItems(bankId)) {
+    const labels = new Float32Array(it.n * C2);
+    for (let p = 0; p < it.n; p++) {
+      for (let c = 0; c < C; c++) {
+        const t = into[c] as number;
+        labels[p * C2 + t] = (labels[p * C2 + t] as number) + (it.labels[p * C + c] as number);
+      }
+    }
+    project.features.addBankItem(bankId, {
+      mediaId: it.mediaId,
+      frameIdx: it.frameIdx,
+      n: it.n,
+      vectors: it.vectors,
+      labels,
+    });
+  }
+  project.features.setBankClasses(bankId, names);
+  return project.features.bank(bankId) as BankRow;
+}
+
+/** Writes a label mask drawn in the UI (class ids, row-major) as a grayscale PNG in the project's masks/ folder. */
+export function saveDrawnMask(project: Project, o: { mediaId: number; frameIdx: number; labels: Uint8Array }): string {
+  const { width, height } = frameOf(project, o.mediaId, o.frameIdx);
+  if (o.labels.length !== width * height) {
+    throw new FlaneurError(
+      'INVALID_ARGUMENT',
+      `The mask has ${o.labels.length} pixels; the frame has ${width}x${height}.`,
+      { field: 'data' },
+    );
+  }
+  const dir = path.join(project.dir, 'masks');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${o.mediaId}-${o.frameIdx}.png`);
+  fs.writeFileSync(file, encodePng(o.labels, width, height, 9, 1));
+  return file;
 }

@@ -163,6 +163,10 @@ export class FeaturesRepository {
     })();
   }
 
+  setBankClasses(id: number, classes: string[]): void {
+    this.db.prepare(`UPDATE banks SET classes = ? WHERE id = ?`).run(JSON.stringify(classes), id);
+  }
+
   bank(id: number): BankRow | undefined {
     const r = this.db.prepare(`SELECT * FROM banks WHERE id = ?`).get(id) as Record<string, unknown> | undefined;
     if (!r) return undefined;

@@ -86,4 +86,67 @@ describe('segmentation and retrieval', () => {
       expect(Math.max(...p.heat)).toBeCloseTo(p.sim, 2);
     }
   });
+
+  it('builds an annotation-free bank from k-means pseudo-classes, then names and merges them', async () => {
+    const frames = [0, 6, 12].map((frameIdx) => ({ mediaId, frameIdx }));
+    const bank = await call('segment.clusterBank', { runId, name: 'clusters', clusters: 5, frames });
+    expect(bank.classes).toEqual(['cluster 1', 'cluster 2', 'cluster 3', 'cluster 4', 'cluster 5']);
+    expect(bank.patches).toBe(3 * 196);
+    const merged = await call('segment.relabelBank', {
+      bankId: bank.id,
+      names: ['street', 'things'],
+      into: [0, 1, 1, 0, 1],
+    });
+    expect(merged.classes).toEqual(['street', 'things']);
+    const r = await call('segment.apply', { bankId: bank.id, mediaId, frameIdx: 9 });
+    expect(r.classes).toEqual(['street', 'things']);
+    expect(r.pixels.reduce((a, b) => a + b, 0)).toBe(320 * 240);
+  });
+
+  it('saves a mask drawn in the UI and builds a bank from it', async () => {
+    const labels = new Uint8Array(320 * 240);
+    labels.fill(1, 0, 320 * 120); // top half: class 1
+    const { path: file } = await call('segment.saveMask', {
+      mediaId,
+      frameIdx: 2,
+      data: Buffer.from(labels).toString('base64'),
+    });
+    expect(fs.existsSync(file)).toBe(true);
+    const bank = await call('segment.createBank', {
+      runId,
+      name: 'drawn',
+      classes: ['ground', 'sky'],
+      examples: [{ mediaId, frameIdx: 2, mask: file }],
+    });
+    expect(bank.patches).toBe(196);
+    await expect(
+      call('segment.saveMask', { mediaId, frameIdx: 2, data: Buffer.from(new Uint8Array(10)).toString('base64') }),
+    ).rejects.toThrow(/has 10 pixels/);
+  });
+
+  it('finds near-duplicate frames', async () => {
+    const all = await call('retrieve.duplicates', { runId, threshold: 0, limit: 5 });
+    expect(all.pairs).toHaveLength(5);
+    for (let i = 1; i < all.pairs.length; i++)
+      expect(all.pairs[i]?.sim).toBeLessThanOrEqual(all.pairs[i - 1]?.sim ?? 1);
+    const none = await call('retrieve.duplicates', { runId, threshold: 0.99999 });
+    expect(none.pairs).toEqual([]);
+  });
+
+  it('segments frames as a batch job into class-id PNGs and a COCO file', async () => {
+    const bankId = (await call('segment.banks', {}))[0]?.id ?? 0;
+    const out = path.join(work, 'export');
+    const job = await call('segment.batch', { bankId, every: 5, outDir: out });
+    await engine.requireProject().runner.idle();
+    expect((await call('jobs.get', { id: job.id })).state).toBe('done');
+    expect(fs.readdirSync(path.join(out, 'masks'))).toHaveLength(4);
+    const coco = JSON.parse(fs.readFileSync(path.join(out, 'coco.json'), 'utf8')) as {
+      images: unknown[];
+      categories: { name: string }[];
+      annotations: { segmentation: { counts: number[]; size: number[] }; area: number }[];
+    };
+    expect(coco.images).toHaveLength(4);
+    expect(coco.categories.map((c) => c.name)).toEqual(['disc', 'box', 'kite']);
+    for (const a of coco.annotations) expect(a.segmentation.counts.reduce((x, y) => x + y, 0)).toBe(320 * 240);
+  });
 });
