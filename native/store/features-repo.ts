@@ -150,16 +150,18 @@ export class FeaturesRepository {
     item: { mediaId: number; frameIdx: number; vectors: Uint16Array; labels: Float32Array; n: number },
   ): void {
     this.db.transaction(() => {
+      const previous =
+        (this.db
+          .prepare(`SELECT n FROM bank_items WHERE bank_id = ? AND media_id = ? AND frame_idx = ?`)
+          .pluck()
+          .get(bankId, item.mediaId, item.frameIdx) as number | undefined) ?? 0;
       this.db
         .prepare(
           `INSERT OR REPLACE INTO bank_items (bank_id, media_id, frame_idx, n, vectors, labels) VALUES (?, ?, ?, ?, ?, ?)`,
         )
         .run(bankId, item.mediaId, item.frameIdx, item.n, toBlob(item.vectors), toBlob(item.labels));
-      this.db
-        .prepare(
-          `UPDATE banks SET patches = (SELECT coalesce(sum(n), 0) FROM bank_items WHERE bank_id = ?) WHERE id = ?`,
-        )
-        .run(bankId, bankId);
+      // Kept up to date incrementally: a full recount per item would make building a large bank quadratic.
+      this.db.prepare(`UPDATE banks SET patches = patches - ? + ? WHERE id = ?`).run(previous, item.n, bankId);
     })();
   }
 

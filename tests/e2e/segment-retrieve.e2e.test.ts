@@ -59,6 +59,51 @@ describe('segmentation and retrieval, end to end in browser mode', () => {
     await s.shot('12-segment-overlay');
   });
 
+  it('draws a mask with the brush and a polygon and uses it as an example', async () => {
+    const { page } = s;
+    await page.getByRole('link', { name: 'Segment' }).click();
+    await page.locator('#ex0-media').selectOption({ label: 'tour.mp4 (20 frames)' });
+    await page.locator('#ex0-frame').fill('3');
+    await page.getByRole('button', { name: 'Draw…' }).first().click();
+    const canvas = page.getByTestId('paint-canvas');
+    await canvas.waitFor();
+    const box = await canvas.boundingBox();
+    if (!box) throw new Error('no canvas');
+    // A brush stroke of class "disc", then a polygon of class "box".
+    await page.getByLabel('Class to paint').selectOption({ label: 'disc' });
+    await page.mouse.move(box.x + box.width * 0.2, box.y + box.height * 0.7);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.35, box.y + box.height * 0.75, { steps: 8 });
+    await page.mouse.up();
+    await page.getByRole('button', { name: 'polygon' }).click();
+    await page.getByLabel('Class to paint').selectOption({ label: 'box' });
+    for (const [fx, fy] of [
+      [0.6, 0.6],
+      [0.8, 0.6],
+      [0.8, 0.9],
+      [0.6, 0.9],
+    ])
+      await page.mouse.click(box.x + box.width * (fx as number), box.y + box.height * (fy as number));
+    await page.getByRole('button', { name: /Close polygon \(4 points\)/ }).click();
+    await page.getByRole('button', { name: /Fill the rest with/ }).click();
+    await s.shot('14-mask-painter');
+    await page.getByRole('button', { name: 'Use this mask' }).click();
+    await expect.poll(() => page.locator('#ex0-mask').inputValue()).toMatch(/masks\/1-3\.png$/);
+  });
+
+  it('clusters patches into pseudo-classes and names them', async () => {
+    const { page } = s;
+    await page.locator('#cluster-media').selectOption({ label: 'tour.mp4' });
+    await page.getByLabel('Clusters').fill('4');
+    await page.getByRole('button', { name: 'Cluster into pseudo-classes' }).click();
+    const relabel = page.getByTestId('relabel');
+    await relabel.waitFor({ timeout: 30_000 });
+    await relabel.getByLabel('New name of cluster 1').fill('street');
+    await relabel.getByLabel('New name of cluster 2').fill('street');
+    await relabel.getByRole('button', { name: 'Rename and merge' }).click();
+    await page.locator('[data-testid^="bank-"]').filter({ hasText: 'classes street, cluster 3, cluster 4' }).waitFor();
+  });
+
   it('clicks a patch in Retrieve and sees similar patches with heat maps, then similar images', async () => {
     const { page } = s;
     await page.getByRole('link', { name: 'Retrieve' }).click();
@@ -87,6 +132,9 @@ describe('segmentation and retrieval, end to end in browser mode', () => {
     await s.shot('13-retrieve-patches');
     await page.getByRole('button', { name: 'Find similar images' }).click();
     await page.getByTestId('image-results').locator('li').first().waitFor();
+    await page.getByLabel('Cosine similarity at least').fill('0');
+    await page.getByRole('button', { name: 'Find near-duplicates' }).click();
+    await expect(page.getByTestId('duplicates').textContent()).resolves.toMatch(/\d+ pair\(s\), most similar first/);
     expect(s.errors).toEqual([]);
   });
 });

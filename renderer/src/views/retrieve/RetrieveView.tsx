@@ -5,6 +5,7 @@ import { FramePicker, useCatalog } from '../segment/useCatalog';
 
 type Patches = CommandResult<'retrieve.patches'>;
 type Images = CommandResult<'retrieve.images'>;
+type Duplicates = CommandResult<'retrieve.duplicates'>;
 
 /** A similarity heat map over a frame: one translucent cell per patch, the matched patch outlined. */
 function HeatCanvas({ heat, grid, patch }: { heat: number[]; grid: number; patch: number }) {
@@ -40,6 +41,14 @@ export function RetrieveView() {
   const [patches, setPatches] = useState<Patches | null>(null);
   const [picked, setPicked] = useState<number | null>(null);
   const current = runs.find((r) => r.id === runId) ?? null;
+  const [threshold, setThreshold] = useState(0.95);
+  const [dups, setDups] = useState<Duplicates | null>(null);
+  const findDuplicates = () => {
+    if (!runId) return;
+    void run('Could not look for duplicates', async () =>
+      setDups(await client.call('retrieve.duplicates', { runId, threshold, limit: 60 })),
+    );
+  };
   useEffect(() => {
     if (runId === null && runs[0]) setRunId(runs[0].id);
   }, [runs, runId]);
@@ -129,6 +138,54 @@ export function RetrieveView() {
               </p>
             </div>
           </div>
+        </section>
+      )}
+      {runs.length > 0 && (
+        <section className="card" aria-labelledby="dup-title">
+          <h2 id="dup-title">Near-duplicates</h2>
+          <div className="field-row">
+            <div className="field">
+              <label htmlFor="dup-threshold">Cosine similarity at least</label>
+              <input
+                id="dup-threshold"
+                type="number"
+                min={0}
+                max={1}
+                step={0.005}
+                value={threshold}
+                onChange={(e) => setThreshold(Number(e.target.value))}
+              />
+            </div>
+          </div>
+          <button type="button" onClick={findDuplicates}>
+            Find near-duplicates
+          </button>
+          {dups && (
+            <div data-testid="duplicates">
+              <p className="muted">
+                {dups.pairs.length === 0
+                  ? 'No pairs above the threshold.'
+                  : `${dups.pairs.length} pair(s), most similar first.`}
+              </p>
+              <ul className="dup-list">
+                {dups.pairs.map((p) => (
+                  <li key={`${p.a.mediaId}-${p.a.frameIdx}-${p.b.mediaId}-${p.b.frameIdx}`}>
+                    <img
+                      src={`media/frame/${p.a.mediaId}/${p.a.frameIdx}.png`}
+                      alt={`${name(p.a.mediaId)} frame ${p.a.frameIdx}`}
+                    />
+                    <img
+                      src={`media/frame/${p.b.mediaId}/${p.b.frameIdx}.png`}
+                      alt={`${name(p.b.mediaId)} frame ${p.b.frameIdx}`}
+                    />
+                    <span className="mono">
+                      {name(p.a.mediaId)}#{p.a.frameIdx} ~ {name(p.b.mediaId)}#{p.b.frameIdx} · {p.sim.toFixed(4)}
+                    </span>
+                  </li>
+                ))}
+              </ul>
+            </div>
+          )}
         </section>
       )}
       {patches && (

@@ -1,7 +1,14 @@
 import { type FormEvent, useEffect, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { useApp } from '../../state/app-state';
+import { classColour, MaskPainter } from './MaskPainter';
 import { type Catalog, FramePicker, useCatalog } from './useCatalog';
+
+function toBase64(bytes: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
 
 type SegmentResult = CommandResult<'segment.apply'>;
 
@@ -77,6 +84,11 @@ function BuildBank({ catalog }: { catalog: Catalog }) {
   const [name, setName] = useState('examples');
   const [classes, setClasses] = useState('background, object');
   const [rows, setRows] = useState<ExampleRow[]>([{ mediaId: null, frameIdx: 0, mask: '' }]);
+  const [painting, setPainting] = useState<number | null>(null);
+  const classList = classes
+    .split(',')
+    .map((c) => c.trim())
+    .filter(Boolean);
   useEffect(() => {
     if (runId === null && runs[0]) setRunId(runs[0].id);
   }, [runs, runId]);
@@ -89,10 +101,7 @@ function BuildBank({ catalog }: { catalog: Catalog }) {
       await client.call('segment.createBank', {
         runId,
         name,
-        classes: classes
-          .split(',')
-          .map((c) => c.trim())
-          .filter(Boolean),
+        classes: classList,
         examples: rows
           .filter((r) => r.mediaId && r.mask)
           .map((r) => ({ mediaId: r.mediaId as number, frameIdx: r.frameIdx, mask: r.mask })),
@@ -139,13 +148,43 @@ function BuildBank({ catalog }: { catalog: Catalog }) {
           />
           <div className="field">
             <label htmlFor={`ex${i}-mask`}>Mask file</label>
-            <input
-              id={`ex${i}-mask`}
-              value={r.mask}
-              onChange={(e) => update(i, { mask: e.target.value })}
-              placeholder="/path/to/mask.png"
-            />
+            <div className="field-row">
+              <input
+                id={`ex${i}-mask`}
+                value={r.mask}
+                onChange={(e) => update(i, { mask: e.target.value })}
+                placeholder="/path/to/mask.png"
+              />
+              <button type="button" disabled={!r.mediaId || classList.length < 2} onClick={() => setPainting(i)}>
+                Draw…
+              </button>
+            </div>
           </div>
+          {painting === i &&
+            (() => {
+              const m = media.find((x) => x.id === r.mediaId);
+              if (!m?.frameWidth || !m.frameHeight) return null;
+              return (
+                <MaskPainter
+                  src={`media/frame/${m.id}/${r.frameIdx}.png`}
+                  width={m.frameWidth}
+                  height={m.frameHeight}
+                  classes={classList}
+                  onCancel={() => setPainting(null)}
+                  onSave={(labels) =>
+                    void run('Could not save the mask', async () => {
+                      const saved = await client.call('segment.saveMask', {
+                        mediaId: m.id,
+                        frameIdx: r.frameIdx,
+                        data: toBase64(labels),
+                      });
+                      update(i, { mask: saved.path });
+                      setPainting(null);
+                    })
+                  }
+                />
+              );
+            })()}
         </fieldset>
       ))}
       <div className="row-actions">
@@ -159,6 +198,7 @@ function BuildBank({ catalog }: { catalog: Catalog }) {
           Build bank
         </button>
       </div>
+      <ClusterBank catalog={catalog} />
       {banks.length > 0 && (
         <ul className="plain">
           {banks.map((b) => (
@@ -289,10 +329,120 @@ function SegmentFrame({ catalog }: { catalog: Catalog }) {
               </p>
             )}
             <p className="muted mono">Class-id PNG: {result.labelFile}</p>
+            <button
+              type="button"
+              onClick={() =>
+                void run('Could not start the batch', () =>
+                  client.call('segment.batch', { bankId: result.bankId, media: [result.mediaId] }),
+                )
+              }
+            >
+              Segment every frame of this item → PNG masks + COCO JSON
+            </button>
+            <p className="muted">Written to the project's exports/ folder; progress in Jobs.</p>
           </div>
         </div>
       )}
     </form>
+  );
+}
+
+/** Annotation-free: cluster patch features into pseudo-classes, then name and merge them. */
+function ClusterBank({ catalog }: { catalog: Catalog }) {
+  const { client, run } = useApp();
+  const { runs, media, banks } = catalog;
+  const [mediaId, setMediaId] = useState<number | null>(null);
+  const [every, setEvery] = useState(4);
+  const [k, setK] = useState(6);
+  const [names, setNames] = useState<Record<number, string>>({});
+  const runId = runs[0]?.id ?? null;
+  const clusterBanks = banks.filter((b) => b.classes[0] === 'cluster 1' || b.name.startsWith('clusters'));
+  const bank = clusterBanks[clusterBanks.length - 1] ?? null;
+  const create = () => {
+    const m = media.find((x) => x.id === mediaId);
+    if (!runId || !m) return;
+    const frames = [...Array(m.frameCount).keys()]
+      .filter((i) => i % every === 0)
+      .map((frameIdx) => ({ mediaId: m.id, frameIdx }));
+    void run('Could not cluster the patches', async () => {
+      await client.call('segment.clusterBank', { runId, name: `clusters of ${m.name}`, clusters: k, frames });
+      await catalog.reload();
+    });
+  };
+  const relabel = () => {
+    if (!bank) return;
+    const target = bank.classes.map((c, i) => (names[i] ?? c).trim() || c);
+    // Classes given the same name are merged.
+    const unique = [...new Set(target)];
+    void run('Could not rename the classes', async () => {
+      await client.call('segment.relabelBank', {
+        bankId: bank.id,
+        names: unique,
+        into: target.map((n) => unique.indexOf(n)),
+      });
+      setNames({});
+      await catalog.reload();
+    });
+  };
+  return (
+    <section className="subcard" aria-labelledby="cluster-title">
+      <h3 id="cluster-title">Or without annotations: pseudo-classes by clustering</h3>
+      <div className="field-row">
+        <div className="field">
+          <label htmlFor="cluster-media">From</label>
+          <select id="cluster-media" value={mediaId ?? ''} onChange={(e) => setMediaId(Number(e.target.value))}>
+            <option value="">Choose…</option>
+            {media.map((m) => (
+              <option key={m.id} value={m.id}>
+                {m.name}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="cluster-every">Every Nth frame</label>
+          <input
+            id="cluster-every"
+            type="number"
+            min={1}
+            value={every}
+            onChange={(e) => setEvery(Number(e.target.value))}
+          />
+        </div>
+        <div className="field">
+          <label htmlFor="cluster-k">Clusters</label>
+          <input
+            id="cluster-k"
+            type="number"
+            min={2}
+            max={64}
+            value={k}
+            onChange={(e) => setK(Number(e.target.value))}
+          />
+        </div>
+      </div>
+      <button type="button" onClick={create} disabled={!runId || !mediaId}>
+        Cluster into pseudo-classes
+      </button>
+      {bank && (
+        <div className="relabel" data-testid="relabel">
+          <p className="muted">Bank #{bank.id}: name the clusters; clusters given the same name are merged.</p>
+          {bank.classes.map((c, i) => (
+            <label key={c} className="relabel-row">
+              <span className="swatch" style={{ background: `rgb(${classColour(i).join(',')})` }} /> {c} →{' '}
+              <input
+                value={names[i] ?? c}
+                onChange={(e) => setNames((n) => ({ ...n, [i]: e.target.value }))}
+                aria-label={`New name of ${c}`}
+              />
+            </label>
+          ))}
+          <button type="button" onClick={relabel}>
+            Rename and merge
+          </button>
+        </div>
+      )}
+    </section>
   );
 }
 
