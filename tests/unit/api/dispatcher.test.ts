@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { COMMAND_NAMES, commands } from '../../../native/api/contract.js';
 import { createDispatcher, type Handlers } from '../../../native/api/dispatcher.js';
 import { Engine } from '../../../native/engine/engine.js';
@@ -9,15 +9,60 @@ import { tmpDir } from '../../helpers/tmp.js';
 /** A value of the wrong type for any field schema: a nested object is never a string, number, boolean or array. */
 const WRONG = { not: 'what this field takes' };
 
-/** Plausible values for the plain required fields, so an error is about the field under test alone. */
+interface Def {
+  type: string;
+  shape?: Record<string, z.ZodType>;
+  element?: z.ZodType;
+  innerType?: z.ZodType;
+  options?: z.ZodType[];
+  items?: z.ZodType[];
+  entries?: Record<string, string>;
+  values?: unknown[];
+}
+const defOf = (s: z.ZodType) => (s as unknown as { _zod: { def: Def } })._zod.def;
+
+/** A valid value for a schema (enough for validation to pass it), built from the schema itself. */
+function sample(s: z.ZodType): unknown {
+  const d = defOf(s);
+  switch (d.type) {
+    case 'string':
+      return 'x';
+    case 'number':
+    case 'int':
+      return 2; // satisfies every required numeric field's minimum (ids, indices, cluster counts)
+    case 'boolean':
+      return true;
+    case 'literal':
+      return d.values?.[0];
+    case 'enum':
+      return Object.values(d.entries ?? {})[0];
+    case 'array':
+      return [sample(d.element as z.ZodType), sample(d.element as z.ZodType)];
+    case 'tuple':
+      return (d.items ?? []).map(sample);
+    case 'optional':
+    case 'default':
+    case 'nullable':
+      return sample(d.innerType as z.ZodType);
+    case 'union':
+      return sample((d.options ?? [])[0] as z.ZodType);
+    case 'object': {
+      const o: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(d.shape ?? {})) if (defOf(v).type !== 'optional') o[k] = sample(v);
+      return o;
+    }
+    default:
+      return null;
+  }
+}
+
+/** Valid values for the required fields, so an error is about the field under test alone. */
 function fillOthers(name: (typeof COMMAND_NAMES)[number], except?: string): Record<string, unknown> {
   const schema = commands[name].args as z.ZodObject;
   const args: Record<string, unknown> = {};
-  for (const [k, s] of Object.entries(schema.shape)) {
-    if (k === except) continue;
-    if (s instanceof z.ZodString) args[k] = 'x';
-    if (s instanceof z.ZodNumber) args[k] = 1;
-    if (s instanceof z.ZodArray) args[k] = ['x'];
+  for (const [k, v] of Object.entries(schema.shape)) {
+    if (k === except || defOf(v as z.ZodType).type === 'optional' || defOf(v as z.ZodType).type === 'default') continue;
+    args[k] = sample(v as z.ZodType);
   }
   return args;
 }
