@@ -67,23 +67,30 @@ describe('segmentation and retrieval, end to end in browser mode', () => {
     await page.getByRole('button', { name: 'Draw…' }).first().click();
     const canvas = page.getByTestId('paint-canvas');
     await canvas.waitFor();
-    const box = await canvas.boundingBox();
-    if (!box) throw new Error('no canvas');
+    const measure = async () => {
+      await canvas.scrollIntoViewIfNeeded();
+      const b = await canvas.boundingBox();
+      if (!b) throw new Error('no canvas');
+      return b;
+    };
     // A brush stroke of class "disc", then a polygon of class "box".
     await page.getByLabel('Class to paint').selectOption({ label: 'disc' });
+    let box = await measure();
     await page.mouse.move(box.x + box.width * 0.2, box.y + box.height * 0.7);
     await page.mouse.down();
     await page.mouse.move(box.x + box.width * 0.35, box.y + box.height * 0.75, { steps: 8 });
     await page.mouse.up();
-    await page.getByRole('button', { name: 'polygon' }).click();
+    await page.getByRole('button', { name: 'polygon', exact: true }).click();
     await page.getByLabel('Class to paint').selectOption({ label: 'box' });
-    for (const [fx, fy] of [
+    // The toolbar grows with the polygon tool: measure the canvas again.
+    box = await measure();
+    const corners: [number, number][] = [
       [0.6, 0.6],
       [0.8, 0.6],
       [0.8, 0.9],
       [0.6, 0.9],
-    ])
-      await page.mouse.click(box.x + box.width * (fx as number), box.y + box.height * (fy as number));
+    ];
+    for (const [fx, fy] of corners) await page.mouse.click(box.x + box.width * fx, box.y + box.height * fy);
     await page.getByRole('button', { name: /Close polygon \(4 points\)/ }).click();
     await page.getByRole('button', { name: /Fill the rest with/ }).click();
     await s.shot('14-mask-painter');
