@@ -424,6 +424,10 @@ export const commands = {
           .min(1)
           .max(10000),
         perImage: z.int().min(1).optional(),
+        /** Total patches kept: memorySize // (examples x epochs) per view, rare classes first. */
+        memorySize: z.int().min(1).optional(),
+        /** Views per example (random resized crops and flips after the first); 1 = the frames only. */
+        epochs: z.int().min(1).max(100).optional(),
       })
       .strict(),
     result: z.object({ id: z.int(), name: z.string(), runId: z.int(), classes: z.array(z.string()), patches: z.int() }),

@@ -65,9 +65,41 @@ export async function framePatches(
   return l2normalizeRows(f16RowsToF32(feat.patches), run.dim);
 }
 
+/** Crops an RGB frame and its label map with the same box (labels by nearest pixel), optionally mirrored. */
+function cropPair(
+  rgb: Uint8Array,
+  labels: Uint8Array,
+  width: number,
+  box: [number, number, number, number],
+  flip: boolean,
+): { rgb: Uint8Array; labels: Uint8Array; width: number; height: number } {
+  const [x0, y0, w, h] = box;
+  const outRgb = new Uint8Array(w * h * 3);
+  const outLab = new Uint8Array(w * h);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const s = (y0 + y) * width + x0 + (flip ? w - 1 - x : x);
+      outLab[y * w + x] = labels[s] as number;
+      outRgb.set(rgb.subarray(s * 3, s * 3 + 3), (y * w + x) * 3);
+    }
+  }
+  return { rgb: outRgb, labels: outLab, width: w, height: h };
+}
+
 export async function createBank(
   project: Project,
-  o: { runId: number; name: string; classes: string[]; examples: BankExample[]; perImage?: number; seed?: number },
+  o: {
+    runId: number;
+    name: string;
+    classes: string[];
+    examples: BankExample[];
+    perImage?: number;
+    /** Bound on the bank: memorySize // (examples x epochs) patches kept per view, rare classes first (Hummingbird). */
+    memorySize?: number;
+    /** Views per example: the frame itself, then random resized crops with flips. */
+    epochs?: number;
+    seed?: number;
+  },
 ): Promise<BankRow> {
   const run = project.features.run(o.runId);
   if (!run) throw new FlaneurError('NOT_FOUND', `No feature run ${o.runId}.`, { field: 'runId' });
@@ -75,26 +107,69 @@ export async function createBank(
     throw new FlaneurError('INVALID_ARGUMENT', 'A bank needs 2 to 254 classes.', { field: 'classes' });
   const C = o.classes.length;
   const rng = new Rng(o.seed ?? 0);
+  const epochs = o.epochs ?? 1;
   const items: { mediaId: number; frameIdx: number; vectors: Float32Array; labels: Float32Array }[] = [];
-  for (const ex of o.examples) {
-    const { width, height } = frameOf(project, ex.mediaId, ex.frameIdx);
-    const labels = patchLabels(await readMask(ex.mask, width, height, ex.encoding, C), width, height, run.grid, C);
-    const vectors = await framePatches(project, run.id, ex.mediaId, ex.frameIdx);
-    items.push({ mediaId: ex.mediaId, frameIdx: ex.frameIdx, vectors, labels });
+  const store = new FrameStore(project.cacheDir);
+  const extractor =
+    epochs > 1 ? await FeatureExtractor.create(loadRegisteredModel(project, run.modelId).model, run.inputSize) : null;
+  try {
+    for (const ex of o.examples) {
+      const { width, height } = frameOf(project, ex.mediaId, ex.frameIdx);
+      const mask = await readMask(ex.mask, width, height, ex.encoding, C);
+      const vectors = await framePatches(project, run.id, ex.mediaId, ex.frameIdx);
+      items.push({
+        mediaId: ex.mediaId,
+        frameIdx: ex.frameIdx,
+        vectors,
+        labels: patchLabels(mask, width, height, run.grid, C),
+      });
+      if (!extractor) continue;
+      const rgb = store.read(ex.mediaId, ex.frameIdx, width * height * 3);
+      for (let e = 1; e < epochs; e++) {
+        // Random resized crop (area 0.5-1, aspect 3/4-4/3), mirrored half of the time.
+        const area = width * height * rng.uniform(0.5, 1);
+        const ratio = Math.exp(rng.uniform(Math.log(3 / 4), Math.log(4 / 3)));
+        const w = Math.min(width, Math.max(8, Math.round(Math.sqrt(area * ratio))));
+        const h = Math.min(height, Math.max(8, Math.round(Math.sqrt(area / ratio))));
+        const view = cropPair(
+          rgb,
+          mask,
+          width,
+          [rng.int(width - w + 1), rng.int(height - h + 1), w, h],
+          rng.next() < 0.5,
+        );
+        const [f] = await extractor.run([{ width: view.width, height: view.height, data: view.rgb }]);
+        if (!f) continue;
+        // Augmented views are stored under a negative frame number, so they never collide with frames.
+        items.push({
+          mediaId: ex.mediaId,
+          frameIdx: -(ex.frameIdx * 1000 + e),
+          vectors: l2normalizeRows(f.patches, run.dim),
+          labels: patchLabels(view.labels, view.width, view.height, run.grid, C),
+        });
+      }
+    }
+  } finally {
+    await extractor?.release();
   }
+  const perImage = o.perImage ?? (o.memorySize ? Math.max(1, Math.floor(o.memorySize / items.length)) : undefined);
   const bank = project.features.createBank({
     name: o.name,
     runId: run.id,
     classes: o.classes,
-    settings: { perImage: o.perImage ?? null, sampler: 'rare-class-first', seed: o.seed ?? 0 },
+    settings: {
+      perImage: perImage ?? null,
+      memorySize: o.memorySize ?? null,
+      epochs,
+      sampler: 'rare-class-first',
+      seed: o.seed ?? 0,
+    },
   });
   for (const it of items) {
     const n = it.labels.length / C;
     // Patches whose pixels are all ignored carry no label: they stay out of the bank.
     const labelled = [...Array(n).keys()].filter((i) => it.labels.subarray(i * C, (i + 1) * C).some((v) => v > 0));
-    const keep = o.perImage
-      ? sampleRareFirst(it.labels, C, o.perImage, rng).filter((i) => labelled.includes(i))
-      : labelled;
+    const keep = perImage ? sampleRareFirst(it.labels, C, perImage, rng).filter((i) => labelled.includes(i)) : labelled;
     const vec = new Float32Array(keep.length * run.dim);
     const lab = new Float32Array(keep.length * C);
     keep.forEach((p, j) => {

@@ -87,6 +87,27 @@ describe('segmentation and retrieval', () => {
     }
   });
 
+  it('bounds the bank with augmentation epochs and a memory size, rare classes first', async () => {
+    const mask = (f: number) => fixturePath('synthetic', 'masks', `${String(f * 10).padStart(4, '0')}.png`);
+    const bank = await call('segment.createBank', {
+      runId,
+      name: 'bounded',
+      classes: ['background', 'disc', 'box', 'kite'],
+      examples: [
+        { mediaId, frameIdx: 4, mask: mask(4) },
+        { mediaId, frameIdx: 12, mask: mask(12) },
+      ],
+      epochs: 3,
+      memorySize: 240,
+    });
+    // 2 examples x 3 views, 40 patches each at most.
+    expect(bank.patches).toBeLessThanOrEqual(240);
+    expect(bank.patches).toBeGreaterThan(200);
+    const r = await call('segment.apply', { bankId: bank.id, mediaId, frameIdx: 8 });
+    // The rare classes survive the bound: objects are still found.
+    expect(r.pixels.slice(1).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+  });
+
   it('builds an annotation-free bank from k-means pseudo-classes, then names and merges them', async () => {
     const frames = [0, 6, 12].map((frameIdx) => ({ mediaId, frameIdx }));
     const bank = await call('segment.clusterBank', { runId, name: 'clusters', clusters: 5, frames });
