@@ -85,6 +85,8 @@ function BuildBank({ catalog }: { catalog: Catalog }) {
   const [classes, setClasses] = useState('background, object');
   const [rows, setRows] = useState<ExampleRow[]>([{ mediaId: null, frameIdx: 0, mask: '' }]);
   const [painting, setPainting] = useState<number | null>(null);
+  const [epochs, setEpochs] = useState(1);
+  const [memory, setMemory] = useState('');
   const classList = classes
     .split(',')
     .map((c) => c.trim())
@@ -102,6 +104,8 @@ function BuildBank({ catalog }: { catalog: Catalog }) {
         runId,
         name,
         classes: classList,
+        epochs,
+        ...(memory ? { memorySize: Number(memory) } : {}),
         examples: rows
           .filter((r) => r.mediaId && r.mask)
           .map((r) => ({ mediaId: r.mediaId as number, frameIdx: r.frameIdx, mask: r.mask })),
@@ -133,6 +137,30 @@ function BuildBank({ catalog }: { catalog: Catalog }) {
         <div className="field grow">
           <label htmlFor="bank-classes">Classes, in mask order</label>
           <input id="bank-classes" value={classes} onChange={(e) => setClasses(e.target.value)} />
+        </div>
+      </div>
+      <div className="field-row">
+        <div className="field">
+          <label htmlFor="bank-epochs">Views per example</label>
+          <input
+            id="bank-epochs"
+            type="number"
+            min={1}
+            max={20}
+            value={epochs}
+            onChange={(e) => setEpochs(Number(e.target.value))}
+          />
+        </div>
+        <div className="field">
+          <label htmlFor="bank-memory">Memory size (patches, optional)</label>
+          <input
+            id="bank-memory"
+            type="number"
+            min={1}
+            value={memory}
+            onChange={(e) => setMemory(e.target.value)}
+            placeholder="all"
+          />
         </div>
       </div>
       {rows.map((r, i) => (
