@@ -3,6 +3,7 @@
  * object with its figures (ratios against a reference measured in the same run). Never asserts on time.
  */
 import { benchBank } from './bank.js';
+import { benchCount } from './count.js';
 import { benchHash } from './hash.js';
 import { benchIngest } from './ingest.js';
 import { benchKnn } from './knn.js';
@@ -12,6 +13,7 @@ import { benchVit } from './vit.js';
 
 const BENCHES: Record<string, (args: string[]) => Promise<Record<string, unknown>>> = {
   hash: benchHash,
+  count: benchCount,
   bank: benchBank,
   ingest: benchIngest,
   knn: benchKnn,

@@ -241,6 +241,19 @@ export const TrainLogEntry = z.object({
   imgsPerS: z.number(),
 });
 
+export const CountPoint = z.object({ x: z.number(), y: z.number(), score: z.number() });
+export const CountResult = z.object({
+  /** Refers to the similarity map kept by the engine, for count.peaks. */
+  token: z.int(),
+  count: z.int(),
+  points: z.array(CountPoint),
+  threshold: z.number(),
+  /** Smallest and largest similarity in the map (the slider's range). */
+  range: z.tuple([z.number(), z.number()]),
+  width: z.int(),
+  height: z.int(),
+});
+
 const Empty = z.object({}).strict();
 const JobId = z.object({ id: z.int().positive() }).strict();
 const UserPath = z.string().min(1, 'must not be empty').max(4096);
@@ -570,6 +583,38 @@ export const commands = {
         z.object({ mediaId: z.int(), frameIdx: z.int(), patch: z.int(), sim: z.number(), heat: z.array(z.number()) }),
       ),
     }),
+  },
+  'count.exemplar': {
+    args: z
+      .object({
+        modelId: z.int().positive(),
+        mediaId: z.int().positive(),
+        frameIdx: z.int().min(0),
+        /** Exemplar boxes [x, y, w, h] in frame pixels. */
+        boxes: z
+          .array(z.tuple([z.number(), z.number(), z.number(), z.number()]))
+          .min(1)
+          .max(20),
+        scales: z.array(z.int().min(16).max(2048)).min(1).max(4).optional(),
+        threshold: z.number().min(-1).max(1).optional(),
+      })
+      .strict(),
+    result: CountResult,
+  },
+  'count.auto': {
+    args: z
+      .object({
+        modelId: z.int().positive(),
+        mediaId: z.int().positive(),
+        frameIdx: z.int().min(0),
+        scale: z.int().min(16).max(2048).optional(),
+      })
+      .strict(),
+    result: CountResult.extend({ clusters: z.array(z.object({ blobs: z.int(), patches: z.int() })), chosen: z.int() }),
+  },
+  'count.peaks': {
+    args: z.object({ token: z.int().positive(), threshold: z.number().min(-1).max(1) }).strict(),
+    result: z.object({ count: z.int(), points: z.array(CountPoint), threshold: z.number() }),
   },
   'train.start': { args: TrainDinoArgs, result: JobInfo },
   'train.log': { args: z.object({ jobId: z.int().positive() }).strict(), result: z.array(TrainLogEntry) },

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { EngineEvent, JobInfo, ProjectInfo } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
+import { CountService } from '../count/service.js';
 import { extractFeaturesJob } from '../features/extract.js';
 import { ExactKnn } from '../features/knn.js';
 import { hashFolderJob } from '../ingest/hash-folder.js';
@@ -68,6 +69,7 @@ export class Engine {
   readonly models: ModelService;
   /** Exact nearest-neighbour search, with its ONNX sessions kept warm. */
   readonly knn = new ExactKnn();
+  readonly counting = new CountService();
   private current: { project: Project; runner: JobRunner; lock: ProjectLock | null } | null = null;
   private readonly listeners = new Set<EngineListener>();
 
@@ -184,6 +186,7 @@ export class Engine {
     if (!cur) return;
     this.current = null;
     await this.models.dropSessions();
+    await this.counting.release();
     await cur.runner.close();
     cur.project.close();
     cur.lock?.release();

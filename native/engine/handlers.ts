@@ -161,6 +161,9 @@ export function createHandlers(engine: Engine): Handlers {
         limit: a.limit ?? 100,
       }),
     'retrieve.patches': (a) => similarPatches(open().project, engine.knn, { ...a, k: a.k ?? 12 }),
+    'count.exemplar': (a) => engine.counting.exemplar(open().project, a),
+    'count.auto': (a) => engine.counting.auto(open().project, engine.knn, a),
+    'count.peaks': (a) => engine.counting.peaks(a.token, a.threshold),
     'train.start': (a) => jobInfo(open().runner.enqueue('train.dino', a)),
     'train.log': (a) => open().project.trainLog.list(a.jobId),
 

@@ -80,7 +80,7 @@ function valueNoise(x: number, y: number, seed: number): number {
 }
 
 /** Background: cobbles below a horizon, façade blocks with windows above, both with noise. */
-function background(wx: number, wy: number, height: number, seed: number): [number, number, number] {
+export function background(wx: number, wy: number, height: number, seed: number): [number, number, number] {
   const n = 0.6 * valueNoise(wx / 9, wy / 9, seed) + 0.4 * valueNoise(wx / 31, wy / 31, seed + 1);
   const horizon = height * 0.45;
   if (wy < horizon) {
@@ -98,13 +98,17 @@ function background(wx: number, wy: number, height: number, seed: number): [numb
 }
 
 /** Is (dx, dy) (relative to the centre, radius r) inside an object of this category? */
-function inside(category: number, dx: number, dy: number, r: number): boolean {
+export function inside(category: number, dx: number, dy: number, r: number): boolean {
   if (category === 1) return dx * dx + dy * dy <= r * r;
   if (category === 2) return Math.abs(dx) <= r * 0.85 && Math.abs(dy) <= r * 0.85;
   return Math.abs(dx) / r + Math.abs(dy) / (r * 1.3) <= 1; // a diamond ("kite")
 }
 
-function objectColour(o: Instance, dx: number, dy: number): [number, number, number] {
+export function objectColour(
+  o: Pick<Instance, 'category' | 'hue' | 'phase'>,
+  dx: number,
+  dy: number,
+): [number, number, number] {
   const [r, g, b] = o.hue;
   let k: number;
   if (o.category === 1)

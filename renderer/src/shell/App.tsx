@@ -1,5 +1,6 @@
 import { type ComponentType, type KeyboardEvent, useEffect, useRef, useState } from 'react';
 import { useApp } from '../state/app-state';
+import { CountView } from '../views/count/CountView';
 import { DeviceView } from '../views/device/DeviceView';
 import { ProjectView } from '../views/home/ProjectView';
 import { JobsView } from '../views/jobs/JobsView';
@@ -26,6 +27,7 @@ const VIEWS: readonly ViewSpec[] = [
   { id: 'models', label: 'Models', component: ModelsView, needsProject: true },
   { id: 'segment', label: 'Segment', component: SegmentView, needsProject: true },
   { id: 'retrieve', label: 'Retrieve', component: RetrieveView, needsProject: true },
+  { id: 'count', label: 'Count', component: CountView, needsProject: true },
   { id: 'jobs', label: 'Jobs', component: JobsView, needsProject: true },
   { id: 'device', label: 'Device', component: DeviceView, needsProject: false },
 ];

@@ -1,0 +1,225 @@
+import { type PointerEvent, useEffect, useRef, useState } from 'react';
+import type { CommandResult } from '../../../../native/api/contract';
+import { useApp } from '../../state/app-state';
+import { FramePicker, useCatalog } from '../segment/useCatalog';
+
+type Result = CommandResult<'count.exemplar'>;
+type Box = [number, number, number, number];
+
+/** Count objects in a frame: drag boxes around one or a few examples, or let it find the repeated things itself. */
+export function CountView() {
+  const { client, run } = useApp();
+  const { models, media } = useCatalog();
+  const [modelId, setModelId] = useState<number | null>(null);
+  const [mediaId, setMediaId] = useState<number | null>(null);
+  const [frameIdx, setFrameIdx] = useState(0);
+  const [boxes, setBoxes] = useState<Box[]>([]);
+  const [drag, setDrag] = useState<{ x: number; y: number; w: number; h: number } | null>(null);
+  const [result, setResult] = useState<Result | null>(null);
+  const [threshold, setThreshold] = useState(0);
+  const [busy, setBusy] = useState(false);
+  const pending = useRef<number | null>(null);
+  const m = media.find((x) => x.id === mediaId) ?? null;
+  const W = m?.frameWidth ?? 1;
+  const H = m?.frameHeight ?? 1;
+  useEffect(() => {
+    if (modelId === null && models[0]) setModelId(models[0].id);
+  }, [models, modelId]);
+  useEffect(() => {
+    if (mediaId === null && media[0]) setMediaId(media[0].id);
+  }, [media, mediaId]);
+
+  const toImage = (e: PointerEvent<HTMLDivElement>) => {
+    const r = e.currentTarget.getBoundingClientRect();
+    return { x: ((e.clientX - r.left) / r.width) * W, y: ((e.clientY - r.top) / r.height) * H };
+  };
+  const down = (e: PointerEvent<HTMLDivElement>) => {
+    const p = toImage(e);
+    e.currentTarget.setPointerCapture(e.pointerId);
+    setDrag({ x: p.x, y: p.y, w: 0, h: 0 });
+  };
+  const move = (e: PointerEvent<HTMLDivElement>) => {
+    if (!drag) return;
+    const p = toImage(e);
+    setDrag({ ...drag, w: p.x - drag.x, h: p.y - drag.y });
+  };
+  const up = () => {
+    if (drag && Math.abs(drag.w) > 3 && Math.abs(drag.h) > 3) {
+      const x = Math.max(0, Math.min(drag.x, drag.x + drag.w));
+      const y = Math.max(0, Math.min(drag.y, drag.y + drag.h));
+      setBoxes((b) => [
+        ...b,
+        [
+          Math.round(x),
+          Math.round(y),
+          Math.round(Math.min(W - x, Math.abs(drag.w))),
+          Math.round(Math.min(H - y, Math.abs(drag.h))),
+        ],
+      ]);
+    }
+    setDrag(null);
+  };
+
+  const count = async (auto: boolean) => {
+    if (!modelId || !mediaId) return;
+    setBusy(true);
+    const r = await run('Could not count', () =>
+      auto
+        ? client.call('count.auto', { modelId, mediaId, frameIdx })
+        : client.call('count.exemplar', { modelId, mediaId, frameIdx, boxes }),
+    );
+    setBusy(false);
+    if (r) {
+      setResult(r);
+      setThreshold(r.threshold);
+    }
+  };
+  const onThreshold = (t: number) => {
+    setThreshold(t);
+    if (!result) return;
+    // Coalesce slider moves: one request per frame of animation.
+    if (pending.current !== null) cancelAnimationFrame(pending.current);
+    pending.current = requestAnimationFrame(() => {
+      pending.current = null;
+      void run('Could not re-count', async () => {
+        const r = await client.call('count.peaks', { token: result.token, threshold: t });
+        setResult((old) => (old ? { ...old, count: r.count, points: r.points, threshold: r.threshold } : old));
+      });
+    });
+  };
+  const exportCsv = () => {
+    if (!result) return;
+    const rows = [
+      'x,y,score',
+      ...result.points.map((p) => `${p.x.toFixed(1)},${p.y.toFixed(1)},${p.score.toFixed(4)}`),
+    ];
+    const url = URL.createObjectURL(new Blob([rows.join('\n')], { type: 'text/csv' }));
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = `count-${mediaId}-${frameIdx}.csv`;
+    a.click();
+    URL.revokeObjectURL(url);
+  };
+
+  return (
+    <div className="view view-wide">
+      <header className="view-header">
+        <h1>Count</h1>
+        <span className="muted">
+          Drag a box around one example (or a few), then count; move the threshold to adjust.
+        </span>
+      </header>
+      <section className="card">
+        <div className="field-row">
+          <div className="field">
+            <label htmlFor="count-model">Model</label>
+            <select id="count-model" value={modelId ?? ''} onChange={(e) => setModelId(Number(e.target.value))}>
+              {models.map((x) => (
+                <option key={x.id} value={x.id}>
+                  {x.name}
+                </option>
+              ))}
+            </select>
+          </div>
+        </div>
+        <FramePicker
+          idPrefix="count"
+          media={media}
+          mediaId={mediaId}
+          frameIdx={frameIdx}
+          onChange={(mm, f) => {
+            setMediaId(mm);
+            setFrameIdx(f);
+            setBoxes([]);
+            setResult(null);
+          }}
+        />
+        {m && (
+          <div className="count-layout">
+            <div
+              className="count-stage"
+              style={{ aspectRatio: `${W} / ${H}` }}
+              onPointerDown={down}
+              onPointerMove={move}
+              onPointerUp={up}
+              data-testid="count-stage"
+            >
+              <img src={`media/frame/${m.id}/${frameIdx}.png`} alt="Frame to count in" draggable={false} />
+              <svg viewBox={`0 0 ${W} ${H}`} preserveAspectRatio="none" aria-hidden="true">
+                {boxes.map(([x, y, w, h]) => (
+                  <rect key={`${x}-${y}-${w}-${h}`} x={x} y={y} width={w} height={h} className="exemplar" />
+                ))}
+                {drag && (
+                  <rect
+                    x={Math.min(drag.x, drag.x + drag.w)}
+                    y={Math.min(drag.y, drag.y + drag.h)}
+                    width={Math.abs(drag.w)}
+                    height={Math.abs(drag.h)}
+                    className="exemplar"
+                  />
+                )}
+                {result?.points.map((p) => (
+                  <circle
+                    key={`${p.x.toFixed(1)}-${p.y.toFixed(1)}`}
+                    cx={p.x}
+                    cy={p.y}
+                    r={Math.max(2.5, W / 110)}
+                    className="count-dot"
+                  />
+                ))}
+              </svg>
+            </div>
+            <div>
+              <p className="count-number" data-testid="count-number" aria-live="polite">
+                {result ? result.count : '—'}
+              </p>
+              <div className="row-actions">
+                <button
+                  type="button"
+                  className="primary"
+                  disabled={boxes.length === 0 || busy}
+                  onClick={() => void count(false)}
+                >
+                  Count ({boxes.length} exemplar{boxes.length === 1 ? '' : 's'})
+                </button>
+                <button type="button" disabled={busy} onClick={() => void count(true)}>
+                  Count automatically
+                </button>
+                <button
+                  type="button"
+                  disabled={boxes.length === 0}
+                  onClick={() => {
+                    setBoxes([]);
+                    setResult(null);
+                  }}
+                >
+                  Clear boxes
+                </button>
+              </div>
+              {result && (
+                <>
+                  <div className="field">
+                    <label htmlFor="count-threshold">Threshold {threshold.toFixed(3)}</label>
+                    <input
+                      id="count-threshold"
+                      type="range"
+                      min={result.range[0]}
+                      max={result.range[1]}
+                      step={0.001}
+                      value={threshold}
+                      onChange={(e) => onThreshold(Number(e.target.value))}
+                      data-testid="count-threshold"
+                    />
+                  </div>
+                  <button type="button" onClick={exportCsv}>
+                    Export positions (CSV)
+                  </button>
+                </>
+              )}
+            </div>
+          </div>
+        )}
+      </section>
+    </div>
+  );
+}

@@ -1,0 +1,86 @@
+/**
+ * Synthetic counting scenes: a textured background with N objects of a target category (2 to 60, sizes varied,
+ * not overlapping) among distractors of the other categories. Ground truth: the count and centre of every target.
+ */
+import { background, CATEGORIES, inside, objectColour, rng } from './tour.js';
+
+export interface CountScene {
+  width: number;
+  height: number;
+  rgb: Uint8Array;
+  target: number;
+  count: number;
+  centres: [number, number][];
+  /** Box of one target object (x, y, w, h), the exemplar a user would draw. */
+  exemplar: [number, number, number, number];
+  distractors: number;
+}
+
+export function makeCountScene(seed: number, o: { size?: number; min?: number; max?: number } = {}): CountScene {
+  const W = o.size ?? 320;
+  const H = W;
+  const r = rng(seed);
+  const count = Math.round((o.min ?? 2) + r() * ((o.max ?? 60) - (o.min ?? 2)));
+  const target = 1 + Math.floor(r() * CATEGORIES.length);
+  const distractors = Math.floor(r() * 12);
+  // Smaller objects when there are many, as in real scenes.
+  const radius = Math.max(6, Math.min(24, Math.round(W / (3.4 * Math.sqrt(count + distractors + 2)))));
+  const placed: { x: number; y: number; r: number; category: number; hue: [number, number, number]; phase: number }[] =
+    [];
+  const palettes: Record<number, [number, number, number]> = { 1: [230, 60, 50], 2: [50, 110, 230], 3: [240, 200, 40] };
+  const place = (category: number) => {
+    for (let tries = 0; tries < 400; tries++) {
+      const rr = radius * (0.8 + 0.4 * r());
+      const x = rr + r() * (W - 2 * rr);
+      const y = rr + r() * (H - 2 * rr);
+      if (placed.every((p) => Math.hypot(p.x - x, p.y - y) > (p.r + rr) * 1.2)) {
+        const base = palettes[category] as [number, number, number];
+        const j = () => 0.85 + 0.3 * r();
+        placed.push({
+          x,
+          y,
+          r: rr,
+          category,
+          hue: [Math.min(255, base[0] * j()), Math.min(255, base[1] * j()), Math.min(255, base[2] * j())],
+          phase: r() * 6,
+        });
+        return true;
+      }
+    }
+    return false;
+  };
+  let n = 0;
+  for (let i = 0; i < count; i++) if (place(target)) n++;
+  let d = 0;
+  for (let i = 0; i < distractors; i++)
+    if (place(1 + ((target - 1 + 1 + Math.floor(r() * 2)) % CATEGORIES.length))) d++;
+  const rgb = new Uint8Array(W * H * 3);
+  const ox = r() * 500;
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      let c = background(x + ox, y + H, H * 2, seed);
+      for (const p of placed) {
+        const dx = x - p.x;
+        const dy = y - p.y;
+        if (Math.abs(dx) <= p.r * 1.3 && Math.abs(dy) <= p.r * 1.3 && inside(p.category, dx, dy, p.r))
+          c = objectColour(p, dx, dy);
+      }
+      rgb.set(
+        [Math.max(0, Math.min(255, c[0])), Math.max(0, Math.min(255, c[1])), Math.max(0, Math.min(255, c[2]))],
+        (y * W + x) * 3,
+      );
+    }
+  }
+  const targets = placed.filter((p) => p.category === target);
+  const ex = targets[0] ?? { x: W / 2, y: H / 2, r: radius };
+  return {
+    width: W,
+    height: H,
+    rgb,
+    target,
+    count: n,
+    centres: targets.map((p) => [p.x, p.y]),
+    exemplar: [Math.round(ex.x - ex.r), Math.round(ex.y - ex.r), Math.round(2 * ex.r), Math.round(2 * ex.r)],
+    distractors: d,
+  };
+}
