@@ -612,6 +612,31 @@ export const commands = {
       .strict(),
     result: CountResult.extend({ clusters: z.array(z.object({ blobs: z.int(), patches: z.int() })), chosen: z.int() }),
   },
+  'count.batch': {
+    args: z
+      .object({
+        modelId: z.int().positive(),
+        exemplar: z
+          .object({
+            mediaId: z.int().positive(),
+            frameIdx: z.int().min(0),
+            boxes: z
+              .array(z.tuple([z.number(), z.number(), z.number(), z.number()]))
+              .min(1)
+              .max(20),
+          })
+          .strict(),
+        media: z.array(z.int().positive()).min(1),
+        every: z.int().min(1).optional(),
+        threshold: z.number().min(-1).max(1).optional(),
+      })
+      .strict(),
+    result: JobInfo,
+  },
+  'count.results': {
+    args: z.object({ jobId: z.int().positive() }).strict(),
+    result: z.array(z.object({ mediaId: z.int(), frameIdx: z.int(), pts: z.number(), count: z.int() })),
+  },
   'count.peaks': {
     args: z.object({ token: z.int().positive(), threshold: z.number().min(-1).max(1) }).strict(),
     result: z.object({ count: z.int(), points: z.array(CountPoint), threshold: z.number() }),

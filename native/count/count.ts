@@ -182,6 +182,34 @@ export function defaultThreshold(map: SimilarityMap, boxes: readonly Box[]): num
   return median + 0.5 * (instance - median);
 }
 
+/** The exemplars' prototypes, one per input size, to count the same kind of thing in other images. */
+export async function exemplarPrototypes(
+  extractors: readonly FeatureExtractor[],
+  img: RgbLike,
+  boxes: readonly Box[],
+): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  for (const ex of extractors) {
+    const { feats, grid, dim } = await patchFeatures(ex, img);
+    out.push(prototypeFrom(feats, grid, dim, boxes, img.width, img.height));
+  }
+  return out;
+}
+
+/** Counts with prototypes taken elsewhere; `radius` in image pixels, `threshold` on the contrasted similarity. */
+export async function countWithPrototypes(
+  extractors: readonly FeatureExtractor[],
+  img: RgbLike,
+  prototypes: readonly Float32Array[],
+  radius: number,
+  threshold: number,
+): Promise<{ count: number; points: { x: number; y: number; score: number }[] }> {
+  let k = 0;
+  const map = await similarityMap(extractors, img, () => prototypes[k++] as Float32Array);
+  const points = findPeaks(map, threshold, Math.max(1, radius / map.scale));
+  return { count: points.length, points };
+}
+
 export async function countWithExemplars(
   extractors: readonly FeatureExtractor[],
   img: RgbLike,

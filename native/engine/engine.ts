@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { EngineEvent, JobInfo, ProjectInfo } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
+import { countBatchJob } from '../count/batch.js';
 import { CountService } from '../count/service.js';
 import { extractFeaturesJob } from '../features/extract.js';
 import { ExactKnn } from '../features/knn.js';
@@ -33,6 +34,7 @@ export const JOB_HANDLERS: readonly AnyJobHandler[] = [
   trainDinoJob,
   extractFeaturesJob,
   segmentBatchJob,
+  countBatchJob,
 ];
 
 export interface EngineOptions {

@@ -163,6 +163,19 @@ export function createHandlers(engine: Engine): Handlers {
     'retrieve.patches': (a) => similarPatches(open().project, engine.knn, { ...a, k: a.k ?? 12 }),
     'count.exemplar': (a) => engine.counting.exemplar(open().project, a),
     'count.auto': (a) => engine.counting.auto(open().project, engine.knn, a),
+    'count.batch': (a) => jobInfo(open().runner.enqueue('count.batch', a)),
+    'count.results': (a) => {
+      const { project } = open();
+      const { items } = project.jobs.items(a.jobId, { limit: 1000000 });
+      return items
+        .map((i) => i.result as { mediaId: number; frameIdx: number; pts: number; count: number } | null)
+        .filter(
+          (r): r is { mediaId: number; frameIdx: number; pts: number; count: number } =>
+            r !== null && typeof r.count === 'number',
+        )
+        .map(({ mediaId, frameIdx, pts, count }) => ({ mediaId, frameIdx, pts, count }))
+        .sort((x, y) => x.mediaId - y.mediaId || x.frameIdx - y.frameIdx);
+    },
     'count.peaks': (a) => engine.counting.peaks(a.token, a.threshold),
     'train.start': (a) => jobInfo(open().runner.enqueue('train.dino', a)),
     'train.log': (a) => open().project.trainLog.list(a.jobId),

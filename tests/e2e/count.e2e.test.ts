@@ -59,4 +59,46 @@ describe('counting, end to end in browser mode', () => {
     await s.shot('16-count-threshold-raised');
     expect(s.errors).toEqual([]);
   });
+
+  it('counts boxes in every frame of the synthetic tour, with a plot over time and a histogram', async () => {
+    const { page } = s;
+    await s.engine.call('library.add', {
+      paths: [fixturePath('synthetic', 'tour.mp4')],
+      sampling: { policy: 'fps', fps: 1 },
+      frameSize: { mode: 'short-side', size: 240 },
+    });
+    await page.getByRole('link', { name: 'Library' }).click();
+    await page.locator('[data-testid^="media-"][data-kind="video"]').first().waitFor({ timeout: 30_000 });
+    await page.getByRole('link', { name: 'Count' }).click();
+    await page.locator('#count-media').selectOption({ label: 'tour.mp4 (20 frames)' });
+    await page.locator('#count-frame').fill('4');
+    const stage = page.getByTestId('count-stage');
+    await expect
+      .poll(() =>
+        stage.locator('img').evaluate((i: { complete: boolean; naturalWidth: number }) => i.complete && i.naturalWidth),
+      )
+      .toBe(320);
+    const box = await stage.boundingBox();
+    if (!box) throw new Error('no stage');
+    // A blue box object of frame 4 (tour.json: x 191, y 200, 34 x 34).
+    const px = (x: number, y: number): [number, number] => [
+      box.x + (x / 320) * box.width,
+      box.y + (y / 240) * box.height,
+    ];
+    await page.mouse.move(...px(191, 200));
+    await page.mouse.down();
+    await page.mouse.move(...px(225, 234), { steps: 6 });
+    await page.mouse.up();
+    await page.getByRole('button', { name: 'Count (1 exemplar)' }).click();
+    await expect
+      .poll(async () => Number(await page.getByTestId('count-number').textContent()), { timeout: 60_000 })
+      .toBeGreaterThan(0);
+    await page.getByRole('button', { name: 'Count every frame (20)' }).click();
+    await page.getByTestId('count-plot').waitFor({ timeout: 120_000 });
+    await page.getByTestId('count-histogram').waitFor();
+    await expect(page.getByText(/Counts over 20 frames/).textContent()).resolves.toMatch(/20 frames/);
+    await page.getByTestId('count-plot').scrollIntoViewIfNeeded();
+    await s.shot('17-count-over-time');
+    expect(s.errors).toEqual([]);
+  });
 });

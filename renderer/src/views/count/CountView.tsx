@@ -2,13 +2,15 @@ import { type PointerEvent, useEffect, useRef, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { useApp } from '../../state/app-state';
 import { FramePicker, useCatalog } from '../segment/useCatalog';
+import { CountHistogram, CountPlot, downloadCsv } from './CountCharts';
 
 type Result = CommandResult<'count.exemplar'>;
+type Rows = CommandResult<'count.results'>;
 type Box = [number, number, number, number];
 
 /** Count objects in a frame: drag boxes around one or a few examples, or let it find the repeated things itself. */
 export function CountView() {
-  const { client, run } = useApp();
+  const { client, run, jobs } = useApp();
   const { models, media } = useCatalog();
   const [modelId, setModelId] = useState<number | null>(null);
   const [mediaId, setMediaId] = useState<number | null>(null);
@@ -18,6 +20,28 @@ export function CountView() {
   const [result, setResult] = useState<Result | null>(null);
   const [threshold, setThreshold] = useState(0);
   const [busy, setBusy] = useState(false);
+  const [batchJob, setBatchJob] = useState<number | null>(null);
+  const [rows, setRows] = useState<Rows | null>(null);
+  const batchState = jobs.find((j) => j.id === batchJob)?.state ?? null;
+  useEffect(() => {
+    if (batchJob !== null && batchState === 'done')
+      void run('Could not load the counts', async () =>
+        setRows(await client.call('count.results', { jobId: batchJob })),
+      );
+  }, [batchJob, batchState, client, run]);
+  const countAll = () => {
+    if (!modelId || !mediaId || boxes.length === 0) return;
+    setRows(null);
+    void run('Could not start counting the frames', async () => {
+      const job = await client.call('count.batch', {
+        modelId,
+        exemplar: { mediaId, frameIdx, boxes },
+        media: [mediaId],
+        threshold,
+      });
+      setBatchJob(job.id);
+    });
+  };
   const pending = useRef<number | null>(null);
   const m = media.find((x) => x.id === mediaId) ?? null;
   const W = m?.frameWidth ?? 1;
@@ -211,15 +235,53 @@ export function CountView() {
                       data-testid="count-threshold"
                     />
                   </div>
-                  <button type="button" onClick={exportCsv}>
-                    Export positions (CSV)
-                  </button>
+                  <div className="row-actions">
+                    <button type="button" onClick={exportCsv}>
+                      Export positions (CSV)
+                    </button>
+                    {m.frameCount > 1 && boxes.length > 0 && (
+                      <button
+                        type="button"
+                        onClick={countAll}
+                        disabled={batchState === 'running' || batchState === 'queued'}
+                      >
+                        Count every frame ({m.frameCount})
+                      </button>
+                    )}
+                  </div>
+                  {batchState && batchState !== 'done' && (
+                    <p className="muted">Counting the frames: {batchState} (see Jobs).</p>
+                  )}
                 </>
               )}
             </div>
           </div>
         )}
       </section>
+      {rows && rows.length > 0 && (
+        <section className="card" aria-labelledby="over-time">
+          <h2 id="over-time">Counts over {rows.length} frames</h2>
+          <p className="muted">
+            Mean {(rows.reduce((a, r) => a + r.count, 0) / rows.length).toFixed(1)}, min{' '}
+            {Math.min(...rows.map((r) => r.count))}, max {Math.max(...rows.map((r) => r.count))} per frame (the same
+            object in several frames is counted in each).
+          </p>
+          <CountPlot rows={rows} />
+          <h3>Histogram</h3>
+          <CountHistogram rows={rows} />
+          <button
+            type="button"
+            onClick={() =>
+              downloadCsv(`counts-${mediaId}.csv`, [
+                'media_id,frame,time_s,count',
+                ...rows.map((r) => `${r.mediaId},${r.frameIdx},${r.pts.toFixed(3)},${r.count}`),
+              ])
+            }
+          >
+            Export counts (CSV)
+          </button>
+        </section>
+      )}
     </div>
   );
 }
