@@ -4,14 +4,18 @@
  * the colour-threshold baseline, with features of a ViT-S/16 at initialisation (no pretrained weights exist here).
  */
 
+import path from 'node:path';
 import { countAutomatically } from '../native/count/auto.js';
 import { countByColour, countWithExemplars } from '../native/count/count.js';
 import { FeatureExtractor } from '../native/features/extract.js';
 import { ExactKnn } from '../native/features/knn.js';
+import { decodeImage } from '../native/media/image.js';
 import { presetConfig, vitParamShapes } from '../native/models/vit.js';
 import { Rng } from '../native/train/rng.js';
 import { initParams } from '../native/train/train-dino.js';
 import { makeCountScene } from '../tools/synth/count.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
 
 export async function benchCount(args: string[]): Promise<Record<string, unknown>> {
   const images = Number(args[0] ?? 30);
@@ -24,6 +28,7 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
   const knn = new ExactKnn();
   const err = { exemplar: [] as number[], auto: [] as number[], baseline: [] as number[] };
   let tExemplar = 0;
+  let coinsCount = -1;
   try {
     for (let i = 0; i < images; i++) {
       const scene = makeCountScene(1000 + i);
@@ -40,6 +45,10 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
         `count: scene ${i}: truth ${scene.count}, exemplar ${ex.count}, auto ${auto.count}, colour ${base.count}`,
       );
     }
+    // scikit-image's coins.png (24 coins) with one exemplar box around one coin.
+    const coins = await decodeImage(path.join(ROOT, 'tests', 'fixtures', 'count', 'coins.png'));
+    coinsCount = (await countWithExemplars(extractors, coins, [[83, 106, 40, 40]])).count;
+    console.error(`count: coins.png (24 coins): ${coinsCount} with one exemplar`);
   } finally {
     for (const e of extractors) await e.release();
     await knn.release();
@@ -57,5 +66,7 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
     rmse_auto: rmse(err.auto),
     mae_baseline: mae(err.baseline),
     rmse_baseline: rmse(err.baseline),
+    coins_truth: 24,
+    coins_count_exemplar: coinsCount,
   };
 }
