@@ -11,6 +11,7 @@ const WRONG = { not: 'what this field takes' };
 
 interface Def {
   type: string;
+  format?: string;
   shape?: Record<string, z.ZodType>;
   element?: z.ZodType;
   innerType?: z.ZodType;
@@ -29,7 +30,9 @@ function sample(s: z.ZodType): unknown {
       return 'x';
     case 'number':
     case 'int':
-      return 2; // satisfies every required numeric field's minimum (ids, indices, cluster counts)
+      // Integers: 2 meets every required minimum (ids, indices, cluster counts); other numbers: 0.5 fits
+      // thresholds in [-1, 1] and positive rates.
+      return d.format === 'safeint' || d.type === 'int' ? 2 : 0.5;
     case 'boolean':
       return true;
     case 'literal':
