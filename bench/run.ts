@@ -8,6 +8,7 @@ import { benchHash } from './hash.js';
 import { benchIngest } from './ingest.js';
 import { benchKnn } from './knn.js';
 import { benchSegment } from './segment.js';
+import { benchTrack } from './track.js';
 import { benchTrain } from './train.js';
 import { benchVit } from './vit.js';
 
@@ -18,6 +19,7 @@ const BENCHES: Record<string, (args: string[]) => Promise<Record<string, unknown
   ingest: benchIngest,
   knn: benchKnn,
   train: benchTrain,
+  track: benchTrack,
   segment: benchSegment,
   vit: benchVit,
 };

@@ -641,6 +641,36 @@ export const commands = {
     args: z.object({ token: z.int().positive(), threshold: z.number().min(-1).max(1) }).strict(),
     result: z.object({ count: z.int(), points: z.array(CountPoint), threshold: z.number() }),
   },
+  'track.start': {
+    args: z
+      .object({
+        modelId: z.int().positive(),
+        mediaId: z.int().positive(),
+        size: z.int().min(16).max(2048).optional(),
+        heads: z.array(z.int().min(0)).min(1).max(16).optional(),
+        objects: z.int().min(1).max(16).optional(),
+        epsilon: z.number().positive().optional(),
+        iterations: z.int().min(1).max(1000).optional(),
+        seed: z.int().min(0).optional(),
+      })
+      .strict(),
+    result: JobInfo,
+  },
+  'track.boxes': {
+    args: z.object({ runId: z.int().positive() }).strict(),
+    result: z.array(
+      z.object({
+        object: z.int(),
+        frameIdx: z.int(),
+        box: z.tuple([z.number(), z.number(), z.number(), z.number()]),
+        area: z.int(),
+      }),
+    ),
+  },
+  'track.exportMot': {
+    args: z.object({ runId: z.int().positive(), path: UserPath }).strict(),
+    result: z.object({ path: z.string(), rows: z.int() }),
+  },
   'train.start': { args: TrainDinoArgs, result: JobInfo },
   'train.log': { args: z.object({ jobId: z.int().positive() }).strict(), result: z.array(TrainLogEntry) },
 

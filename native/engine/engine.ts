@@ -20,6 +20,7 @@ import { AppHome } from '../store/app-home.js';
 import type { JobRow } from '../store/jobs-repo.js';
 import { Project } from '../store/project.js';
 import { ProjectLock } from '../store/project-lock.js';
+import { trackJob } from '../track/track-job.js';
 import { trainDinoJob } from '../train/train-dino.js';
 import { mediaResource } from './library.js';
 import { ModelService } from './models.js';
@@ -35,6 +36,7 @@ export const JOB_HANDLERS: readonly AnyJobHandler[] = [
   extractFeaturesJob,
   segmentBatchJob,
   countBatchJob,
+  trackJob,
 ];
 
 export interface EngineOptions {

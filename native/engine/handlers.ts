@@ -1,6 +1,7 @@
 /**
  * The command handlers: the one place where contract commands meet the engine. Every transport dispatches here.
  */
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ProjectInfo } from '../api/contract.js';
@@ -11,6 +12,7 @@ import { FrameStore } from '../media/frame-store.js';
 import { duplicatePairs, similarImages, similarPatches } from '../retrieve/service.js';
 import { createBank, createClusterBank, relabelBank, saveDrawnMask, segmentFrame } from '../segment/service.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
+import { motCsv } from '../track/track-job.js';
 import { type Engine, jobInfo } from './engine.js';
 import { mediaInfo, requireMedia } from './library.js';
 import { APP_VERSION } from './version.js';
@@ -177,6 +179,22 @@ export function createHandlers(engine: Engine): Handlers {
         .sort((x, y) => x.mediaId - y.mediaId || x.frameIdx - y.frameIdx);
     },
     'count.peaks': (a) => engine.counting.peaks(a.token, a.threshold),
+    'track.start': (a) => jobInfo(open().runner.enqueue('track.dora', a)),
+    'track.boxes': (a) => {
+      const { project } = open();
+      if (!project.tracks.run(a.runId))
+        throw new FlaneurError('NOT_FOUND', `No track run ${a.runId}.`, { field: 'runId' });
+      return project.tracks.boxes(a.runId).map(({ mask: _m, ...b }) => b);
+    },
+    'track.exportMot': (a) => {
+      const { project } = open();
+      if (!project.tracks.run(a.runId))
+        throw new FlaneurError('NOT_FOUND', `No track run ${a.runId}.`, { field: 'runId' });
+      const csv = motCsv(project.tracks.boxes(a.runId));
+      const file = path.resolve(a.path);
+      fs.writeFileSync(file, `${csv}\n`);
+      return { path: file, rows: csv ? csv.split('\n').length : 0 };
+    },
     'train.start': (a) => jobInfo(open().runner.enqueue('train.dino', a)),
     'train.log': (a) => open().project.trainLog.list(a.jobId),
 

@@ -159,6 +159,32 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 6,
+    name: 'tracks',
+    sql: `
+      CREATE TABLE track_runs (
+        id INTEGER PRIMARY KEY,
+        media_id INTEGER NOT NULL REFERENCES media (id) ON DELETE CASCADE,
+        model_id INTEGER NOT NULL,
+        params TEXT NOT NULL,
+        grid INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+      );
+      CREATE TABLE track_boxes (
+        run_id INTEGER NOT NULL REFERENCES track_runs (id) ON DELETE CASCADE,
+        object INTEGER NOT NULL,
+        frame_idx INTEGER NOT NULL,
+        x REAL NOT NULL,
+        y REAL NOT NULL,
+        w REAL NOT NULL,
+        h REAL NOT NULL,
+        area INTEGER NOT NULL,
+        mask BLOB NOT NULL,
+        PRIMARY KEY (run_id, frame_idx, object)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

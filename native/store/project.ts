@@ -12,6 +12,7 @@ import { JobRepository } from './jobs-repo.js';
 import { MediaRepository } from './media-repo.js';
 import { SCHEMA_VERSION } from './migrations.js';
 import { ModelRepository } from './models-repo.js';
+import { TracksRepository } from './tracks-repo.js';
 import { TrainLogRepository } from './train-log-repo.js';
 
 export const PROJECT_FILE = 'project.sqlite';
@@ -30,6 +31,7 @@ export class Project {
   readonly media: MediaRepository;
   readonly trainLog: TrainLogRepository;
   readonly features: FeaturesRepository;
+  readonly tracks: TracksRepository;
 
   private constructor(
     readonly dir: string,
@@ -41,6 +43,7 @@ export class Project {
     this.media = new MediaRepository(db);
     this.trainLog = new TrainLogRepository(db);
     this.features = new FeaturesRepository(db);
+    this.tracks = new TracksRepository(db);
   }
 
   get cacheDir(): string {

@@ -1,0 +1,89 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { CallResponse, CommandArgs, CommandName, CommandResult } from '../../../native/api/contract.js';
+import { Engine } from '../../../native/engine/engine.js';
+import { createEngineDispatcher } from '../../../native/engine/handlers.js';
+import { attentionMasks, discover, maskBox, sinkhorn, trackMasks } from '../../../native/track/dora.js';
+import { fixturePath } from '../../helpers/fixtures.js';
+import { writeInitViT } from '../../helpers/models.js';
+import { tmpDir } from '../../helpers/tmp.js';
+
+describe('Dora discovery and tracking', () => {
+  it('Sinkhorn-Knopp spreads patches evenly over objects (uniform marginals)', () => {
+    const n = 12;
+    const k = 3;
+    const scores = Float32Array.from({ length: n * k }, (_, i) => Math.sin(i * 1.7));
+    const m = sinkhorn(scores, n, k, 0.05, 30);
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      for (let c = 0; c < k; c++) s += m[i * k + c] as number;
+      expect(s).toBeCloseTo(1, 3);
+    }
+    for (let c = 0; c < k; c++) {
+      let s = 0;
+      for (let i = 0; i < n; i++) s += m[i * k + c] as number;
+      expect(s).toBeCloseTo(n / k, 1);
+    }
+  });
+
+  it('discovers two objects from attention and follows them where their keys move', () => {
+    // 16 patches (4 x 4), d = 4. Frame 1: object A is the left half (key/query direction e0), B the right half (e1).
+    // Sinkhorn gives each of the k prototypes an equal share of the patches, as in Dora.
+    const n = 16;
+    const d = 4;
+    const onehot = (j: number) => [0, 1, 2, 3].map((x) => (x === j ? 1 : 0));
+    const layout = (isA: (i: number) => boolean) =>
+      Float32Array.from([...Array(n).keys()].flatMap((i) => onehot(isA(i) ? 0 : 1)));
+    const q = layout((i) => i % 4 < 2);
+    const attention = new Float32Array(2 * n);
+    for (let i = 0; i < n; i++) attention[(i % 4 < 2 ? 0 : n) + i] = 1 / 8; // head 0 looks at A, head 1 at B
+    const protos = discover(q, attention, n, d, { heads: [0, 1], epsilon: 0.05, iterations: 30 });
+    // Frame 2: A moved to the top half, B to the bottom half.
+    const masks = trackMasks(
+      protos,
+      layout((i) => i < 8),
+      n,
+      d,
+    );
+    const on = (c: number) => [...Array(n).keys()].filter((i) => masks[c * n + i]);
+    expect(on(0)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(on(1)).toEqual([8, 9, 10, 11, 12, 13, 14, 15]);
+    expect(maskBox(masks.subarray(0, n), 4, 64, 64)).toEqual([0, 0, 64, 32]);
+    expect([...attentionMasks(attention, [1], n)].filter(Boolean)).toHaveLength(8);
+  });
+});
+
+describe('tracking job', () => {
+  const engine = new Engine({ home: tmpDir() });
+  const d = createEngineDispatcher(engine);
+  const call = async <K extends CommandName>(c: K, a: CommandArgs<K>): Promise<CommandResult<K>> => {
+    const r = (await d.dispatch(c, a)) as CallResponse<CommandResult<K>>;
+    if (!r.ok) throw new Error(`${c}: ${r.error.message}`);
+    return r.result;
+  };
+  afterAll(() => engine.close());
+
+  it('tracks every frame, stores boxes, and exports MOT CSV', async () => {
+    const work = tmpDir();
+    await call('project.create', { path: path.join(work, 'p') });
+    await call('library.add', {
+      paths: [fixturePath('synthetic', 'tour.mp4')],
+      sampling: { policy: 'fps', fps: 1 },
+      frameSize: { mode: 'short-side', size: 240 },
+    });
+    await engine.requireProject().runner.idle();
+    const model = await call('models.import', { path: writeInitViT(path.join(work, 'vit.safetensors')) });
+    const media = (await call('library.list', {})).items[0];
+    const job = await call('track.start', { modelId: model.id, mediaId: media?.id ?? 0, objects: 2, seed: 1 });
+    await engine.requireProject().runner.idle();
+    expect((await call('jobs.get', { id: job.id })).state).toBe('done');
+    const boxes = await call('track.boxes', { runId: 1 });
+    expect(boxes).toHaveLength(20 * 2);
+    expect(new Set(boxes.map((b) => b.object))).toEqual(new Set([1, 2]));
+    const out = await call('track.exportMot', { runId: 1, path: path.join(work, 'tracks.csv') });
+    const lines = fs.readFileSync(out.path, 'utf8').trim().split('\n');
+    expect(lines.length).toBe(out.rows);
+    expect(lines[0]).toMatch(/^1,[12],[\d.]+,[\d.]+,[\d.]+,[\d.]+,1,-1,-1,-1$/);
+  });
+});
