@@ -38,8 +38,8 @@ function gtGrid(mask: Uint8Array, W: number, H: number, grid: number): Map<numbe
       const cells = (y1 - y0) * (x1 - x0);
       for (const [id, c] of counts) {
         if (id === 0 || c < cells / 2) continue;
-        let m = out.get(id);
-        if (!m) out.set(id, (m = new Uint8Array(grid * grid)));
+        const m = out.get(id) ?? new Uint8Array(grid * grid);
+        out.set(id, m);
         m[gy * grid + gx] = 1;
       }
     }
