@@ -667,6 +667,34 @@ export const commands = {
       }),
     ),
   },
+  'track.runs': {
+    args: z.object({ mediaId: z.int().positive() }).strict(),
+    result: z.array(
+      z.object({
+        id: z.int(),
+        modelId: z.int(),
+        objects: z.int(),
+        grid: z.int(),
+        frames: z.int(),
+        createdAt: z.string(),
+      }),
+    ),
+  },
+  'track.frame': {
+    args: z.object({ runId: z.int().positive(), frameIdx: z.int().min(0) }).strict(),
+    result: z.object({
+      grid: z.int(),
+      objects: z.array(
+        z.object({
+          object: z.int(),
+          box: z.tuple([z.number(), z.number(), z.number(), z.number()]),
+          area: z.int(),
+          mask: z.array(z.int()),
+        }),
+      ),
+    }),
+  },
+  'track.mot': { args: z.object({ runId: z.int().positive() }).strict(), result: z.object({ csv: z.string() }) },
   'track.exportMot': {
     args: z.object({ runId: z.int().positive(), path: UserPath }).strict(),
     result: z.object({ path: z.string(), rows: z.int() }),

@@ -186,6 +186,34 @@ export function createHandlers(engine: Engine): Handlers {
         throw new FlaneurError('NOT_FOUND', `No track run ${a.runId}.`, { field: 'runId' });
       return project.tracks.boxes(a.runId).map(({ mask: _m, ...b }) => b);
     },
+    'track.runs': (a) => {
+      const { project } = open();
+      return project.tracks.runsOf(a.mediaId).map((r) => ({
+        id: r.id,
+        modelId: r.modelId,
+        objects: ((r.params as { heads?: number[] }).heads ?? []).length,
+        grid: r.grid,
+        frames: project.tracks.lastFrame(r.id) + 1,
+        createdAt: r.createdAt,
+      }));
+    },
+    'track.frame': (a) => {
+      const { project } = open();
+      const run = project.tracks.run(a.runId);
+      if (!run) throw new FlaneurError('NOT_FOUND', `No track run ${a.runId}.`, { field: 'runId' });
+      return {
+        grid: run.grid,
+        objects: project.tracks
+          .boxes(a.runId, a.frameIdx)
+          .map((b) => ({ object: b.object, box: b.box, area: b.area, mask: Array.from(b.mask) })),
+      };
+    },
+    'track.mot': (a) => {
+      const { project } = open();
+      if (!project.tracks.run(a.runId))
+        throw new FlaneurError('NOT_FOUND', `No track run ${a.runId}.`, { field: 'runId' });
+      return { csv: motCsv(project.tracks.boxes(a.runId)) };
+    },
     'track.exportMot': (a) => {
       const { project } = open();
       if (!project.tracks.run(a.runId))

@@ -44,6 +44,22 @@ export class TracksRepository {
     })();
   }
 
+  runsOf(
+    mediaId: number,
+  ): { id: number; modelId: number; params: Record<string, unknown>; grid: number; createdAt: string }[] {
+    const rows = this.db.prepare(`SELECT * FROM track_runs WHERE media_id = ? ORDER BY id`).all(mediaId) as Record<
+      string,
+      unknown
+    >[];
+    return rows.map((r) => ({
+      id: r.id as number,
+      modelId: r.model_id as number,
+      params: JSON.parse(r.params as string),
+      grid: r.grid as number,
+      createdAt: r.created_at as string,
+    }));
+  }
+
   lastFrame(runId: number): number {
     return (
       (this.db
@@ -53,10 +69,15 @@ export class TracksRepository {
     );
   }
 
-  boxes(runId: number): TrackBox[] {
-    const rows = this.db
-      .prepare(`SELECT * FROM track_boxes WHERE run_id = ? ORDER BY frame_idx, object`)
-      .all(runId) as Record<string, unknown>[];
+  /** Every box of a run, or those of one frame. */
+  boxes(runId: number, frameIdx?: number): TrackBox[] {
+    const rows = (
+      frameIdx === undefined
+        ? this.db.prepare(`SELECT * FROM track_boxes WHERE run_id = ? ORDER BY frame_idx, object`).all(runId)
+        : this.db
+            .prepare(`SELECT * FROM track_boxes WHERE run_id = ? AND frame_idx = ? ORDER BY object`)
+            .all(runId, frameIdx)
+    ) as Record<string, unknown>[];
     return rows.map((r) => ({
       object: r.object as number,
       frameIdx: r.frame_idx as number,

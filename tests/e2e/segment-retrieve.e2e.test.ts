@@ -144,4 +144,18 @@ describe('segmentation and retrieval, end to end in browser mode', () => {
     await expect(page.getByTestId('duplicates').textContent()).resolves.toMatch(/\d+ pair\(s\), most similar first/);
     expect(s.errors).toEqual([]);
   });
+
+  it('discovers and tracks objects in the player, with coloured masks and ids over the frame', async () => {
+    const { page } = s;
+    await page.getByRole('link', { name: 'Library' }).click();
+    await page.locator('[data-testid^="media-"][data-kind="video"]').first().getByRole('link').click();
+    await page.getByRole('button', { name: 'Discover and track objects' }).click();
+    await page.getByTestId('track-summary').waitFor({ timeout: 60_000 });
+    await expect.poll(() => page.locator('#track-run option').count()).toBe(2);
+    await page.getByTestId('scrubber').fill('6');
+    await page.getByTestId('frame-position').filter({ hasText: 'frame 7/20' }).waitFor();
+    await page.getByTestId('track-overlay').waitFor();
+    await s.shot('18-player-tracks');
+    expect(s.errors).toEqual([]);
+  });
 });

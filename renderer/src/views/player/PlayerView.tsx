@@ -1,19 +1,37 @@
 import { type KeyboardEvent, useEffect, useMemo, useRef, useState } from 'react';
-import type { MediaInfo } from '../../../../native/api/contract';
+import type { CommandResult, MediaInfo, ModelInfo } from '../../../../native/api/contract';
 import { formatDuration, formatTimestamp } from '../../shell/format';
 import { useApp } from '../../state/app-state';
+import { downloadCsv } from '../count/CountCharts';
+import { TrackOverlay } from './TrackOverlay';
 
 /**
  * A video's sampled frames with a frame-accurate scrubber. The overlay layer above the frame is where tracks and
  * masks are drawn by the views that produce them.
  */
 export function PlayerView({ mediaId }: { mediaId: number }) {
-  const { client, run } = useApp();
+  const { client, run, jobs } = useApp();
   const [media, setMedia] = useState<MediaInfo | null>(null);
   const [frames, setFrames] = useState<{ index: number; pts: number }[]>([]);
   const [index, setIndex] = useState(0);
   const [playing, setPlaying] = useState(false);
   const scrubber = useRef<HTMLInputElement>(null);
+  const [runs, setRuns] = useState<CommandResult<'track.runs'>>([]);
+  const [trackRun, setTrackRun] = useState<number | null>(null);
+  const [trackFrame, setTrackFrame] = useState<CommandResult<'track.frame'> | null>(null);
+  const [models, setModels] = useState<ModelInfo[]>([]);
+  const [modelId, setModelId] = useState<number | null>(null);
+  const finished = jobs.filter((j) => j.kind === 'track.dora' && j.state === 'done').length;
+  // biome-ignore lint/correctness/useExhaustiveDependencies: reload when a tracking job finishes
+  useEffect(() => {
+    void run('Could not load the tracks', async () => {
+      const [r, m] = await Promise.all([client.call('track.runs', { mediaId }), client.call('models.list', {})]);
+      setRuns(r);
+      setModels(m);
+      setModelId((id) => id ?? m[0]?.id ?? null);
+      setTrackRun((id) => id ?? r[r.length - 1]?.id ?? null);
+    });
+  }, [client, run, mediaId, finished]);
 
   useEffect(() => {
     setIndex(0);
@@ -30,6 +48,20 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
 
   const count = frames.length;
   const frame = frames[Math.min(index, Math.max(0, count - 1))];
+  useEffect(() => {
+    if (trackRun === null || !frame) {
+      setTrackFrame(null);
+      return;
+    }
+    let live = true;
+    void client.call('track.frame', { runId: trackRun, frameIdx: frame.index }).then(
+      (t) => live && setTrackFrame(t),
+      () => live && setTrackFrame(null),
+    );
+    return () => {
+      live = false;
+    };
+  }, [client, trackRun, frame]);
   const interval = useMemo(() => {
     if (!media?.sampling) return 200;
     if (media.sampling.policy === 'fps') return 1000 / media.sampling.fps;
@@ -88,7 +120,14 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
         <a href="#/library">← Library</a>
         <h1 className="media-title">{media.name}</h1>
       </header>
-      <div className="stage" style={{ aspectRatio: `${media.frameWidth ?? 16} / ${media.frameHeight ?? 9}` }}>
+      <div
+        className="stage"
+        style={{
+          aspectRatio: `${media.frameWidth ?? 16} / ${media.frameHeight ?? 9}`,
+          // As wide as the frame can be within 65% of the window height, so overlays line up with the picture.
+          maxWidth: `calc(65vh * ${(media.frameWidth ?? 16) / (media.frameHeight ?? 9)})`,
+        }}
+      >
         {frame && (
           <img
             className="frame"
@@ -97,7 +136,11 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
             data-testid="player-frame"
           />
         )}
-        <div className="overlay-layer" data-testid="overlay-layer" />
+        <div className="overlay-layer" data-testid="overlay-layer">
+          {trackFrame && media.frameWidth && media.frameHeight && (
+            <TrackOverlay data={trackFrame} width={media.frameWidth} height={media.frameHeight} />
+          )}
+        </div>
       </div>
       <div className="transport">
         <button type="button" onClick={() => setPlaying((p) => !p)} aria-label={playing ? 'Pause' : 'Play'}>
@@ -148,6 +191,66 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
           </>
         )}
       </dl>
+      <section className="card" aria-labelledby="tracks-title">
+        <h2 id="tracks-title">Objects (Dora discovery and tracking)</h2>
+        <div className="field-row">
+          <div className="field">
+            <label htmlFor="track-model">Model</label>
+            <select id="track-model" value={modelId ?? ''} onChange={(e) => setModelId(Number(e.target.value))}>
+              {models.map((x) => (
+                <option key={x.id} value={x.id}>
+                  {x.name}
+                </option>
+              ))}
+            </select>
+          </div>
+          <div className="field">
+            <label htmlFor="track-run">Shown</label>
+            <select
+              id="track-run"
+              value={trackRun ?? ''}
+              onChange={(e) => setTrackRun(e.target.value ? Number(e.target.value) : null)}
+            >
+              <option value="">None</option>
+              {runs.map((r) => (
+                <option key={r.id} value={r.id}>
+                  Run #{r.id}: {r.objects} objects, {r.frames} frames
+                </option>
+              ))}
+            </select>
+          </div>
+        </div>
+        <div className="row-actions">
+          <button
+            type="button"
+            disabled={!modelId}
+            onClick={() =>
+              void run('Could not start tracking', () =>
+                client.call('track.start', { modelId: modelId as number, mediaId }),
+              )
+            }
+          >
+            Discover and track objects
+          </button>
+          <button
+            type="button"
+            disabled={trackRun === null}
+            onClick={() =>
+              void run('Could not export the tracks', async () => {
+                const { csv } = await client.call('track.mot', { runId: trackRun as number });
+                downloadCsv(`tracks-${mediaId}-${trackRun}.csv`, [csv]);
+              })
+            }
+          >
+            Export MOT CSV
+          </button>
+        </div>
+        {trackFrame && (
+          <p className="muted" data-testid="track-summary">
+            {trackFrame.objects.filter((o) => o.area > 0).length} object(s) in this frame.
+          </p>
+        )}
+      </section>
       <p className="muted">Keys: ← → step a frame (Shift: 10), Home/End, Space plays.</p>
     </div>
   );
