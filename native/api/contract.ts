@@ -699,6 +699,10 @@ export const commands = {
     args: z.object({ runId: z.int().positive(), path: UserPath }).strict(),
     result: z.object({ path: z.string(), rows: z.int() }),
   },
+  'track.exportMasks': {
+    args: z.object({ runId: z.int().positive(), dir: UserPath.optional() }).strict(),
+    result: z.object({ dir: z.string(), frames: z.int() }),
+  },
   'train.start': { args: TrainDinoArgs, result: JobInfo },
   'train.log': { args: z.object({ jobId: z.int().positive() }).strict(), result: z.array(TrainLogEntry) },
 

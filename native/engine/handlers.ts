@@ -12,7 +12,7 @@ import { FrameStore } from '../media/frame-store.js';
 import { duplicatePairs, similarImages, similarPatches } from '../retrieve/service.js';
 import { createBank, createClusterBank, relabelBank, saveDrawnMask, segmentFrame } from '../segment/service.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
-import { motCsv } from '../track/track-job.js';
+import { motCsv, writeInstanceMasks } from '../track/export.js';
 import { type Engine, jobInfo } from './engine.js';
 import { mediaInfo, requireMedia } from './library.js';
 import { APP_VERSION } from './version.js';
@@ -222,6 +222,23 @@ export function createHandlers(engine: Engine): Handlers {
       const file = path.resolve(a.path);
       fs.writeFileSync(file, `${csv}\n`);
       return { path: file, rows: csv ? csv.split('\n').length : 0 };
+    },
+    'track.exportMasks': (a) => {
+      const { project } = open();
+      const run = project.tracks.run(a.runId);
+      if (!run) throw new FlaneurError('NOT_FOUND', `No track run ${a.runId}.`, { field: 'runId' });
+      const media = project.media.get(run.mediaId);
+      if (!media?.frameWidth || !media.frameHeight)
+        throw new FlaneurError('NOT_FOUND', `Media ${run.mediaId} has no frames.`, { field: 'runId' });
+      const dir = path.resolve(a.dir ?? path.join(project.dir, 'exports', `tracks-${a.runId}`));
+      const { frames } = writeInstanceMasks(
+        dir,
+        project.tracks.boxes(a.runId),
+        run.grid,
+        media.frameWidth,
+        media.frameHeight,
+      );
+      return { dir, frames };
     },
     'train.start': (a) => jobInfo(open().runner.enqueue('train.dino', a)),
     'train.log': (a) => open().project.trainLog.list(a.jobId),

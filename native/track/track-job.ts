@@ -109,13 +109,3 @@ export const trackJob: JobHandler<TrackArgs, { runId: number }> = {
     }
   },
 };
-
-/** MOT Challenge CSV: frame (1-based), id, x, y, w, h, confidence, -1, -1, -1; empty masks are left out. */
-export function motCsv(
-  boxes: readonly { object: number; frameIdx: number; box: [number, number, number, number]; area: number }[],
-): string {
-  return boxes
-    .filter((b) => b.area > 0)
-    .map((b) => [b.frameIdx + 1, b.object, ...b.box.map((v) => v.toFixed(1)), 1, -1, -1, -1].join(','))
-    .join('\n');
-}

@@ -156,6 +156,10 @@ describe('segmentation and retrieval, end to end in browser mode', () => {
     await page.getByTestId('frame-position').filter({ hasText: 'frame 7/20' }).waitFor();
     await page.getByTestId('track-overlay').waitFor();
     await s.shot('18-player-tracks');
+    await page.getByRole('button', { name: 'Export instance masks (PNG)' }).click();
+    await expect
+      .poll(() => page.getByTestId('track-exported').textContent())
+      .toMatch(/^20 instance-mask PNGs in .*tracks-1$/);
     expect(s.errors).toEqual([]);
   });
 });

@@ -1,10 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CallResponse, CommandArgs, CommandName, CommandResult } from '../../../native/api/contract.js';
 import { Engine } from '../../../native/engine/engine.js';
 import { createEngineDispatcher } from '../../../native/engine/handlers.js';
 import { attentionMasks, discover, maskBox, sinkhorn, trackMasks } from '../../../native/track/dora.js';
+import { instanceMask } from '../../../native/track/export.js';
 import { fixturePath } from '../../helpers/fixtures.js';
 import { writeInitViT } from '../../helpers/models.js';
 import { tmpDir } from '../../helpers/tmp.js';
@@ -85,5 +87,62 @@ describe('tracking job', () => {
     const lines = fs.readFileSync(out.path, 'utf8').trim().split('\n');
     expect(lines.length).toBe(out.rows);
     expect(lines[0]).toMatch(/^1,[12],[\d.]+,[\d.]+,[\d.]+,[\d.]+,1,-1,-1,-1$/);
+
+    const masks = await call('track.exportMasks', { runId: 1, dir: path.join(work, 'masks') });
+    expect(masks.frames).toBe(20);
+    const files = fs.readdirSync(masks.dir).sort();
+    expect(files).toHaveLength(20);
+    expect(files[0]).toBe('frame_000001.png');
+    const { grid, objects } = await call('track.frame', { runId: 1, frameIdx: 0 });
+    const png = readGrayPng(path.join(masks.dir, 'frame_000001.png'));
+    expect([png.width, png.height]).toEqual([media?.frameWidth, media?.frameHeight]);
+    // the pixel at the centre of every grid cell carries the id of the object whose mask covers the cell
+    for (let r = 0; r < grid; r++)
+      for (let c = 0; c < grid; c++) {
+        const x = Math.floor(((c + 0.5) * png.width) / grid);
+        const y = Math.floor(((r + 0.5) * png.height) / grid);
+        const owners = objects.filter((o) => o.mask[r * grid + c]).map((o) => o.object);
+        expect(png.pixels[y * png.width + x]).toBe(owners.length ? Math.max(...owners) : 0);
+      }
+  });
+});
+
+/** Reads an 8-bit grayscale PNG written with filter 0 on every row (what media/png.ts writes). */
+function readGrayPng(file: string): { width: number; height: number; pixels: Uint8Array } {
+  const buf = fs.readFileSync(file);
+  const width = buf.readUInt32BE(16);
+  const height = buf.readUInt32BE(20);
+  const idat: Buffer[] = [];
+  for (let o = 8; o < buf.length; ) {
+    const len = buf.readUInt32BE(o);
+    if (buf.toString('latin1', o + 4, o + 8) === 'IDAT') idat.push(buf.subarray(o + 8, o + 8 + len));
+    o += 12 + len;
+  }
+  const raw = zlib.inflateSync(Buffer.concat(idat));
+  const pixels = new Uint8Array(width * height);
+  for (let y = 0; y < height; y++) {
+    expect(raw[y * (width + 1)]).toBe(0);
+    pixels.set(raw.subarray(y * (width + 1) + 1, (y + 1) * (width + 1)), y * width);
+  }
+  return { width, height, pixels };
+}
+
+describe('instance masks', () => {
+  it('upsamples grid masks to the frame, higher ids winning overlaps, and rejects wrong shapes', () => {
+    const a = Uint8Array.from([1, 1, 0, 0]);
+    const b = Uint8Array.from([0, 1, 0, 1]);
+    const m = instanceMask(
+      [
+        { object: 2, mask: b },
+        { object: 1, mask: a },
+      ],
+      2,
+      4,
+      3,
+    );
+    // rows 0..1 map to grid row 0 (3·2/3 → y=0,1 → 0, y=2 → 1)
+    expect(Array.from(m)).toEqual([1, 1, 2, 2, 1, 1, 2, 2, 0, 0, 2, 2]);
+    expect(() => instanceMask([{ object: 1, mask: new Uint8Array(3) }], 2, 4, 4)).toThrow(/not 2×2/);
+    expect(() => instanceMask([{ object: 300, mask: a }], 2, 4, 4)).toThrow(/8-bit/);
   });
 });

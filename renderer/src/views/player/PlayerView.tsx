@@ -19,6 +19,7 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
   const [runs, setRuns] = useState<CommandResult<'track.runs'>>([]);
   const [trackRun, setTrackRun] = useState<number | null>(null);
   const [trackFrame, setTrackFrame] = useState<CommandResult<'track.frame'> | null>(null);
+  const [exported, setExported] = useState<string | null>(null);
   const [models, setModels] = useState<ModelInfo[]>([]);
   const [modelId, setModelId] = useState<number | null>(null);
   const finished = jobs.filter((j) => j.kind === 'track.dora' && j.state === 'done').length;
@@ -244,7 +245,24 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
           >
             Export MOT CSV
           </button>
+          <button
+            type="button"
+            disabled={trackRun === null}
+            onClick={() =>
+              void run('Could not export the masks', async () => {
+                const r = await client.call('track.exportMasks', { runId: trackRun as number });
+                setExported(`${r.frames} instance-mask PNGs in ${r.dir}`);
+              })
+            }
+          >
+            Export instance masks (PNG)
+          </button>
         </div>
+        {exported && (
+          <p className="muted mono" data-testid="track-exported">
+            {exported}
+          </p>
+        )}
         {trackFrame && (
           <p className="muted" data-testid="track-summary">
             {trackFrame.objects.filter((o) => o.area > 0).length} object(s) in this frame.
