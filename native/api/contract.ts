@@ -223,6 +223,23 @@ export const TrainDinoArgs = z
     headHidden: z.int().min(8).default(2048),
     bottleneck: z.int().min(8).default(256),
     seed: z.int().min(0).default(0),
+    /**
+     * Dora instead of plain DINO: clips of `framesPerClip` frames `stride` sampled frames apart (`batch` frames per
+     * step, a multiple of framesPerClip), `objects` objects discovered in the teacher's attention and tracked
+     * through each clip; the student sees one masked view per object plus the local crops.
+     */
+    dora: z
+      .object({
+        framesPerClip: z.int().min(1).max(64).default(8),
+        stride: z.int().min(1).max(10_000).default(1),
+        objects: z.int().min(1).max(16).default(3),
+        epsilon: z.number().positive().default(0.05),
+        iterations: z.int().min(1).max(1000).default(30),
+        grayscaleP: z.number().min(0).max(1).default(0.2),
+        blurP: z.number().min(0).max(1).default(0.1),
+      })
+      .strict()
+      .optional(),
     checkpointEvery: z.int().min(1).default(50),
     /** Name of the exported model in the registry. */
     name: z.string().min(1).max(200).optional(),

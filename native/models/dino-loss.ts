@@ -40,6 +40,36 @@ export function dinoLoss(b: GraphBuilder, o: DinoLossInputs): { loss: Value; tea
   });
 }
 
+/**
+ * Dora's loss: the teacher sees each frame's unmasked view once ([B, K]); the student sees `masked` object-masked
+ * views and `locals` local crops of the same frames (stacked [(masked + locals) * B, K], masked first).
+ * L = 1/2 [mean_j CE(teacher, student(mask_j)) + mean_l CE(teacher, student(local_l))]; without local crops the
+ * masked term alone.
+ */
+export function doraLoss(
+  b: GraphBuilder,
+  o: Omit<DinoLossInputs, 'crops' | 'globals'> & { masked: number; locals: number },
+): { loss: Value; teacherProbs: Value } {
+  return b.scope('dora_loss', () => {
+    const B = o.batch;
+    const rows = (v: Value, i: number) => b.slice(v, [i * B], [(i + 1) * B], [0]);
+    const teacherProbs = b.softmax(b.div(b.sub(o.teacher, o.center), o.teacherTemp), -1);
+    const logp = b.logSoftmax(b.div(o.student, o.studentTemp), -1);
+    const meanCe = (from: number, count: number): Value => {
+      let total: Value | null = null;
+      for (let v = from; v < from + count; v++) {
+        const ce = b.reduceMean(b.neg(b.reduceSum(b.mul(teacherProbs, rows(logp, v)), [-1], false)), [0], false);
+        total = total ? b.add(total, ce) : ce;
+      }
+      if (!total) throw new Error('Dora loss needs at least one masked view');
+      return b.div(total, b.constFloat(count));
+    };
+    const masked = meanCe(0, o.masked);
+    const loss = o.locals > 0 ? b.mul(b.add(masked, meanCe(o.masked, o.locals)), b.constFloat(0.5)) : masked;
+    return { loss, teacherProbs };
+  });
+}
+
 /** center' = m * center + (1 - m) * mean over the batch of the teacher logits. */
 export function updateCenter(b: GraphBuilder, center: Value, teacher: Value, momentum: Value): Value {
   const batchCenter = b.reduceMean(teacher, [0], true);

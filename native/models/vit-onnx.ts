@@ -13,9 +13,17 @@ export interface ViTOnnxOptions {
   outputs: ViTOutputsWanted;
   /** Name of the batch dimension (symbolic), or a fixed batch size. */
   batch?: number | string;
+  /**
+   * Parameters as graph inputs named `w/<name>` instead of initializers (only shapes are read from `weights`,
+   * which may be empty): one session serves weights that change, e.g. a teacher during training.
+   */
+  weightsAsInputs?: boolean;
 }
 
-export function buildViTOnnx(model: Pick<ImportedViT, 'config' | 'weights'>, options: ViTOnnxOptions): Uint8Array {
+export function buildViTOnnx(
+  model: Pick<ImportedViT, 'config'> & Partial<Pick<ImportedViT, 'weights'>>,
+  options: ViTOnnxOptions,
+): Uint8Array {
   const { config } = model;
   const b = new GraphBuilder('vit');
   const shapes = vitParamShapes(config);
@@ -23,10 +31,14 @@ export function buildViTOnnx(model: Pick<ImportedViT, 'config' | 'weights'>, opt
   const param = (name: string) => {
     let v = params.get(name);
     if (!v) {
-      const data = model.weights.get(name);
       const shape = shapes.get(name);
-      if (!data || !shape) throw new Error(`parameter ${name} is missing`);
-      v = b.initializer(name, data, shape);
+      if (!shape) throw new Error(`parameter ${name} is not part of the architecture`);
+      if (options.weightsAsInputs) v = b.input(`w/${name}`, 'float32', shape);
+      else {
+        const data = model.weights?.get(name);
+        if (!data) throw new Error(`parameter ${name} is missing`);
+        v = b.initializer(name, data, shape);
+      }
       params.set(name, v);
     }
     return v;

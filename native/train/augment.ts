@@ -21,24 +21,61 @@ export interface JitterOptions {
 
 export const DINO_JITTER: JitterOptions = { p: 0.8, brightness: 0.4, contrast: 0.4, saturation: 0.2, hue: 0.1 };
 
-/** torchvision RandomResizedCrop's box sampling (10 tries, then the centre crop). */
-export function randomResizedCrop(img: RgbLike, o: CropOptions, rng: Rng): RgbLike {
-  const area = img.width * img.height;
+/** torchvision RandomResizedCrop's box sampling (10 tries, then the centre crop): [x, y, w, h]. */
+export function sampleCropBox(
+  width: number,
+  height: number,
+  o: Pick<CropOptions, 'scale' | 'ratio'>,
+  rng: Rng,
+): [number, number, number, number] {
+  const area = width * height;
   const [r0, r1] = o.ratio ?? [3 / 4, 4 / 3];
-  let box: [number, number, number, number] | null = null;
-  for (let i = 0; i < 10 && !box; i++) {
+  for (let i = 0; i < 10; i++) {
     const target = area * rng.uniform(o.scale[0], o.scale[1]);
     const ratio = Math.exp(rng.uniform(Math.log(r0), Math.log(r1)));
     const w = Math.round(Math.sqrt(target * ratio));
     const h = Math.round(Math.sqrt(target / ratio));
-    if (w > 0 && h > 0 && w <= img.width && h <= img.height)
-      box = [rng.int(img.width - w + 1), rng.int(img.height - h + 1), w, h];
+    if (w > 0 && h > 0 && w <= width && h <= height) return [rng.int(width - w + 1), rng.int(height - h + 1), w, h];
   }
-  const [x, y, w, h] = box ?? [0, 0, Math.min(img.width, img.height), Math.min(img.width, img.height)];
+  return [0, 0, Math.min(width, height), Math.min(width, height)];
+}
+
+/** The box [x, y, w, h] of `img`, resized (bilinear) to size × size. */
+export function cropResize(img: RgbLike, box: readonly [number, number, number, number], size: number): RgbLike {
+  const [x, y, w, h] = box;
   const crop = new Uint8Array(w * h * 3);
   for (let row = 0; row < h; row++)
     crop.set(img.data.subarray(((y + row) * img.width + x) * 3, ((y + row) * img.width + x + w) * 3), row * w * 3);
-  return resizeRgb({ width: w, height: h, data: crop }, o.size, o.size, 'bilinear');
+  return resizeRgb({ width: w, height: h, data: crop }, size, size, 'bilinear');
+}
+
+/** torchvision RandomResizedCrop. */
+export function randomResizedCrop(img: RgbLike, o: CropOptions, rng: Rng): RgbLike {
+  return cropResize(img, sampleCropBox(img.width, img.height, o, rng), o.size);
+}
+
+/** Gaussian blur of float RGB [h, w, 3] in place, separable, radius 3 sigma (edges clamped). */
+export function gaussianBlur(px: Float32Array, width: number, height: number, sigma: number): void {
+  const r = Math.max(1, Math.ceil(3 * sigma));
+  const kernel = Float32Array.from({ length: 2 * r + 1 }, (_, i) => Math.exp(-((i - r) ** 2) / (2 * sigma * sigma)));
+  const sum = kernel.reduce((a, v) => a + v, 0);
+  for (let i = 0; i < kernel.length; i++) kernel[i] = (kernel[i] as number) / sum;
+  const tmp = new Float32Array(px.length);
+  const pass = (src: Float32Array, dst: Float32Array, horizontal: boolean) => {
+    for (let y = 0; y < height; y++)
+      for (let x = 0; x < width; x++)
+        for (let c = 0; c < 3; c++) {
+          let acc = 0;
+          for (let t = -r; t <= r; t++) {
+            const xx = horizontal ? Math.min(width - 1, Math.max(0, x + t)) : x;
+            const yy = horizontal ? y : Math.min(height - 1, Math.max(0, y + t));
+            acc += (kernel[t + r] as number) * (src[(yy * width + xx) * 3 + c] as number);
+          }
+          dst[(y * width + x) * 3 + c] = acc;
+        }
+  };
+  pass(px, tmp, true);
+  pass(tmp, px, false);
 }
 
 export function hflip(img: RgbLike): RgbLike {

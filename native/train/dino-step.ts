@@ -10,7 +10,7 @@ import type { Value } from '../graph/ir.js';
 import { toOnnx } from '../graph/onnx.js';
 import { adamW, clipByGlobalNorm, emaUpdate, globalNorm, type ParamGroupEntry } from '../graph/optim.js';
 import { buildDinoHead, type DinoHeadConfig, dinoHeadParamShapes } from '../models/dino-head.js';
-import { dinoLoss, meanEntropy, updateCenter } from '../models/dino-loss.js';
+import { dinoLoss, doraLoss, meanEntropy, updateCenter } from '../models/dino-loss.js';
 import { buildViT, type ViTConfig, vitParamShapes } from '../models/vit.js';
 
 export interface DinoStepConfig {
@@ -26,6 +26,11 @@ export interface DinoStepConfig {
   frozen?: readonly string[];
   /** Feed drop-path masks (inputs dp_global, dp_local). */
   dropPath?: boolean;
+  /**
+   * Dora: the teacher sees `teacher_views` [B, 3, S, S] (each frame unmasked) and the `globalCrops` student
+   * globals are that many object-masked views of the same frames; loss as `doraLoss`.
+   */
+  dora?: boolean;
   /** Also output the raw gradients (grad/<name>), for checks. */
   emitGradients?: boolean;
   adam?: { beta1?: number; beta2?: number; eps?: number };
@@ -71,6 +76,7 @@ export function buildDinoStep(c: DinoStepConfig): DinoStepGraph {
   const L = c.localCrops;
 
   const globals = b.input('globals', 'float32', [G * B, 3, c.globalSize, c.globalSize]);
+  const teacherViews = c.dora ? b.input('teacher_views', 'float32', [B, 3, c.globalSize, c.globalSize]) : null;
   const locals = L > 0 ? b.input('locals', 'float32', [L * B, 3, c.localSize, c.localSize]) : null;
   const student = new Map<string, Value>();
   const teacher = new Map<string, Value>();
@@ -101,18 +107,19 @@ export function buildDinoStep(c: DinoStepConfig): DinoStepGraph {
 
   const sGlobal = b.scope('student', () => forward(student, globals, dpGlobal));
   const sLocal = locals ? b.scope('student_local', () => forward(student, locals, dpLocal)) : null;
-  const tGlobal = b.scope('teacher', () => forward(teacher, globals));
+  const tGlobal = b.scope('teacher', () => forward(teacher, teacherViews ?? globals));
   const studentLogits = sLocal ? b.concat([sGlobal, sLocal], 0) : sGlobal;
-  const { loss, teacherProbs } = dinoLoss(b, {
+  const common = {
     student: studentLogits,
     teacher: tGlobal,
     center,
     studentTemp: s.student_temp,
     teacherTemp: s.teacher_temp,
-    crops: G + L,
-    globals: G,
     batch: B,
-  });
+  };
+  const { loss, teacherProbs } = c.dora
+    ? doraLoss(b, { ...common, masked: G, locals: L })
+    : dinoLoss(b, { ...common, crops: G + L, globals: G });
 
   const wrt = trainable.map((n) => student.get(n) as Value);
   const grads = gradients(b, loss, wrt);

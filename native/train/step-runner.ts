@@ -26,6 +26,8 @@ export interface StepScalars {
 
 export interface StepBatch {
   globals: Float32Array;
+  /** Dora steps: the unmasked view of each frame, for the teacher. */
+  teacherViews?: Float32Array;
   locals?: Float32Array;
   dpGlobal?: Float32Array;
   dpLocal?: Float32Array;
@@ -108,6 +110,13 @@ export class StepRunner {
       max_norm: scalar(s.max_norm),
     };
     if (this.shapes.locals && batch.locals) feeds.locals = tensor(batch.locals, this.shapes.locals);
+    if (batch.teacherViews) {
+      const [, ...rest] = this.shapes.globals;
+      feeds.teacher_views = tensor(batch.teacherViews, [
+        batch.teacherViews.length / (rest as number[]).reduce((x, y) => x * y, 1),
+        ...(rest as number[]),
+      ]);
+    }
     if (this.shapes.dpGlobal)
       feeds.dp_global = tensor(
         batch.dpGlobal ?? new Float32Array(this.shapes.dpGlobal.reduce((a, d) => a * d, 1)).fill(1),

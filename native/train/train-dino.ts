@@ -14,11 +14,12 @@ import { FrameStore } from '../media/frame-store.js';
 import type { DinoHeadConfig } from '../models/dino-head.js';
 import { importViTFile } from '../models/import-vit.js';
 import { encodeSafetensors, type TensorToWrite } from '../models/safetensors.js';
-import { presetConfig, type ViTConfig } from '../models/vit.js';
+import { presetConfig, type ViTConfig, vitParamShapes } from '../models/vit.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
 import { augmentInto, DINO_JITTER } from './augment.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { buildDinoStep, dinoParamShapes } from './dino-step.js';
+import { type ClipSource, doraBatch, TeacherAttention } from './dora-clips.js';
 import { Rng } from './rng.js';
 import { initialState, StepRunner, type TrainState } from './step-runner.js';
 
@@ -60,7 +61,8 @@ export function initParams(shapes: Map<string, number[]>, rng: Rng): Map<string,
 export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
   kind: 'train.dino',
   args: TrainDinoArgs,
-  title: (a) => `Train ${a.init.kind === 'model' ? `model #${a.init.id}` : a.init.preset} with DINO, ${a.steps} steps`,
+  title: (a) =>
+    `Train ${a.init.kind === 'model' ? `model #${a.init.id}` : a.init.preset} with ${a.dora ? 'Dora' : 'DINO'}, ${a.steps} steps`,
   async run(ctx) {
     const { project, args } = ctx;
     const a = args;
@@ -105,6 +107,16 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
         field: 'globalSize',
       });
     }
+    const dora = a.dora;
+    if (dora && a.batch % dora.framesPerClip)
+      throw new FlaneurError(
+        'INVALID_ARGUMENT',
+        `With Dora the batch must be a multiple of the ${dora.framesPerClip} frames per clip.`,
+        {
+          field: 'batch',
+        },
+      );
+    const G = dora ? Math.min(dora.objects, vit.heads) : 2;
     ctx.phase('building the training graph', { unit: 'steps', total: a.steps });
     const L = a.localCrops;
     const graph = buildDinoStep({
@@ -112,18 +124,30 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
       head,
       batch: a.batch,
       globalSize: a.globalSize,
-      globalCrops: 2,
+      globalCrops: G,
+      dora: Boolean(dora),
       localSize: a.localSize,
       localCrops: L,
       dropPath: a.dropPath > 0,
     });
     const shapes = {
-      globals: [2 * a.batch, 3, a.globalSize, a.globalSize],
+      globals: [G * a.batch, 3, a.globalSize, a.globalSize],
       locals: L > 0 ? [L * a.batch, 3, a.localSize, a.localSize] : null,
-      dpGlobal: a.dropPath > 0 ? [vit.depth, 2 * a.batch] : null,
+      dpGlobal: a.dropPath > 0 ? [vit.depth, G * a.batch] : null,
       dpLocal: a.dropPath > 0 && L > 0 ? [vit.depth, L * a.batch] : null,
     };
     const runner = await StepRunner.create(graph, shapes);
+    const attention = dora ? await TeacherAttention.create(vit, a.globalSize) : null;
+    const backboneShapes = vitParamShapes(vit);
+    const sources: ClipSource[] = media.map((m) => {
+      const mm = m as NonNullable<typeof m>;
+      const w = mm.frameWidth as number;
+      const h = mm.frameHeight as number;
+      return {
+        frames: mm.frameCount,
+        read: (i: number) => ({ width: w, height: h, data: store.read(mm.id, i, w * h * 3) }),
+      };
+    });
     const dir = path.join(project.checkpointsDir, `train-${ctx.jobId}`);
 
     // State: from the last checkpoint, or fresh.
@@ -171,35 +195,56 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
       while (state.step < a.steps) {
         ctx.throwIfAborted();
         const t0 = performance.now();
-        const globals = new Float32Array(2 * a.batch * gPlane);
-        const locals = L > 0 ? new Float32Array(L * a.batch * lPlane) : undefined;
-        for (let i = 0; i < a.batch; i++) {
-          const f = frames[rng.int(frames.length)] as (typeof frames)[number];
-          const img = { width: f.w, height: f.h, data: store.read(f.media, f.idx, f.w * f.h * 3) };
-          for (let g = 0; g < 2; g++)
-            augmentInto(
-              img,
-              { size: a.globalSize, scale: [0.4, 1] },
-              DINO_JITTER,
-              0.2,
-              mean,
-              std,
-              rng,
-              globals,
-              (g * a.batch + i) * gPlane,
-            );
-          for (let l = 0; l < L; l++)
-            augmentInto(
-              img,
-              { size: a.localSize, scale: [0.05, 0.4] },
-              DINO_JITTER,
-              0.2,
-              mean,
-              std,
-              rng,
-              locals as Float32Array,
-              (l * a.batch + i) * lPlane,
-            );
+        let globals: Float32Array;
+        let locals: Float32Array | undefined;
+        let teacherViews: Float32Array | undefined;
+        let maskCover: number | undefined;
+        if (dora && attention) {
+          const batch = await doraBatch(
+            sources,
+            a.batch / dora.framesPerClip,
+            a.globalSize,
+            { size: a.localSize, scale: [0.05, 0.4], count: L },
+            dora,
+            { mean, std, patch: vit.patchSize, heads: vit.heads },
+            rng,
+            (views, count) => attention.run(views, count, state.teacher, backboneShapes),
+          );
+          globals = batch.masked;
+          locals = batch.locals;
+          teacherViews = batch.teacherViews;
+          maskCover = batch.maskCover;
+        } else {
+          globals = new Float32Array(2 * a.batch * gPlane);
+          locals = L > 0 ? new Float32Array(L * a.batch * lPlane) : undefined;
+          for (let i = 0; i < a.batch; i++) {
+            const f = frames[rng.int(frames.length)] as (typeof frames)[number];
+            const img = { width: f.w, height: f.h, data: store.read(f.media, f.idx, f.w * f.h * 3) };
+            for (let g = 0; g < 2; g++)
+              augmentInto(
+                img,
+                { size: a.globalSize, scale: [0.4, 1] },
+                DINO_JITTER,
+                0.2,
+                mean,
+                std,
+                rng,
+                globals,
+                (g * a.batch + i) * gPlane,
+              );
+            for (let l = 0; l < L; l++)
+              augmentInto(
+                img,
+                { size: a.localSize, scale: [0.05, 0.4] },
+                DINO_JITTER,
+                0.2,
+                mean,
+                std,
+                rng,
+                locals as Float32Array,
+                (l * a.batch + i) * lPlane,
+              );
+          }
         }
         const step = state.step;
         const s = {
@@ -215,8 +260,9 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
           state,
           {
             globals,
+            ...(teacherViews ? { teacherViews } : {}),
             ...(locals ? { locals } : {}),
-            ...(shapes.dpGlobal ? { dpGlobal: dropMask(2 * a.batch) } : {}),
+            ...(shapes.dpGlobal ? { dpGlobal: dropMask(G * a.batch) } : {}),
             ...(shapes.dpLocal ? { dpLocal: dropMask(L * a.batch) } : {}),
           },
           s,
@@ -226,7 +272,7 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
             'INTERNAL',
             `The loss became ${m.loss} at step ${state.step}; lower the learning rate.`,
           );
-        const imgsPerS = ((2 + L) * a.batch) / ((performance.now() - t0) / 1000);
+        const imgsPerS = ((G + L) * a.batch) / ((performance.now() - t0) / 1000);
         project.trainLog.add(ctx.jobId, {
           step: state.step,
           loss: m.loss,
@@ -237,7 +283,12 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
           teacherEntropy: m.teacherEntropy,
           imgsPerS,
         });
-        ctx.progress(state.step, a.steps, { loss: m.loss, teacher_entropy: m.teacherEntropy, grad_norm: m.gradNorm });
+        ctx.progress(state.step, a.steps, {
+          loss: m.loss,
+          teacher_entropy: m.teacherEntropy,
+          grad_norm: m.gradNorm,
+          ...(maskCover === undefined ? {} : { mask_cover: maskCover }),
+        });
         if (state.step % a.checkpointEvery === 0 || state.step === a.steps) checkpoint();
       }
     } catch (err) {
@@ -246,6 +297,7 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
       throw err;
     } finally {
       await runner.release();
+      await attention?.release();
     }
 
     // Export the teacher backbone (DINO evaluates the teacher).
@@ -274,7 +326,8 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
       ),
     );
     const name =
-      a.name ?? `DINO ${a.init.kind === 'scratch' ? a.init.preset : `from #${a.init.id}`} (job ${ctx.jobId})`;
+      a.name ??
+      `${a.dora ? 'Dora' : 'DINO'} ${a.init.kind === 'scratch' ? a.init.preset : `from #${a.init.id}`} (job ${ctx.jobId})`;
     const result = {
       encoder: path.relative(project.dir, encoder),
       onnx: path.relative(project.dir, path.join(out, 'encoder.onnx')),

@@ -1,0 +1,235 @@
+/**
+ * Dora's data for one training step (ICLR 2024, METHODS.md): clips of F frames with stride s from one video;
+ * one random resized crop and flip shared by the whole clip, colour jitter, grayscale and blur drawn per frame;
+ * local crops per frame. The teacher's last-block attention on the unmasked views discovers k objects on each
+ * clip's first frame (`discover`) and tracks them through the clip (`trackMasks`); each frame's view multiplied by
+ * each object mask gives the student's k masked views. All randomness comes from the generator, so a resumed
+ * run draws the same batches.
+ */
+
+import type { ImportedViT } from '../models/import-vit.js';
+import type { RgbLike } from '../models/preprocess.js';
+import { buildViTOnnx } from '../models/vit-onnx.js';
+import { ModelSession, ort } from '../runtime/session.js';
+import { discover, trackMasks } from '../track/dora.js';
+import {
+  augmentInto,
+  type CropOptions,
+  colourJitter,
+  cropResize,
+  DINO_JITTER,
+  gaussianBlur,
+  hflip,
+  sampleCropBox,
+} from './augment.js';
+import type { Rng } from './rng.js';
+
+export interface DoraOptions {
+  framesPerClip: number;
+  /** Stride between a clip's frames, in sampled frames. */
+  stride: number;
+  objects: number;
+  epsilon: number;
+  iterations: number;
+  /** Probabilities of grayscale and blur per frame (Dora: 0.2, 0.1). */
+  grayscaleP: number;
+  blurP: number;
+}
+
+export interface ClipSource {
+  frames: number;
+  read(idx: number): RgbLike;
+}
+
+/** Frame indices of a clip starting at `start`: start, start + s, …, clamped to the last frame. */
+export function clipFrames(start: number, frames: number, perClip: number, stride: number): number[] {
+  return Array.from({ length: perClip }, (_, t) => Math.min(frames - 1, start + t * stride));
+}
+
+/** A start frame drawn so the whole clip fits when the video is long enough. */
+export function sampleClipStart(frames: number, perClip: number, stride: number, rng: Rng): number {
+  const span = (perClip - 1) * stride;
+  return rng.int(Math.max(1, frames - span));
+}
+
+export interface DoraBatch {
+  /** [B, 3, S, S] unmasked views (B = clips × frames per clip). */
+  teacherViews: Float32Array;
+  /** [k·B, 3, S, S] object-masked views, object-major. */
+  masked: Float32Array;
+  locals?: Float32Array;
+  /** Object masks [B, k, n] on the patch grid (for previews and tests). */
+  masks: Uint8Array;
+  /** Share of patches inside the masks (a collapse monitor: 0 or 1 means no objects were separated). */
+  maskCover: number;
+}
+
+/** Last-block attention of the current teacher: one session whose weights are fed at every call. */
+export class TeacherAttention {
+  private constructor(
+    private readonly config: ImportedViT['config'],
+    private readonly size: number,
+    private readonly session: ModelSession,
+  ) {}
+
+  static async create(config: ImportedViT['config'], size: number): Promise<TeacherAttention> {
+    const onnx = buildViTOnnx(
+      { config },
+      { height: size, width: size, outputs: { lastQK: true, attention: true }, weightsAsInputs: true },
+    );
+    return new TeacherAttention(config, size, await ModelSession.create(onnx));
+  }
+
+  /** q, k [B, n, d] (CLS dropped) and CLS attention [B, H, n] of normalised views [B, 3, S, S]. */
+  async run(
+    views: Float32Array,
+    count: number,
+    weights: ReadonlyMap<string, Float32Array>,
+    shapes: ReadonlyMap<string, number[]>,
+  ): Promise<{ q: Float32Array; k: Float32Array; attention: Float32Array; n: number; d: number }> {
+    const feeds: Record<string, ort.Tensor> = {
+      pixels: new ort.Tensor('float32', views, [count, 3, this.size, this.size]),
+    };
+    for (const [name, shape] of shapes) {
+      const w = weights.get(name);
+      if (!w) throw new Error(`teacher parameter ${name} is missing`);
+      feeds[`w/${name}`] = new ort.Tensor('float32', w, shape);
+    }
+    const out = await this.session.run(feeds, ['q', 'k', 'attention']);
+    const d = this.config.dim;
+    const n = (this.size / this.config.patchSize) ** 2;
+    const dropCls = (t: ort.Tensor | undefined) => {
+      if (!t) throw new Error('the attention graph gave no output');
+      const src = t.data as Float32Array;
+      const dst = new Float32Array(count * n * d);
+      for (let b = 0; b < count; b++) dst.set(src.subarray((b * (n + 1) + 1) * d, (b + 1) * (n + 1) * d), b * n * d);
+      return dst;
+    };
+    if (!out.attention) throw new Error('the attention graph gave no attention');
+    return { q: dropCls(out.q), k: dropCls(out.k), attention: (out.attention.data as Float32Array).slice(), n, d };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/**
+ * Builds one Dora batch: `clips` clips drawn from `sources` (in proportion to their frames), views at `size`,
+ * `locals` local crops per frame at `local.size`; `attend` runs the teacher on the unmasked views.
+ */
+export async function doraBatch(
+  sources: readonly ClipSource[],
+  clips: number,
+  size: number,
+  local: CropOptions & { count: number },
+  o: DoraOptions,
+  norm: { mean: readonly number[]; std: readonly number[]; patch: number; heads: number },
+  rng: Rng,
+  attend: (
+    views: Float32Array,
+    count: number,
+  ) => Promise<{ q: Float32Array; k: Float32Array; attention: Float32Array; n: number; d: number }>,
+): Promise<DoraBatch> {
+  const F = o.framesPerClip;
+  const B = clips * F;
+  const plane = 3 * size * size;
+  const teacherViews = new Float32Array(B * plane);
+  const lPlane = 3 * local.size * local.size;
+  const locals = local.count > 0 ? new Float32Array(local.count * B * lPlane) : undefined;
+  const total = sources.reduce((a, s) => a + s.frames, 0);
+  const heads: number[][] = [];
+  const writeView = (px: Float32Array, at: number) => {
+    const p = size * size;
+    for (let i = 0; i < p; i++)
+      for (let c = 0; c < 3; c++)
+        teacherViews[at + c * p + i] = ((px[i * 3 + c] as number) - (norm.mean[c] as number)) / (norm.std[c] as number);
+  };
+  for (let c = 0; c < clips; c++) {
+    // The source, by frames, then the clip.
+    let pick = rng.int(total);
+    let src = sources[0] as ClipSource;
+    for (const s of sources) {
+      if (pick < s.frames) {
+        src = s;
+        break;
+      }
+      pick -= s.frames;
+    }
+    const idx = clipFrames(sampleClipStart(src.frames, F, o.stride, rng), src.frames, F, o.stride);
+    const first = src.read(idx[0] as number);
+    const box = sampleCropBox(first.width, first.height, { scale: [0.4, 1] }, rng);
+    const flip = rng.next() < 0.5;
+    // Dora picks k random heads per clip.
+    const all = [...Array(norm.heads).keys()];
+    for (let i = all.length - 1; i > 0; i--) {
+      const j = rng.int(i + 1);
+      [all[i], all[j]] = [all[j] as number, all[i] as number];
+    }
+    heads.push(all.slice(0, Math.min(o.objects, norm.heads)));
+    for (let t = 0; t < F; t++) {
+      const img = t === 0 ? first : src.read(idx[t] as number);
+      let v = cropResize(img, box, size);
+      if (flip) v = hflip(v);
+      const px = new Float32Array(v.data.length);
+      for (let i = 0; i < px.length; i++) px[i] = (v.data[i] as number) / 255;
+      colourJitter(px, DINO_JITTER, o.grayscaleP, rng);
+      if (rng.next() < o.blurP) gaussianBlur(px, size, size, rng.uniform(0.1, 2));
+      const b = c * F + t;
+      writeView(px, b * plane);
+      for (let l = 0; l < local.count; l++)
+        augmentInto(
+          img,
+          local,
+          DINO_JITTER,
+          o.grayscaleP,
+          norm.mean,
+          norm.std,
+          rng,
+          locals as Float32Array,
+          (l * B + b) * lPlane,
+        );
+    }
+  }
+
+  // Discover on each clip's first frame, track through the clip, mask the views.
+  const att = await attend(teacherViews, B);
+  const { n, d } = att;
+  const grid = size / norm.patch;
+  const k = Math.min(o.objects, norm.heads);
+  const masks = new Uint8Array(B * k * n);
+  const masked = new Float32Array(k * B * plane);
+  const black = [0, 1, 2].map((ch) => -(norm.mean[ch] as number) / (norm.std[ch] as number));
+  let covered = 0;
+  for (let c = 0; c < clips; c++) {
+    const b0 = c * F;
+    const protos = discover(
+      att.q.subarray(b0 * n * d, (b0 + 1) * n * d),
+      att.attention.subarray(b0 * norm.heads * n, (b0 + 1) * norm.heads * n),
+      n,
+      d,
+      { heads: heads[c] as number[], epsilon: o.epsilon, iterations: o.iterations },
+    );
+    for (let t = 0; t < F; t++) {
+      const b = b0 + t;
+      const m = trackMasks(protos, att.k.subarray(b * n * d, (b + 1) * n * d), n, d);
+      masks.set(m, b * k * n);
+      for (let j = 0; j < k; j++) {
+        const out = (j * B + b) * plane;
+        for (let y = 0; y < size; y++) {
+          const row = Math.floor(y / norm.patch) * grid;
+          for (let x = 0; x < size; x++) {
+            const keep = m[j * n + row + Math.floor(x / norm.patch)];
+            const i = y * size + x;
+            for (let ch = 0; ch < 3; ch++) {
+              const at = ch * size * size + i;
+              masked[out + at] = keep ? (teacherViews[b * plane + at] as number) : (black[ch] as number);
+            }
+          }
+        }
+        for (let i = 0; i < n; i++) covered += m[j * n + i] as number;
+      }
+    }
+  }
+  return { teacherViews, masked, ...(locals ? { locals } : {}), masks, maskCover: covered / (B * k * n) };
+}

@@ -1,0 +1,150 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { CallResponse, CommandArgs, CommandName, CommandResult } from '../../../native/api/contract.js';
+import { Engine } from '../../../native/engine/engine.js';
+import { createEngineDispatcher } from '../../../native/engine/handlers.js';
+import { gaussianBlur } from '../../../native/train/augment.js';
+import { clipFrames, doraBatch, sampleClipStart } from '../../../native/train/dora-clips.js';
+import { Rng } from '../../../native/train/rng.js';
+import { fixturePath } from '../../helpers/fixtures.js';
+import { tmpDir } from '../../helpers/tmp.js';
+import { TINY_TRAIN } from '../../helpers/train.js';
+
+const TINY_DORA = {
+  ...TINY_TRAIN,
+  batch: 4,
+  dora: { framesPerClip: 2, stride: 3, objects: 2 },
+} as const satisfies CommandArgs<'train.start'>;
+
+describe('Dora clips', () => {
+  it('samples clips of F frames with stride s that fit the video, clamped when it is too short', () => {
+    expect(clipFrames(5, 100, 4, 10)).toEqual([5, 15, 25, 35]);
+    expect(clipFrames(0, 3, 4, 2)).toEqual([0, 2, 2, 2]);
+    const rng = new Rng(3);
+    for (let i = 0; i < 200; i++) {
+      const s = sampleClipStart(100, 8, 10, rng);
+      expect(s).toBeGreaterThanOrEqual(0);
+      expect(s + 7 * 10).toBeLessThan(100);
+    }
+    expect(sampleClipStart(5, 8, 10, rng)).toBe(0);
+  });
+
+  it('blurs without moving mass (a constant image stays constant, an impulse spreads and sums to 1)', () => {
+    const flat = new Float32Array(5 * 5 * 3).fill(0.5);
+    gaussianBlur(flat, 5, 5, 1);
+    for (const v of flat) expect(v).toBeCloseTo(0.5, 6);
+    const dot = new Float32Array(9 * 9 * 3);
+    dot[(4 * 9 + 4) * 3] = 1;
+    gaussianBlur(dot, 9, 9, 1);
+    let sum = 0;
+    for (let i = 0; i < dot.length; i += 3) sum += dot[i] as number;
+    expect(sum).toBeCloseTo(1, 5);
+    expect(dot[(4 * 9 + 4) * 3]).toBeLessThan(0.2);
+  });
+
+  it('masks each frame view by each tracked object and fills the rest with black', async () => {
+    // Two "videos": frame i of source s is a uniform colour that encodes (s, i).
+    const src = (s: number) => ({
+      frames: 10,
+      read: (i: number) => ({ width: 8, height: 8, data: new Uint8Array(8 * 8 * 3).fill(20 * s + i) }),
+    });
+    const mean = [0.5, 0.5, 0.5];
+    const std = [0.25, 0.25, 0.25];
+    const attend = async (_views: Float32Array, count: number) => {
+      // q = k = one-hot per patch quadrant, CLS attention of head h on quadrant h: masks are the quadrants.
+      const n = 4;
+      const d = 4;
+      const q = new Float32Array(count * n * d);
+      for (let b = 0; b < count; b++) for (let i = 0; i < n; i++) q[(b * n + i) * d + i] = 1;
+      const attention = new Float32Array(count * 4 * n);
+      for (let b = 0; b < count; b++) for (let h = 0; h < 4; h++) attention[(b * 4 + h) * n + h] = 1;
+      return { q, k: q.map((v) => v * 8), attention, n, d };
+    };
+    const batch = await doraBatch(
+      [src(0), src(1)],
+      2,
+      8,
+      { size: 4, scale: [0.05, 0.4], count: 1 },
+      { framesPerClip: 3, stride: 2, objects: 2, epsilon: 0.05, iterations: 30, grayscaleP: 0, blurP: 0 },
+      { mean, std, patch: 4, heads: 4 },
+      new Rng(1),
+      attend,
+    );
+    const B = 6;
+    const plane = 3 * 8 * 8;
+    expect(batch.teacherViews).toHaveLength(B * plane);
+    expect(batch.masked).toHaveLength(2 * B * plane);
+    expect(batch.locals).toHaveLength(B * 3 * 4 * 4);
+    expect(batch.masks).toHaveLength(B * 2 * 4);
+    // Every object keeps exactly one quadrant of the 2×2 grid: a quarter of the patches.
+    expect(batch.maskCover).toBeCloseTo(0.25, 6);
+    const black = -0.5 / 0.25;
+    for (let j = 0; j < 2; j++)
+      for (let b = 0; b < B; b++) {
+        const m = batch.masks.subarray((b * 2 + j) * 4, (b * 2 + j + 1) * 4);
+        for (let y = 0; y < 8; y++)
+          for (let x = 0; x < 8; x++) {
+            const keep = m[Math.floor(y / 4) * 2 + Math.floor(x / 4)];
+            const v = batch.masked[(j * B + b) * plane + y * 8 + x] as number;
+            expect(v).toBeCloseTo(keep ? (batch.teacherViews[b * plane + y * 8 + x] as number) : black, 6);
+          }
+      }
+  });
+});
+
+describe('Dora trainer', () => {
+  async function engineWithFrames(name: string) {
+    const engine = new Engine({ home: tmpDir() });
+    const dispatcher = createEngineDispatcher(engine);
+    const call = async <K extends CommandName>(c: K, a: CommandArgs<K>): Promise<CommandResult<K>> => {
+      const r = (await dispatcher.dispatch(c, a)) as CallResponse<CommandResult<K>>;
+      if (!r.ok) throw new Error(`${c}: ${r.error.message}`);
+      return r.result;
+    };
+    await call('project.create', { path: path.join(tmpDir(), name) });
+    await call('library.add', {
+      paths: [fixturePath('synthetic', 'tour.mp4')],
+      sampling: { policy: 'fps', fps: 2 },
+      frameSize: { mode: 'short-side', size: 48 },
+    });
+    await engine.requireProject().runner.idle();
+    return { engine, call, runner: engine.requireProject().runner };
+  }
+
+  it('trains with clips and masked views, registers a Dora model, and resumes a cancelled run exactly', async () => {
+    const a = await engineWithFrames('dora-ref');
+    const ref = await a.call('train.start', TINY_DORA);
+    await a.runner.idle();
+    const done = await a.call('jobs.get', { id: ref.id });
+    expect(done.error?.message ?? done.state).toBe('done');
+    const reference = (await a.call('train.log', { jobId: ref.id })).map((r) => r.loss);
+    expect(reference).toHaveLength(TINY_DORA.steps);
+    for (const l of reference) expect(Number.isFinite(l)).toBe(true);
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await a.call('models.list', {})).map((m) => m.name)).toContain(`Dora tiny (job ${ref.id})`);
+    await a.engine.close();
+
+    const b = await engineWithFrames('dora-resumed');
+    const job = await b.call('train.start', TINY_DORA);
+    while ((await b.call('train.log', { jobId: job.id })).length < 5) await new Promise((r) => setTimeout(r, 5));
+    await b.call('jobs.cancel', { id: job.id });
+    await b.runner.idle();
+    expect((await b.call('jobs.get', { id: job.id })).state).toBe('cancelled');
+    await b.call('jobs.resume', { id: job.id });
+    await b.runner.idle();
+    const log = await b.call('train.log', { jobId: job.id });
+    expect(log.map((r) => r.loss)).toEqual(reference);
+    await new Promise((r) => setTimeout(r, 200));
+    await b.engine.close();
+  });
+
+  it('refuses a batch that is not a whole number of clips', async () => {
+    const a = await engineWithFrames('dora-bad');
+    const job = await a.call('train.start', { ...TINY_DORA, batch: 3 });
+    await a.runner.idle();
+    const failed = await a.call('jobs.get', { id: job.id });
+    expect(failed.state).toBe('failed');
+    expect(failed.error?.message).toMatch(/multiple of the 2 frames per clip/);
+    await a.engine.close();
+  });
+});
