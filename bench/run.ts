@@ -4,6 +4,7 @@
  */
 import { benchBank } from './bank.js';
 import { benchCount } from './count.js';
+import { benchDora } from './dora.js';
 import { benchHash } from './hash.js';
 import { benchIngest } from './ingest.js';
 import { benchKnn } from './knn.js';
@@ -21,6 +22,7 @@ const BENCHES: Record<string, (args: string[]) => Promise<Record<string, unknown
   train: benchTrain,
   track: benchTrack,
   segment: benchSegment,
+  dora: benchDora,
   vit: benchVit,
 };
 

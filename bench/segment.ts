@@ -2,7 +2,9 @@
  * In-context segmentation (Hummingbird protocol) on the synthetic walking tour with its ground-truth masks:
  * a memory bank from 2 labelled frames, 20 held-out frames segmented, mIoU for the project's features vs two
  * baselines (majority class; kNN on raw colour patches). Features: a ViT-S/16 at initialisation (no pretrained
- * weights can be had here), and optionally a model trained with `train.dino` on the tour (`--trained STEPS`).
+ * weights can be had here), and optionally ViT-Ti/16s trained on the tour's frames: `--trained STEPS` (at
+ * initialisation and plain DINO) or `--compare STEPS` (also Dora, same budget). Training sees every frame of the
+ * tour without labels (transductive, like Dora on its walking tour); labels come only from the 2 bank frames.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -48,7 +50,10 @@ function groundTruth(): { masks: Buffer; truth: Truth; categoryMask: (f: number)
 }
 
 export async function benchSegment(args: string[]): Promise<Record<string, unknown>> {
-  const trainedSteps = args.includes('--trained') ? Number(args[args.indexOf('--trained') + 1] ?? 300) : 0;
+  const compare = args.includes('--compare');
+  const flag = compare ? '--compare' : '--trained';
+  const trainedSteps = args.includes(flag) ? Number(args[args.indexOf(flag) + 1] ?? 300) : 0;
+  const trainSeconds: Record<string, number> = {};
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'flaneur-bench-segment-'));
   const engine = new Engine({ home: path.join(work, 'home') });
   const d = createEngineDispatcher(engine);
@@ -114,26 +119,54 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
       key: 'vit_s16_init',
       id: ((await call('models.import', { path: file, name: 'ViT-S/16 at initialisation' })) as { id: number }).id,
     });
+    // Trained ViT-Ti/16s on the tour's frames with the same budget (steps, frames per step, crop sizes): plain
+    // DINO and, with --compare, Dora (clips of 4 frames 0.5 s apart, 3 objects); plus the same architecture at
+    // initialisation as the floor.
     if (trainedSteps > 0) {
-      const job = (await call('train.start', {
-        init: { kind: 'scratch', preset: 'vit_ti16' },
-        steps: trainedSteps,
-        batch: 8,
-        globalSize: 96,
-        localSize: 48,
-        localCrops: 2,
-        warmupSteps: 20,
-        outDim: 1024,
-        headHidden: 512,
-        bottleneck: 128,
-        checkpointEvery: 100,
-      })) as { id: number };
-      await runner.idle();
-      await new Promise((r) => setTimeout(r, 500));
-      const trained = ((await call('models.list', {})) as { id: number; name: string }[]).find((m) =>
-        m.name.includes(`job ${job.id}`),
+      const tiInit = initParams(vitParamShapes(presetConfig('vit_ti16')), new Rng(3));
+      const tiFile = path.join(work, 'vit_ti16_init.safetensors');
+      const tiShapes = vitParamShapes(presetConfig('vit_ti16'));
+      fs.writeFileSync(
+        tiFile,
+        encodeSafetensors(new Map([...tiInit].map(([k, v]) => [k, { shape: tiShapes.get(k) as number[], data: v }])), {
+          heads: '3',
+        }),
       );
-      if (trained) models.push({ key: `vit_ti16_dino_${trainedSteps}`, id: trained.id });
+      models.push({
+        key: 'vit_ti16_init',
+        id: ((await call('models.import', { path: tiFile, name: 'ViT-Ti/16 at initialisation' })) as { id: number }).id,
+      });
+      const variants: { key: string; dora?: Record<string, number> }[] = [{ key: `vit_ti16_dino_${trainedSteps}` }];
+      if (compare)
+        variants.push({ key: `vit_ti16_dora_${trainedSteps}`, dora: { framesPerClip: 4, stride: 5, objects: 3 } });
+      for (const v of variants) {
+        const t0 = performance.now();
+        const job = (await call('train.start', {
+          init: { kind: 'scratch', preset: 'vit_ti16' },
+          steps: trainedSteps,
+          batch: 8,
+          globalSize: 96,
+          localSize: 48,
+          localCrops: 2,
+          warmupSteps: 20,
+          outDim: 1024,
+          headHidden: 512,
+          bottleneck: 128,
+          checkpointEvery: 100,
+          seed: 1,
+          ...(v.dora ? { dora: v.dora } : {}),
+        })) as { id: number };
+        await runner.idle();
+        const state = (await call('jobs.get', { id: job.id })) as { state: string; error?: { message: string } };
+        if (state.state !== 'done') throw new Error(`training ${v.key}: ${state.error?.message ?? state.state}`);
+        trainSeconds[v.key] = Number(((performance.now() - t0) / 1000).toFixed(1));
+        await new Promise((r) => setTimeout(r, 500));
+        const trained = ((await call('models.list', {})) as { id: number; name: string }[]).find((m) =>
+          m.name.includes(`job ${job.id}`),
+        );
+        if (!trained) throw new Error(`the model of ${v.key} was not registered`);
+        models.push({ key: v.key, id: trained.id });
+      }
     }
     for (const m of models) {
       await call('features.extract', { modelId: m.id, size: 224 });
@@ -189,6 +222,7 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
       miou_raw_colour: r(raw.mean()),
       miou_majority: r(maj.mean()),
       per_class_features: results[best]?.perClass.map((x) => (x === null ? null : r(x))),
+      ...(trainedSteps > 0 ? { train_steps: trainedSteps, train_seconds: trainSeconds } : {}),
       per_class_raw_colour: raw.perClass().map((x) => (x === null ? null : r(x))),
       classes: CLASSES,
     };

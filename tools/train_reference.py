@@ -214,8 +214,87 @@ def bench(steps=4, batch=32, threads=None):
                       "s_per_step_mean": sum(times) / len(times), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
+def dora_bench(steps=3, frames=8, objects=3, threads=None):
+    """PyTorch 1.13 timing of the same Dora step as `npm run bench -- dora`: ViT-Ti/16 at 224 px, one clip of
+    `frames` frames; the teacher's forward gives its logits and last-block q, k, CLS attention; prototypes from
+    `objects` heads on the first frame, Sinkhorn-Knopp (0.05, 30), masks by cross-attention on every frame,
+    nearest-upsampled; the student on the objects x frames masked views; Dora loss, backward, clip, AdamW, EMA."""
+    import time
+    global HEAD
+    if threads:
+        torch.set_num_threads(threads)
+    vit = dict(patch=16, dim=192, depth=12, heads=3, mlp_hidden=768, registers=0, layer_scale=False, eps=1e-6, pos_grid=14)
+    HEAD = dict(in_dim=192, hidden=2048, bottleneck=256, out=4096)
+
+    class BenchModel(Model):
+        def __init__(self):
+            nn.Module.__init__(self)
+            self.vit = ViT(**vit)
+            self.head = Head()
+
+    gen = torch.Generator().manual_seed(0)
+    student = BenchModel()
+    randomize(student.vit, gen)
+    with torch.no_grad():
+        student.head.weight_v.normal_()
+    teacher = copy.deepcopy(student)
+    for p in teacher.parameters():
+        p.requires_grad = False
+    params = list(student.parameters())
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    x = torch.randn(frames, 3, 224, 224, generator=gen)
+    center = torch.zeros(1, HEAD["out"])
+    black = torch.full((1, 3, 1, 1), -2.0)
+    heads = list(range(objects))
+
+    def sinkhorn(scores, eps=0.05, iters=30):
+        q = torch.exp((scores - scores.max()) / eps)
+        q = q / q.sum()
+        n, k = q.shape
+        for _ in range(iters):
+            q = q / (q.sum(0, keepdim=True) * k)
+            q = q / (q.sum(1, keepdim=True) * n)
+        return q * n
+
+    times = []
+    for i in range(steps + 1):
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            out = teacher.vit(x)
+            t_logits = teacher.head(out["cls"])
+            q, k, att = out["q"][:, 1:], out["k"][:, 1:], out["attention"]
+            d = q.shape[-1]
+            proto = att[0, heads] @ q[0]
+            xn = F.normalize(q[0], dim=-1)
+            m = sinkhorn(xn @ F.normalize(proto, dim=-1).T)
+            refined = m.T @ xn
+            t = (refined @ k.transpose(1, 2) / math.sqrt(d)).softmax(-1)
+            t = F.normalize(t, dim=-1)
+            masks = (t > t.mean(-1, keepdim=True)).float()  # [F, k, n]
+            masks = masks.reshape(frames, objects, 14, 14).repeat_interleave(16, 2).repeat_interleave(16, 3)
+            views = torch.cat([x * masks[:, j : j + 1] + black * (1 - masks[:, j : j + 1]) for j in range(objects)])
+        s = student(views) / STUDENT_TEMP
+        tp = F.softmax((t_logits - center) / TEACHER_TEMP, dim=-1)
+        loss = sum(torch.sum(-tp * F.log_softmax(c, -1), -1).mean() for c in s.chunk(objects)) / objects
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 3.0)
+        opt.step()
+        with torch.no_grad():
+            for ps, pt in zip(student.parameters(), teacher.parameters()):
+                pt.mul_(0.996).add_(0.004 * ps.detach())
+        if i > 0:
+            times.append(time.perf_counter() - t0)
+    import resource
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "s_per_step": min(times),
+                      "s_per_step_mean": sum(times) / len(times), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
 if __name__ == "__main__":
-    if "--bench" in sys.argv:
+    if "--dora-bench" in sys.argv:
+        t = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else None
+        dora_bench(threads=t)
+    elif "--bench" in sys.argv:
         t = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else None
         bench(threads=t)
     else:

@@ -9,6 +9,7 @@ import { ModelsView } from '../views/models/ModelsView';
 import { PlayerView } from '../views/player/PlayerView';
 import { RetrieveView } from '../views/retrieve/RetrieveView';
 import { SegmentView } from '../views/segment/SegmentView';
+import { TrainView } from '../views/train/TrainView';
 import { Notices } from './Notices';
 import { StatusBar } from './StatusBar';
 
@@ -28,6 +29,7 @@ const VIEWS: readonly ViewSpec[] = [
   { id: 'segment', label: 'Segment', component: SegmentView, needsProject: true },
   { id: 'retrieve', label: 'Retrieve', component: RetrieveView, needsProject: true },
   { id: 'count', label: 'Count', component: CountView, needsProject: true },
+  { id: 'train', label: 'Train', component: TrainView, needsProject: true },
   { id: 'jobs', label: 'Jobs', component: JobsView, needsProject: true },
   { id: 'device', label: 'Device', component: DeviceView, needsProject: false },
 ];

@@ -1,0 +1,254 @@
+import { type FormEvent, useEffect, useMemo, useState } from 'react';
+import type { CommandArgs, CommandResult, MediaInfo, ModelInfo } from '../../../../native/api/contract';
+import { formatDuration } from '../../shell/format';
+import { useApp } from '../../state/app-state';
+
+type Log = CommandResult<'train.log'>;
+type Preset = 'tiny' | 'vit_ti16' | 'vit_s16';
+
+/** One metric of a training log against the step, as an SVG line (log-free, min..max scaled). */
+function SeriesPlot({ log, metric, label }: { log: Log; metric: 'loss' | 'lr' | 'teacherEntropy'; label: string }) {
+  const W = 640;
+  const H = 160;
+  const pad = 30;
+  const values = log.map((r) => r[metric]);
+  const lo = Math.min(...values);
+  const hi = Math.max(...values);
+  const span = hi - lo || Math.abs(hi) || 1;
+  const s1 = Math.max(1, ...log.map((r) => r.step));
+  const x = (s: number) => pad + ((W - 2 * pad) * s) / s1;
+  const y = (v: number) => H - pad - ((H - 2 * pad) * (v - lo)) / span;
+  const d = log.map((r, i) => `${i ? 'L' : 'M'}${x(r.step).toFixed(1)},${y(r[metric]).toFixed(1)}`).join(' ');
+  return (
+    <figure className="plot">
+      <figcaption>{label}</figcaption>
+      <svg viewBox={`0 0 ${W} ${H}`} className="chart" role="img" aria-label={label} data-testid={`train-${metric}`}>
+        <line x1={pad} y1={H - pad} x2={W - pad} y2={H - pad} className="axis" />
+        <line x1={pad} y1={pad} x2={pad} y2={H - pad} className="axis" />
+        <text x={4} y={pad} className="tick">
+          {hi.toPrecision(3)}
+        </text>
+        <text x={4} y={H - pad} className="tick">
+          {lo.toPrecision(3)}
+        </text>
+        <text x={W - pad} y={H - 8} className="tick" textAnchor="end">
+          step {s1}
+        </text>
+        <path d={d} className="series" />
+      </svg>
+    </figure>
+  );
+}
+
+export function TrainView() {
+  const { client, run, jobs } = useApp();
+  const [media, setMedia] = useState<MediaInfo[]>([]);
+  const [models, setModels] = useState<ModelInfo[]>([]);
+  const [chosen, setChosen] = useState<Set<number>>(new Set());
+  const [init, setInit] = useState<string>('scratch:vit_ti16');
+  const [method, setMethod] = useState<'dora' | 'dino'>('dora');
+  const [steps, setSteps] = useState(300);
+  const [batch, setBatch] = useState(8);
+  const [globalSize, setGlobalSize] = useState(96);
+  const [framesPerClip, setFramesPerClip] = useState(4);
+  const [stride, setStride] = useState(5);
+  const [objects, setObjects] = useState(3);
+  const [selected, setSelected] = useState<number | null>(null);
+  const [log, setLog] = useState<Log>([]);
+
+  useEffect(() => {
+    void run('Could not list the library', async () => {
+      const [m, ms] = await Promise.all([
+        client.call('library.list', { status: 'done', limit: 1000 }),
+        client.call('models.list', {}),
+      ]);
+      setMedia(m.items);
+      setModels(ms);
+      setChosen((c) => (c.size ? c : new Set(m.items.filter((x) => x.kind === 'video').map((x) => x.id))));
+    });
+  }, [client, run]);
+
+  const trainJobs = useMemo(() => jobs.filter((j) => j.kind === 'train.dino'), [jobs]);
+  const current = trainJobs.find((j) => j.id === selected) ?? trainJobs[0] ?? null;
+  const currentId = current?.id ?? null;
+  const tick = current?.progress.done ?? 0;
+  useEffect(() => {
+    if (currentId === null) return;
+    // `tick` is the step count: the log is re-read as training goes.
+    void run('Could not read the training log', async () =>
+      setLog(tick >= 0 ? await client.call('train.log', { jobId: currentId }) : []),
+    );
+  }, [client, run, currentId, tick]);
+
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    const [kind, value] = init.split(':');
+    const args: CommandArgs<'train.start'> = {
+      media: [...chosen],
+      init:
+        kind === 'model'
+          ? { kind: 'model', id: Number(value) }
+          : { kind: 'scratch', preset: (value ?? 'vit_ti16') as Preset },
+      steps,
+      batch,
+      globalSize,
+      localSize: Math.max(16, Math.round(globalSize / 2 / 16) * 16),
+      localCrops: 2,
+      ...(method === 'dora' ? { dora: { framesPerClip, stride, objects } } : {}),
+    };
+    void run('Could not start training', async () => {
+      const job = await client.call('train.start', args);
+      setSelected(job.id);
+    });
+  };
+  const num = (set: (n: number) => void) => (e: { target: { value: string } }) => set(Number(e.target.value));
+  const last = log[log.length - 1];
+
+  return (
+    <div className="view view-wide train">
+      <header className="view-header">
+        <h1>Train</h1>
+        <span className="muted">
+          Self-supervised training on the project's frames: Dora (objects discovered in the teacher's attention and
+          tracked through clips) or plain DINO; the teacher is exported to Models.
+        </span>
+      </header>
+      <form className="card" onSubmit={submit} aria-label="New training run">
+        <fieldset>
+          <legend>Videos and images</legend>
+          {media.length === 0 && <p className="muted">Nothing ingested yet: add videos in the Library.</p>}
+          {media.map((m) => (
+            <label key={m.id} className="check">
+              <input
+                type="checkbox"
+                checked={chosen.has(m.id)}
+                onChange={(e) => {
+                  const next = new Set(chosen);
+                  if (e.target.checked) next.add(m.id);
+                  else next.delete(m.id);
+                  setChosen(next);
+                }}
+              />
+              {m.path.split(/[\\/]/).pop()} <span className="muted">({m.frameCount} frames)</span>
+            </label>
+          ))}
+        </fieldset>
+        <div className="field-row">
+          <label className="field">
+            Start from
+            <select value={init} onChange={(e) => setInit(e.target.value)} aria-label="Start from">
+              <option value="scratch:tiny">Tiny ViT (2 blocks, for trying things)</option>
+              <option value="scratch:vit_ti16">ViT-Ti/16 from scratch</option>
+              <option value="scratch:vit_s16">ViT-S/16 from scratch</option>
+              {models.map((m) => (
+                <option key={m.id} value={`model:${m.id}`}>
+                  {m.name} (#{m.id})
+                </option>
+              ))}
+            </select>
+          </label>
+          <label className="field">
+            Method
+            <select value={method} onChange={(e) => setMethod(e.target.value as 'dora' | 'dino')} aria-label="Method">
+              <option value="dora">Dora (discover and track objects)</option>
+              <option value="dino">Plain DINO</option>
+            </select>
+          </label>
+          <label className="field">
+            Steps <input type="number" min={1} value={steps} onChange={num(setSteps)} aria-label="Steps" />
+          </label>
+          <label className="field">
+            Frames per step <input type="number" min={1} value={batch} onChange={num(setBatch)} aria-label="Batch" />
+          </label>
+          <label className="field">
+            Crop size{' '}
+            <input
+              type="number"
+              min={16}
+              step={16}
+              value={globalSize}
+              onChange={num(setGlobalSize)}
+              aria-label="Crop size"
+            />
+          </label>
+        </div>
+        {method === 'dora' && (
+          <div className="field-row">
+            <label className="field">
+              Frames per clip{' '}
+              <input
+                type="number"
+                min={1}
+                value={framesPerClip}
+                onChange={num(setFramesPerClip)}
+                aria-label="Frames per clip"
+              />
+            </label>
+            <label className="field">
+              Stride (frames){' '}
+              <input type="number" min={1} value={stride} onChange={num(setStride)} aria-label="Stride" />
+            </label>
+            <label className="field">
+              Objects{' '}
+              <input type="number" min={1} max={16} value={objects} onChange={num(setObjects)} aria-label="Objects" />
+            </label>
+          </div>
+        )}
+        <button type="submit" disabled={chosen.size === 0}>
+          Start training
+        </button>
+        <p className="muted">
+          Progress, cancel and resume also in Jobs; a cancelled or crashed run resumes from its last checkpoint.
+        </p>
+      </form>
+
+      {trainJobs.length > 0 && current && (
+        <section className="card" aria-label="Training run">
+          <div className="field-row">
+            <label className="field">
+              Run
+              <select value={current.id} onChange={(e) => setSelected(Number(e.target.value))} aria-label="Run">
+                {trainJobs.map((j) => (
+                  <option key={j.id} value={j.id}>
+                    #{j.id} {j.title} — {j.state}
+                  </option>
+                ))}
+              </select>
+            </label>
+            {(current.state === 'running' || current.state === 'queued') && (
+              <button
+                type="button"
+                onClick={() => void run('Could not cancel', () => client.call('jobs.cancel', { id: current.id }))}
+              >
+                Cancel
+              </button>
+            )}
+            {(current.state === 'cancelled' || current.state === 'interrupted' || current.state === 'failed') && (
+              <button
+                type="button"
+                onClick={() => void run('Could not resume', () => client.call('jobs.resume', { id: current.id }))}
+              >
+                Resume
+              </button>
+            )}
+          </div>
+          <p data-testid="train-status">
+            Step {current.progress.done}
+            {current.progress.total !== null && ` / ${current.progress.total}`}
+            {current.state === 'running' && ` · ETA ${formatDuration(current.progress.etaS)}`}
+            {last &&
+              ` · loss ${last.loss.toFixed(4)} · teacher entropy ${last.teacherEntropy.toFixed(3)} · ${last.imgsPerS.toFixed(1)} views/s`}
+          </p>
+          {current.error && <p className="error">{current.error.message}</p>}
+          {log.length > 0 && (
+            <div className="plots">
+              <SeriesPlot log={log} metric="loss" label="Loss" />
+              <SeriesPlot log={log} metric="lr" label="Learning rate" />
+              <SeriesPlot log={log} metric="teacherEntropy" label="Teacher entropy (log K = collapse)" />
+            </div>
+          )}
+        </section>
+      )}
+    </div>
+  );
+}
