@@ -119,6 +119,13 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
       key: 'vit_s16_init',
       id: ((await call('models.import', { path: file, name: 'ViT-S/16 at initialisation' })) as { id: number }).id,
     });
+    // A given encoder (--model FILE.safetensors), e.g. the bundled default model.
+    const given = args.includes('--model') ? args[args.indexOf('--model') + 1] : undefined;
+    if (given)
+      models.push({
+        key: 'given',
+        id: ((await call('models.import', { path: path.resolve(given), name: 'Given model' })) as { id: number }).id,
+      });
     // Trained ViT-Ti/16s on the tour's frames with the same budget (steps, frames per step, crop sizes): plain
     // DINO and, with --compare, Dora (clips of 4 frames 0.5 s apart, 3 objects); plus the same architecture at
     // initialisation as the floor.

@@ -28,6 +28,8 @@ import { APP_ROOT, APP_VERSION } from './version.js';
 
 /** The bundled sample video (samples/README.md says where it comes from). */
 export const SAMPLE_VIDEO = path.join(APP_ROOT, 'samples', 'vtest-street.mp4');
+/** The embedded default encoder (made by tools/train-default-model.ts) and its manifest. */
+export const DEFAULT_MODEL_DIR = path.join(APP_ROOT, 'models', 'default');
 
 export const JOB_HANDLERS: readonly AnyJobHandler[] = [
   hashFolderJob,
@@ -137,7 +139,25 @@ export class Engine {
     if (Project.exists(dir)) return this.openProject(dir);
     const info = await this.activate(Project.create(dir, { appVersion: APP_VERSION, name: 'Demo project' }));
     if (fs.existsSync(SAMPLE_VIDEO)) this.requireProject().runner.enqueue('ingest.media', { paths: [SAMPLE_VIDEO] });
+    await this.importDefaultModel();
     return info;
+  }
+
+  /** Registers the embedded default encoder in the open project (a no-op when the app has none). */
+  private async importDefaultModel(): Promise<void> {
+    const manifestFile = path.join(DEFAULT_MODEL_DIR, 'manifest.json');
+    if (!fs.existsSync(manifestFile)) return;
+    try {
+      const m = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as { name: string; file: string; licence?: string };
+      await this.models.import(this.requireProject().project, {
+        path: path.join(DEFAULT_MODEL_DIR, m.file),
+        name: m.name,
+        ...(m.licence ? { licence: m.licence } : {}),
+      });
+    } catch (err) {
+      // The demo still opens; the Models view lets the user import weights themselves.
+      console.error(`flaneur: the default model could not be registered: ${(err as Error).message}`);
+    }
   }
 
   private onJob(project: Project, row: JobRow): void {
