@@ -23,6 +23,21 @@ import { Rng } from '../native/train/rng.js';
 import { initParams } from '../native/train/train-dino.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
+
+/** The small ViT-Ti/16 training recipe of the comparisons and of the default model (steps and method aside). */
+export const TI16_RECIPE = {
+  init: { kind: 'scratch', preset: 'vit_ti16' },
+  batch: 8,
+  globalSize: 96,
+  localSize: 48,
+  localCrops: 2,
+  warmupSteps: 20,
+  outDim: 1024,
+  headHidden: 512,
+  bottleneck: 128,
+  checkpointEvery: 100,
+  seed: 1,
+} as const;
 const FIX = path.join(ROOT, 'tests', 'fixtures', 'synthetic');
 const CLASSES = ['background', 'disc', 'box', 'kite'];
 
@@ -149,18 +164,8 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
       for (const v of variants) {
         const t0 = performance.now();
         const job = (await call('train.start', {
-          init: { kind: 'scratch', preset: 'vit_ti16' },
+          ...TI16_RECIPE,
           steps: trainedSteps,
-          batch: 8,
-          globalSize: 96,
-          localSize: 48,
-          localCrops: 2,
-          warmupSteps: 20,
-          outDim: 1024,
-          headHidden: 512,
-          bottleneck: 128,
-          checkpointEvery: 100,
-          seed: 1,
           ...(v.dora ? { dora: v.dora } : {}),
         })) as { id: number };
         await runner.idle();

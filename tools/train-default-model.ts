@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { benchSegment } from '../bench/segment.js';
+import { benchSegment, TI16_RECIPE } from '../bench/segment.js';
 import type { CommandArgs } from '../native/api/contract.js';
 import { Engine, SAMPLE_VIDEO } from '../native/engine/engine.js';
 import { createEngineDispatcher } from '../native/engine/handlers.js';
@@ -17,18 +17,8 @@ const ROOT = path.resolve(import.meta.dirname, '..');
 const OUT = path.join(ROOT, 'models', 'default');
 const steps = Number(process.argv[2] ?? 300);
 const TRAIN = {
-  init: { kind: 'scratch', preset: 'vit_ti16' },
+  ...TI16_RECIPE,
   steps,
-  batch: 8,
-  globalSize: 96,
-  localSize: 48,
-  localCrops: 2,
-  warmupSteps: 20,
-  outDim: 1024,
-  headHidden: 512,
-  bottleneck: 128,
-  checkpointEvery: 50,
-  seed: 1,
   dora: { framesPerClip: 4, stride: 2, objects: 3 },
   name: 'Flaneur ViT-Ti/16 Dora (sample clip)',
 } as const satisfies CommandArgs<'train.start'>;

@@ -160,10 +160,8 @@ def main():
 
 
 
-def bench(steps=4, batch=32, threads=None):
-    """PyTorch 1.13 timing of the same DINO-style step as `npm run bench -- train`: ViT-Ti/16 at 224 px, batch
-    images as 2 global crops of batch/2 images, DINO head (2048, 256, 4096), loss, backward, clip, AdamW, EMA."""
-    import time
+def bench_models(threads):
+    """ViT-Ti/16 student and EMA teacher with the DINO head (2048, 256, 4096), AdamW, for the step benchmarks."""
     global HEAD
     if threads:
         torch.set_num_threads(threads)
@@ -185,7 +183,14 @@ def bench(steps=4, batch=32, threads=None):
     for p in teacher.parameters():
         p.requires_grad = False
     params = list(student.parameters())
-    opt = torch.optim.AdamW(params, lr=1e-4)
+    return student, teacher, params, torch.optim.AdamW(params, lr=1e-4), gen
+
+
+def bench(steps=4, batch=32, threads=None):
+    """PyTorch 1.13 timing of the same DINO-style step as `npm run bench -- train`: ViT-Ti/16 at 224 px, batch
+    images as 2 global crops of batch/2 images, DINO head (2048, 256, 4096), loss, backward, clip, AdamW, EMA."""
+    import time
+    student, teacher, params, opt, gen = bench_models(threads)
     x = torch.randn(batch, 3, 224, 224, generator=gen)
     center = torch.zeros(1, HEAD["out"])
 
@@ -220,28 +225,7 @@ def dora_bench(steps=3, frames=8, objects=3, threads=None):
     `objects` heads on the first frame, Sinkhorn-Knopp (0.05, 30), masks by cross-attention on every frame,
     nearest-upsampled; the student on the objects x frames masked views; Dora loss, backward, clip, AdamW, EMA."""
     import time
-    global HEAD
-    if threads:
-        torch.set_num_threads(threads)
-    vit = dict(patch=16, dim=192, depth=12, heads=3, mlp_hidden=768, registers=0, layer_scale=False, eps=1e-6, pos_grid=14)
-    HEAD = dict(in_dim=192, hidden=2048, bottleneck=256, out=4096)
-
-    class BenchModel(Model):
-        def __init__(self):
-            nn.Module.__init__(self)
-            self.vit = ViT(**vit)
-            self.head = Head()
-
-    gen = torch.Generator().manual_seed(0)
-    student = BenchModel()
-    randomize(student.vit, gen)
-    with torch.no_grad():
-        student.head.weight_v.normal_()
-    teacher = copy.deepcopy(student)
-    for p in teacher.parameters():
-        p.requires_grad = False
-    params = list(student.parameters())
-    opt = torch.optim.AdamW(params, lr=1e-4)
+    student, teacher, params, opt, gen = bench_models(threads)
     x = torch.randn(frames, 3, 224, 224, generator=gen)
     center = torch.zeros(1, HEAD["out"])
     black = torch.full((1, 3, 1, 1), -2.0)

@@ -1,4 +1,9 @@
-import type { CommandArgs } from '../../native/api/contract.js';
+import path from 'node:path';
+import type { CallResponse, CommandArgs, CommandName, CommandResult } from '../../native/api/contract.js';
+import { Engine } from '../../native/engine/engine.js';
+import { createEngineDispatcher } from '../../native/engine/handlers.js';
+import { fixturePath } from './fixtures.js';
+import { tmpDir } from './tmp.js';
 
 /** A tiny but complete DINO run on the synthetic tour's frames. */
 export const TINY_TRAIN = {
@@ -15,3 +20,23 @@ export const TINY_TRAIN = {
   checkpointEvery: 4,
   seed: 7,
 } as const satisfies CommandArgs<'train.start'>;
+
+/** An engine with a new project holding the synthetic tour sampled at 2 fps, 48 px short side. */
+export async function engineWithFrames(name: string) {
+  const engine = new Engine({ home: tmpDir() });
+  const dispatcher = createEngineDispatcher(engine);
+  const call = async <K extends CommandName>(c: K, a: CommandArgs<K>): Promise<CommandResult<K>> => {
+    const r = (await dispatcher.dispatch(c, a)) as CallResponse<CommandResult<K>>;
+    if (!r.ok) throw new Error(`${c}: ${r.error.message}`);
+    return r.result;
+  };
+  await call('project.create', { path: path.join(tmpDir(), name) });
+  await call('library.add', {
+    paths: [fixturePath('synthetic', 'tour.mp4')],
+    sampling: { policy: 'fps', fps: 2 },
+    frameSize: { mode: 'short-side', size: 48 },
+  });
+  const runner = engine.requireProject().runner;
+  await runner.idle();
+  return { engine, call, runner };
+}

@@ -1,14 +1,9 @@
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { CallResponse, CommandArgs, CommandName, CommandResult } from '../../../native/api/contract.js';
-import { Engine } from '../../../native/engine/engine.js';
-import { createEngineDispatcher } from '../../../native/engine/handlers.js';
+import type { CommandArgs } from '../../../native/api/contract.js';
 import { gaussianBlur } from '../../../native/train/augment.js';
 import { clipFrames, doraBatch, sampleClipStart } from '../../../native/train/dora-clips.js';
 import { Rng } from '../../../native/train/rng.js';
-import { fixturePath } from '../../helpers/fixtures.js';
-import { tmpDir } from '../../helpers/tmp.js';
-import { TINY_TRAIN } from '../../helpers/train.js';
+import { engineWithFrames, TINY_TRAIN } from '../../helpers/train.js';
 
 const TINY_DORA = {
   ...TINY_TRAIN,
@@ -93,24 +88,6 @@ describe('Dora clips', () => {
 });
 
 describe('Dora trainer', () => {
-  async function engineWithFrames(name: string) {
-    const engine = new Engine({ home: tmpDir() });
-    const dispatcher = createEngineDispatcher(engine);
-    const call = async <K extends CommandName>(c: K, a: CommandArgs<K>): Promise<CommandResult<K>> => {
-      const r = (await dispatcher.dispatch(c, a)) as CallResponse<CommandResult<K>>;
-      if (!r.ok) throw new Error(`${c}: ${r.error.message}`);
-      return r.result;
-    };
-    await call('project.create', { path: path.join(tmpDir(), name) });
-    await call('library.add', {
-      paths: [fixturePath('synthetic', 'tour.mp4')],
-      sampling: { policy: 'fps', fps: 2 },
-      frameSize: { mode: 'short-side', size: 48 },
-    });
-    await engine.requireProject().runner.idle();
-    return { engine, call, runner: engine.requireProject().runner };
-  }
-
   it('trains with clips and masked views, registers a Dora model, and resumes a cancelled run exactly', async () => {
     const a = await engineWithFrames('dora-ref');
     const ref = await a.call('train.start', TINY_DORA);

@@ -1,31 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { CallResponse, CommandArgs, CommandName, CommandResult } from '../../../native/api/contract.js';
-import { Engine } from '../../../native/engine/engine.js';
-import { createEngineDispatcher } from '../../../native/engine/handlers.js';
-import { fixturePath } from '../../helpers/fixtures.js';
-import { tmpDir } from '../../helpers/tmp.js';
-import { TINY_TRAIN } from '../../helpers/train.js';
-
-async function engineWithFrames(name: string) {
-  const engine = new Engine({ home: tmpDir() });
-  const dispatcher = createEngineDispatcher(engine);
-  const call = async <K extends CommandName>(c: K, a: CommandArgs<K>): Promise<CommandResult<K>> => {
-    const r = (await dispatcher.dispatch(c, a)) as CallResponse<CommandResult<K>>;
-    if (!r.ok) throw new Error(`${c}: ${r.error.message}`);
-    return r.result;
-  };
-  await call('project.create', { path: path.join(tmpDir(), name) });
-  await call('library.add', {
-    paths: [fixturePath('synthetic', 'tour.mp4')],
-    sampling: { policy: 'fps', fps: 2 },
-    frameSize: { mode: 'short-side', size: 48 },
-  });
-  const runner = engine.requireProject().runner;
-  await runner.idle();
-  return { engine, call, runner };
-}
+import { engineWithFrames, TINY_TRAIN } from '../../helpers/train.js';
 
 describe('DINO trainer', () => {
   let reference: number[];
