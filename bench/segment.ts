@@ -69,6 +69,8 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
   const flag = compare ? '--compare' : '--trained';
   const trainedSteps = args.includes(flag) ? Number(args[args.indexOf(flag) + 1] ?? 300) : 0;
   const trainSeconds: Record<string, number> = {};
+  /** Base learning rate (scaled by views/256 as DINO); default the trainer's 5e-4. */
+  const lr = args.includes('--lr') ? Number(args[args.indexOf('--lr') + 1]) : undefined;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'flaneur-bench-segment-'));
   const engine = new Engine({ home: path.join(work, 'home') });
   const d = createEngineDispatcher(engine);
@@ -166,6 +168,7 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
         const job = (await call('train.start', {
           ...TI16_RECIPE,
           steps: trainedSteps,
+          ...(lr ? { lr } : {}),
           ...(v.dora ? { dora: v.dora } : {}),
         })) as { id: number };
         await runner.idle();
@@ -234,7 +237,7 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
       miou_raw_colour: r(raw.mean()),
       miou_majority: r(maj.mean()),
       per_class_features: results[best]?.perClass.map((x) => (x === null ? null : r(x))),
-      ...(trainedSteps > 0 ? { train_steps: trainedSteps, train_seconds: trainSeconds } : {}),
+      ...(trainedSteps > 0 ? { train_steps: trainedSteps, train_lr: lr ?? 5e-4, train_seconds: trainSeconds } : {}),
       per_class_raw_colour: raw.perClass().map((x) => (x === null ? null : r(x))),
       classes: CLASSES,
     };

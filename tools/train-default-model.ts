@@ -86,7 +86,7 @@ try {
       miou_majority: evaluation.miou_majority,
     },
     licence:
-      'Weights: same licence as Flaneur. Training data: OpenCV sample video (BSD-3-Clause / Apache-2.0 as OpenCV).',
+      'Weights: as Flaneur. Training data: the OpenCV sample video, Apache-2.0 AND BSD-3-Clause (samples/README.md).',
   };
   fs.writeFileSync(path.join(OUT, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   console.log(JSON.stringify(manifest));
