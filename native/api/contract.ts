@@ -241,6 +241,8 @@ export const TrainDinoArgs = z
       .strict()
       .optional(),
     checkpointEvery: z.int().min(1).default(50),
+    /** Teacher attention previews of 2 fixed frames every N steps (and at the start and end); 0: none. */
+    previewEvery: z.int().min(0).default(50),
     /** Name of the exported model in the registry. */
     name: z.string().min(1).max(200).optional(),
   })
@@ -722,6 +724,10 @@ export const commands = {
   },
   'train.start': { args: TrainDinoArgs, result: JobInfo },
   'train.log': { args: z.object({ jobId: z.int().positive() }).strict(), result: z.array(TrainLogEntry) },
+  'train.previews': {
+    args: z.object({ jobId: z.int().positive() }).strict(),
+    result: z.array(z.object({ step: z.int(), frame: z.int(), png: z.string() })),
+  },
 
   'ingest.hashFolder': {
     args: z

@@ -13,6 +13,7 @@ import { duplicatePairs, similarImages, similarPatches } from '../retrieve/servi
 import { createBank, createClusterBank, relabelBank, saveDrawnMask, segmentFrame } from '../segment/service.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
 import { motCsv, writeInstanceMasks } from '../track/export.js';
+import { listPreviews } from '../train/previews.js';
 import { type Engine, jobInfo } from './engine.js';
 import { mediaInfo, requireMedia } from './library.js';
 import { APP_VERSION } from './version.js';
@@ -242,6 +243,7 @@ export function createHandlers(engine: Engine): Handlers {
     },
     'train.start': (a) => jobInfo(open().runner.enqueue('train.dino', a)),
     'train.log': (a) => open().project.trainLog.list(a.jobId),
+    'train.previews': (a) => listPreviews(path.join(open().project.checkpointsDir, `train-${a.jobId}`)),
 
     'ingest.hashFolder': (a) =>
       jobInfo(open().runner.enqueue('ingest.hashFolder', { ...a, root: path.resolve(a.root) })),

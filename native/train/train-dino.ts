@@ -20,6 +20,7 @@ import { augmentInto, DINO_JITTER } from './augment.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { buildDinoStep, dinoParamShapes } from './dino-step.js';
 import { type ClipSource, doraBatch, TeacherAttention } from './dora-clips.js';
+import { writePreviews } from './previews.js';
 import { Rng } from './rng.js';
 import { initialState, StepRunner, type TrainState } from './step-runner.js';
 
@@ -138,6 +139,12 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
     };
     const runner = await StepRunner.create(graph, shapes);
     const attention = dora ? await TeacherAttention.create(vit, a.globalSize) : null;
+    const PREVIEW_SIZE = 224 - (224 % vit.patchSize);
+    const previewAttention = a.previewEvery > 0 ? await TeacherAttention.create(vit, PREVIEW_SIZE) : null;
+    const previewFrames = [frames[0], frames[Math.floor(frames.length / 2)]].map((f) => {
+      const g = f as (typeof frames)[number];
+      return { width: g.w, height: g.h, data: store.read(g.media, g.idx, g.w * g.h * 3) };
+    });
     const backboneShapes = vitParamShapes(vit);
     const sources: ClipSource[] = media.map((m) => {
       const mm = m as NonNullable<typeof m>;
@@ -188,7 +195,21 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
       ctx.commit([], last);
     };
 
+    const preview = async () => {
+      if (previewAttention)
+        await writePreviews(
+          dir,
+          state.step,
+          previewFrames,
+          vit,
+          PREVIEW_SIZE,
+          previewAttention,
+          state.teacher,
+          backboneShapes,
+        );
+    };
     ctx.phase('training', { unit: 'steps', total: a.steps, done: state.step });
+    if (state.step === 0) await preview();
     const gPlane = 3 * a.globalSize * a.globalSize;
     const lPlane = 3 * a.localSize * a.localSize;
     try {
@@ -289,6 +310,7 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
           grad_norm: m.gradNorm,
           ...(maskCover === undefined ? {} : { mask_cover: maskCover }),
         });
+        if (a.previewEvery > 0 && (state.step % a.previewEvery === 0 || state.step === a.steps)) await preview();
         if (state.step % a.checkpointEvery === 0 || state.step === a.steps) checkpoint();
       }
     } catch (err) {
@@ -298,6 +320,7 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
     } finally {
       await runner.release();
       await attention?.release();
+      await previewAttention?.release();
     }
 
     // Export the teacher backbone (DINO evaluates the teacher).

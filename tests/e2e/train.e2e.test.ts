@@ -43,6 +43,9 @@ describe('training, end to end in browser mode', () => {
     await page.getByTestId('train-loss').waitFor();
     await expect.poll(() => page.getByTestId('train-loss').locator('path').getAttribute('d')).toMatch(/^M.*(L.*){7}$/);
     await page.getByTestId('train-lr').waitFor();
+    // Attention previews of the two fixed frames at the start and at the end (previewEvery 50 > 8 steps).
+    await expect.poll(() => page.getByTestId('train-previews').locator('img').count()).toBe(4);
+    await page.getByTestId('train-previews').scrollIntoViewIfNeeded();
     await s.shot('19-train-dora');
     // The trained teacher lands in the model registry.
     await expect

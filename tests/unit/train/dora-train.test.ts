@@ -99,6 +99,16 @@ describe('Dora trainer', () => {
     for (const l of reference) expect(Number.isFinite(l)).toBe(true);
     await new Promise((r) => setTimeout(r, 200));
     expect((await a.call('models.list', {})).map((m) => m.name)).toContain(`Dora tiny (job ${ref.id})`);
+    // Attention previews of 2 fixed frames at the start and the end (previewEvery 50 > 12 steps): 112 px PNGs.
+    const previews = await a.call('train.previews', { jobId: ref.id });
+    expect(previews.map((p) => [p.step, p.frame])).toEqual([
+      [0, 0],
+      [0, 1],
+      [12, 0],
+      [12, 1],
+    ]);
+    const png = Buffer.from((previews[0]?.png ?? '').replace(/^data:image\/png;base64,/, ''), 'base64');
+    expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([112, 112]);
     await a.engine.close();
 
     const b = await engineWithFrames('dora-resumed');

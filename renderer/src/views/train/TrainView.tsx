@@ -55,6 +55,7 @@ export function TrainView() {
   const [objects, setObjects] = useState(3);
   const [selected, setSelected] = useState<number | null>(null);
   const [log, setLog] = useState<Log>([]);
+  const [previews, setPreviews] = useState<CommandResult<'train.previews'>>([]);
 
   useEffect(() => {
     void run('Could not list the library', async () => {
@@ -75,9 +76,11 @@ export function TrainView() {
   useEffect(() => {
     if (currentId === null) return;
     // `tick` is the step count: the log is re-read as training goes.
-    void run('Could not read the training log', async () =>
-      setLog(tick >= 0 ? await client.call('train.log', { jobId: currentId }) : []),
-    );
+    void run('Could not read the training log', async () => {
+      if (tick < 0) return;
+      setLog(await client.call('train.log', { jobId: currentId }));
+      setPreviews(await client.call('train.previews', { jobId: currentId }));
+    });
   }, [client, run, currentId, tick]);
 
   const submit = (e: FormEvent) => {
@@ -246,6 +249,25 @@ export function TrainView() {
               <SeriesPlot log={log} metric="lr" label="Learning rate" />
               <SeriesPlot log={log} metric="teacherEntropy" label="Teacher entropy (log K = collapse)" />
             </div>
+          )}
+          {previews.length > 0 && (
+            <figure className="previews" data-testid="train-previews">
+              <figcaption>
+                Teacher attention on two fixed frames (last block, CLS → patches; heads 1–3 as red, green, blue)
+              </figcaption>
+              <div className="preview-steps">
+                {[...new Set(previews.map((p) => p.step))].slice(-6).map((step) => (
+                  <div key={step} className="preview-step">
+                    {previews
+                      .filter((p) => p.step === step)
+                      .map((p) => (
+                        <img key={p.frame} src={p.png} alt={`Attention at step ${step}, frame ${p.frame + 1}`} />
+                      ))}
+                    <span className="muted">step {step}</span>
+                  </div>
+                ))}
+              </div>
+            </figure>
           )}
         </section>
       )}
