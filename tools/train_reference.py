@@ -186,6 +186,23 @@ def bench_models(threads):
     return student, teacher, params, torch.optim.AdamW(params, lr=1e-4), gen
 
 
+def update(student, teacher, params, opt, loss):
+    """Backward, global-norm clipping (3.0), AdamW, EMA teacher (0.996): the end of every benchmarked step."""
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 3.0)
+    opt.step()
+    with torch.no_grad():
+        for ps, pt in zip(student.parameters(), teacher.parameters()):
+            pt.mul_(0.996).add_(0.004 * ps.detach())
+
+
+def report(times):
+    import resource
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "s_per_step": min(times),
+                      "s_per_step_mean": sum(times) / len(times), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
 def bench(steps=4, batch=32, threads=None):
     """PyTorch 1.13 timing of the same DINO-style step as `npm run bench -- train`: ViT-Ti/16 at 224 px, batch
     images as 2 global crops of batch/2 images, DINO head (2048, 256, 4096), loss, backward, clip, AdamW, EMA."""
@@ -205,18 +222,10 @@ def bench(steps=4, batch=32, threads=None):
         with torch.no_grad():
             t_out = teacher(x)
         loss = loss_fn(student(x), t_out)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 3.0)
-        opt.step()
-        with torch.no_grad():
-            for ps, pt in zip(student.parameters(), teacher.parameters()):
-                pt.mul_(0.996).add_(0.004 * ps.detach())
+        update(student, teacher, params, opt, loss)
         if i > 0:
             times.append(time.perf_counter() - t0)
-    import resource
-    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "s_per_step": min(times),
-                      "s_per_step_mean": sum(times) / len(times), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    report(times)
 
 
 def dora_bench(steps=3, frames=8, objects=3, threads=None):
@@ -260,18 +269,10 @@ def dora_bench(steps=3, frames=8, objects=3, threads=None):
         s = student(views) / STUDENT_TEMP
         tp = F.softmax((t_logits - center) / TEACHER_TEMP, dim=-1)
         loss = sum(torch.sum(-tp * F.log_softmax(c, -1), -1).mean() for c in s.chunk(objects)) / objects
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 3.0)
-        opt.step()
-        with torch.no_grad():
-            for ps, pt in zip(student.parameters(), teacher.parameters()):
-                pt.mul_(0.996).add_(0.004 * ps.detach())
+        update(student, teacher, params, opt, loss)
         if i > 0:
             times.append(time.perf_counter() - t0)
-    import resource
-    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "s_per_step": min(times),
-                      "s_per_step_mean": sum(times) / len(times), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    report(times)
 
 
 if __name__ == "__main__":
