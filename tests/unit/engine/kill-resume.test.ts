@@ -106,52 +106,56 @@ describe('a killed engine', () => {
     await second.stop();
   });
 
-  it('resumes a killed training job from its checkpoint with a continuous, identical loss curve', async () => {
-    const args = { ...TINY_TRAIN, steps: 30, checkpointEvery: 5 };
-    const frames: CommandArgs<'library.add'> = {
-      paths: [fixturePath('synthetic', 'tour.mp4')],
-      sampling: { policy: 'fps', fps: 2 },
-      frameSize: { mode: 'short-side', size: 48 },
-    };
+  for (const [method, extra] of [
+    ['DINO', {}],
+    ['Dora', { batch: 4, dora: { framesPerClip: 2, stride: 3, objects: 2 } }],
+  ] as const)
+    it(`resumes a killed ${method} training job from its checkpoint with a continuous, identical loss curve`, async () => {
+      const args = { ...TINY_TRAIN, ...extra, steps: 30, checkpointEvery: 5 };
+      const frames: CommandArgs<'library.add'> = {
+        paths: [fixturePath('synthetic', 'tour.mp4')],
+        sampling: { policy: 'fps', fps: 2 },
+        frameSize: { mode: 'short-side', size: 48 },
+      };
 
-    // The uninterrupted run, in this process.
-    const ref = new Engine({ home: tmpDir() });
-    const refCall = createEngineDispatcher(ref);
-    const call = async (c: string, a: unknown) => {
-      const r = await refCall.dispatch(c, a);
-      if (!r.ok) throw new Error(r.error.message);
-      return r.result as never;
-    };
-    await call('project.create', { path: path.join(work, 'train-ref') });
-    await call('library.add', frames);
-    await ref.requireProject().runner.idle();
-    const refJob = (await call('train.start', args)) as { id: number };
-    await ref.requireProject().runner.idle();
-    const reference = ((await call('train.log', { jobId: refJob.id })) as { loss: number }[]).map((r) => r.loss);
-    await ref.close();
+      // The uninterrupted run, in this process.
+      const ref = new Engine({ home: tmpDir() });
+      const refCall = createEngineDispatcher(ref);
+      const call = async (c: string, a: unknown) => {
+        const r = await refCall.dispatch(c, a);
+        if (!r.ok) throw new Error(r.error.message);
+        return r.result as never;
+      };
+      await call('project.create', { path: path.join(work, `train-ref-${method}`) });
+      await call('library.add', frames);
+      await ref.requireProject().runner.idle();
+      const refJob = (await call('train.start', args)) as { id: number };
+      await ref.requireProject().runner.idle();
+      const reference = ((await call('train.log', { jobId: refJob.id })) as { loss: number }[]).map((r) => r.loss);
+      await ref.close();
 
-    const trainProject = path.join(work, 'train-project');
-    const first = await startEngineProcess({ home });
-    engines.push(first);
-    await first.call('project.create', { path: trainProject });
-    await first.call('library.add', frames);
-    await waitFor(async () => (await first.call('library.list', {})).items[0]?.status === 'done');
-    const job = await first.call('train.start', args);
-    await waitFor(async () => (await first.call('train.log', { jobId: job.id })).length >= 12, 60_000);
-    first.child.kill('SIGKILL');
-    await first.stop();
+      const trainProject = path.join(work, `train-project-${method}`);
+      const first = await startEngineProcess({ home });
+      engines.push(first);
+      await first.call('project.create', { path: trainProject });
+      await first.call('library.add', frames);
+      await waitFor(async () => (await first.call('library.list', {})).items[0]?.status === 'done');
+      const job = await first.call('train.start', args);
+      await waitFor(async () => (await first.call('train.log', { jobId: job.id })).length >= 12, 60_000);
+      first.child.kill('SIGKILL');
+      await first.stop();
 
-    const second = await startEngineProcess({ home, project: trainProject });
-    engines.push(second);
-    const done = await waitFor(async () => {
-      const j = await second.call('jobs.get', { id: job.id });
-      return j.state === 'done' || j.state === 'failed' ? j : null;
-    }, 120_000);
-    expect(done.error?.message ?? done.state).toBe('done');
-    expect(done.attempt).toBe(2);
-    const log = await second.call('train.log', { jobId: job.id });
-    expect(log.map((r) => r.step)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
-    expect(log.map((r) => r.loss)).toEqual(reference);
-    await second.stop();
-  });
+      const second = await startEngineProcess({ home, project: trainProject });
+      engines.push(second);
+      const done = await waitFor(async () => {
+        const j = await second.call('jobs.get', { id: job.id });
+        return j.state === 'done' || j.state === 'failed' ? j : null;
+      }, 120_000);
+      expect(done.error?.message ?? done.state).toBe('done');
+      expect(done.attempt).toBe(2);
+      const log = await second.call('train.log', { jobId: job.id });
+      expect(log.map((r) => r.step)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+      expect(log.map((r) => r.loss)).toEqual(reference);
+      await second.stop();
+    });
 });
