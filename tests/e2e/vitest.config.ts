@@ -7,6 +7,8 @@ export default defineConfig({
     environment: 'node',
     testTimeout: 120_000,
     hookTimeout: 60_000,
+    // UI state settles in hundreds of ms, but a loaded two-core CI machine can take seconds (images, jobs).
+    expect: { poll: { timeout: 15_000 } },
     // One browser at a time on a two-core machine.
     fileParallelism: false,
   },
