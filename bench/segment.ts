@@ -7,11 +7,8 @@
  * tour without labels (transductive, like Dora on its walking tour); labels come only from the 2 bank frames.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { Engine } from '../native/engine/engine.js';
-import { createEngineDispatcher } from '../native/engine/handlers.js';
 import { ExactKnn, f16RowsToF32, l2normalizeRows } from '../native/features/knn.js';
 import { FrameStore } from '../native/media/frame-store.js';
 import { resizeRgb } from '../native/models/preprocess.js';
@@ -21,6 +18,7 @@ import { labelledBank, segmentPatches } from '../native/segment/hummingbird.js';
 import { IoUMeter, patchLabels } from '../native/segment/labels.js';
 import { Rng } from '../native/train/rng.js';
 import { initParams } from '../native/train/train-dino.js';
+import { tempEngine } from './engine.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -71,17 +69,9 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
   const trainSeconds: Record<string, number> = {};
   /** Base learning rate (scaled by views/256 as DINO); default the trainer's 5e-4. */
   const lr = args.includes('--lr') ? Number(args[args.indexOf('--lr') + 1]) : undefined;
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'flaneur-bench-segment-'));
-  const engine = new Engine({ home: path.join(work, 'home') });
-  const d = createEngineDispatcher(engine);
-  const call = async (c: string, a: unknown) => {
-    const r = await d.dispatch(c, a);
-    if (!r.ok) throw new Error(`${c}: ${r.error.message}`);
-    return r.result as never;
-  };
+  const { work, engine, call, close } = await tempEngine('flaneur-bench-segment-');
   const knn = new ExactKnn();
   try {
-    await call('project.create', { path: path.join(work, 'p') });
     const runner = engine.requireProject().runner;
     const project = engine.requireProject().project;
     await call('library.add', {
@@ -243,8 +233,7 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
     };
   } finally {
     await knn.release();
-    await engine.close();
-    fs.rmSync(work, { recursive: true, force: true });
+    await close();
   }
 }
 

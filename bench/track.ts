@@ -5,11 +5,8 @@
  * without propagation. Features: a ViT-S/16 at initialisation (no pretrained weights exist here).
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { Engine } from '../native/engine/engine.js';
-import { createEngineDispatcher } from '../native/engine/handlers.js';
 import { loadRegisteredModel } from '../native/features/extract.js';
 import { FrameStore } from '../native/media/frame-store.js';
 import { encodeSafetensors } from '../native/models/safetensors.js';
@@ -18,6 +15,7 @@ import { AttentionExtractor } from '../native/track/attention.js';
 import { attentionMasks } from '../native/track/dora.js';
 import { Rng } from '../native/train/rng.js';
 import { initParams } from '../native/train/train-dino.js';
+import { tempEngine } from './engine.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const FIX = path.join(ROOT, 'tests', 'fixtures', 'synthetic');
@@ -76,16 +74,8 @@ function bestMatchIoU(gt: Map<number, Uint8Array>[], tracks: Uint8Array[][]): nu
 }
 
 export async function benchTrack(): Promise<Record<string, unknown>> {
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'flaneur-bench-track-'));
-  const engine = new Engine({ home: path.join(work, 'home') });
-  const d = createEngineDispatcher(engine);
-  const call = async (c: string, a: unknown) => {
-    const r = await d.dispatch(c, a);
-    if (!r.ok) throw new Error(`${c}: ${r.error.message}`);
-    return r.result as never;
-  };
+  const { work, engine, call, close } = await tempEngine('flaneur-bench-track-');
   try {
-    await call('project.create', { path: path.join(work, 'p') });
     const { project, runner } = engine.requireProject();
     await call('library.add', {
       paths: [path.join(FIX, 'tour.mp4')],
@@ -150,7 +140,6 @@ export async function benchTrack(): Promise<Record<string, unknown>> {
       s_per_frame: Number((seconds / media.frameCount).toFixed(3)),
     };
   } finally {
-    await engine.close();
-    fs.rmSync(work, { recursive: true, force: true });
+    await close();
   }
 }

@@ -8,10 +8,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { tempEngine } from '../bench/engine.js';
 import { benchSegment, TI16_RECIPE } from '../bench/segment.js';
 import type { CommandArgs } from '../native/api/contract.js';
-import { Engine, SAMPLE_VIDEO } from '../native/engine/engine.js';
-import { createEngineDispatcher } from '../native/engine/handlers.js';
+import { SAMPLE_VIDEO } from '../native/engine/engine.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const OUT = path.join(ROOT, 'models', 'default');
@@ -24,16 +24,8 @@ const TRAIN = {
 } as const satisfies CommandArgs<'train.start'>;
 const SAMPLING = { policy: 'fps', fps: 2 } as const;
 
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'flaneur-default-model-'));
-const engine = new Engine({ home: path.join(work, 'home') });
-const d = createEngineDispatcher(engine);
-const call = async (c: string, a: unknown) => {
-  const r = await d.dispatch(c, a);
-  if (!r.ok) throw new Error(`${c}: ${r.error.message}`);
-  return r.result as never;
-};
+const { engine, call, close } = await tempEngine('flaneur-default-model-');
 try {
-  await call('project.create', { path: path.join(work, 'p') });
   const runner = engine.requireProject().runner;
   await call('library.add', { paths: [SAMPLE_VIDEO], sampling: SAMPLING });
   await runner.idle();
@@ -91,6 +83,5 @@ try {
   fs.writeFileSync(path.join(OUT, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   console.log(JSON.stringify(manifest));
 } finally {
-  await engine.close();
-  fs.rmSync(work, { recursive: true, force: true });
+  await close();
 }
