@@ -26,13 +26,10 @@ export const TrackArgs = z.object({
 export type TrackArgs = z.output<typeof TrackArgs>;
 
 export function pickHeads(total: number, k: number, seed: number): number[] {
-  const r = new Rng(seed + 1);
-  const all = [...Array(total).keys()];
-  for (let i = all.length - 1; i > 0; i--) {
-    const j = r.int(i + 1);
-    [all[i], all[j]] = [all[j] as number, all[i] as number];
-  }
-  return all.slice(0, Math.min(k, total)).sort((a, b) => a - b);
+  return new Rng(seed + 1)
+    .shuffle([...Array(total).keys()])
+    .slice(0, Math.min(k, total))
+    .sort((a, b) => a - b);
 }
 
 export const trackJob: JobHandler<TrackArgs, { runId: number }> = {

@@ -97,12 +97,7 @@ export function colourJitter(px: Float32Array, o: JitterOptions, grayscaleP: num
   const n = px.length / 3;
   const gray = (i: number) => 0.299 * (px[i] as number) + 0.587 * (px[i + 1] as number) + 0.114 * (px[i + 2] as number);
   if (rng.next() < o.p) {
-    const ops = [0, 1, 2, 3];
-    for (let i = ops.length - 1; i > 0; i--) {
-      const j = rng.int(i + 1);
-      [ops[i], ops[j]] = [ops[j] as number, ops[i] as number];
-    }
-    for (const op of ops) {
+    for (const op of rng.shuffle([0, 1, 2, 3])) {
       if (op === 0) {
         const f = rng.uniform(1 - o.brightness, 1 + o.brightness);
         for (let i = 0; i < px.length; i++) px[i] = Math.min(1, (px[i] as number) * f);

@@ -161,12 +161,7 @@ export async function doraBatch(
     const box = sampleCropBox(first.width, first.height, { scale: [0.4, 1] }, rng);
     const flip = rng.next() < 0.5;
     // Dora picks k random heads per clip.
-    const all = [...Array(norm.heads).keys()];
-    for (let i = all.length - 1; i > 0; i--) {
-      const j = rng.int(i + 1);
-      [all[i], all[j]] = [all[j] as number, all[i] as number];
-    }
-    heads.push(all.slice(0, Math.min(o.objects, norm.heads)));
+    heads.push(rng.shuffle([...Array(norm.heads).keys()]).slice(0, Math.min(o.objects, norm.heads)));
     for (let t = 0; t < F; t++) {
       const img = t === 0 ? first : src.read(idx[t] as number);
       let v = cropResize(img, box, size);

@@ -21,6 +21,15 @@ export class Rng {
     return Math.floor(this.next() * n);
   }
 
+  /** Fisher-Yates shuffle in place (from the last position down), returning the array. */
+  shuffle<T>(items: T[]): T[] {
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      [items[i], items[j]] = [items[j] as T, items[i] as T];
+    }
+    return items;
+  }
+
   /** Standard normal (Box-Muller). */
   normal(): number {
     const u = Math.max(this.next(), 1e-12);
