@@ -14,6 +14,13 @@ export interface FrameAttention {
   heads: number;
 }
 
+/** The patch rows of per-image token rows [count, 1 + n, d] (the CLS row of each image dropped): [count, n, d]. */
+export function patchRows(tokens: Float32Array, count: number, n: number, d: number): Float32Array {
+  const out = new Float32Array(count * n * d);
+  for (let b = 0; b < count; b++) out.set(tokens.subarray((b * (n + 1) + 1) * d, (b + 1) * (n + 1) * d), b * n * d);
+  return out;
+}
+
 export class AttentionExtractor {
   private constructor(
     private readonly model: ImportedViT,
@@ -44,8 +51,8 @@ export class AttentionExtractor {
       return t.data as Float32Array;
     };
     // Row 0 of q and k is the CLS token: objects live in the patch rows.
-    const q = get('q').slice(d, (n + 1) * d);
-    const k = get('k').slice(d, (n + 1) * d);
+    const q = patchRows(get('q'), 1, n, d);
+    const k = patchRows(get('k'), 1, n, d);
     return { q, k, attention: get('attention').slice(), grid, dim: d, heads: c.heads };
   }
 

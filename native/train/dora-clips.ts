@@ -11,6 +11,7 @@ import type { ImportedViT } from '../models/import-vit.js';
 import type { RgbLike } from '../models/preprocess.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
 import { ModelSession, ort } from '../runtime/session.js';
+import { patchRows } from '../track/attention.js';
 import { discover, trackMasks } from '../track/dora.js';
 import {
   augmentInto,
@@ -100,10 +101,7 @@ export class TeacherAttention {
     const n = (this.size / this.config.patchSize) ** 2;
     const dropCls = (t: ort.Tensor | undefined) => {
       if (!t) throw new Error('the attention graph gave no output');
-      const src = t.data as Float32Array;
-      const dst = new Float32Array(count * n * d);
-      for (let b = 0; b < count; b++) dst.set(src.subarray((b * (n + 1) + 1) * d, (b + 1) * (n + 1) * d), b * n * d);
-      return dst;
+      return patchRows(t.data as Float32Array, count, n, d);
     };
     if (!out.attention) throw new Error('the attention graph gave no attention');
     return { q: dropCls(out.q), k: dropCls(out.k), attention: (out.attention.data as Float32Array).slice(), n, d };
