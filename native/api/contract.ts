@@ -725,7 +725,8 @@ export const commands = {
   'train.start': { args: TrainDinoArgs, result: JobInfo },
   'train.log': { args: z.object({ jobId: z.int().positive() }).strict(), result: z.array(TrainLogEntry) },
   'train.previews': {
-    args: z.object({ jobId: z.int().positive() }).strict(),
+    /** `lastSteps`: only the previews of the latest N preview steps (the view shows a few while training goes). */
+    args: z.object({ jobId: z.int().positive(), lastSteps: z.int().positive().optional() }).strict(),
     result: z.array(z.object({ step: z.int(), frame: z.int(), png: z.string() })),
   },
 

@@ -243,7 +243,7 @@ export function createHandlers(engine: Engine): Handlers {
     },
     'train.start': (a) => jobInfo(open().runner.enqueue('train.dino', a)),
     'train.log': (a) => open().project.trainLog.list(a.jobId),
-    'train.previews': (a) => listPreviews(path.join(open().project.checkpointsDir, `train-${a.jobId}`)),
+    'train.previews': (a) => listPreviews(path.join(open().project.checkpointsDir, `train-${a.jobId}`), a.lastSteps),
 
     'ingest.hashFolder': (a) =>
       jobInfo(open().runner.enqueue('ingest.hashFolder', { ...a, root: path.resolve(a.root) })),

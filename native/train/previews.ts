@@ -74,18 +74,24 @@ export async function writePreviews(
   }
 }
 
-/** The previews of a run, oldest first: step, frame and the PNG as a data URL. */
-export function listPreviews(dir: string): { step: number; frame: number; png: string }[] {
+/** The previews of a run, oldest first (of the latest `lastSteps` steps when given): step, frame, PNG data URL. */
+export function listPreviews(dir: string, lastSteps?: number): { step: number; frame: number; png: string }[] {
   const folder = path.join(dir, 'previews');
   if (!fs.existsSync(folder)) return [];
-  return fs
+  const found = fs
     .readdirSync(folder)
     .map((name) => /^step-(\d+)-f(\d+)\.png$/.exec(name))
     .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({
-      step: Number(m[1]),
-      frame: Number(m[2]),
-      png: `data:image/png;base64,${fs.readFileSync(path.join(folder, m[0])).toString('base64')}`,
-    }))
+    .map((m) => ({ name: m[0], step: Number(m[1]), frame: Number(m[2]) }))
     .sort((a, b) => a.step - b.step || a.frame - b.frame);
+  const steps = [...new Set(found.map((p) => p.step))];
+  const from = lastSteps === undefined ? Number.NEGATIVE_INFINITY : (steps[steps.length - lastSteps] ?? steps[0] ?? 0);
+  // Only the kept files are read (every step of the Train view asks again).
+  return found
+    .filter((p) => p.step >= from)
+    .map(({ name, step, frame }) => ({
+      step,
+      frame,
+      png: `data:image/png;base64,${fs.readFileSync(path.join(folder, name)).toString('base64')}`,
+    }));
 }

@@ -107,6 +107,10 @@ describe('Dora trainer', () => {
       [12, 0],
       [12, 1],
     ]);
+    expect((await a.call('train.previews', { jobId: ref.id, lastSteps: 1 })).map((p) => [p.step, p.frame])).toEqual([
+      [12, 0],
+      [12, 1],
+    ]);
     const png = Buffer.from((previews[0]?.png ?? '').replace(/^data:image\/png;base64,/, ''), 'base64');
     expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([112, 112]);
     await a.engine.close();

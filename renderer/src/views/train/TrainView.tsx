@@ -79,7 +79,7 @@ export function TrainView() {
     void run('Could not read the training log', async () => {
       if (tick < 0) return;
       setLog(await client.call('train.log', { jobId: currentId }));
-      setPreviews(await client.call('train.previews', { jobId: currentId }));
+      setPreviews(await client.call('train.previews', { jobId: currentId, lastSteps: 6 }));
     });
   }, [client, run, currentId, tick]);
 
@@ -256,7 +256,7 @@ export function TrainView() {
                 Teacher attention on two fixed frames (last block, CLS → patches; heads 1–3 as red, green, blue)
               </figcaption>
               <div className="preview-steps">
-                {[...new Set(previews.map((p) => p.step))].slice(-6).map((step) => (
+                {[...new Set(previews.map((p) => p.step))].map((step) => (
                   <div key={step} className="preview-step">
                     {previews
                       .filter((p) => p.step === step)
