@@ -214,6 +214,11 @@ export function buildViT(
    * seeded generator (so a resumed run draws the same ones). Each block's residual branches are scaled by its row.
    */
   dropPath?: Value,
+  /**
+   * The last block's attention output projection with one weight copy per sample (FUNGI's per-sample gradients):
+   * weight [S, D, D] (out, in), bias [S, 1, D]; the batch holds S samples × V views, sample-major.
+   */
+  lastProj?: { weight: Value; bias: Value; samples: number },
 ): ViTGraphOutputs {
   const [, , H, W] = pixels.shape as [unknown, unknown, number, number];
   const grid = gridOf(c, H, W);
@@ -288,7 +293,20 @@ export function buildViT(
         out.attention = b.reshape(row, [0, c.heads, N]);
       }
       const ctx = b.reshape(b.transpose(b.matmul(attn, heads(v), 'attn.context'), [0, 2, 1, 3]), [0, 0, D]);
-      let a = b.linear(ctx, transposed(param(`${p}attn.proj.weight`)), param(`${p}attn.proj.bias`), 'attn.proj');
+      let a: Value;
+      if (last && lastProj) {
+        // [S·V, T, D] -> [S, V·T, D]: every view of a sample goes through that sample's own copy of the weights.
+        const T = 1 + R + N;
+        const perSample = b.reshape(ctx, [lastProj.samples, -1, D]);
+        const y = b.add(
+          b.matmul(perSample, b.transpose(lastProj.weight, [0, 2, 1]), 'attn.proj'),
+          lastProj.bias,
+          'attn.proj.bias',
+        );
+        a = b.reshape(y, [-1, T, D]);
+      } else {
+        a = b.linear(ctx, transposed(param(`${p}attn.proj.weight`)), param(`${p}attn.proj.bias`), 'attn.proj');
+      }
       if (c.layerScale) a = b.mul(a, param(`${p}ls1.gamma`), 'ls1');
       const keepRow = dropPath ? b.reshape(b.slice(dropPath, [i], [i + 1], [0]), [-1, 1, 1]) : null;
       if (keepRow) a = b.mul(a, keepRow, 'drop_path');

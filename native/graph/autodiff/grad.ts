@@ -44,16 +44,26 @@ function where(node: Node): string {
   return i > 0 ? node.name.slice(0, i) : 'top level';
 }
 
-export function gradients(b: GraphBuilder, loss: Value, wrt: readonly Value[]): Map<string, Value> {
+/**
+ * Reverse-mode gradients of a scalar `loss` w.r.t. `wrt`. Values in `stop` pass no gradient (as torch's detach):
+ * the loss is differentiated as if they were constants.
+ */
+export function gradients(
+  b: GraphBuilder,
+  loss: Value,
+  wrt: readonly Value[],
+  stop: readonly Value[] = [],
+): Map<string, Value> {
   if (loss.shape.some((d) => d !== 1)) {
     throw new GraphShapeError(`autodiff: the loss must be a scalar, got shape [${loss.shape.join(',')}]`);
   }
   const nodes = [...b.nodeList];
   // Values that depend on what we differentiate with respect to.
   const live = new Set(wrt.map((v) => v.name));
+  const stopped = new Set(stop.map((v) => v.name));
   for (const n of nodes) {
     if (NON_DIFFERENTIABLE.has(n.op)) continue;
-    if (n.inputs.some((i) => live.has(i))) for (const o of n.outputs) live.add(o);
+    if (n.inputs.some((i) => live.has(i))) for (const o of n.outputs) if (!stopped.has(o)) live.add(o);
   }
   if (!live.has(loss.name))
     throw new GraphShapeError('autodiff: the loss does not depend on any of the values asked for');
