@@ -188,6 +188,47 @@ export const MediaInfo = z.object({
 });
 export type MediaInfo = z.infer<typeof MediaInfo>;
 
+const Range = z.tuple([z.number().min(0).max(1), z.number().min(0).max(1)]);
+/** FUNGI gradient features (native/fungi): the paper's settings by default, every one an argument. */
+export const FungiArgs = z
+  .object({
+    modelId: z.int().positive(),
+    media: z.array(z.int().positive()).optional(),
+    size: z.int().min(16).max(1024).default(224),
+    objectives: z
+      .array(z.enum(['kl', 'dino', 'simclr']))
+      .min(1)
+      .default(['kl', 'dino', 'simclr']),
+    seed: z.int().min(0).default(0),
+    pcaDim: z.int().min(2).max(4096).default(512),
+    kl: z.object({ temperature: z.number().positive() }).partial().optional(),
+    dino: z
+      .object({
+        teacherTemp: z.number().positive(),
+        studentTemp: z.number().positive(),
+        latentDim: z.int().min(2).max(65536),
+        globalViews: z.int().min(1).max(8),
+        localViews: z.int().min(0).max(32),
+        globalScale: Range,
+        localScale: Range,
+      })
+      .partial()
+      .optional(),
+    simclr: z
+      .object({
+        temperature: z.number().positive(),
+        latentDim: z.int().min(2).max(4096),
+        numPatches: z.int().min(1).max(64),
+        strideScale: z.int().min(1).max(32),
+        negatives: z.int().min(1).max(1024),
+      })
+      .partial()
+      .optional(),
+    /** Views per graph run (memory): samples per run = floor(viewBudget / views per sample). */
+    viewBudget: z.int().min(1).max(1024).default(48),
+  })
+  .strict();
+
 export const TrainDinoArgs = z
   .object({
     /** Media items whose sampled frames are the data (default: every ingested item). */
@@ -278,6 +319,10 @@ const JobId = z.object({ id: z.int().positive() }).strict();
 const UserPath = z.string().min(1, 'must not be empty').max(4096);
 
 export const HASH_ALGORITHMS = ['sha256', 'sha1', 'md5'] as const;
+
+/** Which vectors describe a frame: the run's CLS embeddings, or the FUNGI vectors of the run's model. */
+const FeatureKind = z.enum(['embedding', 'fungi']);
+const MapPoint = z.object({ mediaId: z.int(), frameIdx: z.int(), x: z.number(), y: z.number(), cluster: z.int() });
 
 /** The command table. Add a command here, then a handler in native/engine/handlers.ts. */
 export const commands = {
@@ -551,10 +596,101 @@ export const commands = {
       .strict(),
     result: JobInfo,
   },
+  'features.fungi': { args: FungiArgs, result: JobInfo },
+  'fungi.runs': {
+    args: Empty,
+    result: z.array(
+      z.object({
+        id: z.int(),
+        modelId: z.int(),
+        modelName: z.string(),
+        frames: z.int(),
+        dim: z.int(),
+        pcaDim: z.int().nullable(),
+        settings: z.record(z.string(), z.unknown()),
+        createdAt: z.string(),
+      }),
+    ),
+  },
+  'classify.knn': {
+    args: z
+      .object({
+        runId: z.int().positive(),
+        features: FeatureKind.optional(),
+        /** Labelled folder: each sub-folder's name is the class of the media under it. */
+        root: UserPath,
+        /** Classified against `root` and scored; without it, leave-one-out over `root`. */
+        queryRoot: UserPath.optional(),
+        k: z.int().min(1).max(200).optional(),
+        temperature: z.number().positive().optional(),
+      })
+      .strict(),
+    result: z.object({
+      features: FeatureKind,
+      classes: z.array(z.string()),
+      evaluated: z.int(),
+      accuracy: z.number(),
+      /** confusion[true][predicted] */
+      confusion: z.array(z.array(z.int())),
+      misclassified: z.array(
+        z.object({ mediaId: z.int(), frameIdx: z.int(), truth: z.int(), predicted: z.int(), confidence: z.number() }),
+      ),
+      /** Frames outside the labelled folders, with their predicted class. */
+      predictions: z.array(
+        z.object({ mediaId: z.int(), frameIdx: z.int(), predicted: z.int(), confidence: z.number() }),
+      ),
+    }),
+  },
+  'map.build': {
+    args: z
+      .object({
+        runId: z.int().positive(),
+        features: FeatureKind.optional(),
+        method: z.enum(['pca', 'umap']).optional(),
+        neighbors: z.int().min(2).max(200).optional(),
+        minDist: z.number().min(0).max(1).optional(),
+        clusters: z.int().min(1).max(100).optional(),
+        seed: z.int().min(0).optional(),
+      })
+      .strict(),
+    result: JobInfo,
+  },
+  'map.list': {
+    args: Empty,
+    result: z.array(
+      z.object({
+        id: z.int(),
+        runId: z.int(),
+        features: FeatureKind,
+        method: z.string(),
+        points: z.int(),
+        createdAt: z.string(),
+      }),
+    ),
+  },
+  'map.get': {
+    args: z
+      .object({
+        id: z.int().positive(),
+        /** Colour by class: the labelled folder whose sub-folder names are the classes. */
+        root: UserPath.optional(),
+      })
+      .strict(),
+    result: z.object({
+      id: z.int(),
+      method: z.string(),
+      features: FeatureKind,
+      points: z.array(MapPoint),
+      classes: z.array(z.string()),
+      /** Class index per point (-1 unlabelled), when `root` was given. */
+      labels: z.array(z.int()),
+    }),
+  },
   'retrieve.images': {
     args: z
       .object({
         runId: z.int().positive(),
+        features: FeatureKind.optional(),
         mediaId: z.int().positive(),
         frameIdx: z.int().min(0),
         k: z.int().min(1).max(200).optional(),
@@ -562,6 +698,7 @@ export const commands = {
       .strict(),
     result: z.object({
       runId: z.int(),
+      features: FeatureKind,
       results: z.array(z.object({ mediaId: z.int(), frameIdx: z.int(), sim: z.number() })),
     }),
   },

@@ -10,10 +10,12 @@ import { countBatchJob } from '../count/batch.js';
 import { CountService } from '../count/service.js';
 import { extractFeaturesJob } from '../features/extract.js';
 import { ExactKnn } from '../features/knn.js';
+import { fungiJob } from '../fungi/job.js';
 import { hashFolderJob } from '../ingest/hash-folder.js';
 import { ingestMediaJob } from '../ingest/ingest-media.js';
 import { JobRunner, type RunnerOptions } from '../jobs/runner.js';
 import type { AnyJobHandler } from '../jobs/types.js';
+import { mapJob } from '../map/build.js';
 import { segmentBatchJob } from '../segment/batch.js';
 import { segmentOverlay } from '../segment/service.js';
 import { AppHome } from '../store/app-home.js';
@@ -39,6 +41,8 @@ export const JOB_HANDLERS: readonly AnyJobHandler[] = [
   segmentBatchJob,
   countBatchJob,
   trackJob,
+  fungiJob,
+  mapJob,
 ];
 
 export interface EngineOptions {

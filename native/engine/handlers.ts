@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { ProjectInfo } from '../api/contract.js';
 import { createDispatcher, type Dispatcher, type Handlers } from '../api/dispatcher.js';
 import { FlaneurError } from '../api/errors.js';
+import { classifyFolder, classOfPath } from '../classify/knn-classify.js';
 import { binaryVersion, findBinaries, videoDecoders } from '../media/ffmpeg.js';
 import { FrameStore } from '../media/frame-store.js';
 import { duplicatePairs, similarImages, similarPatches } from '../retrieve/service.js';
@@ -156,6 +157,62 @@ export function createHandlers(engine: Engine): Handlers {
         ...a,
         ...(truthMask ? { truthMask: { path: path.resolve(truthMask), encoding: { kind: 'gray' } } } : {}),
       }).then(({ mask: _mask, ...r }) => r),
+    'features.fungi': (a) => jobInfo(open().runner.enqueue('features.fungi', a)),
+    'fungi.runs': () => {
+      const { project } = open();
+      return project.fungi.runs().map((r) => ({
+        id: r.id,
+        modelId: r.modelId,
+        modelName: project.models.get(r.modelId)?.name ?? `model ${r.modelId}`,
+        frames: project.fungi.count(r.id),
+        dim: r.dim,
+        pcaDim: r.pcaDim,
+        settings: r.settings,
+        createdAt: r.createdAt,
+      }));
+    },
+    'classify.knn': (a) => classifyFolder(open().project, engine.knn, a),
+    'map.build': (a) => jobInfo(open().runner.enqueue('map.build', a)),
+    'map.list': () =>
+      open()
+        .project.maps.list()
+        .map((m) => ({
+          id: m.id,
+          runId: m.runId,
+          features: m.features,
+          method: m.method,
+          points: m.points,
+          createdAt: m.createdAt,
+        })),
+    'map.get': (a) => {
+      const { project } = open();
+      const row = project.maps.get(a.id);
+      const data = project.maps.data(a.id);
+      if (!row || !data) throw new FlaneurError('NOT_FOUND', `No map ${a.id}.`, { field: 'id' });
+      const points = [];
+      for (let i = 0; i < row.points; i++)
+        points.push({
+          mediaId: data.keys[2 * i] as number,
+          frameIdx: data.keys[2 * i + 1] as number,
+          x: data.coords[2 * i] as number,
+          y: data.coords[2 * i + 1] as number,
+          cluster: data.clusters[i] as number,
+        });
+      let classes: string[] = [];
+      let labels: number[] = [];
+      if (a.root) {
+        const root = a.root;
+        const names = new Map<number, string | null>();
+        const nameOf = (id: number) => {
+          if (!names.has(id)) names.set(id, classOfPath(root, project.media.get(id)?.path ?? ''));
+          return names.get(id) ?? null;
+        };
+        classes = [...new Set(points.map((p) => nameOf(p.mediaId)).filter((c): c is string => c !== null))].sort();
+        const index = new Map(classes.map((c, i) => [c, i]));
+        labels = points.map((p) => index.get(nameOf(p.mediaId) ?? '') ?? -1);
+      }
+      return { id: row.id, method: row.method, features: row.features, points, classes, labels };
+    },
     'retrieve.images': (a) => similarImages(open().project, engine.knn, { ...a, k: a.k ?? 12 }),
     'retrieve.duplicates': (a) =>
       duplicatePairs(open().project, engine.knn, {

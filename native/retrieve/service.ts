@@ -4,6 +4,7 @@
  */
 import { FlaneurError } from '../api/errors.js';
 import { type ExactKnn, f16RowsToF32, l2normalizeRows, makeBank } from '../features/knn.js';
+import { frameVectors, resolveSource } from '../fungi/vectors.js';
 import type { Project } from '../store/project.js';
 
 function requireRun(project: Project, runId: number) {
@@ -15,33 +16,28 @@ function requireRun(project: Project, runId: number) {
 export async function similarImages(
   project: Project,
   knn: ExactKnn,
-  o: { runId: number; mediaId: number; frameIdx: number; k: number },
+  o: { runId: number; mediaId: number; frameIdx: number; k: number; features?: 'embedding' | 'fungi' },
 ) {
-  const run = requireRun(project, o.runId);
-  const all = project.features.allCls(run.id);
-  const qi = all.findIndex((r) => r.mediaId === o.mediaId && r.frameIdx === o.frameIdx);
+  const source = resolveSource(project, o.runId, o.features);
+  const { keys, vectors, dim } = frameVectors(project, source);
+  const qi = keys.findIndex((r) => r.mediaId === o.mediaId && r.frameIdx === o.frameIdx);
   if (qi < 0)
     throw new FlaneurError('NOT_FOUND', 'That frame has no features in this run; extract features first.', {
       field: 'frameIdx',
     });
-  const vectors = new Float32Array(all.length * run.dim);
-  all.forEach((r, i) => {
-    vectors.set(r.cls, i * run.dim);
-  });
-  l2normalizeRows(vectors, run.dim);
   const { indices, sims } = await knn.search(
-    vectors.subarray(qi * run.dim, (qi + 1) * run.dim),
-    makeBank(vectors, run.dim),
+    vectors.subarray(qi * dim, (qi + 1) * dim),
+    makeBank(vectors, dim),
     o.k + 1,
   );
   const results = [];
   for (let j = 0; j < indices.length; j++) {
     const i = indices[j] as number;
     if (i === qi || i < 0) continue;
-    const r = all[i] as (typeof all)[number];
+    const r = keys[i] as (typeof keys)[number];
     results.push({ mediaId: r.mediaId, frameIdx: r.frameIdx, sim: sims[j] as number });
   }
-  return { runId: run.id, results: results.slice(0, o.k) };
+  return { runId: o.runId, features: source.kind, results: results.slice(0, o.k) };
 }
 
 export async function similarPatches(

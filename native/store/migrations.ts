@@ -185,6 +185,47 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 7,
+    name: 'fungi features',
+    sql: `
+      CREATE TABLE fungi_runs (
+        id INTEGER PRIMARY KEY,
+        model_id INTEGER NOT NULL REFERENCES models (id) ON DELETE CASCADE,
+        model_sha256 TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        dim INTEGER NOT NULL,
+        code_version TEXT NOT NULL,
+        negatives BLOB,
+        negative_frames TEXT,
+        pca BLOB,
+        pca_dim INTEGER,
+        pca_items INTEGER,
+        created_at TEXT NOT NULL,
+        UNIQUE (model_sha256, settings, code_version)
+      );
+      CREATE TABLE fungi_features (
+        run_id INTEGER NOT NULL REFERENCES fungi_runs (id) ON DELETE CASCADE,
+        media_id INTEGER NOT NULL REFERENCES media (id) ON DELETE CASCADE,
+        frame_idx INTEGER NOT NULL,
+        vec BLOB NOT NULL,
+        PRIMARY KEY (run_id, media_id, frame_idx)
+      ) WITHOUT ROWID;
+      CREATE TABLE maps (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES feature_runs (id) ON DELETE CASCADE,
+        features TEXT NOT NULL,
+        source_run INTEGER NOT NULL,
+        method TEXT NOT NULL,
+        params TEXT NOT NULL,
+        points INTEGER NOT NULL,
+        keys BLOB NOT NULL,
+        coords BLOB NOT NULL,
+        clusters BLOB NOT NULL,
+        created_at TEXT NOT NULL
+      );
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

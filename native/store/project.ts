@@ -8,7 +8,9 @@ import path from 'node:path';
 import { FlaneurError } from '../api/errors.js';
 import { APPLICATION_ID, configure, createDatabase, type Db, migrate, openDatabase, readVersions } from './db.js';
 import { FeaturesRepository } from './features-repo.js';
+import { FungiRepository } from './fungi-repo.js';
 import { JobRepository } from './jobs-repo.js';
+import { MapsRepository } from './maps-repo.js';
 import { MediaRepository } from './media-repo.js';
 import { SCHEMA_VERSION } from './migrations.js';
 import { ModelRepository } from './models-repo.js';
@@ -31,6 +33,8 @@ export class Project {
   readonly media: MediaRepository;
   readonly trainLog: TrainLogRepository;
   readonly features: FeaturesRepository;
+  readonly fungi: FungiRepository;
+  readonly maps: MapsRepository;
   readonly tracks: TracksRepository;
 
   private constructor(
@@ -43,6 +47,8 @@ export class Project {
     this.media = new MediaRepository(db);
     this.trainLog = new TrainLogRepository(db);
     this.features = new FeaturesRepository(db);
+    this.fungi = new FungiRepository(db);
+    this.maps = new MapsRepository(db);
     this.tracks = new TracksRepository(db);
   }
 

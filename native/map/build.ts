@@ -1,0 +1,128 @@
+/**
+ * The embedding map: a 2-D layout of a feature source's frames (CLS embeddings or FUNGI vectors), by PCA (fast) or
+ * UMAP (umap-js, on the top 50 principal components, with neighbours from our exact kNN on ONNX Runtime so 10^5
+ * points stay tractable), plus spherical k-means clusters for colouring. A job: progress per UMAP epoch, cancellable.
+ */
+import { UMAP } from 'umap-js';
+import { z } from 'zod';
+import { assignNearest, sphericalKMeans } from '../features/kmeans.js';
+import { ExactKnn, l2normalizeRows, makeBank } from '../features/knn.js';
+import { applyPca, fitPca } from '../features/pca.js';
+import { frameVectors, resolveSource } from '../fungi/vectors.js';
+import type { JobContext, JobHandler } from '../jobs/types.js';
+import { Rng } from '../train/rng.js';
+
+export const MapArgs = z.object({
+  runId: z.int().positive(),
+  features: z.enum(['embedding', 'fungi']).default('embedding'),
+  method: z.enum(['pca', 'umap']).default('umap'),
+  neighbors: z.int().min(2).max(200).default(15),
+  minDist: z.number().min(0).max(1).default(0.1),
+  clusters: z.int().min(1).max(100).default(8),
+  seed: z.int().min(0).default(0),
+});
+type MapArgs = z.output<typeof MapArgs>;
+
+/** Exact neighbours (self excluded) with euclidean distances of unit vectors, as umap-js's precomputed kNN. */
+async function neighbours(knn: ExactKnn, x: Float32Array, dim: number, k: number) {
+  const n = x.length / dim;
+  const kk = Math.min(k + 1, n);
+  const { indices, sims } = await knn.search(x, makeBank(x, dim), kk);
+  const idx: number[][] = [];
+  const dist: number[][] = [];
+  for (let i = 0; i < n; i++) {
+    const row: number[] = [];
+    const d: number[] = [];
+    for (let j = 0; j < kk && row.length < kk - 1; j++) {
+      const t = indices[i * kk + j] as number;
+      if (t === i || t < 0) continue;
+      row.push(t);
+      d.push(Math.sqrt(Math.max(0, 2 - 2 * (sims[i * kk + j] as number))));
+    }
+    while (row.length < kk - 1) {
+      row.push(i);
+      d.push(0);
+    }
+    idx.push(row);
+    dist.push(d);
+  }
+  return { idx, dist };
+}
+
+export const mapJob: JobHandler<MapArgs, null> = {
+  kind: 'map.build',
+  args: MapArgs,
+  title: (a) => `Embedding map (${a.method.toUpperCase()}, ${a.features}) of feature run #${a.runId}`,
+  async run(ctx) {
+    const knn = new ExactKnn();
+    try {
+      await build(ctx, knn);
+    } finally {
+      await knn.release();
+    }
+  },
+};
+
+async function build(ctx: JobContext<MapArgs, null>, knn: ExactKnn): Promise<void> {
+  const { project, args: a } = ctx;
+  const source = resolveSource(project, a.runId, a.features);
+  const { keys, vectors, dim } = frameVectors(project, source);
+  const n = keys.length;
+  if (n < 3) throw new Error(`a map needs at least 3 frames with features (this run has ${n})`);
+  let coords: Float32Array;
+  if (a.method === 'pca' || n < 5) {
+    ctx.phase('pca', { total: 1, unit: 'fits' });
+    coords = applyPca(await fitPca(vectors, dim, 2), vectors);
+  } else {
+    ctx.phase('neighbours', { total: null });
+    const reduced = dim > 50 ? l2normalizeRows(applyPca(await fitPca(vectors, dim, 50), vectors), 50) : vectors;
+    const rd = Math.min(dim, 50);
+    const nn = await neighbours(knn, reduced, rd, Math.min(a.neighbors, n - 1));
+    const rng = new Rng(a.seed + 1);
+    const umap = new UMAP({
+      nComponents: 2,
+      nNeighbors: Math.min(a.neighbors, n - 1),
+      minDist: a.minDist,
+      random: () => rng.next(),
+    });
+    umap.setPrecomputedKNN(nn.idx, nn.dist);
+    const rows: number[][] = [];
+    for (let i = 0; i < n; i++) rows.push(Array.from(reduced.subarray(i * rd, (i + 1) * rd)));
+    const epochs = umap.initializeFit(rows);
+    ctx.phase('umap', { total: epochs, unit: 'epochs' });
+    for (let e = 0; e < epochs; e++) {
+      if (e % 10 === 0) {
+        ctx.throwIfAborted();
+        ctx.progress(e, epochs);
+        await new Promise((r) => setImmediate(r));
+      }
+      umap.step();
+    }
+    const emb = umap.getEmbedding();
+    coords = new Float32Array(n * 2);
+    emb.forEach((p, i) => {
+      coords[2 * i] = p[0] as number;
+      coords[2 * i + 1] = p[1] as number;
+    });
+  }
+  ctx.phase('clusters', { total: 1, unit: 'fits' });
+  const k = Math.min(a.clusters, n);
+  const centroids = await sphericalKMeans(knn, vectors, dim, { k, iterations: 10, seed: a.seed, sample: 20000 });
+  const clusters = await assignNearest(knn, vectors, centroids, dim);
+  const keyPairs = new Int32Array(n * 2);
+  keys.forEach((key, i) => {
+    keyPairs[2 * i] = key.mediaId;
+    keyPairs[2 * i + 1] = key.frameIdx;
+  });
+  const row = project.maps.create(
+    {
+      runId: a.runId,
+      features: source.kind,
+      sourceRun: source.runId,
+      method: a.method,
+      params: { neighbors: a.neighbors, minDist: a.minDist, clusters: k, seed: a.seed },
+    },
+    { keys: keyPairs, coords, clusters: Int32Array.from(clusters) },
+  );
+  ctx.commit([{ key: 'map', status: 'ok', result: { mapId: row.id, points: n } }], null);
+}
