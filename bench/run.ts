@@ -5,6 +5,7 @@
 import { benchBank } from './bank.js';
 import { benchCount } from './count.js';
 import { benchDora } from './dora.js';
+import { benchFungi } from './fungi.js';
 import { benchHash } from './hash.js';
 import { benchIngest } from './ingest.js';
 import { benchKnn } from './knn.js';
@@ -23,6 +24,7 @@ const BENCHES: Record<string, (args: string[]) => Promise<Record<string, unknown
   track: benchTrack,
   segment: benchSegment,
   dora: benchDora,
+  fungi: benchFungi,
   vit: benchVit,
 };
 

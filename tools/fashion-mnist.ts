@@ -31,6 +31,27 @@ function idx(file: string): { dims: number[]; data: Uint8Array } {
   return { dims, data: new Uint8Array(b.buffer, b.byteOffset + 4 + 4 * nd, b.length - 4 - 4 * nd) };
 }
 
+/** The first `perClass` images of each class of a split, in file order, with their labels (0..9). */
+export function readSplit(
+  from: string,
+  split: 'train' | 't10k',
+  perClass: number,
+): { width: number; height: number; pixels: Uint8Array[]; labels: number[] } {
+  const images = idx(path.join(from, `${split}-images-idx3-ubyte.gz`));
+  const labels = idx(path.join(from, `${split}-labels-idx1-ubyte.gz`));
+  const [n, h, w] = images.dims as [number, number, number];
+  const counts = new Array<number>(10).fill(0);
+  const out = { width: w, height: h, pixels: [] as Uint8Array[], labels: [] as number[] };
+  for (let i = 0; i < n && out.labels.length < perClass * 10; i++) {
+    const c = labels.data[i] as number;
+    if ((counts[c] as number) >= perClass) continue;
+    counts[c] = (counts[c] as number) + 1;
+    out.pixels.push(images.data.slice(i * h * w, (i + 1) * h * w));
+    out.labels.push(c);
+  }
+  return out;
+}
+
 /** Writes `perClass` images of each class of a split under out/<class>/; returns the files written. */
 export function writeSplit(from: string, split: 'train' | 't10k', perClass: number, out: string): string[] {
   const images = idx(path.join(from, `${split}-images-idx3-ubyte.gz`));
@@ -55,9 +76,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const opt = (name: string, def: string) => (args.includes(name) ? (args[args.indexOf(name) + 1] as string) : def);
   const out = args[0];
-  if (!out || out.startsWith('--')) throw new Error('usage: tools/fashion-mnist.ts OUT [--train N] [--test N] [--from DIR]');
+  if (!out || out.startsWith('--'))
+    throw new Error('usage: tools/fashion-mnist.ts OUT [--train N] [--test N] [--from DIR]');
   const from = opt('--from', FASHION_DIR);
   const train = writeSplit(from, 'train', Number(opt('--train', '100')), path.join(out, 'train'));
-  const test = Number(opt('--test', '0')) > 0 ? writeSplit(from, 't10k', Number(opt('--test', '0')), path.join(out, 'test')) : [];
+  const test =
+    Number(opt('--test', '0')) > 0 ? writeSplit(from, 't10k', Number(opt('--test', '0')), path.join(out, 'test')) : [];
   console.log(JSON.stringify({ out, train: train.length, test: test.length }));
 }

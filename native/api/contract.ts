@@ -422,6 +422,8 @@ export const commands = {
         kind: z.enum(['image', 'video']).optional(),
         status: z.enum(['pending', 'ingesting', 'done', 'failed']).optional(),
         withProblem: z.boolean().optional(),
+        /** Only these items (e.g. a selection made on the embedding map). */
+        ids: z.array(z.int().positive()).max(200000).optional(),
         offset: z.int().min(0).optional(),
         limit: z.int().min(1).max(1000).optional(),
       })

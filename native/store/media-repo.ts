@@ -178,7 +178,16 @@ export class MediaRepository {
       .all(id, limit, offset) as { idx: number; pts: number }[];
   }
 
-  list(o: { kind?: MediaKind; status?: MediaStatus; withProblem?: boolean; offset?: number; limit?: number } = {}): {
+  list(
+    o: {
+      kind?: MediaKind;
+      status?: MediaStatus;
+      withProblem?: boolean;
+      ids?: readonly number[];
+      offset?: number;
+      limit?: number;
+    } = {},
+  ): {
     total: number;
     items: MediaRow[];
   } {
@@ -193,6 +202,11 @@ export class MediaRepository {
       params.push(o.status);
     }
     if (o.withProblem) where.push('problem IS NOT NULL');
+    if (o.ids) {
+      // One JSON parameter, however many ids.
+      where.push('id IN (SELECT value FROM json_each(?))');
+      params.push(JSON.stringify(o.ids));
+    }
     const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
     const total = (this.db.prepare(`SELECT count(*) AS n FROM media ${w}`).get(...params) as { n: number }).n;
     const rows = this.db

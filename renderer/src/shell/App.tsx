@@ -1,10 +1,12 @@
 import { type ComponentType, type KeyboardEvent, useEffect, useRef, useState } from 'react';
 import { useApp } from '../state/app-state';
+import { ClassifyView } from '../views/classify/ClassifyView';
 import { CountView } from '../views/count/CountView';
 import { DeviceView } from '../views/device/DeviceView';
 import { ProjectView } from '../views/home/ProjectView';
 import { JobsView } from '../views/jobs/JobsView';
 import { LibraryView } from '../views/library/LibraryView';
+import { MapView } from '../views/map/MapView';
 import { ModelsView } from '../views/models/ModelsView';
 import { PlayerView } from '../views/player/PlayerView';
 import { RetrieveView } from '../views/retrieve/RetrieveView';
@@ -28,6 +30,8 @@ const VIEWS: readonly ViewSpec[] = [
   { id: 'models', label: 'Models', component: ModelsView, needsProject: true },
   { id: 'segment', label: 'Segment', component: SegmentView, needsProject: true },
   { id: 'retrieve', label: 'Retrieve', component: RetrieveView, needsProject: true },
+  { id: 'map', label: 'Map', component: MapView, needsProject: true },
+  { id: 'classify', label: 'Classify', component: ClassifyView, needsProject: true },
   { id: 'count', label: 'Count', component: CountView, needsProject: true },
   { id: 'train', label: 'Train', component: TrainView, needsProject: true },
   { id: 'jobs', label: 'Jobs', component: JobsView, needsProject: true },

@@ -31,6 +31,14 @@ interface AppState {
   /** Runs an engine call; a failure becomes a notice and the promise resolves to undefined. */
   run<T>(title: string, action: () => Promise<T>): Promise<T | undefined>;
   refresh(): Promise<void>;
+  /** A set of media items other views hand to the Library (e.g. a lasso on the embedding map). */
+  selection: LibrarySelection | null;
+  setSelection(s: LibrarySelection | null): void;
+}
+
+export interface LibrarySelection {
+  label: string;
+  mediaIds: number[];
 }
 
 const Ctx = createContext<AppState | null>(null);
@@ -105,6 +113,7 @@ export function AppStateProvider({ client, children }: { client: FlaneurClient; 
     };
   }, [client, refresh, run]);
 
+  const [selection, setSelection] = useState<LibrarySelection | null>(null);
   const jobs = useMemo(() => [...jobMap.values()].sort((a, b) => b.id - a.id), [jobMap]);
 
   const value: AppState = {
@@ -120,6 +129,8 @@ export function AppStateProvider({ client, children }: { client: FlaneurClient; 
     dismiss,
     run,
     refresh,
+    selection,
+    setSelection,
   };
   return <Ctx.Provider value={value}>{children}</Ctx.Provider>;
 }

@@ -25,7 +25,10 @@ describe('PCA', () => {
     expect(Math.sqrt(p.variance[0] as number)).toBeCloseTo(5, 0);
     expect(Math.sqrt(p.variance[1] as number)).toBeCloseTo(2, 0);
     for (let r = 0; r < 2; r++) {
-      const dot = [0, 1, 2].reduce((acc, j) => acc + (p.components[r * 3 + j] as number) * (basis[r]?.[j] as number), 0);
+      const dot = [0, 1, 2].reduce(
+        (acc, j) => acc + (p.components[r * 3 + j] as number) * (basis[r]?.[j] as number),
+        0,
+      );
       expect(Math.abs(dot)).toBeGreaterThan(0.995);
     }
     expect(p.mean[0]).toBeCloseTo(10, 0);

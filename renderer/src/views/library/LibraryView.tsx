@@ -75,7 +75,7 @@ function MediaCard({ m }: { m: MediaInfo }) {
 }
 
 export function LibraryView() {
-  const { client, run, jobs, project } = useApp();
+  const { client, run, jobs, project, selection, setSelection } = useApp();
   const [list, setList] = useState<LibraryList | null>(null);
   const [problems, setProblems] = useState<MediaInfo[]>([]);
   const [paths, setPaths] = useState('');
@@ -88,12 +88,12 @@ export function LibraryView() {
   const load = useCallback(async () => {
     lastLoad.current = performance.now();
     const [all, bad] = await Promise.all([
-      client.call('library.list', { limit: 1000 }),
+      client.call('library.list', { limit: 1000, ...(selection ? { ids: selection.mediaIds } : {}) }),
       client.call('library.list', { withProblem: true, limit: 1000 }),
     ]);
     setList(all);
     setProblems(bad.items);
-  }, [client]);
+  }, [client, selection]);
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: reload when another project opens
   useEffect(() => {
@@ -250,6 +250,17 @@ export function LibraryView() {
         </section>
       ))}
 
+      {selection && (
+        <section className="card selection-banner" data-testid="library-selection">
+          <strong>
+            {selection.label}: {list?.total ?? selection.mediaIds.length} item(s)
+          </strong>{' '}
+          {list && list.total > list.items.length && <span className="muted">(first {list.items.length} shown)</span>}{' '}
+          <button type="button" onClick={() => setSelection(null)}>
+            Show everything
+          </button>
+        </section>
+      )}
       {list && list.items.length === 0 && running.length === 0 ? (
         <p className="card empty muted">Nothing here yet. Add a folder of photos or a video above.</p>
       ) : (

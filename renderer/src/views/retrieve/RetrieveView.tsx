@@ -1,6 +1,7 @@
 import { type MouseEvent, useEffect, useRef, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { useApp } from '../../state/app-state';
+import { type FeatureKind, FeatureSourcePicker } from '../fungi/FeatureSource';
 import { FramePicker, useCatalog } from '../segment/useCatalog';
 
 type Patches = CommandResult<'retrieve.patches'>;
@@ -42,6 +43,7 @@ export function RetrieveView() {
   const [picked, setPicked] = useState<number | null>(null);
   const current = runs.find((r) => r.id === runId) ?? null;
   const [threshold, setThreshold] = useState(0.95);
+  const [kind, setKind] = useState<FeatureKind>('embedding');
   const [dups, setDups] = useState<Duplicates | null>(null);
   const findDuplicates = () => {
     if (!runId) return;
@@ -59,7 +61,7 @@ export function RetrieveView() {
   const findImages = () => {
     if (!runId || !mediaId) return;
     void run('Could not retrieve images', async () =>
-      setImages(await client.call('retrieve.images', { runId, mediaId, frameIdx, k: 12 })),
+      setImages(await client.call('retrieve.images', { runId, mediaId, frameIdx, k: 12, features: kind })),
     );
   };
   const clickPatch = (e: MouseEvent<HTMLDivElement>) => {
@@ -84,18 +86,14 @@ export function RetrieveView() {
         <p className="card empty muted">Extract features first (Segment view, step 1).</p>
       ) : (
         <section className="card">
-          <div className="field-row">
-            <div className="field">
-              <label htmlFor="retrieve-run">Features</label>
-              <select id="retrieve-run" value={runId ?? ''} onChange={(e) => setRunId(Number(e.target.value))}>
-                {runs.map((r) => (
-                  <option key={r.id} value={r.id}>
-                    Run #{r.id} ({r.modelName}, {r.inputSize} px)
-                  </option>
-                ))}
-              </select>
-            </div>
-          </div>
+          <FeatureSourcePicker
+            idPrefix="retrieve"
+            runs={runs}
+            runId={runId}
+            onRun={setRunId}
+            kind={kind}
+            onKind={setKind}
+          />
           <FramePicker
             idPrefix="retrieve"
             media={media}
@@ -211,7 +209,10 @@ export function RetrieveView() {
       )}
       {images && (
         <section aria-labelledby="image-results">
-          <h2 id="image-results">Similar images</h2>
+          <h2 id="image-results">
+            Similar images{' '}
+            <span className="muted">({images.features === 'fungi' ? 'FUNGI gradients' : 'CLS embeddings'})</span>
+          </h2>
           <ul className="media-grid" data-testid="image-results">
             {images.results.map((r) => (
               <li key={`${r.mediaId}-${r.frameIdx}`} className="media-card">

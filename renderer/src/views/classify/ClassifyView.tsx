@@ -1,0 +1,170 @@
+import { useEffect, useState } from 'react';
+import type { CommandResult } from '../../../../native/api/contract';
+import { PathField } from '../../shell/PathField';
+import { useApp } from '../../state/app-state';
+import { type FeatureKind, FeatureSourcePicker } from '../fungi/FeatureSource';
+import { useCatalog } from '../segment/useCatalog';
+
+type Result = CommandResult<'classify.knn'>;
+
+/** kNN classification of a labelled folder (sub-folder = class) with embeddings or FUNGI features. */
+export function ClassifyView() {
+  const { client, run } = useApp();
+  const { runs, media } = useCatalog();
+  const [runId, setRunId] = useState<number | null>(null);
+  const [kind, setKind] = useState<FeatureKind>('embedding');
+  const [root, setRoot] = useState('');
+  const [queryRoot, setQueryRoot] = useState('');
+  const [k, setK] = useState(20);
+  const [result, setResult] = useState<Result | null>(null);
+  useEffect(() => {
+    if (runId === null && runs[0]) setRunId(runs[0].id);
+  }, [runs, runId]);
+  const classify = () => {
+    if (!runId || !root) return;
+    void run('Could not classify', async () =>
+      setResult(
+        await client.call('classify.knn', {
+          runId,
+          features: kind,
+          root,
+          k,
+          ...(queryRoot ? { queryRoot } : {}),
+        }),
+      ),
+    );
+  };
+  const name = (id: number) => media.find((m) => m.id === id)?.name ?? `#${id}`;
+  const maxCell = result ? Math.max(1, ...result.confusion.flat()) : 1;
+
+  return (
+    <div className="view view-wide">
+      <header className="view-header">
+        <h1>Classify</h1>
+      </header>
+      {runs.length === 0 ? (
+        <p className="card empty muted">Extract features first (Segment view, step 1).</p>
+      ) : (
+        <section className="card">
+          <FeatureSourcePicker
+            idPrefix="classify"
+            runs={runs}
+            runId={runId}
+            onRun={setRunId}
+            kind={kind}
+            onKind={setKind}
+          />
+          <div className="field-row">
+            <PathField
+              label="Labelled folder (sub-folder = class)"
+              value={root}
+              onChange={setRoot}
+              placeholder="/data/set/train"
+            />
+            <PathField
+              label="Test folder (optional; else leave-one-out)"
+              value={queryRoot}
+              onChange={setQueryRoot}
+              placeholder="/data/set/test"
+            />
+            <div className="field">
+              <label htmlFor="classify-k">Neighbours k</label>
+              <input
+                id="classify-k"
+                type="number"
+                min={1}
+                max={200}
+                value={k}
+                onChange={(e) => setK(Number(e.target.value))}
+              />
+            </div>
+          </div>
+          <button type="button" className="primary" onClick={classify} disabled={!runId || !root}>
+            Classify
+          </button>
+          <p className="muted">
+            Weighted kNN (weights exp(cos / 0.07)) over the labelled frames; the media must be in the library with
+            features in the chosen run.
+          </p>
+        </section>
+      )}
+      {result && (
+        <section className="card" aria-labelledby="classify-result">
+          <h2 id="classify-result">
+            Accuracy <span data-testid="classify-accuracy">{(100 * result.accuracy).toFixed(1)} %</span>{' '}
+            <span className="muted">
+              ({result.evaluated} frames, {result.classes.length} classes,{' '}
+              {result.features === 'fungi' ? 'FUNGI gradients' : 'CLS embeddings'},{' '}
+              {queryRoot ? 'test folder' : 'leave-one-out'})
+            </span>
+          </h2>
+          <table className="confusion" aria-label="Confusion matrix (rows: truth, columns: predicted)">
+            <thead>
+              <tr>
+                <th>truth \ predicted</th>
+                {result.classes.map((c) => (
+                  <th key={c} title={c}>
+                    {c.slice(0, 8)}
+                  </th>
+                ))}
+              </tr>
+            </thead>
+            <tbody>
+              {result.confusion.map((row, i) => (
+                <tr key={result.classes[i]}>
+                  <th>{result.classes[i]}</th>
+                  {row.map((v, j) => (
+                    <td
+                      // biome-ignore lint/suspicious/noArrayIndexKey: fixed columns
+                      key={j}
+                      style={{
+                        background: `rgba(${i === j ? '80, 200, 120' : '230, 90, 90'}, ${(0.8 * v) / maxCell})`,
+                      }}
+                    >
+                      {v || ''}
+                    </td>
+                  ))}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {result.misclassified.length > 0 && (
+            <>
+              <h3>Misclassified ({result.misclassified.length})</h3>
+              <ul className="media-grid small" data-testid="misclassified">
+                {result.misclassified.slice(0, 60).map((m) => (
+                  <li key={`${m.mediaId}-${m.frameIdx}`} className="media-card">
+                    <div className="thumb">
+                      <img src={`media/frame/${m.mediaId}/${m.frameIdx}.png`} alt={`${name(m.mediaId)}`} />
+                    </div>
+                    <div className="card-caption">
+                      {result.classes[m.truth]} → <strong>{result.classes[m.predicted]}</strong> (
+                      {(100 * m.confidence).toFixed(0)} %)
+                    </div>
+                  </li>
+                ))}
+              </ul>
+            </>
+          )}
+          {result.predictions.length > 0 && (
+            <>
+              <h3>Predictions for unlabelled frames ({result.predictions.length})</h3>
+              <ul className="media-grid small">
+                {result.predictions.slice(0, 60).map((m) => (
+                  <li key={`${m.mediaId}-${m.frameIdx}`} className="media-card">
+                    <div className="thumb">
+                      <img src={`media/frame/${m.mediaId}/${m.frameIdx}.png`} alt={`${name(m.mediaId)}`} />
+                    </div>
+                    <div className="card-caption">
+                      {result.classes[m.predicted]} ({(100 * m.confidence).toFixed(0)} %)
+                    </div>
+                  </li>
+                ))}
+              </ul>
+            </>
+          )}
+        </section>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,94 @@
+import { useCallback, useEffect, useState } from 'react';
+import type { CommandResult } from '../../../../native/api/contract';
+import { useApp } from '../../state/app-state';
+
+type FeatureRun = CommandResult<'features.runs'>[number];
+type FungiRun = CommandResult<'fungi.runs'>[number];
+export type FeatureKind = 'embedding' | 'fungi';
+
+/** FUNGI runs of the project, reloaded when a job finishes. */
+export function useFungiRuns(): FungiRun[] {
+  const { client, run, jobs, project } = useApp();
+  const [runs, setRuns] = useState<FungiRun[]>([]);
+  const reload = useCallback(async () => setRuns(await client.call('fungi.runs', {})), [client]);
+  const finished = jobs.filter((j) => j.state === 'done').length;
+  // biome-ignore lint/correctness/useExhaustiveDependencies: reload when a job finishes or the project changes
+  useEffect(() => {
+    void run('Could not list FUNGI runs', reload);
+  }, [run, reload, finished, project?.id]);
+  return runs;
+}
+
+/**
+ * Picks the vectors a view works on: a feature run, and its CLS embeddings or the FUNGI gradient features of the
+ * same model (with a button that starts the FUNGI job when there are none yet, and its progress).
+ */
+export function FeatureSourcePicker(props: {
+  idPrefix: string;
+  runs: FeatureRun[];
+  runId: number | null;
+  onRun(id: number): void;
+  kind: FeatureKind;
+  onKind(kind: FeatureKind): void;
+}) {
+  const { client, run, jobs } = useApp();
+  const fungiRuns = useFungiRuns();
+  const current = props.runs.find((r) => r.id === props.runId) ?? null;
+  const fungi = current ? fungiRuns.filter((f) => f.modelId === current.modelId && f.frames > 0).at(-1) : undefined;
+  const fungiJob = jobs.find((j) => j.kind === 'features.fungi' && (j.state === 'running' || j.state === 'queued'));
+  const compute = () => {
+    if (!current) return;
+    void run('Could not start FUNGI features', () =>
+      client.call('features.fungi', { modelId: current.modelId, size: current.inputSize }),
+    );
+  };
+  return (
+    <div className="field-row">
+      <div className="field">
+        <label htmlFor={`${props.idPrefix}-run`}>Features</label>
+        <select
+          id={`${props.idPrefix}-run`}
+          value={props.runId ?? ''}
+          onChange={(e) => props.onRun(Number(e.target.value))}
+        >
+          {props.runs.map((r) => (
+            <option key={r.id} value={r.id}>
+              Run #{r.id} ({r.modelName}, {r.inputSize} px, {r.frames} frames)
+            </option>
+          ))}
+        </select>
+      </div>
+      <fieldset className="field radio-row" aria-label="Vectors">
+        <legend>Vectors</legend>
+        {(['embedding', 'fungi'] as const).map((k) => (
+          <label key={k}>
+            <input
+              type="radio"
+              name={`${props.idPrefix}-kind`}
+              value={k}
+              checked={props.kind === k}
+              disabled={k === 'fungi' && !fungi}
+              onChange={() => props.onKind(k)}
+            />{' '}
+            {k === 'embedding' ? 'Embeddings (CLS)' : 'FUNGI gradients'}
+          </label>
+        ))}
+      </fieldset>
+      <div className="field">
+        {fungi ? (
+          <span className="muted" data-testid={`${props.idPrefix}-fungi-status`}>
+            FUNGI run #{fungi.id}: {fungi.frames} frames, {fungi.dim} dims → PCA {fungi.pcaDim ?? '—'}
+          </span>
+        ) : fungiJob ? (
+          <span className="muted">
+            FUNGI: {fungiJob.progress.phase} {fungiJob.progress.done}/{fungiJob.progress.total ?? '?'}
+          </span>
+        ) : (
+          <button type="button" onClick={compute} disabled={!current}>
+            Compute FUNGI features
+          </button>
+        )}
+      </div>
+    </div>
+  );
+}

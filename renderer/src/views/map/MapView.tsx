@@ -1,0 +1,215 @@
+import { useCallback, useEffect, useMemo, useState } from 'react';
+import type { CommandResult } from '../../../../native/api/contract';
+import { PathField } from '../../shell/PathField';
+import { useApp } from '../../state/app-state';
+import { type FeatureKind, FeatureSourcePicker } from '../fungi/FeatureSource';
+import { useCatalog } from '../segment/useCatalog';
+import { colourOf, MapCanvas, type MapPointView } from './MapCanvas';
+
+type MapList = CommandResult<'map.list'>;
+type MapData = CommandResult<'map.get'>;
+type ColourBy = 'cluster' | 'video' | 'class';
+
+/** The embedding map: build a 2-D layout (PCA or UMAP) of embeddings or FUNGI vectors, explore and lasso it. */
+export function MapView() {
+  const { client, run, jobs, setSelection } = useApp();
+  const { runs, media } = useCatalog();
+  const [runId, setRunId] = useState<number | null>(null);
+  const [kind, setKind] = useState<FeatureKind>('embedding');
+  const [method, setMethod] = useState<'umap' | 'pca'>('umap');
+  const [maps, setMaps] = useState<MapList>([]);
+  const [mapId, setMapId] = useState<number | null>(null);
+  const [data, setData] = useState<MapData | null>(null);
+  const [colourBy, setColourBy] = useState<ColourBy>('cluster');
+  const [classRoot, setClassRoot] = useState('');
+  const [lasso, setLasso] = useState(false);
+  const [selected, setSelected] = useState<Set<number>>(new Set());
+  const [hover, setHover] = useState<{ i: number; x: number; y: number } | null>(null);
+
+  useEffect(() => {
+    if (runId === null && runs[0]) setRunId(runs[0].id);
+  }, [runs, runId]);
+  const finished = jobs.filter((j) => j.state === 'done' && j.kind === 'map.build').length;
+  // biome-ignore lint/correctness/useExhaustiveDependencies: reload when a map job finishes
+  useEffect(() => {
+    void run('Could not list maps', async () => {
+      const list = await client.call('map.list', {});
+      setMaps(list);
+      const last = list.at(-1);
+      if (last) setMapId(last.id);
+    });
+  }, [client, run, finished]);
+  const load = useCallback(
+    async (id: number, root: string) => {
+      const d = await client.call('map.get', { id, ...(root ? { root } : {}) });
+      setData(d);
+      setSelected(new Set());
+    },
+    [client],
+  );
+  useEffect(() => {
+    if (mapId !== null) void run('Could not load the map', () => load(mapId, colourBy === 'class' ? classRoot : ''));
+  }, [mapId, load, run, colourBy, classRoot]);
+
+  const building = jobs.find((j) => j.kind === 'map.build' && (j.state === 'running' || j.state === 'queued'));
+  const build = () => {
+    if (!runId) return;
+    void run('Could not build the map', () => client.call('map.build', { runId, features: kind, method }));
+  };
+
+  const mediaIds = useMemo(() => [...new Set(data?.points.map((p) => p.mediaId) ?? [])].sort((a, b) => a - b), [data]);
+  const points: MapPointView[] = useMemo(() => {
+    if (!data) return [];
+    const videoIndex = new Map(mediaIds.map((id, i) => [id, i]));
+    return data.points.map((p, i) => ({
+      x: p.x,
+      y: p.y,
+      colour:
+        colourBy === 'cluster'
+          ? p.cluster
+          : colourBy === 'video'
+            ? (videoIndex.get(p.mediaId) ?? 0)
+            : (data.labels[i] ?? -1),
+    }));
+  }, [data, colourBy, mediaIds]);
+  const legend: { label: string; colour: number; n: number }[] = useMemo(() => {
+    if (!data) return [];
+    const counts = new Map<number, number>();
+    for (const p of points) counts.set(p.colour, (counts.get(p.colour) ?? 0) + 1);
+    const name = (c: number) =>
+      colourBy === 'cluster'
+        ? `cluster ${c + 1}`
+        : colourBy === 'video'
+          ? (media.find((m) => m.id === mediaIds[c])?.name ?? `#${mediaIds[c]}`)
+          : c < 0
+            ? 'unlabelled'
+            : (data.classes[c] ?? `class ${c}`);
+    return [...counts]
+      .sort((a, b) => a[0] - b[0])
+      .slice(0, 40)
+      .map(([c, n]) => ({ label: name(c), colour: c, n }));
+  }, [data, points, colourBy, media, mediaIds]);
+
+  const selectedMedia = useMemo(
+    () => [...new Set([...selected].map((i) => data?.points[i]?.mediaId ?? 0))].filter(Boolean),
+    [selected, data],
+  );
+  const openInLibrary = () => {
+    setSelection({ label: `Selected on map #${data?.id}`, mediaIds: selectedMedia });
+    window.location.hash = '#/library';
+  };
+  const hovered = hover && data ? data.points[hover.i] : null;
+
+  return (
+    <div className="view view-wide">
+      <header className="view-header">
+        <h1>Map</h1>
+      </header>
+      {runs.length === 0 ? (
+        <p className="card empty muted">Extract features first (Segment view, step 1).</p>
+      ) : (
+        <section className="card">
+          <FeatureSourcePicker idPrefix="map" runs={runs} runId={runId} onRun={setRunId} kind={kind} onKind={setKind} />
+          <div className="field-row">
+            <div className="field">
+              <label htmlFor="map-method">Layout</label>
+              <select id="map-method" value={method} onChange={(e) => setMethod(e.target.value as 'umap' | 'pca')}>
+                <option value="umap">UMAP (umap-js; neighbours from exact kNN)</option>
+                <option value="pca">PCA (fast)</option>
+              </select>
+            </div>
+            <button type="button" className="primary" onClick={build} disabled={!runId || Boolean(building)}>
+              Build map
+            </button>
+            {building && (
+              <span className="muted" data-testid="map-progress">
+                {building.progress.phase} {building.progress.done}/{building.progress.total ?? '?'}
+              </span>
+            )}
+          </div>
+        </section>
+      )}
+      {maps.length > 0 && (
+        <section className="card">
+          <div className="field-row">
+            <div className="field">
+              <label htmlFor="map-pick">Map</label>
+              <select id="map-pick" value={mapId ?? ''} onChange={(e) => setMapId(Number(e.target.value))}>
+                {maps.map((m) => (
+                  <option key={m.id} value={m.id}>
+                    #{m.id} {m.method.toUpperCase()} of {m.features === 'fungi' ? 'FUNGI' : 'embeddings'} (run #
+                    {m.runId}, {m.points} points)
+                  </option>
+                ))}
+              </select>
+            </div>
+            <div className="field">
+              <label htmlFor="map-colour">Colour by</label>
+              <select id="map-colour" value={colourBy} onChange={(e) => setColourBy(e.target.value as ColourBy)}>
+                <option value="cluster">Cluster (k-means)</option>
+                <option value="video">Video / image</option>
+                <option value="class">Class (labelled folder)</option>
+              </select>
+            </div>
+            {colourBy === 'class' && (
+              <PathField
+                label="Labelled folder"
+                value={classRoot}
+                onChange={setClassRoot}
+                placeholder="/data/set (sub-folder = class)"
+              />
+            )}
+          </div>
+          <div className="field-row">
+            <button type="button" aria-pressed={lasso} onClick={() => setLasso((l) => !l)}>
+              {lasso ? 'Lasso: on' : 'Lasso'}
+            </button>
+            <span className="muted" data-testid="map-selection">
+              {selected.size > 0
+                ? `${selected.size} point(s) selected in ${selectedMedia.length} item(s)`
+                : 'Drag to pan, wheel to zoom, lasso (or Shift+drag) to select.'}
+            </span>
+            <button type="button" className="primary" disabled={selected.size === 0} onClick={openInLibrary}>
+              Open selection in Library
+            </button>
+            {selected.size > 0 && (
+              <button type="button" onClick={() => setSelected(new Set())}>
+                Clear
+              </button>
+            )}
+          </div>
+          {data && (
+            <div className="map-stage">
+              <MapCanvas
+                points={points}
+                selected={selected}
+                lasso={lasso}
+                onSelect={setSelected}
+                onHover={(i, at) => setHover(i !== null && at ? { i, ...at } : null)}
+              />
+              {hovered && hover && (
+                <div
+                  className="map-tip"
+                  style={{ left: `${(hover.x / 900) * 100}%`, top: `${(hover.y / 600) * 100}%` }}
+                >
+                  <img src={`media/frame/${hovered.mediaId}/${hovered.frameIdx}.png`} alt="" />
+                  <div className="mono">
+                    {media.find((m) => m.id === hovered.mediaId)?.name ?? `#${hovered.mediaId}`} · {hovered.frameIdx}
+                  </div>
+                </div>
+              )}
+              <ul className="map-legend" aria-label="Legend">
+                {legend.map((l) => (
+                  <li key={l.colour}>
+                    <span className="swatch" style={{ background: colourOf(l.colour) }} /> {l.label}{' '}
+                    <span className="muted">({l.n})</span>
+                  </li>
+                ))}
+              </ul>
+            </div>
+          )}
+        </section>
+      )}
+    </div>
+  );
+}

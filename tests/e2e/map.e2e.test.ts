@@ -1,0 +1,108 @@
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { CommandResult } from '../../native/api/contract.js';
+import { fixturePath } from '../helpers/fixtures.js';
+import { writeInitViT } from '../helpers/models.js';
+import { type Session, useAppSession } from './browser.js';
+
+const ROOT = fixturePath('fashion', 'train');
+const W = 900;
+const H = 600;
+
+describe('embedding map and kNN classification, end to end in browser mode', () => {
+  const app = useAppSession();
+  const { work } = app;
+  let s: Session;
+  beforeAll(() => {
+    s = app.session();
+  });
+
+  it('maps 300 Fashion-MNIST images, lassoes the trouser cluster and opens it in the Library', async () => {
+    const { page } = s;
+    await page.getByLabel('Project folder', { exact: true }).fill(path.join(work, 'fashion'));
+    await page.getByRole('button', { name: 'Create project' }).click();
+    await page.getByTestId('project-name').filter({ hasText: 'fashion' }).waitFor();
+    await s.engine.call('library.add', { paths: [ROOT] });
+    const model = (await s.engine.call('models.import', {
+      path: writeInitViT(path.join(work, 'vit.safetensors')),
+    })) as { id: number };
+    await expect
+      .poll(async () => ((await s.engine.call('library.list', { status: 'done' })) as { total: number }).total, {
+        timeout: 120_000,
+      })
+      .toBe(300);
+    await s.engine.call('features.extract', { modelId: model.id, size: 32 });
+    await expect
+      .poll(async () => ((await s.engine.call('features.runs', {})) as { frames: number }[])[0]?.frames ?? 0, {
+        timeout: 60_000,
+      })
+      .toBe(300);
+
+    await page.getByRole('link', { name: 'Map' }).click();
+    await page.getByLabel('Layout').selectOption('umap');
+    await page.getByRole('button', { name: 'Build map' }).click();
+    const canvas = page.getByTestId('map-canvas');
+    await canvas.waitFor({ timeout: 60_000 });
+    await page.getByLabel('Colour by').selectOption('class');
+    await page.getByLabel('Labelled folder').fill(ROOT);
+    await page.getByRole('list', { name: 'Legend' }).getByText('trouser').waitFor();
+    await s.shot('20-map-by-class');
+
+    // Where the trousers are on the canvas (the canvas fits the layout's bounds with a 20 px margin).
+    const map = (await s.engine.call('map.get', { id: 1, root: ROOT })) as CommandResult<'map.get'>;
+    const xs = map.points.map((p) => p.x);
+    const ys = map.points.map((p) => p.y);
+    const x0 = Math.min(...xs);
+    const y0 = Math.min(...ys);
+    const sc = Math.min((W - 40) / (Math.max(...xs) - x0), (H - 40) / (Math.max(...ys) - y0));
+    const trouser = map.classes.indexOf('trouser');
+    const at = map.points
+      .filter((_, i) => map.labels[i] === trouser)
+      .map((p) => [20 + (p.x - x0) * sc, 20 + (p.y - y0) * sc] as const);
+    const cx = at.reduce((a, p) => a + p[0], 0) / at.length;
+    const cy = at.reduce((a, p) => a + p[1], 0) / at.length;
+    const radii = at.map(([x, y]) => Math.hypot(x - cx, y - cy)).sort((a, b) => a - b);
+    const r = Math.max(8, (radii[Math.floor(radii.length * 0.6)] as number) * 1.1);
+
+    await page.getByRole('button', { name: 'Lasso' }).click();
+    await canvas.scrollIntoViewIfNeeded();
+    const box = await canvas.boundingBox();
+    if (!box) throw new Error('no canvas');
+    const toPage = (x: number, y: number) => [box.x + (x * box.width) / W, box.y + (y * box.height) / H] as const;
+    const ring = Array.from({ length: 24 }, (_, i) => {
+      const a = (2 * Math.PI * i) / 24;
+      return toPage(cx + r * Math.cos(a), cy + r * Math.sin(a));
+    });
+    await page.mouse.move(...(ring[0] as readonly [number, number]));
+    await page.mouse.down();
+    for (const p of ring.slice(1)) await page.mouse.move(p[0], p[1], { steps: 2 });
+    await page.mouse.up();
+    const selection = page.getByTestId('map-selection');
+    await expect.poll(() => selection.textContent()).toMatch(/\d+ point\(s\) selected in \d+ item\(s\)/);
+    const items = Number((await selection.textContent())?.match(/in (\d+) item/)?.[1]);
+    expect(items).toBeGreaterThanOrEqual(Math.floor(at.length * 0.5));
+    await s.shot('21-map-lasso');
+
+    await page.getByRole('button', { name: 'Open selection in Library' }).click();
+    const banner = page.getByTestId('library-selection');
+    await banner.waitFor();
+    await expect.poll(() => banner.textContent()).toContain(`${items} item(s)`);
+    await expect.poll(() => page.getByRole('list', { name: 'Media' }).locator('li').count()).toBe(items);
+    await s.shot('22-library-selection');
+    await page.getByRole('button', { name: 'Show everything' }).click();
+    await expect.poll(() => page.getByRole('list', { name: 'Media' }).locator('li').count()).toBe(300);
+  });
+
+  it('classifies the labelled folder with kNN and shows accuracy and the confusion matrix', async () => {
+    const { page } = s;
+    await page.getByRole('link', { name: 'Classify' }).click();
+    await page.getByLabel('Labelled folder (sub-folder = class)').fill(ROOT);
+    await page.getByRole('button', { name: 'Classify' }).click();
+    await expect.poll(() => page.getByTestId('classify-accuracy').textContent()).toMatch(/\d+\.\d %/);
+    const acc = Number((await page.getByTestId('classify-accuracy').textContent())?.replace(' %', ''));
+    expect(acc).toBeGreaterThan(40);
+    await page.getByRole('table', { name: /Confusion matrix/ }).waitFor();
+    await s.shot('23-classify');
+    expect(s.errors).toEqual([]);
+  });
+});

@@ -1,0 +1,115 @@
+/**
+ * FUNGI features, kNN classification and embedding maps through the dispatcher, on 300 Fashion-MNIST images in
+ * class sub-folders (tests/fixtures/fashion) with a ViT-Ti/16 (4 blocks) at initialisation.
+ */
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CallResponse, CommandArgs, CommandName, CommandResult } from '../../../native/api/contract.js';
+import { Engine } from '../../../native/engine/engine.js';
+import { createEngineDispatcher } from '../../../native/engine/handlers.js';
+import { fixturePath } from '../../helpers/fixtures.js';
+import { writeInitViT } from '../../helpers/models.js';
+import { tmpDir } from '../../helpers/tmp.js';
+
+const ROOT = fixturePath('fashion', 'train');
+
+describe('FUNGI features, kNN classification and maps', () => {
+  const work = tmpDir();
+  const engine = new Engine({ home: tmpDir() });
+  const d = createEngineDispatcher(engine);
+  const call = async <K extends CommandName>(c: K, a: CommandArgs<K>): Promise<CommandResult<K>> => {
+    const r = (await d.dispatch(c, a)) as CallResponse<CommandResult<K>>;
+    if (!r.ok) throw new Error(`${c}: ${r.error.message}`);
+    return r.result;
+  };
+  const idle = () => engine.requireProject().runner.idle();
+  let runId = 0;
+  let modelId = 0;
+  afterAll(() => engine.close());
+
+  beforeAll(async () => {
+    await call('project.create', { path: path.join(work, 'p') });
+    await call('library.add', { paths: [ROOT] });
+    await idle();
+    modelId = (await call('models.import', { path: writeInitViT(path.join(work, 'vit.safetensors')) })).id;
+    await call('features.extract', { modelId, size: 32 });
+    await idle();
+    runId = (await call('features.runs', {}))[0]?.id ?? 0;
+  }, 120_000);
+
+  it('asks for FUNGI features before using them', async () => {
+    const r = await d.dispatch('retrieve.images', { runId, mediaId: 1, frameIdx: 0, features: 'fungi' });
+    expect(r).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
+  });
+
+  it('computes FUNGI vectors for every image, with provenance and a PCA', async () => {
+    const job = await call('features.fungi', {
+      modelId,
+      size: 32,
+      dino: { localViews: 2 },
+      simclr: { strideScale: 2, negatives: 8 },
+      pcaDim: 64,
+    });
+    await idle();
+    expect((await call('jobs.get', { id: job.id })).state).toBe('done');
+    const [run] = await call('fungi.runs', {});
+    expect(run).toMatchObject({ frames: 300, dim: 4 * 192, pcaDim: 64 });
+    expect(run?.settings).toMatchObject({ size: 32, objectives: ['kl', 'dino', 'simclr'], seed: 0 });
+    // The same settings again reuse the run: nothing is recomputed.
+    await call('features.fungi', {
+      modelId,
+      size: 32,
+      dino: { localViews: 2 },
+      simclr: { strideScale: 2, negatives: 8 },
+      pcaDim: 64,
+    });
+    await idle();
+    expect(await call('fungi.runs', {})).toHaveLength(1);
+  }, 180_000);
+
+  it('retrieves similar images with embeddings or FUNGI vectors', async () => {
+    for (const features of ['embedding', 'fungi'] as const) {
+      const r = await call('retrieve.images', { runId, mediaId: 1, frameIdx: 0, k: 5, features });
+      expect(r.features).toBe(features);
+      expect(r.results).toHaveLength(5);
+      expect(r.results.every((x) => x.mediaId !== 1)).toBe(true);
+    }
+  });
+
+  it('classifies the labelled folder leave-one-out far above chance, with a confusion matrix', async () => {
+    for (const features of ['embedding', 'fungi'] as const) {
+      const r = await call('classify.knn', { runId, root: ROOT, features });
+      expect(r.classes).toHaveLength(10);
+      expect(r.classes).toContain('ankle_boot');
+      expect(r.evaluated).toBe(300);
+      // Chance is 0.1; pixels alone give about 0.7 on Fashion-MNIST.
+      expect(r.accuracy).toBeGreaterThan(0.4);
+      expect(r.confusion.flat().reduce((a, b) => a + b, 0)).toBe(300);
+      const diag = r.confusion.reduce((a, row, i) => a + (row[i] as number), 0);
+      expect(diag / 300).toBeCloseTo(r.accuracy, 6);
+      expect(r.misclassified).toHaveLength(300 - diag);
+    }
+  });
+
+  it('refuses a folder without two labelled classes', async () => {
+    const r = await d.dispatch('classify.knn', { runId, root: path.join(ROOT, 'bag') });
+    expect(r).toMatchObject({ ok: false, error: { code: 'INVALID_ARGUMENT', field: 'root' } });
+  });
+
+  it('builds PCA and UMAP maps with clusters, coloured by class on request', async () => {
+    await call('map.build', { runId, method: 'pca' });
+    await call('map.build', { runId, method: 'umap', features: 'fungi', clusters: 10 });
+    await idle();
+    const maps = await call('map.list', {});
+    expect(maps.map((m) => [m.method, m.features, m.points])).toEqual([
+      ['pca', 'embedding', 300],
+      ['umap', 'fungi', 300],
+    ]);
+    const m = await call('map.get', { id: maps[1]?.id ?? 0, root: ROOT });
+    expect(m.points).toHaveLength(300);
+    expect(m.points.every((p) => Number.isFinite(p.x) && Number.isFinite(p.y))).toBe(true);
+    expect(new Set(m.points.map((p) => p.cluster)).size).toBeGreaterThan(3);
+    expect(m.classes).toHaveLength(10);
+    expect(m.labels.every((l) => l >= 0 && l < 10)).toBe(true);
+  }, 120_000);
+});
