@@ -201,7 +201,7 @@ export const FungiArgs = z
       .default(['kl', 'dino', 'simclr']),
     seed: z.int().min(0).default(0),
     pcaDim: z.int().min(2).max(4096).default(512),
-    kl: z.object({ temperature: z.number().positive() }).partial().optional(),
+    kl: z.object({ temperature: z.number().positive() }).partial().strict().optional(),
     dino: z
       .object({
         teacherTemp: z.number().positive(),
@@ -213,6 +213,7 @@ export const FungiArgs = z
         localScale: Range,
       })
       .partial()
+      .strict()
       .optional(),
     simclr: z
       .object({
@@ -223,6 +224,7 @@ export const FungiArgs = z
         negatives: z.int().min(1).max(1024),
       })
       .partial()
+      .strict()
       .optional(),
     /** Views per graph run (memory): samples per run = floor(viewBudget / views per sample). */
     viewBudget: z.int().min(1).max(1024).default(48),

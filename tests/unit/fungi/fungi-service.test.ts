@@ -7,7 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CallResponse, CommandArgs, CommandName, CommandResult } from '../../../native/api/contract.js';
 import { Engine } from '../../../native/engine/engine.js';
 import { createEngineDispatcher } from '../../../native/engine/handlers.js';
-import { fixturePath } from '../../helpers/fixtures.js';
+import { loadRegisteredModel } from '../../../native/features/extract.js';
+import { f16RowsToF32 } from '../../../native/features/knn.js';
+import { FungiExtractor } from '../../../native/fungi/extractor.js';
+import { fungiSettings } from '../../../native/fungi/job.js';
+import { frameSeed } from '../../../native/fungi/views.js';
+import { FrameStore } from '../../../native/media/frame-store.js';
+import { fixturePath, maxAbsDiff } from '../../helpers/fixtures.js';
 import { writeInitViT } from '../../helpers/models.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
@@ -65,6 +71,62 @@ describe('FUNGI features, kNN classification and maps', () => {
     });
     await idle();
     expect(await call('fungi.runs', {})).toHaveLength(1);
+  }, 180_000);
+
+  it('a cancelled FUNGI job resumes where it stopped and stores what an uninterrupted extraction computes', async () => {
+    const args = {
+      modelId,
+      size: 32,
+      objectives: ['kl', 'dino'] as ('kl' | 'dino')[],
+      dino: { localViews: 1 },
+      seed: 5,
+      pcaDim: 16,
+      media: Array.from({ length: 80 }, (_, i) => i + 1),
+    };
+    const job = await call('features.fungi', args);
+    await expect
+      .poll(async () => (await call('jobs.get', { id: job.id })).progress.done, { timeout: 60_000, interval: 10 })
+      .toBeGreaterThan(0);
+    await call('jobs.cancel', { id: job.id });
+    await idle();
+    expect((await call('jobs.get', { id: job.id })).state).toBe('cancelled');
+    const partial = (await call('fungi.runs', {})).find((r) => r.settings.seed === 5);
+    expect(partial?.frames).toBeGreaterThan(0);
+    expect(partial?.frames).toBeLessThan(80);
+    await call('jobs.resume', { id: job.id });
+    await idle();
+    expect((await call('jobs.get', { id: job.id })).state).toBe('done');
+    const project = engine.requireProject().project;
+    const run = project.fungi.runs().find((r) => r.settings.seed === 5);
+    if (!run) throw new Error('no run');
+    const stored = project.fungi.all(run.id);
+    expect(stored).toHaveLength(80);
+    // Recompute three frames (the first before the cancel, the last after it) directly: the same vectors, to f16 precision.
+    const { model } = loadRegisteredModel(project, modelId);
+    const x = await FungiExtractor.create(model, {
+      size: 32,
+      objectives: ['kl', 'dino'],
+      settings: fungiSettings(args),
+      seed: 5,
+    });
+    const store = new FrameStore(project.cacheDir);
+    try {
+      for (const row of [stored[0], stored[40], stored[79]]) {
+        if (!row) throw new Error('missing row');
+        const m = project.media.get(row.mediaId);
+        const w = m?.frameWidth as number;
+        const h = m?.frameHeight as number;
+        const [v] = await x.run([
+          {
+            img: { width: w, height: h, data: store.read(row.mediaId, 0, w * h * 3) },
+            seed: frameSeed(5, row.mediaId, 0),
+          },
+        ]);
+        expect(maxAbsDiff(f16RowsToF32(row.vec), v as Float32Array)).toBeLessThan(2e-3);
+      }
+    } finally {
+      await x.release();
+    }
   }, 180_000);
 
   it('retrieves similar images with embeddings or FUNGI vectors', async () => {
