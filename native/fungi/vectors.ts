@@ -51,7 +51,7 @@ export function frameVectors(project: Project, source: FeatureSource): FrameVect
 }
 
 /**
- * The source for a feature run and a kind: the run itself, or the latest FUNGI run of the run's model (FUNGI
+ * The source for a feature run and a kind: the run itself, or the most complete FUNGI run of the run's model (FUNGI
  * vectors are computed by the `features.fungi` job; asking before that is a clear NOT_FOUND).
  */
 export function resolveSource(
@@ -62,7 +62,7 @@ export function resolveSource(
   const run = project.features.run(runId);
   if (!run) throw new FlaneurError('NOT_FOUND', `No feature run ${runId}.`, { field: 'runId' });
   if (kind === 'embedding') return { kind, runId };
-  const f = project.fungi.latestRunOf(run.modelId);
+  const f = project.fungi.bestRunOf(run.modelId);
   if (!f || project.fungi.count(f.id) === 0)
     throw new FlaneurError('NOT_FOUND', 'This model has no FUNGI features yet; compute them first (features.fungi).', {
       field: 'features',

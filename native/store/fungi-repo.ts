@@ -70,10 +70,13 @@ export class FungiRepository {
     );
   }
 
-  /** The latest run of a model (what retrieval and maps use by default). */
-  latestRunOf(modelId: number): FungiRunRow | undefined {
+  /** The run of a model with the most frames (the latest among equals): what retrieval and maps use. */
+  bestRunOf(modelId: number): FungiRunRow | undefined {
     const id = this.db
-      .prepare(`SELECT id FROM fungi_runs WHERE model_id = ? ORDER BY id DESC LIMIT 1`)
+      .prepare(
+        `SELECT r.id FROM fungi_runs r WHERE r.model_id = ?
+         ORDER BY (SELECT count(*) FROM fungi_features f WHERE f.run_id = r.id) DESC, r.id DESC LIMIT 1`,
+      )
       .pluck()
       .get(modelId) as number | undefined;
     return id === undefined ? undefined : this.run(id);

@@ -34,7 +34,12 @@ export function FeatureSourcePicker(props: {
   const { client, run, jobs } = useApp();
   const fungiRuns = useFungiRuns();
   const current = props.runs.find((r) => r.id === props.runId) ?? null;
-  const fungi = current ? fungiRuns.filter((f) => f.modelId === current.modelId && f.frames > 0).at(-1) : undefined;
+  // The engine uses the model's most complete FUNGI run (the latest among equals).
+  const fungi = current
+    ? fungiRuns
+        .filter((f) => f.modelId === current.modelId && f.frames > 0)
+        .sort((a, b) => b.frames - a.frames || b.id - a.id)[0]
+    : undefined;
   const fungiJob = jobs.find((j) => j.kind === 'features.fungi' && (j.state === 'running' || j.state === 'queued'));
   const compute = () => {
     if (!current) return;
