@@ -9,6 +9,7 @@ import { benchFungi } from './fungi.js';
 import { benchHash } from './hash.js';
 import { benchIngest } from './ingest.js';
 import { benchKnn } from './knn.js';
+import { benchMap } from './map.js';
 import { benchSegment } from './segment.js';
 import { benchTrack } from './track.js';
 import { benchTrain } from './train.js';
@@ -20,6 +21,7 @@ const BENCHES: Record<string, (args: string[]) => Promise<Record<string, unknown
   bank: benchBank,
   ingest: benchIngest,
   knn: benchKnn,
+  map: benchMap,
   train: benchTrain,
   track: benchTrack,
   segment: benchSegment,

@@ -21,7 +21,7 @@ export const MapArgs = z.object({
   clusters: z.int().min(1).max(100).default(8),
   seed: z.int().min(0).default(0),
 });
-type MapArgs = z.output<typeof MapArgs>;
+export type MapArgs = z.output<typeof MapArgs>;
 
 /** Exact neighbours (self excluded) with euclidean distances of unit vectors, as umap-js's precomputed kNN. */
 async function neighbours(knn: ExactKnn, x: Float32Array, dim: number, k: number) {
@@ -63,18 +63,27 @@ export const mapJob: JobHandler<MapArgs, null> = {
   },
 };
 
-async function build(ctx: JobContext<MapArgs, null>, knn: ExactKnn): Promise<void> {
-  const { project, args: a } = ctx;
-  const source = resolveSource(project, a.runId, a.features);
-  const { keys, vectors, dim } = frameVectors(project, source);
-  const n = keys.length;
-  if (n < 3) throw new Error(`a map needs at least 3 frames with features (this run has ${n})`);
+export interface LayoutHooks {
+  phase(name: string, total: number | null): void;
+  progress(done: number, total: number): void;
+  throwIfAborted(): void;
+}
+
+/** 2-D coordinates and k-means clusters of n unit vectors. */
+export async function layout(
+  knn: ExactKnn,
+  vectors: Float32Array,
+  dim: number,
+  a: Omit<MapArgs, 'runId' | 'features'>,
+  hooks: LayoutHooks,
+): Promise<{ coords: Float32Array; clusters: Int32Array; k: number }> {
+  const n = vectors.length / dim;
   let coords: Float32Array;
   if (a.method === 'pca' || n < 5) {
-    ctx.phase('pca', { total: 1, unit: 'fits' });
+    hooks.phase('pca', 1);
     coords = applyPca(await fitPca(vectors, dim, 2), vectors);
   } else {
-    ctx.phase('neighbours', { total: null });
+    hooks.phase('neighbours', null);
     const reduced = dim > 50 ? l2normalizeRows(applyPca(await fitPca(vectors, dim, 50), vectors), 50) : vectors;
     const rd = Math.min(dim, 50);
     const nn = await neighbours(knn, reduced, rd, Math.min(a.neighbors, n - 1));
@@ -89,11 +98,12 @@ async function build(ctx: JobContext<MapArgs, null>, knn: ExactKnn): Promise<voi
     const rows: number[][] = [];
     for (let i = 0; i < n; i++) rows.push(Array.from(reduced.subarray(i * rd, (i + 1) * rd)));
     const epochs = umap.initializeFit(rows);
-    ctx.phase('umap', { total: epochs, unit: 'epochs' });
+    hooks.phase('umap', epochs);
     for (let e = 0; e < epochs; e++) {
       if (e % 10 === 0) {
-        ctx.throwIfAborted();
-        ctx.progress(e, epochs);
+        hooks.throwIfAborted();
+        hooks.progress(e, epochs);
+        // Lets the engine answer other calls between batches of epochs.
         await new Promise((r) => setImmediate(r));
       }
       umap.step();
@@ -105,10 +115,24 @@ async function build(ctx: JobContext<MapArgs, null>, knn: ExactKnn): Promise<voi
       coords[2 * i + 1] = p[1] as number;
     });
   }
-  ctx.phase('clusters', { total: 1, unit: 'fits' });
+  hooks.phase('clusters', 1);
   const k = Math.min(a.clusters, n);
   const centroids = await sphericalKMeans(knn, vectors, dim, { k, iterations: 10, seed: a.seed, sample: 20000 });
-  const clusters = await assignNearest(knn, vectors, centroids, dim);
+  const clusters = Int32Array.from(await assignNearest(knn, vectors, centroids, dim));
+  return { coords, clusters, k };
+}
+
+async function build(ctx: JobContext<MapArgs, null>, knn: ExactKnn): Promise<void> {
+  const { project, args: a } = ctx;
+  const source = resolveSource(project, a.runId, a.features);
+  const { keys, vectors, dim } = frameVectors(project, source);
+  const n = keys.length;
+  if (n < 3) throw new Error(`a map needs at least 3 frames with features (this run has ${n})`);
+  const { coords, clusters, k } = await layout(knn, vectors, dim, a, {
+    phase: (name, total) => ctx.phase(name, { total, unit: name === 'umap' ? 'epochs' : 'steps' }),
+    progress: (d, t) => ctx.progress(d, t),
+    throwIfAborted: () => ctx.throwIfAborted(),
+  });
   const keyPairs = new Int32Array(n * 2);
   keys.forEach((key, i) => {
     keyPairs[2 * i] = key.mediaId;
@@ -122,7 +146,7 @@ async function build(ctx: JobContext<MapArgs, null>, knn: ExactKnn): Promise<voi
       method: a.method,
       params: { neighbors: a.neighbors, minDist: a.minDist, clusters: k, seed: a.seed },
     },
-    { keys: keyPairs, coords, clusters: Int32Array.from(clusters) },
+    { keys: keyPairs, coords, clusters },
   );
   ctx.commit([{ key: 'map', status: 'ok', result: { mapId: row.id, points: n } }], null);
 }
