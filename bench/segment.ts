@@ -69,6 +69,8 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
   const trainSeconds: Record<string, number> = {};
   /** Base learning rate (scaled by views/256 as DINO); default the trainer's 5e-4. */
   const lr = args.includes('--lr') ? Number(args[args.indexOf('--lr') + 1]) : undefined;
+  /** DINO's freeze_last_layer, in steps. */
+  const freeze = args.includes('--freeze') ? Number(args[args.indexOf('--freeze') + 1]) : undefined;
   const { work, engine, call, close } = await tempEngine('flaneur-bench-segment-');
   const knn = new ExactKnn();
   try {
@@ -159,6 +161,7 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
           ...TI16_RECIPE,
           steps: trainedSteps,
           ...(lr ? { lr } : {}),
+          ...(freeze ? { freezeLastLayerSteps: freeze } : {}),
           ...(v.dora ? { dora: v.dora } : {}),
         })) as { id: number };
         await runner.idle();

@@ -261,6 +261,11 @@ export const TrainDinoArgs = z
     teacherTemp: z.number().positive().default(0.04),
     centerMomentum: z.number().min(0).max(1).default(0.9),
     clip: z.number().positive().default(3),
+    /**
+     * Keep the head's last layer fixed for the first N steps (DINO's freeze_last_layer, one epoch there): its
+     * update and Adam moments are cancelled, the teacher's copy follows the unchanged student.
+     */
+    freezeLastLayerSteps: z.int().min(0).default(0),
     dropPath: z.number().min(0).max(0.9).default(0.1),
     outDim: z.int().min(2).max(65536).default(4096),
     headHidden: z.int().min(8).default(2048),

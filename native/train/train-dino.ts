@@ -277,6 +277,17 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
           teacher_temp: a.teacherTemp,
           max_norm: a.clip,
         };
+        // DINO's freeze_last_layer: the step runs, then the last layer and its moments are put back.
+        const LAST = 'head.last_layer.weight_v';
+        const frozen =
+          step < a.freezeLastLayerSteps && state.params.has(LAST)
+            ? {
+                p: (state.params.get(LAST) as Float32Array).slice(),
+                m: (state.m.get(LAST) as Float32Array).slice(),
+                v: (state.v.get(LAST) as Float32Array).slice(),
+                t: (state.teacher.get(LAST) as Float32Array).slice(),
+              }
+            : null;
         const m = await runner.step(
           state,
           {
@@ -288,6 +299,15 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
           },
           s,
         );
+        if (frozen) {
+          state.params.set(LAST, frozen.p);
+          state.m.set(LAST, frozen.m);
+          state.v.set(LAST, frozen.v);
+          state.teacher.set(
+            LAST,
+            frozen.t.map((t, i) => s.ema * t + (1 - s.ema) * (frozen.p[i] as number)),
+          );
+        }
         if (!Number.isFinite(m.loss))
           throw new FlaneurError(
             'INTERNAL',

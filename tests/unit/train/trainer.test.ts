@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parseSafetensors } from '../../../native/models/safetensors.js';
 import { engineWithFrames, TINY_TRAIN } from '../../helpers/train.js';
 
 describe('DINO trainer', () => {
@@ -45,6 +46,26 @@ describe('DINO trainer', () => {
     const log = await call('train.log', { jobId: job.id });
     expect(log.map((r) => r.step)).toEqual(Array.from({ length: TINY_TRAIN.steps }, (_, i) => i + 1));
     expect(log.map((r) => r.loss)).toEqual(reference);
+    await engine.close();
+  });
+});
+
+describe('DINO trainer: freezing the last layer', () => {
+  it('keeps the head’s last layer (and its moments) fixed for the first steps while the rest trains', async () => {
+    const { engine, call, runner } = await engineWithFrames('freeze');
+    const job = await call('train.start', { ...TINY_TRAIN, steps: 4, checkpointEvery: 1, freezeLastLayerSteps: 4 });
+    await runner.idle();
+    expect((await call('jobs.get', { id: job.id })).state).toBe('done');
+    const dir = path.join(engine.requireProject().project.checkpointsDir, `train-${job.id}`);
+    const read = (step: number) =>
+      parseSafetensors(fs.readFileSync(path.join(dir, `step-000000${step}.safetensors`)), `step ${step}`);
+    const [s3, s4] = [read(3), read(4)];
+    const last = 'head.last_layer.weight_v';
+    expect(s4.float32(`p.${last}`)).toEqual(s3.float32(`p.${last}`));
+    expect(s4.float32(`t.${last}`)).toEqual(s4.float32(`p.${last}`));
+    expect(s4.float32(`m.${last}`).every((x) => x === 0)).toBe(true);
+    expect(s4.float32('p.blocks.0.attn.qkv.weight')).not.toEqual(s3.float32('p.blocks.0.attn.qkv.weight'));
+    expect(s4.float32('p.head.mlp.0.weight')).not.toEqual(s3.float32('p.head.mlp.0.weight'));
     await engine.close();
   });
 });
