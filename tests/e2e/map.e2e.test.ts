@@ -103,6 +103,25 @@ describe('embedding map and kNN classification, end to end in browser mode', () 
     expect(acc).toBeGreaterThan(40);
     await page.getByRole('table', { name: /Confusion matrix/ }).waitFor();
     await s.shot('23-classify');
-    expect(s.errors).toEqual([]);
   });
+
+  it('computes FUNGI features from the button, then classifies and retrieves with them', async () => {
+    const { page } = s;
+    await page.getByRole('button', { name: 'Compute FUNGI features' }).click();
+    await page.getByTestId('classify-fungi-status').waitFor({ timeout: 240_000 });
+    await page.getByLabel('FUNGI gradients').check();
+    await page.getByRole('button', { name: 'Classify' }).click();
+    await expect.poll(() => page.getByText('FUNGI gradients, leave-one-out').count()).toBe(1);
+    const acc = Number((await page.getByTestId('classify-accuracy').textContent())?.replace(' %', ''));
+    expect(acc).toBeGreaterThan(40);
+    await s.shot('24-classify-fungi');
+
+    await page.getByRole('link', { name: 'Retrieve' }).click();
+    await page.getByLabel('FUNGI gradients').check();
+    await page.getByRole('button', { name: 'Find similar images' }).click();
+    await page.getByRole('heading', { name: /Similar images \(FUNGI gradients\)/ }).waitFor();
+    await expect.poll(() => page.getByTestId('image-results').locator('li').count()).toBe(12);
+    await s.shot('25-retrieve-fungi');
+    expect(s.errors).toEqual([]);
+  }, 300_000);
 });

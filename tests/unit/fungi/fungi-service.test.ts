@@ -4,15 +4,13 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CallResponse, CommandArgs, CommandName, CommandResult } from '../../../native/api/contract.js';
-import { Engine } from '../../../native/engine/engine.js';
-import { createEngineDispatcher } from '../../../native/engine/handlers.js';
 import { loadRegisteredModel } from '../../../native/features/extract.js';
 import { f16RowsToF32 } from '../../../native/features/knn.js';
 import { FungiExtractor } from '../../../native/fungi/extractor.js';
 import { fungiSettings } from '../../../native/fungi/job.js';
 import { frameSeed } from '../../../native/fungi/views.js';
 import { FrameStore } from '../../../native/media/frame-store.js';
+import { dispatchEngine } from '../../helpers/dispatch.js';
 import { fixturePath, maxAbsDiff } from '../../helpers/fixtures.js';
 import { writeInitViT } from '../../helpers/models.js';
 import { tmpDir } from '../../helpers/tmp.js';
@@ -21,13 +19,7 @@ const ROOT = fixturePath('fashion', 'train');
 
 describe('FUNGI features, kNN classification and maps', () => {
   const work = tmpDir();
-  const engine = new Engine({ home: tmpDir() });
-  const d = createEngineDispatcher(engine);
-  const call = async <K extends CommandName>(c: K, a: CommandArgs<K>): Promise<CommandResult<K>> => {
-    const r = (await d.dispatch(c, a)) as CallResponse<CommandResult<K>>;
-    if (!r.ok) throw new Error(`${c}: ${r.error.message}`);
-    return r.result;
-  };
+  const { engine, d, call } = dispatchEngine();
   const idle = () => engine.requireProject().runner.idle();
   let runId = 0;
   let modelId = 0;

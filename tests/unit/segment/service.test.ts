@@ -5,24 +5,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CallResponse, CommandArgs, CommandName, CommandResult } from '../../../native/api/contract.js';
-import { Engine } from '../../../native/engine/engine.js';
-import { createEngineDispatcher } from '../../../native/engine/handlers.js';
 import { IoUMeter } from '../../../native/segment/labels.js';
 import { readMask } from '../../../native/segment/masks.js';
+import { dispatchEngine } from '../../helpers/dispatch.js';
 import { fixturePath } from '../../helpers/fixtures.js';
 import { writeInitViT } from '../../helpers/models.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 describe('segmentation and retrieval', () => {
   const work = tmpDir();
-  const engine = new Engine({ home: tmpDir() });
-  const d = createEngineDispatcher(engine);
-  const call = async <K extends CommandName>(c: K, a: CommandArgs<K>): Promise<CommandResult<K>> => {
-    const r = (await d.dispatch(c, a)) as CallResponse<CommandResult<K>>;
-    if (!r.ok) throw new Error(`${c}: ${r.error.message}`);
-    return r.result;
-  };
+  const { engine, call } = dispatchEngine();
   let runId = 0;
   let mediaId = 0;
   afterAll(() => engine.close());

@@ -2,11 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { CallResponse, CommandArgs, CommandName, CommandResult } from '../../../native/api/contract.js';
-import { Engine } from '../../../native/engine/engine.js';
-import { createEngineDispatcher } from '../../../native/engine/handlers.js';
 import { attentionMasks, discover, maskBox, sinkhorn, trackMasks } from '../../../native/track/dora.js';
 import { instanceMask } from '../../../native/track/export.js';
+import { dispatchEngine } from '../../helpers/dispatch.js';
 import { fixturePath } from '../../helpers/fixtures.js';
 import { writeInitViT } from '../../helpers/models.js';
 import { tmpDir } from '../../helpers/tmp.js';
@@ -57,13 +55,7 @@ describe('Dora discovery and tracking', () => {
 });
 
 describe('tracking job', () => {
-  const engine = new Engine({ home: tmpDir() });
-  const d = createEngineDispatcher(engine);
-  const call = async <K extends CommandName>(c: K, a: CommandArgs<K>): Promise<CommandResult<K>> => {
-    const r = (await d.dispatch(c, a)) as CallResponse<CommandResult<K>>;
-    if (!r.ok) throw new Error(`${c}: ${r.error.message}`);
-    return r.result;
-  };
+  const { engine, call } = dispatchEngine();
   afterAll(() => engine.close());
 
   it('tracks every frame, stores boxes, and exports MOT CSV', async () => {

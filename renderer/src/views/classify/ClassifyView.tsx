@@ -2,7 +2,7 @@ import { useEffect, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { PathField } from '../../shell/PathField';
 import { useApp } from '../../state/app-state';
-import { type FeatureKind, FeatureSourcePicker } from '../fungi/FeatureSource';
+import { type FeatureKind, FeatureSourcePicker, FeaturesPage } from '../fungi/FeatureSource';
 import { useCatalog } from '../segment/useCatalog';
 
 type Result = CommandResult<'classify.knn'>;
@@ -38,56 +38,49 @@ export function ClassifyView() {
   const maxCell = result ? Math.max(1, ...result.confusion.flat()) : 1;
 
   return (
-    <div className="view view-wide">
-      <header className="view-header">
-        <h1>Classify</h1>
-      </header>
-      {runs.length === 0 ? (
-        <p className="card empty muted">Extract features first (Segment view, step 1).</p>
-      ) : (
-        <section className="card">
-          <FeatureSourcePicker
-            idPrefix="classify"
-            runs={runs}
-            runId={runId}
-            onRun={setRunId}
-            kind={kind}
-            onKind={setKind}
+    <FeaturesPage title="Classify" hasRuns={runs.length > 0}>
+      <section className="card">
+        <FeatureSourcePicker
+          idPrefix="classify"
+          runs={runs}
+          runId={runId}
+          onRun={setRunId}
+          kind={kind}
+          onKind={setKind}
+        />
+        <div className="field-row">
+          <PathField
+            label="Labelled folder (sub-folder = class)"
+            value={root}
+            onChange={setRoot}
+            placeholder="/data/set/train"
           />
-          <div className="field-row">
-            <PathField
-              label="Labelled folder (sub-folder = class)"
-              value={root}
-              onChange={setRoot}
-              placeholder="/data/set/train"
+          <PathField
+            label="Test folder (optional; else leave-one-out)"
+            value={queryRoot}
+            onChange={setQueryRoot}
+            placeholder="/data/set/test"
+          />
+          <div className="field">
+            <label htmlFor="classify-k">Neighbours k</label>
+            <input
+              id="classify-k"
+              type="number"
+              min={1}
+              max={200}
+              value={k}
+              onChange={(e) => setK(Number(e.target.value))}
             />
-            <PathField
-              label="Test folder (optional; else leave-one-out)"
-              value={queryRoot}
-              onChange={setQueryRoot}
-              placeholder="/data/set/test"
-            />
-            <div className="field">
-              <label htmlFor="classify-k">Neighbours k</label>
-              <input
-                id="classify-k"
-                type="number"
-                min={1}
-                max={200}
-                value={k}
-                onChange={(e) => setK(Number(e.target.value))}
-              />
-            </div>
           </div>
-          <button type="button" className="primary" onClick={classify} disabled={!runId || !root}>
-            Classify
-          </button>
-          <p className="muted">
-            Weighted kNN (weights exp(cos / 0.07)) over the labelled frames; the media must be in the library with
-            features in the chosen run.
-          </p>
-        </section>
-      )}
+        </div>
+        <button type="button" className="primary" onClick={classify} disabled={!runId || !root}>
+          Classify
+        </button>
+        <p className="muted">
+          Weighted kNN (weights exp(cos / 0.07)) over the labelled frames; the media must be in the library with
+          features in the chosen run.
+        </p>
+      </section>
       {result && (
         <section className="card" aria-labelledby="classify-result">
           <h2 id="classify-result">
@@ -165,6 +158,6 @@ export function ClassifyView() {
           )}
         </section>
       )}
-    </div>
+    </FeaturesPage>
   );
 }

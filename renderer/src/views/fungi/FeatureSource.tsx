@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState } from 'react';
+import { type ReactNode, useCallback, useEffect, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { useApp } from '../../state/app-state';
 
@@ -94,6 +94,23 @@ export function FeatureSourcePicker(props: {
           </button>
         )}
       </div>
+    </div>
+  );
+}
+
+/** A view's page: its header, then its content once a feature run exists (a pointer to extracting one before). */
+export function FeaturesPage(props: { title: string; hasRuns: boolean; children: ReactNode; after?: ReactNode }) {
+  return (
+    <div className="view view-wide">
+      <header className="view-header">
+        <h1>{props.title}</h1>
+      </header>
+      {props.hasRuns ? (
+        props.children
+      ) : (
+        <p className="card empty muted">Extract features first (Segment view, step 1).</p>
+      )}
+      {props.after}
     </div>
   );
 }

@@ -2,7 +2,7 @@ import { useCallback, useEffect, useMemo, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { PathField } from '../../shell/PathField';
 import { useApp } from '../../state/app-state';
-import { type FeatureKind, FeatureSourcePicker } from '../fungi/FeatureSource';
+import { type FeatureKind, FeatureSourcePicker, FeaturesPage } from '../fungi/FeatureSource';
 import { useCatalog } from '../segment/useCatalog';
 import { colourOf, MapCanvas, type MapPointView } from './MapCanvas';
 
@@ -101,34 +101,27 @@ export function MapView() {
   const hovered = hover && data ? data.points[hover.i] : null;
 
   return (
-    <div className="view view-wide">
-      <header className="view-header">
-        <h1>Map</h1>
-      </header>
-      {runs.length === 0 ? (
-        <p className="card empty muted">Extract features first (Segment view, step 1).</p>
-      ) : (
-        <section className="card">
-          <FeatureSourcePicker idPrefix="map" runs={runs} runId={runId} onRun={setRunId} kind={kind} onKind={setKind} />
-          <div className="field-row">
-            <div className="field">
-              <label htmlFor="map-method">Layout</label>
-              <select id="map-method" value={method} onChange={(e) => setMethod(e.target.value as 'umap' | 'pca')}>
-                <option value="umap">UMAP (umap-js; neighbours from exact kNN)</option>
-                <option value="pca">PCA (fast)</option>
-              </select>
-            </div>
-            <button type="button" className="primary" onClick={build} disabled={!runId || Boolean(building)}>
-              Build map
-            </button>
-            {building && (
-              <span className="muted" data-testid="map-progress">
-                {building.progress.phase} {building.progress.done}/{building.progress.total ?? '?'}
-              </span>
-            )}
+    <FeaturesPage title="Map" hasRuns={runs.length > 0}>
+      <section className="card">
+        <FeatureSourcePicker idPrefix="map" runs={runs} runId={runId} onRun={setRunId} kind={kind} onKind={setKind} />
+        <div className="field-row">
+          <div className="field">
+            <label htmlFor="map-method">Layout</label>
+            <select id="map-method" value={method} onChange={(e) => setMethod(e.target.value as 'umap' | 'pca')}>
+              <option value="umap">UMAP (umap-js; neighbours from exact kNN)</option>
+              <option value="pca">PCA (fast)</option>
+            </select>
           </div>
-        </section>
-      )}
+          <button type="button" className="primary" onClick={build} disabled={!runId || Boolean(building)}>
+            Build map
+          </button>
+          {building && (
+            <span className="muted" data-testid="map-progress">
+              {building.progress.phase} {building.progress.done}/{building.progress.total ?? '?'}
+            </span>
+          )}
+        </div>
+      </section>
       {maps.length > 0 && (
         <section className="card">
           <div className="field-row">
@@ -210,6 +203,6 @@ export function MapView() {
           )}
         </section>
       )}
-    </div>
+    </FeaturesPage>
   );
 }

@@ -1,7 +1,7 @@
 import { type MouseEvent, useEffect, useRef, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { useApp } from '../../state/app-state';
-import { type FeatureKind, FeatureSourcePicker } from '../fungi/FeatureSource';
+import { type FeatureKind, FeatureSourcePicker, FeaturesPage } from '../fungi/FeatureSource';
 import { FramePicker, useCatalog } from '../segment/useCatalog';
 
 type Patches = CommandResult<'retrieve.patches'>;
@@ -78,66 +78,55 @@ export function RetrieveView() {
   const name = (id: number) => media.find((m) => m.id === id)?.name ?? `#${id}`;
 
   return (
-    <div className="view view-wide">
-      <header className="view-header">
-        <h1>Retrieve</h1>
-      </header>
-      {runs.length === 0 ? (
-        <p className="card empty muted">Extract features first (Segment view, step 1).</p>
-      ) : (
-        <section className="card">
-          <FeatureSourcePicker
-            idPrefix="retrieve"
-            runs={runs}
-            runId={runId}
-            onRun={setRunId}
-            kind={kind}
-            onKind={setKind}
-          />
-          <FramePicker
-            idPrefix="retrieve"
-            media={media}
-            mediaId={mediaId}
-            frameIdx={frameIdx}
-            onChange={(m, f) => {
-              setMediaId(m);
-              setFrameIdx(f);
-              setPatches(null);
-              setPicked(null);
-            }}
-          />
-          <div className="retrieve-query">
-            {mediaId && current && (
-              // biome-ignore lint/a11y/useKeyWithClickEvents lint/a11y/noStaticElementInteractions: a pointer-only picker; images can also be searched with the button
-              <div
-                className="patch-picker"
-                onClick={clickPatch}
-                data-testid="patch-picker"
-                title="Click a patch to find similar patches"
-              >
-                <img src={`media/frame/${mediaId}/${frameIdx}.png`} alt="Query frame" />
-                {picked !== null && (
-                  <HeatCanvas
-                    heat={new Array(current.grid * current.grid).fill(0)}
-                    grid={current.grid}
-                    patch={picked}
-                  />
-                )}
-              </div>
-            )}
-            <div>
-              <button type="button" className="primary" onClick={findImages} disabled={!mediaId}>
-                Find similar images
-              </button>
-              <p className="muted">Or click a patch of the frame to find similar patches across the library.</p>
-              <p className="muted">
-                From run #{current?.id}: {current?.modelName}, {current?.inputSize} px, {current?.grid}×{current?.grid}{' '}
-                patches.
-              </p>
+    <FeaturesPage title="Retrieve" hasRuns={runs.length > 0}>
+      <section className="card">
+        <FeatureSourcePicker
+          idPrefix="retrieve"
+          runs={runs}
+          runId={runId}
+          onRun={setRunId}
+          kind={kind}
+          onKind={setKind}
+        />
+        <FramePicker
+          idPrefix="retrieve"
+          media={media}
+          mediaId={mediaId}
+          frameIdx={frameIdx}
+          onChange={(m, f) => {
+            setMediaId(m);
+            setFrameIdx(f);
+            setPatches(null);
+            setPicked(null);
+          }}
+        />
+        <div className="retrieve-query">
+          {mediaId && current && (
+            // biome-ignore lint/a11y/useKeyWithClickEvents lint/a11y/noStaticElementInteractions: a pointer-only picker; images can also be searched with the button
+            <div
+              className="patch-picker"
+              onClick={clickPatch}
+              data-testid="patch-picker"
+              title="Click a patch to find similar patches"
+            >
+              <img src={`media/frame/${mediaId}/${frameIdx}.png`} alt="Query frame" />
+              {picked !== null && (
+                <HeatCanvas heat={new Array(current.grid * current.grid).fill(0)} grid={current.grid} patch={picked} />
+              )}
             </div>
+          )}
+          <div>
+            <button type="button" className="primary" onClick={findImages} disabled={!mediaId}>
+              Find similar images
+            </button>
+            <p className="muted">Or click a patch of the frame to find similar patches across the library.</p>
+            <p className="muted">
+              From run #{current?.id}: {current?.modelName}, {current?.inputSize} px, {current?.grid}×{current?.grid}{' '}
+              patches.
+            </p>
           </div>
-        </section>
-      )}
+        </div>
+      </section>
       {runs.length > 0 && (
         <section className="card" aria-labelledby="dup-title">
           <h2 id="dup-title">Near-duplicates</h2>
@@ -230,6 +219,6 @@ export function RetrieveView() {
           </ul>
         </section>
       )}
-    </div>
+    </FeaturesPage>
   );
 }
