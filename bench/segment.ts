@@ -18,7 +18,9 @@ import { labelledBank, segmentPatches } from '../native/segment/hummingbird.js';
 import { IoUMeter, patchLabels } from '../native/segment/labels.js';
 import { Rng } from '../native/train/rng.js';
 import { initParams } from '../native/train/train-dino.js';
+import { SAMPLE_VIDEO } from '../native/engine/engine.js';
 import { tempEngine } from './engine.js';
+import { VTEST, vtestLabels } from './vtest-labels.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -71,6 +73,11 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
   const lr = args.includes('--lr') ? Number(args[args.indexOf('--lr') + 1]) : undefined;
   /** DINO's freeze_last_layer, in steps. */
   const freeze = args.includes('--freeze') ? Number(args[args.indexOf('--freeze') + 1]) : undefined;
+  /**
+   * Also the real clip (samples/vtest-street.mp4 at 1 fps, 480x360), evaluated on its hand-labelled frames
+   * (bench/vtest-labels.ts: bank from the 10 s frame, scored on 40 s and 70 s). Its frames join the training data.
+   */
+  const real = args.includes('--real');
   const { work, engine, call, close } = await tempEngine('flaneur-bench-segment-');
   const knn = new ExactKnn();
   try {
@@ -84,6 +91,17 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
     await runner.idle();
     const media = project.media.list().items[0];
     if (!media?.frameWidth || !media.frameHeight) throw new Error('the tour did not ingest');
+    if (real) {
+      await call('library.add', {
+        paths: [SAMPLE_VIDEO],
+        sampling: { policy: 'fps', fps: 1 },
+        frameSize: { mode: 'short-side', size: VTEST.height },
+      });
+      await runner.idle();
+    }
+    const clip = real ? project.media.list().items.find((m) => m.id !== media.id) : undefined;
+    if (real && (clip?.frameWidth !== VTEST.width || clip?.frameHeight !== VTEST.height))
+      throw new Error('the sample clip did not ingest at 480x360');
     const { categoryMask, truth } = groundTruth();
     const W = media.frameWidth;
     const H = media.frameHeight;
@@ -112,6 +130,7 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
 
     // 1. The project's features: models registered in the project, extracted by the features job.
     const results: Record<string, { miou: number; perClass: (number | null)[] }> = {};
+    const realResults: Record<string, { miou: number; perClass: (number | null)[] }> = {};
     const models: { key: string; id: number }[] = [];
     const rng = new Rng(3);
     const cfg = presetConfig('vit_s16');
@@ -189,6 +208,16 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
       const meter = await evaluate(vectorsOf, run.grid, run.dim);
       results[m.key] = { miou: meter.mean(), perClass: meter.perClass() };
       console.error(`segment: ${m.key}: mIoU ${(100 * meter.mean()).toFixed(1)}`);
+      if (clip) {
+        const clipVectors = (f: number) => {
+          const feat = project.features.get(run.id, clip.id, f);
+          if (!feat) throw new Error(`no features for clip frame ${f}`);
+          return l2normalizeRows(f16RowsToF32(feat.patches), run.dim);
+        };
+        const rm = await evaluateReal(knn, clipVectors, run.grid, run.dim);
+        realResults[m.key] = { miou: rm.mean(), perClass: rm.perClass() };
+        console.error(`segment (real clip): ${m.key}: mIoU ${(100 * rm.mean()).toFixed(1)}`);
+      }
     }
 
     // 2. Raw colour patches: the 16x16x3 pixels of each patch of the same 224 px view, as a vector.
@@ -233,11 +262,48 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
       ...(trainedSteps > 0 ? { train_steps: trainedSteps, train_lr: lr ?? 5e-4, train_seconds: trainSeconds } : {}),
       per_class_raw_colour: raw.perClass().map((x) => (x === null ? null : r(x))),
       classes: CLASSES,
+      ...(real
+        ? {
+            real_clip: {
+              dataset: 'samples/vtest-street.mp4 at 1 fps, hand-labelled frames (tests/fixtures/vtest-labels)',
+              bank_seconds: [REAL_BANK],
+              eval_seconds: REAL_EVAL,
+              classes: vtestLabels().classes,
+              ...Object.fromEntries(Object.entries(realResults).map(([k, v]) => [`miou_${k}`, r(v.miou)])),
+              per_class: Object.fromEntries(
+                Object.entries(realResults).map(([k, v]) => [k, v.perClass.map((x) => (x === null ? null : r(x)))]),
+              ),
+            },
+          }
+        : {}),
     };
   } finally {
     await knn.release();
     await close();
   }
+}
+
+const REAL_BANK = 10;
+const REAL_EVAL = [40, 70];
+
+/** Hummingbird on the real clip: a bank from the hand-labelled 10 s frame, scored on the 40 s and 70 s frames. */
+async function evaluateReal(
+  knn: ExactKnn,
+  vectorsOf: (frame: number) => Float32Array,
+  grid: number,
+  dim: number,
+): Promise<IoUMeter> {
+  const labels = vtestLabels();
+  const C = labels.classes.length;
+  const { width: W, height: H } = VTEST;
+  // 1 fps sampling: the frame index is the second.
+  const bank = labelledBank(vectorsOf(REAL_BANK), patchLabels(labels.mask(REAL_BANK), W, H, grid, C), dim, C);
+  const meter = new IoUMeter(C);
+  for (const t of REAL_EVAL) {
+    const { mask } = await segmentPatches(knn, bank, vectorsOf(t), grid, W, H);
+    meter.add(mask, labels.mask(t));
+  }
+  return meter;
 }
 
 function concat(parts: Float32Array[]): Float32Array {
