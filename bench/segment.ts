@@ -9,6 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { SAMPLE_VIDEO } from '../native/engine/engine.js';
 import { ExactKnn, f16RowsToF32, l2normalizeRows } from '../native/features/knn.js';
 import { FrameStore } from '../native/media/frame-store.js';
 import { resizeRgb } from '../native/models/preprocess.js';
@@ -18,7 +19,6 @@ import { labelledBank, segmentPatches } from '../native/segment/hummingbird.js';
 import { IoUMeter, patchLabels } from '../native/segment/labels.js';
 import { Rng } from '../native/train/rng.js';
 import { initParams } from '../native/train/train-dino.js';
-import { SAMPLE_VIDEO } from '../native/engine/engine.js';
 import { tempEngine } from './engine.js';
 import { VTEST, vtestLabels } from './vtest-labels.js';
 
@@ -73,6 +73,8 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
   const lr = args.includes('--lr') ? Number(args[args.indexOf('--lr') + 1]) : undefined;
   /** DINO's freeze_last_layer, in steps. */
   const freeze = args.includes('--freeze') ? Number(args[args.indexOf('--freeze') + 1]) : undefined;
+  /** KoLeo regulariser weight (DINOv2: 0.1). */
+  const koleo = args.includes('--koleo') ? Number(args[args.indexOf('--koleo') + 1]) : undefined;
   /**
    * Also the real clip (samples/vtest-street.mp4 at 1 fps, 480x360), evaluated on its hand-labelled frames
    * (bench/vtest-labels.ts: bank from the 10 s frame, scored on 40 s and 70 s). Its frames join the training data.
@@ -181,6 +183,7 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
           steps: trainedSteps,
           ...(lr ? { lr } : {}),
           ...(freeze ? { freezeLastLayerSteps: freeze } : {}),
+          ...(koleo ? { koleo } : {}),
           ...(v.dora ? { dora: v.dora } : {}),
         })) as { id: number };
         await runner.idle();
@@ -259,7 +262,15 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
       miou_raw_colour: r(raw.mean()),
       miou_majority: r(maj.mean()),
       per_class_features: results[best]?.perClass.map((x) => (x === null ? null : r(x))),
-      ...(trainedSteps > 0 ? { train_steps: trainedSteps, train_lr: lr ?? 5e-4, train_seconds: trainSeconds } : {}),
+      ...(trainedSteps > 0
+        ? {
+            train_steps: trainedSteps,
+            train_lr: lr ?? 5e-4,
+            train_freeze_last_layer: freeze ?? 0,
+            train_koleo: koleo ?? 0,
+            train_seconds: trainSeconds,
+          }
+        : {}),
       per_class_raw_colour: raw.perClass().map((x) => (x === null ? null : r(x))),
       classes: CLASSES,
       ...(real

@@ -266,6 +266,8 @@ export const TrainDinoArgs = z
      * update and Adam moments are cancelled, the teacher's copy follows the unchanged student.
      */
     freezeLastLayerSteps: z.int().min(0).default(0),
+    /** KoLeo regulariser weight on the student's CLS of each global crop (DINOv2 uses 0.1); 0: off. */
+    koleo: z.number().min(0).max(10).default(0),
     dropPath: z.number().min(0).max(0.9).default(0.1),
     outDim: z.int().min(2).max(65536).default(4096),
     headHidden: z.int().min(8).default(2048),

@@ -81,3 +81,31 @@ export function meanEntropy(b: GraphBuilder, probs: Value): Value {
   const ent = b.neg(b.reduceSum(b.mul(probs, b.log(b.add(probs, b.constFloat(1e-12)))), [-1], false));
   return b.reduceMean(ent, [0], false);
 }
+
+/**
+ * KoLeo (DINOv2; Sablayrolles et al. 2019): -mean_i log(min_{j≠i} ||x_i - x_j||) over the L2-normalised rows of
+ * `x` [n, D], which spreads a batch's features apart (against all-identical outputs at initialisation). The min is
+ * a soft-min at temperature `tau` (a log-sum-exp made stable by a shift that is returned in `stop`: pass it to
+ * `gradients` as a detached value; its gradient cancels exactly anyway).
+ */
+export function koleoLoss(b: GraphBuilder, x: Value, n: number, tau = 0.01): { loss: Value; stop: Value[] } {
+  return b.scope('koleo', () => {
+    const z = b.div(x, b.sqrt(b.reduceSum(b.mul(x, x), [-1], true)));
+    const gram = b.matmul(z, b.transpose(z, [1, 0]));
+    const eye = new Float32Array(n * n);
+    for (let i = 0; i < n; i++) eye[i * n + i] = 1;
+    const d2 = b.relu(b.sub(b.constFloat(2), b.mul(gram, b.constFloat(2))));
+    const self = b.initializer(
+      `koleo_self_${n}`,
+      eye.map((v) => v * 1e3),
+      [n, n],
+    );
+    const d = b.add(b.sqrt(b.add(d2, b.constFloat(1e-8))), self);
+    const neg = b.div(d, b.constFloat(-tau));
+    const shift = b.identity(b.reduceMax(neg, [1], true));
+    const lse = b.add(shift, b.log(b.reduceSum(b.exp(b.sub(neg, shift)), [1], true)));
+    const nearest = b.mul(lse, b.constFloat(-tau)); // [n, 1] ≈ min_j d_ij
+    const loss = b.neg(b.reduceMean(b.log(b.add(nearest, b.constFloat(1e-8))), [0, 1], false));
+    return { loss, stop: [shift] };
+  });
+}

@@ -10,7 +10,7 @@ import type { Value } from '../graph/ir.js';
 import { toOnnx } from '../graph/onnx.js';
 import { adamW, clipByGlobalNorm, emaUpdate, globalNorm, type ParamGroupEntry } from '../graph/optim.js';
 import { buildDinoHead, type DinoHeadConfig, dinoHeadParamShapes } from '../models/dino-head.js';
-import { dinoLoss, doraLoss, meanEntropy, updateCenter } from '../models/dino-loss.js';
+import { dinoLoss, doraLoss, koleoLoss, meanEntropy, updateCenter } from '../models/dino-loss.js';
 import { buildViT, type ViTConfig, vitParamShapes } from '../models/vit.js';
 
 export interface DinoStepConfig {
@@ -31,6 +31,8 @@ export interface DinoStepConfig {
    * globals are that many object-masked views of the same frames; loss as `doraLoss`.
    */
   dora?: boolean;
+  /** Weight of the KoLeo regulariser on the student's backbone CLS of each global crop (DINOv2: 0.1); 0: none. */
+  koleo?: number;
   /** Also output the raw gradients (grad/<name>), for checks. */
   emitGradients?: boolean;
   adam?: { beta1?: number; beta2?: number; eps?: number };
@@ -100,12 +102,16 @@ export function buildDinoStep(c: DinoStepConfig): DinoStepGraph {
     if (!v) throw new Error(`no parameter ${name}`);
     return v;
   };
-  const forward = (params: Map<string, Value>, x: Value, dp?: Value) => {
-    const feats = buildViT(b, c.vit, from(params), x, { cls: true }, 'matmul', dp).cls as Value;
-    return buildDinoHead(b, c.head, from(params), feats);
-  };
+  const backbone = (params: Map<string, Value>, x: Value, dp?: Value) =>
+    buildViT(b, c.vit, from(params), x, { cls: true }, 'matmul', dp).cls as Value;
+  const forward = (params: Map<string, Value>, x: Value, dp?: Value) =>
+    buildDinoHead(b, c.head, from(params), backbone(params, x, dp));
 
-  const sGlobal = b.scope('student', () => forward(student, globals, dpGlobal));
+  let studentCls: Value | null = null;
+  const sGlobal = b.scope('student', () => {
+    studentCls = backbone(student, globals, dpGlobal);
+    return buildDinoHead(b, c.head, from(student), studentCls);
+  });
   const sLocal = locals ? b.scope('student_local', () => forward(student, locals, dpLocal)) : null;
   const tGlobal = b.scope('teacher', () => forward(teacher, teacherViews ?? globals));
   const studentLogits = sLocal ? b.concat([sGlobal, sLocal], 0) : sGlobal;
@@ -121,8 +127,19 @@ export function buildDinoStep(c: DinoStepConfig): DinoStepGraph {
     ? doraLoss(b, { ...common, masked: G, locals: L })
     : dinoLoss(b, { ...common, crops: G + L, globals: G });
 
+  // KoLeo on each global crop's rows of the student's backbone CLS, summed over crops (as DINOv2).
+  const stop: Value[] = [];
+  let total = loss;
+  if (c.koleo && c.koleo > 0 && studentCls) {
+    const cls = studentCls as Value;
+    for (let g = 0; g < G; g++) {
+      const k = koleoLoss(b, b.slice(cls, [g * B], [(g + 1) * B], [0]), B);
+      stop.push(...k.stop);
+      total = b.add(total, b.mul(k.loss, b.constFloat(c.koleo)));
+    }
+  }
   const wrt = trainable.map((n) => student.get(n) as Value);
-  const grads = gradients(b, loss, wrt);
+  const grads = gradients(b, total, wrt, stop);
   const rawGrads = trainable.map((n) => grads.get(`p/${n}`) as Value);
   const norm = globalNorm(b, rawGrads);
   const clipped = clipByGlobalNorm(b, rawGrads, s.max_norm, norm);

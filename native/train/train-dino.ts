@@ -130,6 +130,7 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
       localSize: a.localSize,
       localCrops: L,
       dropPath: a.dropPath > 0,
+      koleo: a.koleo,
     });
     const shapes = {
       globals: [G * a.batch, 3, a.globalSize, a.globalSize],
