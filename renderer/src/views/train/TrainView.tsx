@@ -53,6 +53,9 @@ export function TrainView() {
   const [framesPerClip, setFramesPerClip] = useState(4);
   const [stride, setStride] = useState(5);
   const [objects, setObjects] = useState(3);
+  const [lr, setLr] = useState(5e-4);
+  const [freeze, setFreeze] = useState(0);
+  const [koleo, setKoleo] = useState(0);
   const [selected, setSelected] = useState<number | null>(null);
   const [log, setLog] = useState<Log>([]);
   const [previews, setPreviews] = useState<CommandResult<'train.previews'>>([]);
@@ -97,6 +100,9 @@ export function TrainView() {
       globalSize,
       localSize: Math.max(16, Math.round(globalSize / 2 / 16) * 16),
       localCrops: 2,
+      lr,
+      freezeLastLayerSteps: freeze,
+      koleo,
       ...(method === 'dora' ? { dora: { framesPerClip, stride, objects } } : {}),
     };
     void run('Could not start training', async () => {
@@ -197,6 +203,23 @@ export function TrainView() {
             </label>
           </div>
         )}
+        <details>
+          <summary>Optimisation and collapse guards</summary>
+          <div className="field-row">
+            <label className="field">
+              Base learning rate (× views / 256){' '}
+              <input type="number" min={0} step={0.0001} value={lr} onChange={num(setLr)} aria-label="Learning rate" />
+            </label>
+            <label className="field">
+              Freeze last layer (steps){' '}
+              <input type="number" min={0} value={freeze} onChange={num(setFreeze)} aria-label="Freeze last layer" />
+            </label>
+            <label className="field">
+              KoLeo weight (DINOv2: 0.1){' '}
+              <input type="number" min={0} step={0.05} value={koleo} onChange={num(setKoleo)} aria-label="KoLeo" />
+            </label>
+          </div>
+        </details>
         <button type="submit" disabled={chosen.size === 0}>
           Start training
         </button>
