@@ -121,6 +121,7 @@ describe('embedding map and kNN classification, end to end in browser mode', () 
     await page.getByRole('button', { name: 'Find similar images' }).click();
     await page.getByRole('heading', { name: /Similar images \(FUNGI gradients\)/ }).waitFor();
     await expect.poll(() => page.getByTestId('image-results').locator('li').count()).toBe(12);
+    await page.getByRole('heading', { name: /Similar images/ }).scrollIntoViewIfNeeded();
     await s.shot('25-retrieve-fungi');
     expect(s.errors).toEqual([]);
   }, 300_000);
