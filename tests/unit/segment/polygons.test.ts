@@ -10,7 +10,17 @@ describe('polygon masks', () => {
     expect(m[3 * 10 + 4]).toBe(7);
     expect(m[4 * 10 + 4]).toBe(0);
     const t = new Uint8Array(10 * 10);
-    fillPolygon(t, 10, 10, [[0, 0], [10, 0], [0, 10]], 1);
+    fillPolygon(
+      t,
+      10,
+      10,
+      [
+        [0, 0],
+        [10, 0],
+        [0, 10],
+      ],
+      1,
+    );
     // Pixel centres strictly below the diagonal x + y < 10: 45 of them (x + y <= 8 with centres at +0.5).
     expect(t.filter((v) => v === 1)).toHaveLength(45);
   });

@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { type ReactNode, useEffect, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { PathField } from '../../shell/PathField';
 import { useApp } from '../../state/app-state';
@@ -6,6 +6,32 @@ import { type FeatureKind, FeatureSourcePicker, FeaturesPage } from '../fungi/Fe
 import { useCatalog } from '../segment/useCatalog';
 
 type Result = CommandResult<'classify.knn'>;
+
+/** Up to 60 frames as thumbnails with a caption each (nothing when empty). */
+function FrameGrid<T extends { mediaId: number; frameIdx: number }>(props: {
+  title: string;
+  testId: string;
+  items: T[];
+  name(mediaId: number): string;
+  caption(item: T): ReactNode;
+}) {
+  if (props.items.length === 0) return null;
+  return (
+    <>
+      <h3>{props.title}</h3>
+      <ul className="media-grid small" data-testid={props.testId}>
+        {props.items.slice(0, 60).map((m) => (
+          <li key={`${m.mediaId}-${m.frameIdx}`} className="media-card">
+            <div className="thumb">
+              <img src={`media/frame/${m.mediaId}/${m.frameIdx}.png`} alt={props.name(m.mediaId)} />
+            </div>
+            <div className="card-caption">{props.caption(m)}</div>
+          </li>
+        ))}
+      </ul>
+    </>
+  );
+}
 
 /** kNN classification of a labelled folder (sub-folder = class) with embeddings or FUNGI features. */
 export function ClassifyView() {
@@ -121,41 +147,25 @@ export function ClassifyView() {
               ))}
             </tbody>
           </table>
-          {result.misclassified.length > 0 && (
-            <>
-              <h3>Misclassified ({result.misclassified.length})</h3>
-              <ul className="media-grid small" data-testid="misclassified">
-                {result.misclassified.slice(0, 60).map((m) => (
-                  <li key={`${m.mediaId}-${m.frameIdx}`} className="media-card">
-                    <div className="thumb">
-                      <img src={`media/frame/${m.mediaId}/${m.frameIdx}.png`} alt={`${name(m.mediaId)}`} />
-                    </div>
-                    <div className="card-caption">
-                      {result.classes[m.truth]} → <strong>{result.classes[m.predicted]}</strong> (
-                      {(100 * m.confidence).toFixed(0)} %)
-                    </div>
-                  </li>
-                ))}
-              </ul>
-            </>
-          )}
-          {result.predictions.length > 0 && (
-            <>
-              <h3>Predictions for unlabelled frames ({result.predictions.length})</h3>
-              <ul className="media-grid small">
-                {result.predictions.slice(0, 60).map((m) => (
-                  <li key={`${m.mediaId}-${m.frameIdx}`} className="media-card">
-                    <div className="thumb">
-                      <img src={`media/frame/${m.mediaId}/${m.frameIdx}.png`} alt={`${name(m.mediaId)}`} />
-                    </div>
-                    <div className="card-caption">
-                      {result.classes[m.predicted]} ({(100 * m.confidence).toFixed(0)} %)
-                    </div>
-                  </li>
-                ))}
-              </ul>
-            </>
-          )}
+          <FrameGrid
+            title={`Misclassified (${result.misclassified.length})`}
+            testId="misclassified"
+            items={result.misclassified}
+            name={name}
+            caption={(m) => (
+              <>
+                {result.classes[m.truth]} → <strong>{result.classes[m.predicted]}</strong> (
+                {(100 * m.confidence).toFixed(0)} %)
+              </>
+            )}
+          />
+          <FrameGrid
+            title={`Predictions for unlabelled frames (${result.predictions.length})`}
+            testId="predictions"
+            items={result.predictions}
+            name={name}
+            caption={(m) => `${result.classes[m.predicted]} (${(100 * m.confidence).toFixed(0)} %)`}
+          />
         </section>
       )}
     </FeaturesPage>
