@@ -1,9 +1,10 @@
 /**
  * Hand labels of three frames of the bundled real clip (tests/fixtures/vtest-labels/labels.json): class masks
- * (other, grass, paved, building, person) at the clip's 480x360, for the real-clip segmentation evaluation.
+ * (grass, paved, building, person; 255 = unlabelled, ignored) at the clip's 480x360, for the real-clip evaluation.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { IGNORE } from '../native/segment/labels.js';
 import { boxPolygon, fillPolygon, type Polygon } from '../native/segment/polygons.js';
 
 const FILE = path.resolve(import.meta.dirname, '..', 'tests', 'fixtures', 'vtest-labels', 'labels.json');
@@ -22,7 +23,7 @@ export function vtestLabels(): { classes: string[]; seconds: number[]; mask(seco
     classes: l.classes,
     seconds: Object.keys(l.frames).map(Number),
     mask(seconds) {
-      const m = new Uint8Array(VTEST.width * VTEST.height);
+      const m = new Uint8Array(VTEST.width * VTEST.height).fill(IGNORE);
       for (const name of ['grass', 'paved', 'building'])
         for (const p of l.scene[name] ?? []) fillPolygon(m, VTEST.width, VTEST.height, p, l.classes.indexOf(name));
       for (const box of l.frames[String(seconds)] ?? [])
