@@ -14,6 +14,10 @@ describe('models and device, end to end in browser mode', () => {
 
   it('imports a DINOv2-with-registers checkpoint and lists what it is', async () => {
     const { page } = s;
+    // A project of its own (the demo project opens with the bundled encoder already registered).
+    await page.getByLabel('Project folder', { exact: true }).fill(path.join(work, 'models'));
+    await page.getByRole('button', { name: 'Create project' }).click();
+    await page.getByTestId('project-name').filter({ hasText: 'models' }).waitFor();
     await page.getByRole('link', { name: 'Models' }).click();
     await page.getByText('No models yet.').waitFor();
     await page.getByLabel('Weights file').fill(fixturePath('vit', 'dinov2reg_tiny.hf.safetensors'));
