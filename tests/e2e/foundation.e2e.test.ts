@@ -16,6 +16,7 @@ describe('foundation, end to end in browser mode', () => {
     const { page } = s;
     await page.getByTestId('project-name').filter({ hasText: 'Demo project' }).waitFor();
     await expect(page.getByTestId('demo-note').textContent()).resolves.toMatch(/ingests the bundled sample video/);
+    await expect(page.getByTestId('demo-note').textContent()).resolves.toMatch(/bundled ViT-Ti\/16/);
     await page.getByText('Engine connected').waitFor();
     await s.shot('01-demo-project');
   });

@@ -62,9 +62,11 @@ export function ProjectView() {
           {project.isDemo && (
             <div className="callout" data-testid="demo-note">
               <strong>This is the demo project.</strong> On first start it ingests the bundled sample video — a real
-              street scene (OpenCV's vtest, 80 s) — which you can browse in the Library and scrub in the player. It has
-              no model yet: import DINO / DINOv2 weights in Models, or wait for the embedded encoder that the Dora
-              training feature will produce.
+              street scene (OpenCV's vtest, 80 s) — which you can browse in the Library and scrub in the player. It
+              comes with the bundled ViT-Ti/16 that Flaneur trained itself on this clip with Dora (Models; 300 steps on
+              a laptop-class CPU, so it has learned little — its manifest says how it was made and how it scores).
+              Extract features in Segment, then segment, retrieve, map, track and count; import DINO / DINOv2 weights in
+              Models for real work.
             </div>
           )}
         </section>
