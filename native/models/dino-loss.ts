@@ -95,11 +95,14 @@ export function koleoLoss(b: GraphBuilder, x: Value, n: number, tau = 0.01): { l
     const eye = new Float32Array(n * n);
     for (let i = 0; i < n; i++) eye[i * n + i] = 1;
     const d2 = b.relu(b.sub(b.constFloat(2), b.mul(gram, b.constFloat(2))));
-    const self = b.initializer(
-      `koleo_self_${n}`,
-      eye.map((v) => v * 1e3),
-      [n, n],
-    );
+    const name = `koleo_self_${n}`;
+    const self =
+      b.value(name) ??
+      b.initializer(
+        name,
+        eye.map((v) => v * 1e3),
+        [n, n],
+      );
     const d = b.add(b.sqrt(b.add(d2, b.constFloat(1e-8))), self);
     const neg = b.div(d, b.constFloat(-tau));
     const shift = b.identity(b.reduceMax(neg, [1], true));

@@ -69,3 +69,16 @@ describe('DINO trainer: freezing the last layer', () => {
     await engine.close();
   });
 });
+
+describe('DINO trainer: KoLeo', () => {
+  it('trains with the KoLeo regulariser on both global crops', async () => {
+    const { engine, call, runner } = await engineWithFrames('koleo');
+    const job = await call('train.start', { ...TINY_TRAIN, steps: 3, koleo: 0.1 });
+    await runner.idle();
+    const done = await call('jobs.get', { id: job.id });
+    expect(done.error?.message ?? done.state).toBe('done');
+    const log = await call('train.log', { jobId: job.id });
+    expect(log.map((r) => Number.isFinite(r.loss))).toEqual([true, true, true]);
+    await engine.close();
+  });
+});
