@@ -80,6 +80,13 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
    * (bench/vtest-labels.ts: bank from the 10 s frame, scored on 40 s and 70 s). Its frames join the training data.
    */
   const real = args.includes('--real');
+  /** Extra input size(s) at which every model is also evaluated (e.g. the training crop size), comma-separated. */
+  const extraSizes = args.includes('--eval-size')
+    ? String(args[args.indexOf('--eval-size') + 1])
+        .split(',')
+        .map(Number)
+        .filter((x) => x > 0 && x !== 224)
+    : [];
   const { work, engine, call, close } = await tempEngine('flaneur-bench-segment-');
   const knn = new ExactKnn();
   try {
@@ -199,27 +206,30 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
       }
     }
     for (const m of models) {
-      await call('features.extract', { modelId: m.id, size: 224 });
-      await runner.idle();
-      const run = project.features.runs().find((r) => r.modelId === m.id);
-      if (!run) throw new Error('no feature run');
-      const vectorsOf = (f: number) => {
-        const feat = project.features.get(run.id, media.id, f);
-        if (!feat) throw new Error(`no features for frame ${f}`);
-        return l2normalizeRows(f16RowsToF32(feat.patches), run.dim);
-      };
-      const meter = await evaluate(vectorsOf, run.grid, run.dim);
-      results[m.key] = { miou: meter.mean(), perClass: meter.perClass() };
-      console.error(`segment: ${m.key}: mIoU ${(100 * meter.mean()).toFixed(1)}`);
-      if (clip) {
-        const clipVectors = (f: number) => {
-          const feat = project.features.get(run.id, clip.id, f);
-          if (!feat) throw new Error(`no features for clip frame ${f}`);
+      for (const size of [224, ...extraSizes]) {
+        const key = size === 224 ? m.key : `${m.key}@${size}`;
+        await call('features.extract', { modelId: m.id, size });
+        await runner.idle();
+        const run = project.features.runs().find((r) => r.modelId === m.id && r.inputSize === size);
+        if (!run) throw new Error('no feature run');
+        const vectorsOf = (f: number) => {
+          const feat = project.features.get(run.id, media.id, f);
+          if (!feat) throw new Error(`no features for frame ${f}`);
           return l2normalizeRows(f16RowsToF32(feat.patches), run.dim);
         };
-        const rm = await evaluateReal(knn, clipVectors, run.grid, run.dim);
-        realResults[m.key] = { miou: rm.mean(), perClass: rm.perClass() };
-        console.error(`segment (real clip): ${m.key}: mIoU ${(100 * rm.mean()).toFixed(1)}`);
+        const meter = await evaluate(vectorsOf, run.grid, run.dim);
+        results[key] = { miou: meter.mean(), perClass: meter.perClass() };
+        console.error(`segment: ${key}: mIoU ${(100 * meter.mean()).toFixed(1)}`);
+        if (clip) {
+          const clipVectors = (f: number) => {
+            const feat = project.features.get(run.id, clip.id, f);
+            if (!feat) throw new Error(`no features for clip frame ${f}`);
+            return l2normalizeRows(f16RowsToF32(feat.patches), run.dim);
+          };
+          const rm = await evaluateReal(knn, clipVectors, run.grid, run.dim);
+          realResults[key] = { miou: rm.mean(), perClass: rm.perClass() };
+          console.error(`segment (real clip): ${key}: mIoU ${(100 * rm.mean()).toFixed(1)}`);
+        }
       }
     }
 
