@@ -104,7 +104,7 @@ describe('a killed engine', () => {
       reference.length * 64 * 36 * 3,
     );
     await second.stop();
-  });
+  }, 120_000);
 
   for (const [method, extra] of [
     ['DINO', {}],
