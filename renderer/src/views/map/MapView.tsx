@@ -173,24 +173,26 @@ export function MapView() {
           </div>
           {data && (
             <div className="map-stage">
-              <MapCanvas
-                points={points}
-                selected={selected}
-                lasso={lasso}
-                onSelect={setSelected}
-                onHover={(i, at) => setHover(i !== null && at ? { i, ...at } : null)}
-              />
-              {hovered && hover && (
-                <div
-                  className="map-tip"
-                  style={{ left: `${(hover.x / 900) * 100}%`, top: `${(hover.y / 600) * 100}%` }}
-                >
-                  <img src={`media/frame/${hovered.mediaId}/${hovered.frameIdx}.png`} alt="" />
-                  <div className="mono">
-                    {media.find((m) => m.id === hovered.mediaId)?.name ?? `#${hovered.mediaId}`} · {hovered.frameIdx}
+              <div className="map-canvas-wrap">
+                <MapCanvas
+                  points={points}
+                  selected={selected}
+                  lasso={lasso}
+                  onSelect={setSelected}
+                  onHover={(i, at) => setHover(i !== null && at ? { i, ...at } : null)}
+                />
+                {hovered && hover && (
+                  <div
+                    className="map-tip"
+                    style={{ left: `${(hover.x / 900) * 100}%`, top: `${(hover.y / 600) * 100}%` }}
+                  >
+                    <img src={`media/frame/${hovered.mediaId}/${hovered.frameIdx}.png`} alt="" />
+                    <div className="mono">
+                      {media.find((m) => m.id === hovered.mediaId)?.name ?? `#${hovered.mediaId}`} · {hovered.frameIdx}
+                    </div>
                   </div>
-                </div>
-              )}
+                )}
+              </div>
               <ul className="map-legend" aria-label="Legend">
                 {legend.map((l) => (
                   <li key={l.colour}>
