@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { CommandResult } from '../../native/api/contract.js';
+import { fitPoints, place } from '../../renderer/src/views/map/fit.js';
 import { fixturePath } from '../helpers/fixtures.js';
 import { writeInitViT } from '../helpers/models.js';
 import { type Session, useAppSession } from './browser.js';
@@ -48,17 +49,11 @@ describe('embedding map and kNN classification, end to end in browser mode', () 
     await page.getByRole('list', { name: 'Legend' }).getByText('trouser').waitFor();
     await s.shot('20-map-by-class');
 
-    // Where the trousers are on the canvas (the canvas fits the layout's bounds with a 20 px margin).
+    // Where the trousers are on the canvas (the same fit as the view's).
     const map = (await s.engine.call('map.get', { id: 1, root: ROOT })) as CommandResult<'map.get'>;
-    const xs = map.points.map((p) => p.x);
-    const ys = map.points.map((p) => p.y);
-    const x0 = Math.min(...xs);
-    const y0 = Math.min(...ys);
-    const sc = Math.min((W - 40) / (Math.max(...xs) - x0), (H - 40) / (Math.max(...ys) - y0));
+    const fit = fitPoints(map.points, W, H);
     const trouser = map.classes.indexOf('trouser');
-    const at = map.points
-      .filter((_, i) => map.labels[i] === trouser)
-      .map((p) => [20 + (p.x - x0) * sc, 20 + (p.y - y0) * sc] as const);
+    const at = map.points.filter((_, i) => map.labels[i] === trouser).map((p) => place(fit, p));
     const cx = at.reduce((a, p) => a + p[0], 0) / at.length;
     const cy = at.reduce((a, p) => a + p[1], 0) / at.length;
     const radii = at.map(([x, y]) => Math.hypot(x - cx, y - cy)).sort((a, b) => a - b);

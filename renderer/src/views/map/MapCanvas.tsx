@@ -1,4 +1,5 @@
 import { type PointerEvent, useCallback, useEffect, useMemo, useRef, useState, type WheelEvent } from 'react';
+import { fitPoints, place } from './fit';
 
 export interface MapPointView {
   x: number;
@@ -69,19 +70,7 @@ export function MapCanvas(props: {
   const W = props.width ?? 900;
   const H = props.height ?? 600;
   const ref = useRef<HTMLCanvasElement>(null);
-  const bounds = useMemo(() => {
-    let x0 = Number.POSITIVE_INFINITY;
-    let x1 = Number.NEGATIVE_INFINITY;
-    let y0 = Number.POSITIVE_INFINITY;
-    let y1 = Number.NEGATIVE_INFINITY;
-    for (const p of props.points) {
-      x0 = Math.min(x0, p.x);
-      x1 = Math.max(x1, p.x);
-      y0 = Math.min(y0, p.y);
-      y1 = Math.max(y1, p.y);
-    }
-    return { x0, y0, s: Math.min((W - 40) / Math.max(x1 - x0, 1e-9), (H - 40) / Math.max(y1 - y0, 1e-9)) };
-  }, [props.points, W, H]);
+  const fit = useMemo(() => fitPoints(props.points, W, H), [props.points, W, H]);
   const [view, setView] = useState<View>({ scale: 1, tx: 0, ty: 0 });
   // biome-ignore lint/correctness/useExhaustiveDependencies: a new map starts from the whole view
   useEffect(() => setView({ scale: 1, tx: 0, ty: 0 }), [props.points]);
@@ -90,11 +79,11 @@ export function MapCanvas(props: {
 
   /** Screen position of point i. */
   const screen = useCallback(
-    (p: MapPointView): [number, number] => [
-      (20 + (p.x - bounds.x0) * bounds.s) * view.scale + view.tx,
-      (20 + (p.y - bounds.y0) * bounds.s) * view.scale + view.ty,
-    ],
-    [bounds, view],
+    (p: MapPointView): [number, number] => {
+      const [x, y] = place(fit, p);
+      return [x * view.scale + view.tx, y * view.scale + view.ty];
+    },
+    [fit, view],
   );
 
   useEffect(() => {
