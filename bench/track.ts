@@ -2,7 +2,7 @@
  * Tracking quality on the synthetic tour (ground-truth instance masks): for each ground-truth object, the mean IoU
  * over the frames where it is visible of its best-matching track (patch-grid masks), averaged over objects — Dora's
  * discovery + cross-attention propagation vs a baseline that thresholds each frame's attention of the same heads
- * without propagation. Features: a ViT-S/16 at initialisation (no pretrained weights exist here).
+ * without propagation. Features: a ViT-S/16 at initialisation (no pretrained weights exist here), or `--model F`.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -73,7 +73,9 @@ function bestMatchIoU(gt: Map<number, Uint8Array>[], tracks: Uint8Array[][]): nu
   return scores.reduce((a, b) => a + b, 0) / scores.length;
 }
 
-export async function benchTrack(): Promise<Record<string, unknown>> {
+export async function benchTrack(args: string[] = []): Promise<Record<string, unknown>> {
+  /** A given encoder (e.g. models/default/…safetensors) instead of a ViT-S/16 at initialisation. */
+  const given = args.includes('--model') ? args[args.indexOf('--model') + 1] : undefined;
   const { work, engine, call, close } = await tempEngine('flaneur-bench-track-');
   try {
     const { project, runner } = engine.requireProject();
@@ -85,18 +87,21 @@ export async function benchTrack(): Promise<Record<string, unknown>> {
     await runner.idle();
     const media = project.media.list().items[0];
     if (!media?.frameWidth || !media.frameHeight) throw new Error('no media');
-    const cfg = presetConfig('vit_s16');
-    const shapes = vitParamShapes(cfg);
-    const file = path.join(work, 'vit.safetensors');
-    fs.writeFileSync(
-      file,
-      encodeSafetensors(
-        new Map(
-          [...initParams(shapes, new Rng(3))].map(([k, v]) => [k, { shape: shapes.get(k) as number[], data: v }]),
+    let file = given ? path.resolve(given) : path.join(work, 'vit.safetensors');
+    if (!given) {
+      const cfg = presetConfig('vit_s16');
+      const shapes = vitParamShapes(cfg);
+      file = path.join(work, 'vit.safetensors');
+      fs.writeFileSync(
+        file,
+        encodeSafetensors(
+          new Map(
+            [...initParams(shapes, new Rng(3))].map(([k, v]) => [k, { shape: shapes.get(k) as number[], data: v }]),
+          ),
+          { heads: '6' },
         ),
-        { heads: '6' },
-      ),
-    );
+      );
+    }
     const model = (await call('models.import', { path: file })) as { id: number };
     const t0 = performance.now();
     await call('track.start', { modelId: model.id, mediaId: media.id, objects: 3, seed: 0 });
@@ -130,6 +135,7 @@ export async function benchTrack(): Promise<Record<string, unknown>> {
     await ex.release();
     const r = (x: number) => Number((100 * x).toFixed(2));
     return {
+      model: given ? path.relative(ROOT, path.resolve(given)) : 'vit_s16 at initialisation',
       frames: media.frameCount,
       objects_gt: new Set(gt.flatMap((g) => [...g.keys()])).size,
       tracks: heads.length,
