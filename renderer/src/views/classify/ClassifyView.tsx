@@ -1,8 +1,8 @@
-import { type ReactNode, useEffect, useState } from 'react';
+import { type ReactNode, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { PathField } from '../../shell/PathField';
 import { useApp } from '../../state/app-state';
-import { type FeatureKind, FeatureSourcePicker, FeaturesPage } from '../fungi/FeatureSource';
+import { FeatureSourcePicker, FeaturesPage, useFeatureSource } from '../fungi/FeatureSource';
 import { useCatalog } from '../segment/useCatalog';
 
 type Result = CommandResult<'classify.knn'>;
@@ -37,15 +37,11 @@ function FrameGrid<T extends { mediaId: number; frameIdx: number }>(props: {
 export function ClassifyView() {
   const { client, run } = useApp();
   const { runs, media } = useCatalog();
-  const [runId, setRunId] = useState<number | null>(null);
-  const [kind, setKind] = useState<FeatureKind>('embedding');
+  const { runId, kind, picker } = useFeatureSource(runs);
   const [root, setRoot] = useState('');
   const [queryRoot, setQueryRoot] = useState('');
   const [k, setK] = useState(20);
   const [result, setResult] = useState<Result | null>(null);
-  useEffect(() => {
-    if (runId === null && runs[0]) setRunId(runs[0].id);
-  }, [runs, runId]);
   const classify = () => {
     if (!runId || !root) return;
     void run('Could not classify', async () =>
@@ -66,14 +62,7 @@ export function ClassifyView() {
   return (
     <FeaturesPage title="Classify" hasRuns={runs.length > 0}>
       <section className="card">
-        <FeatureSourcePicker
-          idPrefix="classify"
-          runs={runs}
-          runId={runId}
-          onRun={setRunId}
-          kind={kind}
-          onKind={setKind}
-        />
+        <FeatureSourcePicker idPrefix="classify" {...picker} />
         <div className="field-row">
           <PathField
             label="Labelled folder (sub-folder = class)"

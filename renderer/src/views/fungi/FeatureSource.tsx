@@ -19,6 +19,16 @@ export function useFungiRuns(): FungiRun[] {
   return runs;
 }
 
+/** A view's choice of feature run (the first by default) and of vectors, with the picker's props. */
+export function useFeatureSource(runs: FeatureRun[]) {
+  const [runId, setRunId] = useState<number | null>(null);
+  const [kind, setKind] = useState<FeatureKind>('embedding');
+  useEffect(() => {
+    if (runId === null && runs[0]) setRunId(runs[0].id);
+  }, [runs, runId]);
+  return { runId, kind, picker: { runs, runId, onRun: setRunId, kind, onKind: setKind } };
+}
+
 /**
  * Picks the vectors a view works on: a feature run, and its CLS embeddings or the FUNGI gradient features of the
  * same model (with a button that starts the FUNGI job when there are none yet, and its progress).

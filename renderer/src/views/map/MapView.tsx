@@ -2,7 +2,7 @@ import { useCallback, useEffect, useMemo, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { PathField } from '../../shell/PathField';
 import { useApp } from '../../state/app-state';
-import { type FeatureKind, FeatureSourcePicker, FeaturesPage } from '../fungi/FeatureSource';
+import { FeatureSourcePicker, FeaturesPage, useFeatureSource } from '../fungi/FeatureSource';
 import { useCatalog } from '../segment/useCatalog';
 import { colourOf, MapCanvas, type MapPointView } from './MapCanvas';
 
@@ -14,8 +14,7 @@ type ColourBy = 'cluster' | 'video' | 'class';
 export function MapView() {
   const { client, run, jobs, setSelection } = useApp();
   const { runs, media } = useCatalog();
-  const [runId, setRunId] = useState<number | null>(null);
-  const [kind, setKind] = useState<FeatureKind>('embedding');
+  const { runId, kind, picker } = useFeatureSource(runs);
   const [method, setMethod] = useState<'umap' | 'pca'>('umap');
   const [maps, setMaps] = useState<MapList>([]);
   const [mapId, setMapId] = useState<number | null>(null);
@@ -26,9 +25,6 @@ export function MapView() {
   const [selected, setSelected] = useState<Set<number>>(new Set());
   const [hover, setHover] = useState<{ i: number; x: number; y: number } | null>(null);
 
-  useEffect(() => {
-    if (runId === null && runs[0]) setRunId(runs[0].id);
-  }, [runs, runId]);
   const finished = jobs.filter((j) => j.state === 'done' && j.kind === 'map.build').length;
   // biome-ignore lint/correctness/useExhaustiveDependencies: reload when a map job finishes
   useEffect(() => {
@@ -103,7 +99,7 @@ export function MapView() {
   return (
     <FeaturesPage title="Map" hasRuns={runs.length > 0}>
       <section className="card">
-        <FeatureSourcePicker idPrefix="map" runs={runs} runId={runId} onRun={setRunId} kind={kind} onKind={setKind} />
+        <FeatureSourcePicker idPrefix="map" {...picker} />
         <div className="field-row">
           <div className="field">
             <label htmlFor="map-method">Layout</label>

@@ -1,7 +1,7 @@
 import { type MouseEvent, useEffect, useRef, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { useApp } from '../../state/app-state';
-import { type FeatureKind, FeatureSourcePicker, FeaturesPage } from '../fungi/FeatureSource';
+import { FeatureSourcePicker, FeaturesPage, useFeatureSource } from '../fungi/FeatureSource';
 import { FramePicker, useCatalog } from '../segment/useCatalog';
 
 type Patches = CommandResult<'retrieve.patches'>;
@@ -35,7 +35,7 @@ function HeatCanvas({ heat, grid, patch }: { heat: number[]; grid: number; patch
 export function RetrieveView() {
   const { client, run } = useApp();
   const { runs, media } = useCatalog();
-  const [runId, setRunId] = useState<number | null>(null);
+  const { runId, kind, picker } = useFeatureSource(runs);
   const [mediaId, setMediaId] = useState<number | null>(null);
   const [frameIdx, setFrameIdx] = useState(0);
   const [images, setImages] = useState<Images | null>(null);
@@ -43,7 +43,6 @@ export function RetrieveView() {
   const [picked, setPicked] = useState<number | null>(null);
   const current = runs.find((r) => r.id === runId) ?? null;
   const [threshold, setThreshold] = useState(0.95);
-  const [kind, setKind] = useState<FeatureKind>('embedding');
   const [dups, setDups] = useState<Duplicates | null>(null);
   const findDuplicates = () => {
     if (!runId) return;
@@ -51,9 +50,6 @@ export function RetrieveView() {
       setDups(await client.call('retrieve.duplicates', { runId, threshold, limit: 60 })),
     );
   };
-  useEffect(() => {
-    if (runId === null && runs[0]) setRunId(runs[0].id);
-  }, [runs, runId]);
   useEffect(() => {
     if (mediaId === null && media[0]) setMediaId(media[0].id);
   }, [media, mediaId]);
@@ -80,14 +76,7 @@ export function RetrieveView() {
   return (
     <FeaturesPage title="Retrieve" hasRuns={runs.length > 0}>
       <section className="card">
-        <FeatureSourcePicker
-          idPrefix="retrieve"
-          runs={runs}
-          runId={runId}
-          onRun={setRunId}
-          kind={kind}
-          onKind={setKind}
-        />
+        <FeatureSourcePicker idPrefix="retrieve" {...picker} />
         <FramePicker
           idPrefix="retrieve"
           media={media}
