@@ -101,7 +101,7 @@ async function evaluate(
     const C = fungi.dim;
     const F = stack(vecs, C);
     const pca = await fitPca(F.subarray(0, nb * C), C, Math.min(512, C));
-    const P = l2normalizeRows(applyPca(pca, F), pca.k);
+    const P = l2normalizeRows(await applyPca(pca, F), pca.k);
     const accFungi = await acc(P.subarray(0, nb * pca.k), P.subarray(nb * pca.k), pca.k);
     // Each part alone (after its own L2 normalisation), for the table.
     const parts: Record<string, number> = {};

@@ -104,7 +104,7 @@ export async function classifyFolder(
   },
 ) {
   const source = resolveSource(project, a.runId, a.features);
-  const { keys, vectors, dim } = frameVectors(project, source);
+  const { keys, vectors, dim } = await frameVectors(project, source);
   const pathOf = new Map<number, string>();
   const mediaPath = (id: number) => {
     let p = pathOf.get(id);

@@ -66,19 +66,33 @@ export async function fitPca(rows: Float32Array, dim: number, k: number): Promis
   return { mean, components, k: kk, dim, variance };
 }
 
-/** Projects rows (n × dim) onto the components: n × k. */
-export function applyPca(p: Pca, rows: Float32Array): Float32Array {
-  const n = rows.length / p.dim;
-  const out = new Float32Array(n * p.k);
-  for (let i = 0; i < n; i++) {
-    for (let r = 0; r < p.k; r++) {
-      let acc = 0;
-      for (let j = 0; j < p.dim; j++)
-        acc += ((rows[i * p.dim + j] as number) - (p.mean[j] as number)) * (p.components[r * p.dim + j] as number);
-      out[i * p.k + r] = acc;
-    }
+let projectSession: Promise<ModelSession> | null = null;
+
+function projector(): Promise<ModelSession> {
+  if (!projectSession) {
+    const b = new GraphBuilder('pca_project');
+    const x = b.input('x', 'float32', ['n', 'c']);
+    const mean = b.input('mean', 'float32', [1, 'c']);
+    const comps = b.input('components', 'float32', ['k', 'c']);
+    b.output(b.matmul(b.sub(x, mean), b.transpose(comps, [1, 0])), 'projected');
+    projectSession = ModelSession.create(toOnnx(b.build()));
   }
-  return out;
+  return projectSession;
+}
+
+/** Projects rows (n × dim) onto the components: n × k (one ONNX MatMul; retrieval calls this on every query). */
+export async function applyPca(p: Pca, rows: Float32Array): Promise<Float32Array> {
+  const n = rows.length / p.dim;
+  if (n === 0) return new Float32Array(0);
+  const out = await (await projector()).run(
+    {
+      x: new ort.Tensor('float32', rows, [n, p.dim]),
+      mean: new ort.Tensor('float32', p.mean, [1, p.dim]),
+      components: new ort.Tensor('float32', p.components, [p.k, p.dim]),
+    },
+    ['projected'],
+  );
+  return out.projected?.data as Float32Array;
 }
 
 export function packPca(p: Pca): Float32Array {

@@ -15,7 +15,7 @@ export interface FrameVectors {
   dim: number;
 }
 
-export function frameVectors(project: Project, source: FeatureSource): FrameVectors {
+export async function frameVectors(project: Project, source: FeatureSource): Promise<FrameVectors> {
   if (source.kind === 'embedding') {
     const run = project.features.run(source.runId);
     if (!run) throw new FlaneurError('NOT_FOUND', `No feature run ${source.runId}.`, { field: 'runId' });
@@ -40,7 +40,7 @@ export function frameVectors(project: Project, source: FeatureSource): FrameVect
   let dim = run.dim;
   const pca = project.fungi.pca(run.id);
   if (pca && run.pcaDim) {
-    vectors = applyPca(unpackPca(pca, run.dim, run.pcaDim), vectors);
+    vectors = await applyPca(unpackPca(pca, run.dim, run.pcaDim), vectors);
     dim = run.pcaDim;
   }
   return {

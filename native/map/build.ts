@@ -81,10 +81,10 @@ export async function layout(
   let coords: Float32Array;
   if (a.method === 'pca' || n < 5) {
     hooks.phase('pca', 1);
-    coords = applyPca(await fitPca(vectors, dim, 2), vectors);
+    coords = await applyPca(await fitPca(vectors, dim, 2), vectors);
   } else {
     hooks.phase('neighbours', null);
-    const reduced = dim > 50 ? l2normalizeRows(applyPca(await fitPca(vectors, dim, 50), vectors), 50) : vectors;
+    const reduced = dim > 50 ? l2normalizeRows(await applyPca(await fitPca(vectors, dim, 50), vectors), 50) : vectors;
     const rd = Math.min(dim, 50);
     const nn = await neighbours(knn, reduced, rd, Math.min(a.neighbors, n - 1));
     const rng = new Rng(a.seed + 1);
@@ -125,7 +125,7 @@ export async function layout(
 async function build(ctx: JobContext<MapArgs, null>, knn: ExactKnn): Promise<void> {
   const { project, args: a } = ctx;
   const source = resolveSource(project, a.runId, a.features);
-  const { keys, vectors, dim } = frameVectors(project, source);
+  const { keys, vectors, dim } = await frameVectors(project, source);
   const n = keys.length;
   if (n < 3) throw new Error(`a map needs at least 3 frames with features (this run has ${n})`);
   const { coords, clusters, k } = await layout(knn, vectors, dim, a, {

@@ -19,7 +19,7 @@ export async function similarImages(
   o: { runId: number; mediaId: number; frameIdx: number; k: number; features?: 'embedding' | 'fungi' },
 ) {
   const source = resolveSource(project, o.runId, o.features);
-  const { keys, vectors, dim } = frameVectors(project, source);
+  const { keys, vectors, dim } = await frameVectors(project, source);
   const qi = keys.findIndex((r) => r.mediaId === o.mediaId && r.frameIdx === o.frameIdx);
   if (qi < 0)
     throw new FlaneurError('NOT_FOUND', 'That frame has no features in this run; extract features first.', {

@@ -32,11 +32,11 @@ describe('PCA', () => {
       expect(Math.abs(dot)).toBeGreaterThan(0.995);
     }
     expect(p.mean[0]).toBeCloseTo(10, 0);
-    const proj = applyPca(p, rows);
+    const proj = await applyPca(p, rows);
     let v0 = 0;
     for (let i = 0; i < n; i++) v0 += (proj[i * 2] as number) ** 2;
     expect(Math.sqrt(v0 / n)).toBeCloseTo(5, 0);
     const back = unpackPca(packPca(p), 3, 2);
-    expect(applyPca(back, rows.subarray(0, 3))).toEqual(proj.subarray(0, 2));
+    expect(await applyPca(back, rows.subarray(0, 3))).toEqual(proj.subarray(0, 2));
   });
 });
