@@ -2,6 +2,7 @@
  * FUNGI features of frames: the embedding (CLS of the KL view) and, per chosen objective, the projected per-sample
  * gradient, each L2-normalised, concatenated in the order [embedding, kl, dino, simclr].
  */
+import { l2normalizeRows } from '../features/knn.js';
 import type { ImportedViT } from '../models/import-vit.js';
 import type { RgbLike } from '../models/preprocess.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
@@ -38,14 +39,6 @@ interface ObjectiveRunner {
   heads: { student: LinearHead; teacher?: LinearHead };
   weight: ort.Tensor;
   bias: ort.Tensor;
-}
-
-export function l2normalizeInPlace(v: Float32Array): Float32Array {
-  let s = 0;
-  for (const x of v) s += x * x;
-  const inv = 1 / Math.max(Math.sqrt(s), 1e-12);
-  for (let i = 0; i < v.length; i++) v[i] = (v[i] as number) * inv;
-  return v;
 }
 
 export class FungiExtractor {
@@ -164,11 +157,10 @@ export class FungiExtractor {
           for (let d = 0; d < D; d++) acc += (h.weight[j * D + d] as number) * (cls[v * D + d] as number);
           z[j] = acc;
         }
-        l2normalizeInPlace(z);
         row++;
       }
     }
-    return rows;
+    return l2normalizeRows(rows, L);
   }
 
   setNegatives(latents: Float32Array): void {
@@ -186,8 +178,9 @@ export class FungiExtractor {
     const emb = await this.cls(
       frames.map((f) => objectiveViews('embedding', f.img, size, o.settings, f.seed)[0] as RgbLike),
     );
+    l2normalizeRows(emb, D);
     frames.forEach((_, i) => {
-      out[i]?.set(l2normalizeInPlace(emb.slice(i * D, (i + 1) * D)), 0);
+      out[i]?.set(emb.subarray(i * D, (i + 1) * D), 0);
     });
     for (const [k, r] of this.runners.entries()) {
       if (r.objective === 'simclr' && !this.negatives) throw new Error('SimCLR negatives were not set');
@@ -212,9 +205,9 @@ export class FungiExtractor {
         };
         if (r.objective === 'simclr' && this.negatives) feeds.negatives = this.negatives;
         const res = await r.session.run(feeds, ['features']);
-        const feats = res.features?.data as Float32Array;
+        const feats = l2normalizeRows(res.features?.data as Float32Array, D);
         chunk.forEach((_, s) => {
-          out[i + s]?.set(l2normalizeInPlace(feats.slice(s * D, (s + 1) * D)), (k + 1) * D);
+          out[i + s]?.set(feats.subarray(s * D, (s + 1) * D), (k + 1) * D);
         });
       }
     }

@@ -4,6 +4,7 @@
  */
 import type { GraphBuilder } from '../graph/builder.js';
 import type { Value } from '../graph/ir.js';
+import { l2normalize } from './dino-head.js';
 
 export interface DinoLossInputs {
   /** Student logits, crops stacked along the batch: [crops * B, K]. */
@@ -90,7 +91,7 @@ export function meanEntropy(b: GraphBuilder, probs: Value): Value {
  */
 export function koleoLoss(b: GraphBuilder, x: Value, n: number, tau = 0.01): { loss: Value; stop: Value[] } {
   return b.scope('koleo', () => {
-    const z = b.div(x, b.sqrt(b.reduceSum(b.mul(x, x), [-1], true)));
+    const z = l2normalize(b, x);
     const gram = b.matmul(z, b.transpose(z, [1, 0]));
     const eye = new Float32Array(n * n);
     for (let i = 0; i < n; i++) eye[i * n + i] = 1;
