@@ -34,11 +34,7 @@ export const countBatchJob: JobHandler<CountBatchArgs, { frames: number }> = {
     const read = (mediaId: number, idx: number) => {
       const m = project.media.get(mediaId);
       if (!m?.frameWidth || !m.frameHeight) throw new Error(`media ${mediaId} has no frames`);
-      return {
-        width: m.frameWidth,
-        height: m.frameHeight,
-        data: store.read(mediaId, idx, m.frameWidth * m.frameHeight * 3),
-      };
+      return store.image(mediaId, idx, m.frameWidth, m.frameHeight);
     };
     const extractors = await Promise.all(a.scales.map((s) => FeatureExtractor.create(model, s)));
     try {

@@ -158,7 +158,7 @@ export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = 
           const idx = frames.slice(i, i + batch);
           const w = m.frameWidth as number;
           const h = m.frameHeight as number;
-          const images = idx.map((f) => ({ width: w, height: h, data: store.read(m.id, f, w * h * 3) }));
+          const images = idx.map((f) => store.image(m.id, f, w, h));
           const feats = await extractor.run(images);
           project.features.putMany(
             run.id,

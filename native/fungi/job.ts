@@ -11,7 +11,6 @@ import { f16RowsToF32 } from '../features/knn.js';
 import { fitPca, packPca } from '../features/pca.js';
 import type { JobHandler } from '../jobs/types.js';
 import { FrameStore } from '../media/frame-store.js';
-import type { RgbLike } from '../models/preprocess.js';
 import type { Project } from '../store/project.js';
 import { chooseSeeded, FungiExtractor } from './extractor.js';
 import { FUNGI_DEFAULTS, FUNGI_OBJECTIVES, type FungiSettings } from './graph.js';
@@ -29,16 +28,6 @@ export function fungiSettings(a: Pick<Args, 'kl' | 'dino' | 'simclr'>): FungiSet
     dino: { ...FUNGI_DEFAULTS.dino, ...a.dino },
     simclr: { ...FUNGI_DEFAULTS.simclr, ...a.simclr },
   };
-}
-
-function frameImage(
-  store: FrameStore,
-  m: { id: number; frameWidth: number | null; frameHeight: number | null },
-  f: number,
-): RgbLike {
-  const w = m.frameWidth as number;
-  const h = m.frameHeight as number;
-  return { width: w, height: h, data: store.read(m.id, f, w * h * 3) };
 }
 
 /** Fits and stores the run's PCA on (a seeded sample of) its vectors. */
@@ -91,7 +80,9 @@ export const fungiJob: JobHandler<Args, { mediaId: number }> = {
           ctx.phase('negatives', { total: settings.simclr.negatives, unit: 'frames' });
           const frames = media.flatMap((m) => Array.from({ length: m.frameCount }, (_, f) => ({ m, f })));
           const chosen = chooseSeeded(frames, settings.simclr.negatives, a.seed + 3);
-          latents = await extractor.computeNegatives(chosen.map((c) => frameImage(store, c.m, c.f)));
+          latents = await extractor.computeNegatives(
+            chosen.map((c) => store.image(c.m.id, c.f, c.m.frameWidth as number, c.m.frameHeight as number)),
+          );
           project.fungi.setNegatives(
             run.id,
             chosen.map((c) => ({ mediaId: c.m.id, frameIdx: c.f })),
@@ -111,7 +102,10 @@ export const fungiJob: JobHandler<Args, { mediaId: number }> = {
           ctx.throwIfAborted();
           const idx = frames.slice(i, i + batch);
           const vecs = await extractor.run(
-            idx.map((f) => ({ img: frameImage(store, m, f), seed: frameSeed(a.seed, m.id, f) })),
+            idx.map((f) => ({
+              img: store.image(m.id, f, m.frameWidth as number, m.frameHeight as number),
+              seed: frameSeed(a.seed, m.id, f),
+            })),
           );
           project.fungi.putMany(
             run.id,

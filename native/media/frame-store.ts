@@ -37,6 +37,16 @@ export class FrameStore {
     }
   }
 
+  /** One frame as RGB pixels with its size (what models and augmentations take). */
+  image(
+    mediaId: number,
+    idx: number,
+    width: number,
+    height: number,
+  ): { width: number; height: number; data: Uint8Array } {
+    return { width, height, data: this.read(mediaId, idx, width * height * 3) };
+  }
+
   /** A PNG of one frame, cached. */
   png(mediaId: number, idx: number, width: number, height: number): Buffer {
     const cached = path.join(this.dir, 'thumbs', String(mediaId), `${idx}.png`);

@@ -49,7 +49,7 @@ export const trackJob: JobHandler<TrackArgs, { runId: number }> = {
     const store = new FrameStore(project.cacheDir);
     const W = media.frameWidth;
     const H = media.frameHeight;
-    const frame = (i: number) => ({ width: W, height: H, data: store.read(media.id, i, W * H * 3) });
+    const frame = (i: number) => store.image(media.id, i, W, H);
     try {
       let runId = ctx.checkpoint?.runId ?? 0;
       let prototypes: Float32Array;

@@ -144,7 +144,7 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
     const previewAttention = a.previewEvery > 0 ? await TeacherAttention.create(vit, PREVIEW_SIZE) : null;
     const previewFrames = [frames[0], frames[Math.floor(frames.length / 2)]].map((f) => {
       const g = f as (typeof frames)[number];
-      return { width: g.w, height: g.h, data: store.read(g.media, g.idx, g.w * g.h * 3) };
+      return store.image(g.media, g.idx, g.w, g.h);
     });
     const backboneShapes = vitParamShapes(vit);
     const sources: ClipSource[] = media.map((m) => {
@@ -153,7 +153,7 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
       const h = mm.frameHeight as number;
       return {
         frames: mm.frameCount,
-        read: (i: number) => ({ width: w, height: h, data: store.read(mm.id, i, w * h * 3) }),
+        read: (i: number) => store.image(mm.id, i, w, h),
       };
     });
     const dir = path.join(project.checkpointsDir, `train-${ctx.jobId}`);
@@ -241,7 +241,7 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
           locals = L > 0 ? new Float32Array(L * a.batch * lPlane) : undefined;
           for (let i = 0; i < a.batch; i++) {
             const f = frames[rng.int(frames.length)] as (typeof frames)[number];
-            const img = { width: f.w, height: f.h, data: store.read(f.media, f.idx, f.w * f.h * 3) };
+            const img = store.image(f.media, f.idx, f.w, f.h);
             for (let g = 0; g < 2; g++)
               augmentInto(
                 img,
