@@ -19,6 +19,22 @@ export function classOfPath(root: string, file: string): string | null {
   return parts.length >= 2 ? (parts[0] as string) : null;
 }
 
+/** Per root, the class of each key's frame (its media's first sub-folder under the root, or null); paths read once. */
+export function classNamesUnder(
+  project: Project,
+  keys: readonly { mediaId: number }[],
+  roots: readonly string[],
+): (string | null)[][] {
+  const paths = new Map<number, string>();
+  for (const k of keys) if (!paths.has(k.mediaId)) paths.set(k.mediaId, project.media.get(k.mediaId)?.path ?? '');
+  return roots.map((root) => keys.map((k) => classOfPath(root, paths.get(k.mediaId) as string)));
+}
+
+/** The distinct class names, sorted (their indices are the class ids). */
+export function classList(names: readonly (string | null)[]): string[] {
+  return [...new Set(names.filter((c): c is string => c !== null))].sort();
+}
+
 export interface Votes {
   predicted: Int32Array;
   confidence: Float32Array;
@@ -105,18 +121,9 @@ export async function classifyFolder(
 ) {
   const source = resolveSource(project, a.runId, a.features);
   const { keys, vectors, dim } = await frameVectors(project, source);
-  const pathOf = new Map<number, string>();
-  const mediaPath = (id: number) => {
-    let p = pathOf.get(id);
-    if (p === undefined) {
-      p = project.media.get(id)?.path ?? '';
-      pathOf.set(id, p);
-    }
-    return p;
-  };
-  const labelOf = keys.map((k) => classOfPath(a.root, mediaPath(k.mediaId)));
-  const queryLabelOf = a.queryRoot ? keys.map((k) => classOfPath(a.queryRoot as string, mediaPath(k.mediaId))) : null;
-  const classes = [...new Set(labelOf.filter((c): c is string => c !== null))].sort();
+  const roots = a.queryRoot ? [a.root, a.queryRoot] : [a.root];
+  const [labelOf = [], queryLabelOf = null] = classNamesUnder(project, keys, roots);
+  const classes = classList(labelOf);
   if (classes.length < 2)
     throw new FlaneurError(
       'INVALID_ARGUMENT',

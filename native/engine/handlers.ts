@@ -7,7 +7,8 @@ import path from 'node:path';
 import type { ProjectInfo } from '../api/contract.js';
 import { createDispatcher, type Dispatcher, type Handlers } from '../api/dispatcher.js';
 import { FlaneurError } from '../api/errors.js';
-import { classifyFolder, classOfPath } from '../classify/knn-classify.js';
+import { classifyFolder } from '../classify/knn-classify.js';
+import { mapPoints } from '../map/build.js';
 import { binaryVersion, findBinaries, videoDecoders } from '../media/ffmpeg.js';
 import { FrameStore } from '../media/frame-store.js';
 import { duplicatePairs, similarImages, similarPatches } from '../retrieve/service.js';
@@ -184,35 +185,7 @@ export function createHandlers(engine: Engine): Handlers {
           points: m.points,
           createdAt: m.createdAt,
         })),
-    'map.get': (a) => {
-      const { project } = open();
-      const row = project.maps.get(a.id);
-      const data = project.maps.data(a.id);
-      if (!row || !data) throw new FlaneurError('NOT_FOUND', `No map ${a.id}.`, { field: 'id' });
-      const points = [];
-      for (let i = 0; i < row.points; i++)
-        points.push({
-          mediaId: data.keys[2 * i] as number,
-          frameIdx: data.keys[2 * i + 1] as number,
-          x: data.coords[2 * i] as number,
-          y: data.coords[2 * i + 1] as number,
-          cluster: data.clusters[i] as number,
-        });
-      let classes: string[] = [];
-      let labels: number[] = [];
-      if (a.root) {
-        const root = a.root;
-        const names = new Map<number, string | null>();
-        const nameOf = (id: number) => {
-          if (!names.has(id)) names.set(id, classOfPath(root, project.media.get(id)?.path ?? ''));
-          return names.get(id) ?? null;
-        };
-        classes = [...new Set(points.map((p) => nameOf(p.mediaId)).filter((c): c is string => c !== null))].sort();
-        const index = new Map(classes.map((c, i) => [c, i]));
-        labels = points.map((p) => index.get(nameOf(p.mediaId) ?? '') ?? -1);
-      }
-      return { id: row.id, method: row.method, features: row.features, points, classes, labels };
-    },
+    'map.get': (a) => mapPoints(open().project, a.id, a.root),
     'retrieve.images': (a) => similarImages(open().project, engine.knn, { ...a, k: a.k ?? 12 }),
     'retrieve.duplicates': (a) =>
       duplicatePairs(open().project, engine.knn, {

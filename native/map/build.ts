@@ -5,11 +5,14 @@
  */
 import { UMAP } from 'umap-js';
 import { z } from 'zod';
+import { FlaneurError } from '../api/errors.js';
+import { classList, classNamesUnder } from '../classify/knn-classify.js';
 import { assignNearest, sphericalKMeans } from '../features/kmeans.js';
 import { ExactKnn, l2normalizeRows, makeBank } from '../features/knn.js';
 import { applyPca, fitPca } from '../features/pca.js';
 import { frameVectors, resolveSource } from '../fungi/vectors.js';
 import type { JobContext, JobHandler } from '../jobs/types.js';
+import type { Project } from '../store/project.js';
 import { Rng } from '../train/rng.js';
 
 export const MapArgs = z.object({
@@ -149,4 +152,23 @@ async function build(ctx: JobContext<MapArgs, null>, knn: ExactKnn): Promise<voi
     { keys: keyPairs, coords, clusters },
   );
   ctx.commit([{ key: 'map', status: 'ok', result: { mapId: row.id, points: n } }], null);
+}
+
+/** A stored map's points, and class ids per point from a labelled folder when `root` is given. */
+export function mapPoints(project: Project, id: number, root?: string) {
+  const row = project.maps.get(id);
+  const data = project.maps.data(id);
+  if (!row || !data) throw new FlaneurError('NOT_FOUND', `No map ${id}.`, { field: 'id' });
+  const points = Array.from({ length: row.points }, (_, i) => ({
+    mediaId: data.keys[2 * i] as number,
+    frameIdx: data.keys[2 * i + 1] as number,
+    x: data.coords[2 * i] as number,
+    y: data.coords[2 * i + 1] as number,
+    cluster: data.clusters[i] as number,
+  }));
+  const names = root ? (classNamesUnder(project, points, [root])[0] as (string | null)[]) : [];
+  const classes = classList(names);
+  const index = new Map(classes.map((c, i) => [c, i]));
+  const labels = names.map((n) => (n === null ? -1 : (index.get(n) as number)));
+  return { id: row.id, method: row.method, features: row.features, points, classes, labels };
 }
