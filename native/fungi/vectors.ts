@@ -15,7 +15,41 @@ export interface FrameVectors {
   dim: number;
 }
 
-export async function frameVectors(project: Project, source: FeatureSource): Promise<FrameVectors> {
+/**
+ * Vectors of recent sources per project, kept while the run's frames (and, for FUNGI, its PCA) stay the same:
+ * retrieval asks for them at every query, and reading and projecting 10^5 rows takes seconds.
+ */
+const cache = new WeakMap<Project, Map<string, { version: string; value: Promise<FrameVectors> }>>();
+const CACHED_SOURCES = 4;
+
+export function frameVectors(project: Project, source: FeatureSource): Promise<FrameVectors> {
+  const version =
+    source.kind === 'embedding' ? project.features.keysVersion(source.runId) : project.fungi.keysVersion(source.runId);
+  const key = `${source.kind}:${source.runId}`;
+  let entries = cache.get(project);
+  if (!entries) {
+    entries = new Map();
+    cache.set(project, entries);
+  }
+  const hit = entries.get(key);
+  if (hit?.version === version) {
+    // Most recently used last.
+    entries.delete(key);
+    entries.set(key, hit);
+    return hit.value;
+  }
+  const value = readVectors(project, source);
+  entries.delete(key);
+  entries.set(key, { version, value });
+  // A failed read is not kept.
+  value.catch(() => {
+    if (entries.get(key)?.value === value) entries.delete(key);
+  });
+  while (entries.size > CACHED_SOURCES) entries.delete(entries.keys().next().value as string);
+  return value;
+}
+
+async function readVectors(project: Project, source: FeatureSource): Promise<FrameVectors> {
   if (source.kind === 'embedding') {
     const run = project.features.run(source.runId);
     if (!run) throw new FlaneurError('NOT_FOUND', `No feature run ${source.runId}.`, { field: 'runId' });

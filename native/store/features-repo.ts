@@ -138,6 +138,14 @@ export class FeaturesRepository {
     return this.db.prepare(`SELECT count(*) FROM features WHERE run_id = ?`).pluck().get(runId) as number;
   }
 
+  /** Which frames a run holds, as one string (count and a checksum of the keys): changes when frames come or go. */
+  keysVersion(runId: number): string {
+    const r = this.db
+      .prepare(`SELECT count(*) AS n, total(media_id * 1000003 + frame_idx) AS s FROM features WHERE run_id = ?`)
+      .get(runId) as { n: number; s: number };
+    return `${r.n}:${r.s}`;
+  }
+
   createBank(b: { name: string; runId: number; classes: string[]; settings: Record<string, unknown> }): BankRow {
     const info = this.db
       .prepare(`INSERT INTO banks (name, run_id, classes, settings, created_at) VALUES (?, ?, ?, ?, ?)`)

@@ -127,6 +127,21 @@ export class FungiRepository {
     return this.db.prepare(`SELECT count(*) FROM fungi_features WHERE run_id = ?`).pluck().get(runId) as number;
   }
 
+  /**
+   * Which frames a run holds and which PCA projects them, as one string (count and a checksum of the keys, the PCA's
+   * size and item count): changes when frames come or go or the PCA is refitted on other items.
+   */
+  keysVersion(runId: number): string {
+    const r = this.db
+      .prepare(
+        `SELECT count(*) AS n, total(f.media_id * 1000003 + f.frame_idx) AS s,
+                (SELECT coalesce(pca_dim, 0) || '/' || coalesce(pca_items, 0) FROM fungi_runs WHERE id = ?) AS p
+           FROM fungi_features f WHERE f.run_id = ?`,
+      )
+      .get(runId, runId) as { n: number; s: number; p: string | null };
+    return `${r.n}:${r.s}:${r.p ?? ''}`;
+  }
+
   /** Every vector of a run (f16), in (media, frame) order. */
   all(runId: number): { mediaId: number; frameIdx: number; vec: Uint16Array }[] {
     const rows = this.db
