@@ -49,7 +49,8 @@ export class FungiExtractor {
     readonly options: FungiOptions,
     private readonly embedding: ModelSession,
     private readonly runners: ObjectiveRunner[],
-    private readonly projection: ort.Tensor,
+    /** The ±1 projection of the gradients; none when no objective is asked for (embeddings only). */
+    private readonly projection: ort.Tensor | null,
   ) {}
 
   static async create(model: ImportedViT, o: FungiOptions): Promise<FungiExtractor> {
@@ -93,7 +94,8 @@ export class FungiExtractor {
       });
     }
     const gradDim = D * (D + 1);
-    const projection = new ort.Tensor('float32', projectionMatrix(gradDim, D, o.seed + 17), [gradDim, D]);
+    const projection =
+      runners.length > 0 ? new ort.Tensor('float32', projectionMatrix(gradDim, D, o.seed + 17), [gradDim, D]) : null;
     return new FungiExtractor(model, o, embedding, runners, projection);
   }
 
@@ -201,7 +203,7 @@ export class FungiExtractor {
           pixels: new ort.Tensor('float32', input, [r.samples * r.views, 3, size, size]),
           proj_weight: r.weight,
           proj_bias: r.bias,
-          projection: this.projection,
+          projection: this.projection as ort.Tensor,
         };
         if (r.objective === 'simclr' && this.negatives) feeds.negatives = this.negatives;
         const res = await r.session.run(feeds, ['features']);

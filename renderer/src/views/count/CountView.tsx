@@ -1,7 +1,7 @@
 import { type PointerEvent, useEffect, useRef, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { useApp } from '../../state/app-state';
-import { FramePicker, useCatalog } from '../segment/useCatalog';
+import { FramePicker, ModelPicker, useCatalog, useModelChoice } from '../segment/useCatalog';
 import { CountHistogram, CountPlot, downloadCsv } from './CountCharts';
 
 type Result = CommandResult<'count.exemplar'>;
@@ -12,7 +12,7 @@ type Box = [number, number, number, number];
 export function CountView() {
   const { client, run, jobs } = useApp();
   const { models, media } = useCatalog();
-  const [modelId, setModelId] = useState<number | null>(null);
+  const [modelId, setModelId] = useModelChoice(models);
   const [mediaId, setMediaId] = useState<number | null>(null);
   const [frameIdx, setFrameIdx] = useState(0);
   const [boxes, setBoxes] = useState<Box[]>([]);
@@ -46,9 +46,6 @@ export function CountView() {
   const m = media.find((x) => x.id === mediaId) ?? null;
   const W = m?.frameWidth ?? 1;
   const H = m?.frameHeight ?? 1;
-  useEffect(() => {
-    if (modelId === null && models[0]) setModelId(models[0].id);
-  }, [models, modelId]);
   useEffect(() => {
     if (mediaId === null && media[0]) setMediaId(media[0].id);
   }, [media, mediaId]);
@@ -135,16 +132,7 @@ export function CountView() {
       </header>
       <section className="card">
         <div className="field-row">
-          <div className="field">
-            <label htmlFor="count-model">Model</label>
-            <select id="count-model" value={modelId ?? ''} onChange={(e) => setModelId(Number(e.target.value))}>
-              {models.map((x) => (
-                <option key={x.id} value={x.id}>
-                  {x.name}
-                </option>
-              ))}
-            </select>
-          </div>
+          <ModelPicker id="count-model" models={models} value={modelId} onChange={setModelId} />
         </div>
         <FramePicker
           idPrefix="count"

@@ -3,6 +3,7 @@ import type { CommandResult, MediaInfo, ModelInfo } from '../../../../native/api
 import { formatDuration, formatTimestamp } from '../../shell/format';
 import { useApp } from '../../state/app-state';
 import { downloadCsv } from '../count/CountCharts';
+import { ModelPicker } from '../segment/useCatalog';
 import { TrackOverlay } from './TrackOverlay';
 
 /**
@@ -195,16 +196,7 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
       <section className="card" aria-labelledby="tracks-title">
         <h2 id="tracks-title">Objects (Dora discovery and tracking)</h2>
         <div className="field-row">
-          <div className="field">
-            <label htmlFor="track-model">Model</label>
-            <select id="track-model" value={modelId ?? ''} onChange={(e) => setModelId(Number(e.target.value))}>
-              {models.map((x) => (
-                <option key={x.id} value={x.id}>
-                  {x.name}
-                </option>
-              ))}
-            </select>
-          </div>
+          <ModelPicker id="track-model" models={models} value={modelId} onChange={setModelId} />
           <div className="field">
             <label htmlFor="track-run">Shown</label>
             <select

@@ -2,7 +2,7 @@ import { type FormEvent, useEffect, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { useApp } from '../../state/app-state';
 import { classColour, MaskPainter } from './MaskPainter';
-import { type Catalog, FramePicker, useCatalog } from './useCatalog';
+import { type Catalog, FramePicker, ModelPicker, useCatalog, useModelChoice } from './useCatalog';
 
 function toBase64(bytes: Uint8Array): string {
   let s = '';
@@ -21,11 +21,8 @@ interface ExampleRow {
 function ExtractFeatures({ catalog }: { catalog: Catalog }) {
   const { client, run } = useApp();
   const { models, runs } = catalog;
-  const [modelId, setModelId] = useState<number | null>(null);
+  const [modelId, setModelId] = useModelChoice(models);
   const [size, setSize] = useState(224);
-  useEffect(() => {
-    if (modelId === null && models[0]) setModelId(models[0].id);
-  }, [models, modelId]);
   const submit = (e: FormEvent) => {
     e.preventDefault();
     if (modelId)
@@ -38,16 +35,7 @@ function ExtractFeatures({ catalog }: { catalog: Catalog }) {
         <p className="muted">Import a model first (Models view).</p>
       ) : (
         <div className="field-row">
-          <div className="field">
-            <label htmlFor="features-model">Model</label>
-            <select id="features-model" value={modelId ?? ''} onChange={(e) => setModelId(Number(e.target.value))}>
-              {models.map((m) => (
-                <option key={m.id} value={m.id}>
-                  {m.name}
-                </option>
-              ))}
-            </select>
-          </div>
+          <ModelPicker id="features-model" models={models} value={modelId} onChange={setModelId} />
           <div className="field">
             <label htmlFor="features-size">Input size (px)</label>
             <input

@@ -34,6 +34,36 @@ export function useCatalog() {
 
 export type Catalog = ReturnType<typeof useCatalog>;
 
+/** The chosen model of a view: the first one until the user picks another. */
+export function useModelChoice(models: ModelInfo[]): [number | null, (id: number) => void] {
+  const [modelId, setModelId] = useState<number | null>(null);
+  useEffect(() => {
+    if (modelId === null && models[0]) setModelId(models[0].id);
+  }, [models, modelId]);
+  return [modelId, setModelId];
+}
+
+/** A labelled select of the project's models. */
+export function ModelPicker(props: {
+  id: string;
+  models: ModelInfo[];
+  value: number | null;
+  onChange(id: number): void;
+}) {
+  return (
+    <div className="field">
+      <label htmlFor={props.id}>Model</label>
+      <select id={props.id} value={props.value ?? ''} onChange={(e) => props.onChange(Number(e.target.value))}>
+        {props.models.map((x) => (
+          <option key={x.id} value={x.id}>
+            {x.name}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
+}
+
 export function FramePicker(props: {
   media: MediaInfo[];
   mediaId: number | null;
