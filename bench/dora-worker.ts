@@ -4,21 +4,20 @@
  * views, discovery, tracking, masking) and then the step graph (teacher, student on 24 masked views, Dora loss,
  * backward, clipping, AdamW, EMA). Times the whole step and the batch part separately.
  */
-import { presetConfig, vitParamShapes } from '../native/models/vit.js';
-import { buildDinoStep, dinoParamShapes } from '../native/train/dino-step.js';
+import { vitParamShapes } from '../native/models/vit.js';
+import { buildDinoStep } from '../native/train/dino-step.js';
 import { doraBatch, TeacherAttention } from '../native/train/dora-clips.js';
 import { Rng } from '../native/train/rng.js';
-import { initialState, StepRunner } from '../native/train/step-runner.js';
-import { initParams } from '../native/train/train-dino.js';
+import { StepRunner } from '../native/train/step-runner.js';
+import { BENCH_HEAD, BENCH_SCALARS, BENCH_VIT, benchState, printStep } from './step-common.js';
 
 const F = 8;
 const K = 3;
-const vit = presetConfig('vit_ti16');
-const head = { inDim: 192, hiddenDim: 2048, bottleneckDim: 256, outDim: 4096, layers: 3 };
+const vit = BENCH_VIT;
 const t0 = performance.now();
 const graph = buildDinoStep({
   vit,
-  head,
+  head: BENCH_HEAD,
   batch: F,
   globalSize: 224,
   globalCrops: K,
@@ -30,22 +29,13 @@ const runner = await StepRunner.create(graph, { globals: [K * F, 3, 224, 224], l
 const attention = await TeacherAttention.create(vit, 224);
 const build = (performance.now() - t0) / 1000;
 const rng = new Rng(1);
-const state = initialState(graph, initParams(dinoParamShapes({ vit, head }), rng));
+const state = benchState(graph, rng);
 const backbone = vitParamShapes(vit);
 // A 40-frame 320×240 "video" of noise.
 const video = Array.from({ length: 40 }, () => Uint8Array.from({ length: 320 * 240 * 3 }, () => rng.int(256)));
 const source = {
   frames: video.length,
   read: (i: number) => ({ width: 320, height: 240, data: video[i] as Uint8Array }),
-};
-const scalars = {
-  lr: 1e-4,
-  wd: 0.04,
-  ema: 0.996,
-  center_momentum: 0.9,
-  student_temp: 0.1,
-  teacher_temp: 0.04,
-  max_norm: 3,
 };
 const times: number[] = [];
 const batchTimes: number[] = [];
@@ -62,18 +52,10 @@ for (let i = 0; i < 4; i++) {
     (views, count) => attention.run(views, count, state.teacher, backbone),
   );
   const mid = performance.now();
-  await runner.step(state, { globals: b.masked, teacherViews: b.teacherViews }, scalars);
+  await runner.step(state, { globals: b.masked, teacherViews: b.teacherViews }, BENCH_SCALARS);
   if (i > 0) {
     times.push((performance.now() - s) / 1000);
     batchTimes.push((mid - s) / 1000);
   }
 }
-console.log(
-  JSON.stringify({
-    s_per_step: Math.min(...times),
-    batch_s: Math.min(...batchTimes),
-    build_s: build,
-    provider: runner.provider,
-    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
-  }),
-);
+printStep(times, build, runner.provider, { batch_s: Math.min(...batchTimes) });

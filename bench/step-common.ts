@@ -1,0 +1,40 @@
+/**
+ * What the step benchmarks' workers (train-worker.ts, dora-worker.ts) share: the ViT-Ti/16 with the DINO head of
+ * tools/train_reference.py's bench_models, its initial state, the step's scalars, and the one JSON line they print.
+ */
+
+import type { DinoHeadConfig } from '../native/models/dino-head.js';
+import { presetConfig } from '../native/models/vit.js';
+import { dinoParamShapes } from '../native/train/dino-step.js';
+import type { Rng } from '../native/train/rng.js';
+import { initialState } from '../native/train/step-runner.js';
+import { initParams } from '../native/train/train-dino.js';
+
+export const BENCH_VIT = presetConfig('vit_ti16');
+export const BENCH_HEAD: DinoHeadConfig = { inDim: 192, hiddenDim: 2048, bottleneckDim: 256, outDim: 4096, layers: 3 };
+export const BENCH_SCALARS = {
+  lr: 1e-4,
+  wd: 0.04,
+  ema: 0.996,
+  center_momentum: 0.9,
+  student_temp: 0.1,
+  teacher_temp: 0.04,
+  max_norm: 3,
+};
+
+export function benchState(graph: Parameters<typeof initialState>[0], rng: Rng) {
+  return initialState(graph, initParams(dinoParamShapes({ vit: BENCH_VIT, head: BENCH_HEAD }), rng));
+}
+
+/** The worker's result line: the fastest step, the build time and peak RSS, and whatever else it measured. */
+export function printStep(times: number[], build: number, provider: string, extra: Record<string, number> = {}) {
+  console.log(
+    JSON.stringify({
+      s_per_step: Math.min(...times),
+      ...extra,
+      build_s: build,
+      provider,
+      peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    }),
+  );
+}
