@@ -85,7 +85,7 @@ export class FeaturesRepository {
   doneFrames(runId: number, mediaId: number): Set<number> {
     return new Set(
       this.db
-        .prepare(`SELECT frame_idx FROM features WHERE run_id = ? AND media_id = ?`)
+        .prepare(`SELECT frame_idx FROM feature_cls WHERE run_id = ? AND media_id = ?`)
         .pluck()
         .all(runId, mediaId) as number[],
     );
@@ -95,17 +95,28 @@ export class FeaturesRepository {
     runId: number,
     rows: readonly { mediaId: number; frameIdx: number; cls: Float32Array; patches: Uint16Array }[],
   ): void {
+    // Every frame has its row in both tables, written together.
     const ins = this.db.prepare(
-      `INSERT OR REPLACE INTO features (run_id, media_id, frame_idx, cls, patches) VALUES (?, ?, ?, ?, ?)`,
+      `INSERT OR REPLACE INTO features (run_id, media_id, frame_idx, patches) VALUES (?, ?, ?, ?)`,
+    );
+    const insCls = this.db.prepare(
+      `INSERT OR REPLACE INTO feature_cls (run_id, media_id, frame_idx, cls) VALUES (?, ?, ?, ?)`,
     );
     this.db.transaction(() => {
-      for (const r of rows) ins.run(runId, r.mediaId, r.frameIdx, toBlob(r.cls), toBlob(r.patches));
+      for (const r of rows) {
+        ins.run(runId, r.mediaId, r.frameIdx, toBlob(r.patches));
+        insCls.run(runId, r.mediaId, r.frameIdx, toBlob(r.cls));
+      }
     })();
   }
 
   get(runId: number, mediaId: number, frameIdx: number): { cls: Float32Array; patches: Uint16Array } | undefined {
     const r = this.db
-      .prepare(`SELECT cls, patches FROM features WHERE run_id = ? AND media_id = ? AND frame_idx = ?`)
+      .prepare(
+        `SELECT c.cls, f.patches FROM features f
+           JOIN feature_cls c USING (run_id, media_id, frame_idx)
+          WHERE f.run_id = ? AND f.media_id = ? AND f.frame_idx = ?`,
+      )
       .get(runId, mediaId, frameIdx) as { cls: Buffer; patches: Buffer } | undefined;
     return r && { cls: f32(r.cls), patches: u16(r.patches) };
   }
@@ -113,7 +124,7 @@ export class FeaturesRepository {
   /** Every CLS vector of a run, in (media, frame) order. */
   allCls(runId: number): { mediaId: number; frameIdx: number; cls: Float32Array }[] {
     const rows = this.db
-      .prepare(`SELECT media_id, frame_idx, cls FROM features WHERE run_id = ? ORDER BY media_id, frame_idx`)
+      .prepare(`SELECT media_id, frame_idx, cls FROM feature_cls WHERE run_id = ? ORDER BY media_id, frame_idx`)
       .all(runId) as {
       media_id: number;
       frame_idx: number;
@@ -134,14 +145,15 @@ export class FeaturesRepository {
     for (const r of it) yield { mediaId: r.media_id, frameIdx: r.frame_idx, patches: u16(r.patches) };
   }
 
+  // Key-only questions go to the narrow feature_cls (same keys as features, see putMany).
   count(runId: number): number {
-    return this.db.prepare(`SELECT count(*) FROM features WHERE run_id = ?`).pluck().get(runId) as number;
+    return this.db.prepare(`SELECT count(*) FROM feature_cls WHERE run_id = ?`).pluck().get(runId) as number;
   }
 
   /** Which frames a run holds, as one string (count and a checksum of the keys): changes when frames come or go. */
   keysVersion(runId: number): string {
     const r = this.db
-      .prepare(`SELECT count(*) AS n, total(media_id * 1000003 + frame_idx) AS s FROM features WHERE run_id = ?`)
+      .prepare(`SELECT count(*) AS n, total(media_id * 1000003 + frame_idx) AS s FROM feature_cls WHERE run_id = ?`)
       .get(runId) as { n: number; s: number };
     return `${r.n}:${r.s}`;
   }

@@ -228,11 +228,20 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 8,
-    name: 'slim key index of features',
-    // A features row holds ~150 KB of patch tokens in overflow pages; counting or listing a run's frames through
-    // the table itself reads them all (seconds at 10^5 frames). The keys alone, in an index, answer those reads.
+    name: 'CLS vectors in their own table',
+    // A features row holds ~150 KB of patch tokens in overflow pages, so reading the CLS vectors or the keys of a
+    // run through it touches the whole file (measured at 5·10^4 frames, cold cache: 11.9 s). In a narrow rowid
+    // table beside it the same read takes 2.7 s (0.2 s warm), and its unique index answers key-only questions.
     sql: `
-      CREATE INDEX features_keys ON features (run_id, media_id, frame_idx);
+      CREATE TABLE feature_cls (
+        run_id INTEGER NOT NULL REFERENCES feature_runs (id) ON DELETE CASCADE,
+        media_id INTEGER NOT NULL REFERENCES media (id) ON DELETE CASCADE,
+        frame_idx INTEGER NOT NULL,
+        cls BLOB NOT NULL,
+        UNIQUE (run_id, media_id, frame_idx)
+      );
+      INSERT INTO feature_cls (run_id, media_id, frame_idx, cls) SELECT run_id, media_id, frame_idx, cls FROM features;
+      ALTER TABLE features DROP COLUMN cls;
     `,
   },
 ];

@@ -3,7 +3,8 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { FlaneurError } from '../../../native/api/errors.js';
-import { SCHEMA_VERSION } from '../../../native/store/migrations.js';
+import { configure } from '../../../native/store/db.js';
+import { MIGRATIONS, SCHEMA_VERSION } from '../../../native/store/migrations.js';
 import { Project } from '../../../native/store/project.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
@@ -91,5 +92,46 @@ describe('projects', () => {
     }
     expect(message).toMatch(/newer Flaneur/);
     expect(fs.readFileSync(file).equals(before)).toBe(true);
+  });
+
+  it('migrates a schema-7 project: CLS vectors move to their own table, patches stay, nothing is lost', () => {
+    // A project as the app of schema 7 wrote it: migrations 1-7 only, one feature row with CLS in `features`.
+    const dir = path.join(root, 'schema7');
+    fs.mkdirSync(dir);
+    const db = new Database(path.join(dir, 'project.sqlite'));
+    configure(db);
+    for (const m of MIGRATIONS.filter((x) => x.version <= 7)) db.exec(m.sql);
+    db.pragma('user_version = 7');
+    db.pragma('application_id = 0x464c4e52');
+    db.prepare(
+      `INSERT INTO project (singleton, id, name, created_at, created_by) VALUES (1, 'p7', 'old', 'then', 'test')`,
+    ).run();
+    db.prepare(
+      `INSERT INTO models (id, name, sha256, file, bytes, manifest, created_at) VALUES (1, 'm', ?, 'f', 1, '{}', 't')`,
+    ).run('a'.repeat(64));
+    db.prepare(
+      `INSERT INTO media (id, path, kind, bytes, mtime_ms, status, added_at, updated_at) VALUES (1, '/v.mp4', 'video', 1, 0, 'done', 't', 't')`,
+    ).run();
+    db.prepare(
+      `INSERT INTO feature_runs (id, model_id, model_sha256, input_size, grid, dim, preprocessing, code_version, created_at)
+       VALUES (1, 1, ?, 224, 1, 2, '{}', 'old', 't')`,
+    ).run('a'.repeat(64));
+    const blob = (a: Float32Array | Uint16Array) => Buffer.from(a.buffer);
+    db.prepare(`INSERT INTO features (run_id, media_id, frame_idx, cls, patches) VALUES (1, 1, 4, ?, ?)`).run(
+      blob(Float32Array.of(0.25, -2)),
+      blob(Uint16Array.of(7, 9)),
+    );
+    db.close();
+
+    const p = Project.open(dir);
+    expect(p.schemaVersion).toBe(SCHEMA_VERSION);
+    const f = p.features.get(1, 1, 4);
+    expect(Array.from(f?.cls ?? [])).toEqual([0.25, -2]);
+    expect(Array.from(f?.patches ?? [])).toEqual([7, 9]);
+    expect(p.features.count(1)).toBe(1);
+    expect(p.features.allCls(1).map((r) => r.frameIdx)).toEqual([4]);
+    const columns = (p.db.prepare(`PRAGMA table_info(features)`).all() as { name: string }[]).map((c) => c.name);
+    expect(columns).not.toContain('cls');
+    p.close();
   });
 });
