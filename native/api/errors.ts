@@ -16,6 +16,7 @@ export const ERROR_CODES = [
   'UNSUPPORTED_MODEL',
   'UNREADABLE_MEDIA',
   'IO_ERROR',
+  'DISK_FULL',
   'JOB_STATE',
   'UNAUTHORIZED',
   'INTERNAL',
@@ -51,9 +52,33 @@ export class FlaneurError extends Error {
   }
 }
 
+const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT', 'SQLITE_FULL']);
+
+/** A write that failed because the disk (or the user's quota) is full: a file system error or SQLite's. */
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && DISK_FULL_CODES.has(code);
+}
+
+/** The message a full disk gets wherever it happens: what was being written, and what to do. */
+export function diskFullError(err: unknown): FlaneurError {
+  const e = err as NodeJS.ErrnoException;
+  const where = e.path
+    ? ` while writing ${e.path}`
+    : e.code === 'SQLITE_FULL'
+      ? ' while writing the project database'
+      : '';
+  return new FlaneurError(
+    'DISK_FULL',
+    `The disk is full${where}. Free some space, then resume: everything finished before this is kept.`,
+    { details: e.message, cause: err },
+  );
+}
+
 /** Turns anything thrown into the wire form, keeping typed errors as they are and hiding nothing useful. */
 export function serializeError(err: unknown): SerializedError {
   if (err instanceof FlaneurError) return err.toJSON();
+  if (isDiskFull(err)) return diskFullError(err).toJSON();
   if (err instanceof Error) {
     const out: SerializedError = { code: 'INTERNAL', message: err.message || err.name };
     if (err.stack) out.details = err.stack;

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { FrameSize, Sampling } from '../api/contract.js';
-import { FlaneurError } from '../api/errors.js';
+import { FlaneurError, isDiskFull } from '../api/errors.js';
 import type { ItemResult, JobContext, JobHandler } from '../jobs/types.js';
 import { type DecodeStats, decodeStill, decodeVideo } from '../media/decode.js';
 import { orientationFilters, readOrientation, swapsAxes } from '../media/exif.js';
@@ -161,7 +161,7 @@ async function ingestOne(
       };
     row = media.upsert({ path: f.abs, bytes: f.size, mtimeMs: f.mtimeMs, contentHash: hash });
   } catch (err) {
-    if (ctx.signal.aborted) throw err;
+    if (ctx.signal.aborted || isDiskFull(err)) throw err;
     const problem = problemOf(err);
     const r = media.upsert({ path: f.abs, bytes: f.size, mtimeMs: f.mtimeMs, contentHash: null });
     media.fail(r.id, problem);
@@ -240,6 +240,8 @@ async function ingestOne(
         if (pending.length >= COMMIT_FRAMES || performance.now() - lastCommit >= COMMIT_MS) flush();
       }
     } catch (err) {
+      // A full disk is not a damaged video: the job stops (DISK_FULL) and resumes here once there is space.
+      if (isDiskFull(err)) throw err;
       failure = err;
     } finally {
       flush();

@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Sampling } from '../../../native/api/contract.js';
 import { ingestMediaJob } from '../../../native/ingest/ingest-media.js';
 import { JobRunner } from '../../../native/jobs/runner.js';
 import { decodeVideo } from '../../../native/media/decode.js';
-import { FrameStore } from '../../../native/media/frame-store.js';
+import { FrameStore, FrameWriter } from '../../../native/media/frame-store.js';
 import { Project } from '../../../native/store/project.js';
 import { fixturePath } from '../../helpers/fixtures.js';
 import { makeOrientedJpeg, makeVideo } from '../../helpers/media.js';
@@ -139,6 +139,50 @@ describe('ingest', () => {
     const pts = project.media.frames(row?.id ?? 0, 0, 10000).map((f) => f.pts);
     expect(pts).toEqual(reference);
     expect(fs.statSync(new FrameStore(project.cacheDir).file(row?.id ?? 0)).size).toBe(reference.length * 64 * 36 * 3);
+    project.close();
+  });
+
+  it('stops on a full disk with DISK_FULL, keeps the frames written before it, and resumes to the exact frames', async () => {
+    const video = makeVideo(path.join(media, 'full.mp4'), { seconds: 20, fps: 25, width: 320, height: 240, gop: 25 });
+    const sampling: Sampling = { policy: 'fps', fps: 5 };
+    const reference: number[] = [];
+    for await (const f of decodeVideo(video, { sampling, width: 48, height: 36 })) reference.push(f.pts);
+
+    // The disk fills up after 30 frames: the frame writer gets the kernel's own ENOSPC (from /dev/full).
+    const original = FrameWriter.prototype.append;
+    let written = 0;
+    vi.spyOn(FrameWriter.prototype, 'append').mockImplementation(function (this: FrameWriter, data: Uint8Array) {
+      if (written >= 30) fs.writeFileSync('/dev/full', data);
+      written++;
+      original.call(this, data);
+    });
+    const { project, runner } = setup('disk-full');
+    const job = runner.enqueue('ingest.media', {
+      paths: [video],
+      sampling,
+      frameSize: { mode: 'short-side', size: 36 },
+    });
+    await runner.idle();
+    vi.restoreAllMocks();
+    const failed = project.jobs.get(job.id);
+    expect(failed?.state).toBe('failed');
+    expect(failed?.error?.code).toBe('DISK_FULL');
+    expect(failed?.error?.message).toMatch(/^The disk is full\. Free some space, then resume/);
+    const row = project.media.byPath(video);
+    // Not taken for a damaged video: not done, no warning, the committed frames kept.
+    expect(row?.status).toBe('ingesting');
+    expect(row?.frameCount).toBeGreaterThan(0);
+    expect(row?.frameCount).toBeLessThanOrEqual(30);
+
+    // Space is back: resume.
+    runner.resume(job.id);
+    await runner.idle();
+    expect(project.jobs.get(job.id)?.state).toBe('done');
+    const done = project.media.byPath(video);
+    expect(done?.status).toBe('done');
+    expect(done?.problem ?? null).toBeNull();
+    expect(project.media.frames(done?.id ?? 0, 0, 10000).map((f) => f.pts)).toEqual(reference);
+    expect(fs.statSync(new FrameStore(project.cacheDir).file(done?.id ?? 0)).size).toBe(reference.length * 48 * 36 * 3);
     project.close();
   });
 });
