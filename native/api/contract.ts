@@ -273,6 +273,8 @@ export const TrainDinoArgs = z
     headHidden: z.int().min(8).default(2048),
     bottleneck: z.int().min(8).default(256),
     seed: z.int().min(0).default(0),
+    /** Execution provider for this run; default the engine's setting (Device view). Falls back down the list. */
+    device: z.union([ProviderName, z.literal('auto')]).optional(),
     /**
      * Dora instead of plain DINO: clips of `framesPerClip` frames `stride` sampled frames apart (`batch` frames per
      * step, a multiple of framesPerClip), `objects` objects discovered in the teacher's attention and tracked

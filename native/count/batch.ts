@@ -36,7 +36,7 @@ export const countBatchJob: JobHandler<CountBatchArgs, { frames: number }> = {
       if (!m?.frameWidth || !m.frameHeight) throw new Error(`media ${mediaId} has no frames`);
       return store.image(mediaId, idx, m.frameWidth, m.frameHeight);
     };
-    const extractors = await Promise.all(a.scales.map((s) => FeatureExtractor.create(model, s)));
+    const extractors = await Promise.all(a.scales.map((s) => FeatureExtractor.create(model, s, ctx.runtime)));
     try {
       const exImg = read(a.exemplar.mediaId, a.exemplar.frameIdx);
       const protos = await exemplarPrototypes(extractors, exImg, a.exemplar.boxes);

@@ -79,13 +79,14 @@ export class Engine {
   readonly models: ModelService;
   /** Exact nearest-neighbour search, with its ONNX sessions kept warm. */
   readonly knn = new ExactKnn();
-  readonly counting = new CountService();
+  readonly counting: CountService;
   private current: { project: Project; runner: JobRunner; lock: ProjectLock | null } | null = null;
   private readonly listeners = new Set<EngineListener>();
 
   constructor(private readonly options: EngineOptions) {
     this.home = new AppHome(options.home);
     this.models = new ModelService(this.home, (runtime) => this.emit({ type: 'runtime.changed', runtime }));
+    this.counting = new CountService(() => this.models.runtimeSettings());
   }
 
   on(listener: EngineListener): () => void {
@@ -247,6 +248,7 @@ export class Engine {
     const runner = new JobRunner(project, (row) => this.onJob(project, row), {
       ...this.options.runner,
       observer,
+      runtime: () => this.models.runtimeSettings(),
     });
     for (const h of JOB_HANDLERS) runner.register(h);
     this.current = { project, runner, lock };

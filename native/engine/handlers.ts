@@ -121,6 +121,7 @@ export function createHandlers(engine: Engine): Handlers {
     'segment.createBank': async (a) => {
       const row = await createBank(open().project, {
         ...a,
+        runtime: engine.models.runtimeSettings(),
         examples: a.examples.map((e) => ({
           mediaId: e.mediaId,
           frameIdx: e.frameIdx,
@@ -131,7 +132,7 @@ export function createHandlers(engine: Engine): Handlers {
       return { id: row.id, name: row.name, runId: row.runId, classes: row.classes, patches: row.patches };
     },
     'segment.clusterBank': async (a) => {
-      const row = await createClusterBank(open().project, engine.knn, a);
+      const row = await createClusterBank(open().project, engine.knn, { ...a, runtime: engine.models.runtimeSettings() });
       return { id: row.id, name: row.name, runId: row.runId, classes: row.classes, patches: row.patches };
     },
     'segment.relabelBank': (a) => {
@@ -156,6 +157,7 @@ export function createHandlers(engine: Engine): Handlers {
     'segment.apply': ({ truthMask, ...a }) =>
       segmentFrame(open().project, engine.knn, {
         ...a,
+        runtime: engine.models.runtimeSettings(),
         ...(truthMask ? { truthMask: { path: path.resolve(truthMask), encoding: { kind: 'gray' } } } : {}),
       }).then(({ mask: _mask, ...r }) => r),
     'features.fungi': (a) => jobInfo(open().runner.enqueue('features.fungi', a)),

@@ -13,7 +13,7 @@ import { type ImportedViT, importViTFile } from '../models/import-vit.js';
 import { preprocessInto } from '../models/preprocess.js';
 import { f32ToF16 } from '../models/safetensors.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
-import { ModelSession, ort } from '../runtime/session.js';
+import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
 import type { FeatureRunRow } from '../store/features-repo.js';
 import type { Project } from '../store/project.js';
 
@@ -88,9 +88,9 @@ export class FeatureExtractor {
     private readonly session: ModelSession,
   ) {}
 
-  static async create(model: ImportedViT, size: number): Promise<FeatureExtractor> {
+  static async create(model: ImportedViT, size: number, runtime?: RuntimeSettings): Promise<FeatureExtractor> {
     const onnx = buildViTOnnx(model, { height: size, width: size, outputs: { cls: true, patches: true } });
-    return new FeatureExtractor(model, size, await ModelSession.create(onnx));
+    return new FeatureExtractor(model, size, await ModelSession.create(onnx, runtime));
   }
 
   get provider(): string {
@@ -148,7 +148,7 @@ export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = 
     if (done === total) return;
     const tokens = run.grid * run.grid + 1 + model.config.registers;
     const batch = ctx.args.batch || autoBatch(model.config.dim, tokens, model.config.depth);
-    const extractor = await FeatureExtractor.create(model, ctx.args.size);
+    const extractor = await FeatureExtractor.create(model, ctx.args.size, ctx.runtime);
     const store = new FrameStore(project.cacheDir);
     try {
       for (const { m, done: have } of todo) {

@@ -6,7 +6,7 @@ import { l2normalizeRows } from '../features/knn.js';
 import type { ImportedViT } from '../models/import-vit.js';
 import type { RgbLike } from '../models/preprocess.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
-import { ModelSession, ort } from '../runtime/session.js';
+import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
 import { Rng } from '../train/rng.js';
 import {
   buildFungiGraph,
@@ -29,6 +29,8 @@ export interface FungiOptions {
   seed: number;
   /** Views per graph run (samples per run = max(1, floor(budget / views per sample))). */
   viewBudget?: number;
+  /** Provider and threads of the sessions (the engine's settings in a job). */
+  runtime?: RuntimeSettings;
 }
 
 interface ObjectiveRunner {
@@ -61,6 +63,7 @@ export class FungiExtractor {
     if (!w || !bias) throw new Error(`the model has no ${last}`);
     const embedding = await ModelSession.create(
       buildViTOnnx(model, { height: o.size, width: o.size, outputs: { cls: true } }),
+      o.runtime,
     );
     const runners: ObjectiveRunner[] = [];
     const budget = o.viewBudget ?? 48;
@@ -85,7 +88,7 @@ export class FungiExtractor {
       }
       runners.push({
         objective,
-        session: await ModelSession.create(g.onnx),
+        session: await ModelSession.create(g.onnx, o.runtime),
         samples,
         views,
         heads,

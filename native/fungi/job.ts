@@ -61,6 +61,7 @@ export const fungiJob: JobHandler<Args, { mediaId: number }> = {
       settings,
       seed: a.seed,
       viewBudget: a.viewBudget,
+      runtime: ctx.runtime,
     });
     const store = new FrameStore(project.cacheDir);
     try {

@@ -4,6 +4,7 @@
  */
 import type { JobProgress, JobState } from '../api/contract.js';
 import { FlaneurError, serializeError } from '../api/errors.js';
+import type { RuntimeSettings } from '../runtime/session.js';
 import type { JobRow } from '../store/jobs-repo.js';
 import type { Project } from '../store/project.js';
 import { RateMeter } from './progress.js';
@@ -23,6 +24,8 @@ export interface RunnerOptions {
    * 'running' jobs alone (they are not interrupted, they run elsewhere).
    */
   observer?: { ownerPid: number } | null;
+  /** The provider and thread settings jobs create their sessions with, read when each job starts. */
+  runtime?: () => RuntimeSettings;
 }
 
 type StopReason = 'cancel' | 'shutdown';
@@ -52,6 +55,8 @@ export class JobRunner {
       persistIntervalMs: options.persistIntervalMs ?? 1000,
       autoResume: options.autoResume ?? true,
       observer: options.observer ?? null,
+      // The runtime's own default (auto provider, every core), without loading onnxruntime here.
+      runtime: options.runtime ?? (() => ({ provider: 'auto', threads: null })),
     };
   }
 
@@ -222,6 +227,7 @@ export class JobRunner {
       checkpoint: job.checkpoint,
       attempt: job.attempt,
       project: this.project,
+      runtime: this.options.runtime(),
       signal: controller.signal,
       phase(name, options = {}) {
         meter.reset();

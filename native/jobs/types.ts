@@ -4,6 +4,7 @@
  */
 import type { z } from 'zod';
 import type { ErrorInfo, JobItemStatus } from '../api/contract.js';
+import type { RuntimeSettings } from '../runtime/session.js';
 import type { Project } from '../store/project.js';
 
 export interface ItemResult {
@@ -20,6 +21,8 @@ export interface JobContext<Args, Checkpoint> {
   readonly checkpoint: Checkpoint | null;
   readonly attempt: number;
   readonly project: Project;
+  /** The engine's execution provider and thread settings (Device view), for every model session the job makes. */
+  readonly runtime: RuntimeSettings;
   /** Aborted when the user cancels or the engine shuts down. */
   readonly signal: AbortSignal;
   /** Starts a phase; `total` null when unknown. Resets `done` to `done` (default 0). */

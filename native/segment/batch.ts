@@ -55,6 +55,7 @@ export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> =
           mask = await readMask(file, w, h, { kind: 'gray' }, 256);
         } else {
           const r = await segmentFrame(project, knn, {
+            runtime: ctx.runtime,
             bankId: a.bankId,
             mediaId: m.id,
             frameIdx: i,

@@ -9,6 +9,7 @@ import { FeatureExtractor, loadRegisteredModel, toF16 } from '../features/extrac
 import { assignNearest, sphericalKMeans } from '../features/kmeans.js';
 import { type ExactKnn, f16RowsToF32, l2normalizeRows } from '../features/knn.js';
 import { FrameStore } from '../media/frame-store.js';
+import type { RuntimeSettings } from '../runtime/session.js';
 import { encodePng } from '../media/png.js';
 import type { BankRow } from '../store/features-repo.js';
 import type { Project } from '../store/project.js';
@@ -44,6 +45,7 @@ export async function framePatches(
   runId: number,
   mediaId: number,
   frameIdx: number,
+  runtime?: RuntimeSettings,
 ): Promise<Float32Array> {
   const run = project.features.run(runId);
   if (!run) throw new FlaneurError('NOT_FOUND', `No feature run ${runId}.`, { field: 'runId' });
@@ -51,7 +53,7 @@ export async function framePatches(
   if (!feat) {
     const { width, height } = frameOf(project, mediaId, frameIdx);
     const { model } = loadRegisteredModel(project, run.modelId);
-    const ex = await FeatureExtractor.create(model, run.inputSize);
+    const ex = await FeatureExtractor.create(model, run.inputSize, runtime);
     try {
       const data = new FrameStore(project.cacheDir).read(mediaId, frameIdx, width * height * 3);
       const [f] = await ex.run([{ width, height, data }]);
@@ -98,6 +100,7 @@ export async function createBank(
     memorySize?: number;
     /** Views per example: the frame itself, then random resized crops with flips. */
     epochs?: number;
+    runtime?: RuntimeSettings;
     seed?: number;
   },
 ): Promise<BankRow> {
@@ -111,12 +114,14 @@ export async function createBank(
   const items: { mediaId: number; frameIdx: number; vectors: Float32Array; labels: Float32Array }[] = [];
   const store = new FrameStore(project.cacheDir);
   const extractor =
-    epochs > 1 ? await FeatureExtractor.create(loadRegisteredModel(project, run.modelId).model, run.inputSize) : null;
+    epochs > 1
+      ? await FeatureExtractor.create(loadRegisteredModel(project, run.modelId).model, run.inputSize, o.runtime)
+      : null;
   try {
     for (const ex of o.examples) {
       const { width, height } = frameOf(project, ex.mediaId, ex.frameIdx);
       const mask = await readMask(ex.mask, width, height, ex.encoding, C);
-      const vectors = await framePatches(project, run.id, ex.mediaId, ex.frameIdx);
+      const vectors = await framePatches(project, run.id, ex.mediaId, ex.frameIdx, o.runtime);
       items.push({
         mediaId: ex.mediaId,
         frameIdx: ex.frameIdx,
@@ -232,13 +237,14 @@ export async function segmentFrame(
     k?: number;
     temperature?: number;
     truthMask?: { path: string; encoding: MaskEncoding };
+    runtime?: RuntimeSettings;
   },
 ): Promise<SegmentResult> {
   const { row, bank } = loadBank(project, o.bankId);
   const run = project.features.run(row.runId);
   if (!run) throw new FlaneurError('NOT_FOUND', 'The bank has no feature run.');
   const { width, height } = frameOf(project, o.mediaId, o.frameIdx);
-  const queries = await framePatches(project, run.id, o.mediaId, o.frameIdx);
+  const queries = await framePatches(project, run.id, o.mediaId, o.frameIdx, o.runtime);
   const { mask } = await segmentPatches(knn, bank, queries, run.grid, width, height, {
     k: o.k ?? HUMMINGBIRD_DEFAULTS.k,
     temperature: o.temperature ?? HUMMINGBIRD_DEFAULTS.temperature,
@@ -296,7 +302,14 @@ export function segmentOverlay(project: Project, urlPath: string): Buffer | null
 export async function createClusterBank(
   project: Project,
   knn: ExactKnn,
-  o: { runId: number; name: string; clusters: number; frames: { mediaId: number; frameIdx: number }[]; seed?: number },
+  o: {
+    runId: number;
+    name: string;
+    clusters: number;
+    frames: { mediaId: number; frameIdx: number }[];
+    seed?: number;
+    runtime?: RuntimeSettings;
+  },
 ): Promise<BankRow> {
   const run = project.features.run(o.runId);
   if (!run) throw new FlaneurError('NOT_FOUND', `No feature run ${o.runId}.`, { field: 'runId' });
@@ -305,7 +318,7 @@ export async function createClusterBank(
   const n = run.grid * run.grid;
   const all = new Float32Array(o.frames.length * n * run.dim);
   for (const [i, f] of o.frames.entries())
-    all.set(await framePatches(project, run.id, f.mediaId, f.frameIdx), i * n * run.dim);
+    all.set(await framePatches(project, run.id, f.mediaId, f.frameIdx, o.runtime), i * n * run.dim);
   const K = o.clusters;
   const centroids = await sphericalKMeans(knn, all, run.dim, {
     k: K,

@@ -2,7 +2,7 @@
 import type { ImportedViT } from '../models/import-vit.js';
 import { preprocessInto, type RgbLike } from '../models/preprocess.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
-import { ModelSession, ort } from '../runtime/session.js';
+import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
 
 export interface FrameAttention {
   /** Patch queries and keys [n, d] (CLS dropped), CLS-to-patch attention [heads, n]. */
@@ -28,9 +28,9 @@ export class AttentionExtractor {
     private readonly session: ModelSession,
   ) {}
 
-  static async create(model: ImportedViT, size: number): Promise<AttentionExtractor> {
+  static async create(model: ImportedViT, size: number, runtime?: RuntimeSettings): Promise<AttentionExtractor> {
     const onnx = buildViTOnnx(model, { height: size, width: size, outputs: { lastQK: true, attention: true } });
-    return new AttentionExtractor(model, size, await ModelSession.create(onnx));
+    return new AttentionExtractor(model, size, await ModelSession.create(onnx, runtime));
   }
 
   async run(img: RgbLike): Promise<FrameAttention> {

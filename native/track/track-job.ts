@@ -45,7 +45,7 @@ export const trackJob: JobHandler<TrackArgs, { runId: number }> = {
     const heads = a.heads ?? pickHeads(model.config.heads, a.objects, a.seed);
     if (heads.some((h) => h >= model.config.heads))
       throw new FlaneurError('INVALID_ARGUMENT', `The model has ${model.config.heads} heads.`, { field: 'heads' });
-    const ex = await AttentionExtractor.create(model, a.size);
+    const ex = await AttentionExtractor.create(model, a.size, ctx.runtime);
     const store = new FrameStore(project.cacheDir);
     const W = media.frameWidth;
     const H = media.frameHeight;

@@ -10,7 +10,7 @@
 import type { ImportedViT } from '../models/import-vit.js';
 import type { RgbLike } from '../models/preprocess.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
-import { ModelSession, ort } from '../runtime/session.js';
+import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
 import { patchRows } from '../track/attention.js';
 import { discover, trackMasks } from '../track/dora.js';
 import {
@@ -73,12 +73,16 @@ export class TeacherAttention {
     private readonly session: ModelSession,
   ) {}
 
-  static async create(config: ImportedViT['config'], size: number): Promise<TeacherAttention> {
+  static async create(
+    config: ImportedViT['config'],
+    size: number,
+    runtime?: RuntimeSettings,
+  ): Promise<TeacherAttention> {
     const onnx = buildViTOnnx(
       { config },
       { height: size, width: size, outputs: { lastQK: true, attention: true }, weightsAsInputs: true },
     );
-    return new TeacherAttention(config, size, await ModelSession.create(onnx));
+    return new TeacherAttention(config, size, await ModelSession.create(onnx, runtime));
   }
 
   /** q, k [B, n, d] (CLS dropped) and CLS attention [B, H, n] of normalised views [B, 3, S, S]. */

@@ -138,10 +138,11 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
       dpGlobal: a.dropPath > 0 ? [vit.depth, G * a.batch] : null,
       dpLocal: a.dropPath > 0 && L > 0 ? [vit.depth, L * a.batch] : null,
     };
-    const runner = await StepRunner.create(graph, shapes);
-    const attention = dora ? await TeacherAttention.create(vit, a.globalSize) : null;
+    const runtime = a.device ? { ...ctx.runtime, provider: a.device } : ctx.runtime;
+    const runner = await StepRunner.create(graph, shapes, runtime);
+    const attention = dora ? await TeacherAttention.create(vit, a.globalSize, runtime) : null;
     const PREVIEW_SIZE = 224 - (224 % vit.patchSize);
-    const previewAttention = a.previewEvery > 0 ? await TeacherAttention.create(vit, PREVIEW_SIZE) : null;
+    const previewAttention = a.previewEvery > 0 ? await TeacherAttention.create(vit, PREVIEW_SIZE, runtime) : null;
     const previewFrames = [frames[0], frames[Math.floor(frames.length / 2)]].map((f) => {
       const g = f as (typeof frames)[number];
       return store.image(g.media, g.idx, g.w, g.h);
@@ -209,7 +210,8 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
           backboneShapes,
         );
     };
-    ctx.phase('training', { unit: 'steps', total: a.steps, done: state.step });
+    // The provider the step really runs on (after any fallback), where the progress is shown.
+    ctx.phase(`training on ${runner.provider}`, { unit: 'steps', total: a.steps, done: state.step });
     if (state.step === 0) await preview();
     const gPlane = 3 * a.globalSize * a.globalSize;
     const lPlane = 3 * a.localSize * a.localSize;
@@ -359,6 +361,7 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
         trained_by: 'flaneur train.dino',
         job: String(ctx.jobId),
         steps: String(a.steps),
+        provider: runner.provider,
       }),
     );
     const weights = new Map([...backbone].map(([k, v]) => [k, v.data]));

@@ -26,8 +26,14 @@ describe('training, end to end in browser mode', () => {
     await page.getByRole('checkbox').first().waitFor();
     await page.getByLabel('Start from').selectOption('scratch:tiny');
     await page.getByLabel('Method').selectOption('dora');
-    await page.getByLabel('Steps').fill('8');
     await page.getByLabel('Batch').fill('4');
+    // Length in epochs: every chosen frame once per epoch (the tour: 40 frames at 2 fps), 4 frames a step.
+    await page.getByLabel('Length in').selectOption('epochs');
+    await page.getByLabel('Epochs').fill('2');
+    await expect.poll(() => page.getByTestId('epoch-steps').textContent()).toBe('= 20 steps (40 frames)');
+    await page.getByLabel('Length in').selectOption('steps');
+    await page.getByLabel('Steps').fill('8');
+    await page.getByLabel('Device').selectOption('cpu');
     await page.getByLabel('Crop size').fill('32');
     await page.getByLabel('Frames per clip').fill('2');
     await page.getByLabel('Stride').fill('2');

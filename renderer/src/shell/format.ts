@@ -36,3 +36,12 @@ export function formatTimestamp(seconds: number): string {
   const s = seconds - m * 60;
   return `${m}:${s.toFixed(3).padStart(6, '0')}`;
 }
+
+/** Display names of the execution providers. */
+export const PROVIDER_LABELS: Record<string, string> = {
+  cuda: 'NVIDIA CUDA',
+  dml: 'DirectML (Windows)',
+  coreml: 'Core ML (macOS)',
+  webgpu: 'WebGPU',
+  cpu: 'CPU',
+};

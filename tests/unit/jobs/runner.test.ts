@@ -162,3 +162,31 @@ describe('job runner', () => {
     expect(project.jobs.get(job.id)?.state).toBe('cancelled');
   });
 });
+
+describe('job runtime settings', () => {
+  it('gives each job the runtime settings as they are when it starts', async () => {
+    const project = Project.create(path.join(tmpDir(), 'runtime'), { appVersion: 'test' });
+    const seen: unknown[] = [];
+    let settings = { provider: 'auto' as const, threads: null as number | null };
+    const runner = new JobRunner(project, () => {}, { runtime: () => settings });
+    runner.register({
+      kind: 'test.runtime',
+      args: z.object({}),
+      title: () => 'runtime',
+      async run(ctx) {
+        seen.push(ctx.runtime);
+      },
+    } satisfies JobHandler<Record<string, never>, null>);
+    runner.start();
+    runner.enqueue('test.runtime', {});
+    await runner.idle();
+    settings = { provider: 'auto', threads: 1 };
+    runner.enqueue('test.runtime', {});
+    await runner.idle();
+    expect(seen).toEqual([
+      { provider: 'auto', threads: null },
+      { provider: 'auto', threads: 1 },
+    ]);
+    project.close();
+  });
+});

@@ -82,3 +82,30 @@ describe('DINO trainer: KoLeo', () => {
     await engine.close();
   });
 });
+
+describe('DINO trainer: device', () => {
+  it('runs on the provider asked for where it loads, falls back down the list where not, and records it', async () => {
+    const { engine, call, runner } = await engineWithFrames('device');
+    const runtime = await call('runtime.info', {});
+    // CUDA is asked for; where it cannot load (this machine, CI), the run falls back and says which provider ran.
+    const cuda = runtime.providers.find((p) => p.name === 'cuda');
+    const job = await call('train.start', { ...TINY_TRAIN, steps: 2, checkpointEvery: 2, device: 'cuda' });
+    const phases = new Set<string>();
+    while (!['done', 'failed'].includes((await call('jobs.get', { id: job.id })).state)) {
+      phases.add((await call('jobs.get', { id: job.id })).progress.phase);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await runner.idle();
+    expect((await call('jobs.get', { id: job.id })).state).toBe('done');
+    const ran = cuda?.available ? 'cuda' : 'cpu';
+    const file = path.join(
+      engine.requireProject().project.checkpointsDir,
+      `train-${job.id}`,
+      'export',
+      'encoder.safetensors',
+    );
+    expect(parseSafetensors(fs.readFileSync(file)).metadata.provider).toBe(ran);
+    expect([...phases].filter((p) => p.startsWith('training'))).toEqual([`training on ${ran}`]);
+    await engine.close();
+  });
+});

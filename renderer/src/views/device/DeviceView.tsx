@@ -1,12 +1,5 @@
+import { PROVIDER_LABELS } from '../../shell/format';
 import { useApp } from '../../state/app-state';
-
-const LABELS: Record<string, string> = {
-  cuda: 'NVIDIA CUDA',
-  dml: 'DirectML (Windows)',
-  coreml: 'Core ML (macOS)',
-  webgpu: 'WebGPU',
-  cpu: 'CPU',
-};
 
 /** Which execution providers load on this machine, which one runs, and the user's override. */
 export function DeviceView() {
@@ -32,7 +25,8 @@ export function DeviceView() {
         <h2 id="active-title">In use</h2>
         {runtime.active ? (
           <p data-testid="active-provider">
-            Models run on <strong>{LABELS[runtime.active.provider]}</strong> with {runtime.active.threads} threads.
+            Models run on <strong>{PROVIDER_LABELS[runtime.active.provider]}</strong> with {runtime.active.threads}{' '}
+            threads.
             {runtime.active.fallbacks.length > 0 && (
               <span className="muted">
                 {' '}
@@ -63,7 +57,7 @@ export function DeviceView() {
           <tbody>
             {runtime.providers.map((p) => (
               <tr key={p.name} data-testid={`provider-${p.name}`}>
-                <td>{LABELS[p.name]}</td>
+                <td>{PROVIDER_LABELS[p.name]}</td>
                 <td>
                   <span className={`badge badge-${p.available ? 'done' : 'cancelled'}`}>
                     {p.available ? 'yes' : 'no'}
@@ -91,7 +85,7 @@ export function DeviceView() {
             <option value="auto">Automatic (first available)</option>
             {runtime.preference.map((p) => (
               <option key={p} value={p}>
-                {LABELS[p]}
+                {PROVIDER_LABELS[p]}
               </option>
             ))}
           </select>

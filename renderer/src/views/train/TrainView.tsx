@@ -1,6 +1,6 @@
 import { type FormEvent, useEffect, useMemo, useState } from 'react';
 import type { CommandArgs, CommandResult, MediaInfo, ModelInfo } from '../../../../native/api/contract';
-import { formatDuration } from '../../shell/format';
+import { formatDuration, PROVIDER_LABELS } from '../../shell/format';
 import { useApp } from '../../state/app-state';
 
 type Log = CommandResult<'train.log'>;
@@ -41,13 +41,17 @@ function SeriesPlot({ log, metric, label }: { log: Log; metric: 'loss' | 'lr' | 
 }
 
 export function TrainView() {
-  const { client, run, jobs } = useApp();
+  const { client, run, jobs, runtime } = useApp();
   const [media, setMedia] = useState<MediaInfo[]>([]);
   const [models, setModels] = useState<ModelInfo[]>([]);
   const [chosen, setChosen] = useState<Set<number>>(new Set());
   const [init, setInit] = useState<string>('scratch:vit_ti16');
   const [method, setMethod] = useState<'dora' | 'dino'>('dora');
   const [steps, setSteps] = useState(300);
+  const [length, setLength] = useState<'steps' | 'epochs'>('steps');
+  const [epochs, setEpochs] = useState(10);
+  /** '' = the Device view's setting. */
+  const [device, setDevice] = useState<string>('');
   const [batch, setBatch] = useState(8);
   const [globalSize, setGlobalSize] = useState(96);
   const [framesPerClip, setFramesPerClip] = useState(4);
@@ -86,6 +90,9 @@ export function TrainView() {
     });
   }, [client, run, currentId, tick]);
 
+  // An epoch: every chosen frame once, `batch` frames a step.
+  const chosenFrames = media.filter((m) => chosen.has(m.id)).reduce((a, m) => a + m.frameCount, 0);
+  const totalSteps = length === 'steps' ? steps : Math.max(1, Math.ceil((epochs * chosenFrames) / batch));
   const submit = (e: FormEvent) => {
     e.preventDefault();
     const [kind, value] = init.split(':');
@@ -95,7 +102,7 @@ export function TrainView() {
         kind === 'model'
           ? { kind: 'model', id: Number(value) }
           : { kind: 'scratch', preset: (value ?? 'vit_ti16') as Preset },
-      steps,
+      steps: totalSteps,
       batch,
       globalSize,
       localSize: Math.max(16, Math.round(globalSize / 2 / 16) * 16),
@@ -103,6 +110,7 @@ export function TrainView() {
       lr,
       freezeLastLayerSteps: freeze,
       koleo,
+      ...(device ? { device: device as NonNullable<CommandArgs<'train.start'>['device']> } : {}),
       ...(method === 'dora' ? { dora: { framesPerClip, stride, objects } } : {}),
     };
     void run('Could not start training', async () => {
@@ -164,8 +172,28 @@ export function TrainView() {
             </select>
           </label>
           <label className="field">
-            Steps <input type="number" min={1} value={steps} onChange={num(setSteps)} aria-label="Steps" />
+            Length
+            <select
+              value={length}
+              onChange={(e) => setLength(e.target.value as 'steps' | 'epochs')}
+              aria-label="Length in"
+            >
+              <option value="steps">steps</option>
+              <option value="epochs">epochs</option>
+            </select>
           </label>
+          {length === 'steps' ? (
+            <label className="field">
+              Steps <input type="number" min={1} value={steps} onChange={num(setSteps)} aria-label="Steps" />
+            </label>
+          ) : (
+            <label className="field">
+              Epochs <input type="number" min={1} value={epochs} onChange={num(setEpochs)} aria-label="Epochs" />
+              <span className="muted" data-testid="epoch-steps">
+                = {totalSteps} steps ({chosenFrames} frames)
+              </span>
+            </label>
+          )}
           <label className="field">
             Frames per step <input type="number" min={1} value={batch} onChange={num(setBatch)} aria-label="Batch" />
           </label>
@@ -179,6 +207,20 @@ export function TrainView() {
               onChange={num(setGlobalSize)}
               aria-label="Crop size"
             />
+          </label>
+          <label className="field">
+            Device
+            <select value={device} onChange={(e) => setDevice(e.target.value)} aria-label="Device">
+              <option value="">
+                Device view setting ({runtime ? (PROVIDER_LABELS[runtime.settings.provider] ?? 'automatic') : '…'})
+              </option>
+              {(runtime?.providers ?? []).map((p) => (
+                <option key={p.name} value={p.name} disabled={!p.available}>
+                  {PROVIDER_LABELS[p.name]}
+                  {p.available ? '' : ' (not available here)'}
+                </option>
+              ))}
+            </select>
           </label>
         </div>
         {method === 'dora' && (
