@@ -132,7 +132,10 @@ export function createHandlers(engine: Engine): Handlers {
       return { id: row.id, name: row.name, runId: row.runId, classes: row.classes, patches: row.patches };
     },
     'segment.clusterBank': async (a) => {
-      const row = await createClusterBank(open().project, engine.knn, { ...a, runtime: engine.models.runtimeSettings() });
+      const row = await createClusterBank(open().project, engine.knn, {
+        ...a,
+        runtime: engine.models.runtimeSettings(),
+      });
       return { id: row.id, name: row.name, runId: row.runId, classes: row.classes, patches: row.patches };
     },
     'segment.relabelBank': (a) => {

@@ -9,8 +9,8 @@ import { FeatureExtractor, loadRegisteredModel, toF16 } from '../features/extrac
 import { assignNearest, sphericalKMeans } from '../features/kmeans.js';
 import { type ExactKnn, f16RowsToF32, l2normalizeRows } from '../features/knn.js';
 import { FrameStore } from '../media/frame-store.js';
-import type { RuntimeSettings } from '../runtime/session.js';
 import { encodePng } from '../media/png.js';
+import type { RuntimeSettings } from '../runtime/session.js';
 import type { BankRow } from '../store/features-repo.js';
 import type { Project } from '../store/project.js';
 import { Rng } from '../train/rng.js';
