@@ -1,10 +1,9 @@
 /**
  * Ours, in its own process: one Dora training step of ViT-Ti/16 at 224 px on one clip of 8 frames, 3 objects, no
- * local crops: the batch (shared crop, per-frame jitter/grayscale/blur, the current teacher's attention on the
- * views, discovery, tracking, masking) and then the step graph (teacher, student on 24 masked views, Dora loss,
- * backward, clipping, AdamW, EMA). Times the whole step and the batch part separately.
+ * local crops: the batch (shared crop, per-frame jitter/grayscale/blur, the current teacher's one pass on the
+ * views for its attention and logits, discovery, tracking, masking) and then the step graph (student on 24 masked
+ * views, Dora loss, backward, clipping, AdamW, EMA). Times the whole step and the batch part separately.
  */
-import { vitParamShapes } from '../native/models/vit.js';
 import { buildDinoStep } from '../native/train/dino-step.js';
 import { doraBatch, TeacherAttention } from '../native/train/dora-clips.js';
 import { Rng } from '../native/train/rng.js';
@@ -26,11 +25,10 @@ const graph = buildDinoStep({
   dora: true,
 });
 const runner = await StepRunner.create(graph, { globals: [K * F, 3, 224, 224], locals: null });
-const attention = await TeacherAttention.create(vit, 224);
+const attention = await TeacherAttention.create(vit, 224, undefined, BENCH_HEAD);
 const build = (performance.now() - t0) / 1000;
 const rng = new Rng(1);
 const state = benchState(graph, rng);
-const backbone = vitParamShapes(vit);
 // A 40-frame 320×240 "video" of noise.
 const video = Array.from({ length: 40 }, () => Uint8Array.from({ length: 320 * 240 * 3 }, () => rng.int(256)));
 const source = {
@@ -49,10 +47,14 @@ for (let i = 0; i < 4; i++) {
     { framesPerClip: F, stride: 2, objects: K, epsilon: 0.05, iterations: 30, grayscaleP: 0.2, blurP: 0.1 },
     { mean: vit.mean, std: vit.std, patch: 16, heads: vit.heads },
     rng,
-    (views, count) => attention.run(views, count, state.teacher, backbone),
+    (views, count) => attention.run(views, count, state.teacher, graph.params),
   );
   const mid = performance.now();
-  await runner.step(state, { globals: b.masked, teacherViews: b.teacherViews }, BENCH_SCALARS);
+  await runner.step(
+    state,
+    { globals: b.masked, ...(b.teacherLogits ? { teacherLogits: b.teacherLogits } : {}) },
+    BENCH_SCALARS,
+  );
   if (i > 0) {
     times.push((performance.now() - s) / 1000);
     batchTimes.push((mid - s) / 1000);

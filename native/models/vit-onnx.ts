@@ -4,6 +4,7 @@
  */
 import { GraphBuilder } from '../graph/builder.js';
 import { toOnnx } from '../graph/onnx.js';
+import { buildDinoHead, type DinoHeadConfig, dinoHeadParamShapes } from './dino-head.js';
 import type { ImportedViT } from './import-vit.js';
 import { buildViT, type ViTOutputsWanted, vitParamShapes } from './vit.js';
 
@@ -18,6 +19,11 @@ export interface ViTOnnxOptions {
    * which may be empty): one session serves weights that change, e.g. a teacher during training.
    */
   weightsAsInputs?: boolean;
+  /**
+   * Also a DINO head on the CLS, output `logits` (with `weightsAsInputs`: its parameters are inputs `w/head.*`):
+   * a Dora teacher's logits and attention from one pass.
+   */
+  head?: DinoHeadConfig;
 }
 
 export function buildViTOnnx(
@@ -26,7 +32,7 @@ export function buildViTOnnx(
 ): Uint8Array {
   const { config } = model;
   const b = new GraphBuilder('vit');
-  const shapes = vitParamShapes(config);
+  const shapes = new Map([...vitParamShapes(config), ...(options.head ? dinoHeadParamShapes(options.head) : [])]);
   const params = new Map<string, ReturnType<typeof b.initializer>>();
   const param = (name: string) => {
     let v = params.get(name);
@@ -44,8 +50,9 @@ export function buildViTOnnx(
     return v;
   };
   const pixels = b.input('pixels', 'float32', [options.batch ?? 'batch', 3, options.height, options.width]);
-  const out = buildViT(b, config, param, pixels, options.outputs);
-  if (out.cls) b.output(out.cls, 'cls');
+  const out = buildViT(b, config, param, pixels, options.head ? { ...options.outputs, cls: true } : options.outputs);
+  if (options.head && out.cls) b.output(buildDinoHead(b, options.head, param, out.cls), 'logits');
+  if (out.cls && options.outputs.cls) b.output(out.cls, 'cls');
   if (out.patches) b.output(out.patches, 'patches');
   if (out.q) b.output(out.q, 'q');
   if (out.k) b.output(out.k, 'k');

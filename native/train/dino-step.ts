@@ -27,8 +27,9 @@ export interface DinoStepConfig {
   /** Feed drop-path masks (inputs dp_global, dp_local). */
   dropPath?: boolean;
   /**
-   * Dora: the teacher sees `teacher_views` [B, 3, S, S] (each frame unmasked) and the `globalCrops` student
-   * globals are that many object-masked views of the same frames; loss as `doraLoss`.
+   * Dora: the teacher's logits on each unmasked frame come in as `teacher_logits` [B, out] (computed in the pass
+   * that also gives its attention for the masks, dora-clips.ts), and the `globalCrops` student globals are that many
+   * object-masked views of the same frames; loss as `doraLoss`.
    */
   dora?: boolean;
   /** Weight of the KoLeo regulariser on the student's backbone CLS of each global crop (DINOv2: 0.1); 0: none. */
@@ -78,7 +79,7 @@ export function buildDinoStep(c: DinoStepConfig): DinoStepGraph {
   const L = c.localCrops;
 
   const globals = b.input('globals', 'float32', [G * B, 3, c.globalSize, c.globalSize]);
-  const teacherViews = c.dora ? b.input('teacher_views', 'float32', [B, 3, c.globalSize, c.globalSize]) : null;
+  const teacherLogits = c.dora ? b.input('teacher_logits', 'float32', [B, c.head.outDim]) : null;
   const locals = L > 0 ? b.input('locals', 'float32', [L * B, 3, c.localSize, c.localSize]) : null;
   const student = new Map<string, Value>();
   const teacher = new Map<string, Value>();
@@ -113,7 +114,7 @@ export function buildDinoStep(c: DinoStepConfig): DinoStepGraph {
     return buildDinoHead(b, c.head, from(student), studentCls);
   });
   const sLocal = locals ? b.scope('student_local', () => forward(student, locals, dpLocal)) : null;
-  const tGlobal = b.scope('teacher', () => forward(teacher, teacherViews ?? globals));
+  const tGlobal = teacherLogits ?? b.scope('teacher', () => forward(teacher, globals));
   const studentLogits = sLocal ? b.concat([sGlobal, sLocal], 0) : sGlobal;
   const common = {
     student: studentLogits,

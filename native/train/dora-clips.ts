@@ -7,6 +7,7 @@
  * run draws the same batches.
  */
 
+import type { DinoHeadConfig } from '../models/dino-head.js';
 import type { ImportedViT } from '../models/import-vit.js';
 import type { RgbLike } from '../models/preprocess.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
@@ -53,9 +54,22 @@ export function sampleClipStart(frames: number, perClip: number, stride: number,
   return rng.int(Math.max(1, frames - span));
 }
 
+/** What the teacher's pass over the unmasked views gives: last-block q, k (CLS dropped), CLS attention, logits. */
+export interface TeacherPass {
+  q: Float32Array;
+  k: Float32Array;
+  attention: Float32Array;
+  n: number;
+  d: number;
+  /** [B, out] with a head (the Dora step's teacher output). */
+  logits?: Float32Array;
+}
+
 export interface DoraBatch {
   /** [B, 3, S, S] unmasked views (B = clips × frames per clip). */
   teacherViews: Float32Array;
+  /** The teacher's logits on them, when its pass has the head. */
+  teacherLogits?: Float32Array;
   /** [k·B, 3, S, S] object-masked views, object-major. */
   masked: Float32Array;
   locals?: Float32Array;
@@ -65,42 +79,58 @@ export interface DoraBatch {
   maskCover: number;
 }
 
-/** Last-block attention of the current teacher: one session whose weights are fed at every call. */
+/**
+ * Last-block attention of the current teacher (and, with its head, its logits: one pass serves the masks and the
+ * Dora loss): one session whose weights are fed at every call.
+ */
 export class TeacherAttention {
   private constructor(
     private readonly config: ImportedViT['config'],
     private readonly size: number,
     private readonly session: ModelSession,
+    private readonly withHead: boolean,
   ) {}
 
   static async create(
     config: ImportedViT['config'],
     size: number,
     runtime?: RuntimeSettings,
+    head?: DinoHeadConfig,
   ): Promise<TeacherAttention> {
     const onnx = buildViTOnnx(
       { config },
-      { height: size, width: size, outputs: { lastQK: true, attention: true }, weightsAsInputs: true },
+      {
+        height: size,
+        width: size,
+        outputs: { lastQK: true, attention: true },
+        weightsAsInputs: true,
+        ...(head ? { head } : {}),
+      },
     );
-    return new TeacherAttention(config, size, await ModelSession.create(onnx, runtime));
+    return new TeacherAttention(config, size, await ModelSession.create(onnx, runtime), Boolean(head));
   }
 
-  /** q, k [B, n, d] (CLS dropped) and CLS attention [B, H, n] of normalised views [B, 3, S, S]. */
+  /**
+   * q, k [B, n, d] (CLS dropped), CLS attention [B, H, n] and, with the head, logits [B, out] of normalised views
+   * [B, 3, S, S]. `shapes` may hold more parameters than the pass takes (e.g. the head's, for a pass without it).
+   */
   async run(
     views: Float32Array,
     count: number,
     weights: ReadonlyMap<string, Float32Array>,
     shapes: ReadonlyMap<string, number[]>,
-  ): Promise<{ q: Float32Array; k: Float32Array; attention: Float32Array; n: number; d: number }> {
+  ): Promise<TeacherPass> {
     const feeds: Record<string, ort.Tensor> = {
       pixels: new ort.Tensor('float32', views, [count, 3, this.size, this.size]),
     };
+    const inputs = new Set(this.session.inputNames);
     for (const [name, shape] of shapes) {
+      if (!inputs.has(`w/${name}`)) continue;
       const w = weights.get(name);
       if (!w) throw new Error(`teacher parameter ${name} is missing`);
       feeds[`w/${name}`] = new ort.Tensor('float32', w, shape);
     }
-    const out = await this.session.run(feeds, ['q', 'k', 'attention']);
+    const out = await this.session.run(feeds, ['q', 'k', 'attention', ...(this.withHead ? ['logits'] : [])]);
     const d = this.config.dim;
     const n = (this.size / this.config.patchSize) ** 2;
     const dropCls = (t: ort.Tensor | undefined) => {
@@ -108,7 +138,15 @@ export class TeacherAttention {
       return patchRows(t.data as Float32Array, count, n, d);
     };
     if (!out.attention) throw new Error('the attention graph gave no attention');
-    return { q: dropCls(out.q), k: dropCls(out.k), attention: (out.attention.data as Float32Array).slice(), n, d };
+    const logits = out.logits ? (out.logits.data as Float32Array).slice() : undefined;
+    return {
+      q: dropCls(out.q),
+      k: dropCls(out.k),
+      attention: (out.attention.data as Float32Array).slice(),
+      n,
+      d,
+      ...(logits ? { logits } : {}),
+    };
   }
 
   async release(): Promise<void> {
@@ -128,10 +166,7 @@ export async function doraBatch(
   o: DoraOptions,
   norm: { mean: readonly number[]; std: readonly number[]; patch: number; heads: number },
   rng: Rng,
-  attend: (
-    views: Float32Array,
-    count: number,
-  ) => Promise<{ q: Float32Array; k: Float32Array; attention: Float32Array; n: number; d: number }>,
+  attend: (views: Float32Array, count: number) => Promise<TeacherPass>,
 ): Promise<DoraBatch> {
   const F = o.framesPerClip;
   const B = clips * F;
@@ -228,5 +263,12 @@ export async function doraBatch(
       }
     }
   }
-  return { teacherViews, masked, ...(locals ? { locals } : {}), masks, maskCover: covered / (B * k * n) };
+  return {
+    teacherViews,
+    ...(att.logits ? { teacherLogits: att.logits } : {}),
+    masked,
+    ...(locals ? { locals } : {}),
+    masks,
+    maskCover: covered / (B * k * n),
+  };
 }

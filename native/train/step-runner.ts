@@ -26,8 +26,8 @@ export interface StepScalars {
 
 export interface StepBatch {
   globals: Float32Array;
-  /** Dora steps: the unmasked view of each frame, for the teacher. */
-  teacherViews?: Float32Array;
+  /** Dora steps: the teacher's logits [B, out] on the unmasked view of each frame. */
+  teacherLogits?: Float32Array;
   locals?: Float32Array;
   dpGlobal?: Float32Array;
   dpLocal?: Float32Array;
@@ -110,12 +110,9 @@ export class StepRunner {
       max_norm: scalar(s.max_norm),
     };
     if (this.shapes.locals && batch.locals) feeds.locals = tensor(batch.locals, this.shapes.locals);
-    if (batch.teacherViews) {
-      const [, ...rest] = this.shapes.globals;
-      feeds.teacher_views = tensor(batch.teacherViews, [
-        batch.teacherViews.length / (rest as number[]).reduce((x, y) => x * y, 1),
-        ...(rest as number[]),
-      ]);
+    if (batch.teacherLogits) {
+      const out = state.center.length;
+      feeds.teacher_logits = tensor(batch.teacherLogits, [batch.teacherLogits.length / out, out]);
     }
     if (this.shapes.dpGlobal)
       feeds.dp_global = tensor(

@@ -140,7 +140,8 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
     };
     const runtime = a.device ? { ...ctx.runtime, provider: a.device } : ctx.runtime;
     const runner = await StepRunner.create(graph, shapes, runtime);
-    const attention = dora ? await TeacherAttention.create(vit, a.globalSize, runtime) : null;
+    // Dora: the teacher's one pass per step gives the attention for the masks and the logits for the loss.
+    const attention = dora ? await TeacherAttention.create(vit, a.globalSize, runtime, head) : null;
     const PREVIEW_SIZE = 224 - (224 % vit.patchSize);
     const previewAttention = a.previewEvery > 0 ? await TeacherAttention.create(vit, PREVIEW_SIZE, runtime) : null;
     const previewFrames = [frames[0], frames[Math.floor(frames.length / 2)]].map((f) => {
@@ -221,7 +222,7 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
         const t0 = performance.now();
         let globals: Float32Array;
         let locals: Float32Array | undefined;
-        let teacherViews: Float32Array | undefined;
+        let teacherLogits: Float32Array | undefined;
         let maskCover: number | undefined;
         if (dora && attention) {
           const batch = await doraBatch(
@@ -232,11 +233,11 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
             dora,
             { mean, std, patch: vit.patchSize, heads: vit.heads },
             rng,
-            (views, count) => attention.run(views, count, state.teacher, backboneShapes),
+            (views, count) => attention.run(views, count, state.teacher, graph.params),
           );
           globals = batch.masked;
           locals = batch.locals;
-          teacherViews = batch.teacherViews;
+          teacherLogits = batch.teacherLogits;
           maskCover = batch.maskCover;
         } else {
           globals = new Float32Array(2 * a.batch * gPlane);
@@ -295,7 +296,7 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
           state,
           {
             globals,
-            ...(teacherViews ? { teacherViews } : {}),
+            ...(teacherLogits ? { teacherLogits } : {}),
             ...(locals ? { locals } : {}),
             ...(shapes.dpGlobal ? { dpGlobal: dropMask(G * a.batch) } : {}),
             ...(shapes.dpLocal ? { dpLocal: dropMask(L * a.batch) } : {}),

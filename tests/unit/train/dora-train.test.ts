@@ -1,8 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import type { CommandArgs } from '../../../native/api/contract.js';
+import { GraphBuilder } from '../../../native/graph/builder.js';
+import { toOnnx } from '../../../native/graph/onnx.js';
+import { buildDinoHead } from '../../../native/models/dino-head.js';
+import { buildViT } from '../../../native/models/vit.js';
+import { ModelSession, ort } from '../../../native/runtime/session.js';
 import { gaussianBlur } from '../../../native/train/augment.js';
-import { clipFrames, doraBatch, sampleClipStart } from '../../../native/train/dora-clips.js';
+import { dinoParamShapes } from '../../../native/train/dino-step.js';
+import { clipFrames, doraBatch, sampleClipStart, TeacherAttention } from '../../../native/train/dora-clips.js';
 import { Rng } from '../../../native/train/rng.js';
+import { initParams, vitForInit } from '../../../native/train/train-dino.js';
 import { engineWithFrames, TINY_TRAIN } from '../../helpers/train.js';
 
 const TINY_DORA = {
@@ -35,6 +42,49 @@ describe('Dora clips', () => {
     for (let i = 0; i < dot.length; i += 3) sum += dot[i] as number;
     expect(sum).toBeCloseTo(1, 5);
     expect(dot[(4 * 9 + 4) * 3]).toBeLessThan(0.2);
+  });
+
+  it('takes the teacher logits of the Dora loss from the attention pass, equal to a separate teacher forward', async () => {
+    const vit = vitForInit({ kind: 'scratch', preset: 'tiny' }, null);
+    const head = { inDim: vit.dim, hiddenDim: 32, bottleneckDim: 16, outDim: 64, layers: 3 };
+    const shapes = dinoParamShapes({ vit, head });
+    const rng = new Rng(5);
+    const weights = initParams(shapes, rng);
+    // Larger than DINO's init so the outputs are far from uniform.
+    for (const w of weights.values())
+      for (let i = 0; i < w.length; i++) w[i] = (w[i] as number) * 10 + 0.01 * rng.normal();
+    const S = 32;
+    const B = 3;
+    const views = Float32Array.from({ length: B * 3 * S * S }, () => rng.normal());
+    const pass = await TeacherAttention.create(vit, S, undefined, head);
+    const got = await pass.run(views, B, weights, shapes);
+    await pass.release();
+    // The teacher forward the step graph used to run: ViT (MatMul patchify) and head, weights as initializers.
+    const g = new GraphBuilder('teacher');
+    const param = (name: string) =>
+      g.initializer(name, weights.get(name) as Float32Array, shapes.get(name) as number[]);
+    const cache = new Map<string, ReturnType<typeof param>>();
+    const once = (name: string) => {
+      if (!cache.has(name)) cache.set(name, param(name));
+      return cache.get(name) as ReturnType<typeof param>;
+    };
+    const x = g.input('x', 'float32', [B, 3, S, S]);
+    const cls = buildViT(g, vit, once, x, { cls: true }, 'matmul').cls;
+    if (!cls) throw new Error('no cls');
+    g.output(buildDinoHead(g, head, once, cls), 'logits');
+    const session = await ModelSession.create(toOnnx(g.build()));
+    const out = await session.run({ x: new ort.Tensor('float32', views, [B, 3, S, S]) }, ['logits']);
+    await session.release();
+    const want = out.logits?.data as Float32Array;
+    expect(got.logits).toHaveLength(B * head.outDim);
+    let worst = 0;
+    let spread = 0;
+    want.forEach((v, i) => {
+      worst = Math.max(worst, Math.abs(v - (got.logits?.[i] as number)));
+      spread = Math.max(spread, Math.abs(v - (want[0] as number)));
+    });
+    expect(spread).toBeGreaterThan(1e-3);
+    expect(worst).toBeLessThan(1e-5);
   });
 
   it('masks each frame view by each tracked object and fills the rest with black', async () => {
