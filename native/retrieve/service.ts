@@ -6,6 +6,7 @@ import { FlaneurError } from '../api/errors.js';
 import { type ExactKnn, f16RowsToF32, l2normalizeRows, makeBank } from '../features/knn.js';
 import { frameVectors, resolveSource } from '../fungi/vectors.js';
 import type { Project } from '../store/project.js';
+import { patchBank } from './patch-bank.js';
 
 function requireRun(project: Project, runId: number) {
   const run = project.features.run(runId);
@@ -49,36 +50,34 @@ export async function similarPatches(
   const n = run.grid * run.grid;
   if (o.patch < 0 || o.patch >= n)
     throw new FlaneurError('INVALID_ARGUMENT', `patch must be in 0..${n - 1}`, { field: 'patch' });
-  const frames: { mediaId: number; frameIdx: number }[] = [];
-  const parts: Float32Array[] = [];
-  for (const f of project.features.iteratePatches(run.id)) {
-    frames.push({ mediaId: f.mediaId, frameIdx: f.frameIdx });
-    parts.push(l2normalizeRows(f16RowsToF32(f.patches), run.dim));
-  }
-  const fi = frames.findIndex((f) => f.mediaId === o.mediaId && f.frameIdx === o.frameIdx);
-  if (fi < 0)
+  const patchesOf = (mediaId: number, frameIdx: number) => {
+    const f = project.features.get(run.id, mediaId, frameIdx);
+    return f ? l2normalizeRows(f16RowsToF32(f.patches), run.dim) : null;
+  };
+  const own = patchesOf(o.mediaId, o.frameIdx);
+  if (!own)
     throw new FlaneurError('NOT_FOUND', 'That frame has no features in this run; extract features first.', {
       field: 'frameIdx',
     });
-  const all = new Float32Array(parts.length * n * run.dim);
-  parts.forEach((p, i) => {
-    all.set(p, i * n * run.dim);
-  });
-  const query = all.slice((fi * n + o.patch) * run.dim, (fi * n + o.patch + 1) * run.dim);
+  const query = own.slice(o.patch * run.dim, (o.patch + 1) * run.dim);
+  const { bank, frames } = patchBank(project, run);
   // One result per frame: search deeper, keep each frame's best patch.
-  const { indices, sims } = await knn.search(query, makeBank(all, run.dim), Math.min(all.length / run.dim, o.k * 20));
+  const { indices, sims } = await knn.search(query, bank, Math.min(bank.size, o.k * 20));
   const seen = new Set<number>();
   const results = [];
   for (let j = 0; j < indices.length && results.length < o.k; j++) {
     const g = indices[j] as number;
     const frame = Math.floor(g / n);
-    if (g < 0 || frame === fi || seen.has(frame)) continue;
+    const f = frames[frame];
+    if (g < 0 || !f || (f.mediaId === o.mediaId && f.frameIdx === o.frameIdx) || seen.has(frame)) continue;
     seen.add(frame);
-    const f = frames[frame] as (typeof frames)[number];
+    // The heat map: the query against every patch of the result frame, from its stored tokens.
+    const patches = patchesOf(f.mediaId, f.frameIdx);
+    if (!patches) continue;
     const heat = new Array<number>(n);
     for (let p = 0; p < n; p++) {
       let s = 0;
-      for (let d = 0; d < run.dim; d++) s += (query[d] as number) * (all[(frame * n + p) * run.dim + d] as number);
+      for (let d = 0; d < run.dim; d++) s += (query[d] as number) * (patches[p * run.dim + d] as number);
       heat[p] = s;
     }
     results.push({ mediaId: f.mediaId, frameIdx: f.frameIdx, patch: g % n, sim: sims[j] as number, heat });
@@ -93,14 +92,9 @@ export async function duplicatePairs(
   o: { runId: number; threshold: number; limit: number },
 ) {
   const run = requireRun(project, o.runId);
-  const all = project.features.allCls(run.id);
-  const vectors = new Float32Array(all.length * run.dim);
-  all.forEach((r, i) => {
-    vectors.set(r.cls, i * run.dim);
-  });
-  l2normalizeRows(vectors, run.dim);
+  const { keys: all, vectors, dim } = await frameVectors(project, { kind: 'embedding', runId: run.id });
   const k = Math.min(6, all.length);
-  const { indices, sims } = await knn.search(vectors, makeBank(vectors, run.dim), k);
+  const { indices, sims } = await knn.search(vectors, makeBank(vectors, dim), k);
   const pairs: { a: { mediaId: number; frameIdx: number }; b: { mediaId: number; frameIdx: number }; sim: number }[] =
     [];
   for (let i = 0; i < all.length; i++) {

@@ -133,6 +133,21 @@ export class FeaturesRepository {
     return rows.map((r) => ({ mediaId: r.media_id, frameIdx: r.frame_idx, cls: f32(r.cls) }));
   }
 
+  /**
+   * The number of frames of a run and then each frame's patch tokens, read from one snapshot (a features job may be
+   * writing meanwhile), so the count matches what is visited.
+   */
+  visitPatches(
+    runId: number,
+    begin: (frames: number) => void,
+    each: (row: { mediaId: number; frameIdx: number; patches: Uint16Array }) => void,
+  ): void {
+    this.db.transaction(() => {
+      begin(this.count(runId));
+      for (const r of this.iteratePatches(runId)) each(r);
+    })();
+  }
+
   /** Patch tokens of every frame of a run, streamed (they can be large). */
   *iteratePatches(runId: number): Generator<{ mediaId: number; frameIdx: number; patches: Uint16Array }> {
     const it = this.db
