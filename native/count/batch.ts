@@ -54,7 +54,7 @@ export const countBatchJob: JobHandler<CountBatchArgs, { frames: number }> = {
       });
       const done = ctx.finishedKeys();
       let n = frames.filter((f) => done.has(`${f.id}:${f.i}`)).length;
-      ctx.phase('counting', { total: frames.length, unit: 'frames', done: n });
+      ctx.phase(`counting on ${extractors[0]?.provider ?? 'cpu'}`, { total: frames.length, unit: 'frames', done: n });
       let batch: ItemResult[] = [];
       for (const f of frames) {
         const key = `${f.id}:${f.i}`;

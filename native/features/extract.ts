@@ -149,6 +149,8 @@ export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = 
     const tokens = run.grid * run.grid + 1 + model.config.registers;
     const batch = ctx.args.batch || autoBatch(model.config.dim, tokens, model.config.depth);
     const extractor = await FeatureExtractor.create(model, ctx.args.size, ctx.runtime);
+    // Which provider does the work (after any fallback), where the progress is shown.
+    ctx.phase(`extracting on ${extractor.provider}`, { total, unit: 'frames', done });
     const store = new FrameStore(project.cacheDir);
     try {
       for (const { m, done: have } of todo) {

@@ -95,7 +95,7 @@ export const fungiJob: JobHandler<Args, { mediaId: number }> = {
       const todo = media.map((m) => ({ m, done: project.fungi.doneFrames(run.id, m.id) }));
       const total = todo.reduce((acc, t) => acc + t.m.frameCount, 0);
       let done = todo.reduce((acc, t) => acc + t.done.size, 0);
-      ctx.phase('gradients', { total, unit: 'frames', done });
+      ctx.phase(`gradients on ${extractor.provider}`, { total, unit: 'frames', done });
       const batch = 8;
       for (const { m, done: have } of todo) {
         const frames = [...Array(m.frameCount).keys()].filter((i) => !have.has(i));

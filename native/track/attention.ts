@@ -28,6 +28,10 @@ export class AttentionExtractor {
     private readonly session: ModelSession,
   ) {}
 
+  get provider(): string {
+    return this.session.info.provider;
+  }
+
   static async create(model: ImportedViT, size: number, runtime?: RuntimeSettings): Promise<AttentionExtractor> {
     const onnx = buildViTOnnx(model, { height: size, width: size, outputs: { lastQK: true, attention: true } });
     return new AttentionExtractor(model, size, await ModelSession.create(onnx, runtime));

@@ -78,7 +78,7 @@ export const trackJob: JobHandler<TrackArgs, { runId: number }> = {
         ctx.commit([], { runId });
       }
       const start = project.tracks.lastFrame(runId) + 1;
-      ctx.phase('tracking', { total: media.frameCount, unit: 'frames', done: start });
+      ctx.phase(`tracking on ${ex.provider}`, { total: media.frameCount, unit: 'frames', done: start });
       for (let i = start; i < media.frameCount; i++) {
         ctx.throwIfAborted();
         const f = await ex.run(frame(i));
