@@ -6,7 +6,7 @@ import { FlaneurError } from '../api/errors.js';
 import { FeatureExtractor, loadRegisteredModel } from '../features/extract.js';
 import type { ExactKnn } from '../features/knn.js';
 import { FrameStore } from '../media/frame-store.js';
-import type { RuntimeSettings } from '../runtime/session.js';
+import { DEFAULT_RUNTIME, type RuntimeSettings } from '../runtime/session.js';
 import type { Project } from '../store/project.js';
 import { countAutomatically } from './auto.js';
 import { type Box, countWithExemplars, findPeaks, type SimilarityMap } from './count.js';
@@ -19,7 +19,7 @@ export class CountService {
   private madeWith = '';
 
   /** `runtime`: the engine's provider and thread settings, read at each count. */
-  constructor(private readonly runtime: () => RuntimeSettings = () => ({ provider: 'auto', threads: null })) {}
+  constructor(private readonly runtime: () => RuntimeSettings = () => DEFAULT_RUNTIME) {}
 
   private async extractor(project: Project, modelId: number, size: number): Promise<FeatureExtractor> {
     const settings = this.runtime();
