@@ -3,44 +3,23 @@
  * last similarity maps kept so a threshold slider re-counts without recomputing features.
  */
 import { FlaneurError } from '../api/errors.js';
-import { FeatureExtractor, loadRegisteredModel } from '../features/extract.js';
+import type { FeatureExtractor } from '../features/extract.js';
+import type { ExtractorCache } from '../features/extractor-cache.js';
 import type { ExactKnn } from '../features/knn.js';
 import { FrameStore } from '../media/frame-store.js';
-import { DEFAULT_RUNTIME, type RuntimeSettings } from '../runtime/session.js';
 import type { Project } from '../store/project.js';
 import { countAutomatically } from './auto.js';
 import { type Box, countWithExemplars, findPeaks, type SimilarityMap } from './count.js';
 
 export class CountService {
-  private extractors = new Map<string, FeatureExtractor>();
   private maps = new Map<string, { map: SimilarityMap; radius: number }>();
   private nextToken = 1;
-  /** The runtime settings the kept extractors were made with. */
-  private madeWith = '';
 
-  /** `runtime`: the engine's provider and thread settings, read at each count. */
-  constructor(private readonly runtime: () => RuntimeSettings = () => DEFAULT_RUNTIME) {}
+  /** `extractors`: the engine's warm feature extractors (made with its Device settings). */
+  constructor(private readonly extractors: ExtractorCache) {}
 
-  private async extractor(project: Project, modelId: number, size: number): Promise<FeatureExtractor> {
-    const settings = this.runtime();
-    const madeWith = JSON.stringify(settings);
-    if (madeWith !== this.madeWith) {
-      // The Device settings changed: the kept sessions run on the old provider or thread count.
-      await this.releaseExtractors();
-      this.madeWith = madeWith;
-    }
-    const key = `${project.meta.id}:${modelId}:${size}`;
-    let ex = this.extractors.get(key);
-    if (!ex) {
-      const { model } = loadRegisteredModel(project, modelId);
-      if (size % model.config.patchSize)
-        throw new FlaneurError('INVALID_ARGUMENT', `scale ${size} is not a multiple of the patch size`, {
-          field: 'scales',
-        });
-      ex = await FeatureExtractor.create(model, size, settings);
-      this.extractors.set(key, ex);
-    }
-    return ex;
+  private extractor(project: Project, modelId: number, size: number): Promise<FeatureExtractor> {
+    return this.extractors.get(project, modelId, size);
   }
 
   private frame(project: Project, mediaId: number, frameIdx: number) {
@@ -116,13 +95,7 @@ export class CountService {
     return { count: points.length, points, threshold };
   }
 
-  private async releaseExtractors(): Promise<void> {
-    for (const e of this.extractors.values()) await e.release();
-    this.extractors.clear();
-  }
-
-  async release(): Promise<void> {
-    await this.releaseExtractors();
+  release(): void {
     this.maps.clear();
   }
 }

@@ -9,6 +9,7 @@ import { FlaneurError } from '../api/errors.js';
 import { countBatchJob } from '../count/batch.js';
 import { CountService } from '../count/service.js';
 import { extractFeaturesJob } from '../features/extract.js';
+import { ExtractorCache } from '../features/extractor-cache.js';
 import { ExactKnn } from '../features/knn.js';
 import { fungiJob } from '../fungi/job.js';
 import { hashFolderJob } from '../ingest/hash-folder.js';
@@ -79,6 +80,8 @@ export class Engine {
   readonly models: ModelService;
   /** Exact nearest-neighbour search, with its ONNX sessions kept warm. */
   readonly knn = new ExactKnn();
+  /** Feature extractors kept warm for commands (counting, segmenting a frame), made with the Device settings. */
+  readonly extractors: ExtractorCache;
   readonly counting: CountService;
   private current: { project: Project; runner: JobRunner; lock: ProjectLock | null } | null = null;
   private readonly listeners = new Set<EngineListener>();
@@ -86,7 +89,8 @@ export class Engine {
   constructor(private readonly options: EngineOptions) {
     this.home = new AppHome(options.home);
     this.models = new ModelService(this.home, (runtime) => this.emit({ type: 'runtime.changed', runtime }));
-    this.counting = new CountService(() => this.models.runtimeSettings());
+    this.extractors = new ExtractorCache(() => this.models.runtimeSettings());
+    this.counting = new CountService(this.extractors);
   }
 
   on(listener: EngineListener): () => void {
@@ -215,7 +219,8 @@ export class Engine {
     if (!cur) return;
     this.current = null;
     await this.models.dropSessions();
-    await this.counting.release();
+    this.counting.release();
+    await this.extractors.release();
     await cur.runner.close();
     cur.project.close();
     cur.lock?.release();

@@ -121,7 +121,7 @@ export function createHandlers(engine: Engine): Handlers {
     'segment.createBank': async (a) => {
       const row = await createBank(open().project, {
         ...a,
-        runtime: engine.models.runtimeSettings(),
+        extractors: engine.extractors,
         examples: a.examples.map((e) => ({
           mediaId: e.mediaId,
           frameIdx: e.frameIdx,
@@ -134,7 +134,7 @@ export function createHandlers(engine: Engine): Handlers {
     'segment.clusterBank': async (a) => {
       const row = await createClusterBank(open().project, engine.knn, {
         ...a,
-        runtime: engine.models.runtimeSettings(),
+        extractors: engine.extractors,
       });
       return { id: row.id, name: row.name, runId: row.runId, classes: row.classes, patches: row.patches };
     },
@@ -160,7 +160,7 @@ export function createHandlers(engine: Engine): Handlers {
     'segment.apply': ({ truthMask, ...a }) =>
       segmentFrame(open().project, engine.knn, {
         ...a,
-        runtime: engine.models.runtimeSettings(),
+        extractors: engine.extractors,
         ...(truthMask ? { truthMask: { path: path.resolve(truthMask), encoding: { kind: 'gray' } } } : {}),
       }).then(({ mask: _mask, ...r }) => r),
     'features.fungi': (a) => jobInfo(open().runner.enqueue('features.fungi', a)),

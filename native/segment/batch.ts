@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { FlaneurError } from '../api/errors.js';
+import { ExtractorCache } from '../features/extractor-cache.js';
 import { ExactKnn } from '../features/knn.js';
 import type { JobHandler } from '../jobs/types.js';
 import { encodePng } from '../media/png.js';
@@ -43,6 +44,8 @@ export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> =
     ctx.phase('segmenting', { total: todo.length, unit: 'frames' });
     const coco = new CocoWriter(bank.classes);
     const knn = new ExactKnn();
+    // Frames without stored features are extracted on the way, with one warm session for the whole job.
+    const extractors = new ExtractorCache(() => ctx.runtime);
     let done = 0;
     try {
       for (const { m, i } of todo) {
@@ -55,7 +58,7 @@ export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> =
           mask = await readMask(file, w, h, { kind: 'gray' }, 256);
         } else {
           const r = await segmentFrame(project, knn, {
-            runtime: ctx.runtime,
+            extractors,
             bankId: a.bankId,
             mediaId: m.id,
             frameIdx: i,
@@ -73,6 +76,7 @@ export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> =
       }
     } finally {
       await knn.release();
+      await extractors.release();
     }
     const cocoFile = path.join(out, 'coco.json');
     fs.writeFileSync(cocoFile, JSON.stringify(coco.toJSON()));

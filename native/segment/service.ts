@@ -5,12 +5,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { FlaneurError } from '../api/errors.js';
-import { FeatureExtractor, loadRegisteredModel, toF16 } from '../features/extract.js';
+import { toF16 } from '../features/extract.js';
+import type { ExtractorCache } from '../features/extractor-cache.js';
 import { assignNearest, sphericalKMeans } from '../features/kmeans.js';
 import { type ExactKnn, f16RowsToF32, l2normalizeRows } from '../features/knn.js';
 import { FrameStore } from '../media/frame-store.js';
 import { encodePng } from '../media/png.js';
-import type { RuntimeSettings } from '../runtime/session.js';
 import type { BankRow } from '../store/features-repo.js';
 import type { Project } from '../store/project.js';
 import { Rng } from '../train/rng.js';
@@ -45,24 +45,19 @@ export async function framePatches(
   runId: number,
   mediaId: number,
   frameIdx: number,
-  runtime?: RuntimeSettings,
+  extractors: ExtractorCache,
 ): Promise<Float32Array> {
   const run = project.features.run(runId);
   if (!run) throw new FlaneurError('NOT_FOUND', `No feature run ${runId}.`, { field: 'runId' });
   let feat = project.features.get(runId, mediaId, frameIdx);
   if (!feat) {
     const { width, height } = frameOf(project, mediaId, frameIdx);
-    const { model } = loadRegisteredModel(project, run.modelId);
-    const ex = await FeatureExtractor.create(model, run.inputSize, runtime);
-    try {
-      const data = new FrameStore(project.cacheDir).read(mediaId, frameIdx, width * height * 3);
-      const [f] = await ex.run([{ width, height, data }]);
-      if (!f) throw new Error('no features');
-      project.features.putMany(runId, [{ mediaId, frameIdx, cls: f.cls, patches: toF16(f.patches) }]);
-      feat = { cls: f.cls, patches: toF16(f.patches) };
-    } finally {
-      await ex.release();
-    }
+    const ex = await extractors.get(project, run.modelId, run.inputSize);
+    const data = new FrameStore(project.cacheDir).read(mediaId, frameIdx, width * height * 3);
+    const [f] = await ex.run([{ width, height, data }]);
+    if (!f) throw new Error('no features');
+    project.features.putMany(runId, [{ mediaId, frameIdx, cls: f.cls, patches: toF16(f.patches) }]);
+    feat = { cls: f.cls, patches: toF16(f.patches) };
   }
   return l2normalizeRows(f16RowsToF32(feat.patches), run.dim);
 }
@@ -100,7 +95,7 @@ export async function createBank(
     memorySize?: number;
     /** Views per example: the frame itself, then random resized crops with flips. */
     epochs?: number;
-    runtime?: RuntimeSettings;
+    extractors: ExtractorCache;
     seed?: number;
   },
 ): Promise<BankRow> {
@@ -113,49 +108,42 @@ export async function createBank(
   const epochs = o.epochs ?? 1;
   const items: { mediaId: number; frameIdx: number; vectors: Float32Array; labels: Float32Array }[] = [];
   const store = new FrameStore(project.cacheDir);
-  const extractor =
-    epochs > 1
-      ? await FeatureExtractor.create(loadRegisteredModel(project, run.modelId).model, run.inputSize, o.runtime)
-      : null;
-  try {
-    for (const ex of o.examples) {
-      const { width, height } = frameOf(project, ex.mediaId, ex.frameIdx);
-      const mask = await readMask(ex.mask, width, height, ex.encoding, C);
-      const vectors = await framePatches(project, run.id, ex.mediaId, ex.frameIdx, o.runtime);
+  const extractor = epochs > 1 ? await o.extractors.get(project, run.modelId, run.inputSize) : null;
+  for (const ex of o.examples) {
+    const { width, height } = frameOf(project, ex.mediaId, ex.frameIdx);
+    const mask = await readMask(ex.mask, width, height, ex.encoding, C);
+    const vectors = await framePatches(project, run.id, ex.mediaId, ex.frameIdx, o.extractors);
+    items.push({
+      mediaId: ex.mediaId,
+      frameIdx: ex.frameIdx,
+      vectors,
+      labels: patchLabels(mask, width, height, run.grid, C),
+    });
+    if (!extractor) continue;
+    const rgb = store.read(ex.mediaId, ex.frameIdx, width * height * 3);
+    for (let e = 1; e < epochs; e++) {
+      // Random resized crop (area 0.5-1, aspect 3/4-4/3), mirrored half of the time.
+      const area = width * height * rng.uniform(0.5, 1);
+      const ratio = Math.exp(rng.uniform(Math.log(3 / 4), Math.log(4 / 3)));
+      const w = Math.min(width, Math.max(8, Math.round(Math.sqrt(area * ratio))));
+      const h = Math.min(height, Math.max(8, Math.round(Math.sqrt(area / ratio))));
+      const view = cropPair(
+        rgb,
+        mask,
+        width,
+        [rng.int(width - w + 1), rng.int(height - h + 1), w, h],
+        rng.next() < 0.5,
+      );
+      const [f] = await extractor.run([{ width: view.width, height: view.height, data: view.rgb }]);
+      if (!f) continue;
+      // Augmented views are stored under a negative frame number, so they never collide with frames.
       items.push({
         mediaId: ex.mediaId,
-        frameIdx: ex.frameIdx,
-        vectors,
-        labels: patchLabels(mask, width, height, run.grid, C),
+        frameIdx: -(ex.frameIdx * 1000 + e),
+        vectors: l2normalizeRows(f.patches, run.dim),
+        labels: patchLabels(view.labels, view.width, view.height, run.grid, C),
       });
-      if (!extractor) continue;
-      const rgb = store.read(ex.mediaId, ex.frameIdx, width * height * 3);
-      for (let e = 1; e < epochs; e++) {
-        // Random resized crop (area 0.5-1, aspect 3/4-4/3), mirrored half of the time.
-        const area = width * height * rng.uniform(0.5, 1);
-        const ratio = Math.exp(rng.uniform(Math.log(3 / 4), Math.log(4 / 3)));
-        const w = Math.min(width, Math.max(8, Math.round(Math.sqrt(area * ratio))));
-        const h = Math.min(height, Math.max(8, Math.round(Math.sqrt(area / ratio))));
-        const view = cropPair(
-          rgb,
-          mask,
-          width,
-          [rng.int(width - w + 1), rng.int(height - h + 1), w, h],
-          rng.next() < 0.5,
-        );
-        const [f] = await extractor.run([{ width: view.width, height: view.height, data: view.rgb }]);
-        if (!f) continue;
-        // Augmented views are stored under a negative frame number, so they never collide with frames.
-        items.push({
-          mediaId: ex.mediaId,
-          frameIdx: -(ex.frameIdx * 1000 + e),
-          vectors: l2normalizeRows(f.patches, run.dim),
-          labels: patchLabels(view.labels, view.width, view.height, run.grid, C),
-        });
-      }
     }
-  } finally {
-    await extractor?.release();
   }
   const perImage = o.perImage ?? (o.memorySize ? Math.max(1, Math.floor(o.memorySize / items.length)) : undefined);
   const bank = project.features.createBank({
@@ -237,14 +225,14 @@ export async function segmentFrame(
     k?: number;
     temperature?: number;
     truthMask?: { path: string; encoding: MaskEncoding };
-    runtime?: RuntimeSettings;
+    extractors: ExtractorCache;
   },
 ): Promise<SegmentResult> {
   const { row, bank } = loadBank(project, o.bankId);
   const run = project.features.run(row.runId);
   if (!run) throw new FlaneurError('NOT_FOUND', 'The bank has no feature run.');
   const { width, height } = frameOf(project, o.mediaId, o.frameIdx);
-  const queries = await framePatches(project, run.id, o.mediaId, o.frameIdx, o.runtime);
+  const queries = await framePatches(project, run.id, o.mediaId, o.frameIdx, o.extractors);
   const { mask } = await segmentPatches(knn, bank, queries, run.grid, width, height, {
     k: o.k ?? HUMMINGBIRD_DEFAULTS.k,
     temperature: o.temperature ?? HUMMINGBIRD_DEFAULTS.temperature,
@@ -308,7 +296,7 @@ export async function createClusterBank(
     clusters: number;
     frames: { mediaId: number; frameIdx: number }[];
     seed?: number;
-    runtime?: RuntimeSettings;
+    extractors: ExtractorCache;
   },
 ): Promise<BankRow> {
   const run = project.features.run(o.runId);
@@ -318,7 +306,7 @@ export async function createClusterBank(
   const n = run.grid * run.grid;
   const all = new Float32Array(o.frames.length * n * run.dim);
   for (const [i, f] of o.frames.entries())
-    all.set(await framePatches(project, run.id, f.mediaId, f.frameIdx, o.runtime), i * n * run.dim);
+    all.set(await framePatches(project, run.id, f.mediaId, f.frameIdx, o.extractors), i * n * run.dim);
   const K = o.clusters;
   const centroids = await sphericalKMeans(knn, all, run.dim, {
     k: K,
