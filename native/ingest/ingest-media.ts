@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { FrameSize, Sampling } from '../api/contract.js';
-import { FlaneurError, isDiskFull } from '../api/errors.js';
+import { diskFullError, FlaneurError, isDiskFull } from '../api/errors.js';
 import type { ItemResult, JobContext, JobHandler } from '../jobs/types.js';
 import { type DecodeStats, decodeStill, decodeVideo } from '../media/decode.js';
 import { orientationFilters, readOrientation, swapsAxes } from '../media/exif.js';
@@ -285,6 +285,27 @@ async function ingestOne(
       result: { mediaId: row.id, kind: 'video', frames: total },
       ...(warning ? { error: warning } : {}),
     };
+  } catch (err) {
+    if (!isDiskFull(err) && !ctx.signal.aborted) {
+      // This file could not be read after all: recorded, and the rest of the batch goes on.
+      const problem = problemOf(err);
+      media.fail(row.id, problem);
+      return { key: f.abs, status: 'failed', result: { mediaId: row.id }, error: problem };
+    }
+    // Stopped part-way (disk full, cancelled, engine stopping): the item says why and waits for the job's resume,
+    // its committed frames kept.
+    const frames = media.get(row.id)?.frameCount ?? 0;
+    try {
+      media.pause(
+        row.id,
+        isDiskFull(err)
+          ? diskFullError(err).toJSON()
+          : { code: 'STOPPED', message: `stopped after ${frames} frame(s); resume the import job to go on from there` },
+      );
+    } catch {
+      // The database may be full as well: the job's own error says so.
+    }
+    throw err;
   } finally {
     writer.close();
   }

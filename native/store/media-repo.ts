@@ -147,6 +147,13 @@ export class MediaRepository {
       .run(JSON.stringify(problem), kind ?? null, now(), id);
   }
 
+  /** Stopped part-way (cancelled, engine stopping, disk full): waiting for its job to resume, with the reason. */
+  pause(id: number, reason: ErrorInfo): void {
+    this.db
+      .prepare(`UPDATE media SET status = 'pending', problem = ?, updated_at = ? WHERE id = ?`)
+      .run(JSON.stringify(reason), now(), id);
+  }
+
   finish(id: number, warning: ErrorInfo | null): void {
     this.db
       .prepare(`UPDATE media SET status = 'done', problem = ?, updated_at = ? WHERE id = ?`)

@@ -131,6 +131,9 @@ describe('ingest', () => {
     expect(project.jobs.get(job.id)?.state).toBe('cancelled');
     expect(partial).toBeGreaterThanOrEqual(40);
     expect(partial).toBeLessThan(reference.length);
+    // The item says it stopped and waits for the resume.
+    expect(project.media.byPath(long)?.status).toBe('pending');
+    expect(project.media.byPath(long)?.problem?.code).toBe('STOPPED');
 
     runner.resume(job.id);
     await runner.idle();
@@ -169,8 +172,9 @@ describe('ingest', () => {
     expect(failed?.error?.code).toBe('DISK_FULL');
     expect(failed?.error?.message).toMatch(/^The disk is full\. Free some space, then resume/);
     const row = project.media.byPath(video);
-    // Not taken for a damaged video: not done, no warning, the committed frames kept.
-    expect(row?.status).toBe('ingesting');
+    // Not taken for a damaged video: waiting for the resume with the reason, the committed frames kept.
+    expect(row?.status).toBe('pending');
+    expect(row?.problem?.code).toBe('DISK_FULL');
     expect(row?.frameCount).toBeGreaterThan(0);
     expect(row?.frameCount).toBeLessThanOrEqual(30);
 

@@ -52,6 +52,7 @@ function MediaCard({ m }: { m: MediaInfo }) {
               ? `${m.width}×${m.height}`
               : m.status}
           {m.status === 'ingesting' && ' · ingesting…'}
+          {m.status === 'pending' && m.problem && ' · stopped, resumes with its import job'}
         </div>
         {m.problem && (
           <div className="warn-text" title={m.problem.message}>
