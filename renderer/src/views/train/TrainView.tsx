@@ -303,7 +303,8 @@ export function TrainView() {
           <p data-testid="train-status">
             Step {current.progress.done}
             {current.progress.total !== null && ` / ${current.progress.total}`}
-            {current.state === 'running' && ` · ETA ${formatDuration(current.progress.etaS)}`}
+            {current.state === 'running' &&
+              ` · ${current.progress.phase} · ETA ${formatDuration(current.progress.etaS)}`}
             {last &&
               ` · loss ${last.loss.toFixed(4)} · teacher entropy ${last.teacherEntropy.toFixed(3)} · ${last.imgsPerS.toFixed(1)} views/s`}
           </p>
