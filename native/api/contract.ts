@@ -748,6 +748,9 @@ export const commands = {
     result: z.object({
       runId: z.int(),
       grid: z.int(),
+      /** Frames whose patches were searched: all of the run's, or every s-th where they exceed the memory budget. */
+      framesSearched: z.int(),
+      framesTotal: z.int(),
       results: z.array(
         z.object({ mediaId: z.int(), frameIdx: z.int(), patch: z.int(), sim: z.number(), heat: z.array(z.number()) }),
       ),

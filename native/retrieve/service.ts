@@ -45,6 +45,7 @@ export async function similarPatches(
   project: Project,
   knn: ExactKnn,
   o: { runId: number; mediaId: number; frameIdx: number; patch: number; k: number },
+  budget?: number,
 ) {
   const run = requireRun(project, o.runId);
   const n = run.grid * run.grid;
@@ -60,7 +61,7 @@ export async function similarPatches(
       field: 'frameIdx',
     });
   const query = own.slice(o.patch * run.dim, (o.patch + 1) * run.dim);
-  const { bank, frames } = patchBank(project, run);
+  const { bank, frames, totalFrames } = patchBank(project, run, budget);
   // One result per frame: search deeper, keep each frame's best patch.
   const { indices, sims } = await knn.search(query, bank, Math.min(bank.size, o.k * 20));
   const seen = new Set<number>();
@@ -82,7 +83,7 @@ export async function similarPatches(
     }
     results.push({ mediaId: f.mediaId, frameIdx: f.frameIdx, patch: g % n, sim: sims[j] as number, heat });
   }
-  return { runId: run.id, grid: run.grid, results };
+  return { runId: run.id, grid: run.grid, framesSearched: frames.length, framesTotal: totalFrames, results };
 }
 
 /** Pairs of frames whose CLS embeddings are at least `threshold` similar (cosine), most similar first. */

@@ -134,17 +134,19 @@ export class FeaturesRepository {
   }
 
   /**
-   * The number of frames of a run and then each frame's patch tokens, read from one snapshot (a features job may be
-   * writing meanwhile), so the count matches what is visited.
+   * The number of frames of a run and then each (stride-th) frame's patch tokens, read from one snapshot (a features
+   * job may be writing meanwhile), so the count matches what is visited.
    */
   visitPatches(
     runId: number,
-    begin: (frames: number) => void,
+    begin: (frames: number) => number,
     each: (row: { mediaId: number; frameIdx: number; patches: Uint16Array }) => void,
   ): void {
     this.db.transaction(() => {
-      begin(this.count(runId));
-      for (const r of this.iteratePatches(runId)) each(r);
+      // `begin` answers with the stride: every stride-th frame (in key order) is visited.
+      const stride = Math.max(1, begin(this.count(runId)));
+      let i = 0;
+      for (const r of this.iteratePatches(runId)) if (i++ % stride === 0) each(r);
     })();
   }
 

@@ -76,6 +76,22 @@ describe('patch retrieval bank', () => {
     expect(again).not.toBe(bank);
     expect(again.frames).toHaveLength(13);
     expect(again.bank.size).toBe(13 * n);
+
+    // Over the memory budget, every s-th frame is searched, and the result says how many.
+    const frameBytes = n * dim * 2;
+    const small = await similarPatches(
+      project,
+      knn,
+      { runId: run.id, mediaId, frameIdx: 3, patch: 4, k: 3 },
+      5 * frameBytes,
+    );
+    expect(small.framesTotal).toBe(13);
+    expect(small.framesSearched).toBe(5);
+    const strided = patchBank(project, run, 5 * frameBytes);
+    expect(strided.stride).toBe(3);
+    expect(strided.frames.map((f) => f.frameIdx)).toEqual([0, 3, 6, 9, 12]);
+    expect(small.results.every((x) => x.frameIdx % 3 === 0 && x.frameIdx !== 3)).toBe(true);
+    expect(r.framesSearched).toBe(12);
     await knn.release();
     project.close();
   });

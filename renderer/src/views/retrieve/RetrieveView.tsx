@@ -167,6 +167,12 @@ export function RetrieveView() {
       {patches && (
         <section aria-labelledby="patch-results">
           <h2 id="patch-results">Similar patches</h2>
+          {patches.framesSearched < patches.framesTotal && (
+            <p className="muted" data-testid="patch-coverage">
+              Searched {patches.framesSearched} of {patches.framesTotal} frames (evenly spaced): all of their patches
+              would not fit in memory.
+            </p>
+          )}
           <ul className="media-grid" data-testid="patch-results">
             {patches.results.map((r) => (
               <li key={`${r.mediaId}-${r.frameIdx}`} className="media-card">
