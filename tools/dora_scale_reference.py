@@ -23,7 +23,6 @@ import json
 import math
 import os
 import random
-import sys
 import time
 
 import numpy as np
@@ -336,7 +335,7 @@ class Trainer:
         a, B = self.a, self.B
         Fc, stride, k = a.frames_per_clip, a.stride, a.objects
         clips = B // Fc
-        imgs_by_clip, boxes, flips, heads = [], [], [], []
+        imgs_by_clip, clip_frames, heads = [], [], []
         for _ in range(clips):
             src, _ = self.pick()
             N = self.sizes[src]
@@ -348,11 +347,11 @@ class Trainer:
             flip = self.rnd.random() < 0.5
             heads.append(self.rnd.sample(range(3), min(k, 3)))
             imgs_by_clip.append(crops(t, [box] * Fc, [flip] * Fc, 96))
-            boxes.append((src, idx))
+            clip_frames.append((src, idx))
         tv = norm(jitter(torch.cat(imgs_by_clip), self.rnd, 0.2, blur_p=0.1))  # [B, 3, 96, 96], clip-major
         loc = []
         for _ in range(a.locals):
-            picks = [(src, i) for src, idx in boxes for i in idx]
+            picks = [(src, i) for src, idx in clip_frames for i in idx]
             loc.append(views(self.frames, picks, 48, (0.05, 0.4), self.rnd))
         with torch.no_grad():
             t_out, _, (q, kk, att) = self.teacher(tv, want=True)
