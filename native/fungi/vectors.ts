@@ -22,9 +22,15 @@ export interface FrameVectors {
 const cache = new WeakMap<Project, Map<string, { version: string; value: Promise<FrameVectors> }>>();
 const CACHED_SOURCES = 4;
 
+/** Changes whenever the source's vectors would (frames added or removed; for FUNGI, its PCA refitted). */
+export function sourceVersion(project: Project, source: FeatureSource): string {
+  return source.kind === 'embedding'
+    ? project.features.keysVersion(source.runId)
+    : project.fungi.keysVersion(source.runId);
+}
+
 export function frameVectors(project: Project, source: FeatureSource): Promise<FrameVectors> {
-  const version =
-    source.kind === 'embedding' ? project.features.keysVersion(source.runId) : project.fungi.keysVersion(source.runId);
+  const version = sourceVersion(project, source);
   const key = `${source.kind}:${source.runId}`;
   let entries = cache.get(project);
   if (!entries) {

@@ -3,6 +3,8 @@
  * UMAP (umap-js, on the top 50 principal components, with neighbours from our exact kNN on ONNX Runtime so 10^5
  * points stay tractable), plus spherical k-means clusters for colouring. A job: progress per UMAP epoch, cancellable.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { UMAP } from 'umap-js';
 import { z } from 'zod';
 import { FlaneurError } from '../api/errors.js';
@@ -10,7 +12,7 @@ import { classList, classNamesUnder } from '../classify/knn-classify.js';
 import { assignNearest, sphericalKMeans } from '../features/kmeans.js';
 import { ExactKnn, l2normalizeRows, makeBank } from '../features/knn.js';
 import { applyPca, fitPca } from '../features/pca.js';
-import { frameVectors, resolveSource } from '../fungi/vectors.js';
+import { frameVectors, resolveSource, sourceVersion } from '../fungi/vectors.js';
 import type { JobContext, JobHandler } from '../jobs/types.js';
 import type { Project } from '../store/project.js';
 import { Rng } from '../train/rng.js';
@@ -52,7 +54,7 @@ async function neighbours(knn: ExactKnn, x: Float32Array, dim: number, k: number
   return { idx, dist };
 }
 
-export const mapJob: JobHandler<MapArgs, null> = {
+export const mapJob: JobHandler<MapArgs, MapCheckpoint> = {
   kind: 'map.build',
   args: MapArgs,
   title: (a) => `Embedding map (${a.method.toUpperCase()}, ${a.features}) of feature run #${a.runId}`,
@@ -66,10 +68,14 @@ export const mapJob: JobHandler<MapArgs, null> = {
   },
 };
 
+export type Neighbours = { idx: number[][]; dist: number[][] };
+
 export interface LayoutHooks {
   phase(name: string, total: number | null): void;
   progress(done: number, total: number): void;
   throwIfAborted(): void;
+  /** The UMAP neighbour graph kept by an earlier attempt, and where to keep a new one (a resumed job skips it). */
+  neighbours?: { load(): Neighbours | null; save(nn: Neighbours): void };
 }
 
 /** 2-D coordinates and k-means clusters of n unit vectors. */
@@ -89,7 +95,11 @@ export async function layout(
     hooks.phase('neighbours', null);
     const reduced = dim > 50 ? l2normalizeRows(await applyPca(await fitPca(vectors, dim, 50), vectors), 50) : vectors;
     const rd = Math.min(dim, 50);
-    const nn = await neighbours(knn, reduced, rd, Math.min(a.neighbors, n - 1));
+    let nn = hooks.neighbours?.load() ?? null;
+    if (!nn) {
+      nn = await neighbours(knn, reduced, rd, Math.min(a.neighbors, n - 1));
+      hooks.neighbours?.save(nn);
+    }
     const rng = new Rng(a.seed + 1);
     const umap = new UMAP({
       nComponents: 2,
@@ -125,16 +135,63 @@ export async function layout(
   return { coords, clusters, k };
 }
 
-async function build(ctx: JobContext<MapArgs, null>, knn: ExactKnn): Promise<void> {
+/** A UMAP job's checkpoint: its neighbour graph, for the source as it was (a resume skips the exact kNN). */
+type MapCheckpoint = { neighbours: string; version: string } | null;
+
+/** The graph as [n, k] (u32 each), distances f64 (exactly as computed, so a resumed layout is the same), indices i32. */
+function writeNeighbours(file: string, nn: Neighbours): void {
+  const n = nn.idx.length;
+  const k = nn.idx[0]?.length ?? 0;
+  const bytes = new Uint8Array(8 + 12 * n * k);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, n, true);
+  view.setUint32(4, k, true);
+  const dist = new Float64Array(bytes.buffer, 8, n * k);
+  const idx = new Int32Array(bytes.buffer, 8 + 8 * n * k, n * k);
+  nn.dist.forEach((row, i) => {
+    dist.set(row, i * k);
+  });
+  nn.idx.forEach((row, i) => {
+    idx.set(row, i * k);
+  });
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(`${file}.tmp`, bytes);
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+function readNeighbours(file: string, n: number): Neighbours | null {
+  if (!fs.existsSync(file)) return null;
+  const bytes = new Uint8Array(fs.readFileSync(file));
+  const view = new DataView(bytes.buffer);
+  const k = view.getUint32(4, true);
+  if (view.getUint32(0, true) !== n || bytes.length !== 8 + 12 * n * k) return null;
+  const dist = new Float64Array(bytes.buffer, 8, n * k);
+  const idx = new Int32Array(bytes.buffer, 8 + 8 * n * k, n * k);
+  return {
+    idx: Array.from({ length: n }, (_, i) => Array.from(idx.subarray(i * k, (i + 1) * k))),
+    dist: Array.from({ length: n }, (_, i) => Array.from(dist.subarray(i * k, (i + 1) * k))),
+  };
+}
+
+async function build(ctx: JobContext<MapArgs, MapCheckpoint>, knn: ExactKnn): Promise<void> {
   const { project, args: a } = ctx;
   const source = resolveSource(project, a.runId, a.features);
+  const version = sourceVersion(project, source);
   const { keys, vectors, dim } = await frameVectors(project, source);
   const n = keys.length;
   if (n < 3) throw new Error(`a map needs at least 3 frames with features (this run has ${n})`);
+  const file = path.join(project.cacheDir, 'maps', `job-${ctx.jobId}-neighbours.bin`);
   const { coords, clusters, k } = await layout(knn, vectors, dim, a, {
     phase: (name, total) => ctx.phase(name, { total, unit: name === 'umap' ? 'epochs' : 'steps' }),
     progress: (d, t) => ctx.progress(d, t),
     throwIfAborted: () => ctx.throwIfAborted(),
+    neighbours: {
+      load: () => (ctx.checkpoint?.version === version ? readNeighbours(file, n) : null),
+      save: (nn) => {
+        writeNeighbours(file, nn);
+        ctx.commit([], { neighbours: path.relative(project.dir, file), version });
+      },
+    },
   });
   const keyPairs = new Int32Array(n * 2);
   keys.forEach((key, i) => {
@@ -152,6 +209,7 @@ async function build(ctx: JobContext<MapArgs, null>, knn: ExactKnn): Promise<voi
     { keys: keyPairs, coords, clusters },
   );
   ctx.commit([{ key: 'map', status: 'ok', result: { mapId: row.id, points: n } }], null);
+  fs.rmSync(file, { force: true });
 }
 
 /** A stored map's points, and class ids per point from a labelled folder when `root` is given. */

@@ -2,10 +2,11 @@
  * FUNGI features, kNN classification and embedding maps through the dispatcher, on 300 Fashion-MNIST images in
  * class sub-folders (tests/fixtures/fashion) with a ViT-Ti/16 (4 blocks) at initialisation.
  */
+import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadRegisteredModel } from '../../../native/features/extract.js';
-import { f16RowsToF32 } from '../../../native/features/knn.js';
+import { ExactKnn, f16RowsToF32 } from '../../../native/features/knn.js';
 import { FungiExtractor } from '../../../native/fungi/extractor.js';
 import { fungiSettings } from '../../../native/fungi/job.js';
 import { frameSeed } from '../../../native/fungi/views.js';
@@ -155,5 +156,38 @@ describe('FUNGI features, kNN classification and maps', () => {
     expect(new Set(m.points.map((p) => p.cluster)).size).toBeGreaterThan(3);
     expect(m.classes).toHaveLength(10);
     expect(m.labels.every((l) => l >= 0 && l < 10)).toBe(true);
+  }, 120_000);
+
+  it('resumes a cancelled UMAP map from its kept neighbour graph, to the map an uninterrupted job makes', async () => {
+    const args = { runId, method: 'umap', seed: 3 } as const;
+    await call('map.build', args);
+    await idle();
+    const whole = (await call('map.list', {})).at(-1)?.id ?? 0;
+
+    const job = await call('map.build', args);
+    // Cancelled once the neighbour graph is kept, while UMAP's epochs run.
+    const kept = path.join(engine.requireProject().project.cacheDir, 'maps', `job-${job.id}-neighbours.bin`);
+    while (!fs.existsSync(kept)) {
+      expect((await call('jobs.get', { id: job.id })).state).not.toBe('done');
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await call('jobs.cancel', { id: job.id });
+    await idle();
+    expect((await call('jobs.get', { id: job.id })).state).toBe('cancelled');
+    expect(fs.statSync(kept).size).toBe(8 + 12 * 300 * 15);
+
+    // The resume reads the kept graph: no exact 16-NN search (15 neighbours + self) runs again.
+    const search = vi.spyOn(ExactKnn.prototype, 'search');
+    await call('jobs.resume', { id: job.id });
+    await idle();
+    expect(search.mock.calls.filter((c) => c[2] === 16)).toHaveLength(0);
+    expect(search.mock.calls.length).toBeGreaterThan(0);
+    search.mockRestore();
+    expect((await call('jobs.get', { id: job.id })).state).toBe('done');
+    expect(fs.existsSync(kept)).toBe(false);
+    const resumed = (await call('map.list', {})).at(-1)?.id ?? 0;
+    const a = await call('map.get', { id: whole });
+    const b = await call('map.get', { id: resumed });
+    expect(b.points).toEqual(a.points);
   }, 120_000);
 });
