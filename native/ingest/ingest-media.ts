@@ -7,14 +7,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { FrameSize, Sampling } from '../api/contract.js';
+import { type ErrorInfo, FrameSize, Sampling } from '../api/contract.js';
 import { diskFullError, FlaneurError, isDiskFull } from '../api/errors.js';
 import type { ItemResult, JobContext, JobHandler } from '../jobs/types.js';
 import { type DecodeStats, decodeStill, decodeVideo } from '../media/decode.js';
 import { orientationFilters, readOrientation, swapsAxes } from '../media/exif.js';
 import { FrameStore } from '../media/frame-store.js';
 import { IMAGE_EXTENSIONS, MediaError, type ProbeResult, probeMedia, VIDEO_EXTENSIONS } from '../media/probe.js';
-import type { MediaRow } from '../store/media-repo.js';
+import type { MediaKind, MediaRow } from '../store/media-repo.js';
 import { contentHash } from './content-hash.js';
 import { errnoReason, walkFiles } from './walk.js';
 
@@ -138,6 +138,11 @@ async function ingestOne(
   onFrames: (fraction: number, newFrames: number) => void,
 ): Promise<ItemResult> {
   const media = ctx.project.media;
+  /** The item could not be read: recorded on the media row and as the job item, and the batch goes on. */
+  const failed = (mediaId: number, problem: ErrorInfo, kind?: MediaKind): ItemResult => {
+    media.fail(mediaId, problem, kind);
+    return { key: f.abs, status: 'failed', result: { mediaId }, error: problem };
+  };
   const existing = media.byPath(f.abs);
   if (existing && existing.status === 'done' && existing.bytes === f.size && existing.mtimeMs === f.mtimeMs) {
     return {
@@ -162,19 +167,15 @@ async function ingestOne(
     row = media.upsert({ path: f.abs, bytes: f.size, mtimeMs: f.mtimeMs, contentHash: hash });
   } catch (err) {
     if (ctx.signal.aborted || isDiskFull(err)) throw err;
-    const problem = problemOf(err);
     const r = media.upsert({ path: f.abs, bytes: f.size, mtimeMs: f.mtimeMs, contentHash: null });
-    media.fail(r.id, problem);
-    return { key: f.abs, status: 'failed', result: { mediaId: r.id }, error: problem };
+    return failed(r.id, problemOf(err));
   }
 
   let probe: ProbeResult;
   try {
     probe = await probeMedia(f.abs);
   } catch (err) {
-    const problem = problemOf(err);
-    media.fail(row.id, problem);
-    return { key: f.abs, status: 'failed', result: { mediaId: row.id }, error: problem };
+    return failed(row.id, problemOf(err));
   }
 
   const orientation = probe.kind === 'image' && /jpe?g/i.test(path.extname(f.abs)) ? readOrientation(f.abs) : 1;
@@ -252,8 +253,7 @@ async function ingestOne(
       const problem = failure
         ? problemOf(failure)
         : { code: 'CORRUPT', message: `${path.basename(f.abs)}: no frame could be decoded` };
-      media.fail(row.id, problem, 'video');
-      return { key: f.abs, status: 'failed', result: { mediaId: row.id }, error: problem };
+      return failed(row.id, problem, 'video');
     }
     let warning: { code: string; message: string; details?: string } | null = null;
     const interval =
@@ -286,12 +286,8 @@ async function ingestOne(
       ...(warning ? { error: warning } : {}),
     };
   } catch (err) {
-    if (!isDiskFull(err) && !ctx.signal.aborted) {
-      // This file could not be read after all: recorded, and the rest of the batch goes on.
-      const problem = problemOf(err);
-      media.fail(row.id, problem);
-      return { key: f.abs, status: 'failed', result: { mediaId: row.id }, error: problem };
-    }
+    // This file could not be read after all: recorded, and the rest of the batch goes on.
+    if (!isDiskFull(err) && !ctx.signal.aborted) return failed(row.id, problemOf(err));
     // Stopped part-way (disk full, cancelled, engine stopping): the item says why and waits for the job's resume,
     // its committed frames kept.
     const frames = media.get(row.id)?.frameCount ?? 0;
