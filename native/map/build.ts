@@ -135,8 +135,11 @@ export async function layout(
   return { coords, clusters, k };
 }
 
-/** A UMAP job's checkpoint: its neighbour graph, for the source as it was (a resume skips the exact kNN). */
-type MapCheckpoint = { neighbours: string; version: string } | null;
+/**
+ * A UMAP job's checkpoint: the version of the source its neighbour graph (cache/maps/job-N-neighbours.bin) was
+ * computed on; a resume on the same version reads the graph instead of running the exact kNN again.
+ */
+type MapCheckpoint = { version: string } | null;
 
 /** The graph as [n, k] (u32 each), distances f64 (exactly as computed, so a resumed layout is the same), indices i32. */
 function writeNeighbours(file: string, nn: Neighbours): void {
@@ -189,7 +192,7 @@ async function build(ctx: JobContext<MapArgs, MapCheckpoint>, knn: ExactKnn): Pr
       load: () => (ctx.checkpoint?.version === version ? readNeighbours(file, n) : null),
       save: (nn) => {
         writeNeighbours(file, nn);
-        ctx.commit([], { neighbours: path.relative(project.dir, file), version });
+        ctx.commit([], { version });
       },
     },
   });
