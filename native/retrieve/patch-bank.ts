@@ -37,31 +37,28 @@ export function patchBank(
   const perFrame = run.grid * run.grid;
   const frameBytes = perFrame * run.dim * 2;
   const frames: PatchBank['frames'] = [];
-  const read: { builder?: BankBuilder; version?: string; total?: number; stride?: number } = {};
+  let snapshot: { builder: BankBuilder; version: string; totalFrames: number; stride: number } | undefined;
   project.features.visitPatches(
     run.id,
     (count) => {
       const stride = Math.max(1, Math.ceil((count * frameBytes) / budget));
-      read.builder = new BankBuilder(run.dim, Math.ceil(count / stride) * perFrame, 'float16');
-      // The version of the snapshot being read (writes after it change the version, so the bank is read again).
-      read.version = project.features.keysVersion(run.id);
-      read.total = count;
-      read.stride = stride;
+      snapshot = {
+        builder: new BankBuilder(run.dim, Math.ceil(count / stride) * perFrame, 'float16'),
+        // The version of the snapshot being read (writes after it change the version, so the bank is read again).
+        version: project.features.keysVersion(run.id),
+        totalFrames: count,
+        stride,
+      };
       return stride;
     },
     (f) => {
       frames.push({ mediaId: f.mediaId, frameIdx: f.frameIdx });
-      read.builder?.add(l2normalizeRows(f16RowsToF32(f.patches), run.dim));
+      snapshot?.builder.add(l2normalizeRows(f16RowsToF32(f.patches), run.dim));
     },
   );
-  if (!read.builder || read.version === undefined) throw new Error('the patch snapshot was not read');
-  const value = {
-    bank: read.builder.finish(),
-    frames,
-    perFrame,
-    totalFrames: read.total ?? frames.length,
-    stride: read.stride ?? 1,
-  };
-  cache.set(project, { runId: run.id, version: read.version, budget, value });
+  if (!snapshot) throw new Error('the patch snapshot was not read');
+  const { builder, version: read, totalFrames, stride } = snapshot;
+  const value = { bank: builder.finish(), frames, perFrame, totalFrames, stride };
+  cache.set(project, { runId: run.id, version: read, budget, value });
   return value;
 }
