@@ -53,8 +53,7 @@ export async function framePatches(
   if (!feat) {
     const { width, height } = frameOf(project, mediaId, frameIdx);
     const ex = await extractors.get(project, run.modelId, run.inputSize);
-    const data = new FrameStore(project.cacheDir).read(mediaId, frameIdx, width * height * 3);
-    const [f] = await ex.run([{ width, height, data }]);
+    const [f] = await ex.run([new FrameStore(project.cacheDir).image(mediaId, frameIdx, width, height)]);
     if (!f) throw new Error('no features');
     project.features.putMany(runId, [{ mediaId, frameIdx, cls: f.cls, patches: toF16(f.patches) }]);
     feat = { cls: f.cls, patches: toF16(f.patches) };
