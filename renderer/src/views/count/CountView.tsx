@@ -1,7 +1,7 @@
 import { type PointerEvent, useEffect, useRef, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { useApp } from '../../state/app-state';
-import { FramePicker, ModelPicker, useCatalog, useModelChoice } from '../segment/useCatalog';
+import { FramePicker, ModelPicker, useCatalog, useFirstChoice } from '../segment/useCatalog';
 import { CountHistogram, CountPlot, downloadCsv } from './CountCharts';
 
 type Result = CommandResult<'count.exemplar'>;
@@ -12,7 +12,7 @@ type Box = [number, number, number, number];
 export function CountView() {
   const { client, run, jobs } = useApp();
   const { models, media } = useCatalog();
-  const [modelId, setModelId] = useModelChoice(models);
+  const [modelId, setModelId] = useFirstChoice(models);
   const [mediaId, setMediaId] = useState<number | null>(null);
   const [frameIdx, setFrameIdx] = useState(0);
   const [boxes, setBoxes] = useState<Box[]>([]);

@@ -1,6 +1,7 @@
 import { type ReactNode, useCallback, useEffect, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { useApp } from '../../state/app-state';
+import { useFirstChoice } from '../segment/useCatalog';
 
 type FeatureRun = CommandResult<'features.runs'>[number];
 type FungiRun = CommandResult<'fungi.runs'>[number];
@@ -21,11 +22,8 @@ export function useFungiRuns(): FungiRun[] {
 
 /** A view's choice of feature run (the first by default) and of vectors, with the picker's props. */
 export function useFeatureSource(runs: FeatureRun[]) {
-  const [runId, setRunId] = useState<number | null>(null);
+  const [runId, setRunId] = useFirstChoice(runs);
   const [kind, setKind] = useState<FeatureKind>('embedding');
-  useEffect(() => {
-    if (runId === null && runs[0]) setRunId(runs[0].id);
-  }, [runs, runId]);
   return { runId, kind, picker: { runs, runId, onRun: setRunId, kind, onKind: setKind } };
 }
 

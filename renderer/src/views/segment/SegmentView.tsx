@@ -2,7 +2,7 @@ import { type FormEvent, useEffect, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { useApp } from '../../state/app-state';
 import { classColour, MaskPainter } from './MaskPainter';
-import { type Catalog, FramePicker, ModelPicker, useCatalog, useModelChoice } from './useCatalog';
+import { type Catalog, FramePicker, ModelPicker, useCatalog, useFirstChoice } from './useCatalog';
 
 function toBase64(bytes: Uint8Array): string {
   let s = '';
@@ -21,7 +21,7 @@ interface ExampleRow {
 function ExtractFeatures({ catalog }: { catalog: Catalog }) {
   const { client, run } = useApp();
   const { models, runs } = catalog;
-  const [modelId, setModelId] = useModelChoice(models);
+  const [modelId, setModelId] = useFirstChoice(models);
   const [size, setSize] = useState(224);
   const submit = (e: FormEvent) => {
     e.preventDefault();

@@ -34,13 +34,13 @@ export function useCatalog() {
 
 export type Catalog = ReturnType<typeof useCatalog>;
 
-/** The chosen model of a view: the first one until the user picks another. */
-export function useModelChoice(models: ModelInfo[]): [number | null, (id: number) => void] {
-  const [modelId, setModelId] = useState<number | null>(null);
+/** A view's choice among items with ids (models, feature runs): the first one until the user picks another. */
+export function useFirstChoice(items: readonly { id: number }[]): [number | null, (id: number) => void] {
+  const [id, setId] = useState<number | null>(null);
   useEffect(() => {
-    if (modelId === null && models[0]) setModelId(models[0].id);
-  }, [models, modelId]);
-  return [modelId, setModelId];
+    if (id === null && items[0]) setId(items[0].id);
+  }, [items, id]);
+  return [id, setId];
 }
 
 /** A labelled select of the project's models. */
