@@ -6,12 +6,13 @@ import fs from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { EngineEvent } from '../api/contract.js';
 import type { Dispatcher } from '../api/dispatcher.js';
 import { serializeError } from '../api/errors.js';
 import { CONTENT_SECURITY_POLICY } from '../api/security-policy.js';
-import { checkRequest, newToken, TOKEN_COOKIE } from './security.js';
+import { checkRequest, localLocation, newToken, requestUrl, TOKEN_COOKIE } from './security.js';
 
 export interface ServerOptions {
   dispatcher: Dispatcher;
@@ -34,6 +35,8 @@ export interface RunningServer {
 }
 
 const MAX_BODY = 1 << 20;
+
+const STATUS_TEXT: Record<400 | 401 | 403, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden' };
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -74,8 +77,27 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** Answers 400 for a request no handler could make sense of; never throws (the socket may already be gone). */
+function badRequest(res: ServerResponse, message: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  try {
+    sendJson(res, 400, { ok: false, error: { code: 'INVALID_ARGUMENT', message } });
+  } catch {
+    res.destroy();
+  }
+}
+
 function serveStatic(staticDir: string, pathname: string, res: ServerResponse): void {
-  const root = path.resolve(staticDir);
+  let root: string;
+  try {
+    root = fs.realpathSync(path.resolve(staticDir));
+  } catch {
+    sendJson(res, 404, { ok: false, error: { code: 'NOT_FOUND', message: 'This server has no UI build' } });
+    return;
+  }
   let rel: string;
   try {
     rel = decodeURIComponent(pathname);
@@ -83,18 +105,41 @@ function serveStatic(staticDir: string, pathname: string, res: ServerResponse): 
     sendJson(res, 400, { error: { code: 'INVALID_ARGUMENT', message: 'Bad path encoding' } });
     return;
   }
+  if (rel.includes('\0')) {
+    sendJson(res, 400, { error: { code: 'INVALID_ARGUMENT', message: 'Bad path' } });
+    return;
+  }
+  const inside = (p: string) => p === root || p.startsWith(root + path.sep);
   let file = path.resolve(root, `.${rel}`);
-  if (!file.startsWith(root + path.sep) && file !== root) {
+  if (!inside(file)) {
     sendJson(res, 403, { error: { code: 'PATH_REFUSED', message: 'Path escapes the app folder' } });
     return;
   }
-  if (!fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+  // Only regular files whose real path stays inside the build folder: a symbolic link in it is not followed out,
+  // and a FIFO or device there cannot block the server.
+  let real: string | null = null;
+  try {
+    real = fs.realpathSync(file);
+  } catch {
+    real = null;
+  }
+  if (real !== null && !inside(real)) {
+    sendJson(res, 403, { error: { code: 'PATH_REFUSED', message: 'Path escapes the app folder' } });
+    return;
+  }
+  if (real === null || !fs.statSync(real).isFile()) {
     // Single-page app: unknown paths without an extension get the shell; missing assets are 404.
-    if (path.extname(rel)) {
+    if (path.extname(rel) || (real !== null && !fs.statSync(real).isDirectory())) {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('Not found');
       return;
     }
     file = path.join(root, 'index.html');
+    if (!fs.existsSync(file) || !fs.lstatSync(file).isFile()) {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('Not found');
+      return;
+    }
+  } else {
+    file = real;
   }
   const type = CONTENT_TYPES[path.extname(file)] ?? 'application/octet-stream';
   const immutable = file.includes(`${path.sep}assets${path.sep}`);
@@ -102,16 +147,23 @@ function serveStatic(staticDir: string, pathname: string, res: ServerResponse): 
     'Content-Type': type,
     'Cache-Control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
   });
-  fs.createReadStream(file).pipe(res);
+  const stream = fs.createReadStream(file);
+  stream.on('error', () => res.destroy());
+  stream.pipe(res);
 }
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const token = options.token ?? newToken();
   let port = 0;
 
-  const server = http.createServer(async (req, res) => {
+  // Every request goes through `handle`; whatever it throws is answered 400 here, so no input can end the process.
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     securityHeaders(res);
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const url = requestUrl(req.url);
+    if (!url) {
+      badRequest(res, 'Bad request target.');
+      return;
+    }
     const refusal = checkRequest(req, url, port, token);
     if (refusal) {
       sendJson(res, refusal.status, { ok: false, error: { code: refusal.code, message: refusal.message } });
@@ -122,7 +174,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       url.searchParams.delete('token');
       res.writeHead(303, {
         'Set-Cookie': `${TOKEN_COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/`,
-        Location: url.pathname + url.search,
+        Location: localLocation(url.pathname, url.search),
       });
       res.end();
       return;
@@ -176,26 +228,47 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return;
     }
     serveStatic(options.staticDir, url.pathname, res);
+  };
+
+  const server = http.createServer((req, res) => {
+    req.on('error', () => res.destroy());
+    res.on('error', () => {});
+    handle(req, res).catch((err: unknown) => badRequest(res, `Bad request: ${(err as Error)?.message ?? err}`));
+  });
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
   });
 
   const wss = new WebSocketServer({ noServer: true });
-  server.on('upgrade', (req, socket, head) => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const refusal = checkRequest(req, url, port, token);
-    if (refusal || url.pathname !== '/api/events') {
-      const status = refusal
-        ? `${refusal.status} ${refusal.status === 401 ? 'Unauthorized' : 'Forbidden'}`
-        : '404 Not Found';
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
-      return;
-    }
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      const unsubscribe = options.subscribe((event) => {
-        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(event));
+  const refuseUpgrade = (socket: Duplex, status: string) => {
+    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
+    else socket.destroy();
+  };
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    try {
+      const url = requestUrl(req.url);
+      if (!url) {
+        refuseUpgrade(socket, '400 Bad Request');
+        return;
+      }
+      const refusal = checkRequest(req, url, port, token);
+      if (refusal || url.pathname !== '/api/events') {
+        const status = refusal ? `${refusal.status} ${STATUS_TEXT[refusal.status]}` : '404 Not Found';
+        refuseUpgrade(socket, status);
+        return;
+      }
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        const unsubscribe = options.subscribe((event) => {
+          if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(event));
+        });
+        ws.on('close', unsubscribe);
+        ws.on('error', unsubscribe);
       });
-      ws.on('close', unsubscribe);
-      ws.on('error', unsubscribe);
-    });
+    } catch {
+      refuseUpgrade(socket, '400 Bad Request');
+    }
   });
 
   await new Promise<void>((resolve, reject) => {
