@@ -302,6 +302,9 @@ export class GraphBuilder {
   sigmoid(x: Value): Value {
     return this.unary('Sigmoid', x);
   }
+  atan(x: Value): Value {
+    return this.unary('Atan', x);
+  }
   identity(x: Value): Value {
     return this.unary('Identity', x);
   }

@@ -29,6 +29,8 @@ export const elementwiseRules: Record<string, GradRule> = {
   Sqrt: ({ b, outputs: [y], grads: [g] }) => (g && y ? [b.div(b.mul(g, b.constFloat(0.5)), y)] : []),
   Tanh: ({ b, outputs: [y], grads: [g] }) => (g && y ? [b.mul(g, b.sub(b.constFloat(1), b.mul(y, y)))] : []),
   Sigmoid: ({ b, outputs: [y], grads: [g] }) => (g && y ? [b.mul(g, b.mul(y, b.sub(b.constFloat(1), y)))] : []),
+  /** d/dx atan(x) = 1 / (1 + x^2). */
+  Atan: ({ b, inputs: [x], grads: [g] }) => (g && x ? [b.div(g, b.add(b.constFloat(1), b.mul(x, x)))] : []),
   Relu: ({ b, inputs: [x], grads: [g] }) =>
     g && x ? [b.where(b.greater(x, b.constFloat(0)), g, b.constFloat(0))] : [],
   /** d/dx erf(x) = 2/sqrt(pi) exp(-x^2). */

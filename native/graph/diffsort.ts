@@ -1,0 +1,143 @@
+/**
+ * Differentiable sorting networks (Petersen et al., "Differentiable Sorting Networks", as the diffsort package that
+ * NeCo uses): a bitonic network of conditional swaps where each swap is relaxed — the smaller of (a, b) becomes
+ * alpha a + (1 - alpha) b with alpha = F(steepness (b - a)) — and the soft permutation matrix P (P[i, k]: how much
+ * of input i lands at sorted position k) is carried through the same swaps. Ascending order.
+ *
+ * The network is built here as constant selection matrices (split_a, split_b, combine_min, combine_max per layer,
+ * the same layout as diffsort's networks.py), so the whole sort is MatMul/Mul/Add/Atan (or Sigmoid) and our autodiff
+ * differentiates it with the existing rules.
+ */
+import type { GraphBuilder } from './builder.js';
+import type { Value } from './ir.js';
+
+export interface SortingLayer {
+  /** Comparators in this layer. */
+  count: number;
+  /** [count, n]: one-hot rows picking each comparator's first and second wire. */
+  splitA: Float32Array;
+  splitB: Float32Array;
+  /** [n, count]: where each comparator's minimum and maximum go (0.5/0.5 on wires that pass through). */
+  combineMin: Float32Array;
+  combineMax: Float32Array;
+}
+
+/**
+ * The bitonic sorting network on n wires, as diffsort's bitonic_network: built on the next power of two, with the
+ * top 2^k - n wires discarded (a comparator touching one discarded wire passes the other through unchanged).
+ */
+export function bitonicNetwork(n: number): SortingLayer[] {
+  if (!Number.isInteger(n) || n < 2) throw new Error(`bitonic network: n must be an integer >= 2, got ${n}`);
+  const blocks = Math.ceil(Math.log2(n));
+  const N = 2 ** blocks;
+  const cut = N - n;
+  const layers: SortingLayer[] = [];
+  for (let block = 0; block < blocks; block++) {
+    for (let layer = 0; layer <= block; layer++) {
+      const m = 2 ** (block - layer);
+      // Rows/columns over the full N wires first; the discarded ones are cut off below.
+      const rowsA: number[][] = [];
+      const rowsB: number[][] = [];
+      const minCols: [number, number][][] = [];
+      const maxCols: [number, number][][] = [];
+      for (let i = 0; i < N; i += 2 * m) {
+        for (let j = 0; j < m; j++) {
+          const ix = i + j;
+          let a = ix;
+          let b = ix + m;
+          if (a >= cut && b >= cut) {
+            rowsA.push([a]);
+            rowsB.push([b]);
+            if (Math.floor(ix / 2 ** (block + 1)) % 2 === 1) [a, b] = [b, a];
+            minCols.push([[a, 1]]);
+            maxCols.push([[b, 1]]);
+          } else if (a >= cut || b >= cut) {
+            // One wire is discarded: the kept one passes through (half to each output, both the same wire).
+            const kept = a >= cut ? a : b;
+            rowsA.push([kept]);
+            rowsB.push([kept]);
+            minCols.push([[kept, 0.5]]);
+            maxCols.push([[kept, 0.5]]);
+          }
+        }
+      }
+      const count = rowsA.length;
+      const splitA = new Float32Array(count * n);
+      const splitB = new Float32Array(count * n);
+      const combineMin = new Float32Array(n * count);
+      const combineMax = new Float32Array(n * count);
+      for (let c = 0; c < count; c++) {
+        splitA[c * n + ((rowsA[c] as number[])[0] as number) - cut] = 1;
+        splitB[c * n + ((rowsB[c] as number[])[0] as number) - cut] = 1;
+        for (const [w, v] of minCols[c] as [number, number][]) combineMin[(w - cut) * count + c] = v;
+        for (const [w, v] of maxCols[c] as [number, number][]) combineMax[(w - cut) * count + c] = v;
+      }
+      layers.push({ count, splitA, splitB, combineMin, combineMax });
+    }
+  }
+  return layers;
+}
+
+/** The relaxation of a swap: diffsort's 'cauchy' (its default, used by NeCo) or 'logistic' (a sigmoid). */
+export type SwapRelaxation = 'cauchy' | 'logistic';
+
+export interface DiffSortOptions {
+  steepness: number;
+  relaxation?: SwapRelaxation;
+}
+
+function transposed(m: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(m.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = m[r * cols + c] as number;
+  return t;
+}
+
+/**
+ * Sorts each row of `x` [R, n] (ascending) through the relaxed network. Returns the soft-sorted values [R, n] and
+ * the soft permutation matrices [R, n, n] (P[r, i, k]: weight of input i at position k, as diffsort's X).
+ * Constants are shared between calls on the same builder (student and teacher sorts).
+ */
+export function diffSort(
+  b: GraphBuilder,
+  x: Value,
+  net: readonly SortingLayer[],
+  o: DiffSortOptions,
+): { sorted: Value; permutation: Value } {
+  const n = x.shape[1] as number;
+  const relax = o.relaxation ?? 'cauchy';
+  const constant = (name: string, data: Float32Array, shape: number[]) =>
+    b.value(name) ?? b.initializer(name, data, shape);
+  const eye = new Float32Array(n * n);
+  for (let i = 0; i < n; i++) eye[i * n + i] = 1;
+  return b.scope('diffsort', () => {
+    let v = x;
+    let P = constant(`diffsort_eye_${n}`, eye, [n, n]);
+    const one = b.constFloat(1);
+    net.forEach((layer, li) => {
+      const c = layer.count;
+      const sa = constant(`diffsort_${n}_${li}_aT`, transposed(layer.splitA, c, n), [n, c]);
+      const sb = constant(`diffsort_${n}_${li}_bT`, transposed(layer.splitB, c, n), [n, c]);
+      const cmin = constant(`diffsort_${n}_${li}_minT`, transposed(layer.combineMin, n, c), [c, n]);
+      const cmax = constant(`diffsort_${n}_${li}_maxT`, transposed(layer.combineMax, n, c), [c, n]);
+      const a = b.matmul(v, sa);
+      const bb = b.matmul(v, sb);
+      const z = b.mul(b.sub(bb, a), b.constFloat(o.steepness));
+      // alpha: weight of `a` in the minimum.
+      const alpha =
+        relax === 'cauchy' ? b.add(b.mul(b.atan(z), b.constFloat(1 / Math.PI)), b.constFloat(0.5)) : b.sigmoid(z);
+      const beta = b.sub(one, alpha);
+      const aP = b.matmul(P, sa);
+      const bP = b.matmul(P, sb);
+      const alpha3 = b.unsqueeze(alpha, [1]);
+      const beta3 = b.unsqueeze(beta, [1]);
+      const wMin = b.add(b.mul(alpha3, aP), b.mul(beta3, bP));
+      const wMax = b.add(b.mul(beta3, aP), b.mul(alpha3, bP));
+      P = b.add(b.matmul(wMax, cmax), b.matmul(wMin, cmin));
+      v = b.add(
+        b.matmul(b.add(b.mul(alpha, a), b.mul(beta, bb)), cmin),
+        b.matmul(b.add(b.mul(beta, a), b.mul(alpha, bb)), cmax),
+      );
+    });
+    return { sorted: v, permutation: P };
+  });
+}
