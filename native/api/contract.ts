@@ -121,6 +121,8 @@ export const ModelInfo = z.object({
   /** Where the file was imported from. */
   source: z.string(),
   licence: z.string().nullable(),
+  /** For a PyTorch checkpoint: which state dict was taken and what was removed (a sentence). */
+  origin: z.string().nullable(),
   mean: z.array(z.number()),
   std: z.array(z.number()),
   createdAt: z.string(),

@@ -8,8 +8,9 @@ import type { ModelInfo, RuntimeInfo } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
 import { hashFile } from '../ingest/hash-folder.js';
 import { decodeImage } from '../media/image.js';
-import { type ImportedViT, importViTFile } from '../models/import-vit.js';
+import { canonicalSafetensors, type ImportedViT, importViTFile } from '../models/import-vit.js';
 import { preprocessBatch } from '../models/preprocess.js';
+import type { CheckpointSelection } from '../models/pytorch.js';
 import { type ViTConfig, vitParamShapes } from '../models/vit.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
 import { PROVIDER_PREFERENCE, type ProviderName, probeProviders } from '../runtime/providers.js';
@@ -30,6 +31,17 @@ interface Manifest {
   std: number[];
   ignoredTensors: string[];
   importedBy: string;
+  /** PyTorch checkpoints: the state dict taken, the prefix removed and the heads dropped. */
+  checkpoint?: CheckpointSelection;
+}
+
+/** One sentence on what was taken from a PyTorch checkpoint. */
+export function describeCheckpoint(c: CheckpointSelection): string {
+  const parts = [`${c.path ? `'${c.path}'` : 'the state dict'} of a PyTorch checkpoint (${c.format} format)`];
+  if (c.skipped.length > 0) parts.push(`not ${c.skipped.map((s) => `'${s}'`).join(', ')}`);
+  if (c.strippedPrefix) parts.push(`prefix '${c.strippedPrefix}' removed`);
+  if (c.droppedHeads > 0) parts.push(`${c.droppedHeads} head tensors dropped`);
+  return `${parts.join('; ')}.`;
 }
 
 export function modelInfo(row: ModelRow): ModelInfo {
@@ -54,10 +66,28 @@ export function modelInfo(row: ModelRow): ModelInfo {
     sourceDtype: m.sourceDtype,
     source: m.source,
     licence: m.licence,
+    origin: m.checkpoint ? describeCheckpoint(m.checkpoint) : null,
     mean: m.mean,
     std: m.std,
     createdAt: row.createdAt,
   };
+}
+
+/** Weight files a Hugging Face snapshot folder may hold, in the order they are preferred. */
+const SNAPSHOT_FILES = ['model.safetensors', 'pytorch_model.bin'];
+
+/** The weights file of a folder: a Hugging Face snapshot (config.json beside model.safetensors) or one checkpoint. */
+export function weightsInFolder(dir: string): string {
+  for (const f of SNAPSHOT_FILES) if (fs.existsSync(path.join(dir, f))) return path.join(dir, f);
+  const candidates = fs.readdirSync(dir).filter((f) => /\.(safetensors|pth|pt|bin|ckpt)$/i.test(f));
+  if (candidates.length === 1) return path.join(dir, candidates[0] as string);
+  throw new FlaneurError(
+    'NOT_FOUND',
+    candidates.length === 0
+      ? `${dir} holds no weights: expected model.safetensors or pytorch_model.bin (a Hugging Face snapshot with its config.json), or one .safetensors / .pth file.`
+      : `${dir} holds several weight files (${candidates.join(', ')}); choose one of them.`,
+    { field: 'path' },
+  );
 }
 
 export class ModelService {
@@ -102,14 +132,20 @@ export class ModelService {
     project: Project,
     args: { path: string; name?: string; licence?: string; heads?: number },
   ): Promise<ModelInfo> {
-    const file = path.resolve(args.path);
+    let file = path.resolve(args.path);
     if (!fs.existsSync(file)) throw new FlaneurError('NOT_FOUND', `No such file: ${file}`, { field: 'path' });
+    if (fs.statSync(file).isDirectory()) file = weightsInFolder(file);
     const imported = importViTFile(file, args.heads ? { heads: args.heads } : {});
     const sha256 = await hashFile(file, 'sha256');
     const existing = project.models.bySha(sha256);
     if (existing) return modelInfo(existing);
     const rel = path.join('models', `${sha256}.safetensors`);
-    await fs.promises.copyFile(file, path.join(project.dir, rel));
+    if (imported.checkpoint) {
+      // A PyTorch checkpoint is stored as the backbone's weights in canonical names, read like any .safetensors.
+      await fs.promises.writeFile(path.join(project.dir, rel), canonicalSafetensors(imported));
+    } else {
+      await fs.promises.copyFile(file, path.join(project.dir, rel));
+    }
     const { mean, std, posInterpolation, ...architecture } = imported.config;
     const manifest: Manifest = {
       architecture,
@@ -122,9 +158,10 @@ export class ModelService {
       std: [...std],
       ignoredTensors: imported.ignored,
       importedBy: `flaneur ${APP_VERSION}`,
+      ...(imported.checkpoint ? { checkpoint: imported.checkpoint } : {}),
     };
     const row = project.models.insert({
-      name: args.name ?? path.basename(file).replace(/\.safetensors$/, ''),
+      name: args.name ?? path.basename(file).replace(/\.(safetensors|pth|pt|bin|ckpt)$/i, ''),
       sha256,
       file: rel,
       bytes: fs.statSync(file).size,

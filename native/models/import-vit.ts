@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { FlaneurError } from '../api/errors.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from './preprocess.js';
-import { parseSafetensors, type SafetensorsFile } from './safetensors.js';
+import { type CheckpointSelection, parsePytorchCheckpoint } from './pytorch.js';
+import { encodeSafetensors, parseSafetensors, type TensorToWrite, type WeightFile } from './safetensors.js';
 import { type ViTConfig, vitParamShapes } from './vit.js';
 
 export type NamingScheme = 'official' | 'hf-vit' | 'hf-dinov2';
@@ -21,6 +22,8 @@ export interface ImportedViT {
   sourceDtype: string;
   /** Tensors present in the file that inference does not use (mask token, pooler, classification head). */
   ignored: string[];
+  /** For a PyTorch checkpoint: which state dict was taken, the prefix removed and the heads dropped. */
+  checkpoint?: CheckpointSelection;
 }
 
 export interface ImportOptions {
@@ -116,7 +119,7 @@ function shapeStr(s: readonly number[]): string {
 }
 
 export function importViT(
-  file: SafetensorsFile,
+  file: WeightFile,
   source: string,
   options: ImportOptions & { hfConfig?: HfConfig | null } = {},
 ): ImportedViT {
@@ -245,6 +248,21 @@ export function importViT(
   return { config, weights, scheme, sourceDtype: [...dtypes].join('+'), ignored };
 }
 
+/**
+ * A weight file by its content: a PyTorch checkpoint (zip archive, legacy pickle or pre-0.4 tar) or .safetensors.
+ */
+export function parseWeightFile(buf: Buffer, source: string): WeightFile & { checkpoint?: CheckpointSelection } {
+  const safetensors = buf.length > 8 && buf[8] === 0x7b; // the JSON header after the 8-byte length
+  const zip = buf.length >= 4 && buf.readUInt32LE(0) === 0x04034b50;
+  const pickle = !safetensors && buf.length >= 2 && buf[0] === 0x80 && (buf[1] as number) <= 5;
+  const tar = buf.length > 262 && buf.subarray(257, 262).toString('latin1') === 'ustar';
+  if (zip || pickle || tar) {
+    const ckpt = parsePytorchCheckpoint(buf, source);
+    return Object.assign(ckpt, { checkpoint: ckpt.selection });
+  }
+  return parseSafetensors(buf, source);
+}
+
 export function importViTFile(file: string, options: ImportOptions = {}): ImportedViT {
   let buf: Buffer;
   try {
@@ -252,8 +270,18 @@ export function importViTFile(file: string, options: ImportOptions = {}): Import
   } catch (err) {
     throw new FlaneurError('IO_ERROR', `Cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
-  return importViT(parseSafetensors(buf, path.basename(file)), path.basename(file), {
-    ...options,
-    hfConfig: readSiblingConfig(file),
-  });
+  const weights = parseWeightFile(buf, path.basename(file));
+  const imported = importViT(weights, path.basename(file), { ...options, hfConfig: readSiblingConfig(file) });
+  return weights.checkpoint ? { ...imported, checkpoint: weights.checkpoint } : imported;
+}
+
+/**
+ * The imported weights as a .safetensors file in canonical (official) names, with the head count in its metadata:
+ * what the registry stores for a PyTorch checkpoint, so that every later load reads one format.
+ */
+export function canonicalSafetensors(m: ImportedViT): Buffer {
+  const shapes = vitParamShapes(m.config);
+  const tensors = new Map<string, TensorToWrite>();
+  for (const [name, data] of m.weights) tensors.set(name, { shape: shapes.get(name) ?? [data.length], data });
+  return encodeSafetensors(tensors, { heads: String(m.config.heads), format: 'flaneur-canonical' });
 }

@@ -5,25 +5,44 @@
 import fs from 'node:fs';
 import { FlaneurError } from '../api/errors.js';
 
-export type SafeDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'U8' | 'BOOL';
+export type SafeDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
-const DTYPE_BYTES: Record<SafeDType, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, U8: 1, BOOL: 1 };
+const DTYPE_BYTES: Record<SafeDType, number> = {
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  F64: 8,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+};
 const MAX_HEADER = 100 * 1024 * 1024;
 
-export interface TensorEntry {
+/** A named tensor of a weight file (safetensors or a PyTorch checkpoint). */
+export interface WeightTensor {
   name: string;
   dtype: SafeDType;
   shape: number[];
+}
+
+/** What the importers need of a weight file: names, dtypes, shapes, and the data widened to float32. */
+export interface WeightFile {
+  tensors: Map<string, WeightTensor>;
+  metadata: Record<string, string>;
+  float32(name: string): Float32Array;
+}
+
+export interface TensorEntry extends WeightTensor {
   /** Byte range inside the data section. */
   begin: number;
   end: number;
 }
 
-export interface SafetensorsFile {
+export interface SafetensorsFile extends WeightFile {
   tensors: Map<string, TensorEntry>;
-  metadata: Record<string, string>;
-  /** The data as float32 (widened from f16/bf16/f64). */
-  float32(name: string): Float32Array;
 }
 
 function invalid(message: string, details?: string): FlaneurError {

@@ -51,16 +51,18 @@ export function ModelsView() {
       <form className="card" onSubmit={submit} aria-labelledby="import-title">
         <h2 id="import-title">Import weights</h2>
         <p className="muted">
-          A DINO or DINOv2 checkpoint as <span className="mono">.safetensors</span>, in the official names or Hugging
-          Face's (e.g. facebook/dino-vits16, facebook/dinov2-small, with registers). Download it on any machine; the
-          file is checked, hashed and copied into the project.
+          A DINO or DINOv2 checkpoint as <span className="mono">.safetensors</span>, a Hugging Face snapshot folder
+          (with its <span className="mono">config.json</span>), or a PyTorch <span className="mono">.pth</span> /{' '}
+          <span className="mono">.pt</span> / <span className="mono">.bin</span> file (read without Python; only tensors
+          and plain data are accepted). Download it on any machine; the file is checked, hashed and stored in the
+          project.
         </p>
         <PathField
           label="Weights file"
           name="model-path"
           value={file}
           onChange={setFile}
-          placeholder="/path/to/model.safetensors"
+          placeholder="/path/to/model.safetensors, checkpoint.pth or a snapshot folder"
         />
         <div className="grid-2">
           <div className="field">
@@ -119,6 +121,7 @@ export function ModelsView() {
                   <td>
                     {m.sourceDtype}, {m.scheme} names
                     <div className="muted mono">{m.source}</div>
+                    {m.origin && <div className="muted">{m.origin}</div>}
                   </td>
                   <td className="mono">{m.sha256.slice(0, 12)}…</td>
                   <td>

@@ -1,0 +1,328 @@
+/**
+ * PyTorch checkpoints (.pth / .pt / .bin) read without Python: the zip format (`<name>/data.pkl` and one
+ * `<name>/data/<key>` entry per storage) and the legacy format (a magic number, protocol and system-info pickles,
+ * the object pickle, the list of storage keys, then each storage as an int64 element count and its bytes). The
+ * pickle is read by the restricted unpickler (pickle.ts): nothing is executed. The backbone's state dict is picked
+ * from a training checkpoint (`teacher` before `student`, then `model`, `state_dict`, ...), `module.` /
+ * `backbone.` / `encoder.` prefixes are removed and heads dropped; the result reads like a .safetensors file.
+ */
+import { FlaneurError } from '../api/errors.js';
+import {
+  isTensor,
+  isTuple,
+  PickleDict,
+  type PickleStorage,
+  type PickleTensor,
+  type PickleValue,
+  STORAGE_TYPES,
+  unpickle,
+} from './pickle.js';
+import { f16ToF32, type SafeDType, type WeightFile, type WeightTensor } from './safetensors.js';
+import { isZip, readZip } from './zip.js';
+
+const ELEMENT_BYTES: Record<PickleStorage['dtype'], number> = {
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  F64: 8,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+};
+
+const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
+
+/** Which part of the checkpoint became the model's weights, for the import's report. */
+export interface CheckpointSelection {
+  /** Path of keys to the state dict inside the checkpoint ('' when the file is the state dict itself). */
+  path: string;
+  /** Other candidate state dicts that were not taken (e.g. 'student' when 'teacher' was). */
+  skipped: string[];
+  /** Prefix removed from every name (e.g. 'module.backbone.'). */
+  strippedPrefix: string;
+  /** Number of tensors dropped as not part of the backbone (projection heads). */
+  droppedHeads: number;
+  format: 'zip' | 'legacy';
+}
+
+export interface PytorchCheckpoint extends WeightFile {
+  selection: CheckpointSelection;
+}
+
+function invalid(message: string, details?: string): FlaneurError {
+  return new FlaneurError('INVALID_MODEL', message, details ? { details } : {});
+}
+
+function storageFromPid(pid: PickleValue, source: string): PickleStorage {
+  if (!isTuple(pid) || pid.items[0] !== 'storage') {
+    throw invalid(`${source}: a persistent id that is not a tensor storage; not a PyTorch checkpoint.`);
+  }
+  const [, type, key, , numel, view] = pid.items;
+  const typeName = typeof type === 'object' && type !== null && 'name' in type ? String(type.name) : '';
+  const dtype = STORAGE_TYPES[typeName];
+  if (!dtype) throw invalid(`${source}: a storage of unknown type ${typeName || String(type)}.`);
+  if (typeof key !== 'string' || typeof numel !== 'number') throw invalid(`${source}: a malformed storage record.`);
+  let v: PickleStorage['view'] = null;
+  if (view !== undefined && view !== null && isTuple(view)) {
+    const [, offset, size] = view.items;
+    if (typeof offset === 'number' && typeof size === 'number') v = { offset, numel: size };
+  }
+  return { kind: 'storage', dtype, key, numel, view: v };
+}
+
+interface RawCheckpoint {
+  root: PickleValue;
+  /** Bytes of each storage by key. */
+  storage: (key: string) => Uint8Array;
+  format: 'zip' | 'legacy';
+}
+
+function readZipCheckpoint(buf: Uint8Array, source: string): RawCheckpoint {
+  const zip = readZip(buf, source);
+  const pkl = [...zip.entries.keys()].find((n) => n === 'data.pkl' || n.endsWith('/data.pkl'));
+  if (!pkl) {
+    throw invalid(`${source} is a zip archive without data.pkl: not a PyTorch checkpoint.`);
+  }
+  const prefix = pkl.slice(0, -'data.pkl'.length);
+  const { value } = unpickle(zip.read(pkl), 0, {
+    source,
+    persistentLoad: (pid) => storageFromPid(pid, source),
+  });
+  return {
+    root: value,
+    format: 'zip',
+    storage: (key) => {
+      const name = `${prefix}data/${key}`;
+      if (!zip.entries.has(name)) throw invalid(`${source}: storage "${key}" is missing from the archive.`);
+      return zip.read(name);
+    },
+  };
+}
+
+function readLegacyCheckpoint(buf: Uint8Array, source: string): RawCheckpoint {
+  const noPid = () => {
+    throw invalid(`${source}: unexpected storage reference in the checkpoint header.`);
+  };
+  const magic = unpickle(buf, 0, { source, persistentLoad: noPid });
+  if (magic.value !== LEGACY_MAGIC && BigInt(typeof magic.value === 'number' ? magic.value : -1) !== LEGACY_MAGIC) {
+    throw invalid(`${source} is neither a zip nor a legacy PyTorch checkpoint (wrong magic number).`);
+  }
+  const protocol = unpickle(buf, magic.end, { source, persistentLoad: noPid });
+  if (protocol.value !== 1001) {
+    throw invalid(`${source}: legacy checkpoint protocol ${String(protocol.value)}; only 1001 is known.`);
+  }
+  const sysInfo = unpickle(buf, protocol.end, { source, persistentLoad: noPid });
+  if (sysInfo.value instanceof PickleDict && sysInfo.value.get('little_endian') === false) {
+    throw new FlaneurError('UNSUPPORTED_MODEL', `${source} was saved on a big-endian machine; re-save it on x86/ARM.`);
+  }
+  const storages = new Map<string, PickleStorage>();
+  const main = unpickle(buf, sysInfo.end, {
+    source,
+    persistentLoad: (pid) => {
+      const s = storageFromPid(pid, source);
+      const known = storages.get(s.key);
+      if (!known) storages.set(s.key, { ...s, view: null });
+      return s;
+    },
+  });
+  const keys = unpickle(buf, main.end, { source, persistentLoad: noPid });
+  if (!Array.isArray(keys.value) || !keys.value.every((k) => typeof k === 'string')) {
+    throw invalid(`${source}: the list of storages after the pickle is unreadable.`);
+  }
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const data = new Map<string, Uint8Array>();
+  let pos = keys.end;
+  for (const key of keys.value as string[]) {
+    const s = storages.get(key);
+    if (!s) throw invalid(`${source}: storage "${key}" is listed but no tensor uses it.`);
+    if (pos + 8 > buf.length) {
+      throw invalid(`${source} is truncated: storage "${key}" starts past the end of the file. Copy it again.`);
+    }
+    const numel = Number(dv.getBigInt64(pos, true));
+    const bytes = numel * ELEMENT_BYTES[s.dtype];
+    if (numel < 0 || pos + 8 + bytes > buf.length) {
+      throw invalid(
+        `${source} is truncated: storage "${key}" needs ${bytes} bytes from byte ${pos + 8}; the file has ${buf.length}. Copy it again.`,
+      );
+    }
+    data.set(key, buf.subarray(pos + 8, pos + 8 + bytes));
+    pos += 8 + bytes;
+  }
+  return {
+    root: main.value,
+    format: 'legacy',
+    storage: (key) => {
+      const d = data.get(key);
+      if (!d) throw invalid(`${source}: storage "${key}" has no data in the file.`);
+      return d;
+    },
+  };
+}
+
+/** Keys under which training scripts keep the weights, in the order they are preferred. */
+const STATE_KEYS = ['teacher', 'student', 'model_ema', 'model', 'state_dict', 'model_state_dict', 'module', 'network'];
+/** Prefixes wrapping a backbone: DataParallel, the DINO MultiCropWrapper, encoder wrappers. */
+const WRAPPERS = ['module.', 'backbone.', 'encoder.', '_orig_mod.'];
+
+function tensorEntries(d: PickleDict): Array<[string, PickleTensor]> {
+  const out: Array<[string, PickleTensor]> = [];
+  for (const [k, v] of d) if (typeof k === 'string' && isTensor(v)) out.push([k, v]);
+  return out;
+}
+
+/** Finds the state dict: the dict itself when most of its values are tensors, else the preferred key's value. */
+function selectStateDict(root: PickleValue, source: string): { dict: PickleDict; path: string; skipped: string[] } {
+  let d = root;
+  const path: string[] = [];
+  let skipped: string[] = [];
+  for (let depth = 0; depth < 4; depth++) {
+    if (!(d instanceof PickleDict)) break;
+    const tensors = tensorEntries(d).length;
+    if (tensors > 0 && tensors >= d.size / 2) return { dict: d, path: path.join('.'), skipped };
+    const candidates = STATE_KEYS.filter((k) => d instanceof PickleDict && d.get(k) instanceof PickleDict);
+    const chosen = candidates[0];
+    if (!chosen) break;
+    skipped = candidates.slice(1).map((k) => [...path, k].join('.'));
+    path.push(chosen);
+    d = d.get(chosen) as PickleValue;
+  }
+  const keys = root instanceof PickleDict ? [...root.keys()].map(String).slice(0, 8).join(', ') : typeof root;
+  throw new FlaneurError(
+    'UNSUPPORTED_MODEL',
+    `${source} holds no state dict of tensors that Flaneur can find (looked for the file itself and the keys ${STATE_KEYS.join(', ')}; found ${keys}).`,
+  );
+}
+
+function stripWrappers(names: string[]): { prefix: string; keep: (n: string) => string | null; dropped: number } {
+  let prefix = '';
+  let current = names;
+  for (;;) {
+    const p = WRAPPERS.find((w) => {
+      const inside = current.filter((n) => n.startsWith(w)).length;
+      // A wrapper when every name has it, or (a backbone beside heads) when most do.
+      return inside === current.length || (w !== 'module.' && inside > 0 && inside >= current.length / 2);
+    });
+    if (!p) break;
+    prefix += p;
+    current = current.filter((n) => n.startsWith(p)).map((n) => n.slice(p.length));
+  }
+  const kept = names.filter((n) => n.startsWith(prefix)).length;
+  return {
+    prefix,
+    keep: (n) => (n.startsWith(prefix) ? n.slice(prefix.length) : null),
+    dropped: names.length - kept,
+  };
+}
+
+/** The tensor's elements in row-major order, following its storage offset and strides. */
+function materialize(t: PickleTensor, bytes: Uint8Array, name: string, source: string): Float32Array {
+  const s = t.storage;
+  const base = s.view ? s.view.offset : 0;
+  const eb = ELEMENT_BYTES[s.dtype];
+  const available = Math.floor(bytes.length / eb);
+  const n = t.shape.reduce((a, d) => a * d, 1);
+  let last = t.offset;
+  for (let i = 0; i < t.shape.length; i++) last += ((t.shape[i] as number) - 1) * (t.stride[i] ?? 0);
+  const limit = Math.min(available, s.view ? s.view.offset + s.view.numel : s.numel);
+  if (n > 0 && (t.offset < 0 || t.stride.some((x) => x < 0) || base + last >= limit)) {
+    throw invalid(
+      `${source}: tensor "${name}" points past the end of its storage "${s.key}" (element ${base + last} of ${limit}); the file is damaged or truncated.`,
+    );
+  }
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const read: (i: number) => number =
+    s.dtype === 'F32'
+      ? (i) => dv.getFloat32(i * 4, true)
+      : s.dtype === 'F16'
+        ? (i) => f16ToF32(dv.getUint16(i * 2, true))
+        : s.dtype === 'BF16'
+          ? (i) => {
+              scratchU32[0] = dv.getUint16(i * 2, true) << 16;
+              return scratchF32[0] as number;
+            }
+          : s.dtype === 'F64'
+            ? (i) => dv.getFloat64(i * 8, true)
+            : () => {
+                throw invalid(`${source}: tensor "${name}" is ${s.dtype}, not floating point.`);
+              };
+  const out = new Float32Array(n);
+  const rank = t.shape.length;
+  const idx = new Array<number>(rank).fill(0);
+  let at = base + t.offset;
+  for (let k = 0; k < n; k++) {
+    out[k] = read(at);
+    for (let d = rank - 1; d >= 0; d--) {
+      idx[d] = (idx[d] as number) + 1;
+      at += t.stride[d] as number;
+      if ((idx[d] as number) < (t.shape[d] as number)) break;
+      at -= (t.stride[d] as number) * (t.shape[d] as number);
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+const scratchF32 = new Float32Array(1);
+const scratchU32 = new Uint32Array(scratchF32.buffer);
+
+export function isLegacyTar(buf: Uint8Array): boolean {
+  return buf.length > 262 && Buffer.from(buf.subarray(257, 262)).toString('latin1') === 'ustar';
+}
+
+/** Parses a PyTorch checkpoint held in memory and picks its backbone state dict. */
+export function parsePytorchCheckpoint(buf: Uint8Array, source: string): PytorchCheckpoint {
+  if (isLegacyTar(buf)) {
+    throw new FlaneurError(
+      'UNSUPPORTED_MODEL',
+      `${source} is a tar checkpoint from PyTorch before 0.4 (2018); load it once in PyTorch and save it again.`,
+    );
+  }
+  const raw = isZip(buf)
+    ? readZipCheckpoint(buf, source)
+    : buf[0] === 0x80
+      ? readLegacyCheckpoint(buf, source)
+      : (() => {
+          throw invalid(`${source} is not a PyTorch checkpoint (neither a zip archive nor a pickle).`);
+        })();
+  const { dict, path, skipped } = selectStateDict(raw.root, source);
+  const entries = tensorEntries(dict);
+  const { prefix, keep, dropped } = stripWrappers(entries.map(([n]) => n));
+  const tensors = new Map<string, WeightTensor>();
+  const byName = new Map<string, PickleTensor>();
+  for (const [name, t] of entries) {
+    const k = keep(name);
+    if (k === null) continue;
+    tensors.set(k, { name: k, dtype: t.storage.dtype as SafeDType, shape: t.shape });
+    byName.set(k, t);
+  }
+  const storageCache = new Map<string, Uint8Array>();
+  return {
+    tensors,
+    metadata: {},
+    selection: { path, skipped, strippedPrefix: prefix, droppedHeads: dropped, format: raw.format },
+    float32(name) {
+      const t = byName.get(name);
+      if (!t) throw invalid(`Tensor "${name}" is not in ${source}.`);
+      let bytes = storageCache.get(t.storage.key);
+      if (!bytes) {
+        bytes = raw.storage(t.storage.key);
+        const need = t.storage.numel * ELEMENT_BYTES[t.storage.dtype];
+        if (bytes.length < need && !t.storage.view) {
+          throw invalid(
+            `${source}: storage "${t.storage.key}" (used by "${name}") should hold ${need} bytes but has ${bytes.length}; the file is damaged or truncated.`,
+          );
+        }
+        storageCache.set(t.storage.key, bytes);
+      }
+      return materialize(t, bytes, prefix + name, source);
+    },
+  };
+}
+
+/** Whether a file name looks like a PyTorch checkpoint. */
+export function isPytorchFileName(file: string): boolean {
+  return /\.(pth|pt|bin|ckpt)$/i.test(file);
+}
