@@ -8,7 +8,15 @@ import path from 'node:path';
 import { FlaneurError } from '../api/errors.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from './preprocess.js';
 import { type CheckpointSelection, parsePytorchCheckpoint } from './pytorch.js';
-import { encodeSafetensors, parseSafetensors, type TensorToWrite, type WeightFile } from './safetensors.js';
+import {
+  encodeSafetensors,
+  parseSafetensors,
+  readModelFile,
+  readModelFileStart,
+  readSafetensors,
+  type TensorToWrite,
+  type WeightFile,
+} from './safetensors.js';
 import { type ViTConfig, vitParamShapes } from './vit.js';
 
 export type NamingScheme = 'official' | 'hf-vit' | 'hf-dinov2';
@@ -58,18 +66,99 @@ function stripPrefix(names: string[]): { prefix: string; names: string[] } {
   return { prefix: '', names };
 }
 
-interface HfConfig {
+export interface HfConfig {
   num_attention_heads?: number;
   layer_norm_eps?: number;
 }
 
-function readSiblingConfig(file: string): HfConfig | null {
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/**
+ * The Hugging Face config.json beside a model file, with the two values Flaneur reads checked: the head count a
+ * positive whole number, layer_norm_eps a finite positive number below 1 (`"banana"` gave NaN embeddings). A config
+ * that is not a regular file, too large, or not JSON is refused with what to do, never silently half-used.
+ */
+export function readSiblingConfig(file: string): HfConfig | null {
   const cfg = path.join(path.dirname(file), 'config.json');
-  if (!fs.existsSync(cfg)) return null;
+  let st: fs.Stats;
   try {
-    return JSON.parse(fs.readFileSync(cfg, 'utf8')) as HfConfig;
+    st = fs.statSync(cfg);
   } catch {
     return null;
+  }
+  const fix = 'Fix it or remove it (then give the head count explicitly if it is not width/64).';
+  if (!st.isFile() || st.size > MAX_CONFIG_BYTES) {
+    throw invalid(`The config.json beside ${path.basename(file)} is not a small regular file. ${fix}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(cfg, 'utf8'));
+  } catch (err) {
+    throw invalid(
+      `The config.json beside ${path.basename(file)} is not valid JSON (${(err as Error).message}). ${fix}`,
+    );
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw invalid(`The config.json beside ${path.basename(file)} is not a JSON object. ${fix}`);
+  }
+  const { num_attention_heads: heads, layer_norm_eps: eps } = raw as Record<string, unknown>;
+  const out: HfConfig = {};
+  if (heads !== undefined) {
+    if (typeof heads !== 'number' || !Number.isSafeInteger(heads) || heads <= 0) {
+      throw invalid(
+        `The config.json beside ${path.basename(file)} says num_attention_heads is ${JSON.stringify(heads)}; it must be a whole number above 0. ${fix}`,
+      );
+    }
+    out.num_attention_heads = heads;
+  }
+  if (eps !== undefined) {
+    if (typeof eps !== 'number' || !Number.isFinite(eps) || eps <= 0 || eps >= 1) {
+      throw invalid(
+        `The config.json beside ${path.basename(file)} says layer_norm_eps is ${JSON.stringify(eps)}; it must be a small positive number such as 1e-6. ${fix}`,
+      );
+    }
+    out.layer_norm_eps = eps;
+  }
+  return out;
+}
+
+/** Upper bounds on what an imported ViT may be (ViT-g/14 is 40 blocks of width 1536). */
+const MAX_DEPTH = 256;
+const MAX_DIM = 16_384;
+const MAX_PATCH = 1024;
+const MAX_POS_GRID = 1024;
+
+/** The block indices named by the file's tensors, checked to be exactly 0…depth-1 (no `blocks.1000000.x`). */
+function blockDepth(names: string[], blockRe: RegExp, source: string, original: Map<string, string>): number {
+  const seen = new Set<number>();
+  let max = -1;
+  let maxName = '';
+  for (const n of names) {
+    const m = blockRe.exec(n);
+    if (!m) continue;
+    const i = Number(m[1]);
+    seen.add(i);
+    if (i > max) {
+      max = i;
+      maxName = n;
+    }
+  }
+  if (max >= MAX_DEPTH || seen.size !== max + 1) {
+    let run = 0;
+    while (seen.has(run)) run++;
+    const have = run === 0 ? 'no block 0' : `tensors for ${run} block${run === 1 ? '' : 's'} (0 to ${run - 1})`;
+    throw invalid(
+      `${source} is not a valid model: tensor "${original.get(maxName) ?? maxName}" names block ${max}, but the file has ${have}${max >= MAX_DEPTH ? `; at most ${MAX_DEPTH} blocks are read` : ''}.`,
+    );
+  }
+  return max + 1;
+}
+
+function checkDimension(source: string, what: string, value: number, max: number): void {
+  if (!Number.isSafeInteger(value) || value <= 0 || value > max) {
+    throw invalid(
+      `${source} is not a valid model: its ${what} is ${value}, where a ViT has a whole number from 1 to ${max}.`,
+    );
   }
 }
 
@@ -124,6 +213,9 @@ export function importViT(
   options: ImportOptions & { hfConfig?: HfConfig | null } = {},
 ): ImportedViT {
   const original = [...file.tensors.keys()];
+  if (original.length === 0) {
+    throw invalid(`${source} is not a valid model: it holds no tensors. Choose the model's .safetensors weights file.`);
+  }
   const { prefix, names } = stripPrefix(original);
   const byName = new Map(names.map((n, i) => [n, original[i] as string]));
   const has = (n: string) => byName.has(n);
@@ -147,7 +239,7 @@ export function importViT(
   }
 
   const blockRe = scheme === 'official' ? /^blocks\.(\d+)\./ : /^encoder\.layer\.(\d+)\./;
-  const depth = 1 + Math.max(...names.map((n) => Number(blockRe.exec(n)?.[1] ?? -1)));
+  const depth = blockDepth(names, blockRe, source, byName);
   const clsName = scheme === 'official' ? 'cls_token' : 'embeddings.cls_token';
   const dim = shapeOf(clsName).at(-1) ?? 0;
   const regName =
@@ -168,6 +260,14 @@ export function importViT(
   if (posGrid * posGrid !== posTokens) {
     throw invalid(`Tensor "${byName.get(posName)}" has ${posTokens} patch positions, not a square grid.`);
   }
+  // Plausible sizes, checked against the tensors before anything is built from them.
+  checkDimension(source, 'width (last dimension of the class token)', dim, MAX_DIM);
+  checkDimension(source, 'patch size', patchSize, MAX_PATCH);
+  checkDimension(source, 'MLP width', mlpHidden, 16 * MAX_DIM);
+  checkDimension(source, 'position grid', posGrid, MAX_POS_GRID);
+  if (!Number.isSafeInteger(registers) || registers < 0 || registers > 1024) {
+    throw invalid(`${source} is not a valid model: it has ${registers} register tokens.`);
+  }
   const layerScale = scheme === 'hf-dinov2' ? has('encoder.layer.0.layer_scale1.lambda1') : has('blocks.0.ls1.gamma');
   const metaHeads = Number(file.metadata.heads ?? Number.NaN);
   const heads =
@@ -181,6 +281,9 @@ export function importViT(
   const family: ViTConfig['family'] =
     scheme === 'hf-dinov2' || layerScale || registers > 0 || patchSize === 14 ? 'dinov2' : 'dino';
   const lnEps = options.lnEps ?? options.hfConfig?.layer_norm_eps ?? (scheme === 'hf-vit' ? 1e-12 : 1e-6);
+  if (!Number.isFinite(lnEps) || lnEps <= 0 || lnEps >= 1) {
+    throw invalid(`${source}: layer-norm epsilon ${lnEps} is not a small positive number such as 1e-6.`);
+  }
   const config: ViTConfig = {
     family,
     patchSize,
@@ -207,7 +310,8 @@ export function importViT(
   for (const [canonical, shape] of expected) {
     const src = mapping.get(canonical);
     const parts = Array.isArray(src) ? src : [src as string];
-    const datas: Float32Array[] = [];
+    const n = shape.reduce((a, d) => a * d, 1);
+    let present = 0;
     for (const part of parts) {
       const fileName = byName.get(part);
       if (!fileName)
@@ -219,17 +323,25 @@ export function importViT(
       if (t && !['F32', 'F16', 'BF16', 'F64'].includes(t.dtype)) {
         throw invalid(`${source}: tensor "${fileName}" is ${t.dtype}; weights must be F32, F16 or BF16.`);
       }
-      datas.push(file.float32(fileName));
+      present += (t?.shape ?? []).reduce((a, d) => a * d, 1);
     }
-    const data =
-      datas.length === 1 ? (datas[0] as Float32Array) : Float32Array.from(datas.flatMap((d) => Array.from(d)));
-    const n = shape.reduce((a, d) => a * d, 1);
-    if (data.length !== n) {
+    // Sizes are compared before any data is read, so a mis-shaped file costs nothing to refuse.
+    if (present !== n) {
       const got =
         parts.length === 1 ? shapeStr(shapeOf(parts[0] as string)) : parts.map((p) => shapeStr(shapeOf(p))).join(' + ');
       throw invalid(
         `${source}: tensor "${prefix}${parts.join('", "')}" has shape ${got}; expected ${shapeStr(shape)} for ${canonical} of this architecture (dim ${dim}, depth ${depth}).`,
       );
+    }
+    const datas = parts.map((part) => file.float32(byName.get(part) as string));
+    let data = datas[0] as Float32Array;
+    if (datas.length > 1) {
+      data = new Float32Array(n);
+      let at = 0;
+      for (const d of datas) {
+        data.set(d, at);
+        at += d.length;
+      }
     }
     weights.set(canonical, data);
   }
@@ -248,31 +360,40 @@ export function importViT(
   return { config, weights, scheme, sourceDtype: [...dtypes].join('+'), ignored };
 }
 
+/** Whether a file's first bytes are a PyTorch checkpoint's (zip archive, legacy pickle or pre-0.4 tar). */
+function isPytorchCheckpoint(start: Buffer): boolean {
+  const safetensors = start.length > 8 && start[8] === 0x7b; // the JSON header after the 8-byte length
+  const zip = start.length >= 4 && start.readUInt32LE(0) === 0x04034b50;
+  const pickle = !safetensors && start.length >= 2 && start[0] === 0x80 && (start[1] as number) <= 5;
+  const tar = start.length > 262 && start.subarray(257, 262).toString('latin1') === 'ustar';
+  return zip || pickle || tar;
+}
+
 /**
  * A weight file by its content: a PyTorch checkpoint (zip archive, legacy pickle or pre-0.4 tar) or .safetensors.
  */
 export function parseWeightFile(buf: Buffer, source: string): WeightFile & { checkpoint?: CheckpointSelection } {
-  const safetensors = buf.length > 8 && buf[8] === 0x7b; // the JSON header after the 8-byte length
-  const zip = buf.length >= 4 && buf.readUInt32LE(0) === 0x04034b50;
-  const pickle = !safetensors && buf.length >= 2 && buf[0] === 0x80 && (buf[1] as number) <= 5;
-  const tar = buf.length > 262 && buf.subarray(257, 262).toString('latin1') === 'ustar';
-  if (zip || pickle || tar) {
+  if (isPytorchCheckpoint(buf)) {
     const ckpt = parsePytorchCheckpoint(buf, source);
     return Object.assign(ckpt, { checkpoint: ckpt.selection });
   }
   return parseSafetensors(buf, source);
 }
 
+/**
+ * Imports a model file. Only regular files are read (a named pipe, a device or a folder is refused before any read).
+ * A .safetensors file's header is read and checked first (bounded work, whatever the file's size), then each tensor
+ * is read from the file on its own; a PyTorch checkpoint is read whole and parsed by the restricted unpickler.
+ */
 export function importViTFile(file: string, options: ImportOptions = {}): ImportedViT {
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(file);
-  } catch (err) {
-    throw new FlaneurError('IO_ERROR', `Cannot read ${file}: ${(err as Error).message}`, { cause: err });
+  const source = path.basename(file);
+  const hfConfig = readSiblingConfig(file);
+  if (isPytorchCheckpoint(readModelFileStart(file, source, 512))) {
+    const weights = parseWeightFile(readModelFile(file, source), source);
+    const imported = importViT(weights, source, { ...options, hfConfig });
+    return weights.checkpoint ? { ...imported, checkpoint: weights.checkpoint } : imported;
   }
-  const weights = parseWeightFile(buf, path.basename(file));
-  const imported = importViT(weights, path.basename(file), { ...options, hfConfig: readSiblingConfig(file) });
-  return weights.checkpoint ? { ...imported, checkpoint: weights.checkpoint } : imported;
+  return importViT(readSafetensors(file, source), source, { ...options, hfConfig });
 }
 
 /**

@@ -3,6 +3,7 @@
  * {name: {dtype, shape, data_offsets}}, then the raw little-endian data. f16 and bf16 are widened to f32.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { FlaneurError } from '../api/errors.js';
 
 export type SafeDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
@@ -19,7 +20,6 @@ const DTYPE_BYTES: Record<SafeDType, number> = {
   U8: 1,
   BOOL: 1,
 };
-const MAX_HEADER = 100 * 1024 * 1024;
 
 /** A named tensor of a weight file (safetensors or a PyTorch checkpoint). */
 export interface WeightTensor {
@@ -88,94 +88,312 @@ export function f32ToF16(value: number): number {
   return sign | half;
 }
 
-export function parseSafetensors(buf: Buffer, source = 'file'): SafetensorsFile {
-  if (buf.length < 8) throw invalid(`${source} is too short to be a .safetensors file (${buf.length} bytes).`);
-  const headerLen = Number(buf.readBigUInt64LE(0));
-  if (headerLen > MAX_HEADER || 8 + headerLen > buf.length) {
-    throw invalid(
-      `${source} is truncated or not a .safetensors file: its header says ${headerLen} bytes, the file has ${buf.length}.`,
-    );
+/** A byte count for people: "248 KB", "1.9 GB", "2.3 EB" (powers of 1000, as file managers show sizes). */
+export function bytesText(n: number): string {
+  const units = ['bytes', 'KB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB'];
+  if (!Number.isFinite(n) || n < 1000) return `${Number.isFinite(n) ? n : '∞'} ${n === 1 ? 'byte' : 'bytes'}`;
+  let u = 0;
+  let v = n;
+  while (v >= 1000 && u < units.length - 1) {
+    v /= 1000;
+    u++;
   }
-  let header: Record<string, unknown>;
+  return `${v >= 100 ? Math.round(v) : v.toFixed(1).replace(/\.0$/, '')} ${units[u]}`;
+}
+
+/** Bounds on what a header may describe; the largest ViT we import has about 600 tensors and a 150 KB header. */
+export const MAX_HEADER_BYTES = 8_000_000;
+export const MAX_TENSORS = 16_384;
+const MAX_RANK = 8;
+const MAX_NAME = 1024;
+
+function notAModel(source: string, why: string, details?: string): FlaneurError {
+  return invalid(
+    `${source} is not a valid model: ${why}. Download the model again, or choose its .safetensors file.`,
+    details,
+  );
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+function shownValue(v: unknown): string {
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 40 ? `${s.slice(0, 40)}…` : s;
+}
+
+export interface SafetensorsHeader {
+  tensors: Map<string, TensorEntry>;
+  metadata: Record<string, string>;
+}
+
+/**
+ * Checks a header completely before anything is built from it: a JSON object of at most MAX_TENSORS entries, each
+ * with a known dtype, a shape of at most MAX_RANK non-negative integers, integer offsets inside the data section whose
+ * length matches shape × dtype, and no two tensors overlapping. Work and memory are linear in the header's size.
+ */
+export function parseSafetensorsHeader(json: string, dataLen: number, source: string): SafetensorsHeader {
+  let header: unknown;
   try {
-    header = JSON.parse(buf.subarray(8, 8 + headerLen).toString('utf8')) as Record<string, unknown>;
+    header = JSON.parse(json);
   } catch (err) {
-    throw invalid(`${source} has an unreadable header (not JSON).`, (err as Error).message);
+    throw notAModel(source, 'its header is not readable (not JSON)', (err as Error).message);
   }
-  const dataStart = 8 + headerLen;
-  const dataLen = buf.length - dataStart;
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) {
+    throw notAModel(source, `its header is ${shownValue(header)}, not a table of tensors`);
+  }
+  const entries = Object.entries(header as Record<string, unknown>);
+  if (entries.length > MAX_TENSORS + 1) {
+    throw notAModel(source, `its header lists ${entries.length} tensors, more than the ${MAX_TENSORS} Flaneur reads`);
+  }
   const tensors = new Map<string, TensorEntry>();
   let metadata: Record<string, string> = {};
-  for (const [name, raw] of Object.entries(header)) {
+  for (const [name, raw] of entries) {
     if (name === '__metadata__') {
-      metadata = (raw ?? {}) as Record<string, string>;
+      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+        throw notAModel(source, `its metadata is ${shownValue(raw)}, not a table of texts`);
+      }
+      const m: Record<string, string> = {};
+      for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+        if (typeof v !== 'string') throw notAModel(source, `its metadata "${k}" is ${shownValue(v)}, not a text`);
+        m[k] = v;
+      }
+      metadata = m;
       continue;
     }
-    const t = raw as { dtype?: string; shape?: number[]; data_offsets?: [number, number] };
-    if (!t || typeof t.dtype !== 'string' || !Array.isArray(t.shape) || !Array.isArray(t.data_offsets)) {
-      throw invalid(`Tensor "${name}" in ${source} has a malformed header entry.`);
+    const shown = name.length > 80 ? `${name.slice(0, 80)}…` : name;
+    if (name.length > MAX_NAME) throw notAModel(source, `a tensor name is ${name.length} characters long`);
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+      throw notAModel(source, `tensor "${shown}" is described as ${shownValue(raw)}`);
     }
-    if (!(t.dtype in DTYPE_BYTES)) {
+    const t = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (typeof t.dtype !== 'string' || !Array.isArray(t.shape) || !Array.isArray(t.data_offsets)) {
+      throw notAModel(source, `tensor "${shown}" lacks its dtype, shape or data offsets`);
+    }
+    if (!Object.hasOwn(DTYPE_BYTES, t.dtype)) {
       throw invalid(
-        `Tensor "${name}" in ${source} has dtype ${t.dtype}; supported: F32, F16, BF16 (and F64, I64, I32, U8, BOOL).`,
+        `Tensor "${shown}" in ${source} has dtype ${t.dtype.slice(0, 20)}; supported: F32, F16, BF16 (and F64, I64, I32, U8, BOOL).`,
       );
     }
     const dtype = t.dtype as SafeDType;
-    const [begin, end] = t.data_offsets;
-    const n = t.shape.reduce((a, d) => a * d, 1);
-    if (end > dataLen) {
-      throw invalid(`${source} is truncated: tensor "${name}" ends at byte ${end} of a ${dataLen}-byte data section.`);
-    }
-    if (end - begin !== n * DTYPE_BYTES[dtype]) {
-      throw invalid(
-        `Tensor "${name}" in ${source} has ${end - begin} bytes for shape [${t.shape.join(',')}] of ${dtype}.`,
+    const shape = t.shape as unknown[];
+    if (shape.length > MAX_RANK || !shape.every(isCount)) {
+      throw notAModel(
+        source,
+        `tensor "${shown}" has shape ${shownValue(shape)}; a shape is at most ${MAX_RANK} whole numbers of 0 or more`,
       );
     }
-    tensors.set(name, { name, dtype, shape: t.shape, begin, end });
+    const offsets = t.data_offsets as unknown[];
+    const [begin, end] = offsets;
+    if (offsets.length !== 2 || !isCount(begin) || !isCount(end) || end < begin) {
+      throw notAModel(
+        source,
+        `tensor "${shown}" has data offsets ${shownValue(offsets)}; they must be two whole numbers, start before end`,
+      );
+    }
+    if (end > dataLen) {
+      throw notAModel(
+        source,
+        `its header says the data is ${bytesText(end)} long (tensor "${shown}" ends at byte ${end}) but the file has ${bytesText(dataLen)} of data; it may be truncated`,
+      );
+    }
+    // Element count with early exit: a product of huge dimensions never overflows into a matching size.
+    let n = 1;
+    for (const d of shape as number[]) {
+      n *= d;
+      if (n * DTYPE_BYTES[dtype] > dataLen) break;
+    }
+    if (n * DTYPE_BYTES[dtype] !== end - begin) {
+      throw invalid(
+        `Tensor "${shown}" in ${source} has ${end - begin} bytes for shape [${shape.join(',')}] of ${dtype}.`,
+      );
+    }
+    tensors.set(name, { name, dtype, shape: shape as number[], begin, end });
   }
+  const byStart = [...tensors.values()].filter((t) => t.end > t.begin).sort((a, b) => a.begin - b.begin);
+  for (let i = 1; i < byStart.length; i++) {
+    const a = byStart[i - 1] as TensorEntry;
+    const b = byStart[i] as TensorEntry;
+    if (b.begin < a.end) {
+      throw notAModel(source, `tensors "${a.name}" and "${b.name}" share bytes ${b.begin}–${Math.min(a.end, b.end)}`);
+    }
+  }
+  return { tensors, metadata };
+}
 
+function headerLength(prefix: Buffer, fileSize: number, source: string): number {
+  if (fileSize < 8) {
+    throw invalid(`${source} is too short to be a .safetensors file (${fileSize} bytes).`);
+  }
+  const len = prefix.readBigUInt64LE(0);
+  if (len > BigInt(fileSize - 8)) {
+    throw notAModel(
+      source,
+      `its first 8 bytes say the header is ${bytesText(Number(len))} long but the file has ${bytesText(fileSize)}; it is truncated or not a .safetensors file`,
+    );
+  }
+  if (len > BigInt(MAX_HEADER_BYTES)) {
+    throw notAModel(
+      source,
+      `its header is ${bytesText(Number(len))} long, more than the ${bytesText(MAX_HEADER_BYTES)} Flaneur reads`,
+    );
+  }
+  return Number(len);
+}
+
+function widen(t: TensorEntry, bytes: Buffer, source: string): Float32Array {
+  const n = (t.end - t.begin) / DTYPE_BYTES[t.dtype];
+  const out = new Float32Array(n);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  switch (t.dtype) {
+    case 'F32':
+      for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true);
+      break;
+    case 'F16':
+      for (let i = 0; i < n; i++) out[i] = f16ToF32(dv.getUint16(i * 2, true));
+      break;
+    case 'BF16': {
+      // bfloat16 is the top half of a float32.
+      const bits = new Uint32Array(out.buffer);
+      for (let i = 0; i < n; i++) bits[i] = dv.getUint16(i * 2, true) << 16;
+      break;
+    }
+    case 'F64':
+      for (let i = 0; i < n; i++) out[i] = dv.getFloat64(i * 8, true);
+      break;
+    default:
+      throw invalid(`Tensor "${t.name}" in ${source} is ${t.dtype}, not a floating-point tensor.`);
+  }
+  return out;
+}
+
+/** A .safetensors file already in memory (validated as `readSafetensors` does). */
+export function parseSafetensors(buf: Buffer, source = 'file'): SafetensorsFile {
+  const headerLen = headerLength(buf, buf.length, source);
+  const dataStart = 8 + headerLen;
+  const { tensors, metadata } = parseSafetensorsHeader(
+    buf.subarray(8, dataStart).toString('utf8'),
+    buf.length - dataStart,
+    source,
+  );
   return {
     tensors,
     metadata,
     float32(name) {
       const t = tensors.get(name);
       if (!t) throw invalid(`Tensor "${name}" is not in ${source}.`);
-      const bytes = buf.subarray(dataStart + t.begin, dataStart + t.end);
-      const n = (t.end - t.begin) / DTYPE_BYTES[t.dtype];
-      const out = new Float32Array(n);
-      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      switch (t.dtype) {
-        case 'F32':
-          for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true);
-          break;
-        case 'F16':
-          for (let i = 0; i < n; i++) out[i] = f16ToF32(dv.getUint16(i * 2, true));
-          break;
-        case 'BF16': {
-          // bfloat16 is the top half of a float32.
-          const bits = new Uint32Array(out.buffer);
-          for (let i = 0; i < n; i++) bits[i] = dv.getUint16(i * 2, true) << 16;
-          break;
-        }
-        case 'F64':
-          for (let i = 0; i < n; i++) out[i] = dv.getFloat64(i * 8, true);
-          break;
-        default:
-          throw invalid(`Tensor "${name}" in ${source} is ${t.dtype}, not a floating-point tensor.`);
-      }
-      return out;
+      return widen(t, buf.subarray(dataStart + t.begin, dataStart + t.end), source);
     },
   };
 }
 
-export function readSafetensors(file: string): SafetensorsFile {
-  let buf: Buffer;
+const KIND_OF = (st: fs.Stats): string =>
+  st.isDirectory()
+    ? 'a folder'
+    : st.isFIFO()
+      ? 'a named pipe'
+      : st.isCharacterDevice() || st.isBlockDevice()
+        ? 'a device'
+        : st.isSocket()
+          ? 'a socket'
+          : 'not a regular file';
+
+/**
+ * Opens a model file for reading without blocking: only a regular file is accepted (a named pipe, /dev/zero or a
+ * folder is refused before any read), and it is opened non-blocking so a file swapped for a pipe cannot hang.
+ */
+function openRegular(file: string, source: string): { fd: number; size: number } {
+  let st: fs.Stats;
   try {
-    buf = fs.readFileSync(file);
+    st = fs.statSync(file);
   } catch (err) {
     throw new FlaneurError('IO_ERROR', `Cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
-  return parseSafetensors(buf, file);
+  if (!st.isFile()) {
+    throw invalid(`${source} is ${KIND_OF(st)}, not a model file. Choose the .safetensors file itself.`);
+  }
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+  } catch (err) {
+    throw new FlaneurError('IO_ERROR', `Cannot read ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  const now = fs.fstatSync(fd);
+  if (!now.isFile()) {
+    fs.closeSync(fd);
+    throw invalid(`${source} is ${KIND_OF(now)}, not a model file. Choose the .safetensors file itself.`);
+  }
+  return { fd, size: now.size };
+}
+
+function readAt(fd: number, length: number, position: number): Buffer {
+  const out = Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const n = fs.readSync(fd, out, got, length - got, position + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got === length ? out : out.subarray(0, got);
+}
+
+/** The first `n` bytes of a model file (fewer when it is shorter); only a regular file is read. */
+export function readModelFileStart(file: string, source: string, n: number): Buffer {
+  const { fd, size } = openRegular(file, source);
+  try {
+    return readAt(fd, Math.min(n, size), 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** A whole model file (formats that must be parsed in memory); only a regular file is read. */
+export function readModelFile(file: string, source: string): Buffer {
+  const { fd, size } = openRegular(file, source);
+  try {
+    return readAt(fd, size, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * A .safetensors file on disk: the header is read and checked (a few bytes, whatever the file's size), and each
+ * tensor is read from the file when asked for, so the file is never held in memory whole.
+ */
+export function readSafetensors(file: string, source = path.basename(file)): SafetensorsFile {
+  const { fd, size } = openRegular(file, source);
+  let header: SafetensorsHeader;
+  let dataStart: number;
+  try {
+    const headerLen = headerLength(readAt(fd, Math.min(8, size), 0), size, source);
+    dataStart = 8 + headerLen;
+    const json = readAt(fd, headerLen, 8);
+    if (json.length < headerLen) throw notAModel(source, 'the file ends inside its header');
+    header = parseSafetensorsHeader(json.toString('utf8'), size - dataStart, source);
+  } finally {
+    fs.closeSync(fd);
+  }
+  const { tensors, metadata } = header;
+  return {
+    tensors,
+    metadata,
+    float32(name) {
+      const t = tensors.get(name);
+      if (!t) throw invalid(`Tensor "${name}" is not in ${source}.`);
+      const again = openRegular(file, source);
+      try {
+        const bytes = readAt(again.fd, t.end - t.begin, dataStart + t.begin);
+        if (bytes.length < t.end - t.begin) {
+          throw notAModel(source, `the file ended inside tensor "${name}" (it changed while being read)`);
+        }
+        return widen(t, bytes, source);
+      } finally {
+        fs.closeSync(again.fd);
+      }
+    },
+  };
 }
 
 export interface TensorToWrite {
