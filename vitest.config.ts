@@ -1,4 +1,9 @@
 import { defineConfig } from 'vitest/config';
+import { provideSoftwareVulkan } from './tests/helpers/software-vulkan.js';
+
+// The WebGPU tests (tests/unit/gpu) run on a software Vulkan where the machine has no GPU driver of its own; the
+// loader's folder must be on LD_LIBRARY_PATH before a worker starts, so it is set here, in the main process.
+provideSoftwareVulkan();
 
 export default defineConfig({
   test: {

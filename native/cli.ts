@@ -7,6 +7,7 @@ import type { CallResponse, CommandArgs, CommandName, CommandResult, EngineEvent
 import { Engine } from './engine/engine.js';
 import { createEngineDispatcher } from './engine/handlers.js';
 import { APP_VERSION } from './engine/version.js';
+import { adapterLine } from './runtime/webgpu-probe.js';
 import { runBrowserMode } from './server/browser-mode.js';
 import { defaultHome } from './store/app-home.js';
 
@@ -294,9 +295,11 @@ export async function main(argv: string[]): Promise<number> {
         out(info, () =>
           [
             `onnxruntime ${info.ortVersion}, ${info.cpus} CPU threads, provider setting: ${info.settings.provider}`,
-            ...info.providers.map(
-              (p) => `  ${p.available ? 'yes' : 'no '} ${p.name}${p.reason ? `  (${p.reason})` : ''}`,
-            ),
+            ...info.providers.flatMap((p) => [
+              `  ${p.available ? 'yes' : 'no '} ${p.name}${p.reason ? `  (${p.reason})` : ''}`,
+              ...(p.adapter ? [`      adapter: ${adapterLine(p.adapter)}`] : []),
+              ...(p.autoSkip ? [`      auto: ${p.autoSkip}`] : []),
+            ]),
           ].join('\n'),
         );
         break;

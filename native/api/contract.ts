@@ -132,12 +132,35 @@ export type ModelInfo = z.infer<typeof ModelInfo>;
 export const PROVIDERS = ['cuda', 'dml', 'coreml', 'webgpu', 'cpu'] as const;
 export const ProviderName = z.enum(PROVIDERS);
 
+/** The WebGPU adapter Dawn picks (vendor, architecture, description, software or not, buffer limits in bytes). */
+export const WebGpuAdapter = z.object({
+  vendor: z.string(),
+  architecture: z.string(),
+  device: z.string(),
+  description: z.string(),
+  software: z.boolean(),
+  maxBufferSize: z.number(),
+  maxStorageBufferBindingSize: z.number(),
+});
+export type WebGpuAdapter = z.infer<typeof WebGpuAdapter>;
+
 export const RuntimeInfo = z.object({
   ortVersion: z.string(),
   cpus: z.int(),
   preference: z.array(ProviderName),
   providers: z.array(
-    z.object({ name: ProviderName, available: z.boolean(), reason: z.string().nullable(), bundled: z.boolean() }),
+    z.object({
+      name: ProviderName,
+      available: z.boolean(),
+      reason: z.string().nullable(),
+      bundled: z.boolean(),
+      /** WebGPU: the adapter, or null. */
+      adapter: WebGpuAdapter.nullable(),
+      /** WebGPU: Dawn's start-up messages during the probe (kept here instead of printed). */
+      log: z.array(z.string()),
+      /** Why `auto` passes over this available provider (a software or unidentified WebGPU adapter), or null. */
+      autoSkip: z.string().nullable(),
+    }),
   ),
   settings: z.object({ provider: z.union([ProviderName, z.literal('auto')]), threads: z.int().nullable() }),
   /** The provider the most recent model session really runs on. */

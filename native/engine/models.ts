@@ -13,7 +13,7 @@ import { preprocessBatch } from '../models/preprocess.js';
 import type { CheckpointSelection } from '../models/pytorch.js';
 import { type ViTConfig, vitParamShapes } from '../models/vit.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
-import { PROVIDER_PREFERENCE, type ProviderName, probeProviders } from '../runtime/providers.js';
+import { autoSkipReason, PROVIDER_PREFERENCE, type ProviderName, probeProviders } from '../runtime/providers.js';
 import { DEFAULT_RUNTIME, ModelSession, ort, type RuntimeSettings, type SessionInfo } from '../runtime/session.js';
 import type { AppHome } from '../store/app-home.js';
 import type { ModelRow } from '../store/models-repo.js';
@@ -113,7 +113,7 @@ export class ModelService {
       ortVersion: ort.env.versions.common ?? 'unknown',
       cpus: (await import('node:os')).availableParallelism(),
       preference: [...PROVIDER_PREFERENCE],
-      providers,
+      providers: providers.map((p) => ({ ...p, autoSkip: autoSkipReason(p) })),
       settings: this.runtimeSettings(),
       active: this.lastSession,
     };

@@ -155,8 +155,13 @@ export class GraphBuilder {
     return this.one('Where', [cond, a, b], a.dtype, shape);
   }
 
+  /**
+   * log softmax as (x - max) - log Σ exp(x - max): onnxruntime's WebGPU provider has no LogSoftmax kernel (the node
+   * would run on the CPU with copies both ways); these ops all run on the GPU, and autodiff differentiates them.
+   */
   logSoftmax(x: Value, axis = -1): Value {
-    return this.unary('LogSoftmax', x, { axis: attr.int(axis) });
+    const shifted = this.sub(x, this.reduceMax(x, [axis], true));
+    return this.sub(shifted, this.log(this.reduceSum(this.exp(shifted), [axis], true)));
   }
 
   input(name: string, dtype: DType, shape: Shape): Value {

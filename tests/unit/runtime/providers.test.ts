@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../../native/graph/builder.js';
 import { toOnnx } from '../../../native/graph/onnx.js';
-import { type ProviderStatus, probeProviders, providerOrder } from '../../../native/runtime/providers.js';
+import {
+  autoSkipReason,
+  type ProviderStatus,
+  probeProviders,
+  providerOrder,
+} from '../../../native/runtime/providers.js';
 import { ModelSession, ort } from '../../../native/runtime/session.js';
 
 function tiny(): Uint8Array {
@@ -11,11 +16,27 @@ function tiny(): Uint8Array {
   return toOnnx(b.build());
 }
 
-const status = (name: ProviderStatus['name'], available: boolean): ProviderStatus => ({
+const ADAPTER = {
+  vendor: 'nvidia',
+  architecture: 'hopper',
+  device: '',
+  description: 'NVIDIA H200',
+  software: false,
+  maxBufferSize: 2 ** 32,
+  maxStorageBufferBindingSize: 2 ** 31,
+};
+
+const status = (
+  name: ProviderStatus['name'],
+  available: boolean,
+  adapter: ProviderStatus['adapter'] = name === 'webgpu' ? ADAPTER : null,
+): ProviderStatus => ({
   name,
   available,
   reason: available ? null : 'not here',
   bundled: true,
+  adapter,
+  log: [],
 });
 
 describe('execution providers', () => {
@@ -38,6 +59,38 @@ describe('execution providers', () => {
     expect(providerOrder(statuses, 'auto')).toEqual(['cuda', 'webgpu', 'cpu']);
     expect(providerOrder(statuses, 'webgpu')).toEqual(['webgpu', 'cpu']);
     expect(providerOrder(statuses, 'cpu')).toEqual(['cpu']);
+  });
+
+  it('never picks a software or unidentified WebGPU adapter automatically, but uses it when forced', () => {
+    const software = { ...ADAPTER, vendor: 'google', architecture: 'swiftshader', software: true };
+    for (const adapter of [software, null]) {
+      const webgpu = status('webgpu', true, adapter);
+      const statuses = [
+        status('cuda', false),
+        status('dml', false),
+        status('coreml', false),
+        webgpu,
+        status('cpu', true),
+      ];
+      expect(providerOrder(statuses, 'auto')).toEqual(['cpu']);
+      expect(providerOrder(statuses, 'webgpu')).toEqual(['webgpu', 'cpu']);
+      expect(autoSkipReason(webgpu)).toMatch(adapter ? /software adapter/ : /could not be identified/);
+    }
+    expect(autoSkipReason(status('webgpu', true))).toBeNull();
+  });
+
+  it("probes the WebGPU adapter in a child process and keeps Dawn's messages out of this process", async () => {
+    const webgpu = (await probeProviders()).find((p) => p.name === 'webgpu');
+    expect(webgpu?.log).toBeInstanceOf(Array);
+    if (!webgpu?.available) {
+      expect(webgpu?.reason).toBeTruthy();
+      return;
+    }
+    // Where the provider runs, the adapter is named with its limits (SwiftShader on a machine without a GPU).
+    expect(webgpu.adapter?.description).toBeTruthy();
+    expect(webgpu.adapter?.maxBufferSize).toBeGreaterThan(2 ** 20);
+    expect(webgpu.adapter?.maxStorageBufferBindingSize).toBeGreaterThan(2 ** 20);
+    if (/swiftshader/i.test(webgpu.adapter?.architecture ?? '')) expect(webgpu.adapter?.software).toBe(true);
   });
 
   it('falls back to the next provider when the preferred one cannot load, and records why', async () => {

@@ -1,4 +1,4 @@
-/** Gradients of the neural-network ops: Softmax, LogSoftmax, LayerNormalization. */
+/** Gradients of the neural-network ops: Softmax, LayerNormalization (log softmax is built from primitives). */
 import type { GradRule } from '../types.js';
 
 export const nnRules: Record<string, GradRule> = {
@@ -7,12 +7,6 @@ export const nnRules: Record<string, GradRule> = {
     if (!g || !y) return [];
     const axis = attrInt('axis', -1);
     return [b.mul(y, b.sub(g, b.reduceSum(b.mul(g, y), [axis], true)))];
-  },
-  /** dx = g - softmax(x) * sum(g). */
-  LogSoftmax: ({ b, outputs: [y], grads: [g], attrInt }) => {
-    if (!g || !y) return [];
-    const axis = attrInt('axis', -1);
-    return [b.sub(g, b.mul(b.exp(y), b.reduceSum(g, [axis], true)))];
   },
   /**
    * Over the last axis: xhat = (x - mean) / sigma. d scale = sum(g * xhat), d bias = sum(g),

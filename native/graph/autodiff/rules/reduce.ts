@@ -26,6 +26,16 @@ function count(x: Value, axes: number[]): number {
 }
 
 export const reduceRules: Record<string, GradRule> = {
+  /** The gradient goes to the maximal entries, shared evenly between ties (as torch's amax). */
+  ReduceMax: ({ b, inputs: [x], outputs: [y], grads: [g], attrInts, attrInt }) => {
+    if (!g || !x || !y) return [];
+    const axes = attrInts('axes') ?? [];
+    const keep = attrInt('keepdims', 1) === 1;
+    const m = spread(b, y, x, axes, keep);
+    const mask = b.where(b.greater(m, x), b.constFloat(0), b.constFloat(1));
+    const ties = spread(b, b.reduceSum(mask, axes, true), x, axes, true);
+    return [b.div(b.mul(mask, spread(b, g, x, axes, keep)), ties)];
+  },
   ReduceSum: ({ b, inputs: [x], grads: [g], ints, attrInt }) => {
     if (!g || !x) return [];
     return [spread(b, g, x, ints(1), attrInt('keepdims', 1) === 1), null];

@@ -1,4 +1,4 @@
-import { PROVIDER_LABELS } from '../../shell/format';
+import { formatBytes, PROVIDER_LABELS } from '../../shell/format';
 import { useApp } from '../../state/app-state';
 
 /** Which execution providers load on this machine, which one runs, and the user's override. */
@@ -14,6 +14,7 @@ export function DeviceView() {
       </div>
     );
   }
+  const webgpu = runtime.providers.find((p) => p.name === 'webgpu');
   const configure = (patch: { provider?: (typeof runtime.settings)['provider']; threads?: number | null }) =>
     void run('Could not change the device settings', () => client.call('runtime.configure', patch));
   return (
@@ -66,11 +67,34 @@ export function DeviceView() {
                 <td className="mono">
                   {p.reason ?? ''}
                   {p.name === 'cuda' && !p.available && ' — CUDA users: run `npm run gpu:cuda` once (needs network).'}
+                  {p.autoSkip && <span data-testid={`autoskip-${p.name}`}>{p.autoSkip}</span>}
                 </td>
               </tr>
             ))}
           </tbody>
         </table>
+        {webgpu?.adapter ? (
+          <p data-testid="webgpu-adapter">
+            WebGPU adapter:{' '}
+            <strong>
+              {[webgpu.adapter.vendor, webgpu.adapter.architecture].filter(Boolean).join(' ') || 'unknown vendor'}
+            </strong>
+            {webgpu.adapter.description && ` — ${webgpu.adapter.description}`} ·{' '}
+            {webgpu.adapter.software ? 'software adapter (runs on the CPU)' : 'hardware'} · buffers up to{' '}
+            {formatBytes(webgpu.adapter.maxBufferSize)}, storage bindings up to{' '}
+            {formatBytes(webgpu.adapter.maxStorageBufferBindingSize)}
+          </p>
+        ) : (
+          <p className="muted" data-testid="webgpu-adapter">
+            No WebGPU adapter on this machine (no Vulkan, Direct3D 12 or Metal driver that Dawn can use).
+          </p>
+        )}
+        {webgpu && webgpu.log.length > 0 && (
+          <details>
+            <summary className="muted">WebGPU start-up messages ({webgpu.log.length})</summary>
+            <pre className="mono">{webgpu.log.join('\n')}</pre>
+          </details>
+        )}
       </section>
 
       <section className="card" aria-labelledby="settings-title">
@@ -82,7 +106,7 @@ export function DeviceView() {
             value={runtime.settings.provider}
             onChange={(e) => configure({ provider: e.target.value as typeof runtime.settings.provider })}
           >
-            <option value="auto">Automatic (first available)</option>
+            <option value="auto">Automatic (first available; never a software GPU)</option>
             {runtime.preference.map((p) => (
               <option key={p} value={p}>
                 {PROVIDER_LABELS[p]}
