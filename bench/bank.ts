@@ -50,7 +50,7 @@ export async function benchBank(args: string[]): Promise<Record<string, unknown>
     const labelsMap = Uint8Array.from({ length: W * W }, (_, i) => ((i % W) >> 6) % C);
     const t0 = performance.now();
     for (let f = 0; f < frames; f++) {
-      const labels = patchLabels(labelsMap, W, W, grid, C);
+      const labels = patchLabels(labelsMap, W, W, { gridH: grid, gridW: grid }, C);
       project.features.addBankItem(bank.id, { mediaId: 1, frameIdx: f, n: perFrame, vectors: toF16(vec), labels });
     }
     const s = (performance.now() - t0) / 1000;

@@ -10,13 +10,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { SAMPLE_VIDEO } from '../native/engine/engine.js';
+import { frameGrid } from '../native/features/extract.js';
 import { ExactKnn, f16RowsToF32, l2normalizeRows } from '../native/features/knn.js';
 import { FrameStore } from '../native/media/frame-store.js';
 import { resizeRgb } from '../native/models/preprocess.js';
 import { encodeSafetensors } from '../native/models/safetensors.js';
 import { presetConfig, vitParamShapes } from '../native/models/vit.js';
 import { labelledBank, segmentPatches } from '../native/segment/hummingbird.js';
-import { IoUMeter, patchLabels } from '../native/segment/labels.js';
+import { IoUMeter, type PatchGrid, patchLabels } from '../native/segment/labels.js';
 import { Rng } from '../native/train/rng.js';
 import { initParams } from '../native/train/train-dino.js';
 import { tempEngine } from './engine.js';
@@ -121,7 +122,7 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
     const C = CLASSES.length;
     const store = new FrameStore(project.cacheDir);
 
-    const evaluate = async (vectorsOf: (f: number) => Float32Array, grid: number, dim: number) => {
+    const evaluate = async (vectorsOf: (f: number) => Float32Array, grid: PatchGrid, dim: number) => {
       const vecs: Float32Array[] = [];
       const labs: Float32Array[] = [];
       for (const f of bankFrames) {
@@ -217,7 +218,7 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
           if (!feat) throw new Error(`no features for frame ${f}`);
           return l2normalizeRows(f16RowsToF32(feat.patches), run.dim);
         };
-        const meter = await evaluate(vectorsOf, run.grid, run.dim);
+        const meter = await evaluate(vectorsOf, frameGrid(run, W, H), run.dim);
         results[key] = { miou: meter.mean(), perClass: meter.perClass() };
         console.error(`segment: ${key}: mIoU ${(100 * meter.mean()).toFixed(1)}`);
         if (clip) {
@@ -226,7 +227,7 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
             if (!feat) throw new Error(`no features for clip frame ${f}`);
             return l2normalizeRows(f16RowsToF32(feat.patches), run.dim);
           };
-          const rm = await evaluateReal(knn, clipVectors, run.grid, run.dim);
+          const rm = await evaluateReal(knn, clipVectors, frameGrid(run, VTEST.width, VTEST.height), run.dim);
           realResults[key] = { miou: rm.mean(), perClass: rm.perClass() };
           console.error(`segment (real clip): ${key}: mIoU ${(100 * rm.mean()).toFixed(1)}`);
         }
@@ -248,7 +249,7 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
                   (img.data[((gy * P + y) * 224 + gx * P + x) * 3 + c] as number) / 255;
       return l2normalizeRows(out, P * P * 3);
     };
-    const raw = await evaluate(rawOf, rawGrid, 16 * 16 * 3);
+    const raw = await evaluate(rawOf, { gridH: rawGrid, gridW: rawGrid }, 16 * 16 * 3);
     console.error(`segment: raw colour patches: mIoU ${(100 * raw.mean()).toFixed(1)}`);
 
     // 3. Majority class of the bank's pixels.
@@ -311,7 +312,7 @@ const REAL_EVAL = [40, 70];
 async function evaluateReal(
   knn: ExactKnn,
   vectorsOf: (frame: number) => Float32Array,
-  grid: number,
+  grid: PatchGrid,
   dim: number,
 ): Promise<IoUMeter> {
   const labels = vtestLabels();

@@ -21,24 +21,29 @@ const ROOT = path.resolve(import.meta.dirname, '..');
 const FIX = path.join(ROOT, 'tests', 'fixtures', 'synthetic');
 
 /** Grid masks of each ground-truth instance: a cell belongs to an instance covering at least half of it. */
-function gtGrid(mask: Uint8Array, W: number, H: number, grid: number): Map<number, Uint8Array> {
+function gtGrid(
+  mask: Uint8Array,
+  W: number,
+  H: number,
+  { gridH, gridW }: { gridH: number; gridW: number },
+): Map<number, Uint8Array> {
   const out = new Map<number, Uint8Array>();
-  for (let gy = 0; gy < grid; gy++) {
-    for (let gx = 0; gx < grid; gx++) {
+  for (let gy = 0; gy < gridH; gy++) {
+    for (let gx = 0; gx < gridW; gx++) {
       const counts = new Map<number, number>();
-      const y0 = Math.floor((gy * H) / grid);
-      const y1 = Math.floor(((gy + 1) * H) / grid);
-      const x0 = Math.floor((gx * W) / grid);
-      const x1 = Math.floor(((gx + 1) * W) / grid);
+      const y0 = Math.floor((gy * H) / gridH);
+      const y1 = Math.floor(((gy + 1) * H) / gridH);
+      const x0 = Math.floor((gx * W) / gridW);
+      const x1 = Math.floor(((gx + 1) * W) / gridW);
       for (let y = y0; y < y1; y++)
         for (let x = x0; x < x1; x++)
           counts.set(mask[y * W + x] as number, (counts.get(mask[y * W + x] as number) ?? 0) + 1);
       const cells = (y1 - y0) * (x1 - x0);
       for (const [id, c] of counts) {
         if (id === 0 || c < cells / 2) continue;
-        const m = out.get(id) ?? new Uint8Array(grid * grid);
+        const m = out.get(id) ?? new Uint8Array(gridH * gridW);
         out.set(id, m);
-        m[gy * grid + gx] = 1;
+        m[gy * gridW + gx] = 1;
       }
     }
   }
@@ -110,6 +115,7 @@ export async function benchTrack(args: string[] = []): Promise<Record<string, un
     const run = project.tracks.run(1);
     if (!run) throw new Error('no track run');
     const grid = run.grid;
+    const cells = grid.gridH * grid.gridW;
     const heads = (run.params as { heads: number[] }).heads;
     const W = media.frameWidth;
     const H = media.frameHeight;
@@ -119,18 +125,19 @@ export async function benchTrack(args: string[] = []): Promise<Record<string, un
     );
     const boxes = project.tracks.boxes(run.id);
     const ours = [...Array(media.frameCount).keys()].map((f) =>
-      heads.map(
-        (_, c) => boxes.find((b) => b.frameIdx === f && b.object === c + 1)?.mask ?? new Uint8Array(grid * grid),
-      ),
+      heads.map((_, c) => boxes.find((b) => b.frameIdx === f && b.object === c + 1)?.mask ?? new Uint8Array(cells)),
     );
     // Baseline: the same heads' attention on each frame, thresholded, no propagation.
-    const ex = await AttentionExtractor.create(loadRegisteredModel(project, model.id).model, 224);
+    const ex = await AttentionExtractor.create(loadRegisteredModel(project, model.id).model, 224, undefined, {
+      width: W,
+      height: H,
+    });
     const store = new FrameStore(project.cacheDir);
     const base: Uint8Array[][] = [];
     for (let f = 0; f < media.frameCount; f++) {
       const a = await ex.run({ width: W, height: H, data: store.read(media.id, f, W * H * 3) });
-      const m = attentionMasks(a.attention, heads, grid * grid);
-      base.push(heads.map((_, c) => m.subarray(c * grid * grid, (c + 1) * grid * grid)));
+      const m = attentionMasks(a.attention, heads, cells);
+      base.push(heads.map((_, c) => m.subarray(c * cells, (c + 1) * cells)));
     }
     await ex.release();
     const r = (x: number) => Number((100 * x).toFixed(2));

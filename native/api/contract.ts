@@ -337,6 +337,11 @@ export const TrainLogEntry = z.object({
   imgsPerS: z.number(),
 });
 
+/** How frames become model inputs: the aspect ratio kept (shorter side = input size) or squashed to a square. */
+export const ResizePolicy = z.enum(['aspect', 'square']);
+/** A frame's patch grid: rows and columns. */
+export const PatchGrid = z.object({ gridH: z.int(), gridW: z.int() });
+
 export const CountPoint = z.object({ x: z.number(), y: z.number(), score: z.number() });
 export const CountResult = z.object({
   /** Refers to the similarity map kept by the engine, for count.peaks. */
@@ -348,6 +353,20 @@ export const CountResult = z.object({
   range: z.tuple([z.number(), z.number()]),
   width: z.int(),
   height: z.int(),
+});
+
+/** The scale and tiles an exemplar count used (`count.exemplar` without fixed sizes). */
+export const CountScaleInfo = z.object({
+  factor: z.number(),
+  inputWidth: z.int(),
+  inputHeight: z.int(),
+  gridH: z.int(),
+  gridW: z.int(),
+  exemplarPatches: z.number(),
+  tiles: z.int(),
+  tileSize: z.int(),
+  overlap: z.int(),
+  capped: z.boolean(),
 });
 
 const Empty = z.object({}).strict();
@@ -496,7 +515,10 @@ export const commands = {
       .object({
         modelId: z.int().positive(),
         media: z.array(z.int().positive()).optional(),
+        /** The input's shorter side (the whole side for square runs), a multiple of the patch size. */
         size: z.int().min(16).max(2048).optional(),
+        /** 'aspect' (default): the frame's aspect ratio kept; 'square': squashed to size × size as older runs. */
+        resize: ResizePolicy.optional(),
         batch: z.int().min(0).max(256).optional(),
       })
       .strict(),
@@ -510,7 +532,10 @@ export const commands = {
         modelId: z.int(),
         modelName: z.string(),
         inputSize: z.int(),
+        /** Patches along the input's shorter side (a frame's own grid follows from its aspect ratio). */
         grid: z.int(),
+        /** How frames were resized: 'square' runs were made before aspect-preserving features (recompute them). */
+        resize: ResizePolicy,
         dim: z.int(),
         frames: z.int(),
         preprocessing: z.record(z.string(), z.unknown()),
@@ -766,18 +791,32 @@ export const commands = {
         runId: z.int().positive(),
         mediaId: z.int().positive(),
         frameIdx: z.int().min(0),
-        patch: z.int().min(0),
+        /** The query patch (row-major on the frame's grid), or `point`. */
+        patch: z.int().min(0).optional(),
+        /** The query as a point of the frame, [x, y] as fractions of its width and height. */
+        point: z.tuple([z.number().min(0).max(1), z.number().min(0).max(1)]).optional(),
         k: z.int().min(1).max(100).optional(),
       })
       .strict(),
     result: z.object({
       runId: z.int(),
-      grid: z.int(),
+      /** The query patch. */
+      patch: z.int(),
+      /** The query frame's patch grid (`patch` indexes it row-major). */
+      grid: PatchGrid,
       /** Frames whose patches were searched: all of the run's, or every s-th where they exceed the memory budget. */
       framesSearched: z.int(),
       framesTotal: z.int(),
       results: z.array(
-        z.object({ mediaId: z.int(), frameIdx: z.int(), patch: z.int(), sim: z.number(), heat: z.array(z.number()) }),
+        z.object({
+          mediaId: z.int(),
+          frameIdx: z.int(),
+          patch: z.int(),
+          sim: z.number(),
+          /** Similarity per patch of this frame, on its own grid. */
+          heat: z.array(z.number()),
+          grid: PatchGrid,
+        }),
       ),
     }),
   },
@@ -792,11 +831,18 @@ export const commands = {
           .array(z.tuple([z.number(), z.number(), z.number(), z.number()]))
           .min(1)
           .max(20),
+        /**
+         * Fixed input sizes (shorter side; the whole image at each, maps averaged). Absent: the scale is chosen from
+         * the exemplar (it spans `exemplarPatches` patches) and large images are tiled.
+         */
         scales: z.array(z.int().min(16).max(2048)).min(1).max(4).optional(),
+        /** The model's input size (shorter side) for the smallest scale allowed; 224 by default. */
+        size: z.int().min(16).max(2048).optional(),
+        exemplarPatches: z.number().min(1).max(16).optional(),
         threshold: z.number().min(-1).max(1).optional(),
       })
       .strict(),
-    result: CountResult,
+    result: CountResult.extend({ scale: CountScaleInfo.nullable() }),
   },
   'count.auto': {
     args: z
@@ -871,7 +917,7 @@ export const commands = {
         id: z.int(),
         modelId: z.int(),
         objects: z.int(),
-        grid: z.int(),
+        grid: PatchGrid,
         frames: z.int(),
         createdAt: z.string(),
       }),
@@ -880,7 +926,7 @@ export const commands = {
   'track.frame': {
     args: z.object({ runId: z.int().positive(), frameIdx: z.int().min(0) }).strict(),
     result: z.object({
-      grid: z.int(),
+      grid: PatchGrid,
       objects: z.array(
         z.object({
           object: z.int(),

@@ -63,8 +63,8 @@ export async function countAutomatically(
   const [f] = await ex.run([img]);
   if (!f) throw new Error('no features');
   const dim = ex.model.config.dim;
-  const grid = ex.size / ex.model.config.patchSize;
-  const n = grid * grid;
+  const { gridH, gridW } = f;
+  const n = gridH * gridW;
   const feats = l2normalizeRows(f.patches, dim);
   const mean = new Float32Array(dim);
   for (let i = 0; i < n; i++)
@@ -104,7 +104,7 @@ export async function countAutomatically(
     fg.forEach((p, j) => {
       if (owner[j] === c) mask[p] = 1;
     });
-    const { sizes } = components(mask, grid, grid);
+    const { sizes } = components(mask, gridW, gridH);
     // Single-cell specks are noise unless that is all there is.
     const real = sizes.filter((z) => z > 1);
     const kept = real.length > 0 ? real : sizes;
@@ -124,7 +124,7 @@ export async function countAutomatically(
   // Map, threshold and radius from the chosen cluster's own cells and blobs.
   const { mw, mh, scale } = mapSize(img.width, img.height);
   const data = new Float32Array(mw * mh);
-  upsample(sims, grid, mw, mh, data, 1);
+  upsample(sims, gridH, gridW, mw, mh, data, 1);
   const map: SimilarityMap = { width: mw, height: mh, data, scale };
   const members = fg.filter((_, j) => owner[j] === chosen);
   const sorted = Float32Array.from(sims).sort();
@@ -134,7 +134,7 @@ export async function countAutomatically(
   const blobSizes = [...(clusters[chosen]?.sizes ?? [1])].sort((a, b) => a - b);
   // Objects are about as large as the larger blobs (small ones are fragments of objects).
   const typical = blobSizes[Math.floor(blobSizes.length * 0.75)] ?? 1;
-  const cell = mw / grid;
+  const cell = mw / gridW;
   const radius = Math.max(1, 0.6 * Math.sqrt(typical) * cell);
   const points = findPeaks(map, threshold, radius);
   // Blobs of the chosen cluster are the count; peaks locate them (and split blobs of touching objects).

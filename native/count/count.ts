@@ -7,7 +7,7 @@
  */
 import type { FeatureExtractor } from '../features/extract.js';
 import { l2normalizeRows } from '../features/knn.js';
-import type { RgbLike } from '../models/preprocess.js';
+import { cropRgb, type RgbLike, resizeRgb } from '../models/preprocess.js';
 
 export type Box = [number, number, number, number];
 
@@ -31,35 +31,34 @@ export interface CountResult {
 
 const MAP_SIDE = 256;
 
-/** Patch features of an image at one input size, normalised: [grid*grid, dim]. */
-async function patchFeatures(
-  ex: FeatureExtractor,
-  img: RgbLike,
-): Promise<{ feats: Float32Array; grid: number; dim: number }> {
+/** Normalised patch features of an image on its patch grid (gridH rows × gridW columns). */
+export interface DenseFeatures {
+  feats: Float32Array;
+  gridH: number;
+  gridW: number;
+  dim: number;
+}
+
+/** Patch features of an image at one extractor's input size (its aspect policy decides the grid). */
+async function patchFeatures(ex: FeatureExtractor, img: RgbLike): Promise<DenseFeatures> {
   const [f] = await ex.run([img]);
   if (!f) throw new Error('no features');
   const dim = ex.model.config.dim;
-  return { feats: l2normalizeRows(f.patches, dim), grid: ex.size / ex.model.config.patchSize, dim };
+  return { feats: l2normalizeRows(f.patches, dim), gridH: f.gridH, gridW: f.gridW, dim };
 }
 
-function prototypeFrom(
-  feats: Float32Array,
-  grid: number,
-  dim: number,
-  boxes: readonly Box[],
-  w: number,
-  h: number,
-): Float32Array {
+function prototypeFrom(f: DenseFeatures, boxes: readonly Box[], w: number, h: number): Float32Array {
+  const { feats, gridH, gridW, dim } = f;
   const proto = new Float32Array(dim);
   let n = 0;
   for (const [bx, by, bw, bh] of boxes) {
-    const gx0 = Math.floor((bx / w) * grid);
-    const gy0 = Math.floor((by / h) * grid);
-    const gx1 = Math.max(gx0, Math.ceil(((bx + bw) / w) * grid) - 1);
-    const gy1 = Math.max(gy0, Math.ceil(((by + bh) / h) * grid) - 1);
-    for (let gy = Math.max(0, gy0); gy <= Math.min(grid - 1, gy1); gy++) {
-      for (let gx = Math.max(0, gx0); gx <= Math.min(grid - 1, gx1); gx++) {
-        const o = (gy * grid + gx) * dim;
+    const gx0 = Math.floor((bx / w) * gridW);
+    const gy0 = Math.floor((by / h) * gridH);
+    const gx1 = Math.max(gx0, Math.ceil(((bx + bw) / w) * gridW) - 1);
+    const gy1 = Math.max(gy0, Math.ceil(((by + bh) / h) * gridH) - 1);
+    for (let gy = Math.max(0, gy0); gy <= Math.min(gridH - 1, gy1); gy++) {
+      for (let gx = Math.max(0, gx0); gx <= Math.min(gridW - 1, gx1); gx++) {
+        const o = (gy * gridW + gx) * dim;
         for (let d = 0; d < dim; d++) proto[d] = (proto[d] as number) + (feats[o + d] as number);
         n++;
       }
@@ -69,35 +68,36 @@ function prototypeFrom(
   return l2normalizeRows(proto, dim);
 }
 
-/** Bilinear upsampling of a grid of values to the map size (half-pixel centres). */
+/** Bilinear upsampling of a gridH × gridW grid of values to the map size (half-pixel centres), added with a weight. */
 export function upsample(
   values: Float32Array,
-  grid: number,
+  gridH: number,
+  gridW: number,
   mw: number,
   mh: number,
   into: Float32Array,
   weight: number,
 ): void {
   for (let y = 0; y < mh; y++) {
-    const sy = Math.min(Math.max(((y + 0.5) * grid) / mh - 0.5, 0), grid - 1);
+    const sy = Math.min(Math.max(((y + 0.5) * gridH) / mh - 0.5, 0), gridH - 1);
     const y0 = Math.floor(sy);
-    const y1 = Math.min(y0 + 1, grid - 1);
+    const y1 = Math.min(y0 + 1, gridH - 1);
     const fy = sy - y0;
     for (let x = 0; x < mw; x++) {
-      const sx = Math.min(Math.max(((x + 0.5) * grid) / mw - 0.5, 0), grid - 1);
+      const sx = Math.min(Math.max(((x + 0.5) * gridW) / mw - 0.5, 0), gridW - 1);
       const x0 = Math.floor(sx);
-      const x1 = Math.min(x0 + 1, grid - 1);
+      const x1 = Math.min(x0 + 1, gridW - 1);
       const fx = sx - x0;
       const v =
-        (1 - fy) * ((1 - fx) * (values[y0 * grid + x0] as number) + fx * (values[y0 * grid + x1] as number)) +
-        fy * ((1 - fx) * (values[y1 * grid + x0] as number) + fx * (values[y1 * grid + x1] as number));
+        (1 - fy) * ((1 - fx) * (values[y0 * gridW + x0] as number) + fx * (values[y0 * gridW + x1] as number)) +
+        fy * ((1 - fx) * (values[y1 * gridW + x0] as number) + fx * (values[y1 * gridW + x1] as number));
       into[y * mw + x] = (into[y * mw + x] as number) + weight * v;
     }
   }
 }
 
-export function mapSize(w: number, h: number): { mw: number; mh: number; scale: number } {
-  const scale = Math.max(1, Math.max(w, h) / MAP_SIDE);
+export function mapSize(w: number, h: number, side = MAP_SIDE): { mw: number; mh: number; scale: number } {
+  const scale = Math.max(1, Math.max(w, h) / side);
   return { mw: Math.round(w / scale), mh: Math.round(h / scale), scale };
 }
 
@@ -128,40 +128,68 @@ export function findPeaks(
     }
   }
   cand.sort((a, b) => b.s - a.s);
-  const kept: { x: number; y: number; s: number }[] = [];
+  // Suppression through a grid of buckets of the radius' size: crowds have thousands of candidates.
   const r2 = radius * radius;
-  for (const c of cand) if (kept.every((k) => (k.x - c.x) ** 2 + (k.y - c.y) ** 2 > r2)) kept.push(c);
+  const cell = Math.max(1, radius);
+  const cols = Math.ceil(W / cell) + 1;
+  const buckets = new Map<number, { x: number; y: number }[]>();
+  const kept: { x: number; y: number; s: number }[] = [];
+  for (const c of cand) {
+    const bx = Math.floor(c.x / cell);
+    const by = Math.floor(c.y / cell);
+    let free = true;
+    for (let dy = -1; dy <= 1 && free; dy++)
+      for (let dx = -1; dx <= 1 && free; dx++)
+        for (const k of buckets.get((by + dy) * cols + bx + dx) ?? [])
+          if ((k.x - c.x) ** 2 + (k.y - c.y) ** 2 <= r2) {
+            free = false;
+            break;
+          }
+    if (!free) continue;
+    kept.push(c);
+    const key = by * cols + bx;
+    const list = buckets.get(key) ?? [];
+    list.push(c);
+    buckets.set(key, list);
+  }
   return kept.map((k) => ({ x: (k.x + 0.5) * map.scale, y: (k.y + 0.5) * map.scale, score: k.s }));
+}
+
+/**
+ * Similarity to the prototype contrasted with the image's average patch: what is like the exemplar and unlike the
+ * rest of the image stands out, which keeps textured backgrounds that resemble everything from lighting up.
+ */
+function contrastedSimilarity(f: DenseFeatures, p: Float32Array): Float32Array {
+  const { feats, gridH, gridW, dim } = f;
+  const n = gridH * gridW;
+  const mean = new Float32Array(dim);
+  for (let i = 0; i < n; i++)
+    for (let d = 0; d < dim; d++) mean[d] = (mean[d] as number) + (feats[i * dim + d] as number);
+  l2normalizeRows(mean, dim);
+  const sims = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    let b = 0;
+    for (let d = 0; d < dim; d++) {
+      s += (feats[i * dim + d] as number) * (p[d] as number);
+      b += (feats[i * dim + d] as number) * (mean[d] as number);
+    }
+    sims[i] = s - b;
+  }
+  return sims;
 }
 
 /** The similarity of a prototype over the image, averaged over input sizes. */
 async function similarityMap(
   extractors: readonly FeatureExtractor[],
   img: RgbLike,
-  proto: (feats: Float32Array, grid: number, dim: number) => Float32Array,
+  proto: (f: DenseFeatures) => Float32Array,
 ): Promise<SimilarityMap> {
   const { mw, mh, scale } = mapSize(img.width, img.height);
   const data = new Float32Array(mw * mh);
   for (const ex of extractors) {
-    const { feats, grid, dim } = await patchFeatures(ex, img);
-    const p = proto(feats, grid, dim);
-    // Contrast with the image's average patch: what is like the exemplar and unlike the rest of the image stands
-    // out, which keeps textured backgrounds that resemble everything from lighting up.
-    const mean = new Float32Array(dim);
-    for (let i = 0; i < grid * grid; i++)
-      for (let d = 0; d < dim; d++) mean[d] = (mean[d] as number) + (feats[i * dim + d] as number);
-    l2normalizeRows(mean, dim);
-    const sims = new Float32Array(grid * grid);
-    for (let i = 0; i < grid * grid; i++) {
-      let s = 0;
-      let b = 0;
-      for (let d = 0; d < dim; d++) {
-        s += (feats[i * dim + d] as number) * (p[d] as number);
-        b += (feats[i * dim + d] as number) * (mean[d] as number);
-      }
-      sims[i] = s - b;
-    }
-    upsample(sims, grid, mw, mh, data, 1 / extractors.length);
+    const f = await patchFeatures(ex, img);
+    upsample(contrastedSimilarity(f, proto(f)), f.gridH, f.gridW, mw, mh, data, 1 / extractors.length);
   }
   return { width: mw, height: mh, data, scale };
 }
@@ -189,10 +217,7 @@ export async function exemplarPrototypes(
   boxes: readonly Box[],
 ): Promise<Float32Array[]> {
   const out: Float32Array[] = [];
-  for (const ex of extractors) {
-    const { feats, grid, dim } = await patchFeatures(ex, img);
-    out.push(prototypeFrom(feats, grid, dim, boxes, img.width, img.height));
-  }
+  for (const ex of extractors) out.push(prototypeFrom(await patchFeatures(ex, img), boxes, img.width, img.height));
   return out;
 }
 
@@ -210,20 +235,186 @@ export async function countWithPrototypes(
   return { count: points.length, points };
 }
 
+/**
+ * Counting at fixed input sizes (the whole image at each extractor's size, similarity maps averaged): the method
+ * before exemplar-chosen scales, kept for `sizes` given explicitly and as the dense benchmark's baseline.
+ */
 export async function countWithExemplars(
   extractors: readonly FeatureExtractor[],
   img: RgbLike,
   boxes: readonly Box[],
   o: { threshold?: number } = {},
 ): Promise<CountResult> {
-  const map = await similarityMap(extractors, img, (feats, grid, dim) =>
-    prototypeFrom(feats, grid, dim, boxes, img.width, img.height),
-  );
+  const map = await similarityMap(extractors, img, (f) => prototypeFrom(f, boxes, img.width, img.height));
+  return peaksFor(map, boxes, o.threshold);
+}
+
+function peaksFor(map: SimilarityMap, boxes: readonly Box[], threshold?: number): CountResult {
   const minSide = Math.min(...boxes.map((b) => Math.min(b[2], b[3])));
   const radius = Math.max(1, (0.5 * minSide) / map.scale);
-  const threshold = o.threshold ?? defaultThreshold(map, boxes);
-  const points = findPeaks(map, threshold, radius);
-  return { count: points.length, points, threshold, radius, map };
+  const t = threshold ?? defaultThreshold(map, boxes);
+  const points = findPeaks(map, t, radius);
+  return { count: points.length, points, threshold: t, radius, map };
+}
+
+/** How a dense count looked at the image: the scale chosen from the exemplar and the tiles it took. */
+export interface CountScale {
+  /** Resize factor applied to the image (input pixels per image pixel). */
+  factor: number;
+  /** The resized image (multiples of the patch size) and its patch grid. */
+  inputWidth: number;
+  inputHeight: number;
+  gridH: number;
+  gridW: number;
+  /** Patches across the (median) exemplar at that scale. */
+  exemplarPatches: number;
+  /** Tiles run through the model, their side and overlap in input pixels. */
+  tiles: number;
+  tileSize: number;
+  overlap: number;
+  /** The scale was held down by the `maxSide` bound (the exemplar then spans fewer patches than asked). */
+  capped: boolean;
+}
+
+export interface DenseOptions {
+  exemplarPatches?: number;
+  tile?: number;
+  overlap?: number;
+  maxSide?: number;
+}
+
+export const DENSE_DEFAULTS = {
+  /** Patches the exemplar should span (training-free exemplar counters resize so an object covers a few). */
+  exemplarPatches: 3,
+  /** Tile side in input pixels, and overlap between neighbouring tiles. */
+  tile: 448,
+  overlap: 64,
+  /** Bound on the resized image's longer side: a 2000×1500 photo of 12 px objects is not made 6000 px wide. */
+  maxSide: 3584,
+} as const;
+
+/** The scale for counting from the exemplars: their median side spans `exemplarPatches` patches, within bounds. */
+export function denseScale(
+  width: number,
+  height: number,
+  boxes: readonly Box[],
+  patch: number,
+  minShort: number,
+  o: DenseOptions = {},
+): { factor: number; inputWidth: number; inputHeight: number; capped: boolean } {
+  const want = o.exemplarPatches ?? DENSE_DEFAULTS.exemplarPatches;
+  const maxSide = o.maxSide ?? DENSE_DEFAULTS.maxSide;
+  const sides = boxes.map((b) => Math.sqrt(Math.max(1, b[2]) * Math.max(1, b[3]))).sort((a, b) => a - b);
+  const side = sides[Math.floor(sides.length / 2)] as number;
+  let factor = (want * patch) / side;
+  // Never below the model's input size on the shorter side (large exemplars in small images), never above maxSide.
+  factor = Math.max(factor, minShort / Math.min(width, height));
+  const cap = maxSide / Math.max(width, height);
+  const capped = factor > cap;
+  factor = Math.min(factor, cap);
+  const round = (v: number) => Math.max(patch, Math.round(v / patch) * patch);
+  return { factor, inputWidth: round(width * factor), inputHeight: round(height * factor), capped };
+}
+
+/** Tile origins along one side: `tile`-wide windows with `overlap`, the last flush with the end. */
+function tileStarts(length: number, tile: number, overlap: number): number[] {
+  if (length <= tile) return [0];
+  const out: number[] = [];
+  for (let s = 0; s + tile < length; s += tile - overlap) out.push(s);
+  out.push(length - tile);
+  return out;
+}
+
+/**
+ * Patch features of the whole image at the scale the exemplar asks for, computed tile by tile: tiles of
+ * `tile` input pixels overlapping by `overlap`, aligned to the patch grid, and each patch of the image taken from
+ * the tile in which it lies most centrally (so no patch sees a tile edge it would not see in the whole image).
+ */
+export async function denseFeatures(
+  ex: FeatureExtractor,
+  img: RgbLike,
+  boxes: readonly Box[],
+  o: DenseOptions = {},
+): Promise<DenseFeatures & { scale: CountScale }> {
+  const P = ex.patchSize;
+  const dim = ex.model.config.dim;
+  const s = denseScale(img.width, img.height, boxes, P, ex.size, o);
+  const tileSide = Math.max(P, Math.round((o.tile ?? DENSE_DEFAULTS.tile) / P) * P);
+  const overlap = Math.min(tileSide - P, Math.round((o.overlap ?? DENSE_DEFAULTS.overlap) / P) * P);
+  const big = resizeRgb(img, s.inputWidth, s.inputHeight, 'bilinear');
+  const gridW = s.inputWidth / P;
+  const gridH = s.inputHeight / P;
+  const feats = new Float32Array(gridW * gridH * dim);
+  const best = new Float32Array(gridW * gridH).fill(Number.POSITIVE_INFINITY);
+  const tw = Math.min(tileSide, s.inputWidth);
+  const th = Math.min(tileSide, s.inputHeight);
+  const xs = tileStarts(s.inputWidth, tw, overlap);
+  const ys = tileStarts(s.inputHeight, th, overlap);
+  const shape = { width: tw, height: th, gridW: tw / P, gridH: th / P };
+  const tiles = ys.flatMap((y) => xs.map((x) => ({ x, y })));
+  const BATCH = 4;
+  for (let t = 0; t < tiles.length; t += BATCH) {
+    const group = tiles.slice(t, t + BATCH);
+    const out = await ex.runAt(
+      group.map(({ x, y }) => cropRgb(big, x, y, tw, th)),
+      shape,
+    );
+    group.forEach(({ x, y }, k) => {
+      const f = l2normalizeRows((out[k] as { patches: Float32Array }).patches, dim);
+      for (let cy = 0; cy < shape.gridH; cy++) {
+        for (let cx = 0; cx < shape.gridW; cx++) {
+          // Distance from the tile's centre, in tile halves: the most central tile wins the patch.
+          const d = Math.max(
+            Math.abs(cx + 0.5 - shape.gridW / 2) / shape.gridW,
+            Math.abs(cy + 0.5 - shape.gridH / 2) / shape.gridH,
+          );
+          const g = (y / P + cy) * gridW + x / P + cx;
+          if (d >= (best[g] as number)) continue;
+          best[g] = d;
+          feats.set(f.subarray((cy * shape.gridW + cx) * dim, (cy * shape.gridW + cx + 1) * dim), g * dim);
+        }
+      }
+    });
+  }
+  const sides = boxes.map((b) => Math.sqrt(Math.max(1, b[2]) * Math.max(1, b[3]))).sort((a, b) => a - b);
+  return {
+    feats,
+    gridH,
+    gridW,
+    dim,
+    scale: {
+      factor: s.factor,
+      inputWidth: s.inputWidth,
+      inputHeight: s.inputHeight,
+      gridH,
+      gridW,
+      exemplarPatches: ((sides[Math.floor(sides.length / 2)] as number) * s.factor) / P,
+      tiles: tiles.length,
+      tileSize: Math.max(tw, th),
+      overlap,
+      capped: s.capped,
+    },
+  };
+}
+
+/**
+ * Counting crowds: the image resized so the exemplar spans a few patches, tiled with overlap into one patch grid
+ * (`denseFeatures`), the prototype and contrasted similarity on that grid, a map at half a patch per pixel and
+ * peaks suppressed within half the exemplar across the whole image (an object in a tile overlap is found once).
+ */
+export async function countDense(
+  ex: FeatureExtractor,
+  img: RgbLike,
+  boxes: readonly Box[],
+  o: DenseOptions & { threshold?: number } = {},
+): Promise<CountResult & { scale: CountScale }> {
+  const f = await denseFeatures(ex, img, boxes, o);
+  const sims = contrastedSimilarity(f, prototypeFrom(f, boxes, img.width, img.height));
+  // Half a patch per map pixel (at most 2048 on the longer side): peaks of neighbouring small objects stay apart.
+  const { mw, mh, scale } = mapSize(img.width, img.height, Math.min(2048, 2 * Math.max(f.gridW, f.gridH)));
+  const data = new Float32Array(mw * mh);
+  upsample(sims, f.gridH, f.gridW, mw, mh, data, 1);
+  return { ...peaksFor({ width: mw, height: mh, data, scale }, boxes, o.threshold), scale: f.scale };
 }
 
 /** 4-connected components of a boolean grid, with their sizes. */

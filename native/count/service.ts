@@ -9,7 +9,7 @@ import type { ExactKnn } from '../features/knn.js';
 import { FrameStore } from '../media/frame-store.js';
 import type { Project } from '../store/project.js';
 import { countAutomatically } from './auto.js';
-import { type Box, countWithExemplars, findPeaks, type SimilarityMap } from './count.js';
+import { type Box, countDense, countWithExemplars, findPeaks, type SimilarityMap } from './count.js';
 
 export class CountService {
   private maps = new Map<string, { map: SimilarityMap; radius: number }>();
@@ -40,7 +40,16 @@ export class CountService {
 
   async exemplar(
     project: Project,
-    o: { modelId: number; mediaId: number; frameIdx: number; boxes: Box[]; scales?: number[]; threshold?: number },
+    o: {
+      modelId: number;
+      mediaId: number;
+      frameIdx: number;
+      boxes: Box[];
+      scales?: number[];
+      size?: number;
+      exemplarPatches?: number;
+      threshold?: number;
+    },
   ) {
     const img = this.frame(project, o.mediaId, o.frameIdx);
     for (const [x, y, w, h] of o.boxes) {
@@ -52,8 +61,22 @@ export class CountService {
         );
       }
     }
-    const exs = await Promise.all((o.scales ?? [224, 448]).map((s) => this.extractor(project, o.modelId, s)));
-    const r = await countWithExemplars(exs, img, o.boxes, o.threshold === undefined ? {} : { threshold: o.threshold });
+    const threshold = o.threshold === undefined ? {} : { threshold: o.threshold };
+    // Fixed sizes when asked for; otherwise the scale comes from the exemplar and large images are tiled.
+    const r = o.scales
+      ? {
+          ...(await countWithExemplars(
+            await Promise.all(o.scales.map((s) => this.extractor(project, o.modelId, s))),
+            img,
+            o.boxes,
+            threshold,
+          )),
+          scale: null,
+        }
+      : await countDense(await this.extractor(project, o.modelId, o.size ?? 224), img, o.boxes, {
+          ...threshold,
+          ...(o.exemplarPatches ? { exemplarPatches: o.exemplarPatches } : {}),
+        });
     const token = this.remember(r.map, r.radius);
     return {
       token,
@@ -63,6 +86,7 @@ export class CountService {
       range: range(r.map),
       width: img.width,
       height: img.height,
+      scale: r.scale,
     };
   }
 

@@ -8,6 +8,7 @@ import type { ProjectInfo } from '../api/contract.js';
 import { createDispatcher, type Dispatcher, type Handlers } from '../api/dispatcher.js';
 import { FlaneurError } from '../api/errors.js';
 import { classifyFolder } from '../classify/knn-classify.js';
+import { runPolicy } from '../features/extract.js';
 import { mapPoints } from '../map/build.js';
 import { binaryVersion, findBinaries, videoDecoders } from '../media/ffmpeg.js';
 import { FrameStore } from '../media/frame-store.js';
@@ -112,6 +113,7 @@ export function createHandlers(engine: Engine): Handlers {
         modelName: project.models.get(r.modelId)?.name ?? `model ${r.modelId}`,
         inputSize: r.inputSize,
         grid: r.grid,
+        resize: runPolicy(r),
         dim: r.dim,
         frames: project.features.count(r.id),
         preprocessing: r.preprocessing,

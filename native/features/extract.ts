@@ -10,7 +10,7 @@ import { FlaneurError } from '../api/errors.js';
 import type { JobHandler } from '../jobs/types.js';
 import { FrameStore } from '../media/frame-store.js';
 import { type ImportedViT, importViTFile } from '../models/import-vit.js';
-import { preprocessInto } from '../models/preprocess.js';
+import { type InputShape, inputShape, MAX_ASPECT, preprocessInto, type ResizePolicy } from '../models/preprocess.js';
 import { f32ToF16 } from '../models/safetensors.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
 import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
@@ -22,14 +22,35 @@ export const FEATURES_CODE_VERSION = 'features-1';
 export const ExtractArgs = z.object({
   modelId: z.int().positive(),
   media: z.array(z.int().positive()).optional(),
-  /** Square input side (frames are resized to it); a multiple of the patch size. */
+  /** Input size: the shorter side of the input (the whole side for square runs); a multiple of the patch size. */
   size: z.int().min(16).max(2048).default(224),
+  /** 'aspect' keeps the frame's aspect ratio (see inputShape); 'square' squashes it as runs before it did. */
+  resize: z.enum(['aspect', 'square']).default('aspect'),
   /** Images per batch; 0 picks one from the free memory. */
   batch: z.int().min(0).max(256).default(0),
 });
 export type ExtractArgs = z.output<typeof ExtractArgs>;
 
-export const PREPROCESSING = { resize: 'squash', filter: 'bilinear', normalize: 'model mean/std' } as const;
+/** The provenance of a run's preprocessing; square runs keep the key they were made with ('squash'). */
+export function preprocessingOf(policy: ResizePolicy): Record<string, unknown> {
+  return policy === 'aspect'
+    ? { resize: 'aspect', maxAspect: MAX_ASPECT, filter: 'bilinear', normalize: 'model mean/std' }
+    : { resize: 'squash', filter: 'bilinear', normalize: 'model mean/std' };
+}
+
+/** The resize policy a run was made with: runs from before the aspect policy ('squash') are square. */
+export function runPolicy(run: Pick<FeatureRunRow, 'preprocessing'>): ResizePolicy {
+  return run.preprocessing.resize === 'aspect' ? 'aspect' : 'square';
+}
+
+/** The patch grid (rows, columns) of a width × height frame in a run: every consumer asks here, never assumes square. */
+export function frameGrid(
+  run: Pick<FeatureRunRow, 'preprocessing' | 'inputSize' | 'grid'>,
+  width: number,
+  height: number,
+): InputShape {
+  return inputShape(width, height, run.inputSize, run.inputSize / run.grid, runPolicy(run));
+}
 
 export function loadRegisteredModel(project: Project, modelId: number): { model: ImportedViT; sha256: string } {
   const row = project.models.get(modelId);
@@ -55,6 +76,7 @@ export function ensureRun(
   sha256: string,
   model: ImportedViT,
   size: number,
+  policy: ResizePolicy = 'aspect',
 ): FeatureRunRow {
   if (size % model.config.patchSize !== 0) {
     throw new FlaneurError(
@@ -69,7 +91,7 @@ export function ensureRun(
     inputSize: size,
     grid: size / model.config.patchSize,
     dim: model.config.dim,
-    preprocessing: { ...PREPROCESSING, mean: [...model.config.mean], std: [...model.config.std] },
+    preprocessing: { ...preprocessingOf(policy), mean: [...model.config.mean], std: [...model.config.std] },
     codeVersion: FEATURES_CODE_VERSION,
   });
 }
@@ -80,64 +102,158 @@ export function toF16(a: Float32Array): Uint16Array {
   return out;
 }
 
-/** Runs the model on frames (RGB) and returns CLS and patch tokens per frame. */
+export interface FrameFeatures {
+  cls: Float32Array;
+  patches: Float32Array;
+  gridH: number;
+  gridW: number;
+}
+
+/** Input shapes kept as sessions at once (frames of a library have few aspect ratios). */
+const SHAPES_KEPT = 6;
+
+/**
+ * Runs the model on frames (RGB) and returns CLS and patch tokens per frame. Each frame goes in at the shape the
+ * resize policy gives it (`inputShape`); a session is built per input shape and the recent ones are kept.
+ */
 export class FeatureExtractor {
+  private readonly sessions = new Map<string, Promise<ModelSession>>();
+  private first: ModelSession | undefined;
+
   private constructor(
     readonly model: ImportedViT,
     readonly size: number,
-    private readonly session: ModelSession,
+    readonly policy: ResizePolicy,
+    private readonly runtime: RuntimeSettings | undefined,
   ) {}
 
-  static async create(model: ImportedViT, size: number, runtime?: RuntimeSettings): Promise<FeatureExtractor> {
-    const onnx = buildViTOnnx(model, { height: size, width: size, outputs: { cls: true, patches: true } });
-    return new FeatureExtractor(model, size, await ModelSession.create(onnx, runtime));
+  /** `first`: a frame size to build the first session for (default: a square frame). */
+  static async create(
+    model: ImportedViT,
+    size: number,
+    runtime?: RuntimeSettings,
+    policy: ResizePolicy = 'aspect',
+    first?: { width: number; height: number },
+  ): Promise<FeatureExtractor> {
+    const ex = new FeatureExtractor(model, size, policy, runtime);
+    ex.first = await ex.session(ex.shapeOf(first?.width ?? size, first?.height ?? size));
+    return ex;
   }
 
   get provider(): string {
-    return this.session.info.provider;
+    return this.first?.info.provider ?? 'cpu';
   }
 
-  async run(
+  get patchSize(): number {
+    return this.model.config.patchSize;
+  }
+
+  /** The input shape and patch grid of a width × height image under this extractor's policy. */
+  shapeOf(width: number, height: number): InputShape {
+    return inputShape(width, height, this.size, this.model.config.patchSize, this.policy);
+  }
+
+  private session(shape: InputShape): Promise<ModelSession> {
+    const key = `${shape.width}x${shape.height}`;
+    const hit = this.sessions.get(key);
+    if (hit) {
+      this.sessions.delete(key);
+      this.sessions.set(key, hit);
+      return hit;
+    }
+    const onnx = buildViTOnnx(this.model, {
+      height: shape.height,
+      width: shape.width,
+      outputs: { cls: true, patches: true },
+    });
+    const made = ModelSession.create(onnx, this.runtime);
+    this.sessions.set(key, made);
+    made.catch(() => this.sessions.delete(key));
+    while (this.sessions.size > SHAPES_KEPT) {
+      const [oldest, s] = this.sessions.entries().next().value as [string, Promise<ModelSession>];
+      this.sessions.delete(oldest);
+      void s.then((x) => (x === this.first ? undefined : x.release())).catch(() => undefined);
+    }
+    return made;
+  }
+
+  /** Features of images, each at the shape the policy gives it. */
+  async run(images: readonly { width: number; height: number; data: Uint8Array }[]): Promise<FrameFeatures[]> {
+    const out = new Array<FrameFeatures>(images.length);
+    const groups = new Map<string, { shape: InputShape; at: number[] }>();
+    images.forEach((img, i) => {
+      const shape = this.shapeOf(img.width, img.height);
+      const key = `${shape.width}x${shape.height}`;
+      const g = groups.get(key) ?? { shape, at: [] };
+      g.at.push(i);
+      groups.set(key, g);
+    });
+    for (const { shape, at } of groups.values()) {
+      const feats = await this.runAt(
+        at.map((i) => images[i] as (typeof images)[number]),
+        shape,
+      );
+      at.forEach((i, k) => {
+        out[i] = feats[k] as FrameFeatures;
+      });
+    }
+    return out;
+  }
+
+  /** Features of images all resized (stretched) to one input shape. */
+  async runAt(
     images: readonly { width: number; height: number; data: Uint8Array }[],
-  ): Promise<{ cls: Float32Array; patches: Float32Array }[]> {
-    const { size } = this;
-    const plane = 3 * size * size;
+    shape: InputShape,
+  ): Promise<FrameFeatures[]> {
+    const plane = 3 * shape.width * shape.height;
     const input = new Float32Array(images.length * plane);
     images.forEach((img, i) => {
       preprocessInto(
         img,
-        { size, mode: 'stretch', filter: 'bilinear', mean: this.model.config.mean, std: this.model.config.std },
+        {
+          size: shape.width,
+          height: shape.height,
+          mode: 'stretch',
+          filter: 'bilinear',
+          mean: this.model.config.mean,
+          std: this.model.config.std,
+        },
         input,
         i * plane,
       );
     });
-    const out = await this.session.run({ pixels: new ort.Tensor('float32', input, [images.length, 3, size, size]) }, [
-      'cls',
-      'patches',
-    ]);
+    const session = await this.session(shape);
+    const out = await session.run(
+      { pixels: new ort.Tensor('float32', input, [images.length, 3, shape.height, shape.width]) },
+      ['cls', 'patches'],
+    );
     const cls = out.cls?.data as Float32Array;
     const patches = out.patches?.data as Float32Array;
     const d = this.model.config.dim;
-    const n = (size / this.model.config.patchSize) ** 2;
+    const n = shape.gridH * shape.gridW;
     return images.map((_, i) => ({
       cls: cls.slice(i * d, (i + 1) * d),
       patches: patches.slice(i * n * d, (i + 1) * n * d),
+      gridH: shape.gridH,
+      gridW: shape.gridW,
     }));
   }
 
   async release(): Promise<void> {
-    await this.session.release();
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of all) await (await s.catch(() => null))?.release();
   }
 }
 
 export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = {
   kind: 'features.extract',
   args: ExtractArgs,
-  title: (a) => `Extract features with model #${a.modelId} at ${a.size} px`,
+  title: (a) => `Extract features with model #${a.modelId} at ${a.size} px${a.resize === 'square' ? ' (square)' : ''}`,
   async run(ctx) {
     const { project } = ctx;
     const { model, sha256 } = loadRegisteredModel(project, ctx.args.modelId);
-    const run = ensureRun(project, ctx.args.modelId, sha256, model, ctx.args.size);
+    const run = ensureRun(project, ctx.args.modelId, sha256, model, ctx.args.size, ctx.args.resize);
     const media = (ctx.args.media ?? project.media.list({ status: 'done', limit: 100000 }).items.map((m) => m.id))
       .map((id) => project.media.get(id))
       .filter((m): m is NonNullable<typeof m> => Boolean(m && m.status === 'done' && m.frameWidth && m.frameHeight));
@@ -146,9 +262,17 @@ export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = 
     let done = todo.reduce((a, t) => a + t.done.size, 0);
     ctx.phase('extracting', { total, unit: 'frames', done });
     if (done === total) return;
-    const tokens = run.grid * run.grid + 1 + model.config.registers;
+    const first = todo[0]?.m;
+    const shape = frameGrid(run, first?.frameWidth ?? run.inputSize, first?.frameHeight ?? run.inputSize);
+    const tokens = shape.gridH * shape.gridW + 1 + model.config.registers;
     const batch = ctx.args.batch || autoBatch(model.config.dim, tokens, model.config.depth);
-    const extractor = await FeatureExtractor.create(model, ctx.args.size, ctx.runtime);
+    const extractor = await FeatureExtractor.create(
+      model,
+      ctx.args.size,
+      ctx.runtime,
+      ctx.args.resize,
+      first ? { width: first.frameWidth as number, height: first.frameHeight as number } : undefined,
+    );
     // Which provider does the work (after any fallback), where the progress is shown.
     ctx.phase(`extracting on ${extractor.provider}`, { total, unit: 'frames', done });
     const store = new FrameStore(project.cacheDir);
@@ -169,7 +293,17 @@ export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = 
           done += idx.length;
           ctx.progress(done, total, { run: run.id, batch });
         }
-        ctx.commit([{ key: String(m.id), status: 'ok', result: { runId: run.id, frames: m.frameCount } }], {
+        const w = m.frameWidth as number;
+        const h = m.frameHeight as number;
+        const g = frameGrid(run, w, h);
+        // Frames are stored at the import's frame size (shorter side 224 by default): a larger input size upsamples
+        // them, which adds patches but no detail. Said per item; re-importing at a larger frame size fixes it.
+        const note =
+          Math.min(w, h) < run.inputSize
+            ? `frames are stored at ${w}x${h}: upsampled to the input size ${run.inputSize} (re-import at a larger frame size for more detail)`
+            : undefined;
+        const result = { runId: run.id, frames: m.frameCount, grid: [g.gridH, g.gridW], ...(note ? { note } : {}) };
+        ctx.commit([{ key: String(m.id), status: 'ok', result }], {
           mediaId: m.id,
         });
       }

@@ -1,9 +1,10 @@
 /**
- * Feature extractors kept warm between calls: one ONNX session per (model file, input size), made with the runtime
+ * Feature extractors kept warm between calls: one extractor per (model file, input size, resize policy), made with the runtime
  * settings of the moment and dropped when those change. Building a ViT graph and its session takes about a second,
  * so per-frame work (counting, segmenting a frame without stored features) must not pay it on every call.
  */
 import { FlaneurError } from '../api/errors.js';
+import type { ResizePolicy } from '../models/preprocess.js';
 import type { RuntimeSettings } from '../runtime/session.js';
 import type { Project } from '../store/project.js';
 import { FeatureExtractor, loadRegisteredModel } from './extract.js';
@@ -19,7 +20,12 @@ export class ExtractorCache {
   /** `runtime`: the engine's provider and thread settings (Device view), read at each call. */
   constructor(private readonly runtime: () => RuntimeSettings) {}
 
-  async get(project: Project, modelId: number, size: number): Promise<FeatureExtractor> {
+  async get(
+    project: Project,
+    modelId: number,
+    size: number,
+    policy: ResizePolicy = 'aspect',
+  ): Promise<FeatureExtractor> {
     const settings = this.runtime();
     const madeWith = JSON.stringify(settings);
     if (madeWith !== this.madeWith) {
@@ -30,7 +36,7 @@ export class ExtractorCache {
     const row = project.models.get(modelId);
     if (!row) throw new FlaneurError('NOT_FOUND', `No model ${modelId} in this project.`, { field: 'modelId' });
     // By content: a model id can be reused after a removal.
-    const key = `${row.sha256}:${size}`;
+    const key = `${row.sha256}:${size}:${policy}`;
     const hit = this.kept.get(key);
     if (hit) {
       this.kept.delete(key);
@@ -44,7 +50,7 @@ export class ExtractorCache {
         `Input size ${size} is not a multiple of the model's patch size ${model.config.patchSize}.`,
         { field: 'size' },
       );
-    const made = FeatureExtractor.create(model, size, settings);
+    const made = FeatureExtractor.create(model, size, settings, policy);
     this.kept.set(key, made);
     made.catch(() => {
       if (this.kept.get(key) === made) this.kept.delete(key);

@@ -96,10 +96,48 @@ export function cropRgb(img: RgbLike, left: number, top: number, width: number, 
   return { width, height, data: out };
 }
 
+/**
+ * How a frame becomes a ViT input. 'aspect' (the default for new feature runs): the shorter side goes to the input
+ * size and the longer side to the same scale rounded to a multiple of the patch size, so a 16:9 frame at 224 is
+ * 224×400 (14×25 patches) and objects keep their shape. The longer side is capped at MAX_ASPECT times the shorter
+ * one (a 4:1 grid at most, e.g. 224×896): a wider panorama is squeezed along its long side to that bound, so one
+ * frame never costs more than 4 square inputs. 'square': the whole frame squashed to size × size, as runs made
+ * before the aspect policy (they stay readable and are reported as square).
+ */
+export type ResizePolicy = 'aspect' | 'square';
+export const MAX_ASPECT = 4;
+
+export interface InputShape {
+  /** Input pixels (multiples of the patch size). */
+  width: number;
+  height: number;
+  /** Patch grid: rows and columns. */
+  gridH: number;
+  gridW: number;
+}
+
+/** The one resize policy: the input shape and patch grid of a width × height frame at input size `size`. */
+export function inputShape(
+  width: number,
+  height: number,
+  size: number,
+  patch: number,
+  policy: ResizePolicy = 'aspect',
+): InputShape {
+  const g = Math.max(1, Math.round(size / patch));
+  if (policy === 'square' || width === height) return { width: g * patch, height: g * patch, gridH: g, gridW: g };
+  const long = Math.max(width, height) / Math.min(width, height);
+  const gl = Math.min(g * MAX_ASPECT, Math.max(g, Math.round(g * long)));
+  const [gridW, gridH] = width > height ? [gl, g] : [g, gl];
+  return { width: gridW * patch, height: gridH * patch, gridH, gridW };
+}
+
 export interface PreprocessOptions {
   /** Output side in pixels (a multiple of the patch size). */
   size: number;
-  /** 'center-crop': shorter side to `size` then a centred square crop; 'stretch': resize to size x size. */
+  /** Output height when not square (`size` is then the width). */
+  height?: number;
+  /** 'center-crop': shorter side to `size` then a centred square crop; 'stretch': resize to size x height. */
   mode?: 'center-crop' | 'stretch';
   filter?: ResizeFilter;
   mean?: readonly [number, number, number];
@@ -120,11 +158,11 @@ export function preprocessInto(img: RgbLike, o: PreprocessOptions, out: Float32A
     im = resizeRgb(img, w, h, o.filter);
     im = cropRgb(im, Math.floor((w - size) / 2), Math.floor((h - size) / 2), size, size);
   } else {
-    im = resizeRgb(img, size, size, o.filter);
+    im = resizeRgb(img, size, o.height ?? size, o.filter);
   }
   const mean = o.mean ?? IMAGENET_MEAN;
   const std = o.std ?? IMAGENET_STD;
-  const plane = size * size;
+  const plane = im.width * im.height;
   for (let i = 0; i < plane; i++) {
     for (let c = 0; c < 3; c++) {
       out[offset + c * plane + i] = ((im.data[i * 3 + c] as number) / 255 - (mean[c] as number)) / (std[c] as number);

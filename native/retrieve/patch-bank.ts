@@ -11,9 +11,8 @@ import type { Project } from '../store/project.js';
 
 export interface PatchBank {
   bank: KnnBank;
-  /** The frame of each block of `perFrame` rows. */
-  frames: { mediaId: number; frameIdx: number }[];
-  perFrame: number;
+  /** The frames in the bank, in order: frame i's patches are rows start .. start + count of the bank. */
+  frames: { mediaId: number; frameIdx: number; start: number; count: number }[];
   /** Frames of the run; `frames.length` of them are in the bank (every `stride`-th). */
   totalFrames: number;
   stride: number;
@@ -24,9 +23,23 @@ export const PATCH_BANK_BUDGET = Math.min(os.totalmem() / 4, 4 * 1024 ** 3);
 
 const cache = new WeakMap<Project, { runId: number; version: string; budget: number; value: PatchBank }>();
 
+/** The frame whose rows hold bank row `row` (frames in row order), or -1. */
+export function frameOfRow(frames: PatchBank['frames'], row: number): number {
+  let lo = 0;
+  let hi = frames.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const f = frames[mid] as PatchBank['frames'][number];
+    if (row < f.start) hi = mid - 1;
+    else if (row >= f.start + f.count) lo = mid + 1;
+    else return mid;
+  }
+  return -1;
+}
+
 export function patchBank(
   project: Project,
-  run: Pick<FeatureRunRow, 'id' | 'grid' | 'dim'>,
+  run: Pick<FeatureRunRow, 'id' | 'dim'>,
   budget = PATCH_BANK_BUDGET,
 ): PatchBank {
   const version = project.features.keysVersion(run.id);
@@ -34,31 +47,36 @@ export function patchBank(
   if (hit && hit.runId === run.id && hit.version === version && hit.budget === budget) return hit.value;
   // One bank at a time: the previous one is dropped before the next is read.
   cache.delete(project);
-  const perFrame = run.grid * run.grid;
-  const frameBytes = perFrame * run.dim * 2;
   const frames: PatchBank['frames'] = [];
+  let rows = 0;
   let snapshot: { builder: BankBuilder; version: string; totalFrames: number; stride: number } | undefined;
   project.features.visitPatches(
     run.id,
-    (count) => {
-      const stride = Math.max(1, Math.ceil((count * frameBytes) / budget));
+    (sizes) => {
+      // Frames of an aspect-preserving run have as many patches as their media's grid: the bank is sized from the
+      // byte size of every frame that will be visited.
+      const total = sizes.reduce((a, b) => a + b, 0);
+      const stride = Math.max(1, Math.ceil(total / budget));
+      const visited = sizes.filter((_, i) => i % stride === 0).reduce((a, b) => a + b, 0);
       snapshot = {
-        builder: new BankBuilder(run.dim, Math.ceil(count / stride) * perFrame, 'float16'),
+        builder: new BankBuilder(run.dim, visited / 2 / run.dim, 'float16'),
         // The version of the snapshot being read (writes after it change the version, so the bank is read again).
         version: project.features.keysVersion(run.id),
-        totalFrames: count,
+        totalFrames: sizes.length,
         stride,
       };
       return stride;
     },
     (f) => {
-      frames.push({ mediaId: f.mediaId, frameIdx: f.frameIdx });
+      const count = f.patches.length / run.dim;
+      frames.push({ mediaId: f.mediaId, frameIdx: f.frameIdx, start: rows, count });
+      rows += count;
       snapshot?.builder.add(l2normalizeRows(f16RowsToF32(f.patches), run.dim));
     },
   );
   if (!snapshot) throw new Error('the patch snapshot was not read');
   const { builder, version: read, totalFrames, stride } = snapshot;
-  const value = { bank: builder.finish(), frames, perFrame, totalFrames, stride };
+  const value = { bank: builder.finish(), frames, totalFrames, stride };
   cache.set(project, { runId: run.id, version: read, budget, value });
   return value;
 }

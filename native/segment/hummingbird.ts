@@ -5,7 +5,7 @@
  */
 import { type ExactKnn, type KnnBank, makeBank } from '../features/knn.js';
 import type { Rng } from '../train/rng.js';
-import { upsampleArgmax } from './labels.js';
+import { type PatchGrid, upsampleArgmax } from './labels.js';
 
 export interface HummingbirdOptions {
   k: number;
@@ -69,7 +69,7 @@ export async function segmentPatches(
   knn: ExactKnn,
   bank: LabelledBank,
   queries: Float32Array,
-  grid: number,
+  grid: PatchGrid,
   width: number,
   height: number,
   o: HummingbirdOptions = HUMMINGBIRD_DEFAULTS,

@@ -4,22 +4,29 @@
  */
 export const IGNORE = 255;
 
-/** Soft labels [grid*grid, classes] of a label map (W x H, one class id per pixel) seen through a grid x grid view. */
+/** A patch grid: rows and columns (a frame's, from its feature run; `frameGrid` in features/). */
+export interface PatchGrid {
+  gridH: number;
+  gridW: number;
+}
+
+/** Soft labels [gridH*gridW, classes] of a label map (W x H, one class id per pixel) seen through the grid. */
 export function patchLabels(
   labels: Uint8Array,
   width: number,
   height: number,
-  grid: number,
+  grid: PatchGrid,
   classes: number,
 ): Float32Array {
-  const out = new Float32Array(grid * grid * classes);
-  for (let gy = 0; gy < grid; gy++) {
-    const y0 = Math.floor((gy * height) / grid);
-    const y1 = Math.floor(((gy + 1) * height) / grid);
-    for (let gx = 0; gx < grid; gx++) {
-      const x0 = Math.floor((gx * width) / grid);
-      const x1 = Math.floor(((gx + 1) * width) / grid);
-      const base = (gy * grid + gx) * classes;
+  const { gridH, gridW } = grid;
+  const out = new Float32Array(gridH * gridW * classes);
+  for (let gy = 0; gy < gridH; gy++) {
+    const y0 = Math.floor((gy * height) / gridH);
+    const y1 = Math.floor(((gy + 1) * height) / gridH);
+    for (let gx = 0; gx < gridW; gx++) {
+      const x0 = Math.floor((gx * width) / gridW);
+      const x1 = Math.floor(((gx + 1) * width) / gridW);
+      const base = (gy * gridW + gx) * classes;
       let n = 0;
       for (let y = y0; y < y1; y++) {
         for (let x = x0; x < x1; x++) {
@@ -35,25 +42,29 @@ export function patchLabels(
   return out;
 }
 
-/** Per-pixel argmax of patch scores [grid*grid, C], upsampled bilinearly (half-pixel centres) to width x height. */
+/**
+ * Per-pixel argmax of patch scores [gridH*gridW, C], upsampled bilinearly (half-pixel centres) to width x height
+ * (the source frame's resolution, whatever the grid's shape).
+ */
 export function upsampleArgmax(
   scores: Float32Array,
-  grid: number,
+  grid: PatchGrid,
   classes: number,
   width: number,
   height: number,
 ): Uint8Array {
+  const { gridH, gridW } = grid;
   const out = new Uint8Array(width * height);
   const acc = new Float32Array(classes);
   for (let y = 0; y < height; y++) {
-    const sy = Math.min(Math.max(((y + 0.5) * grid) / height - 0.5, 0), grid - 1);
+    const sy = Math.min(Math.max(((y + 0.5) * gridH) / height - 0.5, 0), gridH - 1);
     const y0 = Math.floor(sy);
-    const y1 = Math.min(y0 + 1, grid - 1);
+    const y1 = Math.min(y0 + 1, gridH - 1);
     const fy = sy - y0;
     for (let x = 0; x < width; x++) {
-      const sx = Math.min(Math.max(((x + 0.5) * grid) / width - 0.5, 0), grid - 1);
+      const sx = Math.min(Math.max(((x + 0.5) * gridW) / width - 0.5, 0), gridW - 1);
       const x0 = Math.floor(sx);
-      const x1 = Math.min(x0 + 1, grid - 1);
+      const x1 = Math.min(x0 + 1, gridW - 1);
       const fx = sx - x0;
       const w00 = (1 - fx) * (1 - fy);
       const w01 = fx * (1 - fy);
@@ -63,10 +74,10 @@ export function upsampleArgmax(
       let bestV = Number.NEGATIVE_INFINITY;
       for (let c = 0; c < classes; c++) {
         const v =
-          w00 * (scores[(y0 * grid + x0) * classes + c] as number) +
-          w01 * (scores[(y0 * grid + x1) * classes + c] as number) +
-          w10 * (scores[(y1 * grid + x0) * classes + c] as number) +
-          w11 * (scores[(y1 * grid + x1) * classes + c] as number);
+          w00 * (scores[(y0 * gridW + x0) * classes + c] as number) +
+          w01 * (scores[(y0 * gridW + x1) * classes + c] as number) +
+          w10 * (scores[(y1 * gridW + x0) * classes + c] as number) +
+          w11 * (scores[(y1 * gridW + x1) * classes + c] as number);
         acc[c] = v;
         if (v > bestV) {
           bestV = v;

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { FlaneurError } from '../api/errors.js';
-import { toF16 } from '../features/extract.js';
+import { frameGrid, runPolicy, toF16 } from '../features/extract.js';
 import type { ExtractorCache } from '../features/extractor-cache.js';
 import { assignNearest, sphericalKMeans } from '../features/kmeans.js';
 import { type ExactKnn, f16RowsToF32, l2normalizeRows } from '../features/knn.js';
@@ -21,7 +21,7 @@ import {
   sampleRareFirst,
   segmentPatches,
 } from './hummingbird.js';
-import { IoUMeter, patchLabels } from './labels.js';
+import { IoUMeter, type PatchGrid, patchLabels } from './labels.js';
 import { classColours, type MaskEncoding, readMask } from './masks.js';
 
 export interface BankExample {
@@ -39,26 +39,35 @@ function frameOf(project: Project, mediaId: number, frameIdx: number) {
   return { media: m, width: m.frameWidth, height: m.frameHeight };
 }
 
-/** Normalised patch features of a frame in a run: stored ones, else computed now (and stored). */
+/**
+ * Normalised patch features of a frame in a run with the frame's patch grid (from the run's resize policy): stored
+ * ones, else computed now (and stored).
+ */
 export async function framePatches(
   project: Project,
   runId: number,
   mediaId: number,
   frameIdx: number,
   extractors: ExtractorCache,
-): Promise<Float32Array> {
+): Promise<{ vectors: Float32Array; grid: PatchGrid }> {
   const run = project.features.run(runId);
   if (!run) throw new FlaneurError('NOT_FOUND', `No feature run ${runId}.`, { field: 'runId' });
+  const { width, height } = frameOf(project, mediaId, frameIdx);
+  const grid = frameGrid(run, width, height);
   let feat = project.features.get(runId, mediaId, frameIdx);
   if (!feat) {
-    const { width, height } = frameOf(project, mediaId, frameIdx);
-    const ex = await extractors.get(project, run.modelId, run.inputSize);
+    const ex = await extractors.get(project, run.modelId, run.inputSize, runPolicy(run));
     const [f] = await ex.run([new FrameStore(project.cacheDir).image(mediaId, frameIdx, width, height)]);
     if (!f) throw new Error('no features');
     project.features.putMany(runId, [{ mediaId, frameIdx, cls: f.cls, patches: toF16(f.patches) }]);
     feat = { cls: f.cls, patches: toF16(f.patches) };
   }
-  return l2normalizeRows(f16RowsToF32(feat.patches), run.dim);
+  if (feat.patches.length !== grid.gridH * grid.gridW * run.dim)
+    throw new FlaneurError(
+      'INVALID_ARGUMENT',
+      `The stored features of frame ${frameIdx} of media ${mediaId} do not match its ${grid.gridH}x${grid.gridW} patch grid; extract features again.`,
+    );
+  return { vectors: l2normalizeRows(f16RowsToF32(feat.patches), run.dim), grid };
 }
 
 /** Crops an RGB frame and its label map with the same box (labels by nearest pixel), optionally mirrored. */
@@ -107,16 +116,16 @@ export async function createBank(
   const epochs = o.epochs ?? 1;
   const items: { mediaId: number; frameIdx: number; vectors: Float32Array; labels: Float32Array }[] = [];
   const store = new FrameStore(project.cacheDir);
-  const extractor = epochs > 1 ? await o.extractors.get(project, run.modelId, run.inputSize) : null;
+  const extractor = epochs > 1 ? await o.extractors.get(project, run.modelId, run.inputSize, runPolicy(run)) : null;
   for (const ex of o.examples) {
     const { width, height } = frameOf(project, ex.mediaId, ex.frameIdx);
     const mask = await readMask(ex.mask, width, height, ex.encoding, C);
-    const vectors = await framePatches(project, run.id, ex.mediaId, ex.frameIdx, o.extractors);
+    const { vectors, grid } = await framePatches(project, run.id, ex.mediaId, ex.frameIdx, o.extractors);
     items.push({
       mediaId: ex.mediaId,
       frameIdx: ex.frameIdx,
       vectors,
-      labels: patchLabels(mask, width, height, run.grid, C),
+      labels: patchLabels(mask, width, height, grid, C),
     });
     if (!extractor) continue;
     const rgb = store.read(ex.mediaId, ex.frameIdx, width * height * 3);
@@ -140,7 +149,7 @@ export async function createBank(
         mediaId: ex.mediaId,
         frameIdx: -(ex.frameIdx * 1000 + e),
         vectors: l2normalizeRows(f.patches, run.dim),
-        labels: patchLabels(view.labels, view.width, view.height, run.grid, C),
+        labels: patchLabels(view.labels, view.width, view.height, f, C),
       });
     }
   }
@@ -231,8 +240,8 @@ export async function segmentFrame(
   const run = project.features.run(row.runId);
   if (!run) throw new FlaneurError('NOT_FOUND', 'The bank has no feature run.');
   const { width, height } = frameOf(project, o.mediaId, o.frameIdx);
-  const queries = await framePatches(project, run.id, o.mediaId, o.frameIdx, o.extractors);
-  const { mask } = await segmentPatches(knn, bank, queries, run.grid, width, height, {
+  const { vectors: queries, grid } = await framePatches(project, run.id, o.mediaId, o.frameIdx, o.extractors);
+  const { mask } = await segmentPatches(knn, bank, queries, grid, width, height, {
     k: o.k ?? HUMMINGBIRD_DEFAULTS.k,
     temperature: o.temperature ?? HUMMINGBIRD_DEFAULTS.temperature,
   });
@@ -302,10 +311,16 @@ export async function createClusterBank(
   if (!run) throw new FlaneurError('NOT_FOUND', `No feature run ${o.runId}.`, { field: 'runId' });
   if (o.frames.length === 0)
     throw new FlaneurError('INVALID_ARGUMENT', 'Choose at least one frame.', { field: 'frames' });
-  const n = run.grid * run.grid;
-  const all = new Float32Array(o.frames.length * n * run.dim);
-  for (const [i, f] of o.frames.entries())
-    all.set(await framePatches(project, run.id, f.mediaId, f.frameIdx, o.extractors), i * n * run.dim);
+  // Frames of different media can have different grids: each frame's patches are a block of `counts[i]` rows.
+  const blocks: Float32Array[] = [];
+  for (const f of o.frames)
+    blocks.push((await framePatches(project, run.id, f.mediaId, f.frameIdx, o.extractors)).vectors);
+  const counts = blocks.map((b) => b.length / run.dim);
+  const starts = counts.map((_, i) => counts.slice(0, i).reduce((a, b) => a + b, 0));
+  const all = new Float32Array(counts.reduce((a, b) => a + b, 0) * run.dim);
+  blocks.forEach((b, i) => {
+    all.set(b, (starts[i] as number) * run.dim);
+  });
   const K = o.clusters;
   const centroids = await sphericalKMeans(knn, all, run.dim, {
     k: K,
@@ -323,13 +338,15 @@ export async function createClusterBank(
     settings: { source: 'k-means', clusters: C, seed: o.seed ?? 0 },
   });
   for (const [i, f] of o.frames.entries()) {
+    const n = counts[i] as number;
+    const s = starts[i] as number;
     const labels = new Float32Array(n * C);
-    for (let p = 0; p < n; p++) labels[p * C + (owner[i * n + p] as number)] = 1;
+    for (let p = 0; p < n; p++) labels[p * C + (owner[s + p] as number)] = 1;
     project.features.addBankItem(bank.id, {
       mediaId: f.mediaId,
       frameIdx: f.frameIdx,
       n,
-      vectors: toF16(all.subarray(i * n * run.dim, (i + 1) * n * run.dim)),
+      vectors: toF16(all.subarray(s * run.dim, (s + n) * run.dim)),
       labels,
     });
   }

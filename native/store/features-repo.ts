@@ -134,17 +134,22 @@ export class FeaturesRepository {
   }
 
   /**
-   * The number of frames of a run and then each (stride-th) frame's patch tokens, read from one snapshot (a features
-   * job may be writing meanwhile), so the count matches what is visited.
+   * The size in bytes of each frame's patch tokens (in key order; frames of an aspect-preserving run differ by
+   * media) and then each (stride-th) frame's patch tokens, read from one snapshot (a features job may be writing
+   * meanwhile), so the sizes match what is visited.
    */
   visitPatches(
     runId: number,
-    begin: (frames: number) => number,
+    begin: (frameBytes: number[]) => number,
     each: (row: { mediaId: number; frameIdx: number; patches: Uint16Array }) => void,
   ): void {
     this.db.transaction(() => {
+      const sizes = this.db
+        .prepare(`SELECT length(patches) FROM features WHERE run_id = ? ORDER BY media_id, frame_idx`)
+        .pluck()
+        .all(runId) as number[];
       // `begin` answers with the stride: every stride-th frame (in key order) is visited.
-      const stride = Math.max(1, begin(this.count(runId)));
+      const stride = Math.max(1, begin(sizes));
       let i = 0;
       for (const r of this.iteratePatches(runId)) if (i++ % stride === 0) each(r);
     })();

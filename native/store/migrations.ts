@@ -244,6 +244,13 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE features DROP COLUMN cls;
     `,
   },
+  {
+    version: 9,
+    name: 'track grids with their own width',
+    // Tracking keeps the frame's aspect ratio: a 16:9 frame's grid is e.g. 14 rows by 25 columns. `grid` stays the
+    // rows; `grid_w` the columns (NULL for runs made before, whose grid was square).
+    sql: `ALTER TABLE track_runs ADD COLUMN grid_w INTEGER;`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

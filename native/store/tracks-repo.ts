@@ -9,19 +9,31 @@ export interface TrackBox {
   mask: Uint8Array;
 }
 
+/** A track run's patch grid: rows and columns (runs from before aspect-preserving tracking are square). */
+export interface TrackGrid {
+  gridH: number;
+  gridW: number;
+}
+
+function gridOf(r: Record<string, unknown>): TrackGrid {
+  return { gridH: r.grid as number, gridW: (r.grid_w as number | null) ?? (r.grid as number) };
+}
+
 export class TracksRepository {
   constructor(private readonly db: Db) {}
 
-  createRun(r: { mediaId: number; modelId: number; params: Record<string, unknown>; grid: number }): number {
+  createRun(r: { mediaId: number; modelId: number; params: Record<string, unknown>; grid: TrackGrid }): number {
     const info = this.db
-      .prepare(`INSERT INTO track_runs (media_id, model_id, params, grid, created_at) VALUES (?, ?, ?, ?, ?)`)
-      .run(r.mediaId, r.modelId, JSON.stringify(r.params), r.grid, new Date().toISOString());
+      .prepare(
+        `INSERT INTO track_runs (media_id, model_id, params, grid, grid_w, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+      )
+      .run(r.mediaId, r.modelId, JSON.stringify(r.params), r.grid.gridH, r.grid.gridW, new Date().toISOString());
     return Number(info.lastInsertRowid);
   }
 
   run(
     id: number,
-  ): { id: number; mediaId: number; modelId: number; params: Record<string, unknown>; grid: number } | undefined {
+  ): { id: number; mediaId: number; modelId: number; params: Record<string, unknown>; grid: TrackGrid } | undefined {
     const r = this.db.prepare(`SELECT * FROM track_runs WHERE id = ?`).get(id) as Record<string, unknown> | undefined;
     return (
       r && {
@@ -29,7 +41,7 @@ export class TracksRepository {
         mediaId: r.media_id as number,
         modelId: r.model_id as number,
         params: JSON.parse(r.params as string),
-        grid: r.grid as number,
+        grid: gridOf(r),
       }
     );
   }
@@ -46,7 +58,7 @@ export class TracksRepository {
 
   runsOf(
     mediaId: number,
-  ): { id: number; modelId: number; params: Record<string, unknown>; grid: number; createdAt: string }[] {
+  ): { id: number; modelId: number; params: Record<string, unknown>; grid: TrackGrid; createdAt: string }[] {
     const rows = this.db.prepare(`SELECT * FROM track_runs WHERE media_id = ? ORDER BY id`).all(mediaId) as Record<
       string,
       unknown
@@ -55,7 +67,7 @@ export class TracksRepository {
       id: r.id as number,
       modelId: r.model_id as number,
       params: JSON.parse(r.params as string),
-      grid: r.grid as number,
+      grid: gridOf(r),
       createdAt: r.created_at as string,
     }));
   }

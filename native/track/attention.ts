@@ -1,6 +1,6 @@
 /** Last-block queries, keys and CLS attention of frames (for discovery and tracking). */
 import type { ImportedViT } from '../models/import-vit.js';
-import { preprocessInto, type RgbLike } from '../models/preprocess.js';
+import { type InputShape, inputShape, preprocessInto, type RgbLike } from '../models/preprocess.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
 import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
 
@@ -9,7 +9,9 @@ export interface FrameAttention {
   q: Float32Array;
   k: Float32Array;
   attention: Float32Array;
-  grid: number;
+  /** Patch grid rows and columns (the frame's aspect kept). */
+  gridH: number;
+  gridW: number;
   dim: number;
   heads: number;
 }
@@ -21,10 +23,11 @@ export function patchRows(tokens: Float32Array, count: number, n: number, d: num
   return out;
 }
 
+/** Attention of the frames of one video: one input shape (its frame size under the aspect policy, `inputShape`). */
 export class AttentionExtractor {
   private constructor(
     private readonly model: ImportedViT,
-    readonly size: number,
+    readonly shape: InputShape,
     private readonly session: ModelSession,
   ) {}
 
@@ -32,22 +35,33 @@ export class AttentionExtractor {
     return this.session.info.provider;
   }
 
-  static async create(model: ImportedViT, size: number, runtime?: RuntimeSettings): Promise<AttentionExtractor> {
-    const onnx = buildViTOnnx(model, { height: size, width: size, outputs: { lastQK: true, attention: true } });
-    return new AttentionExtractor(model, size, await ModelSession.create(onnx, runtime));
+  /** `frame`: the video's frame size (default square); `size` is the input's shorter side. */
+  static async create(
+    model: ImportedViT,
+    size: number,
+    runtime?: RuntimeSettings,
+    frame: { width: number; height: number } = { width: size, height: size },
+  ): Promise<AttentionExtractor> {
+    const shape = inputShape(frame.width, frame.height, size, model.config.patchSize, 'aspect');
+    const onnx = buildViTOnnx(model, {
+      height: shape.height,
+      width: shape.width,
+      outputs: { lastQK: true, attention: true },
+    });
+    return new AttentionExtractor(model, shape, await ModelSession.create(onnx, runtime));
   }
 
   async run(img: RgbLike): Promise<FrameAttention> {
     const c = this.model.config;
-    const input = new Float32Array(3 * this.size * this.size);
-    preprocessInto(img, { size: this.size, mode: 'stretch', filter: 'bilinear', mean: c.mean, std: c.std }, input);
-    const out = await this.session.run({ pixels: new ort.Tensor('float32', input, [1, 3, this.size, this.size]) }, [
+    const { width, height, gridH, gridW } = this.shape;
+    const input = new Float32Array(3 * width * height);
+    preprocessInto(img, { size: width, height, mode: 'stretch', filter: 'bilinear', mean: c.mean, std: c.std }, input);
+    const out = await this.session.run({ pixels: new ort.Tensor('float32', input, [1, 3, height, width]) }, [
       'q',
       'k',
       'attention',
     ]);
-    const grid = this.size / c.patchSize;
-    const n = grid * grid;
+    const n = gridH * gridW;
     const d = c.dim;
     const get = (name: string) => {
       const t = out[name];
@@ -57,7 +71,7 @@ export class AttentionExtractor {
     // Row 0 of q and k is the CLS token: objects live in the patch rows.
     const q = patchRows(get('q'), 1, n, d);
     const k = patchRows(get('k'), 1, n, d);
-    return { q, k, attention: get('attention').slice(), grid, dim: d, heads: c.heads };
+    return { q, k, attention: get('attention').slice(), gridH, gridW, dim: d, heads: c.heads };
   }
 
   async release(): Promise<void> {

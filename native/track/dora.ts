@@ -150,25 +150,26 @@ export function attentionMasks(attention: Float32Array, heads: number[], n: numb
 /** Bounding box (x, y, w, h) in image pixels of a grid mask, or null when empty. */
 export function maskBox(
   mask: Uint8Array,
-  grid: number,
+  grid: { gridH: number; gridW: number },
   width: number,
   height: number,
 ): [number, number, number, number] | null {
-  let x0 = grid;
-  let y0 = grid;
+  const { gridH, gridW } = grid;
+  let x0 = gridW;
+  let y0 = gridH;
   let x1 = -1;
   let y1 = -1;
-  for (let i = 0; i < grid * grid; i++) {
+  for (let i = 0; i < gridH * gridW; i++) {
     if (!mask[i]) continue;
-    const x = i % grid;
-    const y = (i - x) / grid;
+    const x = i % gridW;
+    const y = (i - x) / gridW;
     x0 = Math.min(x0, x);
     y0 = Math.min(y0, y);
     x1 = Math.max(x1, x);
     y1 = Math.max(y1, y);
   }
   if (x1 < 0) return null;
-  const cw = width / grid;
-  const ch = height / grid;
+  const cw = width / gridW;
+  const ch = height / gridH;
   return [x0 * cw, y0 * ch, (x1 - x0 + 1) * cw, (y1 - y0 + 1) * ch];
 }

@@ -20,25 +20,26 @@ export function motCsv(boxes: readonly BoxRow[]): string {
 
 /**
  * One frame's instance mask: each pixel holds the id of the object whose grid cell covers it (0 = none). The
- * grid spans the whole frame (the tracker resizes the frame to a square), so cell (r, c) covers
- * [c·W/grid, (c+1)·W/grid) × [r·H/grid, (r+1)·H/grid). Where masks overlap the higher id wins.
+ * grid (gridH rows × gridW columns, the frame's aspect kept or a square for older runs) spans the whole frame, so
+ * cell (r, c) covers [c·W/gridW, (c+1)·W/gridW) × [r·H/gridH, (r+1)·H/gridH). Where masks overlap the higher id wins.
  */
 export function instanceMask(
   objects: readonly { object: number; mask: Uint8Array }[],
-  grid: number,
+  grid: { gridH: number; gridW: number },
   width: number,
   height: number,
 ): Uint8Array {
-  const cells = new Uint8Array(grid * grid);
+  const { gridH, gridW } = grid;
+  const cells = new Uint8Array(gridH * gridW);
   for (const o of [...objects].sort((a, b) => a.object - b.object)) {
-    if (o.mask.length !== grid * grid) throw new Error(`Mask of object ${o.object} is not ${grid}×${grid}.`);
+    if (o.mask.length !== gridH * gridW) throw new Error(`Mask of object ${o.object} is not ${gridH}×${gridW}.`);
     if (o.object < 1 || o.object > 255) throw new Error(`Object id ${o.object} does not fit an 8-bit mask.`);
     for (let i = 0; i < o.mask.length; i++) if (o.mask[i]) cells[i] = o.object;
   }
   const out = new Uint8Array(width * height);
-  const colOf = Int32Array.from({ length: width }, (_, x) => Math.min(grid - 1, Math.floor((x * grid) / width)));
+  const colOf = Int32Array.from({ length: width }, (_, x) => Math.min(gridW - 1, Math.floor((x * gridW) / width)));
   for (let y = 0; y < height; y++) {
-    const row = Math.min(grid - 1, Math.floor((y * grid) / height)) * grid;
+    const row = Math.min(gridH - 1, Math.floor((y * gridH) / height)) * gridW;
     const base = y * width;
     for (let x = 0; x < width; x++) out[base + x] = cells[row + (colOf[x] as number)] as number;
   }
@@ -52,7 +53,7 @@ export function instanceMask(
 export function writeInstanceMasks(
   dir: string,
   boxes: readonly (BoxRow & { mask: Uint8Array })[],
-  grid: number,
+  grid: { gridH: number; gridW: number },
   width: number,
   height: number,
 ): { frames: number } {

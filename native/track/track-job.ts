@@ -45,10 +45,11 @@ export const trackJob: JobHandler<TrackArgs, { runId: number }> = {
     const heads = a.heads ?? pickHeads(model.config.heads, a.objects, a.seed);
     if (heads.some((h) => h >= model.config.heads))
       throw new FlaneurError('INVALID_ARGUMENT', `The model has ${model.config.heads} heads.`, { field: 'heads' });
-    const ex = await AttentionExtractor.create(model, a.size, ctx.runtime);
-    const store = new FrameStore(project.cacheDir);
     const W = media.frameWidth;
     const H = media.frameHeight;
+    // The frame's aspect ratio is kept: a 16:9 video at 224 is tracked on a 14×25 patch grid.
+    const ex = await AttentionExtractor.create(model, a.size, ctx.runtime, { width: W, height: H });
+    const store = new FrameStore(project.cacheDir);
     const frame = (i: number) => store.image(media.id, i, W, H);
     try {
       let runId = ctx.checkpoint?.runId ?? 0;
@@ -58,7 +59,7 @@ export const trackJob: JobHandler<TrackArgs, { runId: number }> = {
         prototypes = Float32Array.from((existing.params as { prototypes: number[] }).prototypes);
       } else {
         const first = await ex.run(frame(0));
-        prototypes = discover(first.q, first.attention, first.grid * first.grid, first.dim, {
+        prototypes = discover(first.q, first.attention, first.gridH * first.gridW, first.dim, {
           heads,
           epsilon: a.epsilon,
           iterations: a.iterations,
@@ -71,9 +72,10 @@ export const trackJob: JobHandler<TrackArgs, { runId: number }> = {
             epsilon: a.epsilon,
             iterations: a.iterations,
             size: a.size,
+            resize: 'aspect',
             prototypes: Array.from(prototypes),
           },
-          grid: first.grid,
+          grid: { gridH: first.gridH, gridW: first.gridW },
         });
         ctx.commit([], { runId });
       }
@@ -82,11 +84,11 @@ export const trackJob: JobHandler<TrackArgs, { runId: number }> = {
       for (let i = start; i < media.frameCount; i++) {
         ctx.throwIfAborted();
         const f = await ex.run(frame(i));
-        const n = f.grid * f.grid;
+        const n = f.gridH * f.gridW;
         const masks = trackMasks(prototypes, f.k, n, f.dim);
         const boxes = heads.map((_, c) => {
           const mask = masks.subarray(c * n, (c + 1) * n);
-          const box = maskBox(mask, f.grid, W, H) ?? [0, 0, 0, 0];
+          const box = maskBox(mask, f, W, H) ?? [0, 0, 0, 0];
           return {
             object: c + 1,
             frameIdx: i,

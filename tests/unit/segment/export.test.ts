@@ -38,11 +38,22 @@ describe('segmentation export and metrics', () => {
   it('computes soft patch labels, upsampling and IoU as expected', () => {
     // 4x4 labels, 2x2 grid: top-left patch is all class 1, others mixed.
     const labels = Uint8Array.from([1, 1, 0, 0, 1, 1, 0, 1, 0, 0, 0, 0, 255, 0, 0, 0]);
-    const soft = patchLabels(labels, 4, 4, 2, 2);
+    const soft = patchLabels(labels, 4, 4, { gridH: 2, gridW: 2 }, 2);
     expect(Array.from(soft)).toEqual([0, 1, 0.75, 0.25, 1, 0, 1, 0]);
-    const pred = upsampleArgmax(soft, 2, 2, 4, 4);
+    const pred = upsampleArgmax(soft, { gridH: 2, gridW: 2 }, 2, 4, 4);
     expect(pred[0]).toBe(1);
     expect(pred[15]).toBe(0);
+  });
+
+  it('labels and upsamples a non-square grid over a wide frame at the frame resolution', () => {
+    // 8x2 labels (wide), a 1x4 grid: each patch covers 2x2 pixels; the right half is class 1.
+    const labels = Uint8Array.from([0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1]);
+    const grid = { gridH: 1, gridW: 4 };
+    const soft = patchLabels(labels, 8, 2, grid, 2);
+    expect(Array.from(soft)).toEqual([1, 0, 1, 0, 0, 1, 0, 1]);
+    const pred = upsampleArgmax(soft, grid, 2, 8, 2);
+    expect(pred.length).toBe(16);
+    expect(Array.from(pred.subarray(0, 8))).toEqual([0, 0, 0, 0, 1, 1, 1, 1]);
     const m = new IoUMeter(2);
     m.add(pred, labels);
     expect(m.mean()).toBeGreaterThan(0.5);

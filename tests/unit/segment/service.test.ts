@@ -35,10 +35,13 @@ describe('segmentation and retrieval', () => {
     runId = (await call('features.runs', {}))[0]?.id ?? 0;
   });
 
-  it('extracts features for every sampled frame, with provenance', async () => {
+  it('extracts features for every sampled frame at its aspect ratio, with provenance', async () => {
     const [run] = await call('features.runs', {});
-    expect(run).toMatchObject({ inputSize: 224, grid: 14, dim: 192, frames: 20 });
-    expect(run?.preprocessing).toMatchObject({ resize: 'squash' });
+    expect(run).toMatchObject({ inputSize: 224, grid: 14, dim: 192, frames: 20, resize: 'aspect' });
+    expect(run?.preprocessing).toMatchObject({ resize: 'aspect', maxAspect: 4 });
+    // 320x240 frames: 14 rows by 19 columns of patches (224 x 304 input), not 14 x 14.
+    const feat = engine.requireProject().project.features.get(runId, mediaId, 0);
+    expect(feat?.patches.length).toBe(14 * 19 * 192);
   });
 
   it('segments a third frame from a bank of two labelled frames, far better than chance', async () => {
@@ -71,10 +74,11 @@ describe('segmentation and retrieval', () => {
     for (let i = 1; i < imgs.results.length; i++)
       expect(imgs.results[i]?.sim).toBeLessThanOrEqual(imgs.results[i - 1]?.sim ?? 1);
     const patches = await call('retrieve.patches', { runId, mediaId, frameIdx: 5, patch: 150, k: 4 });
-    expect(patches.grid).toBe(14);
+    expect(patches.grid).toEqual({ gridH: 14, gridW: 19 });
     expect(patches.results).toHaveLength(4);
     for (const p of patches.results) {
-      expect(p.heat).toHaveLength(196);
+      expect(p.grid).toEqual({ gridH: 14, gridW: 19 });
+      expect(p.heat).toHaveLength(14 * 19);
       expect(Math.max(...p.heat)).toBeCloseTo(p.sim, 2);
     }
   });
@@ -104,7 +108,7 @@ describe('segmentation and retrieval', () => {
     const frames = [0, 6, 12].map((frameIdx) => ({ mediaId, frameIdx }));
     const bank = await call('segment.clusterBank', { runId, name: 'clusters', clusters: 5, frames });
     expect(bank.classes).toEqual(['cluster 1', 'cluster 2', 'cluster 3', 'cluster 4', 'cluster 5']);
-    expect(bank.patches).toBe(3 * 196);
+    expect(bank.patches).toBe(3 * 14 * 19);
     const merged = await call('segment.relabelBank', {
       bankId: bank.id,
       names: ['street', 'things'],
@@ -131,7 +135,7 @@ describe('segmentation and retrieval', () => {
       classes: ['ground', 'sky'],
       examples: [{ mediaId, frameIdx: 2, mask: file }],
     });
-    expect(bank.patches).toBe(196);
+    expect(bank.patches).toBe(14 * 19);
     await expect(
       call('segment.saveMask', { mediaId, frameIdx: 2, data: Buffer.from(new Uint8Array(10)).toString('base64') }),
     ).rejects.toThrow(/has 10 pixels/);

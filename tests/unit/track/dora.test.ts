@@ -49,7 +49,9 @@ describe('Dora discovery and tracking', () => {
     const on = (c: number) => [...Array(n).keys()].filter((i) => masks[c * n + i]);
     expect(on(0)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     expect(on(1)).toEqual([8, 9, 10, 11, 12, 13, 14, 15]);
-    expect(maskBox(masks.subarray(0, n), 4, 64, 64)).toEqual([0, 0, 64, 32]);
+    expect(maskBox(masks.subarray(0, n), { gridH: 4, gridW: 4 }, 64, 64)).toEqual([0, 0, 64, 32]);
+    // A wide grid (2 rows, 8 columns) over a 128x32 frame: the first row is 128x16.
+    expect(maskBox(masks.subarray(0, n), { gridH: 2, gridW: 8 }, 128, 32)).toEqual([0, 0, 128, 16]);
     expect([...attentionMasks(attention, [1], n)].filter(Boolean)).toHaveLength(8);
   });
 });
@@ -86,14 +88,16 @@ describe('tracking job', () => {
     expect(files).toHaveLength(20);
     expect(files[0]).toBe('frame_000001.png');
     const { grid, objects } = await call('track.frame', { runId: 1, frameIdx: 0 });
+    // The 320x240 frames keep their 4:3 aspect: 14 rows by 19 columns of patches at 224.
+    expect(grid).toEqual({ gridH: 14, gridW: 19 });
     const png = readGrayPng(path.join(masks.dir, 'frame_000001.png'));
     expect([png.width, png.height]).toEqual([media?.frameWidth, media?.frameHeight]);
     // the pixel at the centre of every grid cell carries the id of the object whose mask covers the cell
-    for (let r = 0; r < grid; r++)
-      for (let c = 0; c < grid; c++) {
-        const x = Math.floor(((c + 0.5) * png.width) / grid);
-        const y = Math.floor(((r + 0.5) * png.height) / grid);
-        const owners = objects.filter((o) => o.mask[r * grid + c]).map((o) => o.object);
+    for (let r = 0; r < grid.gridH; r++)
+      for (let c = 0; c < grid.gridW; c++) {
+        const x = Math.floor(((c + 0.5) * png.width) / grid.gridW);
+        const y = Math.floor(((r + 0.5) * png.height) / grid.gridH);
+        const owners = objects.filter((o) => o.mask[r * grid.gridW + c]).map((o) => o.object);
         expect(png.pixels[y * png.width + x]).toBe(owners.length ? Math.max(...owners) : 0);
       }
   });
@@ -128,13 +132,29 @@ describe('instance masks', () => {
         { object: 2, mask: b },
         { object: 1, mask: a },
       ],
-      2,
+      { gridH: 2, gridW: 2 },
       4,
       3,
     );
     // rows 0..1 map to grid row 0 (3·2/3 → y=0,1 → 0, y=2 → 1)
     expect(Array.from(m)).toEqual([1, 1, 2, 2, 1, 1, 2, 2, 0, 0, 2, 2]);
-    expect(() => instanceMask([{ object: 1, mask: new Uint8Array(3) }], 2, 4, 4)).toThrow(/not 2×2/);
-    expect(() => instanceMask([{ object: 300, mask: a }], 2, 4, 4)).toThrow(/8-bit/);
+    expect(() => instanceMask([{ object: 1, mask: new Uint8Array(3) }], { gridH: 2, gridW: 2 }, 4, 4)).toThrow(
+      /not 2×2/,
+    );
+    expect(() => instanceMask([{ object: 300, mask: a }], { gridH: 2, gridW: 2 }, 4, 4)).toThrow(/8-bit/);
+    // A 1x2 grid over a 4x2 frame: left half object 1, right half object 2.
+    expect(
+      Array.from(
+        instanceMask(
+          [
+            { object: 1, mask: Uint8Array.from([1, 0]) },
+            { object: 2, mask: Uint8Array.from([0, 1]) },
+          ],
+          { gridH: 1, gridW: 2 },
+          4,
+          2,
+        ),
+      ),
+    ).toEqual([1, 1, 2, 2, 1, 1, 2, 2]);
   });
 });

@@ -1,7 +1,7 @@
 import { type PointerEvent, useEffect, useRef, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { useApp } from '../../state/app-state';
-import { FramePicker, ModelPicker, useCatalog, useFirstChoice } from '../segment/useCatalog';
+import { FramePicker, InputSizePicker, ModelPicker, useCatalog, useFirstChoice } from '../segment/useCatalog';
 import { CountHistogram, CountPlot, downloadCsv } from './CountCharts';
 
 type Result = CommandResult<'count.exemplar'>;
@@ -21,6 +21,7 @@ export function CountView() {
   const [threshold, setThreshold] = useState(0);
   const [busy, setBusy] = useState(false);
   const [batchJob, setBatchJob] = useState<number | null>(null);
+  const [size, setSize] = useState(224);
   const [rows, setRows] = useState<Rows | null>(null);
   const batchState = jobs.find((j) => j.id === batchJob)?.state ?? null;
   useEffect(() => {
@@ -84,10 +85,12 @@ export function CountView() {
   const count = async (auto: boolean) => {
     if (!modelId || !mediaId) return;
     setBusy(true);
-    const r = await run('Could not count', () =>
-      auto
-        ? client.call('count.auto', { modelId, mediaId, frameIdx })
-        : client.call('count.exemplar', { modelId, mediaId, frameIdx, boxes }),
+    const r = await run(
+      'Could not count',
+      async (): Promise<Result> =>
+        auto
+          ? { ...(await client.call('count.auto', { modelId, mediaId, frameIdx, scale: 2 * size })), scale: null }
+          : client.call('count.exemplar', { modelId, mediaId, frameIdx, boxes, size }),
     );
     setBusy(false);
     if (r) {
@@ -133,6 +136,7 @@ export function CountView() {
       <section className="card">
         <div className="field-row">
           <ModelPicker id="count-model" models={models} value={modelId} onChange={setModelId} />
+          <InputSizePicker id="count-size" value={size} onChange={setSize} />
         </div>
         <FramePicker
           idPrefix="count"
@@ -185,6 +189,15 @@ export function CountView() {
               <p className="count-number" data-testid="count-number" aria-live="polite">
                 {result ? result.count : '—'}
               </p>
+              {result?.scale && (
+                <p className="muted" data-testid="count-scale">
+                  Counted at ×{result.scale.factor.toFixed(2)} ({result.scale.inputWidth}×{result.scale.inputHeight} px,
+                  the exemplar {result.scale.exemplarPatches.toFixed(1)} patches across) in {result.scale.tiles} tile
+                  {result.scale.tiles === 1 ? '' : 's'} of {result.scale.tileSize} px overlapping by{' '}
+                  {result.scale.overlap} px{result.scale.capped ? '; the scale was capped by the image size bound' : ''}
+                  .
+                </p>
+              )}
               <div className="row-actions">
                 <button
                   type="button"

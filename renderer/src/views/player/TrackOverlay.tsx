@@ -12,9 +12,10 @@ export function TrackOverlay({ data, width, height }: { data: TrackFrame; width:
     const ctx = c?.getContext('2d');
     if (!c || !ctx) return;
     ctx.clearRect(0, 0, c.width, c.height);
-    const g = data.grid;
-    const cw = width / g;
-    const ch = height / g;
+    // The grid keeps the frame's aspect ratio: gridH rows × gridW columns over the whole frame.
+    const g = data.grid.gridW;
+    const cw = width / data.grid.gridW;
+    const ch = height / data.grid.gridH;
     for (const o of data.objects) {
       const [r, gg, b] = classColour(o.object);
       ctx.fillStyle = `rgba(${r}, ${gg}, ${b}, 0.35)`;

@@ -8,27 +8,34 @@ type Patches = CommandResult<'retrieve.patches'>;
 type Images = CommandResult<'retrieve.images'>;
 type Duplicates = CommandResult<'retrieve.duplicates'>;
 
-/** A similarity heat map over a frame: one translucent cell per patch, the matched patch outlined. */
-function HeatCanvas({ heat, grid, patch }: { heat: number[]; grid: number; patch: number }) {
+type Grid = Patches['grid'];
+
+/**
+ * A similarity heat map over a frame: one translucent cell per patch of the frame's own grid (rows × columns, the
+ * frame's aspect kept), the matched patch outlined. The canvas is stretched over the frame as shown.
+ */
+function HeatCanvas({ heat, grid, patch }: { heat: number[]; grid: Grid; patch: number }) {
   const ref = useRef<HTMLCanvasElement>(null);
+  const { gridH, gridW } = grid;
   useEffect(() => {
     const c = ref.current;
     const ctx = c?.getContext('2d');
     if (!c || !ctx) return;
-    const cell = c.width / grid;
+    const cw = c.width / gridW;
+    const ch = c.height / gridH;
     ctx.clearRect(0, 0, c.width, c.height);
     const lo = Math.min(...heat);
     const hi = Math.max(...heat);
     heat.forEach((v, i) => {
       const t = hi > lo ? (v - lo) / (hi - lo) : 0;
       ctx.fillStyle = `rgba(255, ${Math.round(80 + 120 * (1 - t))}, 0, ${0.65 * t * t})`;
-      ctx.fillRect((i % grid) * cell, Math.floor(i / grid) * (c.height / grid), cell, c.height / grid);
+      ctx.fillRect((i % gridW) * cw, Math.floor(i / gridW) * ch, cw, ch);
     });
     ctx.strokeStyle = '#00e5ff';
     ctx.lineWidth = 2;
-    ctx.strokeRect((patch % grid) * cell, Math.floor(patch / grid) * (c.height / grid), cell, c.height / grid);
-  }, [heat, grid, patch]);
-  return <canvas ref={ref} width={224} height={224} className="heat" />;
+    ctx.strokeRect((patch % gridW) * cw, Math.floor(patch / gridW) * ch, cw, ch);
+  }, [heat, gridH, gridW, patch]);
+  return <canvas ref={ref} width={gridW * 16} height={gridH * 16} className="heat" />;
 }
 
 /** Image retrieval by CLS and patch retrieval by clicking a patch of the query frame. */
@@ -40,7 +47,7 @@ export function RetrieveView() {
   const [frameIdx, setFrameIdx] = useState(0);
   const [images, setImages] = useState<Images | null>(null);
   const [patches, setPatches] = useState<Patches | null>(null);
-  const [picked, setPicked] = useState<number | null>(null);
+
   const current = runs.find((r) => r.id === runId) ?? null;
   const [threshold, setThreshold] = useState(0.95);
   const [dups, setDups] = useState<Duplicates | null>(null);
@@ -63,12 +70,13 @@ export function RetrieveView() {
   const clickPatch = (e: MouseEvent<HTMLDivElement>) => {
     if (!current || !mediaId || !runId) return;
     const box = e.currentTarget.getBoundingClientRect();
-    const gx = Math.min(current.grid - 1, Math.floor(((e.clientX - box.left) / box.width) * current.grid));
-    const gy = Math.min(current.grid - 1, Math.floor(((e.clientY - box.top) / box.height) * current.grid));
-    const patch = gy * current.grid + gx;
-    setPicked(patch);
+    // The engine finds the patch under the point on the frame's own grid.
+    const point: [number, number] = [
+      Math.min(1, Math.max(0, (e.clientX - box.left) / box.width)),
+      Math.min(1, Math.max(0, (e.clientY - box.top) / box.height)),
+    ];
     void run('Could not retrieve patches', async () =>
-      setPatches(await client.call('retrieve.patches', { runId, mediaId, frameIdx, patch, k: 12 })),
+      setPatches(await client.call('retrieve.patches', { runId, mediaId, frameIdx, point, k: 12 })),
     );
   };
   const name = (id: number) => media.find((m) => m.id === id)?.name ?? `#${id}`;
@@ -86,7 +94,6 @@ export function RetrieveView() {
             setMediaId(m);
             setFrameIdx(f);
             setPatches(null);
-            setPicked(null);
           }}
         />
         <div className="retrieve-query">
@@ -99,8 +106,12 @@ export function RetrieveView() {
               title="Click a patch to find similar patches"
             >
               <img src={`media/frame/${mediaId}/${frameIdx}.png`} alt="Query frame" />
-              {picked !== null && (
-                <HeatCanvas heat={new Array(current.grid * current.grid).fill(0)} grid={current.grid} patch={picked} />
+              {patches && (
+                <HeatCanvas
+                  heat={new Array(patches.grid.gridH * patches.grid.gridW).fill(0)}
+                  grid={patches.grid}
+                  patch={patches.patch}
+                />
               )}
             </div>
           )}
@@ -110,8 +121,9 @@ export function RetrieveView() {
             </button>
             <p className="muted">Or click a patch of the frame to find similar patches across the library.</p>
             <p className="muted">
-              From run #{current?.id}: {current?.modelName}, {current?.inputSize} px, {current?.grid}×{current?.grid}{' '}
-              patches.
+              From run #{current?.id}: {current?.modelName}, {current?.inputSize} px
+              {current?.resize === 'square' ? ', frames squashed to a square' : ', aspect ratio kept'}
+              {patches ? ` (${patches.grid.gridH}×${patches.grid.gridW} patches on this frame)` : ''}.
             </p>
           </div>
         </div>
@@ -181,7 +193,7 @@ export function RetrieveView() {
                     src={`media/frame/${r.mediaId}/${r.frameIdx}.png`}
                     alt={`${name(r.mediaId)} frame ${r.frameIdx}`}
                   />
-                  <HeatCanvas heat={r.heat} grid={patches.grid} patch={r.patch} />
+                  <HeatCanvas heat={r.heat} grid={r.grid} patch={r.patch} />
                 </div>
                 <div className="card-caption">
                   {name(r.mediaId)} · frame {r.frameIdx} · cos {r.sim.toFixed(3)}

@@ -64,6 +64,39 @@ export function ModelPicker(props: {
   );
 }
 
+/** Input sizes offered in the views: the model input's shorter side (the frame's aspect ratio is kept). */
+export const INPUT_SIZES = [224, 336, 448, 672, 896] as const;
+
+/**
+ * A labelled select of the input size (shorter side). `frameShort`: the stored frames' shorter side, to say when a
+ * larger size only upsamples them.
+ */
+export function InputSizePicker(props: {
+  id: string;
+  value: number;
+  onChange(size: number): void;
+  frameShort?: number | null;
+}) {
+  return (
+    <div className="field">
+      <label htmlFor={props.id}>Input size (shorter side)</label>
+      <select id={props.id} value={props.value} onChange={(e) => props.onChange(Number(e.target.value))}>
+        {INPUT_SIZES.map((s) => (
+          <option key={s} value={s}>
+            {s} px
+          </option>
+        ))}
+      </select>
+      {props.frameShort && props.value > props.frameShort ? (
+        <span className="muted" data-testid={`${props.id}-upsampled`}>
+          Frames are stored at {props.frameShort} px on their shorter side: {props.value} px upsamples them (re-import
+          at a larger frame size for more detail).
+        </span>
+      ) : null}
+    </div>
+  );
+}
+
 export function FramePicker(props: {
   media: MediaInfo[];
   mediaId: number | null;
