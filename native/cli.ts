@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { CallResponse, CommandArgs, CommandName, CommandResult, EngineEvent, JobInfo } from './api/contract.js';
+import { FlaneurError } from './api/errors.js';
 import { Engine } from './engine/engine.js';
 import { createEngineDispatcher } from './engine/handlers.js';
 import { APP_VERSION } from './engine/version.js';
@@ -113,11 +114,20 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   if (group === 'serve') {
-    await runBrowserMode({
-      json,
-      ...(values.project ? { project: values.project } : {}),
-      ...(values.port ? { port: Number(values.port) } : {}),
-    });
+    try {
+      await runBrowserMode({
+        json,
+        ...(values.project ? { project: values.project } : {}),
+        ...(values.port ? { port: Number(values.port) } : {}),
+      });
+    } catch (err) {
+      // A locked project (another `serve` owns it), a damaged one or a port in use: the message, not a trace.
+      const code = err instanceof FlaneurError ? err.code : ((err as NodeJS.ErrnoException).code ?? 'INTERNAL');
+      const message = (err as Error).message;
+      if (json) console.log(JSON.stringify({ ok: false, error: { code, message } }));
+      else console.error(`flaneur: ${message}`);
+      return 1;
+    }
     return -1; // keeps running
   }
 

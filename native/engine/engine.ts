@@ -22,7 +22,7 @@ import { segmentOverlay } from '../segment/service.js';
 import { AppHome } from '../store/app-home.js';
 import type { JobRow } from '../store/jobs-repo.js';
 import { Project } from '../store/project.js';
-import { ProjectLock } from '../store/project-lock.js';
+import { type LockInfo, lockedMessage, lockHolder, ProjectLock } from '../store/project-lock.js';
 import { trackJob } from '../track/track-job.js';
 import { trainDinoJob } from '../train/train-dino.js';
 import { mediaResource } from './library.js';
@@ -137,9 +137,20 @@ export class Engine {
     return this.activate(project);
   }
 
+  /**
+   * Opens another project. Checked first, switched after: a project locked by another process (or one that does not
+   * open) is refused while the current project and its running job carry on untouched.
+   */
   async openProject(dir: string): Promise<ProjectInfo> {
     if (this.current && path.resolve(dir) === this.current.project.dir) return this.projectInfo() as ProjectInfo;
-    return this.activate(Project.open(dir));
+    let abs = path.resolve(dir);
+    if (path.basename(abs) === 'project.sqlite') abs = path.dirname(abs);
+    if (this.options.whenLocked !== 'observe' && fs.existsSync(abs) && fs.statSync(abs).isDirectory()) {
+      // Before Project.open, which may migrate the database another process is using.
+      const holder = lockHolder(abs);
+      if (holder) throw new FlaneurError('PROJECT_LOCKED', lockedMessage(abs, holder), { field: 'path' });
+    }
+    return this.activate(Project.open(abs));
   }
 
   /** The demo project lives in the app home; it is created on first use and ingests the bundled sample clip. */
@@ -233,9 +244,15 @@ export class Engine {
     this.listeners.clear();
   }
 
+  /** Makes `project` (already open) the current one: its lock is taken before the current project is closed. */
   private async activate(project: Project): Promise<ProjectInfo> {
-    await this.closeProject();
-    const lockOrHolder = ProjectLock.acquire(project.dir);
+    let lockOrHolder: ProjectLock | LockInfo;
+    try {
+      lockOrHolder = ProjectLock.acquire(project.dir);
+    } catch (err) {
+      project.close();
+      throw err;
+    }
     let lock: ProjectLock | null = null;
     let observer: { ownerPid: number } | null = null;
     if (lockOrHolder instanceof ProjectLock) {
@@ -244,12 +261,9 @@ export class Engine {
       observer = { ownerPid: lockOrHolder.pid };
     } else {
       project.close();
-      throw new FlaneurError(
-        'PROJECT_LOCKED',
-        `${project.dir} is open in another Flaneur process (pid ${lockOrHolder.pid} on ${lockOrHolder.host}). Close it there first.`,
-        { field: 'path' },
-      );
+      throw new FlaneurError('PROJECT_LOCKED', lockedMessage(project.dir, lockOrHolder), { field: 'path' });
     }
+    await this.closeProject();
     const runner = new JobRunner(project, (row) => this.onJob(project, row), {
       ...this.options.runner,
       observer,

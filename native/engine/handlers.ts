@@ -1,7 +1,6 @@
 /**
  * The command handlers: the one place where contract commands meet the engine. Every transport dispatches here.
  */
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ProjectInfo } from '../api/contract.js';
@@ -14,6 +13,7 @@ import { binaryVersion, findBinaries, videoDecoders } from '../media/ffmpeg.js';
 import { FrameStore } from '../media/frame-store.js';
 import { duplicatePairs, similarImages, similarPatches } from '../retrieve/service.js';
 import { createBank, createClusterBank, relabelBank, saveDrawnMask, segmentFrame } from '../segment/service.js';
+import { checkFolderDestination, prepareFolderDestination, writeFileDestination } from '../store/destination.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
 import { motCsv, writeInstanceMasks } from '../track/export.js';
 import { listPreviews } from '../train/previews.js';
@@ -157,7 +157,11 @@ export function createHandlers(engine: Engine): Handlers {
         .map(({ settings: _s, ...b }) => b),
     'segment.batch': (a) =>
       jobInfo(
-        open().runner.enqueue('segment.batch', { ...a, ...(a.outDir ? { outDir: path.resolve(a.outDir) } : {}) }),
+        open().runner.enqueue('segment.batch', {
+          ...a,
+          // Checked now, so a bad folder is refused at once instead of failing the job later.
+          ...(a.outDir ? { outDir: checkFolderDestination(a.outDir, 'outDir') } : {}),
+        }),
       ),
     'segment.apply': ({ truthMask, ...a }) =>
       segmentFrame(open().project, engine.knn, {
@@ -257,8 +261,7 @@ export function createHandlers(engine: Engine): Handlers {
       if (!project.tracks.run(a.runId))
         throw new FlaneurError('NOT_FOUND', `No track run ${a.runId}.`, { field: 'runId' });
       const csv = motCsv(project.tracks.boxes(a.runId));
-      const file = path.resolve(a.path);
-      fs.writeFileSync(file, `${csv}\n`);
+      const file = writeFileDestination(a.path, `${csv}\n`, 'path');
       return { path: file, rows: csv ? csv.split('\n').length : 0 };
     },
     'track.exportMasks': (a) => {
@@ -268,7 +271,7 @@ export function createHandlers(engine: Engine): Handlers {
       const media = project.media.get(run.mediaId);
       if (!media?.frameWidth || !media.frameHeight)
         throw new FlaneurError('NOT_FOUND', `Media ${run.mediaId} has no frames.`, { field: 'runId' });
-      const dir = path.resolve(a.dir ?? path.join(project.dir, 'exports', `tracks-${a.runId}`));
+      const dir = prepareFolderDestination(a.dir ?? path.join(project.dir, 'exports', `tracks-${a.runId}`), 'dir');
       const { frames } = writeInstanceMasks(
         dir,
         project.tracks.boxes(a.runId),

@@ -10,6 +10,7 @@ import { ExtractorCache } from '../features/extractor-cache.js';
 import { ExactKnn } from '../features/knn.js';
 import type { JobHandler } from '../jobs/types.js';
 import { encodePng } from '../media/png.js';
+import { prepareFolderDestination } from '../store/destination.js';
 import { CocoWriter } from './export.js';
 import { readMask } from './masks.js';
 import { segmentFrame } from './service.js';
@@ -33,7 +34,10 @@ export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> =
     const { project, args: a } = ctx;
     const bank = project.features.bank(a.bankId);
     if (!bank) throw new FlaneurError('NOT_FOUND', `No memory bank ${a.bankId}.`, { field: 'bankId' });
-    const out = path.resolve(a.outDir ?? path.join(project.dir, 'exports', `segment-${a.bankId}`));
+    const out = prepareFolderDestination(
+      a.outDir ?? path.join(project.dir, 'exports', `segment-${a.bankId}`),
+      'outDir',
+    );
     fs.mkdirSync(path.join(out, 'masks'), { recursive: true });
     const media = (a.media ?? project.media.list({ status: 'done', limit: 100000 }).items.map((m) => m.id))
       .map((id) => project.media.get(id))

@@ -23,14 +23,21 @@ export async function runBrowserMode(
   options: BrowserModeOptions = {},
 ): Promise<{ engine: Engine; server: RunningServer }> {
   const engine = new Engine({ home: options.home ?? defaultHome() });
-  await engine.openStartupProject(options.project);
-  const server = await startServer({
-    dispatcher: createEngineDispatcher(engine),
-    subscribe: (l) => engine.on(l),
-    resource: async (p) => engine.resource(p),
-    staticDir: options.staticDir ?? path.join(APP_ROOT, 'build', 'renderer'),
-    ...(options.port !== undefined ? { port: options.port } : {}),
-  });
+  let server: RunningServer;
+  try {
+    await engine.openStartupProject(options.project);
+    server = await startServer({
+      dispatcher: createEngineDispatcher(engine),
+      subscribe: (l) => engine.on(l),
+      resource: async (p) => engine.resource(p),
+      staticDir: options.staticDir ?? path.join(APP_ROOT, 'build', 'renderer'),
+      ...(options.port !== undefined ? { port: options.port } : {}),
+    });
+  } catch (err) {
+    // A locked project or a port in use: the caller prints the message; nothing is left half-open.
+    await engine.close();
+    throw err;
+  }
 
   let stopping = false;
   const stop = async (signal: string) => {

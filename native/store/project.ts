@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { FlaneurError } from '../api/errors.js';
 import { APPLICATION_ID, configure, createDatabase, type Db, migrate, openDatabase, readVersions } from './db.js';
+import { checkFolderDestination } from './destination.js';
 import { FeaturesRepository } from './features-repo.js';
 import { FungiRepository } from './fungi-repo.js';
 import { JobRepository } from './jobs-repo.js';
@@ -74,10 +75,8 @@ export class Project {
 
   /** Creates a project in `dir` (made if missing). Refuses a folder that already holds one. */
   static create(dir: string, options: { name?: string; appVersion: string }): Project {
-    const abs = path.resolve(dir);
-    if (fs.existsSync(abs) && !fs.statSync(abs).isDirectory()) {
-      throw new FlaneurError('PATH_REFUSED', `${abs} is a file, not a folder.`, { field: 'path' });
-    }
+    // A real, writable folder (or one that can be made) before anything is created: /proc is refused at once.
+    const abs = checkFolderDestination(dir, 'path');
     const file = path.join(abs, PROJECT_FILE);
     if (fs.existsSync(file)) {
       throw new FlaneurError('PROJECT_EXISTS', `${abs} already holds a Flaneur project; open it instead.`, {

@@ -57,7 +57,7 @@ describe('Dora discovery and tracking', () => {
 });
 
 describe('tracking job', () => {
-  const { engine, call } = dispatchEngine();
+  const { engine, call, d } = dispatchEngine();
   afterAll(() => engine.close());
 
   it('tracks every frame, stores boxes, and exports MOT CSV', async () => {
@@ -100,6 +100,33 @@ describe('tracking job', () => {
         const owners = objects.filter((o) => o.mask[r * grid.gridW + c]).map((o) => o.object);
         expect(png.pixels[y * png.width + x]).toBe(owners.length ? Math.max(...owners) : 0);
       }
+
+    // Issue 15 items 5 and 9: bad destinations get a typed error and a sentence at once, never INTERNAL or a hang.
+    const refused = async (command: 'track.exportMot' | 'track.exportMasks', args: Record<string, unknown>) => {
+      const r = await d.dispatch(command, { runId: 1, ...args });
+      if (r.ok) throw new Error(`${command} ${JSON.stringify(args)} was accepted`);
+      return r.error;
+    };
+    expect(await refused('track.exportMot', { path: work })).toMatchObject({
+      code: 'PATH_REFUSED',
+      message: expect.stringMatching(/is a folder\. Give a file name inside it/),
+    });
+    expect(await refused('track.exportMot', { path: path.join(out.path, 'inside.csv') })).toMatchObject({
+      code: 'PATH_REFUSED',
+      message: expect.stringMatching(/tracks\.csv is a file, so .* cannot be made inside it/),
+    });
+    expect(await refused('track.exportMasks', { dir: out.path })).toMatchObject({
+      code: 'PATH_REFUSED',
+      message: expect.stringMatching(/is a file, not a folder/),
+    });
+    if (process.platform === 'linux') {
+      expect(await refused('track.exportMasks', { dir: '/proc/self/flaneur/masks' })).toMatchObject({
+        code: 'PATH_REFUSED',
+        message: expect.stringMatching(/on the system's proc file system/),
+      });
+    }
+    const nested = await call('track.exportMot', { runId: 1, path: path.join(work, 'new', 'sub', 'tracks.csv') });
+    expect(fs.readFileSync(nested.path, 'utf8').trim().split('\n')).toHaveLength(nested.rows);
   });
 });
 
