@@ -95,7 +95,9 @@ export const JobItem = z.object({
 export type JobItem = z.infer<typeof JobItem>;
 
 export const ModelArchitecture = z.object({
-  family: z.enum(['dino', 'dinov2']),
+  family: z.enum(['dino', 'dinov2', 'dinov3']),
+  /** Feed-forward layer: GELU MLP or SwiGLU (DINOv3 S+/16, H+/16). */
+  mlp: z.enum(['gelu', 'swiglu']),
   patchSize: z.int(),
   dim: z.int(),
   depth: z.int(),

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { FlaneurError } from '../api/errors.js';
+import { checkModelFits, type Dinov3Scheme, importDinov3, isDinov3 } from './import-dinov3.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from './preprocess.js';
 import { type CheckpointSelection, parsePytorchCheckpoint } from './pytorch.js';
 import {
@@ -19,7 +20,7 @@ import {
 } from './safetensors.js';
 import { type ViTConfig, vitParamShapes } from './vit.js';
 
-export type NamingScheme = 'official' | 'hf-vit' | 'hf-dinov2';
+export type NamingScheme = 'official' | 'hf-vit' | 'hf-dinov2' | Dinov3Scheme;
 
 export interface ImportedViT {
   config: ViTConfig;
@@ -49,6 +50,7 @@ const PREFIXES = [
   'vit.',
   'dinov2.',
   'encoder.model.',
+  'dinov3_vit.',
 ];
 const IGNORABLE = [/^mask_token$/, /^embeddings\.mask_token$/, /^pooler\./, /^heads?\./, /^classifier\./, /^fc_norm\./];
 
@@ -69,6 +71,8 @@ function stripPrefix(names: string[]): { prefix: string; names: string[] } {
 export interface HfConfig {
   num_attention_heads?: number;
   layer_norm_eps?: number;
+  /** DINOv3: base of the RoPE periods. */
+  rope_theta?: number;
 }
 
 const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -221,6 +225,17 @@ export function importViT(
   const has = (n: string) => byName.has(n);
   const shapeOf = (n: string) => file.tensors.get(byName.get(n) as string)?.shape ?? [];
 
+  const dtypeOf = () => [...new Set(original.map((n) => file.tensors.get(n)?.dtype))].join('+');
+  const v3 = isDinov3(has);
+  if (v3) {
+    const { heads, lnEps } = options;
+    const r = importDinov3(file, names, byName, v3, source, {
+      ...(heads !== undefined ? { heads } : {}),
+      ...(lnEps !== undefined ? { lnEps } : {}),
+      hfConfig: options.hfConfig ?? null,
+    });
+    return { config: r.config, weights: r.weights, scheme: v3, sourceDtype: dtypeOf(), ignored: r.ignored };
+  }
   if (names.some((n) => /^blocks\.\d+\.mlp\.w12\./.test(n) || /\.mlp\.weights_in\./.test(n))) {
     throw new FlaneurError(
       'UNSUPPORTED_MODEL',
@@ -300,6 +315,7 @@ export function importViT(
     std: IMAGENET_STD,
   };
 
+  checkModelFits(config, source);
   const expected = vitParamShapes(config);
   const mapping = mapNames(scheme, depth, registers > 0);
   if (scheme === 'official') {
@@ -356,8 +372,7 @@ export function importViT(
       `${source}: unexpected tensor "${byName.get(n)}" for a ${family} ViT in ${scheme} names (dim ${dim}, depth ${depth}).`,
     );
   }
-  const dtypes = new Set(original.map((n) => file.tensors.get(n)?.dtype));
-  return { config, weights, scheme, sourceDtype: [...dtypes].join('+'), ignored };
+  return { config, weights, scheme, sourceDtype: dtypeOf(), ignored };
 }
 
 /** Whether a file's first bytes are a PyTorch checkpoint's (zip archive, legacy pickle or pre-0.4 tar). */
@@ -404,5 +419,7 @@ export function canonicalSafetensors(m: ImportedViT): Buffer {
   const shapes = vitParamShapes(m.config);
   const tensors = new Map<string, TensorToWrite>();
   for (const [name, data] of m.weights) tensors.set(name, { shape: shapes.get(name) ?? [data.length], data });
+  const periods = m.config.ropePeriods;
+  if (periods) tensors.set('rope_embed.periods', { shape: [periods.length], data: Float32Array.from(periods) });
   return encodeSafetensors(tensors, { heads: String(m.config.heads), format: 'flaneur-canonical' });
 }

@@ -1,6 +1,7 @@
 /**
- * The ViT family (DINO ViT-S/16, B/16, S/8; DINOv2 S/14, B/14, with layer scale and register tokens) built with
- * the graph builder. Parameters use the official DINO / timm names; importers map other naming schemes to them.
+ * The ViT family (DINO ViT-S/16, B/16, S/8; DINOv2 S/14, B/14, with layer scale and register tokens; DINOv3 with
+ * axial 2-D RoPE instead of position embeddings, registers, layer scale, GELU MLP or SwiGLU) built with the graph
+ * builder. Parameters use the official DINO / timm names; importers map other naming schemes to them.
  * One definition serves inference (parameters as initializers), training (parameters as graph inputs) and export.
  */
 import type { GraphBuilder } from '../graph/builder.js';
@@ -9,7 +10,7 @@ import { type PosInterpolation, posEmbedMatrix } from './interpolate.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from './preprocess.js';
 
 export interface ViTConfig {
-  family: 'dino' | 'dinov2';
+  family: 'dino' | 'dinov2' | 'dinov3';
   patchSize: number;
   dim: number;
   depth: number;
@@ -21,6 +22,13 @@ export interface ViTConfig {
   lnEps: number;
   /** Side of the square grid the position embeddings were trained on (224/16 = 14, 518/14 = 37). */
   posGrid: number;
+  /**
+   * DINOv3: the RoPE periods (head_dim / 4 of them, the checkpoint's rope_embed.periods); present means rotary
+   * position encoding on the patch tokens' queries and keys, and no learned position embeddings.
+   */
+  ropePeriods?: readonly number[];
+  /** Feed-forward layer: 'gelu' (fc1, GELU, fc2; the default) or 'swiglu' (w3(silu(w1 x) * w2 x)). */
+  mlp?: 'gelu' | 'swiglu';
   posInterpolation: PosInterpolation;
   /** Normalisation of input pixels (ImageNet by default). */
   mean: readonly [number, number, number];
@@ -136,12 +144,10 @@ export function presetConfig(name: ViTPreset): ViTConfig {
 /** Every parameter of a ViT with its shape, in the canonical (official DINO / timm) names. */
 export function vitParamShapes(c: ViTConfig): Map<string, number[]> {
   const D = c.dim;
-  const m = new Map<string, number[]>([
-    ['cls_token', [1, 1, D]],
-    ['pos_embed', [1, 1 + c.posGrid * c.posGrid, D]],
-    ['patch_embed.proj.weight', [D, 3, c.patchSize, c.patchSize]],
-    ['patch_embed.proj.bias', [D]],
-  ]);
+  const m = new Map<string, number[]>([['cls_token', [1, 1, D]]]);
+  if (!c.ropePeriods) m.set('pos_embed', [1, 1 + c.posGrid * c.posGrid, D]);
+  m.set('patch_embed.proj.weight', [D, 3, c.patchSize, c.patchSize]);
+  m.set('patch_embed.proj.bias', [D]);
   if (c.registers > 0) m.set('register_tokens', [1, c.registers, D]);
   for (let i = 0; i < c.depth; i++) {
     const p = `blocks.${i}.`;
@@ -154,15 +160,77 @@ export function vitParamShapes(c: ViTConfig): Map<string, number[]> {
     if (c.layerScale) m.set(`${p}ls1.gamma`, [D]);
     m.set(`${p}norm2.weight`, [D]);
     m.set(`${p}norm2.bias`, [D]);
-    m.set(`${p}mlp.fc1.weight`, [c.mlpHidden, D]);
-    m.set(`${p}mlp.fc1.bias`, [c.mlpHidden]);
-    m.set(`${p}mlp.fc2.weight`, [D, c.mlpHidden]);
-    m.set(`${p}mlp.fc2.bias`, [D]);
+    if (c.mlp === 'swiglu') {
+      for (const w of ['w1', 'w2']) {
+        m.set(`${p}mlp.${w}.weight`, [c.mlpHidden, D]);
+        m.set(`${p}mlp.${w}.bias`, [c.mlpHidden]);
+      }
+      m.set(`${p}mlp.w3.weight`, [D, c.mlpHidden]);
+      m.set(`${p}mlp.w3.bias`, [D]);
+    } else {
+      m.set(`${p}mlp.fc1.weight`, [c.mlpHidden, D]);
+      m.set(`${p}mlp.fc1.bias`, [c.mlpHidden]);
+      m.set(`${p}mlp.fc2.weight`, [D, c.mlpHidden]);
+      m.set(`${p}mlp.fc2.bias`, [D]);
+    }
     if (c.layerScale) m.set(`${p}ls2.gamma`, [D]);
   }
   m.set('norm.weight', [D]);
   m.set('norm.bias', [D]);
   return m;
+}
+
+/**
+ * DINOv3's rotary tables for a gh x gw patch grid after `prefix` unrotated tokens (CLS, registers): cos and sin
+ * [prefix + gh*gw, head_dim], the prefix rows 1 and 0. A patch centre's coordinates are normalised per axis to
+ * [-1, 1] ((i + 0.5) / n * 2 - 1); the angles are 2*pi*coord/period for the row coordinate (head_dim/4 periods)
+ * then the column coordinate, and that half-width vector is repeated twice, as rotate-half expects.
+ */
+export function ropeTables(
+  periods: readonly number[],
+  gh: number,
+  gw: number,
+  prefix: number,
+): { cos: Float32Array; sin: Float32Array; headDim: number } {
+  const q = periods.length;
+  const hd = 4 * q;
+  const T = prefix + gh * gw;
+  const cos = new Float32Array(T * hd);
+  const sin = new Float32Array(T * hd);
+  for (let t = 0; t < prefix; t++) cos.fill(1, t * hd, (t + 1) * hd);
+  const f = Math.fround;
+  for (let y = 0; y < gh; y++) {
+    for (let x = 0; x < gw; x++) {
+      const row = (prefix + y * gw + x) * hd;
+      // float32 arithmetic as the reference computes it, so the tables agree to the last bit or two
+      const cy = f(f(2 * f(f(y + 0.5) / gh)) - 1);
+      const cx = f(f(2 * f(f(x + 0.5) / gw)) - 1);
+      for (let i = 0; i < q; i++) {
+        const p = periods[i] as number;
+        const ay = f(f(f(2 * Math.PI) * cy) / p);
+        const ax = f(f(f(2 * Math.PI) * cx) / p);
+        for (const [j, a] of [
+          [i, ay],
+          [q + i, ax],
+          [2 * q + i, ay],
+          [3 * q + i, ax],
+        ] as const) {
+          cos[row + j] = Math.cos(a);
+          sin[row + j] = Math.sin(a);
+        }
+      }
+    }
+  }
+  return { cos, sin, headDim: hd };
+}
+
+/** rotate_half as a matrix on the last axis: x @ R = [-x[h:], x[:h]] for head_dim 2h. */
+function rotateHalfMatrix(hd: number): Float32Array {
+  const h = hd / 2;
+  const r = new Float32Array(hd * hd);
+  for (let j = 0; j < h; j++) r[(j + h) * hd + j] = -1;
+  for (let j = h; j < hd; j++) r[(j - h) * hd + j] = 1;
+  return r;
 }
 
 export interface ViTOutputsWanted {
@@ -245,6 +313,17 @@ export function buildViT(
   });
 
   x = b.scope('embed', () => {
+    const batch = pixels.shape[0] as Dim;
+    const batchOf = b.gather(b.shapeOf(pixels), b.constInt64([0]), 0);
+    const expand = (v: Value, rows: number) =>
+      b.expandTo(v, b.concat([batchOf, b.constInt64([rows, D])], 0), [batch, rows, D]);
+    if (c.ropePeriods) {
+      // DINOv3: no position embeddings; positions enter through RoPE in every block.
+      const tokens = [expand(param('cls_token'), 1)];
+      if (R > 0) tokens.push(expand(param('register_tokens'), R));
+      tokens.push(x);
+      return b.concat(tokens, 1, 'tokens');
+    }
     const pos = param('pos_embed');
     const clsPos = b.slice(pos, [0], [1], [1]);
     let patchPos = b.slice(pos, [1], [1 + c.posGrid * c.posGrid], [1]);
@@ -257,10 +336,6 @@ export function buildViT(
       patchPos = b.matmul(m, patchPos, 'pos_embed interpolation');
     }
     // cls + pos[0] (and the registers, which get no position), expanded over the run-time batch.
-    const batch = pixels.shape[0] as Dim;
-    const batchOf = b.gather(b.shapeOf(pixels), b.constInt64([0]), 0);
-    const expand = (v: Value, rows: number) =>
-      b.expandTo(v, b.concat([batchOf, b.constInt64([rows, D])], 0), [batch, rows, D]);
     const tokens = [expand(b.add(param('cls_token'), clsPos), 1)];
     if (R > 0) tokens.push(expand(param('register_tokens'), R));
     tokens.push(b.add(x, patchPos));
@@ -270,6 +345,27 @@ export function buildViT(
   const keep = (v: Value) =>
     R > 0 ? b.concat([b.slice(v, [0], [1], [1]), b.slice(v, [1 + R], [1 + R + N], [1])], 1) : v;
 
+  // DINOv3: rotate each head's queries and keys of the patch tokens (x*cos + rotate_half(x)*sin); the prefix
+  // tokens' rows are cos 1, sin 0. Tables are constants of this input size, shared by every block.
+  let rope: ((t: Value) => Value) | null = null;
+  if (c.ropePeriods) {
+    const T = 1 + R + N;
+    const tables = ropeTables(c.ropePeriods, grid.h, grid.w, 1 + R);
+    if (tables.headDim !== hd) {
+      throw new Error(`RoPE has ${c.ropePeriods.length} periods for head dim ${hd}; expected ${hd / 4}`);
+    }
+    const key = `${grid.h}x${grid.w}`;
+    const table = (name: string, data: Float32Array) => b.value(name) ?? b.initializer(name, data, [T, 1, hd]);
+    const cosV = table(`rope_cos_${key}`, tables.cos);
+    const sinV = table(`rope_sin_${key}`, tables.sin);
+    const rot = b.value('rope_rotate_half') ?? b.initializer('rope_rotate_half', rotateHalfMatrix(hd), [hd, hd]);
+    rope = (t: Value) => {
+      const perHead = b.reshape(t, [0, 0, c.heads, hd]);
+      const rotated = b.add(b.mul(perHead, cosV), b.mul(b.matmul(perHead, rot, 'rope.rotate_half'), sinV), 'rope');
+      return b.reshape(rotated, [0, 0, D]);
+    };
+  }
+
   for (let i = 0; i < c.depth; i++) {
     const last = i === c.depth - 1;
     x = b.scope(`block ${i}`, () => {
@@ -277,8 +373,8 @@ export function buildViT(
       const h = b.layerNorm(x, param(`${p}norm1.weight`), param(`${p}norm1.bias`), c.lnEps, 'norm1');
       const qkv = b.linear(h, transposed(param(`${p}attn.qkv.weight`)), param(`${p}attn.qkv.bias`), 'attn.qkv');
       const part = (j: number) => b.slice(qkv, [j * D], [(j + 1) * D], [2]);
-      const q = part(0);
-      const k = part(1);
+      const q = rope ? rope(part(0)) : part(0);
+      const k = rope ? rope(part(1)) : part(1);
       const v = part(2);
       if (last && want.lastQK) {
         out.q = keep(q);
@@ -312,8 +408,15 @@ export function buildViT(
       if (keepRow) a = b.mul(a, keepRow, 'drop_path');
       const x1 = b.add(x, a);
       const h2 = b.layerNorm(x1, param(`${p}norm2.weight`), param(`${p}norm2.bias`), c.lnEps, 'norm2');
-      const f1 = b.gelu(b.linear(h2, transposed(param(`${p}mlp.fc1.weight`)), param(`${p}mlp.fc1.bias`), 'mlp.fc1'));
-      let f2 = b.linear(f1, transposed(param(`${p}mlp.fc2.weight`)), param(`${p}mlp.fc2.bias`), 'mlp.fc2');
+      const lin = (t: Value, n: string) =>
+        b.linear(t, transposed(param(`${p}mlp.${n}.weight`)), param(`${p}mlp.${n}.bias`), `mlp.${n}`);
+      let f2: Value;
+      if (c.mlp === 'swiglu') {
+        const g = lin(h2, 'w1');
+        f2 = lin(b.mul(b.mul(g, b.sigmoid(g), 'silu'), lin(h2, 'w2')), 'w3');
+      } else {
+        f2 = lin(b.gelu(lin(h2, 'fc1')), 'fc2');
+      }
       if (c.layerScale) f2 = b.mul(f2, param(`${p}ls2.gamma`), 'ls2');
       if (keepRow) f2 = b.mul(f2, keepRow, 'drop_path');
       return b.add(x1, f2);

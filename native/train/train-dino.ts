@@ -354,6 +354,10 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
     const vitShapes = dinoParamShapes({ vit, head });
     for (const [name, shape] of vitShapes)
       if (!name.startsWith('head.')) backbone.set(name, { shape, data: state.teacher.get(name) as Float32Array });
+    // DINOv3: the RoPE periods are part of the architecture, kept in the file as the official checkpoints do.
+    if (vit.ropePeriods) {
+      backbone.set('rope_embed.periods', { shape: [vit.ropePeriods.length], data: Float32Array.from(vit.ropePeriods) });
+    }
     const encoder = path.join(out, 'encoder.safetensors');
     fs.writeFileSync(
       encoder,

@@ -55,4 +55,20 @@ describe('importing PyTorch checkpoints through the engine', () => {
     fs.mkdirSync(empty);
     await expect(call('models.import', { path: empty })).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
+
+  it('imports a DINOv3 .pth in official names and embeds as the same weights in Hugging Face names do', async () => {
+    const pth = await call('models.import', { path: fixturePath('dinov3', 'dinov3_tiny.official.pth'), heads: 4 });
+    expect(pth).toMatchObject({ scheme: 'dinov3', architecture: { family: 'dinov3', registers: 4, mlp: 'gelu' } });
+    const st = await call('models.import', {
+      path: fixturePath('dinov3', 'dinov3_tiny.hf.safetensors'),
+      heads: 4,
+    });
+    expect(st.scheme).toBe('hf-dinov3');
+    const img = [makeImage(path.join(work, 'c.png'))];
+    const [a, b] = await Promise.all([
+      call('models.embed', { id: pth.id, paths: img, size: 96 }),
+      call('models.embed', { id: st.id, paths: img, size: 96 }),
+    ]);
+    expect(maxAbsDiff(a.vectors.flat(), b.vectors.flat())).toBeLessThan(1e-5);
+  });
 });

@@ -6,8 +6,19 @@ import { useApp } from '../../state/app-state';
 
 function describe(m: ModelInfo): string {
   const a = m.architecture;
-  const kind = a.family === 'dinov2' ? 'DINOv2' : 'DINO';
-  const size = a.dim >= 768 ? 'B' : a.dim >= 384 ? 'S' : a.dim >= 192 ? 'Ti' : `d${a.dim}`;
+  const kind = a.family === 'dinov3' ? 'DINOv3' : a.family === 'dinov2' ? 'DINOv2' : 'DINO';
+  const size =
+    a.dim >= 1024
+      ? 'L'
+      : a.dim >= 768
+        ? 'B'
+        : a.dim >= 384
+          ? a.mlp === 'swiglu'
+            ? 'S+'
+            : 'S'
+          : a.dim >= 192
+            ? 'Ti'
+            : `d${a.dim}`;
   return `${kind} ViT-${size}/${a.patchSize}${a.registers ? ` + ${a.registers} registers` : ''}`;
 }
 
@@ -113,8 +124,10 @@ export function ModelsView() {
                   <td>
                     {describe(m)}
                     <div className="muted">
-                      dim {m.architecture.dim}, depth {m.architecture.depth}, {m.architecture.heads} heads, trained at{' '}
-                      {m.architecture.posGrid * m.architecture.patchSize} px
+                      dim {m.architecture.dim}, depth {m.architecture.depth}, {m.architecture.heads} heads,{' '}
+                      {m.architecture.family === 'dinov3'
+                        ? 'RoPE (any input size)'
+                        : `trained at ${m.architecture.posGrid * m.architecture.patchSize} px`}
                     </div>
                   </td>
                   <td>{(m.params / 1e6).toFixed(m.params < 1e6 ? 2 : 1)}M</td>
