@@ -502,6 +502,11 @@ export const commands = {
       .strict(),
     result: z.object({ total: z.int(), frames: z.array(z.object({ index: z.int(), pts: z.number() })) }),
   },
+  /** Catalog items named the way people name them: an id, a file path, or a file name unique in the catalog. */
+  'library.resolve': {
+    args: z.object({ refs: z.array(z.string().min(1).max(4096)).min(1).max(100000) }).strict(),
+    result: z.array(MediaInfo),
+  },
   'library.remove': { args: z.object({ id: z.int().positive() }).strict(), result: z.null() },
   'media.tools': {
     args: Empty,
@@ -544,6 +549,19 @@ export const commands = {
         createdAt: z.string(),
       }),
     ),
+  },
+  /** A job: the run's stored features as files, one per frame, and a manifest (native/features/export.ts). */
+  'features.export': {
+    args: z
+      .object({
+        runId: z.int().positive(),
+        outDir: UserPath,
+        what: z.enum(['cls', 'patches', 'both']).optional(),
+        format: z.enum(['npy', 'safetensors']).optional(),
+        media: z.array(z.int().positive()).optional(),
+      })
+      .strict(),
+    result: JobInfo,
   },
   'segment.createBank': {
     args: z
@@ -657,6 +675,13 @@ export const commands = {
         outDir: UserPath.optional(),
         k: z.int().min(1).max(200).optional(),
         temperature: z.number().positive().optional(),
+        /** Masks at the stored frames' size (default) or the source file's. */
+        resolution: z.enum(['frame', 'source']).optional(),
+        /** Truth masks (grayscale class ids) of frames to score: IoU per frame and over all (job items). */
+        truth: z
+          .array(z.object({ mediaId: z.int().positive(), frameIdx: z.int().min(0), mask: UserPath }).strict())
+          .max(100000)
+          .optional(),
       })
       .strict(),
     result: JobInfo,

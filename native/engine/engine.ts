@@ -8,6 +8,7 @@ import type { EngineEvent, JobInfo, ProjectInfo } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
 import { countBatchJob } from '../count/batch.js';
 import { CountService } from '../count/service.js';
+import { exportFeaturesJob } from '../features/export.js';
 import { extractFeaturesJob } from '../features/extract.js';
 import { ExtractorCache } from '../features/extractor-cache.js';
 import { ExactKnn } from '../features/knn.js';
@@ -39,6 +40,7 @@ export const JOB_HANDLERS: readonly AnyJobHandler[] = [
   ingestMediaJob,
   trainDinoJob,
   extractFeaturesJob,
+  exportFeaturesJob,
   segmentBatchJob,
   countBatchJob,
   trackJob,

@@ -18,7 +18,7 @@ import { SCHEMA_VERSION } from '../store/migrations.js';
 import { motCsv, writeInstanceMasks } from '../track/export.js';
 import { listPreviews } from '../train/previews.js';
 import { type Engine, jobInfo } from './engine.js';
-import { mediaInfo, requireMedia } from './library.js';
+import { mediaInfo, requireMedia, resolveMedia } from './library.js';
 import { APP_VERSION } from './version.js';
 
 export function createHandlers(engine: Engine): Handlers {
@@ -88,6 +88,7 @@ export function createHandlers(engine: Engine): Handlers {
       const frames = project.media.frames(row.id, a.offset ?? 0, a.limit ?? 100000);
       return { total: row.frameCount, frames: frames.map((f) => ({ index: f.idx, pts: f.pts })) };
     },
+    'library.resolve': (a) => resolveMedia(open().project, a.refs).map(mediaInfo),
     'library.remove': (a) => {
       const { project } = open();
       requireMedia(project, a.id);
@@ -120,6 +121,8 @@ export function createHandlers(engine: Engine): Handlers {
         createdAt: r.createdAt,
       }));
     },
+    'features.export': (a) =>
+      jobInfo(open().runner.enqueue('features.export', { ...a, outDir: checkFolderDestination(a.outDir, 'outDir') })),
     'segment.createBank': async (a) => {
       const row = await createBank(open().project, {
         ...a,
@@ -161,6 +164,7 @@ export function createHandlers(engine: Engine): Handlers {
           ...a,
           // Checked now, so a bad folder is refused at once instead of failing the job later.
           ...(a.outDir ? { outDir: checkFolderDestination(a.outDir, 'outDir') } : {}),
+          ...(a.truth ? { truth: a.truth.map((t) => ({ ...t, mask: path.resolve(t.mask) })) } : {}),
         }),
       ),
     'segment.apply': ({ truthMask, ...a }) =>
@@ -261,8 +265,8 @@ export function createHandlers(engine: Engine): Handlers {
       if (!project.tracks.run(a.runId))
         throw new FlaneurError('NOT_FOUND', `No track run ${a.runId}.`, { field: 'runId' });
       const csv = motCsv(project.tracks.boxes(a.runId));
-      const file = writeFileDestination(a.path, `${csv}\n`, 'path');
-      return { path: file, rows: csv ? csv.split('\n').length : 0 };
+      const file = writeFileDestination(a.path, csv, 'path');
+      return { path: file, rows: csv.split('\n').length - 1 };
     },
     'track.exportMasks': (a) => {
       const { project } = open();
@@ -283,7 +287,7 @@ export function createHandlers(engine: Engine): Handlers {
     },
     'train.start': (a) => jobInfo(open().runner.enqueue('train.dino', a)),
     'train.log': (a) => open().project.trainLog.list(a.jobId),
-    'train.previews': (a) => listPreviews(path.join(open().project.checkpointsDir, `train-${a.jobId}`), a.lastSteps),
+    'train.previews': (a) => listPreviews(path.join(open().project.checkpointsDir, `train-$a.jobId`), a.lastSteps),
 
     'ingest.hashFolder': (a) =>
       jobInfo(open().runner.enqueue('ingest.hashFolder', { ...a, root: path.resolve(a.root) })),

@@ -41,6 +41,33 @@ export function requireMedia(project: Project, id: number): MediaRow {
   return row;
 }
 
+/**
+ * Catalog items from references as people write them: a catalog id, a file path (relative to the working folder),
+ * or a file name that only one item has. A reference that names nothing, or several items, is refused by name.
+ */
+export function resolveMedia(project: Project, refs: readonly string[]): MediaRow[] {
+  return refs.map((ref) => {
+    if (/^\d+$/.test(ref)) {
+      const row = project.media.get(Number(ref));
+      if (!row) throw new FlaneurError('NOT_FOUND', `No item ${ref} in the catalog.`);
+      return row;
+    }
+    const byPath = project.media.byPath(path.resolve(ref));
+    if (byPath) return byPath;
+    const named = ref.includes('/') || ref.includes('\\') ? [] : project.media.byFileName(ref);
+    if (named.length === 1) return named[0] as MediaRow;
+    if (named.length > 1)
+      throw new FlaneurError(
+        'INVALID_ARGUMENT',
+        `${named.length} items are called ${ref} (ids ${named.map((m) => m.id).join(', ')}); use an id or the full path.`,
+      );
+    throw new FlaneurError(
+      'NOT_FOUND',
+      `${ref} is not in the catalog: add it to the library first, or name an item by its id.`,
+    );
+  });
+}
+
 /** `/media/frame/<mediaId>/<index>.png` → the frame as PNG; null for paths that are not ours. */
 export function mediaResource(project: Project, urlPath: string): { contentType: string; body: Buffer } | null {
   const m = /^\/media\/frame\/(\d+)\/(\d+)\.png$/.exec(urlPath);

@@ -1,17 +1,22 @@
 /**
- * Job: segment every frame (or every Nth) of chosen media with a bank, writing class-id PNG masks and a COCO JSON
- * file; resumable per frame (frames whose PNG exists are read back, not recomputed).
+ * Job: segment every frame (or every Nth) of chosen media with a bank, writing class-id PNG masks
+ * (`masks/<media id>-<frame number>.png`) and a COCO JSON file, at the stored frame size or the source's; frames
+ * with a truth mask are scored (IoU per class, per frame and over all of them, at the frame size as the Segment
+ * view does). Resumable per frame (frames whose PNG exists are read back, not recomputed).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { FlaneurError } from '../api/errors.js';
+import { frameFileStem, frameNumber } from '../api/frames.js';
 import { ExtractorCache } from '../features/extractor-cache.js';
 import { ExactKnn } from '../features/knn.js';
-import type { JobHandler } from '../jobs/types.js';
+import type { ItemResult, JobHandler } from '../jobs/types.js';
 import { encodePng } from '../media/png.js';
 import { prepareFolderDestination } from '../store/destination.js';
+import type { MediaRow } from '../store/media-repo.js';
 import { CocoWriter } from './export.js';
+import { IoUMeter } from './labels.js';
 import { readMask } from './masks.js';
 import { segmentFrame } from './service.js';
 
@@ -23,8 +28,38 @@ export const SegmentBatchArgs = z.object({
   outDir: z.string().min(1).optional(),
   k: z.int().min(1).max(200).default(30),
   temperature: z.number().positive().default(0.02),
+  /** Size of the written masks: the stored frames' (default) or the source file's (nearest-neighbour). */
+  resolution: z.enum(['frame', 'source']).default('frame'),
+  /** Truth masks (grayscale class ids) of some frames: these frames are segmented too, and scored. */
+  truth: z
+    .array(z.object({ mediaId: z.int().positive(), frameIdx: z.int().min(0), mask: z.string().min(1) }))
+    .optional(),
 });
 export type SegmentBatchArgs = z.output<typeof SegmentBatchArgs>;
+
+/** The source file's displayed size (rotation applied), for masks written at the source resolution. */
+export function sourceSize(m: MediaRow): { width: number; height: number } {
+  const p = (m.probe ?? {}) as { width?: number; height?: number; rotation?: number };
+  const fw = m.frameWidth as number;
+  const fh = m.frameHeight as number;
+  if (!p.width || !p.height) return { width: fw, height: fh };
+  // Rotated videos and EXIF-oriented photos are stored upright: the frame's orientation tells which way round.
+  const swap =
+    p.rotation === 90 || p.rotation === 270 || (fw !== fh && p.width !== p.height && fw > fh !== p.width > p.height);
+  return swap ? { width: p.height, height: p.width } : { width: p.width, height: p.height };
+}
+
+/** Class ids scaled by nearest neighbour, sampling at pixel centres (a scale back to the first size is exact). */
+export function resizeLabels(mask: Uint8Array, w: number, h: number, W: number, H: number): Uint8Array {
+  if (w === W && h === H) return mask;
+  const out = new Uint8Array(W * H);
+  const xs = Int32Array.from({ length: W }, (_, x) => Math.min(w - 1, Math.floor(((x + 0.5) * w) / W)));
+  for (let y = 0; y < H; y++) {
+    const sy = Math.min(h - 1, Math.floor(((y + 0.5) * h) / H));
+    for (let x = 0; x < W; x++) out[y * W + x] = mask[sy * w + (xs[x] as number)] as number;
+  }
+  return out;
+}
 
 export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> = {
   kind: 'segment.batch',
@@ -42,11 +77,18 @@ export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> =
     const media = (a.media ?? project.media.list({ status: 'done', limit: 100000 }).items.map((m) => m.id))
       .map((id) => project.media.get(id))
       .filter((m): m is NonNullable<typeof m> => Boolean(m && m.status === 'done' && m.frameWidth && m.frameHeight));
+    const truthOf = new Map((a.truth ?? []).map((t) => [`${t.mediaId}:${t.frameIdx}`, t.mask]));
     const todo = media.flatMap((m) =>
-      [...Array(m.frameCount).keys()].filter((i) => i % a.every === 0).map((i) => ({ m, i })),
+      [...Array(m.frameCount).keys()]
+        .filter((i) => i % a.every === 0 || truthOf.has(`${m.id}:${i}`))
+        .map((i) => ({ m, i })),
     );
     ctx.phase('segmenting', { total: todo.length, unit: 'frames' });
+    const C = bank.classes.length;
     const coco = new CocoWriter(bank.classes);
+    const total = new IoUMeter(C);
+    const recorded = ctx.finishedKeys();
+    let scores: ItemResult[] = [];
     const knn = new ExactKnn();
     // Frames without stored features are extracted on the way, with one warm session for the whole job.
     const extractors = new ExtractorCache(() => ctx.runtime);
@@ -56,9 +98,10 @@ export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> =
         ctx.throwIfAborted();
         const w = m.frameWidth as number;
         const h = m.frameHeight as number;
-        const file = path.join(out, 'masks', `${m.id}-${String(i).padStart(6, '0')}.png`);
+        const src = a.resolution === 'source' ? sourceSize(m) : { width: w, height: h };
+        const file = path.join(out, 'masks', `${m.id}-${frameFileStem(i)}.png`);
         let mask: Uint8Array;
-        if (fs.existsSync(file)) {
+        if (fs.existsSync(file) && src.width === w && src.height === h) {
           mask = await readMask(file, w, h, { kind: 'gray' }, 256);
         } else {
           const r = await segmentFrame(project, knn, {
@@ -70,13 +113,41 @@ export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> =
             temperature: a.temperature,
           });
           mask = r.mask as Uint8Array;
-          fs.writeFileSync(`${file}.tmp`, encodePng(mask, w, h, 6, 1));
+          const written = resizeLabels(mask, w, h, src.width, src.height);
+          fs.writeFileSync(`${file}.tmp`, encodePng(written, src.width, src.height, 6, 1));
           fs.renameSync(`${file}.tmp`, file);
         }
-        coco.add({ file_name: `${m.path}#frame=${i}`, width: w, height: h, media_id: m.id, frame_index: i }, mask);
+        const truthFile = truthOf.get(`${m.id}:${i}`);
+        if (truthFile) {
+          // The Segment view's score: the frame-size prediction against the truth read at the frame size.
+          const truth = await readMask(truthFile, w, h, { kind: 'gray' }, C);
+          const one = new IoUMeter(C);
+          one.add(mask, truth);
+          total.add(mask, truth);
+          const key = `iou:${m.id}:${i}`;
+          if (!recorded.has(key))
+            scores.push({
+              key,
+              status: 'ok',
+              result: { mediaId: m.id, frameIdx: i, mean: one.mean(), perClass: one.perClass() },
+            });
+        }
+        coco.add(
+          {
+            file_name: `${m.path}#frame=${frameNumber(i)}`,
+            width: src.width,
+            height: src.height,
+            media_id: m.id,
+            frame_index: i,
+          },
+          resizeLabels(mask, w, h, src.width, src.height),
+        );
         done++;
         ctx.progress(done, todo.length);
-        if (done % 25 === 0) ctx.commit([], { frames: done });
+        if (done % 25 === 0) {
+          ctx.commit(scores, { frames: done });
+          scores = [];
+        }
       }
     } finally {
       await knn.release();
@@ -84,6 +155,12 @@ export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> =
     }
     const cocoFile = path.join(out, 'coco.json');
     fs.writeFileSync(cocoFile, JSON.stringify(coco.toJSON()));
-    ctx.commit([{ key: 'export', status: 'ok', result: { dir: out, coco: cocoFile, masks: done } }], { frames: done });
+    const scored = a.truth?.length ? { mean: total.mean(), perClass: total.perClass(), classes: bank.classes } : null;
+    ctx.commit(
+      [...scores, { key: 'export', status: 'ok', result: { dir: out, coco: cocoFile, masks: done, iou: scored } }],
+      {
+        frames: done,
+      },
+    );
   },
 };

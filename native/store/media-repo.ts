@@ -81,6 +81,15 @@ export class MediaRepository {
     return r && toRow(r);
   }
 
+  /** Items whose file is called `name` (the last part of the path, / or \\ separated), by id. */
+  byFileName(name: string): MediaRow[] {
+    const esc = name.replace(/[\\%_]/g, (c) => `\\${c}`);
+    // LIKE narrows (case-insensitively); the exact comparison is done here.
+    return (this.db.prepare(`SELECT * FROM media WHERE path LIKE ? ESCAPE '\\' ORDER BY id`).all(`%${esc}`) as Raw[])
+      .map(toRow)
+      .filter((r) => r.path.split(/[\\/]/).pop() === name);
+  }
+
   /** Another catalogued file with the same content, if any. */
   duplicateOf(hash: string, path: string): MediaRow | undefined {
     const r = this.db

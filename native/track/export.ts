@@ -10,12 +10,15 @@ interface BoxRow {
   area: number;
 }
 
-/** MOT Challenge CSV: frame (1-based), id, x, y, w, h, confidence, -1, -1, -1; empty masks are left out. */
+/**
+ * MOT Challenge CSV: frame (1-based), id, x, y, w, h, confidence, -1, -1, -1; empty masks are left out. The whole
+ * file, one line per box each ending in a newline: the Player's download and `track.exportMot` write exactly this.
+ */
 export function motCsv(boxes: readonly BoxRow[]): string {
   return boxes
     .filter((b) => b.area > 0)
-    .map((b) => [b.frameIdx + 1, b.object, ...b.box.map((v) => v.toFixed(1)), 1, -1, -1, -1].join(','))
-    .join('\n');
+    .map((b) => `${[b.frameIdx + 1, b.object, ...b.box.map((v) => v.toFixed(1)), 1, -1, -1, -1].join(',')}\n`)
+    .join('');
 }
 
 /**

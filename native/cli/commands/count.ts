@@ -1,0 +1,75 @@
+/** Counting: from exemplar boxes or automatically on one frame, and over every frame of a video. */
+import fs from 'node:fs';
+import { UsageError } from '../errors.js';
+import { command, formatJob, frameNumber, type Session, splitFrameRef } from '../session.js';
+
+function boxes(s: Session): [number, number, number, number][] {
+  return s.list('box').map((b) => s.numbers('box', b, 4) as [number, number, number, number]);
+}
+
+export const count = command(async (s) => {
+  const ref = s.inv.positionals[0] as string;
+  const auto = s.flag('auto');
+  const given = boxes(s);
+  if (auto === given.length > 0) throw new UsageError('count: give --box x,y,w,h (repeatable) or --auto');
+  const { media, frameIdx } =
+    splitFrameRef(ref).frame !== null ? await s.frame(ref) : { media: await s.itemOrAdd(ref), frameIdx: 0 };
+  const modelId = await s.modelId();
+  const threshold = s.num('threshold', { min: -1, max: 1 });
+  const size = s.num('size', { int: true, min: 16, max: 2048 });
+  const r = auto
+    ? await s.call('count.auto', { modelId, mediaId: media.id, frameIdx, ...(size ? { scale: size } : {}) })
+    : await s.call('count.exemplar', {
+        modelId,
+        mediaId: media.id,
+        frameIdx,
+        boxes: given,
+        ...(size ? { size } : {}),
+        ...(threshold !== undefined ? { threshold } : {}),
+      });
+  const result = {
+    item: media.name,
+    mediaId: media.id,
+    frame: frameNumber(frameIdx),
+    count: r.count,
+    threshold: r.threshold,
+    range: r.range,
+    points: r.points,
+  };
+  s.out(
+    result,
+    () =>
+      `${r.count} in ${media.name}:${frameNumber(frameIdx)} (threshold ${r.threshold.toFixed(3)}, similarities ${r.range[0].toFixed(3)} to ${r.range[1].toFixed(3)})`,
+  );
+});
+
+/** The count CSV of the Count view: media_id, frame, time_s, count. */
+export function countsCsv(rows: readonly { mediaId: number; frameIdx: number; pts: number; count: number }[]): string {
+  return [
+    'media_id,frame,time_s,count',
+    ...rows.map((r) => `${r.mediaId},${frameNumber(r.frameIdx)},${r.pts.toFixed(3)},${r.count}`),
+  ].join('\n');
+}
+
+export const video = command(async (s) => {
+  const [media] = await s.items([s.inv.positionals[0] as string]);
+  if (!media) return;
+  const { frameIdx } = await s.frame(`${media.id}:${s.num('frame', { int: true }) ?? 1}`);
+  const every = s.num('every', { int: true, min: 1 });
+  const threshold = s.num('threshold', { min: -1, max: 1 });
+  const job = await s.call('count.batch', {
+    modelId: await s.modelId(),
+    exemplar: { mediaId: media.id, frameIdx, boxes: boxes(s) },
+    media: [media.id],
+    ...(every ? { every } : {}),
+    ...(threshold !== undefined ? { threshold } : {}),
+  });
+  const done = await s.waitJob(job);
+  const rows = await s.call('count.results', { jobId: done.id });
+  const out = s.opt('out') as string;
+  fs.writeFileSync(out, `${countsCsv(rows)}\n`);
+  s.out(
+    { job: done, out, frames: rows.length, counts: rows.map((r) => ({ ...r, frame: frameNumber(r.frameIdx) })) },
+    () => [formatJob(done), `${rows.length} frame counts in ${out}`].join('\n'),
+  );
+});

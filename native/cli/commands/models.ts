@@ -1,0 +1,90 @@
+/** Models, embeddings, training and the execution device. */
+import fs from 'node:fs';
+import { encodeNpy } from '../../features/export.js';
+import { adapterLine } from '../../runtime/webgpu-probe.js';
+import { UsageError } from '../errors.js';
+import { command, formatJob } from '../session.js';
+
+const PRESETS = ['vit_ti16', 'vit_s16', 'vit_b16', 'vit_s8', 'tiny'] as const;
+
+export const train = command(async (s) => {
+  const preset = s.opt('preset') ?? 'vit_ti16';
+  if (!(PRESETS as readonly string[]).includes(preset))
+    throw new UsageError(`train: --preset is one of ${PRESETS.join(', ')}, not ${preset}`);
+  const from = s.num('from-model', { int: true, min: 1 });
+  const steps = s.num('steps', { int: true, min: 1 });
+  const batch = s.num('batch', { int: true, min: 1 });
+  const seed = s.num('seed', { int: true, min: 0 });
+  const job = await s.call('train.start', {
+    init: from ? { kind: 'model', id: from } : { kind: 'scratch', preset: preset as (typeof PRESETS)[number] },
+    ...(steps ? { steps } : {}),
+    ...(batch ? { batch } : {}),
+    ...(seed !== undefined ? { seed } : {}),
+  });
+  const done = await s.waitJob(job);
+  s.out(done, () => formatJob(done));
+});
+
+export const modelImport = command(async (s) => {
+  const heads = s.num('heads', { int: true, min: 1 });
+  const info = await s.call('models.import', {
+    path: s.inv.positionals[0] as string,
+    ...(s.opt('name') ? { name: s.opt('name') } : {}),
+    ...(s.opt('licence') ? { licence: s.opt('licence') } : {}),
+    ...(heads ? { heads } : {}),
+  });
+  const a = info.architecture;
+  s.out(
+    info,
+    () =>
+      `#${info.id} ${info.name}: ${a.family} ViT, patch ${a.patchSize}, dim ${a.dim}, depth ${a.depth}, ${a.heads} heads${a.registers ? `, ${a.registers} registers` : ''} (${(info.params / 1e6).toFixed(1)}M params, ${info.scheme} names, ${info.sourceDtype})`,
+  );
+});
+
+export const modelList = command(async (s) => {
+  const list = await s.call('models.list', {});
+  s.out(
+    list,
+    () =>
+      list
+        .map(
+          (m) =>
+            `#${m.id}\t${m.name}\t${m.architecture.family} p${m.architecture.patchSize} d${m.architecture.dim}\t${(m.params / 1e6).toFixed(1)}M\t${m.sha256.slice(0, 12)}`,
+        )
+        .join('\n') || '(no models)',
+  );
+});
+
+export const embed = command(async (s) => {
+  const size = s.num('size', { int: true });
+  const res = await s.call('models.embed', {
+    id: await s.modelId(),
+    paths: s.inv.positionals,
+    ...(size ? { size } : {}),
+  });
+  const out = s.opt('out');
+  if (!out) {
+    console.log(JSON.stringify(res));
+    return;
+  }
+  if (out.endsWith('.json')) fs.writeFileSync(out, JSON.stringify(res.vectors));
+  else fs.writeFileSync(out, encodeNpy(Float32Array.from(res.vectors.flat()), [res.vectors.length, res.dim]));
+  s.note(`wrote ${res.vectors.length} x ${res.dim} to ${out} (${res.provider})`);
+});
+
+export const device = command(
+  async (s) => {
+    const info = await s.call('runtime.info', {});
+    s.out(info, () =>
+      [
+        `onnxruntime ${info.ortVersion}, ${info.cpus} CPU threads, provider setting: ${info.settings.provider}`,
+        ...info.providers.flatMap((p) => [
+          `  ${p.available ? 'yes' : 'no '} ${p.name}${p.reason ? `  (${p.reason})` : ''}`,
+          ...(p.adapter ? [`      adapter: ${adapterLine(p.adapter)}`] : []),
+          ...(p.autoSkip ? [`      auto: ${p.autoSkip}`] : []),
+        ]),
+      ].join('\n'),
+    );
+  },
+  { project: false },
+);

@@ -1,0 +1,85 @@
+/** Projects, jobs and browser mode. */
+import type { CommandArgs } from '../../api/contract.js';
+import { runBrowserMode } from '../../server/browser-mode.js';
+import { command, formatJob, type Session } from '../session.js';
+import type { Invocation } from '../spec.js';
+
+export async function serve(inv: Invocation): Promise<void> {
+  const port = inv.values.port;
+  const project = inv.values.project;
+  await runBrowserMode({
+    json: inv.json,
+    ...(typeof project === 'string' ? { project } : {}),
+    ...(typeof port === 'string' ? { port: Number(port) } : {}),
+  });
+}
+
+export const create = command(
+  async (s) => {
+    const info = await s.call('project.create', {
+      path: s.inv.positionals[0] as string,
+      ...(s.opt('name') ? { name: s.opt('name') } : {}),
+    });
+    s.out(info, () => `Created ${info.name} at ${info.path}`);
+  },
+  { project: false },
+);
+
+export const info = command(
+  async (s) => {
+    const p = await s.openProject(s.inv.positionals[0]);
+    s.out(p, () =>
+      [
+        `${p.name}${p.isDemo ? ' (demo)' : ''}`,
+        `  path:    ${p.path}`,
+        `  schema:  ${p.schemaVersion}`,
+        `  created: ${p.createdAt}`,
+        `  jobs:    ${p.summary.jobs} (${p.summary.runningJobs} running)`,
+      ].join('\n'),
+    );
+  },
+  { project: false },
+);
+
+export const recent = command(
+  async (s) => {
+    const list = await s.call('project.recent', {});
+    s.out(
+      list,
+      () => list.map((r) => `${r.exists ? ' ' : '!'} ${r.name}\t${r.path}\t${r.openedAt}`).join('\n') || '(none)',
+    );
+  },
+  { project: false },
+);
+
+const jobId = (s: Session) => s.numbers('id', s.inv.positionals[0] as string, 1)[0] as number;
+
+export const jobsList = command(async (s) => {
+  const states = s.list('state') as CommandArgs<'jobs.list'>['states'];
+  const list = await s.call('jobs.list', states?.length ? { states } : {});
+  s.out(list, () => list.map(formatJob).join('\n') || '(no jobs)');
+});
+
+export const jobsShow = command(async (s) => {
+  const id = jobId(s);
+  const job = await s.call('jobs.get', { id });
+  const items = s.flag('items') ? await s.call('jobs.items', { id, limit: 1000 }) : null;
+  s.out({ job, items }, () => {
+    const lines = [formatJob(job)];
+    for (const it of items?.items ?? []) {
+      lines.push(`  ${it.status}\t${it.key}${it.error ? `\t${it.error.message}` : ''}`);
+    }
+    return lines.join('\n');
+  });
+});
+
+export const jobsCancel = command(async (s) => {
+  const job = await s.call('jobs.cancel', { id: jobId(s) });
+  s.out(job, () => (job.state === 'running' ? `Asked the running engine to cancel job #${job.id}` : formatJob(job)));
+});
+
+export const jobsResume = command(async (s) => {
+  const job = await s.call('jobs.resume', { id: jobId(s) });
+  const done = await s.waitJob(job);
+  s.out(done, () => formatJob(done));
+});

@@ -1,0 +1,201 @@
+/** Memory banks (from example masks or pseudo-classes) and segmenting items with them. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { CliError, UsageError } from '../errors.js';
+import { command, formatJob, frameNumber, type Session, splitFrameRef } from '../session.js';
+
+const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.JPG', '.JPEG', '.webp', '.bmp', '.tif', '.tiff'];
+
+/** `ITEM@N.png` → the frame reference `ITEM:N`; null for other names. */
+export function maskFrameRef(file: string): string | null {
+  const m = /^(.+)@(\d+)\.png$/i.exec(path.basename(file));
+  return m ? `${m[1]}:${m[2]}` : null;
+}
+
+function pngsIn(dir: string, what: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    throw new CliError(`No such folder: ${dir} (${what}).`, 'NOT_FOUND');
+  }
+  const pngs = names.filter((n) => n.toLowerCase().endsWith('.png')).sort();
+  if (pngs.length === 0) throw new CliError(`${dir} has no PNG masks (${what}).`, 'NOT_FOUND');
+  return pngs.map((n) => path.join(dir, n));
+}
+
+/** Class names from --classes or DIR/classes.txt. */
+function classNames(s: Session, dir: string): string[] {
+  const given = s.opt('classes');
+  const file = path.join(dir, 'classes.txt');
+  const names = given ? given.split(',') : fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split(/\r?\n/) : null;
+  if (!names)
+    throw new UsageError(
+      'segment bank: name the classes with --classes background,car,… or a classes.txt in the examples folder',
+    );
+  const clean = names.map((n) => n.trim()).filter(Boolean);
+  if (clean.length < 2) throw new UsageError('segment bank: a bank needs at least 2 classes (class 0 first)');
+  return clean;
+}
+
+async function exampleFrames(s: Session, dir: string) {
+  const masks = pngsIn(dir, 'the examples');
+  const frames: { mask: string; ref: string | null; image: string | null }[] = masks.map((mask) => {
+    const ref = maskFrameRef(mask);
+    if (ref) return { mask, ref, image: null };
+    const stem = mask.slice(0, -4);
+    const image = IMAGE_EXTENSIONS.map((e) => stem + e).find((f) => fs.existsSync(f)) ?? null;
+    if (!image)
+      throw new UsageError(
+        `segment bank: ${path.basename(mask)} labels no image: put ${path.basename(stem)}.jpg beside it, or name it ITEM@N.png for frame N of a catalog item`,
+      );
+    return { mask, ref: null, image };
+  });
+  const images = frames.flatMap((f) => (f.image ? [f.image] : []));
+  const out: { mediaId: number; frameIdx: number; mask: string }[] = [];
+  for (const f of frames) {
+    if (f.ref) {
+      const { media, frameIdx } = await s.frame(f.ref);
+      out.push({ mediaId: media.id, frameIdx, mask: f.mask });
+    } else {
+      const media = await s.itemOrAdd(f.image as string);
+      out.push({ mediaId: media.id, frameIdx: 0, mask: f.mask });
+    }
+  }
+  if (images.length) s.note(`${images.length} example image(s), ${out.length - images.length} catalog frame(s)`);
+  return out;
+}
+
+export const bank = command(async (s) => {
+  const examples = s.opt('examples');
+  const cluster = s.num('cluster', { int: true, min: 2, max: 254 });
+  if (!examples === (cluster === undefined))
+    throw new UsageError('segment bank: give --examples DIR, or --cluster K with --from ITEM[:N]');
+  const runId = await s.runId();
+  let row: { id: number; name: string; runId: number; classes: string[]; patches: number };
+  if (examples) {
+    const dir = path.resolve(examples);
+    const classes = classNames(s, dir);
+    const epochs = s.num('epochs', { int: true, min: 1, max: 100 });
+    const memory = s.num('memory', { int: true, min: 1 });
+    row = await s.call('segment.createBank', {
+      runId,
+      name: s.opt('name') ?? path.basename(dir),
+      classes,
+      examples: await exampleFrames(s, dir),
+      ...(epochs ? { epochs } : {}),
+      ...(memory ? { memorySize: memory } : {}),
+    });
+  } else {
+    const from = s.list('from');
+    if (from.length === 0) throw new UsageError('segment bank: --cluster K needs --from ITEM[:N] (repeatable)');
+    const frames: { mediaId: number; frameIdx: number }[] = [];
+    for (const ref of from) {
+      if (splitFrameRef(ref).frame !== null) {
+        const { media, frameIdx } = await s.frame(ref);
+        frames.push({ mediaId: media.id, frameIdx });
+      } else {
+        const [media] = await s.items([ref]);
+        for (let i = 0; i < (media?.frameCount ?? 0); i++) frames.push({ mediaId: media?.id as number, frameIdx: i });
+      }
+    }
+    row = await s.call('segment.clusterBank', {
+      runId,
+      name: s.opt('name') ?? `${cluster} clusters`,
+      clusters: cluster as number,
+      frames,
+    });
+  }
+  s.out(
+    row,
+    () =>
+      `bank #${row.id} "${row.name}" on run #${row.runId}: ${row.patches} patches, classes ${row.classes.join(', ')}`,
+  );
+});
+
+export const banks = command(async (s) => {
+  const list = await s.call('segment.banks', {});
+  s.out(
+    list,
+    () =>
+      list
+        .map((b) => `#${b.id}\t${b.name}\trun #${b.runId}\t${b.patches} patches\t${b.classes.join(', ')}`)
+        .join('\n') || '(no banks)',
+  );
+});
+
+interface FrameScore {
+  mediaId: number;
+  frameIdx: number;
+  mean: number;
+  perClass: (number | null)[];
+}
+
+const fmt = (v: number | null) => (v === null ? '–' : v.toFixed(4));
+
+export const apply = command(async (s) => {
+  const bankId = s.num('bank', { int: true, min: 1 }) as number;
+  const every = s.num('every', { int: true, min: 1 });
+  const k = s.num('k', { int: true, min: 1, max: 200 });
+  const items = await s.itemsOrAll();
+  const truthDir = s.opt('truth');
+  const truth: { mediaId: number; frameIdx: number; mask: string }[] = [];
+  if (truthDir) {
+    for (const mask of pngsIn(path.resolve(truthDir), 'the truth masks')) {
+      const ref = maskFrameRef(mask);
+      if (!ref)
+        throw new UsageError(
+          `segment apply: name truth masks ITEM@N.png (frame N of ITEM), not ${path.basename(mask)}`,
+        );
+      const { media, frameIdx } = await s.frame(ref);
+      if (items && !items.some((m) => m.id === media.id)) continue;
+      truth.push({ mediaId: media.id, frameIdx, mask });
+    }
+    if (truth.length === 0) throw new CliError(`No truth mask in ${truthDir} is of these items.`, 'NOT_FOUND');
+  }
+  const job = await s.call('segment.batch', {
+    bankId,
+    outDir: s.opt('out') as string,
+    resolution: 'source',
+    ...(items ? { media: items.map((m) => m.id) } : {}),
+    ...(every ? { every } : {}),
+    ...(k ? { k } : {}),
+    ...(truth.length ? { truth } : {}),
+  });
+  const done = await s.waitJob(job);
+  const results = await s.jobItems(done.id);
+  const exp = results.find((r) => r.key === 'export')?.result as {
+    dir: string;
+    coco: string;
+    masks: number;
+    iou: { mean: number; perClass: (number | null)[]; classes: string[] } | null;
+  };
+  const frames = results
+    .filter((r) => r.key.startsWith('iou:'))
+    .map((r) => r.result as FrameScore)
+    .sort((a, b) => a.mediaId - b.mediaId || a.frameIdx - b.frameIdx);
+  const names = await s.byId(frames.map((f) => f.mediaId));
+  const iou = exp.iou
+    ? {
+        mean: exp.iou.mean,
+        perClass: Object.fromEntries(exp.iou.classes.map((c, i) => [c, exp.iou?.perClass[i] ?? null])),
+        frames: frames.map((f) => ({
+          mediaId: f.mediaId,
+          item: names.get(f.mediaId)?.name ?? String(f.mediaId),
+          frame: frameNumber(f.frameIdx),
+          mean: f.mean,
+          perClass: f.perClass,
+        })),
+      }
+    : null;
+  s.out({ job: done, dir: exp.dir, coco: exp.coco, masks: exp.masks, iou }, () => {
+    const lines = [formatJob(done), `${exp.masks} masks in ${path.join(exp.dir, 'masks')}, COCO in ${exp.coco}`];
+    if (iou) {
+      lines.push(`IoU over ${frames.length} frame(s) with truth (pixels summed):`);
+      for (const [c, v] of Object.entries(iou.perClass)) lines.push(`  ${c.padEnd(20)} ${fmt(v)}`);
+      lines.push(`  ${'mIoU'.padEnd(20)} ${fmt(iou.mean)}`, 'per frame (mIoU):');
+      for (const f of iou.frames) lines.push(`  ${f.item}:${f.frame}\t${fmt(f.mean)}`);
+    }
+    return lines.join('\n');
+  });
+});

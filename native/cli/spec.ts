@@ -1,0 +1,504 @@
+/**
+ * The CLI's command table: names, synopses, options and help, with the code of each command group loaded only when
+ * that command runs. Nothing here imports the engine, so `--help` and argument errors answer without loading
+ * onnxruntime, SQLite or zod.
+ */
+import { UsageError } from './errors.js';
+
+export { UsageError };
+
+export type OptionValue = string | boolean | string[] | undefined;
+
+export interface OptionSpec {
+  type: 'string' | 'boolean';
+  multiple?: boolean;
+  short?: string;
+  /** The value's placeholder in help (string options). */
+  value?: string;
+  help: string;
+}
+
+/** What a command's code receives: its positionals and options, already checked against its spec. */
+export interface Invocation {
+  command: CommandSpec;
+  positionals: string[];
+  values: Record<string, OptionValue>;
+  json: boolean;
+}
+
+export type CommandRun = (inv: Invocation) => Promise<void>;
+
+export interface CommandSpec {
+  /** The words that name it: `segment apply`. */
+  name: string;
+  /** Positionals and options as shown in the usage line. */
+  synopsis: string;
+  summary: string;
+  /** More lines for `flaneur <command> --help`. */
+  details?: string;
+  /** Positionals: at least `min`, at most `max` (Infinity when a list), called `label` in errors. */
+  positionals: { min: number; max: number; label: string };
+  options: Record<string, OptionSpec>;
+  /** Options that must be given (each names its placeholder in the error). */
+  required?: string[];
+  /** Alternatives: `items` may be replaced by this boolean option (e.g. --all). */
+  orAll?: boolean;
+  load(): Promise<CommandRun>;
+}
+
+export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
+  project: { type: 'string', value: 'DIR', help: 'the project (default: $FLANEUR_PROJECT, else the most recent one)' },
+  json: { type: 'boolean', help: 'print the result as JSON on stdout (progress stays on stderr)' },
+  help: { type: 'boolean', short: 'h', help: 'this help' },
+};
+
+const s = (value: string, help: string): OptionSpec => ({ type: 'string', value, help });
+const b = (help: string): OptionSpec => ({ type: 'boolean', help });
+const many = (value: string, help: string): OptionSpec => ({ type: 'string', value, help, multiple: true });
+const none = { min: 0, max: 0, label: '' };
+const items = { min: 1, max: Number.POSITIVE_INFINITY, label: 'items' };
+const one = (label: string) => ({ min: 1, max: 1, label });
+
+const MODEL = s('ID', 'registered model (`flaneur model list`; default: the only one)');
+const RUN = s('R', 'feature run (`flaneur features runs`; default: the latest)');
+const SIZE = s('S', 'input size: the shorter side in pixels, a multiple of the patch size (default 224)');
+const ALL = b('every item of the catalog instead of a list');
+const VECTORS = s('cls|fungi', 'frame vectors: CLS embeddings (default) or FUNGI features');
+
+const projectCmds = () => import('./commands/project.js');
+const libraryCmds = () => import('./commands/library.js');
+const modelCmds = () => import('./commands/models.js');
+const featureCmds = () => import('./commands/features.js');
+const segmentCmds = () => import('./commands/segment.js');
+const countCmds = () => import('./commands/count.js');
+const trackCmds = () => import('./commands/track.js');
+const retrieveCmds = () => import('./commands/retrieve.js');
+const analyseCmds = () => import('./commands/analyse.js');
+
+export const ITEMS_HELP = `Items are catalog ids (\`flaneur library\`) or file paths (or a file name that is unique in the catalog).
+A frame is ITEM:N, N numbered as in the app's player (the first frame is 1); an image is its frame 1.`;
+
+export const COMMANDS: CommandSpec[] = [
+  {
+    name: 'serve',
+    synopsis: '[--port N]',
+    summary: 'run the engine and the UI in browser mode on 127.0.0.1',
+    positionals: none,
+    options: { port: s('N', 'port (default: a free one)') },
+    load: async () => (await projectCmds()).serve,
+  },
+  {
+    name: 'project create',
+    synopsis: '<dir> [--name NAME]',
+    summary: 'create a project folder',
+    positionals: one('a folder'),
+    options: { name: s('NAME', 'display name') },
+    load: async () => (await projectCmds()).create,
+  },
+  {
+    name: 'project info',
+    synopsis: '[<dir>]',
+    summary: 'show a project (default: the most recent one)',
+    positionals: { min: 0, max: 1, label: 'a folder' },
+    options: {},
+    load: async () => (await projectCmds()).info,
+  },
+  {
+    name: 'project recent',
+    synopsis: '',
+    summary: 'list recent projects',
+    positionals: none,
+    options: {},
+    load: async () => (await projectCmds()).recent,
+  },
+  {
+    name: 'jobs list',
+    synopsis: '[--state S]',
+    summary: "list the project's jobs",
+    positionals: none,
+    options: { state: many('S', 'only jobs in this state (queued, running, done, failed, cancelled, interrupted)') },
+    load: async () => (await projectCmds()).jobsList,
+  },
+  {
+    name: 'jobs show',
+    synopsis: '<id> [--items]',
+    summary: 'one job, optionally with its per-item results',
+    positionals: one('a job id'),
+    options: { items: b('also list every item with its result or reason') },
+    load: async () => (await projectCmds()).jobsShow,
+  },
+  {
+    name: 'jobs cancel',
+    synopsis: '<id>',
+    summary: 'cancel a job (also one running in the app)',
+    positionals: one('a job id'),
+    options: {},
+    load: async () => (await projectCmds()).jobsCancel,
+  },
+  {
+    name: 'jobs resume',
+    synopsis: '<id>',
+    summary: 'resume an interrupted, failed or cancelled job and wait for it',
+    positionals: one('a job id'),
+    options: {},
+    load: async () => (await projectCmds()).jobsResume,
+  },
+  {
+    name: 'hash',
+    synopsis: '<folder> [--algorithm A]',
+    summary: 'hash every file in a folder as a job and wait for it',
+    positionals: one('a folder'),
+    options: { algorithm: s('A', 'sha256 (default), sha1 or md5') },
+    load: async () => (await libraryCmds()).hash,
+  },
+  {
+    name: 'add',
+    synopsis: '<file-or-folder…> [--fps F | --every N | --keyframes | --scene T] [--size S] [--square]',
+    summary: 'ingest images and videos into the catalog (a job; waits for it)',
+    positionals: { min: 1, max: Number.POSITIVE_INFINITY, label: 'files or folders' },
+    options: {
+      fps: s('F', 'sample videos at F frames per second (default 1)'),
+      every: s('N', 'keep every Nth frame'),
+      keyframes: b('keep keyframes only (fastest)'),
+      scene: s('T', 'keep scene changes above T (0.01-1)'),
+      size: s('S', 'shorter side of stored frames in pixels (default 224)'),
+      square: b('store S x S frames (squashed) instead of keeping the aspect'),
+    },
+    load: async () => (await libraryCmds()).add,
+  },
+  {
+    name: 'library',
+    synopsis: '[--problems]',
+    summary: 'the catalog: media, frames, and what could not be read',
+    positionals: none,
+    options: { problems: b('only items that failed or have a warning') },
+    load: async () => (await libraryCmds()).library,
+  },
+  {
+    name: 'media-tools',
+    synopsis: '',
+    summary: 'the ffmpeg and ffprobe in use',
+    positionals: none,
+    options: {},
+    load: async () => (await libraryCmds()).mediaTools,
+  },
+  {
+    name: 'train',
+    synopsis: '[--preset P | --from-model ID] [--steps N] [--batch B] [--seed S]',
+    summary: "DINO training on the project's frames (a job; waits; exports a model)",
+    positionals: none,
+    options: {
+      preset: s('P', 'architecture from scratch: vit_ti16 (default), vit_s16, vit_b16, vit_s8, tiny'),
+      'from-model': s('ID', 'start from a registered model instead'),
+      steps: s('N', 'training steps (default 1000)'),
+      batch: s('B', 'images per step (default 32)'),
+      seed: s('S', 'random seed (default 0)'),
+    },
+    load: async () => (await modelCmds()).train,
+  },
+  {
+    name: 'model import',
+    synopsis: '<file.safetensors> [--name N] [--licence L] [--heads H]',
+    summary: 'validate a DINO/DINOv2 checkpoint and add it to the project',
+    positionals: one('a .safetensors file'),
+    options: {
+      name: s('N', 'display name'),
+      licence: s('L', 'licence of the weights'),
+      heads: s('H', 'attention heads, when not width/64 and no config.json is beside the file'),
+    },
+    load: async () => (await modelCmds()).modelImport,
+  },
+  {
+    name: 'model list',
+    synopsis: '',
+    summary: "the project's models",
+    positionals: none,
+    options: {},
+    load: async () => (await modelCmds()).modelList,
+  },
+  {
+    name: 'embed',
+    synopsis: '<image…> --model ID [--size S] [--out FILE.npy|FILE.json]',
+    summary: 'CLS embeddings of image files (JSON on stdout by default)',
+    positionals: { min: 1, max: 256, label: 'image files' },
+    options: { model: MODEL, size: SIZE, out: s('FILE', 'write float32 .npy [n, D] or .json instead') },
+    required: ['model'],
+    load: async () => (await modelCmds()).embed,
+  },
+  {
+    name: 'device',
+    synopsis: '',
+    summary: 'execution providers on this machine and the one in use',
+    positionals: none,
+    options: {},
+    load: async () => (await modelCmds()).device,
+  },
+  {
+    name: 'features',
+    synopsis: '<items…|--all> [--model ID] [--size S] [--square]',
+    summary: 'extract CLS and patch features of the items (a job; waits for it)',
+    details: `Frames keep their aspect ratio (the shorter side becomes S; the grid follows). Frames already extracted
+with the same model, size and resize policy are reused (same run).`,
+    positionals: items,
+    orAll: true,
+    options: {
+      all: ALL,
+      model: MODEL,
+      size: SIZE,
+      square: b('squash frames to S x S (as runs before aspect-preserving features) instead of keeping their aspect'),
+      batch: s('B', 'images per batch (default: from free memory)'),
+    },
+    load: async () => (await featureCmds()).extract,
+  },
+  {
+    name: 'features runs',
+    synopsis: '',
+    summary: 'feature runs: model, input size, grid, frames',
+    positionals: none,
+    options: {},
+    load: async () => (await featureCmds()).runs,
+  },
+  {
+    name: 'features export',
+    synopsis: '--out DIR [--run R] [--what cls|patches|both] [--format npy|safetensors] [<items…>]',
+    summary: 'write stored features to files, one per frame, with a manifest (a job)',
+    details: `Files: DIR/<media id>/<frame>.npy (npy: cls [D] or patches float32 [h, w, D]; with --what both,
+<frame>.cls.npy and <frame>.patches.npy) or DIR/<media id>/<frame>.safetensors (tensors "cls" and/or
+"patches"). DIR/manifest.json: model, input size, grid, preprocessing, and every frame's source file and time.`,
+    positionals: { min: 0, max: Number.POSITIVE_INFINITY, label: 'items' },
+    options: {
+      run: RUN,
+      out: s('DIR', 'output folder'),
+      what: s('W', 'cls, patches (default) or both'),
+      format: s('F', 'npy (default) or safetensors'),
+    },
+    required: ['out'],
+    load: async () => (await featureCmds()).exportFeatures,
+  },
+  {
+    name: 'segment bank',
+    synopsis: '(--examples DIR [--classes A,B,…] | --cluster K --from ITEM[:N]…) [--run R] [--name N]',
+    summary: 'build a memory bank from example masks, or from k-means pseudo-classes',
+    details: `--examples DIR: grayscale PNG masks (pixel value = class id) named like the image they label
+(street.png beside street.jpg; the image is added to the catalog if it is not there yet), or
+ITEM@N.png for frame N of a catalog item (tour.mp4@12.png, 3@1.png). Class names: --classes or
+DIR/classes.txt (one per line, class 0 first).
+--cluster K --from ITEM[:N]: K pseudo-classes from the patches of those frames (all frames of an item
+without :N); name and merge them in the app.`,
+    positionals: none,
+    options: {
+      run: RUN,
+      examples: s('DIR', 'folder of masks'),
+      classes: s('A,B,…', 'class names, class 0 first'),
+      cluster: s('K', 'number of pseudo-classes'),
+      from: many('ITEM[:N]', 'frames to cluster'),
+      name: s('N', 'bank name'),
+      epochs: s('E', 'views per example (augmented crops after the first; default 1)'),
+      memory: s('M', 'keep at most M patches, rare classes first'),
+    },
+    load: async () => (await segmentCmds()).bank,
+  },
+  {
+    name: 'segment banks',
+    synopsis: '',
+    summary: 'memory banks of the project',
+    positionals: none,
+    options: {},
+    load: async () => (await segmentCmds()).banks,
+  },
+  {
+    name: 'segment apply',
+    synopsis: '--bank B <items…|--all> --out DIR [--every N] [--truth DIR]',
+    summary: 'segment every frame into class-id PNGs at the source resolution + COCO JSON (a job)',
+    details: `Writes DIR/masks/<media id>-<frame>.png (pixel = class id) and DIR/coco.json.
+--truth DIR: truth masks named ITEM@N.png (as for segment bank) are scored: IoU per class and mIoU,
+over all scored frames (pixels summed) and per frame, computed at the stored frame size as in the app.`,
+    positionals: items,
+    orAll: true,
+    options: {
+      bank: s('B', 'memory bank (`flaneur segment banks`)'),
+      all: ALL,
+      out: s('DIR', 'output folder'),
+      every: s('N', 'every Nth frame only (default 1)'),
+      truth: s('DIR', 'truth masks to score against'),
+      k: s('K', 'neighbours (default 30)'),
+    },
+    required: ['bank', 'out'],
+    load: async () => (await segmentCmds()).apply,
+  },
+  {
+    name: 'count',
+    synopsis: '<image|ITEM:N> (--box x,y,w,h… [--threshold T] | --auto) [--model ID]',
+    summary: 'count objects like the boxed example(s), or repeated things without an example',
+    details: `Boxes are in the pixels of the stored frame (\`flaneur library\` shows its size), as drawn in the app.
+An image file not in the catalog is added first.`,
+    positionals: one('an image or ITEM:N'),
+    options: {
+      box: many('x,y,w,h', 'an exemplar box'),
+      threshold: s('T', 'similarity threshold (default: from the exemplars)'),
+      auto: b('count without an exemplar'),
+      model: MODEL,
+      size: s(
+        'S',
+        'input size (shorter side): the smallest scale of exemplar counting (default 224), the scale of --auto (448)',
+      ),
+    },
+    load: async () => (await countCmds()).count,
+  },
+  {
+    name: 'count video',
+    synopsis: 'ITEM --box x,y,w,h… [--frame N] [--every N] --out counts.csv [--threshold T] [--model ID]',
+    summary: 'count in every (Nth) frame of a video with exemplars boxed on one frame (a job)',
+    positionals: one('a video item'),
+    options: {
+      box: many('x,y,w,h', 'an exemplar box on the exemplar frame'),
+      frame: s('N', 'the frame the boxes are on (default 1)'),
+      every: s('N', 'every Nth frame (default 1)'),
+      out: s('FILE', 'CSV: media_id, frame (from 1), time_s, count'),
+      threshold: s('T', 'similarity threshold (default: from the exemplars)'),
+      model: MODEL,
+    },
+    required: ['box', 'out'],
+    load: async () => (await countCmds()).video,
+  },
+  {
+    name: 'track',
+    synopsis: 'ITEM [--model ID] [--objects K] [--size S] [--mot out.txt] [--masks DIR]',
+    summary: 'discover objects on the first frame and track them through the video (Dora; a job)',
+    positionals: one('a video item'),
+    options: {
+      model: MODEL,
+      objects: s('K', 'objects to discover (default 3)'),
+      size: SIZE,
+      seed: s('S', 'seed of the attention heads drawn (default 0)'),
+      mot: s('FILE', 'write MOT Challenge CSV boxes (as the app exports)'),
+      masks: s('DIR', 'write per-frame PNG instance masks'),
+    },
+    load: async () => (await trackCmds()).track,
+  },
+  {
+    name: 'retrieve similar',
+    synopsis: 'ITEM[:N] [--k N] [--run R] [--vectors cls|fungi]',
+    summary: 'the most similar frames of the library',
+    positionals: one('ITEM[:N]'),
+    options: { k: s('N', 'results (default 12)'), run: RUN, vectors: VECTORS },
+    load: async () => (await retrieveCmds()).similar,
+  },
+  {
+    name: 'retrieve patch',
+    synopsis: 'ITEM:N --at x,y [--k N] [--run R]',
+    summary: 'the patches most similar to the one at x,y (stored frame pixels)',
+    positionals: one('ITEM:N'),
+    options: { at: s('x,y', 'a point in the frame'), k: s('N', 'results (default 12)'), run: RUN },
+    required: ['at'],
+    load: async () => (await retrieveCmds()).patch,
+  },
+  {
+    name: 'duplicates',
+    synopsis: '[--min 0.95] [--limit N] [--run R]',
+    summary: 'near-duplicate frame pairs, most similar first',
+    positionals: none,
+    options: {
+      min: s('S', 'cosine similarity at least S (default 0.95)'),
+      limit: s('N', 'pairs (default 100)'),
+      run: RUN,
+    },
+    load: async () => (await retrieveCmds()).duplicates,
+  },
+  {
+    name: 'map',
+    synopsis: '[--vectors cls|fungi] [--method umap|pca] --out map.csv [--run R] [--clusters K]',
+    summary: 'a 2-D map of the frames (a job), written as CSV: media_id, path, frame, x, y, cluster',
+    positionals: none,
+    options: {
+      vectors: VECTORS,
+      method: s('M', 'umap (default) or pca'),
+      out: s('FILE', 'CSV file'),
+      run: RUN,
+      clusters: s('K', 'k-means clusters for colouring (default 8)'),
+      seed: s('S', 'seed (default 0)'),
+    },
+    required: ['out'],
+    load: async () => (await analyseCmds()).map,
+  },
+  {
+    name: 'classify',
+    synopsis: '--train DIR [--test DIR] [--run R] [--vectors cls|fungi] [--k K]',
+    summary: 'kNN classification of a labelled folder (sub-folder = class): accuracy and confusion matrix',
+    details: 'The folders must be in the catalog (`flaneur add DIR`). Without --test: leave-one-out over --train.',
+    positionals: none,
+    options: {
+      train: s('DIR', 'labelled folder'),
+      test: s('DIR', 'labelled folder to score'),
+      run: RUN,
+      vectors: VECTORS,
+      k: s('K', 'neighbours (default 20)'),
+    },
+    required: ['train'],
+    load: async () => (await analyseCmds()).classify,
+  },
+  {
+    name: 'fungi',
+    synopsis: '[--run R] [<items…>] [--seed S]',
+    summary: "FUNGI gradient features of the run's model (a job; ~80x the cost of embeddings)",
+    positionals: { min: 0, max: Number.POSITIVE_INFINITY, label: 'items' },
+    options: { run: RUN, seed: s('S', 'seed of the random heads (default 0)'), size: SIZE },
+    load: async () => (await analyseCmds()).fungi,
+  },
+];
+
+/** The command named by the leading words of argv (the longest match), and where its own arguments start. */
+export function findCommand(words: readonly string[]): { command: CommandSpec; used: number } | null {
+  let best: { command: CommandSpec; used: number } | null = null;
+  for (const c of COMMANDS) {
+    const parts = c.name.split(' ');
+    if (parts.every((p, i) => words[i] === p) && (!best || parts.length > best.used))
+      best = { command: c, used: parts.length };
+  }
+  return best;
+}
+
+/** Groups that have sub-commands only (`project`, `jobs`, …): their names, for "did you mean" errors. */
+export function subcommandsOf(word: string): string[] {
+  return COMMANDS.filter((c) => c.name.startsWith(`${word} `)).map((c) => c.name);
+}
+
+export function usage(version: string): string {
+  const width = 34;
+  const lines = COMMANDS.map((c) => {
+    const head = `  ${c.name} ${c.synopsis}`.trimEnd();
+    return head.length <= width
+      ? `${head.padEnd(width + 2)}${c.summary}`
+      : `${head}\n${' '.repeat(width + 2)}${c.summary}`;
+  });
+  return `flaneur ${version} — learn from images and video without annotations
+
+Usage: flaneur <command> [options]      (flaneur <command> --help for its options)
+
+${lines.join('\n')}
+
+${ITEMS_HELP}
+Jobs show progress on stderr; results go to stdout (JSON with --json). Exit code 0 on success, 1 when the
+engine refuses or a job fails (its reason on stderr), 2 for a mistake in the command line.
+
+Options: --project DIR (default: $FLANEUR_PROJECT, else the most recent project), --json, --help
+Environment: FLANEUR_HOME (app data folder), FLANEUR_PROJECT (default project)`;
+}
+
+export function commandHelp(c: CommandSpec): string {
+  const opts = { ...c.options, ...GLOBAL_OPTIONS };
+  const rows = Object.entries(opts).map(([name, o]) => {
+    const flag = `--${name}${o.type === 'string' ? ` ${o.value ?? 'X'}` : ''}${o.short ? `, -${o.short}` : ''}`;
+    const req = c.required?.includes(name) ? ' (required)' : '';
+    return `  ${flag.padEnd(26)}${o.help}${o.multiple ? '' : ''}${req}`;
+  });
+  return [
+    `Usage: flaneur ${c.name} ${c.synopsis}`.trimEnd(),
+    '',
+    `${c.summary[0]?.toUpperCase() ?? ''}${c.summary.slice(1)}.`,
+    ...(c.details ? ['', c.details] : []),
+    '',
+    'Options:',
+    ...rows,
+  ].join('\n');
+}
