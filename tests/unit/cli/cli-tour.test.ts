@@ -42,7 +42,8 @@ const tourFrame = (n: number, file: string) =>
 /** The category mask of source frame n (every 10th frame has one: sampled frame n/10 at 1 fps). */
 const truthMask = (n: number) => fixturePath('synthetic', 'masks', `${String(n).padStart(4, '0')}.png`);
 
-describe('the CLI on the synthetic tour, against the views’ engine commands', () => {
+// Seven commands with real models on 2 shared cores: minutes under load, not the default 30 s.
+describe('the CLI on the synthetic tour, against the views’ engine commands', { timeout: 180_000 }, () => {
   const home = tmpDir();
   const work = tmpDir();
   const project = path.join(work, 'project');
@@ -84,7 +85,7 @@ describe('the CLI on the synthetic tour, against the views’ engine commands', 
     expect(run).toMatchObject({ frames: 20, grid: 14 });
     runId = run.id;
     mediaId = ((await cli('library')).items as { id: number }[])[0]?.id ?? 0;
-  });
+  }, 300_000);
 
   afterAll(() => {
     delete process.env.FLANEUR_HOME;
