@@ -381,6 +381,20 @@ export const HASH_ALGORITHMS = ['sha256', 'sha1', 'md5'] as const;
 const FeatureKind = z.enum(['embedding', 'fungi']);
 const MapPoint = z.object({ mediaId: z.int(), frameIdx: z.int(), x: z.number(), y: z.number(), cluster: z.int() });
 
+export const IntegrityReport = z.object({
+  ok: z.boolean(),
+  /** Damaged tables; every one of them is derived (recomputable) when `derivedOnly`. */
+  tables: z.array(z.string()),
+  derivedOnly: z.boolean(),
+  /** What is damaged and what to do, as a sentence; empty when ok. */
+  message: z.string(),
+  /** SQLite's first lines. */
+  details: z.array(z.string()),
+  ms: z.number(),
+  backup: z.object({ path: z.string(), at: z.string(), bytes: z.int() }).nullable(),
+});
+export type IntegrityReport = z.infer<typeof IntegrityReport>;
+
 /** The command table. Add a command here, then a handler in native/engine/handlers.ts. */
 export const commands = {
   'app.info': { args: Empty, result: AppInfo },
@@ -395,6 +409,12 @@ export const commands = {
   'project.current': { args: Empty, result: ProjectInfo.nullable() },
   'project.recent': { args: Empty, result: z.array(RecentProject) },
   'project.forgetRecent': { args: z.object({ path: UserPath }).strict(), result: z.array(RecentProject) },
+  /** The full integrity check of the open project's database (every page), with the automatic backup's state. */
+  'project.check': { args: Empty, result: IntegrityReport },
+  /** A damaged project: the automatic backup put in place (the damaged file kept beside it), then opened. */
+  'project.restoreBackup': { args: z.object({ path: UserPath }).strict(), result: ProjectInfo },
+  /** A project whose damage is only in derived tables: rebuilt without them (recomputed by their jobs), opened. */
+  'project.rebuild': { args: z.object({ path: UserPath }).strict(), result: ProjectInfo },
 
   'jobs.list': {
     args: z

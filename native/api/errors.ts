@@ -10,6 +10,8 @@ export const ERROR_CODES = [
   'PROJECT_TOO_NEW',
   'PROJECT_EXISTS',
   'PROJECT_LOCKED',
+  'PROJECT_DAMAGED',
+  'DATABASE_BUSY',
   'NOT_FOUND',
   'PATH_REFUSED',
   'INVALID_MODEL',
@@ -75,10 +77,42 @@ export function diskFullError(err: unknown): FlaneurError {
   );
 }
 
+/** SQLite found a damaged page (the project's file was overwritten or truncated by something else). */
+export function isCorruptDatabase(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB');
+}
+
+/** SQLite waited its busy timeout for a lock another program holds on the project's database. */
+export function isDatabaseBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+}
+
+/** A read or write that met a damaged page after the project was opened: never answered with what could be read. */
+export function corruptDatabaseError(err: unknown): FlaneurError {
+  return new FlaneurError(
+    'PROJECT_DAMAGED',
+    'The project database is damaged: a part of it cannot be read correctly, so Flaneur stopped instead of showing wrong data. Use "Check database" in the Project view to see what is damaged and to restore the automatic backup or rebuild.',
+    { details: (err as Error).message, cause: err },
+  );
+}
+
+/** Another program kept the project's database locked for longer than Flaneur waits and retries. */
+export function databaseBusyError(err: unknown): FlaneurError {
+  return new FlaneurError(
+    'DATABASE_BUSY',
+    'Another program is keeping the project database (project.sqlite) locked. Close it — an SQLite browser, a backup or sync tool — then try again or resume the job; nothing was lost.',
+    { details: (err as Error).message, cause: err },
+  );
+}
+
 /** Turns anything thrown into the wire form, keeping typed errors as they are and hiding nothing useful. */
 export function serializeError(err: unknown): SerializedError {
   if (err instanceof FlaneurError) return err.toJSON();
   if (isDiskFull(err)) return diskFullError(err).toJSON();
+  if (isCorruptDatabase(err)) return corruptDatabaseError(err).toJSON();
+  if (isDatabaseBusy(err)) return databaseBusyError(err).toJSON();
   if (err instanceof Error) {
     const out: SerializedError = { code: 'INTERNAL', message: err.message || err.name };
     if (err.stack) out.details = err.stack;

@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { EngineEvent, JobInfo, ProjectInfo } from '../api/contract.js';
+import type { EngineEvent, IntegrityReport, JobInfo, ProjectInfo } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
 import { countBatchJob } from '../count/batch.js';
 import { CountService } from '../count/service.js';
@@ -21,6 +21,15 @@ import { mapJob } from '../map/build.js';
 import { segmentBatchJob } from '../segment/batch.js';
 import { segmentOverlay } from '../segment/service.js';
 import { AppHome } from '../store/app-home.js';
+import {
+  BACKUP_INTERVAL_MS,
+  backupDatabase,
+  backupInfo,
+  DERIVED_TABLES,
+  damageMessage,
+  rebuildDamagedProject,
+  restoreBackup,
+} from '../store/integrity.js';
 import type { JobRow } from '../store/jobs-repo.js';
 import { Project } from '../store/project.js';
 import { type LockInfo, lockedMessage, lockHolder, ProjectLock } from '../store/project-lock.js';
@@ -56,6 +65,8 @@ export interface EngineOptions {
    * read and request cancellation, run nothing).
    */
   whenLocked?: 'fail' | 'observe';
+  /** How old the automatic backup may get before a clean open makes a new one (default: a day). */
+  backupIntervalMs?: number;
 }
 
 export type EngineListener = (event: EngineEvent) => void;
@@ -86,6 +97,7 @@ export class Engine {
   readonly extractors: ExtractorCache;
   readonly counting: CountService;
   private current: { project: Project; runner: JobRunner; lock: ProjectLock | null } | null = null;
+  private backup: Promise<void> = Promise.resolve();
   private readonly listeners = new Set<EngineListener>();
 
   constructor(private readonly options: EngineOptions) {
@@ -246,6 +258,71 @@ export class Engine {
     this.listeners.clear();
   }
 
+  /**
+   * The automatic backup (backups/project.sqlite): made in the background with SQLite's online backup when the
+   * check at open reached every table and found nothing, and the last backup is missing or older than a day. It
+   * fails harmlessly when the project closes first (the previous good backup stays).
+   */
+  private backupIfDue(project: Project): void {
+    const check = project.openCheck;
+    if (check && (check.damage || check.unchecked.length > 0)) return;
+    const last = backupInfo(project.dir);
+    if (last && Date.now() - Date.parse(last.at) < (this.options.backupIntervalMs ?? BACKUP_INTERVAL_MS)) return;
+    this.backup = backupDatabase(project.db, project.dir).then(
+      () => undefined,
+      (err: unknown) => {
+        if (project.db.open) console.error(`flaneur: the automatic backup failed: ${(err as Error).message}`);
+      },
+    );
+  }
+
+  /** Resolves when the automatic backup started at open (if any) has finished or failed. */
+  async backupSettled(): Promise<void> {
+    await this.backup;
+  }
+
+  /** The full integrity check of the open project, with the automatic backup's state. */
+  checkProject(): IntegrityReport {
+    const { project } = this.requireProject();
+    const result = project.check();
+    const backup = backupInfo(project.dir);
+    const tables = result.damage?.tables ?? [];
+    return {
+      ok: result.damage === null,
+      tables,
+      derivedOnly: tables.length > 0 && tables.every((t) => DERIVED_TABLES.has(t)),
+      message: result.damage ? damageMessage(project.dir, result.damage) : '',
+      details: result.damage?.messages ?? [],
+      ms: Math.round(result.ms),
+      backup,
+    };
+  }
+
+  /** A damaged project (open or not): closed if it is the current one, locked by nobody else, then `fix`ed and opened. */
+  private async repair(dir: string, fix: (abs: string) => void): Promise<ProjectInfo> {
+    let abs = path.resolve(dir);
+    if (path.basename(abs) === 'project.sqlite') abs = path.dirname(abs);
+    const holder = lockHolder(abs);
+    if (holder) throw new FlaneurError('PROJECT_LOCKED', lockedMessage(abs, holder), { field: 'path' });
+    if (this.current?.project.dir === abs) await this.closeProject();
+    fix(abs);
+    return this.openProject(abs);
+  }
+
+  /** Puts the automatic backup in place of a damaged database (kept beside it) and opens the project. */
+  async restoreBackup(dir: string): Promise<ProjectInfo> {
+    return this.repair(dir, (abs) => {
+      restoreBackup(abs);
+    });
+  }
+
+  /** Rebuilds a project whose damage is only in derived tables, without them, and opens it. */
+  async rebuildProject(dir: string): Promise<ProjectInfo> {
+    return this.repair(dir, (abs) => {
+      rebuildDamagedProject(abs);
+    });
+  }
+
   /** Makes `project` (already open) the current one: its lock is taken before the current project is closed. */
   private async activate(project: Project): Promise<ProjectInfo> {
     let lockOrHolder: ProjectLock | LockInfo;
@@ -273,6 +350,7 @@ export class Engine {
     });
     for (const h of JOB_HANDLERS) runner.register(h);
     this.current = { project, runner, lock };
+    if (lock) this.backupIfDue(project);
     this.home.touchRecent(project.dir, project.meta.name);
     const info = this.projectInfo() as ProjectInfo;
     this.emit({ type: 'project.changed', project: info });

@@ -47,6 +47,9 @@ export function createHandlers(engine: Engine): Handlers {
       return null;
     },
     'project.current': (): ProjectInfo | null => engine.projectInfo(),
+    'project.check': () => engine.checkProject(),
+    'project.restoreBackup': (a) => engine.restoreBackup(a.path),
+    'project.rebuild': (a) => engine.rebuildProject(a.path),
     'project.recent': () => engine.home.recent(),
     'project.forgetRecent': (a) => engine.home.forgetRecent(a.path),
 

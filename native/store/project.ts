@@ -5,11 +5,12 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FlaneurError } from '../api/errors.js';
+import { FlaneurError, isCorruptDatabase } from '../api/errors.js';
 import { APPLICATION_ID, configure, createDatabase, type Db, migrate, openDatabase, readVersions } from './db.js';
 import { checkFolderDestination } from './destination.js';
 import { FeaturesRepository } from './features-repo.js';
 import { FungiRepository } from './fungi-repo.js';
+import { backupInfo, type CheckResult, damagedError, integrityCheck, quickCheck } from './integrity.js';
 import { JobRepository } from './jobs-repo.js';
 import { MapsRepository } from './maps-repo.js';
 import { MediaRepository } from './media-repo.js';
@@ -19,6 +20,19 @@ import { TracksRepository } from './tracks-repo.js';
 import { TrainLogRepository } from './train-log-repo.js';
 
 export const PROJECT_FILE = 'project.sqlite';
+
+/** Whether a file starts as an SQLite database does (so a failed read is damage, not another kind of file). */
+function looksLikeSqlite(file: string): boolean {
+  try {
+    const fd = fs.openSync(file, 'r');
+    const head = Buffer.alloc(16);
+    fs.readSync(fd, head, 0, 16, 0);
+    fs.closeSync(fd);
+    return head.toString('latin1') === 'SQLite format 3\0';
+  } catch {
+    return false;
+  }
+}
 export const PROJECT_DIRS = ['cache', 'checkpoints', 'models'] as const;
 
 export interface ProjectMeta {
@@ -42,6 +56,8 @@ export class Project {
     readonly dir: string,
     readonly db: Db,
     readonly meta: ProjectMeta,
+    /** The quick check made at open (null for a new project): which tables it reached within its time budget. */
+    readonly openCheck: CheckResult | null = null,
   ) {
     this.jobs = new JobRepository(db);
     this.models = new ModelRepository(db);
@@ -130,11 +146,15 @@ export class Project {
       );
     }
     const db = openDatabase(file);
+    let openCheck: CheckResult | null = null;
     try {
       let versions: { applicationId: number; userVersion: number };
       try {
         versions = readVersions(db);
       } catch (err) {
+        if (isCorruptDatabase(err) && (looksLikeSqlite(file) || backupInfo(abs))) {
+          throw damagedError(abs, { tables: ['(the file header)'], messages: [(err as Error).message] });
+        }
         throw new FlaneurError('NOT_A_PROJECT', `${file} is not a readable SQLite database.`, {
           field: 'path',
           details: (err as Error).message,
@@ -146,6 +166,10 @@ export class Project {
         });
       }
       if (versions.userVersion > SCHEMA_VERSION) migrate(db, file); // throws PROJECT_TOO_NEW
+      // Damage is found before anything is migrated or read: small tables first, within a time budget.
+      const check = quickCheck(db);
+      if (check.damage) throw damagedError(abs, check.damage);
+      openCheck = check;
       configure(db);
       migrate(db, file);
       for (const d of PROJECT_DIRS) fs.mkdirSync(path.join(abs, d), { recursive: true });
@@ -153,16 +177,21 @@ export class Project {
         | { id: string; name: string; created_at: string; created_by: string }
         | undefined;
       if (!row) throw new FlaneurError('NOT_A_PROJECT', `${file} has no project record.`, { field: 'path' });
-      return new Project(abs, db, {
-        id: row.id,
-        name: row.name,
-        createdAt: row.created_at,
-        createdBy: row.created_by,
-      });
+      return new Project(
+        abs,
+        db,
+        { id: row.id, name: row.name, createdAt: row.created_at, createdBy: row.created_by },
+        openCheck,
+      );
     } catch (err) {
       db.close();
       throw err;
     }
+  }
+
+  /** The full integrity check of this project's database (every page; takes as long as reading the file). */
+  check(): CheckResult {
+    return integrityCheck(this.db);
   }
 
   static exists(dir: string): boolean {

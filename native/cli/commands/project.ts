@@ -1,6 +1,7 @@
 /** Projects, jobs and browser mode. */
 import type { CommandArgs } from '../../api/contract.js';
 import { runBrowserMode } from '../../server/browser-mode.js';
+import { CliError } from '../errors.js';
 import { command, formatJob, type Session } from '../session.js';
 import type { Invocation } from '../spec.js';
 
@@ -37,6 +38,39 @@ export const info = command(
         `  jobs:    ${p.summary.jobs} (${p.summary.runningJobs} running)`,
       ].join('\n'),
     );
+  },
+  { project: false },
+);
+
+export const check = command(
+  async (s) => {
+    await s.openProject(s.inv.positionals[0]);
+    const report = await s.call('project.check', {});
+    s.out(report, () =>
+      [
+        report.ok ? `The database is intact (checked in ${report.ms} ms).` : report.message,
+        report.backup
+          ? `Automatic backup: ${report.backup.at} (${report.backup.bytes} bytes)`
+          : 'No automatic backup yet.',
+      ].join('\n'),
+    );
+    if (!report.ok) throw new CliError('the project database is damaged (see above)', 'PROJECT_DAMAGED');
+  },
+  { project: false },
+);
+
+export const restoreBackup = command(
+  async (s) => {
+    const p = await s.call('project.restoreBackup', { path: s.inv.positionals[0] as string });
+    s.out(p, () => `Restored the automatic backup of ${p.name} at ${p.path}`);
+  },
+  { project: false },
+);
+
+export const rebuild = command(
+  async (s) => {
+    const p = await s.call('project.rebuild', { path: s.inv.positionals[0] as string });
+    s.out(p, () => `Rebuilt ${p.name} at ${p.path} without its damaged derived tables; run their jobs again.`);
   },
   { project: false },
 );

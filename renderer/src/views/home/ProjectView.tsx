@@ -1,5 +1,6 @@
 import { type FormEvent, useCallback, useEffect, useState } from 'react';
-import type { RecentProject } from '../../../../native/api/contract';
+import type { IntegrityReport, RecentProject } from '../../../../native/api/contract';
+import { ClientError } from '../../client/client';
 import { formatTime } from '../../shell/format';
 import { PathField } from '../../shell/PathField';
 import { useApp } from '../../state/app-state';
@@ -11,6 +12,37 @@ export function ProjectView() {
   const [createPath, setCreatePath] = useState('');
   const [createName, setCreateName] = useState('');
   const [openPath, setOpenPath] = useState('');
+  /** A project that did not open because its database is damaged: what the engine said, and the way out. */
+  const [damaged, setDamaged] = useState<{ path: string; message: string } | null>(null);
+  const [check, setCheck] = useState<IntegrityReport | null>(null);
+  const [checking, setChecking] = useState(false);
+
+  // A damaged project's options are shown here instead of a passing notice; anything else is notified as usual.
+  const openProject = async (path: string): Promise<boolean> => {
+    try {
+      await client.call('project.open', { path });
+      setDamaged(null);
+      return true;
+    } catch (err) {
+      if (err instanceof ClientError && err.code === 'PROJECT_DAMAGED') {
+        setDamaged({ path, message: err.message });
+        return false;
+      }
+      return Boolean(await run('Could not open the project', () => Promise.reject(err)));
+    }
+  };
+  const repair = async (command: 'project.restoreBackup' | 'project.rebuild', path: string) => {
+    const title = command === 'project.rebuild' ? 'Could not rebuild the project' : 'Could not restore the backup';
+    if (await run(title, () => client.call(command, { path }))) {
+      setDamaged(null);
+      setCheck(null);
+    }
+  };
+  const runCheck = async () => {
+    setChecking(true);
+    setCheck((await run('Could not check the database', () => client.call('project.check', {}))) ?? null);
+    setChecking(false);
+  };
 
   const loadRecent = useCallback(async () => {
     setRecent(await client.call('project.recent', {}));
@@ -33,7 +65,7 @@ export function ProjectView() {
   };
   const open = async (e: FormEvent) => {
     e.preventDefault();
-    if (await run('Could not open the project', () => client.call('project.open', { path: openPath }))) setOpenPath('');
+    if (await openProject(openPath)) setOpenPath('');
   };
 
   return (
@@ -41,6 +73,28 @@ export function ProjectView() {
       <header className="view-header">
         <h1>Project</h1>
       </header>
+
+      {damaged && (
+        <section className="card" role="alert" data-testid="damaged-project">
+          <h2>This project's database is damaged</h2>
+          <p>{damaged.message}</p>
+          <div className="row-actions">
+            <button
+              type="button"
+              className="primary"
+              onClick={() => void repair('project.restoreBackup', damaged.path)}
+            >
+              Restore the automatic backup
+            </button>
+            <button type="button" onClick={() => void repair('project.rebuild', damaged.path)}>
+              Rebuild without the damaged results
+            </button>
+            <button type="button" onClick={() => setDamaged(null)}>
+              Dismiss
+            </button>
+          </div>
+        </section>
+      )}
 
       {!loaded ? (
         <p className="muted">Connecting to the engine…</p>
@@ -59,6 +113,35 @@ export function ProjectView() {
             <dt>Schema</dt>
             <dd>version {project.schemaVersion}</dd>
           </dl>
+          <div className="row-actions">
+            <button type="button" disabled={checking} onClick={() => void runCheck()} data-testid="check-database">
+              {checking ? 'Checking…' : 'Check database'}
+            </button>
+          </div>
+          {check && (
+            <div className="callout" data-testid="check-result" role="status">
+              {check.ok ? (
+                <>
+                  <strong>The database is intact</strong> (every page checked in {(check.ms / 1000).toFixed(1)} s).{' '}
+                </>
+              ) : (
+                <>
+                  <strong>Damaged:</strong> {check.message}{' '}
+                  <button type="button" onClick={() => void repair('project.restoreBackup', project.path)}>
+                    Restore the automatic backup
+                  </button>{' '}
+                  {check.derivedOnly && (
+                    <button type="button" onClick={() => void repair('project.rebuild', project.path)}>
+                      Rebuild without the damaged results
+                    </button>
+                  )}{' '}
+                </>
+              )}
+              {check.backup
+                ? `Automatic backup: ${formatTime(check.backup.at)} (${(check.backup.bytes / 1e6).toFixed(1)} MB).`
+                : 'No automatic backup yet: one is made at the next clean open.'}
+            </div>
+          )}
           {project.isDemo && (
             <div className="callout" data-testid="demo-note">
               <strong>This is the demo project.</strong> On first start it ingests the bundled sample video — a real
@@ -119,9 +202,7 @@ export function ProjectView() {
                     <button
                       type="button"
                       disabled={!r.exists || r.path === project?.path}
-                      onClick={() =>
-                        void run('Could not open the project', () => client.call('project.open', { path: r.path }))
-                      }
+                      onClick={() => void openProject(r.path)}
                     >
                       {r.path === project?.path ? 'Current' : 'Open'}
                     </button>
