@@ -125,11 +125,63 @@ export const ModelInfo = z.object({
   licence: z.string().nullable(),
   /** For a PyTorch checkpoint: which state dict was taken and what was removed (a sentence). */
   origin: z.string().nullable(),
+  /** The catalog entry the file was recognised as (models/catalog.json), or null. */
+  catalogId: z.string().nullable(),
   mean: z.array(z.number()),
   std: z.array(z.number()),
   createdAt: z.string(),
 });
 export type ModelInfo = z.infer<typeof ModelInfo>;
+
+/** A published checkpoint the app knows (models/catalog.json): what it is, where to get it, how to check it. */
+export const CatalogEntry = z
+  .object({
+    id: z.string().regex(/^[a-z0-9-]+$/),
+    title: z.string(),
+    family: z.enum(['dino', 'dinov2', 'dinov3']),
+    size: z.string(),
+    patch: z.int(),
+    dim: z.int(),
+    depth: z.int(),
+    heads: z.int(),
+    registers: z.int(),
+    mlp: z.enum(['gelu', 'swiglu']),
+    goodFor: z.string(),
+    page: z.string(),
+    fileName: z.string().nullable(),
+    /** Direct download (https); null where the publisher gates or hides it (then `access` says how). */
+    url: z.string().nullable(),
+    access: z.string().optional(),
+    huggingFace: z.string().nullable(),
+    licence: z.string().nullable(),
+    licenceNote: z.string().optional(),
+    /** Size in bytes where the publisher states it. */
+    bytes: z.int().nullable(),
+    /** Full SHA-256 where the publisher gives one; never made up. */
+    sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .nullable(),
+    /** A published prefix of the SHA-256 (DINOv3's file names, torch.hub's convention). */
+    sha256Prefix: z
+      .string()
+      .regex(/^[0-9a-f]{8,64}$/)
+      .nullable(),
+    checksumNote: z.string(),
+    mean: z.array(z.number()).length(3),
+    std: z.array(z.number()).length(3),
+  })
+  .strict();
+export type CatalogEntry = z.infer<typeof CatalogEntry>;
+
+export const CatalogEntryInfo = CatalogEntry.extend({
+  /** float32 bytes of the architecture's parameters: an estimate of the file size where `bytes` is null. */
+  estimatedBytes: z.int(),
+  params: z.int(),
+  /** The project's model registered from this entry, if any. */
+  modelId: z.int().nullable(),
+});
+export type CatalogEntryInfo = z.infer<typeof CatalogEntryInfo>;
 
 export const PROVIDERS = ['cuda', 'dml', 'coreml', 'webgpu', 'cpu'] as const;
 export const ProviderName = z.enum(PROVIDERS);
@@ -452,6 +504,10 @@ export const commands = {
     result: ModelInfo,
   },
   'models.list': { args: Empty, result: z.array(ModelInfo) },
+  /** The catalog of known checkpoints (nothing is fetched; the list ships with the app). */
+  'models.catalog': { args: Empty, result: z.array(CatalogEntryInfo) },
+  /** Downloads a catalog entry (only when asked), resumable, checksum-verified, then imports it: a job. */
+  'models.download': { args: z.object({ id: z.string().min(1).max(100) }).strict(), result: JobInfo },
   'models.remove': { args: z.object({ id: z.int().positive() }).strict(), result: z.array(ModelInfo) },
   'models.embed': {
     args: z

@@ -2,6 +2,7 @@
  * The engine: one open project at a time, its job runner, the per-user app home, and the event stream every UI
  * listens to. Transports never touch this directly; they go through the dispatcher built in handlers.ts.
  */
+
 import fs from 'node:fs';
 import path from 'node:path';
 import type { EngineEvent, IntegrityReport, JobInfo, ProjectInfo } from '../api/contract.js';
@@ -36,6 +37,7 @@ import { type LockInfo, lockedMessage, lockHolder, ProjectLock } from '../store/
 import { trackJob } from '../track/track-job.js';
 import { trainDinoJob } from '../train/train-dino.js';
 import { mediaResource } from './library.js';
+import { downloadModelJob } from './model-download.js';
 import { ModelService } from './models.js';
 import { APP_ROOT, APP_VERSION } from './version.js';
 
@@ -55,6 +57,7 @@ export const JOB_HANDLERS: readonly AnyJobHandler[] = [
   trackJob,
   fungiJob,
   mapJob,
+  downloadModelJob,
 ];
 
 export interface EngineOptions {
@@ -197,6 +200,9 @@ export class Engine {
   private onJob(project: Project, row: JobRow): void {
     this.emit({ type: 'job.updated', job: jobInfo(row) });
     if (row.kind === 'train.dino' && row.state === 'done') void this.registerTrainedModel(project, row.id);
+    if (row.kind === 'models.download' && row.state === 'done' && this.project === project) {
+      this.emit({ type: 'models.changed', models: this.models.list(project) });
+    }
   }
 
   /** A finished training job's exported encoder goes into the model registry. */

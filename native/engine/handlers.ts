@@ -1,6 +1,7 @@
 /**
  * The command handlers: the one place where contract commands meet the engine. Every transport dispatches here.
  */
+
 import os from 'node:os';
 import path from 'node:path';
 import type { ProjectInfo } from '../api/contract.js';
@@ -19,6 +20,8 @@ import { motCsv, writeInstanceMasks } from '../track/export.js';
 import { listPreviews } from '../train/previews.js';
 import { type Engine, jobInfo } from './engine.js';
 import { mediaInfo, requireMedia, resolveMedia } from './library.js';
+import { downloadableEntry } from './model-download.js';
+import { modelCatalog } from './models.js';
 import { APP_VERSION } from './version.js';
 
 export function createHandlers(engine: Engine): Handlers {
@@ -68,6 +71,11 @@ export function createHandlers(engine: Engine): Handlers {
       return info;
     },
     'models.list': () => engine.models.list(open().project),
+    'models.catalog': () => engine.models.catalog(open().project),
+    'models.download': (a) => {
+      downloadableEntry(modelCatalog(), a.id); // refuse at once what cannot be downloaded
+      return jobInfo(open().runner.enqueue('models.download', a));
+    },
     'models.remove': async (a) => {
       const list = await engine.models.remove(open().project, a.id);
       engine.emit({ type: 'models.changed', models: list });

@@ -4,10 +4,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ModelInfo, RuntimeInfo } from '../api/contract.js';
+import type { CatalogEntry, CatalogEntryInfo, ModelInfo, RuntimeInfo } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
 import { hashFile } from '../ingest/hash-folder.js';
 import { decodeImage } from '../media/image.js';
+import { type CatalogMatch, entryParams, fitsEntry, loadCatalog, matchCatalog } from '../models/catalog.js';
 import { canonicalSafetensors, type ImportedViT, importViTFile } from '../models/import-vit.js';
 import { preprocessBatch } from '../models/preprocess.js';
 import type { CheckpointSelection } from '../models/pytorch.js';
@@ -18,7 +19,7 @@ import { DEFAULT_RUNTIME, ModelSession, ort, type RuntimeSettings, type SessionI
 import type { AppHome } from '../store/app-home.js';
 import type { ModelRow } from '../store/models-repo.js';
 import type { Project } from '../store/project.js';
-import { APP_VERSION } from './version.js';
+import { APP_ROOT, APP_VERSION } from './version.js';
 
 interface Manifest {
   architecture: Omit<ViTConfig, 'mean' | 'std' | 'posInterpolation' | 'family'> & { family: ViTConfig['family'] };
@@ -33,6 +34,8 @@ interface Manifest {
   importedBy: string;
   /** PyTorch checkpoints: the state dict taken, the prefix removed and the heads dropped. */
   checkpoint?: CheckpointSelection;
+  /** The catalog entry the file was recognised as, and how. */
+  catalog?: { id: string; by: CatalogMatch['by'] };
 }
 
 /** One sentence on what was taken from a PyTorch checkpoint. */
@@ -79,6 +82,7 @@ export function modelInfo(row: ModelRow): ModelInfo {
     source: m.source,
     licence: m.licence,
     origin: m.checkpoint ? describeCheckpoint(m.checkpoint) : null,
+    catalogId: m.catalog?.id ?? null,
     mean: m.mean,
     std: m.std,
     createdAt: row.createdAt,
@@ -100,6 +104,63 @@ export function weightsInFolder(dir: string): string {
       : `${dir} holds several weight files (${candidates.join(', ')}); choose one of them.`,
     { field: 'path' },
   );
+}
+
+/** The catalog shipped with the app (FLANEUR_CATALOG overrides the file, for tests against a local server). */
+export function modelCatalog(): CatalogEntry[] {
+  return loadCatalog(process.env.FLANEUR_CATALOG ?? path.join(APP_ROOT, 'models', 'catalog.json'));
+}
+
+/**
+ * Validates, hashes and stores a weights file (or a Hugging Face snapshot folder) in the project's registry. A file
+ * the catalog knows (by SHA-256, published prefix or name) is named, licensed and shaped from its entry.
+ */
+export async function registerModel(
+  project: Project,
+  args: { path: string; name?: string; licence?: string; heads?: number },
+  catalog: readonly CatalogEntry[],
+  signal?: AbortSignal,
+): Promise<ModelInfo> {
+  let file = path.resolve(args.path);
+  if (!fs.existsSync(file)) throw new FlaneurError('NOT_FOUND', `No such file: ${file}`, { field: 'path' });
+  if (fs.statSync(file).isDirectory()) file = weightsInFolder(file);
+  const sha256 = await hashFile(file, 'sha256', signal);
+  const existing = project.models.bySha(sha256);
+  if (existing) return modelInfo(existing);
+  const match = matchCatalog(catalog, file, sha256);
+  const heads = args.heads ?? match?.entry.heads;
+  const imported = importViTFile(file, heads ? { heads } : {});
+  const entry = match && fitsEntry(match.entry, imported.config) ? match.entry : null;
+  const rel = path.join('models', `${sha256}.safetensors`);
+  if (imported.checkpoint) {
+    // A PyTorch checkpoint is stored as the backbone's weights in canonical names, read like any .safetensors.
+    await fs.promises.writeFile(path.join(project.dir, rel), canonicalSafetensors(imported));
+  } else {
+    await fs.promises.copyFile(file, path.join(project.dir, rel));
+  }
+  const { mean, std, posInterpolation, ...architecture } = imported.config;
+  const manifest: Manifest = {
+    architecture,
+    posInterpolation,
+    scheme: imported.scheme,
+    sourceDtype: imported.sourceDtype,
+    source: file,
+    licence: args.licence ?? entry?.licence ?? null,
+    mean: [...(entry?.mean ?? mean)],
+    std: [...(entry?.std ?? std)],
+    ignoredTensors: imported.ignored,
+    importedBy: `flaneur ${APP_VERSION}`,
+    ...(imported.checkpoint ? { checkpoint: imported.checkpoint } : {}),
+    ...(entry && match ? { catalog: { id: entry.id, by: match.by } } : {}),
+  };
+  const row = project.models.insert({
+    name: args.name ?? entry?.title ?? path.basename(file).replace(/\.(safetensors|pth|pt|bin|ckpt)$/i, ''),
+    sha256,
+    file: rel,
+    bytes: fs.statSync(file).size,
+    manifest: manifest as unknown as Record<string, unknown>,
+  });
+  return modelInfo(row);
 }
 
 export class ModelService {
@@ -144,46 +205,25 @@ export class ModelService {
     project: Project,
     args: { path: string; name?: string; licence?: string; heads?: number },
   ): Promise<ModelInfo> {
-    let file = path.resolve(args.path);
-    if (!fs.existsSync(file)) throw new FlaneurError('NOT_FOUND', `No such file: ${file}`, { field: 'path' });
-    if (fs.statSync(file).isDirectory()) file = weightsInFolder(file);
-    const imported = importViTFile(file, args.heads ? { heads: args.heads } : {});
-    const sha256 = await hashFile(file, 'sha256');
-    const existing = project.models.bySha(sha256);
-    if (existing) return modelInfo(existing);
-    const rel = path.join('models', `${sha256}.safetensors`);
-    if (imported.checkpoint) {
-      // A PyTorch checkpoint is stored as the backbone's weights in canonical names, read like any .safetensors.
-      await fs.promises.writeFile(path.join(project.dir, rel), canonicalSafetensors(imported));
-    } else {
-      await fs.promises.copyFile(file, path.join(project.dir, rel));
-    }
-    const { mean, std, posInterpolation, ...architecture } = imported.config;
-    const manifest: Manifest = {
-      architecture,
-      posInterpolation,
-      scheme: imported.scheme,
-      sourceDtype: imported.sourceDtype,
-      source: file,
-      licence: args.licence ?? null,
-      mean: [...mean],
-      std: [...std],
-      ignoredTensors: imported.ignored,
-      importedBy: `flaneur ${APP_VERSION}`,
-      ...(imported.checkpoint ? { checkpoint: imported.checkpoint } : {}),
-    };
-    const row = project.models.insert({
-      name: args.name ?? path.basename(file).replace(/\.(safetensors|pth|pt|bin|ckpt)$/i, ''),
-      sha256,
-      file: rel,
-      bytes: fs.statSync(file).size,
-      manifest: manifest as unknown as Record<string, unknown>,
-    });
-    return modelInfo(row);
+    return registerModel(project, args, modelCatalog());
   }
 
   list(project: Project): ModelInfo[] {
     return project.models.list().map(modelInfo);
+  }
+
+  /** The catalog with each entry's size estimate and the project's model made from it, if any. */
+  catalog(project: Project): CatalogEntryInfo[] {
+    const models = this.list(project);
+    return modelCatalog().map((e) => {
+      const params = entryParams(e);
+      return {
+        ...e,
+        params,
+        estimatedBytes: params * 4,
+        modelId: models.find((m) => m.catalogId === e.id)?.id ?? null,
+      };
+    });
   }
 
   async remove(project: Project, id: number): Promise<ModelInfo[]> {
