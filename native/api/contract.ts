@@ -391,6 +391,16 @@ export const TrainLogEntry = z.object({
   imgsPerS: z.number(),
 });
 
+/**
+ * How a label mask's values are read: 'auto' recognises class ids, 0/255 and 0/1 binary, palette PNGs, colour
+ * masks and JPEG noise (and warns); 'ids': value = class id, 255 = ignore; 'binary': dark = class 0, bright = 1.
+ */
+export const MaskValues = z.enum(['auto', 'ids', 'binary']);
+const Palette = z
+  .array(z.tuple([z.int().min(0).max(255), z.int().min(0).max(255), z.int().min(0).max(255)]))
+  .min(1)
+  .max(256);
+
 /** How frames become model inputs: the aspect ratio kept (shorter side = input size) or squashed to a square. */
 export const ResizePolicy = z.enum(['aspect', 'square']);
 /** A frame's patch grid: rows and columns. */
@@ -651,10 +661,10 @@ export const commands = {
               mediaId: z.int().positive(),
               frameIdx: z.int().min(0),
               mask: UserPath,
-              /** Absent: grayscale (value = class id). Else one [r, g, b] per class. */
-              palette: z
-                .array(z.tuple([z.int().min(0).max(255), z.int().min(0).max(255), z.int().min(0).max(255)]))
-                .optional(),
+              /** How the mask's values map to classes (default 'auto': recognised, with warnings). */
+              encoding: MaskValues.optional(),
+              /** One [r, g, b] per class, for colour masks (nearest colour wins, JPEG noise tolerated). */
+              palette: Palette.optional(),
             }),
           )
           .min(1)
@@ -666,7 +676,15 @@ export const commands = {
         epochs: z.int().min(1).max(100).optional(),
       })
       .strict(),
-    result: z.object({ id: z.int(), name: z.string(), runId: z.int(), classes: z.array(z.string()), patches: z.int() }),
+    result: z.object({
+      id: z.int(),
+      name: z.string(),
+      runId: z.int(),
+      classes: z.array(z.string()),
+      patches: z.int(),
+      /** How masks were read when their values do not match the classes (e.g. only 0 and 255). */
+      warnings: z.array(z.string()),
+    }),
   },
   'segment.clusterBank': {
     args: z
@@ -726,6 +744,8 @@ export const commands = {
         k: z.int().min(1).max(200).optional(),
         temperature: z.number().positive().optional(),
         truthMask: UserPath.optional(),
+        truthEncoding: MaskValues.optional(),
+        truthPalette: Palette.optional(),
       })
       .strict(),
     result: z.object({
@@ -740,6 +760,8 @@ export const commands = {
       overlay: z.string(),
       labelFile: z.string(),
       iou: z.object({ mean: z.number(), perClass: z.array(z.number().nullable()) }).nullable(),
+      /** How the truth mask was read when its values do not match the bank's classes. */
+      warnings: z.array(z.string()),
     }),
   },
   'segment.batch': {

@@ -13,6 +13,7 @@ import { mapPoints } from '../map/build.js';
 import { binaryVersion, findBinaries, videoDecoders } from '../media/ffmpeg.js';
 import { FrameStore } from '../media/frame-store.js';
 import { duplicatePairs, similarImages, similarPatches } from '../retrieve/service.js';
+import type { MaskEncoding } from '../segment/masks.js';
 import { createBank, createClusterBank, relabelBank, saveDrawnMask, segmentFrame } from '../segment/service.js';
 import { checkFolderDestination, prepareFolderDestination, writeFileDestination } from '../store/destination.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
@@ -142,10 +143,17 @@ export function createHandlers(engine: Engine): Handlers {
           mediaId: e.mediaId,
           frameIdx: e.frameIdx,
           mask: path.resolve(e.mask),
-          encoding: e.palette ? { kind: 'palette', colours: e.palette } : { kind: 'gray' },
+          encoding: maskEncoding(e.encoding, e.palette),
         })),
       });
-      return { id: row.id, name: row.name, runId: row.runId, classes: row.classes, patches: row.patches };
+      return {
+        id: row.id,
+        name: row.name,
+        runId: row.runId,
+        classes: row.classes,
+        patches: row.patches,
+        warnings: row.warnings,
+      };
     },
     'segment.clusterBank': async (a) => {
       const row = await createClusterBank(open().project, engine.knn, {
@@ -178,12 +186,14 @@ export function createHandlers(engine: Engine): Handlers {
           ...(a.truth ? { truth: a.truth.map((t) => ({ ...t, mask: path.resolve(t.mask) })) } : {}),
         }),
       ),
-    'segment.apply': ({ truthMask, ...a }) =>
+    'segment.apply': ({ truthMask, truthEncoding, truthPalette, ...a }) =>
       segmentFrame(open().project, engine.knn, {
         ...a,
         extractors: engine.extractors,
-        ...(truthMask ? { truthMask: { path: path.resolve(truthMask), encoding: { kind: 'gray' } } } : {}),
-      }).then(({ mask: _mask, ...r }) => r),
+        ...(truthMask
+          ? { truthMask: { path: path.resolve(truthMask), encoding: maskEncoding(truthEncoding, truthPalette) } }
+          : {}),
+      }).then(({ mask: _mask, scores: _scores, grid: _grid, ...r }) => r),
     'features.fungi': (a) => jobInfo(open().runner.enqueue('features.fungi', a)),
     'fungi.runs': () => {
       const { project } = open();
@@ -303,6 +313,11 @@ export function createHandlers(engine: Engine): Handlers {
     'ingest.hashFolder': (a) =>
       jobInfo(open().runner.enqueue('ingest.hashFolder', { ...a, root: path.resolve(a.root) })),
   };
+}
+
+/** A mask's encoding from a command's arguments: a palette when given, else the chosen kind (auto by default). */
+function maskEncoding(kind: 'auto' | 'ids' | 'binary' | undefined, palette?: [number, number, number][]): MaskEncoding {
+  return palette ? { kind: 'palette', colours: palette } : { kind: kind ?? 'auto' };
 }
 
 export function createEngineDispatcher(engine: Engine): Dispatcher {

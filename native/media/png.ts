@@ -10,13 +10,17 @@ function chunk(type: string, data: Buffer): Buffer {
   return Buffer.concat([len, td, crc]);
 }
 
-/** Encodes 8-bit pixels: 1 channel (gray), 3 (RGB) or 4 (RGBA). */
+/**
+ * Encodes 8-bit pixels: 1 channel (gray), 3 (RGB) or 4 (RGBA). With `palette` (1 channel only) the pixels are
+ * indices into it: an indexed-colour PNG (as VOC/DAVIS label masks are stored).
+ */
 export function encodePng(
   pixels: Uint8Array,
   width: number,
   height: number,
   level = 6,
   channels: 1 | 3 | 4 = 3,
+  palette?: readonly (readonly [number, number, number])[],
 ): Buffer {
   const rgb = pixels;
   const stride = width * channels;
@@ -29,10 +33,11 @@ export function encodePng(
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
   ihdr[8] = 8; // bit depth
-  ihdr[9] = channels === 1 ? 0 : channels === 3 ? 2 : 6; // gray, RGB, RGBA
+  ihdr[9] = palette ? 3 : channels === 1 ? 0 : channels === 3 ? 2 : 6; // indexed, gray, RGB, RGBA
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     chunk('IHDR', ihdr),
+    ...(palette ? [chunk('PLTE', Buffer.from(palette.flatMap((c) => [...c])))] : []),
     chunk('IDAT', zlib.deflateSync(raw, { level })),
     chunk('IEND', Buffer.alloc(0)),
   ]);

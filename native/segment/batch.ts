@@ -16,7 +16,7 @@ import { encodePng } from '../media/png.js';
 import { prepareFolderDestination } from '../store/destination.js';
 import type { MediaRow } from '../store/media-repo.js';
 import { CocoWriter } from './export.js';
-import { IoUMeter } from './labels.js';
+import { IoUMeter, upsampleArgmax } from './labels.js';
 import { readMask } from './masks.js';
 import { segmentFrame } from './service.js';
 
@@ -101,8 +101,10 @@ export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> =
         const src = a.resolution === 'source' ? sourceSize(m) : { width: w, height: h };
         const file = path.join(out, 'masks', `${m.id}-${frameFileStem(i)}.png`);
         let mask: Uint8Array;
+        let written: Uint8Array;
         if (fs.existsSync(file) && src.width === w && src.height === h) {
-          mask = await readMask(file, w, h, { kind: 'gray' }, 256);
+          mask = (await readMask(file, w, h, { kind: 'ids' }, 256)).labels;
+          written = mask;
         } else {
           const r = await segmentFrame(project, knn, {
             extractors,
@@ -113,14 +115,20 @@ export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> =
             temperature: a.temperature,
           });
           mask = r.mask as Uint8Array;
-          const written = resizeLabels(mask, w, h, src.width, src.height);
+          // At the source's resolution the patch scores are upsampled again (bilinear, as at the frame's): finer
+          // boundaries than scaling the frame-size mask.
+          written =
+            r.scores && r.grid && (src.width !== w || src.height !== h)
+              ? upsampleArgmax(r.scores, r.grid, C, src.width, src.height)
+              : mask;
           fs.writeFileSync(`${file}.tmp`, encodePng(written, src.width, src.height, 6, 1));
           fs.renameSync(`${file}.tmp`, file);
         }
         const truthFile = truthOf.get(`${m.id}:${i}`);
         if (truthFile) {
           // The Segment view's score: the frame-size prediction against the truth read at the frame size.
-          const truth = await readMask(truthFile, w, h, { kind: 'gray' }, C);
+          const read = await readMask(truthFile, w, h, { kind: 'auto' }, C, bank.classes);
+          const truth = read.labels;
           const one = new IoUMeter(C);
           one.add(mask, truth);
           total.add(mask, truth);
@@ -129,7 +137,13 @@ export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> =
             scores.push({
               key,
               status: 'ok',
-              result: { mediaId: m.id, frameIdx: i, mean: one.mean(), perClass: one.perClass() },
+              result: {
+                mediaId: m.id,
+                frameIdx: i,
+                mean: one.mean(),
+                perClass: one.perClass(),
+                ...(read.warnings.length ? { warnings: read.warnings } : {}),
+              },
             });
         }
         coco.add(
@@ -140,7 +154,7 @@ export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> =
             media_id: m.id,
             frame_index: i,
           },
-          resizeLabels(mask, w, h, src.width, src.height),
+          written,
         );
         done++;
         ctx.progress(done, todo.length);

@@ -106,7 +106,7 @@ export async function createBank(
     extractors: ExtractorCache;
     seed?: number;
   },
-): Promise<BankRow> {
+): Promise<BankRow & { warnings: string[] }> {
   const run = project.features.run(o.runId);
   if (!run) throw new FlaneurError('NOT_FOUND', `No feature run ${o.runId}.`, { field: 'runId' });
   if (o.classes.length < 2 || o.classes.length > 254)
@@ -116,10 +116,13 @@ export async function createBank(
   const epochs = o.epochs ?? 1;
   const items: { mediaId: number; frameIdx: number; vectors: Float32Array; labels: Float32Array }[] = [];
   const store = new FrameStore(project.cacheDir);
+  const warnings: string[] = [];
   const extractor = epochs > 1 ? await o.extractors.get(project, run.modelId, run.inputSize, runPolicy(run)) : null;
   for (const ex of o.examples) {
     const { width, height } = frameOf(project, ex.mediaId, ex.frameIdx);
-    const mask = await readMask(ex.mask, width, height, ex.encoding, C);
+    const read = await readMask(ex.mask, width, height, ex.encoding, C, o.classes);
+    warnings.push(...read.warnings);
+    const mask = read.labels;
     const { vectors, grid } = await framePatches(project, run.id, ex.mediaId, ex.frameIdx, o.extractors);
     items.push({
       mediaId: ex.mediaId,
@@ -185,7 +188,7 @@ export async function createBank(
       labels: lab,
     });
   }
-  return project.features.bank(bank.id) as BankRow;
+  return { ...(project.features.bank(bank.id) as BankRow), warnings };
 }
 
 export function loadBank(project: Project, bankId: number): { row: BankRow; bank: LabelledBank } {
@@ -219,8 +222,13 @@ export interface SegmentResult {
   /** Class ids as a grayscale PNG in the project cache (for export). */
   labelFile: string;
   iou: { mean: number; perClass: (number | null)[] } | null;
+  /** About the truth mask: how its values were read when they do not match the bank's classes. */
+  warnings: string[];
   /** Class id per pixel (not sent to the UI). */
   mask?: Uint8Array;
+  /** Class scores per patch on the frame's grid (not sent to the UI): masks at other resolutions come from them. */
+  scores?: Float32Array;
+  grid?: PatchGrid;
 }
 
 export async function segmentFrame(
@@ -241,7 +249,7 @@ export async function segmentFrame(
   if (!run) throw new FlaneurError('NOT_FOUND', 'The bank has no feature run.');
   const { width, height } = frameOf(project, o.mediaId, o.frameIdx);
   const { vectors: queries, grid } = await framePatches(project, run.id, o.mediaId, o.frameIdx, o.extractors);
-  const { mask } = await segmentPatches(knn, bank, queries, grid, width, height, {
+  const { mask, scores } = await segmentPatches(knn, bank, queries, grid, width, height, {
     k: o.k ?? HUMMINGBIRD_DEFAULTS.k,
     temperature: o.temperature ?? HUMMINGBIRD_DEFAULTS.temperature,
   });
@@ -261,9 +269,12 @@ export async function segmentFrame(
   fs.writeFileSync(path.join(dir, `${base}.overlay.png`), encodePng(rgba, width, height, 6, 4));
   fs.writeFileSync(path.join(dir, `${base}.labels.png`), encodePng(mask, width, height, 6, 1));
   let iou: SegmentResult['iou'] = null;
+  const warnings: string[] = [];
   if (o.truthMask) {
     const meter = new IoUMeter(C);
-    meter.add(mask, await readMask(o.truthMask.path, width, height, o.truthMask.encoding, C));
+    const truth = await readMask(o.truthMask.path, width, height, o.truthMask.encoding, C, row.classes);
+    warnings.push(...truth.warnings);
+    meter.add(mask, truth.labels);
     iou = { mean: meter.mean(), perClass: meter.perClass() };
   }
   return {
@@ -278,7 +289,10 @@ export async function segmentFrame(
     overlay: `/media/segment/${o.bankId}/${o.mediaId}/${o.frameIdx}.png`,
     labelFile: path.join(dir, `${base}.labels.png`),
     iou,
+    warnings,
     mask,
+    scores,
+    grid,
   };
 }
 

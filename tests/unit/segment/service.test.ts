@@ -59,7 +59,7 @@ describe('segmentation and retrieval', () => {
     const r = await call('segment.apply', { bankId: bank.id, mediaId, frameIdx: 8, truthMask: mask(8) });
     expect(r).toMatchObject({ width: 320, height: 240, classes: ['background', 'disc', 'box', 'kite'] });
     // Against the majority-class prediction on the same frame (what a bank-free guess scores).
-    const truth = await readMask(mask(8), 320, 240, { kind: 'gray' }, 4);
+    const { labels: truth } = await readMask(mask(8), 320, 240, { kind: 'ids' }, 4);
     const majority = new IoUMeter(4);
     majority.add(new Uint8Array(320 * 240), truth);
     expect(r.iou?.mean).toBeGreaterThan(majority.mean() + 0.05);

@@ -1,7 +1,7 @@
 import { type ReactNode, useCallback, useEffect, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { useApp } from '../../state/app-state';
-import { useFirstChoice } from '../segment/useCatalog';
+import { InputSizePicker, SquareRunNotice, useFirstChoice } from '../segment/useCatalog';
 
 type FeatureRun = CommandResult<'features.runs'>[number];
 type FungiRun = CommandResult<'fungi.runs'>[number];
@@ -66,11 +66,13 @@ export function FeatureSourcePicker(props: {
         >
           {props.runs.map((r) => (
             <option key={r.id} value={r.id}>
-              Run #{r.id} ({r.modelName}, {r.inputSize} px, {r.frames} frames)
+              Run #{r.id} ({r.modelName}, {r.inputSize} px{r.resize === 'square' ? ', square' : ''}, {r.frames} frames)
             </option>
           ))}
         </select>
+        {current && <SquareRunNotice run={current} />}
       </div>
+      {current && <ExtractAtSize idPrefix={props.idPrefix} run={current} />}
       <fieldset className="field radio-row" aria-label="Vectors">
         <legend>Vectors</legend>
         {(['embedding', 'fungi'] as const).map((k) => (
@@ -102,6 +104,28 @@ export function FeatureSourcePicker(props: {
           </button>
         )}
       </div>
+    </div>
+  );
+}
+
+/** Features of the same model at another input size (shorter side): a new run, chosen once it exists. */
+function ExtractAtSize({ idPrefix, run: current }: { idPrefix: string; run: FeatureRun }) {
+  const { client, run } = useApp();
+  const [size, setSize] = useState(current.inputSize);
+  return (
+    <div className="field-row">
+      <InputSizePicker id={`${idPrefix}-size`} value={size} onChange={setSize} />
+      <button
+        type="button"
+        disabled={size === current.inputSize && current.resize === 'aspect'}
+        onClick={() =>
+          void run('Could not start feature extraction', () =>
+            client.call('features.extract', { modelId: current.modelId, size }),
+          )
+        }
+      >
+        Extract at {size} px
+      </button>
     </div>
   );
 }

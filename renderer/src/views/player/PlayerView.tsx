@@ -3,7 +3,7 @@ import type { CommandResult, MediaInfo, ModelInfo } from '../../../../native/api
 import { formatDuration, formatTimestamp } from '../../shell/format';
 import { useApp } from '../../state/app-state';
 import { downloadCsv } from '../count/CountCharts';
-import { ModelPicker } from '../segment/useCatalog';
+import { InputSizePicker, ModelPicker } from '../segment/useCatalog';
 import { TrackOverlay } from './TrackOverlay';
 
 /**
@@ -23,6 +23,7 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
   const [exported, setExported] = useState<string | null>(null);
   const [models, setModels] = useState<ModelInfo[]>([]);
   const [modelId, setModelId] = useState<number | null>(null);
+  const [trackSize, setTrackSize] = useState(224);
   const finished = jobs.filter((j) => j.kind === 'track.dora' && j.state === 'done').length;
   // biome-ignore lint/correctness/useExhaustiveDependencies: reload when a tracking job finishes
   useEffect(() => {
@@ -207,11 +208,17 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
               <option value="">None</option>
               {runs.map((r) => (
                 <option key={r.id} value={r.id}>
-                  Run #{r.id}: {r.objects} objects, {r.frames} frames
+                  Run #{r.id}: {r.objects} objects, {r.frames} frames, {r.grid.gridH}×{r.grid.gridW} patches
                 </option>
               ))}
             </select>
           </div>
+          <InputSizePicker
+            id="track-size"
+            value={trackSize}
+            onChange={setTrackSize}
+            frameShort={media ? Math.min(media.frameWidth ?? 0, media.frameHeight ?? 0) || null : null}
+          />
         </div>
         <div className="row-actions">
           <button
@@ -219,7 +226,7 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
             disabled={!modelId}
             onClick={() =>
               void run('Could not start tracking', () =>
-                client.call('track.start', { modelId: modelId as number, mediaId }),
+                client.call('track.start', { modelId: modelId as number, mediaId, size: trackSize }),
               )
             }
           >

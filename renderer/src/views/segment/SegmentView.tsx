@@ -2,7 +2,15 @@ import { type FormEvent, useEffect, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { useApp } from '../../state/app-state';
 import { classColour, MaskPainter } from './MaskPainter';
-import { type Catalog, FramePicker, ModelPicker, useCatalog, useFirstChoice } from './useCatalog';
+import {
+  type Catalog,
+  FramePicker,
+  InputSizePicker,
+  ModelPicker,
+  SquareRunNotice,
+  useCatalog,
+  useFirstChoice,
+} from './useCatalog';
 
 function toBase64(bytes: Uint8Array): string {
   let s = '';
@@ -12,17 +20,48 @@ function toBase64(bytes: Uint8Array): string {
 
 type SegmentResult = CommandResult<'segment.apply'>;
 
+type MaskValues = 'auto' | 'ids' | 'binary';
+
 interface ExampleRow {
   mediaId: number | null;
   frameIdx: number;
   mask: string;
+  encoding: MaskValues;
+}
+
+/** How a mask's values are read (the engine recognises the usual encodings and warns when they do not fit). */
+function MaskValuesPicker(props: { id: string; value: MaskValues; onChange(v: MaskValues): void }) {
+  return (
+    <div className="field">
+      <label htmlFor={props.id}>Mask values</label>
+      <select id={props.id} value={props.value} onChange={(e) => props.onChange(e.target.value as MaskValues)}>
+        <option value="auto">Recognise (ids, 0/255, palette, colours)</option>
+        <option value="ids">Class ids (255 = ignore)</option>
+        <option value="binary">Binary (dark = first class, bright = second)</option>
+      </select>
+    </div>
+  );
+}
+
+/** Warnings about how masks were read, e.g. "this mask has only values 0 and 255 …". */
+function MaskWarnings({ warnings, id }: { warnings: string[]; id: string }) {
+  if (warnings.length === 0) return null;
+  return (
+    <ul className="warnings" data-testid={id} role="status">
+      {warnings.map((w) => (
+        <li key={w}>{w}</li>
+      ))}
+    </ul>
+  );
 }
 
 function ExtractFeatures({ catalog }: { catalog: Catalog }) {
   const { client, run } = useApp();
   const { models, runs } = catalog;
+  const { media } = catalog;
   const [modelId, setModelId] = useFirstChoice(models);
   const [size, setSize] = useState(224);
+  const frameShort = Math.min(...media.map((m) => Math.min(m.frameWidth ?? 1e9, m.frameHeight ?? 1e9)));
   const submit = (e: FormEvent) => {
     e.preventDefault();
     if (modelId)
@@ -36,17 +75,12 @@ function ExtractFeatures({ catalog }: { catalog: Catalog }) {
       ) : (
         <div className="field-row">
           <ModelPicker id="features-model" models={models} value={modelId} onChange={setModelId} />
-          <div className="field">
-            <label htmlFor="features-size">Input size (px)</label>
-            <input
-              id="features-size"
-              type="number"
-              min={16}
-              step={2}
-              value={size}
-              onChange={(e) => setSize(Number(e.target.value))}
-            />
-          </div>
+          <InputSizePicker
+            id="features-size"
+            value={size}
+            onChange={setSize}
+            frameShort={Number.isFinite(frameShort) ? frameShort : null}
+          />
         </div>
       )}
       <button type="submit" disabled={!modelId}>
@@ -56,7 +90,12 @@ function ExtractFeatures({ catalog }: { catalog: Catalog }) {
         <ul className="plain">
           {runs.map((r) => (
             <li key={r.id} data-testid={`run-${r.id}`}>
-              Run #{r.id}: {r.modelName}, {r.inputSize} px ({r.grid}×{r.grid} patches, dim {r.dim}) — {r.frames} frames
+              Run #{r.id}: {r.modelName}, {r.inputSize} px{' '}
+              {r.resize === 'square'
+                ? `(squashed to ${r.grid}×${r.grid} patches, dim ${r.dim})`
+                : `(aspect ratio kept, ${r.grid} patches on the shorter side, dim ${r.dim})`}{' '}
+              — {r.frames} frames
+              <SquareRunNotice run={r} />
             </li>
           ))}
         </ul>
@@ -71,7 +110,8 @@ function BuildBank({ catalog }: { catalog: Catalog }) {
   const [runId, setRunId] = useState<number | null>(null);
   const [name, setName] = useState('examples');
   const [classes, setClasses] = useState('background, object');
-  const [rows, setRows] = useState<ExampleRow[]>([{ mediaId: null, frameIdx: 0, mask: '' }]);
+  const [rows, setRows] = useState<ExampleRow[]>([{ mediaId: null, frameIdx: 0, mask: '', encoding: 'auto' }]);
+  const [warnings, setWarnings] = useState<string[]>([]);
   const [painting, setPainting] = useState<number | null>(null);
   const [epochs, setEpochs] = useState(1);
   const [memory, setMemory] = useState('');
@@ -88,7 +128,8 @@ function BuildBank({ catalog }: { catalog: Catalog }) {
     e.preventDefault();
     if (!runId) return;
     void run('Could not build the memory bank', async () => {
-      await client.call('segment.createBank', {
+      setWarnings([]);
+      const bank = await client.call('segment.createBank', {
         runId,
         name,
         classes: classList,
@@ -96,8 +137,9 @@ function BuildBank({ catalog }: { catalog: Catalog }) {
         ...(memory ? { memorySize: Number(memory) } : {}),
         examples: rows
           .filter((r) => r.mediaId && r.mask)
-          .map((r) => ({ mediaId: r.mediaId as number, frameIdx: r.frameIdx, mask: r.mask })),
+          .map((r) => ({ mediaId: r.mediaId as number, frameIdx: r.frameIdx, mask: r.mask, encoding: r.encoding })),
       });
+      setWarnings(bank.warnings);
       await catalog.reload();
     });
   };
@@ -105,7 +147,8 @@ function BuildBank({ catalog }: { catalog: Catalog }) {
     <form className="card" onSubmit={submit} aria-labelledby="bank-title">
       <h2 id="bank-title">2. Memory bank from examples</h2>
       <p className="muted">
-        Frames with their masks: a PNG whose gray value is the class number (0 = the first class).
+        Frames with their masks: class ids (gray value = class number, 0 = the first class), binary masks (0/255 or
+        0/1), palette PNGs (index = class) or colour masks; JPEG noise is tolerated.
       </p>
       <div className="field-row">
         <div className="field">
@@ -176,6 +219,7 @@ function BuildBank({ catalog }: { catalog: Catalog }) {
               </button>
             </div>
           </div>
+          <MaskValuesPicker id={`ex${i}-values`} value={r.encoding} onChange={(encoding) => update(i, { encoding })} />
           {painting === i &&
             (() => {
               const m = media.find((x) => x.id === r.mediaId);
@@ -206,7 +250,12 @@ function BuildBank({ catalog }: { catalog: Catalog }) {
       <div className="row-actions">
         <button
           type="button"
-          onClick={() => setRows((r) => [...r, { mediaId: r[r.length - 1]?.mediaId ?? null, frameIdx: 0, mask: '' }])}
+          onClick={() =>
+            setRows((r) => [
+              ...r,
+              { mediaId: r[r.length - 1]?.mediaId ?? null, frameIdx: 0, mask: '', encoding: 'auto' },
+            ])
+          }
         >
           Add an example
         </button>
@@ -214,6 +263,7 @@ function BuildBank({ catalog }: { catalog: Catalog }) {
           Build bank
         </button>
       </div>
+      <MaskWarnings warnings={warnings} id="bank-warnings" />
       <ClusterBank catalog={catalog} />
       {banks.length > 0 && (
         <ul className="plain">
@@ -235,6 +285,7 @@ function SegmentFrame({ catalog }: { catalog: Catalog }) {
   const [mediaId, setMediaId] = useState<number | null>(null);
   const [frameIdx, setFrameIdx] = useState(0);
   const [truth, setTruth] = useState('');
+  const [truthValues, setTruthValues] = useState<MaskValues>('auto');
   const [opacity, setOpacity] = useState(0.6);
   const [result, setResult] = useState<SegmentResult | null>(null);
   const [stamp, setStamp] = useState(0);
@@ -245,7 +296,12 @@ function SegmentFrame({ catalog }: { catalog: Catalog }) {
     e.preventDefault();
     if (!bankId || !mediaId) return;
     const r = await run('Could not segment the frame', () =>
-      client.call('segment.apply', { bankId, mediaId, frameIdx, ...(truth ? { truthMask: truth } : {}) }),
+      client.call('segment.apply', {
+        bankId,
+        mediaId,
+        frameIdx,
+        ...(truth ? { truthMask: truth, truthEncoding: truthValues } : {}),
+      }),
     );
     if (r) {
       setResult(r);
@@ -285,9 +341,11 @@ function SegmentFrame({ catalog }: { catalog: Catalog }) {
           placeholder="/path/to/mask.png"
         />
       </div>
+      {truth && <MaskValuesPicker id="apply-truth-values" value={truthValues} onChange={setTruthValues} />}
       <button type="submit" className="primary" disabled={!bankId || !mediaId}>
         Segment
       </button>
+      {result && <MaskWarnings warnings={result.warnings} id="segment-warnings" />}
       {result && (
         <div className="segment-result" data-testid="segment-result">
           <div className="stage small" style={{ aspectRatio: `${result.width} / ${result.height}` }}>

@@ -64,6 +64,31 @@ export function ModelPicker(props: {
   );
 }
 
+/**
+ * Says that a run was made with frames squashed to a square (before aspect-preserving features) and offers to
+ * compute it again with the frame's aspect ratio kept (same model and input size).
+ */
+export function SquareRunNotice({ run: r }: { run: FeatureRun }) {
+  const { client, run } = useApp();
+  if (r.resize !== 'square') return null;
+  return (
+    <span className="run-warning" data-testid={`square-run-${r.id}`}>
+      {' '}
+      Made with frames squashed to a square: objects are distorted and wide frames lose patches.{' '}
+      <button
+        type="button"
+        onClick={() =>
+          void run('Could not start feature extraction', () =>
+            client.call('features.extract', { modelId: r.modelId, size: r.inputSize, resize: 'aspect' }),
+          )
+        }
+      >
+        Recompute at the frames' aspect ratio
+      </button>
+    </span>
+  );
+}
+
 /** Input sizes offered in the views: the model input's shorter side (the frame's aspect ratio is kept). */
 export const INPUT_SIZES = [224, 336, 448, 672, 896] as const;
 
