@@ -49,18 +49,6 @@ export function sourceSize(m: MediaRow): { width: number; height: number } {
   return swap ? { width: p.height, height: p.width } : { width: p.width, height: p.height };
 }
 
-/** Class ids scaled by nearest neighbour, sampling at pixel centres (a scale back to the first size is exact). */
-export function resizeLabels(mask: Uint8Array, w: number, h: number, W: number, H: number): Uint8Array {
-  if (w === W && h === H) return mask;
-  const out = new Uint8Array(W * H);
-  const xs = Int32Array.from({ length: W }, (_, x) => Math.min(w - 1, Math.floor(((x + 0.5) * w) / W)));
-  for (let y = 0; y < H; y++) {
-    const sy = Math.min(h - 1, Math.floor(((y + 0.5) * h) / H));
-    for (let x = 0; x < W; x++) out[y * W + x] = mask[sy * w + (xs[x] as number)] as number;
-  }
-  return out;
-}
-
 export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> = {
   kind: 'segment.batch',
   args: SegmentBatchArgs,

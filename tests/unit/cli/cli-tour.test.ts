@@ -180,17 +180,22 @@ describe('the CLI on the synthetic tour, against the views’ engine commands', 
         });
         expect(f.mean).toBe(shown.iou?.mean);
         expect(f.perClass).toEqual(shown.iou?.perClass);
-        const pred = await readMask(shown.labelFile, 320, 240, { kind: 'gray' }, 256);
-        total.add(pred, await readMask(path.join(truth, `tour.mp4@${f.frame}.png`), 320, 240, { kind: 'gray' }, 4));
+        const pred = (await readMask(shown.labelFile, 320, 240, { kind: 'ids' }, 256)).labels;
+        total.add(
+          pred,
+          (await readMask(path.join(truth, `tour.mp4@${f.frame}.png`), 320, 240, { kind: 'ids' }, 4)).labels,
+        );
         // The exported mask is the view's mask.
         expect(
-          await readMask(
-            path.join(out, 'masks', `${mediaId}-${String(f.frame).padStart(6, '0')}.png`),
-            320,
-            240,
-            { kind: 'gray' },
-            256,
-          ),
+          (
+            await readMask(
+              path.join(out, 'masks', `${mediaId}-${String(f.frame).padStart(6, '0')}.png`),
+              320,
+              240,
+              { kind: 'ids' },
+              256,
+            )
+          ).labels,
         ).toEqual(pred);
       }
     });

@@ -88,7 +88,7 @@ describe('a 16:9 frame through every consumer, its aspect ratio kept', () => {
     expect(r.pixels.reduce((a, b) => a + b, 0)).toBe(240 * 135);
     expect(r.iou?.mean).toBeGreaterThan(0);
     const out = path.join(work, 'seg');
-    const job = await call('segment.batch', { bankId: bank.id, outDir: out });
+    const job = await call('segment.batch', { bankId: bank.id, outDir: out, resolution: 'source' });
     await idle();
     expect((await call('jobs.get', { id: job.id })).state).toBe('done');
     const masks = fs.readdirSync(path.join(out, 'masks'));
