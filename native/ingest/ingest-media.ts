@@ -13,7 +13,14 @@ import type { ItemResult, JobContext, JobHandler } from '../jobs/types.js';
 import { type DecodeStats, decodeStill, decodeVideo } from '../media/decode.js';
 import { orientationFilters, readOrientation, swapsAxes } from '../media/exif.js';
 import { FrameStore } from '../media/frame-store.js';
-import { IMAGE_EXTENSIONS, MediaError, type ProbeResult, probeMedia, VIDEO_EXTENSIONS } from '../media/probe.js';
+import {
+  IMAGE_EXTENSIONS,
+  MediaError,
+  MediaToolError,
+  type ProbeResult,
+  probeMedia,
+  VIDEO_EXTENSIONS,
+} from '../media/probe.js';
 import type { MediaKind, MediaRow } from '../store/media-repo.js';
 import { contentHash } from './content-hash.js';
 import { errnoReason, walkFiles } from './walk.js';
@@ -35,12 +42,21 @@ interface IngestCheckpoint {
 const COMMIT_FRAMES = 16;
 const COMMIT_MS = 250;
 
+/** The longest frame side, as a multiple of the chosen size (a 1×20000 image asked ffmpeg for 224×4,480,000). */
+export const MAX_LONG_SIDE_RATIO = 16;
+
 export function frameGeometry(width: number, height: number, fs_: FrameSize): { width: number; height: number } {
   if (fs_.mode === 'square') return { width: fs_.size, height: fs_.size };
   const even = (x: number) => Math.max(2, 2 * Math.round(x / 2));
-  return width <= height
-    ? { width: fs_.size, height: even((height * fs_.size) / width) }
-    : { width: even((width * fs_.size) / height), height: fs_.size };
+  const short = Math.min(width, height);
+  const long = Math.max(width, height);
+  // The shorter side gets the chosen size unless that makes the longer one too long: then the longer side is capped
+  // and the shorter one follows the aspect ratio (at least 2 pixels).
+  const maxLong = fs_.size * MAX_LONG_SIDE_RATIO;
+  const scale = Math.min(fs_.size / short, maxLong / long);
+  const a = even(short * scale);
+  const b = Math.min(even(long * scale), even(maxLong));
+  return width <= height ? { width: a, height: b } : { width: b, height: a };
 }
 
 function sameJson(a: unknown, b: unknown): boolean {
@@ -175,6 +191,7 @@ async function ingestOne(
   try {
     probe = await probeMedia(f.abs);
   } catch (err) {
+    if (err instanceof MediaToolError) throw err; // the job stops with one clear reason; every file is left pending
     return failed(row.id, problemOf(err));
   }
 
@@ -241,8 +258,9 @@ async function ingestOne(
         if (pending.length >= COMMIT_FRAMES || performance.now() - lastCommit >= COMMIT_MS) flush();
       }
     } catch (err) {
-      // A full disk is not a damaged video: the job stops (DISK_FULL) and resumes here once there is space.
-      if (isDiskFull(err)) throw err;
+      // A full disk is not a damaged video: the job stops (DISK_FULL) and resumes here once there is space; nor is
+      // an ffmpeg that cannot start (one reason for the job).
+      if (isDiskFull(err) || err instanceof MediaToolError) throw err;
       failure = err;
     } finally {
       flush();
@@ -287,7 +305,8 @@ async function ingestOne(
     };
   } catch (err) {
     // This file could not be read after all: recorded, and the rest of the batch goes on.
-    if (!isDiskFull(err) && !ctx.signal.aborted) return failed(row.id, problemOf(err));
+    if (!isDiskFull(err) && !(err instanceof MediaToolError) && !ctx.signal.aborted)
+      return failed(row.id, problemOf(err));
     // Stopped part-way (disk full, cancelled, engine stopping): the item says why and waits for the job's resume,
     // its committed frames kept.
     const frames = media.get(row.id)?.frameCount ?? 0;

@@ -33,6 +33,27 @@ export function errnoReason(err: unknown): { code: string; reason: string } {
   }
 }
 
+/**
+ * Why an entry could not be read, naming the real cause when its name is not valid UTF-8: such a name reaches
+ * JavaScript with U+FFFD in place of the bad bytes, so opening it by that name fails as if it did not exist.
+ */
+function entryReason(name: string, err: unknown): { code: string; reason: string } {
+  if ((err as NodeJS.ErrnoException).code === 'ENOENT' && name.includes('\uFFFD')) {
+    return {
+      code: 'BAD_NAME',
+      reason: 'its name is not valid UTF-8 text, so it cannot be opened by name; rename it, then add it again',
+    };
+  }
+  return errnoReason(err);
+}
+
+function notAFile(d: fs.Dirent): string {
+  if (d.isFIFO()) return 'is a named pipe (FIFO), not a file';
+  if (d.isSocket()) return 'is a socket, not a file';
+  if (d.isCharacterDevice() || d.isBlockDevice()) return 'is a device, not a file';
+  return 'is not a regular file';
+}
+
 function isInside(root: string, p: string): boolean {
   const rel = path.relative(root, p);
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
@@ -52,7 +73,7 @@ export async function* walkFiles(root: string, options: WalkOptions = {}): Async
     try {
       names = await fs.promises.readdir(dir, { withFileTypes: true });
     } catch (err) {
-      yield { kind: 'refused', abs: dir, rel: path.relative(root, dir) || '.', ...errnoReason(err) };
+      yield { kind: 'refused', abs: dir, rel: path.relative(root, dir) || '.', ...entryReason(dir, err) };
       continue;
     }
     names.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -69,7 +90,7 @@ export async function* walkFiles(root: string, options: WalkOptions = {}): Async
           real = await fs.promises.realpath(abs);
           st = await fs.promises.stat(real);
         } catch (err) {
-          yield { kind: 'refused', abs, rel, ...errnoReason(err) };
+          yield { kind: 'refused', abs, rel, ...entryReason(d.name, err) };
           continue;
         }
         if (!isInside(realRoot, real)) {
@@ -94,13 +115,17 @@ export async function* walkFiles(root: string, options: WalkOptions = {}): Async
         if (recursive) subdirs.push(abs);
         continue;
       }
-      if (!isFile) continue; // sockets, fifos, devices: not files anyone means to add
       if (exts && !exts.has(path.extname(d.name).slice(1).toLowerCase())) continue;
+      if (!isFile) {
+        // A named pipe or device with a media name: reported, never opened (reading a FIFO would block).
+        yield { kind: 'refused', abs, rel, code: 'NOT_A_FILE', reason: notAFile(d) };
+        continue;
+      }
       try {
         const st = await fs.promises.stat(abs);
         yield { kind: 'file', abs, rel, size: st.size, mtimeMs: st.mtimeMs };
       } catch (err) {
-        yield { kind: 'refused', abs, rel, ...errnoReason(err) };
+        yield { kind: 'refused', abs, rel, ...entryReason(d.name, err) };
       }
     }
     // Depth-first in name order: push in reverse so the first name is walked first.

@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { findBinaries } from './ffmpeg.js';
-import { classifyFfmpegError, MediaError } from './probe.js';
+import { classifyFfmpegError, MediaError, MediaToolError } from './probe.js';
 
 export type Sampling =
   | { policy: 'fps'; fps: number }
@@ -122,7 +122,15 @@ export async function* decodeVideo(
       }
     }
   });
-  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  // A spawn failure ('error', e.g. ffmpeg not executable) must not be an unhandled event: it ends the engine.
+  let spawnError: unknown = null;
+  child.once('error', (err) => {
+    spawnError = err;
+  });
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('close', (code) => resolve(code));
+    child.once('error', () => resolve(null));
+  });
   const stderrDone = new Promise<void>((resolve) => child.stderr.once('end', () => resolve()));
 
   const frameBytes = o.width * o.height * 3;
@@ -159,6 +167,7 @@ export async function* decodeVideo(
     }
     const code = await exited;
     if (o.signal?.aborted) return;
+    if (spawnError) throw new MediaToolError('ffmpeg', ffmpeg.path, spawnError);
     if (code !== 0) {
       const { problem, reason } = classifyFfmpegError(stderrTail);
       throw new MediaError(problem, `${reason}`, stderrTail.trim());

@@ -31,7 +31,17 @@ export const VIDEO_EXTENSIONS = [
 ] as const;
 
 /** Why a file could not be ingested; stable codes the UI groups by. */
-export type MediaProblem = 'ZERO_LENGTH' | 'NOT_MEDIA' | 'CORRUPT' | 'UNSUPPORTED_CODEC' | 'PERMISSION' | 'NOT_FOUND';
+export type MediaProblem =
+  | 'ZERO_LENGTH'
+  | 'NOT_MEDIA'
+  | 'CORRUPT'
+  | 'UNSUPPORTED_CODEC'
+  | 'PERMISSION'
+  | 'NOT_FOUND'
+  | 'TOO_LARGE';
+
+/** ffmpeg refuses pictures of more than 2^28 pixels (av_image_check_size2: (w + 128) * (h + 128) < INT_MAX / 8). */
+export const MAX_PICTURE_PIXELS = 2 ** 28;
 
 export class MediaError extends FlaneurError {
   constructor(
@@ -41,6 +51,35 @@ export class MediaError extends FlaneurError {
   ) {
     super('UNREADABLE_MEDIA', message, details ? { details } : {});
   }
+}
+
+/**
+ * ffprobe or ffmpeg itself cannot be started (not executable, missing, wrong architecture): one error for the whole
+ * job, not a CORRUPT reason on every file.
+ */
+export class MediaToolError extends FlaneurError {
+  constructor(tool: 'ffprobe' | 'ffmpeg', binary: string, err: unknown) {
+    const e = err as NodeJS.ErrnoException;
+    const why =
+      e.code === 'EACCES'
+        ? 'permission denied (the file is not executable)'
+        : e.code === 'ENOENT'
+          ? 'the file does not exist'
+          : e.code === 'ENOEXEC'
+            ? 'it is not a program this system can run'
+            : (e.message ?? String(err));
+    super(
+      'IO_ERROR',
+      `${tool} cannot run: ${binary}: ${why}. Flaneur needs it to read media: reinstall the app's media tools (npm ci), or set ${tool === 'ffprobe' ? 'FFPROBE_PATH' : 'FFMPEG_PATH'} to a working ${tool}, then resume the job.`,
+      { details: e.message, cause: err },
+    );
+  }
+}
+
+/** An error from starting a child process (spawn), as opposed to the program's own failure. */
+export function isSpawnFailure(err: unknown): boolean {
+  const e = err as { code?: unknown; syscall?: unknown } | null;
+  return typeof e?.code === 'string' && typeof e.syscall === 'string' && e.syscall.startsWith('spawn');
 }
 
 export interface ProbeResult {
@@ -139,11 +178,15 @@ export async function probeMedia(file: string): Promise<ProbeResult> {
   if (st.size === 0) throw new MediaError('ZERO_LENGTH', `${path.basename(file)} is empty (0 bytes)`);
   const { ffprobe } = findBinaries();
   let out: string;
+  let warnings = '';
   try {
-    ({ stdout: out } = await run(ffprobe.path, ['-v', 'error', '-show_streams', '-show_format', '-of', 'json', file], {
-      maxBuffer: 16 << 20,
-    }));
+    ({ stdout: out, stderr: warnings } = await run(
+      ffprobe.path,
+      ['-v', 'error', '-show_streams', '-show_format', '-of', 'json', file],
+      { maxBuffer: 16 << 20 },
+    ));
   } catch (err) {
+    if (isSpawnFailure(err)) throw new MediaToolError('ffprobe', ffprobe.path, err);
     const stderr = String((err as { stderr?: string }).stderr ?? '');
     let { problem, reason } = classifyFfmpegError(stderr);
     // ffmpeg says the same of a truncated MP4 and of a text file named .mp4; the first bytes tell them apart.
@@ -160,6 +203,15 @@ export async function probeMedia(file: string): Promise<ProbeResult> {
   const info = JSON.parse(out) as { streams?: FfStream[]; format?: { format_name?: string; duration?: string } };
   const video = (info.streams ?? []).find((s) => s.codec_type === 'video' && !s.disposition?.attached_pic);
   if (!video?.width || !video.height) {
+    const size = /Picture size (\d+)x(\d+) is invalid/.exec(String(warnings));
+    if (video && size) {
+      const [w, h] = [Number(size[1]), Number(size[2])];
+      throw new MediaError(
+        'TOO_LARGE',
+        `${path.basename(file)} is ${w}×${h} pixels (${Math.round((w * h) / 1e6)} megapixels), more than ffmpeg can decode (${Math.round(MAX_PICTURE_PIXELS / 1e6)} megapixels). Make a smaller copy with an image editor and add that.`,
+        String(warnings).trim(),
+      );
+    }
     throw new MediaError('NOT_MEDIA', `${path.basename(file)} has no picture (no video stream)`);
   }
   const container = info.format?.format_name ?? '';
