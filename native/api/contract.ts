@@ -123,7 +123,7 @@ export const ModelInfo = z.object({
   /** Where the file was imported from. */
   source: z.string(),
   licence: z.string().nullable(),
-  /** For a PyTorch checkpoint: which state dict was taken and what was removed (a sentence). */
+  /** For a PyTorch checkpoint: which state dict was taken and what was removed; for a model trained in the project: how (NeCo: base model, frames, steps). A sentence. */
   origin: z.string().nullable(),
   /** The catalog entry the file was recognised as (models/catalog.json), or null. */
   catalogId: z.string().nullable(),
@@ -368,6 +368,35 @@ export const TrainDinoArgs = z
         iterations: z.int().min(1).max(1000).default(30),
         grayscaleP: z.number().min(0).max(1).default(0.2),
         blurP: z.number().min(0).max(1).default(0.1),
+      })
+      .strict()
+      .optional(),
+    /**
+     * NeCo instead of DINO (vpariza/NeCo, ICLR 2025): adapt the chosen encoder's patch features with patch
+     * neighbour consistency. Uses `init` (usually a registered model), `media`, `steps`, `batch` (images per step),
+     * `globalSize`, `dropPath`, `seed`, `device`, `checkpointEvery`, `previewEvery`, `name`; the DINO-only settings
+     * (lr, temperatures, DINO head, clip, localSize/localCrops, weight decay) are replaced by these.
+     */
+    neco: z
+      .object({
+        /** Local crops per image (4 in the paper) and their size (default: the multiple of the patch nearest 98). */
+        localCrops: z.int().min(0).max(16).default(4),
+        localSize: z.int().min(16).max(512).optional(),
+        globalScale: z.tuple([z.number().gt(0).max(1), z.number().gt(0).max(1)]).default([0.25, 1]),
+        localScale: z.tuple([z.number().gt(0).max(1), z.number().gt(0).max(1)]).default([0.05, 0.25]),
+        /** Teacher patch embeddings kept per global crop to draw reference patches from. */
+        queue: z.int().min(64).max(65536).default(8192),
+        /** Side of the aligned patch grid of a crop pair (7: 49 patches sorted). */
+        aligned: z.int().min(2).max(16).default(7),
+        steepness: z.number().positive().max(1e6).default(100),
+        lrBackbone: z.number().min(0).max(1).default(1e-5),
+        lrHead: z.number().min(0).max(1).default(1e-4),
+        weightDecay: z.number().min(0).default(0.04),
+        weightDecayEnd: z.number().min(0).default(0.5),
+        emaStart: z.number().min(0).max(1).default(0.9995),
+        emaEnd: z.number().min(0).max(1).default(1),
+        headHidden: z.int().min(8).max(8192).default(2048),
+        outDim: z.int().min(8).max(4096).default(256),
       })
       .strict()
       .optional(),

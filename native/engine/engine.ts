@@ -208,13 +208,14 @@ export class Engine {
   /** A finished training job's exported encoder goes into the model registry. */
   private async registerTrainedModel(project: Project, jobId: number): Promise<void> {
     const item = project.jobs.items(jobId, { limit: 10 }).items.find((i) => i.key === 'export');
-    const r = item?.result as { encoder?: string; name?: string } | null;
+    const r = item?.result as { encoder?: string; name?: string; origin?: string } | null;
     if (!r?.encoder || this.project !== project) return;
     try {
       await this.models.import(project, {
         path: path.join(project.dir, r.encoder),
         name: r.name ?? `trained (job ${jobId})`,
         licence: 'trained in this project',
+        ...(r.origin ? { origin: r.origin } : {}),
       });
       this.emit({ type: 'models.changed', models: this.models.list(project) });
     } catch (err) {

@@ -36,6 +36,8 @@ interface Manifest {
   checkpoint?: CheckpointSelection;
   /** The catalog entry the file was recognised as, and how. */
   catalog?: { id: string; by: CatalogMatch['by'] };
+  /** Trained in the project: how (e.g. the NeCo adaptation's base model, frames and steps). */
+  trainedFrom?: string;
 }
 
 /** One sentence on what was taken from a PyTorch checkpoint. */
@@ -81,7 +83,7 @@ export function modelInfo(row: ModelRow): ModelInfo {
     sourceDtype: m.sourceDtype,
     source: m.source,
     licence: m.licence,
-    origin: m.checkpoint ? describeCheckpoint(m.checkpoint) : null,
+    origin: m.checkpoint ? describeCheckpoint(m.checkpoint) : (m.trainedFrom ?? null),
     catalogId: m.catalog?.id ?? null,
     mean: m.mean,
     std: m.std,
@@ -117,7 +119,7 @@ export function modelCatalog(): CatalogEntry[] {
  */
 export async function registerModel(
   project: Project,
-  args: { path: string; name?: string; licence?: string; heads?: number },
+  args: { path: string; name?: string; licence?: string; heads?: number; origin?: string },
   catalog: readonly CatalogEntry[],
   signal?: AbortSignal,
 ): Promise<ModelInfo> {
@@ -151,6 +153,7 @@ export async function registerModel(
     ignoredTensors: imported.ignored,
     importedBy: `flaneur ${APP_VERSION}`,
     ...(imported.checkpoint ? { checkpoint: imported.checkpoint } : {}),
+    ...(args.origin ? { trainedFrom: args.origin } : {}),
     ...(entry && match ? { catalog: { id: entry.id, by: match.by } } : {}),
   };
   const row = project.models.insert({
@@ -203,7 +206,7 @@ export class ModelService {
 
   async import(
     project: Project,
-    args: { path: string; name?: string; licence?: string; heads?: number },
+    args: { path: string; name?: string; licence?: string; heads?: number; origin?: string },
   ): Promise<ModelInfo> {
     return registerModel(project, args, modelCatalog());
   }

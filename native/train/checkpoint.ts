@@ -13,9 +13,26 @@ export interface CheckpointMeta {
   step: number;
   rngState: number;
   savedAt: string;
+  /** Objective-specific numbers (NeCo: the queue's filled count). */
+  counters?: Record<string, number>;
 }
 
-export function saveCheckpoint(dir: string, graph: DinoStepGraph, state: TrainState, rngState: number): string {
+/** What a checkpoint needs of a step graph: its parameters and which of them train. */
+type StepParams = Pick<DinoStepGraph, 'params' | 'trainable'>;
+
+/** Tensors beside the state (NeCo: the queue), saved as `x.<name>`. */
+export interface CheckpointExtras {
+  tensors?: ReadonlyMap<string, TensorToWrite>;
+  counters?: Record<string, number>;
+}
+
+export function saveCheckpoint(
+  dir: string,
+  graph: StepParams,
+  state: TrainState,
+  rngState: number,
+  extras: CheckpointExtras = {},
+): string {
   fs.mkdirSync(dir, { recursive: true });
   const tensors = new Map<string, TensorToWrite>();
   for (const [name, shape] of graph.params) {
@@ -27,10 +44,16 @@ export function saveCheckpoint(dir: string, graph: DinoStepGraph, state: TrainSt
     tensors.set(`m.${name}`, { shape, data: state.m.get(name) as Float32Array });
     tensors.set(`v.${name}`, { shape, data: state.v.get(name) as Float32Array });
   }
-  tensors.set('center', { shape: [state.center.length], data: state.center });
+  if (state.center.length > 0) tensors.set('center', { shape: [state.center.length], data: state.center });
+  for (const [name, t] of extras.tensors ?? []) tensors.set(`x.${name}`, t);
   const base = path.join(dir, `step-${String(state.step).padStart(7, '0')}`);
   fs.writeFileSync(`${base}.safetensors.tmp`, encodeSafetensors(tensors, { step: String(state.step) }));
-  const meta: CheckpointMeta = { step: state.step, rngState, savedAt: new Date().toISOString() };
+  const meta: CheckpointMeta = {
+    step: state.step,
+    rngState,
+    savedAt: new Date().toISOString(),
+    ...(extras.counters ? { counters: extras.counters } : {}),
+  };
   fs.writeFileSync(`${base}.json.tmp`, JSON.stringify(meta));
   fs.renameSync(`${base}.safetensors.tmp`, `${base}.safetensors`);
   fs.renameSync(`${base}.json.tmp`, `${base}.json`);
@@ -46,7 +69,10 @@ export function saveCheckpoint(dir: string, graph: DinoStepGraph, state: TrainSt
   return `${base}.json`;
 }
 
-export function loadCheckpoint(jsonFile: string, graph: DinoStepGraph): { state: TrainState; meta: CheckpointMeta } {
+export function loadCheckpoint(
+  jsonFile: string,
+  graph: StepParams,
+): { state: TrainState; meta: CheckpointMeta; extra: (name: string) => Float32Array } {
   const meta = JSON.parse(fs.readFileSync(jsonFile, 'utf8')) as CheckpointMeta;
   const st = readSafetensors(jsonFile.replace(/\.json$/, '.safetensors'));
   const state: TrainState = {
@@ -55,7 +81,7 @@ export function loadCheckpoint(jsonFile: string, graph: DinoStepGraph): { state:
     teacher: new Map([...graph.params.keys()].map((n) => [n, st.float32(`t.${n}`)])),
     m: new Map(graph.trainable.map((n) => [n, st.float32(`m.${n}`)])),
     v: new Map(graph.trainable.map((n) => [n, st.float32(`v.${n}`)])),
-    center: st.float32('center'),
+    center: st.tensors.has('center') ? st.float32('center') : new Float32Array(0),
   };
-  return { state, meta };
+  return { state, meta, extra: (name) => st.float32(`x.${name}`) };
 }

@@ -23,6 +23,7 @@ import { type ClipSource, doraBatch, TeacherAttention } from './dora-clips.js';
 import { writePreviews } from './previews.js';
 import { Rng } from './rng.js';
 import { initialState, StepRunner, type TrainState } from './step-runner.js';
+import { runNeco } from './train-neco.js';
 
 type Args = typeof TrainDinoArgs._zod.output;
 
@@ -63,7 +64,7 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
   kind: 'train.dino',
   args: TrainDinoArgs,
   title: (a) =>
-    `Train ${a.init.kind === 'model' ? `model #${a.init.id}` : a.init.preset} with ${a.dora ? 'Dora' : 'DINO'}, ${a.steps} steps`,
+    `${a.neco ? 'Adapt' : 'Train'} ${a.init.kind === 'model' ? `model #${a.init.id}` : a.init.preset} with ${a.neco ? 'NeCo' : a.dora ? 'Dora' : 'DINO'}, ${a.steps} steps`,
   async run(ctx) {
     const { project, args } = ctx;
     const a = args;
@@ -96,6 +97,17 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
       });
     }
     const vit = vitForInit(a.init, loaded?.config ?? null);
+    if (a.neco) {
+      const row = a.init.kind === 'model' ? project.models.get(a.init.id) : undefined;
+      return runNeco(ctx, a, {
+        frames,
+        mediaCount: media.length,
+        store,
+        vit,
+        base: row && loaded ? { id: row.id, name: row.name, sha256: row.sha256, weights: loaded.weights } : null,
+        initParams,
+      });
+    }
     const head: DinoHeadConfig = {
       inDim: vit.dim,
       hiddenDim: a.headHidden,

@@ -21,6 +21,17 @@ export const TINY_TRAIN = {
   seed: 7,
 } as const satisfies CommandArgs<'train.start'>;
 
+/** NeCo settings for the tiny runs (32 px globals: 2x2 patches, 16 px locals: 1 patch; small head and queue). */
+export const NECO_TINY = {
+  localCrops: 2,
+  localSize: 16,
+  queue: 64,
+  headHidden: 32,
+  outDim: 16,
+  lrBackbone: 1e-3,
+  lrHead: 1e-3,
+} as const;
+
 /** An engine with a new project holding the synthetic tour sampled at 2 fps, 48 px short side. */
 export async function engineWithFrames(name: string) {
   const engine = new Engine({ home: tmpDir() });
