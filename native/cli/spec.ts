@@ -208,14 +208,21 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: 'train',
-    synopsis: '[--preset P | --from-model ID] [--steps N] [--batch B] [--seed S]',
-    summary: "DINO training on the project's frames (a job; waits; exports a model)",
+    synopsis:
+      '[--objective dino|dora|neco] [--preset P | --from-model ID | --base ID] [--media ID,..] [--steps N] [--batch B] [--seed S]',
+    summary: "DINO, Dora or NeCo training on the project's frames (a job; waits; exports a model)",
     positionals: none,
     options: {
+      objective: s(
+        'O',
+        'dino (default), dora (objects tracked through clips) or neco (adapt a registered model: patch neighbour consistency)',
+      ),
       preset: s('P', 'architecture from scratch: vit_ti16 (default), vit_s16, vit_b16, vit_s8, tiny'),
       'from-model': s('ID', 'start from a registered model instead'),
+      base: s('ID', 'the registered model to start from (same as --from-model; what NeCo adapts)'),
+      media: s('ID,..', 'train on these media items only (default: every ingested item)'),
       steps: s('N', 'training steps (default 1000)'),
-      batch: s('B', 'images per step (default 32)'),
+      batch: s('B', 'images per step (default 32; NeCo 4)'),
       seed: s('S', 'random seed (default 0)'),
     },
     load: async () => (await modelCmds()).train,

@@ -7,16 +7,34 @@ import { command, formatJob } from '../session.js';
 
 const PRESETS = ['vit_ti16', 'vit_s16', 'vit_b16', 'vit_s8', 'tiny'] as const;
 
+const OBJECTIVES = ['dino', 'dora', 'neco'] as const;
+
 export const train = command(async (s) => {
   const preset = s.opt('preset') ?? 'vit_ti16';
   if (!(PRESETS as readonly string[]).includes(preset))
     throw new UsageError(`train: --preset is one of ${PRESETS.join(', ')}, not ${preset}`);
-  const from = s.num('from-model', { int: true, min: 1 });
+  const objective = s.opt('objective') ?? 'dino';
+  if (!(OBJECTIVES as readonly string[]).includes(objective))
+    throw new UsageError(`train: --objective is one of ${OBJECTIVES.join(', ')}, not ${objective}`);
+  const from = s.num('base', { int: true, min: 1 }) ?? s.num('from-model', { int: true, min: 1 });
+  if (objective === 'neco' && from === undefined && s.opt('preset') === undefined)
+    throw new UsageError('train: NeCo adapts a registered model: give --base ID (see `flaneur model list`)');
+  const media = s
+    .opt('media')
+    ?.split(',')
+    .map((x) => {
+      const id = Number(x);
+      if (!Number.isInteger(id) || id < 1) throw new UsageError(`train: --media takes media ids like 3,4, not ${x}`);
+      return id;
+    });
   const steps = s.num('steps', { int: true, min: 1 });
-  const batch = s.num('batch', { int: true, min: 1 });
+  const batch = s.num('batch', { int: true, min: 1 }) ?? (objective === 'neco' ? 4 : undefined);
   const seed = s.num('seed', { int: true, min: 0 });
   const job = await s.call('train.start', {
     init: from ? { kind: 'model', id: from } : { kind: 'scratch', preset: preset as (typeof PRESETS)[number] },
+    ...(media ? { media } : {}),
+    ...(objective === 'neco' ? { neco: {} } : {}),
+    ...(objective === 'dora' ? { dora: {} } : {}),
     ...(steps ? { steps } : {}),
     ...(batch ? { batch } : {}),
     ...(seed !== undefined ? { seed } : {}),

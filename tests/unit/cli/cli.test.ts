@@ -43,6 +43,15 @@ describe('flaneur CLI', () => {
     expect(info.stderr).toMatch(/No such folder/);
   });
 
+  it('asks NeCo training for the model to adapt, and names the objectives', async () => {
+    const neco = await runCli(['train', '--objective', 'neco', '--project', path.join(work, 'p')]);
+    expect(neco.code).toBe(2);
+    expect(neco.stderr).toMatch(/NeCo adapts a registered model: give --base ID/);
+    const other = await runCli(['train', '--objective', 'simclr', '--project', path.join(work, 'p')]);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toMatch(/--objective is one of dino, dora, neco, not simclr/);
+  });
+
   it('rejects an unknown command in one line that names it', async () => {
     const r = await runCli(['fly', 'away']);
     expect(r.code).toBe(2);
