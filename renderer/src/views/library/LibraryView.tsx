@@ -1,5 +1,6 @@
 import { type DragEvent, type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
 import type { CommandResult, MediaInfo, Sampling } from '../../../../native/api/contract';
+import { pathsFromDrop } from '../../shell/drop';
 import { formatBytes, formatDuration } from '../../shell/format';
 import { PathField } from '../../shell/PathField';
 import { useApp } from '../../state/app-state';
@@ -7,15 +8,6 @@ import { useApp } from '../../state/app-state';
 type LibraryList = CommandResult<'library.list'>;
 
 /** Paths from a drop: file managers put file:// URIs in text/uri-list (browsers give no paths for File objects). */
-export function pathsFromDrop(uriList: string, text: string): string[] {
-  const source = uriList || text;
-  return source
-    .split(/\r?\n/)
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith('#'))
-    .map((l) => (l.startsWith('file://') ? decodeURIComponent(new URL(l).pathname) : l))
-    .filter((p) => p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p));
-}
 
 function samplingLabel(s: Sampling | null): string {
   if (!s) return '';

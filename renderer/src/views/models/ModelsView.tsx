@@ -1,6 +1,7 @@
-import { type FormEvent, useCallback, useEffect, useState } from 'react';
-import type { ModelInfo } from '../../../../native/api/contract';
-import { formatTime } from '../../shell/format';
+import { type DragEvent, type FormEvent, useCallback, useEffect, useState } from 'react';
+import type { CatalogEntryInfo, JobInfo, ModelInfo } from '../../../../native/api/contract';
+import { pathsFromDrop } from '../../shell/drop';
+import { formatBytes, formatDuration, formatTime } from '../../shell/format';
 import { PathField } from '../../shell/PathField';
 import { useApp } from '../../state/app-state';
 
@@ -22,29 +23,134 @@ function describe(m: ModelInfo): string {
   return `${kind} ViT-${size}/${a.patchSize}${a.registers ? ` + ${a.registers} registers` : ''}`;
 }
 
-/** The project's models: import DINO / DINOv2 .safetensors files, see what they are. */
+/** One catalog entry: what it is, what it is for, and how to get it (download when the publisher allows). */
+function CatalogRow({
+  e,
+  job,
+  onDownload,
+  onResume,
+}: {
+  e: CatalogEntryInfo;
+  job: JobInfo | undefined;
+  onDownload(): void;
+  onResume(id: number): void;
+}) {
+  const active = job && (job.state === 'running' || job.state === 'queued');
+  const failed = job && (job.state === 'failed' || job.state === 'interrupted' || job.state === 'cancelled');
+  const p = job?.progress;
+  return (
+    <tr data-testid={`catalog-${e.id}`}>
+      <td>
+        <strong>{e.title}</strong>
+        <div className="muted">{e.goodFor}</div>
+      </td>
+      <td>
+        ViT dim {e.dim}, {e.depth} blocks, {e.heads} heads, patch {e.patch}
+        {e.registers > 0 && `, ${e.registers} registers`}
+        {e.mlp === 'swiglu' && ', SwiGLU'}
+        <div className="muted">{(e.params / 1e6).toFixed(1)}M parameters</div>
+      </td>
+      <td>
+        {e.licence ?? 'not stated'}
+        {e.licenceNote && <div className="muted">{e.licenceNote}</div>}
+      </td>
+      <td>
+        {e.bytes ? formatBytes(e.bytes) : `≈ ${formatBytes(e.estimatedBytes)}`}
+        <div className="muted">
+          {e.sha256
+            ? 'SHA-256 published'
+            : e.sha256Prefix
+              ? `SHA-256 prefix ${e.sha256Prefix}`
+              : 'no checksum published'}
+        </div>
+      </td>
+      <td>
+        {e.modelId !== null ? (
+          <span className="badge">In this project (#{e.modelId})</span>
+        ) : active && p ? (
+          <div>
+            <progress max={p.total ?? 1} value={p.total ? p.done : undefined} aria-label={`Download of ${e.title}`} />
+            <div className="muted">
+              {p.phase}: {formatBytes(p.done)}
+              {p.total ? ` of ${formatBytes(p.total)}` : ''}
+              {p.rate !== null && ` · ${formatBytes(p.rate)}/s`}
+              {p.etaS !== null && ` · ETA ${formatDuration(p.etaS)}`}
+            </div>
+          </div>
+        ) : e.url ? (
+          <div>
+            <button type="button" onClick={onDownload}>
+              Download
+            </button>
+            {failed && job && (
+              <div role="status" className="muted">
+                {job.error?.message ?? `The download ${job.state}.`}{' '}
+                {job.error?.code === 'NETWORK_UNAVAILABLE' ? (
+                  <span>Download the file on another machine and drop it on “Import a file” above.</span>
+                ) : (
+                  <button type="button" onClick={() => onResume(job.id)}>
+                    Resume
+                  </button>
+                )}
+              </div>
+            )}
+          </div>
+        ) : (
+          <div className="muted">{e.access}</div>
+        )}
+        <div className="muted">
+          <a href={e.page} target="_blank" rel="noreferrer">
+            Official page
+          </a>
+          {e.fileName && (
+            <>
+              {' '}
+              · <span className="mono">{e.fileName}</span>
+            </>
+          )}
+          {e.huggingFace && (
+            <>
+              {' '}
+              · HF <span className="mono">{e.huggingFace}</span>
+            </>
+          )}
+        </div>
+      </td>
+    </tr>
+  );
+}
+
+/** The project's models: get published encoders (catalog, download, import a file or folder), see what they are. */
 export function ModelsView() {
-  const { client, run, project } = useApp();
+  const { client, run, project, jobs } = useApp();
   const [models, setModels] = useState<ModelInfo[]>([]);
+  const [catalog, setCatalog] = useState<CatalogEntryInfo[]>([]);
   const [file, setFile] = useState('');
   const [name, setName] = useState('');
   const [licence, setLicence] = useState('');
   const [busy, setBusy] = useState(false);
+  const [dragging, setDragging] = useState(false);
 
-  const load = useCallback(async () => setModels(await client.call('models.list', {})), [client]);
+  const load = useCallback(async () => {
+    const [list, known] = await Promise.all([client.call('models.list', {}), client.call('models.catalog', {})]);
+    setModels(list);
+    setCatalog(known);
+  }, [client]);
   // biome-ignore lint/correctness/useExhaustiveDependencies: reload when another project opens
   useEffect(() => {
     void run('Could not list models', load);
     return client.subscribe((e) => {
-      if (e.type === 'models.changed') setModels(e.models);
+      if (e.type === 'models.changed') {
+        setModels(e.models);
+        void client.call('models.catalog', {}).then(setCatalog, () => {});
+      }
     });
   }, [client, run, load, project?.id]);
 
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
+  const importPath = async (p: string) => {
     setBusy(true);
     const m = await run('Could not import the model', () =>
-      client.call('models.import', { path: file, ...(name ? { name } : {}), ...(licence ? { licence } : {}) }),
+      client.call('models.import', { path: p, ...(name ? { name } : {}), ...(licence ? { licence } : {}) }),
     );
     setBusy(false);
     if (m) {
@@ -53,14 +159,37 @@ export function ModelsView() {
       setLicence('');
     }
   };
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    await importPath(file);
+  };
+  const onDrop = (e: DragEvent) => {
+    e.preventDefault();
+    setDragging(false);
+    const [first] = pathsFromDrop(e.dataTransfer.getData('text/uri-list'), e.dataTransfer.getData('text/plain'));
+    if (first) void importPath(first);
+  };
+  const downloads = jobs.filter((j) => j.kind === 'models.download');
+  const jobOf = (id: string) => downloads.find((j) => j.args.id === id);
 
   return (
     <div className="view">
       <header className="view-header">
         <h1>Models</h1>
       </header>
-      <form className="card" onSubmit={submit} aria-labelledby="import-title">
-        <h2 id="import-title">Import weights</h2>
+      <form
+        className={`card dropzone ${dragging ? 'dragging' : ''}`}
+        onSubmit={submit}
+        onDragOver={(e) => {
+          e.preventDefault();
+          setDragging(true);
+        }}
+        onDragLeave={() => setDragging(false)}
+        onDrop={onDrop}
+        aria-labelledby="import-title"
+        data-testid="model-dropzone"
+      >
+        <h2 id="import-title">Import a file</h2>
         <p className="muted">
           A DINO or DINOv2 checkpoint as <span className="mono">.safetensors</span>, a Hugging Face snapshot folder
           (with its <span className="mono">config.json</span>), or a PyTorch <span className="mono">.pth</span> /{' '}
@@ -94,6 +223,38 @@ export function ModelsView() {
           {busy ? 'Importing…' : 'Import'}
         </button>
       </form>
+      <section className="card" aria-labelledby="get-title">
+        <h2 id="get-title">Get models</h2>
+        <p className="muted">
+          Published self-supervised encoders Flaneur can use. Nothing is downloaded unless you click Download; without a
+          network, download the file on any machine and import it above. Sizes marked ≈ are the float32 size of the
+          architecture (the publishers state none).
+        </p>
+        <table className="items">
+          <thead>
+            <tr>
+              <th>Model</th>
+              <th>Architecture</th>
+              <th>Licence</th>
+              <th>Size</th>
+              <th>Get it</th>
+            </tr>
+          </thead>
+          <tbody>
+            {catalog.map((e) => (
+              <CatalogRow
+                key={e.id}
+                e={e}
+                job={jobOf(e.id)}
+                onDownload={() =>
+                  void run(`Could not download ${e.title}`, () => client.call('models.download', { id: e.id }))
+                }
+                onResume={(id) => void run('Could not resume the download', () => client.call('jobs.resume', { id }))}
+              />
+            ))}
+          </tbody>
+        </table>
+      </section>
 
       <section aria-labelledby="models-title">
         <h2 id="models-title">In this project</h2>
