@@ -1,21 +1,54 @@
 /**
- * Debian's Chromium driven by playwright-core against the real engine in browser mode (built app and UI).
+ * A headless Chromium from npm (`@sparticuz/chromium`, or CHROMIUM_PATH) driven by playwright-core against the real
+ * engine in browser mode (built app and UI).
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import sparticuz from '@sparticuz/chromium';
+import { type Browser, chromium, type LaunchOptions, type Page } from 'playwright-core';
 import { afterAll, beforeAll } from 'vitest';
+import { unpackedChromium } from '../helpers/chromium.js';
 import { type EngineProcess, ROOT, startEngineProcess } from '../helpers/engine-process.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 export const SCREENSHOTS = path.join(ROOT, 'tests', 'e2e', 'screenshots');
 
-export function chromiumPath(): string {
-  const candidates = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'];
-  const found = candidates.find((p): p is string => Boolean(p && fs.existsSync(p)));
-  if (!found)
-    throw new Error('No Chromium found: install Debian chromium (apt-get install chromium) or set CHROMIUM_PATH');
-  return found;
+/** No network chatter from the browser: these tests run offline. */
+const QUIET = [
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/**
+ * The package's flags weaken web security for serverless scraping; the app's CSP and same-origin checks are part of
+ * what these tests exercise, so those two stay off.
+ */
+const INSECURE = new Set(['--disable-web-security', '--allow-running-insecure-content']);
+
+/**
+ * How to launch the browser: CHROMIUM_PATH when set (any Chromium, e.g. Debian's /usr/bin/chromium), otherwise the
+ * one inside `@sparticuz/chromium` with its own fonts and libraries, so the run needs nothing outside npm.
+ */
+export function browserLaunch(): LaunchOptions {
+  const override = process.env.CHROMIUM_PATH;
+  if (override) {
+    if (!fs.existsSync(override)) throw new Error(`CHROMIUM_PATH is set to ${override}, which does not exist`);
+    return { executablePath: override, args: ['--headless', '--no-sandbox', '--disable-gpu', ...QUIET] };
+  }
+  const c = unpackedChromium();
+  return {
+    executablePath: c.executable,
+    args: [...sparticuz.args.filter((a) => !INSECURE.has(a)), '--no-sandbox', ...QUIET],
+    env: {
+      ...process.env,
+      // Only the package's fonts (Open Sans): screenshots show text, and the same text, on any machine.
+      FONTCONFIG_FILE: c.fontConfig,
+      LD_LIBRARY_PATH: [c.libraries, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':'),
+    },
+  };
 }
 
 export interface Session {
@@ -32,49 +65,46 @@ export async function openApp(options: { home: string; project?: string }): Prom
   if (!fs.existsSync(path.join(ROOT, 'build', 'renderer', 'index.html'))) {
     throw new Error('The UI is not built: run `npm run build` first (npm test does).');
   }
+  // Before the engine starts: a missing browser leaves nothing running.
+  const launch = browserLaunch();
   const engine = await startEngineProcess({ ...options, fromBuild: true });
-  // playwright-core gives every launch a fresh, empty profile (the --user-data-dir of a manual run).
-  const browser = await chromium
-    .launch({
-      executablePath: chromiumPath(),
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    })
-    .catch(async (err: unknown) => {
-      await engine.stop();
-      throw err;
+  let browser: Browser | null = null;
+  try {
+    // playwright-core gives every launch a fresh, empty profile (the --user-data-dir of a manual run).
+    browser = await chromium.launch(launch);
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(`console: ${m.text()}`);
     });
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
-  });
-  await page.goto(`${engine.url}/?token=${engine.token}`);
-  fs.mkdirSync(SCREENSHOTS, { recursive: true });
-  return {
-    engine,
-    browser,
-    page,
-    errors,
-    async close() {
-      await browser.close();
-      await engine.stop();
-    },
-    async shot(name) {
-      const file = path.join(SCREENSHOTS, `${name}.png`);
-      await page.screenshot({ path: file });
-      return file;
-    },
-  };
+    await page.goto(`${engine.url}/?token=${engine.token}`);
+    fs.mkdirSync(SCREENSHOTS, { recursive: true });
+    const opened = browser;
+    return {
+      engine,
+      browser: opened,
+      page,
+      errors,
+      async close() {
+        try {
+          await opened.close();
+        } finally {
+          await engine.stop();
+        }
+      },
+      async shot(name) {
+        const file = path.join(SCREENSHOTS, `${name}.png`);
+        await page.screenshot({ path: file });
+        return file;
+      },
+    };
+  } catch (err) {
+    // Any step after the engine started failed (launch, new page, first load): leave no process behind.
+    await browser?.close().catch(() => undefined);
+    await engine.stop();
+    throw err;
+  }
 }
 
 /**
@@ -84,12 +114,16 @@ export async function openApp(options: { home: string; project?: string }): Prom
 export function useAppSession(): { home: string; work: string; session(): Session } {
   const home = tmpDir();
   const work = tmpDir();
+  let opening: Promise<Session> | null = null;
   let s: Session | null = null;
   beforeAll(async () => {
-    s = await openApp({ home });
+    opening = openApp({ home });
+    s = await opening;
   });
   afterAll(async () => {
-    await s?.close();
+    // Also when the hook timed out before the app finished opening: wait for it, then close it.
+    const opened = s ?? (await opening?.catch(() => null));
+    await opened?.close();
   });
   return {
     home,

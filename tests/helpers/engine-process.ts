@@ -45,6 +45,8 @@ export async function startEngineProcess(options: {
       try {
         resolve(JSON.parse(line) as { url: string; token: string; pid: number });
       } catch {
+        // Not the address line: stop the engine rather than leave it running without a handle.
+        child.kill('SIGKILL');
         reject(new Error(`engine printed ${line}\n${stderr}`));
       }
     });
