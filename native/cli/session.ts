@@ -140,12 +140,22 @@ export class Session {
         last = key;
       }
     });
-    const onSigint = () => void this.engine.close();
+    let stopped = false;
+    const onSigint = () => {
+      stopped = true;
+      void this.engine.close();
+    };
     process.once('SIGINT', onSigint);
     await this.engine.requireProject().runner.idle();
     process.off('SIGINT', onSigint);
     stop();
     if (tty) process.stderr.write('\n');
+    if (stopped)
+      throw new CliError(
+        `Stopped. Job #${job.id} keeps what it finished: \`flaneur jobs resume ${job.id}\` continues it.`,
+        'INTERRUPTED',
+        130,
+      );
     const done = await this.call('jobs.get', { id: job.id });
     if (done.state !== 'done') {
       const why = done.error?.message ?? `the job ended ${done.state}`;

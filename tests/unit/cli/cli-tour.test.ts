@@ -209,6 +209,17 @@ describe('the CLI on the synthetic tour, against the views’ engine commands', 
     expect(coco.images[0]).toMatchObject({ width: 320, height: 240 });
   });
 
+  it('builds an annotation-free bank of pseudo-classes from chosen frames and from whole items', async () => {
+    const one = await cli('segment', 'bank', '--cluster', '4', '--from', 'tour.mp4:1', '--from', 'tour.mp4:7');
+    expect(one).toMatchObject({ classes: ['cluster 1', 'cluster 2', 'cluster 3', 'cluster 4'] });
+    const all = await cli('segment', 'bank', '--cluster', '3', '--from', String(mediaId), '--name', 'whole');
+    // Every patch of the 2 frames, and of all 20 frames of the item.
+    expect((all.patches as number) / (one.patches as number)).toBe(10);
+    const both = await runCli(['segment', 'bank', '--cluster', '3', '--examples', 'x', '--project', project]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/give --examples DIR, or --cluster K with --from/);
+  });
+
   it("counts from a box with the Count view's number, automatically, and over a video into a CSV", async () => {
     // Frame 5 (source frame 40): box #8 of the truth is a 57x57 box at (139, 159).
     const boxed = await cli('count', 'tour.mp4:5', '--box', '139,159,57,57');

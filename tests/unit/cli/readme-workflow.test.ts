@@ -60,6 +60,9 @@ describe("the README's CLI workflow", () => {
     const r = spawnSync('bash', ['-euo', 'pipefail', '-c', workflowBlock()], { cwd: ROOT, env, encoding: 'utf8' });
     expect(r.stderr).not.toMatch(/flaneur: /);
     expect(r.status).toBe(0);
+    // Jobs report progress on stderr; stdout holds the results.
+    expect(r.stderr).toMatch(/segmenting \d+\/20 frames/);
+    expect(r.stdout).not.toMatch(/segmenting/);
 
     // Every one of the 20 frames segmented at the source's 320x240, with COCO, and the two truth frames scored.
     const masks = fs.readdirSync(path.join(home, 'out', 'segments', 'masks'));
