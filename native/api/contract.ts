@@ -751,6 +751,25 @@ export const commands = {
       .strict(),
     result: z.object({ path: z.string() }),
   },
+  /**
+   * Hummingbird in-context segmentation of the project's labelled frames (masks saved in the Segment view), each
+   * frame segmented with a bank of the others, for each model on the same frames and banks: e.g. a NeCo run's base
+   * model against the adapted one.
+   */
+  'segment.compareModels': {
+    args: z
+      .object({
+        modelIds: z.array(z.int().positive()).min(1).max(8),
+        size: z.int().min(16).max(1024).default(224),
+      })
+      .strict(),
+    result: z.object({
+      frames: z.int(),
+      classes: z.int(),
+      size: z.int(),
+      models: z.array(z.object({ modelId: z.int(), miou: z.number(), perClass: z.array(z.number().nullable()) })),
+    }),
+  },
   'segment.banks': {
     args: Empty,
     result: z.array(

@@ -338,6 +338,20 @@ without :N); name and merge them in the app.`,
     load: async () => (await segmentCmds()).banks,
   },
   {
+    name: 'segment compare',
+    synopsis: '--models ID,ID[,..] [--size S]',
+    summary: "in-context segmentation (Hummingbird) of the project's labelled frames per model, e.g. before/after NeCo",
+    details:
+      'Each frame with a saved mask (Segment view) is segmented with a bank of the others; same frames and banks for every model.',
+    positionals: none,
+    options: {
+      models: s('ID,ID', 'registered models to compare'),
+      size: s('S', 'input size (default 224)'),
+    },
+    required: ['models'],
+    load: async () => (await segmentCmds()).compare,
+  },
+  {
     name: 'segment apply',
     synopsis: '--bank B <items…|--all> --out DIR [--every N] [--truth DIR]',
     summary: 'segment every frame into class-id PNGs at the source resolution + COCO JSON (a job)',

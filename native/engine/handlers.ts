@@ -13,6 +13,7 @@ import { mapPoints } from '../map/build.js';
 import { binaryVersion, findBinaries, videoDecoders } from '../media/ffmpeg.js';
 import { FrameStore } from '../media/frame-store.js';
 import { duplicatePairs, similarImages, similarPatches } from '../retrieve/service.js';
+import { compareModels } from '../segment/compare.js';
 import type { MaskEncoding } from '../segment/masks.js';
 import { createBank, createClusterBank, relabelBank, saveDrawnMask, segmentFrame } from '../segment/service.js';
 import { checkFolderDestination, prepareFolderDestination, writeFileDestination } from '../store/destination.js';
@@ -186,6 +187,8 @@ export function createHandlers(engine: Engine): Handlers {
           ...(a.truth ? { truth: a.truth.map((t) => ({ ...t, mask: path.resolve(t.mask) })) } : {}),
         }),
       ),
+    'segment.compareModels': (a) =>
+      compareModels(open().project, { ...a, extractors: engine.extractors, knn: engine.knn }),
     'segment.apply': ({ truthMask, truthEncoding, truthPalette, ...a }) =>
       segmentFrame(open().project, engine.knn, {
         ...a,

@@ -199,3 +199,19 @@ export const apply = command(async (s) => {
     return lines.join('\n');
   });
 });
+
+export const compare = command(async (s) => {
+  const modelIds = (s.opt('models') ?? '').split(',').map((x) => {
+    const id = Number(x);
+    if (!Number.isInteger(id) || id < 1) throw new UsageError(`segment compare: --models takes ids like 1,4, not ${x}`);
+    return id;
+  });
+  const size = s.num('size', { int: true, min: 16 });
+  const r = await s.call('segment.compareModels', { modelIds, ...(size ? { size } : {}) });
+  s.out(r, () =>
+    [
+      `${r.frames} labelled frames, ${r.classes} classes, input ${r.size}`,
+      ...r.models.map((m) => `model #${m.modelId}	mIoU ${(100 * m.miou).toFixed(1)}`),
+    ].join('\n'),
+  );
+});

@@ -58,7 +58,7 @@ describe('flaneur CLI', () => {
     expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/unknown command: fly/)]);
     const sub = await runCli(['segment', 'paint']);
     expect(sub.code).toBe(2);
-    expect(sub.stderr).toMatch(/segment paint: unknown command; segment takes bank, banks, apply/);
+    expect(sub.stderr).toMatch(/segment paint: unknown command; segment takes bank, banks, compare, apply/);
   });
 
   it('prints the overview with every command, and exits 2 without a command', async () => {

@@ -1,0 +1,68 @@
+/**
+ * Comparing encoders by in-context segmentation of the project's labelled frames (the Train view's before/after
+ * check): leave-one-out Hummingbird on frames with saved masks, same frames and banks for every model.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { FrameStore } from '../../../native/media/frame-store.js';
+import { encodeSafetensors } from '../../../native/models/safetensors.js';
+import { vitParamShapes } from '../../../native/models/vit.js';
+import { Rng } from '../../../native/train/rng.js';
+import { initParams, vitForInit } from '../../../native/train/train-dino.js';
+import { tmpDir } from '../../helpers/tmp.js';
+import { engineWithFrames } from '../../helpers/train.js';
+
+function tinyModel(seed: number): string {
+  const vit = vitForInit({ kind: 'scratch', preset: 'tiny' }, null);
+  const shapes = vitParamShapes(vit);
+  const w = initParams(shapes, new Rng(seed));
+  const file = path.join(tmpDir(), `tiny-${seed}.safetensors`);
+  fs.writeFileSync(
+    file,
+    encodeSafetensors(new Map([...w].map(([k, v]) => [k, { shape: shapes.get(k) as number[], data: v }])), {
+      heads: String(vit.heads),
+    }),
+  );
+  return file;
+}
+
+describe('segment.compareModels', () => {
+  it('refuses with fewer than 2 labelled frames, then scores each model on the same labelled frames', async () => {
+    const { engine, call } = await engineWithFrames('compare');
+    const a = await call('models.import', { path: tinyModel(1), name: 'a' });
+    const b = await call('models.import', { path: tinyModel(2), name: 'b' });
+    await expect(call('segment.compareModels', { modelIds: [a.id, b.id], size: 32 })).rejects.toThrow(
+      /needs at least 2 labelled frames; this project has 0/,
+    );
+    // Labels: bright vs dark pixels of three frames (a task any encoder can be scored on).
+    const project = engine.requireProject().project;
+    const media = project.media.list().items[0];
+    const W = media?.frameWidth as number;
+    const H = media?.frameHeight as number;
+    const store = new FrameStore(project.cacheDir);
+    for (const f of [0, 3, 6]) {
+      const img = store.image(media?.id as number, f, W, H);
+      const gray = new Float32Array(W * H).map((_, i) => (img.data[i * 3] as number) + (img.data[i * 3 + 1] as number));
+      const mean = gray.reduce((x, y) => x + y, 0) / gray.length;
+      const labels = Uint8Array.from(gray, (g) => (g > mean ? 1 : 0));
+      await call('segment.saveMask', {
+        mediaId: media?.id as number,
+        frameIdx: f,
+        data: Buffer.from(labels).toString('base64'),
+      });
+    }
+    const r = await call('segment.compareModels', { modelIds: [a.id, b.id], size: 32 });
+    expect(r).toMatchObject({ frames: 3, classes: 2, size: 32 });
+    expect(r.models.map((m) => m.modelId)).toEqual([a.id, b.id]);
+    for (const m of r.models) {
+      expect(m.miou).toBeGreaterThan(0);
+      expect(m.miou).toBeLessThanOrEqual(1);
+      expect(m.perClass).toHaveLength(2);
+    }
+    // The same model twice scores the same: same frames, banks and classes.
+    const twice = await call('segment.compareModels', { modelIds: [a.id, a.id], size: 32 });
+    expect(twice.models[0]?.miou).toBe(twice.models[1]?.miou);
+    await engine.close();
+  });
+});
