@@ -3,7 +3,7 @@
  * project, emits events, cancels on request, and on start-up resumes the jobs a dead engine left behind.
  */
 import type { JobProgress, JobState } from '../api/contract.js';
-import { FlaneurError, serializeError } from '../api/errors.js';
+import { FlaneurError, isDatabaseBusy, serializeError } from '../api/errors.js';
 import type { RuntimeSettings } from '../runtime/session.js';
 import type { JobRow } from '../store/jobs-repo.js';
 import type { Project } from '../store/project.js';
@@ -26,6 +26,33 @@ export interface RunnerOptions {
   observer?: { ownerPid: number } | null;
   /** The provider and thread settings jobs create their sessions with, read when each job starts. */
   runtime?: () => RuntimeSettings;
+  /**
+   * Waits (ms) before each new try of a job that met a database locked by another program (after SQLite's own 5 s
+   * busy timeout); when they are used up the job fails with DATABASE_BUSY. Default 1, 2, 4, 8, 16, 30 s.
+   */
+  busyRetries?: readonly number[];
+}
+
+function tryOr<T>(f: () => T, fallback: T): T {
+  try {
+    return f();
+  } catch {
+    return fallback;
+  }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 type StopReason = 'cancel' | 'shutdown';
@@ -57,6 +84,7 @@ export class JobRunner {
       observer: options.observer ?? null,
       // The runtime's own default (auto provider, every core), without loading onnxruntime here.
       runtime: options.runtime ?? (() => ({ provider: 'auto', threads: null })),
+      busyRetries: options.busyRetries ?? [1000, 2000, 4000, 8000, 16000, 30000],
     };
   }
 
@@ -177,10 +205,19 @@ export class JobRunner {
     const controller = new AbortController();
     const entry: Active = { controller, promise: Promise.resolve() };
     this.active.set(job.id, entry);
-    entry.promise = this.execute(job, controller).finally(() => {
-      this.active.delete(job.id);
-      this.pump();
-    });
+    let retryLater = false;
+    entry.promise = this.execute(job, controller)
+      .catch((err: unknown) => {
+        // The job could not even be marked running (the database is locked by another program): it stays queued
+        // and is tried again shortly, never an unhandled rejection that would end the engine.
+        retryLater = true;
+        console.error(`flaneur: job ${job.id} could not start: ${serializeError(err).message}`);
+      })
+      .finally(() => {
+        this.active.delete(job.id);
+        if (retryLater) setTimeout(() => this.pump(), 2000).unref();
+        else this.pump();
+      });
   }
 
   private async execute(queued: JobRow, controller: AbortController): Promise<void> {
@@ -261,24 +298,73 @@ export class JobRunner {
       },
     };
 
-    try {
-      await handler.run(ctx);
-      if (controller.signal.aborted) throw abortError();
-      progress = { ...progress, phase: 'done', etaS: 0 };
-      repo.saveProgress(job.id, progress);
-      this.emit(repo.setState(job.id, 'done'));
-    } catch (err) {
-      repo.saveProgress(job.id, { ...progress, rate: null, etaS: null });
-      const reason = controller.signal.aborted ? (controller.signal.reason as StopReason) : null;
-      if (reason === 'shutdown') {
-        this.emit(repo.setState(job.id, 'interrupted'));
-      } else if (reason === 'cancel') {
-        this.emit(
-          repo.setState(job.id, 'cancelled', { error: { code: 'CANCELLED', message: 'Cancelled by the user.' } }),
-        );
-      } else {
-        this.emit(repo.setState(job.id, 'failed', { error: serializeError(err) }));
+    // Another program holding project.sqlite locked past SQLite's busy timeout: wait and run the job again from its
+    // last checkpoint, backing off, before failing with DATABASE_BUSY (what to close) instead of INTERNAL.
+    for (let busyTry = 0; ; busyTry++) {
+      try {
+        await handler.run(ctx);
+        if (controller.signal.aborted) throw abortError();
+        progress = { ...progress, phase: 'done', etaS: 0 };
+        repo.saveProgress(job.id, progress);
+        this.emit(repo.setState(job.id, 'done'));
+        return;
+      } catch (err) {
+        if (isDatabaseBusy(err) && !controller.signal.aborted && busyTry < this.options.busyRetries.length) {
+          const waitMs = this.options.busyRetries[busyTry] as number;
+          progress = {
+            ...progress,
+            phase: `waiting: another program is locking the project database (retry in ${Math.round(waitMs / 1000)} s)`,
+            rate: null,
+            etaS: null,
+          };
+          const row = tryOr(() => repo.get(job.id), undefined);
+          if (row) this.emit({ ...row, progress });
+          await sleep(waitMs, controller.signal);
+          const checkpoint = tryOr(() => repo.get(job.id)?.checkpoint ?? null, ctx.checkpoint);
+          (ctx as { checkpoint: unknown }).checkpoint = checkpoint;
+          continue;
+        }
+        this.finishFailed(job.id, err, controller, progress);
+        return;
       }
+    }
+  }
+
+  /**
+   * Records how a job ended. When the database is still locked by another program even that cannot be written: the
+   * ending is announced at once (an event with the in-memory row) and written as soon as the lock is gone; if the
+   * engine stops first, the job is left 'running' and marked interrupted at the next start, resumable.
+   */
+  private finishFailed(id: number, err: unknown, controller: AbortController, progress: JobProgress): void {
+    const repo = this.project.jobs;
+    const reason = controller.signal.aborted ? (controller.signal.reason as StopReason) : null;
+    const record = () => {
+      repo.saveProgress(id, { ...progress, rate: null, etaS: null });
+      if (reason === 'shutdown') return repo.setState(id, 'interrupted');
+      if (reason === 'cancel') {
+        return repo.setState(id, 'cancelled', { error: { code: 'CANCELLED', message: 'Cancelled by the user.' } });
+      }
+      return repo.setState(id, 'failed', { error: serializeError(err) });
+    };
+    try {
+      this.emit(record());
+    } catch (writeErr) {
+      if (!isDatabaseBusy(writeErr) || reason === 'shutdown') {
+        console.error(`flaneur: job ${id} ended but could not be recorded: ${serializeError(writeErr).message}`);
+        return;
+      }
+      const row = tryOr(() => repo.get(id), undefined);
+      if (row) this.emit({ ...row, state: 'failed', error: serializeError(err), progress });
+      let tries = 0;
+      const again = () => {
+        if (this.closed || tries++ > 60) return;
+        try {
+          this.emit(record());
+        } catch {
+          setTimeout(again, 2000).unref();
+        }
+      };
+      setTimeout(again, 2000).unref();
     }
   }
 }
