@@ -253,14 +253,20 @@ export class Session {
     );
   }
 
-  /** --run, or the latest feature run. */
-  async runId(): Promise<number> {
+  /** --run, or the latest feature run (at --size S when `bySize` and it is given). */
+  async runId(bySize = true): Promise<number> {
     const given = this.num('run', { int: true, min: 1 });
     if (given !== undefined) return given;
-    const runs = await this.call('features.runs', {});
+    const size = bySize ? this.num('size', { int: true, min: 16, max: 2048 }) : undefined;
+    const runs = (await this.call('features.runs', {})).filter((r) => size === undefined || r.inputSize === size);
     const last = runs[runs.length - 1];
     if (!last)
-      throw new CliError('No feature run yet: extract features first (`flaneur features --all`).', 'NOT_FOUND');
+      throw new CliError(
+        size === undefined
+          ? 'No feature run yet: extract features first (`flaneur features --all`).'
+          : `No feature run at ${size} px: extract them first (\`flaneur features --all --size ${size}\`).`,
+        'NOT_FOUND',
+      );
     return last.id;
   }
 

@@ -60,7 +60,8 @@ const items = { min: 1, max: Number.POSITIVE_INFINITY, label: 'items' };
 const one = (label: string) => ({ min: 1, max: 1, label });
 
 const MODEL = s('ID', 'registered model (`flaneur model list`; default: the only one)');
-const RUN = s('R', 'feature run (`flaneur features runs`; default: the latest)');
+const RUN = s('R', 'feature run (`flaneur features runs`; default: the latest, or the latest at --size)');
+const RUN_SIZE = s('S', 'without --run: the latest feature run at this input size');
 const SIZE = s('S', 'input size: the shorter side in pixels, a multiple of the patch size (default 224)');
 const ALL = b('every item of the catalog instead of a list');
 const VECTORS = s('cls|fungi', 'frame vectors: CLS embeddings (default) or FUNGI features');
@@ -299,6 +300,7 @@ with the same model, size and resize policy are reused (same run).`,
     positionals: { min: 0, max: Number.POSITIVE_INFINITY, label: 'items' },
     options: {
       run: RUN,
+      size: RUN_SIZE,
       out: s('DIR', 'output folder'),
       what: s('W', 'cls, patches (default) or both'),
       format: s('F', 'npy (default) or safetensors'),
@@ -319,6 +321,7 @@ without :N); name and merge them in the app.`,
     positionals: none,
     options: {
       run: RUN,
+      size: RUN_SIZE,
       examples: s('DIR', 'folder of masks'),
       classes: s('A,B,…', 'class names, class 0 first'),
       cluster: s('K', 'number of pseudo-classes'),
@@ -426,7 +429,7 @@ An image file not in the catalog is added first.`,
     synopsis: 'ITEM[:N] [--k N] [--run R] [--vectors cls|fungi]',
     summary: 'the most similar frames of the library',
     positionals: one('ITEM[:N]'),
-    options: { k: s('N', 'results (default 12)'), run: RUN, vectors: VECTORS },
+    options: { k: s('N', 'results (default 12)'), run: RUN, size: RUN_SIZE, vectors: VECTORS },
     load: async () => (await retrieveCmds()).similar,
   },
   {
@@ -434,7 +437,7 @@ An image file not in the catalog is added first.`,
     synopsis: 'ITEM:N --at x,y [--k N] [--run R]',
     summary: 'the patches most similar to the one at x,y (stored frame pixels)',
     positionals: one('ITEM:N'),
-    options: { at: s('x,y', 'a point in the frame'), k: s('N', 'results (default 12)'), run: RUN },
+    options: { at: s('x,y', 'a point in the frame'), k: s('N', 'results (default 12)'), run: RUN, size: RUN_SIZE },
     required: ['at'],
     load: async () => (await retrieveCmds()).patch,
   },
@@ -447,6 +450,7 @@ An image file not in the catalog is added first.`,
       min: s('S', 'cosine similarity at least S (default 0.95)'),
       limit: s('N', 'pairs (default 100)'),
       run: RUN,
+      size: RUN_SIZE,
     },
     load: async () => (await retrieveCmds()).duplicates,
   },
@@ -460,6 +464,7 @@ An image file not in the catalog is added first.`,
       method: s('M', 'umap (default) or pca'),
       out: s('FILE', 'CSV file'),
       run: RUN,
+      size: RUN_SIZE,
       clusters: s('K', 'k-means clusters for colouring (default 8)'),
       seed: s('S', 'seed (default 0)'),
     },
@@ -476,6 +481,7 @@ An image file not in the catalog is added first.`,
       train: s('DIR', 'labelled folder'),
       test: s('DIR', 'labelled folder to score'),
       run: RUN,
+      size: RUN_SIZE,
       vectors: VECTORS,
       k: s('K', 'neighbours (default 20)'),
     },

@@ -68,7 +68,7 @@ export const classify = command(async (s) => {
 });
 
 export const fungi = command(async (s) => {
-  const runId = await s.runId();
+  const runId = await s.runId(false);
   const run = (await s.call('features.runs', {})).find((r) => r.id === runId);
   if (!run) throw new UsageError(`fungi: no feature run ${runId}`);
   const items = await s.items(s.inv.positionals);

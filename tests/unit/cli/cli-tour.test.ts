@@ -322,5 +322,10 @@ describe('the CLI on the synthetic tour, against the views’ engine commands', 
     const past = await runCli(['count', 'tour.mp4:21', '--box', '1,1,5,5', '--project', project]);
     expect(past.code).toBe(1);
     expect(past.stderr.trim()).toBe('flaneur: tour.mp4 has frames 1 to 20, not 21.');
+    // --size picks the run of that input size; there is none at 448.
+    const sized = await runCli(['duplicates', '--size', '448', '--project', project]);
+    expect(sized.code).toBe(1);
+    expect(sized.stderr).toMatch(/No feature run at 448 px: extract them first/);
+    expect((await runCli(['duplicates', '--size', '224', '--project', project])).code).toBe(0);
   });
 });
