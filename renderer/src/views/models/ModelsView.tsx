@@ -86,7 +86,7 @@ function CatalogRow({
               <div role="status" className="muted">
                 {job.error?.message ?? `The download ${job.state}.`}{' '}
                 {job.error?.code === 'NETWORK_UNAVAILABLE' ? (
-                  <span>Download the file on another machine and drop it on “Import a file” above.</span>
+                  <a href="#import-title">Import a file instead</a>
                 ) : (
                   <button type="button" onClick={() => onResume(job.id)}>
                     Resume
