@@ -130,6 +130,8 @@ export const ModelInfo = z.object({
   mean: z.array(z.number()),
   std: z.array(z.number()),
   createdAt: z.string(),
+  /** A model trained elsewhere and brought back: objective, steps, processes, device, wall time, run.json. */
+  provenance: z.record(z.string(), z.unknown()).optional(),
 });
 export type ModelInfo = z.infer<typeof ModelInfo>;
 
@@ -408,6 +410,24 @@ export const TrainDinoArgs = z
   })
   .strict();
 export type TrainDinoArgs = z.output<typeof TrainDinoArgs>;
+
+/** `train.export`: a run (the arguments of `train.start`) as a folder for PyTorch's torchrun (train/export-run.ts). */
+export const TrainExportArgs = z
+  .object({
+    ...TrainDinoArgs.shape,
+    /** The folder to write: new, empty, or an earlier attempt of the same export job. */
+    dir: z.string().min(1, 'must not be empty').max(4096),
+  })
+  .strict();
+
+/** `train.import`: an exported run trained elsewhere (its folder, run/ folder or a checkpoint) brought back. */
+export const TrainImportArgs = z
+  .object({
+    path: z.string().min(1, 'must not be empty').max(4096),
+    /** Name of the registered model (default: objective, model, steps and machines). */
+    name: z.string().min(1).max(200).optional(),
+  })
+  .strict();
 
 export const TrainLogEntry = z.object({
   step: z.int(),
@@ -1120,6 +1140,8 @@ export const commands = {
     result: z.object({ dir: z.string(), frames: z.int() }),
   },
   'train.start': { args: TrainDinoArgs, result: JobInfo },
+  'train.export': { args: TrainExportArgs, result: JobInfo },
+  'train.import': { args: TrainImportArgs, result: JobInfo },
   'train.log': { args: z.object({ jobId: z.int().positive() }).strict(), result: z.array(TrainLogEntry) },
   'train.previews': {
     /** `lastSteps`: only the previews of the latest N preview steps (the view shows a few while training goes). */

@@ -35,6 +35,8 @@ import type { JobRow } from '../store/jobs-repo.js';
 import { Project } from '../store/project.js';
 import { type LockInfo, lockedMessage, lockHolder, ProjectLock } from '../store/project-lock.js';
 import { trackJob } from '../track/track-job.js';
+import { trainExportJob } from '../train/export-run.js';
+import { trainImportJob } from '../train/import-run.js';
 import { trainDinoJob } from '../train/train-dino.js';
 import { mediaResource } from './library.js';
 import { downloadModelJob } from './model-download.js';
@@ -50,6 +52,8 @@ export const JOB_HANDLERS: readonly AnyJobHandler[] = [
   hashFolderJob,
   ingestMediaJob,
   trainDinoJob,
+  trainExportJob,
+  trainImportJob,
   extractFeaturesJob,
   exportFeaturesJob,
   segmentBatchJob,
@@ -199,7 +203,8 @@ export class Engine {
 
   private onJob(project: Project, row: JobRow): void {
     this.emit({ type: 'job.updated', job: jobInfo(row) });
-    if (row.kind === 'train.dino' && row.state === 'done') void this.registerTrainedModel(project, row.id);
+    if ((row.kind === 'train.dino' || row.kind === 'train.import') && row.state === 'done')
+      void this.registerTrainedModel(project, row.id);
     if (row.kind === 'models.download' && row.state === 'done' && this.project === project) {
       this.emit({ type: 'models.changed', models: this.models.list(project) });
     }
@@ -208,7 +213,12 @@ export class Engine {
   /** A finished training job's exported encoder goes into the model registry. */
   private async registerTrainedModel(project: Project, jobId: number): Promise<void> {
     const item = project.jobs.items(jobId, { limit: 10 }).items.find((i) => i.key === 'export');
-    const r = item?.result as { encoder?: string; name?: string; origin?: string } | null;
+    const r = item?.result as {
+      encoder?: string;
+      name?: string;
+      origin?: string;
+      provenance?: Record<string, unknown>;
+    } | null;
     if (!r?.encoder || this.project !== project) return;
     try {
       await this.models.import(project, {
@@ -216,6 +226,7 @@ export class Engine {
         name: r.name ?? `trained (job ${jobId})`,
         licence: 'trained in this project',
         ...(r.origin ? { origin: r.origin } : {}),
+        ...(r.provenance ? { provenance: r.provenance } : {}),
       });
       this.emit({ type: 'models.changed', models: this.models.list(project) });
     } catch (err) {

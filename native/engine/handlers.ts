@@ -310,6 +310,8 @@ export function createHandlers(engine: Engine): Handlers {
       return { dir, frames };
     },
     'train.start': (a) => jobInfo(open().runner.enqueue('train.dino', a)),
+    'train.export': (a) => jobInfo(open().runner.enqueue('train.export', a)),
+    'train.import': (a) => jobInfo(open().runner.enqueue('train.import', a)),
     'train.log': (a) => open().project.trainLog.list(a.jobId),
     'train.previews': (a) => listPreviews(path.join(open().project.checkpointsDir, `train-$a.jobId`), a.lastSteps),
 

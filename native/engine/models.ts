@@ -38,6 +38,8 @@ interface Manifest {
   catalog?: { id: string; by: CatalogMatch['by'] };
   /** Trained in the project: how (e.g. the NeCo adaptation's base model, frames and steps). */
   trainedFrom?: string;
+  /** How a model trained by the project was made (a run brought back from torchrun: config, steps, machines). */
+  provenance?: Record<string, unknown>;
 }
 
 /** One sentence on what was taken from a PyTorch checkpoint. */
@@ -88,6 +90,7 @@ export function modelInfo(row: ModelRow): ModelInfo {
     mean: m.mean,
     std: m.std,
     createdAt: row.createdAt,
+    ...(m.provenance ? { provenance: m.provenance } : {}),
   };
 }
 
@@ -119,7 +122,14 @@ export function modelCatalog(): CatalogEntry[] {
  */
 export async function registerModel(
   project: Project,
-  args: { path: string; name?: string; licence?: string; heads?: number; origin?: string },
+  args: {
+    path: string;
+    name?: string;
+    licence?: string;
+    heads?: number;
+    origin?: string;
+    provenance?: Record<string, unknown>;
+  },
   catalog: readonly CatalogEntry[],
   signal?: AbortSignal,
 ): Promise<ModelInfo> {
@@ -155,6 +165,7 @@ export async function registerModel(
     ...(imported.checkpoint ? { checkpoint: imported.checkpoint } : {}),
     ...(args.origin ? { trainedFrom: args.origin } : {}),
     ...(entry && match ? { catalog: { id: entry.id, by: match.by } } : {}),
+    ...(args.provenance ? { provenance: args.provenance } : {}),
   };
   const row = project.models.insert({
     name: args.name ?? entry?.title ?? path.basename(file).replace(/\.(safetensors|pth|pt|bin|ckpt)$/i, ''),
@@ -206,7 +217,14 @@ export class ModelService {
 
   async import(
     project: Project,
-    args: { path: string; name?: string; licence?: string; heads?: number; origin?: string },
+    args: {
+      path: string;
+      name?: string;
+      licence?: string;
+      heads?: number;
+      origin?: string;
+      provenance?: Record<string, unknown>;
+    },
   ): Promise<ModelInfo> {
     return registerModel(project, args, modelCatalog());
   }

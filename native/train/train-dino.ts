@@ -16,6 +16,8 @@ import { importViTFile } from '../models/import-vit.js';
 import { encodeSafetensors, type TensorToWrite } from '../models/safetensors.js';
 import { presetConfig, type ViTConfig, vitParamShapes } from '../models/vit.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
+import type { MediaRow } from '../store/media-repo.js';
+import type { Project } from '../store/project.js';
 import { augmentInto, DINO_JITTER } from './augment.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { buildDinoStep, dinoParamShapes } from './dino-step.js';
@@ -60,6 +62,83 @@ export function initParams(shapes: Map<string, number[]>, rng: Rng): Map<string,
   return out;
 }
 
+export interface TrainFrame {
+  media: number;
+  idx: number;
+  w: number;
+  h: number;
+}
+
+export interface RunPlan {
+  /** The media whose sampled frames are the data, in the order the generator draws from. */
+  media: MediaRow[];
+  frames: TrainFrame[];
+  loaded: { config: ViTConfig; weights: Map<string, Float32Array> } | null;
+  vit: ViTConfig;
+  head: DinoHeadConfig;
+}
+
+/** The data, model and head of a run, validated (shared by the trainer and `train.export`). */
+export function planRun(project: Project, a: Args): RunPlan {
+  // Data: the sampled frames of the chosen media.
+  const media: MediaRow[] = [];
+  for (const id of a.media ?? project.media.list({ status: 'done', limit: 100000 }).items.map((m) => m.id)) {
+    const m = project.media.get(id);
+    if (m && m.status === 'done' && m.frameCount > 0 && m.frameWidth && m.frameHeight) media.push(m);
+  }
+  const frames: TrainFrame[] = [];
+  for (const m of media)
+    for (let i = 0; i < m.frameCount; i++)
+      frames.push({ media: m.id, idx: i, w: m.frameWidth as number, h: m.frameHeight as number });
+  if (frames.length === 0)
+    throw new FlaneurError('INVALID_ARGUMENT', 'No frames to train on: add videos or images in the Library first.', {
+      field: 'media',
+    });
+  let loaded: RunPlan['loaded'] = null;
+  if (a.init.kind === 'model') {
+    const row = project.models.get(a.init.id);
+    if (!row) throw new FlaneurError('NOT_FOUND', `No model ${a.init.id} in this project.`, { field: 'init' });
+    const man = row.manifest as { architecture: { heads: number; lnEps: number } };
+    loaded = importViTFile(path.join(project.dir, row.file), {
+      heads: man.architecture.heads,
+      lnEps: man.architecture.lnEps,
+    });
+  }
+  const vit = vitForInit(a.init, loaded?.config ?? null);
+  const head: DinoHeadConfig = {
+    inDim: vit.dim,
+    hiddenDim: a.headHidden,
+    bottleneckDim: a.bottleneck,
+    outDim: a.outDim,
+    layers: 3,
+  };
+  if (!a.neco && (a.globalSize % vit.patchSize || a.localSize % vit.patchSize)) {
+    throw new FlaneurError('INVALID_ARGUMENT', `Crop sizes must be multiples of the patch size ${vit.patchSize}.`, {
+      field: 'globalSize',
+    });
+  }
+  if (a.dora && a.batch % a.dora.framesPerClip)
+    throw new FlaneurError(
+      'INVALID_ARGUMENT',
+      `With Dora the batch must be a multiple of the ${a.dora.framesPerClip} frames per clip.`,
+      { field: 'batch' },
+    );
+  return { media, frames, loaded, vit, head };
+}
+
+/** The step-0 parameters (DINO's init, then any loaded weights) and the generator after drawing them. */
+export function startingParams(
+  a: Args,
+  vit: ViTConfig,
+  head: DinoHeadConfig,
+  loaded: RunPlan['loaded'],
+): { params: Map<string, Float32Array>; rng: Rng } {
+  const rng = new Rng(a.seed * 2654435761 + 1);
+  const params = initParams(dinoParamShapes({ vit, head }), rng);
+  if (loaded) for (const [k, v] of loaded.weights) params.set(k, v);
+  return { params, rng };
+}
+
 export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
   kind: 'train.dino',
   args: TrainDinoArgs,
@@ -69,34 +148,9 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
     const { project, args } = ctx;
     const a = args;
 
-    // Data: the sampled frames of the chosen media.
-    const media = (a.media ?? project.media.list({ status: 'done', limit: 100000 }).items.map((m) => m.id))
-      .map((id) => project.media.get(id))
-      .filter((m) => m && m.status === 'done' && m.frameCount > 0 && m.frameWidth && m.frameHeight);
-    const frames: { media: number; idx: number; w: number; h: number }[] = [];
-    for (const m of media) {
-      if (!m) continue;
-      for (let i = 0; i < m.frameCount; i++)
-        frames.push({ media: m.id, idx: i, w: m.frameWidth as number, h: m.frameHeight as number });
-    }
-    if (frames.length === 0)
-      throw new FlaneurError('INVALID_ARGUMENT', 'No frames to train on: add videos or images in the Library first.', {
-        field: 'media',
-      });
+    const { media, frames, loaded, vit, head } = planRun(project, a);
     const store = new FrameStore(project.cacheDir);
 
-    // Model.
-    let loaded: { config: ViTConfig; weights: Map<string, Float32Array> } | null = null;
-    if (a.init.kind === 'model') {
-      const row = project.models.get(a.init.id);
-      if (!row) throw new FlaneurError('NOT_FOUND', `No model ${a.init.id} in this project.`, { field: 'init' });
-      const man = row.manifest as { architecture: { heads: number; lnEps: number } };
-      loaded = importViTFile(path.join(project.dir, row.file), {
-        heads: man.architecture.heads,
-        lnEps: man.architecture.lnEps,
-      });
-    }
-    const vit = vitForInit(a.init, loaded?.config ?? null);
     if (a.neco) {
       const row = a.init.kind === 'model' ? project.models.get(a.init.id) : undefined;
       return runNeco(ctx, a, {
@@ -108,27 +162,7 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
         initParams,
       });
     }
-    const head: DinoHeadConfig = {
-      inDim: vit.dim,
-      hiddenDim: a.headHidden,
-      bottleneckDim: a.bottleneck,
-      outDim: a.outDim,
-      layers: 3,
-    };
-    if (a.globalSize % vit.patchSize || a.localSize % vit.patchSize) {
-      throw new FlaneurError('INVALID_ARGUMENT', `Crop sizes must be multiples of the patch size ${vit.patchSize}.`, {
-        field: 'globalSize',
-      });
-    }
     const dora = a.dora;
-    if (dora && a.batch % dora.framesPerClip)
-      throw new FlaneurError(
-        'INVALID_ARGUMENT',
-        `With Dora the batch must be a multiple of the ${dora.framesPerClip} frames per clip.`,
-        {
-          field: 'batch',
-        },
-      );
     const G = dora ? Math.min(dora.objects, vit.heads) : 2;
     ctx.phase('building the training graph', { unit: 'steps', total: a.steps });
     const L = a.localCrops;
@@ -181,10 +215,9 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
       rng = new Rng(ck.meta.rngState);
       project.trainLog.truncateAfter(ctx.jobId, state.step);
     } else {
-      rng = new Rng(a.seed * 2654435761 + 1);
-      const params = initParams(dinoParamShapes({ vit, head }), rng);
-      if (loaded) for (const [k, v] of loaded.weights) params.set(k, v);
-      state = initialState(graph, params);
+      const start = startingParams(a, vit, head, loaded);
+      rng = start.rng;
+      state = initialState(graph, start.params);
       project.trainLog.truncateAfter(ctx.jobId, 0);
     }
 

@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""
+Flaneur's DINO / Dora trainer for PyTorch's torchrun: the run exported by `flaneur train export` (run.json), trained
+with DistributedDataParallel across processes and nodes, and brought back with `flaneur train import`.
+
+    torchrun --standalone --nproc_per_node=N train.py --config run.json            # start
+    torchrun --standalone --nproc_per_node=N train.py --config run.json --resume   # continue from the last checkpoint
+
+Same semantics as Flaneur's own trainer (native/train/train-dino.ts): the same generator and draw order for every
+augmentation, the same model, loss, clipping, AdamW, EMA teacher and centre, so a run's first steps here give
+Flaneur's losses. Checkpoints are Flaneur's own format (checkpoints/step-NNNNNNN.safetensors + .json).
+"""
+import argparse
+import datetime
+import glob
+import json
+import os
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from flaneur_train import st  # noqa: E402
+from flaneur_train.data import Frames, dino_batch, dora_batch  # noqa: E402
+from flaneur_train.model import (  # noqa: E402
+    Student, cosine, dino_loss, dora_loss, head_forward, koleo_loss, mean_entropy, param_shapes, teacher_probs,
+    vit_forward,
+)
+from flaneur_train.rng import Rng  # noqa: E402
+
+BETAS, EPS = (0.9, 0.999), 1e-8
+LAST = "head.last_layer.weight_v"
+
+
+def fail(msg, code=2):
+    print(f"flaneur train.py: {msg}", file=sys.stderr)
+    sys.exit(code)
+
+
+def latest_checkpoint(d):
+    files = sorted(glob.glob(os.path.join(d, "step-*.json")))
+    return files[-1] if files else None
+
+
+def save_checkpoint(d, state, names, rng_state, extra):
+    os.makedirs(d, exist_ok=True)
+    t = {}
+    for n in names:
+        t[f"p.{n}"] = state["p"][n]
+        t[f"t.{n}"] = state["t"][n]
+        t[f"m.{n}"] = state["m"][n]
+        t[f"v.{n}"] = state["v"][n]
+    t["center"] = state["center"].reshape(-1)
+    base = os.path.join(d, f"step-{state['step']:07d}")
+    st.save(base + ".safetensors", t, {"step": state["step"]})
+    meta = {"step": state["step"], "rngState": rng_state, "savedAt": datetime.datetime.utcnow().isoformat() + "Z", **extra}
+    with open(base + ".json.tmp", "w") as f:
+        json.dump(meta, f)
+    os.replace(base + ".json.tmp", base + ".json")
+    for old in sorted(glob.glob(os.path.join(d, "step-*.json")))[:-2]:
+        os.remove(old)
+        if os.path.exists(old[:-5] + ".safetensors"):
+            os.remove(old[:-5] + ".safetensors")
+
+
+def load_state(file, names, device):
+    tensors, _ = st.load(file[:-5] + ".safetensors" if file.endswith(".json") else file)
+    with open(file) as f:
+        meta = json.load(f) if file.endswith(".json") else {}
+    get = lambda k: tensors[k].to(device)
+    state = {
+        "p": {n: get(f"p.{n}") for n in names},
+        "t": {n: get(f"t.{n}") for n in names},
+        "m": {n: get(f"m.{n}") for n in names},
+        "v": {n: get(f"v.{n}") for n in names},
+        "center": get("center").reshape(1, -1),
+    }
+    return state, meta
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Flaneur's DINO / Dora trainer (run under torchrun)")
+    ap.add_argument("--config", required=True, help="run.json written by `flaneur train export`")
+    ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the output folder")
+    ap.add_argument("--out", help="output folder (default: run/ beside run.json)")
+    ap.add_argument("--stop-at", type=int, help="stop after this step (the schedules stay those of the whole run)")
+    ap.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                    help="autocast bfloat16 on GPUs (auto) or full float32")
+    opts = ap.parse_args()
+
+    root = os.path.dirname(os.path.abspath(opts.config))
+    with open(opts.config) as f:
+        cfg = json.load(f)
+    if cfg.get("format") != "flaneur-train-export" or cfg.get("version") != 1:
+        fail(f"{opts.config} is not a Flaneur training export (format version 1)")
+    a, vit, head = cfg["args"], cfg["vit"], cfg["head"]
+    dora = a.get("dora")
+    out = os.path.abspath(opts.out or os.path.join(root, "run"))
+    ckdir = os.path.join(out, "checkpoints")
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available()
+    device = torch.device(f"cuda:{local_rank}" if cuda else "cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if world > 1:
+        dist.init_process_group("nccl" if cuda else "gloo")
+    units = a["batch"] // dora["framesPerClip"] if dora else a["batch"]
+    if units % world:
+        fail(f"the batch ({units} {'clips' if dora else 'images'} per step) does not split over {world} processes; "
+             f"use a --nproc_per_node that divides it, or export with another batch")
+    bf16 = cuda and opts.precision in ("auto", "bf16")
+
+    frames = Frames(root, cfg["data"])
+    shapes = param_shapes(vit, head)
+    names = list(shapes.keys())
+
+    resume = latest_checkpoint(ckdir)
+    if resume and not opts.resume:
+        fail(f"{out} already holds checkpoints; add --resume to continue from {os.path.basename(resume)}, "
+             "or use another --out")
+    if opts.resume and resume:
+        state, meta = load_state(resume, names, device)
+        state["step"] = meta["step"]
+        rng = Rng(meta["rngState"])
+        wall_before = float(meta.get("wallSeconds", 0))
+    else:
+        state, _ = load_state(os.path.join(root, cfg["init"]), names, device)
+        state["step"] = 0
+        rng = Rng(cfg["rngState"])
+        wall_before = 0.0
+    for n, s in shapes.items():
+        if list(state["p"][n].shape) != s:
+            fail(f"parameter {n} has shape {list(state['p'][n].shape)}, expected {s}")
+
+    student = Student(vit, head, state["p"]).to(device)
+    model = torch.nn.parallel.DistributedDataParallel(student, device_ids=[local_rank] if cuda else None) \
+        if world > 1 else student
+    P = student.named()
+    T, Mo, Va = state["t"], state["m"], state["v"]
+    center = state["center"]
+
+    steps = a["steps"]
+    lr = cosine(a["lr"] * (2 * a["batch"]) / 256, a["minLr"], steps, min(a["warmupSteps"], steps))
+    wd = cosine(a["weightDecay"], a["weightDecayEnd"], steps)
+    ema = cosine(a["emaStart"], a["emaEnd"], steps)
+    stop = min(steps, opts.stop_at or steps)
+    L = a["localCrops"]
+
+    metrics = os.path.join(out, "metrics.jsonl")
+    if rank == 0:
+        os.makedirs(ckdir, exist_ok=True)
+        kept = []
+        if os.path.exists(metrics):
+            with open(metrics) as f:
+                kept = [ln for ln in f if ln.strip() and json.loads(ln)["step"] <= state["step"]]
+        with open(metrics, "w") as f:
+            f.writelines(kept)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, f"rank-{rank}.pid"), "w") as f:
+        f.write(str(os.getpid()))
+    if world > 1:
+        dist.barrier()
+
+    def autocast():
+        return torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else torch.autocast("cpu", enabled=False)
+
+    def attend(views):
+        with torch.no_grad(), autocast():
+            cls, (q, k, att) = vit_forward(T, vit, views.to(device), want_last=True)
+            return head_forward(T, head, cls).float(), q.float(), k.float(), att.float()
+
+    def reduce_mean(x):
+        if world > 1:
+            dist.all_reduce(x)
+            x /= world
+        return x
+
+    started = time.time()
+    extra = lambda: {"world": world, "device": torch.cuda.get_device_name(device) if cuda else "cpu",
+                     "wallSeconds": wall_before + time.time() - started, "precision": "bf16" if bf16 else "fp32"}
+    while state["step"] < stop:
+        t0 = time.time()
+        step = state["step"]
+        if dora:
+            b = dora_batch(cfg, frames, rng, rank, world, attend)
+            t_out = b["teacher_logits"]
+        else:
+            b = dino_batch(cfg, frames, rng, rank, world)
+        dev = lambda x: x.to(device, non_blocking=True) if x is not None else None
+        g, l = dev(b["globals"]), dev(b["locals"])
+        if not dora:
+            with torch.no_grad(), autocast():
+                t_out = head_forward(T, head, vit_forward(T, vit, g)[0]).float()
+        with autocast():
+            s_out, cls = model(g, l, dev(b["dp_global"]), dev(b["dp_local"]))
+        s_out = s_out.float()
+        probs = teacher_probs(t_out, center, a["teacherTemp"])
+        n = b["batch"]
+        if dora:
+            loss = dora_loss(s_out, probs, a["studentTemp"], b["crops"], L, n)
+        else:
+            loss = dino_loss(s_out, probs, a["studentTemp"], 2 + L, 2, n)
+        total = loss
+        if a["koleo"] > 0:
+            # KoLeo over each rank's shard of each global crop (DINOv2 computes it per GPU too).
+            for c in range(b["crops"]):
+                total = total + a["koleo"] * koleo_loss(cls[c * n : (c + 1) * n].float())
+        for p in student.parameters():
+            p.grad = None
+        total.backward()
+        s = {"lr": lr(step), "wd": wd(step), "ema": ema(step)}
+        t = step + 1
+        bc1, bc2 = 1 - BETAS[0] ** t, 1 - BETAS[1] ** t
+        with torch.no_grad():
+            grads = {nm: P[nm].grad for nm in names}
+            norm = torch.sqrt(sum((gr.float() ** 2).sum() for gr in grads.values()))
+            scale = torch.clamp(a["clip"] / (norm + 1e-6), max=1.0)
+            frozen = step < a["freezeLastLayerSteps"]
+            for nm in names:
+                p = P[nm]
+                if frozen and nm == LAST:
+                    continue
+                gr = grads[nm] * scale
+                if len(shapes[nm]) > 1:
+                    p.mul_(1 - s["lr"] * s["wd"])
+                Mo[nm].mul_(BETAS[0]).add_(gr, alpha=1 - BETAS[0])
+                Va[nm].mul_(BETAS[1]).add_(gr * gr, alpha=1 - BETAS[1])
+                p.sub_((s["lr"] / bc1) * Mo[nm] / (Va[nm].sqrt() / (bc2 ** 0.5) + EPS))
+            for nm in names:
+                T[nm].mul_(s["ema"]).add_(P[nm].detach(), alpha=1 - s["ema"])
+            batch_center = reduce_mean(t_out.mean(0, keepdim=True).clone())
+            center.mul_(a["centerMomentum"]).add_(batch_center, alpha=1 - a["centerMomentum"])
+            stats = reduce_mean(torch.stack([loss.detach().float(), mean_entropy(probs).float()]))
+        state["step"] = t
+        if not torch.isfinite(stats[0]):
+            fail(f"the loss became {stats[0].item()} at step {t}; lower the learning rate", 3)
+        if rank == 0:
+            dt = time.time() - t0
+            row = {"step": t, "loss": stats[0].item(), "lr": s["lr"], "wd": s["wd"], "ema": s["ema"],
+                   "gradNorm": norm.item(), "teacherEntropy": stats[1].item(),
+                   "imgsPerS": (b["crops"] + L) * a["batch"] / max(dt, 1e-9), "world": world,
+                   "time": datetime.datetime.utcnow().isoformat() + "Z"}
+            if "mask_cover" in b:
+                row["maskCover"] = b["mask_cover"]
+            with open(metrics, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"step {t}/{steps} loss {row['loss']:.6f} lr {s['lr']:.3g} entropy {row['teacherEntropy']:.4f} "
+                  f"{row['imgsPerS']:.1f} img/s", flush=True)
+        if t % a["checkpointEvery"] == 0 or t == stop:
+            if rank == 0:
+                state["p"] = {nm: P[nm].detach() for nm in names}
+                save_checkpoint(ckdir, state, names, rng.state, extra())
+            if world > 1:
+                dist.barrier()
+    if rank == 0 and state["step"] >= steps:
+        backbone = {nm: T[nm] for nm in names if not nm.startswith("head.")}
+        e = extra()
+        st.save(os.path.join(out, "encoder.safetensors"), backbone,
+                {"heads": vit["heads"], "trained_by": "flaneur train export (torchrun)", "steps": steps,
+                 "world": e["world"], "device": e["device"], "wall_seconds": round(e["wallSeconds"], 1)})
+        print(f"done: {os.path.join(out, 'encoder.safetensors')}", flush=True)
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+/**
+ * `train.export` / `train.import`: a Flaneur run handed to PyTorch (the exported program, run with Debian's
+ * python3-torch) and brought back. Needs a python3 with torch (FLANEUR_PYTHON, else /usr/bin/python3); without one
+ * the torch tests are skipped with the reason (CI installs python3-torch, .ci/apt-packages.txt).
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { CommandArgs } from '../../../native/api/contract.js';
+import { tmpDir } from '../../helpers/tmp.js';
+import { engineWithFrames, TINY_TRAIN } from '../../helpers/train.js';
+
+const PYTHON = process.env.FLANEUR_PYTHON ?? '/usr/bin/python3';
+const probe = spawnSync(PYTHON, ['-c', 'import torch, numpy; print(torch.__version__)'], { encoding: 'utf8' });
+const TORCH = probe.status === 0 ? probe.stdout.trim() : null;
+const SKIP = TORCH
+  ? false
+  : `no PyTorch: ${PYTHON} cannot import torch and numpy (install python3-torch, or set FLANEUR_PYTHON)`;
+if (SKIP) console.warn(`tests/unit/train/export.test.ts: skipping the torch tests: ${SKIP}`);
+
+const RUN = {
+  ...TINY_TRAIN,
+  steps: 5,
+  previewEvery: 0,
+  checkpointEvery: 5,
+} as const satisfies CommandArgs<'train.start'>;
+const DORA = {
+  ...RUN,
+  batch: 4,
+  globalSize: 48,
+  dora: { framesPerClip: 2, stride: 3, objects: 2 },
+} as const satisfies CommandArgs<'train.start'>;
+
+type Engine = Awaited<ReturnType<typeof engineWithFrames>>;
+
+async function runJob(e: Engine, id: number) {
+  await e.runner.idle();
+  const done = await e.call('jobs.get', { id });
+  expect(done.error?.message ?? done.state).toBe('done');
+  return done;
+}
+
+async function exportRun(e: Engine, run: CommandArgs<'train.start'>): Promise<string> {
+  const dir = path.join(tmpDir(), 'export');
+  await runJob(e, (await e.call('train.export', { ...run, dir })).id);
+  return dir;
+}
+
+function python(args: string[], cwd: string, env: Record<string, string> = {}) {
+  const r = spawnSync(PYTHON, args, {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, OMP_NUM_THREADS: '1', ...env },
+  });
+  if (r.status !== 0) throw new Error(`${args.join(' ')} exited ${r.status}:\n${r.stdout}\n${r.stderr}`);
+  return r;
+}
+
+function metrics(dir: string): { step: number; loss: number; world: number }[] {
+  const file = path.join(dir, 'run', 'metrics.jsonl');
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l));
+}
+
+function expectRelClose(got: number[], want: number[], tol: number) {
+  expect(got).toHaveLength(want.length);
+  for (let i = 0; i < want.length; i++) {
+    const rel = Math.abs((got[i] as number) - (want[i] as number)) / Math.abs(want[i] as number);
+    expect(rel, `step ${i + 1}: ${got[i]} vs ${want[i]}`).toBeLessThan(tol);
+  }
+}
+
+describe('train.export', () => {
+  it('writes a self-contained folder: frames, run.json, starting state, the program and its README', async () => {
+    const e = await engineWithFrames('export-layout');
+    const dir = await exportRun(e, RUN);
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8'));
+    expect(cfg).toMatchObject({ format: 'flaneur-train-export', version: 1, objective: 'dino' });
+    expect(cfg.args).toMatchObject({ steps: 5, batch: 2, seed: 7, globalSize: 32 });
+    const [src] = cfg.data.sources;
+    expect(fs.statSync(path.join(dir, src.file)).size).toBe(src.frames * src.width * src.height * 3);
+    expect(src.pts).toHaveLength(src.frames);
+    for (const f of ['train.py', 'flaneur_train/rng.py', 'init.safetensors', 'requirements.txt'])
+      expect(fs.existsSync(path.join(dir, f)), f).toBe(true);
+    const readme = fs.readFileSync(path.join(dir, 'README.md'), 'utf8');
+    expect(readme).toContain('torchrun --standalone --nproc_per_node=N train.py --config run.json --resume');
+    expect(readme).not.toContain('{{');
+    // Another export into the same, now non-empty, folder is refused and leaves it as it was.
+    const again = await e.call('train.export', { ...RUN, dir });
+    await e.runner.idle();
+    const failed = await e.call('jobs.get', { id: again.id });
+    expect(failed.state).toBe('failed');
+    expect(failed.error?.code).toBe('INVALID_ARGUMENT');
+    expect(fs.existsSync(path.join(dir, 'run.json'))).toBe(true);
+    // Bringing back a folder that is not an export says what to choose.
+    const bad = await e.call('train.import', { path: tmpDir() });
+    await e.runner.idle();
+    expect((await e.call('jobs.get', { id: bad.id })).error?.code).toBe('NOT_FOUND');
+    await e.engine.close();
+  });
+});
+
+describe.skipIf(SKIP)(`the exported PyTorch program (torch ${TORCH})`, () => {
+  for (const [objective, run] of [
+    ['DINO', RUN],
+    ['Dora', DORA],
+  ] as const) {
+    it(`gives Flaneur's ${objective} losses on the first 5 steps, within 1e-3 relative (single process)`, async () => {
+      const e = await engineWithFrames(`parity-${objective}`);
+      const job = await e.call('train.start', run);
+      await runJob(e, job.id);
+      const flaneur = (await e.call('train.log', { jobId: job.id })).map((r) => r.loss);
+      const dir = await exportRun(e, run);
+      python(['train.py', '--config', 'run.json'], dir);
+      await e.engine.close();
+      const torch = metrics(dir).map((r) => r.loss);
+      console.log(`${objective} losses: flaneur ${JSON.stringify(flaneur)} torch ${JSON.stringify(torch)}`);
+      expectRelClose(torch, flaneur, 1e-3);
+    }, 240_000);
+  }
+});
+
+/**
+ * The README's command, run with `python -m torch.distributed.run`. Debian's torch 1.13 under Python 3.11 cannot
+ * parse its own default "--redirects 0 --tee 0" (Python 3.11 no longer iterates the zero flag of an enum.IntFlag),
+ * so explicit non-zero values are given; torch 2 needs nothing.
+ */
+function readmeCommand(dir: string, resume: boolean): string[] {
+  const readme = fs.readFileSync(path.join(dir, 'README.md'), 'utf8');
+  const lines = readme.split('\n').map((l) => l.trim());
+  const line = lines.find((l) => l.startsWith('torchrun --standalone') && l.endsWith('--resume') === resume);
+  if (!line) throw new Error(`the README has no ${resume ? 'resume ' : ''}command`);
+  const debianFix = TORCH?.startsWith('1.') ? ['--redirects', '1', '--tee', '1'] : [];
+  return ['-m', 'torch.distributed.run', ...debianFix, ...line.split(/\s+/).slice(1)].map((a) =>
+    a === '--nproc_per_node=N' ? '--nproc_per_node=2' : a,
+  );
+}
+
+function start(args: string[], cwd: string): { child: ChildProcess; exit: Promise<number | null>; log: string[] } {
+  const child = spawn(PYTHON, args, { cwd, env: { ...process.env, OMP_NUM_THREADS: '1' } });
+  const log: string[] = [];
+  child.stdout?.on('data', (d) => log.push(String(d)));
+  child.stderr?.on('data', (d) => log.push(String(d)));
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, exit, log };
+}
+
+describe.skipIf(SKIP)('a run on torchrun', () => {
+  it('trains on 2 CPU processes (gloo), resumes after a killed rank, and comes back as a model that segments a frame', async () => {
+    const run = { ...RUN, steps: 40, checkpointEvery: 4 } as const satisfies CommandArgs<'train.start'>;
+    const e = await engineWithFrames('torchrun');
+    const local = await e.call('train.start', run);
+    await runJob(e, local.id);
+    const flaneur = (await e.call('train.log', { jobId: local.id })).map((r) => r.loss);
+    const dir = await exportRun(e, run);
+
+    // Start on 2 processes; once step 5 is logged (a checkpoint at 4 exists), kill rank 1.
+    const first = start(readmeCommand(dir, false), dir);
+    const metricsFile = path.join(dir, 'run', 'metrics.jsonl');
+    const deadline = Date.now() + 240_000;
+    while (!(fs.existsSync(metricsFile) && metrics(dir).some((r) => r.step >= 5))) {
+      if (Date.now() > deadline || first.child.exitCode !== null)
+        throw new Error(`torchrun stopped before step 5:\n${first.log.join('')}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    process.kill(Number(fs.readFileSync(path.join(dir, 'run', 'rank-1.pid'), 'utf8')), 'SIGKILL');
+    expect(await first.exit).not.toBe(0);
+    const killed = metrics(dir);
+    const lastKilled = killed.at(-1)?.step ?? 0;
+    expect(lastKilled).toBeLessThan(run.steps);
+    const checkpoints = fs.readdirSync(path.join(dir, 'run', 'checkpoints')).filter((f) => f.endsWith('.json'));
+    const resumedFrom = Math.max(...checkpoints.map((f) => Number(f.slice(5, 12))));
+    expect(resumedFrom).toBeGreaterThanOrEqual(4);
+    // Without --resume the program refuses to start over the checkpoints.
+    const refused = spawnSync(PYTHON, readmeCommand(dir, false), { cwd: dir, encoding: 'utf8' });
+    expect(refused.status).not.toBe(0);
+    expect(refused.stdout + refused.stderr).toContain('--resume');
+
+    // The README's resume command continues from the last checkpoint to the end.
+    const second = start(readmeCommand(dir, true), dir);
+    expect(await second.exit, second.log.join('')).toBe(0);
+    const log = metrics(dir);
+    expect(log.map((r) => r.step)).toEqual(Array.from({ length: run.steps }, (_, i) => i + 1));
+    expect(log.every((r) => r.world === 2)).toBe(true);
+    // Steps up to the checkpoint are kept; the steps redone after it give the killed run's losses again.
+    for (const r of killed) {
+      const again = log[r.step - 1] as { loss: number };
+      if (r.step <= resumedFrom) expect(again.loss).toBe(r.loss);
+      else expect(Math.abs(again.loss - r.loss) / r.loss).toBeLessThan(1e-6);
+    }
+    // Two processes train the same run as Flaneur's single process (checked on the first 5 steps).
+    expectRelClose(
+      log.slice(0, 5).map((r) => r.loss),
+      flaneur.slice(0, 5),
+      1e-3,
+    );
+    expect(fs.existsSync(path.join(dir, 'run', 'encoder.safetensors'))).toBe(true);
+
+    // Bring it back: a model with its provenance, and the run's curves as a training log.
+    const imported = await e.call('train.import', { path: dir });
+    await runJob(e, imported.id);
+    await new Promise((r) => setTimeout(r, 300));
+    const model = (await e.call('models.list', {})).find((m) => m.provenance?.trainedBy);
+    expect(model?.provenance).toMatchObject({ steps: 40, processes: 2, device: 'cpu', objective: 'dino' });
+    expect(model?.provenance?.wallSeconds).toBeGreaterThan(0);
+    const curves = await e.call('train.log', { jobId: imported.id });
+    expect(curves.map((r) => r.loss)).toEqual(log.map((r) => r.loss));
+
+    // Segment a frame with it: features, an annotation-free bank, a frame's labels.
+    const id = model?.id as number;
+    await runJob(e, (await e.call('features.extract', { modelId: id, size: 32 })).id);
+    const runId = (await e.call('features.runs', {})).find((r) => r.modelId === id)?.id as number;
+    const mediaId = (await e.call('library.list', { limit: 10 })).items[0]?.id as number;
+    const bank = await e.call('segment.clusterBank', {
+      runId,
+      name: 'imported',
+      clusters: 3,
+      frames: [0, 4, 8].map((frameIdx) => ({ mediaId, frameIdx })),
+    });
+    const seg = await e.call('segment.apply', { bankId: bank.id, mediaId, frameIdx: 2 });
+    expect(seg.pixels.reduce((a, b) => a + b, 0)).toBe(seg.width * seg.height);
+    await e.engine.close();
+  }, 480_000);
+});
