@@ -3,6 +3,7 @@
  * object with its figures (ratios against a reference measured in the same run). Never asserts on time.
  */
 import { benchBank } from './bank.js';
+import { benchCli } from './cli.js';
 import { benchCount } from './count.js';
 import { benchDora } from './dora.js';
 import { benchFungi } from './fungi.js';
@@ -17,6 +18,7 @@ import { benchVit } from './vit.js';
 
 const BENCHES: Record<string, (args: string[]) => Promise<Record<string, unknown>>> = {
   hash: benchHash,
+  cli: benchCli,
   count: benchCount,
   bank: benchBank,
   ingest: benchIngest,

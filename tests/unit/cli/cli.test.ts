@@ -1,8 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../../native/cli/spec.js';
 import { runCli } from '../../helpers/cli.js';
+import { ROOT } from '../../helpers/engine-process.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 describe('flaneur CLI', () => {
@@ -67,6 +69,34 @@ describe('flaneur CLI', () => {
     for (const c of COMMANDS) expect(help.stdout).toContain(`  ${c.name} `.trimEnd());
     expect((await runCli([])).code).toBe(2);
   });
+
+  it('answers --help and argument errors without loading the engine (no onnxruntime, no SQLite)', () => {
+    // The native libraries in the process after main() returns, from Node's diagnostic report.
+    const probe = path.join(work, 'probe.mts');
+    fs.writeFileSync(
+      probe,
+      `import { main } from ${JSON.stringify(path.join(ROOT, 'native', 'cli', 'main.ts'))};
+console.log = () => {};
+console.error = () => {};
+await main(JSON.parse(process.argv[2]));
+const libs = process.report.getReport().sharedObjects.filter((s) => /onnxruntime|better_sqlite3/.test(s));
+process.stdout.write(JSON.stringify(libs));`,
+    );
+    const loaded = (args: string[]) => {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', probe, JSON.stringify(args)], {
+        cwd: ROOT,
+        env: { ...process.env, FLANEUR_HOME: home },
+        encoding: 'utf8',
+      });
+      return JSON.parse(r.stdout) as string[];
+    };
+    expect(loaded(['--help'])).toEqual([]);
+    expect(loaded(['segment', 'apply', '--help'])).toEqual([]);
+    expect(loaded(['count', 'x', '--no-such-option'])).toEqual([]);
+    expect(loaded(['track'])).toEqual([]);
+    // A command that runs does load it (the probe can see it).
+    expect(loaded(['device']).some((l) => l.includes('onnxruntime'))).toBe(true);
+  }, 120_000);
 
   describe.each(COMMANDS.map((c) => [c.name, c] as const))('%s', (name, c) => {
     const words = name.split(' ');
