@@ -32,6 +32,7 @@ import {
   isTrustedSenderUrl,
   resolveAppAsset,
 } from './ipc-guard.js';
+import { RestartPolicy } from './restart-policy.js';
 
 const RENDERER_DIR = path.join(APP_ROOT, 'build', 'renderer');
 const ENGINE_ENTRY = path.join(APP_ROOT, 'build', 'native', 'engine', 'ipc-host-main.js');
@@ -43,9 +44,14 @@ protocol.registerSchemesAsPrivileged([
 
 const { values: cli } = parseArgs({ options: { project: { type: 'string' } }, strict: false });
 
-/** The engine in a utility process, restarted if it dies (its jobs resume from their checkpoints). */
+/**
+ * The engine in a utility process, restarted if it dies (its jobs resume from their checkpoints): with exponential
+ * back-off, and a message to the user after a few deaths in a row (RestartPolicy).
+ */
 class EngineProcess {
   private child: UtilityProcess | null = null;
+  private readonly restarts = new RestartPolicy();
+  private startedAt = 0;
   private rpc: RpcClient | null = null;
   private ready: Promise<void> = Promise.resolve();
   private quitting = false;
@@ -62,11 +68,29 @@ class EngineProcess {
         rpc.receive(msg);
       });
     });
+    this.startedAt = Date.now();
     child.on('exit', (code) => {
-      rpc.failAll(`The engine stopped (exit code ${code}); restarting it.`);
-      if (this.quitting) return;
+      if (this.quitting) {
+        rpc.failAll('The engine stopped.');
+        return;
+      }
+      const next = this.restarts.onExit(Date.now() - this.startedAt);
+      rpc.failAll(
+        `The engine stopped (exit code ${code}); restarting it in ${(next.delayMs / 1000).toFixed(1)} s. Running jobs resume from their last checkpoint.`,
+      );
       this.child = null;
-      setTimeout(() => this.start(), 500);
+      // Calls until the next start are answered at once instead of waiting on the dead process.
+      this.rpc = null;
+      this.ready = Promise.resolve();
+      if (next.tell) {
+        void dialog.showMessageBox({
+          type: 'warning',
+          title: 'Flaneur engine',
+          message: 'The engine keeps stopping',
+          detail: this.restarts.message(next.failures, code, next.delayMs),
+        });
+      }
+      setTimeout(() => this.start(), next.delayMs);
     });
     this.child = child;
     this.rpc = rpc;
@@ -74,7 +98,12 @@ class EngineProcess {
 
   async call(command: string, args: unknown): Promise<CallResponse> {
     await this.ready;
-    if (!this.rpc) return { ok: false, error: { code: 'INTERNAL', message: 'The engine is not running.' } };
+    if (!this.rpc) {
+      return {
+        ok: false,
+        error: { code: 'INTERNAL', message: 'The engine is restarting after it stopped; try again in a moment.' },
+      };
+    }
     return this.rpc.call(command, args);
   }
 
