@@ -1,5 +1,10 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { encodeSafetensors } from '../../native/models/safetensors.js';
+import { vitParamShapes } from '../../native/models/vit.js';
+import { Rng } from '../../native/train/rng.js';
+import { initParams, vitForInit } from '../../native/train/train-dino.js';
 import { fixturePath } from '../helpers/fixtures.js';
 import { type Session, useAppSession } from './browser.js';
 
@@ -57,6 +62,60 @@ describe('training, end to end in browser mode', () => {
     await expect
       .poll(async () => (await s.engine.call('models.list', {})).map((m) => m.name).join())
       .toMatch(/Dora tiny \(job \d+\)/);
+    expect(s.errors).toEqual([]);
+  });
+
+  it('adapts a registered model with NeCo, then compares base and adapted on the labelled frames', async () => {
+    const { page } = s;
+    // A tiny registered model to adapt, and three frames labelled (left half / right half) as in the Segment view.
+    const vit = vitForInit({ kind: 'scratch', preset: 'tiny' }, null);
+    const shapes = vitParamShapes(vit);
+    const weights = initParams(shapes, new Rng(11));
+    const file = path.join(app.work, 'tiny-base.safetensors');
+    fs.writeFileSync(
+      file,
+      encodeSafetensors(new Map([...weights].map(([k, v]) => [k, { shape: shapes.get(k) as number[], data: v }])), {
+        heads: String(vit.heads),
+      }),
+    );
+    const base = await s.engine.call('models.import', { path: file, name: 'tiny base' });
+    const media = (await s.engine.call('library.list', { status: 'done' })).items[0];
+    const W = media?.frameWidth as number;
+    const H = media?.frameHeight as number;
+    const labels = Uint8Array.from({ length: W * H }, (_, i) => (i % W < W / 2 ? 0 : 1));
+    for (const frameIdx of [0, 10, 20])
+      await s.engine.call('segment.saveMask', {
+        mediaId: media?.id as number,
+        frameIdx,
+        data: Buffer.from(labels).toString('base64'),
+      });
+
+    await page.getByRole('link', { name: 'Library' }).click();
+    await page.getByRole('link', { name: 'Train' }).click();
+    await page.getByLabel('Start from').selectOption(`model:${base.id}`);
+    await page.getByLabel('Method').selectOption('neco');
+    await page.getByTestId('neco-settings').waitFor();
+    await page.getByLabel('Local crops').fill('2');
+    await page.getByLabel('Batch').fill('1');
+    await page.getByLabel('Steps').fill('3');
+    await page.getByLabel('Crop size').fill('32');
+    await page.getByLabel('Device').selectOption('cpu');
+    await page.getByRole('button', { name: 'Start training' }).click();
+    await page
+      .getByTestId('train-status')
+      .filter({ hasText: /^Step 3 \/ 3.*queue \d+% filled/ })
+      .waitFor({ timeout: 120_000 });
+    await expect
+      .poll(() => page.getByLabel('Run', { exact: true }).locator('option:checked').textContent(), { timeout: 30_000 })
+      .toMatch(/Adapt model #\d+ with NeCo, 3 steps — done/);
+    await expect
+      .poll(async () => (await s.engine.call('models.list', {})).map((m) => m.origin ?? '').join())
+      .toMatch(/NeCo adaptation of model #\d+ "tiny base"/);
+    await page.getByRole('button', { name: 'Compare base and adapted (in-context segmentation)' }).click();
+    await expect
+      .poll(() => page.getByTestId('neco-comparison').textContent(), { timeout: 60_000 })
+      .toMatch(/^3 labelled frames, 2 classes: mIoU base \d+\.\d → adapted \d+\.\d$/);
+    await s.shot('19b-train-neco');
     expect(s.errors).toEqual([]);
   });
 });

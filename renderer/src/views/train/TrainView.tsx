@@ -46,7 +46,7 @@ export function TrainView() {
   const [models, setModels] = useState<ModelInfo[]>([]);
   const [chosen, setChosen] = useState<Set<number>>(new Set());
   const [init, setInit] = useState<string>('scratch:vit_ti16');
-  const [method, setMethod] = useState<'dora' | 'dino'>('dora');
+  const [method, setMethod] = useState<'dora' | 'dino' | 'neco'>('dora');
   const [steps, setSteps] = useState(300);
   const [length, setLength] = useState<'steps' | 'epochs'>('steps');
   const [epochs, setEpochs] = useState(10);
@@ -60,6 +60,13 @@ export function TrainView() {
   const [lr, setLr] = useState(5e-4);
   const [freeze, setFreeze] = useState(0);
   const [koleo, setKoleo] = useState(0);
+  const [lrBackbone, setLrBackbone] = useState(1e-5);
+  const [lrHead, setLrHead] = useState(1e-4);
+  const [necoLocals, setNecoLocals] = useState(4);
+  const [comparison, setComparison] = useState<{
+    jobId: number;
+    result: CommandResult<'segment.compareModels'>;
+  } | null>(null);
   const [selected, setSelected] = useState<number | null>(null);
   const [log, setLog] = useState<Log>([]);
   const [previews, setPreviews] = useState<CommandResult<'train.previews'>>([]);
@@ -96,23 +103,29 @@ export function TrainView() {
   const submit = (e: FormEvent) => {
     e.preventDefault();
     const [kind, value] = init.split(':');
-    const args: CommandArgs<'train.start'> = {
+    const start = {
       media: [...chosen],
       init:
         kind === 'model'
-          ? { kind: 'model', id: Number(value) }
-          : { kind: 'scratch', preset: (value ?? 'vit_ti16') as Preset },
+          ? ({ kind: 'model', id: Number(value) } as const)
+          : ({ kind: 'scratch', preset: (value ?? 'vit_ti16') as Preset } as const),
       steps: totalSteps,
       batch,
       globalSize,
-      localSize: Math.max(16, Math.round(globalSize / 2 / 16) * 16),
-      localCrops: 2,
-      lr,
-      freezeLastLayerSteps: freeze,
-      koleo,
       ...(device ? { device: device as NonNullable<CommandArgs<'train.start'>['device']> } : {}),
-      ...(method === 'dora' ? { dora: { framesPerClip, stride, objects } } : {}),
     };
+    const args: CommandArgs<'train.start'> =
+      method === 'neco'
+        ? { ...start, neco: { lrBackbone, lrHead, localCrops: necoLocals } }
+        : {
+            ...start,
+            localSize: Math.max(16, Math.round(globalSize / 2 / 16) * 16),
+            localCrops: 2,
+            lr,
+            freezeLastLayerSteps: freeze,
+            koleo,
+            ...(method === 'dora' ? { dora: { framesPerClip, stride, objects } } : {}),
+          };
     void run('Could not start training', async () => {
       const job = await client.call('train.start', args);
       setSelected(job.id);
@@ -120,6 +133,20 @@ export function TrainView() {
   };
   const num = (set: (n: number) => void) => (e: { target: { value: string } }) => set(Number(e.target.value));
   const last = log[log.length - 1];
+  const isNeco = (j: { args: Record<string, unknown> } | null) => Boolean(j?.args.neco);
+  /** A finished NeCo run's base model (its args) and adapted model (registered with the job in its origin). */
+  const compare = (job: NonNullable<typeof current>) =>
+    void run('Could not compare the models', async () => {
+      const baseId = (job.args.init as { kind: string; id?: number } | undefined)?.id;
+      const adapted = (await client.call('models.list', {})).find(
+        (m) => m.origin?.includes(`(job ${job.id})`) || m.name.includes(`(job ${job.id})`),
+      );
+      if (!baseId || !adapted) throw new Error('The base or the adapted model of this run is not registered.');
+      setComparison({
+        jobId: job.id,
+        result: await client.call('segment.compareModels', { modelIds: [baseId, adapted.id] }),
+      });
+    });
 
   return (
     <div className="view view-wide train">
@@ -127,7 +154,8 @@ export function TrainView() {
         <h1>Train</h1>
         <span className="muted">
           Self-supervised training on the project's frames: Dora (objects discovered in the teacher's attention and
-          tracked through clips) or plain DINO; the teacher is exported to Models.
+          tracked through clips) or plain DINO, the teacher exported to Models; or adapt a registered model's patch
+          features to these frames with NeCo (patch neighbour consistency), the adapted model exported to Models.
         </span>
       </header>
       <form className="card" onSubmit={submit} aria-label="New training run">
@@ -166,9 +194,14 @@ export function TrainView() {
           </label>
           <label className="field">
             Method
-            <select value={method} onChange={(e) => setMethod(e.target.value as 'dora' | 'dino')} aria-label="Method">
+            <select
+              value={method}
+              onChange={(e) => setMethod(e.target.value as 'dora' | 'dino' | 'neco')}
+              aria-label="Method"
+            >
               <option value="dora">Dora (discover and track objects)</option>
               <option value="dino">Plain DINO</option>
+              <option value="neco">Adapt (NeCo)</option>
             </select>
           </label>
           <label className="field">
@@ -245,7 +278,47 @@ export function TrainView() {
             </label>
           </div>
         )}
-        <details>
+        {method === 'neco' && (
+          <div className="field-row" data-testid="neco-settings">
+            {!init.startsWith('model:') && (
+              <p className="muted">NeCo adapts a pretrained encoder: choose a registered model in “Start from”.</p>
+            )}
+            <label className="field">
+              Backbone learning rate{' '}
+              <input
+                type="number"
+                min={0}
+                step={0.000001}
+                value={lrBackbone}
+                onChange={num(setLrBackbone)}
+                aria-label="Backbone learning rate"
+              />
+            </label>
+            <label className="field">
+              Head learning rate{' '}
+              <input
+                type="number"
+                min={0}
+                step={0.00001}
+                value={lrHead}
+                onChange={num(setLrHead)}
+                aria-label="Head learning rate"
+              />
+            </label>
+            <label className="field">
+              Local crops{' '}
+              <input
+                type="number"
+                min={0}
+                max={16}
+                value={necoLocals}
+                onChange={num(setNecoLocals)}
+                aria-label="Local crops"
+              />
+            </label>
+          </div>
+        )}
+        <details hidden={method === 'neco'}>
           <summary>Optimisation and collapse guards</summary>
           <div className="field-row">
             <label className="field">
@@ -306,14 +379,35 @@ export function TrainView() {
             {current.state === 'running' &&
               ` · ${current.progress.phase} · ETA ${formatDuration(current.progress.etaS)}`}
             {last &&
-              ` · loss ${last.loss.toFixed(4)} · teacher entropy ${last.teacherEntropy.toFixed(3)} · ${last.imgsPerS.toFixed(1)} views/s`}
+              ` · loss ${last.loss.toFixed(4)} · ${isNeco(current) ? `queue ${(100 * last.teacherEntropy).toFixed(0)}% filled` : `teacher entropy ${last.teacherEntropy.toFixed(3)}`} · ${last.imgsPerS.toFixed(1)} views/s`}
           </p>
           {current.error && <p className="error">{current.error.message}</p>}
+          {isNeco(current) && current.state === 'done' && (
+            <div className="field-row">
+              <button type="button" onClick={() => compare(current)}>
+                Compare base and adapted (in-context segmentation)
+              </button>
+              {comparison?.jobId === current.id && (
+                <p data-testid="neco-comparison">
+                  {comparison.result.frames} labelled frames, {comparison.result.classes} classes: mIoU{' '}
+                  {comparison.result.models
+                    .map((m, i) => `${i === 0 ? 'base' : 'adapted'} ${(100 * m.miou).toFixed(1)}`)
+                    .join(' → ')}
+                </p>
+              )}
+            </div>
+          )}
           {log.length > 0 && (
             <div className="plots">
               <SeriesPlot log={log} metric="loss" label="Loss" />
               <SeriesPlot log={log} metric="lr" label="Learning rate" />
-              <SeriesPlot log={log} metric="teacherEntropy" label="Teacher entropy (log K = collapse)" />
+              <SeriesPlot
+                log={log}
+                metric="teacherEntropy"
+                label={
+                  isNeco(current) ? 'Queue of teacher patches (share filled)' : 'Teacher entropy (log K = collapse)'
+                }
+              />
             </div>
           )}
           {previews.length > 0 && (
