@@ -1,36 +1,39 @@
 /** Models, embeddings, training and the execution device. */
 import fs from 'node:fs';
+import path from 'node:path';
+import type { CommandArgs, CommandResult } from '../../api/contract.js';
 import { encodeNpy } from '../../features/export.js';
 import { adapterLine } from '../../runtime/webgpu-probe.js';
-import { UsageError } from '../errors.js';
-import { command, formatJob } from '../session.js';
+import { CliError, UsageError } from '../errors.js';
+import { command, formatJob, type Session } from '../session.js';
 
 const PRESETS = ['vit_ti16', 'vit_s16', 'vit_b16', 'vit_s8', 'tiny'] as const;
 
 const OBJECTIVES = ['dino', 'dora', 'neco'] as const;
 
-export const train = command(async (s) => {
+/** The arguments of `train.start` from the options of `flaneur train` (shared by `train export`). */
+function trainArgs(s: Session, name: string): CommandArgs<'train.start'> {
   const preset = s.opt('preset') ?? 'vit_ti16';
   if (!(PRESETS as readonly string[]).includes(preset))
-    throw new UsageError(`train: --preset is one of ${PRESETS.join(', ')}, not ${preset}`);
+    throw new UsageError(`${name}: --preset is one of ${PRESETS.join(', ')}, not ${preset}`);
   const objective = s.opt('objective') ?? 'dino';
   if (!(OBJECTIVES as readonly string[]).includes(objective))
-    throw new UsageError(`train: --objective is one of ${OBJECTIVES.join(', ')}, not ${objective}`);
+    throw new UsageError(`${name}: --objective is one of ${OBJECTIVES.join(', ')}, not ${objective}`);
   const from = s.num('base', { int: true, min: 1 }) ?? s.num('from-model', { int: true, min: 1 });
   if (objective === 'neco' && from === undefined && s.opt('preset') === undefined)
-    throw new UsageError('train: NeCo adapts a registered model: give --base ID (see `flaneur model list`)');
+    throw new UsageError(`${name}: NeCo adapts a registered model: give --base ID (see \`flaneur model list\`)`);
   const media = s
     .opt('media')
     ?.split(',')
     .map((x) => {
       const id = Number(x);
-      if (!Number.isInteger(id) || id < 1) throw new UsageError(`train: --media takes media ids like 3,4, not ${x}`);
+      if (!Number.isInteger(id) || id < 1) throw new UsageError(`${name}: --media takes media ids like 3,4, not ${x}`);
       return id;
     });
   const steps = s.num('steps', { int: true, min: 1 });
   const batch = s.num('batch', { int: true, min: 1 }) ?? (objective === 'neco' ? 4 : undefined);
   const seed = s.num('seed', { int: true, min: 0 });
-  const job = await s.call('train.start', {
+  return {
     init: from ? { kind: 'model', id: from } : { kind: 'scratch', preset: preset as (typeof PRESETS)[number] },
     ...(media ? { media } : {}),
     ...(objective === 'neco' ? { neco: {} } : {}),
@@ -38,9 +41,40 @@ export const train = command(async (s) => {
     ...(steps ? { steps } : {}),
     ...(batch ? { batch } : {}),
     ...(seed !== undefined ? { seed } : {}),
-  });
+  };
+}
+
+export const train = command(async (s) => {
+  const job = await s.call('train.start', trainArgs(s, 'train'));
   const done = await s.waitJob(job);
   s.out(done, () => formatJob(done));
+});
+
+export const trainExport = command(async (s) => {
+  const dir = path.resolve(s.inv.positionals[0] as string);
+  const done = await s.waitJob(await s.call('train.export', { ...trainArgs(s, 'train export'), dir }));
+  s.out(
+    done,
+    () =>
+      `${formatJob(done)}\nRun it where the GPUs are:  cd ${dir} && torchrun --standalone --nproc_per_node=N train.py --config run.json\n(see ${path.join(dir, 'README.md')}; bring it back with \`flaneur train import ${dir}\`)`,
+  );
+});
+
+export const trainImport = command(async (s) => {
+  const name = s.opt('name');
+  const done = await s.waitJob(
+    await s.call('train.import', { path: path.resolve(s.inv.positionals[0] as string), ...(name ? { name } : {}) }),
+  );
+  // The engine registers the brought-back encoder when the job ends; wait for it (a few seconds at most).
+  const items = await s.call('jobs.items', { id: done.id });
+  const encoder = (items.items.find((i) => i.key === 'export')?.result as { name?: string } | null)?.name;
+  let model: CommandResult<'models.list'>[number] | undefined;
+  for (let i = 0; i < 100 && !model; i++) {
+    model = (await s.call('models.list', {})).find((m) => m.name === encoder);
+    if (!model) await new Promise((r) => setTimeout(r, 100));
+  }
+  if (!model) throw new CliError(`The run was read but its model was not registered: ${encoder}.`, 'INTERNAL');
+  s.out({ job: done, model }, () => `${formatJob(done)}\nmodel #${model.id} ${model.name}\n${model.origin ?? ''}`);
 });
 
 export const modelImport = command(async (s) => {

@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { CommandArgs } from '../../../native/api/contract.js';
+import { runCli } from '../../helpers/cli.js';
+import { fixturePath } from '../../helpers/fixtures.js';
 import { tmpDir } from '../../helpers/tmp.js';
 import { engineWithFrames, TINY_TRAIN } from '../../helpers/train.js';
 
@@ -225,4 +227,29 @@ describe.skipIf(SKIP)('a run on torchrun', () => {
     expect(seg.pixels.reduce((a, b) => a + b, 0)).toBe(seg.width * seg.height);
     await e.engine.close();
   }, 480_000);
+});
+
+describe.skipIf(SKIP)('flaneur train export / train import', () => {
+  it('exports from the command line, runs, and brings the run back as a model', async () => {
+    process.env.FLANEUR_HOME = tmpDir();
+    const project = path.join(tmpDir(), 'p');
+    const dir = path.join(tmpDir(), 'cluster');
+    const p = ['--project', project];
+    expect((await runCli(['project', 'create', project])).code).toBe(0);
+    const added = await runCli(['add', fixturePath('synthetic', 'tour.mp4'), '--fps', '1', '--size', '48', ...p]);
+    expect(added.code, added.stderr).toBe(0);
+    const exported = await runCli(['train', 'export', dir, '--preset', 'tiny', '--steps', '2', '--batch', '2', ...p]);
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(exported.stdout).toContain('torchrun --standalone --nproc_per_node=N train.py --config run.json');
+    // Nothing trained yet: the import says what to do.
+    const early = await runCli(['train', 'import', dir, ...p]);
+    expect(early.code).toBe(1);
+    expect(early.stderr).toContain('no checkpoint yet');
+    python(['train.py', '--config', 'run.json'], dir);
+    const back = await runCli(['train', 'import', dir, '--json', ...p]);
+    expect(back.code, back.stderr).toBe(0);
+    const { model } = back.json<{ model: { name: string; origin: string; provenance: { steps: number } } }>();
+    expect(model.provenance.steps).toBe(2);
+    expect(model.origin).toMatch(/^DINO run trained with torchrun: 2 of 2 steps on 1× cpu in \d+ s/);
+  }, 240_000);
 });
