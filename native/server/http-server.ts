@@ -66,6 +66,11 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(data);
 }
 
+/** Largest message a browser may send on the event socket (it sends none). */
+const WS_MAX_PAYLOAD = 4096;
+/** Events waiting for a client that does not read them, before it is dropped (the UI reconnects and refetches). */
+const WS_MAX_BUFFERED = 8 * 1024 * 1024;
+
 async function readBody(req: IncomingMessage): Promise<string> {
   let size = 0;
   const chunks: Buffer[] = [];
@@ -240,7 +245,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     else socket.destroy();
   });
 
-  const wss = new WebSocketServer({ noServer: true });
+  // The event socket only sends: a client message of more than a few bytes closes it (ws's default would buffer up
+  // to 100 MiB), and a client that stops reading is dropped once a few MiB of events wait for it, instead of the
+  // engine holding every progress event for it in memory.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: WS_MAX_PAYLOAD });
   const refuseUpgrade = (socket: Duplex, status: string) => {
     if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
     else socket.destroy();
@@ -261,7 +269,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       }
       wss.handleUpgrade(req, socket, head, (ws) => {
         const unsubscribe = options.subscribe((event) => {
-          if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(event));
+          if (ws.readyState !== ws.OPEN) return;
+          if (ws.bufferedAmount > WS_MAX_BUFFERED) ws.terminate();
+          else ws.send(JSON.stringify(event));
         });
         ws.on('close', unsubscribe);
         ws.on('error', unsubscribe);

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { Engine } from '../../../native/engine/engine.js';
 import { createEngineDispatcher } from '../../../native/engine/handlers.js';
 import { type RunningServer, startServer } from '../../../native/server/http-server.js';
@@ -76,6 +77,18 @@ describe('browser mode survives hostile requests (a real engine process)', () =>
     await stillServing();
     const ok = await upgrade('/api/events', ['Cookie: x=%zz', `X-Flaneur-Token: ${engine.token}`]);
     expect(ok.status).toBe(101);
+    await stillServing();
+  });
+
+  it('a large message on the event socket closes that socket (1009) without buffering it, and the server lives', async () => {
+    const ws = new WebSocket(`ws://${host}/api/events`, { headers: { 'X-Flaneur-Token': engine.token } });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+    ws.send(Buffer.alloc(8 * 1024 * 1024, 1));
+    expect(await closed).toBe(1009);
     await stillServing();
   });
 
