@@ -1,5 +1,5 @@
 /**
- * Job `train.export`: a Flaneur training run (DINO or Dora) as a self-contained folder for PyTorch's torchrun on
+ * Job `train.export`: a Flaneur training run (DINO, Dora or NeCo) as a self-contained folder for PyTorch's torchrun on
  * machines with more GPUs: the sampled frames (raw RGB, the same pixels Flaneur trains on) with their source
  * timestamps, the run's full configuration (run.json), the starting state and generator state, and the PyTorch
  * program of native/train/export/torch/ (versioned with the app). The program draws every augmentation with
@@ -13,9 +13,13 @@ import { FlaneurError } from '../api/errors.js';
 import { APP_ROOT, APP_VERSION } from '../engine/version.js';
 import type { JobHandler } from '../jobs/types.js';
 import { FrameStore } from '../media/frame-store.js';
+import type { NecoHeadConfig } from '../models/neco.js';
 import { encodeSafetensors, type TensorToWrite } from '../models/safetensors.js';
 import { dinoParamShapes } from './dino-step.js';
-import { planRun, startingParams } from './train-dino.js';
+import { necoParamShapes } from './neco-step.js';
+import { Rng } from './rng.js';
+import { initParams, planRun, startingParams } from './train-dino.js';
+import { necoLocalSize } from './train-neco.js';
 
 /** The PyTorch program copied into every export. */
 export const TORCH_PROGRAM_DIR = path.join(APP_ROOT, 'native', 'train', 'export', 'torch');
@@ -40,21 +44,40 @@ function copyAtomic(from: string, to: string): void {
   fs.renameSync(`${to}.tmp`, to);
 }
 
+function objectiveName(a: Pick<Args, 'neco' | 'dora'>): string {
+  return a.neco ? 'NeCo' : a.dora ? 'Dora' : 'DINO';
+}
+
+/** NeCo's head and local crop size, validated as train-neco.ts does before a run starts. */
+function necoSetup(a: Args, vit: { patchSize: number; dim: number }): { head: NecoHeadConfig; localSize: number } {
+  const n = a.neco as NonNullable<Args['neco']>;
+  const P = vit.patchSize;
+  const localSize = n.localSize ?? necoLocalSize(P);
+  if (a.globalSize % P || localSize % P)
+    throw new FlaneurError(
+      'INVALID_ARGUMENT',
+      `Crop sizes must be multiples of the patch size ${P} (global ${a.globalSize}, local ${localSize}).`,
+      { field: 'globalSize' },
+    );
+  if (n.queue < a.batch * n.aligned * n.aligned)
+    throw new FlaneurError(
+      'INVALID_ARGUMENT',
+      `The queue (${n.queue}) must hold at least batch × ${n.aligned * n.aligned} patches (${a.batch * n.aligned * n.aligned}); raise the queue or lower the batch.`,
+      { field: 'neco' },
+    );
+  return { head: { inDim: vit.dim, hiddenDim: n.headHidden, outDim: n.outDim, layers: 3 }, localSize };
+}
+
 export const trainExportJob: JobHandler<Args, { copied: number }> = {
   kind: 'train.export',
   args: TrainExportArgs,
-  title: (a) => `Export ${a.dora ? 'Dora' : 'DINO'} training (${a.steps} steps) to ${a.dir}`,
+  title: (a) => `Export ${objectiveName(a)} training (${a.steps} steps) to ${a.dir}`,
   async run(ctx) {
     const { project } = ctx;
     const { dir: target, ...a } = ctx.args;
     const dir = path.resolve(target);
-    if (a.neco)
-      throw new FlaneurError(
-        'INVALID_ARGUMENT',
-        'The exported PyTorch program trains DINO and Dora; NeCo runs train in Flaneur only for now.',
-        { field: 'neco' },
-      );
     const plan = planRun(project, a);
+    const neco = a.neco ? necoSetup(a, plan.vit) : null;
     if (plan.vit.ropePeriods || plan.vit.mlp === 'swiglu' || plan.vit.family === 'dinov3')
       throw new FlaneurError(
         'INVALID_ARGUMENT',
@@ -134,9 +157,20 @@ export const trainExportJob: JobHandler<Args, { copied: number }> = {
       pts: project.media.frames(m.id, 0, m.frameCount).map((f) => f.pts),
     }));
 
-    // Step 0: the starting weights (teacher = student), zero moments and centre, and the generator after them.
-    const { params, rng } = startingParams(a, plan.vit, plan.head, plan.loaded);
-    const shapes = dinoParamShapes({ vit: plan.vit, head: plan.head });
+    // Step 0: the starting weights (teacher = student), zero moments and centre, and the generator after them
+    // (NeCo: the model's weights over the initialised ViT and head, as train-neco.ts; no centre).
+    let params: Map<string, Float32Array>;
+    let rng: Rng;
+    let shapes: Map<string, number[]>;
+    if (neco) {
+      rng = new Rng(a.seed * 2654435761 + 1);
+      shapes = necoParamShapes({ vit: plan.vit, head: neco.head });
+      params = initParams(shapes, rng);
+      if (plan.loaded) for (const [k, v] of plan.loaded.weights) if (params.has(k)) params.set(k, v);
+    } else {
+      ({ params, rng } = startingParams(a, plan.vit, plan.head, plan.loaded));
+      shapes = dinoParamShapes({ vit: plan.vit, head: plan.head });
+    }
     const tensors = new Map<string, TensorToWrite>();
     for (const [name, shape] of shapes) {
       const p = params.get(name) as Float32Array;
@@ -146,19 +180,20 @@ export const trainExportJob: JobHandler<Args, { copied: number }> = {
       tensors.set(`m.${name}`, { shape, data: zeros });
       tensors.set(`v.${name}`, { shape, data: zeros });
     }
-    tensors.set('center', { shape: [a.outDim], data: new Float32Array(a.outDim) });
+    if (!neco) tensors.set('center', { shape: [a.outDim], data: new Float32Array(a.outDim) });
     fs.writeFileSync(path.join(dir, 'init.safetensors'), encodeSafetensors(tensors, { step: '0' }));
     const { mean, std, ...arch } = plan.vit;
     const config = {
       format: EXPORT_FORMAT,
       version: 1,
       flaneur: APP_VERSION,
-      objective: a.dora ? 'dora' : 'dino',
+      objective: a.neco ? 'neco' : a.dora ? 'dora' : 'dino',
       exportedAt: new Date().toISOString(),
       project: project.dir,
       args: a,
       vit: { ...arch, mean: [...mean], std: [...std] },
-      head: plan.head,
+      head: neco ? neco.head : plan.head,
+      ...(neco ? { neco: { localSize: neco.localSize } } : {}),
       init: 'init.safetensors',
       rngState: rng.state,
       data: { sources, policy: 'the sampled frames of the project, copied as raw RGB (frame i at i·w·h·3)' },
@@ -166,7 +201,7 @@ export const trainExportJob: JobHandler<Args, { copied: number }> = {
     fs.writeFileSync(path.join(dir, 'run.json'), `${JSON.stringify(config, null, 1)}\n`);
     const readme = fs
       .readFileSync(path.join(TORCH_PROGRAM_DIR, 'README.md'), 'utf8')
-      .replaceAll('{{OBJECTIVE}}', a.dora ? 'Dora' : 'DINO')
+      .replaceAll('{{OBJECTIVE}}', objectiveName(a))
       .replaceAll('{{STEPS}}', String(a.steps))
       .replaceAll('{{BATCH}}', String(a.batch))
       .replaceAll('{{FRAMES}}', String(plan.frames.length))

@@ -1,6 +1,7 @@
 /**
  * Job `train.import`: brings back a run trained elsewhere from a `train.export` folder (or its run/ folder, or one
- * of its checkpoints): the teacher's backbone of the last checkpoint as an encoder (.safetensors in official names,
+ * of its checkpoints): the teacher's backbone of the last checkpoint (NeCo: the student's, as Flaneur's NeCo and the
+ * official code) as an encoder (.safetensors in official names,
  * with the run's provenance in its metadata, registered as a model by the engine like a local run's export), and
  * the run's metrics log (run/metrics.jsonl) as this job's training log, so its curves show beside local runs.
  */
@@ -119,6 +120,10 @@ export function readMetrics(file: string, upTo: number): (TrainLogRow & { world?
   return [...rows.values()].sort((a, b) => a.step - b.step);
 }
 
+function objectiveLabel(objective: string): string {
+  return objective === 'neco' ? 'NeCo' : objective === 'dora' ? 'Dora' : 'DINO';
+}
+
 export const trainImportJob: JobHandler<Args, { step: number }> = {
   kind: 'train.import',
   args: TrainImportArgs,
@@ -136,13 +141,17 @@ export const trainImportJob: JobHandler<Args, { step: number }> = {
     };
     const st = readSafetensors(run.checkpoint.replace(/\.json$/, '.safetensors'));
     const vit = run.config.vit;
+    const objective = objectiveLabel(run.config.objective);
+    const side = run.config.objective === 'neco' ? 'p' : 't';
     const backbone = new Map<string, TensorToWrite>();
     for (const [name, shape] of vitParamShapes(vit)) {
-      if (!st.tensors.has(`t.${name}`))
-        throw new FlaneurError('INVALID_ARGUMENT', `${run.checkpoint} has no teacher tensor ${name}.`, {
-          field: 'path',
-        });
-      backbone.set(name, { shape, data: st.float32(`t.${name}`) });
+      if (!st.tensors.has(`${side}.${name}`))
+        throw new FlaneurError(
+          'INVALID_ARGUMENT',
+          `${run.checkpoint} has no ${side === 'p' ? 'student' : 'teacher'} tensor ${name}.`,
+          { field: 'path' },
+        );
+      backbone.set(name, { shape, data: st.float32(`${side}.${name}`) });
     }
     const provenance = {
       trainedBy: 'torchrun (flaneur train export)',
@@ -178,7 +187,7 @@ export const trainImportJob: JobHandler<Args, { step: number }> = {
     const init = run.config.args.init;
     const name =
       ctx.args.name ??
-      `${run.config.objective === 'dora' ? 'Dora' : 'DINO'} ${init.kind === 'scratch' ? init.preset : `from #${init.id}`}, ${meta.step} steps on ${provenance.processes}× ${provenance.device} (imported, job ${ctx.jobId})`;
+      `${objective} ${init.kind === 'scratch' ? init.preset : `from #${init.id}`}, ${meta.step} steps on ${provenance.processes}× ${provenance.device} (imported, job ${ctx.jobId})`;
     ctx.commit(
       [
         {
@@ -187,7 +196,7 @@ export const trainImportJob: JobHandler<Args, { step: number }> = {
           result: {
             encoder: path.relative(project.dir, encoder),
             name,
-            origin: `${provenance.objective === 'dora' ? 'Dora' : 'DINO'} run trained with torchrun: ${provenance.steps} of ${provenance.plannedSteps} steps on ${provenance.processes}× ${provenance.device}${provenance.wallSeconds === null ? '' : ` in ${Math.round(provenance.wallSeconds)} s`} (${provenance.config})`,
+            origin: `${objective} run trained with torchrun: ${provenance.steps} of ${provenance.plannedSteps} steps on ${provenance.processes}× ${provenance.device}${provenance.wallSeconds === null ? '' : ` in ${Math.round(provenance.wallSeconds)} s`} (${provenance.config})`,
             provenance,
             logged: rows.length,
           },

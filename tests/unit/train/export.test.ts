@@ -11,7 +11,7 @@ import type { CommandArgs } from '../../../native/api/contract.js';
 import { runCli } from '../../helpers/cli.js';
 import { fixturePath } from '../../helpers/fixtures.js';
 import { tmpDir } from '../../helpers/tmp.js';
-import { engineWithFrames, TINY_TRAIN } from '../../helpers/train.js';
+import { engineWithFrames, NECO_TINY, TINY_TRAIN } from '../../helpers/train.js';
 
 const PYTHON = process.env.FLANEUR_PYTHON ?? '/usr/bin/python3';
 const probe = spawnSync(PYTHON, ['-c', 'import torch, numpy; print(torch.__version__)'], { encoding: 'utf8' });
@@ -32,6 +32,12 @@ const DORA = {
   batch: 4,
   globalSize: 48,
   dora: { framesPerClip: 2, stride: 3, objects: 2 },
+} as const satisfies CommandArgs<'train.start'>;
+
+/** NeCo from scratch, 2 images per step (2 global 32 px crops of 2x2 patches, 2 local 16 px crops), 49 aligned. */
+const NECO = {
+  ...RUN,
+  neco: { ...NECO_TINY, queue: 128 },
 } as const satisfies CommandArgs<'train.start'>;
 
 type Engine = Awaited<ReturnType<typeof engineWithFrames>>;
@@ -110,6 +116,7 @@ describe.skipIf(SKIP)(`the exported PyTorch program (torch ${TORCH})`, () => {
   for (const [objective, run] of [
     ['DINO', RUN],
     ['Dora', DORA],
+    ['NeCo', NECO],
   ] as const) {
     it(`gives Flaneur's ${objective} losses on the first 5 steps, within 1e-3 relative (single process)`, async () => {
       const e = await engineWithFrames(`parity-${objective}`);

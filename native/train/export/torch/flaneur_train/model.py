@@ -9,6 +9,17 @@ import torch.nn.functional as F
 
 def param_shapes(vit, head):
     """vitParamShapes + dinoHeadParamShapes, in Flaneur's order."""
+    s = vit_shapes(vit)
+    dims = [head["inDim"]] + [head["hiddenDim"]] * (head["layers"] - 1) + [head["bottleneckDim"]]
+    for i in range(head["layers"]):
+        s[f"head.mlp.{2 * i}.weight"] = [dims[i + 1], dims[i]]
+        s[f"head.mlp.{2 * i}.bias"] = [dims[i + 1]]
+    s["head.last_layer.weight_v"] = [head["outDim"], head["bottleneckDim"]]
+    return s
+
+
+def vit_shapes(vit):
+    """vitParamShapes, in Flaneur's order."""
     D = vit["dim"]
     s = {
         "cls_token": [1, 1, D],
@@ -38,11 +49,6 @@ def param_shapes(vit, head):
             s[p + "ls2.gamma"] = [D]
     s["norm.weight"] = [D]
     s["norm.bias"] = [D]
-    dims = [head["inDim"]] + [head["hiddenDim"]] * (head["layers"] - 1) + [head["bottleneckDim"]]
-    for i in range(head["layers"]):
-        s[f"head.mlp.{2 * i}.weight"] = [dims[i + 1], dims[i]]
-        s[f"head.mlp.{2 * i}.bias"] = [dims[i + 1]]
-    s["head.last_layer.weight_v"] = [head["outDim"], head["bottleneckDim"]]
     return s
 
 
@@ -62,6 +68,17 @@ def _pos(P, vit, gh, gw):
 
 def vit_forward(P, vit, x, dp=None, want_last=False):
     """CLS [B, D] (and, with want_last, the last block's q, k [B, n, D] without CLS and CLS attention [B, H, n])."""
+    t, extra = _tokens(P, vit, x, dp, want_last)
+    return t[:, 0], extra
+
+
+def vit_patches(P, vit, x, dp=None):
+    """The normalised patch tokens [B, n, D] (registers left out), as vit.ts's `patches` output."""
+    t, _ = _tokens(P, vit, x, dp, False)
+    return t[:, 1 + vit["registers"] :]
+
+
+def _tokens(P, vit, x, dp, want_last):
     B, _, H, W = x.shape
     ps, D, R, heads = vit["patchSize"], vit["dim"], vit["registers"], vit["heads"]
     gh, gw = H // ps, W // ps
@@ -101,8 +118,7 @@ def vit_forward(P, vit, x, dp=None, want_last=False):
         if keep is not None:
             f = f * keep
         t = t + f
-    t = F.layer_norm(t, (D,), P["norm.weight"], P["norm.bias"], eps)
-    return t[:, 0], extra
+    return F.layer_norm(t, (D,), P["norm.weight"], P["norm.bias"], eps), extra
 
 
 def _l2(x):
