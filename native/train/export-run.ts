@@ -49,7 +49,10 @@ function objectiveName(a: Pick<Args, 'neco' | 'dora'>): string {
 }
 
 /** NeCo's head and local crop size, validated as train-neco.ts does before a run starts. */
-function necoSetup(a: Args, vit: { patchSize: number; dim: number }): { head: NecoHeadConfig; localSize: number } {
+function necoSetup(
+  a: Omit<Args, 'dir'>,
+  vit: { patchSize: number; dim: number },
+): { head: NecoHeadConfig; localSize: number } {
   const n = a.neco as NonNullable<Args['neco']>;
   const P = vit.patchSize;
   const localSize = n.localSize ?? necoLocalSize(P);
