@@ -236,6 +236,42 @@ describe.skipIf(SKIP)('a run on torchrun', () => {
   }, 480_000);
 });
 
+describe.skipIf(SKIP)('NeCo on torchrun', () => {
+  it("trains on 2 processes, stops, resumes with the queue from the checkpoint, and keeps Flaneur's losses", async () => {
+    const run = { ...NECO, checkpointEvery: 2 } as const satisfies CommandArgs<'train.start'>;
+    const e = await engineWithFrames('neco-torchrun');
+    const local = await e.call('train.start', run);
+    await runJob(e, local.id);
+    const flaneur = (await e.call('train.log', { jobId: local.id })).map((r) => r.loss);
+    const dir = await exportRun(e, run);
+    // 2 processes (one image each; teacher patches gathered for the queue) up to step 3, then the README's resume.
+    const first = start([...readmeCommand(dir, false), '--stop-at', '3'], dir);
+    expect(await first.exit, first.log.join('')).toBe(0);
+    const ck = JSON.parse(fs.readFileSync(path.join(dir, 'run', 'checkpoints', 'step-0000003.json'), 'utf8'));
+    expect(ck.counters.queueEntries).toBe(24);
+    const second = start(readmeCommand(dir, true), dir);
+    expect(await second.exit, second.log.join('')).toBe(0);
+    const log = metrics(dir);
+    expect(log.map((r) => [r.step, r.world])).toEqual([1, 2, 3, 4, 5].map((s) => [s, 2]));
+    console.log(
+      `NeCo 2 processes: flaneur ${JSON.stringify(flaneur)} torchrun ${JSON.stringify(log.map((r) => r.loss))}`,
+    );
+    expectRelClose(
+      log.map((r) => r.loss),
+      flaneur,
+      1e-3,
+    );
+    // The student's backbone comes back as a NeCo model.
+    const imported = await e.call('train.import', { path: dir });
+    await runJob(e, imported.id);
+    await new Promise((r) => setTimeout(r, 300));
+    const model = (await e.call('models.list', {})).find((m) => m.provenance?.trainedBy);
+    expect(model?.provenance).toMatchObject({ steps: 5, processes: 2, objective: 'neco' });
+    expect(model?.origin).toMatch(/^NeCo run trained with torchrun: 5 of 5 steps on 2× cpu/);
+    await e.engine.close();
+  }, 480_000);
+});
+
 describe.skipIf(SKIP)('flaneur train export / train import', () => {
   it('exports from the command line, runs, and brings the run back as a model', async () => {
     process.env.FLANEUR_HOME = tmpDir();
