@@ -313,7 +313,7 @@ export function createHandlers(engine: Engine): Handlers {
     'train.export': (a) => jobInfo(open().runner.enqueue('train.export', a)),
     'train.import': (a) => jobInfo(open().runner.enqueue('train.import', a)),
     'train.log': (a) => open().project.trainLog.list(a.jobId),
-    'train.previews': (a) => listPreviews(path.join(open().project.checkpointsDir, `train-$a.jobId`), a.lastSteps),
+    'train.previews': (a) => listPreviews(path.join(open().project.checkpointsDir, `train-${a.jobId}`), a.lastSteps),
 
     'ingest.hashFolder': (a) =>
       jobInfo(open().runner.enqueue('ingest.hashFolder', { ...a, root: path.resolve(a.root) })),
