@@ -231,19 +231,19 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'train export',
     synopsis:
-      '<dir> [--objective dino|dora] [--preset P | --from-model ID] [--media ID,..] [--steps N] [--batch B] [--seed S]',
+      '<dir> [--objective dino|dora|neco] [--preset P | --from-model ID] [--media ID,..] [--steps N] [--batch B] [--seed S]',
     summary: "write the same training as a folder for PyTorch's torchrun on other machines (a job; waits)",
     details:
       'The folder holds the frames, run.json, the starting weights, train.py and a README with the torchrun command and how to resume. Same losses as `flaneur train` on the same options.',
     positionals: one('a new or empty folder'),
     options: {
-      objective: s('O', 'dino (default) or dora'),
+      objective: s('O', 'dino (default), dora or neco (adapts --base)'),
       preset: s('P', 'architecture from scratch: vit_ti16 (default), vit_s16, vit_b16, vit_s8, tiny'),
       'from-model': s('ID', 'start from a registered model instead'),
       base: s('ID', 'the registered model to start from (same as --from-model)'),
       media: s('ID,..', 'train on these media items only (default: every ingested item)'),
       steps: s('N', 'training steps (default 1000)'),
-      batch: s('B', 'images per step (default 32)'),
+      batch: s('B', 'images per step (default 32; NeCo 4)'),
       seed: s('S', 'random seed (default 0)'),
     },
     load: async () => (await modelCmds()).trainExport,
@@ -251,7 +251,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'train import',
     synopsis: '<exported dir | checkpoint> [--name N]',
-    summary: 'bring back a run trained with torchrun: its teacher as a model (with provenance) and its curves',
+    summary: 'bring back a run trained with torchrun: its encoder as a model (with provenance) and its curves',
     positionals: one('the exported folder, its run/ folder or a checkpoint'),
     options: { name: s('N', 'model name (default: objective, steps and machines)') },
     load: async () => (await modelCmds()).trainImport,
