@@ -70,6 +70,13 @@ export function TrainView() {
   const [selected, setSelected] = useState<number | null>(null);
   const [log, setLog] = useState<Log>([]);
   const [previews, setPreviews] = useState<CommandResult<'train.previews'>>([]);
+  /** "Run elsewhere…": the folder to export to and the export job; "Bring back": the path and the import job. */
+  const [elsewhere, setElsewhere] = useState(false);
+  const [exportDir, setExportDir] = useState('');
+  const [exportJob, setExportJob] = useState<number | null>(null);
+  const [importPath, setImportPath] = useState('');
+  const [importJob, setImportJob] = useState<number | null>(null);
+  const [imported, setImported] = useState<{ jobId: number; model: ModelInfo | null } | null>(null);
 
   useEffect(() => {
     void run('Could not list the library', async () => {
@@ -83,7 +90,10 @@ export function TrainView() {
     });
   }, [client, run]);
 
-  const trainJobs = useMemo(() => jobs.filter((j) => j.kind === 'train.dino'), [jobs]);
+  // Local runs and runs brought back from elsewhere (their curves come from the run's metrics log).
+  const trainJobs = useMemo(() => jobs.filter((j) => j.kind === 'train.dino' || j.kind === 'train.import'), [jobs]);
+  const exportInfo = jobs.find((j) => j.id === exportJob) ?? null;
+  const importInfo = jobs.find((j) => j.id === importJob) ?? null;
   const current = trainJobs.find((j) => j.id === selected) ?? trainJobs[0] ?? null;
   const currentId = current?.id ?? null;
   const tick = current?.progress.done ?? 0;
@@ -100,8 +110,8 @@ export function TrainView() {
   // An epoch: every chosen frame once, `batch` frames a step.
   const chosenFrames = media.filter((m) => chosen.has(m.id)).reduce((a, m) => a + m.frameCount, 0);
   const totalSteps = length === 'steps' ? steps : Math.max(1, Math.ceil((epochs * chosenFrames) / batch));
-  const submit = (e: FormEvent) => {
-    e.preventDefault();
+  /** The run the form describes (what "Start training" starts and "Run elsewhere…" exports). */
+  const runArgs = (): CommandArgs<'train.start'> => {
     const [kind, value] = init.split(':');
     const start = {
       media: [...chosen],
@@ -114,23 +124,63 @@ export function TrainView() {
       globalSize,
       ...(device ? { device: device as NonNullable<CommandArgs<'train.start'>['device']> } : {}),
     };
-    const args: CommandArgs<'train.start'> =
-      method === 'neco'
-        ? { ...start, neco: { lrBackbone, lrHead, localCrops: necoLocals } }
-        : {
-            ...start,
-            localSize: Math.max(16, Math.round(globalSize / 2 / 16) * 16),
-            localCrops: 2,
-            lr,
-            freezeLastLayerSteps: freeze,
-            koleo,
-            ...(method === 'dora' ? { dora: { framesPerClip, stride, objects } } : {}),
-          };
+    return method === 'neco'
+      ? { ...start, neco: { lrBackbone, lrHead, localCrops: necoLocals } }
+      : {
+          ...start,
+          localSize: Math.max(16, Math.round(globalSize / 2 / 16) * 16),
+          localCrops: 2,
+          lr,
+          freezeLastLayerSteps: freeze,
+          koleo,
+          ...(method === 'dora' ? { dora: { framesPerClip, stride, objects } } : {}),
+        };
+  };
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    const args = runArgs();
     void run('Could not start training', async () => {
       const job = await client.call('train.start', args);
       setSelected(job.id);
     });
   };
+  const exportRun = () => {
+    const { device: _device, ...args } = runArgs();
+    void run('Could not export the run', async () => {
+      const job = await client.call('train.export', { ...args, dir: exportDir.trim() });
+      setExportJob(job.id);
+    });
+  };
+  const bringBack = () =>
+    void run('Could not bring the run back', async () => {
+      const job = await client.call('train.import', { path: importPath.trim() });
+      setImportJob(job.id);
+      setImported(null);
+    });
+  // When the import is done: the registered model (the engine registers it as the job ends) and its curves.
+  const importDone = importInfo?.state === 'done' ? importInfo.id : null;
+  useEffect(() => {
+    if (importDone === null) return;
+    let cancelled = false;
+    void run('Could not read the brought-back model', async () => {
+      const items = await client.call('jobs.items', { id: importDone });
+      const name = (items.items.find((i) => i.key === 'export')?.result as { name?: string } | null)?.name;
+      for (let i = 0; i < 50 && !cancelled; i++) {
+        const model = (await client.call('models.list', {})).find((m) => m.name === name) ?? null;
+        if (model || i === 49) {
+          if (!cancelled) {
+            setImported({ jobId: importDone, model });
+            setSelected(importDone);
+          }
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    });
+    return () => {
+      cancelled = true;
+    };
+  }, [client, run, importDone]);
   const num = (set: (n: number) => void) => (e: { target: { value: string } }) => set(Number(e.target.value));
   const last = log[log.length - 1];
   const isNeco = (j: { args: Record<string, unknown> } | null) => Boolean(j?.args.neco);
@@ -335,13 +385,104 @@ export function TrainView() {
             </label>
           </div>
         </details>
-        <button type="submit" disabled={chosen.size === 0}>
-          Start training
-        </button>
+        <div className="field-row">
+          <button type="submit" disabled={chosen.size === 0}>
+            Start training
+          </button>
+          <button type="button" disabled={chosen.size === 0} onClick={() => setElsewhere(!elsewhere)}>
+            Run elsewhere…
+          </button>
+        </div>
         <p className="muted">
           Progress, cancel and resume also in Jobs; a cancelled or crashed run resumes from its last checkpoint.
         </p>
+        {elsewhere && (
+          <div className="elsewhere" data-testid="run-elsewhere">
+            <h3>Run elsewhere (PyTorch, torchrun)</h3>
+            <p className="muted">
+              Writes this run as a folder to copy to a machine with GPUs or a cluster: the frames, the configuration,
+              the starting weights and a PyTorch program that trains it as Flaneur would (same losses), with a README.
+            </p>
+            <div className="field-row">
+              <label className="field">
+                Export folder{' '}
+                <input
+                  type="text"
+                  className="path"
+                  spellCheck={false}
+                  value={exportDir}
+                  onChange={(e) => setExportDir(e.target.value)}
+                  onKeyDown={(e) => {
+                    // Enter exports (inside the form it would otherwise start a local run).
+                    if (e.key !== 'Enter') return;
+                    e.preventDefault();
+                    if (exportDir.trim()) exportRun();
+                  }}
+                  placeholder="/path/to/a/new/folder"
+                  aria-label="Export folder"
+                />
+              </label>
+              <button type="button" disabled={!exportDir.trim() || chosen.size === 0} onClick={exportRun}>
+                Export
+              </button>
+            </div>
+            {exportInfo && exportInfo.state !== 'done' && (
+              <p data-testid="export-status">
+                {exportInfo.state === 'failed'
+                  ? (exportInfo.error?.message ?? 'The export failed.')
+                  : `Exporting: ${exportInfo.progress.phase || exportInfo.state}…`}
+              </p>
+            )}
+            {exportInfo?.state === 'done' && (
+              <div data-testid="export-command">
+                <p>
+                  Exported to {String(exportInfo.args.dir)}. Copy the folder where the GPUs are and run there (N
+                  processes, one per GPU; the README says how to use several machines and how to resume):
+                </p>
+                <pre>{`cd ${String(exportInfo.args.dir)} && torchrun --standalone --nproc_per_node=N train.py --config run.json`}</pre>
+                <p className="muted">Then bring it back below with the folder (or one of its checkpoints).</p>
+              </div>
+            )}
+          </div>
+        )}
       </form>
+
+      <section className="card" aria-label="Bring back a run">
+        <div className="field-row">
+          <label className="field">
+            Bring back a run trained elsewhere{' '}
+            <input
+              type="text"
+              className="path"
+              spellCheck={false}
+              value={importPath}
+              onChange={(e) => setImportPath(e.target.value)}
+              onKeyDown={(e) => {
+                if (e.key === 'Enter' && importPath.trim()) bringBack();
+              }}
+              placeholder="/path/to/the/exported/folder or run/checkpoints/step-0000100.json"
+              aria-label="Exported folder or checkpoint"
+            />
+          </label>
+          <button type="button" disabled={!importPath.trim()} onClick={bringBack}>
+            Bring back
+          </button>
+        </div>
+        {importInfo && importInfo.state !== 'done' && (
+          <p data-testid="import-status">
+            {importInfo.state === 'failed'
+              ? (importInfo.error?.message ?? 'Bringing the run back failed.')
+              : `Reading the run: ${importInfo.progress.phase || importInfo.state}…`}
+          </p>
+        )}
+        {imported?.jobId === importJob && (
+          <p data-testid="import-result">
+            {imported.model
+              ? `Registered as model #${imported.model.id} “${imported.model.name}”: ${imported.model.origin ?? ''}`
+              : 'The run was read, but its model is not registered yet; see Models.'}
+          </p>
+        )}
+      </section>
 
       {trainJobs.length > 0 && current && (
         <section className="card" aria-label="Training run">
@@ -351,7 +492,8 @@ export function TrainView() {
               <select value={current.id} onChange={(e) => setSelected(Number(e.target.value))} aria-label="Run">
                 {trainJobs.map((j) => (
                   <option key={j.id} value={j.id}>
-                    #{j.id} {j.title} — {j.state}
+                    #{j.id} {j.title}
+                    {j.kind === 'train.import' ? ' (trained elsewhere)' : ''} — {j.state}
                   </option>
                 ))}
               </select>
@@ -374,8 +516,9 @@ export function TrainView() {
             )}
           </div>
           <p data-testid="train-status">
-            Step {current.progress.done}
-            {current.progress.total !== null && ` / ${current.progress.total}`}
+            {current.kind === 'train.import'
+              ? `Trained elsewhere: ${log.length} steps logged`
+              : `Step ${current.progress.done}${current.progress.total !== null ? ` / ${current.progress.total}` : ''}`}
             {current.state === 'running' &&
               ` · ${current.progress.phase} · ETA ${formatDuration(current.progress.etaS)}`}
             {last &&
