@@ -774,7 +774,7 @@ export const commands = {
   /**
    * Hummingbird in-context segmentation of the project's labelled frames (masks saved in the Segment view), each
    * frame segmented with a bank of the others, for each model on the same frames and banks: e.g. a NeCo run's base
-   * model against the adapted one.
+   * model against the adapted one. With fewer than 2 labelled frames, the synthetic walking tour instead.
    */
   'segment.compareModels': {
     args: z
@@ -787,6 +787,10 @@ export const commands = {
       frames: z.int(),
       classes: z.int(),
       size: z.int(),
+      /** 'synthetic': fewer than 2 labelled frames, so the synthetic walking tour was segmented (see `note`). */
+      source: z.enum(['labelled', 'synthetic']),
+      note: z.string().optional(),
+      classNames: z.array(z.string()).optional(),
       models: z.array(z.object({ modelId: z.int(), miou: z.number(), perClass: z.array(z.number().nullable()) })),
     }),
   },

@@ -3,6 +3,10 @@
  * mask drawn or saved in the Segment view (project/masks/<media>-<frame>.png, class ids) is segmented with a memory
  * bank of the other labelled frames (leave one out), for each model on the same frames, banks and classes. Used to
  * show what a NeCo (or DINO/Dora) run changed: its base model against the adapted one.
+ *
+ * A project with fewer than 2 labelled frames is compared on the synthetic walking tour instead (synth-tour.ts,
+ * the frames and masks of tests/fixtures/synthetic rendered in memory): the protocol of bench/segment.ts, a bank of
+ * frames 40 and 120 and 20 held-out frames, 4 classes (background, disc, box, kite).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,6 +18,20 @@ import type { Project } from '../store/project.js';
 import { labelledBank, segmentPatches } from './hummingbird.js';
 import { IoUMeter, patchLabels } from './labels.js';
 import { readMask } from './masks.js';
+import { CATEGORIES, makeInstances, renderFrame, type TourOptions } from './synth-tour.js';
+
+/** The synthetic tour of the fallback: the options of tests/fixtures/synthetic (tools/synth-tour.ts defaults). */
+export const COMPARE_TOUR: TourOptions = {
+  width: 320,
+  height: 240,
+  fps: 10,
+  seconds: 20,
+  seed: 1,
+  objectsPerCategory: 4,
+};
+export const COMPARE_TOUR_BANK = [40, 120];
+export const COMPARE_TOUR_EVAL = Array.from({ length: 20 }, (_, i) => 5 + 10 * i);
+export const COMPARE_TOUR_CLASSES = ['background', ...CATEGORIES.map((c) => c.name)];
 
 export interface LabelledFrame {
   mediaId: number;
@@ -46,10 +64,84 @@ export interface ModelScore {
 }
 
 export interface Comparison {
+  /** Frames segmented (each scored against its mask). */
   frames: number;
   classes: number;
   size: number;
+  /** Where the frames and masks came from: the project's labelled frames or the synthetic tour (the fallback). */
+  source: 'labelled' | 'synthetic';
+  /** Why the synthetic tour was used, as a sentence for the user. */
+  note?: string;
+  /** Class names where they are known (the synthetic tour). */
+  classNames?: string[];
   models: ModelScore[];
+}
+
+/** Hummingbird with the tour's fixed bank and held-out frames, every model on the same rendered frames. */
+async function compareOnTour(
+  project: Project,
+  o: { modelIds: readonly number[]; size: number; extractors: ExtractorCache; knn: ExactKnn },
+  labelled: number,
+): Promise<Comparison> {
+  const t = COMPARE_TOUR;
+  const instances = makeInstances(t);
+  const cat = new Uint8Array(256);
+  for (const i of instances) cat[i.id] = i.category;
+  const classes = COMPARE_TOUR_CLASSES.length;
+  const frames = [...COMPARE_TOUR_BANK, ...COMPARE_TOUR_EVAL].map((f) => {
+    const r = renderFrame(t, instances, f);
+    return { image: { width: t.width, height: t.height, data: r.rgb }, labels: r.mask.map((id) => cat[id] as number) };
+  });
+  const nBank = COMPARE_TOUR_BANK.length;
+  const models: ModelScore[] = [];
+  for (const modelId of o.modelIds) {
+    const ex = await o.extractors.get(project, modelId, o.size, 'aspect');
+    const feats = [];
+    for (const f of frames) {
+      const [r] = await ex.run([f.image]);
+      if (!r) throw new Error('no features');
+      const dim = r.patches.length / (r.gridH * r.gridW);
+      feats.push({ vectors: l2normalizeRows(r.patches, dim), grid: r, dim });
+    }
+    const bankFeats = feats.slice(0, nBank);
+    const dim = (feats[0] as (typeof feats)[number]).dim;
+    const bank = labelledBank(
+      concat(bankFeats.map((x) => x.vectors)),
+      concat(
+        bankFeats.map((x, i) =>
+          patchLabels((frames[i] as (typeof frames)[number]).labels, t.width, t.height, x.grid, classes),
+        ),
+      ),
+      dim,
+      classes,
+    );
+    const meter = new IoUMeter(classes);
+    for (let q = nBank; q < frames.length; q++) {
+      const query = feats[q] as (typeof feats)[number];
+      const { mask } = await segmentPatches(o.knn, bank, query.vectors, query.grid, t.width, t.height);
+      meter.add(mask, (frames[q] as (typeof frames)[number]).labels);
+    }
+    models.push({ modelId, miou: meter.mean(), perClass: meter.perClass() });
+  }
+  return {
+    frames: frames.length - nBank,
+    classes,
+    size: o.size,
+    source: 'synthetic',
+    note: `This project has ${labelled === 0 ? 'no labelled frames' : `only ${labelled} labelled frame`} (at least 2 are needed), so the models were compared on the synthetic walking tour: a bank of ${nBank} labelled frames, ${frames.length - nBank} frames segmented. Draw masks in the Segment view to compare on your own frames.`,
+    classNames: COMPARE_TOUR_CLASSES,
+    models,
+  };
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 export async function compareModels(
@@ -57,12 +149,7 @@ export async function compareModels(
   o: { modelIds: readonly number[]; size: number; extractors: ExtractorCache; knn: ExactKnn },
 ): Promise<Comparison> {
   const frames = labelledFrames(project);
-  if (frames.length < 2)
-    throw new FlaneurError(
-      'INVALID_ARGUMENT',
-      `In-context segmentation needs at least 2 labelled frames; this project has ${frames.length}. Draw masks for a few frames in the Segment view, then compare again.`,
-      { field: 'modelIds' },
-    );
+  if (frames.length < 2) return compareOnTour(project, o, frames.length);
   const store = new FrameStore(project.cacheDir);
   // Masks are class ids (255: ignored); the classes are those that occur.
   const masks: { w: number; h: number; labels: Uint8Array }[] = [];
@@ -117,5 +204,5 @@ export async function compareModels(
     }
     models.push({ modelId, miou: meter.mean(), perClass: meter.perClass() });
   }
-  return { frames: frames.length, classes, size: o.size, models };
+  return { frames: frames.length, classes, size: o.size, source: 'labelled', models };
 }

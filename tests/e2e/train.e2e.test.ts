@@ -65,9 +65,9 @@ describe('training, end to end in browser mode', () => {
     expect(s.errors).toEqual([]);
   });
 
-  it('adapts a registered model with NeCo, then compares base and adapted on the labelled frames', async () => {
+  it('adapts a registered model with NeCo, then compares base and adapted on the synthetic tour, then on the labelled frames', async () => {
     const { page } = s;
-    // A tiny registered model to adapt, and three frames labelled (left half / right half) as in the Segment view.
+    // A tiny registered model to adapt.
     const vit = vitForInit({ kind: 'scratch', preset: 'tiny' }, null);
     const shapes = vitParamShapes(vit);
     const weights = initParams(shapes, new Rng(11));
@@ -79,16 +79,6 @@ describe('training, end to end in browser mode', () => {
       }),
     );
     const base = await s.engine.call('models.import', { path: file, name: 'tiny base' });
-    const media = (await s.engine.call('library.list', { status: 'done' })).items[0];
-    const W = media?.frameWidth as number;
-    const H = media?.frameHeight as number;
-    const labels = Uint8Array.from({ length: W * H }, (_, i) => (i % W < W / 2 ? 0 : 1));
-    for (const frameIdx of [0, 10, 20])
-      await s.engine.call('segment.saveMask', {
-        mediaId: media?.id as number,
-        frameIdx,
-        data: Buffer.from(labels).toString('base64'),
-      });
 
     await page.getByRole('link', { name: 'Library' }).click();
     await page.getByRole('link', { name: 'Train' }).click();
@@ -111,7 +101,26 @@ describe('training, end to end in browser mode', () => {
     await expect
       .poll(async () => (await s.engine.call('models.list', {})).map((m) => m.origin ?? '').join())
       .toMatch(/NeCo adaptation of model #\d+ "tiny base"/);
-    await page.getByRole('button', { name: 'Compare base and adapted (in-context segmentation)' }).click();
+    // No labelled frames yet: the comparison runs on the synthetic walking tour and says so.
+    const compare = page.getByRole('button', { name: 'Compare base and adapted (in-context segmentation)' });
+    await compare.click();
+    await expect
+      .poll(() => page.getByTestId('neco-comparison').textContent(), { timeout: 60_000 })
+      .toMatch(
+        /^20 frames of the synthetic tour, 4 classes: mIoU base \d+\.\d → adapted \d+\.\d \(This project has no labelled frames .*synthetic walking tour/,
+      );
+    // Three frames labelled (left half / right half) as in the Segment view: the comparison uses them.
+    const media = (await s.engine.call('library.list', { status: 'done' })).items[0];
+    const W = media?.frameWidth as number;
+    const H = media?.frameHeight as number;
+    const labels = Uint8Array.from({ length: W * H }, (_, i) => (i % W < W / 2 ? 0 : 1));
+    for (const frameIdx of [0, 10, 20])
+      await s.engine.call('segment.saveMask', {
+        mediaId: media?.id as number,
+        frameIdx,
+        data: Buffer.from(labels).toString('base64'),
+      });
+    await compare.click();
     await expect
       .poll(() => page.getByTestId('neco-comparison').textContent(), { timeout: 60_000 })
       .toMatch(/^3 labelled frames, 2 classes: mIoU base \d+\.\d → adapted \d+\.\d$/);

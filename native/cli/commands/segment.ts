@@ -210,7 +210,8 @@ export const compare = command(async (s) => {
   const r = await s.call('segment.compareModels', { modelIds, ...(size ? { size } : {}) });
   s.out(r, () =>
     [
-      `${r.frames} labelled frames, ${r.classes} classes, input ${r.size}`,
+      ...(r.note ? [r.note] : []),
+      `${r.frames} ${r.source === 'synthetic' ? 'synthetic tour' : 'labelled'} frames, ${r.classes} classes, input ${r.size}`,
       ...r.models.map((m) => `model #${m.modelId}	mIoU ${(100 * m.miou).toFixed(1)}`),
     ].join('\n'),
   );

@@ -1,6 +1,7 @@
 /**
  * Comparing encoders by in-context segmentation of the project's labelled frames (the Train view's before/after
- * check): leave-one-out Hummingbird on frames with saved masks, same frames and banks for every model.
+ * check): leave-one-out Hummingbird on frames with saved masks, same frames and banks for every model; the synthetic
+ * walking tour when the project has fewer than 2 labelled frames.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -28,13 +29,31 @@ function tinyModel(seed: number): string {
 }
 
 describe('segment.compareModels', () => {
-  it('refuses with fewer than 2 labelled frames, then scores each model on the same labelled frames', async () => {
+  it('falls back to the synthetic tour with fewer than 2 labelled frames, then scores each model on the same labelled frames', async () => {
     const { engine, call } = await engineWithFrames('compare');
     const a = await call('models.import', { path: tinyModel(1), name: 'a' });
     const b = await call('models.import', { path: tinyModel(2), name: 'b' });
-    await expect(call('segment.compareModels', { modelIds: [a.id, b.id], size: 32 })).rejects.toThrow(
-      /needs at least 2 labelled frames; this project has 0/,
-    );
+    // No masks: the synthetic walking tour (bank of frames 40 and 120, 20 frames segmented, 4 classes).
+    const tour = await call('segment.compareModels', { modelIds: [a.id, b.id], size: 64 });
+    expect(tour).toMatchObject({
+      source: 'synthetic',
+      frames: 20,
+      classes: 4,
+      size: 64,
+      classNames: ['background', 'disc', 'box', 'kite'],
+    });
+    expect(tour.note).toMatch(/no labelled frames .* synthetic walking tour/);
+    expect(tour.models.map((m) => m.modelId)).toEqual([a.id, b.id]);
+    for (const m of tour.models) {
+      expect(m.perClass).toHaveLength(4);
+      // Every class of the tour occurs in the segmented frames; mIoU is their mean.
+      for (const c of m.perClass) expect(c).not.toBeNull();
+      expect(m.miou).toBeCloseTo(m.perClass.reduce((x: number, c) => x + (c as number), 0) / 4, 6);
+      expect(m.miou).toBeGreaterThan(0);
+      expect(m.miou).toBeLessThanOrEqual(1);
+    }
+    // Two different encoders see different features of the same frames.
+    expect(tour.models[0]?.miou).not.toBe(tour.models[1]?.miou);
     // Labels: bright vs dark pixels of three frames (a task any encoder can be scored on).
     const project = engine.requireProject().project;
     const media = project.media.list().items[0];
@@ -53,7 +72,8 @@ describe('segment.compareModels', () => {
       });
     }
     const r = await call('segment.compareModels', { modelIds: [a.id, b.id], size: 32 });
-    expect(r).toMatchObject({ frames: 3, classes: 2, size: 32 });
+    expect(r).toMatchObject({ frames: 3, classes: 2, size: 32, source: 'labelled' });
+    expect(r.note).toBeUndefined();
     expect(r.models.map((m) => m.modelId)).toEqual([a.id, b.id]);
     for (const m of r.models) {
       expect(m.miou).toBeGreaterThan(0);

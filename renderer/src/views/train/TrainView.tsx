@@ -532,10 +532,13 @@ export function TrainView() {
               </button>
               {comparison?.jobId === current.id && (
                 <p data-testid="neco-comparison">
-                  {comparison.result.frames} labelled frames, {comparison.result.classes} classes: mIoU{' '}
+                  {comparison.result.frames}{' '}
+                  {comparison.result.source === 'synthetic' ? 'frames of the synthetic tour' : 'labelled frames'},{' '}
+                  {comparison.result.classes} classes: mIoU{' '}
                   {comparison.result.models
                     .map((m, i) => `${i === 0 ? 'base' : 'adapted'} ${(100 * m.miou).toFixed(1)}`)
                     .join(' → ')}
+                  {comparison.result.note && <span className="muted"> ({comparison.result.note})</span>}
                 </p>
               )}
             </div>
