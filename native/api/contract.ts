@@ -197,6 +197,7 @@ export const WebGpuAdapter = z.object({
   software: z.boolean(),
   maxBufferSize: z.number(),
   maxStorageBufferBindingSize: z.number(),
+  shaderF16: z.boolean(),
 });
 export type WebGpuAdapter = z.infer<typeof WebGpuAdapter>;
 

@@ -37,10 +37,15 @@ export class ModelSession {
     readonly info: SessionInfo,
   ) {}
 
+  /**
+   * `keepOnDevice`: outputs that stay in GPU memory when the session runs on WebGPU (ort tensors with location
+   * 'gpu-buffer', to be fed back as inputs of this or another WebGPU session, never read on the host: reading one
+   * aborts the process in onnxruntime-node 1.30); on other providers they come back to the host as usual.
+   */
   static async create(
     model: Uint8Array | string,
     settings: RuntimeSettings = DEFAULT_RUNTIME,
-    deps: { statuses?: ProviderStatus[]; factory?: SessionFactory } = {},
+    deps: { statuses?: ProviderStatus[]; factory?: SessionFactory; keepOnDevice?: readonly string[] } = {},
   ): Promise<ModelSession> {
     const statuses = deps.statuses ?? (await probeProviders());
     const factory = deps.factory ?? ortSessionFactory;
@@ -54,6 +59,11 @@ export class ModelSession {
           interOpNumThreads: 1,
           graphOptimizationLevel: 'all',
           logSeverityLevel: 3,
+          ...(provider === 'webgpu' && deps.keepOnDevice?.length
+            ? {
+                preferredOutputLocation: Object.fromEntries(deps.keepOnDevice.map((n) => [n, 'gpu-buffer' as const])),
+              }
+            : {}),
         });
         return new ModelSession(session, { provider, fallbacks, threads });
       } catch (err) {

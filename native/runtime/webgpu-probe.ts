@@ -19,6 +19,8 @@ export interface WebGpuAdapter {
   software: boolean;
   maxBufferSize: number;
   maxStorageBufferBindingSize: number;
+  /** Half-precision shaders (the 'shader-f16' feature): without it f16 tensors cannot be cast on the GPU. */
+  shaderF16: boolean;
 }
 
 export interface WebGpuProbe {
@@ -61,6 +63,7 @@ try {
       isFallbackAdapter: Boolean(i.isFallbackAdapter),
       maxBufferSize: Number(a.limits.maxBufferSize),
       maxStorageBufferBindingSize: Number(a.limits.maxStorageBufferBindingSize),
+      shaderF16: a.features.has('shader-f16'),
     };
   }
 } catch (e) { out.adapterError = String(e && e.message || e); }
@@ -139,6 +142,7 @@ export function probeWebGpu(model: Uint8Array): Promise<WebGpuProbe> {
               software: isSoftwareAdapter(r.adapter),
               maxBufferSize: r.adapter.maxBufferSize,
               maxStorageBufferBindingSize: r.adapter.maxStorageBufferBindingSize,
+              shaderF16: r.adapter.shaderF16,
             }
           : null;
         resolve({
@@ -166,5 +170,5 @@ export function adapterLine(a: WebGpuAdapter): string {
   const gib = (n: number) => (n >= 2 ** 30 ? `${+(n / 2 ** 30).toFixed(1)} GiB` : `${Math.round(n / 2 ** 20)} MiB`);
   const name = [a.vendor, a.architecture].filter(Boolean).join(' ') || 'unknown vendor';
   const desc = a.description || a.device;
-  return `${name}${desc ? ` — ${desc}` : ''} (${a.software ? 'software adapter, on the CPU' : 'hardware'}; buffers up to ${gib(a.maxBufferSize)}, storage bindings up to ${gib(a.maxStorageBufferBindingSize)})`;
+  return `${name}${desc ? ` — ${desc}` : ''} (${a.software ? 'software adapter, on the CPU' : 'hardware'}; buffers up to ${gib(a.maxBufferSize)}, storage bindings up to ${gib(a.maxStorageBufferBindingSize)}${a.shaderF16 ? '' : '; no f16 shaders'})`;
 }

@@ -24,6 +24,7 @@ const ADAPTER = {
   software: false,
   maxBufferSize: 2 ** 32,
   maxStorageBufferBindingSize: 2 ** 31,
+  shaderF16: true,
 };
 
 const status = (
