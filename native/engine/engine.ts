@@ -99,7 +99,7 @@ export class Engine {
   readonly home: AppHome;
   readonly models: ModelService;
   /** Exact nearest-neighbour search, with its ONNX sessions kept warm. */
-  readonly knn = new ExactKnn();
+  readonly knn: ExactKnn;
   /** Feature extractors kept warm for commands (counting, segmenting a frame), made with the Device settings. */
   readonly extractors: ExtractorCache;
   readonly counting: CountService;
@@ -111,6 +111,7 @@ export class Engine {
     this.home = new AppHome(options.home);
     this.models = new ModelService(this.home, (runtime) => this.emit({ type: 'runtime.changed', runtime }));
     this.extractors = new ExtractorCache(() => this.models.runtimeSettings());
+    this.knn = new ExactKnn(() => this.models.runtimeSettings());
     this.counting = new CountService(this.extractors);
   }
 

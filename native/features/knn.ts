@@ -5,7 +5,8 @@
 import { GraphBuilder } from '../graph/builder.js';
 import { toOnnx } from '../graph/onnx.js';
 import { f16ToF32, f32ToF16 } from '../models/safetensors.js';
-import { ModelSession, ort } from '../runtime/session.js';
+import { probeProviders, providerOrder } from '../runtime/providers.js';
+import { DEFAULT_RUNTIME, ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
 
 /** A bank held for search: chunks of transposed vectors [dim, m] (f32, or f16 to halve the memory). */
 export interface KnnBank {
@@ -92,8 +93,12 @@ export class BankBuilder {
 export class ExactKnn {
   private sessions = new Map<string, ModelSession>();
 
+  /** `settings`: the provider and threads its sessions are made with (read at each new session). */
+  constructor(private readonly settings: () => RuntimeSettings = () => DEFAULT_RUNTIME) {}
+
   private async session(dim: number, k: number, dtype: 'float32' | 'float16'): Promise<ModelSession> {
-    const key = `${dim}:${k}:${dtype}`;
+    const runtime = this.settings();
+    const key = `${dim}:${k}:${dtype}:${runtime.provider}:${runtime.threads}`;
     let s = this.sessions.get(key);
     if (!s) {
       const b = new GraphBuilder('knn');
@@ -103,10 +108,18 @@ export class ExactKnn {
       const [vals, idx] = b.topk(sims, k, -1);
       b.output(vals, 'sims');
       b.output(idx, 'indices');
-      s = await ModelSession.create(toOnnx(b.build()));
+      s = await ModelSession.create(toOnnx(b.build()), runtime);
       this.sessions.set(key, s);
     }
     return s;
+  }
+
+  /** False when the sessions run on a WebGPU adapter without the shader-f16 feature (SwiftShader has none). */
+  private async gpuHasF16(): Promise<boolean> {
+    const runtime = this.settings();
+    const webgpu = (await probeProviders()).find((p) => p.name === 'webgpu');
+    if (!webgpu?.available || !providerOrder([webgpu], runtime.provider).includes('webgpu')) return true;
+    return webgpu.adapter?.shaderF16 ?? false;
   }
 
   /** For each query (rows of [nq, dim]), the k most similar bank entries, best first. */
@@ -116,11 +129,16 @@ export class ExactKnn {
     const kk = Math.min(k, bank.size);
     const bestIdx = new Int32Array(nq * kk).fill(-1);
     const bestSim = new Float32Array(nq * kk).fill(Number.NEGATIVE_INFINITY);
+    // A WebGPU adapter without f16 shaders cannot cast an f16 bank on the GPU: such chunks are widened here.
+    const widen = bank.dtype === 'float16' && !(await this.gpuHasF16());
+    const dtype = widen ? 'float32' : bank.dtype;
     for (const chunk of bank.chunks) {
       const kc = Math.min(kk, chunk.m);
-      const s = await this.session(dim, kc, bank.dtype);
+      const s = await this.session(dim, kc, dtype);
       const qBatch = Math.max(1, Math.floor(SIM_BUDGET / (4 * chunk.m)));
-      const bankTensor = new ort.Tensor(bank.dtype, chunk.data, [dim, chunk.m]);
+      const bankTensor = widen
+        ? new ort.Tensor('float32', f16RowsToF32(chunk.data as Uint16Array), [dim, chunk.m])
+        : new ort.Tensor(bank.dtype, chunk.data, [dim, chunk.m]);
       for (let q0 = 0; q0 < nq; q0 += qBatch) {
         const qn = Math.min(qBatch, nq - q0);
         const out = await s.run({

@@ -59,7 +59,7 @@ export const mapJob: JobHandler<MapArgs, MapCheckpoint> = {
   args: MapArgs,
   title: (a) => `Embedding map (${a.method.toUpperCase()}, ${a.features}) of feature run #${a.runId}`,
   async run(ctx) {
-    const knn = new ExactKnn();
+    const knn = new ExactKnn(() => ctx.runtime);
     try {
       await build(ctx, knn);
     } finally {

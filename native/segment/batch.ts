@@ -77,7 +77,7 @@ export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> =
     const total = new IoUMeter(C);
     const recorded = ctx.finishedKeys();
     let scores: ItemResult[] = [];
-    const knn = new ExactKnn();
+    const knn = new ExactKnn(() => ctx.runtime);
     // Frames without stored features are extracted on the way, with one warm session for the whole job.
     const extractors = new ExtractorCache(() => ctx.runtime);
     let done = 0;
