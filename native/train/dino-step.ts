@@ -34,6 +34,12 @@ export interface DinoStepConfig {
   dora?: boolean;
   /** Weight of the KoLeo regulariser on the student's backbone CLS of each global crop (DINOv2: 0.1); 0: none. */
   koleo?: number;
+  /**
+   * DINO's freeze_last_layer: a scalar input `freeze_last` (1 = keep the head's last layer and its moments as they
+   * are this step; the teacher still takes its EMA step towards it). In the graph, so that state kept on a GPU
+   * between steps never has to come back to the host for it.
+   */
+  freezeLastLayer?: boolean;
   /** Also output the raw gradients (grad/<name>), for checks. */
   emitGradients?: boolean;
   adam?: { beta1?: number; beta2?: number; eps?: number };
@@ -59,6 +65,9 @@ export const STEP_SCALARS = [
   'teacher_temp',
   'max_norm',
 ] as const;
+
+/** The head's last layer, which DINO's freeze_last_layer keeps fixed for the first steps. */
+export const LAST_LAYER = 'head.last_layer.weight_v';
 
 /** DINO's rule: no weight decay on biases and other one-dimensional parameters. */
 export function decays(shape: readonly number[]): boolean {
@@ -162,6 +171,15 @@ export function buildDinoStep(c: DinoStepConfig): DinoStepGraph {
   b.output(norm, 'grad_norm');
   b.output(meanEntropy(b, teacherProbs), 'teacher_entropy');
   b.output(updateCenter(b, center, tGlobal, s.center_momentum), 'center_next');
+  if (c.freezeLastLayer) {
+    const freeze = b.greater(b.input('freeze_last', 'float32', []), b.constFloat(0.5));
+    for (const u of updated) {
+      if (u.name !== LAST_LAYER) continue;
+      const [m, v] = state.get(u.name) as [Value, Value];
+      u.param = b.where(freeze, student.get(u.name) as Value, u.param);
+      u.state = [b.where(freeze, m, u.state[0] as Value), b.where(freeze, v, u.state[1] as Value)];
+    }
+  }
   const newStudent = new Map(updated.map((u) => [u.name, u.param]));
   for (const u of updated) {
     b.output(u.param, `p_next/${u.name}`);

@@ -79,6 +79,9 @@ export interface DoraBatch {
   maskCover: number;
 }
 
+/** Teacher parameters by name: host arrays, or tensors already on the device the pass runs on. */
+export type TeacherWeights = ReadonlyMap<string, Float32Array | ort.Tensor>;
+
 /**
  * Last-block attention of the current teacher (and, with its head, its logits: one pass serves the masks and the
  * Dora loss): one session whose weights are fed at every call.
@@ -117,7 +120,7 @@ export class TeacherAttention {
   async run(
     views: Float32Array,
     count: number,
-    weights: ReadonlyMap<string, Float32Array>,
+    weights: TeacherWeights,
     shapes: ReadonlyMap<string, number[]>,
   ): Promise<TeacherPass> {
     const feeds: Record<string, ort.Tensor> = {
@@ -128,7 +131,8 @@ export class TeacherAttention {
       if (!inputs.has(`w/${name}`)) continue;
       const w = weights.get(name);
       if (!w) throw new Error(`teacher parameter ${name} is missing`);
-      feeds[`w/${name}`] = new ort.Tensor('float32', w, shape);
+      // A tensor already on the device (the trainer's teacher on a GPU) is fed as it is.
+      feeds[`w/${name}`] = w instanceof Float32Array ? new ort.Tensor('float32', w, shape) : w;
     }
     const out = await this.session.run(feeds, ['q', 'k', 'attention', ...(this.withHead ? ['logits'] : [])]);
     const d = this.config.dim;

@@ -10,7 +10,7 @@ import { encodePng } from '../media/png.js';
 import type { RgbLike } from '../models/preprocess.js';
 import { preprocessInto } from '../models/preprocess.js';
 import type { ViTConfig } from '../models/vit.js';
-import type { TeacherAttention } from './dora-clips.js';
+import type { TeacherAttention, TeacherWeights } from './dora-clips.js';
 
 const CELL = 8;
 
@@ -54,7 +54,7 @@ export async function writePreviews(
   vit: ViTConfig,
   size: number,
   attention: TeacherAttention,
-  teacher: ReadonlyMap<string, Float32Array>,
+  teacher: TeacherWeights,
   shapes: ReadonlyMap<string, number[]>,
 ): Promise<void> {
   fs.mkdirSync(path.join(dir, 'previews'), { recursive: true });

@@ -1,7 +1,13 @@
 /**
  * Keeps the training state (student parameters, AdamW moments, teacher, centre) as tensors between steps and runs
- * the step graph: feeds the state and the batch, takes the next state from the outputs.
+ * the step graph: feeds the state and the batch, takes the next state from the outputs. On a GPU (WebGPU) the state
+ * stays in GPU memory between steps (the step's state outputs are kept on the device and fed back as the next
+ * step's inputs); only the batch, the scalars and the metrics cross to and from the host. The host copy in
+ * `TrainState` is brought up to date by `sync` (checkpoints, previews, export).
  */
+import { FlaneurError } from '../api/errors.js';
+import { GraphBuilder } from '../graph/builder.js';
+import { toOnnx } from '../graph/onnx.js';
 import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
 import type { DinoStepGraph } from './dino-step.js';
 
@@ -15,6 +21,8 @@ export interface TrainState {
 }
 
 export interface StepScalars {
+  /** 1 keeps the head's last layer this step (graphs built with freezeLastLayer). */
+  freeze_last?: number;
   lr: number;
   wd: number;
   ema: number;
@@ -64,7 +72,27 @@ export function initialState(
   };
 }
 
+/** Bytes that crossed between host and device memory in one step (inputs uploaded, outputs downloaded). */
+export interface StepTransfer {
+  hostToDevice: number;
+  deviceToHost: number;
+}
+
+/** Test hook: `FLANEUR_SIMULATE_GPU_LOSS=N` loses the GPU at step N (its session and state are dropped). */
+function simulatedLossAt(): number | null {
+  const n = Number(process.env.FLANEUR_SIMULATE_GPU_LOSS);
+  return Number.isInteger(n) && n > 0 ? n : null;
+}
+
+const bytesOf = (t: ort.Tensor) => t.size * (t.type === 'float16' ? 2 : t.type === 'int64' ? 8 : 4);
+
 export class StepRunner {
+  /** State feeds held in GPU memory (`p/…`, `t/…`, `m/…`, `v/…`, `center`), or null when the host copy is current. */
+  private device: Map<string, ort.Tensor> | null = null;
+  private readback: ModelSession | null = null;
+  /** Bytes crossing host<->device in the last step (null on the CPU provider, where there is no device). */
+  lastTransfer: StepTransfer | null = null;
+
   private constructor(
     private readonly graph: DinoStepGraph,
     private readonly session: ModelSession,
@@ -75,6 +103,9 @@ export class StepRunner {
       dpLocal: number[] | null;
     },
     private readonly betas: [number, number],
+    /** Whether the state outputs stay on the device (WebGPU sessions made with keepOnDevice). */
+    private readonly resident: boolean,
+    private readonly settings: RuntimeSettings | undefined,
   ) {}
 
   static async create(
@@ -82,23 +113,53 @@ export class StepRunner {
     shapes: { globals: number[]; locals: number[] | null; dpGlobal?: number[] | null; dpLocal?: number[] | null },
     settings?: RuntimeSettings,
     betas: [number, number] = [0.9, 0.999],
+    /** Keep the state on a GPU between steps (default); false copies it through host memory every step. */
+    keepStateOnDevice = true,
   ): Promise<StepRunner> {
-    const session = await ModelSession.create(graph.onnx, settings);
-    return new StepRunner(graph, session, { dpGlobal: null, dpLocal: null, ...shapes }, betas);
+    const keepOnDevice = keepStateOnDevice ? StepRunner.stateOutputs(graph).map(([, out]) => out) : [];
+    const session = await ModelSession.create(graph.onnx, settings, { keepOnDevice });
+    const resident = keepOnDevice.length > 0 && session.info.provider === 'webgpu';
+    return new StepRunner(graph, session, { dpGlobal: null, dpLocal: null, ...shapes }, betas, resident, settings);
+  }
+
+  /** [state input, the output that becomes it next step]. */
+  private static stateOutputs(graph: DinoStepGraph): [string, string][] {
+    const pairs: [string, string][] = [];
+    for (const n of graph.trainable)
+      pairs.push([`p/${n}`, `p_next/${n}`], [`m/${n}`, `m_next/${n}`], [`v/${n}`, `v_next/${n}`]);
+    for (const n of graph.params.keys()) pairs.push([`t/${n}`, `t_next/${n}`]);
+    pairs.push(['center', 'center_next']);
+    return pairs;
   }
 
   get provider(): string {
     return this.session.info.provider;
   }
 
-  /** Runs one step on `state` (updated in place) and returns its metrics. */
-  async step(state: TrainState, batch: StepBatch, s: StepScalars): Promise<StepMetrics> {
+  /** The state feeds from the host copy. */
+  private hostStateFeeds(state: TrainState): Map<string, ort.Tensor> {
+    const tensor = (data: Float32Array, shape: readonly number[]) => new ort.Tensor('float32', data, shape as number[]);
+    const feeds = new Map<string, ort.Tensor>();
+    feeds.set('center', tensor(state.center, [1, state.center.length]));
+    for (const [name, shape] of this.graph.params) {
+      feeds.set(`p/${name}`, tensor(state.params.get(name) as Float32Array, shape));
+      feeds.set(`t/${name}`, tensor(state.teacher.get(name) as Float32Array, shape));
+    }
+    for (const name of this.graph.trainable) {
+      const shape = this.graph.params.get(name) as number[];
+      feeds.set(`m/${name}`, tensor(state.m.get(name) as Float32Array, shape));
+      feeds.set(`v/${name}`, tensor(state.v.get(name) as Float32Array, shape));
+    }
+    return feeds;
+  }
+
+  /** The inputs of step `state.step + 1`: the batch, the scalars and the state (on the device when it lives there). */
+  stepFeeds(state: TrainState, batch: StepBatch, s: StepScalars): Record<string, ort.Tensor> {
     const t = state.step + 1;
     const tensor = (data: Float32Array, shape: readonly number[]) => new ort.Tensor('float32', data, shape as number[]);
     const scalar = (x: number) => new ort.Tensor('float32', Float32Array.of(x), []);
     const feeds: Record<string, ort.Tensor> = {
       globals: tensor(batch.globals, this.shapes.globals),
-      center: tensor(state.center, [1, state.center.length]),
       lr: scalar(s.lr),
       wd: scalar(s.wd),
       bc1: scalar(1 - this.betas[0] ** t),
@@ -109,6 +170,7 @@ export class StepRunner {
       teacher_temp: scalar(s.teacher_temp),
       max_norm: scalar(s.max_norm),
     };
+    if (this.session.inputNames.includes('freeze_last')) feeds.freeze_last = scalar(s.freeze_last ?? 0);
     if (this.shapes.locals && batch.locals) feeds.locals = tensor(batch.locals, this.shapes.locals);
     if (batch.teacherLogits) {
       const out = state.center.length;
@@ -124,28 +186,46 @@ export class StepRunner {
         batch.dpLocal ?? new Float32Array(this.shapes.dpLocal.reduce((a, d) => a * d, 1)).fill(1),
         this.shapes.dpLocal,
       );
-    for (const [name, shape] of this.graph.params) {
-      feeds[`p/${name}`] = tensor(state.params.get(name) as Float32Array, shape);
-      feeds[`t/${name}`] = tensor(state.teacher.get(name) as Float32Array, shape);
-    }
-    for (const name of this.graph.trainable) {
-      const shape = this.graph.params.get(name) as number[];
-      feeds[`m/${name}`] = tensor(state.m.get(name) as Float32Array, shape);
-      feeds[`v/${name}`] = tensor(state.v.get(name) as Float32Array, shape);
-    }
+    for (const [name, v] of this.device ?? this.hostStateFeeds(state)) feeds[name] = v;
+    return feeds;
+  }
+
+  /** Runs one step on `state` (updated in place, or on the device: then `sync` before reading it) and its metrics. */
+  async step(state: TrainState, batch: StepBatch, s: StepScalars): Promise<StepMetrics> {
+    const t = state.step + 1;
+    if (this.provider !== 'cpu' && simulatedLossAt() === t) await this.lose(t);
+    const feeds = this.stepFeeds(state, batch, s);
     const out = await this.session.run(feeds);
+    if (this.provider !== 'cpu') {
+      const sum = (ts: ort.Tensor[]) =>
+        ts.filter((x) => x.location !== 'gpu-buffer').reduce((a, x) => a + bytesOf(x), 0);
+      this.lastTransfer = { hostToDevice: sum(Object.values(feeds)), deviceToHost: sum(Object.values(out)) };
+    }
     const get = (n: string) => {
       const v = out[n];
       if (!v) throw new Error(`the step graph has no output ${n}`);
+      if (v.location === 'gpu-buffer') throw new Error(`output ${n} is on the device`);
       return v.data as Float32Array;
     };
-    for (const name of this.graph.trainable) {
-      state.params.set(name, get(`p_next/${name}`));
-      state.m.set(name, get(`m_next/${name}`));
-      state.v.set(name, get(`v_next/${name}`));
+    if (this.resident) {
+      const isState = (name: string) => name === 'center' || /^[ptmv]\//.test(name);
+      const next = new Map(Object.entries(feeds).filter(([name]) => isState(name)));
+      for (const [input, output] of StepRunner.stateOutputs(this.graph)) {
+        const v = out[output];
+        if (!v) throw new Error(`the step graph has no output ${output}`);
+        next.set(input, v);
+      }
+      if (this.device) for (const [name, old] of this.device) if (next.get(name) !== old) old.dispose();
+      this.device = next;
+    } else {
+      for (const name of this.graph.trainable) {
+        state.params.set(name, get(`p_next/${name}`));
+        state.m.set(name, get(`m_next/${name}`));
+        state.v.set(name, get(`v_next/${name}`));
+      }
+      for (const name of this.graph.params.keys()) state.teacher.set(name, get(`t_next/${name}`));
+      state.center = get('center_next');
     }
-    for (const name of this.graph.params.keys()) state.teacher.set(name, get(`t_next/${name}`));
-    state.center = get('center_next');
     state.step = t;
     const metrics: StepMetrics = {
       loss: get('loss')[0] as number,
@@ -158,7 +238,50 @@ export class StepRunner {
     return metrics;
   }
 
+  /**
+   * The teacher's parameters for another session on the same device (the Dora attention pass): GPU tensors while
+   * the state lives there, else the host copy.
+   */
+  teacherWeights(state: TrainState): Map<string, Float32Array | ort.Tensor> {
+    if (!this.device) return new Map(state.teacher);
+    return new Map([...this.graph.params.keys()].map((n) => [n, this.device?.get(`t/${n}`) as ort.Tensor]));
+  }
+
+  /** Copies the state kept on the device into `state` (no-op when the host copy is current). */
+  async sync(state: TrainState): Promise<void> {
+    const device = this.device;
+    if (!device) return;
+    if (!this.readback) {
+      // One Identity per state tensor on the same device, outputs to the host.
+      const b = new GraphBuilder('readback');
+      for (const [name, v] of device) b.output(b.identity(b.input(name, 'float32', v.dims as number[])), `h/${name}`);
+      this.readback = await ModelSession.create(toOnnx(b.build()), this.settings);
+    }
+    const out = await this.readback.run(Object.fromEntries(device));
+    const get = (n: string) => out[`h/${n}`]?.data as Float32Array;
+    for (const name of this.graph.trainable) {
+      state.params.set(name, get(`p/${name}`));
+      state.m.set(name, get(`m/${name}`));
+      state.v.set(name, get(`v/${name}`));
+    }
+    for (const name of this.graph.params.keys()) state.teacher.set(name, get(`t/${name}`));
+    state.center = get('center');
+  }
+
+  /** Drops the session and the state on the device, as a lost GPU does. */
+  private async lose(step: number): Promise<never> {
+    await this.release();
+    throw new FlaneurError(
+      'INTERNAL',
+      `The GPU device was lost at step ${step} (simulated: FLANEUR_SIMULATE_GPU_LOSS).`,
+    );
+  }
+
   async release(): Promise<void> {
+    if (this.device) for (const t of this.device.values()) if (t.location === 'gpu-buffer') t.dispose();
+    this.device = null;
+    await this.readback?.release();
+    this.readback = null;
     await this.session.release();
   }
 }

@@ -177,6 +177,7 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
       localCrops: L,
       dropPath: a.dropPath > 0,
       koleo: a.koleo,
+      freezeLastLayer: a.freezeLastLayerSteps > 0,
     });
     const shapes = {
       globals: [G * a.batch, 3, a.globalSize, a.globalSize],
@@ -184,12 +185,21 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
       dpGlobal: a.dropPath > 0 ? [vit.depth, G * a.batch] : null,
       dpLocal: a.dropPath > 0 && L > 0 ? [vit.depth, L * a.batch] : null,
     };
-    const runtime = a.device ? { ...ctx.runtime, provider: a.device } : ctx.runtime;
-    const runner = await StepRunner.create(graph, shapes, runtime);
-    // Dora: the teacher's one pass per step gives the attention for the masks and the logits for the loss.
-    const attention = dora ? await TeacherAttention.create(vit, a.globalSize, runtime, head) : null;
     const PREVIEW_SIZE = 224 - (224 % vit.patchSize);
-    const previewAttention = a.previewEvery > 0 ? await TeacherAttention.create(vit, PREVIEW_SIZE, runtime) : null;
+    // The step graph's session and the teacher passes, on one provider (the run's device, or the CPU after a GPU
+    // failure).
+    const open = async (runtime: typeof ctx.runtime) => ({
+      runner: await StepRunner.create(graph, shapes, runtime),
+      // Dora: the teacher's one pass per step gives the attention for the masks and the logits for the loss.
+      attention: dora ? await TeacherAttention.create(vit, a.globalSize, runtime, head) : null,
+      previewAttention: a.previewEvery > 0 ? await TeacherAttention.create(vit, PREVIEW_SIZE, runtime) : null,
+    });
+    const close = async (s: Awaited<ReturnType<typeof open>>) => {
+      await s.runner.release();
+      await s.attention?.release();
+      await s.previewAttention?.release();
+    };
+    let sessions = await open(a.device ? { ...ctx.runtime, provider: a.device } : ctx.runtime);
     const previewFrames = [frames[0], frames[Math.floor(frames.length / 2)]].map((f) => {
       const g = f as (typeof frames)[number];
       return store.image(g.media, g.idx, g.w, g.h);
@@ -206,20 +216,18 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
     });
     const dir = path.join(project.checkpointsDir, `train-${ctx.jobId}`);
 
-    // State: from the last checkpoint, or fresh.
-    let state: TrainState;
-    let rng: Rng;
-    if (ctx.checkpoint && fs.existsSync(path.join(project.dir, ctx.checkpoint.file))) {
-      const ck = loadCheckpoint(path.join(project.dir, ctx.checkpoint.file), graph);
-      state = ck.state;
-      rng = new Rng(ck.meta.rngState);
-      project.trainLog.truncateAfter(ctx.jobId, state.step);
-    } else {
-      const start = startingParams(a, vit, head, loaded);
-      rng = start.rng;
-      state = initialState(graph, start.params);
+    // State: from a checkpoint, or fresh.
+    const begin = (from: TrainCheckpoint | null): { state: TrainState; rng: Rng } => {
+      if (from?.file && fs.existsSync(path.join(project.dir, from.file))) {
+        const ck = loadCheckpoint(path.join(project.dir, from.file), graph);
+        project.trainLog.truncateAfter(ctx.jobId, ck.state.step);
+        return { state: ck.state, rng: new Rng(ck.meta.rngState) };
+      }
+      const { params, rng } = startingParams(a, vit, head, loaded);
       project.trainLog.truncateAfter(ctx.jobId, 0);
-    }
+      return { state: initialState(graph, params), rng };
+    };
+    let { state, rng } = begin(ctx.checkpoint);
 
     const lr = cosineSchedule((a.lr * (2 * a.batch)) / 256, a.minLr, a.steps, Math.min(a.warmupSteps, a.steps));
     const wd = cosineSchedule(a.weightDecay, a.weightDecayEnd, a.steps);
@@ -237,13 +245,15 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
     };
 
     let last: TrainCheckpoint | null = ctx.checkpoint;
-    const checkpoint = () => {
+    const checkpoint = async () => {
+      await sessions.runner.sync(state);
       const file = saveCheckpoint(dir, graph, state, rng.state);
       last = { file: path.relative(project.dir, file), step: state.step };
       ctx.commit([], last);
     };
 
     const preview = async () => {
+      const { previewAttention, runner } = sessions;
       if (previewAttention)
         await writePreviews(
           dir,
@@ -252,18 +262,41 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
           vit,
           PREVIEW_SIZE,
           previewAttention,
-          state.teacher,
+          runner.teacherWeights(state),
           backboneShapes,
         );
     };
     // The provider the step really runs on (after any fallback), where the progress is shown.
-    ctx.phase(`training on ${runner.provider}`, { unit: 'steps', total: a.steps, done: state.step });
+    let fallback: { from: string; step: number; reason: string } | null = null;
+    const showPhase = () =>
+      ctx.phase(
+        `training on ${sessions.runner.provider}${fallback ? ` (${fallback.from} failed at step ${fallback.step}: ${fallback.reason})` : ''}`,
+        { unit: 'steps', total: a.steps, done: state.step },
+      );
+    showPhase();
     if (state.step === 0) await preview();
     const gPlane = 3 * a.globalSize * a.globalSize;
     const lPlane = 3 * a.localSize * a.localSize;
+    // A GPU that fails mid-job (device lost, out of memory): the job goes on on the CPU from its last checkpoint
+    // (or from the start), with the reason in the phase, in a job item and in the exported model's metadata.
+    const onGpuFailure = async (err: unknown): Promise<void> => {
+      const from = sessions.runner.provider;
+      if (ctx.signal.aborted || from === 'cpu') throw err;
+      const message = err instanceof Error ? err.message : String(err);
+      fallback = { from, step: state.step + 1, reason: (message.split('\n')[0] ?? message).slice(0, 300) };
+      await close(sessions).catch(() => undefined);
+      sessions = await open({ ...ctx.runtime, provider: 'cpu' });
+      ({ state, rng } = begin(last));
+      ctx.commit(
+        [{ key: 'device-fallback', status: 'ok', result: { ...fallback, to: 'cpu', resumedAt: state.step } }],
+        last ?? { file: '', step: 0 },
+      );
+      showPhase();
+    };
     try {
       while (state.step < a.steps) {
         ctx.throwIfAborted();
+        const { runner, attention } = sessions;
         const t0 = performance.now();
         let globals: Float32Array;
         let locals: Float32Array | undefined;
@@ -278,7 +311,7 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
             dora,
             { mean, std, patch: vit.patchSize, heads: vit.heads },
             rng,
-            (views, count) => attention.run(views, count, state.teacher, graph.params),
+            (views, count) => attention.run(views, count, runner.teacherWeights(state), graph.params),
           );
           globals = batch.masked;
           locals = batch.locals;
@@ -325,37 +358,25 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
           student_temp: a.studentTemp,
           teacher_temp: a.teacherTemp,
           max_norm: a.clip,
+          // DINO's freeze_last_layer, in the step graph.
+          freeze_last: step < a.freezeLastLayerSteps ? 1 : 0,
         };
-        // DINO's freeze_last_layer: the step runs, then the last layer and its moments are put back.
-        const LAST = 'head.last_layer.weight_v';
-        const frozen =
-          step < a.freezeLastLayerSteps && state.params.has(LAST)
-            ? {
-                p: (state.params.get(LAST) as Float32Array).slice(),
-                m: (state.m.get(LAST) as Float32Array).slice(),
-                v: (state.v.get(LAST) as Float32Array).slice(),
-                t: (state.teacher.get(LAST) as Float32Array).slice(),
-              }
-            : null;
-        const m = await runner.step(
-          state,
-          {
-            globals,
-            ...(teacherLogits ? { teacherLogits } : {}),
-            ...(locals ? { locals } : {}),
-            ...(shapes.dpGlobal ? { dpGlobal: dropMask(G * a.batch) } : {}),
-            ...(shapes.dpLocal ? { dpLocal: dropMask(L * a.batch) } : {}),
-          },
-          s,
-        );
-        if (frozen) {
-          state.params.set(LAST, frozen.p);
-          state.m.set(LAST, frozen.m);
-          state.v.set(LAST, frozen.v);
-          state.teacher.set(
-            LAST,
-            frozen.t.map((t, i) => s.ema * t + (1 - s.ema) * (frozen.p[i] as number)),
+        let m: Awaited<ReturnType<StepRunner['step']>>;
+        try {
+          m = await runner.step(
+            state,
+            {
+              globals,
+              ...(teacherLogits ? { teacherLogits } : {}),
+              ...(locals ? { locals } : {}),
+              ...(shapes.dpGlobal ? { dpGlobal: dropMask(G * a.batch) } : {}),
+              ...(shapes.dpLocal ? { dpLocal: dropMask(L * a.batch) } : {}),
+            },
+            s,
           );
+        } catch (err) {
+          await onGpuFailure(err);
+          continue;
         }
         if (!Number.isFinite(m.loss))
           throw new FlaneurError(
@@ -379,17 +400,20 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
           grad_norm: m.gradNorm,
           ...(maskCover === undefined ? {} : { mask_cover: maskCover }),
         });
-        if (a.previewEvery > 0 && (state.step % a.previewEvery === 0 || state.step === a.steps)) await preview();
-        if (state.step % a.checkpointEvery === 0 || state.step === a.steps) checkpoint();
+        try {
+          if (a.previewEvery > 0 && (state.step % a.previewEvery === 0 || state.step === a.steps)) await preview();
+          if (state.step % a.checkpointEvery === 0 || state.step === a.steps) await checkpoint();
+        } catch (err) {
+          await onGpuFailure(err);
+        }
       }
+      await sessions.runner.sync(state);
     } catch (err) {
       // Stopped (cancel or shutdown) between steps: keep the exact position so a resume loses nothing.
-      if (ctx.signal.aborted && state.step > (last?.step ?? -1)) checkpoint();
+      if (ctx.signal.aborted && state.step > (last?.step ?? -1)) await checkpoint();
       throw err;
     } finally {
-      await runner.release();
-      await attention?.release();
-      await previewAttention?.release();
+      await close(sessions);
     }
 
     // Export the teacher backbone (DINO evaluates the teacher).
@@ -411,7 +435,8 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
         trained_by: 'flaneur train.dino',
         job: String(ctx.jobId),
         steps: String(a.steps),
-        provider: runner.provider,
+        provider: sessions.runner.provider,
+        ...(fallback ? { fallback: JSON.stringify(fallback) } : {}),
       }),
     );
     const weights = new Map([...backbone].map(([k, v]) => [k, v.data]));

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseSafetensors } from '../../../native/models/safetensors.js';
+import { maxAbsDiff } from '../../helpers/fixtures.js';
 import { engineWithFrames, TINY_TRAIN } from '../../helpers/train.js';
 
 describe('DINO trainer', () => {
@@ -62,7 +63,8 @@ describe('DINO trainer: freezing the last layer', () => {
     const [s3, s4] = [read(3), read(4)];
     const last = 'head.last_layer.weight_v';
     expect(s4.float32(`p.${last}`)).toEqual(s3.float32(`p.${last}`));
-    expect(s4.float32(`t.${last}`)).toEqual(s4.float32(`p.${last}`));
+    // The teacher's EMA of an unchanged layer stays on it (to float rounding: the EMA runs in the f32 step graph).
+    expect(maxAbsDiff(s4.float32(`t.${last}`), s4.float32(`p.${last}`))).toBeLessThan(1e-6);
     expect(s4.float32(`m.${last}`).every((x) => x === 0)).toBe(true);
     expect(s4.float32('p.blocks.0.attn.qkv.weight')).not.toEqual(s3.float32('p.blocks.0.attn.qkv.weight'));
     expect(s4.float32('p.head.mlp.0.weight')).not.toEqual(s3.float32('p.head.mlp.0.weight'));
