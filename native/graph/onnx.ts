@@ -4,6 +4,7 @@
 import { IR_VERSION, ONNX_DTYPE, OPSET } from './dtypes.js';
 import type { Attr, Graph, Initializer, Node, Value } from './ir.js';
 import { ProtoWriter } from './protobuf.js';
+import { TENSOR_SIZES_KEY, tensorSizeTable } from './tensor-sizes.js';
 
 const ATTR_TYPE = { float: 1, int: 2, string: 3, floats: 6, ints: 7 } as const;
 
@@ -76,6 +77,8 @@ export function toOnnx(graph: Graph, options: { producer?: string; docString?: s
     .string(2, options.producer ?? 'flaneur')
     .string(3, '1')
     .message(7, g)
-    .message(8, new ProtoWriter().string(1, '').int(2, OPSET));
+    .message(8, new ProtoWriter().string(1, '').int(2, OPSET))
+    // metadata_props: the tensors' sizes, for a GPU's buffer limits (tensor-sizes.ts).
+    .message(14, new ProtoWriter().string(1, TENSOR_SIZES_KEY).string(2, JSON.stringify(tensorSizeTable(graph))));
   return model.finish();
 }

@@ -98,3 +98,51 @@ export class ProtoWriter {
     return out;
   }
 }
+
+/** Reads a varint at `pos`: [value, next position]. Values above 2^53 lose precision (lengths never are). */
+function readVarint(buf: Uint8Array, pos: number): [number, number] {
+  let value = 0;
+  let scale = 1;
+  for (let p = pos; p < buf.length; p++) {
+    const b = buf[p] as number;
+    value += (b & 0x7f) * scale;
+    if (b < 0x80) return [value, p + 1];
+    scale *= 128;
+  }
+  throw new Error('truncated protobuf varint');
+}
+
+/**
+ * The top-level length-delimited fields `field` of a message, as byte ranges (other fields skipped without being
+ * decoded: reading an ONNX model's metadata does not walk its graph).
+ */
+export function readField(buf: Uint8Array, field: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let pos = 0;
+  while (pos < buf.length) {
+    const [key, p] = readVarint(buf, pos);
+    const wire = key % 8;
+    pos = p;
+    if (wire === 0) pos = readVarint(buf, pos)[1];
+    else if (wire === 1) pos += 8;
+    else if (wire === 5) pos += 4;
+    else if (wire === 2) {
+      const [len, start] = readVarint(buf, pos);
+      if (Math.floor(key / 8) === field) out.push(buf.subarray(start, start + len));
+      pos = start + len;
+    } else throw new Error(`unsupported protobuf wire type ${wire}`);
+  }
+  return out;
+}
+
+/** An ONNX ModelProto's metadata_props (field 14: key 1, value 2). */
+export function readOnnxMetadata(model: Uint8Array): Map<string, string> {
+  const text = new TextDecoder();
+  const out = new Map<string, string>();
+  for (const entry of readField(model, 14)) {
+    const key = readField(entry, 1)[0];
+    const value = readField(entry, 2)[0];
+    if (key) out.set(text.decode(key), value ? text.decode(value) : '');
+  }
+  return out;
+}

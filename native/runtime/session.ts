@@ -5,6 +5,8 @@
 import os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { FlaneurError } from '../api/errors.js';
+import { readOnnxMetadata } from '../graph/protobuf.js';
+import { largestTensor, TENSOR_SIZES_KEY, type TensorSizeTable } from '../graph/tensor-sizes.js';
 import {
   ortSessionFactory,
   type ProviderName,
@@ -31,10 +33,38 @@ export interface SessionInfo {
 
 export type Feeds = Record<string, ort.Tensor>;
 
+/** A GPU's limit on one tensor's buffer, and what to call the GPU in a message. */
+interface BufferLimit {
+  bytes: number;
+  adapter: string;
+}
+
+function formatBytes(n: number): string {
+  return n >= 2 ** 30 ? `${+(n / 2 ** 30).toFixed(2)} GiB` : `${+(n / 2 ** 20).toFixed(1)} MiB`;
+}
+
+/** The tensor-size table that toOnnx writes into a model's metadata, or null (a model made elsewhere). */
+function sizeTable(model: Uint8Array | string): TensorSizeTable | null {
+  if (typeof model === 'string') return null;
+  try {
+    const json = readOnnxMetadata(model).get(TENSOR_SIZES_KEY);
+    return json ? (JSON.parse(json) as TensorSizeTable) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** onnxruntime's WebGPU provider's way of saying that a buffer could not be made (over a limit, out of memory). */
+const WEBGPU_BUFFER_FAILURE = /Invalid Buffer|WebGPU validation failed|Out of memory|OutOfMemory/i;
+
 export class ModelSession {
+  /** Feed shapes already checked against the GPU's buffer limit. */
+  private readonly checked = new Set<string>();
+
   private constructor(
     private session: ort.InferenceSession | null,
     readonly info: SessionInfo,
+    private readonly limit: (BufferLimit & { table: TensorSizeTable | null }) | null = null,
   ) {}
 
   /**
@@ -65,7 +95,16 @@ export class ModelSession {
               }
             : {}),
         });
-        return new ModelSession(session, { provider, fallbacks, threads });
+        const adapter = statuses.find((st) => st.name === provider)?.adapter;
+        const limit =
+          provider === 'webgpu' && adapter
+            ? {
+                bytes: Math.min(adapter.maxBufferSize, adapter.maxStorageBufferBindingSize),
+                adapter: adapter.description || adapter.device || adapter.vendor || 'the WebGPU adapter',
+                table: sizeTable(model),
+              }
+            : null;
+        return new ModelSession(session, { provider, fallbacks, threads }, limit);
       } catch (err) {
         fallbacks.push({ provider, reason: (err as Error).message.split('\n')[0] ?? String(err) });
       }
@@ -89,9 +128,40 @@ export class ModelSession {
     return this.session;
   }
 
+  /**
+   * On a GPU: refuses feeds that would make a tensor larger than the adapter's buffer limit, with a sentence that
+   * names it, instead of letting the provider fail on an invalid buffer.
+   */
+  private checkLimit(feeds: Feeds): void {
+    const limit = this.limit;
+    if (!limit?.table) return;
+    const shapes = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, t.dims]));
+    const key = JSON.stringify(shapes);
+    if (this.checked.has(key)) return;
+    const big = largestTensor(limit.table, shapes);
+    if (big && big.bytes > limit.bytes)
+      throw new FlaneurError(
+        'INVALID_ARGUMENT',
+        `This computation needs a ${formatBytes(big.bytes)} tensor (${big.name}, [${big.shape.join(', ')}]), more than ${limit.adapter} allows in one GPU buffer (${formatBytes(limit.bytes)}). Use a smaller batch or image size, or run it on the CPU (Device: provider cpu).`,
+      );
+    this.checked.add(key);
+  }
+
   async run(feeds: Feeds, outputs?: readonly string[]): Promise<Record<string, ort.Tensor>> {
     const s = this.require();
-    return outputs ? s.run(feeds, outputs as string[]) : s.run(feeds);
+    this.checkLimit(feeds);
+    try {
+      return await (outputs ? s.run(feeds, outputs as string[]) : s.run(feeds));
+    } catch (err) {
+      const message = (err as Error).message ?? String(err);
+      if (this.info.provider === 'webgpu' && WEBGPU_BUFFER_FAILURE.test(message))
+        throw new FlaneurError(
+          'INTERNAL',
+          `The GPU (${this.limit?.adapter ?? 'WebGPU'}) could not hold a buffer of this computation: it is over the adapter's limits or its memory is full. Use a smaller batch or image size, or run it on the CPU (Device: provider cpu).`,
+          { details: message },
+        );
+      throw err;
+    }
   }
 
   async release(): Promise<void> {
