@@ -118,6 +118,7 @@ const SHAPES_KEPT = 6;
  */
 export class FeatureExtractor {
   private readonly sessions = new Map<string, Promise<ModelSession>>();
+  private released = false;
   private first: ModelSession | undefined;
 
   private constructor(
@@ -154,6 +155,8 @@ export class FeatureExtractor {
   }
 
   private session(shape: InputShape): Promise<ModelSession> {
+    // A released extractor must not quietly build sessions again outside of whoever released it (ExtractorCache).
+    if (this.released) throw new FlaneurError('INTERNAL', 'This feature extractor was released.');
     const key = `${shape.width}x${shape.height}`;
     const hit = this.sessions.get(key);
     if (hit) {
@@ -240,6 +243,7 @@ export class FeatureExtractor {
   }
 
   async release(): Promise<void> {
+    this.released = true;
     const all = [...this.sessions.values()];
     this.sessions.clear();
     for (const s of all) await (await s.catch(() => null))?.release();

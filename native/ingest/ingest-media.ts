@@ -53,8 +53,10 @@ export function frameGeometry(width: number, height: number, fs_: FrameSize): { 
   // The shorter side gets the chosen size unless that makes the longer one too long: then the longer side is capped
   // and the shorter one follows the aspect ratio (at least 2 pixels).
   const maxLong = fs_.size * MAX_LONG_SIDE_RATIO;
-  const scale = Math.min(fs_.size / short, maxLong / long);
-  const a = even(short * scale);
+  const capped = long * (fs_.size / short) > maxLong;
+  const scale = capped ? maxLong / long : fs_.size / short;
+  // Uncapped, the shorter side is exactly the chosen size (as before the cap; only the longer side is made even).
+  const a = capped ? even(short * scale) : fs_.size;
   const b = Math.min(even(long * scale), even(maxLong));
   return width <= height ? { width: a, height: b } : { width: b, height: a };
 }
