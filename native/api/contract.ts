@@ -418,6 +418,12 @@ export const TrainExportArgs = z
     ...TrainDinoArgs.shape,
     /** The folder to write: new, empty, or an earlier attempt of the same export job. */
     dir: z.string().min(1, 'must not be empty').max(4096),
+    /**
+     * How a video's frames travel: 'copy' (the sampled frames as raw RGB), 'decode' (the source file and the index
+     * of its frames' timestamps; the exported program decodes them with ffmpeg there), 'auto' (decode a video
+     * whose raw frames exceed 512 MiB and its source file's size, copy the rest; images are always copied).
+     */
+    frames: z.enum(['auto', 'copy', 'decode']).default('auto'),
   })
   .strict();
 

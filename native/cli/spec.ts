@@ -231,7 +231,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'train export',
     synopsis:
-      '<dir> [--objective dino|dora|neco] [--preset P | --from-model ID] [--media ID,..] [--steps N] [--batch B] [--seed S]',
+      '<dir> [--objective dino|dora|neco] [--preset P | --from-model ID] [--media ID,..] [--steps N] [--batch B] [--seed S] [--frames auto|copy|decode]',
     summary: "write the same training as a folder for PyTorch's torchrun on other machines (a job; waits)",
     details:
       'The folder holds the frames, run.json, the starting weights, train.py and a README with the torchrun command and how to resume. Same losses as `flaneur train` on the same options.',
@@ -245,6 +245,10 @@ export const COMMANDS: CommandSpec[] = [
       steps: s('N', 'training steps (default 1000)'),
       batch: s('B', 'images per step (default 32; NeCo 4)'),
       seed: s('S', 'random seed (default 0)'),
+      frames: s(
+        'F',
+        "videos' frames: copy (raw RGB), decode (the source video, decoded there with ffmpeg at the recorded timestamps) or auto (default: decode when the raw frames exceed 512 MiB and the video's size)",
+      ),
     },
     load: async () => (await modelCmds()).trainExport,
   },

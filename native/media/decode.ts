@@ -58,6 +58,24 @@ export function samplingFilter(s: Sampling, sourceFps?: number | null): string |
   }
 }
 
+/**
+ * The video filter chain of a decode before `showinfo`: sampling, then bicubic scaling to the frame size. Shared with
+ * `train.export`, whose exported program runs the same chain to decode the frames on another machine.
+ */
+export function videoFilters(
+  sampling: Sampling,
+  width: number,
+  height: number,
+  sourceFps?: number | null,
+  preFilters: readonly string[] = [],
+): string[] {
+  const filters = [...preFilters];
+  const sel = samplingFilter(sampling, sourceFps);
+  if (sel) filters.push(sel);
+  filters.push(`scale=${width}:${height}:flags=bicubic`);
+  return filters;
+}
+
 const SHOWINFO = /\bn:\s*(\d+)\s+pts:\s*(-?\d+)\s+pts_time:\s*(-?[\d.]+(?:e[-+]?\d+)?)/;
 const WARNING = /error|corrupt|invalid|concealing|missing|truncat|overread/i;
 
@@ -72,10 +90,7 @@ export async function* decodeVideo(
   if (o.startS && o.startS > 0) args.push('-ss', o.startS.toFixed(6));
   args.push('-copyts', '-i', file);
   if (o.endS !== undefined) args.push('-to', o.endS.toFixed(6));
-  const filters = [...(o.preFilters ?? [])];
-  const sel = samplingFilter(o.sampling, o.sourceFps);
-  if (sel) filters.push(sel);
-  filters.push(`scale=${o.width}:${o.height}:flags=bicubic`, 'showinfo');
+  const filters = [...videoFilters(o.sampling, o.width, o.height, o.sourceFps, o.preFilters), 'showinfo'];
   args.push(
     '-an',
     '-sn',

@@ -12,9 +12,11 @@ import { TrainExportArgs } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
 import { APP_ROOT, APP_VERSION } from '../engine/version.js';
 import type { JobHandler } from '../jobs/types.js';
+import { type Sampling, videoFilters } from '../media/decode.js';
 import { FrameStore } from '../media/frame-store.js';
 import type { NecoHeadConfig } from '../models/neco.js';
 import { encodeSafetensors, type TensorToWrite } from '../models/safetensors.js';
+import type { MediaRow } from '../store/media-repo.js';
 import { dinoParamShapes } from './dino-step.js';
 import { necoParamShapes } from './neco-step.js';
 import { Rng } from './rng.js';
@@ -44,13 +46,57 @@ function copyAtomic(from: string, to: string): void {
   fs.renameSync(`${to}.tmp`, to);
 }
 
+/** Raw frames above this size are decoded there from the source video rather than copied ('auto'). */
+export const DECODE_ABOVE_BYTES = 512 * 1024 ** 2;
+
+export interface DecodeSource {
+  /** The source video's copy in the export. */
+  source: string;
+  /** Its size when the frames were sampled (the file must be the same). */
+  bytes: number;
+  /** ffmpeg -vf before showinfo (media/decode.ts videoFilters): sampling and scaling as Flaneur decoded. */
+  vf: string;
+  /** Keyframes policy: ffmpeg's -skip_frame nokey. */
+  skipFrame: boolean;
+}
+
+/** Whether a media item's frames travel as its source video (and how to decode it), or null: copied. */
+function decodePlan(m: MediaRow, mode: 'auto' | 'copy' | 'decode'): DecodeSource | null {
+  if (mode === 'copy' || m.kind !== 'video' || !m.sampling) return null;
+  const raw = m.frameCount * (m.frameWidth as number) * (m.frameHeight as number) * 3;
+  if (mode === 'auto' && (raw <= DECODE_ABOVE_BYTES || raw <= m.bytes)) return null;
+  let same = false;
+  try {
+    const st = fs.statSync(m.path);
+    same = st.size === m.bytes && Math.abs(st.mtimeMs - m.mtimeMs) < 1;
+  } catch {
+    same = false;
+  }
+  if (!same) {
+    if (mode === 'auto') return null;
+    throw new FlaneurError(
+      'NOT_FOUND',
+      `${m.path} is missing or has changed since its frames were sampled, so its frames cannot be decoded again elsewhere. Export with the frames copied instead.`,
+      { field: 'frames' },
+    );
+  }
+  const sampling = m.sampling as Sampling;
+  const fps = typeof m.probe?.fps === 'number' ? m.probe.fps : null;
+  return {
+    source: `sources/${m.id}${path.extname(m.path).toLowerCase()}`,
+    bytes: m.bytes,
+    vf: videoFilters(sampling, m.frameWidth as number, m.frameHeight as number, fps).join(','),
+    skipFrame: sampling.policy === 'keyframes',
+  };
+}
+
 function objectiveName(a: Pick<Args, 'neco' | 'dora'>): string {
   return a.neco ? 'NeCo' : a.dora ? 'Dora' : 'DINO';
 }
 
 /** NeCo's head and local crop size, validated as train-neco.ts does before a run starts. */
 function necoSetup(
-  a: Omit<Args, 'dir'>,
+  a: Omit<Args, 'dir' | 'frames'>,
   vit: { patchSize: number; dim: number },
 ): { head: NecoHeadConfig; localSize: number } {
   const n = a.neco as NonNullable<Args['neco']>;
@@ -77,7 +123,7 @@ export const trainExportJob: JobHandler<Args, { copied: number }> = {
   title: (a) => `Export ${objectiveName(a)} training (${a.steps} steps) to ${a.dir}`,
   async run(ctx) {
     const { project } = ctx;
-    const { dir: target, ...a } = ctx.args;
+    const { dir: target, frames: framesMode, ...a } = ctx.args;
     const dir = path.resolve(target);
     const plan = planRun(project, a);
     const neco = a.neco ? necoSetup(a, plan.vit) : null;
@@ -107,9 +153,10 @@ export const trainExportJob: JobHandler<Args, { copied: number }> = {
       });
     }
 
-    // The frames, one file per media item (resumable per item).
+    // The frames, one file per media item (resumable per item): copied, or the source video to decode there.
     const store = new FrameStore(project.cacheDir);
     const finished = ctx.finishedKeys();
+    const decoded = new Map(plan.media.map((m) => [m.id, decodePlan(m, framesMode)]));
     ctx.phase('copying frames', { unit: 'files', total: plan.media.length, done: finished.size });
     let copied = finished.size;
     for (const m of plan.media) {
@@ -117,6 +164,15 @@ export const trainExportJob: JobHandler<Args, { copied: number }> = {
       if (finished.has(key)) continue;
       ctx.throwIfAborted();
       const bytes = m.frameCount * (m.frameWidth as number) * (m.frameHeight as number) * 3;
+      const decode = decoded.get(m.id);
+      if (decode) {
+        fs.mkdirSync(path.join(dir, 'sources'), { recursive: true });
+        copyAtomic(m.path, path.join(dir, decode.source));
+        copied++;
+        ctx.commit([{ key, status: 'ok', result: { source: decode.source, bytes: m.bytes } }], { copied });
+        ctx.progress(copied, plan.media.length);
+        continue;
+      }
       const src = store.file(m.id);
       if (!fs.existsSync(src) || fs.statSync(src).size < bytes)
         throw new FlaneurError(
@@ -158,6 +214,8 @@ export const trainExportJob: JobHandler<Args, { copied: number }> = {
       sampling: m.sampling,
       /** Source timestamp (seconds) of each sampled frame. */
       pts: project.media.frames(m.id, 0, m.frameCount).map((f) => f.pts),
+      /** Decoded there (flaneur_train/data.py decode_source): the source file and the ffmpeg filters Flaneur used. */
+      ...(decoded.get(m.id) ? { decode: decoded.get(m.id) } : {}),
     }));
 
     // Step 0: the starting weights (teacher = student), zero moments and centre, and the generator after them
@@ -199,7 +257,11 @@ export const trainExportJob: JobHandler<Args, { copied: number }> = {
       ...(neco ? { neco: { localSize: neco.localSize } } : {}),
       init: 'init.safetensors',
       rngState: rng.state,
-      data: { sources, policy: 'the sampled frames of the project, copied as raw RGB (frame i at i·w·h·3)' },
+      data: {
+        sources,
+        policy:
+          'the sampled frames of the project as raw RGB (frame i at i·w·h·3): copied, or (sources with "decode") decoded there from the source video with the same ffmpeg filters, keeping the frames at the recorded timestamps',
+      },
     };
     fs.writeFileSync(path.join(dir, 'run.json'), `${JSON.stringify(config, null, 1)}\n`);
     const readme = fs

@@ -52,7 +52,10 @@ export const train = command(async (s) => {
 
 export const trainExport = command(async (s) => {
   const dir = path.resolve(s.inv.positionals[0] as string);
-  const done = await s.waitJob(await s.call('train.export', { ...trainArgs(s, 'train export'), dir }));
+  const frames = s.opt('frames') ?? 'auto';
+  if (frames !== 'auto' && frames !== 'copy' && frames !== 'decode')
+    throw new UsageError(`train export: --frames is auto, copy or decode, not ${frames}`);
+  const done = await s.waitJob(await s.call('train.export', { ...trainArgs(s, 'train export'), dir, frames }));
   s.out(
     done,
     () =>

@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { CommandArgs } from '../../../native/api/contract.js';
+import { findBinaries } from '../../../native/media/ffmpeg.js';
+import { FrameStore } from '../../../native/media/frame-store.js';
 import { runCli } from '../../helpers/cli.js';
 import { fixturePath } from '../../helpers/fixtures.js';
 import { tmpDir } from '../../helpers/tmp.js';
@@ -270,6 +272,65 @@ describe.skipIf(SKIP)('NeCo on torchrun', () => {
     expect(model?.origin).toMatch(/^NeCo run trained with torchrun: 5 of 5 steps on 2× cpu/);
     await e.engine.close();
   }, 480_000);
+});
+
+describe.skipIf(SKIP)('a video exported with its source (frames: decode)', () => {
+  it("is decoded there with ffmpeg at the recorded timestamps: Flaneur's frames, and Flaneur's losses", async () => {
+    const e = await engineWithFrames('decode');
+    const local = await e.call('train.start', RUN);
+    await runJob(e, local.id);
+    const flaneur = (await e.call('train.log', { jobId: local.id })).map((r) => r.loss);
+    const dir = path.join(tmpDir(), 'export');
+    await runJob(e, (await e.call('train.export', { ...RUN, dir, frames: 'decode' })).id);
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8'));
+    const [src] = cfg.data.sources;
+    // The source file and the index (timestamps, the filters Flaneur decoded with), no copied frames.
+    expect(src.decode).toEqual({
+      source: `sources/${src.media}.mp4`,
+      bytes: fs.statSync(fixturePath('synthetic', 'tour.mp4')).size,
+      vf: `fps=fps=2:round=near,scale=${src.width}:${src.height}:flags=bicubic`,
+      skipFrame: false,
+    });
+    expect(fs.existsSync(path.join(dir, src.file))).toBe(false);
+    expect(fs.readFileSync(path.join(dir, src.decode.source))).toEqual(
+      fs.readFileSync(fixturePath('synthetic', 'tour.mp4')),
+    );
+    // Without frames and without ffmpeg the program says what is missing.
+    const noFfmpeg = spawnSync(PYTHON, ['train.py', '--config', 'run.json', '--ffmpeg', '/nonexistent/ffmpeg'], {
+      cwd: dir,
+      encoding: 'utf8',
+    });
+    expect(noFfmpeg.status).not.toBe(0);
+    expect(noFfmpeg.stderr).toContain('cannot run ffmpeg (/nonexistent/ffmpeg)');
+
+    const ffmpeg = findBinaries().ffmpeg.path;
+    python(['train.py', '--config', 'run.json', '--decode-only', '--ffmpeg', ffmpeg], dir);
+    const decoded = fs.readFileSync(path.join(dir, src.file));
+    const store = new FrameStore(e.engine.requireProject().project.cacheDir);
+    const cached = fs.readFileSync(store.file(src.media)).subarray(0, src.frames * src.width * src.height * 3);
+    expect(decoded.length).toBe(cached.length);
+    let maxDiff = 0;
+    let differing = 0;
+    for (let i = 0; i < cached.length; i++) {
+      const d = Math.abs((decoded[i] as number) - (cached[i] as number));
+      if (d > 0) differing++;
+      if (d > maxDiff) maxDiff = d;
+    }
+    console.log(
+      `decoded there vs Flaneur's frames: ${src.frames} frames, max |diff| ${maxDiff}, ${differing} bytes differ`,
+    );
+    // The same ffmpeg build with the same filters gives the same bytes (another build may differ by swscale rounding).
+    expect(maxDiff).toBe(0);
+    // Training on the decoded frames gives Flaneur's losses; a second start finds the frames ready.
+    const trained = python(['train.py', '--config', 'run.json', '--ffmpeg', ffmpeg], dir);
+    expect(trained.stdout).not.toContain('decoding');
+    expectRelClose(
+      metrics(dir).map((r) => r.loss),
+      flaneur,
+      1e-3,
+    );
+    await e.engine.close();
+  }, 240_000);
 });
 
 describe.skipIf(SKIP)('flaneur train export / train import', () => {

@@ -26,7 +26,9 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from flaneur_train import neco as N  # noqa: E402
 from flaneur_train import st  # noqa: E402
-from flaneur_train.data import Frames, _rows, dino_batch, dora_batch, drop_mask, shard  # noqa: E402
+from flaneur_train.data import (  # noqa: E402
+    Frames, _rows, dino_batch, dora_batch, drop_mask, prepare_frames, shard,
+)
 from flaneur_train.model import (  # noqa: E402
     Student, cosine, dino_loss, dora_loss, head_forward, koleo_loss, mean_entropy, param_shapes, teacher_probs,
     vit_forward, vit_patches, vit_shapes,
@@ -252,6 +254,10 @@ def main():
     ap.add_argument("--stop-at", type=int, help="stop after this step (the schedules stay those of the whole run)")
     ap.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                     help="autocast bfloat16 on GPUs (auto) or full float32")
+    ap.add_argument("--ffmpeg", default=os.environ.get("FFMPEG_PATH", "ffmpeg"),
+                    help="ffmpeg for videos exported with their source (default: $FFMPEG_PATH, else ffmpeg on PATH)")
+    ap.add_argument("--decode-only", action="store_true",
+                    help="decode the videos exported with their source into frames/ and stop (one process)")
     opts = ap.parse_args()
 
     root = os.path.dirname(os.path.abspath(opts.config))
@@ -265,9 +271,15 @@ def main():
     out = os.path.abspath(opts.out or os.path.join(root, "run"))
     ckdir = os.path.join(out, "checkpoints")
 
+    # Videos exported with their source: decoded here once per machine, before the processes meet.
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    prepare_frames(root, cfg["data"], opts.ffmpeg, local_rank)
+    if opts.decode_only:
+        print("frames ready", flush=True)
+        return
+
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     cuda = torch.cuda.is_available()
     device = torch.device(f"cuda:{local_rank}" if cuda else "cpu")
     if cuda:

@@ -73,6 +73,7 @@ export function TrainView() {
   /** "Run elsewhere…": the folder to export to and the export job; "Bring back": the path and the import job. */
   const [elsewhere, setElsewhere] = useState(false);
   const [exportDir, setExportDir] = useState('');
+  const [exportFrames, setExportFrames] = useState<'auto' | 'copy' | 'decode'>('auto');
   const [exportJob, setExportJob] = useState<number | null>(null);
   const [importPath, setImportPath] = useState('');
   const [importJob, setImportJob] = useState<number | null>(null);
@@ -147,7 +148,7 @@ export function TrainView() {
   const exportRun = () => {
     const { device: _device, ...args } = runArgs();
     void run('Could not export the run', async () => {
-      const job = await client.call('train.export', { ...args, dir: exportDir.trim() });
+      const job = await client.call('train.export', { ...args, dir: exportDir.trim(), frames: exportFrames });
       setExportJob(job.id);
     });
   };
@@ -421,6 +422,18 @@ export function TrainView() {
                   placeholder="/path/to/a/new/folder"
                   aria-label="Export folder"
                 />
+              </label>
+              <label className="field">
+                Video frames
+                <select
+                  value={exportFrames}
+                  onChange={(e) => setExportFrames(e.target.value as 'auto' | 'copy' | 'decode')}
+                  aria-label="Video frames"
+                >
+                  <option value="auto">automatic (long videos: the source, decoded there)</option>
+                  <option value="copy">copy the sampled frames</option>
+                  <option value="decode">the source videos, decoded there with ffmpeg</option>
+                </select>
               </label>
               <button type="button" disabled={!exportDir.trim() || chosen.size === 0} onClick={exportRun}>
                 Export

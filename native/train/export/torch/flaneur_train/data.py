@@ -4,12 +4,131 @@ Every rank draws the whole global batch (the draws are cheap and leave every ran
 which is what a checkpoint stores) and builds only its shard: DINO samples, or Dora clips, split evenly by rank.
 """
 import os
+import re
+import subprocess
+import threading
+import time
 
 import numpy as np
 import torch
 
 from . import augment as A
 from .dora import discover, track_masks
+
+
+SHOWINFO = re.compile(r"\bn:\s*(\d+)\s+pts:\s*(-?\d+)\s+pts_time:\s*(-?[\d.]+(?:e[-+]?\d+)?)")
+# A decoded frame is the recorded one when their timestamps agree to this (seconds); showinfo prints 6 decimals.
+PTS_TOLERANCE = 1e-3
+
+
+def frames_ready(root, s):
+    path = os.path.join(root, s["file"])
+    return os.path.exists(path) and os.path.getsize(path) == s["frames"] * s["width"] * s["height"] * 3
+
+
+def decode_source(root, s, ffmpeg):
+    """A video exported with `decode`: its sampled frames decoded from the source with the ffmpeg filters Flaneur
+    used (media/decode.ts: sampling, bicubic scaling, RGB24), keeping the frames at the recorded timestamps, written
+    as frames/<id>.rgb (the layout of copied frames). Nothing to do when that file is already complete."""
+    if frames_ready(root, s):
+        return False
+    d = s["decode"]
+    src = os.path.join(root, d["source"])
+    if not os.path.exists(src) or os.path.getsize(src) != d["bytes"]:
+        raise SystemExit(f"{src}: the source video is missing or not the exported one ({d['bytes']} bytes expected). "
+                         "Copy the export folder again from Flaneur.")
+    out = os.path.join(root, s["file"])
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    frame_bytes = s["width"] * s["height"] * 3
+    args = [ffmpeg, "-hide_banner", "-nostdin", "-v", "info"]
+    if d.get("skipFrame"):
+        args += ["-skip_frame", "nokey"]
+    args += ["-copyts", "-i", src, "-an", "-sn", "-dn", "-vf", d["vf"] + ",showinfo", "-vsync", "0", "-f", "rawvideo",
+             "-pix_fmt", "rgb24", "pipe:1"]
+    want = s["pts"]
+    tmp = f"{out}.decoding-{os.getpid()}"
+    pts, tail = [], []
+
+    def read_stderr(stream):
+        for line in iter(stream.readline, b""):
+            text = line.decode("utf8", "replace")
+            m = SHOWINFO.search(text)
+            if m:
+                pts.append(float(m.group(3)))
+            else:
+                tail.append(text)
+                del tail[:-20]
+
+    started = time.time()
+    print(f"decoding {s['name']} ({s['frames']} frames of {s['width']}x{s['height']}) with {ffmpeg}", flush=True)
+    try:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as err:
+        raise SystemExit(f"cannot run ffmpeg ({ffmpeg}): {err}. Install ffmpeg or pass --ffmpeg PATH.")
+    reader = threading.Thread(target=read_stderr, args=(proc.stderr,), daemon=True)
+    reader.start()
+    kept, seq, j = 0, 0, 0
+    try:
+        with open(tmp, "wb") as f:
+            while j < len(want):
+                buf = proc.stdout.read(frame_bytes)
+                if len(buf) < frame_bytes:
+                    break
+                # The frame's timestamp comes on stderr; wait for its showinfo line.
+                while len(pts) <= seq and reader.is_alive():
+                    time.sleep(0.001)
+                if len(pts) <= seq:
+                    break
+                t = pts[seq]
+                seq += 1
+                if want[j] < t - PTS_TOLERANCE:
+                    raise SystemExit(
+                        f"{src}: no decoded frame at {want[j]:.6f} s (the next one is at {t:.6f} s): this ffmpeg "
+                        "samples the video differently from Flaneur's. Export with the frames copied instead "
+                        "(flaneur train export --frames copy).")
+                if abs(t - want[j]) <= PTS_TOLERANCE:
+                    f.write(buf)
+                    kept += 1
+                    j += 1
+    finally:
+        proc.stdout.close()
+        proc.kill()
+        proc.wait()
+        reader.join(timeout=5)
+    if kept != len(want):
+        os.remove(tmp)
+        missing = want[kept] if kept < len(want) else None
+        raise SystemExit(f"{src}: decoded {kept} of the {len(want)} recorded frames"
+                         + (f" (none at {missing:.6f} s)" if missing is not None else "")
+                         + ". ffmpeg said: " + "".join(tail[-5:]).strip())
+    os.replace(tmp, out)
+    print(f"decoded {kept} frames of {s['name']} in {time.time() - started:.1f} s", flush=True)
+    return True
+
+
+def prepare_frames(root, index, ffmpeg, local_rank):
+    """Decodes the videos exported with `decode` once per machine (local rank 0) while the other local ranks wait;
+    a failure is left in frames/<id>.rgb.failed so they stop with its reason."""
+    todo = [s for s in index["sources"] if s.get("decode") and not frames_ready(root, s)]
+    since = time.time() - 1
+    for s in todo:
+        failed = os.path.join(root, s["file"]) + ".failed"
+        if local_rank == 0:
+            if os.path.exists(failed):
+                os.remove(failed)
+            try:
+                decode_source(root, s, ffmpeg)
+            except SystemExit as err:
+                with open(failed, "w") as f:
+                    f.write(str(err))
+                raise
+        else:
+            while not frames_ready(root, s):
+                if os.path.exists(failed) and os.path.getmtime(failed) >= since:
+                    with open(failed) as f:
+                        raise SystemExit(f.read())
+                time.sleep(0.5)
+    return len(todo)
 
 
 class Frames:
@@ -22,8 +141,9 @@ class Frames:
             need = s["frames"] * s["width"] * s["height"] * 3
             have = os.path.getsize(path) if os.path.exists(path) else -1
             if have < need:
-                raise SystemExit(f"{path}: expected {need} bytes of frames ({s['frames']} frames), found {have}. "
-                                 "Copy the export folder again from Flaneur.")
+                how = ("Run train.py once to decode them from the source video (--decode-only decodes and stops)."
+                       if s.get("decode") else "Copy the export folder again from Flaneur.")
+                raise SystemExit(f"{path}: expected {need} bytes of frames ({s['frames']} frames), found {have}. {how}")
             mm = np.memmap(path, dtype=np.uint8, mode="r", shape=(s["frames"], s["height"], s["width"], 3))
             self.sources.append({**s, "data": mm})
         self.total = sum(s["frames"] for s in self.sources)
