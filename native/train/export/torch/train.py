@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """
-Flaneur's DINO / Dora / NeCo trainer for PyTorch's torchrun: the run exported by `flaneur train export` (run.json), trained
-with DistributedDataParallel across processes and nodes, and brought back with `flaneur train import`.
+Flaneur's DINO / Dora / NeCo trainer for PyTorch's torchrun: the run exported by `flaneur train export` (run.json),
+trained with DistributedDataParallel across processes and nodes, and brought back with `flaneur train import`.
 
     torchrun --standalone --nproc_per_node=N train.py --config run.json            # start
     torchrun --standalone --nproc_per_node=N train.py --config run.json --resume   # continue from the last checkpoint
 
 Same semantics as Flaneur's own trainer (native/train/train-dino.ts, train-neco.ts): the same generator and draw
 order for every augmentation, the same model, loss, clipping, AdamW, EMA teacher and centre (NeCo: crop boxes, RoI
-align, queue, differentiable sort), so a run's first steps here give Flaneur's losses. Checkpoints are Flaneur's own format (checkpoints/step-NNNNNNN.safetensors + .json).
+align, queue, differentiable sort), so a run's first steps here give Flaneur's losses. Checkpoints are Flaneur's own
+format (checkpoints/step-NNNNNNN.safetensors + .json). Videos exported with their source are decoded first (ffmpeg).
 """
 import argparse
 import datetime

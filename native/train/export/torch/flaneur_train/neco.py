@@ -173,15 +173,56 @@ def roi_align_matrix(box, height, width, out):
     return W.reshape(out * out, height * width)
 
 
+def _roi_axis(start, bin_, grid, size, out):
+    """One axis of roiAlignMatrix, vectorised in float32 (each numpy float32 operation rounds as the Math.fround of
+    the JS one): per output cell the summed bilinear weights of its samples over the input positions [out, size],
+    and per sample whether it lies inside (-1..size)."""
+    f32 = np.float32
+    p = np.arange(out, dtype=f32)[:, None]
+    i = np.arange(grid, dtype=f32)[None, :]
+    y = (f32(start) + p * f32(bin_)) + ((i + f32(0.5)) * f32(bin_)) / f32(grid)
+    valid = (y >= -1) & (y <= size)
+    yy = np.maximum(y, f32(0))
+    lo = np.floor(yy).astype(np.int64)
+    edge = lo >= size - 1
+    lo = np.where(edge, size - 1, lo)
+    hi = np.where(edge, size - 1, lo + 1)
+    yy = np.where(edge, lo.astype(f32), yy)
+    ly = (yy - lo.astype(f32)).astype(f32)
+    hy = (f32(1) - ly).astype(f32)
+    acc = np.zeros((out, size), dtype=np.float64)
+    rows = np.broadcast_to(np.arange(out)[:, None], lo.shape)
+    np.add.at(acc, (rows[valid], lo[valid]), hy[valid].astype(np.float64))
+    np.add.at(acc, (rows[valid], hi[valid]), ly[valid].astype(np.float64))
+    return acc, valid
+
+
+def roi_align_matrix_fast(box, height, width, out):
+    """roi_align_matrix by its separable form: every sample's weight is (y weight) x (x weight) and a sample counts
+    only when both coordinates are inside, so the matrix is the outer product of the two axes' summed weights (each
+    over its inside samples) divided by the sample count. Equal to roiAlignMatrix's sequential float32 accumulation
+    up to its rounding (at most 6e-8 apart on 160 NeCo crop pairs; the parity test checks the losses), and about
+    ten times faster (0.53 s -> 0.05 s for the 160 pairs of 8 images with ViT-S/14 crops)."""
+    x1, y1, x2, y2 = (_f(v) for v in box)
+    start_w, start_h = _f(x1 - 0.5), _f(y1 - 0.5)
+    roi_w = _f(_f(x2 - 0.5) - start_w)
+    roi_h = _f(_f(y2 - 0.5) - start_h)
+    grid_h, grid_w = math.ceil(_f(roi_h / out)), math.ceil(_f(roi_w / out))
+    count = max(grid_h * grid_w, 1)
+    ay, _ = _roi_axis(start_h, _f(roi_h / out), grid_h, height, out)
+    ax, _ = _roi_axis(start_w, _f(roi_w / out), grid_w, width, out)
+    return (np.einsum("ar,bc->abrc", ay, ax) / count).astype(np.float32).reshape(out * out, height * width)
+
+
 def roi_batch(per_image, prs, patch, global_grid, local_grid, aligned):
     """neco-data.ts roiBatch for some images: per pair [b, A, N] teacher- and student-side matrices."""
     grid = lambda box: tuple(_f(v / patch) for v in box)  # noqa: E731
     teacher, student = [], []
     for (g, v, local, _slot) in prs:
-        teacher.append(np.stack([roi_align_matrix(grid(img[0][g][v]), global_grid, global_grid, aligned)
+        teacher.append(np.stack([roi_align_matrix_fast(grid(img[0][g][v]), global_grid, global_grid, aligned)
                                  for img in per_image]))
         n = local_grid if local else global_grid
-        student.append(np.stack([roi_align_matrix(grid(img[1][v][g]), n, n, aligned) for img in per_image]))
+        student.append(np.stack([roi_align_matrix_fast(grid(img[1][v][g]), n, n, aligned) for img in per_image]))
     return teacher, student
 
 
