@@ -801,6 +801,24 @@ export const commands = {
       models: z.array(z.object({ modelId: z.int(), miou: z.number(), perClass: z.array(z.number().nullable()) })),
     }),
   },
+  /** Per class: patches, whether it is too small to be predicted, and example patches (clustered banks). */
+  'segment.bankClasses': {
+    args: z.object({ bankId: z.int().positive(), perClass: z.int().min(0).max(24).optional() }).strict(),
+    result: z.array(
+      z.object({
+        name: z.string(),
+        patches: z.int(),
+        tiny: z.boolean(),
+        examples: z.array(
+          z.object({
+            mediaId: z.int(),
+            frameIdx: z.int(),
+            box: z.tuple([z.number(), z.number(), z.number(), z.number()]),
+          }),
+        ),
+      }),
+    ),
+  },
   'segment.banks': {
     args: Empty,
     result: z.array(

@@ -25,7 +25,13 @@ export class CountService {
   private frame(project: Project, mediaId: number, frameIdx: number) {
     const m = project.media.get(mediaId);
     if (!m?.frameWidth || !m.frameHeight || frameIdx >= m.frameCount)
-      throw new FlaneurError('NOT_FOUND', `No frame ${frameIdx} of media ${mediaId}.`, { field: 'frameIdx' });
+      throw new FlaneurError(
+        'NOT_FOUND',
+        m
+          ? `This item has no frame ${frameIdx + 1}: it has ${m.frameCount} (1 to ${m.frameCount}).`
+          : `No item ${mediaId}.`,
+        { field: m ? 'frameIdx' : 'mediaId' },
+      );
     const data = new FrameStore(project.cacheDir).read(mediaId, frameIdx, m.frameWidth * m.frameHeight * 3);
     return { width: m.frameWidth, height: m.frameHeight, data };
   }

@@ -274,6 +274,7 @@ export class Engine {
   async close(): Promise<void> {
     await this.closeProject();
     await this.knn.release();
+    this.models.dispose();
     this.listeners.clear();
   }
 

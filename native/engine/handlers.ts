@@ -1,7 +1,7 @@
 /**
  * The command handlers: the one place where contract commands meet the engine. Every transport dispatches here.
  */
-
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ProjectInfo } from '../api/contract.js';
@@ -15,7 +15,14 @@ import { FrameStore } from '../media/frame-store.js';
 import { duplicatePairs, similarImages, similarPatches } from '../retrieve/service.js';
 import { compareModels } from '../segment/compare.js';
 import type { MaskEncoding } from '../segment/masks.js';
-import { createBank, createClusterBank, relabelBank, saveDrawnMask, segmentFrame } from '../segment/service.js';
+import {
+  bankClasses,
+  createBank,
+  createClusterBank,
+  relabelBank,
+  saveDrawnMask,
+  segmentFrame,
+} from '../segment/service.js';
 import { checkFolderDestination, prepareFolderDestination, writeFileDestination } from '../store/destination.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
 import { motCsv, writeInstanceMasks } from '../track/export.js';
@@ -87,8 +94,11 @@ export function createHandlers(engine: Engine): Handlers {
     'runtime.info': () => engine.models.runtimeInfo(),
     'runtime.configure': (a) => engine.models.configure(a),
 
-    'library.add': (a) =>
-      jobInfo(open().runner.enqueue('ingest.media', { ...a, paths: a.paths.map((p) => path.resolve(p)) })),
+    'library.add': (a) => {
+      const paths = a.paths.map((p) => path.resolve(p));
+      requireExisting(paths, 'paths');
+      return jobInfo(open().runner.enqueue('ingest.media', { ...a, paths }));
+    },
     'library.list': (a) => {
       const { project } = open();
       const { total, items } = project.media.list(a);
@@ -174,6 +184,7 @@ export function createHandlers(engine: Engine): Handlers {
         labels: new Uint8Array(Buffer.from(a.data, 'base64')),
       }),
     }),
+    'segment.bankClasses': (a) => bankClasses(open().project, a.bankId, a.perClass),
     'segment.banks': () =>
       open()
         .project.features.banks()
@@ -315,14 +326,32 @@ export function createHandlers(engine: Engine): Handlers {
     'train.log': (a) => open().project.trainLog.list(a.jobId),
     'train.previews': (a) => listPreviews(path.join(open().project.checkpointsDir, `train-${a.jobId}`), a.lastSteps),
 
-    'ingest.hashFolder': (a) =>
-      jobInfo(open().runner.enqueue('ingest.hashFolder', { ...a, root: path.resolve(a.root) })),
+    'ingest.hashFolder': (a) => {
+      const root = path.resolve(a.root);
+      requireExisting([root], 'root');
+      return jobInfo(open().runner.enqueue('ingest.hashFolder', { ...a, root }));
+    },
   };
 }
 
 /** A mask's encoding from a command's arguments: a palette when given, else the chosen kind (auto by default). */
 function maskEncoding(kind: 'auto' | 'ids' | 'binary' | undefined, palette?: [number, number, number][]): MaskEncoding {
   return palette ? { kind: 'palette', colours: palette } : { kind: kind ?? 'auto' };
+}
+
+/**
+ * A path the user typed that does not exist is refused before any job starts, with the path in the sentence, so the
+ * UI can say it next to the field (a job would only record it as a failed item).
+ */
+function requireExisting(paths: readonly string[], field: string): void {
+  const missing = paths.filter((p) => !fs.existsSync(p));
+  if (missing.length === 0) return;
+  const list = missing.length === 1 ? missing[0] : `${missing.length} of them, e.g. ${missing[0]}`;
+  throw new FlaneurError(
+    'NOT_FOUND',
+    `No such file or folder: ${list}. Check the path (spelling, capitals, the drive is mounted) and try again; nothing was started.`,
+    { field },
+  );
 }
 
 export function createEngineDispatcher(engine: Engine): Dispatcher {

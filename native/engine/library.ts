@@ -75,7 +75,7 @@ export function mediaResource(project: Project, urlPath: string): { contentType:
   const row = project.media.get(Number(m[1]));
   const idx = Number(m[2]);
   if (!row?.frameWidth || !row.frameHeight || idx >= row.frameCount) {
-    throw new FlaneurError('NOT_FOUND', `No frame ${idx} of media ${m[1]}`);
+    throw new FlaneurError('NOT_FOUND', `No frame ${idx + 1} of media ${m[1]} (frames are numbered from 1)`);
   }
   const body = new FrameStore(project.cacheDir).png(row.id, idx, row.frameWidth, row.frameHeight);
   return { contentType: 'image/png', body };

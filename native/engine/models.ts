@@ -15,7 +15,14 @@ import type { CheckpointSelection } from '../models/pytorch.js';
 import { type ViTConfig, vitParamShapes } from '../models/vit.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
 import { autoSkipReason, PROVIDER_PREFERENCE, type ProviderName, probeProviders } from '../runtime/providers.js';
-import { DEFAULT_RUNTIME, ModelSession, ort, type RuntimeSettings, type SessionInfo } from '../runtime/session.js';
+import {
+  DEFAULT_RUNTIME,
+  ModelSession,
+  onSessionCreated,
+  ort,
+  type RuntimeSettings,
+  type SessionInfo,
+} from '../runtime/session.js';
 import type { AppHome } from '../store/app-home.js';
 import type { ModelRow } from '../store/models-repo.js';
 import type { Project } from '../store/project.js';
@@ -180,11 +187,24 @@ export async function registerModel(
 export class ModelService {
   private sessions = new Map<string, ModelSession>();
   private lastSession: SessionInfo | null = null;
+  private readonly stopListening: () => void;
 
   constructor(
     private readonly home: AppHome,
     private readonly onRuntimeChange: (info: RuntimeInfo) => void,
-  ) {}
+  ) {
+    // Every session of the process counts (jobs make their own), not only this service's embeddings.
+    this.stopListening = onSessionCreated((info) => {
+      const same = this.lastSession && JSON.stringify(this.lastSession) === JSON.stringify(info);
+      this.lastSession = info;
+      if (!same) void this.runtimeInfo().then(this.onRuntimeChange, () => {});
+    });
+  }
+
+  /** Stops following the process's sessions (the engine is closing). */
+  dispose(): void {
+    this.stopListening();
+  }
 
   runtimeSettings(): RuntimeSettings {
     const s = this.home.settings().runtime as Partial<RuntimeSettings> | undefined;
@@ -284,8 +304,6 @@ export class ModelService {
     const onnx = buildViTOnnx(model, { height: size, width: size, outputs: { cls: true } });
     const session = await ModelSession.create(onnx, this.runtimeSettings());
     this.sessions.set(key, session);
-    this.lastSession = session.info;
-    this.onRuntimeChange(await this.runtimeInfo());
     return session;
   }
 

@@ -132,6 +132,8 @@ export async function layout(
   const k = Math.min(a.clusters, n);
   const centroids = await sphericalKMeans(knn, vectors, dim, { k, iterations: 10, seed: a.seed, sample: 20000 });
   const clusters = Int32Array.from(await assignNearest(knn, vectors, centroids, dim));
+  // The last phase's one step is done: a finished map job reads 1 / 1, not 0 / 1.
+  hooks.progress(1, 1);
   return { coords, clusters, k };
 }
 

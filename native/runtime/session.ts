@@ -57,6 +57,19 @@ function sizeTable(model: Uint8Array | string): TensorSizeTable | null {
 /** onnxruntime's WebGPU provider's way of saying that a buffer could not be made (over a limit, out of memory). */
 const WEBGPU_BUFFER_FAILURE = /Invalid Buffer|WebGPU validation failed|Out of memory|OutOfMemory/i;
 
+type SessionListener = (info: SessionInfo) => void;
+const sessionListeners = new Set<SessionListener>();
+
+/**
+ * Called with every session created in this process, whoever creates it (feature extraction, FUNGI, training,
+ * tracking, counting, embeddings): the Device view's "in use" line follows the sessions that really ran.
+ * Returns the unsubscribe function.
+ */
+export function onSessionCreated(listener: SessionListener): () => void {
+  sessionListeners.add(listener);
+  return () => sessionListeners.delete(listener);
+}
+
 export class ModelSession {
   /** Feed shapes already checked against the GPU's buffer limit. */
   private readonly checked = new Set<string>();
@@ -104,7 +117,9 @@ export class ModelSession {
                 table: sizeTable(model),
               }
             : null;
-        return new ModelSession(session, { provider, fallbacks, threads }, limit);
+        const info: SessionInfo = { provider, fallbacks, threads };
+        for (const listener of sessionListeners) listener(info);
+        return new ModelSession(session, info, limit);
       } catch (err) {
         fallbacks.push({ provider, reason: (err as Error).message.split('\n')[0] ?? String(err) });
       }

@@ -34,7 +34,14 @@ export interface BankExample {
 function frameOf(project: Project, mediaId: number, frameIdx: number) {
   const m = project.media.get(mediaId);
   if (!m?.frameWidth || !m.frameHeight || frameIdx >= m.frameCount) {
-    throw new FlaneurError('NOT_FOUND', `No frame ${frameIdx} of media ${mediaId}.`, { field: 'frameIdx' });
+    // Frames are numbered from 1 in messages, as everywhere people read them.
+    throw new FlaneurError(
+      'NOT_FOUND',
+      m
+        ? `${path.basename(m.path)} has no frame ${frameIdx + 1}: it has ${m.frameCount} (1 to ${m.frameCount}).`
+        : `No image or video with id ${mediaId} in this project.`,
+      { field: m ? 'frameIdx' : 'mediaId' },
+    );
   }
   return { media: m, width: m.frameWidth, height: m.frameHeight };
 }
@@ -65,7 +72,7 @@ export async function framePatches(
   if (feat.patches.length !== grid.gridH * grid.gridW * run.dim)
     throw new FlaneurError(
       'INVALID_ARGUMENT',
-      `The stored features of frame ${frameIdx} of media ${mediaId} do not match its ${grid.gridH}x${grid.gridW} patch grid; extract features again.`,
+      `The stored features of frame ${frameIdx + 1} of media ${mediaId} do not match its ${grid.gridH}x${grid.gridW} patch grid; extract features again.`,
     );
   return { vectors: l2normalizeRows(f16RowsToF32(feat.patches), run.dim), grid };
 }
@@ -365,6 +372,69 @@ export async function createClusterBank(
     });
   }
   return project.features.bank(bank.id) as BankRow;
+}
+
+export interface BankClassSummary {
+  name: string;
+  /** Patches whose label is mostly this class. */
+  patches: number;
+  /** Below the number of neighbours each patch is matched against (k): the class is rarely predicted. */
+  tiny: boolean;
+  /** Where some of its patches are (annotation-free banks keep whole frames; banks from masks do not). */
+  examples: { mediaId: number; frameIdx: number; box: [number, number, number, number] }[];
+}
+
+/**
+ * A bank's classes as a person checks them: patches per class, a flag for classes too small to be predicted, and
+ * for banks that keep whole frames (pseudo-classes by clustering) example patches of each class, spread over the
+ * frames, as boxes in 0..1 frame coordinates.
+ */
+export function bankClasses(project: Project, bankId: number, perClass = 6): BankClassSummary[] {
+  const row = project.features.bank(bankId);
+  if (!row) throw new FlaneurError('NOT_FOUND', `No memory bank ${bankId}.`, { field: 'bankId' });
+  const run = project.features.run(row.runId);
+  const C = row.classes.length;
+  const counts = new Array<number>(C).fill(0);
+  const places: { mediaId: number; frameIdx: number; box: [number, number, number, number] }[][] = row.classes.map(
+    () => [],
+  );
+  for (const it of project.features.bankItems(bankId)) {
+    const m = it.frameIdx >= 0 ? project.media.get(it.mediaId) : undefined;
+    const grid = run && m?.frameWidth && m.frameHeight ? frameGrid(run, m.frameWidth, m.frameHeight) : null;
+    const whole = grid !== null && it.n === grid.gridH * grid.gridW;
+    for (let p = 0; p < it.n; p++) {
+      let best = 0;
+      for (let c = 1; c < C; c++) if ((it.labels[p * C + c] as number) > (it.labels[p * C + best] as number)) best = c;
+      counts[best] = (counts[best] as number) + 1;
+      if (whole && grid) {
+        const x = p % grid.gridW;
+        const y = Math.floor(p / grid.gridW);
+        places[best]?.push({
+          mediaId: it.mediaId,
+          frameIdx: it.frameIdx,
+          box: [x / grid.gridW, y / grid.gridH, (x + 1) / grid.gridW, (y + 1) / grid.gridH],
+        });
+      }
+    }
+  }
+  return row.classes.map((name, c) => {
+    const all = places[c] ?? [];
+    // Evenly spaced over the class's patches, so the examples come from different frames and places.
+    const step = all.length / Math.min(perClass, all.length || 1);
+    const examples =
+      all.length === 0
+        ? []
+        : Array.from(
+            { length: Math.min(perClass, all.length) },
+            (_, i) => all[Math.floor(i * step + step / 2)] ?? all[0],
+          );
+    return {
+      name,
+      patches: counts[c] as number,
+      tiny: (counts[c] as number) < HUMMINGBIRD_DEFAULTS.k,
+      examples: examples.filter((e): e is NonNullable<typeof e> => e !== undefined),
+    };
+  });
 }
 
 /** Renames classes and merges some into one: `into[c]` is the new index of old class c; `names` the new names. */

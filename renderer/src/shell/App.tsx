@@ -46,7 +46,7 @@ function viewFromHash(): string {
 }
 
 export function App() {
-  const { project, jobs } = useApp();
+  const { project, jobs, selection } = useApp();
   const [current, setCurrent] = useState(viewFromHash);
   const navRef = useRef<HTMLElement>(null);
   const available = VIEWS.filter((v) => !v.needsProject || project);
@@ -106,6 +106,11 @@ export function App() {
             >
               {v.label}
               {v.id === 'jobs' && running > 0 && <span className="count">{running}</span>}
+              {v.id === 'library' && selection && (
+                <span className="count" title={`Filtered: ${selection.label}`} data-testid="nav-library-filtered">
+                  filtered
+                </span>
+              )}
             </a>
           ))}
         </nav>

@@ -1,4 +1,5 @@
 import { useApp } from '../state/app-state';
+import { Icon } from './Icon';
 
 /** Errors and messages as readable notices; details (codes, stack) stay one click away. */
 export function Notices() {
@@ -11,7 +12,7 @@ export function Notices() {
           <div className="notice-head">
             <strong>{n.title}</strong>
             <button type="button" className="icon-button" onClick={() => dismiss(n.id)} aria-label="Dismiss notice">
-              ×
+              <Icon name="close" />
             </button>
           </div>
           <p>{n.message}</p>

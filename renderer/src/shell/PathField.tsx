@@ -1,5 +1,7 @@
 import { useId } from 'react';
 import { useApp } from '../state/app-state';
+import type { Explained } from './errors';
+import { FieldError } from './FieldError';
 
 /** A folder path: typed in browser mode, or chosen with the native dialog in the desktop app. */
 export function PathField(props: {
@@ -8,6 +10,8 @@ export function PathField(props: {
   onChange(value: string): void;
   placeholder?: string;
   name?: string;
+  /** Why the last action with this path failed, shown under the field until the path changes. */
+  error?: Explained | null;
 }) {
   const { client } = useApp();
   const id = useId();
@@ -23,6 +27,8 @@ export function PathField(props: {
           spellCheck={false}
           autoComplete="off"
           value={props.value}
+          aria-invalid={props.error ? true : undefined}
+          aria-describedby={props.error ? `${id}-error` : undefined}
           placeholder={props.placeholder ?? '/path/to/folder'}
           onChange={(e) => props.onChange(e.target.value)}
         />
@@ -38,6 +44,7 @@ export function PathField(props: {
           </button>
         )}
       </div>
+      <FieldError id={`${id}-error`} error={props.error} />
     </div>
   );
 }

@@ -1,5 +1,6 @@
 import { useApp } from '../state/app-state';
 import { formatDuration } from './format';
+import { jobOutcome } from './jobs';
 
 /** Transport, connection and the job in progress, always visible at the bottom. */
 export function StatusBar() {
@@ -7,6 +8,9 @@ export function StatusBar() {
   const running = jobs.filter((j) => j.state === 'running');
   const queued = jobs.filter((j) => j.state === 'queued').length;
   const first = running[0];
+  // The newest finished job, when it did not fully succeed: it stays visible until a later job finishes.
+  const last = jobs.find((j) => j.state !== 'running' && j.state !== 'queued');
+  const lastOutcome = last ? jobOutcome(last) : null;
   return (
     <footer className="statusbar">
       <span>{client.transport === 'electron' ? 'Desktop' : 'Browser mode (127.0.0.1)'}</span>
@@ -26,6 +30,11 @@ export function StatusBar() {
         <span>No job running</span>
       )}
       {queued > 0 && <span>{queued} queued</span>}
+      {last && lastOutcome && (lastOutcome.tone === 'failed' || lastOutcome.tone === 'partial') && (
+        <a href="#/jobs" className="err" data-testid="status-last-failure">
+          Job #{last.id} {lastOutcome.label}
+        </a>
+      )}
       <span className="spacer" />
       {runtime && (
         <span data-testid="status-provider" title="Execution provider of the most recent model session (Device view)">

@@ -45,3 +45,21 @@ export const PROVIDER_LABELS: Record<string, string> = {
   webgpu: 'WebGPU',
   cpu: 'CPU',
 };
+
+/** "1 video", "2 videos"; `many` for irregular plurals. */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/**
+ * Frames are numbered from 1 wherever people read them (player, inputs, results, messages): the frame with index 0
+ * in the engine is "frame 1". Indices stay 0-based in the API.
+ */
+export function frameNumber(index: number): number {
+  return index + 1;
+}
+
+/** "frame 3 of 80", or "frame 3" when the count is unknown. */
+export function frameLabel(index: number, count?: number): string {
+  return count === undefined ? `frame ${frameNumber(index)}` : `frame ${frameNumber(index)} of ${count}`;
+}

@@ -5,6 +5,7 @@
 import { createContext, type ReactNode, useCallback, useContext, useEffect, useMemo, useState } from 'react';
 import type { AppInfo, JobInfo, ProjectInfo, RuntimeInfo } from '../../../native/api/contract';
 import { ClientError, type ConnectionState, type FlaneurClient } from '../client';
+import { type Explained, explainError } from '../shell/errors';
 
 export interface Notice {
   id: number;
@@ -14,6 +15,9 @@ export interface Notice {
   details?: string | undefined;
   code?: string | undefined;
 }
+
+/** The outcome of an engine call whose failure is shown where the user acted (next to a field), not as a notice. */
+export type Attempt<T> = { ok: true; value: T } | { ok: false; error: Explained };
 
 interface AppState {
   client: FlaneurClient;
@@ -28,8 +32,13 @@ interface AppState {
   notices: Notice[];
   notify(notice: Omit<Notice, 'id'>): void;
   dismiss(id: number): void;
-  /** Runs an engine call; a failure becomes a notice and the promise resolves to undefined. */
+  /**
+   * Runs an engine call; a failure becomes a notice (its message explained in a sentence) and the promise resolves
+   * to undefined. A later success of the same action (same title) removes that action's error notice.
+   */
   run<T>(title: string, action: () => Promise<T>): Promise<T | undefined>;
+  /** Runs an engine call and returns its error explained instead of raising a notice: show it beside the field. */
+  attempt<T>(action: () => Promise<T>): Promise<Attempt<T>>;
   refresh(): Promise<void>;
   /** A set of media items other views hand to the Library (e.g. a lasso on the embedding map). */
   selection: LibrarySelection | null;
@@ -53,29 +62,42 @@ export function AppStateProvider({ client, children }: { client: FlaneurClient; 
   const [runtime, setRuntime] = useState<RuntimeInfo | null>(null);
   const [connection, setConnection] = useState<ConnectionState>('connected');
   const [notices, setNotices] = useState<Notice[]>([]);
+  const [selection, setSelection] = useState<LibrarySelection | null>(null);
 
   const notify = useCallback((n: Omit<Notice, 'id'>) => {
     setNotices((list) => [...list.slice(-4), { ...n, id: nextNoticeId++ }]);
   }, []);
   const dismiss = useCallback((id: number) => setNotices((list) => list.filter((n) => n.id !== id)), []);
 
+  const attempt = useCallback(async <T,>(action: () => Promise<T>): Promise<Attempt<T>> => {
+    try {
+      return { ok: true, value: await action() };
+    } catch (err) {
+      const e = err instanceof ClientError ? err : null;
+      return {
+        ok: false,
+        error: explainError({
+          code: e?.code,
+          message: (err as Error).message,
+          field: e?.field,
+          details: e?.details,
+        }),
+      };
+    }
+  }, []);
+
   const run = useCallback(
     async <T,>(title: string, action: () => Promise<T>): Promise<T | undefined> => {
-      try {
-        return await action();
-      } catch (err) {
-        const e = err instanceof ClientError ? err : null;
-        notify({
-          kind: 'error',
-          title,
-          message: (err as Error).message,
-          details: e?.details,
-          code: e?.code,
-        });
-        return undefined;
+      const r = await attempt(action);
+      if (r.ok) {
+        // The action worked this time: its earlier failure no longer applies.
+        setNotices((list) => (list.some((n) => n.title === title) ? list.filter((n) => n.title !== title) : list));
+        return r.value;
       }
+      notify({ kind: 'error', title, message: r.error.message, details: r.error.details, code: r.error.code });
+      return undefined;
     },
-    [notify],
+    [attempt, notify],
   );
 
   const refresh = useCallback(async () => {
@@ -97,6 +119,8 @@ export function AppStateProvider({ client, children }: { client: FlaneurClient; 
         setRuntime(event.runtime);
       } else if (event.type === 'project.changed') {
         setProject(event.project);
+        // A selection names items of the project it was made in.
+        setSelection(null);
         setJobMap(new Map());
         if (event.project)
           void client.call('jobs.list', { limit: 200 }).then((jobs) => setJobMap(new Map(jobs.map((j) => [j.id, j]))));
@@ -113,7 +137,6 @@ export function AppStateProvider({ client, children }: { client: FlaneurClient; 
     };
   }, [client, refresh, run]);
 
-  const [selection, setSelection] = useState<LibrarySelection | null>(null);
   const jobs = useMemo(() => [...jobMap.values()].sort((a, b) => b.id - a.id), [jobMap]);
 
   const value: AppState = {
@@ -128,6 +151,7 @@ export function AppStateProvider({ client, children }: { client: FlaneurClient; 
     notify,
     dismiss,
     run,
+    attempt,
     refresh,
     selection,
     setSelection,

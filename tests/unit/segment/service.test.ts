@@ -35,6 +35,13 @@ describe('segmentation and retrieval', () => {
     runId = (await call('features.runs', {}))[0]?.id ?? 0;
   });
 
+  it('says which provider ran once a job (not only an embedding) has run a model', async () => {
+    // Only feature extraction has run in this engine: the Device view's "in use" line must still know it.
+    const info = await call('runtime.info', {});
+    expect(info.active?.provider).toBe('cpu');
+    expect(info.active?.threads).toBeGreaterThan(0);
+  });
+
   it('extracts features for every sampled frame at its aspect ratio, with provenance', async () => {
     const [run] = await call('features.runs', {});
     expect(run).toMatchObject({ inputSize: 224, grid: 14, dim: 192, frames: 20, resize: 'aspect' });
@@ -109,6 +116,23 @@ describe('segmentation and retrieval', () => {
     const bank = await call('segment.clusterBank', { runId, name: 'clusters', clusters: 5, frames });
     expect(bank.classes).toEqual(['cluster 1', 'cluster 2', 'cluster 3', 'cluster 4', 'cluster 5']);
     expect(bank.patches).toBe(3 * 14 * 19);
+    // Each pseudo-class shows where its patches are, so a person can name it: counts cover the bank, and every
+    // example patch of a class is one the bank labels with that class.
+    const summary = await call('segment.bankClasses', { bankId: bank.id, perClass: 4 });
+    expect(summary.map((c) => c.name)).toEqual(bank.classes);
+    expect(summary.reduce((a, c) => a + c.patches, 0)).toBe(bank.patches);
+    const items = engine.requireProject().project.features.bankItems(bank.id);
+    for (const [c, cls] of summary.entries()) {
+      expect(cls.examples.length).toBe(Math.min(4, cls.patches));
+      for (const ex of cls.examples) {
+        const [x0, y0, x1, y1] = ex.box;
+        expect(x1 - x0).toBeCloseTo(1 / 19);
+        expect(y1 - y0).toBeCloseTo(1 / 14);
+        const item = items.find((i) => i.frameIdx === ex.frameIdx);
+        const p = Math.round(y0 * 14) * 19 + Math.round(x0 * 19);
+        expect(item?.labels[p * 5 + c]).toBe(1);
+      }
+    }
     const merged = await call('segment.relabelBank', {
       bankId: bank.id,
       names: ['street', 'things'],
@@ -136,9 +160,40 @@ describe('segmentation and retrieval', () => {
       examples: [{ mediaId, frameIdx: 2, mask: file }],
     });
     expect(bank.patches).toBe(14 * 19);
+    // Counts per class from the drawn mask: the top half is sky, and the sky's example patches are in that half
+    // (the bank kept the whole frame, so the places of its patches are known).
+    const summary = await call('segment.bankClasses', { bankId: bank.id });
+    expect(summary.map((c) => [c.name, c.patches, c.tiny])).toEqual([
+      ['ground', 14 * 19 - 7 * 19, false],
+      ['sky', 7 * 19, false],
+    ]);
+    expect(summary[1]?.examples.length).toBe(6);
+    expect(summary[1]?.examples.every((e) => e.box[3] <= 0.5 + 1e-9)).toBe(true);
+    expect(summary[0]?.examples.every((e) => e.box[1] >= 0.5 - 1e-9)).toBe(true);
     await expect(
       call('segment.saveMask', { mediaId, frameIdx: 2, data: Buffer.from(new Uint8Array(10)).toString('base64') }),
     ).rejects.toThrow(/has 10 pixels/);
+  });
+
+  it('flags a class with fewer patches than the neighbours it is matched against as tiny', async () => {
+    const labels = new Uint8Array(320 * 240);
+    for (let y = 0; y < 17; y++) labels.fill(1, y * 320, y * 320 + 17); // one patch-sized corner: class 1
+    const { path: file } = await call('segment.saveMask', {
+      mediaId,
+      frameIdx: 3,
+      data: Buffer.from(labels).toString('base64'),
+    });
+    const bank = await call('segment.createBank', {
+      runId,
+      name: 'tiny',
+      classes: ['rest', 'corner'],
+      examples: [{ mediaId, frameIdx: 3, mask: file }],
+    });
+    const [rest, corner] = await call('segment.bankClasses', { bankId: bank.id });
+    expect(rest?.tiny).toBe(false);
+    expect(corner?.patches).toBeGreaterThan(0);
+    expect(corner?.patches).toBeLessThan(30);
+    expect(corner?.tiny).toBe(true);
   });
 
   it('finds near-duplicate frames', async () => {

@@ -1,5 +1,7 @@
 import { type ReactNode, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
+import { plural } from '../../shell/format';
+import { Icon } from '../../shell/Icon';
 import { PathField } from '../../shell/PathField';
 import { useApp } from '../../state/app-state';
 import { FeatureSourcePicker, FeaturesPage, useFeatureSource } from '../fungi/FeatureSource';
@@ -101,7 +103,7 @@ export function ClassifyView() {
           <h2 id="classify-result">
             Accuracy <span data-testid="classify-accuracy">{(100 * result.accuracy).toFixed(1)} %</span>{' '}
             <span className="muted">
-              ({result.evaluated} frames, {result.classes.length} classes,{' '}
+              ({plural(result.evaluated, 'frame')}, {plural(result.classes.length, 'class', 'classes')},{' '}
               {result.features === 'fungi' ? 'FUNGI gradients' : 'CLS embeddings'},{' '}
               {queryRoot ? 'test folder' : 'leave-one-out'})
             </span>
@@ -143,8 +145,8 @@ export function ClassifyView() {
             name={name}
             caption={(m) => (
               <>
-                {result.classes[m.truth]} → <strong>{result.classes[m.predicted]}</strong> (
-                {(100 * m.confidence).toFixed(0)} %)
+                {result.classes[m.truth]} <Icon name="forward" label="predicted as" />{' '}
+                <strong>{result.classes[m.predicted]}</strong> ({(100 * m.confidence).toFixed(0)} %)
               </>
             )}
           />

@@ -1,5 +1,6 @@
 import type { CommandResult } from '../../../../native/api/contract';
-import { formatTimestamp } from '../../shell/format';
+import { useChartText } from '../../shell/chart';
+import { formatTimestamp, plural } from '../../shell/format';
 
 type Rows = CommandResult<'count.results'>;
 
@@ -13,8 +14,11 @@ export function CountPlot({ rows }: { rows: Rows }) {
   const x = (t: number) => pad + ((W - 2 * pad) * t) / t1;
   const y = (c: number) => H - pad - ((H - 2 * pad) * c) / c1;
   const line = rows.map((r, i) => `${i ? 'L' : 'M'}${x(r.pts).toFixed(1)},${y(r.count).toFixed(1)}`).join(' ');
+  const text = useChartText(W);
   return (
     <svg
+      ref={text.ref}
+      style={text.style}
       viewBox={`0 0 ${W} ${H}`}
       className="chart"
       role="img"
@@ -48,8 +52,11 @@ export function CountHistogram({ rows }: { rows: Rows }) {
   const top = Math.max(1, ...bins);
   const bw = (W - 2 * pad) / bins.length;
   const bars = bins.map((n, count) => ({ n, count }));
+  const text = useChartText(W);
   return (
     <svg
+      ref={text.ref}
+      style={text.style}
       viewBox={`0 0 ${W} ${H}`}
       className="chart"
       role="img"
@@ -65,7 +72,7 @@ export function CountHistogram({ rows }: { rows: Rows }) {
           height={((H - 2 * pad) * n) / top}
           className="bar"
         >
-          <title>{`${n} frame(s) with ${c}`}</title>
+          <title>{`${plural(n, 'frame')} with ${c}`}</title>
         </rect>
       ))}
       <line x1={pad} y1={H - pad} x2={W - pad} y2={H - pad} className="axis" />

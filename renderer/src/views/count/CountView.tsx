@@ -1,5 +1,6 @@
 import { type PointerEvent, useEffect, useRef, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
+import { plural } from '../../shell/format';
 import { useApp } from '../../state/app-state';
 import { FramePicker, InputSizePicker, ModelPicker, useCatalog, useFirstChoice } from '../segment/useCatalog';
 import { CountHistogram, CountPlot, downloadCsv } from './CountCharts';
@@ -224,12 +225,16 @@ export function CountView() {
               {result && (
                 <>
                   <div className="field">
-                    <label htmlFor="count-threshold">Threshold {threshold.toFixed(3)}</label>
+                    <label htmlFor="count-threshold">
+                      Similarity threshold {Math.max(0, threshold).toFixed(3)}{' '}
+                      <span className="muted">(higher counts fewer)</span>
+                    </label>
+                    {/* A similarity below 0 means unlike the exemplar: the slider starts at 0. */}
                     <input
                       id="count-threshold"
                       type="range"
-                      min={result.range[0]}
-                      max={result.range[1]}
+                      min={Math.max(0, result.range[0])}
+                      max={Math.max(0.001, result.range[1])}
                       step={0.001}
                       value={threshold}
                       onChange={(e) => onThreshold(Number(e.target.value))}
@@ -261,7 +266,7 @@ export function CountView() {
       </section>
       {rows && rows.length > 0 && (
         <section className="card" aria-labelledby="over-time">
-          <h2 id="over-time">Counts over {rows.length} frames</h2>
+          <h2 id="over-time">Counts over {plural(rows.length, 'frame')}</h2>
           <p className="muted">
             Mean {(rows.reduce((a, r) => a + r.count, 0) / rows.length).toFixed(1)}, min{' '}
             {Math.min(...rows.map((r) => r.count))}, max {Math.max(...rows.map((r) => r.count))} per frame (the same

@@ -1,3 +1,4 @@
+import { explainProvider } from '../../shell/errors';
 import { formatBytes, PROVIDER_LABELS } from '../../shell/format';
 import { useApp } from '../../state/app-state';
 
@@ -31,7 +32,11 @@ export function DeviceView() {
             {runtime.active.fallbacks.length > 0 && (
               <span className="muted">
                 {' '}
-                Tried first: {runtime.active.fallbacks.map((f) => `${f.provider} (${f.reason})`).join('; ')}.
+                Tried first:{' '}
+                {runtime.active.fallbacks
+                  .map((f) => `${PROVIDER_LABELS[f.provider] ?? f.provider} (${explainProvider(f.provider, f.reason)})`)
+                  .join('; ')}
+                .
               </span>
             )}
           </p>
@@ -64,9 +69,14 @@ export function DeviceView() {
                     {p.available ? 'yes' : 'no'}
                   </span>
                 </td>
-                <td className="mono">
-                  {p.reason ?? ''}
-                  {p.name === 'cuda' && !p.available && ' — CUDA users: run `npm run gpu:cuda` once (needs network).'}
+                <td>
+                  {explainProvider(p.name, p.reason) ?? ''}
+                  {p.reason && (
+                    <details>
+                      <summary>What ONNX Runtime said</summary>
+                      <pre>{p.reason}</pre>
+                    </details>
+                  )}
                   {p.autoSkip && <span data-testid={`autoskip-${p.name}`}>{p.autoSkip}</span>}
                 </td>
               </tr>

@@ -1,5 +1,7 @@
 import { type ReactNode, useCallback, useEffect, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
+import { plural } from '../../shell/format';
+import { JobStatus, waitReason } from '../../shell/jobs';
 import { useApp } from '../../state/app-state';
 import { InputSizePicker, SquareRunNotice, useFirstChoice } from '../segment/useCatalog';
 
@@ -66,7 +68,8 @@ export function FeatureSourcePicker(props: {
         >
           {props.runs.map((r) => (
             <option key={r.id} value={r.id}>
-              Run #{r.id} ({r.modelName}, {r.inputSize} px{r.resize === 'square' ? ', square' : ''}, {r.frames} frames)
+              Run #{r.id} ({r.modelName}, {r.inputSize} px{r.resize === 'square' ? ', square' : ''},{' '}
+              {plural(r.frames, 'frame')})
             </option>
           ))}
         </select>
@@ -92,16 +95,23 @@ export function FeatureSourcePicker(props: {
       <div className="field">
         {fungi ? (
           <span className="muted" data-testid={`${props.idPrefix}-fungi-status`}>
-            FUNGI run #{fungi.id}: {fungi.frames} frames, {fungi.dim} dims → PCA {fungi.pcaDim ?? '—'}
+            FUNGI run #{fungi.id}: {plural(fungi.frames, 'frame')}, {fungi.dim} dimensions reduced by PCA to{' '}
+            {fungi.pcaDim ?? '—'}
           </span>
         ) : fungiJob ? (
           <span className="muted">
-            FUNGI: {fungiJob.progress.phase} {fungiJob.progress.done}/{fungiJob.progress.total ?? '?'}
+            FUNGI:{' '}
+            {fungiJob.state === 'queued'
+              ? waitReason(fungiJob, jobs)
+              : `${fungiJob.progress.phase} ${fungiJob.progress.done}/${fungiJob.progress.total ?? '?'}`}
           </span>
         ) : (
-          <button type="button" onClick={compute} disabled={!current}>
-            Compute FUNGI features
-          </button>
+          <>
+            <button type="button" onClick={compute} disabled={!current}>
+              Compute FUNGI features
+            </button>
+            <JobStatus kinds={['features.fungi']} jobs={jobs} />
+          </>
         )}
       </div>
     </div>

@@ -1,40 +1,52 @@
 import { type FormEvent, useEffect, useState } from 'react';
 import type { JobInfo, JobItem } from '../../../../native/api/contract';
-import { formatDuration, formatRate, formatTime } from '../../shell/format';
+import type { Explained } from '../../shell/errors';
+import { formatDuration, formatRate, formatTime, plural } from '../../shell/format';
+import { JobBadge, jobOutcome, waitReason } from '../../shell/jobs';
 import { PathField } from '../../shell/PathField';
 import { useApp } from '../../state/app-state';
 
 const ALGORITHMS = ['sha256', 'sha1', 'md5'] as const;
 
 function JobRow({ job, selected, onSelect }: { job: JobInfo; selected: boolean; onSelect(): void }) {
-  const { client, run } = useApp();
+  const { client, run, jobs } = useApp();
   const p = job.progress;
+  const outcome = jobOutcome(job);
+  const waiting = waitReason(job, jobs);
+  // A finished job's last counter may lag its last step: done means all of it.
+  const shownDone = job.state === 'done' && p.total !== null ? p.total : p.done;
   const active = job.state === 'running' || job.state === 'queued';
   const resumable = job.state === 'interrupted' || job.state === 'failed' || job.state === 'cancelled';
   const pct = p.total ? Math.floor((100 * p.done) / p.total) : null;
   return (
-    <li className={`job ${selected ? 'selected' : ''}`} data-testid={`job-${job.id}`} data-state={job.state}>
+    <li
+      className={`job job-${outcome.tone} ${selected ? 'selected' : ''}`}
+      data-testid={`job-${job.id}`}
+      data-state={job.state}
+    >
       <div className="job-head">
         <button type="button" className="link" onClick={onSelect} aria-expanded={selected}>
           #{job.id} {job.title}
         </button>
-        <span className={`badge badge-${job.state}`} data-testid="job-state">
-          {job.state}
-        </span>
+        <JobBadge job={job} />
       </div>
       <div className="job-progress">
         <progress
           max={p.total ?? 1}
-          value={p.total === null ? undefined : p.done}
+          value={p.total === null ? undefined : shownDone}
           aria-label={`Progress of job ${job.id}`}
           data-testid="job-progress"
           data-done={p.done}
           data-total={p.total ?? ''}
         />
         <span className="mono">
-          {p.phase}: {p.done}
-          {p.total !== null && ` / ${p.total}`} {p.unit}
-          {pct !== null && ` (${pct}%)`}
+          {waiting ?? (
+            <>
+              {p.phase}: {shownDone}
+              {p.total !== null && ` / ${p.total}`} {p.unit}
+              {pct !== null && ` (${job.state === 'done' ? 100 : pct}%)`}
+            </>
+          )}
         </span>
         {job.state === 'running' && (
           <span className="muted">
@@ -46,6 +58,11 @@ function JobRow({ job, selected, onSelect }: { job: JobInfo; selected: boolean; 
         <span className="muted">
           {job.items.ok} ok · {job.items.failed} failed · {job.items.skipped} skipped · attempt {job.attempt}
         </span>
+        {outcome.tone === 'partial' || (outcome.tone === 'failed' && job.state === 'done') ? (
+          <button type="button" onClick={onSelect}>
+            {selected ? 'Hide reasons' : 'Show reasons'}
+          </button>
+        ) : null}
         <span className="spacer" />
         {active && (
           <button
@@ -64,6 +81,11 @@ function JobRow({ job, selected, onSelect }: { job: JobInfo; selected: boolean; 
           </button>
         )}
       </div>
+      {outcome.summary && job.state === 'done' && (
+        <div className="job-error" role="alert">
+          {outcome.summary}
+        </div>
+      )}
       {job.error && (
         <div
           className={`job-error ${job.state === 'cancelled' ? 'muted' : ''}`}
@@ -79,6 +101,7 @@ function JobRow({ job, selected, onSelect }: { job: JobInfo; selected: boolean; 
           )}
         </div>
       )}
+      {selected && <JobItems job={job} />}
     </li>
   );
 }
@@ -107,9 +130,9 @@ function JobItems({ job }: { job: JobInfo }) {
   return (
     <section className="card" aria-label={`Items of job ${job.id}`}>
       <div className="card-head">
-        <h2>
-          Job #{job.id} items ({counts})
-        </h2>
+        <h3>
+          Job #{job.id}: {plural(counts, 'item')}
+        </h3>
         <fieldset className="segmented" aria-label="Which items">
           <button type="button" aria-pressed={filter === 'problems'} onClick={() => setFilter('problems')}>
             Failed and skipped
@@ -145,8 +168,14 @@ function JobItems({ job }: { job: JobInfo }) {
                     {it.status}
                   </span>
                 </td>
-                <td className="mono">
-                  {it.error ? `${it.error.code}: ${it.error.message}` : JSON.stringify(it.result)}
+                <td>
+                  {it.error ? (
+                    <>
+                      {it.error.message} <span className="muted mono">({it.error.code})</span>
+                    </>
+                  ) : (
+                    <span className="mono">{JSON.stringify(it.result)}</span>
+                  )}
                 </td>
               </tr>
             ))}
@@ -163,17 +192,18 @@ function JobItems({ job }: { job: JobInfo }) {
 }
 
 export function JobsView() {
-  const { client, jobs, run } = useApp();
+  const { client, jobs, attempt } = useApp();
   const [root, setRoot] = useState('');
   const [algorithm, setAlgorithm] = useState<(typeof ALGORITHMS)[number]>('sha256');
   const [selected, setSelected] = useState<number | null>(null);
 
+  const [rootError, setRootError] = useState<Explained | null>(null);
   const start = async (e: FormEvent) => {
     e.preventDefault();
-    const job = await run('Could not start the job', () => client.call('ingest.hashFolder', { root, algorithm }));
-    if (job) setSelected(job.id);
+    const r = await attempt(() => client.call('ingest.hashFolder', { root, algorithm }));
+    setRootError(r.ok ? null : r.error);
+    if (r.ok) setSelected(r.value.id);
   };
-  const selectedJob = jobs.find((j) => j.id === selected) ?? null;
 
   return (
     <div className="view">
@@ -186,7 +216,16 @@ export function JobsView() {
           Computes a content hash of every file (integrity checks, finding copies). Runs as a job: it shows progress,
           can be cancelled, and resumes where it stopped.
         </p>
-        <PathField label="Folder" name="hash-root" value={root} onChange={setRoot} />
+        <PathField
+          label="Folder"
+          name="hash-root"
+          value={root}
+          onChange={(v) => {
+            setRoot(v);
+            setRootError(null);
+          }}
+          error={rootError}
+        />
         <div className="field">
           <label htmlFor="hash-algorithm">Algorithm</label>
           <select
@@ -221,7 +260,6 @@ export function JobsView() {
           </ul>
         )}
       </section>
-      {selectedJob && <JobItems job={selectedJob} />}
     </div>
   );
 }

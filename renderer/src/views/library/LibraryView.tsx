@@ -1,7 +1,10 @@
 import { type DragEvent, type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
-import type { CommandResult, MediaInfo, Sampling } from '../../../../native/api/contract';
+import type { CommandResult, JobInfo, JobItem, MediaInfo, Sampling } from '../../../../native/api/contract';
 import { pathsFromDrop } from '../../shell/drop';
-import { formatBytes, formatDuration } from '../../shell/format';
+import type { Explained } from '../../shell/errors';
+import { formatBytes, formatDuration, plural } from '../../shell/format';
+import { Icon } from '../../shell/Icon';
+import { JobBadge, jobOutcome, waitReason } from '../../shell/jobs';
 import { PathField } from '../../shell/PathField';
 import { useApp } from '../../state/app-state';
 
@@ -39,7 +42,7 @@ function MediaCard({ m }: { m: MediaInfo }) {
         </div>
         <div className="muted">
           {m.kind === 'video'
-            ? `${formatDuration(m.durationS)} · ${m.frameCount} frames · ${samplingLabel(m.sampling)}`
+            ? `${formatDuration(m.durationS)} · ${plural(m.frameCount, 'frame')} · ${samplingLabel(m.sampling)}`
             : m.kind === 'image'
               ? `${m.width}×${m.height}`
               : m.status}
@@ -48,7 +51,7 @@ function MediaCard({ m }: { m: MediaInfo }) {
         </div>
         {m.problem && (
           <div className="warn-text" title={m.problem.message}>
-            ⚠ {m.problem.code}
+            <Icon name="warning" /> {m.problem.message}
           </div>
         )}
       </div>
@@ -67,8 +70,52 @@ function MediaCard({ m }: { m: MediaInfo }) {
   );
 }
 
+/** The outcome of the import started here, beside the form: what was added and, for each failure, why. */
+function ImportOutcome({ job }: { job: JobInfo | null }) {
+  const { client } = useApp();
+  const [failed, setFailed] = useState<JobItem[]>([]);
+  const finished = job !== null && job.state !== 'running' && job.state !== 'queued';
+  const failures = job?.items.failed ?? 0;
+  useEffect(() => {
+    if (!job || !finished || failures === 0) {
+      setFailed([]);
+      return;
+    }
+    let live = true;
+    void client.call('jobs.items', { id: job.id, status: 'failed', limit: 20 }).then(
+      (r) => live && setFailed(r.items),
+      () => {},
+    );
+    return () => {
+      live = false;
+    };
+  }, [client, job, finished, failures]);
+  if (!job || !finished) return null;
+  const o = jobOutcome(job);
+  return (
+    <div className={`import-outcome tone-${o.tone}`} data-testid="import-outcome" role={failures ? 'alert' : 'status'}>
+      <JobBadge job={job} />{' '}
+      {job.state === 'done'
+        ? `Import #${job.id}: ${plural(job.items.ok, 'file')} added${job.items.skipped ? `, ${job.items.skipped} skipped (already in the library or duplicates)` : ''}${failures ? `, ${failures} could not be read:` : '.'}`
+        : `Import #${job.id} ${job.state}${job.error ? `: ${job.error.message}` : '.'}`}
+      {failed.length > 0 && (
+        <ul className="plain">
+          {failed.map((it) => (
+            <li key={it.key}>
+              <span className="mono">{it.key}</span> — {it.error?.message}
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}
+
 export function LibraryView() {
-  const { client, run, jobs, project, selection, setSelection } = useApp();
+  const { client, run, attempt, jobs, project, selection, setSelection } = useApp();
+  const [addError, setAddError] = useState<Explained | null>(null);
+  /** The import this view started last: its outcome is shown beside the form. */
+  const [lastImport, setLastImport] = useState<number | null>(null);
   const [list, setList] = useState<LibraryList | null>(null);
   const [problems, setProblems] = useState<MediaInfo[]>([]);
   const [paths, setPaths] = useState('');
@@ -116,14 +163,19 @@ export function LibraryView() {
 
   const add = async (list: string[]) => {
     if (list.length === 0) return;
-    await run('Could not start the import', () =>
+    const r = await attempt(() =>
       client.call('library.add', {
         paths: list,
         sampling: sampling(),
         frameSize: { mode: 'short-side', size: Number(size) },
       }),
     );
-    setPaths('');
+    // A refused path stays in the field with the reason under it; an accepted one clears it.
+    setAddError(r.ok ? null : r.error);
+    if (r.ok) {
+      setPaths('');
+      setLastImport(r.value.id);
+    }
   };
   const submit = (e: FormEvent) => {
     e.preventDefault();
@@ -148,8 +200,17 @@ export function LibraryView() {
         <h1>Library</h1>
         {list && (
           <span className="muted" data-testid="library-counts">
-            {list.counts.images} images · {list.counts.videos} videos · {list.counts.frames} sampled frames
+            {plural(list.counts.images, 'image')} · {plural(list.counts.videos, 'video')} ·{' '}
+            {plural(list.counts.frames, 'sampled frame')}
             {list.counts.failed > 0 && ` · ${list.counts.failed} unreadable`}
+          </span>
+        )}
+        {selection && (
+          <span className="filter-chip" data-testid="library-filter-chip">
+            Filtered: {selection.label}
+            <button type="button" className="icon-button" onClick={() => setSelection(null)} aria-label="Clear filter">
+              <Icon name="close" />
+            </button>
           </span>
         )}
       </header>
@@ -173,8 +234,12 @@ export function LibraryView() {
           label="Folder or file"
           name="library-path"
           value={paths}
-          onChange={setPaths}
+          onChange={(v) => {
+            setPaths(v);
+            setAddError(null);
+          }}
           placeholder="/path/to/photos or /path/to/walk.mp4"
+          error={addError}
         />
         <div className="field-row">
           <div className="field">
@@ -220,13 +285,14 @@ export function LibraryView() {
         <button type="submit" className="primary" disabled={!paths.trim()}>
           Add to library
         </button>
+        <ImportOutcome job={ingest.find((j) => j.id === lastImport) ?? null} />
       </form>
 
       {running.map((j) => (
         <section key={j.id} className="card" aria-label={`Import ${j.id}`} data-testid={`ingest-${j.id}`}>
           <div className="job-head">
             <strong>{j.title}</strong>
-            <span className={`badge badge-${j.state}`}>{j.state}</span>
+            <JobBadge job={j} />
           </div>
           <progress
             max={j.progress.total ?? 1}
@@ -234,41 +300,35 @@ export function LibraryView() {
             aria-label="Import progress"
           />
           <div className="muted mono">
-            {j.progress.phase}: {formatBytes(j.progress.done)} of {formatBytes(j.progress.total ?? 0)}
-            {j.progress.detail &&
-              ` · ${j.progress.detail.files_done ?? 0}/${j.progress.detail.files_total ?? 0} files · ${j.progress.detail.frames ?? 0} frames`}
-            {j.progress.rate !== null && ` · ${formatBytes(j.progress.rate)}/s`}
-            {j.progress.etaS !== null && ` · ETA ${formatDuration(j.progress.etaS)}`}
+            {j.state === 'queued'
+              ? waitReason(j, jobs)
+              : `${j.progress.phase}: ${formatBytes(j.progress.done)} of ${formatBytes(j.progress.total ?? 0)}`}
+            {j.state === 'running' &&
+              j.progress.detail &&
+              ` · ${j.progress.detail.files_done ?? 0}/${plural(j.progress.detail.files_total ?? 0, 'file')} · ${plural(j.progress.detail.frames ?? 0, 'frame')}`}
+            {j.state === 'running' && j.progress.rate !== null && ` · ${formatBytes(j.progress.rate)}/s`}
+            {j.state === 'running' && j.progress.etaS !== null && ` · ETA ${formatDuration(j.progress.etaS)}`}
           </div>
         </section>
       ))}
 
       {selection && (
-        <section className="card selection-banner" data-testid="library-selection">
+        <section className="card selection-banner" data-testid="library-selection" role="status">
           <strong>
-            {selection.label}: {list?.total ?? selection.mediaIds.length} item(s)
+            Showing {plural(list?.total ?? selection.mediaIds.length, 'item')} of{' '}
+            {list ? list.counts.images + list.counts.videos : '…'}: {selection.label}.
           </strong>{' '}
           {list && list.total > list.items.length && <span className="muted">(first {list.items.length} shown)</span>}{' '}
-          <button type="button" onClick={() => setSelection(null)}>
+          <button type="button" className="primary" onClick={() => setSelection(null)}>
             Show everything
           </button>
         </section>
       )}
-      {list && list.items.length === 0 && running.length === 0 ? (
-        <p className="card empty muted">Nothing here yet. Add a folder of photos or a video above.</p>
-      ) : (
-        <ul className="media-grid" aria-label="Media">
-          {list?.items
-            .filter((m) => m.status !== 'failed')
-            .map((m) => (
-              <MediaCard key={m.id} m={m} />
-            ))}
-        </ul>
-      )}
-
       {problems.length > 0 && (
         <section className="card" aria-labelledby="problems-title">
-          <h2 id="problems-title">Could not be read, or read with problems ({problems.length})</h2>
+          <h2 id="problems-title">
+            <Icon name="warning" /> {plural(problems.length, 'file')} could not be read, or read with problems
+          </h2>
           <table className="items">
             <thead>
               <tr>
@@ -300,6 +360,17 @@ export function LibraryView() {
             </tbody>
           </table>
         </section>
+      )}
+      {list && list.items.length === 0 && running.length === 0 ? (
+        <p className="card empty muted">Nothing here yet. Add a folder of photos or a video above.</p>
+      ) : (
+        <ul className="media-grid" aria-label="Media">
+          {list?.items
+            .filter((m) => m.status !== 'failed')
+            .map((m) => (
+              <MediaCard key={m.id} m={m} />
+            ))}
+        </ul>
       )}
     </div>
   );

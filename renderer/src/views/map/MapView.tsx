@@ -1,5 +1,7 @@
 import { useCallback, useEffect, useMemo, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
+import { plural } from '../../shell/format';
+import { JobStatus, waitReason } from '../../shell/jobs';
 import { PathField } from '../../shell/PathField';
 import { useApp } from '../../state/app-state';
 import { FeatureSourcePicker, FeaturesPage, useFeatureSource } from '../fungi/FeatureSource';
@@ -113,9 +115,12 @@ export function MapView() {
           </button>
           {building && (
             <span className="muted" data-testid="map-progress">
-              {building.progress.phase} {building.progress.done}/{building.progress.total ?? '?'}
+              {building.state === 'queued'
+                ? waitReason(building, jobs)
+                : `${building.progress.phase} ${building.progress.done}/${building.progress.total ?? '?'}`}
             </span>
           )}
+          {!building && <JobStatus kinds={['map.build']} jobs={jobs} />}
         </div>
       </section>
       {maps.length > 0 && (
@@ -127,7 +132,7 @@ export function MapView() {
                 {maps.map((m) => (
                   <option key={m.id} value={m.id}>
                     #{m.id} {m.method.toUpperCase()} of {m.features === 'fungi' ? 'FUNGI' : 'embeddings'} (run #
-                    {m.runId}, {m.points} points)
+                    {m.runId}, {plural(m.points, 'point')})
                   </option>
                 ))}
               </select>
@@ -155,7 +160,7 @@ export function MapView() {
             </button>
             <span className="muted" data-testid="map-selection">
               {selected.size > 0
-                ? `${selected.size} point(s) selected in ${selectedMedia.length} item(s)`
+                ? `${plural(selected.size, 'point')} selected in ${plural(selectedMedia.length, 'item')}`
                 : 'Drag to pan, wheel to zoom, lasso (or Shift+drag) to select.'}
             </span>
             <button type="button" className="primary" disabled={selected.size === 0} onClick={openInLibrary}>

@@ -1,6 +1,7 @@
 import { type KeyboardEvent, useEffect, useMemo, useRef, useState } from 'react';
 import type { CommandResult, MediaInfo, ModelInfo } from '../../../../native/api/contract';
-import { formatDuration, formatTimestamp } from '../../shell/format';
+import { formatDuration, formatTimestamp, frameLabel, plural } from '../../shell/format';
+import { Icon } from '../../shell/Icon';
 import { useApp } from '../../state/app-state';
 import { downloadCsv } from '../count/CountCharts';
 import { InputSizePicker, ModelPicker } from '../segment/useCatalog';
@@ -120,7 +121,9 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
   return (
     <div className="view view-wide player">
       <header className="view-header">
-        <a href="#/library">← Library</a>
+        <a href="#/library" className="back-link">
+          <Icon name="back" /> Library
+        </a>
         <h1 className="media-title">{media.name}</h1>
       </header>
       <div
@@ -135,7 +138,7 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
           <img
             className="frame"
             src={`media/frame/${mediaId}/${frame.index}.png`}
-            alt={`Frame ${frame.index} at ${formatTimestamp(frame.pts)}`}
+            alt={`Frame ${frame.index + 1} of ${count} at ${formatTimestamp(frame.pts)}`}
             data-testid="player-frame"
           />
         )}
@@ -146,11 +149,23 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
         </div>
       </div>
       <div className="transport">
-        <button type="button" onClick={() => setPlaying((p) => !p)} aria-label={playing ? 'Pause' : 'Play'}>
-          {playing ? '❚❚' : '▶'}
+        <button
+          type="button"
+          className="icon-only"
+          onClick={() => setPlaying((p) => !p)}
+          aria-label={playing ? 'Pause' : 'Play'}
+          title={playing ? 'Pause (Space)' : 'Play (Space)'}
+        >
+          <Icon name={playing ? 'pause' : 'play'} />
         </button>
-        <button type="button" onClick={() => setIndex((i) => Math.max(0, i - 1))} aria-label="Previous frame">
-          ◀︎
+        <button
+          type="button"
+          className="icon-only"
+          onClick={() => setIndex((i) => Math.max(0, i - 1))}
+          aria-label="Previous frame"
+          title="Previous frame (Left arrow)"
+        >
+          <Icon name="previous" />
         </button>
         <input
           ref={scrubber}
@@ -162,14 +177,20 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
           value={Math.min(index, Math.max(0, count - 1))}
           onChange={(e) => setIndex(Number(e.target.value))}
           aria-label="Frame"
-          aria-valuetext={frame ? `frame ${frame.index + 1} of ${count}, ${formatTimestamp(frame.pts)}` : ''}
+          aria-valuetext={frame ? `${frameLabel(frame.index, count)}, ${formatTimestamp(frame.pts)}` : ''}
           data-testid="scrubber"
         />
-        <button type="button" onClick={() => setIndex((i) => Math.min(count - 1, i + 1))} aria-label="Next frame">
-          ▶︎
+        <button
+          type="button"
+          className="icon-only"
+          onClick={() => setIndex((i) => Math.min(count - 1, i + 1))}
+          aria-label="Next frame"
+          title="Next frame (Right arrow)"
+        >
+          <Icon name="next" />
         </button>
         <span className="mono" data-testid="frame-position">
-          {frame ? `frame ${frame.index + 1}/${count} · ${formatTimestamp(frame.pts)}` : 'no frames'}
+          {frame ? `${frameLabel(frame.index, count)} · ${formatTimestamp(frame.pts)}` : 'no frames'}
         </span>
       </div>
       <dl className="facts card">
@@ -182,7 +203,7 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
         </dd>
         <dt>Sampled</dt>
         <dd>
-          {count} frames at {media.frameWidth}×{media.frameHeight},{' '}
+          {plural(count, 'frame')} at {media.frameWidth}×{media.frameHeight},{' '}
           {media.sampling?.policy === 'fps' ? `${media.sampling.fps} per second` : media.sampling?.policy}
         </dd>
         <dt>File</dt>
@@ -208,7 +229,8 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
               <option value="">None</option>
               {runs.map((r) => (
                 <option key={r.id} value={r.id}>
-                  Run #{r.id}: {r.objects} objects, {r.frames} frames, {r.grid.gridH}×{r.grid.gridW} patches
+                  Run #{r.id}: {plural(r.objects, 'object')}, {plural(r.frames, 'frame')}, {r.grid.gridH}×{r.grid.gridW}{' '}
+                  patches
                 </option>
               ))}
             </select>
@@ -264,11 +286,14 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
         )}
         {trackFrame && (
           <p className="muted" data-testid="track-summary">
-            {trackFrame.objects.filter((o) => o.area > 0).length} object(s) in this frame.
+            {plural(trackFrame.objects.filter((o) => o.area > 0).length, 'object')} in this frame.
           </p>
         )}
       </section>
-      <p className="muted">Keys: ← → step a frame (Shift: 10), Home/End, Space plays.</p>
+      <p className="muted">
+        Keys: Left and Right arrows step a frame (with Shift: 10 frames), Home and End jump to the first and last, Space
+        plays. Frames are numbered from 1.
+      </p>
     </div>
   );
 }

@@ -1,5 +1,6 @@
 import { type MouseEvent, useEffect, useRef, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
+import { frameLabel, plural } from '../../shell/format';
 import { useApp } from '../../state/app-state';
 import { FeatureSourcePicker, FeaturesPage, useFeatureSource } from '../fungi/FeatureSource';
 import { FramePicker, useCatalog } from '../segment/useCatalog';
@@ -79,6 +80,7 @@ export function RetrieveView() {
       setPatches(await client.call('retrieve.patches', { runId, mediaId, frameIdx, point, k: 12 })),
     );
   };
+  const queryMedia = media.find((m) => m.id === mediaId) ?? null;
   const name = (id: number) => media.find((m) => m.id === id)?.name ?? `#${id}`;
 
   return (
@@ -105,7 +107,15 @@ export function RetrieveView() {
               data-testid="patch-picker"
               title="Click a patch to find similar patches"
             >
-              <img src={`media/frame/${mediaId}/${frameIdx}.png`} alt="Query frame" />
+              <img
+                src={`media/frame/${mediaId}/${frameIdx}.png`}
+                alt={`Query: ${frameLabel(frameIdx)}`}
+                style={
+                  queryMedia?.frameWidth && queryMedia.frameHeight
+                    ? { aspectRatio: `${queryMedia.frameWidth} / ${queryMedia.frameHeight}` }
+                    : {}
+                }
+              />
               {patches && (
                 <HeatCanvas
                   heat={new Array(patches.grid.gridH * patches.grid.gridW).fill(0)}
@@ -128,6 +138,56 @@ export function RetrieveView() {
           </div>
         </div>
       </section>
+      {patches && (
+        <section aria-labelledby="patch-results">
+          <h2 id="patch-results">Similar patches</h2>
+          {patches.framesSearched < patches.framesTotal && (
+            <p className="muted" data-testid="patch-coverage">
+              Searched {patches.framesSearched} of {patches.framesTotal} frames (evenly spaced): all of their patches
+              would not fit in memory.
+            </p>
+          )}
+          <ul className="media-grid" data-testid="patch-results">
+            {patches.results.map((r) => (
+              <li key={`${r.mediaId}-${r.frameIdx}`} className="media-card">
+                <div className="heat-stage">
+                  <img
+                    src={`media/frame/${r.mediaId}/${r.frameIdx}.png`}
+                    alt={`${name(r.mediaId)} ${frameLabel(r.frameIdx)}`}
+                  />
+                  <HeatCanvas heat={r.heat} grid={r.grid} patch={r.patch} />
+                </div>
+                <div className="card-caption">
+                  {name(r.mediaId)} · {frameLabel(r.frameIdx)} · cos {r.sim.toFixed(3)}
+                </div>
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+      {images && (
+        <section aria-labelledby="image-results">
+          <h2 id="image-results">
+            Similar images{' '}
+            <span className="muted">({images.features === 'fungi' ? 'FUNGI gradients' : 'CLS embeddings'})</span>
+          </h2>
+          <ul className="media-grid" data-testid="image-results">
+            {images.results.map((r) => (
+              <li key={`${r.mediaId}-${r.frameIdx}`} className="media-card">
+                <div className="thumb">
+                  <img
+                    src={`media/frame/${r.mediaId}/${r.frameIdx}.png`}
+                    alt={`${name(r.mediaId)} ${frameLabel(r.frameIdx)}`}
+                  />
+                </div>
+                <div className="card-caption">
+                  {name(r.mediaId)} · {frameLabel(r.frameIdx)} · cos {r.sim.toFixed(3)}
+                </div>
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
       {runs.length > 0 && (
         <section className="card" aria-labelledby="dup-title">
           <h2 id="dup-title">Near-duplicates</h2>
@@ -153,77 +213,28 @@ export function RetrieveView() {
               <p className="muted">
                 {dups.pairs.length === 0
                   ? 'No pairs above the threshold.'
-                  : `${dups.pairs.length} pair(s), most similar first.`}
+                  : `${plural(dups.pairs.length, 'pair')}, most similar first.`}
               </p>
               <ul className="dup-list">
                 {dups.pairs.map((p) => (
                   <li key={`${p.a.mediaId}-${p.a.frameIdx}-${p.b.mediaId}-${p.b.frameIdx}`}>
                     <img
                       src={`media/frame/${p.a.mediaId}/${p.a.frameIdx}.png`}
-                      alt={`${name(p.a.mediaId)} frame ${p.a.frameIdx}`}
+                      alt={`${name(p.a.mediaId)} ${frameLabel(p.a.frameIdx)}`}
                     />
                     <img
                       src={`media/frame/${p.b.mediaId}/${p.b.frameIdx}.png`}
-                      alt={`${name(p.b.mediaId)} frame ${p.b.frameIdx}`}
+                      alt={`${name(p.b.mediaId)} ${frameLabel(p.b.frameIdx)}`}
                     />
                     <span className="mono">
-                      {name(p.a.mediaId)}#{p.a.frameIdx} ~ {name(p.b.mediaId)}#{p.b.frameIdx} · {p.sim.toFixed(4)}
+                      {name(p.a.mediaId)} {frameLabel(p.a.frameIdx)} ~ {name(p.b.mediaId)} {frameLabel(p.b.frameIdx)} ·
+                      cos {p.sim.toFixed(4)}
                     </span>
                   </li>
                 ))}
               </ul>
             </div>
           )}
-        </section>
-      )}
-      {patches && (
-        <section aria-labelledby="patch-results">
-          <h2 id="patch-results">Similar patches</h2>
-          {patches.framesSearched < patches.framesTotal && (
-            <p className="muted" data-testid="patch-coverage">
-              Searched {patches.framesSearched} of {patches.framesTotal} frames (evenly spaced): all of their patches
-              would not fit in memory.
-            </p>
-          )}
-          <ul className="media-grid" data-testid="patch-results">
-            {patches.results.map((r) => (
-              <li key={`${r.mediaId}-${r.frameIdx}`} className="media-card">
-                <div className="heat-stage">
-                  <img
-                    src={`media/frame/${r.mediaId}/${r.frameIdx}.png`}
-                    alt={`${name(r.mediaId)} frame ${r.frameIdx}`}
-                  />
-                  <HeatCanvas heat={r.heat} grid={r.grid} patch={r.patch} />
-                </div>
-                <div className="card-caption">
-                  {name(r.mediaId)} · frame {r.frameIdx} · cos {r.sim.toFixed(3)}
-                </div>
-              </li>
-            ))}
-          </ul>
-        </section>
-      )}
-      {images && (
-        <section aria-labelledby="image-results">
-          <h2 id="image-results">
-            Similar images{' '}
-            <span className="muted">({images.features === 'fungi' ? 'FUNGI gradients' : 'CLS embeddings'})</span>
-          </h2>
-          <ul className="media-grid" data-testid="image-results">
-            {images.results.map((r) => (
-              <li key={`${r.mediaId}-${r.frameIdx}`} className="media-card">
-                <div className="thumb">
-                  <img
-                    src={`media/frame/${r.mediaId}/${r.frameIdx}.png`}
-                    alt={`${name(r.mediaId)} frame ${r.frameIdx}`}
-                  />
-                </div>
-                <div className="card-caption">
-                  {name(r.mediaId)} · frame {r.frameIdx} · cos {r.sim.toFixed(3)}
-                </div>
-              </li>
-            ))}
-          </ul>
         </section>
       )}
     </FeaturesPage>

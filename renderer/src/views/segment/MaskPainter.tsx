@@ -1,4 +1,5 @@
 import { type PointerEvent, useCallback, useEffect, useRef, useState } from 'react';
+import { plural } from '../../shell/format';
 
 const IGNORE = 255;
 
@@ -165,7 +166,7 @@ export function MaskPainter(props: {
         </label>
         {tool === 'polygon' && (
           <button type="button" onClick={closePolygon} disabled={points.length < 3}>
-            Close polygon ({points.length} points)
+            Close polygon ({plural(points.length, 'point')})
           </button>
         )}
         <button

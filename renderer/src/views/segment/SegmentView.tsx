@@ -1,6 +1,10 @@
 import { type FormEvent, useEffect, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
+import { plural } from '../../shell/format';
+import { Icon } from '../../shell/Icon';
+import { JobStatus } from '../../shell/jobs';
 import { useApp } from '../../state/app-state';
+import { BankCounts, PatchThumb, useBankClasses } from './BankClasses';
 import { classColour, MaskPainter } from './MaskPainter';
 import {
   type Catalog,
@@ -56,7 +60,7 @@ function MaskWarnings({ warnings, id }: { warnings: string[]; id: string }) {
 }
 
 function ExtractFeatures({ catalog }: { catalog: Catalog }) {
-  const { client, run } = useApp();
+  const { client, run, jobs } = useApp();
   const { models, runs } = catalog;
   const { media } = catalog;
   const [modelId, setModelId] = useFirstChoice(models);
@@ -86,6 +90,7 @@ function ExtractFeatures({ catalog }: { catalog: Catalog }) {
       <button type="submit" disabled={!modelId}>
         Extract features for the library
       </button>
+      <JobStatus kinds={['features.extract']} jobs={jobs} />
       {runs.length > 0 && (
         <ul className="plain">
           {runs.map((r) => (
@@ -94,7 +99,7 @@ function ExtractFeatures({ catalog }: { catalog: Catalog }) {
               {r.resize === 'square'
                 ? `(squashed to ${r.grid}×${r.grid} patches, dim ${r.dim})`
                 : `(aspect ratio kept, ${r.grid} patches on the shorter side, dim ${r.dim})`}{' '}
-              — {r.frames} frames
+              — {plural(r.frames, 'frame')}
               <SquareRunNotice run={r} />
             </li>
           ))}
@@ -113,6 +118,10 @@ function BuildBank({ catalog }: { catalog: Catalog }) {
   const [rows, setRows] = useState<ExampleRow[]>([{ mediaId: null, frameIdx: 0, mask: '', encoding: 'auto' }]);
   const [warnings, setWarnings] = useState<string[]>([]);
   const [painting, setPainting] = useState<number | null>(null);
+  /** The bank built here last: its patches per class are shown under the button. */
+  const [built, setBuilt] = useState<{ id: number; name: string } | null>(null);
+  const builtClasses = useBankClasses(built?.id ?? null, built);
+  const ready = rows.filter((r) => r.mediaId && r.mask);
   const [epochs, setEpochs] = useState(1);
   const [memory, setMemory] = useState('');
   const classList = classes
@@ -135,11 +144,15 @@ function BuildBank({ catalog }: { catalog: Catalog }) {
         classes: classList,
         epochs,
         ...(memory ? { memorySize: Number(memory) } : {}),
-        examples: rows
-          .filter((r) => r.mediaId && r.mask)
-          .map((r) => ({ mediaId: r.mediaId as number, frameIdx: r.frameIdx, mask: r.mask, encoding: r.encoding })),
+        examples: ready.map((r) => ({
+          mediaId: r.mediaId as number,
+          frameIdx: r.frameIdx,
+          mask: r.mask,
+          encoding: r.encoding,
+        })),
       });
       setWarnings(bank.warnings);
+      setBuilt({ id: bank.id, name: bank.name });
       await catalog.reload();
     });
   };
@@ -259,17 +272,23 @@ function BuildBank({ catalog }: { catalog: Catalog }) {
         >
           Add an example
         </button>
-        <button type="submit" className="primary" disabled={!runId}>
+        <button type="submit" className="primary" disabled={!runId || ready.length === 0}>
           Build bank
         </button>
+        {runId && ready.length === 0 && (
+          <span className="muted" data-testid="bank-needs-example">
+            Give at least one example: choose a frame, then a mask file or draw one.
+          </span>
+        )}
       </div>
       <MaskWarnings warnings={warnings} id="bank-warnings" />
+      {built && builtClasses && <BankCounts bank={built} classes={builtClasses} />}
       <ClusterBank catalog={catalog} />
       {banks.length > 0 && (
         <ul className="plain">
           {banks.map((b) => (
             <li key={b.id} data-testid={`bank-${b.id}`}>
-              Bank #{b.id} “{b.name}”: {b.patches} patches, classes {b.classes.join(', ')}
+              Bank #{b.id} “{b.name}”: {plural(b.patches, 'patch', 'patches')}, classes {b.classes.join(', ')}
             </li>
           ))}
         </ul>
@@ -279,7 +298,7 @@ function BuildBank({ catalog }: { catalog: Catalog }) {
 }
 
 function SegmentFrame({ catalog }: { catalog: Catalog }) {
-  const { client, run } = useApp();
+  const { client, run, jobs } = useApp();
   const { banks, media } = catalog;
   const [bankId, setBankId] = useState<number | null>(null);
   const [mediaId, setMediaId] = useState<number | null>(null);
@@ -317,7 +336,7 @@ function SegmentFrame({ catalog }: { catalog: Catalog }) {
         <select id="apply-bank" value={bankId ?? ''} onChange={(e) => setBankId(Number(e.target.value))}>
           {banks.map((b) => (
             <option key={b.id} value={b.id}>
-              #{b.id} {b.name} ({b.patches} patches)
+              #{b.id} {b.name} ({plural(b.patches, 'patch', 'patches')})
             </option>
           ))}
         </select>
@@ -411,9 +430,10 @@ function SegmentFrame({ catalog }: { catalog: Catalog }) {
                 )
               }
             >
-              Segment every frame of this item → PNG masks + COCO JSON
+              Segment every frame of this item (PNG masks and COCO JSON)
             </button>
             <p className="muted">Written to the project's exports/ folder; progress in Jobs.</p>
+            <JobStatus kinds={['segment.batch']} jobs={jobs} />
           </div>
         </div>
       )}
@@ -432,6 +452,7 @@ function ClusterBank({ catalog }: { catalog: Catalog }) {
   const runId = runs[0]?.id ?? null;
   const clusterBanks = banks.filter((b) => b.classes[0] === 'cluster 1' || b.name.startsWith('clusters'));
   const bank = clusterBanks[clusterBanks.length - 1] ?? null;
+  const summary = useBankClasses(bank?.id ?? null, bank?.classes.join('|'));
   const create = () => {
     const m = media.find((x) => x.id === mediaId);
     if (!runId || !m) return;
@@ -500,17 +521,39 @@ function ClusterBank({ catalog }: { catalog: Catalog }) {
       </button>
       {bank && (
         <div className="relabel" data-testid="relabel">
-          <p className="muted">Bank #{bank.id}: name the clusters; clusters given the same name are merged.</p>
-          {bank.classes.map((c, i) => (
-            <label key={c} className="relabel-row">
-              <span className="swatch" style={{ background: `rgb(${classColour(i).join(',')})` }} /> {c} →{' '}
-              <input
-                value={names[i] ?? c}
-                onChange={(e) => setNames((n) => ({ ...n, [i]: e.target.value }))}
-                aria-label={`New name of ${c}`}
-              />
-            </label>
-          ))}
+          <p className="muted">
+            Bank #{bank.id}: each cluster with some of its patches (outlined, with their surroundings). Name the
+            clusters; clusters given the same name are merged.
+          </p>
+          {bank.classes.map((c, i) => {
+            const cls = summary?.[i];
+            return (
+              <div key={c} className="relabel-row" data-testid={`cluster-${i + 1}`}>
+                <label className="relabel-name">
+                  <span className="swatch" style={{ background: `rgb(${classColour(i).join(',')})` }} /> {c}{' '}
+                  <Icon name="forward" />{' '}
+                  <input
+                    value={names[i] ?? c}
+                    onChange={(e) => setNames((n) => ({ ...n, [i]: e.target.value }))}
+                    aria-label={`New name of ${c}`}
+                  />
+                </label>
+                {cls && (
+                  <span className="cluster-examples" data-testid="cluster-examples">
+                    {cls.examples.map((ex) => (
+                      <PatchThumb
+                        key={`${ex.mediaId}-${ex.frameIdx}-${ex.box.join(',')}`}
+                        example={ex}
+                        media={media.find((m) => m.id === ex.mediaId)}
+                        name={c}
+                      />
+                    ))}
+                    <span className="muted">{plural(cls.patches, 'patch', 'patches')}</span>
+                  </span>
+                )}
+              </div>
+            );
+          })}
           <button type="button" onClick={relabel}>
             Rename and merge
           </button>

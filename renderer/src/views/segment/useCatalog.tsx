@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useState } from 'react';
 import type { CommandResult, MediaInfo, ModelInfo } from '../../../../native/api/contract';
+import { frameNumber, plural } from '../../shell/format';
 import { useApp } from '../../state/app-state';
 
 export type FeatureRun = CommandResult<'features.runs'>[number];
@@ -142,20 +143,25 @@ export function FramePicker(props: {
           <option value="">Choose…</option>
           {props.media.map((x) => (
             <option key={x.id} value={x.id}>
-              {x.name} ({x.frameCount} frames)
+              {x.name} ({plural(x.frameCount, 'frame')})
             </option>
           ))}
         </select>
       </div>
       <div className="field">
-        <label htmlFor={`${props.idPrefix}-frame`}>Frame</label>
+        {/* Frames are numbered from 1 here as in the player; the engine's index is one less. */}
+        <label htmlFor={`${props.idPrefix}-frame`}>Frame{m ? ` (1–${Math.max(1, m.frameCount)})` : ''}</label>
         <input
           id={`${props.idPrefix}-frame`}
           type="number"
-          min={0}
-          max={Math.max(0, (m?.frameCount ?? 1) - 1)}
-          value={props.frameIdx}
-          onChange={(e) => props.onChange(props.mediaId ?? 0, Number(e.target.value))}
+          min={1}
+          max={Math.max(1, m?.frameCount ?? 1)}
+          value={frameNumber(props.frameIdx)}
+          onChange={(e) => {
+            const n = Math.round(Number(e.target.value));
+            const last = Math.max(1, m?.frameCount ?? 1);
+            props.onChange(props.mediaId ?? 0, Math.min(last, Math.max(1, Number.isFinite(n) ? n : 1)) - 1);
+          }}
         />
       </div>
     </div>

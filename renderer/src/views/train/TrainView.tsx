@@ -1,19 +1,35 @@
-import { type FormEvent, useEffect, useMemo, useState } from 'react';
+import { type FormEvent, type ReactNode, useEffect, useMemo, useState } from 'react';
 import type { CommandArgs, CommandResult, MediaInfo, ModelInfo } from '../../../../native/api/contract';
-import { formatDuration, PROVIDER_LABELS } from '../../shell/format';
+import { useChartText } from '../../shell/chart';
+import { formatDuration, PROVIDER_LABELS, plural } from '../../shell/format';
+import { jobOutcome } from '../../shell/jobs';
 import { useApp } from '../../state/app-state';
 
 type Log = CommandResult<'train.log'>;
 type Preset = 'tiny' | 'vit_ti16' | 'vit_s16';
 
 /** One metric of a training log against the step, as an SVG line (log-free, min..max scaled). */
-function SeriesPlot({ log, metric, label }: { log: Log; metric: 'loss' | 'lr' | 'teacherEntropy'; label: string }) {
+function SeriesPlot({
+  log,
+  metric,
+  label,
+  reference,
+  children,
+}: {
+  log: Log;
+  metric: 'loss' | 'lr' | 'teacherEntropy';
+  label: string;
+  /** A value to draw as a dashed line (and keep in range), e.g. the collapse level log K. */
+  reference?: { value: number; label: string } | undefined;
+  children?: ReactNode;
+}) {
   const W = 640;
   const H = 160;
   const pad = 30;
+  const text = useChartText(W);
   const values = log.map((r) => r[metric]);
-  const lo = Math.min(...values);
-  const hi = Math.max(...values);
+  const lo = Math.min(...values, ...(reference ? [reference.value] : []));
+  const hi = Math.max(...values, ...(reference ? [reference.value] : []));
   const span = hi - lo || Math.abs(hi) || 1;
   const s1 = Math.max(1, ...log.map((r) => r.step));
   const x = (s: number) => pad + ((W - 2 * pad) * s) / s1;
@@ -22,7 +38,23 @@ function SeriesPlot({ log, metric, label }: { log: Log; metric: 'loss' | 'lr' | 
   return (
     <figure className="plot">
       <figcaption>{label}</figcaption>
-      <svg viewBox={`0 0 ${W} ${H}`} className="chart" role="img" aria-label={label} data-testid={`train-${metric}`}>
+      <svg
+        ref={text.ref}
+        style={text.style}
+        viewBox={`0 0 ${W} ${H}`}
+        className="chart"
+        role="img"
+        aria-label={label}
+        data-testid={`train-${metric}`}
+      >
+        {reference && (
+          <>
+            <line x1={pad} x2={W - pad} y1={y(reference.value)} y2={y(reference.value)} className="reference" />
+            <text x={W - pad} y={y(reference.value) - 4} className="tick" textAnchor="end">
+              {reference.label}
+            </text>
+          </>
+        )}
         <line x1={pad} y1={H - pad} x2={W - pad} y2={H - pad} className="axis" />
         <line x1={pad} y1={pad} x2={pad} y2={H - pad} className="axis" />
         <text x={4} y={pad} className="tick">
@@ -36,7 +68,24 @@ function SeriesPlot({ log, metric, label }: { log: Log; metric: 'loss' | 'lr' | 
         </text>
         <path d={d} className="series" />
       </svg>
+      {children}
     </figure>
+  );
+}
+
+/** Says why a rising loss is not by itself a problem in DINO, with the figures of this run. */
+function LossNote({ log }: { log: Log }) {
+  const first = log[0];
+  const last = log[log.length - 1];
+  if (!first || !last || log.length < 2 || last.loss <= first.loss) return null;
+  return (
+    <p className="muted plot-note" data-testid="loss-note">
+      The loss rose from {first.loss.toFixed(2)} to {last.loss.toFixed(2)}. That alone is not a problem in DINO: the
+      loss is the cross-entropy between the student and a teacher that keeps changing (its weights follow the student;
+      its outputs are centred and sharpened), so it does not fall steadily as a supervised loss does, and a rise while
+      the teacher leaves its random start is common. Watch the teacher entropy for collapse, and the attention previews
+      for structure.
+    </p>
   );
 }
 
@@ -198,6 +247,7 @@ export function TrainView() {
         result: await client.call('segment.compareModels', { modelIds: [baseId, adapted.id] }),
       });
     });
+  const headK = current && typeof current.args.outDim === 'number' ? current.args.outDim : null;
 
   return (
     <div className="view view-wide train">
@@ -225,7 +275,7 @@ export function TrainView() {
                   setChosen(next);
                 }}
               />
-              {m.path.split(/[\\/]/).pop()} <span className="muted">({m.frameCount} frames)</span>
+              {m.path.split(/[\\/]/).pop()} <span className="muted">({plural(m.frameCount, 'frame')})</span>
             </label>
           ))}
         </fieldset>
@@ -274,7 +324,7 @@ export function TrainView() {
             <label className="field">
               Epochs <input type="number" min={1} value={epochs} onChange={num(setEpochs)} aria-label="Epochs" />
               <span className="muted" data-testid="epoch-steps">
-                = {totalSteps} steps ({chosenFrames} frames)
+                = {plural(totalSteps, 'step')} ({plural(chosenFrames, 'frame')})
               </span>
             </label>
           )}
@@ -506,7 +556,7 @@ export function TrainView() {
                 {trainJobs.map((j) => (
                   <option key={j.id} value={j.id}>
                     #{j.id} {j.title}
-                    {j.kind === 'train.import' ? ' (trained elsewhere)' : ''} — {j.state}
+                    {j.kind === 'train.import' ? ' (trained elsewhere)' : ''} — {jobOutcome(j).label}
                   </option>
                 ))}
               </select>
@@ -558,21 +608,40 @@ export function TrainView() {
           )}
           {log.length > 0 && (
             <div className="plots">
-              <SeriesPlot log={log} metric="loss" label="Loss" />
+              <SeriesPlot log={log} metric="loss" label="Loss">
+                <LossNote log={log} />
+              </SeriesPlot>
               <SeriesPlot log={log} metric="lr" label="Learning rate" />
               <SeriesPlot
                 log={log}
                 metric="teacherEntropy"
                 label={
-                  isNeco(current) ? 'Queue of teacher patches (share filled)' : 'Teacher entropy (log K = collapse)'
+                  isNeco(current)
+                    ? 'Queue of teacher patches (share filled)'
+                    : headK
+                      ? `Teacher entropy (collapse at log K = ${Math.log(headK).toFixed(2)}, K = ${headK} head outputs)`
+                      : 'Teacher entropy'
                 }
-              />
+                reference={
+                  headK && !isNeco(current) ? { value: Math.log(headK), label: `log K = ${Math.log(headK).toFixed(2)}` } : undefined
+                }
+              >
+                {!isNeco(current) && (
+                <p className="muted plot-note" data-testid="entropy-note">
+                  K{headK ? ` = ${headK}` : ''} is the output dimension of the DINO head: the number of prototypes the
+                  teacher spreads each image over. Entropy near log K means the teacher says the same uniform thing for
+                  every image; near 0 means one prototype wins for every image. Both are collapse; healthy training
+                  stays in between.
+                </p>
+                )}
+              </SeriesPlot>
             </div>
           )}
           {previews.length > 0 && (
             <figure className="previews" data-testid="train-previews">
               <figcaption>
-                Teacher attention on two fixed frames (last block, CLS → patches; heads 1–3 as red, green, blue)
+                Teacher attention on two fixed frames (last block, from CLS to the patches; heads 1–3 as red, green,
+                blue)
               </figcaption>
               <div className="preview-steps">
                 {[...new Set(previews.map((p) => p.step))].map((step) => (
