@@ -687,6 +687,8 @@ export const commands = {
         resize: ResizePolicy,
         dim: z.int(),
         frames: z.int(),
+        /** Sampled frames of the library's readable items now: more than `frames` means features are missing. */
+        libraryFrames: z.int(),
         preprocessing: z.record(z.string(), z.unknown()),
         createdAt: z.string(),
       }),
@@ -828,6 +830,8 @@ export const commands = {
         runId: z.int(),
         classes: z.array(z.string()),
         patches: z.int(),
+        /** Items the bank's examples came from that are no longer in the library. */
+        missingMedia: z.int(),
         createdAt: z.string(),
       }),
     ),
@@ -890,6 +894,8 @@ export const commands = {
         modelId: z.int(),
         modelName: z.string(),
         frames: z.int(),
+        /** Sampled frames of the library's readable items now: more than `frames` means vectors are missing. */
+        libraryFrames: z.int(),
         dim: z.int(),
         pcaDim: z.int().nullable(),
         settings: z.record(z.string(), z.unknown()),
@@ -949,6 +955,8 @@ export const commands = {
         features: FeatureKind,
         method: z.string(),
         points: z.int(),
+        /** Frames its source (features or FUNGI run) holds now: different from `points` means out of date. */
+        sourceFrames: z.int(),
         createdAt: z.string(),
       }),
     ),

@@ -140,6 +140,7 @@ export function createHandlers(engine: Engine): Handlers {
         resize: runPolicy(r),
         dim: r.dim,
         frames: project.features.count(r.id),
+        libraryFrames: project.media.doneFrames(),
         preprocessing: r.preprocessing,
         createdAt: r.createdAt,
       }));
@@ -185,10 +186,12 @@ export function createHandlers(engine: Engine): Handlers {
       }),
     }),
     'segment.bankClasses': (a) => bankClasses(open().project, a.bankId, a.perClass),
-    'segment.banks': () =>
-      open()
-        .project.features.banks()
-        .map(({ settings: _s, ...b }) => b),
+    'segment.banks': () => {
+      const { project } = open();
+      return project.features
+        .banks()
+        .map(({ settings: _s, ...b }) => ({ ...b, missingMedia: project.features.bankMissingMedia(b.id) }));
+    },
     'segment.batch': (a) =>
       jobInfo(
         open().runner.enqueue('segment.batch', {
@@ -216,6 +219,7 @@ export function createHandlers(engine: Engine): Handlers {
         modelId: r.modelId,
         modelName: project.models.get(r.modelId)?.name ?? `model ${r.modelId}`,
         frames: project.fungi.count(r.id),
+        libraryFrames: project.media.doneFrames(),
         dim: r.dim,
         pcaDim: r.pcaDim,
         settings: r.settings,
@@ -224,17 +228,18 @@ export function createHandlers(engine: Engine): Handlers {
     },
     'classify.knn': (a) => classifyFolder(open().project, engine.knn, a),
     'map.build': (a) => jobInfo(open().runner.enqueue('map.build', a)),
-    'map.list': () =>
-      open()
-        .project.maps.list()
-        .map((m) => ({
-          id: m.id,
-          runId: m.runId,
-          features: m.features,
-          method: m.method,
-          points: m.points,
-          createdAt: m.createdAt,
-        })),
+    'map.list': () => {
+      const { project } = open();
+      return project.maps.list().map((m) => ({
+        id: m.id,
+        runId: m.runId,
+        features: m.features,
+        method: m.method,
+        points: m.points,
+        sourceFrames: m.features === 'fungi' ? project.fungi.count(m.sourceRun) : project.features.count(m.sourceRun),
+        createdAt: m.createdAt,
+      }));
+    },
     'map.get': (a) => mapPoints(open().project, a.id, a.root),
     'retrieve.images': (a) => similarImages(open().project, engine.knn, { ...a, k: a.k ?? 12 }),
     'retrieve.duplicates': (a) =>

@@ -180,6 +180,16 @@ export class FeaturesRepository {
     return `${r.n}:${r.s}`;
   }
 
+  /** How many items a bank's examples came from are no longer in the library (bank items outlive their media). */
+  bankMissingMedia(bankId: number): number {
+    return this.db
+      .prepare(
+        `SELECT count(DISTINCT media_id) FROM bank_items WHERE bank_id = ? AND media_id NOT IN (SELECT id FROM media)`,
+      )
+      .pluck()
+      .get(bankId) as number;
+  }
+
   createBank(b: { name: string; runId: number; classes: string[]; settings: Record<string, unknown> }): BankRow {
     const info = this.db
       .prepare(`INSERT INTO banks (name, run_id, classes, settings, created_at) VALUES (?, ?, ?, ?, ?)`)

@@ -240,6 +240,14 @@ export class MediaRepository {
       .get() as { images: number; videos: number; frames: number; failed: number };
   }
 
+  /** Sampled frames of the readable (done) items: what feature extraction and FUNGI cover. */
+  doneFrames(): number {
+    return this.db
+      .prepare(`SELECT coalesce(sum(frame_count), 0) FROM media WHERE status = 'done'`)
+      .pluck()
+      .get() as number;
+  }
+
   remove(id: number): void {
     this.db.prepare(`DELETE FROM media WHERE id = ?`).run(id);
   }

@@ -2,6 +2,7 @@ import { type ReactNode, useCallback, useEffect, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { plural } from '../../shell/format';
 import { JobStatus, waitReason } from '../../shell/jobs';
+import { Stale } from '../../shell/Stale';
 import { useApp } from '../../state/app-state';
 import { InputSizePicker, SquareRunNotice, useFirstChoice } from '../segment/useCatalog';
 
@@ -58,63 +59,100 @@ export function FeatureSourcePicker(props: {
     );
   };
   return (
-    <div className="field-row">
-      <div className="field">
-        <label htmlFor={`${props.idPrefix}-run`}>Features</label>
-        <select
-          id={`${props.idPrefix}-run`}
-          value={props.runId ?? ''}
-          onChange={(e) => props.onRun(Number(e.target.value))}
-        >
-          {props.runs.map((r) => (
-            <option key={r.id} value={r.id}>
-              Run #{r.id} ({r.modelName}, {r.inputSize} px{r.resize === 'square' ? ', square' : ''},{' '}
-              {plural(r.frames, 'frame')})
-            </option>
+    <>
+      <div className="field-row">
+        <div className="field">
+          <label htmlFor={`${props.idPrefix}-run`}>Features</label>
+          <select
+            id={`${props.idPrefix}-run`}
+            value={props.runId ?? ''}
+            onChange={(e) => props.onRun(Number(e.target.value))}
+          >
+            {props.runs.map((r) => (
+              <option key={r.id} value={r.id}>
+                Run #{r.id} ({r.modelName}, {r.inputSize} px{r.resize === 'square' ? ', square' : ''},{' '}
+                {plural(r.frames, 'frame')})
+              </option>
+            ))}
+          </select>
+          {current && <SquareRunNotice run={current} />}
+        </div>
+        {current && <ExtractAtSize idPrefix={props.idPrefix} run={current} />}
+        <fieldset className="field radio-row" aria-label="Vectors">
+          <legend>Vectors</legend>
+          {(['embedding', 'fungi'] as const).map((k) => (
+            <label key={k}>
+              <input
+                type="radio"
+                name={`${props.idPrefix}-kind`}
+                value={k}
+                checked={props.kind === k}
+                disabled={k === 'fungi' && !fungi}
+                onChange={() => props.onKind(k)}
+              />{' '}
+              {k === 'embedding' ? 'Embeddings (CLS)' : 'FUNGI gradients'}
+            </label>
           ))}
-        </select>
-        {current && <SquareRunNotice run={current} />}
+        </fieldset>
+        <div className="field">
+          {fungi ? (
+            <span className="muted" data-testid={`${props.idPrefix}-fungi-status`}>
+              FUNGI run #{fungi.id}: {plural(fungi.frames, 'frame')}, {fungi.dim} dimensions reduced by PCA to{' '}
+              {fungi.pcaDim ?? '—'}
+            </span>
+          ) : fungiJob ? (
+            <span className="muted">
+              FUNGI:{' '}
+              {fungiJob.state === 'queued'
+                ? waitReason(fungiJob, jobs)
+                : `${fungiJob.progress.phase} ${fungiJob.progress.done}/${fungiJob.progress.total ?? '?'}`}
+            </span>
+          ) : (
+            <>
+              <button type="button" onClick={compute} disabled={!current}>
+                Compute FUNGI features
+              </button>
+              <JobStatus kinds={['features.fungi']} jobs={jobs} />
+            </>
+          )}
+        </div>
       </div>
-      {current && <ExtractAtSize idPrefix={props.idPrefix} run={current} />}
-      <fieldset className="field radio-row" aria-label="Vectors">
-        <legend>Vectors</legend>
-        {(['embedding', 'fungi'] as const).map((k) => (
-          <label key={k}>
-            <input
-              type="radio"
-              name={`${props.idPrefix}-kind`}
-              value={k}
-              checked={props.kind === k}
-              disabled={k === 'fungi' && !fungi}
-              onChange={() => props.onKind(k)}
-            />{' '}
-            {k === 'embedding' ? 'Embeddings (CLS)' : 'FUNGI gradients'}
-          </label>
-        ))}
-      </fieldset>
-      <div className="field">
-        {fungi ? (
-          <span className="muted" data-testid={`${props.idPrefix}-fungi-status`}>
-            FUNGI run #{fungi.id}: {plural(fungi.frames, 'frame')}, {fungi.dim} dimensions reduced by PCA to{' '}
-            {fungi.pcaDim ?? '—'}
-          </span>
-        ) : fungiJob ? (
-          <span className="muted">
-            FUNGI:{' '}
-            {fungiJob.state === 'queued'
-              ? waitReason(fungiJob, jobs)
-              : `${fungiJob.progress.phase} ${fungiJob.progress.done}/${fungiJob.progress.total ?? '?'}`}
-          </span>
-        ) : (
-          <>
-            <button type="button" onClick={compute} disabled={!current}>
-              Compute FUNGI features
-            </button>
-            <JobStatus kinds={['features.fungi']} jobs={jobs} />
-          </>
-        )}
-      </div>
-    </div>
+      {current && <FeatureRunStale run={current} />}
+      {fungi && fungi.frames < fungi.libraryFrames && (
+        <Stale
+          testId="stale-fungi"
+          action={`Compute FUNGI for the ${plural(fungi.libraryFrames - fungi.frames, 'missing frame')}`}
+          busy={Boolean(fungiJob)}
+          onUpdate={compute}
+        >
+          FUNGI run #{fungi.id} covers {fungi.frames} of the library's {plural(fungi.libraryFrames, 'frame')}: media
+          were added since.
+        </Stale>
+      )}
+    </>
+  );
+}
+
+/** A feature run that misses frames of the library (media added since), with the click that extracts them. */
+export function FeatureRunStale({ run: r }: { run: FeatureRun }) {
+  const { client, run, jobs } = useApp();
+  const missing = r.libraryFrames - r.frames;
+  if (missing <= 0) return null;
+  const busy = jobs.some((j) => j.kind === 'features.extract' && (j.state === 'running' || j.state === 'queued'));
+  return (
+    <Stale
+      testId={`stale-run-${r.id}`}
+      action={`Extract the ${plural(missing, 'missing frame')}`}
+      busy={busy}
+      onUpdate={() =>
+        void run('Could not start feature extraction', () =>
+          client.call('features.extract', { modelId: r.modelId, size: r.inputSize, resize: r.resize }),
+        )
+      }
+    >
+      Features run #{r.id} covers {r.frames} of the library's {plural(r.libraryFrames, 'frame')}: media were added
+      since, and results from this run leave them out.
+    </Stale>
   );
 }
 

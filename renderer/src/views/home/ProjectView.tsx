@@ -1,13 +1,17 @@
 import { type FormEvent, useCallback, useEffect, useState } from 'react';
 import type { IntegrityReport, RecentProject } from '../../../../native/api/contract';
 import { ClientError } from '../../client/client';
+import { type Explained, explainError } from '../../shell/errors';
 import { formatTime } from '../../shell/format';
 import { PathField } from '../../shell/PathField';
 import { useApp } from '../../state/app-state';
 
 /** The open project, what is in it, and how to create or open another. */
 export function ProjectView() {
-  const { client, project, run, loaded } = useApp();
+  const { client, project, run, attempt, loaded } = useApp();
+  /** Why the last create or open from the forms failed, shown under the folder field. */
+  const [createError, setCreateError] = useState<Explained | null>(null);
+  const [openError, setOpenError] = useState<Explained | null>(null);
   const [recent, setRecent] = useState<RecentProject[]>([]);
   const [createPath, setCreatePath] = useState('');
   const [createName, setCreateName] = useState('');
@@ -18,14 +22,19 @@ export function ProjectView() {
   const [checking, setChecking] = useState(false);
 
   // A damaged project's options are shown here instead of a passing notice; anything else is notified as usual.
-  const openProject = async (path: string): Promise<boolean> => {
+  const openProject = async (path: string, fromForm = false): Promise<boolean> => {
     try {
       await client.call('project.open', { path });
       setDamaged(null);
+      setOpenError(null);
       return true;
     } catch (err) {
       if (err instanceof ClientError && err.code === 'PROJECT_DAMAGED') {
         setDamaged({ path, message: err.message });
+        return false;
+      }
+      if (fromForm && err instanceof ClientError) {
+        setOpenError(explainError(err));
         return false;
       }
       return Boolean(await run('Could not open the project', () => Promise.reject(err)));
@@ -55,17 +64,18 @@ export function ProjectView() {
 
   const create = async (e: FormEvent) => {
     e.preventDefault();
-    const info = await run('Could not create the project', () =>
+    const r = await attempt(() =>
       client.call('project.create', { path: createPath, ...(createName ? { name: createName } : {}) }),
     );
-    if (info) {
+    setCreateError(r.ok ? null : r.error);
+    if (r.ok) {
       setCreatePath('');
       setCreateName('');
     }
   };
   const open = async (e: FormEvent) => {
     e.preventDefault();
-    if (await openProject(openPath)) setOpenPath('');
+    if (await openProject(openPath, true)) setOpenPath('');
   };
 
   return (
@@ -170,7 +180,16 @@ export function ProjectView() {
         <form className="card" onSubmit={create} aria-labelledby="create-title">
           <h2 id="create-title">New project</h2>
           <p className="muted">A project is a folder: its database, caches and checkpoints live inside it.</p>
-          <PathField label="Project folder" name="create-path" value={createPath} onChange={setCreatePath} />
+          <PathField
+            label="Project folder"
+            name="create-path"
+            value={createPath}
+            onChange={(v) => {
+              setCreatePath(v);
+              setCreateError(null);
+            }}
+            error={createError}
+          />
           <div className="field">
             <label htmlFor="create-name">Name (optional)</label>
             <input id="create-name" value={createName} onChange={(e) => setCreateName(e.target.value)} />
@@ -182,7 +201,16 @@ export function ProjectView() {
 
         <form className="card" onSubmit={open} aria-labelledby="open-title">
           <h2 id="open-title">Open a project</h2>
-          <PathField label="Existing project folder" name="open-path" value={openPath} onChange={setOpenPath} />
+          <PathField
+            label="Existing project folder"
+            name="open-path"
+            value={openPath}
+            onChange={(v) => {
+              setOpenPath(v);
+              setOpenError(null);
+            }}
+            error={openError}
+          />
           <button type="submit" disabled={!openPath.trim()}>
             Open
           </button>

@@ -3,6 +3,7 @@ import type { CommandResult } from '../../../../native/api/contract';
 import { plural } from '../../shell/format';
 import { JobStatus, waitReason } from '../../shell/jobs';
 import { PathField } from '../../shell/PathField';
+import { Stale } from '../../shell/Stale';
 import { useApp } from '../../state/app-state';
 import { FeatureSourcePicker, FeaturesPage, useFeatureSource } from '../fungi/FeatureSource';
 import { useCatalog } from '../segment/useCatalog';
@@ -27,14 +28,15 @@ export function MapView() {
   const [selected, setSelected] = useState<Set<number>>(new Set());
   const [hover, setHover] = useState<{ i: number; x: number; y: number } | null>(null);
 
-  const finished = jobs.filter((j) => j.state === 'done' && j.kind === 'map.build').length;
-  // biome-ignore lint/correctness/useExhaustiveDependencies: reload when a map job finishes
+  // Any finished job: a map job adds a map, a features or import job can make one out of date.
+  const finished = jobs.filter((j) => j.state === 'done').length;
+  // biome-ignore lint/correctness/useExhaustiveDependencies: reload when a job finishes
   useEffect(() => {
     void run('Could not list maps', async () => {
       const list = await client.call('map.list', {});
       setMaps(list);
       const last = list.at(-1);
-      if (last) setMapId(last.id);
+      if (last) setMapId((id) => (id !== null && list.some((m) => m.id === id) ? id : last.id));
     });
   }, [client, run, finished]);
   const load = useCallback(
@@ -49,6 +51,7 @@ export function MapView() {
     if (mapId !== null) void run('Could not load the map', () => load(mapId, colourBy === 'class' ? classRoot : ''));
   }, [mapId, load, run, colourBy, classRoot]);
 
+  const currentMap = maps.find((m) => m.id === mapId) ?? null;
   const building = jobs.find((j) => j.kind === 'map.build' && (j.state === 'running' || j.state === 'queued'));
   const build = () => {
     if (!runId) return;
@@ -137,6 +140,26 @@ export function MapView() {
                 ))}
               </select>
             </div>
+            {currentMap && currentMap.points !== currentMap.sourceFrames && (
+              <Stale
+                testId="stale-map"
+                action="Rebuild the map"
+                busy={Boolean(building)}
+                onUpdate={() =>
+                  void run('Could not build the map', () =>
+                    client.call('map.build', {
+                      runId: currentMap.runId,
+                      features: currentMap.features,
+                      method: currentMap.method === 'pca' ? 'pca' : 'umap',
+                    }),
+                  )
+                }
+              >
+                Map #{currentMap.id} shows {plural(currentMap.points, 'frame')}; its{' '}
+                {currentMap.features === 'fungi' ? 'FUNGI vectors' : 'features'} now cover{' '}
+                {plural(currentMap.sourceFrames, 'frame')} (media added or removed since).
+              </Stale>
+            )}
             <div className="field">
               <label htmlFor="map-colour">Colour by</label>
               <select id="map-colour" value={colourBy} onChange={(e) => setColourBy(e.target.value as ColourBy)}>

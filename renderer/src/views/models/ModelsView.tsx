@@ -1,6 +1,7 @@
 import { type DragEvent, type FormEvent, useCallback, useEffect, useState } from 'react';
 import type { CatalogEntryInfo, JobInfo, ModelInfo } from '../../../../native/api/contract';
 import { pathsFromDrop } from '../../shell/drop';
+import type { Explained } from '../../shell/errors';
 import { formatBytes, formatDuration, formatTime } from '../../shell/format';
 import { PathField } from '../../shell/PathField';
 import { useApp } from '../../state/app-state';
@@ -122,7 +123,7 @@ function CatalogRow({
 
 /** The project's models: get published encoders (catalog, download, import a file or folder), see what they are. */
 export function ModelsView() {
-  const { client, run, project, jobs } = useApp();
+  const { client, run, attempt, project, jobs } = useApp();
   const [models, setModels] = useState<ModelInfo[]>([]);
   const [catalog, setCatalog] = useState<CatalogEntryInfo[]>([]);
   const [file, setFile] = useState('');
@@ -147,13 +148,16 @@ export function ModelsView() {
     });
   }, [client, run, load, project?.id]);
 
+  const [fileError, setFileError] = useState<Explained | null>(null);
   const importPath = async (p: string) => {
     setBusy(true);
-    const m = await run('Could not import the model', () =>
+    const r = await attempt(() =>
       client.call('models.import', { path: p, ...(name ? { name } : {}), ...(licence ? { licence } : {}) }),
     );
     setBusy(false);
-    if (m) {
+    // A refused file is explained under the path field, and the path stays there to correct.
+    setFileError(r.ok ? null : r.error);
+    if (r.ok) {
       setFile('');
       setName('');
       setLicence('');
@@ -201,7 +205,11 @@ export function ModelsView() {
           label="Weights file"
           name="model-path"
           value={file}
-          onChange={setFile}
+          onChange={(v) => {
+            setFile(v);
+            setFileError(null);
+          }}
+          error={fileError}
           placeholder="/path/to/model.safetensors, checkpoint.pth or a snapshot folder"
         />
         <div className="grid-2">

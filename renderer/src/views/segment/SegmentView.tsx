@@ -3,7 +3,9 @@ import type { CommandResult } from '../../../../native/api/contract';
 import { plural } from '../../shell/format';
 import { Icon } from '../../shell/Icon';
 import { JobStatus } from '../../shell/jobs';
+import { Stale } from '../../shell/Stale';
 import { useApp } from '../../state/app-state';
+import { FeatureRunStale } from '../fungi/FeatureSource';
 import { BankCounts, PatchThumb, useBankClasses } from './BankClasses';
 import { classColour, MaskPainter } from './MaskPainter';
 import {
@@ -101,6 +103,7 @@ function ExtractFeatures({ catalog }: { catalog: Catalog }) {
                 : `(aspect ratio kept, ${r.grid} patches on the shorter side, dim ${r.dim})`}{' '}
               — {plural(r.frames, 'frame')}
               <SquareRunNotice run={r} />
+              <FeatureRunStale run={r} />
             </li>
           ))}
         </ul>
@@ -289,6 +292,12 @@ function BuildBank({ catalog }: { catalog: Catalog }) {
           {banks.map((b) => (
             <li key={b.id} data-testid={`bank-${b.id}`}>
               Bank #{b.id} “{b.name}”: {plural(b.patches, 'patch', 'patches')}, classes {b.classes.join(', ')}
+              {b.missingMedia > 0 && (
+                <Stale testId={`stale-bank-${b.id}`}>
+                  Built from {plural(b.missingMedia, 'item')} no longer in the library. It still segments with what it
+                  learned, but to match the library now, build it again from frames that are there (above).
+                </Stale>
+              )}
             </li>
           ))}
         </ul>

@@ -1,0 +1,33 @@
+import type { ReactNode } from 'react';
+import { Icon } from './Icon';
+
+/**
+ * A result that no longer matches the library (media added or removed since it was made): what changed, and the
+ * one click that brings it up to date.
+ */
+export function Stale({
+  children,
+  action,
+  onUpdate,
+  busy,
+  testId,
+}: {
+  children: ReactNode;
+  /** The button's text; no button when the update needs more than a click. */
+  action?: string;
+  onUpdate?: () => void;
+  /** An update is already running or queued. */
+  busy?: boolean;
+  testId?: string;
+}) {
+  return (
+    <div className="stale" role="status" data-testid={testId ?? 'stale'}>
+      <Icon name="warning" /> <span>{children}</span>
+      {action && onUpdate && (
+        <button type="button" onClick={onUpdate} disabled={busy}>
+          {busy ? 'Updating…' : action}
+        </button>
+      )}
+    </div>
+  );
+}
