@@ -623,16 +623,18 @@ export function TrainView() {
                       : 'Teacher entropy'
                 }
                 reference={
-                  headK && !isNeco(current) ? { value: Math.log(headK), label: `log K = ${Math.log(headK).toFixed(2)}` } : undefined
+                  headK && !isNeco(current)
+                    ? { value: Math.log(headK), label: `log K = ${Math.log(headK).toFixed(2)}` }
+                    : undefined
                 }
               >
                 {!isNeco(current) && (
-                <p className="muted plot-note" data-testid="entropy-note">
-                  K{headK ? ` = ${headK}` : ''} is the output dimension of the DINO head: the number of prototypes the
-                  teacher spreads each image over. Entropy near log K means the teacher says the same uniform thing for
-                  every image; near 0 means one prototype wins for every image. Both are collapse; healthy training
-                  stays in between.
-                </p>
+                  <p className="muted plot-note" data-testid="entropy-note">
+                    K{headK ? ` = ${headK}` : ''} is the output dimension of the DINO head: the number of prototypes the
+                    teacher spreads each image over. Entropy near log K means the teacher says the same uniform thing
+                    for every image; near 0 means one prototype wins for every image. Both are collapse; healthy
+                    training stays in between.
+                  </p>
                 )}
               </SeriesPlot>
             </div>
