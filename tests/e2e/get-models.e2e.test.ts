@@ -113,12 +113,12 @@ describe('Get models, end to end in browser mode', () => {
     await expect(page.getByTestId('run-1').textContent()).resolves.toMatch(/checkpoint/);
     await page.getByLabel('Classes, in mask order').fill('background, disc, box, kite');
     await page.locator('#ex0-media').selectOption({ label: 'tour.mp4 (20 frames)' });
-    await page.locator('#ex0-frame').fill('4');
+    await page.locator('#ex0-frame').fill('5');
     await page.locator('#ex0-mask').fill(mask(4));
     await page.getByRole('button', { name: 'Build bank' }).click();
     await page.getByTestId('bank-1').waitFor();
     await page.locator('#apply-media').selectOption({ label: 'tour.mp4 (20 frames)' });
-    await page.locator('#apply-frame').fill('8');
+    await page.locator('#apply-frame').fill('9');
     await page.getByLabel('Ground-truth mask (optional, for IoU)').fill(mask(8));
     await page.getByRole('button', { name: 'Segment', exact: true }).click();
     await page.getByTestId('segment-result').waitFor({ timeout: 30_000 });

@@ -18,7 +18,7 @@ describe('library and player, end to end in browser mode', () => {
     // The card shows while the import still runs; the counts settle when it ends.
     await expect
       .poll(() => page.getByTestId('library-counts').textContent(), { timeout: 60_000 })
-      .toMatch(/1 videos · 80 sampled frames/);
+      .toMatch(/1 video · 80 sampled frames/);
     await s.shot('08-demo-library');
   });
 
@@ -45,7 +45,7 @@ describe('library and player, end to end in browser mode', () => {
 
     await card.getByRole('link').click();
     const position = page.getByTestId('frame-position');
-    await position.filter({ hasText: 'frame 1/795 · 0:00.000' }).waitFor();
+    await position.filter({ hasText: 'frame 1 of 795 · 0:00.000' }).waitFor();
     const frame = page.getByTestId('player-frame');
     await expect
       .poll(() =>
@@ -56,9 +56,9 @@ describe('library and player, end to end in browser mode', () => {
     // Frame-accurate scrubbing: keys step one sampled frame at a time, the slider jumps.
     await page.getByTestId('scrubber').focus();
     await page.keyboard.press('ArrowRight');
-    await position.filter({ hasText: 'frame 2/795 · 0:00.100' }).waitFor();
+    await position.filter({ hasText: 'frame 2 of 795 · 0:00.100' }).waitFor();
     await page.getByTestId('scrubber').fill('400');
-    await position.filter({ hasText: 'frame 401/795 · 0:40.000' }).waitFor();
+    await position.filter({ hasText: 'frame 401 of 795 · 0:40.000' }).waitFor();
     await expect(frame.getAttribute('src')).resolves.toMatch(/media\/frame\/\d+\/400\.png$/);
     await expect
       .poll(() =>
