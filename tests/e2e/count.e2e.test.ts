@@ -80,7 +80,7 @@ describe('counting, end to end in browser mode', () => {
       .toBe(320);
     const box = await stage.boundingBox();
     if (!box) throw new Error('no stage');
-    // A blue box object of frame 4 (tour.json: x 191, y 200, 34 x 34).
+    // A blue box object of frame index 4, "frame 5" in the UI (tour.json: x 191, y 200, 34 x 34).
     const px = (x: number, y: number): [number, number] => [
       box.x + (x / 320) * box.width,
       box.y + (y / 240) * box.height,

@@ -127,7 +127,11 @@ describe("a newcomer's first hour, end to end in browser mode", () => {
     await expect(page.getByTestId('job-1').textContent()).resolves.toContain('1 item of 3 failed');
     // Its reasons open in place, under the job.
     await page.getByTestId('job-1').getByRole('button', { name: 'Show reasons' }).click();
-    await page.getByTestId('job-1').getByRole('region', { name: 'Items of job 1' }).getByText('notes.mp4').waitFor();
+    await page
+      .getByTestId('job-1')
+      .getByRole('region', { name: 'Items of job 1' })
+      .getByRole('cell', { name: /^notes\.mp4: not a media file/ })
+      .waitFor();
     await s.shot('42-jobs-failed-badges');
   });
 

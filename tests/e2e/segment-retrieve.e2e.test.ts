@@ -42,6 +42,10 @@ describe('segmentation and retrieval, end to end in browser mode', () => {
     await page.locator('#ex1-mask').fill(mask(12));
     await page.getByRole('button', { name: 'Build bank' }).click();
     await page.getByTestId('bank-1').waitFor();
+    // Patches per class of the bank just built, under the button.
+    await expect
+      .poll(() => page.getByTestId('bank-counts-1').textContent())
+      .toMatch(/background \d+ patches, .*disc \d+ patch(es)?, .*box \d+ patch(es)?, .*kite \d+ patch(es)?/);
 
     await page.locator('#apply-media').selectOption({ label: 'tour.mp4 (20 frames)' });
     await page.locator('#apply-frame').fill('9');

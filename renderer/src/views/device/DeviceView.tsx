@@ -1,5 +1,5 @@
 import { explainProvider } from '../../shell/errors';
-import { formatBytes, PROVIDER_LABELS } from '../../shell/format';
+import { formatBytes, PROVIDER_LABELS, plural } from '../../shell/format';
 import { useApp } from '../../state/app-state';
 
 /** Which execution providers load on this machine, which one runs, and the user's override. */
@@ -27,8 +27,8 @@ export function DeviceView() {
         <h2 id="active-title">In use</h2>
         {runtime.active ? (
           <p data-testid="active-provider">
-            Models run on <strong>{PROVIDER_LABELS[runtime.active.provider]}</strong> with {runtime.active.threads}{' '}
-            threads.
+            Models run on <strong>{PROVIDER_LABELS[runtime.active.provider]}</strong> with{' '}
+            {plural(runtime.active.threads, 'thread')}.
             {runtime.active.fallbacks.length > 0 && (
               <span className="muted">
                 {' '}
