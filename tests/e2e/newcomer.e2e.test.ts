@@ -312,7 +312,7 @@ describe("a newcomer's first hour, end to end in browser mode", () => {
     // Visible in the Library's header, in the navigation, and as a banner with the count.
     const chip = page.getByTestId('library-filter-chip');
     await chip.waitFor();
-    await expect(page.getByTestId('library-selection').textContent()).resolves.toMatch(/^Showing 1 item of 2: /);
+    await expect.poll(() => page.getByTestId('library-selection').textContent()).toMatch(/^Showing 1 item of 2: /);
     await expect(page.getByTestId('nav-library-filtered').isVisible()).resolves.toBe(true);
     await s.shot('47-library-filtered');
     // Still there after visiting another view.
