@@ -323,6 +323,36 @@ describe("a newcomer's first hour, end to end in browser mode", () => {
     await expect.poll(() => chip.count()).toBe(0);
     await expect(page.getByTestId('nav-library-filtered').count()).resolves.toBe(0);
     await expect(page.getByTestId('library-selection').count()).resolves.toBe(0);
+  });
+
+  it('says where features and the map are shown that media was added since, and updates each with one click', async () => {
+    const { page } = s;
+    const shirt = path.join(work, 'shirt.png');
+    fs.copyFileSync(fixturePath('fashion', 'train', 'ankle_boot', 'train_00000.png'), shirt);
+    await s.engine.call('library.add', { paths: [shirt] });
+    await expect
+      .poll(async () => (await s.engine.call('library.list', { status: 'done' })).total, { timeout: 60_000 })
+      .toBe(3);
+
+    // Features: the run misses the new frame, said under it, with the button that extracts it.
+    await page.getByRole('link', { name: 'Segment' }).click();
+    const staleRun = page.getByTestId('stale-run-1');
+    await expect.poll(() => staleRun.textContent()).toContain("covers 21 of the library's 22 frames");
+    await s.shot('48-stale-features');
+    await staleRun.getByRole('button', { name: 'Extract the 1 missing frame' }).click();
+    await page.getByTestId('run-1').filter({ hasText: '22 frames' }).waitFor({ timeout: 120_000 });
+    await expect.poll(() => staleRun.count()).toBe(0);
+
+    // The map was made from 21 frames; its features now have 22.
+    await page.getByRole('link', { name: 'Map' }).click();
+    const staleMap = page.getByTestId('stale-map');
+    await expect.poll(() => staleMap.textContent()).toMatch(/Map #1 shows 21 frames; its features now cover 22 frames/);
+    await s.shot('49-stale-map');
+    await staleMap.getByRole('button', { name: 'Rebuild the map' }).click();
+    await expect
+      .poll(() => page.locator('#map-pick option:checked').textContent(), { timeout: 60_000 })
+      .toMatch(/^#2 .*22 points/);
+    await expect.poll(() => staleMap.count()).toBe(0);
     expect(s.errors).toEqual([]);
   });
 });

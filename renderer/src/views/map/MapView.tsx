@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { plural } from '../../shell/format';
 import { JobStatus, waitReason } from '../../shell/jobs';
@@ -27,6 +27,8 @@ export function MapView() {
   const [lasso, setLasso] = useState(false);
   const [selected, setSelected] = useState<Set<number>>(new Set());
   const [hover, setHover] = useState<{ i: number; x: number; y: number } | null>(null);
+  /** The newest map id seen, to tell a map just built from the ones the user chose among. */
+  const newest = useRef<number | null>(null);
 
   // Any finished job: a map job adds a map, a features or import job can make one out of date.
   const finished = jobs.filter((j) => j.state === 'done').length;
@@ -36,7 +38,10 @@ export function MapView() {
       const list = await client.call('map.list', {});
       setMaps(list);
       const last = list.at(-1);
-      if (last) setMapId((id) => (id !== null && list.some((m) => m.id === id) ? id : last.id));
+      // A new map (built or rebuilt here) is shown at once; otherwise the one the user chose stays.
+      const grew = newest.current !== null && last !== undefined && last.id > newest.current;
+      newest.current = last?.id ?? 0;
+      if (last) setMapId((id) => (!grew && id !== null && list.some((m) => m.id === id) ? id : last.id));
     });
   }, [client, run, finished]);
   const load = useCallback(
@@ -157,7 +162,11 @@ export function MapView() {
               >
                 Map #{currentMap.id} shows {plural(currentMap.points, 'frame')}; its{' '}
                 {currentMap.features === 'fungi' ? 'FUNGI vectors' : 'features'} now cover{' '}
-                {plural(currentMap.sourceFrames, 'frame')} (media added or removed since).
+                {plural(currentMap.sourceFrames, 'frame')} (
+                {currentMap.sourceFrames > currentMap.points
+                  ? `${plural(currentMap.sourceFrames - currentMap.points, 'frame')} added`
+                  : `${plural(currentMap.points - currentMap.sourceFrames, 'frame')} removed`}{' '}
+                since).
               </Stale>
             )}
             <div className="field">
