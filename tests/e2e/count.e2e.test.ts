@@ -54,6 +54,8 @@ describe('counting, end to end in browser mode', () => {
     const slider = page.getByTestId('count-threshold');
     const value = Number(await slider.inputValue());
     const max = Number(await slider.getAttribute('max'));
+    // A similarity threshold below 0 (unlike the exemplar) is never offered.
+    expect(Number(await slider.getAttribute('min'))).toBeGreaterThanOrEqual(0);
     await slider.fill(String((value + max) / 2));
     await expect.poll(async () => Number(await number.textContent())).toBeLessThan(first);
     await s.shot('16-count-threshold-raised');
@@ -98,6 +100,20 @@ describe('counting, end to end in browser mode', () => {
     await page.getByTestId('count-histogram').waitFor();
     await expect(page.getByText(/Counts over 20 frames/).textContent()).resolves.toMatch(/20 frames/);
     await page.getByTestId('count-plot').scrollIntoViewIfNeeded();
+    // Axis labels are drawn at a readable size on screen, whatever the chart's width (at least 11 px).
+    const sizes = await page
+      .locator('[data-testid="count-plot"] text, [data-testid="count-histogram"] text')
+      .evaluateAll((all) =>
+        all.map(
+          (t) =>
+            Number.parseFloat(
+              (globalThis as unknown as { getComputedStyle(e: unknown): { fontSize: string } }).getComputedStyle(t)
+                .fontSize,
+            ) * ((t as unknown as { getScreenCTM(): { a: number } | null }).getScreenCTM()?.a ?? 0),
+        ),
+      );
+    expect(sizes.length).toBeGreaterThan(0);
+    expect(Math.min(...sizes)).toBeGreaterThanOrEqual(11);
     await s.shot('17-count-over-time');
     expect(s.errors).toEqual([]);
   });

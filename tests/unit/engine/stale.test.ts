@@ -28,8 +28,12 @@ describe('out-of-date results', () => {
     await idle();
     const [run] = await call('features.runs', {});
     expect(run).toMatchObject({ frames: 3, libraryFrames: 3 });
-    await call('map.build', { runId: run?.id ?? 0, method: 'pca' });
+    const mapJob = await call('map.build', { runId: run?.id ?? 0, method: 'pca' });
     await idle();
+    // A finished map job reads as complete (not "0 / 1 steps").
+    const { progress } = await call('jobs.get', { id: mapJob.id });
+    expect(progress.total).not.toBeNull();
+    expect(progress.done).toBe(progress.total);
     const items = (await call('library.list', {})).items;
     const a = items.find((m) => m.name === 'a.png');
     const bank = await call('segment.clusterBank', {

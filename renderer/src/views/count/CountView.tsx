@@ -1,6 +1,6 @@
 import { type PointerEvent, useEffect, useRef, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
-import { plural } from '../../shell/format';
+import { frameNumber, plural } from '../../shell/format';
 import { useApp } from '../../state/app-state';
 import { FramePicker, InputSizePicker, ModelPicker, useCatalog, useFirstChoice } from '../segment/useCatalog';
 import { CountHistogram, CountPlot, downloadCsv } from './CountCharts';
@@ -280,7 +280,8 @@ export function CountView() {
             onClick={() =>
               downloadCsv(`counts-${mediaId}.csv`, [
                 'media_id,frame,time_s,count',
-                ...rows.map((r) => `${r.mediaId},${r.frameIdx},${r.pts.toFixed(3)},${r.count}`),
+                // Frames numbered from 1, as on screen and in `flaneur count video`'s CSV.
+                ...rows.map((r) => `${r.mediaId},${frameNumber(r.frameIdx)},${r.pts.toFixed(3)},${r.count}`),
               ])
             }
           >

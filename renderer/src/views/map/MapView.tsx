@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
-import { plural } from '../../shell/format';
+import { frameLabel, plural } from '../../shell/format';
 import { JobStatus, waitReason } from '../../shell/jobs';
 import { PathField } from '../../shell/PathField';
 import { Stale } from '../../shell/Stale';
@@ -221,7 +221,8 @@ export function MapView() {
                   >
                     <img src={`media/frame/${hovered.mediaId}/${hovered.frameIdx}.png`} alt="" />
                     <div className="mono">
-                      {media.find((m) => m.id === hovered.mediaId)?.name ?? `#${hovered.mediaId}`} · {hovered.frameIdx}
+                      {media.find((m) => m.id === hovered.mediaId)?.name ?? `#${hovered.mediaId}`} ·{' '}
+                      {frameLabel(hovered.frameIdx)}
                     </div>
                   </div>
                 )}
