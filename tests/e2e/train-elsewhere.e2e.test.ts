@@ -99,6 +99,26 @@ describe('training elsewhere, end to end in browser mode', () => {
     expect(curve.map((row) => row.loss)).toEqual(losses);
     const model = (await s.engine.call('models.list', {})).find((m) => m.provenance?.trainedBy);
     expect(model?.provenance).toMatchObject({ steps: 2, processes: 1, device: 'cpu', objective: 'dino' });
+    // The same settings trained here: its curve beside the one trained elsewhere, and the same losses.
+    await page.getByLabel('Device').selectOption('cpu');
+    await page.getByRole('button', { name: 'Start training' }).click();
+    await page
+      .getByTestId('train-status')
+      .filter({ hasText: /^Step 2 \/ 2/ })
+      .waitFor({ timeout: 60_000 });
+    const localJob = (await s.engine.call('jobs.list', {})).find((j) => j.kind === 'train.dino');
+    await expect.poll(async () => (await s.engine.call('jobs.get', { id: localJob?.id as number })).state).toBe('done');
+    const local = (await s.engine.call('train.log', { jobId: localJob?.id as number })).map((row) => row.loss);
+    for (const [i, loss] of local.entries())
+      expect(Math.abs(loss - (losses[i] as number)) / Math.abs(loss), `step ${i + 1}`).toBeLessThan(1e-3);
+    await page.getByLabel('Run', { exact: true }).selectOption(String(imported?.id));
+    await page.getByLabel('Compare with').selectOption(String(localJob?.id));
+    await expect
+      .poll(() => page.getByTestId('compare-legend').textContent())
+      .toBe(`Solid: #${imported?.id}; dashed: #${localJob?.id} (2 steps)`);
+    await expect
+      .poll(() => page.getByTestId('train-loss').locator('[data-testid=compared]').getAttribute('d'))
+      .toMatch(/^M[^L]+L[^L]+$/);
     await page.getByLabel('Run', { exact: true }).scrollIntoViewIfNeeded();
     await s.shot('19d-train-bring-back');
     expect(s.errors).toEqual([]);

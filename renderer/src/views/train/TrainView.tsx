@@ -8,15 +8,20 @@ import { useApp } from '../../state/app-state';
 type Log = CommandResult<'train.log'>;
 type Preset = 'tiny' | 'vit_ti16' | 'vit_s16';
 
-/** One metric of a training log against the step, as an SVG line (log-free, min..max scaled). */
+/**
+ * One metric of a training log against the step, as an SVG line (log-free, min..max scaled); with `other`, a second
+ * run's (dashed) on the same axes, e.g. a run trained elsewhere beside a local one.
+ */
 function SeriesPlot({
   log,
+  other,
   metric,
   label,
   reference,
   children,
 }: {
   log: Log;
+  other?: Log | undefined;
   metric: 'loss' | 'lr' | 'teacherEntropy';
   label: string;
   /** A value to draw as a dashed line (and keep in range), e.g. the collapse level log K. */
@@ -27,14 +32,17 @@ function SeriesPlot({
   const H = 160;
   const pad = 30;
   const text = useChartText(W);
-  const values = log.map((r) => r[metric]);
+  const both = other ? [...log, ...other] : log;
+  const values = both.map((r) => r[metric]);
   const lo = Math.min(...values, ...(reference ? [reference.value] : []));
   const hi = Math.max(...values, ...(reference ? [reference.value] : []));
   const span = hi - lo || Math.abs(hi) || 1;
-  const s1 = Math.max(1, ...log.map((r) => r.step));
+  const s1 = Math.max(1, ...both.map((r) => r.step));
   const x = (s: number) => pad + ((W - 2 * pad) * s) / s1;
   const y = (v: number) => H - pad - ((H - 2 * pad) * (v - lo)) / span;
-  const d = log.map((r, i) => `${i ? 'L' : 'M'}${x(r.step).toFixed(1)},${y(r[metric]).toFixed(1)}`).join(' ');
+  const line = (l: Log) =>
+    l.map((r, i) => `${i ? 'L' : 'M'}${x(r.step).toFixed(1)},${y(r[metric]).toFixed(1)}`).join(' ');
+  const d = line(log);
   return (
     <figure className="plot">
       <figcaption>{label}</figcaption>
@@ -67,6 +75,7 @@ function SeriesPlot({
           step {s1}
         </text>
         <path d={d} className="series" />
+        {other && other.length > 0 && <path d={line(other)} className="series other" data-testid="compared" />}
       </svg>
       {children}
     </figure>
@@ -127,6 +136,11 @@ export function TrainView() {
   const [importPath, setImportPath] = useState('');
   const [importJob, setImportJob] = useState<number | null>(null);
   const [imported, setImported] = useState<{ jobId: number; model: ModelInfo | null } | null>(null);
+  /** Another run's log drawn beside the selected one's (dashed). */
+  const [compareId, setCompareId] = useState<number | null>(null);
+  const [compareLog, setCompareLog] = useState<Log>([]);
+  /** The objective of runs brought back (their job arguments hold only the path): from their `export` item. */
+  const [importedObjective, setImportedObjective] = useState<Map<number, string>>(new Map());
 
   useEffect(() => {
     void run('Could not list the library', async () => {
@@ -231,9 +245,33 @@ export function TrainView() {
       cancelled = true;
     };
   }, [client, run, importDone]);
+  useEffect(() => {
+    if (compareId === null) {
+      setCompareLog([]);
+      return;
+    }
+    void run('Could not read the training log', async () => {
+      setCompareLog(await client.call('train.log', { jobId: compareId }));
+    });
+  }, [client, run, compareId]);
+  const currentImport = current?.kind === 'train.import' && current.state === 'done' ? current.id : null;
+  useEffect(() => {
+    if (currentImport === null || importedObjective.has(currentImport)) return;
+    void run('Could not read the brought-back run', async () => {
+      const items = await client.call('jobs.items', { id: currentImport });
+      const result = items.items.find((i) => i.key === 'export')?.result as {
+        provenance?: { objective?: string };
+      } | null;
+      const objective = result?.provenance?.objective ?? 'dino';
+      setImportedObjective((m) => new Map(m).set(currentImport, objective));
+    });
+  }, [client, run, currentImport, importedObjective]);
   const num = (set: (n: number) => void) => (e: { target: { value: string } }) => set(Number(e.target.value));
   const last = log[log.length - 1];
-  const isNeco = (j: { args: Record<string, unknown> } | null) => Boolean(j?.args.neco);
+  const shownCompare =
+    compareId !== null && compareId !== current?.id && compareLog.length > 0 ? compareLog : undefined;
+  const isNeco = (j: { id: number; kind: string; args: Record<string, unknown> } | null) =>
+    Boolean(j?.args.neco) || (j?.kind === 'train.import' && importedObjective.get(j.id) === 'neco');
   /** A finished NeCo run's base model (its args) and adapted model (registered with the job in its origin). */
   const compare = (job: NonNullable<typeof current>) =>
     void run('Could not compare the models', async () => {
@@ -561,6 +599,26 @@ export function TrainView() {
                 ))}
               </select>
             </label>
+            {trainJobs.length > 1 && (
+              <label className="field">
+                Compare with
+                <select
+                  value={compareId ?? ''}
+                  onChange={(e) => setCompareId(e.target.value ? Number(e.target.value) : null)}
+                  aria-label="Compare with"
+                >
+                  <option value="">—</option>
+                  {trainJobs
+                    .filter((j) => j.id !== current.id)
+                    .map((j) => (
+                      <option key={j.id} value={j.id}>
+                        #{j.id} {j.title}
+                        {j.kind === 'train.import' ? ' (trained elsewhere)' : ''}
+                      </option>
+                    ))}
+                </select>
+              </label>
+            )}
             {(current.state === 'running' || current.state === 'queued') && (
               <button
                 type="button"
@@ -606,14 +664,20 @@ export function TrainView() {
               )}
             </div>
           )}
+          {shownCompare && (
+            <p className="muted" data-testid="compare-legend">
+              Solid: #{current.id}; dashed: #{compareId} ({shownCompare.length} steps)
+            </p>
+          )}
           {log.length > 0 && (
             <div className="plots">
-              <SeriesPlot log={log} metric="loss" label="Loss">
+              <SeriesPlot log={log} other={shownCompare} metric="loss" label="Loss">
                 <LossNote log={log} />
               </SeriesPlot>
-              <SeriesPlot log={log} metric="lr" label="Learning rate" />
+              <SeriesPlot log={log} other={shownCompare} metric="lr" label="Learning rate" />
               <SeriesPlot
                 log={log}
+                other={shownCompare}
                 metric="teacherEntropy"
                 label={
                   isNeco(current)
