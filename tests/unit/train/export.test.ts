@@ -10,6 +10,10 @@ import { describe, expect, it } from 'vitest';
 import type { CommandArgs } from '../../../native/api/contract.js';
 import { findBinaries } from '../../../native/media/ffmpeg.js';
 import { FrameStore } from '../../../native/media/frame-store.js';
+import { encodeSafetensors } from '../../../native/models/safetensors.js';
+import { vitParamShapes } from '../../../native/models/vit.js';
+import { Rng } from '../../../native/train/rng.js';
+import { initParams, vitForInit } from '../../../native/train/train-dino.js';
 import { runCli } from '../../helpers/cli.js';
 import { fixturePath } from '../../helpers/fixtures.js';
 import { tmpDir } from '../../helpers/tmp.js';
@@ -236,6 +240,41 @@ describe.skipIf(SKIP)('a run on torchrun', () => {
     expect(seg.pixels.reduce((a, b) => a + b, 0)).toBe(seg.width * seg.height);
     await e.engine.close();
   }, 480_000);
+});
+
+/** A tiny DINOv2-style ViT (4 registers, layer scale 0.5) as a file the registry imports: NeCo's usual kind of base. */
+function dinov2StyleModel(): string {
+  const vit = { ...vitForInit({ kind: 'scratch', preset: 'tiny' }, null), registers: 4, layerScale: true };
+  const shapes = vitParamShapes(vit);
+  const w = initParams(shapes, new Rng(3));
+  for (const [k, v] of w) if (k.endsWith('.gamma')) v.fill(0.5);
+  const file = path.join(tmpDir(), 'tiny-dinov2.safetensors');
+  fs.writeFileSync(
+    file,
+    encodeSafetensors(new Map([...w].map(([k, v]) => [k, { shape: shapes.get(k) as number[], data: v }])), {
+      heads: String(vit.heads),
+    }),
+  );
+  return file;
+}
+
+describe.skipIf(SKIP)('NeCo from a registered DINOv2-style model', () => {
+  it("gives Flaneur's losses on the first 5 steps (registers left out of the patches, layer scale), single process", async () => {
+    const e = await engineWithFrames('neco-dinov2');
+    const base = await e.call('models.import', { path: dinov2StyleModel(), name: 'tiny dinov2' });
+    const run = { ...NECO, init: { kind: 'model', id: base.id } } as const satisfies CommandArgs<'train.start'>;
+    const job = await e.call('train.start', run);
+    await runJob(e, job.id);
+    const flaneur = (await e.call('train.log', { jobId: job.id })).map((r) => r.loss);
+    const dir = await exportRun(e, run);
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8'));
+    expect(cfg.vit).toMatchObject({ registers: 4, layerScale: true });
+    python(['train.py', '--config', 'run.json'], dir);
+    await e.engine.close();
+    const torch = metrics(dir).map((r) => r.loss);
+    console.log(`NeCo (DINOv2-style base) losses: flaneur ${JSON.stringify(flaneur)} torch ${JSON.stringify(torch)}`);
+    expectRelClose(torch, flaneur, 1e-3);
+  }, 240_000);
 });
 
 describe.skipIf(SKIP)('NeCo on torchrun', () => {
