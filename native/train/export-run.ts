@@ -61,7 +61,7 @@ export interface DecodeSource {
 }
 
 /** Whether a media item's frames travel as its source video (and how to decode it), or null: copied. */
-function decodePlan(m: MediaRow, mode: 'auto' | 'copy' | 'decode'): DecodeSource | null {
+export function decodePlan(m: MediaRow, mode: 'auto' | 'copy' | 'decode'): DecodeSource | null {
   if (mode === 'copy' || m.kind !== 'video' || !m.sampling) return null;
   const raw = m.frameCount * (m.frameWidth as number) * (m.frameHeight as number) * 3;
   if (mode === 'auto' && (raw <= DECODE_ABOVE_BYTES || raw <= m.bytes)) return null;

@@ -12,6 +12,8 @@ import { findBinaries } from '../../../native/media/ffmpeg.js';
 import { FrameStore } from '../../../native/media/frame-store.js';
 import { encodeSafetensors } from '../../../native/models/safetensors.js';
 import { vitParamShapes } from '../../../native/models/vit.js';
+import type { MediaRow } from '../../../native/store/media-repo.js';
+import { decodePlan } from '../../../native/train/export-run.js';
 import { Rng } from '../../../native/train/rng.js';
 import { initParams, vitForInit } from '../../../native/train/train-dino.js';
 import { runCli } from '../../helpers/cli.js';
@@ -115,6 +117,48 @@ describe('train.export', () => {
     await e.runner.idle();
     expect((await e.call('jobs.get', { id: bad.id })).error?.code).toBe('NOT_FOUND');
     await e.engine.close();
+  });
+});
+
+describe('which videos travel as their source (frames: auto)', () => {
+  const tour = fixturePath('synthetic', 'tour.mp4');
+  const st = fs.statSync(tour);
+  const row = (o: Partial<MediaRow>): MediaRow => ({
+    id: 3,
+    kind: 'video',
+    path: tour,
+    bytes: st.size,
+    mtimeMs: st.mtimeMs,
+    contentHash: null,
+    status: 'done',
+    problem: null,
+    probe: { fps: 30 },
+    sampling: { policy: 'fps', fps: 2 },
+    frameWidth: 640,
+    frameHeight: 360,
+    frameCount: 10_000,
+    addedAt: '',
+    updatedAt: '',
+    ...o,
+  });
+  it('decodes a video whose raw frames exceed 512 MiB and its file, copies the rest and images', () => {
+    // 10,000 frames of 640x360: 6.9 GB of raw RGB against a video of a few hundred kB.
+    expect(decodePlan(row({}), 'auto')).toEqual({
+      source: 'sources/3.mp4',
+      bytes: st.size,
+      vf: 'fps=fps=2:round=near,scale=640:360:flags=bicubic',
+      skipFrame: false,
+    });
+    expect(decodePlan(row({ frameCount: 100 }), 'auto')).toBeNull(); // 69 MB: copied
+    expect(decodePlan(row({ frameCount: 100 }), 'decode')).not.toBeNull();
+    expect(decodePlan(row({}), 'copy')).toBeNull();
+    expect(decodePlan(row({ kind: 'image', sampling: null }), 'decode')).toBeNull();
+    expect(decodePlan(row({ sampling: { policy: 'keyframes' } }), 'auto')?.skipFrame).toBe(true);
+    // A source that changed since sampling: auto copies the frames, decode refuses with a sentence.
+    expect(decodePlan(row({ bytes: st.size + 1 }), 'auto')).toBeNull();
+    expect(() => decodePlan(row({ path: '/nonexistent/walk.mp4' }), 'decode')).toThrow(
+      /is missing or has changed since its frames were sampled/,
+    );
   });
 });
 
