@@ -27,11 +27,15 @@ describe('foundation, end to end in browser mode', () => {
     fs.mkdirSync(notProject);
     await page.getByLabel('Existing project folder').fill(notProject);
     await page.getByRole('button', { name: 'Open', exact: true }).click();
-    const alert = page.getByRole('alert').filter({ hasText: 'Could not open the project' });
+    // Said under the field the path was typed in, which keeps the path to correct.
+    const field = page.getByLabel('Existing project folder');
+    const alert = page.getByRole('alert').filter({ hasText: 'is not a Flaneur project' });
     await alert.waitFor();
-    await expect(alert.textContent()).resolves.toMatch(/is not a Flaneur project/);
+    await expect(alert.getAttribute('id')).resolves.toBe(await field.getAttribute('aria-describedby'));
+    await expect(field.inputValue()).resolves.toBe(notProject);
     await s.shot('02-not-a-project-notice');
-    await alert.getByRole('button', { name: 'Dismiss notice' }).click();
+    await field.fill('');
+    await expect.poll(() => alert.count()).toBe(0);
   });
 
   it('creates a project, runs a long job, sees it advance, cancels it, and resumes it to the end', async () => {

@@ -1,7 +1,7 @@
 import { type FormEvent, useEffect, useState } from 'react';
 import type { JobInfo, JobItem } from '../../../../native/api/contract';
 import type { Explained } from '../../shell/errors';
-import { formatDuration, formatRate, formatTime, plural } from '../../shell/format';
+import { formatBytes, formatDuration, formatRate, formatTime, plural } from '../../shell/format';
 import { JobBadge, jobOutcome, waitReason } from '../../shell/jobs';
 import { PathField } from '../../shell/PathField';
 import { useApp } from '../../state/app-state';
@@ -42,8 +42,17 @@ function JobRow({ job, selected, onSelect }: { job: JobInfo; selected: boolean; 
         <span className="mono">
           {waiting ?? (
             <>
-              {p.phase}: {shownDone}
-              {p.total !== null && ` / ${p.total}`} {p.unit}
+              {p.unit === 'bytes' ? (
+                <>
+                  {p.phase}: {formatBytes(shownDone)}
+                  {p.total !== null && ` of ${formatBytes(p.total)}`}
+                </>
+              ) : (
+                <>
+                  {p.phase}: {shownDone}
+                  {p.total !== null && ` / ${p.total}`} {p.unit}
+                </>
+              )}
               {pct !== null && ` (${job.state === 'done' ? 100 : pct}%)`}
             </>
           )}
