@@ -7,6 +7,7 @@ import { benchCli } from './cli.js';
 import { benchCount } from './count.js';
 import { benchDora } from './dora.js';
 import { benchFungi } from './fungi.js';
+import { benchGpu } from './gpu.js';
 import { benchHash } from './hash.js';
 import { benchIngest } from './ingest.js';
 import { benchKnn } from './knn.js';
@@ -30,6 +31,7 @@ const BENCHES: Record<string, (args: string[]) => Promise<Record<string, unknown
   dora: benchDora,
   fungi: benchFungi,
   vit: benchVit,
+  gpu: benchGpu,
 };
 
 const [name, ...rest] = process.argv.slice(2);
