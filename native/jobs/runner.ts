@@ -258,18 +258,41 @@ export class JobRunner {
     const abortError = () =>
       new FlaneurError('JOB_STATE', controller.signal.reason === 'shutdown' ? 'Engine stopped' : 'Cancelled');
 
+    // A GPU that fails under one of the job's sessions (device lost, out of memory): the session goes on on the CPU
+    // (runtime/session.ts) and the job says so, in its phase from then on and in a 'device-fallback' item.
+    let gpuNote: string | null = null;
+    const withNote = (phase: string) => (gpuNote && !phase.includes(gpuNote) ? `${phase} (${gpuNote})` : phase);
+    const runtime: RuntimeSettings = {
+      ...this.options.runtime(),
+      onGpuFailure: (f) => {
+        gpuNote = `${f.provider} failed: ${f.reason.slice(0, 300)}; on the CPU since`;
+        progress = { ...progress, phase: withNote(progress.phase) };
+        repo.commit(job.id, {
+          items: [
+            {
+              key: 'device-fallback',
+              status: 'ok',
+              result: { from: f.provider, to: 'cpu', reason: f.reason, done: progress.done },
+            },
+          ],
+          progress,
+        });
+        publish(true);
+      },
+    };
+
     const ctx: JobContext<unknown, unknown> = {
       jobId: job.id,
       args: handler.args.parse(job.args),
       checkpoint: job.checkpoint,
       attempt: job.attempt,
       project: this.project,
-      runtime: this.options.runtime(),
+      runtime,
       signal: controller.signal,
       phase(name, options = {}) {
         meter.reset();
         progress = {
-          phase: name,
+          phase: withNote(name),
           done: options.done ?? 0,
           total: options.total === undefined ? null : options.total,
           unit: options.unit ?? progress.unit,

@@ -20,6 +20,17 @@ export interface RuntimeSettings {
   provider: ProviderName | 'auto';
   /** Intra-op threads; null for the number of CPU cores. */
   threads: number | null;
+  /**
+   * Told when a session made with these settings lost its GPU mid-job and went on on the CPU (the job runner
+   * records it in the job; see `ModelSession.run`).
+   */
+  onGpuFailure?: (failure: GpuFailure) => void;
+}
+
+/** A GPU that failed under a running session: which provider, and the runtime's reason. */
+export interface GpuFailure {
+  provider: ProviderName;
+  reason: string;
 }
 
 export const DEFAULT_RUNTIME: RuntimeSettings = { provider: 'auto', threads: null };
@@ -29,6 +40,8 @@ export interface SessionInfo {
   /** Providers tried before it, and why each failed. */
   fallbacks: { provider: ProviderName; reason: string }[];
   threads: number;
+  /** Set when the session's GPU failed during a run and it went on on the CPU. */
+  lostGpu?: GpuFailure;
 }
 
 export type Feeds = Record<string, ort.Tensor>;
@@ -54,6 +67,21 @@ function sizeTable(model: Uint8Array | string): TensorSizeTable | null {
   }
 }
 
+/**
+ * Test hook: `FLANEUR_SIMULATE_GPU_LOSS_RUN=N` makes the Nth run on a GPU session of this process fail as a lost
+ * device does (onnxruntime reports Dawn's device loss as an error from run).
+ */
+let gpuRuns = 0;
+function simulateGpuLoss(): void {
+  const n = Number(process.env.FLANEUR_SIMULATE_GPU_LOSS_RUN);
+  if (!Number.isInteger(n) || n <= 0) return;
+  gpuRuns++;
+  if (gpuRuns === n) throw new Error(`GPU device lost (simulated: FLANEUR_SIMULATE_GPU_LOSS_RUN=${n})`);
+}
+
+/** onnxruntime's own input checks (any provider). */
+const INPUT_ERROR = /invalid dimensions for input|is missing in 'feeds'|invalid input name|unexpected input data type/i;
+
 /** onnxruntime's WebGPU provider's way of saying that a buffer could not be made (over a limit, out of memory). */
 const WEBGPU_BUFFER_FAILURE = /Invalid Buffer|WebGPU validation failed|Out of memory|OutOfMemory/i;
 
@@ -77,7 +105,13 @@ export class ModelSession {
   private constructor(
     private session: ort.InferenceSession | null,
     readonly info: SessionInfo,
-    private readonly limit: (BufferLimit & { table: TensorSizeTable | null }) | null = null,
+    private limit: (BufferLimit & { table: TensorSizeTable | null }) | null = null,
+    /** What a CPU session is made from when the GPU fails mid-run (null: no fallback, the error is thrown). */
+    private readonly remake: {
+      model: Uint8Array | string;
+      settings: RuntimeSettings;
+      factory: SessionFactory;
+    } | null = null,
   ) {}
 
   /**
@@ -88,7 +122,13 @@ export class ModelSession {
   static async create(
     model: Uint8Array | string,
     settings: RuntimeSettings = DEFAULT_RUNTIME,
-    deps: { statuses?: ProviderStatus[]; factory?: SessionFactory; keepOnDevice?: readonly string[] } = {},
+    deps: {
+      statuses?: ProviderStatus[];
+      factory?: SessionFactory;
+      keepOnDevice?: readonly string[];
+      /** False: a GPU failure during a run is thrown instead of handled by going on on the CPU. */
+      cpuFallback?: boolean;
+    } = {},
   ): Promise<ModelSession> {
     const statuses = deps.statuses ?? (await probeProviders());
     const factory = deps.factory ?? ortSessionFactory;
@@ -119,7 +159,8 @@ export class ModelSession {
             : null;
         const info: SessionInfo = { provider, fallbacks, threads };
         for (const listener of sessionListeners) listener(info);
-        return new ModelSession(session, info, limit);
+        const remake = provider !== 'cpu' && deps.cpuFallback !== false ? { model, settings, factory } : null;
+        return new ModelSession(session, info, limit, remake);
       } catch (err) {
         fallbacks.push({ provider, reason: (err as Error).message.split('\n')[0] ?? String(err) });
       }
@@ -164,19 +205,58 @@ export class ModelSession {
 
   async run(feeds: Feeds, outputs?: readonly string[]): Promise<Record<string, ort.Tensor>> {
     const s = this.require();
-    this.checkLimit(feeds);
     try {
+      this.checkLimit(feeds);
+      if (this.info.provider !== 'cpu') simulateGpuLoss();
       return await (outputs ? s.run(feeds, outputs as string[]) : s.run(feeds));
     } catch (err) {
-      const message = (err as Error).message ?? String(err);
-      if (this.info.provider === 'webgpu' && WEBGPU_BUFFER_FAILURE.test(message))
-        throw new FlaneurError(
-          'INTERNAL',
-          `The GPU (${this.limit?.adapter ?? 'WebGPU'}) could not hold a buffer of this computation: it is over the adapter's limits or its memory is full. Use a smaller batch or image size, or run it on the CPU (Device: provider cpu).`,
-          { details: message },
-        );
-      throw err;
+      const failure = this.gpuFailure(err);
+      if (!failure) throw err;
+      // Inputs already in GPU memory cannot be fed to a CPU session: the caller (the trainer) handles that case.
+      if (!this.remake || Object.values(feeds).some((t) => t.location !== 'cpu')) throw failure.error;
+      await this.goOnOnCpu(failure.reason);
+      return this.run(feeds, outputs);
     }
+  }
+
+  /** A GPU provider's failure as a sentence (null when the error is not one: a CPU run, a wrong input). */
+  private gpuFailure(err: unknown): { reason: string; error: Error } | null {
+    if (this.info.provider === 'cpu') return null;
+    const message = (err as Error)?.message ?? String(err);
+    if (err instanceof FlaneurError) return { reason: message, error: err };
+    const error = WEBGPU_BUFFER_FAILURE.test(message)
+      ? new FlaneurError(
+          'INTERNAL',
+          `The GPU (${this.limit?.adapter ?? this.info.provider}) could not hold a buffer of this computation: it is over the adapter's limits or its memory is full. Use a smaller batch or image size, or run it on the CPU (Device: provider cpu).`,
+          { details: message },
+        )
+      : (err as Error);
+    // Input errors (a missing or misshapen input) would fail on the CPU too: they are not the GPU's.
+    if (err instanceof TypeError || INPUT_ERROR.test(message)) return null;
+    return { reason: error.message.split('\n')[0] ?? message, error };
+  }
+
+  /** Replaces the GPU session by a CPU one made from the same model, and says so (info, settings' listener). */
+  private async goOnOnCpu(reason: string): Promise<void> {
+    const remake = this.remake as NonNullable<typeof this.remake>;
+    const from = this.info.provider;
+    const old = this.session;
+    this.session = null;
+    await old?.release().catch(() => undefined);
+    this.session = await remake.factory(remake.model, {
+      executionProviders: ['cpu'],
+      intraOpNumThreads: this.info.threads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: 3,
+    });
+    this.limit = null;
+    const failure = { provider: from, reason };
+    this.info.fallbacks.push(failure);
+    this.info.provider = 'cpu';
+    this.info.lostGpu = failure;
+    for (const listener of sessionListeners) listener(this.info);
+    remake.settings.onGpuFailure?.(failure);
   }
 
   async release(): Promise<void> {

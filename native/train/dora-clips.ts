@@ -99,6 +99,8 @@ export class TeacherAttention {
     size: number,
     runtime?: RuntimeSettings,
     head?: DinoHeadConfig,
+    /** False: a GPU failure is thrown to the caller (the DINO trainer, whose teacher may live in GPU memory). */
+    cpuFallback = true,
   ): Promise<TeacherAttention> {
     const onnx = buildViTOnnx(
       { config },
@@ -110,7 +112,7 @@ export class TeacherAttention {
         ...(head ? { head } : {}),
       },
     );
-    return new TeacherAttention(config, size, await ModelSession.create(onnx, runtime), Boolean(head));
+    return new TeacherAttention(config, size, await ModelSession.create(onnx, runtime, { cpuFallback }), Boolean(head));
   }
 
   /**

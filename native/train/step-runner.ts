@@ -117,7 +117,8 @@ export class StepRunner {
     keepStateOnDevice = true,
   ): Promise<StepRunner> {
     const keepOnDevice = keepStateOnDevice ? StepRunner.stateOutputs(graph).map(([, out]) => out) : [];
-    const session = await ModelSession.create(graph.onnx, settings, { keepOnDevice });
+    // A GPU failure is the trainer's to handle (it goes on on the CPU from its checkpoint).
+    const session = await ModelSession.create(graph.onnx, settings, { keepOnDevice, cpuFallback: false });
     const resident = keepOnDevice.length > 0 && session.info.provider === 'webgpu';
     return new StepRunner(graph, session, { dpGlobal: null, dpLocal: null, ...shapes }, betas, resident, settings);
   }

@@ -191,8 +191,9 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
     const open = async (runtime: typeof ctx.runtime) => ({
       runner: await StepRunner.create(graph, shapes, runtime),
       // Dora: the teacher's one pass per step gives the attention for the masks and the logits for the loss.
-      attention: dora ? await TeacherAttention.create(vit, a.globalSize, runtime, head) : null,
-      previewAttention: a.previewEvery > 0 ? await TeacherAttention.create(vit, PREVIEW_SIZE, runtime) : null,
+      attention: dora ? await TeacherAttention.create(vit, a.globalSize, runtime, head, false) : null,
+      previewAttention:
+        a.previewEvery > 0 ? await TeacherAttention.create(vit, PREVIEW_SIZE, runtime, undefined, false) : null,
     });
     const close = async (s: Awaited<ReturnType<typeof open>>) => {
       await s.runner.release();

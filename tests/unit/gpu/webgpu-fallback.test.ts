@@ -1,17 +1,28 @@
 /**
- * A training job whose GPU fails mid-run (device loss, simulated with FLANEUR_SIMULATE_GPU_LOSS: the step's WebGPU
- * session and the state on the device are dropped and the step throws) goes on on the CPU from its last checkpoint:
- * every step logged once, the model exported, and the reason in the job's items, its phase and the model's metadata.
+ * Jobs whose GPU fails mid-run go on on the CPU, with the reason recorded:
+ * - training (device loss simulated with FLANEUR_SIMULATE_GPU_LOSS: the step's WebGPU session and the state on the
+ *   device are dropped and the step throws): from its last checkpoint, every step logged once, the model exported,
+ *   the reason in the job's items, its phase and the model's metadata;
+ * - feature extraction (FLANEUR_SIMULATE_GPU_LOSS_RUN: the Nth GPU run fails as a lost device does): the session
+ *   is remade on the CPU and the batch run again; every frame extracted once, the reason in the job's
+ *   'device-fallback' item and its phase.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
+import { FeatureExtractor } from '../../../native/features/extract.js';
+import { FrameStore } from '../../../native/media/frame-store.js';
+import { importViTFile } from '../../../native/models/import-vit.js';
 import { parseSafetensors } from '../../../native/models/safetensors.js';
+import { maxAbsDiff } from '../../helpers/fixtures.js';
+import { writeInitViT } from '../../helpers/models.js';
+import { tmpDir } from '../../helpers/tmp.js';
 import { engineWithFrames, TINY_TRAIN } from '../../helpers/train.js';
 import { describeWebGpu } from '../../helpers/webgpu.js';
 
 afterEach(() => {
   delete process.env.FLANEUR_SIMULATE_GPU_LOSS;
+  delete process.env.FLANEUR_SIMULATE_GPU_LOSS_RUN;
 });
 
 describeWebGpu('GPU failure mid-job', () => {
@@ -56,4 +67,44 @@ describeWebGpu('GPU failure mid-job', () => {
     expect(meta.fallback).toMatch(/webgpu/);
     await engine.close();
   }, 600_000);
+
+  it('continues a WebGPU feature extraction on the CPU when the GPU is lost, with the reason recorded', async () => {
+    const { engine, call, runner } = await engineWithFrames('gpu-loss-features');
+    const file = writeInitViT(path.join(tmpDir(), 'vit.safetensors'));
+    const model = await call('models.import', { path: file });
+    await call('runtime.configure', { provider: 'webgpu' });
+    // Run 1 (the first batch) on the GPU, run 2 loses the device: batches 2.. on the CPU.
+    process.env.FLANEUR_SIMULATE_GPU_LOSS_RUN = '2';
+    const job = await call('features.extract', { modelId: model.id, size: 32, batch: 4 });
+    const phases = new Set<string>();
+    while (!['done', 'failed'].includes((await call('jobs.get', { id: job.id })).state)) {
+      phases.add((await call('jobs.get', { id: job.id })).progress.phase);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await runner.idle();
+    const done = await call('jobs.get', { id: job.id });
+    expect(done.error?.message ?? done.state).toBe('done');
+    const items = (await call('jobs.items', { id: job.id })).items;
+    const fallback = items.find((i) => i.key === 'device-fallback');
+    expect(fallback?.result).toMatchObject({ from: 'webgpu', to: 'cpu', done: 4 });
+    expect(JSON.stringify(fallback?.result)).toMatch(/GPU device lost/);
+    expect(
+      [...phases].some((p) => /^extracting on webgpu \(webgpu failed: GPU device lost.*on the CPU since\)$/.test(p)),
+    ).toBe(true);
+    // Every frame once; the first batch (GPU) and a later one (CPU) as the CPU provider computes them.
+    const { project } = engine.requireProject();
+    const [run] = await call('features.runs', {});
+    const media = (await call('library.list', {})).items[0];
+    if (!run || !media) throw new Error('no run or media');
+    expect(run.frames).toBe(media.frameCount);
+    const store = new FrameStore(project.cacheDir);
+    const cpu = await FeatureExtractor.create(importViTFile(file), 32, { provider: 'cpu', threads: 1 });
+    for (const f of [0, 5]) {
+      const [ref] = await cpu.run([store.image(media.id, f, media.frameWidth as number, media.frameHeight as number)]);
+      const got = project.features.get(run.id, media.id, f);
+      expect(maxAbsDiff(got?.cls as Float32Array, ref?.cls as Float32Array), `frame ${f}`).toBeLessThan(1e-3);
+    }
+    await cpu.release();
+    await engine.close();
+  }, 300_000);
 });

@@ -8,8 +8,8 @@ import { GraphBuilder } from '../../../native/graph/builder.js';
 import { toOnnx } from '../../../native/graph/onnx.js';
 import { readOnnxMetadata } from '../../../native/graph/protobuf.js';
 import { largestTensor, TENSOR_SIZES_KEY, type TensorSizeTable } from '../../../native/graph/tensor-sizes.js';
-import { ortSessionFactory, type ProviderStatus } from '../../../native/runtime/providers.js';
-import { ModelSession, ort } from '../../../native/runtime/session.js';
+import { ortSessionFactory, type ProviderStatus, type SessionFactory } from '../../../native/runtime/providers.js';
+import { type GpuFailure, ModelSession, ort } from '../../../native/runtime/session.js';
 import { describeWebGpu, WEBGPU, webgpuStatus } from '../../helpers/webgpu.js';
 
 /** Outer product [n,1] x [1,n]: an n*n*4-byte intermediate for 2n*4 bytes of input. */
@@ -64,10 +64,11 @@ describe('GPU buffer limits', () => {
         },
       },
     ];
+    const factory: SessionFactory = (m, o) => ortSessionFactory(m, { ...o, executionProviders: ['cpu'] });
     const s = await ModelSession.create(
       outer(),
       { provider: 'webgpu', threads: 1 },
-      { statuses, factory: (m, o) => ortSessionFactory(m, { ...o, executionProviders: ['cpu'] }) },
+      { statuses, factory, cpuFallback: false },
     );
     expect(s.info.provider).toBe('webgpu');
     // 512 x 512 x 4 = 1 MiB: at the limit, allowed.
@@ -76,6 +77,18 @@ describe('GPU buffer limits', () => {
       /needs a 1\.4 MiB tensor \(MatMul_0, \[600, 600\]\), more than a 1 MiB test adapter allows in one GPU buffer \(1 MiB\)\. Use a smaller batch/,
     );
     await s.release();
+    // With the CPU fallback (the default), the refused run goes on on the CPU and the reason is told and kept.
+    const told: GpuFailure[] = [];
+    const f = await ModelSession.create(
+      outer(),
+      { provider: 'webgpu', threads: 1, onGpuFailure: (x) => told.push(x) },
+      { statuses, factory },
+    );
+    expect((await f.run(feeds(600))).s?.data[0]).toBe(600 * 600);
+    expect(f.info.provider).toBe('cpu');
+    expect(told).toEqual([{ provider: 'webgpu', reason: expect.stringMatching(/needs a 1\.4 MiB tensor/) }]);
+    expect(f.info.lostGpu).toEqual(told[0]);
+    await f.release();
   });
 });
 
@@ -86,7 +99,7 @@ describeWebGpu('GPU buffer limits on the WebGPU adapter', () => {
       webgpuStatus.adapter?.maxStorageBufferBindingSize ?? 2 ** 30,
     );
     const n = Math.ceil(Math.sqrt(limit / 4)) + 16;
-    const s = await ModelSession.create(outer(), WEBGPU);
+    const s = await ModelSession.create(outer(), WEBGPU, { cpuFallback: false });
     expect(s.info.provider).toBe('webgpu');
     expect((await s.run(feeds(64))).s?.data[0]).toBe(64 * 64);
     await expect(s.run(feeds(n))).rejects.toThrow(/more than .* allows in one GPU buffer/);

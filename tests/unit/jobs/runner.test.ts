@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { FlaneurError } from '../../../native/api/errors.js';
 import { JobRunner } from '../../../native/jobs/runner.js';
 import type { JobHandler } from '../../../native/jobs/types.js';
+import type { RuntimeSettings } from '../../../native/runtime/session.js';
 import type { JobRow } from '../../../native/store/jobs-repo.js';
 import { Project } from '../../../native/store/project.js';
 import { tmpDir } from '../../helpers/tmp.js';
@@ -166,7 +167,7 @@ describe('job runner', () => {
 describe('job runtime settings', () => {
   it('gives each job the runtime settings as they are when it starts', async () => {
     const project = Project.create(path.join(tmpDir(), 'runtime'), { appVersion: 'test' });
-    const seen: unknown[] = [];
+    const seen: RuntimeSettings[] = [];
     let settings = { provider: 'auto' as const, threads: null as number | null };
     const runner = new JobRunner(project, () => {}, { runtime: () => settings });
     runner.register({
@@ -183,10 +184,12 @@ describe('job runtime settings', () => {
     settings = { provider: 'auto', threads: 1 };
     runner.enqueue('test.runtime', {});
     await runner.idle();
-    expect(seen).toEqual([
+    expect(seen.map(({ provider, threads }) => ({ provider, threads }))).toEqual([
       { provider: 'auto', threads: null },
       { provider: 'auto', threads: 1 },
     ]);
+    // With the runner's listener for a GPU lost mid-job (recorded in the job).
+    for (const r of seen) expect(r.onGpuFailure).toBeTypeOf('function');
     project.close();
   });
 });
