@@ -2,6 +2,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fixturePath } from '../helpers/fixtures.js';
 import { makeImage } from '../helpers/media.js';
+import { findSoftwareVulkan } from '../helpers/software-vulkan.js';
 import { type Session, useAppSession } from './browser.js';
 
 describe('models and device, end to end in browser mode', () => {
@@ -47,6 +48,13 @@ describe('models and device, end to end in browser mode', () => {
     await page.getByRole('link', { name: 'Device' }).click();
     await page.getByTestId('provider-cpu').filter({ hasText: 'yes' }).waitFor();
     await expect(page.getByTestId('provider-cuda').textContent()).resolves.toMatch(/no.*(shared library|load)/i);
+    // The WebGPU adapter: SwiftShader here (tests/e2e/vitest.config.ts provides it where there is no GPU driver).
+    const adapter = page.getByTestId('webgpu-adapter');
+    if (findSoftwareVulkan() || process.env.CI)
+      await expect(adapter.textContent()).resolves.toMatch(
+        /^WebGPU adapter: .+ · (software adapter \(runs on the CPU\)|hardware) · buffers up to .+, storage bindings up to .+$/,
+      );
+    else await expect(adapter.textContent()).resolves.toMatch(/WebGPU adapter/);
     // Run the model (as the embed command does) and watch the device panel and status bar follow.
     const image = makeImage(path.join(work, 'frame.png'));
     const res = await s.engine.call('models.embed', { id: 1, paths: [image], size: 112 });

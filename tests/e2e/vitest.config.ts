@@ -1,4 +1,9 @@
 import { defineConfig } from 'vitest/config';
+import { provideSoftwareVulkan } from '../helpers/software-vulkan.js';
+
+// The engines the tests start see a WebGPU adapter (SwiftShader where the machine has no GPU driver), so the Device
+// view shows one; the loader's folder must be on LD_LIBRARY_PATH before a process starts, hence here.
+provideSoftwareVulkan();
 
 export default defineConfig({
   test: {
