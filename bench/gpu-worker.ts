@@ -8,23 +8,31 @@
  * argv[2]: JSON of the sizes (bench/gpu.ts: the full sizes, or the quick ones for a software adapter).
  */
 
-import { presetConfig, vitParamShapes } from '../native/models/vit.js';
+import type { DinoHeadConfig } from '../native/models/dino-head.js';
+import { presetConfig, type ViTConfig, vitParamShapes } from '../native/models/vit.js';
 import { buildViTOnnx } from '../native/models/vit-onnx.js';
 import { profilePlacement } from '../native/runtime/placement.js';
 import { probeProviders } from '../native/runtime/providers.js';
 import { ModelSession, ort, type RuntimeSettings } from '../native/runtime/session.js';
 import { adapterLine } from '../native/runtime/webgpu-probe.js';
-import { buildDinoStep, type DinoStepGraph } from '../native/train/dino-step.js';
+import { buildDinoStep, type DinoStepGraph, dinoParamShapes } from '../native/train/dino-step.js';
 import { doraBatch, TeacherAttention } from '../native/train/dora-clips.js';
 import { Rng } from '../native/train/rng.js';
-import { StepRunner } from '../native/train/step-runner.js';
+import { initialState, StepRunner } from '../native/train/step-runner.js';
 import { initParams } from '../native/train/train-dino.js';
-import { BENCH_HEAD, BENCH_SCALARS, benchState } from './step-common.js';
+import { BENCH_SCALARS } from './step-common.js';
 
 export interface GpuBenchSizes {
-  /** Input size of the ViT-S/16 inference, the DINO step's crops and the Dora step's views. */
+  /** The inference model and its input size (batch 16). */
+  vitPreset: 'vit_s16' | 'vit_ti16';
   vitInput: number;
+  /** The DINO step's backbone (ViT-Ti/16, `dinoDepth` blocks), head and crop size (batch 32). */
+  dinoDepth: number;
   dinoInput: number;
+  head: DinoHeadConfig;
+  /** The Dora step's backbone (`doraDepth` blocks), view size, clip length and objects. */
+  doraPreset: 'vit_s16' | 'vit_ti16';
+  doraDepth: number;
   doraInput: number;
   doraFrames: number;
   doraObjects: number;
@@ -59,7 +67,7 @@ async function placement(name: string, onnx: Uint8Array, feeds: Record<string, o
 }
 
 async function vitThroughput(): Promise<{ webgpu: number; cpu: number }> {
-  const config = presetConfig('vit_s16');
+  const config = presetConfig(sizes.vitPreset);
   const s = sizes.vitInput;
   const onnx = buildViTOnnx(
     { config, weights: initParams(vitParamShapes(config), new Rng(1)) },
@@ -86,16 +94,23 @@ async function vitThroughput(): Promise<{ webgpu: number; cpu: number }> {
     });
     await session.release();
     out[name] = 16 / t;
-    log(`ViT-S/16 ${s} px batch 16 on ${name}: ${(16 / t).toFixed(2)} img/s`);
+    log(`${sizes.vitPreset} ${s} px batch 16 on ${name}: ${(16 / t).toFixed(2)} img/s`);
   }
-  await placement('vit_s16', onnx, feeds);
+  await placement('vit', onnx, feeds);
   return { webgpu: out.webgpu as number, cpu: out.cpu as number };
 }
 
+/** The initial state of a step graph: parameters drawn as the trainer does. */
+function benchState(graph: DinoStepGraph, vit: ViTConfig, rng: Rng) {
+  return initialState(graph, initParams(dinoParamShapes({ vit, head: { ...sizes.head, inDim: vit.dim } }), rng));
+}
+
+const dinoVit: ViTConfig = { ...presetConfig('vit_ti16'), depth: sizes.dinoDepth };
+
 function dinoGraph(): DinoStepGraph {
   return buildDinoStep({
-    vit: presetConfig('vit_ti16'),
-    head: BENCH_HEAD,
+    vit: dinoVit,
+    head: { ...sizes.head, inDim: dinoVit.dim },
     batch: 16,
     globalSize: sizes.dinoInput,
     globalCrops: 2,
@@ -123,21 +138,28 @@ async function dinoStep(): Promise<{
     ['cpu', CPU, false],
   ] as const) {
     const runner = await StepRunner.create(graph, shapes, settings, undefined, keep);
-    const state = benchState(graph, new Rng(4));
-    const t = await fastest(name === 'webgpu-via-host' ? 1 : sizes.repeats, async () => {
+    const state = benchState(graph, dinoVit, new Rng(4));
+    const step = async () => {
       await runner.step(state, { globals }, BENCH_SCALARS);
-    });
+    };
+    if (name === 'webgpu-via-host') {
+      // Only the bytes: one step with the state copied through host memory both ways, as before.
+      await step();
+      transfers[name] = runner.lastTransfer as { hostToDevice: number; deviceToHost: number };
+      await runner.release();
+      log(`DINO step with the state through the host: ${JSON.stringify(transfers[name])} bytes`);
+      continue;
+    }
+    const t = await fastest(sizes.repeats, step);
     if (runner.lastTransfer) transfers[name] = runner.lastTransfer;
     if (name === 'webgpu') {
-      await placement(
-        'dino_step',
-        graph.onnx,
-        runner.stepFeeds(benchState(graph, new Rng(4)), { globals }, BENCH_SCALARS),
-      );
+      log(`DINO step with the state kept on the GPU: ${JSON.stringify(runner.lastTransfer)} bytes`);
+      const feeds = runner.stepFeeds(benchState(graph, dinoVit, new Rng(4)), { globals }, BENCH_SCALARS);
+      await placement('dino_step', graph.onnx, feeds);
     }
     await runner.release();
     time[name] = t;
-    log(`DINO ViT-Ti/16 step, batch 32 at ${s} px, on ${name}: ${t.toFixed(2)} s/step`);
+    log(`DINO ViT-Ti/16 (${dinoVit.depth} blocks) step, batch 32 at ${s} px, on ${name}: ${t.toFixed(2)} s/step`);
   }
   return {
     webgpu: time.webgpu as number,
@@ -148,8 +170,8 @@ async function dinoStep(): Promise<{
 }
 
 async function doraStep(): Promise<number> {
-  const vit = presetConfig('vit_s16');
-  const head = { ...BENCH_HEAD, inDim: vit.dim };
+  const vit: ViTConfig = { ...presetConfig(sizes.doraPreset), depth: sizes.doraDepth };
+  const head = { ...sizes.head, inDim: vit.dim };
   const F = sizes.doraFrames;
   const K = sizes.doraObjects;
   const s = sizes.doraInput;
@@ -166,7 +188,7 @@ async function doraStep(): Promise<number> {
   const runner = await StepRunner.create(graph, { globals: [K * F, 3, s, s], locals: null }, WEBGPU);
   const attention = await TeacherAttention.create(vit, s, WEBGPU, head);
   const rng = new Rng(5);
-  const state = benchState(graph, rng);
+  const state = benchState(graph, vit, rng);
   // A 2-fps-like "video" of noise, twice the clip's span.
   const w = Math.round((s * 4) / 3);
   const video = Array.from({ length: 4 * F + 8 }, () => Uint8Array.from({ length: w * s * 3 }, () => rng.int(256)));
@@ -190,18 +212,21 @@ async function doraStep(): Promise<number> {
       BENCH_SCALARS,
     );
   });
-  log(`Dora ViT-S/16 step, ${F} frames x ${K} objects at ${s} px, on ${runner.provider}: ${t.toFixed(2)} s/step`);
+  log(
+    `Dora ${sizes.doraPreset} (${vit.depth} blocks) step, ${F} frames x ${K} objects at ${s} px, on ${runner.provider}: ${t.toFixed(2)} s/step`,
+  );
   const feeds = runner.stepFeeds(
-    benchState(graph, new Rng(5)),
+    benchState(graph, vit, new Rng(5)),
     {
       globals: Float32Array.from({ length: K * F * 3 * s * s }, () => rng.normal()),
       ...(teacherLogits ? { teacherLogits } : {}),
     },
     BENCH_SCALARS,
   );
+  // Profiled while the runner holds its state (the feeds' state tensors live in its GPU memory).
+  await placement('dora_step', graph.onnx, feeds);
   await runner.release();
   await attention.release();
-  await placement('dora_step', graph.onnx, feeds);
   return t;
 }
 

@@ -15,18 +15,40 @@ import path from 'node:path';
 import { probeProviders } from '../native/runtime/providers.js';
 import { findSoftwareVulkan, softwareVulkanEnv } from '../tests/helpers/software-vulkan.js';
 import type { GpuBenchSizes } from './gpu-worker.js';
+import { BENCH_HEAD } from './step-common.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
 const FULL: GpuBenchSizes = {
+  vitPreset: 'vit_s16',
   vitInput: 224,
+  dinoDepth: 12,
   dinoInput: 224,
+  head: BENCH_HEAD,
+  doraPreset: 'vit_s16',
+  doraDepth: 12,
   doraInput: 224,
   doraFrames: 64,
   doraObjects: 3,
   repeats: 3,
 };
-const QUICK: GpuBenchSizes = { vitInput: 64, dinoInput: 64, doraInput: 64, doraFrames: 8, doraObjects: 3, repeats: 1 };
+/**
+ * A software adapter runs ONNX Runtime's shaders on the CPU at well under 1 GFLOP/s (ViT-S/16 at 64 px, batch 16:
+ * 0.1 img/s here, the CPU provider 39 img/s): the quick sizes keep each graph to a few GFLOP.
+ */
+const QUICK: GpuBenchSizes = {
+  vitPreset: 'vit_ti16',
+  vitInput: 32,
+  dinoDepth: 4,
+  dinoInput: 32,
+  head: { inDim: 192, hiddenDim: 256, bottleneckDim: 64, outDim: 1024, layers: 3 },
+  doraPreset: 'vit_ti16',
+  doraDepth: 4,
+  doraInput: 64,
+  doraFrames: 4,
+  doraObjects: 3,
+  repeats: 1,
+};
 
 export async function benchGpu(args: string[]): Promise<Record<string, unknown>> {
   // A hardware adapter with this process's environment? Else the software Vulkan, given to the worker at its start
@@ -50,7 +72,7 @@ export async function benchGpu(args: string[]): Promise<Record<string, unknown>>
   const sizes = mode === 'full' ? FULL : QUICK;
   if (mode === 'quick')
     console.error(
-      `gpu: QUICK run (software adapter or --quick): inputs ${sizes.vitInput} px instead of 224, Dora clip of ${sizes.doraFrames} frames instead of 64, ${sizes.repeats} timed repetition; the keys keep their full-size names. --full for the real sizes.`,
+      `gpu: QUICK run (software adapter or --quick): small models and inputs (see "sizes" in the result: ViT-Ti/16 at ${sizes.vitInput} px for inference, ${sizes.dinoDepth}-block ViT-Ti/16 with a small head for the steps, a Dora clip of ${sizes.doraFrames} frames), ${sizes.repeats} timed repetition; the keys keep their full-size names. --full for the real sizes.`,
     );
   const out = execFileSync(
     process.execPath,
@@ -69,13 +91,13 @@ export async function benchGpu(args: string[]): Promise<Record<string, unknown>>
     ...worker,
     mode,
     sizes: {
-      vit: `ViT-S/16, batch 16, ${sizes.vitInput} px`,
-      dino: `ViT-Ti/16 + head 2048-256-4096, batch 32 (2 global crops of 16), ${sizes.dinoInput} px`,
-      dora: `ViT-S/16 + head 2048-256-4096, ${sizes.doraFrames} frames x ${sizes.doraObjects} objects, ${sizes.doraInput} px`,
+      vit: `${sizes.vitPreset}, batch 16, ${sizes.vitInput} px`,
+      dino: `vit_ti16 with ${sizes.dinoDepth} blocks + head ${sizes.head.hiddenDim}-${sizes.head.bottleneckDim}-${sizes.head.outDim}, batch 32 (2 global crops of 16), ${sizes.dinoInput} px`,
+      dora: `${sizes.doraPreset} with ${sizes.doraDepth} blocks + head ${sizes.head.hiddenDim}-${sizes.head.bottleneckDim}-${sizes.head.outDim}, ${sizes.doraFrames} frames x ${sizes.doraObjects} objects, ${sizes.doraInput} px`,
     },
     note:
       mode === 'quick'
-        ? 'quick run: small inputs (see sizes); on a software adapter the speed of WebGPU means nothing'
+        ? 'quick run: small models and inputs (see sizes), not the sizes the keys name; on a software adapter the speed of WebGPU means nothing'
         : 'full sizes',
   };
   const dir = path.join(ROOT, 'bench', 'results');
