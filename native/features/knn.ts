@@ -153,6 +153,11 @@ export class ExactKnn {
     return { indices: bestIdx, sims: bestSim };
   }
 
+  /** The providers its sessions run on now (after any fallback). */
+  providers(): string[] {
+    return [...new Set([...this.sessions.values()].map((s) => s.info.provider))];
+  }
+
   async release(): Promise<void> {
     for (const s of this.sessions.values()) await s.release();
     this.sessions.clear();

@@ -80,6 +80,7 @@ describeWebGpu(`WebGPU inference (${webgpuStatus.adapter?.description ?? 'no ada
       const [gpu, cpu] = [new ExactKnn(() => WEBGPU), new ExactKnn(() => CPU)];
       const a = await gpu.search(queries, bank, 10);
       const b = await cpu.search(queries, bank, 10);
+      expect(gpu.providers()).toEqual(['webgpu']);
       await gpu.release();
       await cpu.release();
       expect(maxAbsDiff(a.sims, b.sims), dtype).toBeLessThan(1e-4);
