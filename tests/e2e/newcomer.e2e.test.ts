@@ -190,7 +190,7 @@ describe("a newcomer's first hour, end to end in browser mode", () => {
     expect(res.error.message).toMatch(/^segment\.createBank: invalid "examples": Too small/);
     const shown = explainError(res.error);
     expect(shown.message).toBe(
-      'The examples needs at least one entry. Add at least one example: choose a frame and give or draw its mask, then build the bank.',
+      'No example was given. Add at least one example: choose a frame and give or draw its mask, then build the bank.',
     );
   });
 

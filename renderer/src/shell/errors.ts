@@ -28,6 +28,14 @@ const FIELD_HINTS: Record<string, string> = {
   mediaIds: 'Choose at least one item.',
 };
 
+/** What an empty list means, said as a fact (instead of "The examples needs at least one entry"). */
+const FIELD_EMPTY: Record<string, string> = {
+  examples: 'No example was given.',
+  paths: 'No folder or file was given.',
+  frames: 'No frame was chosen.',
+  mediaIds: 'No item was chosen.',
+};
+
 const FIELD_NAMES: Record<string, string> = {
   frameIdx: 'The frame number',
   mediaId: 'The image or video',
@@ -81,7 +89,8 @@ export function explainError(err: ErrorLike): Explained {
         .pop() ?? '';
     const hint = FIELD_HINTS[last];
     const problem = problemOf(v[2] ?? '');
-    const sentence = field ? `${fieldName(field)} ${problem}.` : 'Some of the values given are not valid.';
+    const empty = problem === 'needs at least one entry' ? FIELD_EMPTY[last] : undefined;
+    const sentence = empty ?? (field ? `${fieldName(field)} ${problem}.` : 'Some of the values given are not valid.');
     return { ...base, message: hint ? `${sentence} ${hint}` : `${sentence} Correct it and try again.` };
   }
   // A bare byte count is meaningless to a person: say what it means for the file.

@@ -55,7 +55,7 @@ describe('sentences for raw strings', () => {
       field: 'examples',
     });
     expect(e.message).toBe(
-      'The examples needs at least one entry. Add at least one example: choose a frame and give or draw its mask, then build the bank.',
+      'No example was given. Add at least one example: choose a frame and give or draw its mask, then build the bank.',
     );
     expect(e.details).toContain('Too small');
   });
