@@ -2,11 +2,17 @@
  * Training steps on onnxruntime's WebGPU provider against its CPU provider, on the DINO step fixture
  * (tools/train_reference.py): 5 DINO steps and 5 Dora steps (parameters, moments, teacher and centre within 1e-3 of
  * the tensor's scale); the state stays in GPU memory between steps (only the batch, scalars and metrics cross);
- * and no node of the step graphs falls back to the CPU provider.
+ * and no node of the step graphs (DINO, Dora, and NeCo's with its diff-sort and RoI-align) falls back to the CPU
+ * provider.
  */
 import { expect, it } from 'vitest';
+import { readOnnxMetadata } from '../../../native/graph/protobuf.js';
+import { TENSOR_SIZES_KEY, type TensorSizeTable } from '../../../native/graph/tensor-sizes.js';
+import { presetConfig } from '../../../native/models/vit.js';
 import { profilePlacement } from '../../../native/runtime/placement.js';
+import { ort } from '../../../native/runtime/session.js';
 import type { DinoStepGraph } from '../../../native/train/dino-step.js';
+import { buildNecoStep } from '../../../native/train/neco-step.js';
 import { Rng } from '../../../native/train/rng.js';
 import { type StepBatch, StepRunner, type StepTransfer } from '../../../native/train/step-runner.js';
 import {
@@ -117,4 +123,38 @@ describeWebGpu(`WebGPU training (${webgpuStatus.adapter?.description ?? 'no adap
     },
     600_000,
   );
+
+  it('NeCo: no node of the step graph (diff-sort, RoI-align, AdamW, EMA) falls back to the CPU provider', async () => {
+    // A tiny NeCo configuration; placement does not depend on the values fed.
+    const vit = { ...presetConfig('vit_ti16'), dim: 32, depth: 2, heads: 2, mlpHidden: 64 };
+    const g = buildNecoStep({
+      vit,
+      head: { inDim: 32, hiddenDim: 32, outDim: 16, layers: 3 },
+      batch: 2,
+      globalSize: 32,
+      globalCrops: 2,
+      localSize: 16,
+      localCrops: 2,
+      aligned: 4,
+      steepness: { student: 10, teacher: 10 },
+    });
+    const table = JSON.parse(readOnnxMetadata(g.onnx).get(TENSOR_SIZES_KEY) as string) as TensorSizeTable;
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [name, shape] of Object.entries(table.inputs)) {
+      const dims = shape as number[];
+      const n = dims.reduce((a, d) => a * d, 1);
+      feeds[name] =
+        name === 'ref_index'
+          ? new ort.Tensor('int64', new BigInt64Array(n), dims)
+          : new ort.Tensor(
+              'float32',
+              Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 0.1),
+              dims,
+            );
+    }
+    const p = await profilePlacement(g.onnx, feeds, 'webgpu');
+    expect(p.nodes.length).toBeGreaterThan(1000);
+    expect(p.cpuNodes.map((n) => `${n.name} (${n.op})`)).toEqual([]);
+    expect(p.copies).toEqual([]);
+  }, 300_000);
 });
