@@ -12,6 +12,7 @@ import { benchHash } from './hash.js';
 import { benchIngest } from './ingest.js';
 import { benchKnn } from './knn.js';
 import { benchMap } from './map.js';
+import { benchNeco } from './neco.js';
 import { benchSegment } from './segment.js';
 import { benchTrack } from './track.js';
 import { benchTrain } from './train.js';
@@ -29,6 +30,7 @@ const BENCHES: Record<string, (args: string[]) => Promise<Record<string, unknown
   track: benchTrack,
   segment: benchSegment,
   dora: benchDora,
+  neco: benchNeco,
   fungi: benchFungi,
   vit: benchVit,
   gpu: benchGpu,
