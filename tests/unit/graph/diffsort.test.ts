@@ -2,7 +2,7 @@
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../../native/graph/builder.js';
-import { bitonicNetwork, diffSort, type SwapRelaxation } from '../../../native/graph/diffsort.js';
+import { bitonicNetwork, diffSort, diffSortDense, type SwapRelaxation } from '../../../native/graph/diffsort.js';
 import { toOnnx } from '../../../native/graph/onnx.js';
 import { roiAlignMatrix } from '../../../native/graph/roi-align.js';
 import { rng } from '../../../tools/synth/tour.js';
@@ -33,10 +33,17 @@ function hardSort(x: number[]): number[] {
   return v;
 }
 
-async function runSort(x: Float32Array, rows: number, n: number, steepness: number, relaxation: SwapRelaxation) {
+async function runSort(
+  x: Float32Array,
+  rows: number,
+  n: number,
+  steepness: number,
+  relaxation: SwapRelaxation,
+  sort = diffSort,
+) {
   const b = new GraphBuilder('sort');
   const xv = b.input('x', 'float32', [rows, n]);
-  const { sorted, permutation } = diffSort(b, xv, bitonicNetwork(n), { steepness, relaxation });
+  const { sorted, permutation } = sort(b, xv, bitonicNetwork(n), { steepness, relaxation });
   b.output(sorted, 'sorted');
   b.output(permutation, 'perm');
   const s = await ort.InferenceSession.create(toOnnx(b.build()));
@@ -100,6 +107,32 @@ describe('differentiable sort', () => {
     },
   );
 
+  it.each([
+    [49, 'cauchy', 100],
+    [13, 'logistic', 10],
+    [8, 'cauchy', 1],
+    [2, 'cauchy', 100],
+  ] as const)(
+    'computes on the regular layout what the dense selection matrices give (n = %i, %s, steepness %i)',
+    async (n, relaxation, steepness) => {
+      const r = rng(n + 17);
+      const rows = 5;
+      const x = Float32Array.from({ length: rows * n }, () => r() * 2 - 1);
+      const fast = await runSort(x, rows, n, steepness, relaxation);
+      const dense = await runSort(x, rows, n, steepness, relaxation, diffSortDense);
+      let err = 0;
+      for (let i = 0; i < dense.sorted.length; i++)
+        err = Math.max(err, Math.abs((fast.sorted[i] as number) - (dense.sorted[i] as number)));
+      for (let i = 0; i < dense.perm.length; i++) {
+        const d = dense.perm[i] as number;
+        // Relative where the weights are small: the loss takes their log.
+        err = Math.max(err, Math.abs((fast.perm[i] as number) - d) / Math.max(Math.abs(d), 1e-3));
+      }
+      expect(fast.perm.length).toBe(rows * n * n);
+      expect(err).toBeLessThan(1e-4);
+    },
+  );
+
   it('keeps every permutation column a distribution over positions (doubly stochastic)', async () => {
     const n = 49;
     const r = rng(9);
@@ -119,13 +152,14 @@ describe('differentiable sort', () => {
   });
 
   it.each([
-    ['cauchy', 6],
-    ['logistic', 6],
-    ['cauchy', 9],
-  ] as const)('has gradients that match finite differences (%s, n = %i)', async (relaxation, n) => {
+    ['cauchy', 6, diffSort],
+    ['logistic', 6, diffSort],
+    ['cauchy', 9, diffSort],
+    ['cauchy', 9, diffSortDense],
+  ] as const)('has gradients that match finite differences (%s, n = %i, %o)', async (relaxation, n, sort) => {
     const res = await gradCheck(
       (b, [x]) => {
-        const { sorted, permutation } = diffSort(b, x as never, bitonicNetwork(n), { steepness: 3, relaxation });
+        const { sorted, permutation } = sort(b, x as never, bitonicNetwork(n), { steepness: 3, relaxation });
         return b.concat([b.reshape(sorted, [-1]), b.reshape(permutation, [-1])], 0);
       },
       [{ shape: [3, n] }],
