@@ -90,12 +90,18 @@ const sessionListeners = new Set<SessionListener>();
 
 /**
  * Called with every session created in this process, whoever creates it (feature extraction, FUNGI, training,
- * tracking, counting, embeddings): the Device view's "in use" line follows the sessions that really ran.
+ * tracking, counting, embeddings), and again when one loses its GPU mid-run and goes on on the CPU: the Device
+ * view's "in use" line follows the sessions that really ran.
  * Returns the unsubscribe function.
  */
 export function onSessionCreated(listener: SessionListener): () => void {
   sessionListeners.add(listener);
   return () => sessionListeners.delete(listener);
+}
+
+/** Tells the listeners about a session (a copy: a session that later goes on on the CPU changes its own info). */
+function notify(info: SessionInfo): void {
+  for (const listener of sessionListeners) listener({ ...info, fallbacks: [...info.fallbacks] });
 }
 
 export class ModelSession {
@@ -158,7 +164,7 @@ export class ModelSession {
               }
             : null;
         const info: SessionInfo = { provider, fallbacks, threads };
-        for (const listener of sessionListeners) listener(info);
+        notify(info);
         const remake = provider !== 'cpu' && deps.cpuFallback !== false ? { model, settings, factory } : null;
         return new ModelSession(session, info, limit, remake);
       } catch (err) {
@@ -255,7 +261,7 @@ export class ModelSession {
     this.info.fallbacks.push(failure);
     this.info.provider = 'cpu';
     this.info.lostGpu = failure;
-    for (const listener of sessionListeners) listener(this.info);
+    notify(this.info);
     remake.settings.onGpuFailure?.(failure);
   }
 

@@ -9,7 +9,13 @@ import { toOnnx } from '../../../native/graph/onnx.js';
 import { readOnnxMetadata } from '../../../native/graph/protobuf.js';
 import { largestTensor, TENSOR_SIZES_KEY, type TensorSizeTable } from '../../../native/graph/tensor-sizes.js';
 import { ortSessionFactory, type ProviderStatus, type SessionFactory } from '../../../native/runtime/providers.js';
-import { type GpuFailure, ModelSession, ort } from '../../../native/runtime/session.js';
+import {
+  type GpuFailure,
+  ModelSession,
+  onSessionCreated,
+  ort,
+  type SessionInfo,
+} from '../../../native/runtime/session.js';
 import { describeWebGpu, WEBGPU, webgpuStatus } from '../../helpers/webgpu.js';
 
 /** Outer product [n,1] x [1,n]: an n*n*4-byte intermediate for 2n*4 bytes of input. */
@@ -79,6 +85,8 @@ describe('GPU buffer limits', () => {
     await s.release();
     // With the CPU fallback (the default), the refused run goes on on the CPU and the reason is told and kept.
     const told: GpuFailure[] = [];
+    const seen: SessionInfo[] = [];
+    const stop = onSessionCreated((info) => seen.push(info));
     const f = await ModelSession.create(
       outer(),
       { provider: 'webgpu', threads: 1, onGpuFailure: (x) => told.push(x) },
@@ -88,6 +96,12 @@ describe('GPU buffer limits', () => {
     expect(f.info.provider).toBe('cpu');
     expect(told).toEqual([{ provider: 'webgpu', reason: expect.stringMatching(/needs a 1\.4 MiB tensor/) }]);
     expect(f.info.lostGpu).toEqual(told[0]);
+    // The Device view's listener hears of the session twice: made on the GPU, then gone on on the CPU.
+    stop();
+    expect(seen.map((i) => [i.provider, i.lostGpu?.provider])).toEqual([
+      ['webgpu', undefined],
+      ['cpu', 'webgpu'],
+    ]);
     await f.release();
   });
 });
