@@ -2,23 +2,40 @@
  * Counting on synthetic scenes with known counts (tools/synth/count.ts: 2 to 60 targets of varied sizes, with
  * distractors of other categories): MAE and RMSE of exemplar counting (one exemplar box), automatic counting and
  * the colour-threshold baseline, with features of a ViT-S/16 at initialisation (no pretrained weights exist here).
+ *
+ * Dense scenes (`--dense N`, 4 by default; 0 skips them): 2000×1500 images with 200 to 1000 small targets of
+ * several sizes (radius 14 down to 7 px). `mae_dense_exemplar`: the exemplar-chosen scale with tiles (countDense,
+ * the default of count.exemplar); `mae_dense_baseline`: the method before it (the whole image squashed to 224 and
+ * 448 px squares, maps averaged); `max_count_dense`: the largest count returned. Same encoder for both.
  */
 
 import path from 'node:path';
 import { countAutomatically } from '../native/count/auto.js';
-import { countByColour, countWithExemplars } from '../native/count/count.js';
+import { countByColour, countDense, countWithExemplars } from '../native/count/count.js';
 import { FeatureExtractor } from '../native/features/extract.js';
 import { ExactKnn } from '../native/features/knn.js';
 import { decodeImage } from '../native/media/image.js';
 import { presetConfig, vitParamShapes } from '../native/models/vit.js';
 import { Rng } from '../native/train/rng.js';
 import { initParams } from '../native/train/train-dino.js';
-import { makeCountScene } from '../tools/synth/count.js';
+import { makeCountScene, makeDenseCountScene } from '../tools/synth/count.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
+/** Dense scenes: (targets, radius in px), from fewer larger objects to many small ones. */
+const DENSE = [
+  { count: 200, radius: 14 },
+  { count: 450, radius: 11 },
+  { count: 700, radius: 9 },
+  { count: 1000, radius: 7 },
+];
+
 export async function benchCount(args: string[]): Promise<Record<string, unknown>> {
-  const images = Number(args[0] ?? 30);
+  const flag = (name: string, fallback: number) =>
+    args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback;
+  const dense = flag('--dense', DENSE.length);
+  const positional = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
+  const images = Number(positional[0] ?? 30);
   const cfg = presetConfig('vit_s16');
   const model = { config: cfg, weights: initParams(vitParamShapes(cfg), new Rng(3)) };
   const scales = [224, 448];
@@ -26,7 +43,15 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
     scales.map((s) => FeatureExtractor.create({ ...model, scheme: 'official', sourceDtype: 'F32', ignored: [] }, s)),
   );
   const knn = new ExactKnn();
-  const err = { exemplar: [] as number[], auto: [] as number[], baseline: [] as number[] };
+  const err = {
+    exemplar: [] as number[],
+    auto: [] as number[],
+    baseline: [] as number[],
+    dense: [] as number[],
+    denseBaseline: [] as number[],
+  };
+  const denseCounts: number[] = [];
+  const denseScale: Record<string, number>[] = [];
   let tExemplar = 0;
   let coinsCount = -1;
   try {
@@ -49,6 +74,46 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
     const coins = await decodeImage(path.join(ROOT, 'tests', 'fixtures', 'count', 'coins.png'));
     coinsCount = (await countWithExemplars(extractors, coins, [[83, 106, 40, 40]])).count;
     console.error(`count: coins.png (24 coins): ${coinsCount} with one exemplar`);
+    // Dense scenes: the exemplar-chosen scale and tiles vs the fixed square sizes of before, same encoder.
+    const square = await Promise.all(
+      scales.map((s) =>
+        FeatureExtractor.create(
+          { ...model, scheme: 'official', sourceDtype: 'F32', ignored: [] },
+          s,
+          undefined,
+          'square',
+        ),
+      ),
+    );
+    try {
+      for (let i = 0; i < dense; i++) {
+        const spec = DENSE[i % DENSE.length] as (typeof DENSE)[number];
+        const scene = makeDenseCountScene(2000 + i, spec);
+        const img = { width: scene.width, height: scene.height, data: scene.rgb };
+        const t0 = performance.now();
+        const r = await countDense(extractors[0] as FeatureExtractor, img, [scene.exemplar]);
+        const s = (performance.now() - t0) / 1000;
+        const base = await countWithExemplars(square, img, [scene.exemplar]);
+        err.dense.push(r.count - scene.count);
+        err.denseBaseline.push(base.count - scene.count);
+        denseCounts.push(r.count);
+        denseScale.push({
+          truth: scene.count,
+          radius: spec.radius,
+          count: r.count,
+          baseline: base.count,
+          factor: Number(r.scale.factor.toFixed(2)),
+          exemplar_patches: Number(r.scale.exemplarPatches.toFixed(2)),
+          tiles: r.scale.tiles,
+          seconds: Number(s.toFixed(1)),
+        });
+        console.error(
+          `count: dense scene ${i}: truth ${scene.count} (radius ${spec.radius}), exemplar-scale ${r.count} (x${r.scale.factor.toFixed(2)}, ${r.scale.tiles} tiles, ${s.toFixed(1)} s), fixed sizes ${base.count}`,
+        );
+      }
+    } finally {
+      for (const e of square) await e.release();
+    }
   } finally {
     for (const e of extractors) await e.release();
     await knn.release();
@@ -68,5 +133,15 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
     rmse_baseline: rmse(err.baseline),
     coins_truth: 24,
     coins_count_exemplar: coinsCount,
+    ...(dense > 0
+      ? {
+          dense_scenes: dense,
+          dense_image: '2000x1500',
+          mae_dense_exemplar: mae(err.dense),
+          mae_dense_baseline: mae(err.denseBaseline),
+          max_count_dense: Math.max(...denseCounts),
+          dense: denseScale,
+        }
+      : {}),
   };
 }

@@ -249,9 +249,10 @@ export async function countWithExemplars(
   return peaksFor(map, boxes, o.threshold);
 }
 
-function peaksFor(map: SimilarityMap, boxes: readonly Box[], threshold?: number): CountResult {
+/** Peaks of a map: suppressed within `nms` × the exemplars' smallest side. */
+function peaksFor(map: SimilarityMap, boxes: readonly Box[], threshold?: number, nms = 0.5): CountResult {
   const minSide = Math.min(...boxes.map((b) => Math.min(b[2], b[3])));
-  const radius = Math.max(1, (0.5 * minSide) / map.scale);
+  const radius = Math.max(1, (nms * minSide) / map.scale);
   const t = threshold ?? defaultThreshold(map, boxes);
   const points = findPeaks(map, t, radius);
   return { count: points.length, points, threshold: t, radius, map };
@@ -278,6 +279,7 @@ export interface CountScale {
 
 export interface DenseOptions {
   exemplarPatches?: number;
+  nms?: number;
   tile?: number;
   overlap?: number;
   maxSide?: number;
@@ -291,6 +293,11 @@ export const DENSE_DEFAULTS = {
   overlap: 64,
   /** Bound on the resized image's longer side: a 2000×1500 photo of 12 px objects is not made 6000 px wide. */
   maxSide: 3584,
+  /**
+   * Peaks closer than this × the exemplar's side are one object: objects that do not overlap are at least their
+   * size apart, and at half a patch per map pixel small objects give twin peaks within half their size.
+   */
+  nms: 0.7,
 } as const;
 
 /** The scale for counting from the exemplars: their median side spans `exemplarPatches` patches, within bounds. */
@@ -414,7 +421,10 @@ export async function countDense(
   const { mw, mh, scale } = mapSize(img.width, img.height, Math.min(2048, 2 * Math.max(f.gridW, f.gridH)));
   const data = new Float32Array(mw * mh);
   upsample(sims, f.gridH, f.gridW, mw, mh, data, 1);
-  return { ...peaksFor({ width: mw, height: mh, data, scale }, boxes, o.threshold), scale: f.scale };
+  return {
+    ...peaksFor({ width: mw, height: mh, data, scale }, boxes, o.threshold, o.nms ?? DENSE_DEFAULTS.nms),
+    scale: f.scale,
+  };
 }
 
 /** 4-connected components of a boolean grid, with their sizes. */

@@ -84,3 +84,95 @@ export function makeCountScene(seed: number, o: { size?: number; min?: number; m
     distractors: d,
   };
 }
+
+/**
+ * A dense counting scene, as crowd photos are: a large image (2000×1500 by default) with `count` small objects of
+ * the target category (radius `radius` px, ±20 %, not overlapping) among a few distractors of the other categories.
+ * Objects are drawn in their own boxes (the scene scan above would take minutes at this size), placed through a
+ * grid of buckets.
+ */
+export function makeDenseCountScene(
+  seed: number,
+  o: { width?: number; height?: number; count: number; radius: number; distractors?: number },
+): CountScene {
+  const W = o.width ?? 2000;
+  const H = o.height ?? 1500;
+  const r = rng(seed);
+  const target = 1 + Math.floor(r() * CATEGORIES.length);
+  const palettes: Record<number, [number, number, number]> = { 1: [230, 60, 50], 2: [50, 110, 230], 3: [240, 200, 40] };
+  const cell = Math.max(8, Math.ceil(o.radius * 3));
+  const cols = Math.ceil(W / cell);
+  const buckets = new Map<number, { x: number; y: number; r: number }[]>();
+  type Placed = { x: number; y: number; r: number; category: number; hue: [number, number, number]; phase: number };
+  const placed: Placed[] = [];
+  const place = (category: number): boolean => {
+    for (let tries = 0; tries < 200; tries++) {
+      const rr = o.radius * (0.8 + 0.4 * r());
+      const x = rr + r() * (W - 2 * rr);
+      const y = rr + r() * (H - 2 * rr);
+      const bx = Math.floor(x / cell);
+      const by = Math.floor(y / cell);
+      let free = true;
+      for (let dy = -1; dy <= 1 && free; dy++)
+        for (let dx = -1; dx <= 1 && free; dx++)
+          for (const p of buckets.get((by + dy) * cols + bx + dx) ?? [])
+            if (Math.hypot(p.x - x, p.y - y) <= (p.r + rr) * 1.2) free = false;
+      if (!free) continue;
+      const base = palettes[category] as [number, number, number];
+      const j = () => 0.85 + 0.3 * r();
+      const p: Placed = {
+        x,
+        y,
+        r: rr,
+        category,
+        hue: [Math.min(255, base[0] * j()), Math.min(255, base[1] * j()), Math.min(255, base[2] * j())],
+        phase: r() * 6,
+      };
+      placed.push(p);
+      const key = by * cols + bx;
+      buckets.set(key, [...(buckets.get(key) ?? []), p]);
+      return true;
+    }
+    return false;
+  };
+  let n = 0;
+  for (let i = 0; i < o.count; i++) if (place(target)) n++;
+  let d = 0;
+  for (let i = 0; i < (o.distractors ?? Math.round(o.count / 10)); i++)
+    if (place(1 + ((target - 1 + 1 + Math.floor(r() * 2)) % CATEGORIES.length))) d++;
+  const rgb = new Uint8Array(W * H * 3);
+  const ox = r() * 500;
+  for (let y = 0; y < H; y++)
+    for (let x = 0; x < W; x++) {
+      const c = background(x + ox, y + H, H * 2, seed);
+      rgb[(y * W + x) * 3] = Math.max(0, Math.min(255, c[0]));
+      rgb[(y * W + x) * 3 + 1] = Math.max(0, Math.min(255, c[1]));
+      rgb[(y * W + x) * 3 + 2] = Math.max(0, Math.min(255, c[2]));
+    }
+  for (const p of placed) {
+    const e = Math.ceil(p.r * 1.3);
+    for (let y = Math.max(0, Math.floor(p.y - e)); y <= Math.min(H - 1, Math.ceil(p.y + e)); y++)
+      for (let x = Math.max(0, Math.floor(p.x - e)); x <= Math.min(W - 1, Math.ceil(p.x + e)); x++) {
+        const dx = x - p.x;
+        const dy = y - p.y;
+        if (!inside(p.category, dx, dy, p.r)) continue;
+        const c = objectColour(p, dx, dy);
+        rgb.set(
+          [Math.max(0, Math.min(255, c[0])), Math.max(0, Math.min(255, c[1])), Math.max(0, Math.min(255, c[2]))],
+          (y * W + x) * 3,
+        );
+      }
+  }
+  const targets = placed.filter((p) => p.category === target);
+  const ex = targets[0] ?? { x: W / 2, y: H / 2, r: o.radius };
+  return {
+    width: W,
+    height: H,
+    rgb,
+    target,
+    count: n,
+    centres: targets.map((p) => [p.x, p.y]),
+    exemplar: [Math.round(ex.x - ex.r), Math.round(ex.y - ex.r), Math.round(2 * ex.r), Math.round(2 * ex.r)],
+    distractors: d,
+  };
+}
