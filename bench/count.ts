@@ -3,18 +3,23 @@
  * distractors of other categories): MAE and RMSE of exemplar counting (one exemplar box), automatic counting and
  * the colour-threshold baseline, with features of a ViT-S/16 at initialisation (no pretrained weights exist here).
  *
- * Dense scenes (`--dense N`, 4 by default; 0 skips them): 2000×1500 images with 200 to 1000 small targets of
- * several sizes (radius 14 down to 7 px). `mae_dense_exemplar`: the exemplar-chosen scale with tiles (countDense,
- * the default of count.exemplar); `mae_dense_baseline`: the method before it (the whole image squashed to 224 and
- * 448 px squares, maps averaged); `max_count_dense`: the largest count returned. Same encoder for both.
+ * Dense scenes (`--dense N`, 3 by default; 0 skips them): 2000×1500 images with 200, 500 and 1000 small targets
+ * (radius 14, 10 and 7 px ±20 %, a tenth as many distractors). `mae_dense_exemplar`: the exemplar-chosen scale with
+ * tiles (countDense, the default of count.exemplar); `mae_dense_baseline`: the method before it (the whole image
+ * squashed to 224 and 448 px squares, maps averaged); `mae_dense_colour`: the colour threshold; `max_count_dense`:
+ * the largest count returned. Encoder for both: the bundled default model (ViT-Ti/16 Dora; `--dense-model FILE`),
+ * trained features and a quarter of ViT-S/16's cost: at the default scale a 1000-object scene is 70 tiles of 448 px
+ * (about a minute on 2 loaded cores), so 3 scenes keep the benchmark to a few minutes.
  */
 
 import path from 'node:path';
 import { countAutomatically } from '../native/count/auto.js';
 import { countByColour, countDense, countWithExemplars } from '../native/count/count.js';
+import { DEFAULT_MODEL_DIR } from '../native/engine/engine.js';
 import { FeatureExtractor } from '../native/features/extract.js';
 import { ExactKnn } from '../native/features/knn.js';
 import { decodeImage } from '../native/media/image.js';
+import { importViTFile } from '../native/models/import-vit.js';
 import { presetConfig, vitParamShapes } from '../native/models/vit.js';
 import { Rng } from '../native/train/rng.js';
 import { initParams } from '../native/train/train-dino.js';
@@ -25,8 +30,7 @@ const ROOT = path.resolve(import.meta.dirname, '..');
 /** Dense scenes: (targets, radius in px), from fewer larger objects to many small ones. */
 const DENSE = [
   { count: 200, radius: 14 },
-  { count: 450, radius: 11 },
-  { count: 700, radius: 9 },
+  { count: 500, radius: 10 },
   { count: 1000, radius: 7 },
 ];
 
@@ -34,6 +38,9 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
   const flag = (name: string, fallback: number) =>
     args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback;
   const dense = flag('--dense', DENSE.length);
+  const denseModelFile = args.includes('--dense-model')
+    ? path.resolve(String(args[args.indexOf('--dense-model') + 1]))
+    : path.join(DEFAULT_MODEL_DIR, 'flaneur-vit-ti16-dora-vtest.safetensors');
   const positional = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
   const images = Number(positional[0] ?? 30);
   const cfg = presetConfig('vit_s16');
@@ -49,6 +56,7 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
     baseline: [] as number[],
     dense: [] as number[],
     denseBaseline: [] as number[],
+    denseColour: [] as number[],
   };
   const denseCounts: number[] = [];
   const denseScale: Record<string, number>[] = [];
@@ -75,44 +83,47 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
     coinsCount = (await countWithExemplars(extractors, coins, [[83, 106, 40, 40]])).count;
     console.error(`count: coins.png (24 coins): ${coinsCount} with one exemplar`);
     // Dense scenes: the exemplar-chosen scale and tiles vs the fixed square sizes of before, same encoder.
-    const square = await Promise.all(
-      scales.map((s) =>
-        FeatureExtractor.create(
-          { ...model, scheme: 'official', sourceDtype: 'F32', ignored: [] },
-          s,
-          undefined,
-          'square',
-        ),
-      ),
-    );
-    try {
-      for (let i = 0; i < dense; i++) {
-        const spec = DENSE[i % DENSE.length] as (typeof DENSE)[number];
-        const scene = makeDenseCountScene(2000 + i, spec);
-        const img = { width: scene.width, height: scene.height, data: scene.rgb };
-        const t0 = performance.now();
-        const r = await countDense(extractors[0] as FeatureExtractor, img, [scene.exemplar]);
-        const s = (performance.now() - t0) / 1000;
-        const base = await countWithExemplars(square, img, [scene.exemplar]);
-        err.dense.push(r.count - scene.count);
-        err.denseBaseline.push(base.count - scene.count);
-        denseCounts.push(r.count);
-        denseScale.push({
-          truth: scene.count,
-          radius: spec.radius,
-          count: r.count,
-          baseline: base.count,
-          factor: Number(r.scale.factor.toFixed(2)),
-          exemplar_patches: Number(r.scale.exemplarPatches.toFixed(2)),
-          tiles: r.scale.tiles,
-          seconds: Number(s.toFixed(1)),
-        });
-        console.error(
-          `count: dense scene ${i}: truth ${scene.count} (radius ${spec.radius}), exemplar-scale ${r.count} (x${r.scale.factor.toFixed(2)}, ${r.scale.tiles} tiles, ${s.toFixed(1)} s), fixed sizes ${base.count}`,
-        );
+    if (dense > 0) {
+      console.error(
+        `count: ${dense} dense scene(s) of 2000x1500 (200, 500, 1000 objects of radius 14, 10, 7 px): up to 70 tiles of 448 px each at the exemplar's scale, about a minute per scene on 2 loaded cores (--dense N to change)`,
+      );
+      const denseModel = importViTFile(denseModelFile);
+      const byScale = await FeatureExtractor.create(denseModel, 224);
+      const square = await Promise.all(scales.map((s) => FeatureExtractor.create(denseModel, s, undefined, 'square')));
+      try {
+        for (let i = 0; i < dense; i++) {
+          const spec = DENSE[i % DENSE.length] as (typeof DENSE)[number];
+          const scene = makeDenseCountScene(2000 + i, spec);
+          const img = { width: scene.width, height: scene.height, data: scene.rgb };
+          const t0 = performance.now();
+          const r = await countDense(byScale, img, [scene.exemplar]);
+          const s = (performance.now() - t0) / 1000;
+          const base = await countWithExemplars(square, img, [scene.exemplar]);
+          const colour = countByColour(img, scene.exemplar);
+          err.dense.push(r.count - scene.count);
+          err.denseBaseline.push(base.count - scene.count);
+          err.denseColour.push(colour.count - scene.count);
+          denseCounts.push(r.count);
+          denseScale.push({
+            truth: scene.count,
+            radius: spec.radius,
+            exemplar_px: scene.exemplar[2],
+            count: r.count,
+            baseline: base.count,
+            colour: colour.count,
+            factor: Number(r.scale.factor.toFixed(2)),
+            exemplar_patches: Number(r.scale.exemplarPatches.toFixed(2)),
+            tiles: r.scale.tiles,
+            seconds: Number(s.toFixed(1)),
+          });
+          console.error(
+            `count: dense scene ${i}: truth ${scene.count} (radius ${spec.radius}), exemplar-scale ${r.count} (x${r.scale.factor.toFixed(2)}, ${r.scale.tiles} tiles, ${s.toFixed(1)} s), fixed sizes ${base.count}, colour ${colour.count}`,
+          );
+        }
+      } finally {
+        await byScale.release();
+        for (const e of square) await e.release();
       }
-    } finally {
-      for (const e of square) await e.release();
     }
   } finally {
     for (const e of extractors) await e.release();
@@ -137,8 +148,10 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
       ? {
           dense_scenes: dense,
           dense_image: '2000x1500',
+          dense_model: path.basename(denseModelFile),
           mae_dense_exemplar: mae(err.dense),
           mae_dense_baseline: mae(err.denseBaseline),
+          mae_dense_colour: mae(err.denseColour),
           max_count_dense: Math.max(...denseCounts),
           dense: denseScale,
         }

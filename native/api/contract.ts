@@ -477,6 +477,9 @@ export const CountResult = z.object({
 
 /** The scale and tiles an exemplar count used (`count.exemplar` without fixed sizes). */
 export const CountScaleInfo = z.object({
+  /** The image counted: a still image's own file at its resolution (up to 4096 px), else the stored frame. */
+  imageWidth: z.int(),
+  imageHeight: z.int(),
   factor: z.number(),
   inputWidth: z.int(),
   inputHeight: z.int(),

@@ -192,8 +192,10 @@ export function CountView() {
               </p>
               {result?.scale && (
                 <p className="muted" data-testid="count-scale">
-                  Counted at ×{result.scale.factor.toFixed(2)} ({result.scale.inputWidth}×{result.scale.inputHeight} px,
-                  the exemplar {result.scale.exemplarPatches.toFixed(1)} patches across) in {result.scale.tiles} tile
+                  Counted on the {result.scale.imageWidth}×{result.scale.imageHeight} image
+                  {result.scale.imageWidth > result.width ? ' (the file at its own resolution)' : ''} at ×
+                  {result.scale.factor.toFixed(2)} ({result.scale.inputWidth}×{result.scale.inputHeight} px, the
+                  exemplar {result.scale.exemplarPatches.toFixed(1)} patches across) in {result.scale.tiles} tile
                   {result.scale.tiles === 1 ? '' : 's'} of {result.scale.tileSize} px overlapping by{' '}
                   {result.scale.overlap} px{result.scale.capped ? '; the scale was capped by the image size bound' : ''}
                   .
