@@ -344,10 +344,14 @@ with the same model, size and resize policy are reused (same run).`,
     name: 'segment bank',
     synopsis: '(--examples DIR [--classes A,B,…] | --cluster K --from ITEM[:N]…) [--run R] [--name N]',
     summary: 'build a memory bank from example masks, or from k-means pseudo-classes',
-    details: `--examples DIR: grayscale PNG masks (pixel value = class id) named like the image they label
+    details: `--examples DIR: PNG masks named like the image they label
 (street.png beside street.jpg; the image is added to the catalog if it is not there yet), or
 ITEM@N.png for frame N of a catalog item (tour.mp4@12.png, 3@1.png). Class names: --classes or
-DIR/classes.txt (one per line, class 0 first).
+DIR/classes.txt (one per line, class 0 first). The masks' values are recognised (--masks auto):
+class ids, 0/255 or 0/1 binary (two classes), palette PNGs (index = class), colour masks, JPEG
+noise; a mask whose values do not fit the classes gets a warning on stderr (and in --json's
+"warnings"). --masks ids reads values as class ids as they are, --masks binary as background and
+foreground.
 --cluster K --from ITEM[:N]: K pseudo-classes from the patches of those frames (all frames of an item
 without :N); name and merge them in the app.`,
     positionals: none,
@@ -361,6 +365,7 @@ without :N); name and merge them in the app.`,
       name: s('N', 'bank name'),
       epochs: s('E', 'views per example (augmented crops after the first; default 1)'),
       memory: s('M', 'keep at most M patches, rare classes first'),
+      masks: s('auto|ids|binary', "how the masks' values map to classes (default auto: recognised, with warnings)"),
     },
     load: async () => (await segmentCmds()).bank,
   },
@@ -411,7 +416,8 @@ over all scored frames (pixels summed) and per frame, computed at the stored fra
     synopsis: '<image|ITEM:N> (--box x,y,w,h… [--threshold T] | --auto) [--model ID]',
     summary: 'count objects like the boxed example(s), or repeated things without an example',
     details: `Boxes are in the pixels of the stored frame (\`flaneur library\` shows its size), as drawn in the app.
-An image file not in the catalog is added first.`,
+An image file not in the catalog is added first. Exemplar counting reads an image's file at its own
+resolution (up to 4096 px), not the smaller stored frame, and picks the scale from the exemplar.`,
     positionals: one('an image or ITEM:N'),
     options: {
       box: many('x,y,w,h', 'an exemplar box'),

@@ -1,5 +1,8 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { encodePng } from '../../native/media/png.js';
+import { readMask } from '../../native/segment/masks.js';
 import { fixturePath } from '../helpers/fixtures.js';
 import { writeInitViT } from '../helpers/models.js';
 import { type Session, useAppSession } from './browser.js';
@@ -164,6 +167,49 @@ describe('segmentation and retrieval, end to end in browser mode', () => {
     await expect
       .poll(() => page.getByTestId('track-exported').textContent())
       .toMatch(/^20 instance-mask PNGs in .*tracks-1$/);
+    expect(s.errors).toEqual([]);
+  });
+
+  it('warns about a 0/255 binary mask, and marks a square run with a recompute button', async () => {
+    const { page } = s;
+    await page.getByRole('link', { name: 'Segment' }).click();
+    // The frame-4 mask as a binary 0/255 'object' mask, the most common binary format.
+    const cat = (await readMask(mask(4), 320, 240, { kind: 'ids' }, 256)).labels;
+    const binary = path.join(work, 'binary-0-255.png');
+    fs.writeFileSync(
+      binary,
+      encodePng(
+        Uint8Array.from(cat, (v) => (v ? 255 : 0)),
+        320,
+        240,
+        6,
+        1,
+      ),
+    );
+    await page.getByLabel('Classes, in mask order').fill('background, object');
+    await page.locator('#ex0-media').selectOption({ label: 'tour.mp4 (20 frames)' });
+    await page.locator('#ex0-frame').fill('4');
+    await page.locator('#ex0-mask').fill(binary);
+    await page.getByRole('button', { name: 'Build bank' }).click();
+    const warnings = page.getByTestId('bank-warnings');
+    await warnings.waitFor({ timeout: 30_000 });
+    await expect(warnings.textContent()).resolves.toMatch(
+      /has only values 0 and 255: 255 was read as the second class \('object'\)/,
+    );
+    await warnings.scrollIntoViewIfNeeded();
+    await s.shot('12b-segment-mask-warning');
+
+    // A run made with square frames (as every run before the aspect policy) is marked, with a recompute button.
+    await s.engine.call('features.extract', { modelId: 1, size: 224, resize: 'square' });
+    const notice = page.locator('[data-testid^="square-run-"]');
+    await notice.waitFor({ timeout: 60_000 });
+    await expect(notice.textContent()).resolves.toMatch(/squashed to a square/);
+    const extractions = async () =>
+      ((await s.engine.call('jobs.list', {})) as { kind: string }[]).filter((j) => j.kind === 'features.extract')
+        .length;
+    const before = await extractions();
+    await notice.getByRole('button', { name: "Recompute at the frames' aspect ratio" }).click();
+    await expect.poll(extractions).toBe(before + 1);
     expect(s.errors).toEqual([]);
   });
 });

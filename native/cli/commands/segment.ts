@@ -38,6 +38,22 @@ function classNames(s: Session, dir: string): string[] {
   return clean;
 }
 
+const MASK_READINGS = ['auto', 'ids', 'binary'] as const;
+
+/** --masks: how example masks' values map to classes. */
+function maskReading(s: Session): (typeof MASK_READINGS)[number] | undefined {
+  const v = s.opt('masks');
+  if (v === undefined) return undefined;
+  if (!(MASK_READINGS as readonly string[]).includes(v))
+    throw new UsageError(`segment bank: --masks is one of ${MASK_READINGS.join(', ')}, not ${v}`);
+  return v as (typeof MASK_READINGS)[number];
+}
+
+/** What the masks' reading says, on stderr, so that a mask read as something else than meant is not silent. */
+function warn(s: Session, warnings: readonly string[]): void {
+  for (const w of new Set(warnings)) s.note(`warning: ${w}`);
+}
+
 async function exampleFrames(s: Session, dir: string) {
   const masks = pngsIn(dir, 'the examples');
   const frames: { mask: string; ref: string | null; image: string | null }[] = masks.map((mask) => {
@@ -71,8 +87,10 @@ export const bank = command(async (s) => {
   const cluster = s.num('cluster', { int: true, min: 2, max: 254 });
   if (!examples === (cluster === undefined))
     throw new UsageError('segment bank: give --examples DIR, or --cluster K with --from ITEM[:N]');
+  const reading = maskReading(s);
+  if (reading && !examples) throw new UsageError('segment bank: --masks is for --examples masks');
   const runId = await s.runId();
-  let row: { id: number; name: string; runId: number; classes: string[]; patches: number };
+  let row: { id: number; name: string; runId: number; classes: string[]; patches: number; warnings?: string[] };
   if (examples) {
     const dir = path.resolve(examples);
     const classes = classNames(s, dir);
@@ -82,10 +100,11 @@ export const bank = command(async (s) => {
       runId,
       name: s.opt('name') ?? path.basename(dir),
       classes,
-      examples: await exampleFrames(s, dir),
+      examples: (await exampleFrames(s, dir)).map((e) => (reading ? { ...e, encoding: reading } : e)),
       ...(epochs ? { epochs } : {}),
       ...(memory ? { memorySize: memory } : {}),
     });
+    warn(s, row.warnings ?? []);
   } else {
     const from = s.list('from');
     if (from.length === 0) throw new UsageError('segment bank: --cluster K needs --from ITEM[:N] (repeatable)');
@@ -172,9 +191,18 @@ export const apply = command(async (s) => {
   };
   const frames = results
     .filter((r) => r.key.startsWith('iou:'))
-    .map((r) => r.result as FrameScore)
+    .map((r) => r.result as FrameScore & { warnings?: string[] })
     .sort((a, b) => a.mediaId - b.mediaId || a.frameIdx - b.frameIdx);
   const names = await s.byId(frames.map((f) => f.mediaId));
+  // Truth masks are read like example masks: what their reading says is said here too.
+  warn(
+    s,
+    frames.flatMap((f) =>
+      (f.warnings ?? []).map(
+        (w) => `truth mask of ${names.get(f.mediaId)?.name ?? f.mediaId}:${frameNumber(f.frameIdx)}: ${w}`,
+      ),
+    ),
+  );
   const iou = exp.iou
     ? {
         mean: exp.iou.mean,
@@ -185,6 +213,7 @@ export const apply = command(async (s) => {
           frame: frameNumber(f.frameIdx),
           mean: f.mean,
           perClass: f.perClass,
+          ...(f.warnings ? { warnings: f.warnings } : {}),
         })),
       }
     : null;

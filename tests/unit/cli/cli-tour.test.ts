@@ -13,6 +13,7 @@ import type { CommandArgs, CommandName, CommandResult } from '../../../native/ap
 import type { Engine } from '../../../native/engine/engine.js';
 import { f16RowsToF32 } from '../../../native/features/knn.js';
 import { findBinaries } from '../../../native/media/ffmpeg.js';
+import { encodePng } from '../../../native/media/png.js';
 import { parseSafetensors } from '../../../native/models/safetensors.js';
 import { IoUMeter } from '../../../native/segment/labels.js';
 import { readMask } from '../../../native/segment/masks.js';
@@ -207,6 +208,54 @@ describe('the CLI on the synthetic tour, against the views’ engine commands', 
     };
     expect(coco.images).toHaveLength(7);
     expect(coco.images[0]).toMatchObject({ width: 320, height: 240 });
+  });
+
+  it('says how it read masks whose values are not the classes: 0/255 binary, and values past the classes', async () => {
+    const cat = (await readMask(truthMask(40), 320, 240, { kind: 'ids' }, 256)).labels;
+    const binary = path.join(data, 'binary');
+    fs.mkdirSync(binary);
+    fs.writeFileSync(
+      path.join(binary, 'tour.mp4@5.png'),
+      encodePng(
+        Uint8Array.from(cat, (v) => (v ? 255 : 0)),
+        320,
+        240,
+        6,
+        1,
+      ),
+    );
+    const args = ['segment', 'bank', '--examples', binary, '--classes', 'background,object', '--project', project];
+    const read = await runCli(args);
+    expect(read.code).toBe(0);
+    expect(read.stderr).toMatch(
+      /warning: The mask .*tour\.mp4@5\.png has only values 0 and 255: 255 was read as the second class \('object'\)/,
+    );
+    expect(read.stdout).toMatch(/classes background, object/);
+    const json = await runCli([...args, '--json']);
+    expect(json.json<{ warnings: string[] }>().warnings).toEqual([expect.stringMatching(/only values 0 and 255/)]);
+    // Read as class ids, 255 is 'ignore': no warning, but the bank has no foreground patch.
+    const ids = await runCli([...args, '--masks', 'ids', '--json']);
+    expect(ids.code).toBe(0);
+    expect(ids.json<{ warnings: string[] }>().warnings).toEqual([]);
+    const bad = await runCli([...args, '--masks', 'palette']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--masks is one of auto, ids, binary, not palette/);
+    // A four-class mask given two class names: values 2 and 3 are not classes of the bank.
+    const four = path.join(data, 'four');
+    fs.mkdirSync(four);
+    fs.copyFileSync(truthMask(40), path.join(four, 'tour.mp4@5.png'));
+    const mismatch = await runCli([
+      'segment',
+      'bank',
+      '--examples',
+      four,
+      '--classes',
+      'background,disc',
+      '--project',
+      project,
+    ]);
+    expect(mismatch.code).toBe(0);
+    expect(mismatch.stderr).toMatch(/warning: The mask .* has values 2, 3 \(.*\) that are not classes of the bank/);
   });
 
   it('builds an annotation-free bank of pseudo-classes from chosen frames and from whole items', async () => {
