@@ -5,11 +5,17 @@
  * weights can be had here), and optionally ViT-Ti/16s trained on the tour's frames: `--trained STEPS` (at
  * initialisation and plain DINO) or `--compare STEPS` (also Dora, same budget). Training sees every frame of the
  * tour without labels (transductive, like Dora on its walking tour); labels come only from the 2 bank frames.
+ *
+ * Aspect ratio (`wideTour`): a 16:9 tour rendered for the run (480x270, tools/synth-tour.ts), the same encoder and
+ * the same bank frames, features squashed to a square (`miou_square_S`) and at the frame's aspect ratio
+ * (`miou_aspect_S`) at input sizes 224 and 448 (`--wide-sizes 224,448`; the plain `miou_square` / `miou_aspect` are
+ * at 224) for the bundled default model (or `--model`); `wide_tour.miou_by_encoder` also has the main ViT-S/16.
+ * `--wide-seconds N` (16 by default, frames at 1 fps); `--no-wide` skips it, `--wide-only` runs only it.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { SAMPLE_VIDEO } from '../native/engine/engine.js';
+import { DEFAULT_MODEL_DIR, SAMPLE_VIDEO } from '../native/engine/engine.js';
 import { frameGrid } from '../native/features/extract.js';
 import { ExactKnn, f16RowsToF32, l2normalizeRows } from '../native/features/knn.js';
 import { FrameStore } from '../native/media/frame-store.js';
@@ -20,7 +26,8 @@ import { labelledBank, segmentPatches } from '../native/segment/hummingbird.js';
 import { IoUMeter, type PatchGrid, patchLabels } from '../native/segment/labels.js';
 import { Rng } from '../native/train/rng.js';
 import { initParams } from '../native/train/train-dino.js';
-import { tempEngine } from './engine.js';
+import { writeTour } from '../tools/synth-tour.js';
+import { type TempEngine, tempEngine } from './engine.js';
 import { VTEST, vtestLabels } from './vtest-labels.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -90,7 +97,26 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
     : [];
   const { work, engine, call, close } = await tempEngine('flaneur-bench-segment-');
   const knn = new ExactKnn();
+  const wideSizes = args.includes('--wide-sizes')
+    ? String(args[args.indexOf('--wide-sizes') + 1])
+        .split(',')
+        .map(Number)
+        .filter((x) => x >= 16)
+    : [224, 448];
+  const wideSeconds = args.includes('--wide-seconds') ? Number(args[args.indexOf('--wide-seconds') + 1]) : 16;
+  const given = args.includes('--model') ? args[args.indexOf('--model') + 1] : undefined;
+  /** Encoders of the aspect comparison: the bundled default model (or --model) first, then the main ViT-S/16. */
+  const wideEncoders = () => [
+    given
+      ? { key: 'given', file: path.resolve(given) }
+      : { key: 'default_model', file: path.join(DEFAULT_MODEL_DIR, 'flaneur-vit-ti16-dora-vtest.safetensors') },
+    { key: 'vit_s16_init', file: path.join(work, 'vit_s16_init.safetensors') },
+  ];
   try {
+    if (args.includes('--wide-only')) {
+      writeVitS16Init(work);
+      return await wideTour({ work, engine, call }, knn, wideEncoders(), wideSizes, wideSeconds);
+    }
     const runner = engine.requireProject().runner;
     const project = engine.requireProject().project;
     await call('library.add', {
@@ -142,23 +168,12 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
     const results: Record<string, { miou: number; perClass: (number | null)[] }> = {};
     const realResults: Record<string, { miou: number; perClass: (number | null)[] }> = {};
     const models: { key: string; id: number }[] = [];
-    const rng = new Rng(3);
-    const cfg = presetConfig('vit_s16');
-    const weights = initParams(vitParamShapes(cfg), rng);
-    const file = path.join(work, 'vit_s16_init.safetensors');
-    fs.writeFileSync(
-      file,
-      encodeSafetensors(
-        new Map([...weights].map(([k, v]) => [k, { shape: vitParamShapes(cfg).get(k) as number[], data: v }])),
-        { heads: '6' },
-      ),
-    );
+    const file = writeVitS16Init(work);
     models.push({
       key: 'vit_s16_init',
       id: ((await call('models.import', { path: file, name: 'ViT-S/16 at initialisation' })) as { id: number }).id,
     });
     // A given encoder (--model FILE.safetensors), e.g. the bundled default model.
-    const given = args.includes('--model') ? args[args.indexOf('--model') + 1] : undefined;
     if (given)
       models.push({
         key: 'given',
@@ -259,6 +274,10 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
     const maj = new IoUMeter(C);
     for (const f of evalFrames) maj.add(new Uint8Array(W * H).fill(majority), categoryMask(f));
 
+    const wide = args.includes('--no-wide')
+      ? null
+      : await wideTour({ work, engine, call }, knn, wideEncoders(), wideSizes, wideSeconds);
+
     const r = (x: number) => Number((100 * x).toFixed(2));
     const best = models[models.length - 1]?.key as string;
     return {
@@ -284,6 +303,7 @@ export async function benchSegment(args: string[]): Promise<Record<string, unkno
         : {}),
       per_class_raw_colour: raw.perClass().map((x) => (x === null ? null : r(x))),
       classes: CLASSES,
+      ...(wide ?? {}),
       ...(real
         ? {
             real_clip: {
@@ -326,6 +346,125 @@ async function evaluateReal(
     meter.add(mask, labels.mask(t));
   }
   return meter;
+}
+
+/**
+ * The same encoder and bank on a 16:9 tour, squashed to a square vs at the frame's aspect ratio, at each input size:
+ * `miou_square_S`, `miou_aspect_S` (and the first size's as `miou_square`, `miou_aspect`), with the grids used.
+ */
+async function wideTour(
+  t: Pick<TempEngine, 'work' | 'engine' | 'call'>,
+  knn: ExactKnn,
+  encoders: { key: string; file: string }[],
+  sizes: number[],
+  seconds: number,
+): Promise<Record<string, unknown>> {
+  const t0 = performance.now();
+  const { call } = t;
+  const runner = t.engine.requireProject().runner;
+  const project = t.engine.requireProject().project;
+  const W = 480;
+  const H = 270;
+  const FPS = 5;
+  const dir = path.join(t.work, 'wide-tour');
+  await writeTour(dir, { width: W, height: H, fps: FPS, seconds, seed: 7, objectsPerCategory: 4 });
+  const before = new Set(project.media.list().items.map((m) => m.id));
+  await call('library.add', {
+    paths: [path.join(dir, 'tour.mp4')],
+    sampling: { policy: 'fps', fps: 1 },
+    frameSize: { mode: 'short-side', size: H },
+  });
+  await runner.idle();
+  const media = project.media.list().items.find((m) => !before.has(m.id));
+  if (media?.frameWidth !== W || media.frameHeight !== H) throw new Error('the 16:9 tour did not ingest at 480x270');
+  const masks = zlib.gunzipSync(fs.readFileSync(path.join(dir, 'tour.masks.gz')));
+  const truth = JSON.parse(fs.readFileSync(path.join(dir, 'tour.json'), 'utf8')) as Truth;
+  const cat = new Uint8Array(256);
+  for (const i of truth.instances) cat[i.id] = i.category;
+  // Frames are sampled at 1 fps: frame i is the tour's frame i × FPS.
+  const categoryMask = (f: number) =>
+    Uint8Array.from(masks.subarray(f * FPS * W * H, (f * FPS + 1) * W * H), (v) => cat[v] as number);
+  const frames = media.frameCount ?? seconds;
+  const bankFrames = [Math.floor(frames / 4), Math.floor((3 * frames) / 4)];
+  const evalFrames = Array.from({ length: frames }, (_, i) => i).filter((f) => !bankFrames.includes(f));
+  const C = CLASSES.length;
+  const byEncoder: Record<string, Record<string, number>> = {};
+  const grids: Record<string, string> = {};
+  for (const enc of encoders) {
+    const modelId = (
+      (await call('models.import', { path: enc.file, name: `Aspect comparison: ${enc.key}` })) as {
+        id: number;
+      }
+    ).id;
+    const out: Record<string, number> = {};
+    for (const size of sizes) {
+      for (const resize of ['square', 'aspect'] as const) {
+        await call('features.extract', { modelId, size, resize, media: [media.id] });
+        await runner.idle();
+        const run = project.features
+          .runs()
+          .find(
+            (r) =>
+              r.modelId === modelId &&
+              r.inputSize === size &&
+              (r.preprocessing.resize === 'aspect') === (resize === 'aspect'),
+          );
+        if (!run) throw new Error(`no ${resize} feature run at ${size}`);
+        const grid = frameGrid(run, W, H);
+        const vectorsOf = (f: number) => {
+          const feat = project.features.get(run.id, media.id, f);
+          if (!feat) throw new Error(`no features for frame ${f}`);
+          return l2normalizeRows(f16RowsToF32(feat.patches), run.dim);
+        };
+        const vecs: Float32Array[] = [];
+        const labs: Float32Array[] = [];
+        for (const f of bankFrames) {
+          vecs.push(vectorsOf(f));
+          labs.push(patchLabels(categoryMask(f), W, H, grid, C));
+        }
+        const bank = labelledBank(concat(vecs), concat(labs), run.dim, C);
+        const meter = new IoUMeter(C);
+        for (const f of evalFrames)
+          meter.add((await segmentPatches(knn, bank, vectorsOf(f), grid, W, H)).mask, categoryMask(f));
+        out[`${resize}_${size}`] = Number((100 * meter.mean()).toFixed(2));
+        grids[`${resize}_${size}`] = `${grid.gridH}x${grid.gridW}`;
+        console.error(
+          `segment (16:9 tour): ${enc.key}, ${resize} at ${size}: ${grid.gridH}x${grid.gridW} patches, mIoU ${(100 * meter.mean()).toFixed(1)}`,
+        );
+      }
+    }
+    byEncoder[enc.key] = out;
+  }
+  const first = byEncoder[encoders[0]?.key as string] ?? {};
+  return {
+    miou_square: first[`square_${sizes[0]}`],
+    miou_aspect: first[`aspect_${sizes[0]}`],
+    ...Object.fromEntries(Object.entries(first).map(([k, v]) => [`miou_${k}`, v])),
+    wide_tour: {
+      dataset: `tools/synth-tour.ts ${W}x${H}, ${seconds} s at ${FPS} fps, seed 7, sampled at 1 fps (4 classes incl. background)`,
+      encoder: encoders[0]?.key,
+      bank_frames: bankFrames,
+      eval_frames: evalFrames.length,
+      sizes,
+      grids,
+      miou_by_encoder: byEncoder,
+      seconds: Number(((performance.now() - t0) / 1000).toFixed(1)),
+    },
+  };
+}
+
+function writeVitS16Init(work: string): string {
+  const cfg = presetConfig('vit_s16');
+  const weights = initParams(vitParamShapes(cfg), new Rng(3));
+  const file = path.join(work, 'vit_s16_init.safetensors');
+  fs.writeFileSync(
+    file,
+    encodeSafetensors(
+      new Map([...weights].map(([k, v]) => [k, { shape: vitParamShapes(cfg).get(k) as number[], data: v }])),
+      { heads: '6' },
+    ),
+  );
+  return file;
 }
 
 function concat(parts: Float32Array[]): Float32Array {
