@@ -476,6 +476,12 @@ export const CountResult = z.object({
 });
 
 /** The scale and tiles an exemplar count used (`count.exemplar` without fixed sizes). */
+/**
+ * A counting threshold on the contrasted similarity (cosine to the exemplar minus cosine to the image's mean
+ * patch), which lies in [-2, 2]: the similarity maps of count results range over it, and so does the slider.
+ */
+const CountThreshold = z.number().min(-2).max(2);
+
 export const CountScaleInfo = z.object({
   /** The image counted: a still image's own file at its resolution (up to 4096 px), else the stored frame. */
   imageWidth: z.int(),
@@ -1072,7 +1078,7 @@ export const commands = {
         /** The model's input size (shorter side) for the smallest scale allowed; 224 by default. */
         size: z.int().min(16).max(2048).optional(),
         exemplarPatches: z.number().min(1).max(16).optional(),
-        threshold: z.number().min(-1).max(1).optional(),
+        threshold: CountThreshold.optional(),
       })
       .strict(),
     result: CountResult.extend({ scale: CountScaleInfo.nullable() }),
@@ -1104,7 +1110,7 @@ export const commands = {
           .strict(),
         media: z.array(z.int().positive()).min(1),
         every: z.int().min(1).optional(),
-        threshold: z.number().min(-1).max(1).optional(),
+        threshold: CountThreshold.optional(),
       })
       .strict(),
     result: JobInfo,
@@ -1114,7 +1120,7 @@ export const commands = {
     result: z.array(z.object({ mediaId: z.int(), frameIdx: z.int(), pts: z.number(), count: z.int() })),
   },
   'count.peaks': {
-    args: z.object({ token: z.int().positive(), threshold: z.number().min(-1).max(1) }).strict(),
+    args: z.object({ token: z.int().positive(), threshold: CountThreshold }).strict(),
     result: z.object({ count: z.int(), points: z.array(CountPoint), threshold: z.number() }),
   },
   'track.start': {

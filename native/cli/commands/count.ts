@@ -15,7 +15,7 @@ export const count = command(async (s) => {
   const { media, frameIdx } =
     splitFrameRef(ref).frame !== null ? await s.frame(ref) : { media: await s.itemOrAdd(ref), frameIdx: 0 };
   const modelId = await s.modelId();
-  const threshold = s.num('threshold', { min: -1, max: 1 });
+  const threshold = s.num('threshold', { min: -2, max: 2 });
   const size = s.num('size', { int: true, min: 16, max: 2048 });
   const r = auto
     ? await s.call('count.auto', { modelId, mediaId: media.id, frameIdx, ...(size ? { scale: size } : {}) })
@@ -56,7 +56,7 @@ export const video = command(async (s) => {
   if (!media) return;
   const { frameIdx } = await s.frame(`${media.id}:${s.num('frame', { int: true }) ?? 1}`);
   const every = s.num('every', { int: true, min: 1 });
-  const threshold = s.num('threshold', { min: -1, max: 1 });
+  const threshold = s.num('threshold', { min: -2, max: 2 });
   const job = await s.call('count.batch', {
     modelId: await s.modelId(),
     exemplar: { mediaId: media.id, frameIdx, boxes: boxes(s) },

@@ -106,5 +106,9 @@ describe('counting a crowd photo added with the default settings', { timeout: 30
     const again = await call('count.peaks', { token: r.token, threshold: r.threshold });
     expect(again.count).toBe(r.count);
     expect(again.points[0]).toEqual(r.points[0]);
+    // The contrasted similarity goes past 1 (cosine to the exemplar minus cosine to the mean patch): so may the slider.
+    expect(r.range[1]).toBeGreaterThan(r.threshold);
+    const high = await call('count.peaks', { token: r.token, threshold: 1.5 });
+    expect(high.count).toBeLessThanOrEqual(r.count);
   });
 });
