@@ -1182,7 +1182,14 @@ export const commands = {
     result: z.object({ path: z.string(), rows: z.int() }),
   },
   'track.exportMasks': {
-    args: z.object({ runId: z.int().positive(), dir: UserPath.optional() }).strict(),
+    args: z
+      .object({
+        runId: z.int().positive(),
+        dir: UserPath.optional(),
+        /** 'frame' (default): the stored frames' size; 'source': the video's own size, as segment.batch writes. */
+        resolution: z.enum(['frame', 'source']).optional(),
+      })
+      .strict(),
     result: z.object({ dir: z.string(), frames: z.int() }),
   },
   'train.start': { args: TrainDinoArgs, result: JobInfo },

@@ -458,7 +458,7 @@ resolution (up to 4096 px), not the smaller stored frame, and picks the scale fr
       size: SIZE,
       seed: s('S', 'seed of the attention heads drawn (default 0)'),
       mot: s('FILE', 'write MOT Challenge CSV boxes (as the app exports)'),
-      masks: s('DIR', 'write per-frame PNG instance masks'),
+      masks: s('DIR', "write per-frame PNG instance masks (at the video's own resolution)"),
     },
     load: async () => (await trackCmds()).track,
   },

@@ -13,6 +13,7 @@ import { mapPoints } from '../map/build.js';
 import { binaryVersion, findBinaries, videoDecoders } from '../media/ffmpeg.js';
 import { FrameStore } from '../media/frame-store.js';
 import { duplicatePairs, similarImages, similarPatches } from '../retrieve/service.js';
+import { sourceSize } from '../segment/batch.js';
 import { compareModels } from '../segment/compare.js';
 import type { MaskEncoding } from '../segment/masks.js';
 import {
@@ -316,13 +317,9 @@ export function createHandlers(engine: Engine): Handlers {
       if (!media?.frameWidth || !media.frameHeight)
         throw new FlaneurError('NOT_FOUND', `Media ${run.mediaId} has no frames.`, { field: 'runId' });
       const dir = prepareFolderDestination(a.dir ?? path.join(project.dir, 'exports', `tracks-${a.runId}`), 'dir');
-      const { frames } = writeInstanceMasks(
-        dir,
-        project.tracks.boxes(a.runId),
-        run.grid,
-        media.frameWidth,
-        media.frameHeight,
-      );
+      const size =
+        a.resolution === 'source' ? sourceSize(media) : { width: media.frameWidth, height: media.frameHeight };
+      const { frames } = writeInstanceMasks(dir, project.tracks.boxes(a.runId), run.grid, size.width, size.height);
       return { dir, frames };
     },
     'train.start': (a) => jobInfo(open().runner.enqueue('train.dino', a)),

@@ -31,7 +31,10 @@ export const track = command(async (s) => {
     fs.writeFileSync(mot, csv);
     motRows = csv.split('\n').length - 1;
   }
-  const masks = masksDir ? await s.call('track.exportMasks', { runId: run.runId, dir: masksDir }) : null;
+  // At the video's own resolution, as segment apply writes its masks.
+  const masks = masksDir
+    ? await s.call('track.exportMasks', { runId: run.runId, dir: masksDir, resolution: 'source' })
+    : null;
   s.out({ job: done, ...run, mot: mot ? path.resolve(mot) : null, motRows, masks }, () =>
     [
       formatJob(done),

@@ -148,6 +148,14 @@ describe('a 16:9 frame through every consumer, its aspect ratio kept', () => {
     const exported = await call('track.exportMasks', { runId: runInfo?.id ?? 0, dir: path.join(work, 'tracks') });
     expect(exported.frames).toBe(4);
     expect(pngSize(path.join(exported.dir, 'frame_000001.png'))).toEqual({ width: 240, height: 135 });
+    // At the source's resolution (as segment.batch and the CLI write them): the video's 480x270.
+    const source = await call('track.exportMasks', {
+      runId: runInfo?.id ?? 0,
+      dir: path.join(work, 'tracks-source'),
+      resolution: 'source',
+    });
+    expect(source.frames).toBe(4);
+    expect(pngSize(path.join(source.dir, 'frame_000004.png'))).toEqual(SRC);
   });
 
   it('counts with a scale chosen from the exemplar, reporting it and the tiles', async () => {
