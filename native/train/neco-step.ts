@@ -9,6 +9,7 @@
  * can push them into its queue. No gradient clipping (the official grad_norm_clipping is null); the norm is
  * reported.
  */
+import { FlaneurError } from '../api/errors.js';
 import { gradients } from '../graph/autodiff/grad.js';
 import { GraphBuilder } from '../graph/builder.js';
 import type { SwapRelaxation } from '../graph/diffsort.js';
@@ -26,8 +27,9 @@ import {
 } from '../models/neco.js';
 import { buildViT, gridOf, type ViTConfig, vitParamShapes } from '../models/vit.js';
 import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
+import { DeviceState, type StepTransfer } from './device-state.js';
 import { decays } from './dino-step.js';
-import type { TrainState } from './step-runner.js';
+import { simulatedLossAt, type TrainState } from './step-runner.js';
 
 export interface NecoStepConfig {
   vit: ViTConfig;
@@ -227,19 +229,71 @@ export class NecoStepRunner {
     private readonly config: NecoStepConfig,
     private readonly session: ModelSession,
     private readonly betas: [number, number],
+    /** The state (`p/…`, `t/…`, `m/…`, `v/…`) while it stays in GPU memory between steps. */
+    private readonly state: DeviceState,
   ) {}
 
+  /**
+   * `keepStateOnDevice` (default): on WebGPU the state stays in GPU memory between steps; a GPU failure is then
+   * thrown to the trainer (which goes on on the CPU from its checkpoint) instead of handled by the session.
+   */
   static async create(
     graph: NecoStepGraph,
     config: NecoStepConfig,
     settings?: RuntimeSettings,
+    keepStateOnDevice = true,
   ): Promise<NecoStepRunner> {
-    const session = await ModelSession.create(graph.onnx, settings);
-    return new NecoStepRunner(graph, config, session, [config.adam?.beta1 ?? 0.9, config.adam?.beta2 ?? 0.999]);
+    const pairs = graph.trainable.flatMap((n) =>
+      (['p', 'm', 'v', 't'] as const).map((k) => [`${k}/${n}`, `${k}_next/${n}`] as const),
+    );
+    const keepOnDevice = keepStateOnDevice ? DeviceState.outputs(pairs) : [];
+    const session = await ModelSession.create(graph.onnx, settings, { keepOnDevice, cpuFallback: !keepStateOnDevice });
+    const { provider } = session.info;
+    const state = new DeviceState(pairs, keepStateOnDevice && provider === 'webgpu', provider, settings);
+    const betas: [number, number] = [config.adam?.beta1 ?? 0.9, config.adam?.beta2 ?? 0.999];
+    return new NecoStepRunner(graph, config, session, betas, state);
   }
 
   get provider(): string {
     return this.session.info.provider;
+  }
+
+  /** Bytes crossing host<->device in the last step (null on the CPU provider). */
+  get lastTransfer(): StepTransfer | null {
+    return this.state.lastTransfer;
+  }
+
+  /** The teacher's parameters: GPU tensors while the state lives there, else the host copy. */
+  teacherWeights(state: TrainState): Map<string, Float32Array | ort.Tensor> {
+    if (!this.state.onDevice) return new Map(state.teacher);
+    return new Map(
+      [...this.graph.params.keys()].map((n) => [n, this.state.get(`t/${n}`) ?? (state.teacher.get(n) as Float32Array)]),
+    );
+  }
+
+  /** Copies the state kept on the device into `state` (no-op when the host copy is current). */
+  async sync(state: TrainState): Promise<void> {
+    const host = await this.state.read();
+    if (!host) return;
+    for (const name of this.graph.trainable) {
+      state.params.set(name, host.get(`p/${name}`) as Float32Array);
+      state.m.set(name, host.get(`m/${name}`) as Float32Array);
+      state.v.set(name, host.get(`v/${name}`) as Float32Array);
+      state.teacher.set(name, host.get(`t/${name}`) as Float32Array);
+    }
+  }
+
+  /** The state feeds from the host copy. */
+  private hostStateFeeds(state: TrainState): Map<string, ort.Tensor> {
+    const tensor = (data: Float32Array, shape: readonly number[]) => new ort.Tensor('float32', data, shape as number[]);
+    const feeds = new Map<string, ort.Tensor>();
+    for (const [name, shape] of this.graph.params) {
+      feeds.set(`p/${name}`, tensor(state.params.get(name) as Float32Array, shape));
+      feeds.set(`t/${name}`, tensor(state.teacher.get(name) as Float32Array, shape));
+      feeds.set(`m/${name}`, tensor(state.m.get(name) as Float32Array, shape));
+      feeds.set(`v/${name}`, tensor(state.v.get(name) as Float32Array, shape));
+    }
+    return feeds;
   }
 
   async step(state: TrainState, batch: NecoBatch, s: NecoScalars): Promise<NecoMetrics> {
@@ -276,24 +330,29 @@ export class NecoStepRunner {
       if (c.localCrops > 0)
         feeds.dp_local = tensor(batch.dpLocal ?? ones(c.vit.depth * c.localCrops * B), [c.vit.depth, c.localCrops * B]);
     }
-    for (const [name, shape] of this.graph.params) {
-      feeds[`p/${name}`] = tensor(state.params.get(name) as Float32Array, shape);
-      feeds[`t/${name}`] = tensor(state.teacher.get(name) as Float32Array, shape);
-      feeds[`m/${name}`] = tensor(state.m.get(name) as Float32Array, shape);
-      feeds[`v/${name}`] = tensor(state.v.get(name) as Float32Array, shape);
+    if (this.provider !== 'cpu' && simulatedLossAt() === t) {
+      await this.release();
+      throw new FlaneurError(
+        'INTERNAL',
+        `The GPU device was lost at step ${t} (simulated: FLANEUR_SIMULATE_GPU_LOSS).`,
+      );
     }
+    const stateFeeds = this.state.feeds(() => this.hostStateFeeds(state));
+    for (const [name, v] of stateFeeds) feeds[name] = v;
     const out = await this.session.run(feeds);
     const get = (n: string) => {
       const v = out[n];
       if (!v) throw new Error(`the NeCo step graph has no output ${n}`);
+      if (v.location === 'gpu-buffer') throw new Error(`output ${n} is on the device`);
       return v.data as Float32Array;
     };
-    for (const name of this.graph.trainable) {
-      state.params.set(name, get(`p_next/${name}`));
-      state.m.set(name, get(`m_next/${name}`));
-      state.v.set(name, get(`v_next/${name}`));
-      state.teacher.set(name, get(`t_next/${name}`));
-    }
+    if (!this.state.absorb(feeds, stateFeeds, out))
+      for (const name of this.graph.trainable) {
+        state.params.set(name, get(`p_next/${name}`));
+        state.m.set(name, get(`m_next/${name}`));
+        state.v.set(name, get(`v_next/${name}`));
+        state.teacher.set(name, get(`t_next/${name}`));
+      }
     state.step = t;
     const metrics: NecoMetrics = {
       loss: get('loss')[0] as number,
@@ -306,6 +365,7 @@ export class NecoStepRunner {
   }
 
   async release(): Promise<void> {
+    await this.state.release();
     await this.session.release();
   }
 }

@@ -6,9 +6,8 @@
  * `TrainState` is brought up to date by `sync` (checkpoints, previews, export).
  */
 import { FlaneurError } from '../api/errors.js';
-import { GraphBuilder } from '../graph/builder.js';
-import { toOnnx } from '../graph/onnx.js';
 import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
+import { DeviceState, type StepTransfer } from './device-state.js';
 import type { DinoStepGraph } from './dino-step.js';
 
 export interface TrainState {
@@ -72,27 +71,15 @@ export function initialState(
   };
 }
 
-/** Bytes that crossed between host and device memory in one step (inputs uploaded, outputs downloaded). */
-export interface StepTransfer {
-  hostToDevice: number;
-  deviceToHost: number;
-}
+export type { StepTransfer } from './device-state.js';
 
 /** Test hook: `FLANEUR_SIMULATE_GPU_LOSS=N` loses the GPU at step N (its session and state are dropped). */
-function simulatedLossAt(): number | null {
+export function simulatedLossAt(): number | null {
   const n = Number(process.env.FLANEUR_SIMULATE_GPU_LOSS);
   return Number.isInteger(n) && n > 0 ? n : null;
 }
 
-const bytesOf = (t: ort.Tensor) => t.size * (t.type === 'float16' ? 2 : t.type === 'int64' ? 8 : 4);
-
 export class StepRunner {
-  /** State feeds held in GPU memory (`p/…`, `t/…`, `m/…`, `v/…`, `center`), or null when the host copy is current. */
-  private device: Map<string, ort.Tensor> | null = null;
-  private readback: ModelSession | null = null;
-  /** Bytes crossing host<->device in the last step (null on the CPU provider, where there is no device). */
-  lastTransfer: StepTransfer | null = null;
-
   private constructor(
     private readonly graph: DinoStepGraph,
     private readonly session: ModelSession,
@@ -103,9 +90,8 @@ export class StepRunner {
       dpLocal: number[] | null;
     },
     private readonly betas: [number, number],
-    /** Whether the state outputs stay on the device (WebGPU sessions made with keepOnDevice). */
-    private readonly resident: boolean,
-    private readonly settings: RuntimeSettings | undefined,
+    /** The state (`p/…`, `t/…`, `m/…`, `v/…`, `center`) while it stays in GPU memory between steps. */
+    private readonly state: DeviceState,
   ) {}
 
   static async create(
@@ -116,11 +102,13 @@ export class StepRunner {
     /** Keep the state on a GPU between steps (default); false copies it through host memory every step. */
     keepStateOnDevice = true,
   ): Promise<StepRunner> {
-    const keepOnDevice = keepStateOnDevice ? StepRunner.stateOutputs(graph).map(([, out]) => out) : [];
+    const pairs = StepRunner.stateOutputs(graph);
+    const keepOnDevice = keepStateOnDevice ? DeviceState.outputs(pairs) : [];
     // A GPU failure is the trainer's to handle (it goes on on the CPU from its checkpoint).
     const session = await ModelSession.create(graph.onnx, settings, { keepOnDevice, cpuFallback: false });
-    const resident = keepOnDevice.length > 0 && session.info.provider === 'webgpu';
-    return new StepRunner(graph, session, { dpGlobal: null, dpLocal: null, ...shapes }, betas, resident, settings);
+    const { provider } = session.info;
+    const state = new DeviceState(pairs, keepStateOnDevice && provider === 'webgpu', provider, settings);
+    return new StepRunner(graph, session, { dpGlobal: null, dpLocal: null, ...shapes }, betas, state);
   }
 
   /** [state input, the output that becomes it next step]. */
@@ -155,7 +143,12 @@ export class StepRunner {
   }
 
   /** The inputs of step `state.step + 1`: the batch, the scalars and the state (on the device when it lives there). */
-  stepFeeds(state: TrainState, batch: StepBatch, s: StepScalars): Record<string, ort.Tensor> {
+  stepFeeds(
+    state: TrainState,
+    batch: StepBatch,
+    s: StepScalars,
+    stateFeeds: ReadonlyMap<string, ort.Tensor> = this.state.feeds(() => this.hostStateFeeds(state)),
+  ): Record<string, ort.Tensor> {
     const t = state.step + 1;
     const tensor = (data: Float32Array, shape: readonly number[]) => new ort.Tensor('float32', data, shape as number[]);
     const scalar = (x: number) => new ort.Tensor('float32', Float32Array.of(x), []);
@@ -187,7 +180,7 @@ export class StepRunner {
         batch.dpLocal ?? new Float32Array(this.shapes.dpLocal.reduce((a, d) => a * d, 1)).fill(1),
         this.shapes.dpLocal,
       );
-    for (const [name, v] of this.device ?? this.hostStateFeeds(state)) feeds[name] = v;
+    for (const [name, v] of stateFeeds) feeds[name] = v;
     return feeds;
   }
 
@@ -195,30 +188,16 @@ export class StepRunner {
   async step(state: TrainState, batch: StepBatch, s: StepScalars): Promise<StepMetrics> {
     const t = state.step + 1;
     if (this.provider !== 'cpu' && simulatedLossAt() === t) await this.lose(t);
-    const feeds = this.stepFeeds(state, batch, s);
+    const stateFeeds = this.state.feeds(() => this.hostStateFeeds(state));
+    const feeds = this.stepFeeds(state, batch, s, stateFeeds);
     const out = await this.session.run(feeds);
-    if (this.provider !== 'cpu') {
-      const sum = (ts: ort.Tensor[]) =>
-        ts.filter((x) => x.location !== 'gpu-buffer').reduce((a, x) => a + bytesOf(x), 0);
-      this.lastTransfer = { hostToDevice: sum(Object.values(feeds)), deviceToHost: sum(Object.values(out)) };
-    }
     const get = (n: string) => {
       const v = out[n];
       if (!v) throw new Error(`the step graph has no output ${n}`);
       if (v.location === 'gpu-buffer') throw new Error(`output ${n} is on the device`);
       return v.data as Float32Array;
     };
-    if (this.resident) {
-      const isState = (name: string) => name === 'center' || /^[ptmv]\//.test(name);
-      const next = new Map(Object.entries(feeds).filter(([name]) => isState(name)));
-      for (const [input, output] of StepRunner.stateOutputs(this.graph)) {
-        const v = out[output];
-        if (!v) throw new Error(`the step graph has no output ${output}`);
-        next.set(input, v);
-      }
-      if (this.device) for (const [name, old] of this.device) if (next.get(name) !== old) old.dispose();
-      this.device = next;
-    } else {
+    if (!this.state.absorb(feeds, stateFeeds, out)) {
       for (const name of this.graph.trainable) {
         state.params.set(name, get(`p_next/${name}`));
         state.m.set(name, get(`m_next/${name}`));
@@ -244,22 +223,20 @@ export class StepRunner {
    * the state lives there, else the host copy.
    */
   teacherWeights(state: TrainState): Map<string, Float32Array | ort.Tensor> {
-    if (!this.device) return new Map(state.teacher);
-    return new Map([...this.graph.params.keys()].map((n) => [n, this.device?.get(`t/${n}`) as ort.Tensor]));
+    if (!this.state.onDevice) return new Map(state.teacher);
+    return new Map([...this.graph.params.keys()].map((n) => [n, this.state.get(`t/${n}`) as ort.Tensor]));
+  }
+
+  /** Bytes crossing host<->device in the last step (null on the CPU provider, where there is no device). */
+  get lastTransfer(): StepTransfer | null {
+    return this.state.lastTransfer;
   }
 
   /** Copies the state kept on the device into `state` (no-op when the host copy is current). */
   async sync(state: TrainState): Promise<void> {
-    const device = this.device;
-    if (!device) return;
-    if (!this.readback) {
-      // One Identity per state tensor on the same device, outputs to the host.
-      const b = new GraphBuilder('readback');
-      for (const [name, v] of device) b.output(b.identity(b.input(name, 'float32', v.dims as number[])), `h/${name}`);
-      this.readback = await ModelSession.create(toOnnx(b.build()), this.settings);
-    }
-    const out = await this.readback.run(Object.fromEntries(device));
-    const get = (n: string) => out[`h/${n}`]?.data as Float32Array;
+    const host = await this.state.read();
+    if (!host) return;
+    const get = (n: string) => host.get(n) as Float32Array;
     for (const name of this.graph.trainable) {
       state.params.set(name, get(`p/${name}`));
       state.m.set(name, get(`m/${name}`));
@@ -279,10 +256,7 @@ export class StepRunner {
   }
 
   async release(): Promise<void> {
-    if (this.device) for (const t of this.device.values()) if (t.location === 'gpu-buffer') t.dispose();
-    this.device = null;
-    await this.readback?.release();
-    this.readback = null;
+    await this.state.release();
     await this.session.release();
   }
 }

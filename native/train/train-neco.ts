@@ -91,10 +91,18 @@ export async function runNeco(ctx: JobContext<Args, NecoCheckpoint>, a: Args, d:
   };
   ctx.phase('building the training graph', { unit: 'steps', total: a.steps });
   const graph = buildNecoStep(config);
-  const runtime = a.device ? { ...ctx.runtime, provider: a.device } : ctx.runtime;
-  const runner = await NecoStepRunner.create(graph, config, runtime);
   const PREVIEW_SIZE = 224 - (224 % P);
-  const previewAttention = a.previewEvery > 0 ? await TeacherAttention.create(vit, PREVIEW_SIZE, runtime) : null;
+  // The step's session and the preview pass, on one provider (the run's device, or the CPU after a GPU failure).
+  const open = async (runtime: typeof ctx.runtime) => ({
+    runner: await NecoStepRunner.create(graph, config, runtime),
+    previewAttention:
+      a.previewEvery > 0 ? await TeacherAttention.create(vit, PREVIEW_SIZE, runtime, undefined, false) : null,
+  });
+  const close = async (s: Awaited<ReturnType<typeof open>>) => {
+    await s.runner.release();
+    await s.previewAttention?.release();
+  };
+  let sessions = await open(a.device ? { ...ctx.runtime, provider: a.device } : ctx.runtime);
   const previewFrames = [d.frames[0], d.frames[Math.floor(d.frames.length / 2)]].map((f) => {
     const g = f as (typeof d.frames)[number];
     return d.store.image(g.media, g.idx, g.w, g.h);
@@ -105,23 +113,25 @@ export async function runNeco(ctx: JobContext<Args, NecoCheckpoint>, a: Args, d:
   const Ng = graph.dims.globalPatches;
   const queue = new NecoQueue(G, n.queue, n.outDim);
 
-  let state: TrainState;
-  let rng: Rng;
-  if (ctx.checkpoint && fs.existsSync(path.join(project.dir, ctx.checkpoint.file))) {
-    const ck = loadCheckpoint(path.join(project.dir, ctx.checkpoint.file), graph);
-    state = ck.state;
-    rng = new Rng(ck.meta.rngState);
-    for (let g = 0; g < G; g++) queue.rows[g]?.set(ck.extra(`queue.${g}`));
-    queue.entries = ck.meta.counters?.queueEntries ?? 0;
-    project.trainLog.truncateAfter(ctx.jobId, state.step);
-  } else {
-    rng = new Rng(a.seed * 2654435761 + 1);
+  // State: from a checkpoint (with the queue), or fresh.
+  const begin = (from: NecoCheckpoint | null): { state: TrainState; rng: Rng } => {
+    if (from?.file && fs.existsSync(path.join(project.dir, from.file))) {
+      const ck = loadCheckpoint(path.join(project.dir, from.file), graph);
+      for (let g = 0; g < G; g++) queue.rows[g]?.set(ck.extra(`queue.${g}`));
+      queue.entries = ck.meta.counters?.queueEntries ?? 0;
+      project.trainLog.truncateAfter(ctx.jobId, ck.state.step);
+      return { state: ck.state, rng: new Rng(ck.meta.rngState) };
+    }
+    const rng = new Rng(a.seed * 2654435761 + 1);
     const params = d.initParams(necoParamShapes({ vit, head }), rng);
     if (d.base) for (const [k, v] of d.base.weights) if (params.has(k)) params.set(k, v);
-    // As the official run: the pretrained weights go into the student and the teacher; the heads start equal too.
-    state = initialState(graph, params);
+    for (const q of queue.rows) q.fill(0);
+    queue.entries = 0;
     project.trainLog.truncateAfter(ctx.jobId, 0);
-  }
+    // As the official run: the pretrained weights go into the student and the teacher; the heads start equal too.
+    return { state: initialState(graph, params), rng };
+  };
+  let { state, rng } = begin(ctx.checkpoint);
 
   const lr = cosineSchedule(n.lrBackbone, 0, a.steps);
   const lrHead = cosineSchedule(n.lrHead, 0, a.steps);
@@ -137,7 +147,8 @@ export async function runNeco(ctx: JobContext<Args, NecoCheckpoint>, a: Args, d:
   };
 
   let last: NecoCheckpoint | null = ctx.checkpoint;
-  const checkpoint = () => {
+  const checkpoint = async () => {
+    await sessions.runner.sync(state);
     const tensors = new Map<string, TensorToWrite>(
       queue.rows.map((q, g) => [`queue.${g}`, { shape: [n.queue, n.outDim], data: q }]),
     );
@@ -146,6 +157,7 @@ export async function runNeco(ctx: JobContext<Args, NecoCheckpoint>, a: Args, d:
     ctx.commit([], last);
   };
   const preview = async () => {
+    const { previewAttention, runner } = sessions;
     if (previewAttention)
       await writePreviews(
         dir,
@@ -154,12 +166,34 @@ export async function runNeco(ctx: JobContext<Args, NecoCheckpoint>, a: Args, d:
         vit,
         PREVIEW_SIZE,
         previewAttention,
-        state.teacher,
+        runner.teacherWeights(state),
         backboneShapes,
       );
   };
 
-  ctx.phase(`training on ${runner.provider}`, { unit: 'steps', total: a.steps, done: state.step });
+  let fallback: { from: string; step: number; reason: string } | null = null;
+  const showPhase = () =>
+    ctx.phase(
+      `training on ${sessions.runner.provider}${fallback ? ` (${fallback.from} failed at step ${fallback.step}: ${fallback.reason})` : ''}`,
+      { unit: 'steps', total: a.steps, done: state.step },
+    );
+  showPhase();
+  // A GPU that fails mid-job: the run goes on on the CPU from its last checkpoint (state, generator and queue), with
+  // the reason in the phase, a job item and the exported model's metadata.
+  const onGpuFailure = async (err: unknown): Promise<void> => {
+    const from = sessions.runner.provider;
+    if (ctx.signal.aborted || from === 'cpu') throw err;
+    const message = err instanceof Error ? err.message : String(err);
+    fallback = { from, step: state.step + 1, reason: (message.split('\n')[0] ?? message).slice(0, 300) };
+    await close(sessions).catch(() => undefined);
+    sessions = await open({ ...ctx.runtime, provider: 'cpu' });
+    ({ state, rng } = begin(last));
+    ctx.commit(
+      [{ key: 'device-fallback', status: 'ok', result: { ...fallback, to: 'cpu', resumedAt: state.step } }],
+      last ?? { file: '', step: 0 },
+    );
+    showPhase();
+  };
   if (state.step === 0) await preview();
   const gPlane = 3 * a.globalSize * a.globalSize;
   const lPlane = 3 * localSize * localSize;
@@ -205,17 +239,23 @@ export async function runNeco(ctx: JobContext<Args, NecoCheckpoint>, a: Args, d:
       const refs = queue.references(plan, pairs, B, Ng);
       const step = state.step;
       const s = { lr: lr(step), lrHead: lrHead(step), wd: wd(step), ema: ema(step) };
-      const m = await runner.step(
-        state,
-        {
-          globals,
-          ...(locals ? { locals } : {}),
-          ...roi,
-          ...refs,
-          ...(config.dropPath ? { dpGlobal: dropMask(G * B), ...(L > 0 ? { dpLocal: dropMask(L * B) } : {}) } : {}),
-        },
-        s,
-      );
+      let m: Awaited<ReturnType<NecoStepRunner['step']>>;
+      try {
+        m = await sessions.runner.step(
+          state,
+          {
+            globals,
+            ...(locals ? { locals } : {}),
+            ...roi,
+            ...refs,
+            ...(config.dropPath ? { dpGlobal: dropMask(G * B), ...(L > 0 ? { dpLocal: dropMask(L * B) } : {}) } : {}),
+          },
+          s,
+        );
+      } catch (err) {
+        await onGpuFailure(err);
+        continue;
+      }
       queue.push(plan, m.teacherPatches, B, Ng);
       if (!Number.isFinite(m.loss))
         throw new FlaneurError(
@@ -235,15 +275,19 @@ export async function runNeco(ctx: JobContext<Args, NecoCheckpoint>, a: Args, d:
         imgsPerS,
       });
       ctx.progress(state.step, a.steps, { loss: m.loss, grad_norm: m.gradNorm, queue_filled: queue.entries / n.queue });
-      if (a.previewEvery > 0 && (state.step % a.previewEvery === 0 || state.step === a.steps)) await preview();
-      if (state.step % a.checkpointEvery === 0 || state.step === a.steps) checkpoint();
+      try {
+        if (a.previewEvery > 0 && (state.step % a.previewEvery === 0 || state.step === a.steps)) await preview();
+        if (state.step % a.checkpointEvery === 0 || state.step === a.steps) await checkpoint();
+      } catch (err) {
+        await onGpuFailure(err);
+      }
     }
+    await sessions.runner.sync(state);
   } catch (err) {
-    if (ctx.signal.aborted && state.step > (last?.step ?? -1)) checkpoint();
+    if (ctx.signal.aborted && state.step > (last?.step ?? -1)) await checkpoint();
     throw err;
   } finally {
-    await runner.release();
-    await previewAttention?.release();
+    await close(sessions);
   }
 
   // Export the student backbone (what the official code evaluates), with its provenance.
@@ -263,7 +307,8 @@ export async function runNeco(ctx: JobContext<Args, NecoCheckpoint>, a: Args, d:
       steps: String(a.steps),
       frames: String(d.frames.length),
       base_model: d.base ? `${d.base.name} (sha256 ${d.base.sha256})` : 'random initialisation',
-      provider: runner.provider,
+      provider: sessions.runner.provider,
+      ...(fallback ? { fallback: JSON.stringify(fallback) } : {}),
     }),
   );
   const weights = new Map([...backbone].map(([k, v]) => [k, v.data]));

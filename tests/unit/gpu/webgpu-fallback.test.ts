@@ -13,11 +13,14 @@ import { afterEach, expect, it } from 'vitest';
 import { FeatureExtractor } from '../../../native/features/extract.js';
 import { FrameStore } from '../../../native/media/frame-store.js';
 import { importViTFile } from '../../../native/models/import-vit.js';
-import { parseSafetensors } from '../../../native/models/safetensors.js';
+import { encodeSafetensors, parseSafetensors } from '../../../native/models/safetensors.js';
+import { vitParamShapes } from '../../../native/models/vit.js';
+import { Rng } from '../../../native/train/rng.js';
+import { initParams, vitForInit } from '../../../native/train/train-dino.js';
 import { maxAbsDiff } from '../../helpers/fixtures.js';
 import { writeInitViT } from '../../helpers/models.js';
 import { tmpDir } from '../../helpers/tmp.js';
-import { engineWithFrames, TINY_TRAIN } from '../../helpers/train.js';
+import { engineWithFrames, NECO_TINY, TINY_TRAIN } from '../../helpers/train.js';
 import { describeWebGpu } from '../../helpers/webgpu.js';
 
 afterEach(() => {
@@ -107,4 +110,55 @@ describeWebGpu('GPU failure mid-job', () => {
     await cpu.release();
     await engine.close();
   }, 300_000);
+
+  it('continues a WebGPU NeCo run on the CPU from its checkpoint (state, generator and queue), with the reason', async () => {
+    const { engine, call, runner } = await engineWithFrames('gpu-loss-neco');
+    // The trainer's 'tiny' scratch ViT as a registered model (NeCo adapts a model).
+    const vit = vitForInit({ kind: 'scratch', preset: 'tiny' }, null);
+    const shapes = vitParamShapes(vit);
+    const w = initParams(shapes, new Rng(5));
+    const baseFile = path.join(tmpDir(), 'tiny.safetensors');
+    fs.writeFileSync(
+      baseFile,
+      encodeSafetensors(new Map([...w].map(([k, v]) => [k, { shape: shapes.get(k) as number[], data: v }])), {
+        heads: String(vit.heads),
+      }),
+    );
+    const base = await call('models.import', { path: baseFile });
+    // Step 1 on the GPU (a NeCo step graph takes a while to compile on a software adapter), lost at step 2.
+    process.env.FLANEUR_SIMULATE_GPU_LOSS = '2';
+    const job = await call('train.start', {
+      ...TINY_TRAIN,
+      init: { kind: 'model', id: base.id },
+      batch: 1,
+      steps: 3,
+      checkpointEvery: 1,
+      previewEvery: 0,
+      neco: NECO_TINY,
+      device: 'webgpu',
+    });
+    await runner.idle();
+    const done = await call('jobs.get', { id: job.id });
+    expect(done.error?.message ?? done.state).toBe('done');
+    const log = await call('train.log', { jobId: job.id });
+    expect(log.map((r) => r.step)).toEqual([1, 2, 3]);
+    for (const r of log) expect(Number.isFinite(r.loss)).toBe(true);
+    const items = (await call('jobs.items', { id: job.id })).items;
+    expect(items.find((i) => i.key === 'device-fallback')?.result).toMatchObject({
+      from: 'webgpu',
+      to: 'cpu',
+      step: 2,
+      resumedAt: 1,
+    });
+    const file = path.join(
+      engine.requireProject().project.checkpointsDir,
+      `train-${job.id}`,
+      'export',
+      'encoder.safetensors',
+    );
+    const meta = parseSafetensors(fs.readFileSync(file)).metadata;
+    expect(meta.provider).toBe('cpu');
+    expect(meta.fallback).toMatch(/webgpu.*device was lost/);
+    await engine.close();
+  }, 600_000);
 });

@@ -1,0 +1,103 @@
+/**
+ * Training state kept in GPU memory between steps, for the step runners (DINO/Dora, NeCo): a step graph's state
+ * outputs (`p_next/…`, …) are asked to stay on the device (ModelSession keepOnDevice → 'gpu-buffer' tensors) and
+ * are fed back as the next step's state inputs (`p/…`, …); the host copy is brought up to date by `sync`
+ * (checkpoints, previews, export). On the CPU provider, or with keepOnDevice off, nothing is kept: the runners copy
+ * the state through host memory as before. A gpu-buffer tensor is never read on the host (onnxruntime-node 1.30
+ * aborts the process), only fed to sessions on the same device.
+ */
+import { GraphBuilder } from '../graph/builder.js';
+import { toOnnx } from '../graph/onnx.js';
+import { ModelSession, type ort, type RuntimeSettings } from '../runtime/session.js';
+
+/** Bytes that crossed between host and device memory in one step (inputs uploaded, outputs downloaded). */
+export interface StepTransfer {
+  hostToDevice: number;
+  deviceToHost: number;
+}
+
+const bytesOf = (t: ort.Tensor) => t.size * (t.type === 'float16' ? 2 : t.type === 'int64' ? 8 : 4);
+
+export class DeviceState {
+  /** The state inputs held in GPU memory, or null when the host copy is current. */
+  private device: Map<string, ort.Tensor> | null = null;
+  private readback: ModelSession | null = null;
+  /** Bytes crossing host<->device in the last step (null on the CPU provider, where there is no device). */
+  lastTransfer: StepTransfer | null = null;
+
+  constructor(
+    /** [state input, the output that becomes it next step]. */
+    private readonly pairs: readonly (readonly [string, string])[],
+    /** Whether the session keeps the outputs on its device (made with keepOnDevice, running on WebGPU). */
+    readonly resident: boolean,
+    private readonly provider: string,
+    private readonly settings: RuntimeSettings | undefined,
+  ) {}
+
+  /** The outputs to keep on the device when making the session. */
+  static outputs(pairs: readonly (readonly [string, string])[]): string[] {
+    return pairs.map(([, out]) => out);
+  }
+
+  /** The state feeds: the device's while the state lives there, else `host()` (the host copy as tensors). */
+  feeds(host: () => Map<string, ort.Tensor>): Map<string, ort.Tensor> {
+    return this.device ?? host();
+  }
+
+  /**
+   * After a run: counts the bytes that crossed, and on a resident session keeps the state outputs as the next
+   * state feeds (`stateFeeds`: this step's state inputs; those without an output, e.g. frozen parameters, stay).
+   * Returns whether the state now lives on the device (else the caller reads the outputs into the host copy).
+   */
+  absorb(
+    feeds: Record<string, ort.Tensor>,
+    stateFeeds: ReadonlyMap<string, ort.Tensor>,
+    out: Record<string, ort.Tensor>,
+  ): boolean {
+    if (this.provider !== 'cpu') {
+      const sum = (ts: ort.Tensor[]) =>
+        ts.filter((x) => x.location !== 'gpu-buffer').reduce((a, x) => a + bytesOf(x), 0);
+      this.lastTransfer = { hostToDevice: sum(Object.values(feeds)), deviceToHost: sum(Object.values(out)) };
+    }
+    if (!this.resident) return false;
+    const next = new Map(stateFeeds);
+    for (const [input, output] of this.pairs) {
+      const v = out[output];
+      if (!v) throw new Error(`the step graph has no output ${output}`);
+      next.set(input, v);
+    }
+    if (this.device) for (const [name, old] of this.device) if (next.get(name) !== old) old.dispose();
+    this.device = next;
+    return true;
+  }
+
+  /** A state input as kept on the device (undefined while the host copy is current). */
+  get(name: string): ort.Tensor | undefined {
+    return this.device?.get(name);
+  }
+
+  get onDevice(): boolean {
+    return this.device !== null;
+  }
+
+  /** The state kept on the device, read back to the host (null when the host copy is current). */
+  async read(): Promise<Map<string, Float32Array> | null> {
+    const device = this.device;
+    if (!device) return null;
+    if (!this.readback) {
+      // One Identity per state tensor on the same device, outputs to the host.
+      const b = new GraphBuilder('readback');
+      for (const [name, v] of device) b.output(b.identity(b.input(name, 'float32', v.dims as number[])), `h/${name}`);
+      this.readback = await ModelSession.create(toOnnx(b.build()), this.settings);
+    }
+    const out = await this.readback.run(Object.fromEntries(device));
+    return new Map([...device.keys()].map((name) => [name, out[`h/${name}`]?.data as Float32Array]));
+  }
+
+  async release(): Promise<void> {
+    if (this.device) for (const t of this.device.values()) if (t.location === 'gpu-buffer') t.dispose();
+    this.device = null;
+    await this.readback?.release();
+    this.readback = null;
+  }
+}
