@@ -123,20 +123,23 @@ export function modelCatalog(): CatalogEntry[] {
   return loadCatalog(process.env.FLANEUR_CATALOG ?? path.join(APP_ROOT, 'models', 'catalog.json'));
 }
 
+/** What registering a model takes: the weights (file or snapshot folder) and what to call and credit it. */
+export interface RegisterArgs {
+  path: string;
+  name?: string;
+  licence?: string;
+  heads?: number;
+  origin?: string;
+  provenance?: Record<string, unknown>;
+}
+
 /**
  * Validates, hashes and stores a weights file (or a Hugging Face snapshot folder) in the project's registry. A file
  * the catalog knows (by SHA-256, published prefix or name) is named, licensed and shaped from its entry.
  */
 export async function registerModel(
   project: Project,
-  args: {
-    path: string;
-    name?: string;
-    licence?: string;
-    heads?: number;
-    origin?: string;
-    provenance?: Record<string, unknown>;
-  },
+  args: RegisterArgs,
   catalog: readonly CatalogEntry[],
   signal?: AbortSignal,
 ): Promise<ModelInfo> {
@@ -235,17 +238,7 @@ export class ModelService {
     return info;
   }
 
-  async import(
-    project: Project,
-    args: {
-      path: string;
-      name?: string;
-      licence?: string;
-      heads?: number;
-      origin?: string;
-      provenance?: Record<string, unknown>;
-    },
-  ): Promise<ModelInfo> {
+  async import(project: Project, args: RegisterArgs): Promise<ModelInfo> {
     return registerModel(project, args, modelCatalog());
   }
 

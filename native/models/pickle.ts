@@ -6,6 +6,7 @@
  * names it: nothing is ever imported, called or executed; "calling" an allowed global only builds a record.
  */
 import { FlaneurError } from '../api/errors.js';
+import type { SafeDType } from './safetensors.js';
 
 /** The storage a tensor points into: resolved by the caller from the persistent id. */
 export interface PickleStorage {
@@ -63,7 +64,8 @@ interface PickleGlobal {
   name: string;
 }
 
-export type StorageDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+/** A storage's element type, named as in safetensors. */
+export type StorageDType = SafeDType;
 
 export const STORAGE_TYPES: Record<string, StorageDType> = {
   'torch.FloatStorage': 'F32',

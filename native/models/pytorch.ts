@@ -17,21 +17,8 @@ import {
   STORAGE_TYPES,
   unpickle,
 } from './pickle.js';
-import { f16ToF32, type SafeDType, type WeightFile, type WeightTensor } from './safetensors.js';
+import { DTYPE_BYTES, f16ToF32, type WeightFile, type WeightTensor } from './safetensors.js';
 import { isZip, readZip } from './zip.js';
-
-const ELEMENT_BYTES: Record<PickleStorage['dtype'], number> = {
-  F32: 4,
-  F16: 2,
-  BF16: 2,
-  F64: 8,
-  I64: 8,
-  I32: 4,
-  I16: 2,
-  I8: 1,
-  U8: 1,
-  BOOL: 1,
-};
 
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 
@@ -142,7 +129,7 @@ function readLegacyCheckpoint(buf: Uint8Array, source: string): RawCheckpoint {
       throw invalid(`${source} is truncated: storage "${key}" starts past the end of the file. Copy it again.`);
     }
     const numel = Number(dv.getBigInt64(pos, true));
-    const bytes = numel * ELEMENT_BYTES[s.dtype];
+    const bytes = numel * DTYPE_BYTES[s.dtype];
     if (numel < 0 || pos + 8 + bytes > buf.length) {
       throw invalid(
         `${source} is truncated: storage "${key}" needs ${bytes} bytes from byte ${pos + 8}; the file has ${buf.length}. Copy it again.`,
@@ -221,7 +208,7 @@ function stripWrappers(names: string[]): { prefix: string; keep: (n: string) => 
 function materialize(t: PickleTensor, bytes: Uint8Array, name: string, source: string): Float32Array {
   const s = t.storage;
   const base = s.view ? s.view.offset : 0;
-  const eb = ELEMENT_BYTES[s.dtype];
+  const eb = DTYPE_BYTES[s.dtype];
   const available = Math.floor(bytes.length / eb);
   const n = t.shape.reduce((a, d) => a * d, 1);
   let last = t.offset;
@@ -295,7 +282,7 @@ export function parsePytorchCheckpoint(buf: Uint8Array, source: string): Pytorch
   for (const [name, t] of entries) {
     const k = keep(name);
     if (k === null) continue;
-    tensors.set(k, { name: k, dtype: t.storage.dtype as SafeDType, shape: t.shape });
+    tensors.set(k, { name: k, dtype: t.storage.dtype, shape: t.shape });
     byName.set(k, t);
   }
   const storageCache = new Map<string, Uint8Array>();
@@ -309,7 +296,7 @@ export function parsePytorchCheckpoint(buf: Uint8Array, source: string): Pytorch
       let bytes = storageCache.get(t.storage.key);
       if (!bytes) {
         bytes = raw.storage(t.storage.key);
-        const need = t.storage.numel * ELEMENT_BYTES[t.storage.dtype];
+        const need = t.storage.numel * DTYPE_BYTES[t.storage.dtype];
         if (bytes.length < need && !t.storage.view) {
           throw invalid(
             `${source}: storage "${t.storage.key}" (used by "${name}") should hold ${need} bytes but has ${bytes.length}; the file is damaged or truncated.`,

@@ -8,7 +8,8 @@ import { FlaneurError } from '../api/errors.js';
 
 export type SafeDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
-const DTYPE_BYTES: Record<SafeDType, number> = {
+/** Bytes per element of each dtype (safetensors' names; PyTorch storages use the same ones). */
+export const DTYPE_BYTES: Record<SafeDType, number> = {
   F32: 4,
   F16: 2,
   BF16: 2,
