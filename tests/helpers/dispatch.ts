@@ -1,19 +1,40 @@
-import type { CallResponse, CommandArgs, CommandName, CommandResult } from '../../native/api/contract.js';
+import path from 'node:path';
+import type { CallResponse, CommandArgs, CommandName, CommandResult, ModelInfo } from '../../native/api/contract.js';
 import { Engine } from '../../native/engine/engine.js';
 import { createEngineDispatcher } from '../../native/engine/handlers.js';
+import { fixturePath } from './fixtures.js';
+import { writeInitViT } from './models.js';
 import { tmpDir } from './tmp.js';
 
 /**
  * An in-process engine over a fresh home with its dispatcher, and a typed `call` that throws with the command's
- * name and the engine's message on failure (`dispatch` gives the raw response, for error tests).
+ * name and the engine's message on failure, the error's `code` on it (`d.dispatch` gives the raw response).
  */
 export function dispatchEngine() {
   const engine = new Engine({ home: tmpDir() });
   const d = createEngineDispatcher(engine);
   const call = async <K extends CommandName>(c: K, a: CommandArgs<K>): Promise<CommandResult<K>> => {
     const r = (await d.dispatch(c, a)) as CallResponse<CommandResult<K>>;
-    if (!r.ok) throw new Error(`${c}: ${r.error.message}`);
+    if (!r.ok) throw Object.assign(new Error(`${c}: ${r.error.message}`), { code: r.error.code });
     return r.result;
   };
   return { engine, d, call };
+}
+
+/**
+ * A new project at `work`/p holding the synthetic tour sampled at 1 fps, 240 px short side (ingested), and a ViT-Ti/16
+ * at DINO's initialisation (written to `work`/vit.safetensors) registered as a model.
+ */
+export async function tourProjectWithModel(
+  { engine, call }: Pick<ReturnType<typeof dispatchEngine>, 'engine' | 'call'>,
+  work: string,
+): Promise<ModelInfo> {
+  await call('project.create', { path: path.join(work, 'p') });
+  await call('library.add', {
+    paths: [fixturePath('synthetic', 'tour.mp4')],
+    sampling: { policy: 'fps', fps: 1 },
+    frameSize: { mode: 'short-side', size: 240 },
+  });
+  await engine.requireProject().runner.idle();
+  return call('models.import', { path: writeInitViT(path.join(work, 'vit.safetensors')) });
 }

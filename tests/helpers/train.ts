@@ -1,7 +1,6 @@
 import path from 'node:path';
-import type { CallResponse, CommandArgs, CommandName, CommandResult } from '../../native/api/contract.js';
-import { Engine } from '../../native/engine/engine.js';
-import { createEngineDispatcher } from '../../native/engine/handlers.js';
+import type { CommandArgs } from '../../native/api/contract.js';
+import { dispatchEngine } from './dispatch.js';
 import { fixturePath } from './fixtures.js';
 import { tmpDir } from './tmp.js';
 
@@ -34,13 +33,7 @@ export const NECO_TINY = {
 
 /** An engine with a new project holding the synthetic tour sampled at 2 fps, 48 px short side. */
 export async function engineWithFrames(name: string) {
-  const engine = new Engine({ home: tmpDir() });
-  const dispatcher = createEngineDispatcher(engine);
-  const call = async <K extends CommandName>(c: K, a: CommandArgs<K>): Promise<CommandResult<K>> => {
-    const r = (await dispatcher.dispatch(c, a)) as CallResponse<CommandResult<K>>;
-    if (!r.ok) throw new Error(`${c}: ${r.error.message}`);
-    return r.result;
-  };
+  const { engine, call } = dispatchEngine();
   await call('project.create', { path: path.join(tmpDir(), name) });
   await call('library.add', {
     paths: [fixturePath('synthetic', 'tour.mp4')],

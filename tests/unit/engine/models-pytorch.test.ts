@@ -6,24 +6,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { CallResponse, CommandArgs, CommandName, CommandResult } from '../../../native/api/contract.js';
-import { Engine } from '../../../native/engine/engine.js';
-import { createEngineDispatcher } from '../../../native/engine/handlers.js';
+import { dispatchEngine } from '../../helpers/dispatch.js';
 import { fixturePath, maxAbsDiff } from '../../helpers/fixtures.js';
 import { makeImage } from '../../helpers/media.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 describe('importing PyTorch checkpoints through the engine', () => {
-  const home = tmpDir();
   const work = tmpDir();
-  const engine = new Engine({ home });
-  const dispatcher = createEngineDispatcher(engine);
+  const { engine, call } = dispatchEngine();
   afterAll(() => engine.close());
-  const call = async <K extends CommandName>(c: K, a: CommandArgs<K>): Promise<CommandResult<K>> => {
-    const r = (await dispatcher.dispatch(c, a)) as CallResponse<CommandResult<K>>;
-    if (!r.ok) throw Object.assign(new Error(r.error.message), { code: r.error.code });
-    return r.result;
-  };
 
   it('stores the teacher backbone of a DINO checkpoint and embeds as its .safetensors twin does', async () => {
     await call('project.create', { path: path.join(work, 'p') });

@@ -11,9 +11,7 @@ import type { ItemResult, JobContext } from '../../../native/jobs/types.js';
 import { DEFAULT_RUNTIME } from '../../../native/runtime/session.js';
 import type { Project } from '../../../native/store/project.js';
 import { readNpy } from '../../helpers/cli.js';
-import { dispatchEngine } from '../../helpers/dispatch.js';
-import { fixturePath } from '../../helpers/fixtures.js';
-import { writeInitViT } from '../../helpers/models.js';
+import { dispatchEngine, tourProjectWithModel } from '../../helpers/dispatch.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 describe('features.export', () => {
@@ -24,14 +22,7 @@ describe('features.export', () => {
   afterAll(() => engine.close());
 
   beforeAll(async () => {
-    await call('project.create', { path: path.join(work, 'p') });
-    await call('library.add', {
-      paths: [fixturePath('synthetic', 'tour.mp4')],
-      sampling: { policy: 'fps', fps: 1 },
-      frameSize: { mode: 'short-side', size: 240 },
-    });
-    await engine.requireProject().runner.idle();
-    const model = await call('models.import', { path: writeInitViT(path.join(work, 'vit.safetensors')) });
+    const model = await tourProjectWithModel({ engine, call }, work);
     await call('features.extract', { modelId: model.id, size: 64 });
     await engine.requireProject().runner.idle();
     runId = (await call('features.runs', {}))[0]?.id ?? 0;

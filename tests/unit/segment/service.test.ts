@@ -7,9 +7,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IoUMeter } from '../../../native/segment/labels.js';
 import { readMask } from '../../../native/segment/masks.js';
-import { dispatchEngine } from '../../helpers/dispatch.js';
+import { dispatchEngine, tourProjectWithModel } from '../../helpers/dispatch.js';
 import { fixturePath } from '../../helpers/fixtures.js';
-import { writeInitViT } from '../../helpers/models.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 describe('segmentation and retrieval', () => {
@@ -20,16 +19,8 @@ describe('segmentation and retrieval', () => {
   afterAll(() => engine.close());
 
   beforeAll(async () => {
-    await call('project.create', { path: path.join(work, 'p') });
-    await call('library.add', {
-      paths: [fixturePath('synthetic', 'tour.mp4')],
-      sampling: { policy: 'fps', fps: 1 },
-      frameSize: { mode: 'short-side', size: 240 },
-    });
-    await engine.requireProject().runner.idle();
+    const model = await tourProjectWithModel({ engine, call }, work);
     mediaId = (await call('library.list', {})).items[0]?.id ?? 0;
-    const file = writeInitViT(path.join(work, 'vit.safetensors'));
-    const model = await call('models.import', { path: file });
     await call('features.extract', { modelId: model.id, size: 224 });
     await engine.requireProject().runner.idle();
     runId = (await call('features.runs', {}))[0]?.id ?? 0;

@@ -4,9 +4,7 @@ import zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { attentionMasks, discover, maskBox, sinkhorn, trackMasks } from '../../../native/track/dora.js';
 import { instanceMask } from '../../../native/track/export.js';
-import { dispatchEngine } from '../../helpers/dispatch.js';
-import { fixturePath } from '../../helpers/fixtures.js';
-import { writeInitViT } from '../../helpers/models.js';
+import { dispatchEngine, tourProjectWithModel } from '../../helpers/dispatch.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 describe('Dora discovery and tracking', () => {
@@ -62,14 +60,7 @@ describe('tracking job', () => {
 
   it('tracks every frame, stores boxes, and exports MOT CSV', async () => {
     const work = tmpDir();
-    await call('project.create', { path: path.join(work, 'p') });
-    await call('library.add', {
-      paths: [fixturePath('synthetic', 'tour.mp4')],
-      sampling: { policy: 'fps', fps: 1 },
-      frameSize: { mode: 'short-side', size: 240 },
-    });
-    await engine.requireProject().runner.idle();
-    const model = await call('models.import', { path: writeInitViT(path.join(work, 'vit.safetensors')) });
+    const model = await tourProjectWithModel({ engine, call }, work);
     const media = (await call('library.list', {})).items[0];
     const job = await call('track.start', { modelId: model.id, mediaId: media?.id ?? 0, objects: 2, seed: 1 });
     await engine.requireProject().runner.idle();
