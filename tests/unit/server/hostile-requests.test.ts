@@ -2,10 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { Engine } from '../../../native/engine/engine.js';
-import { createEngineDispatcher } from '../../../native/engine/handlers.js';
-import { type RunningServer, startServer } from '../../../native/server/http-server.js';
+import type { RunningServer } from '../../../native/server/http-server.js';
 import { type EngineProcess, startEngineProcess } from '../../helpers/engine-process.js';
+import { serveEngine } from '../../helpers/engine-server.js';
 import { rawRequest } from '../../helpers/raw-http.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
@@ -112,7 +111,7 @@ describe('browser mode survives hostile requests (a real engine process)', () =>
 
 describe('browser mode static files', () => {
   let server: RunningServer;
-  let engine: Engine;
+  let close: () => Promise<void>;
   const outside = tmpDir();
   const staticDir = tmpDir();
 
@@ -123,17 +122,9 @@ describe('browser mode static files', () => {
     fs.symlinkSync(outside, path.join(staticDir, 'elsewhere'));
     fs.writeFileSync(path.join(staticDir, 'app.js'), 'console.log(1)');
     fs.symlinkSync(path.join(staticDir, 'app.js'), path.join(staticDir, 'alias.js'));
-    engine = new Engine({ home: tmpDir() });
-    server = await startServer({
-      dispatcher: createEngineDispatcher(engine),
-      subscribe: (l) => engine.on(l),
-      staticDir,
-    });
+    ({ server, close } = await serveEngine(staticDir));
   });
-  afterAll(async () => {
-    await server.close();
-    await engine.close();
-  });
+  afterAll(() => close());
 
   const get = (target: string) =>
     rawRequest(

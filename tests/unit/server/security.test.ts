@@ -3,9 +3,9 @@ import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { Engine } from '../../../native/engine/engine.js';
-import { createEngineDispatcher } from '../../../native/engine/handlers.js';
-import { type RunningServer, startServer } from '../../../native/server/http-server.js';
+import type { Engine } from '../../../native/engine/engine.js';
+import type { RunningServer } from '../../../native/server/http-server.js';
+import { serveEngine } from '../../helpers/engine-server.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 interface Reply {
@@ -45,21 +45,14 @@ const callBody = JSON.stringify({ command: 'app.info', args: {} });
 describe('browser mode security', () => {
   let server: RunningServer;
   let engine: Engine;
+  let close: () => Promise<void>;
   const staticDir = tmpDir();
 
   beforeAll(async () => {
     fs.writeFileSync(path.join(staticDir, 'index.html'), '<!doctype html><title>Flaneur</title>');
-    engine = new Engine({ home: tmpDir() });
-    server = await startServer({
-      dispatcher: createEngineDispatcher(engine),
-      subscribe: (l) => engine.on(l),
-      staticDir,
-    });
+    ({ engine, server, close } = await serveEngine(staticDir));
   });
-  afterAll(async () => {
-    await server.close();
-    await engine.close();
-  });
+  afterAll(() => close());
 
   const api = (headers: Record<string, string>) =>
     request(server, {
