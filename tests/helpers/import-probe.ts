@@ -3,18 +3,9 @@
  * prints one JSON line: per file the error code and message (or ok) and the milliseconds it took, and the process's
  * peak resident memory (Linux VmHWM) before the first import and after the last, so a test can bound both.
  */
-import fs from 'node:fs';
 import { FlaneurError } from '../../native/api/errors.js';
 import { importViTFile } from '../../native/models/import-vit.js';
-
-function peakRss(): number | null {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
-    return m ? Number(m[1]) * 1024 : null;
-  } catch {
-    return null;
-  }
-}
+import { peakRss } from './memory.js';
 
 const before = peakRss();
 const results = process.argv.slice(2).map((file) => {

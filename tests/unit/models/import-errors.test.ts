@@ -2,10 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { FlaneurError } from '../../../native/api/errors.js';
 import { importViT, importViTFile } from '../../../native/models/import-vit.js';
 import { encodeSafetensors, parseSafetensors, type TensorToWrite } from '../../../native/models/safetensors.js';
 import { buildViTOnnx } from '../../../native/models/vit-onnx.js';
+import { errorOf } from '../../helpers/errors.js';
 import { fixturePath, loadTensors, maxAbsDiff } from '../../helpers/fixtures.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
@@ -20,16 +20,6 @@ function tensorsOf(file: string): Map<string, TensorToWrite> {
 
 function importBuffer(buf: Buffer, heads = 3) {
   return importViT(parseSafetensors(buf, 'test.safetensors'), 'test.safetensors', { heads });
-}
-
-function errorOf(fn: () => unknown): FlaneurError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof FlaneurError) return err;
-    throw err;
-  }
-  throw new Error('expected an error');
 }
 
 describe('importing ViT weights', () => {

@@ -7,23 +7,13 @@
 import fs from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { FlaneurError } from '../../../native/api/errors.js';
 import { type ImportedViT, importViTFile, parseWeightFile } from '../../../native/models/import-vit.js';
 import { buildViTOnnx } from '../../../native/models/vit-onnx.js';
+import { errorOf } from '../../helpers/errors.js';
 import { fixturePath, loadTensors, maxAbsDiff } from '../../helpers/fixtures.js';
 
 const pth = (name: string) => fixturePath('pth', name);
 const MARKER = '/tmp/flaneur-pickle-ran';
-
-function errorOf(fn: () => unknown): FlaneurError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof FlaneurError) return err;
-    throw err;
-  }
-  throw new Error('expected an error');
-}
 
 function expectSameWeights(a: ImportedViT, b: ImportedViT) {
   expect(a.config).toEqual(b.config);

@@ -5,6 +5,7 @@ import { importViT } from '../../../native/models/import-vit.js';
 import { parseSafetensors } from '../../../native/models/safetensors.js';
 import { Rng } from '../../../native/train/rng.js';
 import { fixturePath } from '../../helpers/fixtures.js';
+import { peakRss } from '../../helpers/memory.js';
 
 /**
  * Fuzz of the safetensors header parser and the importer behind it (issue 15): seeded mutations of a valid model's
@@ -16,15 +17,6 @@ import { fixturePath } from '../../helpers/fixtures.js';
 const SEED = 0x5afe7e;
 const CASES = 1500;
 const MEMORY_BOUND = 200 * 1000 * 1000;
-
-function peakRss(): number | null {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
-    return m ? Number(m[1]) * 1024 : null;
-  } catch {
-    return null;
-  }
-}
 
 type Entry = { dtype: unknown; shape: unknown; data_offsets: unknown };
 

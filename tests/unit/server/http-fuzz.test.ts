@@ -1,7 +1,7 @@
-import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../../native/train/rng.js';
 import { type EngineProcess, startEngineProcess } from '../../helpers/engine-process.js';
+import { peakRss } from '../../helpers/memory.js';
 import { rawRequest } from '../../helpers/raw-http.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
@@ -16,15 +16,6 @@ const SEED = 0x15f00d;
 const REQUESTS = 400;
 const IN_FLIGHT = 8;
 const PEAK_GROWTH_BOUND = 64 * 1024 * 1024;
-
-function peakRss(pid: number): number | null {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : null;
-  } catch {
-    return null;
-  }
-}
 
 const ALPHABET = 'abcAZ09-._~!$&\'()*+,;=:@/?#[]%\\ "<>^`{|}\t';
 
