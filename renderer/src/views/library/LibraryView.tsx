@@ -1,6 +1,6 @@
-import { type DragEvent, type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
+import { type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
 import type { CommandResult, JobInfo, JobItem, MediaInfo, Sampling } from '../../../../native/api/contract';
-import { pathsFromDrop } from '../../shell/drop';
+import { useFileDrop } from '../../shell/drop';
 import type { Explained } from '../../shell/errors';
 import { formatBytes, formatDuration, plural } from '../../shell/format';
 import { Icon } from '../../shell/Icon';
@@ -122,7 +122,6 @@ export function LibraryView() {
   const [policy, setPolicy] = useState<Sampling['policy']>('fps');
   const [value, setValue] = useState('1');
   const [size, setSize] = useState('224');
-  const [dragging, setDragging] = useState(false);
   const lastLoad = useRef(0);
 
   const load = useCallback(async () => {
@@ -186,12 +185,9 @@ export function LibraryView() {
         .filter(Boolean),
     );
   };
-  const onDrop = (e: DragEvent) => {
-    e.preventDefault();
-    setDragging(false);
-    const dropped = pathsFromDrop(e.dataTransfer.getData('text/uri-list'), e.dataTransfer.getData('text/plain'));
+  const drop = useFileDrop((dropped) => {
     if (dropped.length) void add(dropped);
-  };
+  });
   const running = ingest.filter((j) => j.state === 'running' || j.state === 'queued');
 
   return (
@@ -216,14 +212,9 @@ export function LibraryView() {
       </header>
 
       <form
-        className={`card dropzone ${dragging ? 'dragging' : ''}`}
+        className={`card dropzone ${drop.dragging ? 'dragging' : ''}`}
         onSubmit={submit}
-        onDragOver={(e) => {
-          e.preventDefault();
-          setDragging(true);
-        }}
-        onDragLeave={() => setDragging(false)}
-        onDrop={onDrop}
+        {...drop.handlers}
         aria-labelledby="add-title"
       >
         <h2 id="add-title">Add images and videos</h2>

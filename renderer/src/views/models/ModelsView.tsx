@@ -1,6 +1,6 @@
-import { type DragEvent, type FormEvent, useCallback, useEffect, useState } from 'react';
+import { type FormEvent, useCallback, useEffect, useState } from 'react';
 import type { CatalogEntryInfo, JobInfo, ModelInfo } from '../../../../native/api/contract';
-import { pathsFromDrop } from '../../shell/drop';
+import { useFileDrop } from '../../shell/drop';
 import type { Explained } from '../../shell/errors';
 import { formatBytes, formatDuration, formatTime } from '../../shell/format';
 import { PathField } from '../../shell/PathField';
@@ -130,7 +130,6 @@ export function ModelsView() {
   const [name, setName] = useState('');
   const [licence, setLicence] = useState('');
   const [busy, setBusy] = useState(false);
-  const [dragging, setDragging] = useState(false);
 
   const load = useCallback(async () => {
     const [list, known] = await Promise.all([client.call('models.list', {}), client.call('models.catalog', {})]);
@@ -167,12 +166,9 @@ export function ModelsView() {
     e.preventDefault();
     await importPath(file);
   };
-  const onDrop = (e: DragEvent) => {
-    e.preventDefault();
-    setDragging(false);
-    const [first] = pathsFromDrop(e.dataTransfer.getData('text/uri-list'), e.dataTransfer.getData('text/plain'));
+  const drop = useFileDrop(([first]) => {
     if (first) void importPath(first);
-  };
+  });
   const downloads = jobs.filter((j) => j.kind === 'models.download');
   const jobOf = (id: string) => downloads.find((j) => j.args.id === id);
 
@@ -182,14 +178,9 @@ export function ModelsView() {
         <h1>Models</h1>
       </header>
       <form
-        className={`card dropzone ${dragging ? 'dragging' : ''}`}
+        className={`card dropzone ${drop.dragging ? 'dragging' : ''}`}
         onSubmit={submit}
-        onDragOver={(e) => {
-          e.preventDefault();
-          setDragging(true);
-        }}
-        onDragLeave={() => setDragging(false)}
-        onDrop={onDrop}
+        {...drop.handlers}
         aria-labelledby="import-title"
         data-testid="model-dropzone"
       >
