@@ -82,6 +82,43 @@ function SeriesPlot({
   );
 }
 
+/** A labelled number field of the form; `aria` names the input where the visible label says more. */
+function NumberField({
+  label,
+  aria = label,
+  value,
+  set,
+  min,
+  max,
+  step,
+  children,
+}: {
+  label: string;
+  aria?: string;
+  value: number;
+  set: (n: number) => void;
+  min?: number;
+  max?: number;
+  step?: number;
+  children?: ReactNode;
+}) {
+  return (
+    <label className="field">
+      {label}{' '}
+      <input
+        type="number"
+        min={min}
+        max={max}
+        step={step}
+        value={value}
+        onChange={(e) => set(Number(e.target.value))}
+        aria-label={aria}
+      />
+      {children}
+    </label>
+  );
+}
+
 /** Says why a rising loss is not by itself a problem in DINO, with the figures of this run. */
 function LossNote({ log }: { log: Log }) {
   const first = log[0];
@@ -266,7 +303,6 @@ export function TrainView() {
       setImportedObjective((m) => new Map(m).set(currentImport, objective));
     });
   }, [client, run, currentImport, importedObjective]);
-  const num = (set: (n: number) => void) => (e: { target: { value: string } }) => set(Number(e.target.value));
   const last = log[log.length - 1];
   const shownCompare =
     compareId !== null && compareId !== current?.id && compareLog.length > 0 ? compareLog : undefined;
@@ -355,31 +391,16 @@ export function TrainView() {
             </select>
           </label>
           {length === 'steps' ? (
-            <label className="field">
-              Steps <input type="number" min={1} value={steps} onChange={num(setSteps)} aria-label="Steps" />
-            </label>
+            <NumberField label="Steps" value={steps} set={setSteps} min={1} />
           ) : (
-            <label className="field">
-              Epochs <input type="number" min={1} value={epochs} onChange={num(setEpochs)} aria-label="Epochs" />
+            <NumberField label="Epochs" value={epochs} set={setEpochs} min={1}>
               <span className="muted" data-testid="epoch-steps">
                 = {plural(totalSteps, 'step')} ({plural(chosenFrames, 'frame')})
               </span>
-            </label>
+            </NumberField>
           )}
-          <label className="field">
-            Frames per step <input type="number" min={1} value={batch} onChange={num(setBatch)} aria-label="Batch" />
-          </label>
-          <label className="field">
-            Crop size{' '}
-            <input
-              type="number"
-              min={16}
-              step={16}
-              value={globalSize}
-              onChange={num(setGlobalSize)}
-              aria-label="Crop size"
-            />
-          </label>
+          <NumberField label="Frames per step" aria="Batch" value={batch} set={setBatch} min={1} />
+          <NumberField label="Crop size" value={globalSize} set={setGlobalSize} min={16} step={16} />
           <label className="field">
             Device
             <select value={device} onChange={(e) => setDevice(e.target.value)} aria-label="Device">
@@ -397,24 +418,9 @@ export function TrainView() {
         </div>
         {method === 'dora' && (
           <div className="field-row">
-            <label className="field">
-              Frames per clip{' '}
-              <input
-                type="number"
-                min={1}
-                value={framesPerClip}
-                onChange={num(setFramesPerClip)}
-                aria-label="Frames per clip"
-              />
-            </label>
-            <label className="field">
-              Stride (frames){' '}
-              <input type="number" min={1} value={stride} onChange={num(setStride)} aria-label="Stride" />
-            </label>
-            <label className="field">
-              Objects{' '}
-              <input type="number" min={1} max={16} value={objects} onChange={num(setObjects)} aria-label="Objects" />
-            </label>
+            <NumberField label="Frames per clip" value={framesPerClip} set={setFramesPerClip} min={1} />
+            <NumberField label="Stride (frames)" aria="Stride" value={stride} set={setStride} min={1} />
+            <NumberField label="Objects" value={objects} set={setObjects} min={1} max={16} />
           </div>
         )}
         {method === 'neco' && (
@@ -422,56 +428,43 @@ export function TrainView() {
             {!init.startsWith('model:') && (
               <p className="muted">NeCo adapts a pretrained encoder: choose a registered model in “Start from”.</p>
             )}
-            <label className="field">
-              Backbone learning rate{' '}
-              <input
-                type="number"
-                min={0}
-                step={0.000001}
-                value={lrBackbone}
-                onChange={num(setLrBackbone)}
-                aria-label="Backbone learning rate"
-              />
-            </label>
-            <label className="field">
-              Head learning rate{' '}
-              <input
-                type="number"
-                min={0}
-                step={0.00001}
-                value={lrHead}
-                onChange={num(setLrHead)}
-                aria-label="Head learning rate"
-              />
-            </label>
-            <label className="field">
-              Local crops{' '}
-              <input
-                type="number"
-                min={0}
-                max={16}
-                value={necoLocals}
-                onChange={num(setNecoLocals)}
-                aria-label="Local crops"
-              />
-            </label>
+            <NumberField
+              label="Backbone learning rate"
+              value={lrBackbone}
+              set={setLrBackbone}
+              min={0}
+              step={0.000001}
+            />
+            <NumberField label="Head learning rate" value={lrHead} set={setLrHead} min={0} step={0.00001} />
+            <NumberField label="Local crops" value={necoLocals} set={setNecoLocals} min={0} max={16} />
           </div>
         )}
         <details hidden={method === 'neco'}>
           <summary>Optimisation and collapse guards</summary>
           <div className="field-row">
-            <label className="field">
-              Base learning rate (× views / 256){' '}
-              <input type="number" min={0} step={0.0001} value={lr} onChange={num(setLr)} aria-label="Learning rate" />
-            </label>
-            <label className="field">
-              Freeze last layer (steps){' '}
-              <input type="number" min={0} value={freeze} onChange={num(setFreeze)} aria-label="Freeze last layer" />
-            </label>
-            <label className="field">
-              KoLeo weight (DINOv2: 0.1){' '}
-              <input type="number" min={0} step={0.05} value={koleo} onChange={num(setKoleo)} aria-label="KoLeo" />
-            </label>
+            <NumberField
+              label="Base learning rate (× views / 256)"
+              aria="Learning rate"
+              value={lr}
+              set={setLr}
+              min={0}
+              step={0.0001}
+            />
+            <NumberField
+              label="Freeze last layer (steps)"
+              aria="Freeze last layer"
+              value={freeze}
+              set={setFreeze}
+              min={0}
+            />
+            <NumberField
+              label="KoLeo weight (DINOv2: 0.1)"
+              aria="KoLeo"
+              value={koleo}
+              set={setKoleo}
+              min={0}
+              step={0.05}
+            />
           </div>
         </details>
         <div className="field-row">
