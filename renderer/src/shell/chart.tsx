@@ -1,4 +1,4 @@
-import { type CSSProperties, useCallback, useState } from 'react';
+import { type CSSProperties, type ReactNode, useCallback, useState } from 'react';
 
 /**
  * SVG charts scale with their container, so text sized in the viewBox's units shrinks with it (a 640-wide plot in
@@ -21,4 +21,35 @@ export function useChartText(
   }, []);
   const size = (px * viewBoxWidth) / width;
   return { ref, style: { '--tick-size': `${size.toFixed(2)}px` } as CSSProperties };
+}
+
+/** The <svg> of a chart: a `width` x `height` viewBox scaled to its container, its labels sized by useChartText. */
+export function ChartSvg({
+  width,
+  height,
+  label,
+  testId,
+  children,
+}: {
+  width: number;
+  height: number;
+  /** What the chart shows, for screen readers. */
+  label: string;
+  testId: string;
+  children: ReactNode;
+}) {
+  const text = useChartText(width);
+  return (
+    <svg
+      ref={text.ref}
+      style={text.style}
+      viewBox={`0 0 ${width} ${height}`}
+      className="chart"
+      role="img"
+      aria-label={label}
+      data-testid={testId}
+    >
+      {children}
+    </svg>
+  );
 }

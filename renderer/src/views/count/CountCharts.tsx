@@ -1,5 +1,5 @@
 import type { CommandResult } from '../../../../native/api/contract';
-import { useChartText } from '../../shell/chart';
+import { ChartSvg } from '../../shell/chart';
 import { formatTimestamp, plural } from '../../shell/format';
 
 type Rows = CommandResult<'count.results'>;
@@ -14,17 +14,8 @@ export function CountPlot({ rows }: { rows: Rows }) {
   const x = (t: number) => pad + ((W - 2 * pad) * t) / t1;
   const y = (c: number) => H - pad - ((H - 2 * pad) * c) / c1;
   const line = rows.map((r, i) => `${i ? 'L' : 'M'}${x(r.pts).toFixed(1)},${y(r.count).toFixed(1)}`).join(' ');
-  const text = useChartText(W);
   return (
-    <svg
-      ref={text.ref}
-      style={text.style}
-      viewBox={`0 0 ${W} ${H}`}
-      className="chart"
-      role="img"
-      aria-label="Count per frame over time"
-      data-testid="count-plot"
-    >
+    <ChartSvg width={W} height={H} label="Count per frame over time" testId="count-plot">
       <line x1={pad} y1={H - pad} x2={W - pad} y2={H - pad} className="axis" />
       <line x1={pad} y1={pad} x2={pad} y2={H - pad} className="axis" />
       <text x={pad} y={H - 8} className="tick">
@@ -37,7 +28,7 @@ export function CountPlot({ rows }: { rows: Rows }) {
         {c1}
       </text>
       <path d={line} className="series" />
-    </svg>
+    </ChartSvg>
   );
 }
 
@@ -52,17 +43,8 @@ export function CountHistogram({ rows }: { rows: Rows }) {
   const top = Math.max(1, ...bins);
   const bw = (W - 2 * pad) / bins.length;
   const bars = bins.map((n, count) => ({ n, count }));
-  const text = useChartText(W);
   return (
-    <svg
-      ref={text.ref}
-      style={text.style}
-      viewBox={`0 0 ${W} ${H}`}
-      className="chart"
-      role="img"
-      aria-label="Histogram of counts"
-      data-testid="count-histogram"
-    >
+    <ChartSvg width={W} height={H} label="Histogram of counts" testId="count-histogram">
       {bars.map(({ n, count: c }) => (
         <rect
           key={`bar-${c}`}
@@ -82,7 +64,7 @@ export function CountHistogram({ rows }: { rows: Rows }) {
       <text x={W - pad} y={H - 6} className="tick" textAnchor="end">
         {max}
       </text>
-    </svg>
+    </ChartSvg>
   );
 }
 

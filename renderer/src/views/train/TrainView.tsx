@@ -1,6 +1,6 @@
 import { type FormEvent, type ReactNode, useEffect, useMemo, useState } from 'react';
 import type { CommandArgs, CommandResult, MediaInfo, ModelInfo } from '../../../../native/api/contract';
-import { useChartText } from '../../shell/chart';
+import { ChartSvg } from '../../shell/chart';
 import { formatDuration, PROVIDER_LABELS, plural } from '../../shell/format';
 import { jobOutcome } from '../../shell/jobs';
 import { useApp } from '../../state/app-state';
@@ -31,7 +31,6 @@ function SeriesPlot({
   const W = 640;
   const H = 160;
   const pad = 30;
-  const text = useChartText(W);
   const both = other ? [...log, ...other] : log;
   const values = both.map((r) => r[metric]);
   const lo = Math.min(...values, ...(reference ? [reference.value] : []));
@@ -46,15 +45,7 @@ function SeriesPlot({
   return (
     <figure className="plot">
       <figcaption>{label}</figcaption>
-      <svg
-        ref={text.ref}
-        style={text.style}
-        viewBox={`0 0 ${W} ${H}`}
-        className="chart"
-        role="img"
-        aria-label={label}
-        data-testid={`train-${metric}`}
-      >
+      <ChartSvg width={W} height={H} label={label} testId={`train-${metric}`}>
         {reference && (
           <>
             <line x1={pad} x2={W - pad} y1={y(reference.value)} y2={y(reference.value)} className="reference" />
@@ -76,7 +67,7 @@ function SeriesPlot({
         </text>
         <path d={d} className="series" />
         {other && other.length > 0 && <path d={line(other)} className="series other" data-testid="compared" />}
-      </svg>
+      </ChartSvg>
       {children}
     </figure>
   );
