@@ -5,10 +5,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import sparticuz from '@sparticuz/chromium';
-import { type Browser, chromium, type LaunchOptions, type Page } from 'playwright-core';
-import { afterAll, beforeAll } from 'vitest';
+import { type Browser, chromium, type LaunchOptions, type Locator, type Page } from 'playwright-core';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { unpackedChromium } from '../helpers/chromium.js';
 import { type EngineProcess, ROOT, startEngineProcess } from '../helpers/engine-process.js';
+import { fixturePath } from '../helpers/fixtures.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 export const SCREENSHOTS = path.join(ROOT, 'tests', 'e2e', 'screenshots');
@@ -133,4 +134,53 @@ export function useAppSession(): { home: string; work: string; session(): Sessio
       return s;
     },
   };
+}
+
+/**
+ * Draws a lasso ring of radius `r` around (`cx`, `cy`) on the Map's canvas, in the map's `width` x `height` drawing
+ * units (24 points, moved through with the mouse held down), after choosing the Lasso tool.
+ */
+export async function lassoRing(
+  page: Page,
+  canvas: Locator,
+  size: { width: number; height: number },
+  ring: { cx: number; cy: number; r: number },
+): Promise<void> {
+  await page.getByRole('button', { name: 'Lasso' }).click();
+  await canvas.scrollIntoViewIfNeeded();
+  const box = await canvas.boundingBox();
+  if (!box) throw new Error('no canvas');
+  const toPage = (x: number, y: number) =>
+    [box.x + (x * box.width) / size.width, box.y + (y * box.height) / size.height] as const;
+  const points = Array.from({ length: 24 }, (_, i) => {
+    const a = (2 * Math.PI * i) / 24;
+    return toPage(ring.cx + ring.r * Math.cos(a), ring.cy + ring.r * Math.sin(a));
+  });
+  await page.mouse.move(...(points[0] as readonly [number, number]));
+  await page.mouse.down();
+  for (const p of points.slice(1)) await page.mouse.move(p[0], p[1], { steps: 2 });
+  await page.mouse.up();
+}
+
+/**
+ * Creates a project at `folder` through the Home view, adds the synthetic tour (2 fps, 48 px short side) and, once it
+ * is ingested, opens the Train view with the tiny ViT from scratch chosen.
+ */
+export async function trainViewOnTour(s: Session, folder: string): Promise<void> {
+  const { page } = s;
+  await page.getByLabel('Project folder', { exact: true }).fill(folder);
+  await page.getByRole('button', { name: 'Create project' }).click();
+  await page
+    .getByTestId('project-name')
+    .filter({ hasText: path.basename(folder) })
+    .waitFor();
+  await s.engine.call('library.add', {
+    paths: [fixturePath('synthetic', 'tour.mp4')],
+    sampling: { policy: 'fps', fps: 2 },
+    frameSize: { mode: 'short-side', size: 48 },
+  });
+  await expect.poll(async () => (await s.engine.call('library.list', { status: 'done' })).items.length).toBe(1);
+  await page.getByRole('link', { name: 'Train' }).click();
+  await page.getByRole('checkbox').first().waitFor();
+  await page.getByLabel('Start from').selectOption('scratch:tiny');
 }

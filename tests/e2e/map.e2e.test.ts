@@ -4,7 +4,7 @@ import type { CommandResult } from '../../native/api/contract.js';
 import { fitPoints, place } from '../../renderer/src/views/map/fit.js';
 import { fixturePath } from '../helpers/fixtures.js';
 import { writeInitViT } from '../helpers/models.js';
-import { type Session, useAppSession } from './browser.js';
+import { lassoRing, type Session, useAppSession } from './browser.js';
 
 const ROOT = fixturePath('fashion', 'train');
 const W = 900;
@@ -59,19 +59,7 @@ describe('embedding map and kNN classification, end to end in browser mode', () 
     const radii = at.map(([x, y]) => Math.hypot(x - cx, y - cy)).sort((a, b) => a - b);
     const r = Math.max(8, (radii[Math.floor(radii.length * 0.6)] as number) * 1.1);
 
-    await page.getByRole('button', { name: 'Lasso' }).click();
-    await canvas.scrollIntoViewIfNeeded();
-    const box = await canvas.boundingBox();
-    if (!box) throw new Error('no canvas');
-    const toPage = (x: number, y: number) => [box.x + (x * box.width) / W, box.y + (y * box.height) / H] as const;
-    const ring = Array.from({ length: 24 }, (_, i) => {
-      const a = (2 * Math.PI * i) / 24;
-      return toPage(cx + r * Math.cos(a), cy + r * Math.sin(a));
-    });
-    await page.mouse.move(...(ring[0] as readonly [number, number]));
-    await page.mouse.down();
-    for (const p of ring.slice(1)) await page.mouse.move(p[0], p[1], { steps: 2 });
-    await page.mouse.up();
+    await lassoRing(page, canvas, { width: W, height: H }, { cx, cy, r });
     const selection = page.getByTestId('map-selection');
     await expect.poll(() => selection.textContent()).toMatch(/\d+ points? selected in \d+ items?$/);
     const items = Number((await selection.textContent())?.match(/in (\d+) item/)?.[1]);

@@ -12,7 +12,7 @@ import { explainError } from '../../renderer/src/shell/errors.js';
 import { fitPoints, place } from '../../renderer/src/views/map/fit.js';
 import { fixturePath } from '../helpers/fixtures.js';
 import { writeInitViT } from '../helpers/models.js';
-import { type Session, useAppSession } from './browser.js';
+import { lassoRing, type Session, useAppSession } from './browser.js';
 
 /** Text a person sees in an element: without the contents of closed <details> (raw text kept one click away). */
 function visibleText(page: Page, selector: string): Promise<string> {
@@ -293,19 +293,7 @@ describe("a newcomer's first hour, end to end in browser mode", () => {
     for (let i = 0; i < at.length; i++) if (i !== image && dist(i) > dist(far)) far = i;
     const [cx, cy] = at[far] as [number, number];
     const r = Math.min(40, dist(far) / 2);
-    await page.getByRole('button', { name: 'Lasso' }).click();
-    await canvas.scrollIntoViewIfNeeded();
-    const cb = await canvas.boundingBox();
-    if (!cb) throw new Error('no canvas');
-    const toPage = (x: number, y: number) => [cb.x + (x * cb.width) / W, cb.y + (y * cb.height) / H] as const;
-    const ring = Array.from({ length: 24 }, (_, i) => {
-      const a = (2 * Math.PI * i) / 24;
-      return toPage(cx + r * Math.cos(a), cy + r * Math.sin(a));
-    });
-    await page.mouse.move(...(ring[0] as readonly [number, number]));
-    await page.mouse.down();
-    for (const p of ring.slice(1)) await page.mouse.move(p[0], p[1], { steps: 2 });
-    await page.mouse.up();
+    await lassoRing(page, canvas, { width: W, height: H }, { cx, cy, r });
     await expect.poll(() => page.getByTestId('map-selection').textContent()).toMatch(/selected in 1 item$/);
     await page.getByRole('button', { name: 'Open selection in Library' }).click();
 
