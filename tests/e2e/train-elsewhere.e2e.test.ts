@@ -7,8 +7,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { fixturePath } from '../helpers/fixtures.js';
-import { type Session, useAppSession } from './browser.js';
+import { type Session, trainViewOnTour, useAppSession } from './browser.js';
 
 const PYTHON = process.env.FLANEUR_PYTHON ?? '/usr/bin/python3';
 const probe = spawnSync(PYTHON, ['-c', 'import torch, numpy'], { encoding: 'utf8' });
@@ -27,19 +26,7 @@ describe('training elsewhere, end to end in browser mode', () => {
 
   it('exports the Train view’s settings to a folder and shows the one command to run there', async () => {
     const { page } = s;
-    await page.getByLabel('Project folder', { exact: true }).fill(path.join(app.work, 'elsewhere'));
-    await page.getByRole('button', { name: 'Create project' }).click();
-    await page.getByTestId('project-name').filter({ hasText: 'elsewhere' }).waitFor();
-    await s.engine.call('library.add', {
-      paths: [fixturePath('synthetic', 'tour.mp4')],
-      sampling: { policy: 'fps', fps: 2 },
-      frameSize: { mode: 'short-side', size: 48 },
-    });
-    await expect.poll(async () => (await s.engine.call('library.list', { status: 'done' })).items.length).toBe(1);
-
-    await page.getByRole('link', { name: 'Train' }).click();
-    await page.getByRole('checkbox').first().waitFor();
-    await page.getByLabel('Start from').selectOption('scratch:tiny');
+    await trainViewOnTour(s, path.join(app.work, 'elsewhere'));
     await page.getByLabel('Method').selectOption('dino');
     await page.getByLabel('Steps').fill('2');
     await page.getByLabel('Batch').fill('2');

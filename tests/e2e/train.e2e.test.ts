@@ -5,8 +5,7 @@ import { encodeSafetensors } from '../../native/models/safetensors.js';
 import { vitParamShapes } from '../../native/models/vit.js';
 import { Rng } from '../../native/train/rng.js';
 import { initParams, vitForInit } from '../../native/train/train-dino.js';
-import { fixturePath } from '../helpers/fixtures.js';
-import { type Session, useAppSession } from './browser.js';
+import { type Session, trainViewOnTour, useAppSession } from './browser.js';
 
 describe('training, end to end in browser mode', () => {
   const app = useAppSession();
@@ -17,19 +16,7 @@ describe('training, end to end in browser mode', () => {
 
   it('trains a tiny ViT with Dora on the synthetic tour, with live loss, learning-rate and entropy plots', async () => {
     const { page } = s;
-    await page.getByLabel('Project folder', { exact: true }).fill(path.join(app.work, 'train'));
-    await page.getByRole('button', { name: 'Create project' }).click();
-    await page.getByTestId('project-name').filter({ hasText: 'train' }).waitFor();
-    await s.engine.call('library.add', {
-      paths: [fixturePath('synthetic', 'tour.mp4')],
-      sampling: { policy: 'fps', fps: 2 },
-      frameSize: { mode: 'short-side', size: 48 },
-    });
-    await expect.poll(async () => (await s.engine.call('library.list', { status: 'done' })).items.length).toBe(1);
-
-    await page.getByRole('link', { name: 'Train' }).click();
-    await page.getByRole('checkbox').first().waitFor();
-    await page.getByLabel('Start from').selectOption('scratch:tiny');
+    await trainViewOnTour(s, path.join(app.work, 'train'));
     await page.getByLabel('Method').selectOption('dora');
     await page.getByLabel('Batch').fill('4');
     // Length in epochs: every chosen frame once per epoch (the tour: 40 frames at 2 fps), 4 frames a step.
