@@ -4,18 +4,16 @@
  * CLS, patch tokens, last-block queries and keys (after RoPE), CLS attention and the first block's output, in the
  * official and the Hugging Face names, at 224 px and at the non-square 160x256.
  */
-import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import type { FlaneurError } from '../../../native/api/errors.js';
 import { checkModelFits } from '../../../native/models/import-dinov3.js';
 import { canonicalSafetensors, importViT, importViTFile } from '../../../native/models/import-vit.js';
 import { parseSafetensors } from '../../../native/models/safetensors.js';
-import { buildViTOnnx } from '../../../native/models/vit-onnx.js';
 import { fixturePath, loadTensors, maxAbsDiff } from '../../helpers/fixtures.js';
+import { expectReferenceOutputs } from '../../helpers/vit-reference.js';
 
 const MODELS = ['dinov3_tiny', 'dinov3swiglu_tiny'] as const;
 const SIZES = ['224x224', '160x256'] as const;
-const OUTPUTS = ['cls', 'patches', 'q', 'k', 'attention', 'block0'] as const;
 const TOL = 1e-4;
 
 describe.each(MODELS)('%s', (model) => {
@@ -42,23 +40,7 @@ describe.each(MODELS)('%s', (model) => {
 
     it.each(['official', 'hf'])('matches PyTorch within 1e-4 (%s names)', async (scheme) => {
       const m = importViTFile(fixturePath('dinov3', `${model}.${scheme}.safetensors`), { heads: 4 });
-      const onnx = buildViTOnnx(m, {
-        height: h,
-        width: w,
-        outputs: { cls: true, patches: true, lastQK: true, attention: true, blocks: [0] },
-      });
-      const session = await ort.InferenceSession.create(onnx);
-      const input = expected.get('input');
-      if (!input) throw new Error('fixture has no input');
-      const out = await session.run({ pixels: new ort.Tensor('float32', input.data, input.shape) });
-      for (const name of OUTPUTS) {
-        const want = expected.get(name);
-        const got = out[name];
-        if (!want || !got) throw new Error(`missing ${name}`);
-        expect(got.dims, name).toEqual(want.shape);
-        expect(maxAbsDiff(got.data as Float32Array, want.data), `${name} max abs error`).toBeLessThanOrEqual(TOL);
-      }
-      await session.release();
+      await expectReferenceOutputs(m, expected, h, w, TOL);
     });
   });
 });

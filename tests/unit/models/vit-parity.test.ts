@@ -3,17 +3,15 @@
  * queries, keys and CLS attention, and the first block's output, for DINO-style and DINOv2-with-registers
  * checkpoints, in both naming schemes, at 224 px and at a size that needs position-embedding interpolation.
  */
-import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { importViTFile } from '../../../native/models/import-vit.js';
-import { buildViTOnnx } from '../../../native/models/vit-onnx.js';
-import { fixturePath, loadTensors, maxAbsDiff } from '../../helpers/fixtures.js';
+import { fixturePath, loadTensors } from '../../helpers/fixtures.js';
+import { expectReferenceOutputs } from '../../helpers/vit-reference.js';
 
 const CASES = [
   { model: 'dino_tiny', sizes: ['224x224', '160x192'] },
   { model: 'dinov2reg_tiny', sizes: ['224x224', '168x196'] },
 ] as const;
-const OUTPUTS = ['cls', 'patches', 'q', 'k', 'attention', 'block0'] as const;
 const TOL = 1e-4;
 
 describe.each(CASES)('$model', ({ model, sizes }) => {
@@ -34,23 +32,7 @@ describe.each(CASES)('$model', ({ model, sizes }) => {
         fixturePath('vit', `${model}.${scheme}.safetensors`),
         scheme === 'hf' ? { lnEps: 1e-6 } : {},
       );
-      const onnx = buildViTOnnx(m, {
-        height: h,
-        width: w,
-        outputs: { cls: true, patches: true, lastQK: true, attention: true, blocks: [0] },
-      });
-      const session = await ort.InferenceSession.create(onnx);
-      const input = expected.get('input');
-      if (!input) throw new Error('fixture has no input');
-      const out = await session.run({ pixels: new ort.Tensor('float32', input.data, input.shape) });
-      for (const name of OUTPUTS) {
-        const want = expected.get(name);
-        const got = out[name];
-        if (!want || !got) throw new Error(`missing ${name}`);
-        expect(got.dims, name).toEqual(want.shape);
-        expect(maxAbsDiff(got.data as Float32Array, want.data), `${name} max abs error`).toBeLessThanOrEqual(TOL);
-      }
-      await session.release();
+      await expectReferenceOutputs(m, expected, h, w, TOL);
     });
   });
 });
