@@ -2,36 +2,12 @@
  * The DINO step fixture (tools/train_reference.py): a tiny ViT and head, initial weights, one batch of global and
  * local crops, schedules, and PyTorch's gradients, losses and weights after 5 AdamW steps.
  */
-import fs from 'node:fs';
-import { parseSafetensors } from '../../native/models/safetensors.js';
-import { presetConfig, type ViTConfig } from '../../native/models/vit.js';
 import { buildDinoStep, type DinoStepConfig, type DinoStepGraph } from '../../native/train/dino-step.js';
 import { initialState } from '../../native/train/step-runner.js';
-import { fixturePath, loadTensors, maxAbsDiff } from './fixtures.js';
+import { readTrainFixture } from './train-fixture.js';
 
-const file = fixturePath('train', 'dino_tiny.safetensors');
-const tensors = loadTensors(file);
-const meta = parseSafetensors(fs.readFileSync(file), 'dino_tiny').metadata;
-const vitMeta = JSON.parse(meta.vit as string) as {
-  patch: number;
-  dim: number;
-  depth: number;
-  heads: number;
-  mlp_hidden: number;
-  pos_grid: number;
-  eps: number;
-};
+const { meta, vit, get } = readTrainFixture('dino_tiny');
 const headMeta = JSON.parse(meta.head as string) as { in_dim: number; hidden: number; bottleneck: number; out: number };
-const vit: ViTConfig = {
-  ...presetConfig('vit_ti16'),
-  patchSize: vitMeta.patch,
-  dim: vitMeta.dim,
-  depth: vitMeta.depth,
-  heads: vitMeta.heads,
-  mlpHidden: vitMeta.mlp_hidden,
-  posGrid: vitMeta.pos_grid,
-  lnEps: vitMeta.eps,
-};
 const B = Number(meta.batch);
 const G = Number(meta.global);
 const L = Number(meta.local);
@@ -39,18 +15,7 @@ const lr = JSON.parse(meta.lr as string) as number[];
 const wd = JSON.parse(meta.wd as string) as number[];
 const ema = JSON.parse(meta.ema as string) as number[];
 
-export const get = (name: string) => {
-  const t = tensors.get(name);
-  if (!t) throw new Error(`fixture has no ${name}`);
-  return t.data;
-};
-
-/** max |ours - torch| / max |torch| over a tensor. */
-export function relErr(ours: Float32Array, ref: Float32Array): number {
-  let scale = 0;
-  for (const x of ref) scale = Math.max(scale, Math.abs(x));
-  return maxAbsDiff(ours, ref) / Math.max(scale, 1e-12);
-}
+export { get };
 
 /** The step graph of the fixture's configuration (`extra`: e.g. the Dora loss). */
 export function fixtureStepGraph(extra: Partial<DinoStepConfig> = {}): DinoStepGraph {

@@ -23,3 +23,10 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs((a[i] as number) - (b[i] as number)));
   return m;
 }
+
+/** max |ours - ref| / max |ref| over a tensor. */
+export function relErr(ours: Float32Array, ref: Float32Array): number {
+  let scale = 0;
+  for (const x of ref) scale = Math.max(scale, Math.abs(x));
+  return maxAbsDiff(ours, ref) / Math.max(scale, 1e-12);
+}

@@ -11,10 +11,9 @@ import {
   fixtureState,
   fixtureStepGraph,
   get,
-  relErr,
   scalars,
 } from '../../helpers/dino-fixture.js';
-import { maxAbsDiff } from '../../helpers/fixtures.js';
+import { maxAbsDiff, relErr } from '../../helpers/fixtures.js';
 
 describe('DINO step parity with PyTorch', () => {
   let graph: DinoStepGraph;

@@ -3,11 +3,8 @@
  * queue with the reference run's random draws, gradients of every parameter at the first step, then losses,
  * parameters and EMA teacher after 5 AdamW steps with two learning rates and the weight-decay schedule.
  */
-import fs from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { necoPairs } from '../../../native/models/neco.js';
-import { parseSafetensors } from '../../../native/models/safetensors.js';
-import { presetConfig, type ViTConfig } from '../../../native/models/vit.js';
 import { type Box, NecoQueue, type QueuePlan, relativeBoxes, roiBatch } from '../../../native/train/neco-data.js';
 import {
   buildNecoStep,
@@ -16,31 +13,11 @@ import {
   NecoStepRunner,
 } from '../../../native/train/neco-step.js';
 import { initialState } from '../../../native/train/step-runner.js';
-import { fixturePath, loadTensors, maxAbsDiff } from '../../helpers/fixtures.js';
+import { maxAbsDiff, relErr } from '../../helpers/fixtures.js';
+import { readTrainFixture } from '../../helpers/train-fixture.js';
 
-const file = fixturePath('train', 'neco_tiny.safetensors');
-const tensors = loadTensors(file);
-const meta = parseSafetensors(fs.readFileSync(file), 'neco_tiny').metadata;
-const vitMeta = JSON.parse(meta.vit as string) as {
-  patch: number;
-  dim: number;
-  depth: number;
-  heads: number;
-  mlp_hidden: number;
-  pos_grid: number;
-  eps: number;
-};
+const { meta, vit, tensor, get } = readTrainFixture('neco_tiny');
 const headMeta = JSON.parse(meta.head as string) as { in_dim: number; hidden: number; out: number };
-const vit: ViTConfig = {
-  ...presetConfig('vit_ti16'),
-  patchSize: vitMeta.patch,
-  dim: vitMeta.dim,
-  depth: vitMeta.depth,
-  heads: vitMeta.heads,
-  mlpHidden: vitMeta.mlp_hidden,
-  posGrid: vitMeta.pos_grid,
-  lnEps: vitMeta.eps,
-};
 const B = Number(meta.batch);
 const G = Number(meta.global_crops);
 const L = Number(meta.local_crops);
@@ -50,19 +27,6 @@ const Q = Number(meta.queue);
 const ALIGN = Number(meta.align);
 const STEPS = Number(meta.steps);
 const sched = (k: string) => JSON.parse(meta[k] as string) as number[];
-
-const tensor = (name: string) => {
-  const t = tensors.get(name);
-  if (!t) throw new Error(`fixture has no ${name}`);
-  return t;
-};
-const get = (name: string) => tensor(name).data;
-
-function relErr(ours: Float32Array, ref: Float32Array): number {
-  let scale = 0;
-  for (const x of ref) scale = Math.max(scale, Math.abs(x));
-  return maxAbsDiff(ours, ref) / Math.max(scale, 1e-12);
-}
 
 const config: NecoStepConfig = {
   vit,
