@@ -42,16 +42,25 @@ function setup(busyRetries: number[]) {
   return { project, runner, other, events };
 }
 
+/**
+ * Starts a 3-item gated job, which stops before item 1, and takes the write lock from `other` there; `open` lets the
+ * job go on into the lock.
+ */
+async function lockedAtItem1(runner: JobRunner, other: Database.Database) {
+  let open!: () => void;
+  gate = new Promise((r) => {
+    open = r;
+  });
+  const job = runner.enqueue('test.gated', { n: 3 });
+  await new Promise((r) => setTimeout(r, 50));
+  other.exec('BEGIN IMMEDIATE');
+  return { job, open };
+}
+
 describe('a project database locked by another program', () => {
   it('is waited for: the job retries after the lock is gone and finishes with every item once', async () => {
     const { project, runner, other } = setup([1000, 1000]);
-    let open!: () => void;
-    gate = new Promise((r) => {
-      open = r;
-    });
-    const job = runner.enqueue('test.gated', { n: 3 });
-    await new Promise((r) => setTimeout(r, 50));
-    other.exec('BEGIN IMMEDIATE');
+    const { job, open } = await lockedAtItem1(runner, other);
     // Released while the runner waits between tries (SQLite's busy timeout blocks first).
     setTimeout(() => other.exec('COMMIT'), 200);
     open();
@@ -66,13 +75,7 @@ describe('a project database locked by another program', () => {
 
   it('fails with DATABASE_BUSY and what to do when the lock outlasts the retries', async () => {
     const { project, runner, other, events } = setup([100]);
-    let open!: () => void;
-    gate = new Promise((r) => {
-      open = r;
-    });
-    const job = runner.enqueue('test.gated', { n: 3 });
-    await new Promise((r) => setTimeout(r, 50));
-    other.exec('BEGIN IMMEDIATE');
+    const { job, open } = await lockedAtItem1(runner, other);
     open();
     // Two tries, each after SQLite's busy timeout, then the ending: announced at once while the lock is held...
     await runner.idle();
