@@ -38,3 +38,17 @@ export async function tourProjectWithModel(
   await engine.requireProject().runner.idle();
   return call('models.import', { path: writeInitViT(path.join(work, 'vit.safetensors')) });
 }
+
+/** Polls job `id` every `pollMs` until it is done or failed; the phases it was seen in, in order. */
+export async function phasesUntilEnded(
+  call: ReturnType<typeof dispatchEngine>['call'],
+  id: number,
+  pollMs: number,
+): Promise<Set<string>> {
+  const phases = new Set<string>();
+  while (!['done', 'failed'].includes((await call('jobs.get', { id })).state)) {
+    phases.add((await call('jobs.get', { id })).progress.phase);
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+  return phases;
+}

@@ -17,6 +17,7 @@ import { encodeSafetensors, parseSafetensors } from '../../../native/models/safe
 import { vitParamShapes } from '../../../native/models/vit.js';
 import { Rng } from '../../../native/train/rng.js';
 import { initParams, vitForInit } from '../../../native/train/train-dino.js';
+import { phasesUntilEnded } from '../../helpers/dispatch.js';
 import { maxAbsDiff } from '../../helpers/fixtures.js';
 import { writeInitViT } from '../../helpers/models.js';
 import { tmpDir } from '../../helpers/tmp.js';
@@ -40,11 +41,7 @@ describeWebGpu('GPU failure mid-job', () => {
       previewEvery: 0,
       device: 'webgpu',
     });
-    const phases = new Set<string>();
-    while (!['done', 'failed'].includes((await call('jobs.get', { id: job.id })).state)) {
-      phases.add((await call('jobs.get', { id: job.id })).progress.phase);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const phases = await phasesUntilEnded(call, job.id, 20);
     await runner.idle();
     const done = await call('jobs.get', { id: job.id });
     expect(done.error?.message ?? done.state).toBe('done');
@@ -79,11 +76,7 @@ describeWebGpu('GPU failure mid-job', () => {
     // Run 1 (the first batch) on the GPU, run 2 loses the device: batches 2.. on the CPU.
     process.env.FLANEUR_SIMULATE_GPU_LOSS_RUN = '2';
     const job = await call('features.extract', { modelId: model.id, size: 32, batch: 4 });
-    const phases = new Set<string>();
-    while (!['done', 'failed'].includes((await call('jobs.get', { id: job.id })).state)) {
-      phases.add((await call('jobs.get', { id: job.id })).progress.phase);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const phases = await phasesUntilEnded(call, job.id, 20);
     await runner.idle();
     const done = await call('jobs.get', { id: job.id });
     expect(done.error?.message ?? done.state).toBe('done');

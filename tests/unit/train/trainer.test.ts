@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseSafetensors } from '../../../native/models/safetensors.js';
+import { phasesUntilEnded } from '../../helpers/dispatch.js';
 import { maxAbsDiff } from '../../helpers/fixtures.js';
 import { engineWithFrames, TINY_TRAIN } from '../../helpers/train.js';
 
@@ -92,11 +93,7 @@ describe('DINO trainer: device', () => {
     // CUDA is asked for; where it cannot load (this machine, CI), the run falls back and says which provider ran.
     const cuda = runtime.providers.find((p) => p.name === 'cuda');
     const job = await call('train.start', { ...TINY_TRAIN, steps: 2, checkpointEvery: 2, device: 'cuda' });
-    const phases = new Set<string>();
-    while (!['done', 'failed'].includes((await call('jobs.get', { id: job.id })).state)) {
-      phases.add((await call('jobs.get', { id: job.id })).progress.phase);
-      await new Promise((r) => setTimeout(r, 2));
-    }
+    const phases = await phasesUntilEnded(call, job.id, 2);
     await runner.idle();
     expect((await call('jobs.get', { id: job.id })).state).toBe('done');
     const ran = cuda?.available ? 'cuda' : 'cpu';
