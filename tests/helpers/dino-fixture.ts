@@ -6,7 +6,8 @@ import { buildDinoStep, type DinoStepConfig, type DinoStepGraph } from '../../na
 import { initialState } from '../../native/train/step-runner.js';
 import { readTrainFixture } from './train-fixture.js';
 
-const { meta, vit, get } = readTrainFixture('dino_tiny');
+const fixture = readTrainFixture('dino_tiny');
+const { meta, vit, get } = fixture;
 const headMeta = JSON.parse(meta.head as string) as { in_dim: number; hidden: number; bottleneck: number; out: number };
 const B = Number(meta.batch);
 const G = Number(meta.global);
@@ -16,6 +17,7 @@ const wd = JSON.parse(meta.wd as string) as number[];
 const ema = JSON.parse(meta.ema as string) as number[];
 
 export { get };
+export const { expectGradients, expectFinalWeights } = fixture;
 
 /** The step graph of the fixture's configuration (`extra`: e.g. the Dora loss). */
 export function fixtureStepGraph(extra: Partial<DinoStepConfig> = {}): DinoStepGraph {

@@ -13,10 +13,10 @@ import {
   NecoStepRunner,
 } from '../../../native/train/neco-step.js';
 import { initialState } from '../../../native/train/step-runner.js';
-import { maxAbsDiff, relErr } from '../../helpers/fixtures.js';
+import { maxAbsDiff } from '../../helpers/fixtures.js';
 import { readTrainFixture } from '../../helpers/train-fixture.js';
 
-const { meta, vit, tensor, get } = readTrainFixture('neco_tiny');
+const { meta, vit, tensor, get, expectGradients, expectFinalWeights } = readTrainFixture('neco_tiny');
 const headMeta = JSON.parse(meta.head as string) as { in_dim: number; hidden: number; out: number };
 const B = Number(meta.batch);
 const G = Number(meta.global_crops);
@@ -114,26 +114,10 @@ describe('NeCo step parity with PyTorch', () => {
       );
       queue.push(plan, m.teacherPatches, B, Ng);
       losses.push(m.loss);
-      if (step === 0) {
-        expect(m.gradients?.size).toBe(graph.trainable.length);
-        for (const [name, g] of m.gradients ?? []) {
-          const e = relErr(g, get(`grad.${name}`));
-          worstGrad = Math.max(worstGrad, e);
-          expect(e, `gradient of ${name}`).toBeLessThanOrEqual(1e-3);
-        }
-      }
+      if (step === 0) worstGrad = expectGradients(m.gradients, graph.trainable.length);
     }
     expect(maxAbsDiff(losses, get('losses'))).toBeLessThan(1e-4);
-    let worstParam = 0;
-    for (const name of graph.params.keys()) {
-      const d = maxAbsDiff(state.params.get(name) as Float32Array, get(`final.${name}`));
-      worstParam = Math.max(worstParam, d);
-      expect(d, `parameter ${name} after 5 steps`).toBeLessThanOrEqual(1e-4);
-      expect(
-        maxAbsDiff(state.teacher.get(name) as Float32Array, get(`teacher.${name}`)),
-        `teacher ${name}`,
-      ).toBeLessThanOrEqual(1e-4);
-    }
+    const worstParam = expectFinalWeights(graph.params.keys(), state);
     console.log(
       `NeCo parity: losses ${losses.map((l) => l.toFixed(5)).join(' ')}; worst gradient relative error ${worstGrad.toExponential(2)}, worst parameter abs error ${worstParam.toExponential(2)}`,
     );
