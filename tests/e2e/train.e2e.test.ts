@@ -1,10 +1,6 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { encodeSafetensors } from '../../native/models/safetensors.js';
-import { vitParamShapes } from '../../native/models/vit.js';
-import { Rng } from '../../native/train/rng.js';
-import { initParams, vitForInit } from '../../native/train/train-dino.js';
+import { TINY_VIT, writeViT } from '../helpers/models.js';
 import { type Session, trainViewOnTour, useAppSession } from './browser.js';
 
 describe('training, end to end in browser mode', () => {
@@ -55,16 +51,7 @@ describe('training, end to end in browser mode', () => {
   it('adapts a registered model with NeCo, then compares base and adapted on the synthetic tour, then on the labelled frames', async () => {
     const { page } = s;
     // A tiny registered model to adapt.
-    const vit = vitForInit({ kind: 'scratch', preset: 'tiny' }, null);
-    const shapes = vitParamShapes(vit);
-    const weights = initParams(shapes, new Rng(11));
-    const file = path.join(app.work, 'tiny-base.safetensors');
-    fs.writeFileSync(
-      file,
-      encodeSafetensors(new Map([...weights].map(([k, v]) => [k, { shape: shapes.get(k) as number[], data: v }])), {
-        heads: String(vit.heads),
-      }),
-    );
+    const file = writeViT(path.join(app.work, 'tiny-base.safetensors'), TINY_VIT, 11);
     const base = await s.engine.call('models.import', { path: file, name: 'tiny base' });
 
     await page.getByRole('link', { name: 'Library' }).click();

@@ -3,36 +3,16 @@
  * check): leave-one-out Hummingbird on frames with saved masks, same frames and banks for every model; the synthetic
  * walking tour when the project has fewer than 2 labelled frames.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FrameStore } from '../../../native/media/frame-store.js';
-import { encodeSafetensors } from '../../../native/models/safetensors.js';
-import { vitParamShapes } from '../../../native/models/vit.js';
-import { Rng } from '../../../native/train/rng.js';
-import { initParams, vitForInit } from '../../../native/train/train-dino.js';
-import { tmpDir } from '../../helpers/tmp.js';
+import { writeTinyViT } from '../../helpers/models.js';
 import { engineWithFrames } from '../../helpers/train.js';
-
-function tinyModel(seed: number): string {
-  const vit = vitForInit({ kind: 'scratch', preset: 'tiny' }, null);
-  const shapes = vitParamShapes(vit);
-  const w = initParams(shapes, new Rng(seed));
-  const file = path.join(tmpDir(), `tiny-${seed}.safetensors`);
-  fs.writeFileSync(
-    file,
-    encodeSafetensors(new Map([...w].map(([k, v]) => [k, { shape: shapes.get(k) as number[], data: v }])), {
-      heads: String(vit.heads),
-    }),
-  );
-  return file;
-}
 
 describe('segment.compareModels', () => {
   it('falls back to the synthetic tour with fewer than 2 labelled frames, then scores each model on the same labelled frames', async () => {
     const { engine, call } = await engineWithFrames('compare');
-    const a = await call('models.import', { path: tinyModel(1), name: 'a' });
-    const b = await call('models.import', { path: tinyModel(2), name: 'b' });
+    const a = await call('models.import', { path: writeTinyViT(1), name: 'a' });
+    const b = await call('models.import', { path: writeTinyViT(2), name: 'b' });
     // No masks: the synthetic walking tour (bank of frames 40 and 120, 20 frames segmented, 4 classes).
     const tour = await call('segment.compareModels', { modelIds: [a.id, b.id], size: 64 });
     expect(tour).toMatchObject({

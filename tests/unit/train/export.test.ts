@@ -10,14 +10,11 @@ import { describe, expect, it } from 'vitest';
 import type { CommandArgs } from '../../../native/api/contract.js';
 import { findBinaries } from '../../../native/media/ffmpeg.js';
 import { FrameStore } from '../../../native/media/frame-store.js';
-import { encodeSafetensors } from '../../../native/models/safetensors.js';
-import { vitParamShapes } from '../../../native/models/vit.js';
 import type { MediaRow } from '../../../native/store/media-repo.js';
 import { decodePlan } from '../../../native/train/export-run.js';
-import { Rng } from '../../../native/train/rng.js';
-import { initParams, vitForInit } from '../../../native/train/train-dino.js';
 import { runCli } from '../../helpers/cli.js';
 import { fixturePath } from '../../helpers/fixtures.js';
+import { TINY_VIT, writeViT } from '../../helpers/models.js';
 import { tmpDir } from '../../helpers/tmp.js';
 import { engineWithFrames, NECO_TINY, TINY_TRAIN } from '../../helpers/train.js';
 
@@ -288,18 +285,10 @@ describe.skipIf(SKIP)('a run on torchrun', () => {
 
 /** A tiny DINOv2-style ViT (4 registers, layer scale 0.5) as a file the registry imports: NeCo's usual kind of base. */
 function dinov2StyleModel(): string {
-  const vit = { ...vitForInit({ kind: 'scratch', preset: 'tiny' }, null), registers: 4, layerScale: true };
-  const shapes = vitParamShapes(vit);
-  const w = initParams(shapes, new Rng(3));
-  for (const [k, v] of w) if (k.endsWith('.gamma')) v.fill(0.5);
-  const file = path.join(tmpDir(), 'tiny-dinov2.safetensors');
-  fs.writeFileSync(
-    file,
-    encodeSafetensors(new Map([...w].map(([k, v]) => [k, { shape: shapes.get(k) as number[], data: v }])), {
-      heads: String(vit.heads),
-    }),
-  );
-  return file;
+  const vit = { ...TINY_VIT, registers: 4, layerScale: true };
+  return writeViT(path.join(tmpDir(), 'tiny-dinov2.safetensors'), vit, 3, (w) => {
+    for (const [k, v] of w) if (k.endsWith('.gamma')) v.fill(0.5);
+  });
 }
 
 describe.skipIf(SKIP)('NeCo from a registered DINOv2-style model', () => {

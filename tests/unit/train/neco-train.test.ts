@@ -5,29 +5,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { encodeSafetensors, parseSafetensors } from '../../../native/models/safetensors.js';
-import { vitParamShapes } from '../../../native/models/vit.js';
-import { Rng } from '../../../native/train/rng.js';
-import { initParams, vitForInit } from '../../../native/train/train-dino.js';
-import { tmpDir } from '../../helpers/tmp.js';
+import { parseSafetensors } from '../../../native/models/safetensors.js';
+import { writeTinyViT } from '../../helpers/models.js';
 import { engineWithFrames, NECO_TINY, TINY_TRAIN } from '../../helpers/train.js';
 
 /** A tiny ViT's weights as a file the registry imports. */
-const baseWeights = tinyModelFile();
-
-function tinyModelFile(): string {
-  const vit = vitForInit({ kind: 'scratch', preset: 'tiny' }, null);
-  const shapes = vitParamShapes(vit);
-  const w = initParams(shapes, new Rng(5));
-  const file = path.join(tmpDir(), 'tiny.safetensors');
-  fs.writeFileSync(
-    file,
-    encodeSafetensors(new Map([...w].map(([k, v]) => [k, { shape: shapes.get(k) as number[], data: v }])), {
-      heads: String(vit.heads),
-    }),
-  );
-  return file;
-}
+const baseWeights = writeTinyViT(5, 'tiny.safetensors');
 
 async function necoRun(name: string) {
   const env = await engineWithFrames(name);
