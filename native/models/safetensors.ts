@@ -273,18 +273,23 @@ function widen(t: TensorEntry, bytes: Buffer, source: string): Float32Array {
 export function parseSafetensors(buf: Buffer, source = 'file'): SafetensorsFile {
   const headerLen = headerLength(buf, buf.length, source);
   const dataStart = 8 + headerLen;
-  const { tensors, metadata } = parseSafetensorsHeader(
-    buf.subarray(8, dataStart).toString('utf8'),
-    buf.length - dataStart,
-    source,
-  );
+  const header = parseSafetensorsHeader(buf.subarray(8, dataStart).toString('utf8'), buf.length - dataStart, source);
+  return withTensorData(header, source, (t) => buf.subarray(dataStart + t.begin, dataStart + t.end));
+}
+
+/** A parsed header as a weight file whose `float32` widens each tensor's bytes, as `bytesOf` reads them. */
+function withTensorData(
+  { tensors, metadata }: SafetensorsHeader,
+  source: string,
+  bytesOf: (t: TensorEntry) => Buffer,
+): SafetensorsFile {
   return {
     tensors,
     metadata,
     float32(name) {
       const t = tensors.get(name);
       if (!t) throw invalid(`Tensor "${name}" is not in ${source}.`);
-      return widen(t, buf.subarray(dataStart + t.begin, dataStart + t.end), source);
+      return widen(t, bytesOf(t), source);
     },
   };
 }
@@ -376,25 +381,18 @@ export function readSafetensors(file: string, source = path.basename(file)): Saf
   } finally {
     fs.closeSync(fd);
   }
-  const { tensors, metadata } = header;
-  return {
-    tensors,
-    metadata,
-    float32(name) {
-      const t = tensors.get(name);
-      if (!t) throw invalid(`Tensor "${name}" is not in ${source}.`);
-      const again = openRegular(file, source);
-      try {
-        const bytes = readAt(again.fd, t.end - t.begin, dataStart + t.begin);
-        if (bytes.length < t.end - t.begin) {
-          throw notAModel(source, `the file ended inside tensor "${name}" (it changed while being read)`);
-        }
-        return widen(t, bytes, source);
-      } finally {
-        fs.closeSync(again.fd);
+  return withTensorData(header, source, (t) => {
+    const again = openRegular(file, source);
+    try {
+      const bytes = readAt(again.fd, t.end - t.begin, dataStart + t.begin);
+      if (bytes.length < t.end - t.begin) {
+        throw notAModel(source, `the file ended inside tensor "${t.name}" (it changed while being read)`);
       }
-    },
-  };
+      return bytes;
+    } finally {
+      fs.closeSync(again.fd);
+    }
+  });
 }
 
 export interface TensorToWrite {
