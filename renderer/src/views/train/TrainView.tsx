@@ -110,6 +110,46 @@ function NumberField({
   );
 }
 
+/**
+ * A path typed into a text field; Enter runs `onEnter` once something is typed, and never submits the form the field
+ * is in (Enter in the export folder would otherwise start a local run).
+ */
+function PathInput({
+  label,
+  aria = label,
+  value,
+  set,
+  onEnter,
+  placeholder,
+}: {
+  label: string;
+  aria?: string;
+  value: string;
+  set: (value: string) => void;
+  onEnter: () => void;
+  placeholder: string;
+}) {
+  return (
+    <label className="field">
+      {label}{' '}
+      <input
+        type="text"
+        className="path"
+        spellCheck={false}
+        value={value}
+        onChange={(e) => set(e.target.value)}
+        onKeyDown={(e) => {
+          if (e.key !== 'Enter') return;
+          e.preventDefault();
+          if (value.trim()) onEnter();
+        }}
+        placeholder={placeholder}
+        aria-label={aria}
+      />
+    </label>
+  );
+}
+
 /** Says why a rising loss is not by itself a problem in DINO, with the figures of this run. */
 function LossNote({ log }: { log: Log }) {
   const first = log[0];
@@ -477,24 +517,13 @@ export function TrainView() {
               the starting weights and a PyTorch program that trains it as Flaneur would (same losses), with a README.
             </p>
             <div className="field-row">
-              <label className="field">
-                Export folder{' '}
-                <input
-                  type="text"
-                  className="path"
-                  spellCheck={false}
-                  value={exportDir}
-                  onChange={(e) => setExportDir(e.target.value)}
-                  onKeyDown={(e) => {
-                    // Enter exports (inside the form it would otherwise start a local run).
-                    if (e.key !== 'Enter') return;
-                    e.preventDefault();
-                    if (exportDir.trim()) exportRun();
-                  }}
-                  placeholder="/path/to/a/new/folder"
-                  aria-label="Export folder"
-                />
-              </label>
+              <PathInput
+                label="Export folder"
+                value={exportDir}
+                set={setExportDir}
+                onEnter={exportRun}
+                placeholder="/path/to/a/new/folder"
+              />
               <label className="field">
                 Video frames
                 <select
@@ -534,21 +563,14 @@ export function TrainView() {
 
       <section className="card" aria-label="Bring back a run">
         <div className="field-row">
-          <label className="field">
-            Bring back a run trained elsewhere{' '}
-            <input
-              type="text"
-              className="path"
-              spellCheck={false}
-              value={importPath}
-              onChange={(e) => setImportPath(e.target.value)}
-              onKeyDown={(e) => {
-                if (e.key === 'Enter' && importPath.trim()) bringBack();
-              }}
-              placeholder="/path/to/the/exported/folder or run/checkpoints/step-0000100.json"
-              aria-label="Exported folder or checkpoint"
-            />
-          </label>
+          <PathInput
+            label="Bring back a run trained elsewhere"
+            aria="Exported folder or checkpoint"
+            value={importPath}
+            set={setImportPath}
+            onEnter={bringBack}
+            placeholder="/path/to/the/exported/folder or run/checkpoints/step-0000100.json"
+          />
           <button type="button" disabled={!importPath.trim()} onClick={bringBack}>
             Bring back
           </button>
