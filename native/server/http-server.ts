@@ -240,6 +240,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     res.on('error', () => {});
     handle(req, res).catch((err: unknown) => badRequest(res, `Bad request: ${(err as Error)?.message ?? err}`));
   });
+  // An idle keep-alive connection is closed after a minute, not Node's 5 s: while a job's host-side work holds the
+  // event loop for a few seconds, a request already sent on a connection whose 5 s ran out meanwhile was answered by
+  // the close (ECONNRESET in Node's fetch). Clients learn the timeout from the Keep-Alive header and stop reusing a
+  // connection a second before it.
+  server.keepAliveTimeout = 60_000;
+  server.headersTimeout = 65_000;
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
     else socket.destroy();
