@@ -147,8 +147,9 @@ describe('Dora trainer', () => {
     const reference = (await a.call('train.log', { jobId: ref.id })).map((r) => r.loss);
     expect(reference).toHaveLength(TINY_DORA.steps);
     for (const l of reference) expect(Number.isFinite(l)).toBe(true);
-    await new Promise((r) => setTimeout(r, 200));
-    expect((await a.call('models.list', {})).map((m) => m.name)).toContain(`Dora tiny (job ${ref.id})`);
+    await expect
+      .poll(async () => (await a.call('models.list', {})).map((m) => m.name), { timeout: 20_000 })
+      .toContain(`Dora tiny (job ${ref.id})`);
     // Attention previews of 2 fixed frames at the start and the end (previewEvery 50 > 12 steps): 112 px PNGs.
     const previews = await a.call('train.previews', { jobId: ref.id });
     expect(previews.map((p) => [p.step, p.frame])).toEqual([

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseSafetensors } from '../../../native/models/safetensors.js';
 import { phasesUntilEnded } from '../../helpers/dispatch.js';
+import { waitFor } from '../../helpers/engine-process.js';
 import { maxAbsDiff } from '../../helpers/fixtures.js';
 import { engineWithFrames, TINY_TRAIN } from '../../helpers/train.js';
 
@@ -17,9 +18,8 @@ describe('DINO trainer', () => {
     expect(done.error?.message ?? done.state).toBe('done');
     reference = (await call('train.log', { jobId: job.id })).map((r) => r.loss);
     // The exported teacher is registered as a model, with its ONNX beside it.
-    await new Promise((r) => setTimeout(r, 200));
-    const models = await call('models.list', {});
-    expect(models.map((m) => m.name)).toContain(`DINO tiny (job ${job.id})`);
+    // (registered by the engine just after the job ends: waited for, not assumed)
+    await waitFor(async () => (await call('models.list', {})).some((m) => m.name === `DINO tiny (job ${job.id})`));
     expect(
       fs.existsSync(
         path.join(engine.requireProject().project.checkpointsDir, `train-${job.id}`, 'export', 'encoder.onnx'),
