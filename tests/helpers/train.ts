@@ -1,5 +1,8 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import type { CommandArgs } from '../../native/api/contract.js';
+import type { Engine } from '../../native/engine/engine.js';
+import { parseSafetensors } from '../../native/models/safetensors.js';
 import { dispatchEngine } from './dispatch.js';
 import { fixturePath } from './fixtures.js';
 import { tmpDir } from './tmp.js';
@@ -43,4 +46,15 @@ export async function engineWithFrames(name: string) {
   const runner = engine.requireProject().runner;
   await runner.idle();
   return { engine, call, runner };
+}
+
+/** The metadata of the encoder training job `jobId` exported (export/encoder.safetensors in its checkpoints). */
+export function exportedMetadata(engine: Engine, jobId: number): Record<string, string> {
+  const file = path.join(
+    engine.requireProject().project.checkpointsDir,
+    `train-${jobId}`,
+    'export',
+    'encoder.safetensors',
+  );
+  return parseSafetensors(fs.readFileSync(file)).metadata;
 }

@@ -7,21 +7,16 @@
  *   is remade on the CPU and the batch run again; every frame extracted once, the reason in the job's
  *   'device-fallback' item and its phase.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { FeatureExtractor } from '../../../native/features/extract.js';
 import { FrameStore } from '../../../native/media/frame-store.js';
 import { importViTFile } from '../../../native/models/import-vit.js';
-import { encodeSafetensors, parseSafetensors } from '../../../native/models/safetensors.js';
-import { vitParamShapes } from '../../../native/models/vit.js';
-import { Rng } from '../../../native/train/rng.js';
-import { initParams, vitForInit } from '../../../native/train/train-dino.js';
 import { phasesUntilEnded } from '../../helpers/dispatch.js';
 import { maxAbsDiff } from '../../helpers/fixtures.js';
-import { writeInitViT } from '../../helpers/models.js';
+import { writeInitViT, writeTinyViT } from '../../helpers/models.js';
 import { tmpDir } from '../../helpers/tmp.js';
-import { engineWithFrames, NECO_TINY, TINY_TRAIN } from '../../helpers/train.js';
+import { engineWithFrames, exportedMetadata, NECO_TINY, TINY_TRAIN } from '../../helpers/train.js';
 import { describeWebGpu } from '../../helpers/webgpu.js';
 
 afterEach(() => {
@@ -56,13 +51,7 @@ describeWebGpu('GPU failure mid-job', () => {
     const training = [...phases].filter((p) => p.startsWith('training'));
     expect(training[0]).toBe('training on webgpu');
     expect(training.at(-1)).toMatch(/^training on cpu \(webgpu failed at step 3: .*device was lost/);
-    const file = path.join(
-      engine.requireProject().project.checkpointsDir,
-      `train-${job.id}`,
-      'export',
-      'encoder.safetensors',
-    );
-    const meta = parseSafetensors(fs.readFileSync(file)).metadata;
+    const meta = exportedMetadata(engine, job.id);
     expect(meta.provider).toBe('cpu');
     expect(meta.fallback).toMatch(/webgpu/);
     await engine.close();
@@ -107,17 +96,7 @@ describeWebGpu('GPU failure mid-job', () => {
   it('continues a WebGPU NeCo run on the CPU from its checkpoint (state, generator and queue), with the reason', async () => {
     const { engine, call, runner } = await engineWithFrames('gpu-loss-neco');
     // The trainer's 'tiny' scratch ViT as a registered model (NeCo adapts a model).
-    const vit = vitForInit({ kind: 'scratch', preset: 'tiny' }, null);
-    const shapes = vitParamShapes(vit);
-    const w = initParams(shapes, new Rng(5));
-    const baseFile = path.join(tmpDir(), 'tiny.safetensors');
-    fs.writeFileSync(
-      baseFile,
-      encodeSafetensors(new Map([...w].map(([k, v]) => [k, { shape: shapes.get(k) as number[], data: v }])), {
-        heads: String(vit.heads),
-      }),
-    );
-    const base = await call('models.import', { path: baseFile });
+    const base = await call('models.import', { path: writeTinyViT(5, 'tiny.safetensors') });
     // Step 1 on the GPU (a NeCo step graph takes a while to compile on a software adapter), lost at step 2.
     process.env.FLANEUR_SIMULATE_GPU_LOSS = '2';
     const job = await call('train.start', {
@@ -143,13 +122,7 @@ describeWebGpu('GPU failure mid-job', () => {
       step: 2,
       resumedAt: 1,
     });
-    const file = path.join(
-      engine.requireProject().project.checkpointsDir,
-      `train-${job.id}`,
-      'export',
-      'encoder.safetensors',
-    );
-    const meta = parseSafetensors(fs.readFileSync(file)).metadata;
+    const meta = exportedMetadata(engine, job.id);
     expect(meta.provider).toBe('cpu');
     expect(meta.fallback).toMatch(/webgpu.*device was lost/);
     await engine.close();

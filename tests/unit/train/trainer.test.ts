@@ -5,7 +5,7 @@ import { parseSafetensors } from '../../../native/models/safetensors.js';
 import { phasesUntilEnded } from '../../helpers/dispatch.js';
 import { waitFor } from '../../helpers/engine-process.js';
 import { maxAbsDiff } from '../../helpers/fixtures.js';
-import { engineWithFrames, TINY_TRAIN } from '../../helpers/train.js';
+import { engineWithFrames, exportedMetadata, TINY_TRAIN } from '../../helpers/train.js';
 
 describe('DINO trainer', () => {
   let reference: number[];
@@ -97,13 +97,7 @@ describe('DINO trainer: device', () => {
     await runner.idle();
     expect((await call('jobs.get', { id: job.id })).state).toBe('done');
     const ran = cuda?.available ? 'cuda' : 'cpu';
-    const file = path.join(
-      engine.requireProject().project.checkpointsDir,
-      `train-${job.id}`,
-      'export',
-      'encoder.safetensors',
-    );
-    expect(parseSafetensors(fs.readFileSync(file)).metadata.provider).toBe(ran);
+    expect(exportedMetadata(engine, job.id).provider).toBe(ran);
     expect([...phases].filter((p) => p.startsWith('training'))).toEqual([`training on ${ran}`]);
     await engine.close();
   });
