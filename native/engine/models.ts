@@ -12,7 +12,7 @@ import { type CatalogMatch, entryParams, fitsEntry, loadCatalog, matchCatalog } 
 import { canonicalSafetensors, type ImportedViT, importViTFile } from '../models/import-vit.js';
 import { preprocessBatch } from '../models/preprocess.js';
 import type { CheckpointSelection } from '../models/pytorch.js';
-import { type ViTConfig, vitParamShapes } from '../models/vit.js';
+import { type ViTConfig, vitParamCount } from '../models/vit.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
 import { autoSkipReason, PROVIDER_PREFERENCE, type ProviderName, probeProviders } from '../runtime/providers.js';
 import {
@@ -66,8 +66,7 @@ export function modelInfo(row: ModelRow): ModelInfo {
     std: [1, 1, 1],
     posInterpolation: m.posInterpolation,
   } as unknown as ViTConfig;
-  let params = 0;
-  for (const s of vitParamShapes(config).values()) params += s.reduce((a, d) => a * d, 1);
+  const params = vitParamCount(config);
   const { family, patchSize, dim, depth, heads, mlpHidden, registers, layerScale, posGrid, lnEps } = m.architecture;
   return {
     id: row.id,

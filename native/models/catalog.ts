@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { CatalogEntry } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from './preprocess.js';
-import { type ViTConfig, vitParamShapes } from './vit.js';
+import { type ViTConfig, vitParamCount } from './vit.js';
 
 const CatalogFile = z.object({ about: z.string(), entries: z.array(CatalogEntry) }).strict();
 
@@ -50,9 +50,7 @@ export function entryConfig(e: CatalogEntry): ViTConfig {
 }
 
 export function entryParams(e: CatalogEntry): number {
-  let n = 0;
-  for (const s of vitParamShapes(entryConfig(e)).values()) n += s.reduce((a, d) => a * d, 1);
-  return n;
+  return vitParamCount(entryConfig(e));
 }
 
 export interface CatalogMatch {

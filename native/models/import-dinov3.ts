@@ -8,7 +8,7 @@ import os from 'node:os';
 import { FlaneurError } from '../api/errors.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from './preprocess.js';
 import type { WeightFile } from './safetensors.js';
-import { type ViTConfig, vitParamShapes } from './vit.js';
+import { type ViTConfig, vitParamCount, vitParamShapes } from './vit.js';
 
 export type Dinov3Scheme = 'dinov3' | 'hf-dinov3';
 
@@ -35,8 +35,7 @@ function invalid(message: string): FlaneurError {
 
 /** Refuses an architecture too large to run here, before any weight is read. */
 export function checkModelFits(c: ViTConfig, source: string, totalMemory = os.totalmem()): void {
-  let params = 0;
-  for (const s of vitParamShapes(c).values()) params += s.reduce((a, d) => a * d, 1);
+  const params = vitParamCount(c);
   const bytes = params * 4;
   const gb = (n: number) => `${(n / 2 ** 30).toFixed(1)} GB`;
   if (bytes > MAX_WEIGHT_BYTES) {

@@ -141,6 +141,13 @@ export function presetConfig(name: ViTPreset): ViTConfig {
   return { ...VIT_PRESETS[name], mean: IMAGENET_MEAN, std: IMAGENET_STD, posInterpolation: 'offset' };
 }
 
+/** How many parameters (weights, not bytes) a ViT of this configuration has. */
+export function vitParamCount(c: ViTConfig): number {
+  let n = 0;
+  for (const s of vitParamShapes(c).values()) n += s.reduce((a, d) => a * d, 1);
+  return n;
+}
+
 /** Every parameter of a ViT with its shape, in the canonical (official DINO / timm) names. */
 export function vitParamShapes(c: ViTConfig): Map<string, number[]> {
   const D = c.dim;
