@@ -52,6 +52,29 @@ export function checkModelFits(c: ViTConfig, source: string, totalMemory = os.to
   }
 }
 
+/**
+ * The number of attention heads: as given, else config.json's, else the file's `heads` metadata, else width / 64;
+ * refused unless it splits the width into heads of a multiple of `headMultiple` channels.
+ */
+export function attentionHeads(
+  file: WeightFile,
+  options: { heads?: number; hfConfig?: { num_attention_heads?: number } | null },
+  dim: number,
+  source: string,
+  headMultiple = 1,
+): number {
+  const metaHeads = Number(file.metadata.heads ?? Number.NaN);
+  const heads =
+    options.heads ?? options.hfConfig?.num_attention_heads ?? (Number.isFinite(metaHeads) ? metaHeads : dim / 64);
+  if (!Number.isInteger(heads) || heads <= 0 || dim % (headMultiple * heads) !== 0) {
+    throw new FlaneurError(
+      'UNSUPPORTED_MODEL',
+      `${source}: cannot tell the number of attention heads for width ${dim}; give it explicitly (heads option) or place the model's config.json beside the file.`,
+    );
+  }
+  return heads;
+}
+
 export function importDinov3(
   file: WeightFile,
   names: string[],
@@ -81,15 +104,8 @@ export function importDinov3(
       `${source} has a separate CLS norm (untie_cls_and_patch_norms); Flaneur supports the published DINOv3 S/16, S+/16, B/16 and L/16 layouts.`,
     );
   }
-  const metaHeads = Number(file.metadata.heads ?? Number.NaN);
-  const heads =
-    options.heads ?? options.hfConfig?.num_attention_heads ?? (Number.isFinite(metaHeads) ? metaHeads : dim / 64);
-  if (!Number.isInteger(heads) || heads <= 0 || dim % (4 * heads) !== 0) {
-    throw new FlaneurError(
-      'UNSUPPORTED_MODEL',
-      `${source}: cannot tell the number of attention heads for width ${dim}; give it explicitly (heads option) or place the model's config.json beside the file.`,
-    );
-  }
+  // RoPE rotates pairs along two axes: each head's width is a multiple of 4.
+  const heads = attentionHeads(file, options, dim, source, 4);
   const hd = dim / heads;
   const used0: string[] = [];
   let ropePeriods: number[];

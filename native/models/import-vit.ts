@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { FlaneurError } from '../api/errors.js';
-import { checkModelFits, type Dinov3Scheme, importDinov3, isDinov3 } from './import-dinov3.js';
+import { attentionHeads, checkModelFits, type Dinov3Scheme, importDinov3, isDinov3 } from './import-dinov3.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from './preprocess.js';
 import { type CheckpointSelection, parsePytorchCheckpoint } from './pytorch.js';
 import {
@@ -284,15 +284,7 @@ export function importViT(
     throw invalid(`${source} is not a valid model: it has ${registers} register tokens.`);
   }
   const layerScale = scheme === 'hf-dinov2' ? has('encoder.layer.0.layer_scale1.lambda1') : has('blocks.0.ls1.gamma');
-  const metaHeads = Number(file.metadata.heads ?? Number.NaN);
-  const heads =
-    options.heads ?? options.hfConfig?.num_attention_heads ?? (Number.isFinite(metaHeads) ? metaHeads : dim / 64);
-  if (!Number.isInteger(heads) || heads <= 0 || dim % heads !== 0) {
-    throw new FlaneurError(
-      'UNSUPPORTED_MODEL',
-      `${source}: cannot tell the number of attention heads for width ${dim}; give it explicitly (heads option) or place the model's config.json beside the file.`,
-    );
-  }
+  const heads = attentionHeads(file, options, dim, source);
   const family: ViTConfig['family'] =
     scheme === 'hf-dinov2' || layerScale || registers > 0 || patchSize === 14 ? 'dinov2' : 'dino';
   const lnEps = options.lnEps ?? options.hfConfig?.layer_norm_eps ?? (scheme === 'hf-vit' ? 1e-12 : 1e-6);
