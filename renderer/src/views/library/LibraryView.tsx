@@ -124,12 +124,18 @@ export function LibraryView() {
   const [size, setSize] = useState('224');
   const lastLoad = useRef(0);
 
+  const loads = useRef(0);
+
   const load = useCallback(async () => {
     lastLoad.current = performance.now();
+    const mine = ++loads.current;
     const [all, bad] = await Promise.all([
       client.call('library.list', { limit: 1000, ...(selection ? { ids: selection.mediaIds } : {}) }),
       client.call('library.list', { withProblem: true, limit: 1000 }),
     ]);
+    // Only the latest load is shown: an earlier one (e.g. still filtered by a Map selection that was just cleared)
+    // may answer after it.
+    if (mine !== loads.current) return;
     setList(all);
     setProblems(bad.items);
   }, [client, selection]);
