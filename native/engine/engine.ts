@@ -35,6 +35,7 @@ import type { JobRow } from '../store/jobs-repo.js';
 import { Project } from '../store/project.js';
 import { type LockInfo, lockedMessage, lockHolder, ProjectLock } from '../store/project-lock.js';
 import { trackJob } from '../track/track-job.js';
+import { pendingRegistration } from '../train/checkpoint.js';
 import { trainExportJob } from '../train/export-run.js';
 import { trainImportJob } from '../train/import-run.js';
 import { trainDinoJob } from '../train/train-dino.js';
@@ -221,14 +222,16 @@ export class Engine {
       provenance?: Record<string, unknown>;
     } | null;
     if (!r?.encoder || this.project !== project) return;
+    const encoder = path.join(project.dir, r.encoder);
     try {
       await this.models.import(project, {
-        path: path.join(project.dir, r.encoder),
+        path: encoder,
         name: r.name ?? `trained (job ${jobId})`,
         licence: 'trained in this project',
         ...(r.origin ? { origin: r.origin } : {}),
         ...(r.provenance ? { provenance: r.provenance } : {}),
       });
+      fs.rmSync(pendingRegistration(encoder), { force: true });
       this.emit({ type: 'models.changed', models: this.models.list(project) });
     } catch (err) {
       console.error(`flaneur: could not register the model of job ${jobId}: ${(err as Error).message}`);
@@ -375,6 +378,21 @@ export class Engine {
     const info = this.projectInfo() as ProjectInfo;
     this.emit({ type: 'project.changed', project: info });
     runner.start();
+    void this.registerPendingModels(project);
     return info;
+  }
+
+  /**
+   * Trained encoders still marked as not registered (the engine stopped between their job's end and the
+   * registration) are registered when their project opens.
+   */
+  private async registerPendingModels(project: Project): Promise<void> {
+    for (const job of project.jobs.list({ states: ['done'], limit: 100_000 })) {
+      if (job.kind !== 'train.dino' && job.kind !== 'train.import') continue;
+      const item = project.jobs.items(job.id, { limit: 10 }).items.find((i) => i.key === 'export');
+      const encoder = (item?.result as { encoder?: unknown } | null)?.encoder;
+      if (typeof encoder !== 'string' || !fs.existsSync(pendingRegistration(path.join(project.dir, encoder)))) continue;
+      await this.registerTrainedModel(project, job.id);
+    }
   }
 }

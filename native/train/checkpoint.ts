@@ -85,3 +85,17 @@ export function loadCheckpoint(
   };
   return { state, meta, extra: (name) => st.float32(`x.${name}`) };
 }
+
+/**
+ * The marker beside an exported encoder that the engine has not registered as a model yet. A training job writes it
+ * before it ends; the engine removes it once the model is in the registry, and registers the encoders still marked
+ * when their project opens (an engine stopped between a job's end and the registration would otherwise leave the
+ * trained encoder only on disk). A model the user removes later stays removed: its marker is gone.
+ */
+export function pendingRegistration(encoder: string): string {
+  return `${encoder}.pending-registration`;
+}
+
+export function markPendingRegistration(encoder: string): void {
+  fs.writeFileSync(pendingRegistration(encoder), '');
+}

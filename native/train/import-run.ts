@@ -13,6 +13,7 @@ import type { JobHandler } from '../jobs/types.js';
 import { encodeSafetensors, readSafetensors, type TensorToWrite } from '../models/safetensors.js';
 import { type ViTConfig, vitParamShapes } from '../models/vit.js';
 import type { TrainLogRow } from '../store/train-log-repo.js';
+import { markPendingRegistration } from './checkpoint.js';
 import { EXPORT_FORMAT } from './export-run.js';
 
 type Args = typeof TrainImportArgs._zod.output;
@@ -188,6 +189,7 @@ export const trainImportJob: JobHandler<Args, { step: number }> = {
     const name =
       ctx.args.name ??
       `${objective} ${init.kind === 'scratch' ? init.preset : `from #${init.id}`}, ${meta.step} steps on ${provenance.processes}× ${provenance.device} (imported, job ${ctx.jobId})`;
+    markPendingRegistration(encoder);
     ctx.commit(
       [
         {

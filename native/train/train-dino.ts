@@ -19,7 +19,7 @@ import { buildViTOnnx } from '../models/vit-onnx.js';
 import type { MediaRow } from '../store/media-repo.js';
 import type { Project } from '../store/project.js';
 import { augmentInto, DINO_JITTER } from './augment.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, markPendingRegistration, saveCheckpoint } from './checkpoint.js';
 import { buildDinoStep, dinoParamShapes } from './dino-step.js';
 import { type ClipSource, doraBatch, TeacherAttention } from './dora-clips.js';
 import { writePreviews } from './previews.js';
@@ -456,6 +456,7 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
       onnx: path.relative(project.dir, path.join(out, 'encoder.onnx')),
       name,
     };
+    markPendingRegistration(encoder);
     ctx.commit([{ key: 'export', status: 'ok', result }], last ?? { file: '', step: state.step });
   },
 };

@@ -24,7 +24,7 @@ import { type NecoHeadConfig, necoPairs } from '../models/neco.js';
 import { encodeSafetensors, type TensorToWrite } from '../models/safetensors.js';
 import { type ViTConfig, vitParamShapes } from '../models/vit.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, markPendingRegistration, saveCheckpoint } from './checkpoint.js';
 import { TeacherAttention } from './dora-clips.js';
 import { type Box, NecoQueue, necoViewInto, relativeBoxes, roiBatch, sampleNecoBoxes } from './neco-data.js';
 import { buildNecoStep, type NecoStepConfig, NecoStepRunner, necoParamShapes } from './neco-step.js';
@@ -327,5 +327,6 @@ export async function runNeco(ctx: JobContext<Args, NecoCheckpoint>, a: Args, d:
     origin,
     ...(d.base ? { baseModel: d.base.id } : {}),
   };
+  markPendingRegistration(encoder);
   ctx.commit([{ key: 'export', status: 'ok', result }], last ?? { file: '', step: state.step });
 }
