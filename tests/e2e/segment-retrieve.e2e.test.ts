@@ -163,10 +163,18 @@ describe('segmentation and retrieval, end to end in browser mode', () => {
     await page.getByTestId('frame-position').filter({ hasText: 'frame 7 of 20' }).waitFor();
     await page.getByTestId('track-overlay').waitFor();
     await s.shot('18-player-tracks');
+    // At the video's own size (the default choice): tour.mp4 is 320x240.
+    expect(await page.getByLabel('Mask size').inputValue()).toBe('source');
     await page.getByRole('button', { name: 'Export instance masks (PNG)' }).click();
     await expect
       .poll(() => page.getByTestId('track-exported').textContent())
       .toMatch(/^20 instance-mask PNGs in .*tracks-1$/);
+    const dir = ((await page.getByTestId('track-exported').textContent()) ?? '').replace(
+      /^20 instance-mask PNGs in /,
+      '',
+    );
+    const png = fs.readFileSync(path.join(dir, fs.readdirSync(dir).filter((f) => f.endsWith('.png'))[0] ?? ''));
+    expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([320, 240]);
     expect(s.errors).toEqual([]);
   });
 

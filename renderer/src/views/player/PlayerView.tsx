@@ -22,6 +22,8 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
   const [trackRun, setTrackRun] = useState<number | null>(null);
   const [trackFrame, setTrackFrame] = useState<CommandResult<'track.frame'> | null>(null);
   const [exported, setExported] = useState<string | null>(null);
+  /** Instance masks at the video's own resolution (as segment.batch exports) or at the stored frames' size. */
+  const [maskSize, setMaskSize] = useState<'source' | 'frame'>('source');
   const [models, setModels] = useState<ModelInfo[]>([]);
   const [modelId, setModelId] = useState<number | null>(null);
   const [trackSize, setTrackSize] = useState(224);
@@ -271,13 +273,24 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
             disabled={trackRun === null}
             onClick={() =>
               void run('Could not export the masks', async () => {
-                const r = await client.call('track.exportMasks', { runId: trackRun as number });
+                const r = await client.call('track.exportMasks', { runId: trackRun as number, resolution: maskSize });
                 setExported(`${r.frames} instance-mask PNGs in ${r.dir}`);
               })
             }
           >
             Export instance masks (PNG)
           </button>
+          <label className="row-actions-label">
+            at{' '}
+            <select
+              aria-label="Mask size"
+              value={maskSize}
+              onChange={(e) => setMaskSize(e.target.value as 'source' | 'frame')}
+            >
+              <option value="source">the video's own size</option>
+              <option value="frame">the stored frames' size</option>
+            </select>
+          </label>
         </div>
         {exported && (
           <p className="muted mono" data-testid="track-exported">
