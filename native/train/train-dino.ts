@@ -22,6 +22,7 @@ import { augmentInto, DINO_JITTER } from './augment.js';
 import { loadCheckpoint, markPendingRegistration, saveCheckpoint } from './checkpoint.js';
 import { buildDinoStep, dinoParamShapes } from './dino-step.js';
 import { type ClipSource, doraBatch, TeacherAttention } from './dora-clips.js';
+import { TrainingDevice } from './gpu-fallback.js';
 import { writePreviews } from './previews.js';
 import { Rng } from './rng.js';
 import { initialState, StepRunner, type TrainState } from './step-runner.js';
@@ -267,33 +268,22 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
           backboneShapes,
         );
     };
-    // The provider the step really runs on (after any fallback), where the progress is shown.
-    let fallback: { from: string; step: number; reason: string } | null = null;
-    const showPhase = () =>
-      ctx.phase(
-        `training on ${sessions.runner.provider}${fallback ? ` (${fallback.from} failed at step ${fallback.step}: ${fallback.reason})` : ''}`,
-        { unit: 'steps', total: a.steps, done: state.step },
-      );
-    showPhase();
+    // The provider the step really runs on, in the phase; a GPU that fails mid-job (device lost, out of memory): the
+    // job goes on on the CPU from its last checkpoint (or from the start).
+    const device = new TrainingDevice(ctx, a.steps, {
+      provider: () => sessions.runner.provider,
+      step: () => state.step,
+      last: () => last,
+      resumeOnCpu: async () => {
+        await close(sessions).catch(() => undefined);
+        sessions = await open({ ...ctx.runtime, provider: 'cpu' });
+        ({ state, rng } = begin(last));
+      },
+    });
+    device.showPhase();
     if (state.step === 0) await preview();
     const gPlane = 3 * a.globalSize * a.globalSize;
     const lPlane = 3 * a.localSize * a.localSize;
-    // A GPU that fails mid-job (device lost, out of memory): the job goes on on the CPU from its last checkpoint
-    // (or from the start), with the reason in the phase, in a job item and in the exported model's metadata.
-    const onGpuFailure = async (err: unknown): Promise<void> => {
-      const from = sessions.runner.provider;
-      if (ctx.signal.aborted || from === 'cpu') throw err;
-      const message = err instanceof Error ? err.message : String(err);
-      fallback = { from, step: state.step + 1, reason: (message.split('\n')[0] ?? message).slice(0, 300) };
-      await close(sessions).catch(() => undefined);
-      sessions = await open({ ...ctx.runtime, provider: 'cpu' });
-      ({ state, rng } = begin(last));
-      ctx.commit(
-        [{ key: 'device-fallback', status: 'ok', result: { ...fallback, to: 'cpu', resumedAt: state.step } }],
-        last ?? { file: '', step: 0 },
-      );
-      showPhase();
-    };
     try {
       while (state.step < a.steps) {
         ctx.throwIfAborted();
@@ -376,7 +366,7 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
             s,
           );
         } catch (err) {
-          await onGpuFailure(err);
+          await device.onFailure(err);
           continue;
         }
         if (!Number.isFinite(m.loss))
@@ -405,7 +395,7 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
           if (a.previewEvery > 0 && (state.step % a.previewEvery === 0 || state.step === a.steps)) await preview();
           if (state.step % a.checkpointEvery === 0 || state.step === a.steps) await checkpoint();
         } catch (err) {
-          await onGpuFailure(err);
+          await device.onFailure(err);
         }
       }
       await sessions.runner.sync(state);
@@ -437,7 +427,7 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
         job: String(ctx.jobId),
         steps: String(a.steps),
         provider: sessions.runner.provider,
-        ...(fallback ? { fallback: JSON.stringify(fallback) } : {}),
+        ...(device.fallback ? { fallback: JSON.stringify(device.fallback) } : {}),
       }),
     );
     const weights = new Map([...backbone].map(([k, v]) => [k, v.data]));

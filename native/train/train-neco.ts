@@ -26,6 +26,7 @@ import { type ViTConfig, vitParamShapes } from '../models/vit.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
 import { loadCheckpoint, markPendingRegistration, saveCheckpoint } from './checkpoint.js';
 import { TeacherAttention } from './dora-clips.js';
+import { TrainingDevice } from './gpu-fallback.js';
 import { type Box, NecoQueue, necoViewInto, relativeBoxes, roiBatch, sampleNecoBoxes } from './neco-data.js';
 import { buildNecoStep, type NecoStepConfig, NecoStepRunner, necoParamShapes } from './neco-step.js';
 import { writePreviews } from './previews.js';
@@ -171,29 +172,19 @@ export async function runNeco(ctx: JobContext<Args, NecoCheckpoint>, a: Args, d:
       );
   };
 
-  let fallback: { from: string; step: number; reason: string } | null = null;
-  const showPhase = () =>
-    ctx.phase(
-      `training on ${sessions.runner.provider}${fallback ? ` (${fallback.from} failed at step ${fallback.step}: ${fallback.reason})` : ''}`,
-      { unit: 'steps', total: a.steps, done: state.step },
-    );
-  showPhase();
-  // A GPU that fails mid-job: the run goes on on the CPU from its last checkpoint (state, generator and queue), with
-  // the reason in the phase, a job item and the exported model's metadata.
-  const onGpuFailure = async (err: unknown): Promise<void> => {
-    const from = sessions.runner.provider;
-    if (ctx.signal.aborted || from === 'cpu') throw err;
-    const message = err instanceof Error ? err.message : String(err);
-    fallback = { from, step: state.step + 1, reason: (message.split('\n')[0] ?? message).slice(0, 300) };
-    await close(sessions).catch(() => undefined);
-    sessions = await open({ ...ctx.runtime, provider: 'cpu' });
-    ({ state, rng } = begin(last));
-    ctx.commit(
-      [{ key: 'device-fallback', status: 'ok', result: { ...fallback, to: 'cpu', resumedAt: state.step } }],
-      last ?? { file: '', step: 0 },
-    );
-    showPhase();
-  };
+  // The provider in the phase; a GPU that fails mid-job: the run goes on on the CPU from its last checkpoint (state,
+  // generator and queue).
+  const device = new TrainingDevice(ctx, a.steps, {
+    provider: () => sessions.runner.provider,
+    step: () => state.step,
+    last: () => last,
+    resumeOnCpu: async () => {
+      await close(sessions).catch(() => undefined);
+      sessions = await open({ ...ctx.runtime, provider: 'cpu' });
+      ({ state, rng } = begin(last));
+    },
+  });
+  device.showPhase();
   if (state.step === 0) await preview();
   const gPlane = 3 * a.globalSize * a.globalSize;
   const lPlane = 3 * localSize * localSize;
@@ -253,7 +244,7 @@ export async function runNeco(ctx: JobContext<Args, NecoCheckpoint>, a: Args, d:
           s,
         );
       } catch (err) {
-        await onGpuFailure(err);
+        await device.onFailure(err);
         continue;
       }
       queue.push(plan, m.teacherPatches, B, Ng);
@@ -279,7 +270,7 @@ export async function runNeco(ctx: JobContext<Args, NecoCheckpoint>, a: Args, d:
         if (a.previewEvery > 0 && (state.step % a.previewEvery === 0 || state.step === a.steps)) await preview();
         if (state.step % a.checkpointEvery === 0 || state.step === a.steps) await checkpoint();
       } catch (err) {
-        await onGpuFailure(err);
+        await device.onFailure(err);
       }
     }
     await sessions.runner.sync(state);
@@ -308,7 +299,7 @@ export async function runNeco(ctx: JobContext<Args, NecoCheckpoint>, a: Args, d:
       frames: String(d.frames.length),
       base_model: d.base ? `${d.base.name} (sha256 ${d.base.sha256})` : 'random initialisation',
       provider: sessions.runner.provider,
-      ...(fallback ? { fallback: JSON.stringify(fallback) } : {}),
+      ...(device.fallback ? { fallback: JSON.stringify(device.fallback) } : {}),
     }),
   );
   const weights = new Map([...backbone].map(([k, v]) => [k, v.data]));
