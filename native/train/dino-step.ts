@@ -78,6 +78,27 @@ export function dinoParamShapes(c: Pick<DinoStepConfig, 'vit' | 'head'>): Map<st
   return new Map([...vitParamShapes(c.vit), ...dinoHeadParamShapes(c.head)]);
 }
 
+/**
+ * The graph inputs of a training state, in the names every step graph uses: student parameters `p/…`, teacher
+ * `t/…`, and the AdamW moments `m/…`, `v/…` of the trainable ones.
+ */
+export function trainStateInputs(
+  b: GraphBuilder,
+  shapes: ReadonlyMap<string, number[]>,
+  trainable: readonly string[],
+): { student: Map<string, Value>; teacher: Map<string, Value>; state: Map<string, [Value, Value]> } {
+  const student = new Map<string, Value>();
+  const teacher = new Map<string, Value>();
+  for (const [name, shape] of shapes) student.set(name, b.input(`p/${name}`, 'float32', shape));
+  for (const [name, shape] of shapes) teacher.set(name, b.input(`t/${name}`, 'float32', shape));
+  const state = new Map<string, [Value, Value]>();
+  for (const name of trainable) {
+    const shape = shapes.get(name) as number[];
+    state.set(name, [b.input(`m/${name}`, 'float32', shape), b.input(`v/${name}`, 'float32', shape)]);
+  }
+  return { student, teacher, state };
+}
+
 export function buildDinoStep(c: DinoStepConfig): DinoStepGraph {
   const b = new GraphBuilder('dino_step');
   const shapes = dinoParamShapes(c);
@@ -90,15 +111,7 @@ export function buildDinoStep(c: DinoStepConfig): DinoStepGraph {
   const globals = b.input('globals', 'float32', [G * B, 3, c.globalSize, c.globalSize]);
   const teacherLogits = c.dora ? b.input('teacher_logits', 'float32', [B, c.head.outDim]) : null;
   const locals = L > 0 ? b.input('locals', 'float32', [L * B, 3, c.localSize, c.localSize]) : null;
-  const student = new Map<string, Value>();
-  const teacher = new Map<string, Value>();
-  for (const [name, shape] of shapes) student.set(name, b.input(`p/${name}`, 'float32', shape));
-  for (const [name, shape] of shapes) teacher.set(name, b.input(`t/${name}`, 'float32', shape));
-  const state = new Map<string, [Value, Value]>();
-  for (const name of trainable) {
-    const shape = shapes.get(name) as number[];
-    state.set(name, [b.input(`m/${name}`, 'float32', shape), b.input(`v/${name}`, 'float32', shape)]);
-  }
+  const { student, teacher, state } = trainStateInputs(b, shapes, trainable);
   const s = Object.fromEntries(STEP_SCALARS.map((n) => [n, b.input(n, 'float32', [])])) as Record<
     (typeof STEP_SCALARS)[number],
     Value

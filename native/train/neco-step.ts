@@ -28,7 +28,7 @@ import {
 import { buildViT, gridOf, type ViTConfig, vitParamShapes } from '../models/vit.js';
 import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
 import { DeviceState, type StepTransfer } from './device-state.js';
-import { decays } from './dino-step.js';
+import { decays, trainStateInputs } from './dino-step.js';
 import { simulatedLossAt, type TrainState } from './step-runner.js';
 
 export interface NecoStepConfig {
@@ -97,15 +97,7 @@ export function buildNecoStep(c: NecoStepConfig): NecoStepGraph {
   const roiLocal = Pl > 0 ? b.input('roi_student_local', 'float32', [Pl, B, A, Nl]) : null;
   const refQueue = b.input('ref_queue', 'float32', [P * B * A, K]);
   const refIndex = b.input('ref_index', 'int64', [P * B * A]);
-  const student = new Map<string, Value>();
-  const teacher = new Map<string, Value>();
-  for (const [name, shape] of shapes) student.set(name, b.input(`p/${name}`, 'float32', shape));
-  for (const [name, shape] of shapes) teacher.set(name, b.input(`t/${name}`, 'float32', shape));
-  const state = new Map<string, [Value, Value]>();
-  for (const name of trainable) {
-    const shape = shapes.get(name) as number[];
-    state.set(name, [b.input(`m/${name}`, 'float32', shape), b.input(`v/${name}`, 'float32', shape)]);
-  }
+  const { student, teacher, state } = trainStateInputs(b, shapes, trainable);
   const s = Object.fromEntries(NECO_SCALARS.map((n) => [n, b.input(n, 'float32', [])])) as Record<
     (typeof NECO_SCALARS)[number],
     Value
