@@ -93,6 +93,21 @@ def load_state(file, names, device):
 
 
 
+def save_encoder(out, backbone, vit, steps, e, trained_by):
+    """The trained backbone as out/encoder.safetensors, with its provenance in the metadata (what train.import reads)."""
+    st.save(os.path.join(out, "encoder.safetensors"), backbone,
+            {"heads": vit["heads"], "trained_by": trained_by, "steps": steps,
+             "world": e["world"], "device": e["device"], "wall_seconds": round(e["wallSeconds"], 1)})
+    print(f"done: {os.path.join(out, 'encoder.safetensors')}", flush=True)
+
+
+def finish(world):
+    """Every rank waits for the others (rank 0's export), then leaves the process group."""
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def train_neco(opts, cfg, frames, state, rng, shapes, out, ckdir, metrics, world, rank, local_rank, device, cuda, bf16,
                wall_before):
     """The NeCo loop (train-neco.ts): see flaneur_train/neco.py for what each step does."""
@@ -237,14 +252,8 @@ def train_neco(opts, cfg, frames, state, rng, shapes, out, ckdir, metrics, world
     if rank == 0 and state["step"] >= steps:
         # As Flaneur's NeCo (and the official code): the student's backbone is the result.
         backbone = {nm: P[nm].detach() for nm in names if not N.is_head(nm)}
-        e = extra()
-        st.save(os.path.join(out, "encoder.safetensors"), backbone,
-                {"heads": vit["heads"], "trained_by": "flaneur train export (torchrun, neco)", "steps": steps,
-                 "world": e["world"], "device": e["device"], "wall_seconds": round(e["wallSeconds"], 1)})
-        print(f"done: {os.path.join(out, 'encoder.safetensors')}", flush=True)
-    if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
+        save_encoder(out, backbone, vit, steps, extra(), "flaneur train export (torchrun, neco)")
+    finish(world)
 
 
 def main():
@@ -441,14 +450,8 @@ def main():
                 dist.barrier()
     if rank == 0 and state["step"] >= steps:
         backbone = {nm: T[nm] for nm in names if not nm.startswith("head.")}
-        e = extra()
-        st.save(os.path.join(out, "encoder.safetensors"), backbone,
-                {"heads": vit["heads"], "trained_by": "flaneur train export (torchrun)", "steps": steps,
-                 "world": e["world"], "device": e["device"], "wall_seconds": round(e["wallSeconds"], 1)})
-        print(f"done: {os.path.join(out, 'encoder.safetensors')}", flush=True)
-    if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
+        save_encoder(out, backbone, vit, steps, extra(), "flaneur train export (torchrun)")
+    finish(world)
 
 
 if __name__ == "__main__":
