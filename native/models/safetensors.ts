@@ -354,14 +354,28 @@ export function readModelFileStart(file: string, source: string, n: number): Buf
   }
 }
 
-/** A whole model file (formats that must be parsed in memory); only a regular file is read. */
-export function readModelFile(file: string, source: string): Buffer {
+/**
+ * A model file read at offsets (PyTorch checkpoints: the zip directory, the pickle, then each tensor when asked):
+ * only a regular file, reopened for each read, and refused if it changed size in between.
+ */
+export function modelFileSource(
+  file: string,
+  source: string,
+): { size: number; read(offset: number, length: number): Uint8Array } {
   const { fd, size } = openRegular(file, source);
-  try {
-    return readAt(fd, size, 0);
-  } finally {
-    fs.closeSync(fd);
-  }
+  fs.closeSync(fd);
+  return {
+    size,
+    read(offset, length) {
+      const again = openRegular(file, source);
+      try {
+        if (again.size !== size) throw notAModel(source, 'the file changed while being read');
+        return readAt(again.fd, Math.max(0, Math.min(length, size - offset)), offset);
+      } finally {
+        fs.closeSync(again.fd);
+      }
+    },
+  };
 }
 
 /**
