@@ -12,6 +12,7 @@ import { type CatalogMatch, entryParams, fitsEntry, loadCatalog, matchCatalog } 
 import { canonicalSafetensors, type ImportedViT, importViTFile } from '../models/import-vit.js';
 import { preprocessBatch } from '../models/preprocess.js';
 import type { CheckpointSelection } from '../models/pytorch.js';
+import { assertModelFile } from '../models/safetensors.js';
 import { type ViTConfig, vitParamCount } from '../models/vit.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
 import { autoSkipReason, PROVIDER_PREFERENCE, type ProviderName, probeProviders } from '../runtime/providers.js';
@@ -145,6 +146,8 @@ export async function registerModel(
   let file = path.resolve(args.path);
   if (!fs.existsSync(file)) throw new FlaneurError('NOT_FOUND', `No such file: ${file}`, { field: 'path' });
   if (fs.statSync(file).isDirectory()) file = weightsInFolder(file);
+  // A named pipe or a device is refused before it is hashed (hashing /dev/zero would never end).
+  const bytes = assertModelFile(file, path.basename(file));
   const sha256 = await hashFile(file, 'sha256', signal);
   const existing = project.models.bySha(sha256);
   if (existing) return modelInfo(existing);
@@ -180,7 +183,7 @@ export async function registerModel(
     name: args.name ?? entry?.title ?? path.basename(file).replace(/\.(safetensors|pth|pt|bin|ckpt)$/i, ''),
     sha256,
     file: rel,
-    bytes: fs.statSync(file).size,
+    bytes,
     manifest: manifest as unknown as Record<string, unknown>,
   });
   return modelInfo(row);

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { FlaneurError } from '../api/errors.js';
+import { openRegularFile, readAt } from './regular-file.js';
 
 export type SafeDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -294,54 +295,21 @@ function withTensorData(
   };
 }
 
-const KIND_OF = (st: fs.Stats): string =>
-  st.isDirectory()
-    ? 'a folder'
-    : st.isFIFO()
-      ? 'a named pipe'
-      : st.isCharacterDevice() || st.isBlockDevice()
-        ? 'a device'
-        : st.isSocket()
-          ? 'a socket'
-          : 'not a regular file';
-
 /**
  * Opens a model file for reading without blocking: only a regular file is accepted (a named pipe, /dev/zero or a
  * folder is refused before any read), and it is opened non-blocking so a file swapped for a pipe cannot hang.
  */
 function openRegular(file: string, source: string): { fd: number; size: number } {
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(file);
-  } catch (err) {
-    throw new FlaneurError('IO_ERROR', `Cannot read ${file}: ${(err as Error).message}`, { cause: err });
-  }
-  if (!st.isFile()) {
-    throw invalid(`${source} is ${KIND_OF(st)}, not a model file. Choose the .safetensors file itself.`);
-  }
-  let fd: number;
-  try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
-  } catch (err) {
-    throw new FlaneurError('IO_ERROR', `Cannot read ${file}: ${(err as Error).message}`, { cause: err });
-  }
-  const now = fs.fstatSync(fd);
-  if (!now.isFile()) {
-    fs.closeSync(fd);
-    throw invalid(`${source} is ${KIND_OF(now)}, not a model file. Choose the .safetensors file itself.`);
-  }
-  return { fd, size: now.size };
+  return openRegularFile(file, (kind) =>
+    invalid(`${source} is ${kind}, not a model file. Choose the .safetensors file itself.`),
+  );
 }
 
-function readAt(fd: number, length: number, position: number): Buffer {
-  const out = Buffer.allocUnsafe(length);
-  let got = 0;
-  while (got < length) {
-    const n = fs.readSync(fd, out, got, length - got, position + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got === length ? out : out.subarray(0, got);
+/** Checks that a model file is a regular file (before it is hashed or read); its size in bytes. */
+export function assertModelFile(file: string, source: string): number {
+  const { fd, size } = openRegular(file, source);
+  fs.closeSync(fd);
+  return size;
 }
 
 /** The first `n` bytes of a model file (fewer when it is shorter); only a regular file is read. */
