@@ -153,6 +153,8 @@ export const CatalogEntry = z
     fileName: z.string().nullable(),
     /** Direct download (https); null where the publisher gates or hides it (then `access` says how). */
     url: z.string().nullable(),
+    /** Hosts the download may be redirected to besides the url's own (the publisher's CDN); none other is followed. */
+    hosts: z.array(z.string().max(253)).max(8).optional(),
     access: z.string().optional(),
     huggingFace: z.string().nullable(),
     licence: z.string().nullable(),
