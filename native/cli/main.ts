@@ -149,6 +149,16 @@ export async function main(argv: string[]): Promise<number> {
       (inv.code === 0 ? console.log : console.error)(inv.text);
       return inv.code;
     }
+    // Node reads the command line as UTF-8: bytes that are not become U+FFFD, so such a path would be "not found",
+    // or written under another name. Refuse it, saying why.
+    const args = [...inv.positionals, ...Object.values(inv.values).flat()];
+    const bad = args.find((a): a is string => typeof a === 'string' && a.includes('\uFFFD'));
+    if (bad !== undefined) {
+      throw new UsageError(
+        `${inv.command.name}: the argument ${JSON.stringify(bad)} has a name that is not valid UTF-8 text; Flaneur cannot open or write it under that name. Rename it (e.g. with convmv) and try again.`,
+        inv.command.name,
+      );
+    }
     const run = await inv.command.load();
     await run({ command: inv.command, positionals: inv.positionals, values: inv.values, json });
     return inv.command.name === 'serve' ? -1 : 0;

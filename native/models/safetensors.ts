@@ -120,9 +120,19 @@ function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
+/**
+ * A header value as a short text for a message. Never recursive: only the first items of an array are shown, and
+ * nested arrays or objects as […] / {…} (a header of 100,000 nested arrays overflowed the stack of JSON.stringify).
+ */
 function shownValue(v: unknown): string {
-  const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 40 ? `${s.slice(0, 40)}…` : s;
+  const inner = (x: unknown): string =>
+    Array.isArray(x) ? '[…]' : x !== null && typeof x === 'object' ? '{…}' : String(JSON.stringify(x) ?? String(x));
+  const s = Array.isArray(v)
+    ? `[${v.slice(0, 8).map(inner).join(',')}${v.length > 8 ? ',…' : ''}]`
+    : v !== null && typeof v === 'object'
+      ? '{…}'
+      : inner(v);
+  return s.length > 40 ? `${s.slice(0, 40)}…` : s;
 }
 
 export interface SafetensorsHeader {

@@ -4,6 +4,7 @@
  * with a truth mask are scored (IoU per class, per frame and over all of them, at the frame size as the Segment
  * view does). Resumable per frame (frames whose PNG exists are read back, not recomputed).
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
@@ -109,8 +110,7 @@ export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> =
             r.scores && r.grid && (src.width !== w || src.height !== h)
               ? upsampleArgmax(r.scores, r.grid, C, src.width, src.height)
               : mask;
-          fs.writeFileSync(`${file}.tmp`, encodePng(written, src.width, src.height, 6, 1));
-          fs.renameSync(`${file}.tmp`, file);
+          writeReplacing(file, encodePng(written, src.width, src.height, 6, 1));
         }
         const truthFile = truthOf.get(`${m.id}:${i}`);
         if (truthFile) {
@@ -156,7 +156,7 @@ export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> =
       await extractors.release();
     }
     const cocoFile = path.join(out, 'coco.json');
-    fs.writeFileSync(cocoFile, JSON.stringify(coco.toJSON()));
+    writeReplacing(cocoFile, JSON.stringify(coco.toJSON()));
     const scored = a.truth?.length ? { mean: total.mean(), perClass: total.perClass(), classes: bank.classes } : null;
     ctx.commit(
       [...scores, { key: 'export', status: 'ok', result: { dir: out, coco: cocoFile, masks: done, iou: scored } }],
@@ -166,3 +166,19 @@ export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> =
     );
   },
 };
+
+/**
+ * Writes `file` in the output folder the user chose without following links planted there: the bytes go to a new
+ * temporary file (created exclusively, so an existing name or link is never opened) that then replaces `file`
+ * itself; a symlink named coco.json is replaced, its target left untouched.
+ */
+function writeReplacing(file: string, data: string | Uint8Array): void {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  fs.writeFileSync(tmp, data, { flag: 'wx' });
+  try {
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+}
