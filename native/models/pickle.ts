@@ -106,15 +106,15 @@ export const PICKLE_LIMITS = {
   /** Values pushed in all (each opcode pushes at most one). */
   objects: 1 << 23,
   /** Items in one list, tuple, dict or set. */
-  containerItems: 1 << 22,
+  containerItems: 1 << 21,
   /** Memo entries (MEMOIZE / PUT). */
-  memo: 1 << 20,
+  memo: 1 << 19,
   /** Containers inside containers. */
   depth: 256,
   /** Bytes of one LONG1/LONG4 integer (a checkpoint's integers are a few bytes). */
   longBytes: 1024,
   /** Values on the stack at once. */
-  stack: 1 << 22,
+  stack: 1 << 21,
 };
 
 export interface UnpickleOptions {

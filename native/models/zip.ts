@@ -49,7 +49,7 @@ export const ZIP_LIMITS = {
   /** Bytes one deflated entry may inflate to (its declared size, never more). */
   inflatedEntry: 1 << 30,
   /** Bytes all inflations of one archive may produce together. */
-  inflatedTotal: 2 << 30,
+  inflatedTotal: 2 * 2 ** 30,
 };
 
 const EOCD = 0x06054b50;
