@@ -192,7 +192,8 @@ export function readMetrics(file: string, upTo: number): (TrainLogRow & { world?
     const bad = (what: string) => refused(`${file}, line ${i + 1}: ${what}. Fix or remove that line and import again.`);
     let r: unknown;
     try {
-      r = JSON.parse(line);
+      // Python's json writes NaN and Infinity bare: read them as texts, refused below as not finite.
+      r = JSON.parse(line.replace(/(?<=[:,[]\s*)(-?Infinity|NaN)(?=\s*[,}\]])/g, '"$1"'));
     } catch {
       if (i === lastLine) continue; // cut by a crash while writing
       throw bad('not valid JSON');
@@ -215,6 +216,9 @@ export function readMetrics(file: string, upTo: number): (TrainLogRow & { world?
     };
     for (const k of METRIC_FIELDS) {
       const v = o[k];
+      if (typeof v === 'string' && /^(-?Infinity|NaN)$/.test(v)) {
+        throw bad(`its ${k} is not finite (the run diverged at step ${step}?)`);
+      }
       if (typeof v !== 'number') throw bad(`its ${k} is missing or not a number`);
       if (!Number.isFinite(v)) throw bad(`its ${k} is not finite (the run diverged at step ${step}?)`);
       row[k] = v;
