@@ -88,9 +88,16 @@ describe('a 16:9 frame through every consumer, its aspect ratio kept', () => {
     expect(r.pixels.reduce((a, b) => a + b, 0)).toBe(240 * 135);
     expect(r.iou?.mean).toBeGreaterThan(0);
     const out = path.join(work, 'seg');
+    // Issue 25 item 7: a coco.json planted as a link in the output folder is replaced, its target left untouched.
+    const target = path.join(work, 'precious.txt');
+    fs.writeFileSync(target, 'keep me');
+    fs.mkdirSync(out, { recursive: true });
+    fs.symlinkSync(target, path.join(out, 'coco.json'));
     const job = await call('segment.batch', { bankId: bank.id, outDir: out, resolution: 'source' });
     await idle();
     expect((await call('jobs.get', { id: job.id })).state).toBe('done');
+    expect(fs.readFileSync(target, 'utf8')).toBe('keep me');
+    expect(fs.lstatSync(path.join(out, 'coco.json')).isFile()).toBe(true);
     const masks = fs.readdirSync(path.join(out, 'masks'));
     expect(masks).toHaveLength(4);
     for (const m of masks) expect(pngSize(path.join(out, 'masks', m))).toEqual(SRC);
