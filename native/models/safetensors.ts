@@ -309,7 +309,7 @@ const KIND_OF = (st: fs.Stats): string =>
  * Opens a model file for reading without blocking: only a regular file is accepted (a named pipe, /dev/zero or a
  * folder is refused before any read), and it is opened non-blocking so a file swapped for a pipe cannot hang.
  */
-function openRegular(file: string, source: string): { fd: number; size: number } {
+export function openRegular(file: string, source: string): { fd: number; size: number } {
   let st: fs.Stats;
   try {
     st = fs.statSync(file);
@@ -333,7 +333,7 @@ function openRegular(file: string, source: string): { fd: number; size: number }
   return { fd, size: now.size };
 }
 
-function readAt(fd: number, length: number, position: number): Buffer {
+export function readAt(fd: number, length: number, position: number): Buffer {
   const out = Buffer.allocUnsafe(length);
   let got = 0;
   while (got < length) {
