@@ -10,13 +10,21 @@ step, and Lightning's gradient_clip_val (clip_grad_norm_ to 1 before the step). 
 here and saved (scaled by 1 / (1 - p)) so the test feeds the same ones.
 
 Rerun: /usr/bin/python3 tools/sharelock_reference.py
+Bench (`npm run bench -- sharelock`): /usr/bin/python3 tools/sharelock_reference.py --bench [--batch B] [--text T]
+  [--vision V] [--hidden H] [--steps N] [--threads T] — the official modules (real nn.Dropout), seconds per step.
 """
 import json
 import math
 import os
 import sys
 
-import torch
+if "--threads" in sys.argv:
+    # Thread counts must be set before torch (and its OpenMP / BLAS) is imported.
+    _t = sys.argv[sys.argv.index("--threads") + 1]
+    for _k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[_k] = _t
+
+import torch  # noqa: E402
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -42,7 +50,7 @@ class FixedDropout(nn.Module):
 class Projection(nn.Module):
     """sharelock/models/projection.py with Dropout's masks fixed."""
 
-    def __init__(self, embedding_size, input_size, hidden_size, num_layers, normalize=True):
+    def __init__(self, embedding_size, input_size, hidden_size, num_layers, normalize=True, dropout=None):
         super().__init__()
         self.normalize = normalize
         if num_layers > 0:
@@ -51,7 +59,7 @@ class Projection(nn.Module):
                 layers.append(nn.Linear(input_size, hidden_size))
                 layers.append(nn.BatchNorm1d(hidden_size))
                 layers.append(nn.ReLU())
-                layers.append(FixedDropout())
+                layers.append(FixedDropout() if dropout is None else nn.Dropout(dropout))
                 input_size = hidden_size
             layers.append(nn.Linear(input_size, embedding_size))
             self.projection = nn.Sequential(*layers)
@@ -136,5 +144,48 @@ def main():
     print("wrote", OUT, "losses", losses, "lrs", lrs, "norms", norms)
 
 
+def arg(name, default):
+    return type(default)(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
+
+
+def bench():
+    import resource
+    import time
+
+    b, text_dim, vision_dim = arg("--batch", 4096), arg("--text", 4096), arg("--vision", 384)
+    hidden, steps = arg("--hidden", 4096), arg("--steps", 2)
+    threads = arg("--threads", 0)
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    language = Projection(vision_dim, text_dim, hidden, LAYERS, dropout=P)
+    vision = Projection(vision_dim, vision_dim, 4096, 0)
+    language.train()
+    opt = torch.optim.Adam(list(vision.parameters()) + list(language.parameters()), lr=1e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup)
+    text = torch.randn(b, text_dim)
+    vis = torch.randn(b, vision_dim)
+    times, cpu = [], []
+    for step in range(steps + 1):
+        t0, c0 = time.perf_counter(), time.process_time()
+        opt.zero_grad()
+        loss = loss_fn(vision(vis), language(text))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(language.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        float(loss)
+        if step > 0:  # the first step warms up allocations
+            times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+    print(json.dumps({
+        "s_per_step": min(times), "cpu_s_per_step": min(cpu), "threads": torch.get_num_threads(),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }))
+
+
 if __name__ == "__main__":
-    main()
+    if "--bench" in sys.argv:
+        bench()
+    else:
+        main()
