@@ -123,16 +123,14 @@ export function languageProjector(
   x: Value,
   param: (name: string) => Value,
   training: ProjectorTraining | null,
+  /** A Linear weight already transposed to [in, out] (inference graphs store them so); default: transposed here. */
+  weightT: (name: string) => Value = (name) => b.transpose(param(name), [1, 0]),
 ): { out: Value; running: Map<string, Value> } {
   const running = new Map<string, Value>();
   let h = x;
   for (let i = 0; i < c.layers - 1; i++) {
     h = b.scope(`layer ${i}`, () => {
-      const lin = b.add(
-        b.matmul(h, b.transpose(param(`${P}.${4 * i}.weight`), [1, 0])),
-        param(`${P}.${4 * i}.bias`),
-        'linear',
-      );
+      const lin = b.add(b.matmul(h, weightT(`${P}.${4 * i}.weight`)), param(`${P}.${4 * i}.bias`), 'linear');
       const bn = `${P}.${4 * i + 1}`;
       const eps = b.constFloat(c.bnEps);
       let y: Value;
@@ -161,11 +159,7 @@ export function languageProjector(
     });
   }
   const last = 4 * (c.layers - 1);
-  const out = b.add(
-    b.matmul(h, b.transpose(param(`${P}.${last}.weight`), [1, 0])),
-    param(`${P}.${last}.bias`),
-    'linear',
-  );
+  const out = b.add(b.matmul(h, weightT(`${P}.${last}.weight`)), param(`${P}.${last}.bias`), 'linear');
   return { out: l2Normalize(b, out), running };
 }
 
@@ -204,6 +198,13 @@ export function buildTextProjector(c: ShareLockConfig, weights: ReadonlyMap<stri
     if (!shape || !data) throw new Error(`ShareLock weights lack ${name}`);
     return b.value(name) ?? b.initializer(name, data, shape);
   };
-  b.output(languageProjector(b, c, x, param, null).out, 'embedding');
+  const weightT = (name: string) => {
+    const [out, inp] = shapes.get(name) as [number, number];
+    const w = weights.get(name) as Float32Array;
+    const t = new Float32Array(w.length);
+    for (let r = 0; r < out; r++) for (let k = 0; k < inp; k++) t[k * out + r] = w[r * inp + k] as number;
+    return b.initializer(`${name}.T`, t, [inp, out]);
+  };
+  b.output(languageProjector(b, c, x, param, null, weightT).out, 'embedding');
   return toOnnx(b.build());
 }
