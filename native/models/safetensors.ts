@@ -309,7 +309,7 @@ function withTensorData(
  * Opens a model file for reading without blocking: only a regular file is accepted (a named pipe, /dev/zero or a
  * folder is refused before any read), and it is opened non-blocking so a file swapped for a pipe cannot hang.
  */
-function openRegular(file: string, source: string): { fd: number; size: number } {
+export function openRegular(file: string, source: string): { fd: number; size: number } {
   return openRegularFile(file, (kind) =>
     invalid(`${source} is ${kind}, not a model file. Choose the .safetensors file itself.`),
   );
@@ -321,6 +321,7 @@ export function assertModelFile(file: string, source: string): number {
   fs.closeSync(fd);
   return size;
 }
+
 
 /** The first `n` bytes of a model file (fewer when it is shorter); only a regular file is read. */
 export function readModelFileStart(file: string, source: string, n: number): Buffer {
