@@ -15,7 +15,7 @@ import type {
   JobItem,
   MediaInfo,
 } from '../api/contract.js';
-import { FIRST_FRAME, frameNumber } from '../api/frames.js';
+import { FIRST_FRAME, frameNumber, sourceFrameSize } from '../api/frames.js';
 import { Engine } from '../engine/engine.js';
 import { createEngineDispatcher } from '../engine/handlers.js';
 import { defaultHome } from '../store/app-home.js';
@@ -261,6 +261,21 @@ export class Session {
     }
   }
 
+  /**
+   * What a feature extraction says per item (frames decoded again from the source at a larger input size, or
+   * upsampled and why), on stderr where a script's log shows it — not only in `jobs show --items`.
+   */
+  async extractionNotes(job: JobInfo): Promise<string[]> {
+    const items = await this.jobItems(job.id, 'ok');
+    const notes = items.flatMap((i) => {
+      const note = (i.result as { note?: string } | null)?.note;
+      return note ? [`item #${i.key}: ${note}`] : [];
+    });
+    for (const n of notes.slice(0, 10)) this.note(n);
+    if (notes.length > 10) this.note(`… and ${notes.length - 10} more (\`flaneur jobs show ${job.id} --items\`)`);
+    return notes;
+  }
+
   /** Catalog items by id (for naming results). */
   async byId(ids: readonly number[]): Promise<Map<number, MediaInfo>> {
     const out = new Map<number, MediaInfo>();
@@ -324,6 +339,37 @@ export class Session {
       );
     this.note(`feature run #${last.id}: ${runLabel(last)} (--run R for another)`);
     return last.id;
+  }
+
+  /**
+   * The pixels boxes and points are typed in: the source file's (default: what an image viewer shows, rotation
+   * applied) or, with --stored-pixels, the stored frame's. `sx`, `sy`: stored-frame pixels per typed pixel.
+   */
+  pixels(media: MediaInfo): { width: number; height: number; sx: number; sy: number; words: string } {
+    const fw = media.frameWidth ?? 0;
+    const fh = media.frameHeight ?? 0;
+    if (this.flag('stored-pixels'))
+      return { width: fw, height: fh, sx: 1, sy: 1, words: `the ${fw}x${fh} stored frame (--stored-pixels)` };
+    const src = sourceFrameSize({ ...media, frameWidth: fw, frameHeight: fh });
+    return {
+      ...src,
+      sx: fw / src.width,
+      sy: fh / src.height,
+      words: `${media.name} (${src.width}x${src.height} source pixels; --stored-pixels for the ${fw}x${fh} stored frame)`,
+    };
+  }
+
+  /** `--box x,y,w,h` boxes in typed pixels → stored-frame pixels, each checked to lie inside the picture. */
+  boxes(media: MediaInfo): [number, number, number, number][] {
+    const px = this.pixels(media);
+    return this.list('box').map((raw) => {
+      const [x, y, w, h] = this.numbers('box', raw, 4) as [number, number, number, number];
+      if (w <= 0 || h <= 0)
+        throw new UsageError(`${this.inv.command.name}: --box ${raw} needs a positive width and height`);
+      if (x < 0 || y < 0 || x + w > px.width || y + h > px.height)
+        throw new CliError(`The box ${raw} is not inside ${px.words}.`, 'INVALID_ARGUMENT');
+      return [x * px.sx, y * px.sy, w * px.sx, h * px.sy];
+    });
   }
 
   /** --vectors cls|fungi as the engine's feature kind. */

@@ -67,6 +67,9 @@ const RUN = s('R', 'feature run (`flaneur features runs`; default: the latest, o
 const RUN_SIZE = s('S', 'without --run: the latest feature run at this input size');
 const SIZE = s('S', 'input size: the shorter side in pixels, a multiple of the patch size (default 224)');
 const ALL = b('every item of the catalog instead of a list');
+const STORED_PIXELS = b(
+  "boxes and points in the stored frame's pixels (`flaneur library` shows its size) instead of the source file's",
+);
 const VECTORS = s('cls|fungi', 'frame vectors: CLS embeddings (default) or FUNGI features');
 
 const projectCmds = () => import('./commands/project.js');
@@ -435,14 +438,16 @@ files' own resolution (the resolution of the written masks), as benchmarks score
     name: 'count',
     synopsis: '<image|ITEM:N> (--box x,y,w,h… [--threshold T] | --auto) [--model ID]',
     summary: 'count objects like the boxed example(s), or repeated things without an example',
-    details: `Boxes are in the pixels of the stored frame (\`flaneur library\` shows its size), as drawn in the app.
-An image file not in the catalog is added first. Exemplar counting reads an image's file at its own
+    details: `Boxes (and the points found) are in the source file's pixels, as an image viewer shows them (rotation
+applied); --stored-pixels: in the stored frame's. A box outside the picture is refused.
+An image file not in the catalog is added first (a copy of an item is that item). Exemplar counting reads an image's file at its own
 resolution (up to 4096 px), not the smaller stored frame, and picks the scale from the exemplar.`,
     positionals: one('an image or ITEM:N'),
     options: {
-      box: many('x,y,w,h', 'an exemplar box'),
+      box: many('x,y,w,h', "an exemplar box (the source file's pixels)"),
       threshold: s('T', 'similarity threshold (default: from the exemplars)'),
       auto: b('count without an exemplar'),
+      'stored-pixels': STORED_PIXELS,
       model: MODEL,
       size: s(
         'S',
@@ -457,11 +462,12 @@ resolution (up to 4096 px), not the smaller stored frame, and picks the scale fr
     summary: 'count in every (Nth) frame of a video with exemplars boxed on one frame (a job)',
     positionals: one('a video item'),
     options: {
-      box: many('x,y,w,h', 'an exemplar box on the exemplar frame'),
+      box: many('x,y,w,h', "an exemplar box on the exemplar frame (the source's pixels)"),
       frame: s('N', 'the frame the boxes are on (default 1)'),
       every: s('N', 'every Nth frame (default 1)'),
       out: s('FILE', 'CSV: media_id, frame (from 1), time_s, count'),
       threshold: s('T', 'similarity threshold (default: from the exemplars)'),
+      'stored-pixels': STORED_PIXELS,
       model: MODEL,
     },
     required: ['box', 'out'],
@@ -493,9 +499,15 @@ resolution (up to 4096 px), not the smaller stored frame, and picks the scale fr
   {
     name: 'retrieve patch',
     synopsis: 'ITEM:N --at x,y [--k N] [--run R]',
-    summary: 'the patches most similar to the one at x,y (stored frame pixels)',
+    summary: "the patches most similar to the one at x,y (the source file's pixels)",
     positionals: one('ITEM:N'),
-    options: { at: s('x,y', 'a point in the frame'), k: s('N', 'results (default 12)'), run: RUN, size: RUN_SIZE },
+    options: {
+      at: s('x,y', "a point in the picture, in the source file's pixels"),
+      'stored-pixels': STORED_PIXELS,
+      k: s('N', 'results (default 12)'),
+      run: RUN,
+      size: RUN_SIZE,
+    },
     required: ['at'],
     load: async () => (await retrieveCmds()).patch,
   },

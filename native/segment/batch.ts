@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { FlaneurError } from '../api/errors.js';
-import { frameFileStem, frameNumber } from '../api/frames.js';
+import { frameFileStem, frameNumber, sourceFrameSize } from '../api/frames.js';
 import { ExtractorCache } from '../features/extractor-cache.js';
 import { ExactKnn } from '../features/knn.js';
 import type { ItemResult, JobHandler } from '../jobs/types.js';
@@ -43,13 +43,7 @@ export type SegmentBatchArgs = z.output<typeof SegmentBatchArgs>;
 /** The source file's displayed size (rotation applied), for masks written at the source resolution. */
 export function sourceSize(m: MediaRow): { width: number; height: number } {
   const p = (m.probe ?? {}) as { width?: number; height?: number; rotation?: number };
-  const fw = m.frameWidth as number;
-  const fh = m.frameHeight as number;
-  if (!p.width || !p.height) return { width: fw, height: fh };
-  // Rotated videos and EXIF-oriented photos are stored upright: the frame's orientation tells which way round.
-  const swap =
-    p.rotation === 90 || p.rotation === 270 || (fw !== fh && p.width !== p.height && fw > fh !== p.width > p.height);
-  return swap ? { width: p.height, height: p.width } : { width: p.width, height: p.height };
+  return sourceFrameSize({ ...p, frameWidth: m.frameWidth as number, frameHeight: m.frameHeight as number });
 }
 
 export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> = {

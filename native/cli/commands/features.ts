@@ -14,13 +14,14 @@ export const extract = command(async (s) => {
     ...(batch !== undefined ? { batch } : {}),
   });
   const done = await s.waitJob(job);
+  const notes = await s.extractionNotes(done);
   const runs = await s.call('features.runs', {});
   const first = (await s.call('jobs.items', { id: done.id, status: 'ok', limit: 1 })).items[0];
   const runId = (first?.result as { runId?: number } | null)?.runId;
   const run =
     runs.find((r) => r.id === runId) ??
     runs.filter((r) => r.modelId === job.args.modelId && r.inputSize === (size ?? 224)).pop();
-  s.out({ job: done, run: run ?? null }, () =>
+  s.out({ job: done, run: run ?? null, notes }, () =>
     [formatJob(done), run ? `run #${run.id}: ${runLabel(run)}, ${run.frames} frames` : ''].filter(Boolean).join('\n'),
   );
 });
