@@ -43,7 +43,7 @@ export function formatBytes(n: number): string {
 }
 
 /** A job's progress line: whole numbers (fractions of an item are work in progress), bytes in readable units. */
-export function formatProgress(p: JobInfo['progress']): string {
+export function formatProgress(p: Pick<JobInfo['progress'], 'phase' | 'done' | 'total' | 'unit'>): string {
   if (p.unit === 'bytes')
     return `${p.phase} ${formatBytes(p.done)}${p.total !== null ? ` of ${formatBytes(p.total)}` : ''}`;
   const done = Math.floor(p.done);
@@ -267,9 +267,10 @@ export class Session {
    */
   async extractionNotes(job: JobInfo): Promise<string[]> {
     const items = await this.jobItems(job.id, 'ok');
+    const names = await this.byId(items.map((i) => Number(i.key)).filter((id) => Number.isInteger(id)));
     const notes = items.flatMap((i) => {
       const note = (i.result as { note?: string } | null)?.note;
-      return note ? [`item #${i.key}: ${note}`] : [];
+      return note ? [`#${i.key} ${names.get(Number(i.key))?.name ?? ''}: ${note}`.replace(' :', ':')] : [];
     });
     for (const n of notes.slice(0, 10)) this.note(n);
     if (notes.length > 10) this.note(`… and ${notes.length - 10} more (\`flaneur jobs show ${job.id} --items\`)`);

@@ -266,7 +266,7 @@ export const apply = command(async (s) => {
   s.out({ job: done, dir: exp.dir, coco: exp.coco, masks: exp.masks, iou }, () => {
     // The job's items are the frames scored and the export step: the summary counts frames, not items.
     const lines = [
-      `#${done.id}\t${done.state}\t${done.title}\t(${exp.masks} frames segmented, ${frames.length} scored)`,
+      `#${done.id}\t${done.state}\t${done.title}\t(${exp.masks} frame(s) segmented, ${frames.length} scored)`,
       `${exp.masks} masks in ${path.join(exp.dir, 'masks')}, COCO in ${exp.coco}`,
     ];
     if (iou) {
