@@ -68,6 +68,9 @@ export function parseInvocation(argv: readonly string[]):
       positionals: string[];
       values: Record<string, string | boolean | string[] | undefined>;
     } {
+  // `flaneur --version` (or -v / -V, alone): the version on stdout, exit 0.
+  if (argv.length === 1 && ['--version', '-v', '-V'].includes(argv[0] as string))
+    return { kind: 'help', text: `flaneur ${APP_VERSION}`, code: 0 };
   const words = leadingWords(argv);
   const wantsHelp = argv.includes('--help') || argv.includes('-h');
   if (words.length === 0) return { kind: 'help', text: usage(APP_VERSION), code: wantsHelp ? 0 : 2 };

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CatalogEntry, CatalogEntryInfo, ModelInfo, RuntimeInfo } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
+import type { DefaultModel } from '../api/models-default.js';
 import { hashFile } from '../ingest/hash-folder.js';
 import { decodeImage } from '../media/image.js';
 import { type CatalogMatch, entryParams, fitsEntry, loadCatalog, matchCatalog } from '../models/catalog.js';
@@ -27,6 +28,7 @@ import {
 import type { AppHome } from '../store/app-home.js';
 import type { ModelRow } from '../store/models-repo.js';
 import type { Project } from '../store/project.js';
+import { readProjectSettings, updateProjectSettings } from '../store/project-settings.js';
 import { APP_ROOT, APP_VERSION } from './version.js';
 
 interface Manifest {
@@ -179,13 +181,22 @@ export async function registerModel(
     ...(entry && match ? { catalog: { id: entry.id, by: match.by } } : {}),
     ...(args.provenance ? { provenance: args.provenance } : {}),
   };
-  const row = project.models.insert({
-    name: args.name ?? entry?.title ?? path.basename(file).replace(/\.(safetensors|pth|pt|bin|ckpt)$/i, ''),
-    sha256,
-    file: rel,
-    bytes,
-    manifest: manifest as unknown as Record<string, unknown>,
-  });
+  let row: ModelRow;
+  try {
+    row = project.models.insert({
+      name: args.name ?? entry?.title ?? path.basename(file).replace(/\.(safetensors|pth|pt|bin|ckpt)$/i, ''),
+      sha256,
+      file: rel,
+      bytes,
+      manifest: manifest as unknown as Record<string, unknown>,
+    });
+  } catch (err) {
+    // Registered meanwhile (a training job's export registered by the process that ran it, or a second import of
+    // the same file): the same weights, the model that is there.
+    const meanwhile = project.models.bySha(sha256);
+    if (!meanwhile) throw err;
+    return modelInfo(meanwhile);
+  }
   return modelInfo(row);
 }
 
@@ -273,6 +284,22 @@ export class ModelService {
     project.models.remove(id);
     if (!project.models.bySha(row.sha256)) fs.rmSync(path.join(project.dir, row.file), { force: true });
     return this.list(project);
+  }
+
+  /** The model commands use when none is named: the one set for the project, else the newest registered. */
+  defaultModel(project: Project): DefaultModel {
+    const set = readProjectSettings(project.dir).defaultModelId;
+    const chosen = set !== undefined ? project.models.get(set) : undefined;
+    if (chosen) return { id: chosen.id, name: chosen.name, chosen: 'set' };
+    const newest = project.models.list().at(-1);
+    return newest ? { id: newest.id, name: newest.name, chosen: 'newest' } : null;
+  }
+
+  /** Sets (or with null forgets) the project's default model. */
+  setDefaultModel(project: Project, id: number | null): DefaultModel {
+    if (id !== null) this.require(project, id);
+    updateProjectSettings(project.dir, { defaultModelId: id });
+    return this.defaultModel(project);
   }
 
   require(project: Project, id: number): ModelRow {

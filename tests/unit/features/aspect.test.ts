@@ -2,8 +2,8 @@
  * A 16:9 video (480x270, tools/synth-tour.ts) through every consumer of patch features, with its aspect ratio kept:
  * extracted on a 14x25 grid (not squashed to 14x14), banked, segmented (masks at the frame's resolution, exports at
  * the source's), retrieved (heat maps on the frame's grid), tracked, counted and FUNGI'd; a square run made the old
- * way stays readable and is marked. Frames are stored at 240x135 (shorter side 135), so a 224 input upsamples them
- * and the extraction says so.
+ * way stays readable and is marked. Frames are stored at 240x135 (shorter side 135), so a 224 input decodes them
+ * again from the video at the input shape, and the extraction says so.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -57,7 +57,9 @@ describe('a 16:9 frame through every consumer, its aspect ratio kept', () => {
     const items = await call('jobs.items', { id: job.id });
     expect(items.items[0]?.result).toMatchObject({ grid: [14, 25] });
     const note = (items.items[0]?.result as { note?: string } | undefined)?.note;
-    expect(note).toMatch(/stored at 240x135: upsampled/);
+    // Stored at 240x135, smaller than the input: decoded again from the video at the input shape (400x224), every
+    // frame (none upsampled from the store).
+    expect(note).toBe('decoded from the source at 400x224 (stored frames are 240x135)');
     runId = (await call('features.runs', {}))[0]?.id ?? 0;
   }, 180_000);
 
