@@ -322,7 +322,6 @@ export function assertModelFile(file: string, source: string): number {
   return size;
 }
 
-
 /** The first `n` bytes of a model file (fewer when it is shorter); only a regular file is read. */
 export function readModelFileStart(file: string, source: string, n: number): Buffer {
   const { fd, size } = openRegular(file, source);
