@@ -2,7 +2,8 @@
  * Issue 25 items 2 and 7: paths a user gives that are not regular files. `models.import` of a named pipe or
  * /dev/zero is refused before it is hashed (before: a FIFO hung the engine, /dev/zero was read for ever), nothing
  * registered; `library.add` of one says what it is (before: "is empty (0 bytes)"); the CLI refuses an argument that
- * is not valid UTF-8 instead of reporting "no such file" or writing under another name.
+ * is not valid UTF-8 instead of reporting "no such file" or writing under another name; an image path that is a
+ * pipe or a device is refused before ffprobe opens it.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../helpers/cli.js';
 import { dispatchEngine } from '../../helpers/dispatch.js';
 import { peakRss } from '../../helpers/memory.js';
+import { writeInitViT } from '../../helpers/models.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 const MEMORY_BOUND = 200 * 1000 * 1000;
@@ -59,6 +61,17 @@ describe('special files given as paths', () => {
       expect(item.error?.message).not.toMatch(/empty/);
     }
     expect((await env.call('library.list', {})).total).toBe(0);
+  });
+
+  it.each(specials)('models.embed of the image %s says what it is instead of hanging in ffprobe', async (file) => {
+    const model = await env.call('models.import', { path: writeInitViT(path.join(tmpDir(), 'vit.safetensors')) });
+    const err = await env.call('models.embed', { id: model.id, paths: [file] }).then(
+      () => null,
+      (e: unknown) => e as Error & { code?: string },
+    );
+    expect(err?.code).toBe('UNREADABLE_MEDIA');
+    expect(err?.message).toMatch(/it is (a named pipe|a device), not an image file/);
+    await env.call('models.remove', { id: model.id });
   });
 
   it('the CLI refuses a path that is not valid UTF-8, saying so', async () => {
