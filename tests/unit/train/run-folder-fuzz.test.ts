@@ -23,31 +23,26 @@ function pick<T>(rng: Rng, items: readonly T[]): T {
   return items[rng.int(items.length)] as T;
 }
 
+/** Scalars of every JSON type: negative, huge, fractional, texts, null, booleans, small counts, known words. */
+const SCALARS: ReadonlyArray<(rng: Rng) => unknown> = [
+  (r) => -1 - r.int(1000),
+  (r) => 10 ** (3 + r.int(25)),
+  (r) => r.next() * 10,
+  (r) => String(r.int(100)),
+  () => null,
+  (r) => r.next() < 0.5,
+  (r) => r.int(5),
+  (r) => pick(r, ['dino', 'neco', 'dora', 'offset', 'gelu', '']),
+  () => 0.5,
+];
+
 function randomValue(rng: Rng, depth = 0): unknown {
-  switch (rng.int(depth > 1 ? 9 : 11)) {
-    case 0:
-      return -1 - rng.int(1000);
-    case 1:
-      return 10 ** (3 + rng.int(25));
-    case 2:
-      return rng.next() * 10;
-    case 3:
-      return String(rng.int(100));
-    case 4:
-      return null;
-    case 5:
-      return rng.next() < 0.5;
-    case 6:
-      return rng.int(5);
-    case 7:
-      return pick(rng, ['dino', 'neco', 'dora', 'offset', 'gelu', '']);
-    case 8:
-      return 0.5;
-    case 9:
-      return Array.from({ length: rng.int(5) }, () => randomValue(rng, depth + 1));
-    default:
-      return { x: randomValue(rng, depth + 1) };
-  }
+  const k = rng.int(SCALARS.length + (depth > 1 ? 0 : 2));
+  const scalar = SCALARS[k];
+  if (scalar) return scalar(rng);
+  return k === SCALARS.length
+    ? Array.from({ length: rng.int(5) }, () => randomValue(rng, depth + 1))
+    : { x: randomValue(rng, depth + 1) };
 }
 
 /** Sets or deletes a field at a random path of a JSON object. */
