@@ -74,6 +74,20 @@ describe('special files given as paths', () => {
     await env.call('models.remove', { id: model.id });
   });
 
+  it('a config.json beside a model linked to /etc/passwd is refused without quoting it', async () => {
+    const folder = tmpDir();
+    const model = writeInitViT(path.join(folder, 'model.safetensors'));
+    fs.symlinkSync('/etc/passwd', path.join(folder, 'config.json'));
+    const err = await env.call('models.import', { path: model }).then(
+      () => null,
+      (e: unknown) => e as Error & { code?: string },
+    );
+    expect(err?.code).toBe('INVALID_MODEL');
+    expect(err?.message).toMatch(/The config\.json beside model\.safetensors is not valid JSON/);
+    expect(err?.message).not.toMatch(/root|Unexpected token/);
+    expect(await env.call('models.list', {})).toEqual([]);
+  });
+
   it('the CLI refuses a path that is not valid UTF-8, saying so', async () => {
     // What Node makes of the bytes 0xff 0xfe in a command-line argument.
     const r = await runCli(['model', 'import', path.join(dir, 'caf\uFFFD.pth')]);
