@@ -8,11 +8,13 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../helpers/cli.js';
 import { dispatchEngine } from '../../helpers/dispatch.js';
 import { peakRss } from '../../helpers/memory.js';
 import { writeInitViT } from '../../helpers/models.js';
+import { bytes, OP, writePth, writeZip } from '../../helpers/pth.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 const MEMORY_BOUND = 200 * 1000 * 1000;
@@ -86,6 +88,42 @@ describe('special files given as paths', () => {
     expect(err?.message).toMatch(/The config\.json beside model\.safetensors is not valid JSON/);
     expect(err?.message).not.toMatch(/root|Unexpected token/);
     expect(await env.call('models.list', {})).toEqual([]);
+  });
+
+  it('models.import of pickle and zip bombs is refused quickly and registers and stores nothing', async () => {
+    const long = Buffer.alloc(4);
+    long.writeUInt32LE(2_000_000);
+    const bombs = [
+      writePth(
+        path.join(tmpDir(), 'long4.pth'),
+        bytes(OP.PROTO, 2, OP.LONG4, long, Buffer.alloc(2_000_000, 0x7f), OP.STOP),
+      ),
+      // data.pkl deflated: 64 MB of zeros declared as 100 bytes.
+      writeZip(path.join(tmpDir(), 'deflate.pth'), [
+        {
+          name: 'archive/data.pkl',
+          data: zlib.deflateRawSync(Buffer.alloc(64 << 20)),
+          rawDeflated: true,
+          declaredSize: 100,
+        },
+      ]),
+    ];
+    const modelsDir = path.join(env.engine.requireProject().project.dir, 'models');
+    const stored = () =>
+      fs.existsSync(modelsDir) ? fs.readdirSync(modelsDir).filter((f) => f.endsWith('.safetensors')) : [];
+    const before = stored();
+    for (const file of bombs) {
+      const t0 = performance.now();
+      const err = await env.call('models.import', { path: file }).then(
+        () => null,
+        (e: unknown) => e as Error & { code?: string },
+      );
+      expect(performance.now() - t0).toBeLessThan(TIME_BOUND_MS);
+      expect(err?.code).toBe('INVALID_MODEL');
+      expect(err?.message).toMatch(/holds an integer of 2000000 bytes|inflates to more than its declared 100 bytes/);
+    }
+    expect(await env.call('models.list', {})).toEqual([]);
+    expect(stored()).toEqual(before);
   });
 
   it('the CLI refuses a path that is not valid UTF-8, saying so', async () => {
