@@ -26,6 +26,14 @@ const fifo = path.join(dir, 'weights.pth');
 const hasFifo = spawnSync('mkfifo', [fifo]).status === 0;
 const specials = [...(hasFifo ? [fifo] : []), ...(fs.existsSync('/dev/zero') ? ['/dev/zero'] : [])];
 
+/** The typed error a call fails with (null if it succeeds). */
+function failure(call: Promise<unknown>): Promise<(Error & { code?: string }) | null> {
+  return call.then(
+    () => null,
+    (e: unknown) => e as Error & { code?: string },
+  );
+}
+
 beforeAll(async () => {
   env = dispatchEngine();
   await env.call('project.create', { path: path.join(tmpDir(), 'p') });
@@ -36,10 +44,7 @@ describe('special files given as paths', () => {
   it.each(specials)('models.import of %s is refused before any read, nothing registered', async (file) => {
     const before = peakRss();
     const t0 = performance.now();
-    const err = await env.call('models.import', { path: file }).then(
-      () => null,
-      (e: unknown) => e as Error & { code?: string },
-    );
+    const err = await failure(env.call('models.import', { path: file }));
     expect(performance.now() - t0).toBeLessThan(TIME_BOUND_MS);
     expect(err?.code).toBe('INVALID_MODEL');
     expect(err?.message).toMatch(/is (a named pipe|a device), not a model file/);
@@ -67,10 +72,7 @@ describe('special files given as paths', () => {
 
   it.each(specials)('models.embed of the image %s says what it is instead of hanging in ffprobe', async (file) => {
     const model = await env.call('models.import', { path: writeInitViT(path.join(tmpDir(), 'vit.safetensors')) });
-    const err = await env.call('models.embed', { id: model.id, paths: [file] }).then(
-      () => null,
-      (e: unknown) => e as Error & { code?: string },
-    );
+    const err = await failure(env.call('models.embed', { id: model.id, paths: [file] }));
     expect(err?.code).toBe('UNREADABLE_MEDIA');
     expect(err?.message).toMatch(/it is (a named pipe|a device), not an image file/);
     await env.call('models.remove', { id: model.id });
@@ -80,10 +82,7 @@ describe('special files given as paths', () => {
     const folder = tmpDir();
     const model = writeInitViT(path.join(folder, 'model.safetensors'));
     fs.symlinkSync('/etc/passwd', path.join(folder, 'config.json'));
-    const err = await env.call('models.import', { path: model }).then(
-      () => null,
-      (e: unknown) => e as Error & { code?: string },
-    );
+    const err = await failure(env.call('models.import', { path: model }));
     expect(err?.code).toBe('INVALID_MODEL');
     expect(err?.message).toMatch(/The config\.json beside model\.safetensors is not valid JSON/);
     expect(err?.message).not.toMatch(/root|Unexpected token/);
@@ -114,10 +113,7 @@ describe('special files given as paths', () => {
     const before = stored();
     for (const file of bombs) {
       const t0 = performance.now();
-      const err = await env.call('models.import', { path: file }).then(
-        () => null,
-        (e: unknown) => e as Error & { code?: string },
-      );
+      const err = await failure(env.call('models.import', { path: file }));
       expect(performance.now() - t0).toBeLessThan(TIME_BOUND_MS);
       expect(err?.code).toBe('INVALID_MODEL');
       expect(err?.message).toMatch(/holds an integer of 2000000 bytes|inflates to more than its declared 100 bytes/);
