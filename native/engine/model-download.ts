@@ -35,10 +35,13 @@ export function downloadableEntry(catalog: readonly CatalogEntry[], id: string):
 /** How a model without a published SHA-256 is shown wherever models are chosen. */
 export const UNVERIFIED = 'unverified (no published checksum)';
 
-/** The most a download may be: the published size, else a generous bound from the architecture (a full training
- * checkpoint holds the teacher, the student and the optimizer's state). */
+/**
+ * The most a download may be: the published size, else a generous bound from the architecture (a full training
+ * checkpoint holds the teacher, the student and the optimizer's state).
+ */
 export function downloadCap(entry: CatalogEntry): number {
-  if (entry.bytes !== null) return entry.bytes;
+  // A stated size may be rounded ("82 MB"): 1 % and 1 MB of slack.
+  if (entry.bytes !== null) return Math.ceil(entry.bytes * 1.01) + (1 << 20);
   return Math.min(entryParams(entry) * 4 * 6 + (64 << 20), 16 * 2 ** 30);
 }
 

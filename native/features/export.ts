@@ -75,7 +75,9 @@ export function exportFiles(
 }
 
 function writeAtomic(file: string, body: Buffer): void {
-  fs.writeFileSync(`${file}.tmp`, body);
+  // A link planted at the temporary name is removed, never followed ('wx' creates a new file or fails).
+  fs.rmSync(`${file}.tmp`, { force: true });
+  fs.writeFileSync(`${file}.tmp`, body, { flag: 'wx' });
   fs.renameSync(`${file}.tmp`, file);
 }
 

@@ -20,6 +20,19 @@ function unreadable(file: string, why: string): FlaneurError {
   return new FlaneurError('UNREADABLE_MEDIA', `Cannot read the image ${file}: ${why}`);
 }
 
+/**
+ * What a path is when it is not a regular file ("a named pipe", "a device", ...), or null for a regular file: a
+ * user's image or mask path is checked before ffmpeg opens it (a named pipe would block it, /dev/zero never end).
+ */
+export function notRegularFile(st: fs.Stats): string | null {
+  if (st.isFile()) return null;
+  if (st.isDirectory()) return 'a folder';
+  if (st.isFIFO()) return 'a named pipe';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
 export async function decodeImage(file: string): Promise<RgbImage> {
   let st: fs.Stats;
   try {
@@ -27,6 +40,8 @@ export async function decodeImage(file: string): Promise<RgbImage> {
   } catch {
     throw unreadable(file, 'no such file');
   }
+  const kind = notRegularFile(st);
+  if (kind) throw unreadable(file, `it is ${kind}, not an image file`);
   if (st.size === 0) throw unreadable(file, 'the file is empty');
   const { ffmpeg, ffprobe } = findBinaries();
   let width = 0;

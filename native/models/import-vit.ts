@@ -9,6 +9,7 @@ import { FlaneurError } from '../api/errors.js';
 import { attentionHeads, checkModelFits, type Dinov3Scheme, importDinov3, isDinov3 } from './import-dinov3.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from './preprocess.js';
 import { type CheckpointSelection, parsePytorchCheckpoint } from './pytorch.js';
+import { readRegularFile } from './regular-file.js';
 import {
   encodeSafetensors,
   modelFileSource,
@@ -94,13 +95,16 @@ export function readSiblingConfig(file: string): HfConfig | null {
   if (!st.isFile() || st.size > MAX_CONFIG_BYTES) {
     throw invalid(`The config.json beside ${path.basename(file)} is not a small regular file. ${fix}`);
   }
+  // Read as a regular file of bounded size (it may have been swapped for a pipe since the check); a parse error is
+  // reported without the parser's message, which quotes the file's first characters.
+  const text = readRegularFile(cfg, MAX_CONFIG_BYTES, () =>
+    invalid(`The config.json beside ${path.basename(file)} is not a small regular file. ${fix}`),
+  );
   let raw: unknown;
   try {
-    raw = JSON.parse(fs.readFileSync(cfg, 'utf8'));
-  } catch (err) {
-    throw invalid(
-      `The config.json beside ${path.basename(file)} is not valid JSON (${(err as Error).message}). ${fix}`,
-    );
+    raw = JSON.parse(text.toString('utf8'));
+  } catch {
+    throw invalid(`The config.json beside ${path.basename(file)} is not valid JSON. ${fix}`);
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw invalid(`The config.json beside ${path.basename(file)} is not a JSON object. ${fix}`);

@@ -172,7 +172,9 @@ export function unpickle(
   const { source } = options;
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const stack: StackItem[] = [];
-  const memo = new Map<number, PickleValue>();
+  /** The memo by index (an array: MEMOIZE's indices are dense, and an array is far cheaper than a Map). */
+  const memo: PickleValue[] = [];
+  let memoCount = 0;
   /** Nesting depth of each container built (1 for a flat one); bounded by PICKLE_LIMITS.depth. */
   const depthOf = new WeakMap<object, number>();
   let pos = start;
@@ -206,9 +208,11 @@ export function unpickle(
     return container;
   };
   const remember = (i: number, v: PickleValue) => {
-    if (!memo.has(i) && memo.size >= PICKLE_LIMITS.memo)
-      tooLarge(`stores more than ${PICKLE_LIMITS.memo} memo entries`);
-    memo.set(i, v);
+    if (memo[i] === undefined) {
+      if (memoCount >= PICKLE_LIMITS.memo) tooLarge(`stores more than ${PICKLE_LIMITS.memo} memo entries`);
+      memoCount++;
+    }
+    memo[i] = v;
   };
   const need = (n: number) => {
     if (pos + n > buf.length) fail('the pickle ends early: the file is truncated');
@@ -264,8 +268,9 @@ export function unpickle(
   const popMark = (): PickleValue[] => {
     const i = stack.lastIndexOf(MARK);
     if (i < 0) fail('a missing MARK');
-    const items = stack.splice(i) as StackItem[];
-    return items.slice(1) as PickleValue[];
+    const items = stack.splice(i + 1) as PickleValue[];
+    stack.pop(); // the MARK
+    return items;
   };
   const tuple = (items: PickleValue[]): PickleTuple => holds({ kind: 'tuple', items }, items, items.length);
   const list = (items: PickleValue[]): PickleValue[] => holds(items, items, items.length);
@@ -508,14 +513,15 @@ export function unpickle(
         remember(u32(), top());
         break;
       case 0x94: // MEMOIZE
-        remember(memo.size, top());
+        remember(memoCount, top());
         break;
       case 0x68: // BINGET
       case 0x6a: {
         // LONG_BINGET
         const i = op === 0x68 ? u8() : u32();
-        if (!memo.has(i)) fail(`a reference to memo ${i} that was never stored`);
-        push(memo.get(i) as PickleValue);
+        const v = memo[i];
+        if (v === undefined) fail(`a reference to memo ${i} that was never stored`);
+        push(v as PickleValue);
         break;
       }
       case 0x63: {

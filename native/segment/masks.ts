@@ -12,9 +12,11 @@
  * classes (e.g. only 0 and 255), so a mask never silently means nothing.
  */
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { FlaneurError } from '../api/errors.js';
 import { findBinaries } from '../media/ffmpeg.js';
+import { notRegularFile } from '../media/image.js';
 import { IGNORE } from './labels.js';
 
 const run = promisify(execFile);
@@ -43,6 +45,14 @@ export interface MaskRead {
 const SNAP = 48;
 
 async function probeMask(file: string): Promise<{ width: number; height: number; pixFmt: string }> {
+  // Only a regular file reaches ffprobe (a named pipe would block it, /dev/zero never end).
+  const st = await fs.promises.stat(file).catch(() => null);
+  const kind = st && notRegularFile(st);
+  if (kind) {
+    throw new FlaneurError('UNREADABLE_MEDIA', `Cannot read the mask ${file}: it is ${kind}, not an image file.`, {
+      field: 'mask',
+    });
+  }
   try {
     const { stdout } = await run(findBinaries().ffprobe.path, [
       '-v',

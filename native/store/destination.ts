@@ -141,7 +141,9 @@ export function writeFileDestination(file: string, data: string | Uint8Array, fi
   prepareFolderDestination(path.dirname(abs), field);
   const tmp = `${abs}.${process.pid}.tmp`;
   try {
-    fs.writeFileSync(tmp, data);
+    // A link planted at the temporary name is removed, never followed ('wx' creates a new file or fails).
+    fs.rmSync(tmp, { force: true });
+    fs.writeFileSync(tmp, data, { flag: 'wx' });
     fs.renameSync(tmp, abs);
   } catch (err) {
     fs.rmSync(tmp, { force: true });

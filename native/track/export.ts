@@ -69,7 +69,11 @@ export function writeInstanceMasks(
   }
   for (const [frameIdx, objects] of [...byFrame].sort((a, b) => a[0] - b[0])) {
     const file = path.join(dir, `frame_${String(frameIdx + 1).padStart(6, '0')}.png`);
-    fs.writeFileSync(`${file}.tmp`, encodePng(instanceMask(objects, grid, width, height), width, height, 6, 1));
+    // A link planted at the temporary name is removed, never followed ('wx' creates a new file or fails).
+    fs.rmSync(`${file}.tmp`, { force: true });
+    fs.writeFileSync(`${file}.tmp`, encodePng(instanceMask(objects, grid, width, height), width, height, 6, 1), {
+      flag: 'wx',
+    });
     fs.renameSync(`${file}.tmp`, file);
   }
   return { frames: byFrame.size };

@@ -15,6 +15,7 @@ import type { JobHandler } from '../jobs/types.js';
 import { type Sampling, videoFilters } from '../media/decode.js';
 import { FrameStore } from '../media/frame-store.js';
 import type { NecoHeadConfig } from '../models/neco.js';
+import { readRegularFile } from '../models/regular-file.js';
 import { encodeSafetensors, type TensorToWrite } from '../models/safetensors.js';
 import type { MediaRow } from '../store/media-repo.js';
 import { dinoParamShapes } from './dino-step.js';
@@ -136,7 +137,13 @@ export const trainExportJob: JobHandler<Args, { copied: number }> = {
     const marker = path.join(dir, '.flaneur-export');
     if (fs.existsSync(dir)) {
       const entries = fs.readdirSync(dir);
-      const ours = fs.existsSync(marker) && fs.readFileSync(marker, 'utf8').trim() === `${project.dir}#${ctx.jobId}`;
+      // The marker is read only if it is a small regular file (a named pipe there would block the engine).
+      const ours =
+        fs.existsSync(marker) &&
+        fs.statSync(marker).isFile() &&
+        readRegularFile(marker, 4096, (why) => new FlaneurError('INVALID_ARGUMENT', `${marker} ${why}.`))
+          .toString('utf8')
+          .trim() === `${project.dir}#${ctx.jobId}`;
       if (entries.length > 0 && !ours)
         throw new FlaneurError(
           'INVALID_ARGUMENT',

@@ -105,6 +105,16 @@ export function stateDictPickle(tensors: PickledTensor[]): Buffer {
   return Buffer.concat(parts);
 }
 
+/** A zip record of `length` bytes with little-endian fields (offset, width in bytes, value). */
+function record(length: number, fields: ReadonlyArray<readonly [number, 2 | 4, number]>): Buffer {
+  const b = Buffer.alloc(length);
+  for (const [at, width, v] of fields) {
+    if (width === 2) b.writeUInt16LE(v, at);
+    else b.writeUInt32LE(v, at);
+  }
+  return b;
+}
+
 export interface ZipEntrySpec {
   name: string;
   /** The entry's bytes, or a hole of this many zero bytes (sparse on disk: no space used). */
@@ -138,13 +148,15 @@ export function writeZip(file: string, entries: ZipEntrySpec[]): string {
     const stored = body ? body.length : size;
     const name = Buffer.from(e.name);
     const declared = e.declaredSize ?? size;
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4);
-    local.writeUInt16LE(method, 8);
-    local.writeUInt32LE(stored, 18);
-    local.writeUInt32LE(declared, 22);
-    local.writeUInt16LE(name.length, 26);
+    // Local header: signature, version, method, compressed and declared sizes, name length.
+    const local = record(30, [
+      [0, 4, 0x04034b50],
+      [4, 2, 20],
+      [8, 2, method],
+      [18, 4, stored],
+      [22, 4, declared],
+      [26, 2, name.length],
+    ]);
     const at = e.sameBytesAs !== undefined ? (headerAt.get(e.sameBytesAs) as number) : pos;
     if (e.sameBytesAs === undefined) {
       headerAt.set(e.name, pos);
@@ -153,15 +165,17 @@ export function writeZip(file: string, entries: ZipEntrySpec[]): string {
       if (body) write(body);
       else pos += size;
     }
-    const c = Buffer.alloc(46);
-    c.writeUInt32LE(0x02014b50, 0);
-    c.writeUInt16LE(20, 4);
-    c.writeUInt16LE(20, 6);
-    c.writeUInt16LE(method, 10);
-    c.writeUInt32LE(stored, 20);
-    c.writeUInt32LE(declared, 24);
-    c.writeUInt16LE(name.length, 28);
-    c.writeUInt32LE(at, 42);
+    // Directory record: the same fields at its own offsets, and where the local header is.
+    const c = record(46, [
+      [0, 4, 0x02014b50],
+      [4, 2, 20],
+      [6, 2, 20],
+      [10, 2, method],
+      [20, 4, stored],
+      [24, 4, declared],
+      [28, 2, name.length],
+      [42, 4, at],
+    ]);
     central.push(c, name);
   }
   const cd = Buffer.concat(central);

@@ -2,15 +2,19 @@
  * Issue 25 items 2 and 7: paths a user gives that are not regular files. `models.import` of a named pipe or
  * /dev/zero is refused before it is hashed (before: a FIFO hung the engine, /dev/zero was read for ever), nothing
  * registered; `library.add` of one says what it is (before: "is empty (0 bytes)"); the CLI refuses an argument that
- * is not valid UTF-8 instead of reporting "no such file" or writing under another name.
+ * is not valid UTF-8 instead of reporting "no such file" or writing under another name; an image path that is a
+ * pipe or a device is refused before ffprobe opens it.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../helpers/cli.js';
 import { dispatchEngine } from '../../helpers/dispatch.js';
 import { peakRss } from '../../helpers/memory.js';
+import { writeInitViT } from '../../helpers/models.js';
+import { bytes, OP, writePth, writeZip } from '../../helpers/pth.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 const MEMORY_BOUND = 200 * 1000 * 1000;
@@ -22,6 +26,14 @@ const fifo = path.join(dir, 'weights.pth');
 const hasFifo = spawnSync('mkfifo', [fifo]).status === 0;
 const specials = [...(hasFifo ? [fifo] : []), ...(fs.existsSync('/dev/zero') ? ['/dev/zero'] : [])];
 
+/** The typed error a call fails with (null if it succeeds). */
+function failure(call: Promise<unknown>): Promise<(Error & { code?: string }) | null> {
+  return call.then(
+    () => null,
+    (e: unknown) => e as Error & { code?: string },
+  );
+}
+
 beforeAll(async () => {
   env = dispatchEngine();
   await env.call('project.create', { path: path.join(tmpDir(), 'p') });
@@ -32,10 +44,7 @@ describe('special files given as paths', () => {
   it.each(specials)('models.import of %s is refused before any read, nothing registered', async (file) => {
     const before = peakRss();
     const t0 = performance.now();
-    const err = await env.call('models.import', { path: file }).then(
-      () => null,
-      (e: unknown) => e as Error & { code?: string },
-    );
+    const err = await failure(env.call('models.import', { path: file }));
     expect(performance.now() - t0).toBeLessThan(TIME_BOUND_MS);
     expect(err?.code).toBe('INVALID_MODEL');
     expect(err?.message).toMatch(/is (a named pipe|a device), not a model file/);
@@ -59,6 +68,58 @@ describe('special files given as paths', () => {
       expect(item.error?.message).not.toMatch(/empty/);
     }
     expect((await env.call('library.list', {})).total).toBe(0);
+  });
+
+  it.each(specials)('models.embed of the image %s says what it is instead of hanging in ffprobe', async (file) => {
+    const model = await env.call('models.import', { path: writeInitViT(path.join(tmpDir(), 'vit.safetensors')) });
+    const err = await failure(env.call('models.embed', { id: model.id, paths: [file] }));
+    expect(err?.code).toBe('UNREADABLE_MEDIA');
+    expect(err?.message).toMatch(/it is (a named pipe|a device), not an image file/);
+    await env.call('models.remove', { id: model.id });
+  });
+
+  it('a config.json beside a model linked to /etc/passwd is refused without quoting it', async () => {
+    const folder = tmpDir();
+    const model = writeInitViT(path.join(folder, 'model.safetensors'));
+    fs.symlinkSync('/etc/passwd', path.join(folder, 'config.json'));
+    const err = await failure(env.call('models.import', { path: model }));
+    expect(err?.code).toBe('INVALID_MODEL');
+    expect(err?.message).toMatch(/The config\.json beside model\.safetensors is not valid JSON/);
+    expect(err?.message).not.toMatch(/root|Unexpected token/);
+    expect(await env.call('models.list', {})).toEqual([]);
+  });
+
+  it('models.import of pickle and zip bombs is refused quickly and registers and stores nothing', async () => {
+    const long = Buffer.alloc(4);
+    long.writeUInt32LE(2_000_000);
+    const bombs = [
+      writePth(
+        path.join(tmpDir(), 'long4.pth'),
+        bytes(OP.PROTO, 2, OP.LONG4, long, Buffer.alloc(2_000_000, 0x7f), OP.STOP),
+      ),
+      // data.pkl deflated: 64 MB of zeros declared as 100 bytes.
+      writeZip(path.join(tmpDir(), 'deflate.pth'), [
+        {
+          name: 'archive/data.pkl',
+          data: zlib.deflateRawSync(Buffer.alloc(64 << 20)),
+          rawDeflated: true,
+          declaredSize: 100,
+        },
+      ]),
+    ];
+    const modelsDir = path.join(env.engine.requireProject().project.dir, 'models');
+    const stored = () =>
+      fs.existsSync(modelsDir) ? fs.readdirSync(modelsDir).filter((f) => f.endsWith('.safetensors')) : [];
+    const before = stored();
+    for (const file of bombs) {
+      const t0 = performance.now();
+      const err = await failure(env.call('models.import', { path: file }));
+      expect(performance.now() - t0).toBeLessThan(TIME_BOUND_MS);
+      expect(err?.code).toBe('INVALID_MODEL');
+      expect(err?.message).toMatch(/holds an integer of 2000000 bytes|inflates to more than its declared 100 bytes/);
+    }
+    expect(await env.call('models.list', {})).toEqual([]);
+    expect(stored()).toEqual(before);
   });
 
   it('the CLI refuses a path that is not valid UTF-8, saying so', async () => {

@@ -12,6 +12,7 @@ import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { downloadFile } from '../../../native/models/download.js';
 import { type FileServer, serveFiles } from '../../helpers/file-server.js';
+import { peakRss } from '../../helpers/memory.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 const CAP = 1 << 20;
@@ -106,6 +107,8 @@ async function attempt(name: string, extra: { allowedHosts?: string[]; url?: str
 }
 
 describe('downloads from a hostile host', () => {
+  const before = peakRss();
+
   it('stops an endless body at the cap and removes it', async () => {
     const r = await attempt('endless');
     expect(r.err?.code).toBe('IO_ERROR');
@@ -165,5 +168,11 @@ describe('downloads from a hostile host', () => {
     const allowed = await attempt('to-other-host', { allowedHosts: [otherHost] });
     expect(allowed.err).toBeNull();
     expect(fs.readFileSync(allowed.dest).equals(body)).toBe(true);
+  });
+
+  it('stays within 200 MB of extra peak memory over all of them (Linux)', () => {
+    const after = peakRss();
+    if (before === null || after === null) return;
+    expect(after - before).toBeLessThan(200 * 1000 * 1000);
   });
 });

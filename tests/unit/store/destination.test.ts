@@ -1,7 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkFolderDestination, prepareFolderDestination } from '../../../native/store/destination.js';
+import {
+  checkFolderDestination,
+  prepareFolderDestination,
+  writeFileDestination,
+} from '../../../native/store/destination.js';
 import { type EngineProcess, startEngineProcess } from '../../helpers/engine-process.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
@@ -67,4 +71,19 @@ describe('folder destinations', () => {
       expect(() => checkFolderDestination(path.join(ro, 'x'))).toThrow(/cannot be written to/);
     },
   );
+});
+
+// Issue 25 (the kind of item 7): a link planted at the temporary name in a folder the user chose is never followed.
+describe('writing a file through a temporary name', () => {
+  it('removes a link planted at the temporary name instead of writing through it', () => {
+    const dir = tmpDir();
+    const target = path.join(dir, 'precious.txt');
+    fs.writeFileSync(target, 'keep me');
+    const file = path.join(dir, 'counts.csv');
+    fs.symlinkSync(target, `${file}.${process.pid}.tmp`);
+    writeFileDestination(file, 'a,b\n');
+    expect(fs.readFileSync(target, 'utf8')).toBe('keep me');
+    expect(fs.readFileSync(file, 'utf8')).toBe('a,b\n');
+    expect(fs.existsSync(`${file}.${process.pid}.tmp`)).toBe(false);
+  });
 });

@@ -62,7 +62,7 @@ function CatalogRow({
             ? 'SHA-256 published'
             : e.sha256Prefix
               ? `SHA-256 prefix ${e.sha256Prefix}`
-              : 'no checksum published'}
+              : 'unverified (no published checksum)'}
         </div>
       </td>
       <td>
