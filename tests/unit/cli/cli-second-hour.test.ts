@@ -8,14 +8,13 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { CommandArgs, CommandName, CommandResult } from '../../../native/api/contract.js';
 import { formatProgress } from '../../../native/cli/session.js';
 import type { Engine } from '../../../native/engine/engine.js';
 import { encodePng } from '../../../native/media/png.js';
 import { IoUMeter } from '../../../native/segment/labels.js';
 import { readMask } from '../../../native/segment/masks.js';
 import { runCli } from '../../helpers/cli.js';
-import { dispatchEngine } from '../../helpers/dispatch.js';
+import { type EngineCall, withProjectEngine } from '../../helpers/dispatch.js';
 import { ROOT } from '../../helpers/engine-process.js';
 import { makeImage } from '../../helpers/media.js';
 import { writeInitViT } from '../../helpers/models.js';
@@ -50,21 +49,7 @@ describe('the CLI in the second hour (issue 26)', { timeout: 240_000 }, () => {
   };
 
   /** The app's engine on the same project, for the commands the views call. */
-  const view = async <T>(
-    fn: (
-      call: <K extends CommandName>(c: K, a: CommandArgs<K>) => Promise<CommandResult<K>>,
-      engine: Engine,
-    ) => Promise<T>,
-    dir = project,
-  ) => {
-    const { engine, call } = dispatchEngine();
-    await call('project.open', { path: dir });
-    try {
-      return await fn(call, engine);
-    } finally {
-      await engine.close();
-    }
-  };
+  const view = <T>(fn: (call: EngineCall, engine: Engine) => Promise<T>, dir = project) => withProjectEngine(dir, fn);
 
   beforeAll(async () => {
     process.env.FLANEUR_HOME = home;
