@@ -307,7 +307,8 @@ export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = 
           idx = [];
           images = [];
         };
-        for await (const f of planFramesOf(m, plan, todoIdx, store, pts, stats, ctx.signal)) {
+        const ptsOf = (i: number) => pts[i]?.pts;
+        for await (const f of planFramesOf(m, plan, todoIdx, store, ptsOf, stats, ctx.signal)) {
           ctx.throwIfAborted();
           idx.push(f.idx);
           images.push(f.image);

@@ -65,7 +65,8 @@ export async function* planFramesOf(
   plan: FramePlan,
   idx: readonly number[],
   store: FrameStore,
-  frames: readonly { idx: number; pts: number }[],
+  /** A video frame's recorded timestamp (seconds). */
+  ptsOf: (idx: number) => number | undefined,
   stats: { fromStore: number },
   signal?: AbortSignal,
 ): AsyncGenerator<{ idx: number; image: RgbImage }> {
@@ -86,10 +87,10 @@ export async function* planFramesOf(
   const key = (pts: number) => Math.round(pts * 1e6);
   const wanted = new Map<number, number>();
   for (const i of idx) {
-    const f = frames[i];
-    if (f) wanted.set(key(f.pts), i);
+    const pts = ptsOf(i);
+    if (pts !== undefined) wanted.set(key(pts), i);
   }
-  const first = Math.min(...idx.map((i) => frames[i]?.pts ?? 0));
+  const first = Math.min(...idx.map((i) => ptsOf(i) ?? 0));
   const given = new Set<number>();
   const probe = (m.probe ?? {}) as { fps?: number | null };
   try {
@@ -115,4 +116,28 @@ export async function* planFramesOf(
       stats.fromStore++;
       yield stored(i);
     }
+}
+
+/**
+ * One frame as a run at `inputSize` reads it (the stored frame, or decoded from the source when the run is larger),
+ * with the plan's note: for features computed on demand (a bank's example frame, a frame segmented without stored
+ * features) the same frames as the extraction job's.
+ */
+export async function planFrame(
+  m: MediaRow,
+  frameIdx: number,
+  inputSize: number,
+  shape: { width: number; height: number },
+  store: FrameStore,
+  pts: number | undefined,
+): Promise<{ image: RgbImage; note?: string }> {
+  const plan = planFrames(m, inputSize, shape);
+  const stats = { fromStore: 0 };
+  for await (const f of planFramesOf(m, plan, [frameIdx], store, () => pts, stats)) {
+    const note = stats.fromStore
+      ? `${plan.note}; the decode did not give it again: upsampled from the stored frame`
+      : plan.note;
+    return { image: f.image, ...(note ? { note } : {}) };
+  }
+  throw new Error(`frame ${frameIdx + 1} of media ${m.id} could not be read`);
 }

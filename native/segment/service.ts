@@ -9,9 +9,11 @@ import { frameGrid, runPolicy, toF16 } from '../features/extract.js';
 import type { ExtractorCache } from '../features/extractor-cache.js';
 import { assignNearest, sphericalKMeans } from '../features/kmeans.js';
 import { type ExactKnn, f16RowsToF32, l2normalizeRows } from '../features/knn.js';
+import { planFrame } from '../features/source-frames.js';
 import { FrameStore } from '../media/frame-store.js';
 import { encodePng } from '../media/png.js';
 import type { BankRow } from '../store/features-repo.js';
+import type { MediaRow } from '../store/media-repo.js';
 import type { Project } from '../store/project.js';
 import { Rng } from '../train/rng.js';
 import {
@@ -56,15 +58,21 @@ export async function framePatches(
   mediaId: number,
   frameIdx: number,
   extractors: ExtractorCache,
-): Promise<{ vectors: Float32Array; grid: PatchGrid }> {
+): Promise<{ vectors: Float32Array; grid: PatchGrid; note?: string }> {
   const run = project.features.run(runId);
   if (!run) throw new FlaneurError('NOT_FOUND', `No feature run ${runId}.`, { field: 'runId' });
   const { width, height } = frameOf(project, mediaId, frameIdx);
   const grid = frameGrid(run, width, height);
   let feat = project.features.get(runId, mediaId, frameIdx);
+  let note: string | undefined;
   if (!feat) {
     const ex = await extractors.get(project, run.modelId, run.inputSize, runPolicy(run));
-    const [f] = await ex.run([new FrameStore(project.cacheDir).image(mediaId, frameIdx, width, height)]);
+    // As the extraction job reads it: decoded from the source when the run is larger than the stored frame.
+    const row = project.media.get(mediaId) as MediaRow;
+    const pts = row.kind === 'video' ? project.media.frames(mediaId, frameIdx, 1)[0]?.pts : 0;
+    const frame = await planFrame(row, frameIdx, run.inputSize, grid, new FrameStore(project.cacheDir), pts);
+    note = frame.note;
+    const [f] = await ex.run([frame.image]);
     if (!f) throw new Error('no features');
     project.features.putMany(runId, [{ mediaId, frameIdx, cls: f.cls, patches: toF16(f.patches) }]);
     feat = { cls: f.cls, patches: toF16(f.patches) };
@@ -74,7 +82,7 @@ export async function framePatches(
       'INVALID_ARGUMENT',
       `The stored features of frame ${frameIdx + 1} of media ${mediaId} do not match its ${grid.gridH}x${grid.gridW} patch grid; extract features again.`,
     );
-  return { vectors: l2normalizeRows(f16RowsToF32(feat.patches), run.dim), grid };
+  return { vectors: l2normalizeRows(f16RowsToF32(feat.patches), run.dim), grid, ...(note ? { note } : {}) };
 }
 
 /** Crops an RGB frame and its label map with the same box (labels by nearest pixel), optionally mirrored. */
@@ -144,7 +152,11 @@ export async function createBank(
     const read = await readMask(ex.mask, width, height, ex.encoding, C, classes);
     warnings.push(...read.warnings);
     const mask = read.labels;
-    const { vectors, grid } = await framePatches(project, run.id, ex.mediaId, ex.frameIdx, o.extractors);
+    const { vectors, grid, note } = await framePatches(project, run.id, ex.mediaId, ex.frameIdx, o.extractors);
+    if (note)
+      warnings.push(
+        `Frame ${ex.frameIdx + 1} of ${path.basename(frameOf(project, ex.mediaId, ex.frameIdx).media.path)}: ${note}.`,
+      );
     items.push({
       mediaId: ex.mediaId,
       frameIdx: ex.frameIdx,

@@ -21,6 +21,22 @@ export function dispatchEngine() {
   return { engine, d, call };
 }
 
+/** A typed call of the engine's dispatcher (as `dispatchEngine().call`). */
+export type EngineCall = ReturnType<typeof dispatchEngine>['call'];
+
+/**
+ * The app's engine on an existing project (e.g. one the CLI made), for the commands the views call; closed after.
+ */
+export async function withProjectEngine<T>(dir: string, fn: (call: EngineCall, engine: Engine) => Promise<T>) {
+  const { engine, call } = dispatchEngine();
+  await call('project.open', { path: dir });
+  try {
+    return await fn(call, engine);
+  } finally {
+    await engine.close();
+  }
+}
+
 /**
  * A new project at `work`/p holding the synthetic tour sampled at 1 fps, 240 px short side (ingested), and a ViT-Ti/16
  * at DINO's initialisation (written to `work`/vit.safetensors) registered as a model.

@@ -53,7 +53,12 @@ async function trainedModel(s: Session, done: JobInfo): Promise<CommandResult<'m
   await s.engine.modelsRegistered();
   const items = await s.call('jobs.items', { id: done.id });
   const encoder = (items.items.find((i) => i.key === 'export')?.result as { name?: string } | null)?.name;
-  const model = (await s.call('models.list', {})).filter((m) => m.name === encoder).at(-1);
+  // Registered by this process (waited for above), or by the app when it owns the project: a few seconds at most.
+  let model: CommandResult<'models.list'>[number] | undefined;
+  for (let i = 0; i < 100 && !model; i++) {
+    model = (await s.call('models.list', {})).filter((m) => m.name === encoder).at(-1);
+    if (!model) await new Promise((r) => setTimeout(r, 100));
+  }
   if (!model)
     throw new CliError(
       `The training finished but its model was not registered: ${encoder ?? 'no exported encoder'} (it is registered when the project opens next).`,

@@ -104,23 +104,6 @@ async function exampleFrames(s: Session, dir: string) {
   return out;
 }
 
-/**
- * The example images' features in the bank's run, extracted first as `flaneur features` does: at a larger input
- * size than the stored frames they are decoded from the source at that size (and what could not be is said).
- */
-async function extractFor(s: Session, runId: number, frames: readonly { mediaId: number; image: boolean }[]) {
-  const images = frames.filter((f) => f.image);
-  const run = (await s.call('features.runs', {})).find((r) => r.id === runId);
-  if (!run || images.length === 0) return;
-  const job = await s.call('features.extract', {
-    modelId: run.modelId,
-    media: [...new Set(images.map((f) => f.mediaId))],
-    size: run.inputSize,
-    resize: run.resize,
-  });
-  await s.extractionNotes(await s.waitJob(job));
-}
-
 export const bank = command(async (s) => {
   const examples = s.opt('examples');
   const cluster = s.num('cluster', { int: true, min: 2, max: 254 });
@@ -136,7 +119,6 @@ export const bank = command(async (s) => {
     const epochs = s.num('epochs', { int: true, min: 1, max: 100 });
     const memory = s.num('memory', { int: true, min: 1 });
     const frames = await exampleFrames(s, dir);
-    await extractFor(s, runId, frames);
     row = await s.call('segment.createBank', {
       runId,
       name: s.opt('name') ?? path.basename(dir),

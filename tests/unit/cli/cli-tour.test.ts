@@ -9,7 +9,6 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CommandArgs, CommandName, CommandResult } from '../../../native/api/contract.js';
 import type { Engine } from '../../../native/engine/engine.js';
 import { f16RowsToF32 } from '../../../native/features/knn.js';
 import { findBinaries } from '../../../native/media/ffmpeg.js';
@@ -18,7 +17,7 @@ import { parseSafetensors } from '../../../native/models/safetensors.js';
 import { IoUMeter } from '../../../native/segment/labels.js';
 import { readMask } from '../../../native/segment/masks.js';
 import { readNpy, runCli } from '../../helpers/cli.js';
-import { dispatchEngine } from '../../helpers/dispatch.js';
+import { type EngineCall, withProjectEngine } from '../../helpers/dispatch.js';
 import { fixturePath } from '../../helpers/fixtures.js';
 import { writeInitViT } from '../../helpers/models.js';
 import { tmpDir } from '../../helpers/tmp.js';
@@ -58,20 +57,7 @@ describe('the CLI on the synthetic tour, against the views’ engine commands', 
   let runId = 0;
 
   /** The app's engine on the same project, for the commands the views call. */
-  const view = async <T>(
-    fn: (
-      call: <K extends CommandName>(c: K, a: CommandArgs<K>) => Promise<CommandResult<K>>,
-      engine: Engine,
-    ) => Promise<T>,
-  ) => {
-    const { engine, call } = dispatchEngine();
-    await call('project.open', { path: project });
-    try {
-      return await fn(call, engine);
-    } finally {
-      await engine.close();
-    }
-  };
+  const view = <T>(fn: (call: EngineCall, engine: Engine) => Promise<T>) => withProjectEngine(project, fn);
 
   beforeAll(async () => {
     process.env.FLANEUR_HOME = home;
