@@ -21,7 +21,7 @@ import { bytesText, readSafetensors, type WeightFile } from '../models/safetenso
 import { rotateHalfMatrix } from '../models/vit.js';
 import { DEFAULT_RUNTIME, type Feeds, ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
 import { type GgufFile, metaNumber, metaString, readGguf } from './gguf.js';
-import { type Tokenizer, tokenizerFromGguf } from './tokenizer.js';
+import { type Tokenizer, tokenizerFromGguf, tokenizerFromHfJson } from './tokenizer.js';
 
 export type LlamaArch = 'llama' | 'qwen2';
 
@@ -301,8 +301,11 @@ export function openGgufLlama(file: string): LlamaSource {
   return { info, tokenizer, loadWeights: () => loadWeights(config, reader, names, config.arch === 'llama') };
 }
 
-/** .safetensors in Hugging Face names (LlamaForCausalLM / LlamaModel, Qwen2) with config.json beside it. */
-export function openSafetensorsLlama(file: string, tokenizer: Tokenizer | null = null): LlamaSource {
+/**
+ * .safetensors in Hugging Face names (LlamaForCausalLM / LlamaModel, Qwen2) with config.json beside it, and its
+ * tokenizer.json when there is one (byte-level BPE; without it, only token ids can be encoded).
+ */
+export function openSafetensorsLlama(file: string, tokenizer?: Tokenizer | null): LlamaSource {
   const source = path.basename(file);
   const cfgPath = path.join(path.dirname(file), 'config.json');
   let hf: Record<string, unknown>;
@@ -348,6 +351,20 @@ export function openSafetensorsLlama(file: string, tokenizer: Tokenizer | null =
     );
   }
   const info = describe(file, 'safetensors', config, fs.statSync(file).size);
+  if (tokenizer === undefined) {
+    const tokPath = path.join(path.dirname(file), 'tokenizer.json');
+    tokenizer = null;
+    if (fs.existsSync(tokPath)) {
+      let json: unknown;
+      try {
+        json = JSON.parse(fs.readFileSync(tokPath, 'utf8'));
+      } catch {
+        throw invalid(source, 'its tokenizer.json is not JSON');
+      }
+      const eos = num('eos_token_id');
+      tokenizer = tokenizerFromHfJson(json, source, eos !== undefined && Number.isInteger(eos) ? eos : null);
+    }
+  }
   const reader: TensorReader = {
     has: (n) => w.tensors.has(n),
     get(name, shape) {
@@ -361,7 +378,7 @@ export function openSafetensorsLlama(file: string, tokenizer: Tokenizer | null =
       : k === 'norm'
         ? `${prefix}norm.weight`
         : `${prefix}layers.${i}.${HF_NAMES[k]}`;
-  return { info, tokenizer, loadWeights: () => loadWeights(config, reader, names, false) };
+  return { info, tokenizer: tokenizer ?? null, loadWeights: () => loadWeights(config, reader, names, false) };
 }
 
 /** A .gguf or .safetensors language model, told apart by content. */

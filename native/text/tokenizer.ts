@@ -106,6 +106,99 @@ export function tokenizerFromGguf(meta: ReadonlyMap<string, GgufValue>, source: 
   );
 }
 
+/** Oniguruma's scoped case-insensitive groups `(?i:...)` (HF tokenizer.json) as plain JS: letters become [xX]. */
+function expandCaseInsensitiveGroups(pattern: string): string {
+  let out = '';
+  let i = 0;
+  while (i < pattern.length) {
+    const at = pattern.indexOf('(?i:', i);
+    if (at < 0) {
+      out += pattern.slice(i);
+      break;
+    }
+    out += `${pattern.slice(i, at)}(?:`;
+    let depth = 1;
+    let j = at + 4;
+    for (; j < pattern.length && depth > 0; j++) {
+      const ch = pattern[j] as string;
+      if (ch === '\\') {
+        out += ch + (pattern[j + 1] ?? '');
+        j++;
+        continue;
+      }
+      if (ch === '(') depth++;
+      if (ch === ')') depth--;
+      if (depth === 0) break;
+      out += /[a-zA-Z]/.test(ch) ? `[${ch.toLowerCase()}${ch.toUpperCase()}]` : ch;
+    }
+    out += ')';
+    i = j + 1;
+  }
+  return out;
+}
+
+/**
+ * A byte-level BPE tokenizer from Hugging Face's tokenizer.json (Llama-3, Qwen2, SmolLM, GPT-2: model BPE over
+ * GPT-2 byte characters, a Split regex or ByteLevel pre-tokenizer, BOS from the post-processor's template).
+ * SentencePiece-style tokenizer.json files (Llama-2's byte_fallback BPE) are refused: use the model's GGUF.
+ */
+export function tokenizerFromHfJson(json: unknown, source: string, eos: number | null = null): Tokenizer {
+  const t = json as {
+    model?: {
+      type?: string;
+      vocab?: Record<string, number>;
+      merges?: (string | [string, string])[];
+      ignore_merges?: boolean;
+      byte_fallback?: boolean;
+    };
+    pre_tokenizer?: {
+      type?: string;
+      pretokenizers?: { type?: string; pattern?: { Regex?: string; String?: string } }[];
+      use_regex?: boolean;
+    };
+    post_processor?: {
+      type?: string;
+      single?: { SpecialToken?: { id?: string } }[];
+      processors?: { type?: string; single?: { SpecialToken?: { id?: string } }[] }[];
+    };
+    added_tokens?: { id: number; content: string }[];
+  };
+  const model = t?.model;
+  if (model?.type !== 'BPE' || !model.vocab || !Array.isArray(model.merges)) {
+    throw unsupported(source, 'its tokenizer.json is not a byte-level BPE model');
+  }
+  if (model.byte_fallback)
+    throw unsupported(source, "its tokenizer.json is SentencePiece-style (byte_fallback); use the model's GGUF file");
+  const size = Math.max(...Object.values(model.vocab), ...(t.added_tokens ?? []).map((a) => a.id)) + 1;
+  if (!(size > 0 && size <= 4_000_000)) throw unsupported(source, 'its vocabulary size is implausible');
+  const tokens = new Array<string>(size).fill('');
+  for (const [tok, id] of Object.entries(model.vocab)) tokens[id] = tok;
+  for (const a of t.added_tokens ?? []) tokens[a.id] = a.content;
+  const merges = model.merges.map((m) => (Array.isArray(m) ? `${m[0]} ${m[1]}` : m));
+  const pre = t.pre_tokenizer;
+  const split = pre?.type === 'Sequence' ? pre.pretokenizers?.find((p) => p.type === 'Split') : undefined;
+  let regex: string;
+  if (split?.pattern?.Regex) regex = expandCaseInsensitiveGroups(split.pattern.Regex);
+  else if (pre?.type === 'ByteLevel' && pre.use_regex !== false) regex = GPT2_REGEX;
+  else throw unsupported(source, 'its tokenizer.json has a pre-tokenizer Flaneur does not rebuild');
+  try {
+    new RegExp(regex, 'u');
+  } catch {
+    throw unsupported(source, 'its pre-tokenizer regex cannot run here');
+  }
+  const post = t.post_processor;
+  const template =
+    post?.type === 'Sequence' ? post.processors?.find((p) => p.type === 'TemplateProcessing')?.single : post?.single;
+  const bosName = template?.[0]?.SpecialToken?.id;
+  const bos = bosName === undefined ? null : tokens.indexOf(bosName);
+  return new BpeTokenizer(tokens, merges, regex, {
+    bos: bos !== null && bos >= 0 ? bos : null,
+    eos,
+    addBos: bos !== null && bos >= 0,
+    ignoreMerges: model.ignore_merges === true,
+  });
+}
+
 interface Specials {
   bos: number | null;
   eos: number | null;

@@ -239,6 +239,7 @@ export const BPE_MERGES = [
   'Ġboa t',
   'th e',
   '1 2',
+  "' S",
 ];
 
 export function tinyBpeVocab(size = 300): { tokens: string[]; merges: string[] } {
@@ -249,6 +250,43 @@ export function tinyBpeVocab(size = 300): { tokens: string[]; merges: string[] }
   }
   while (tokens.length < size) tokens.push(`<|reserved_${tokens.length}|>`);
   return { tokens, merges: [...BPE_MERGES] };
+}
+
+/** Llama-3's pre-tokenizer regex as its tokenizer.json writes it (Oniguruma, with a case-insensitive group). */
+export const LLAMA3_SPLIT_REGEX =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/** The tiny BPE vocabulary as a Hugging Face tokenizer.json of Llama-3's layout (BOS by template). */
+export function tinyHfTokenizerJson(size = 300): Record<string, unknown> {
+  const v = tinyBpeVocab(size);
+  const specials = new Set([0, 1, 2]);
+  const vocab: Record<string, number> = {};
+  v.tokens.forEach((t, i) => {
+    if (!specials.has(i) && !t.startsWith('<|reserved')) vocab[t] = i;
+  });
+  return {
+    version: '1.0',
+    added_tokens: [...specials].map((id) => ({ id, content: v.tokens[id], special: true })),
+    normalizer: null,
+    pre_tokenizer: {
+      type: 'Sequence',
+      pretokenizers: [
+        { type: 'Split', pattern: { Regex: LLAMA3_SPLIT_REGEX }, behavior: 'Isolated', invert: false },
+        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+      ],
+    },
+    post_processor: {
+      type: 'Sequence',
+      processors: [
+        { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
+        {
+          type: 'TemplateProcessing',
+          single: [{ SpecialToken: { id: '<|begin_of_text|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+        },
+      ],
+    },
+    model: { type: 'BPE', vocab, merges: v.merges.map((m) => m.split(' ')), ignore_merges: true, byte_fallback: false },
+  };
 }
 
 /** A SentencePiece vocabulary: <unk>, <s>, </s>, 256 byte tokens, then pieces with scores. */
@@ -383,7 +421,10 @@ export function llamaGguf(weights: HfWeights, c: TinyLlamaConfig, o: GgufLlamaOp
   return encodeGguf(meta, tensors);
 }
 
-/** Writes a model as `dir/model.gguf` or `dir/model.safetensors` + `dir/config.json`; returns the file. */
+/**
+ * Writes a model as `dir/model.gguf` or `dir/model.safetensors` + `dir/config.json` (+ `dir/tokenizer.json` for the
+ * BPE tokenizer); returns the file.
+ */
 export function writeTinyLlama(
   dir: string,
   format: 'gguf' | 'safetensors',
@@ -406,6 +447,9 @@ export function writeTinyLlama(
     path.join(dir, 'config.json'),
     JSON.stringify({ ...c, model_type: 'llama', architectures: ['LlamaForCausalLM'] }),
   );
+  if ((o.tokenizer ?? 'bpe') === 'bpe') {
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tinyHfTokenizerJson(c.vocab_size)));
+  }
   return file;
 }
 

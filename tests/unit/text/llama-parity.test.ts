@@ -108,6 +108,28 @@ describe('Llama last-token features match PyTorch', () => {
     expect(q4).toBeLessThan(0.6);
   });
 
+  it("encodes texts with the model file's own tokenizer (GGUF metadata, or tokenizer.json beside safetensors)", async () => {
+    const st = await Encoder.load(
+      openSafetensorsLlama(writeTinyLlama(path.join(tmp, 'hf'), 'safetensors', weights, config)),
+      {
+        runtime,
+      },
+    );
+    encoders.push(st);
+    const texts = ['a photo of a dog', 'the cat on the boat', 'café'];
+    expect(st.tokenize(texts)).toEqual(fromGguf.tokenize(texts));
+    expect(fromGguf.tokenize(texts)[0]?.[0]).toBe(config.bos_token_id);
+    const [a, b] = [await st.encodeTexts(texts), await fromGguf.encodeTexts(texts)];
+    expect(
+      worst(
+        a,
+        b.map((f) => [...f]),
+      ),
+    ).toBeLessThan(TOL);
+    // the fixture's own folder has no tokenizer.json: only token ids can be encoded, and it says so
+    expect(() => fromSafetensors.tokenize(['a dog'])).toThrow(/has no tokenizer Flaneur can read/);
+  });
+
   it('says its size and memory need, and refuses a model that cannot fit before loading anything', () => {
     const src = openSafetensorsLlama(path.join(dir, 'model.safetensors'));
     expect(src.info.params).toBe(300 * 64 + 2 * (2 * 64 + 64 * 64 + 2 * 64 * 32 + 64 * 64 + 3 * 64 * 96) + 64);
