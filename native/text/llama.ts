@@ -136,6 +136,38 @@ function checkConfig(c: LlamaConfig, source: string): LlamaConfig {
   return c;
 }
 
+type LlamaField = Exclude<keyof LlamaConfig, 'arch' | 'qkvBias'>;
+
+/** A config from a file's settings (`read`), named by `key` in errors; defaults as transformers' LlamaConfig. */
+function configFrom(
+  arch: LlamaArch,
+  read: (f: LlamaField) => number | undefined,
+  key: (f: LlamaField) => string,
+  o: { eps: number; qkvBias: boolean },
+  source: string,
+): LlamaConfig {
+  const int = (f: LlamaField, fallback?: number) => positiveInt(read(f) ?? fallback, key(f), source);
+  const dim = int('dim');
+  const heads = int('heads');
+  return checkConfig(
+    {
+      arch,
+      vocab: int('vocab'),
+      dim,
+      ffn: int('ffn'),
+      layers: int('layers'),
+      heads,
+      kvHeads: int('kvHeads', heads),
+      headDim: int('headDim', dim / heads),
+      eps: read('eps') ?? o.eps,
+      ropeTheta: read('ropeTheta') ?? 10000,
+      contextLength: int('contextLength', 2048),
+      qkvBias: o.qkvBias,
+    },
+    source,
+  );
+}
+
 // --- GGUF -----------------------------------------------------------------------------------------------------
 
 function ggufConfig(g: GgufFile, source: string): LlamaConfig {
@@ -147,28 +179,23 @@ function ggufConfig(g: GgufFile, source: string): LlamaConfig {
     );
   }
   const n = (k: string) => metaNumber(g.metadata, `${arch}.${k}`);
-  const dim = positiveInt(n('embedding_length'), 'the width (embedding_length)', source);
-  const heads = positiveInt(n('attention.head_count'), 'the head count', source);
   const embd = g.tensors.get('token_embd.weight');
   const tokens = g.metadata.get('tokenizer.ggml.tokens');
   const vocab = embd?.dims[1] ?? (Array.isArray(tokens) ? tokens.length : undefined);
-  return checkConfig(
-    {
-      arch,
-      vocab: positiveInt(vocab, 'the vocabulary size', source),
-      dim,
-      ffn: positiveInt(n('feed_forward_length'), 'the feed-forward width', source),
-      layers: positiveInt(n('block_count'), 'the layer count', source),
-      heads,
-      kvHeads: positiveInt(n('attention.head_count_kv') ?? heads, 'the key/value head count', source),
-      headDim: positiveInt(n('attention.key_length') ?? dim / heads, 'the head width', source),
-      eps: n('attention.layer_norm_rms_epsilon') ?? 1e-5,
-      ropeTheta: n('rope.freq_base') ?? 10000,
-      contextLength: positiveInt(n('context_length') ?? 2048, 'the context length', source),
-      qkvBias: g.tensors.has('blk.0.attn_q.bias'),
-    },
-    source,
-  );
+  const keys: Record<LlamaField, string> = {
+    vocab: 'vocabulary size',
+    dim: 'embedding_length',
+    ffn: 'feed_forward_length',
+    layers: 'block_count',
+    heads: 'attention.head_count',
+    kvHeads: 'attention.head_count_kv',
+    headDim: 'attention.key_length',
+    eps: 'attention.layer_norm_rms_epsilon',
+    ropeTheta: 'rope.freq_base',
+    contextLength: 'context_length',
+  };
+  const read = (f: LlamaField) => (f === 'vocab' ? vocab : n(keys[f]));
+  return configFrom(arch, read, (f) => keys[f], { eps: 1e-5, qkvBias: g.tensors.has('blk.0.attn_q.bias') }, source);
 }
 
 /** Undoes llama.cpp's convert permute of q/k rows (interleaved rotary pairs back to rotate-half halves). */
@@ -325,23 +352,24 @@ export function openSafetensorsLlama(file: string, tokenizer?: Tokenizer | null)
   }
   const w: WeightFile = readSafetensors(file, source);
   const prefix = w.tensors.has('model.embed_tokens.weight') ? 'model.' : '';
-  const dim = positiveInt(num('hidden_size'), 'hidden_size', source);
-  const heads = positiveInt(num('num_attention_heads'), 'num_attention_heads', source);
-  const config = checkConfig(
-    {
-      arch,
-      vocab: positiveInt(num('vocab_size'), 'vocab_size', source),
-      dim,
-      ffn: positiveInt(num('intermediate_size'), 'intermediate_size', source),
-      layers: positiveInt(num('num_hidden_layers'), 'num_hidden_layers', source),
-      heads,
-      kvHeads: positiveInt(num('num_key_value_heads') ?? heads, 'num_key_value_heads', source),
-      headDim: positiveInt(num('head_dim') ?? dim / heads, 'head_dim', source),
-      eps: num('rms_norm_eps') ?? 1e-6,
-      ropeTheta: num('rope_theta') ?? 10000,
-      contextLength: positiveInt(num('max_position_embeddings') ?? 2048, 'max_position_embeddings', source),
-      qkvBias: w.tensors.has(`${prefix}layers.0.self_attn.q_proj.bias`),
-    },
+  const keys: Record<LlamaField, string> = {
+    vocab: 'vocab_size',
+    dim: 'hidden_size',
+    ffn: 'intermediate_size',
+    layers: 'num_hidden_layers',
+    heads: 'num_attention_heads',
+    kvHeads: 'num_key_value_heads',
+    headDim: 'head_dim',
+    eps: 'rms_norm_eps',
+    ropeTheta: 'rope_theta',
+    contextLength: 'max_position_embeddings',
+  };
+  const qkvBias = w.tensors.has(`${prefix}layers.0.self_attn.q_proj.bias`);
+  const config = configFrom(
+    arch,
+    (f) => num(keys[f]),
+    (f) => keys[f],
+    { eps: 1e-6, qkvBias },
     source,
   );
   if (hf.rope_scaling) {

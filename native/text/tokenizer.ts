@@ -205,13 +205,31 @@ interface Specials {
   addBos: boolean;
 }
 
-export class BpeTokenizer implements Tokenizer {
-  readonly kind = 'bpe';
+/** What both kinds share: the token → id map (first id of a duplicated text) and the special tokens. */
+abstract class VocabTokenizer {
   readonly vocabSize: number;
   readonly bos: number | null;
   readonly eos: number | null;
   readonly addBos: boolean;
-  private readonly ids = new Map<string, number>();
+  protected readonly ids = new Map<string, number>();
+
+  constructor(tokens: readonly string[], o: Specials) {
+    this.vocabSize = tokens.length;
+    tokens.forEach((t, i) => {
+      if (!this.ids.has(t)) this.ids.set(t, i);
+    });
+    this.bos = o.bos;
+    this.eos = o.eos;
+    this.addBos = o.addBos;
+  }
+
+  protected start(): number[] {
+    return this.addBos && this.bos !== null ? [this.bos] : [];
+  }
+}
+
+export class BpeTokenizer extends VocabTokenizer implements Tokenizer {
+  readonly kind = 'bpe';
   private readonly ranks = new Map<string, number>();
   private readonly pre: RegExp;
   private readonly ignoreMerges: boolean;
@@ -223,22 +241,16 @@ export class BpeTokenizer implements Tokenizer {
     regex: string,
     o: Specials & { ignoreMerges: boolean },
   ) {
-    this.vocabSize = tokens.length;
-    tokens.forEach((t, i) => {
-      if (!this.ids.has(t)) this.ids.set(t, i);
-    });
+    super(tokens, o);
     merges.forEach((m, i) => {
       if (!this.ranks.has(m)) this.ranks.set(m, i);
     });
     this.pre = new RegExp(regex, 'gu');
-    this.bos = o.bos;
-    this.eos = o.eos;
-    this.addBos = o.addBos;
     this.ignoreMerges = o.ignoreMerges;
   }
 
   encode(text: string): number[] {
-    const out: number[] = this.addBos && this.bos !== null ? [this.bos] : [];
+    const out = this.start();
     for (const m of text.normalize('NFC').matchAll(this.pre)) out.push(...this.piece(m[0]));
     return out;
   }
@@ -292,13 +304,8 @@ export class BpeTokenizer implements Tokenizer {
   }
 }
 
-export class SpmTokenizer implements Tokenizer {
+export class SpmTokenizer extends VocabTokenizer implements Tokenizer {
   readonly kind = 'spm';
-  readonly vocabSize: number;
-  readonly bos: number | null;
-  readonly eos: number | null;
-  readonly addBos: boolean;
-  private readonly ids = new Map<string, number>();
   private readonly addSpacePrefix: boolean;
 
   constructor(
@@ -306,18 +313,12 @@ export class SpmTokenizer implements Tokenizer {
     private readonly scores: readonly number[],
     o: Specials & { addSpacePrefix: boolean },
   ) {
-    this.vocabSize = tokens.length;
-    tokens.forEach((t, i) => {
-      if (!this.ids.has(t)) this.ids.set(t, i);
-    });
-    this.bos = o.bos;
-    this.eos = o.eos;
-    this.addBos = o.addBos;
+    super(tokens, o);
     this.addSpacePrefix = o.addSpacePrefix;
   }
 
   encode(text: string): number[] {
-    const out: number[] = this.addBos && this.bos !== null ? [this.bos] : [];
+    const out = this.start();
     if (text.length === 0) return out;
     const escaped = (this.addSpacePrefix ? ` ${text}` : text).replaceAll(' ', '\u2581');
     let sym = Array.from(escaped);
