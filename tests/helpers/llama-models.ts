@@ -91,6 +91,54 @@ export function quantizeQ4_0(x: Float32Array): Buffer {
   return out;
 }
 
+/**
+ * ggml's quantize_row_q4_1_ref / q5_0_ref / q5_1_ref: Q4_1 and Q5_1 keep d = (max − min) / levels and the min;
+ * Q5_0 d = (the value of largest magnitude) / −16. Low 4 bits as Q4_0's nibbles (element j low, j + 16 high);
+ * Q5's fifth bits in a uint32: bit j for element j, bit j + 16 for element j + 16.
+ */
+function quantizeQ45(x: Float32Array, type: 'Q4_1' | 'Q5_0' | 'Q5_1'): Buffer {
+  const size = type === 'Q4_1' ? 20 : type === 'Q5_0' ? 22 : 24;
+  const out = Buffer.alloc((x.length / 32) * size);
+  for (let b = 0; b < x.length / 32; b++) {
+    const block = x.subarray(b * 32, b * 32 + 32);
+    const at = b * size;
+    let q: (v: number) => number;
+    if (type === 'Q5_0') {
+      let amax = 0;
+      let max = 0;
+      for (const v of block) {
+        if (Math.abs(v) > amax) {
+          amax = Math.abs(v);
+          max = v;
+        }
+      }
+      const d = max / -16;
+      const id = d ? 1 / d : 0;
+      out.writeUInt16LE(f32ToF16(d), at);
+      q = (v) => Math.min(31, Math.trunc(v * id + 16.5));
+    } else {
+      const min = Math.min(...block);
+      const max = Math.max(...block);
+      const d = (max - min) / (type === 'Q4_1' ? 15 : 31);
+      const id = d ? 1 / d : 0;
+      out.writeUInt16LE(f32ToF16(d), at);
+      out.writeUInt16LE(f32ToF16(min), at + 2);
+      q = (v) => Math.min(type === 'Q4_1' ? 15 : 31, Math.trunc((v - min) * id + 0.5));
+    }
+    const qsAt = type === 'Q4_1' ? at + 4 : type === 'Q5_0' ? at + 6 : at + 8;
+    let qh = 0;
+    for (let j = 0; j < 16; j++) {
+      const lo = q(block[j] as number);
+      const hi = q(block[j + 16] as number);
+      out.writeUInt8((lo & 0x0f) | ((hi & 0x0f) << 4), qsAt + j);
+      qh |= ((lo >> 4) & 1) << j;
+      qh |= ((hi >> 4) & 1) << (j + 16);
+    }
+    if (type !== 'Q4_1') out.writeUInt32LE(qh >>> 0, qsAt - 4);
+  }
+  return out;
+}
+
 function tensorBytes(t: GgufTensorToWrite): Buffer {
   switch (t.type ?? 'F32') {
     case 'F32':
@@ -104,6 +152,17 @@ function tensorBytes(t: GgufTensorToWrite): Buffer {
       return quantizeQ8_0(t.data);
     case 'Q4_0':
       return quantizeQ4_0(t.data);
+    case 'Q4_1':
+    case 'Q5_0':
+    case 'Q5_1':
+      return quantizeQ45(t.data, t.type as 'Q4_1' | 'Q5_0' | 'Q5_1');
+    case 'BF16': {
+      // truncation of the float32 bits (round-toward-zero; the reader only widens)
+      const u = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
+      const b = Buffer.alloc(t.data.length * 2);
+      for (let i = 0; i < u.length; i++) b.writeUInt16LE((u[i] as number) >>> 16, 2 * i);
+      return b;
+    }
     default:
       throw new Error(`the test writer does not quantise ${t.type}`);
   }

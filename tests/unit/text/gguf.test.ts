@@ -38,6 +38,10 @@ describe('GGUF files', () => {
         f16: { shape: [4, 64], data: x, type: 'F16' },
         q8: { shape: [4, 64], data: x, type: 'Q8_0' },
         q4: { shape: [4, 64], data: x, type: 'Q4_0' },
+        q41: { shape: [4, 64], data: x, type: 'Q4_1' },
+        q50: { shape: [4, 64], data: x, type: 'Q5_0' },
+        q51: { shape: [4, 64], data: x, type: 'Q5_1' },
+        bf16: { shape: [4, 64], data: x, type: 'BF16' },
       },
     ),
   );
@@ -52,6 +56,29 @@ describe('GGUF files', () => {
     expect(g.tensors.get('q8')).toMatchObject({ dims: [64, 4], typeName: 'Q8_0', bytes: 8 * 34 });
     expect(g.float32('f32')).toEqual(x);
     expect(g.float32('f16').length).toBe(x.length);
+  });
+
+  it('dequantises Q4_1, Q5_0, Q5_1 within a step of their grids, and BF16 to its truncated bits', () => {
+    const g = readGguf(file);
+    for (const [name, levels] of [
+      ['q41', 15],
+      ['q50', 31],
+      ['q51', 31],
+    ] as const) {
+      const q = g.float32(name);
+      for (let b = 0; b < x.length / 32; b++) {
+        const block = x.subarray(b * 32, b * 32 + 32);
+        const range = Math.max(...block) - Math.min(...block);
+        for (let j = 0; j < 32; j++) {
+          const err = Math.abs((q[b * 32 + j] as number) - (block[j] as number));
+          expect(err, `${name} block ${b} element ${j}`).toBeLessThanOrEqual(range / levels + 2e-3 * range);
+        }
+      }
+    }
+    const bf = g.float32('bf16');
+    for (let i = 0; i < x.length; i++) {
+      expect(Math.abs((bf[i] as number) - (x[i] as number))).toBeLessThanOrEqual(Math.abs(x[i] as number) / 128);
+    }
   });
 
   it('dequantises F16 exactly and Q8_0 / Q4_0 within half a step (a full step at the clamped end)', () => {
