@@ -38,20 +38,22 @@ describe('Llama last-token features match PyTorch', () => {
   const encoders: LlamaEncoder[] = [];
   let fromSafetensors: LlamaEncoder;
   let fromGguf: LlamaEncoder;
+  let weightsInside: LlamaEncoder;
 
   beforeAll(async () => {
     fromSafetensors = await Encoder.load(openSafetensorsLlama(path.join(dir, 'model.safetensors')), { runtime });
     const gguf = writeTinyLlama(path.join(tmp, 'f32'), 'gguf', weights, config);
     fromGguf = await Encoder.load(openGgufLlama(gguf), { runtime });
-    encoders.push(fromSafetensors, fromGguf);
+    weightsInside = await Encoder.load(openGgufLlama(gguf), { runtime, weights: 'initializers' });
+    encoders.push(fromSafetensors, fromGguf, weightsInside);
   });
   afterAll(async () => {
     for (const e of encoders) await e.close();
   });
 
-  it('gives each prompt length its reference feature, from safetensors and from GGUF', async () => {
+  it('gives each prompt length its reference feature, from safetensors and from GGUF, weights inside or fed', async () => {
     expect(golden.sequences.map((s) => s.length)).toEqual([2, 3, 6, 10, 17]);
-    for (const enc of [fromSafetensors, fromGguf]) {
+    for (const enc of [fromSafetensors, fromGguf, weightsInside]) {
       const one = [];
       for (const s of golden.sequences) one.push(...(await enc.forwardBatch([s])));
       expect(one[0]?.length).toBe(config.hidden_size);
@@ -60,7 +62,7 @@ describe('Llama last-token features match PyTorch', () => {
   });
 
   it('gives a left-padded batch the reference batch features, equal to the unpadded ones', async () => {
-    for (const enc of [fromSafetensors, fromGguf]) {
+    for (const enc of [fromSafetensors, fromGguf, weightsInside]) {
       const batch = await enc.forwardBatch(golden.sequences);
       expect(worst(batch, golden.padded_batch)).toBeLessThan(TOL);
       expect(worst(batch, golden.single)).toBeLessThan(TOL);
