@@ -21,6 +21,83 @@ export interface GgufTensorToWrite {
   shape: readonly number[];
   data: Float32Array;
   type?: GgmlTypeName;
+  /** Already packed blocks of `type` (k-quants, packed by `packKQuant`); `data` is then ignored. */
+  raw?: Buffer;
+}
+
+/** The fields of k-quant super-blocks of 256 values, as ggml's quantizers produce them. */
+export interface KQuantBlocks {
+  type: 'Q4_K' | 'Q5_K' | 'Q6_K';
+  /** Per block: d (and dmin for Q4_K/Q5_K), exact in float16. */
+  d: number[];
+  dmin: number[];
+  /** Per block: 8 scales and 8 mins of 6 bits (Q4_K/Q5_K), or 16 int8 scales (Q6_K). */
+  scales: number[][];
+  mins: number[][];
+  /** Per block: 256 quants (0..15 Q4_K, 0..31 Q5_K, 0..63 Q6_K). */
+  q: number[][];
+}
+
+/**
+ * Packs k-quant blocks byte for byte as ggml's quantize_row_q4_K_ref / q5_K_ref / q6_K_ref lay them out (6-bit
+ * scales and mins in 12 bytes; nibbles of values j and j + 32 of each 64 in one byte; Q5_K's fifth bits in
+ * qh[j], bit 2g for the low half of group g and 2g + 1 for the high; Q6_K's low nibbles of j/j+64 and j+32/j+96,
+ * high pairs of j, j+32, j+64, j+96 in one byte).
+ */
+export function packKQuant(k: KQuantBlocks): Buffer {
+  const size = k.type === 'Q4_K' ? 144 : k.type === 'Q5_K' ? 176 : 210;
+  const out = Buffer.alloc(size * k.q.length);
+  k.q.forEach((L, b) => {
+    const at = b * size;
+    if (k.type === 'Q6_K') {
+      for (let half = 0; half < 2; half++) {
+        const n = 128 * half;
+        for (let l = 0; l < 32; l++) {
+          const v = (i: number) => L[n + l + i] as number;
+          out[at + 64 * half + l] = (v(0) & 0xf) | ((v(64) & 0xf) << 4);
+          out[at + 64 * half + l + 32] = (v(32) & 0xf) | ((v(96) & 0xf) << 4);
+          out[at + 128 + 32 * half + l] = (v(0) >> 4) | ((v(32) >> 4) << 2) | ((v(64) >> 4) << 4) | ((v(96) >> 4) << 6);
+        }
+      }
+      (k.scales[b] as number[]).forEach((sc, i) => out.writeInt8(sc, at + 192 + i));
+      out.writeUInt16LE(f32ToF16(k.d[b] as number), at + 208);
+      return;
+    }
+    out.writeUInt16LE(f32ToF16(k.d[b] as number), at);
+    out.writeUInt16LE(f32ToF16(k.dmin[b] as number), at + 2);
+    const sc = at + 4;
+    for (let j = 0; j < 8; j++) {
+      const ls = (k.scales[b] as number[])[j] as number;
+      const lm = (k.mins[b] as number[])[j] as number;
+      if (j < 4) {
+        out[sc + j] = ls;
+        out[sc + j + 4] = lm;
+      } else {
+        out[sc + j + 4] = (ls & 0xf) | ((lm & 0xf) << 4);
+        out[sc + j - 4] = (out[sc + j - 4] as number) | ((ls >> 4) << 6);
+        out[sc + j] = (out[sc + j] as number) | ((lm >> 4) << 6);
+      }
+    }
+    const five = k.type === 'Q5_K';
+    const qh = at + 16;
+    const ql = five ? at + 48 : at + 16;
+    for (let g = 0; g < 4; g++) {
+      for (let j = 0; j < 32; j++) {
+        let l1 = L[64 * g + j] as number;
+        let l2 = L[64 * g + j + 32] as number;
+        if (five && l1 > 15) {
+          l1 -= 16;
+          out[qh + j] = (out[qh + j] as number) | (1 << (2 * g));
+        }
+        if (five && l2 > 15) {
+          l2 -= 16;
+          out[qh + j] = (out[qh + j] as number) | (2 << (2 * g));
+        }
+        out[ql + 32 * g + j] = l1 | (l2 << 4);
+      }
+    }
+  });
+  return out;
 }
 
 class Out {
@@ -140,6 +217,7 @@ function quantizeQ45(x: Float32Array, type: 'Q4_1' | 'Q5_0' | 'Q5_1'): Buffer {
 }
 
 function tensorBytes(t: GgufTensorToWrite): Buffer {
+  if (t.raw) return t.raw;
   switch (t.type ?? 'F32') {
     case 'F32':
       return Buffer.from(t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength));
