@@ -138,7 +138,9 @@ export function languageProjector(
         const mean = b.reduceMean(lin, [0], true);
         const centred = b.sub(lin, mean);
         const variance = b.reduceMean(b.mul(centred, centred), [0], true);
-        y = b.div(centred, b.sqrt(b.add(variance, eps)));
+        // γ / √(var + ε) on the [1, hidden] row first: one full-size pass fewer than dividing, then scaling
+        const scale = b.div(param(`${bn}.weight`), b.sqrt(b.add(variance, eps)));
+        y = b.add(b.mul(centred, scale), param(`${bn}.bias`));
         const m = b.constFloat(c.bnMomentum);
         const keep = b.constFloat(1 - c.bnMomentum);
         const unbiased = b.mul(variance, b.constFloat(training.batch / (training.batch - 1)));
@@ -151,9 +153,11 @@ export function languageProjector(
           b.add(b.mul(param(`${bn}.running_var`), keep), b.mul(b.reshape(unbiased, [-1]), m)),
         );
       } else {
-        y = b.div(b.sub(lin, param(`${bn}.running_mean`)), b.sqrt(b.add(param(`${bn}.running_var`), eps)));
+        const scale = b.div(param(`${bn}.weight`), b.sqrt(b.add(param(`${bn}.running_var`), eps)));
+        const shift = b.sub(param(`${bn}.bias`), b.mul(param(`${bn}.running_mean`), scale));
+        y = b.add(b.mul(lin, scale), shift);
       }
-      y = b.relu(b.add(b.mul(y, param(`${bn}.weight`)), param(`${bn}.bias`)));
+      y = b.relu(y);
       const mask = training?.masks?.[i];
       return mask ? b.mul(y, mask, 'dropout') : y;
     });
