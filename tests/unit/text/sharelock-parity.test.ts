@@ -5,11 +5,13 @@
  * statistics after the 5 steps, with the reference's dropout masks.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readSafetensors } from '../../../native/models/safetensors.js';
+import { encodeSafetensors, parseSafetensors, readSafetensors } from '../../../native/models/safetensors.js';
 import { ModelSession, ort } from '../../../native/runtime/session.js';
 import {
   buildTextProjector,
+  encodeShareLockWeights,
   initShareLock,
+  readShareLockWeights,
   shareLockConfig,
   shareLockLrFactor,
 } from '../../../native/text/sharelock.js';
@@ -143,6 +145,17 @@ describe('ShareLock head step parity with PyTorch', () => {
     const res = await session.run({ text: new ort.Tensor('float32', get('eval.text'), [3, head.textDim]) });
     await session.release();
     expect(relErr((res.embedding as ort.Tensor).data as Float32Array, get('eval.embedding'))).toBeLessThan(TOL);
+  });
+
+  it('saves a trained head under the official names and reads it back unchanged', () => {
+    const w = { config: head, tensors: new Map([...state.params, ...state.buffers]) };
+    const buf = encodeShareLockWeights(w, { 'flaneur.language_model': 'llm:abc' });
+    const back = readShareLockWeights(parseSafetensors(buf, 'head.safetensors'), 'head.safetensors');
+    expect(back.config).toEqual(head);
+    expect([...back.tensors.keys()].sort()).toEqual([...graph.params.keys(), ...graph.buffers.keys()].sort());
+    for (const [k, v] of w.tensors) expect(back.tensors.get(k), k).toEqual(v);
+    const bare = parseSafetensors(encodeSafetensors({ x: { shape: [1], data: Float32Array.of(1) } }), 'x.safetensors');
+    expect(() => readShareLockWeights(bare, 'x.safetensors')).toThrow(/not a ShareLock head saved by Flaneur/);
   });
 
   it('initialises as PyTorch does and draws dropout masks of the right rate', () => {
