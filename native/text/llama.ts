@@ -39,6 +39,11 @@ export interface LlamaConfig {
   contextLength: number;
   /** Qwen2: q, k and v projections have biases. */
   qkvBias: boolean;
+  /**
+   * Llama 3.1 / 3.2 rotary scaling: each of the head_dim / 2 frequencies divided by its factor (GGUF's
+   * rope_freqs.weight; from config.json's rope_scaling 'llama3' as transformers computes it).
+   */
+  ropeFactors?: readonly number[];
 }
 
 export interface LlamaLayerWeights {
@@ -136,7 +141,49 @@ function checkConfig(c: LlamaConfig, source: string): LlamaConfig {
   return c;
 }
 
-type LlamaField = Exclude<keyof LlamaConfig, 'arch' | 'qkvBias'>;
+type LlamaField = Exclude<keyof LlamaConfig, 'arch' | 'qkvBias' | 'ropeFactors'>;
+
+function checkFactors(f: number[], source: string): number[] {
+  if (f.some((x) => !(Number.isFinite(x) && x > 0)))
+    throw invalid(source, 'its rotary frequency factors are not all positive');
+  return f;
+}
+
+/**
+ * config.json's rope_scaling of type 'llama3' (Llama 3.1 / 3.2) as transformers' _compute_llama3_parameters: long
+ * wavelengths divided by `factor`, short ones kept, those between interpolated. Other scalings are refused.
+ */
+function llama3RopeFactors(c: LlamaConfig, scaling: unknown, source: string): number[] {
+  const s = scaling as Record<string, unknown>;
+  const type = s.rope_type ?? s.type;
+  const num = (k: string) => (typeof s[k] === 'number' ? (s[k] as number) : Number.NaN);
+  const [factor, low, high, original] = [
+    'factor',
+    'low_freq_factor',
+    'high_freq_factor',
+    'original_max_position_embeddings',
+  ].map(num) as [number, number, number, number];
+  if (type === 'default') return new Array(c.headDim / 2).fill(1);
+  if (type !== 'llama3' || !(factor > 0 && low > 0 && high > low && original > 0)) {
+    throw new FlaneurError(
+      'UNSUPPORTED_MODEL',
+      `${source} scales its rotary embeddings as "${String(type)}"; Flaneur knows Llama 3's scaling ("llama3") only.`,
+    );
+  }
+  const out: number[] = [];
+  const f = Math.fround;
+  for (let i = 0; i < c.headDim / 2; i++) {
+    const inv = f(1 / f(c.ropeTheta ** f((2 * i) / c.headDim)));
+    const wavelen = f((2 * Math.PI) / inv);
+    let scaled = wavelen > original / low ? f(inv / factor) : inv;
+    if (!(wavelen < original / high) && !(wavelen > original / low)) {
+      const smooth = f((f(original / wavelen) - low) / (high - low));
+      scaled = f(f(f((1 - smooth) * scaled) / factor) + f(smooth * scaled));
+    }
+    out.push(inv / scaled);
+  }
+  return out;
+}
 
 /** A config from a file's settings (`read`), named by `key` in errors; defaults as transformers' LlamaConfig. */
 function configFrom(
@@ -195,7 +242,21 @@ function ggufConfig(g: GgufFile, source: string): LlamaConfig {
     contextLength: 'context_length',
   };
   const read = (f: LlamaField) => (f === 'vocab' ? vocab : n(keys[f]));
-  return configFrom(arch, read, (f) => keys[f], { eps: 1e-5, qkvBias: g.tensors.has('blk.0.attn_q.bias') }, source);
+  const config = configFrom(
+    arch,
+    read,
+    (f) => keys[f],
+    { eps: 1e-5, qkvBias: g.tensors.has('blk.0.attn_q.bias') },
+    source,
+  );
+  const freqs = g.tensors.get('rope_freqs.weight');
+  if (freqs) {
+    if (freqs.dims.length !== 1 || freqs.dims[0] !== config.headDim / 2) {
+      throw invalid(source, `its rope_freqs.weight has ${freqs.dims.join(' x ')} values, not ${config.headDim / 2}`);
+    }
+    config.ropeFactors = checkFactors(Array.from(g.float32('rope_freqs.weight')), source);
+  }
+  return config;
 }
 
 /** Undoes llama.cpp's convert permute of q/k rows (interleaved rotary pairs back to rotate-half halves). */
@@ -372,12 +433,7 @@ export function openSafetensorsLlama(file: string, tokenizer?: Tokenizer | null)
     { eps: 1e-6, qkvBias },
     source,
   );
-  if (hf.rope_scaling) {
-    throw new FlaneurError(
-      'UNSUPPORTED_MODEL',
-      `${source} scales its rotary embeddings (rope_scaling), which Flaneur does not do yet.`,
-    );
-  }
+  if (hf.rope_scaling) config.ropeFactors = llama3RopeFactors(config, hf.rope_scaling, source);
   const info = describe(file, 'safetensors', config, fs.statSync(file).size);
   if (tokenizer === undefined) {
     const tokPath = path.join(path.dirname(file), 'tokenizer.json');
@@ -497,7 +553,8 @@ export function ropeCosSin(c: LlamaConfig, T: number): { cos: Float32Array; sin:
   const sin = new Float32Array(T * hd);
   for (let i = 0; i < half; i++) {
     // float32 as the reference computes inv_freq and the angles
-    const inv = Math.fround(1 / Math.fround(c.ropeTheta ** Math.fround((2 * i) / hd)));
+    const base = Math.fround(1 / Math.fround(c.ropeTheta ** Math.fround((2 * i) / hd)));
+    const inv = c.ropeFactors ? Math.fround(base / (c.ropeFactors[i] as number)) : base;
     for (let t = 0; t < T; t++) {
       const a = Math.fround(t * inv);
       cos[t * hd + i] = cos[t * hd + i + half] = Math.cos(a);

@@ -487,6 +487,9 @@ export interface GgufLlamaOptions {
   arch?: 'llama' | 'qwen2';
   /** Permute q/k rows as convert_hf_to_gguf.py does for 'llama' (default: for 'llama' only). */
   permute?: boolean;
+  /** Llama 3.1 rotary scaling: GGUF gets rope_freqs.weight (these factors), config.json this rope_scaling. */
+  ropeFreqs?: readonly number[];
+  ropeScaling?: Record<string, unknown>;
 }
 
 /** Hugging Face Llama weights + config as a GGUF file, the way convert_hf_to_gguf.py lays them out. */
@@ -520,6 +523,7 @@ export function llamaGguf(weights: HfWeights, c: TinyLlamaConfig, o: GgufLlamaOp
     put(`blk.${i}.ffn_down.weight`, `${p}mlp.down_proj.weight`);
   }
   put('output_norm.weight', 'model.norm.weight');
+  if (o.ropeFreqs) tensors['rope_freqs.weight'] = { shape: [o.ropeFreqs.length], data: Float32Array.from(o.ropeFreqs) };
   if (weights.has('lm_head.weight')) put('output.weight', 'lm_head.weight');
   const meta: Record<string, MetaValue> = {
     'general.architecture': { type: 'string', value: arch },
@@ -582,7 +586,12 @@ export function writeTinyLlama(
   );
   fs.writeFileSync(
     path.join(dir, 'config.json'),
-    JSON.stringify({ ...c, model_type: 'llama', architectures: ['LlamaForCausalLM'] }),
+    JSON.stringify({
+      ...c,
+      model_type: 'llama',
+      architectures: ['LlamaForCausalLM'],
+      ...(o.ropeScaling ? { rope_scaling: o.ropeScaling } : {}),
+    }),
   );
   if ((o.tokenizer ?? 'bpe') === 'bpe') {
     fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tinyHfTokenizerJson(c.vocab_size)));

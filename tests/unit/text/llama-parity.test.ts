@@ -24,6 +24,7 @@ const golden = JSON.parse(fs.readFileSync(path.join(dir, 'golden.json'), 'utf8')
   sequences: number[][];
   single: number[][];
   padded_batch: number[][];
+  llama3: { rope_scaling: Record<string, unknown>; rope_freqs: number[]; sequences: number[][]; single: number[][] };
 };
 const weights: HfWeights = loadTensors(path.join(dir, 'model.safetensors'));
 const runtime = { provider: 'cpu' as const, threads: 1 };
@@ -130,6 +131,40 @@ describe('Llama last-token features match PyTorch', () => {
     ).toBeLessThan(TOL);
     // the fixture's own folder has no tokenizer.json: only token ids can be encoded, and it says so
     expect(() => fromSafetensors.tokenize(['a dog'])).toThrow(/has no tokenizer Flaneur can read/);
+  });
+
+  it('scales rotary frequencies as Llama 3.1/3.2 do, from config.json and from GGUF rope_freqs', async () => {
+    const l3 = golden.llama3;
+    const hf = await Encoder.load(
+      openSafetensorsLlama(
+        writeTinyLlama(path.join(tmp, 'l3-hf'), 'safetensors', weights, config, { ropeScaling: l3.rope_scaling }),
+      ),
+      { runtime },
+    );
+    const gg = await Encoder.load(
+      openGgufLlama(writeTinyLlama(path.join(tmp, 'l3-gguf'), 'gguf', weights, config, { ropeFreqs: l3.rope_freqs })),
+      { runtime },
+    );
+    encoders.push(hf, gg);
+    expect(hf.info.config.ropeFactors?.map((f) => Number(f.toFixed(4)))).toEqual(
+      l3.rope_freqs.map((f) => Number(f.toFixed(4))),
+    );
+    for (const enc of [hf, gg]) {
+      const feats = [];
+      for (const s of l3.sequences) feats.push(...(await enc.forwardBatch([s])));
+      expect(worst(feats, l3.single)).toBeLessThan(TOL);
+    }
+    // the scaling matters: the unscaled model's features are others
+    const plain = [];
+    for (const s of l3.sequences) plain.push(...(await fromSafetensors.forwardBatch([s])));
+    expect(worst(plain, l3.single)).toBeGreaterThan(1e-3);
+    expect(() =>
+      openSafetensorsLlama(
+        writeTinyLlama(path.join(tmp, 'yarn'), 'safetensors', weights, config, {
+          ropeScaling: { rope_type: 'yarn', factor: 4 },
+        }),
+      ),
+    ).toThrow(/scales its rotary embeddings as "yarn"/);
   });
 
   it('says its size and memory need, and refuses a model that cannot fit before loading anything', () => {
