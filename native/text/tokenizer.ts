@@ -6,7 +6,8 @@
  * - 'llama' (SentencePiece: Llama-2, Mistral, TinyLlama): spaces become '▁' (one is prepended), the characters are
  *   merged pairwise by the highest score of the merged piece (leftmost first), and a piece with no token falls back
  *   to its bytes (<0xXX>).
- * BOS is added when the metadata says so (tokenizer.ggml.add_bos_token; SentencePiece's default is yes): ShareLock
+ * No Unicode normalisation (Llama-3's and Qwen2's tokenizer.json have none; llama.cpp applies none): a decomposed
+ * "é" stays two characters. BOS is added when the metadata says so (tokenizer.ggml.add_bos_token; SentencePiece's default is yes): ShareLock
  * tokenises captions with the model's own tokenizer, BOS and no chat template. Special tokens written in the text
  * are not parsed as such (captions do not contain them).
  */
@@ -251,7 +252,7 @@ export class BpeTokenizer extends VocabTokenizer implements Tokenizer {
 
   encode(text: string): number[] {
     const out = this.start();
-    for (const m of text.normalize('NFC').matchAll(this.pre)) out.push(...this.piece(m[0]));
+    for (const m of text.matchAll(this.pre)) out.push(...this.piece(m[0]));
     return out;
   }
 

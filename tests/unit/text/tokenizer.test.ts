@@ -56,6 +56,9 @@ describe('byte-level BPE from GGUF metadata', () => {
     expect(names(tok.encode('12345').slice(1))).toEqual(['12', '3', '4', '5']);
     expect(names(tok.encode('café').slice(1))).toEqual(['c', 'a', 'f', 'Ã', '©']);
     expect(names(tok.encode(" it's").slice(1))).toEqual(['Ġ', 'i', 't', "'", 's']);
+    // no normalisation: a decomposed é (e + U+0301) keeps its combining accent's bytes 0xCC 0x81 (GPT-2's
+    // characters Ì and ģ: 0x81 is the 36th unprintable byte, mapped to U+0100 + 35)
+    expect(names(tok.encode('cafe\u0301').slice(1))).toEqual(['c', 'a', 'f', 'e', 'Ì', 'ģ']);
   });
 
   it('refuses a pre-tokenizer it does not know, with a sentence', () => {
