@@ -94,6 +94,18 @@ def cosine_with_warmup(step):
     return max(0.0, 0.5 * (1.0 + math.cos(math.pi * 0.5 * 2.0 * progress)))
 
 
+def draw_batch(out, prefix, drops):
+    """A batch of features (text of an LLM: large and shifted; vision: DINOv2-like) and the dropout masks, saved."""
+    text = torch.randn(B, TEXT) * 2 + 0.5
+    vis = torch.randn(B, VISION)
+    out[f"{prefix}.text"] = text
+    out[f"{prefix}.vision"] = vis
+    for j, d in enumerate(drops):
+        d.mask = (torch.rand(B, HIDDEN) >= P).float() / (1 - P)
+        out[f"{prefix}.mask.{j}"] = d.mask
+    return text, vis
+
+
 def main():
     torch.manual_seed(29)
     language = Projection(VISION, TEXT, HIDDEN, LAYERS)
@@ -108,14 +120,7 @@ def main():
     drops = [m for m in language.projection if isinstance(m, FixedDropout)]
     losses, lrs, norms = [], [], []
     for step in range(STEPS):
-        # Text features of an LLM are large and shifted; vision features are DINOv2-like.
-        text = torch.randn(B, TEXT) * 2 + 0.5
-        vis = torch.randn(B, VISION)
-        out[f"batch.{step}.text"] = text
-        out[f"batch.{step}.vision"] = vis
-        for j, d in enumerate(drops):
-            d.mask = (torch.rand(B, HIDDEN) >= P).float() / (1 - P)
-            out[f"batch.{step}.mask.{j}"] = d.mask
+        text, vis = draw_batch(out, f"batch.{step}", drops)
         lrs.append(opt.param_groups[0]["lr"])
         opt.zero_grad()
         loss = loss_fn(vision(vis), language(text))
@@ -152,13 +157,7 @@ def main():
         opt.zero_grad()
         total = 0.0
         for micro in range(ACC):
-            text = torch.randn(B, TEXT) * 2 + 0.5
-            vis = torch.randn(B, VISION)
-            out[f"accum.batch.{step}.{micro}.text"] = text
-            out[f"accum.batch.{step}.{micro}.vision"] = vis
-            for j, d in enumerate(drops):
-                d.mask = (torch.rand(B, HIDDEN) >= P).float() / (1 - P)
-                out[f"accum.batch.{step}.{micro}.mask.{j}"] = d.mask
+            text, vis = draw_batch(out, f"accum.batch.{step}.{micro}", drops)
             loss = loss_fn(vision(vis), language(text))
             (loss / ACC).backward()
             total += float(loss)

@@ -336,6 +336,23 @@ export interface TinyLlamaConfig {
   eos_token_id: number;
 }
 
+/** A tiny config (vocabulary 300 with BOS 1 and EOS 2, 4 heads sharing 2 key/value heads) with overrides. */
+export function tinyLlamaConfig(o: Partial<TinyLlamaConfig> = {}): TinyLlamaConfig {
+  return {
+    vocab_size: 300,
+    hidden_size: 32,
+    intermediate_size: 48,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    bos_token_id: 1,
+    eos_token_id: 2,
+    ...o,
+  };
+}
+
 /** GPT-2's bytes_to_unicode. */
 function byteChars(): string[] {
   const keep: number[] = [];

@@ -9,21 +9,15 @@ import { describe, expect, it } from 'vitest';
 import { FlaneurError } from '../../../native/api/errors.js';
 import { openGgufLlama } from '../../../native/text/llama.js';
 import { Rng } from '../../../native/train/rng.js';
-import { llamaGguf, randomLlamaWeights, type TinyLlamaConfig } from '../../helpers/llama-models.js';
+import { llamaGguf, randomLlamaWeights, tinyLlamaConfig } from '../../helpers/llama-models.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
-const config: TinyLlamaConfig = {
-  vocab_size: 300,
-  hidden_size: 32,
+const config = tinyLlamaConfig({
   intermediate_size: 32,
   num_hidden_layers: 1,
   num_attention_heads: 2,
   num_key_value_heads: 1,
-  rms_norm_eps: 1e-5,
-  rope_theta: 10000,
-  bos_token_id: 1,
-  eos_token_id: 2,
-};
+});
 
 describe('GGUF mutations', () => {
   const dir = tmpDir('flaneur-gguf-fuzz-');
