@@ -69,7 +69,24 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
-def forward(w, ids, mask):
+ROPE_LLAMA3 = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+               "original_max_position_embeddings": 32}
+
+
+def llama3_inv_freq(inv_freq, s):
+    """transformers' _compute_llama3_parameters (Llama 3.1 / 3.2 rotary scaling)."""
+    low_wavelen = s["original_max_position_embeddings"] / s["low_freq_factor"]
+    high_wavelen = s["original_max_position_embeddings"] / s["high_freq_factor"]
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > low_wavelen, inv_freq / s["factor"], inv_freq)
+    smooth = (s["original_max_position_embeddings"] / wavelen - s["low_freq_factor"]) / (
+        s["high_freq_factor"] - s["low_freq_factor"])
+    smoothed = (1 - smooth) * scaled / s["factor"] + smooth * scaled
+    medium = ~(wavelen < high_wavelen) * ~(wavelen > low_wavelen)
+    return torch.where(medium, smoothed, scaled)
+
+
+def forward(w, ids, mask, rope_scaling=None):
     """ids, mask: [B, T] (mask 1 = token, 0 = left padding). Returns the final-norm hidden states [B, T, D]."""
     c = CONFIG
     B, T = ids.shape
@@ -78,6 +95,8 @@ def forward(w, ids, mask):
     hd = D // H
     eps = c["rms_norm_eps"]
     inv_freq = 1.0 / (c["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
+    if rope_scaling:
+        inv_freq = llama3_inv_freq(inv_freq, rope_scaling)
     pos = torch.arange(T).float()
     freqs = torch.outer(pos, inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
@@ -133,8 +152,17 @@ def main():
     hf = dict(c, architectures=["LlamaForCausalLM"], model_type="llama", hidden_act="silu", max_position_embeddings=64)
     with open(os.path.join(OUT, "config.json"), "w") as f:
         json.dump(hf, f, indent=1)
+    # Llama 3.1 / 3.2 rotary scaling: the same weights, features of the longest prompts, and the factors by which
+    # each frequency is divided (what llama.cpp's convert writes as rope_freqs.weight).
+    hd = c["hidden_size"] // c["num_attention_heads"]
+    base = 1.0 / (c["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
+    factors = (base / llama3_inv_freq(base, ROPE_LLAMA3)).tolist()
+    scaled = [forward(w, torch.tensor([s]), torch.ones(1, len(s), dtype=torch.int64), ROPE_LLAMA3)[0, -1].tolist()
+              for s in seqs[3:]]
     with open(os.path.join(OUT, "golden.json"), "w") as f:
-        json.dump({"sequences": seqs, "single": single, "padded_batch": batch}, f)
+        json.dump({"sequences": seqs, "single": single, "padded_batch": batch,
+                   "llama3": {"rope_scaling": ROPE_LLAMA3, "rope_freqs": factors, "sequences": seqs[3:],
+                              "single": scaled}}, f)
     print("wrote", OUT)
 
 

@@ -34,6 +34,7 @@ OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "text",
 
 B, TEXT, VISION, HIDDEN, LAYERS = 8, 32, 16, 48, 4
 LR, WD, WARMUP, TOTAL, STEPS, P = 1e-2, 1e-4, 2, 10, 5, 0.2
+ACC, ACC_STEPS = 2, 3
 
 
 class FixedDropout(nn.Module):
@@ -93,6 +94,18 @@ def cosine_with_warmup(step):
     return max(0.0, 0.5 * (1.0 + math.cos(math.pi * 0.5 * 2.0 * progress)))
 
 
+def draw_batch(out, prefix, drops):
+    """A batch of features (text of an LLM: large and shifted; vision: DINOv2-like) and the dropout masks, saved."""
+    text = torch.randn(B, TEXT) * 2 + 0.5
+    vis = torch.randn(B, VISION)
+    out[f"{prefix}.text"] = text
+    out[f"{prefix}.vision"] = vis
+    for j, d in enumerate(drops):
+        d.mask = (torch.rand(B, HIDDEN) >= P).float() / (1 - P)
+        out[f"{prefix}.mask.{j}"] = d.mask
+    return text, vis
+
+
 def main():
     torch.manual_seed(29)
     language = Projection(VISION, TEXT, HIDDEN, LAYERS)
@@ -107,14 +120,7 @@ def main():
     drops = [m for m in language.projection if isinstance(m, FixedDropout)]
     losses, lrs, norms = [], [], []
     for step in range(STEPS):
-        # Text features of an LLM are large and shifted; vision features are DINOv2-like.
-        text = torch.randn(B, TEXT) * 2 + 0.5
-        vis = torch.randn(B, VISION)
-        out[f"batch.{step}.text"] = text
-        out[f"batch.{step}.vision"] = vis
-        for j, d in enumerate(drops):
-            d.mask = (torch.rand(B, HIDDEN) >= P).float() / (1 - P)
-            out[f"batch.{step}.mask.{j}"] = d.mask
+        text, vis = draw_batch(out, f"batch.{step}", drops)
         lrs.append(opt.param_groups[0]["lr"])
         opt.zero_grad()
         loss = loss_fn(vision(vis), language(text))
@@ -135,7 +141,36 @@ def main():
         text = torch.randn(3, TEXT) * 2 + 0.5
         out["eval.text"] = text
         out["eval.embedding"] = language(text)
+    # Gradient accumulation (Lightning's accumulate_grad_batches): each micro-batch's loss / ACC backward, BatchNorm
+    # per micro-batch, then clip + Adam + schedule once per ACC micro-batches. Fresh initial weights.
+    torch.manual_seed(31)
+    language = Projection(VISION, TEXT, HIDDEN, LAYERS)
+    language.train()
+    drops = [m for m in language.projection if isinstance(m, FixedDropout)]
+    for k, v in language.state_dict().items():
+        if not k.endswith("num_batches_tracked"):
+            out[f"accum.init.language_projector.{k}"] = v.clone()
+    opt = torch.optim.Adam(language.parameters(), lr=LR, weight_decay=WD)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup)
+    acc_losses, acc_norms = [], []
+    for step in range(ACC_STEPS):
+        opt.zero_grad()
+        total = 0.0
+        for micro in range(ACC):
+            text, vis = draw_batch(out, f"accum.batch.{step}.{micro}", drops)
+            loss = loss_fn(vision(vis), language(text))
+            (loss / ACC).backward()
+            total += float(loss)
+        acc_norms.append(float(torch.nn.utils.clip_grad_norm_(language.parameters(), 1.0)))
+        opt.step()
+        sched.step()
+        acc_losses.append(total / ACC)
+    for k, v in language.state_dict().items():
+        if not k.endswith("num_batches_tracked"):
+            out[f"accum.final.language_projector.{k}"] = v.clone()
     meta = {
+        "accumulation": ACC, "accum_steps": ACC_STEPS, "accum_losses": json.dumps(acc_losses),
+        "accum_grad_norms": json.dumps(acc_norms),
         "batch": B, "text": TEXT, "vision": VISION, "hidden": HIDDEN, "layers": LAYERS, "lr": LR, "wd": WD,
         "warmup": WARMUP, "total": TOTAL, "steps": STEPS, "dropout": P,
         "losses": json.dumps(losses), "lrs": json.dumps(lrs), "grad_norms": json.dumps(norms),

@@ -1,7 +1,8 @@
 /**
  * GGUF files (llama.cpp's format: the files local-LLM users have) read without loading them whole: the header
  * (metadata key/values and tensor descriptions) is parsed and bounds-checked first, then each tensor is read from
- * the file when asked for and widened to float32 (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 blocks).
+ * the file when asked for and widened to float32 (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 blocks and the
+ * k-quants Q4_K, Q5_K, Q6_K of the common Q4_K_M / Q5_K_M / Q6_K files).
  * Layout: https://github.com/ggml-org/ggml/blob/master/docs/gguf.md — dims are ggml's (fastest first), so a
  * PyTorch [out, in] matrix is stored as dims [in, out] with the same bytes.
  */
@@ -23,6 +24,9 @@ export const GGML_TYPES = {
   Q5_0: 6,
   Q5_1: 7,
   Q8_0: 8,
+  Q4_K: 12,
+  Q5_K: 13,
+  Q6_K: 14,
   BF16: 30,
 } as const;
 export type GgmlTypeName = keyof typeof GGML_TYPES;
@@ -36,6 +40,9 @@ const BLOCK: Record<number, { n: number; bytes: number; name: GgmlTypeName }> = 
   6: { n: 32, bytes: 22, name: 'Q5_0' },
   7: { n: 32, bytes: 24, name: 'Q5_1' },
   8: { n: 32, bytes: 34, name: 'Q8_0' },
+  12: { n: 256, bytes: 144, name: 'Q4_K' },
+  13: { n: 256, bytes: 176, name: 'Q5_K' },
+  14: { n: 256, bytes: 210, name: 'Q6_K' },
   30: { n: 1, bytes: 2, name: 'BF16' },
 };
 
@@ -228,7 +235,7 @@ export function readGguf(file: string, source = path.basename(file)): GgufFile {
       if (!block) {
         throw new FlaneurError(
           'UNSUPPORTED_MODEL',
-          `${source} stores tensor "${d.name}" as ggml type ${d.type}, which Flaneur cannot read yet (it reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1). Choose a Q8_0, Q4_0 or F16 file of the model.`,
+          `${source} stores tensor "${d.name}" as ggml type ${d.type}, which Flaneur cannot read yet (it reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K). Choose a Q4_K_M, Q8_0 or F16 file of the model.`,
         );
       }
       const n = d.dims.reduce((a, x) => a * x, 1);
@@ -333,9 +340,82 @@ export function dequantize(raw: Buffer, type: number, n: number): Float32Array {
       }
       return out;
     }
+    case GGML_TYPES.Q4_K:
+    case GGML_TYPES.Q5_K:
+      return dequantizeQ45K(dv, type === GGML_TYPES.Q5_K, n, out);
+    case GGML_TYPES.Q6_K:
+      return dequantizeQ6K(dv, n, out);
     default:
       throw new FlaneurError('UNSUPPORTED_MODEL', `ggml type ${type} cannot be read.`);
   }
+}
+
+/** The 6-bit scale and min of sub-block j of a k-quant super-block (ggml's get_scale_min_k4). */
+function scaleMinK4(dv: DataView, at: number, j: number): [number, number] {
+  const q = (i: number) => dv.getUint8(at + i);
+  if (j < 4) return [q(j) & 63, q(j + 4) & 63];
+  return [(q(j + 4) & 0xf) | ((q(j - 4) >> 6) << 4), (q(j + 4) >> 4) | ((q(j) >> 6) << 4)];
+}
+
+/**
+ * Q4_K (d, dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles) and Q5_K (the same + 32 bytes of fifth bits
+ * before the nibbles): 8 sub-blocks of 32, value = d·scale·q − dmin·min; each 64 values share 32 bytes, low nibbles
+ * first (ggml's dequantize_row_q4_K / q5_K).
+ */
+function dequantizeQ45K(dv: DataView, five: boolean, n: number, out: Float32Array): Float32Array {
+  const size = five ? 176 : 144;
+  for (let b = 0; b < n / 256; b++) {
+    const at = b * size;
+    const d = f16ToF32(dv.getUint16(at, true));
+    const dmin = f16ToF32(dv.getUint16(at + 2, true));
+    const qh = at + 16;
+    const qs = five ? at + 48 : at + 16;
+    for (let g = 0; g < 4; g++) {
+      const [s1, m1] = scaleMinK4(dv, at + 4, 2 * g);
+      const [s2, m2] = scaleMinK4(dv, at + 4, 2 * g + 1);
+      for (let l = 0; l < 32; l++) {
+        const byte = dv.getUint8(qs + 32 * g + l);
+        const high = five ? dv.getUint8(qh + l) : 0;
+        const lo = (byte & 0xf) + (five && high & (1 << (2 * g)) ? 16 : 0);
+        const hi = (byte >> 4) + (five && high & (2 << (2 * g)) ? 16 : 0);
+        out[b * 256 + 64 * g + l] = d * s1 * lo - dmin * m1;
+        out[b * 256 + 64 * g + 32 + l] = d * s2 * hi - dmin * m2;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Q6_K: 128 bytes of low nibbles, 64 of high 2-bit pairs, 16 int8 scales (one per 16 values), d; value =
+ * d·scale·(q − 32), in two halves of 128 (ggml's dequantize_row_q6_K).
+ */
+function dequantizeQ6K(dv: DataView, n: number, out: Float32Array): Float32Array {
+  for (let b = 0; b < n / 256; b++) {
+    const at = b * 210;
+    const d = f16ToF32(dv.getUint16(at + 208, true));
+    for (let half = 0; half < 2; half++) {
+      const ql = at + 64 * half;
+      const qh = at + 128 + 32 * half;
+      const sc = at + 192 + 8 * half;
+      const y = b * 256 + 128 * half;
+      for (let l = 0; l < 32; l++) {
+        const is = l >> 4;
+        const h = dv.getUint8(qh + l);
+        const a = dv.getUint8(ql + l);
+        const c = dv.getUint8(ql + l + 32);
+        const q1 = ((a & 0xf) | ((h & 3) << 4)) - 32;
+        const q2 = ((c & 0xf) | (((h >> 2) & 3) << 4)) - 32;
+        const q3 = ((a >> 4) | (((h >> 4) & 3) << 4)) - 32;
+        const q4 = ((c >> 4) | (((h >> 6) & 3) << 4)) - 32;
+        out[y + l] = d * dv.getInt8(sc + is) * q1;
+        out[y + l + 32] = d * dv.getInt8(sc + is + 2) * q2;
+        out[y + l + 64] = d * dv.getInt8(sc + is + 4) * q3;
+        out[y + l + 96] = d * dv.getInt8(sc + is + 6) * q4;
+      }
+    }
+  }
+  return out;
 }
 
 /** A metadata value as a number (integer or float types), or undefined. */

@@ -23,42 +23,44 @@ import {
 
 export interface ShareLockStepConfig {
   head: ShareLockConfig;
+  /** Micro-batch size. */
   batch: number;
-  /** Output every parameter's raw gradient (before clipping and decay), for parity tests. */
+  /**
+   * Micro-batches per optimizer step (Lightning's accumulate_grad_batches; official 16 × 1024): each micro-batch's
+   * loss is divided by it and the gradients summed; BatchNorm uses each micro-batch's statistics and updates its
+   * running statistics per micro-batch, as in PyTorch. Default 1.
+   */
+  accumulation?: number;
+  /** Output every parameter's raw gradient (of the micro-batch's scaled loss, before clipping and decay). */
   emitGradients?: boolean;
 }
 
 export interface ShareLockStepGraph {
   config: ShareLockStepConfig;
+  /** The step: (accumulated gradients +) this micro-batch's, clipping, Adam. */
   onnx: Uint8Array;
+  /** With accumulation > 1: the gradients of one micro-batch added to `acc/…` (no update). */
+  accumulateOnnx: Uint8Array | null;
   params: Map<string, number[]>;
   buffers: Map<string, number[]>;
 }
 
-export function buildShareLockStep(cfg: ShareLockStepConfig): ShareLockStepGraph {
+/** The forward pass, loss and gradients of one micro-batch; what both graphs share. */
+function microBatch(b: GraphBuilder, cfg: ShareLockStepConfig, accumulated: boolean) {
   const c = cfg.head;
   const B = cfg.batch;
-  const b = new GraphBuilder('sharelock_step');
+  const k = cfg.accumulation ?? 1;
   const text = b.input('text', 'float32', [B, c.textDim]);
   const vision = b.input('vision', 'float32', [B, c.visionDim]);
   const masks =
     c.dropout > 0
       ? Array.from({ length: c.layers - 1 }, (_, i) => b.input(`mask_${i}`, 'float32', [B, c.hidden]))
       : null;
-  const lr = b.input('lr', 'float32', [1]);
-  const wd = b.input('wd', 'float32', [1]);
-  const maxNorm = b.input('max_norm', 'float32', [1]);
-  const bc1 = b.input('bias_correction1', 'float32', [1]);
-  const bc2 = b.input('bias_correction2', 'float32', [1]);
   const params = shareLockParamShapes(c);
   const buffers = shareLockBufferShapes(c);
   const p = new Map<string, Value>();
   for (const [name, shape] of params) p.set(name, b.input(`p/${name}`, 'float32', shape));
   for (const [name, shape] of buffers) p.set(name, b.input(`b/${name}`, 'float32', shape));
-  const state = new Map<string, [Value, Value]>();
-  for (const [name, shape] of params)
-    state.set(name, [b.input(`m/${name}`, 'float32', shape), b.input(`v/${name}`, 'float32', shape)]);
-
   const param = (name: string) => {
     const v = p.get(name);
     if (!v) throw new Error(`no ShareLock parameter ${name}`);
@@ -69,11 +71,38 @@ export function buildShareLockStep(cfg: ShareLockStepConfig): ShareLockStepGraph
   );
   const image = b.scope('vision_projector', () => l2Normalize(b, vision));
   const { loss, shifts } = shareLockLoss(b, image, textEmb);
-  const wrt = [...params.keys()].map(param);
-  const grads = gradients(b, loss, wrt, shifts);
-  const raw = [...params.keys()].map((n) => grads.get(param(n).name) as Value);
-  const norm = globalNorm(b, raw);
-  const clipped = clipByGlobalNorm(b, raw, maxNorm, norm);
+  const scaled = k > 1 ? b.mul(loss, b.constFloat(1 / k)) : loss;
+  const grads = gradients(b, scaled, [...params.keys()].map(param), shifts);
+  const own = [...params.keys()].map((n) => grads.get(param(n).name) as Value);
+  // Gradients of the earlier micro-batches of this step, summed (inputs), plus this one's.
+  const total = accumulated
+    ? [...params].map(([n, shape], i) => b.add(b.input(`acc/${n}`, 'float32', shape), own[i] as Value))
+    : own;
+  b.output(loss, 'loss');
+  for (const [name, v] of running) b.output(v, `b_next/${name}`);
+  if (cfg.emitGradients) {
+    [...params.keys()].forEach((n, i) => {
+      b.output(b.identity(own[i] as Value), `grad/${n}`);
+    });
+  }
+  return { params, buffers, param, total };
+}
+
+export function buildShareLockStep(cfg: ShareLockStepConfig): ShareLockStepGraph {
+  const k = cfg.accumulation ?? 1;
+  if (!Number.isInteger(k) || k < 1) throw new Error(`accumulation must be a whole number ≥ 1, not ${k}`);
+  const b = new GraphBuilder('sharelock_step');
+  const { params, buffers, param, total } = microBatch(b, cfg, k > 1);
+  const lr = b.input('lr', 'float32', [1]);
+  const wd = b.input('wd', 'float32', [1]);
+  const maxNorm = b.input('max_norm', 'float32', [1]);
+  const bc1 = b.input('bias_correction1', 'float32', [1]);
+  const bc2 = b.input('bias_correction2', 'float32', [1]);
+  const state = new Map<string, [Value, Value]>();
+  for (const [name, shape] of params)
+    state.set(name, [b.input(`m/${name}`, 'float32', shape), b.input(`v/${name}`, 'float32', shape)]);
+  const norm = globalNorm(b, total);
+  const clipped = clipByGlobalNorm(b, total, maxNorm, norm);
   // torch.optim.Adam's weight_decay: g + wd * p after clipping, then plain Adam (no decoupled decay).
   const entries = [...params.keys()].map((name, i) => ({
     name,
@@ -82,20 +111,22 @@ export function buildShareLockStep(cfg: ShareLockStepConfig): ShareLockStepGraph
     decay: false,
   }));
   const updated = adamW(b, entries, state, { lr, weightDecay: wd, biasCorrection1: bc1, biasCorrection2: bc2 });
-  b.output(loss, 'loss');
   b.output(b.reshape(norm, [1]), 'grad_norm');
   for (const u of updated) {
     b.output(u.param, `p_next/${u.name}`);
     b.output(u.state[0] as Value, `m_next/${u.name}`);
     b.output(u.state[1] as Value, `v_next/${u.name}`);
   }
-  for (const [name, v] of running) b.output(v, `b_next/${name}`);
-  if (cfg.emitGradients) {
-    [...params.keys()].forEach((n, i) => {
-      b.output(b.identity(raw[i] as Value), `grad/${n}`);
+  let accumulateOnnx: Uint8Array | null = null;
+  if (k > 1) {
+    const a = new GraphBuilder('sharelock_accumulate');
+    const m = microBatch(a, cfg, true);
+    [...m.params.keys()].forEach((n, i) => {
+      a.output(m.total[i] as Value, `acc_next/${n}`);
     });
+    accumulateOnnx = toOnnx(a.build());
   }
-  return { config: cfg, onnx: toOnnx(b.build()), params, buffers };
+  return { config: cfg, onnx: toOnnx(b.build()), accumulateOnnx, params, buffers };
 }
 
 export interface ShareLockState {
@@ -163,6 +194,7 @@ export class ShareLockStepRunner {
   private constructor(
     private readonly graph: ShareLockStepGraph,
     private readonly session: ModelSession,
+    private readonly accumulate: ModelSession | null,
     private readonly betas: [number, number],
   ) {}
 
@@ -171,42 +203,88 @@ export class ShareLockStepRunner {
     settings?: RuntimeSettings,
     betas: [number, number] = [0.9, 0.999],
   ): Promise<ShareLockStepRunner> {
-    return new ShareLockStepRunner(graph, await ModelSession.create(graph.onnx, settings), betas);
+    const session = await ModelSession.create(graph.onnx, settings);
+    const accumulate = graph.accumulateOnnx ? await ModelSession.create(graph.accumulateOnnx, settings) : null;
+    return new ShareLockStepRunner(graph, session, accumulate, betas);
   }
 
   get provider(): string {
     return this.session.info.provider;
   }
 
-  /** Runs one step: `state` becomes the next state (step + 1). */
-  async step(state: ShareLockState, batch: ShareLockBatch, s: ShareLockScalars): Promise<ShareLockMetrics> {
+  private batchFeeds(state: ShareLockState, batch: ShareLockBatch): Record<string, ort.Tensor> {
     const { head: c, batch: B } = this.graph.config;
-    const t = (data: Float32Array, dims: readonly number[]) => new ort.Tensor('float32', data, dims as number[]);
-    const scalar = (x: number) => t(Float32Array.of(x), [1]);
-    const k = state.step + 1;
     const feeds: Record<string, ort.Tensor> = {
-      text: t(batch.text, [B, c.textDim]),
-      vision: t(batch.vision, [B, c.visionDim]),
-      lr: scalar(s.lr),
-      wd: scalar(s.weightDecay),
-      max_norm: scalar(s.maxNorm),
-      bias_correction1: scalar(1 - this.betas[0] ** k),
-      bias_correction2: scalar(1 - this.betas[1] ** k),
+      text: tensor(batch.text, [B, c.textDim]),
+      vision: tensor(batch.vision, [B, c.visionDim]),
     };
     if (c.dropout > 0) {
       if (!batch.masks || batch.masks.length !== c.layers - 1)
         throw new Error(`a ShareLock step needs ${c.layers - 1} dropout masks`);
       batch.masks.forEach((m, i) => {
-        feeds[`mask_${i}`] = t(m, [B, c.hidden]);
+        feeds[`mask_${i}`] = tensor(m, [B, c.hidden]);
       });
     }
-    for (const [name, shape] of this.graph.params) {
-      feeds[`p/${name}`] = t(state.params.get(name) as Float32Array, shape);
-      feeds[`m/${name}`] = t(state.m.get(name) as Float32Array, shape);
-      feeds[`v/${name}`] = t(state.v.get(name) as Float32Array, shape);
-    }
+    for (const [name, shape] of this.graph.params)
+      feeds[`p/${name}`] = tensor(state.params.get(name) as Float32Array, shape);
     for (const [name, shape] of this.graph.buffers)
-      feeds[`b/${name}`] = t(state.buffers.get(name) as Float32Array, shape);
+      feeds[`b/${name}`] = tensor(state.buffers.get(name) as Float32Array, shape);
+    return feeds;
+  }
+
+  /**
+   * One optimizer step over `accumulation` micro-batches (one batch when there is no accumulation): `state`
+   * becomes the next state (step + 1). The loss is the micro-batches' mean.
+   */
+  async step(
+    state: ShareLockState,
+    batches: ShareLockBatch | readonly ShareLockBatch[],
+    s: ShareLockScalars,
+  ): Promise<ShareLockMetrics> {
+    const list = Array.isArray(batches) ? (batches as readonly ShareLockBatch[]) : [batches as ShareLockBatch];
+    const k = this.graph.config.accumulation ?? 1;
+    if (list.length !== k) throw new Error(`a ShareLock step takes ${k} micro-batch(es), not ${list.length}`);
+    const gradients = new Map<string, Float32Array>();
+    const keepGradients = (out: Record<string, ort.Tensor>, i: number) => {
+      if (!this.graph.config.emitGradients) return;
+      for (const n of this.graph.params.keys()) {
+        const g = (out[`grad/${n}`] as ort.Tensor).data as Float32Array;
+        const prev = gradients.get(n);
+        gradients.set(n, i === 0 || !prev ? g : prev.map((x, j) => x + (g[j] as number)));
+      }
+    };
+    const takeBuffers = (out: Record<string, ort.Tensor>) => {
+      for (const name of this.graph.buffers.keys())
+        state.buffers.set(name, (out[`b_next/${name}`] as ort.Tensor).data as Float32Array);
+    };
+    let lossSum = 0;
+    let acc: Map<string, Float32Array> | null = null;
+    for (let i = 0; i < k - 1; i++) {
+      const feeds = this.batchFeeds(state, list[i] as ShareLockBatch);
+      for (const [name, shape] of this.graph.params)
+        feeds[`acc/${name}`] = tensor(acc?.get(name) ?? new Float32Array(shape.reduce((a, d) => a * d, 1)), shape);
+      const out = await (this.accumulate as ModelSession).run(feeds);
+      acc = new Map(
+        [...this.graph.params.keys()].map((n) => [n, (out[`acc_next/${n}`] as ort.Tensor).data as Float32Array]),
+      );
+      lossSum += ((out.loss as ort.Tensor).data as Float32Array)[0] as number;
+      takeBuffers(out);
+      keepGradients(out, i);
+    }
+    const next = state.step + 1;
+    const feeds = this.batchFeeds(state, list[k - 1] as ShareLockBatch);
+    Object.assign(feeds, {
+      lr: scalar(s.lr),
+      wd: scalar(s.weightDecay),
+      max_norm: scalar(s.maxNorm),
+      bias_correction1: scalar(1 - this.betas[0] ** next),
+      bias_correction2: scalar(1 - this.betas[1] ** next),
+    });
+    for (const [name, shape] of this.graph.params) {
+      feeds[`m/${name}`] = tensor(state.m.get(name) as Float32Array, shape);
+      feeds[`v/${name}`] = tensor(state.v.get(name) as Float32Array, shape);
+      if (k > 1) feeds[`acc/${name}`] = tensor(acc?.get(name) as Float32Array, shape);
+    }
     const out = await this.session.run(feeds);
     const get = (n: string) => (out[n] as ort.Tensor).data as Float32Array;
     for (const name of this.graph.params.keys()) {
@@ -214,15 +292,25 @@ export class ShareLockStepRunner {
       state.m.set(name, get(`m_next/${name}`));
       state.v.set(name, get(`v_next/${name}`));
     }
-    for (const name of this.graph.buffers.keys()) state.buffers.set(name, get(`b_next/${name}`));
-    state.step = k;
-    const metrics: ShareLockMetrics = { loss: get('loss')[0] as number, gradNorm: get('grad_norm')[0] as number };
-    if (this.graph.config.emitGradients)
-      metrics.gradients = new Map([...this.graph.params.keys()].map((n) => [n, get(`grad/${n}`)]));
+    takeBuffers(out);
+    keepGradients(out, k - 1);
+    state.step = next;
+    lossSum += get('loss')[0] as number;
+    const metrics: ShareLockMetrics = { loss: lossSum / k, gradNorm: get('grad_norm')[0] as number };
+    if (this.graph.config.emitGradients) metrics.gradients = gradients;
     return metrics;
   }
 
   async release(): Promise<void> {
     await this.session.release();
+    await this.accumulate?.release();
   }
+}
+
+function tensor(data: Float32Array, dims: readonly number[]): ort.Tensor {
+  return new ort.Tensor('float32', data, dims as number[]);
+}
+
+function scalar(x: number): ort.Tensor {
+  return tensor(Float32Array.of(x), [1]);
 }

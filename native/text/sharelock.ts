@@ -10,9 +10,11 @@
  *   loss = (mean_i LSE(row i) + mean_j LSE(column j)) / 2 − mean_i s_ii.
  * - Schedule: transformers' get_cosine_schedule_with_warmup (linear from 0, then half a cosine to 0).
  */
+import { FlaneurError } from '../api/errors.js';
 import { GraphBuilder } from '../graph/builder.js';
 import type { Value } from '../graph/ir.js';
 import { toOnnx } from '../graph/onnx.js';
+import { encodeSafetensors, type WeightFile } from '../models/safetensors.js';
 import type { Rng } from '../train/rng.js';
 
 /** exp(2.6592) = 14.285…: CLIP's initial temperature, fixed in ShareLock. */
@@ -138,7 +140,9 @@ export function languageProjector(
         const mean = b.reduceMean(lin, [0], true);
         const centred = b.sub(lin, mean);
         const variance = b.reduceMean(b.mul(centred, centred), [0], true);
-        y = b.div(centred, b.sqrt(b.add(variance, eps)));
+        // γ / √(var + ε) on the [1, hidden] row first: one full-size pass fewer than dividing, then scaling
+        const scale = b.div(param(`${bn}.weight`), b.sqrt(b.add(variance, eps)));
+        y = b.add(b.mul(centred, scale), param(`${bn}.bias`));
         const m = b.constFloat(c.bnMomentum);
         const keep = b.constFloat(1 - c.bnMomentum);
         const unbiased = b.mul(variance, b.constFloat(training.batch / (training.batch - 1)));
@@ -151,9 +155,11 @@ export function languageProjector(
           b.add(b.mul(param(`${bn}.running_var`), keep), b.mul(b.reshape(unbiased, [-1]), m)),
         );
       } else {
-        y = b.div(b.sub(lin, param(`${bn}.running_mean`)), b.sqrt(b.add(param(`${bn}.running_var`), eps)));
+        const scale = b.div(param(`${bn}.weight`), b.sqrt(b.add(param(`${bn}.running_var`), eps)));
+        const shift = b.sub(param(`${bn}.bias`), b.mul(param(`${bn}.running_mean`), scale));
+        y = b.add(b.mul(lin, scale), shift);
       }
-      y = b.relu(b.add(b.mul(y, param(`${bn}.weight`)), param(`${bn}.bias`)));
+      y = b.relu(y);
       const mask = training?.masks?.[i];
       return mask ? b.mul(y, mask, 'dropout') : y;
     });
@@ -207,4 +213,57 @@ export function buildTextProjector(c: ShareLockConfig, weights: ReadonlyMap<stri
   };
   b.output(languageProjector(b, c, x, param, null, weightT).out, 'embedding');
   return toOnnx(b.build());
+}
+
+/** Metadata key of a ShareLock head's configuration in its .safetensors file. */
+export const SHARELOCK_META_KEY = 'flaneur.sharelock';
+
+export interface ShareLockWeights {
+  config: ShareLockConfig;
+  /** Parameters and BatchNorm running statistics in the official state dict's names and layouts. */
+  tensors: Map<string, Float32Array>;
+}
+
+/**
+ * A trained head as .safetensors: every parameter and running statistic under its official name (what an official
+ * Lightning checkpoint's state_dict holds, so the two read alike), the configuration in the metadata with
+ * whatever provenance the caller adds (the language model and vision encoder it was trained for).
+ */
+export function encodeShareLockWeights(w: ShareLockWeights, metadata: Record<string, string> = {}): Buffer {
+  const shapes = new Map([...shareLockParamShapes(w.config), ...shareLockBufferShapes(w.config)]);
+  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [name, shape] of shapes) {
+    const data = w.tensors.get(name);
+    if (!data || data.length !== shape.reduce((a, d) => a * d, 1)) throw new Error(`ShareLock weights lack ${name}`);
+    tensors.set(name, { shape, data });
+  }
+  return encodeSafetensors(tensors, { ...metadata, [SHARELOCK_META_KEY]: JSON.stringify(w.config) });
+}
+
+/** Reads a head written by `encodeShareLockWeights`; a file without its configuration or tensors is refused. */
+export function readShareLockWeights(file: WeightFile, source: string): ShareLockWeights {
+  const raw = file.metadata[SHARELOCK_META_KEY];
+  let config: ShareLockConfig;
+  try {
+    const c = JSON.parse(raw ?? '') as Partial<ShareLockConfig>;
+    const ok = ['textDim', 'visionDim', 'hidden', 'layers', 'dropout', 'bnEps', 'bnMomentum'].every(
+      (k) => typeof c[k as keyof ShareLockConfig] === 'number',
+    );
+    if (!ok) throw new Error('fields');
+    config = shareLockConfig(c.textDim as number, c.visionDim as number, c);
+  } catch {
+    throw new FlaneurError(
+      'INVALID_MODEL',
+      `${source} is not a ShareLock head saved by Flaneur: it has no valid configuration.`,
+    );
+  }
+  const tensors = new Map<string, Float32Array>();
+  for (const [name, shape] of [...shareLockParamShapes(config), ...shareLockBufferShapes(config)]) {
+    const t = file.tensors.get(name);
+    if (!t || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new FlaneurError('INVALID_MODEL', `${source} lacks ${name} of shape [${shape.join(', ')}].`);
+    }
+    tensors.set(name, file.float32(name));
+  }
+  return { config, tensors };
 }

@@ -6,7 +6,8 @@
  * - 'llama' (SentencePiece: Llama-2, Mistral, TinyLlama): spaces become '▁' (one is prepended), the characters are
  *   merged pairwise by the highest score of the merged piece (leftmost first), and a piece with no token falls back
  *   to its bytes (<0xXX>).
- * BOS is added when the metadata says so (tokenizer.ggml.add_bos_token; SentencePiece's default is yes): ShareLock
+ * No Unicode normalisation (Llama-3's and Qwen2's tokenizer.json have none; llama.cpp applies none): a decomposed
+ * "é" stays two characters. BOS is added when the metadata says so (tokenizer.ggml.add_bos_token; SentencePiece's default is yes): ShareLock
  * tokenises captions with the model's own tokenizer, BOS and no chat template. Special tokens written in the text
  * are not parsed as such (captions do not contain them).
  */
@@ -106,19 +107,130 @@ export function tokenizerFromGguf(meta: ReadonlyMap<string, GgufValue>, source: 
   );
 }
 
+/** Oniguruma's scoped case-insensitive groups `(?i:...)` (HF tokenizer.json) as plain JS: letters become [xX]. */
+function expandCaseInsensitiveGroups(pattern: string): string {
+  let out = '';
+  let i = 0;
+  while (i < pattern.length) {
+    const at = pattern.indexOf('(?i:', i);
+    if (at < 0) {
+      out += pattern.slice(i);
+      break;
+    }
+    out += `${pattern.slice(i, at)}(?:`;
+    let depth = 1;
+    let j = at + 4;
+    for (; j < pattern.length && depth > 0; j++) {
+      const ch = pattern[j] as string;
+      if (ch === '\\') {
+        out += ch + (pattern[j + 1] ?? '');
+        j++;
+        continue;
+      }
+      if (ch === '(') depth++;
+      if (ch === ')') depth--;
+      if (depth === 0) break;
+      out += /[a-zA-Z]/.test(ch) ? `[${ch.toLowerCase()}${ch.toUpperCase()}]` : ch;
+    }
+    out += ')';
+    i = j + 1;
+  }
+  return out;
+}
+
+/**
+ * A byte-level BPE tokenizer from Hugging Face's tokenizer.json (Llama-3, Qwen2, SmolLM, GPT-2: model BPE over
+ * GPT-2 byte characters, a Split regex or ByteLevel pre-tokenizer, BOS from the post-processor's template).
+ * SentencePiece-style tokenizer.json files (Llama-2's byte_fallback BPE) are refused: use the model's GGUF.
+ */
+export function tokenizerFromHfJson(json: unknown, source: string, eos: number | null = null): Tokenizer {
+  const t = json as {
+    model?: {
+      type?: string;
+      vocab?: Record<string, number>;
+      merges?: (string | [string, string])[];
+      ignore_merges?: boolean;
+      byte_fallback?: boolean;
+    };
+    pre_tokenizer?: {
+      type?: string;
+      pretokenizers?: { type?: string; pattern?: { Regex?: string; String?: string } }[];
+      use_regex?: boolean;
+    };
+    post_processor?: {
+      type?: string;
+      single?: { SpecialToken?: { id?: string } }[];
+      processors?: { type?: string; single?: { SpecialToken?: { id?: string } }[] }[];
+    };
+    added_tokens?: { id: number; content: string }[];
+  };
+  const model = t?.model;
+  if (model?.type !== 'BPE' || !model.vocab || !Array.isArray(model.merges)) {
+    throw unsupported(source, 'its tokenizer.json is not a byte-level BPE model');
+  }
+  if (model.byte_fallback)
+    throw unsupported(source, "its tokenizer.json is SentencePiece-style (byte_fallback); use the model's GGUF file");
+  const size = Math.max(...Object.values(model.vocab), ...(t.added_tokens ?? []).map((a) => a.id)) + 1;
+  if (!(size > 0 && size <= 4_000_000)) throw unsupported(source, 'its vocabulary size is implausible');
+  const tokens = new Array<string>(size).fill('');
+  for (const [tok, id] of Object.entries(model.vocab)) tokens[id] = tok;
+  for (const a of t.added_tokens ?? []) tokens[a.id] = a.content;
+  const merges = model.merges.map((m) => (Array.isArray(m) ? `${m[0]} ${m[1]}` : m));
+  const pre = t.pre_tokenizer;
+  const split = pre?.type === 'Sequence' ? pre.pretokenizers?.find((p) => p.type === 'Split') : undefined;
+  let regex: string;
+  if (split?.pattern?.Regex) regex = expandCaseInsensitiveGroups(split.pattern.Regex);
+  else if (pre?.type === 'ByteLevel' && pre.use_regex !== false) regex = GPT2_REGEX;
+  else throw unsupported(source, 'its tokenizer.json has a pre-tokenizer Flaneur does not rebuild');
+  try {
+    new RegExp(regex, 'u');
+  } catch {
+    throw unsupported(source, 'its pre-tokenizer regex cannot run here');
+  }
+  const post = t.post_processor;
+  const template =
+    post?.type === 'Sequence' ? post.processors?.find((p) => p.type === 'TemplateProcessing')?.single : post?.single;
+  const bosName = template?.[0]?.SpecialToken?.id;
+  const bos = bosName === undefined ? null : tokens.indexOf(bosName);
+  return new BpeTokenizer(tokens, merges, regex, {
+    bos: bos !== null && bos >= 0 ? bos : null,
+    eos,
+    addBos: bos !== null && bos >= 0,
+    ignoreMerges: model.ignore_merges === true,
+  });
+}
+
 interface Specials {
   bos: number | null;
   eos: number | null;
   addBos: boolean;
 }
 
-export class BpeTokenizer implements Tokenizer {
-  readonly kind = 'bpe';
+/** What both kinds share: the token → id map (first id of a duplicated text) and the special tokens. */
+abstract class VocabTokenizer {
   readonly vocabSize: number;
   readonly bos: number | null;
   readonly eos: number | null;
   readonly addBos: boolean;
-  private readonly ids = new Map<string, number>();
+  protected readonly ids = new Map<string, number>();
+
+  constructor(tokens: readonly string[], o: Specials) {
+    this.vocabSize = tokens.length;
+    tokens.forEach((t, i) => {
+      if (!this.ids.has(t)) this.ids.set(t, i);
+    });
+    this.bos = o.bos;
+    this.eos = o.eos;
+    this.addBos = o.addBos;
+  }
+
+  protected start(): number[] {
+    return this.addBos && this.bos !== null ? [this.bos] : [];
+  }
+}
+
+export class BpeTokenizer extends VocabTokenizer implements Tokenizer {
+  readonly kind = 'bpe';
   private readonly ranks = new Map<string, number>();
   private readonly pre: RegExp;
   private readonly ignoreMerges: boolean;
@@ -130,23 +242,17 @@ export class BpeTokenizer implements Tokenizer {
     regex: string,
     o: Specials & { ignoreMerges: boolean },
   ) {
-    this.vocabSize = tokens.length;
-    tokens.forEach((t, i) => {
-      if (!this.ids.has(t)) this.ids.set(t, i);
-    });
+    super(tokens, o);
     merges.forEach((m, i) => {
       if (!this.ranks.has(m)) this.ranks.set(m, i);
     });
     this.pre = new RegExp(regex, 'gu');
-    this.bos = o.bos;
-    this.eos = o.eos;
-    this.addBos = o.addBos;
     this.ignoreMerges = o.ignoreMerges;
   }
 
   encode(text: string): number[] {
-    const out: number[] = this.addBos && this.bos !== null ? [this.bos] : [];
-    for (const m of text.normalize('NFC').matchAll(this.pre)) out.push(...this.piece(m[0]));
+    const out = this.start();
+    for (const m of text.matchAll(this.pre)) out.push(...this.piece(m[0]));
     return out;
   }
 
@@ -199,13 +305,8 @@ export class BpeTokenizer implements Tokenizer {
   }
 }
 
-export class SpmTokenizer implements Tokenizer {
+export class SpmTokenizer extends VocabTokenizer implements Tokenizer {
   readonly kind = 'spm';
-  readonly vocabSize: number;
-  readonly bos: number | null;
-  readonly eos: number | null;
-  readonly addBos: boolean;
-  private readonly ids = new Map<string, number>();
   private readonly addSpacePrefix: boolean;
 
   constructor(
@@ -213,18 +314,12 @@ export class SpmTokenizer implements Tokenizer {
     private readonly scores: readonly number[],
     o: Specials & { addSpacePrefix: boolean },
   ) {
-    this.vocabSize = tokens.length;
-    tokens.forEach((t, i) => {
-      if (!this.ids.has(t)) this.ids.set(t, i);
-    });
-    this.bos = o.bos;
-    this.eos = o.eos;
-    this.addBos = o.addBos;
+    super(tokens, o);
     this.addSpacePrefix = o.addSpacePrefix;
   }
 
   encode(text: string): number[] {
-    const out: number[] = this.addBos && this.bos !== null ? [this.bos] : [];
+    const out = this.start();
     if (text.length === 0) return out;
     const escaped = (this.addSpacePrefix ? ` ${text}` : text).replaceAll(' ', '\u2581');
     let sym = Array.from(escaped);

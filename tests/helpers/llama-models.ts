@@ -21,6 +21,83 @@ export interface GgufTensorToWrite {
   shape: readonly number[];
   data: Float32Array;
   type?: GgmlTypeName;
+  /** Already packed blocks of `type` (k-quants, packed by `packKQuant`); `data` is then ignored. */
+  raw?: Buffer;
+}
+
+/** The fields of k-quant super-blocks of 256 values, as ggml's quantizers produce them. */
+export interface KQuantBlocks {
+  type: 'Q4_K' | 'Q5_K' | 'Q6_K';
+  /** Per block: d (and dmin for Q4_K/Q5_K), exact in float16. */
+  d: number[];
+  dmin: number[];
+  /** Per block: 8 scales and 8 mins of 6 bits (Q4_K/Q5_K), or 16 int8 scales (Q6_K). */
+  scales: number[][];
+  mins: number[][];
+  /** Per block: 256 quants (0..15 Q4_K, 0..31 Q5_K, 0..63 Q6_K). */
+  q: number[][];
+}
+
+/**
+ * Packs k-quant blocks byte for byte as ggml's quantize_row_q4_K_ref / q5_K_ref / q6_K_ref lay them out (6-bit
+ * scales and mins in 12 bytes; nibbles of values j and j + 32 of each 64 in one byte; Q5_K's fifth bits in
+ * qh[j], bit 2g for the low half of group g and 2g + 1 for the high; Q6_K's low nibbles of j/j+64 and j+32/j+96,
+ * high pairs of j, j+32, j+64, j+96 in one byte).
+ */
+export function packKQuant(k: KQuantBlocks): Buffer {
+  const size = k.type === 'Q4_K' ? 144 : k.type === 'Q5_K' ? 176 : 210;
+  const out = Buffer.alloc(size * k.q.length);
+  k.q.forEach((L, b) => {
+    const at = b * size;
+    if (k.type === 'Q6_K') {
+      for (let half = 0; half < 2; half++) {
+        const n = 128 * half;
+        for (let l = 0; l < 32; l++) {
+          const v = (i: number) => L[n + l + i] as number;
+          out[at + 64 * half + l] = (v(0) & 0xf) | ((v(64) & 0xf) << 4);
+          out[at + 64 * half + l + 32] = (v(32) & 0xf) | ((v(96) & 0xf) << 4);
+          out[at + 128 + 32 * half + l] = (v(0) >> 4) | ((v(32) >> 4) << 2) | ((v(64) >> 4) << 4) | ((v(96) >> 4) << 6);
+        }
+      }
+      (k.scales[b] as number[]).forEach((sc, i) => out.writeInt8(sc, at + 192 + i));
+      out.writeUInt16LE(f32ToF16(k.d[b] as number), at + 208);
+      return;
+    }
+    out.writeUInt16LE(f32ToF16(k.d[b] as number), at);
+    out.writeUInt16LE(f32ToF16(k.dmin[b] as number), at + 2);
+    const sc = at + 4;
+    for (let j = 0; j < 8; j++) {
+      const ls = (k.scales[b] as number[])[j] as number;
+      const lm = (k.mins[b] as number[])[j] as number;
+      if (j < 4) {
+        out[sc + j] = ls;
+        out[sc + j + 4] = lm;
+      } else {
+        out[sc + j + 4] = (ls & 0xf) | ((lm & 0xf) << 4);
+        out[sc + j - 4] = (out[sc + j - 4] as number) | ((ls >> 4) << 6);
+        out[sc + j] = (out[sc + j] as number) | ((lm >> 4) << 6);
+      }
+    }
+    const five = k.type === 'Q5_K';
+    const qh = at + 16;
+    const ql = five ? at + 48 : at + 16;
+    for (let g = 0; g < 4; g++) {
+      for (let j = 0; j < 32; j++) {
+        let l1 = L[64 * g + j] as number;
+        let l2 = L[64 * g + j + 32] as number;
+        if (five && l1 > 15) {
+          l1 -= 16;
+          out[qh + j] = (out[qh + j] as number) | (1 << (2 * g));
+        }
+        if (five && l2 > 15) {
+          l2 -= 16;
+          out[qh + j] = (out[qh + j] as number) | (2 << (2 * g));
+        }
+        out[ql + 32 * g + j] = l1 | (l2 << 4);
+      }
+    }
+  });
+  return out;
 }
 
 class Out {
@@ -91,7 +168,56 @@ export function quantizeQ4_0(x: Float32Array): Buffer {
   return out;
 }
 
+/**
+ * ggml's quantize_row_q4_1_ref / q5_0_ref / q5_1_ref: Q4_1 and Q5_1 keep d = (max − min) / levels and the min;
+ * Q5_0 d = (the value of largest magnitude) / −16. Low 4 bits as Q4_0's nibbles (element j low, j + 16 high);
+ * Q5's fifth bits in a uint32: bit j for element j, bit j + 16 for element j + 16.
+ */
+function quantizeQ45(x: Float32Array, type: 'Q4_1' | 'Q5_0' | 'Q5_1'): Buffer {
+  const size = type === 'Q4_1' ? 20 : type === 'Q5_0' ? 22 : 24;
+  const out = Buffer.alloc((x.length / 32) * size);
+  for (let b = 0; b < x.length / 32; b++) {
+    const block = x.subarray(b * 32, b * 32 + 32);
+    const at = b * size;
+    let q: (v: number) => number;
+    if (type === 'Q5_0') {
+      let amax = 0;
+      let max = 0;
+      for (const v of block) {
+        if (Math.abs(v) > amax) {
+          amax = Math.abs(v);
+          max = v;
+        }
+      }
+      const d = max / -16;
+      const id = d ? 1 / d : 0;
+      out.writeUInt16LE(f32ToF16(d), at);
+      q = (v) => Math.min(31, Math.trunc(v * id + 16.5));
+    } else {
+      const min = Math.min(...block);
+      const max = Math.max(...block);
+      const d = (max - min) / (type === 'Q4_1' ? 15 : 31);
+      const id = d ? 1 / d : 0;
+      out.writeUInt16LE(f32ToF16(d), at);
+      out.writeUInt16LE(f32ToF16(min), at + 2);
+      q = (v) => Math.min(type === 'Q4_1' ? 15 : 31, Math.trunc((v - min) * id + 0.5));
+    }
+    const qsAt = type === 'Q4_1' ? at + 4 : type === 'Q5_0' ? at + 6 : at + 8;
+    let qh = 0;
+    for (let j = 0; j < 16; j++) {
+      const lo = q(block[j] as number);
+      const hi = q(block[j + 16] as number);
+      out.writeUInt8((lo & 0x0f) | ((hi & 0x0f) << 4), qsAt + j);
+      qh |= ((lo >> 4) & 1) << j;
+      qh |= ((hi >> 4) & 1) << (j + 16);
+    }
+    if (type !== 'Q4_1') out.writeUInt32LE(qh >>> 0, qsAt - 4);
+  }
+  return out;
+}
+
 function tensorBytes(t: GgufTensorToWrite): Buffer {
+  if (t.raw) return t.raw;
   switch (t.type ?? 'F32') {
     case 'F32':
       return Buffer.from(t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength));
@@ -104,6 +230,17 @@ function tensorBytes(t: GgufTensorToWrite): Buffer {
       return quantizeQ8_0(t.data);
     case 'Q4_0':
       return quantizeQ4_0(t.data);
+    case 'Q4_1':
+    case 'Q5_0':
+    case 'Q5_1':
+      return quantizeQ45(t.data, t.type as 'Q4_1' | 'Q5_0' | 'Q5_1');
+    case 'BF16': {
+      // truncation of the float32 bits (round-toward-zero; the reader only widens)
+      const u = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
+      const b = Buffer.alloc(t.data.length * 2);
+      for (let i = 0; i < u.length; i++) b.writeUInt16LE((u[i] as number) >>> 16, 2 * i);
+      return b;
+    }
     default:
       throw new Error(`the test writer does not quantise ${t.type}`);
   }
@@ -199,6 +336,23 @@ export interface TinyLlamaConfig {
   eos_token_id: number;
 }
 
+/** A tiny config (vocabulary 300 with BOS 1 and EOS 2, 4 heads sharing 2 key/value heads) with overrides. */
+export function tinyLlamaConfig(o: Partial<TinyLlamaConfig> = {}): TinyLlamaConfig {
+  return {
+    vocab_size: 300,
+    hidden_size: 32,
+    intermediate_size: 48,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    bos_token_id: 1,
+    eos_token_id: 2,
+    ...o,
+  };
+}
+
 /** GPT-2's bytes_to_unicode. */
 function byteChars(): string[] {
   const keep: number[] = [];
@@ -239,6 +393,7 @@ export const BPE_MERGES = [
   'Ġboa t',
   'th e',
   '1 2',
+  "' S",
 ];
 
 export function tinyBpeVocab(size = 300): { tokens: string[]; merges: string[] } {
@@ -249,6 +404,43 @@ export function tinyBpeVocab(size = 300): { tokens: string[]; merges: string[] }
   }
   while (tokens.length < size) tokens.push(`<|reserved_${tokens.length}|>`);
   return { tokens, merges: [...BPE_MERGES] };
+}
+
+/** Llama-3's pre-tokenizer regex as its tokenizer.json writes it (Oniguruma, with a case-insensitive group). */
+export const LLAMA3_SPLIT_REGEX =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/** The tiny BPE vocabulary as a Hugging Face tokenizer.json of Llama-3's layout (BOS by template). */
+export function tinyHfTokenizerJson(size = 300): Record<string, unknown> {
+  const v = tinyBpeVocab(size);
+  const specials = new Set([0, 1, 2]);
+  const vocab: Record<string, number> = {};
+  v.tokens.forEach((t, i) => {
+    if (!specials.has(i) && !t.startsWith('<|reserved')) vocab[t] = i;
+  });
+  return {
+    version: '1.0',
+    added_tokens: [...specials].map((id) => ({ id, content: v.tokens[id], special: true })),
+    normalizer: null,
+    pre_tokenizer: {
+      type: 'Sequence',
+      pretokenizers: [
+        { type: 'Split', pattern: { Regex: LLAMA3_SPLIT_REGEX }, behavior: 'Isolated', invert: false },
+        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+      ],
+    },
+    post_processor: {
+      type: 'Sequence',
+      processors: [
+        { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
+        {
+          type: 'TemplateProcessing',
+          single: [{ SpecialToken: { id: '<|begin_of_text|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+        },
+      ],
+    },
+    model: { type: 'BPE', vocab, merges: v.merges.map((m) => m.split(' ')), ignore_merges: true, byte_fallback: false },
+  };
 }
 
 /** A SentencePiece vocabulary: <unk>, <s>, </s>, 256 byte tokens, then pieces with scores. */
@@ -312,6 +504,9 @@ export interface GgufLlamaOptions {
   arch?: 'llama' | 'qwen2';
   /** Permute q/k rows as convert_hf_to_gguf.py does for 'llama' (default: for 'llama' only). */
   permute?: boolean;
+  /** Llama 3.1 rotary scaling: GGUF gets rope_freqs.weight (these factors), config.json this rope_scaling. */
+  ropeFreqs?: readonly number[];
+  ropeScaling?: Record<string, unknown>;
 }
 
 /** Hugging Face Llama weights + config as a GGUF file, the way convert_hf_to_gguf.py lays them out. */
@@ -345,6 +540,7 @@ export function llamaGguf(weights: HfWeights, c: TinyLlamaConfig, o: GgufLlamaOp
     put(`blk.${i}.ffn_down.weight`, `${p}mlp.down_proj.weight`);
   }
   put('output_norm.weight', 'model.norm.weight');
+  if (o.ropeFreqs) tensors['rope_freqs.weight'] = { shape: [o.ropeFreqs.length], data: Float32Array.from(o.ropeFreqs) };
   if (weights.has('lm_head.weight')) put('output.weight', 'lm_head.weight');
   const meta: Record<string, MetaValue> = {
     'general.architecture': { type: 'string', value: arch },
@@ -383,7 +579,10 @@ export function llamaGguf(weights: HfWeights, c: TinyLlamaConfig, o: GgufLlamaOp
   return encodeGguf(meta, tensors);
 }
 
-/** Writes a model as `dir/model.gguf` or `dir/model.safetensors` + `dir/config.json`; returns the file. */
+/**
+ * Writes a model as `dir/model.gguf` or `dir/model.safetensors` + `dir/config.json` (+ `dir/tokenizer.json` for the
+ * BPE tokenizer); returns the file.
+ */
 export function writeTinyLlama(
   dir: string,
   format: 'gguf' | 'safetensors',
@@ -404,8 +603,16 @@ export function writeTinyLlama(
   );
   fs.writeFileSync(
     path.join(dir, 'config.json'),
-    JSON.stringify({ ...c, model_type: 'llama', architectures: ['LlamaForCausalLM'] }),
+    JSON.stringify({
+      ...c,
+      model_type: 'llama',
+      architectures: ['LlamaForCausalLM'],
+      ...(o.ropeScaling ? { rope_scaling: o.ropeScaling } : {}),
+    }),
   );
+  if ((o.tokenizer ?? 'bpe') === 'bpe') {
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tinyHfTokenizerJson(c.vocab_size)));
+  }
   return file;
 }
 

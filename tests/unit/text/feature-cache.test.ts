@@ -4,21 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Project } from '../../../native/store/project.js';
 import { cachedTextFeatures, textModelKey } from '../../../native/text/feature-cache.js';
 import { LlamaEncoder, openGgufLlama } from '../../../native/text/llama.js';
-import { randomLlamaWeights, type TinyLlamaConfig, writeTinyLlama } from '../../helpers/llama-models.js';
+import { randomLlamaWeights, tinyLlamaConfig, writeTinyLlama } from '../../helpers/llama-models.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
-const config: TinyLlamaConfig = {
-  vocab_size: 300,
-  hidden_size: 32,
-  intermediate_size: 48,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  rms_norm_eps: 1e-5,
-  rope_theta: 10000,
-  bos_token_id: 1,
-  eos_token_id: 2,
-};
+const config = tinyLlamaConfig();
 
 describe('text feature cache', () => {
   const dir = tmpDir('flaneur-textcache-');

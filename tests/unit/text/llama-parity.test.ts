@@ -24,6 +24,7 @@ const golden = JSON.parse(fs.readFileSync(path.join(dir, 'golden.json'), 'utf8')
   sequences: number[][];
   single: number[][];
   padded_batch: number[][];
+  llama3: { rope_scaling: Record<string, unknown>; rope_freqs: number[]; sequences: number[][]; single: number[][] };
 };
 const weights: HfWeights = loadTensors(path.join(dir, 'model.safetensors'));
 const runtime = { provider: 'cpu' as const, threads: 1 };
@@ -38,20 +39,22 @@ describe('Llama last-token features match PyTorch', () => {
   const encoders: LlamaEncoder[] = [];
   let fromSafetensors: LlamaEncoder;
   let fromGguf: LlamaEncoder;
+  let weightsInside: LlamaEncoder;
 
   beforeAll(async () => {
     fromSafetensors = await Encoder.load(openSafetensorsLlama(path.join(dir, 'model.safetensors')), { runtime });
     const gguf = writeTinyLlama(path.join(tmp, 'f32'), 'gguf', weights, config);
     fromGguf = await Encoder.load(openGgufLlama(gguf), { runtime });
-    encoders.push(fromSafetensors, fromGguf);
+    weightsInside = await Encoder.load(openGgufLlama(gguf), { runtime, weights: 'initializers' });
+    encoders.push(fromSafetensors, fromGguf, weightsInside);
   });
   afterAll(async () => {
     for (const e of encoders) await e.close();
   });
 
-  it('gives each prompt length its reference feature, from safetensors and from GGUF', async () => {
+  it('gives each prompt length its reference feature, from safetensors and from GGUF, weights inside or fed', async () => {
     expect(golden.sequences.map((s) => s.length)).toEqual([2, 3, 6, 10, 17]);
-    for (const enc of [fromSafetensors, fromGguf]) {
+    for (const enc of [fromSafetensors, fromGguf, weightsInside]) {
       const one = [];
       for (const s of golden.sequences) one.push(...(await enc.forwardBatch([s])));
       expect(one[0]?.length).toBe(config.hidden_size);
@@ -60,7 +63,7 @@ describe('Llama last-token features match PyTorch', () => {
   });
 
   it('gives a left-padded batch the reference batch features, equal to the unpadded ones', async () => {
-    for (const enc of [fromSafetensors, fromGguf]) {
+    for (const enc of [fromSafetensors, fromGguf, weightsInside]) {
       const batch = await enc.forwardBatch(golden.sequences);
       expect(worst(batch, golden.padded_batch)).toBeLessThan(TOL);
       expect(worst(batch, golden.single)).toBeLessThan(TOL);
@@ -106,6 +109,62 @@ describe('Llama last-token features match PyTorch', () => {
     expect(q4).toBeGreaterThan(q8);
     // 16 levels per block of 32 random weights: ~10% noise per weight; dequantisation itself is checked in gguf.test.ts
     expect(q4).toBeLessThan(0.6);
+  });
+
+  it("encodes texts with the model file's own tokenizer (GGUF metadata, or tokenizer.json beside safetensors)", async () => {
+    const st = await Encoder.load(
+      openSafetensorsLlama(writeTinyLlama(path.join(tmp, 'hf'), 'safetensors', weights, config)),
+      {
+        runtime,
+      },
+    );
+    encoders.push(st);
+    const texts = ['a photo of a dog', 'the cat on the boat', 'café'];
+    expect(st.tokenize(texts)).toEqual(fromGguf.tokenize(texts));
+    expect(fromGguf.tokenize(texts)[0]?.[0]).toBe(config.bos_token_id);
+    const [a, b] = [await st.encodeTexts(texts), await fromGguf.encodeTexts(texts)];
+    expect(
+      worst(
+        a,
+        b.map((f) => [...f]),
+      ),
+    ).toBeLessThan(TOL);
+    // the fixture's own folder has no tokenizer.json: only token ids can be encoded, and it says so
+    expect(() => fromSafetensors.tokenize(['a dog'])).toThrow(/has no tokenizer Flaneur can read/);
+  });
+
+  it('scales rotary frequencies as Llama 3.1/3.2 do, from config.json and from GGUF rope_freqs', async () => {
+    const l3 = golden.llama3;
+    const hf = await Encoder.load(
+      openSafetensorsLlama(
+        writeTinyLlama(path.join(tmp, 'l3-hf'), 'safetensors', weights, config, { ropeScaling: l3.rope_scaling }),
+      ),
+      { runtime },
+    );
+    const gg = await Encoder.load(
+      openGgufLlama(writeTinyLlama(path.join(tmp, 'l3-gguf'), 'gguf', weights, config, { ropeFreqs: l3.rope_freqs })),
+      { runtime },
+    );
+    encoders.push(hf, gg);
+    expect(hf.info.config.ropeFactors?.map((f) => Number(f.toFixed(4)))).toEqual(
+      l3.rope_freqs.map((f) => Number(f.toFixed(4))),
+    );
+    for (const enc of [hf, gg]) {
+      const feats = [];
+      for (const s of l3.sequences) feats.push(...(await enc.forwardBatch([s])));
+      expect(worst(feats, l3.single)).toBeLessThan(TOL);
+    }
+    // the scaling matters: the unscaled model's features are others
+    const plain = [];
+    for (const s of l3.sequences) plain.push(...(await fromSafetensors.forwardBatch([s])));
+    expect(worst(plain, l3.single)).toBeGreaterThan(1e-3);
+    expect(() =>
+      openSafetensorsLlama(
+        writeTinyLlama(path.join(tmp, 'yarn'), 'safetensors', weights, config, {
+          ropeScaling: { rope_type: 'yarn', factor: 4 },
+        }),
+      ),
+    ).toThrow(/scales its rotary embeddings as "yarn"/);
   });
 
   it('says its size and memory need, and refuses a model that cannot fit before loading anything', () => {

@@ -5,11 +5,13 @@
  * statistics after the 5 steps, with the reference's dropout masks.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readSafetensors } from '../../../native/models/safetensors.js';
+import { encodeSafetensors, parseSafetensors, readSafetensors } from '../../../native/models/safetensors.js';
 import { ModelSession, ort } from '../../../native/runtime/session.js';
 import {
   buildTextProjector,
+  encodeShareLockWeights,
   initShareLock,
+  readShareLockWeights,
   shareLockConfig,
   shareLockLrFactor,
 } from '../../../native/text/sharelock.js';
@@ -145,6 +147,17 @@ describe('ShareLock head step parity with PyTorch', () => {
     expect(relErr((res.embedding as ort.Tensor).data as Float32Array, get('eval.embedding'))).toBeLessThan(TOL);
   });
 
+  it('saves a trained head under the official names and reads it back unchanged', () => {
+    const w = { config: head, tensors: new Map([...state.params, ...state.buffers]) };
+    const buf = encodeShareLockWeights(w, { 'flaneur.language_model': 'llm:abc' });
+    const back = readShareLockWeights(parseSafetensors(buf, 'head.safetensors'), 'head.safetensors');
+    expect(back.config).toEqual(head);
+    expect([...back.tensors.keys()].sort()).toEqual([...graph.params.keys(), ...graph.buffers.keys()].sort());
+    for (const [k, v] of w.tensors) expect(back.tensors.get(k), k).toEqual(v);
+    const bare = parseSafetensors(encodeSafetensors({ x: { shape: [1], data: Float32Array.of(1) } }), 'x.safetensors');
+    expect(() => readShareLockWeights(bare, 'x.safetensors')).toThrow(/not a ShareLock head saved by Flaneur/);
+  });
+
   it('initialises as PyTorch does and draws dropout masks of the right rate', () => {
     const { params, buffers } = initShareLock(head, new Rng(3));
     const w0 = params.get('language_projector.projection.0.weight') as Float32Array;
@@ -164,5 +177,40 @@ describe('ShareLock head step parity with PyTorch', () => {
     expect(dropped).toBeGreaterThan(0.17);
     expect(dropped).toBeLessThan(0.23);
     expect(new Set(masks.flatMap((m) => [...m]))).toEqual(new Set([0, Math.fround(1 / 0.8)]));
+  });
+
+  it('accumulates gradients over micro-batches as Lightning does (loss / k, BatchNorm per micro-batch)', async () => {
+    const k = n('accumulation');
+    const acc = buildShareLockStep({ head, batch: B, accumulation: k });
+    expect(acc.accumulateOnnx).not.toBeNull();
+    const r = await ShareLockStepRunner.create(acc, { provider: 'cpu', threads: 1 });
+    const st = initialShareLockState(
+      acc,
+      prefixed('accum.init', acc.params.keys()),
+      prefixed('accum.init', acc.buffers.keys()),
+    );
+    const refLosses = list('accum_losses');
+    const refNorms = list('accum_grad_norms');
+    for (let s = 0; s < n('accum_steps'); s++) {
+      const micro = Array.from({ length: k }, (_, i) => ({
+        text: get(`accum.batch.${s}.${i}.text`),
+        vision: get(`accum.batch.${s}.${i}.vision`),
+        masks: Array.from({ length: head.layers - 1 }, (_, j) => get(`accum.batch.${s}.${i}.mask.${j}`)),
+      }));
+      const lr = n('lr') * shareLockLrFactor(s, n('warmup'), n('total'));
+      const m = await r.step(st, micro, { lr, weightDecay: n('wd'), maxNorm: 1 });
+      expect(Math.abs(m.loss - (refLosses[s] as number)) / (refLosses[s] as number)).toBeLessThan(TOL);
+      expect(Math.abs(m.gradNorm - (refNorms[s] as number)) / (refNorms[s] as number)).toBeLessThan(TOL);
+    }
+    await r.release();
+    expect(st.step).toBe(n('accum_steps'));
+    await expect(r.step(st, [], { lr: 0, weightDecay: 0, maxNorm: 1 })).rejects.toThrow(/takes 2 micro-batch/);
+    for (const name of acc.params.keys()) {
+      const err = relErr(st.params.get(name) as Float32Array, get(`accum.final.${name}`));
+      expect(err, name).toBeLessThan(beforeBatchNorm(name) ? 1e-2 : TOL);
+    }
+    for (const name of acc.buffers.keys()) {
+      expect(relErr(st.buffers.get(name) as Float32Array, get(`accum.final.${name}`)), name).toBeLessThan(TOL);
+    }
   });
 });

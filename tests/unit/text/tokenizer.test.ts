@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { GgufValue } from '../../../native/text/gguf.js';
-import { tokenizerFromGguf } from '../../../native/text/tokenizer.js';
-import { tinyBpeVocab, tinySpmVocab } from '../../helpers/llama-models.js';
+import { tokenizerFromGguf, tokenizerFromHfJson } from '../../../native/text/tokenizer.js';
+import { tinyBpeVocab, tinyHfTokenizerJson, tinySpmVocab } from '../../helpers/llama-models.js';
 
 function bpe(pre = 'llama-bpe', merges?: string[]) {
   const v = tinyBpeVocab(300);
@@ -56,6 +56,9 @@ describe('byte-level BPE from GGUF metadata', () => {
     expect(names(tok.encode('12345').slice(1))).toEqual(['12', '3', '4', '5']);
     expect(names(tok.encode('café').slice(1))).toEqual(['c', 'a', 'f', 'Ã', '©']);
     expect(names(tok.encode(" it's").slice(1))).toEqual(['Ġ', 'i', 't', "'", 's']);
+    // no normalisation: a decomposed é (e + U+0301) keeps its combining accent's bytes 0xCC 0x81 (GPT-2's
+    // characters Ì and ģ: 0x81 is the 36th unprintable byte, mapped to U+0100 + 35)
+    expect(names(tok.encode('cafe\u0301').slice(1))).toEqual(['c', 'a', 'f', 'e', 'Ì', 'ģ']);
   });
 
   it('refuses a pre-tokenizer it does not know, with a sentence', () => {
@@ -84,5 +87,27 @@ describe('SentencePiece from GGUF metadata', () => {
 
   it('falls back to byte tokens for characters it has no piece for', () => {
     expect(names(tok.encode('é'))).toEqual(['<s>', '▁', '<0xC3>', '<0xA9>']);
+  });
+});
+
+describe('Hugging Face tokenizer.json (byte-level BPE, for .safetensors models)', () => {
+  it('tokenises as the same vocabulary from GGUF does, Oniguruma case-insensitive groups included', () => {
+    const fromJson = tokenizerFromHfJson(tinyHfTokenizerJson(300), 'tokenizer.json', 2);
+    const { tok } = bpe();
+    expect(fromJson.bos).toBe(1);
+    expect(fromJson.eos).toBe(2);
+    for (const text of ['a photo of a dog', "IT'S the boat's 12345 café!\n\n  x", 'the  cat']) {
+      expect(fromJson.encode(text), text).toEqual(tok.encode(text));
+    }
+    const v = tinyBpeVocab(300);
+    // "'S" is one piece (and merges) only with the case-insensitive group; otherwise "'" and "S" are apart
+    expect(fromJson.encode("IT'S").map((i) => v.tokens[i])).toEqual(['<|begin_of_text|>', 'I', 'T', "'S"]);
+    expect(fromJson.encode("IT'S x").length).toBe(tok.encode("IT'S x").length);
+  });
+
+  it('refuses SentencePiece-style tokenizer.json files with a sentence', () => {
+    const json = tinyHfTokenizerJson(300) as { model: Record<string, unknown> };
+    json.model.byte_fallback = true;
+    expect(() => tokenizerFromHfJson(json, 'tokenizer.json')).toThrow(/SentencePiece-style.*GGUF/);
   });
 });
