@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CatalogEntry, CatalogEntryInfo, ModelInfo, RuntimeInfo } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
+import { APP_ROOT, APP_VERSION } from '../base/version.js';
 import { hashFile } from '../ingest/hash-folder.js';
 import { decodeImage } from '../media/image.js';
 import { type CatalogMatch, entryParams, fitsEntry, loadCatalog, matchCatalog } from '../models/catalog.js';
@@ -26,7 +27,6 @@ import {
 import type { AppHome } from '../store/app-home.js';
 import type { ModelRow } from '../store/models-repo.js';
 import type { Project } from '../store/project.js';
-import { APP_ROOT, APP_VERSION } from './version.js';
 
 interface Manifest {
   architecture: Omit<ViTConfig, 'mean' | 'std' | 'posInterpolation' | 'family'> & { family: ViTConfig['family'] };

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { FlaneurError } from '../api/errors.js';
+import { Rng } from '../base/rng.js';
 import { frameGrid, runPolicy, toF16 } from '../features/extract.js';
 import type { ExtractorCache } from '../features/extractor-cache.js';
 import { assignNearest, sphericalKMeans } from '../features/kmeans.js';
@@ -13,7 +14,6 @@ import { FrameStore } from '../media/frame-store.js';
 import { encodePng } from '../media/png.js';
 import type { BankRow } from '../store/features-repo.js';
 import type { Project } from '../store/project.js';
-import { Rng } from '../train/rng.js';
 import {
   HUMMINGBIRD_DEFAULTS,
   type LabelledBank,
