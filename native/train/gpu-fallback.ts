@@ -9,13 +9,13 @@ import type { JobContext } from '../jobs/types.js';
 
 /**
  * Whether a training error is the GPU's (device lost, out of memory, a buffer over its limit), to be left for the CPU,
- * rather than the file system's (full disk, permission), a typed refusal, or a programming error.
+ * rather than the file system's or the database's (full disk, permission), a typed refusal, or a programming error.
  */
 export function isDeviceFailure(err: unknown): boolean {
   if (err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError) return false;
   if (err instanceof FlaneurError) return err.code === 'INTERNAL';
-  const code = (err as { code?: unknown } | null)?.code;
-  return !(typeof code === 'string' && /^E[A-Z]+$/.test(code));
+  // Node's system errors (ENOSPC, EACCES, …) and SQLite's (SQLITE_FULL, …) carry a code; ONNX Runtime's do not.
+  return typeof (err as { code?: unknown } | null)?.code !== 'string';
 }
 
 export interface GpuFallback {
