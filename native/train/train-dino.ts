@@ -128,9 +128,19 @@ export function startingParams(
   loaded: RunPlan['loaded'],
 ): { params: Map<string, Float32Array>; rng: Rng } {
   const rng = runGenerator(a.seed);
+  return { params: dinoStartingParams(vit, head, loaded, rng), rng };
+}
+
+/** DINO's initialisation drawn from `rng`, then any loaded weights over it. */
+function dinoStartingParams(
+  vit: ViTConfig,
+  head: DinoHeadConfig,
+  loaded: RunPlan['loaded'],
+  rng: Rng,
+): Map<string, Float32Array> {
   const params = initParams(dinoParamShapes({ vit, head }), rng);
   if (loaded) for (const [k, v] of loaded.weights) params.set(k, v);
-  return { params, rng };
+  return params;
 }
 
 /** DINO's (and Dora's) step sessions: the step graph, and with Dora the teacher pass that draws each batch. */
@@ -217,7 +227,9 @@ export class DinoObjective implements Objective<DinoSessions, StepBatch & { mask
     return {
       runner,
       attention,
-      provider: runner.provider,
+      get provider() {
+        return runner.provider;
+      },
       sync: (state) => runner.sync(state),
       teacherWeights: (state) => runner.teacherWeights(state),
       release: async () => {
@@ -229,9 +241,7 @@ export class DinoObjective implements Objective<DinoSessions, StepBatch & { mask
 
   initialState(rng: Rng): TrainState {
     const { plan } = this;
-    const params = initParams(dinoParamShapes({ vit: plan.vit, head: plan.head }), rng);
-    if (plan.loaded) for (const [k, v] of plan.loaded.weights) params.set(k, v);
-    return initialState(this.built, params);
+    return initialState(this.built, dinoStartingParams(plan.vit, plan.head, plan.loaded, rng));
   }
 
   async draw(rng: Rng, state: TrainState, s: DinoSessions): Promise<StepBatch & { maskCover?: number }> {
