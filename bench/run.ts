@@ -14,6 +14,7 @@ import { benchKnn } from './knn.js';
 import { benchMap } from './map.js';
 import { benchNeco } from './neco.js';
 import { benchSegment } from './segment.js';
+import { benchSharelock } from './sharelock.js';
 import { benchTrack } from './track.js';
 import { benchTrain } from './train.js';
 import { benchVit } from './vit.js';
@@ -34,6 +35,7 @@ const BENCHES: Record<string, (args: string[]) => Promise<Record<string, unknown
   fungi: benchFungi,
   vit: benchVit,
   gpu: benchGpu,
+  sharelock: benchSharelock,
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -4,6 +4,7 @@
  * argument is validated the same way wherever it comes from. The renderer imports only the types from here.
  */
 import { z } from 'zod';
+import { DefaultModel, DefaultModelArgs, SetDefaultModelArgs } from './models-default.js';
 
 export const JOB_STATES = ['queued', 'running', 'done', 'failed', 'cancelled', 'interrupted'] as const;
 export const JobState = z.enum(JOB_STATES);
@@ -153,6 +154,8 @@ export const CatalogEntry = z
     fileName: z.string().nullable(),
     /** Direct download (https); null where the publisher gates or hides it (then `access` says how). */
     url: z.string().nullable(),
+    /** Hosts the download may be redirected to besides the url's own (the publisher's CDN); none other is followed. */
+    hosts: z.array(z.string().max(253)).max(8).optional(),
     access: z.string().optional(),
     huggingFace: z.string().nullable(),
     licence: z.string().nullable(),
@@ -579,6 +582,8 @@ export const commands = {
     result: ModelInfo,
   },
   'models.list': { args: Empty, result: z.array(ModelInfo) },
+  'models.default': { args: DefaultModelArgs, result: DefaultModel },
+  'models.setDefault': { args: SetDefaultModelArgs, result: DefaultModel },
   /** The catalog of known checkpoints (nothing is fetched; the list ships with the app). */
   'models.catalog': { args: Empty, result: z.array(CatalogEntryInfo) },
   /** Downloads a catalog entry (only when asked), resumable, checksum-verified, then imports it: a job. */
@@ -721,7 +726,8 @@ export const commands = {
       .object({
         runId: z.int().positive(),
         name: z.string().min(1).max(200),
-        classes: z.array(z.string().min(1).max(100)).min(2).max(254),
+        /** Class names, class 0 first; absent: 'background', 'foreground' when every mask is binary (else refused). */
+        classes: z.array(z.string().min(1).max(100)).min(2).max(254).optional(),
         examples: z
           .array(
             z.object({

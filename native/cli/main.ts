@@ -68,6 +68,9 @@ export function parseInvocation(argv: readonly string[]):
       positionals: string[];
       values: Record<string, string | boolean | string[] | undefined>;
     } {
+  // `flaneur --version` (or -v / -V, alone): the version on stdout, exit 0.
+  if (argv.length === 1 && ['--version', '-v', '-V'].includes(argv[0] as string))
+    return { kind: 'help', text: `flaneur ${APP_VERSION}`, code: 0 };
   const words = leadingWords(argv);
   const wantsHelp = argv.includes('--help') || argv.includes('-h');
   if (words.length === 0) return { kind: 'help', text: usage(APP_VERSION), code: wantsHelp ? 0 : 2 };
@@ -148,6 +151,16 @@ export async function main(argv: string[]): Promise<number> {
     if (inv.kind === 'help') {
       (inv.code === 0 ? console.log : console.error)(inv.text);
       return inv.code;
+    }
+    // Node reads the command line as UTF-8: bytes that are not become U+FFFD, so such a path would be "not found",
+    // or written under another name. Refuse it, saying why.
+    const args = [...inv.positionals, ...Object.values(inv.values).flat()];
+    const bad = args.find((a): a is string => typeof a === 'string' && a.includes('\uFFFD'));
+    if (bad !== undefined) {
+      throw new UsageError(
+        `${inv.command.name}: the argument ${JSON.stringify(bad)} has a name that is not valid UTF-8 text; Flaneur cannot open or write it under that name. Rename it (e.g. with convmv) and try again.`,
+        inv.command.name,
+      );
     }
     const run = await inv.command.load();
     await run({ command: inv.command, positionals: inv.positionals, values: inv.values, json });

@@ -4,6 +4,7 @@
  * --json), catalog items and frames named as people name them. Loaded only when a command runs.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import type {
   CallResponse,
   CommandArgs,
@@ -11,9 +12,10 @@ import type {
   CommandResult,
   EngineEvent,
   JobInfo,
+  JobItem,
   MediaInfo,
 } from '../api/contract.js';
-import { FIRST_FRAME, frameNumber } from '../api/frames.js';
+import { FIRST_FRAME, frameNumber, sourceFrameSize } from '../api/frames.js';
 import { Engine } from '../engine/engine.js';
 import { createEngineDispatcher } from '../engine/handlers.js';
 import { defaultHome } from '../store/app-home.js';
@@ -28,11 +30,44 @@ export function splitFrameRef(ref: string): { item: string; frame: number | null
   return m ? { item: m[1] as string, frame: Number(m[2]) } : { item: ref, frame: null };
 }
 
+/** A byte count people read: 1.2 MiB, 340 KiB, 12 B. */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = Math.max(0, n);
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${Math.round(v)} B` : `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
+}
+
+/** A job's progress line: whole numbers (fractions of an item are work in progress), bytes in readable units. */
+export function formatProgress(p: Pick<JobInfo['progress'], 'phase' | 'done' | 'total' | 'unit'>): string {
+  if (p.unit === 'bytes')
+    return `${p.phase} ${formatBytes(p.done)}${p.total !== null ? ` of ${formatBytes(p.total)}` : ''}`;
+  const done = Math.floor(p.done);
+  return `${p.phase} ${done}${p.total !== null ? `/${Math.round(p.total)}` : ''} ${p.unit}`;
+}
+
+/** A feature run as people tell runs apart: model, input size, resize policy and grid (rows x columns). */
+export function runLabel(r: CommandResult<'features.runs'>[number]): string {
+  return `model #${r.modelId} ${r.modelName}, ${r.inputSize} px, ${r.resize === 'square' ? `square (grid ${r.grid}x${r.grid})` : `aspect kept (shorter side ${r.grid} patches)`}`;
+}
+
 export function formatJob(j: JobInfo): string {
   const p = j.progress;
   const pct = p.total ? ` ${Math.floor((100 * p.done) / p.total)}%` : '';
   const err = j.error ? ` — ${j.error.message}` : '';
   return `#${j.id}\t${j.state}${pct}\t${j.title}\t(${j.items.ok} ok, ${j.items.failed} failed, ${j.items.skipped} skipped)${err}`;
+}
+
+function sameSize(file: string, bytes: number): boolean {
+  try {
+    return fs.statSync(file).size === bytes;
+  } catch {
+    return false;
+  }
 }
 
 export class Session {
@@ -131,7 +166,7 @@ export class Session {
       if (e.type !== 'job.updated' || e.job.id !== job.id || e.job.state !== 'running') return;
       const p = e.job.progress;
       const pct = p.total ? Math.floor((100 * p.done) / p.total) : null;
-      const line = `${p.phase} ${p.done}${p.total !== null ? `/${p.total}` : ''} ${p.unit}`;
+      const line = formatProgress(p);
       if (tty) process.stderr.write(`\r${line}   `);
       else {
         // Logs get a line per phase and per 10%, not one per item.
@@ -169,7 +204,14 @@ export class Session {
   /** Catalog items from ids, paths or unique file names (the engine refuses one that names nothing). */
   async items(refs: readonly string[]): Promise<MediaInfo[]> {
     if (refs.length === 0) return [];
-    return this.call('library.resolve', { refs: [...refs] });
+    const found = await this.call('library.resolve', { refs: [...refs] });
+    // A copy of a catalogued file is that item (same content): said, so that its path in results is no surprise.
+    refs.forEach((ref, i) => {
+      const m = found[i];
+      if (m && !/^\d+$/.test(ref) && m.path !== path.resolve(ref) && sameSize(ref, m.bytes))
+        this.note(`${ref} has the same content as #${m.id} ${m.path}: using that item`);
+    });
+    return found;
   }
 
   /** Every ingested item (for --all). */
@@ -210,13 +252,29 @@ export class Session {
   }
 
   /** Every item result of a job (paged). */
-  async jobItems(id: number): Promise<CommandResult<'jobs.items'>['items']> {
+  async jobItems(id: number, status?: JobItem['status']): Promise<CommandResult<'jobs.items'>['items']> {
     const out: CommandResult<'jobs.items'>['items'] = [];
     for (let offset = 0; ; offset += 1000) {
-      const page = await this.call('jobs.items', { id, offset, limit: 1000 });
+      const page = await this.call('jobs.items', { id, offset, limit: 1000, ...(status ? { status } : {}) });
       out.push(...page.items);
       if (out.length >= page.total || page.items.length === 0) return out;
     }
+  }
+
+  /**
+   * What a feature extraction says per item (frames decoded again from the source at a larger input size, or
+   * upsampled and why), on stderr where a script's log shows it — not only in `jobs show --items`.
+   */
+  async extractionNotes(job: JobInfo): Promise<string[]> {
+    const items = await this.jobItems(job.id, 'ok');
+    const names = await this.byId(items.map((i) => Number(i.key)).filter((id) => Number.isInteger(id)));
+    const notes = items.flatMap((i) => {
+      const note = (i.result as { note?: string } | null)?.note;
+      return note ? [`#${i.key} ${names.get(Number(i.key))?.name ?? ''}: ${note}`.replace(' :', ':')] : [];
+    });
+    for (const n of notes.slice(0, 10)) this.note(n);
+    if (notes.length > 10) this.note(`… and ${notes.length - 10} more (\`flaneur jobs show ${job.id} --items\`)`);
+    return notes;
   }
 
   /** Catalog items by id (for naming results). */
@@ -242,24 +300,37 @@ export class Session {
     return (await this.items([ref]))[0] as MediaInfo;
   }
 
-  /** --model, or the only registered model. */
+  /** --model, or the project's default model (`flaneur model default`; else the newest); says which on stderr. */
   async modelId(): Promise<number> {
     const given = this.num('model', { int: true, min: 1 });
-    if (given !== undefined) return given;
-    const models = await this.call('models.list', {});
-    if (models.length === 1) return (models[0] as { id: number }).id;
-    throw new UsageError(
-      `${this.inv.command.name}: missing --model ID (${models.length ? `${models.length} models: ${models.map((m) => `#${m.id} ${m.name}`).join(', ')}` : 'import one with `flaneur model import`'})`,
+    if (given !== undefined) {
+      const named = (await this.call('models.list', {})).find((m) => m.id === given);
+      if (named) this.note(`model #${named.id} ${named.name} (--model)`);
+      return given;
+    }
+    const d = await this.call('models.default', {});
+    if (!d)
+      throw new CliError(
+        `${this.inv.command.name}: the project has no model yet: import one with \`flaneur model import FILE\` (or train one).`,
+        'NO_MODEL',
+      );
+    this.note(
+      `model #${d.id} ${d.name} (the project's default${d.chosen === 'newest' ? ': the newest' : ''}; --model ID or \`flaneur model default ID\` for another)`,
     );
+    return d.id;
   }
 
-  /** --run, or the latest feature run (at --size S when `bySize` and it is given). */
+  /**
+   * --run, or the latest feature run (at --size S when `bySize` and it is given) — of the default model when it has
+   * one; says which on stderr.
+   */
   async runId(bySize = true): Promise<number> {
     const given = this.num('run', { int: true, min: 1 });
     if (given !== undefined) return given;
     const size = bySize ? this.num('size', { int: true, min: 16, max: 2048 }) : undefined;
     const runs = (await this.call('features.runs', {})).filter((r) => size === undefined || r.inputSize === size);
-    const last = runs[runs.length - 1];
+    const d = runs.length ? await this.call('models.default', {}) : null;
+    const last = runs.filter((r) => r.modelId === d?.id).at(-1) ?? runs.at(-1);
     if (!last)
       throw new CliError(
         size === undefined
@@ -267,7 +338,39 @@ export class Session {
           : `No feature run at ${size} px: extract them first (\`flaneur features --all --size ${size}\`).`,
         'NOT_FOUND',
       );
+    this.note(`feature run #${last.id}: ${runLabel(last)} (--run R for another)`);
     return last.id;
+  }
+
+  /**
+   * The pixels boxes and points are typed in: the source file's (default: what an image viewer shows, rotation
+   * applied) or, with --stored-pixels, the stored frame's. `sx`, `sy`: stored-frame pixels per typed pixel.
+   */
+  pixels(media: MediaInfo): { width: number; height: number; sx: number; sy: number; words: string } {
+    const fw = media.frameWidth ?? 0;
+    const fh = media.frameHeight ?? 0;
+    if (this.flag('stored-pixels'))
+      return { width: fw, height: fh, sx: 1, sy: 1, words: `the ${fw}x${fh} stored frame (--stored-pixels)` };
+    const src = sourceFrameSize({ ...media, frameWidth: fw, frameHeight: fh });
+    return {
+      ...src,
+      sx: fw / src.width,
+      sy: fh / src.height,
+      words: `${media.name} (${src.width}x${src.height} source pixels; --stored-pixels for the ${fw}x${fh} stored frame)`,
+    };
+  }
+
+  /** `--box x,y,w,h` boxes in typed pixels → stored-frame pixels, each checked to lie inside the picture. */
+  boxes(media: MediaInfo): [number, number, number, number][] {
+    const px = this.pixels(media);
+    return this.list('box').map((raw) => {
+      const [x, y, w, h] = this.numbers('box', raw, 4) as [number, number, number, number];
+      if (w <= 0 || h <= 0)
+        throw new UsageError(`${this.inv.command.name}: --box ${raw} needs a positive width and height`);
+      if (x < 0 || y < 0 || x + w > px.width || y + h > px.height)
+        throw new CliError(`The box ${raw} is not inside ${px.words}.`, 'INVALID_ARGUMENT');
+      return [x * px.sx, y * px.sy, w * px.sx, h * px.sy];
+    });
   }
 
   /** --vectors cls|fungi as the engine's feature kind. */

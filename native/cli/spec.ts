@@ -22,11 +22,17 @@ const none = { min: 0, max: 0, label: '' };
 const items = { min: 1, max: Number.POSITIVE_INFINITY, label: 'items' };
 const one = (label: string) => ({ min: 1, max: 1, label });
 
-const MODEL = s('ID', 'registered model (`flaneur model list`; default: the only one)');
+const MODEL = s(
+  'ID',
+  "registered model (`flaneur model list`; default: the project's default, `flaneur model default`)",
+);
 const RUN = s('R', 'feature run (`flaneur features runs`; default: the latest, or the latest at --size)');
 const RUN_SIZE = s('S', 'without --run: the latest feature run at this input size');
 const SIZE = s('S', 'input size: the shorter side in pixels, a multiple of the patch size (default 224)');
 const ALL = b('every item of the catalog instead of a list');
+const STORED_PIXELS = b(
+  "boxes and points in the stored frame's pixels (`flaneur library` shows its size) instead of the source file's",
+);
 const VECTORS = s('cls|fungi', 'frame vectors: CLS embeddings (default) or FUNGI features');
 
 const projectCmds = () => import('./commands/project.js');
@@ -156,10 +162,16 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: 'library',
-    synopsis: '[--problems]',
+    synopsis: '[--problems] [--limit N] [--offset N]',
     summary: 'the catalog: media, frames, and what could not be read',
+    details:
+      'Every item by default (however many); --limit and --offset page through them. --problems also lists the files an import skipped as duplicates of an item.',
     positionals: none,
-    options: { problems: b('only items that failed or have a warning') },
+    options: {
+      problems: b('only items that failed or have a warning, and files skipped as duplicates'),
+      limit: s('N', 'at most N items (default: all)'),
+      offset: s('N', 'skip the first N items (default 0)'),
+    },
     load: async () => (await libraryCmds()).library,
   },
   {
@@ -244,12 +256,21 @@ export const COMMANDS: CommandSpec[] = [
     load: async () => (await modelCmds()).modelList,
   },
   {
+    name: 'model default',
+    synopsis: '[<id>] [--clear]',
+    summary: "show or set the project's default model (used by every command without --model)",
+    details:
+      'Without a choice, the default is the newest model registered (trained, imported or downloaded). --clear forgets the choice.',
+    positionals: { min: 0, max: 1, label: 'a model id' },
+    options: { clear: b('forget the chosen default (the newest model is the default again)') },
+    load: async () => (await modelCmds()).modelDefault,
+  },
+  {
     name: 'embed',
-    synopsis: '<image…> --model ID [--size S] [--out FILE.npy|FILE.json]',
+    synopsis: '<image…> [--model ID] [--size S] [--out FILE.npy|FILE.json]',
     summary: 'CLS embeddings of image files (JSON on stdout by default)',
     positionals: { min: 1, max: 256, label: 'image files' },
     options: { model: MODEL, size: SIZE, out: s('FILE', 'write float32 .npy [n, D] or .json instead') },
-    required: ['model'],
     load: async () => (await modelCmds()).embed,
   },
   {
@@ -308,12 +329,13 @@ with the same model, size and resize policy are reused (same run).`,
     synopsis: '(--examples DIR [--classes A,B,…] | --cluster K --from ITEM[:N]…) [--run R] [--name N]',
     summary: 'build a memory bank from example masks, or from k-means pseudo-classes',
     details: `--examples DIR: PNG masks named like the image they label
-(street.png beside street.jpg; the image is added to the catalog if it is not there yet), or
-ITEM@N.png for frame N of a catalog item (tour.mp4@12.png, 3@1.png). Class names: --classes or
-DIR/classes.txt (one per line, class 0 first). The masks' values are recognised (--masks auto):
+(street.png beside street.jpg; the image is added to the catalog if it is not there yet, and a copy of
+an item is that item), or ITEM@N.png for frame N of a catalog item (tour.mp4@12.png, 3@1.png). Masks
+may be at the source's size or the stored frame's. Class names: --classes or DIR/classes.txt (one per
+line, class 0 first); binary masks without names are background and foreground. The masks' values are recognised (--masks auto):
 class ids, 0/255 or 0/1 binary (two classes), palette PNGs (index = class), colour masks, JPEG
-noise; a mask whose values do not fit the classes gets a warning on stderr (and in --json's
-"warnings"). --masks ids reads values as class ids as they are, --masks binary as background and
+noise; a mask whose values do not fit the classes gets a warning on stderr, once per kind (and in
+--json's "warnings"). --masks ids reads values as class ids as they are, --masks binary as background and
 foreground.
 --cluster K --from ITEM[:N]: K pseudo-classes from the patches of those frames (all frames of an item
 without :N); name and merge them in the app.`,
@@ -359,8 +381,9 @@ without :N); name and merge them in the app.`,
     synopsis: '--bank B <items…|--all> --out DIR [--every N] [--truth DIR]',
     summary: 'segment every frame into class-id PNGs at the source resolution + COCO JSON (a job)',
     details: `Writes DIR/masks/<media id>-<frame>.png (pixel = class id) and DIR/coco.json.
---truth DIR: truth masks named ITEM@N.png (as for segment bank) are scored: IoU per class and mIoU,
-over all scored frames (pixels summed) and per frame, computed at the stored frame size as in the app.`,
+--truth DIR: truth masks, named as for segment bank (ITEM@N.png, or name.png beside name.jpg), are
+scored: IoU per class and mIoU, over all scored frames (pixels summed) and per frame, at the source
+files' own resolution (the resolution of the written masks), as benchmarks score.`,
     positionals: items,
     orAll: true,
     options: {
@@ -378,14 +401,16 @@ over all scored frames (pixels summed) and per frame, computed at the stored fra
     name: 'count',
     synopsis: '<image|ITEM:N> (--box x,y,w,h… [--threshold T] | --auto) [--model ID]',
     summary: 'count objects like the boxed example(s), or repeated things without an example',
-    details: `Boxes are in the pixels of the stored frame (\`flaneur library\` shows its size), as drawn in the app.
-An image file not in the catalog is added first. Exemplar counting reads an image's file at its own
+    details: `Boxes (and the points found) are in the source file's pixels, as an image viewer shows them (rotation
+applied); --stored-pixels: in the stored frame's. A box outside the picture is refused.
+An image file not in the catalog is added first (a copy of an item is that item). Exemplar counting reads an image's file at its own
 resolution (up to 4096 px), not the smaller stored frame, and picks the scale from the exemplar.`,
     positionals: one('an image or ITEM:N'),
     options: {
-      box: many('x,y,w,h', 'an exemplar box'),
+      box: many('x,y,w,h', "an exemplar box (the source file's pixels)"),
       threshold: s('T', 'similarity threshold (default: from the exemplars)'),
       auto: b('count without an exemplar'),
+      'stored-pixels': STORED_PIXELS,
       model: MODEL,
       size: s(
         'S',
@@ -400,11 +425,12 @@ resolution (up to 4096 px), not the smaller stored frame, and picks the scale fr
     summary: 'count in every (Nth) frame of a video with exemplars boxed on one frame (a job)',
     positionals: one('a video item'),
     options: {
-      box: many('x,y,w,h', 'an exemplar box on the exemplar frame'),
+      box: many('x,y,w,h', "an exemplar box on the exemplar frame (the source's pixels)"),
       frame: s('N', 'the frame the boxes are on (default 1)'),
       every: s('N', 'every Nth frame (default 1)'),
       out: s('FILE', 'CSV: media_id, frame (from 1), time_s, count'),
       threshold: s('T', 'similarity threshold (default: from the exemplars)'),
+      'stored-pixels': STORED_PIXELS,
       model: MODEL,
     },
     required: ['box', 'out'],
@@ -436,9 +462,15 @@ resolution (up to 4096 px), not the smaller stored frame, and picks the scale fr
   {
     name: 'retrieve patch',
     synopsis: 'ITEM:N --at x,y [--k N] [--run R]',
-    summary: 'the patches most similar to the one at x,y (stored frame pixels)',
+    summary: "the patches most similar to the one at x,y (the source file's pixels)",
     positionals: one('ITEM:N'),
-    options: { at: s('x,y', 'a point in the frame'), k: s('N', 'results (default 12)'), run: RUN, size: RUN_SIZE },
+    options: {
+      at: s('x,y', "a point in the picture, in the source file's pixels"),
+      'stored-pixels': STORED_PIXELS,
+      k: s('N', 'results (default 12)'),
+      run: RUN,
+      size: RUN_SIZE,
+    },
     required: ['at'],
     load: async () => (await retrieveCmds()).patch,
   },
@@ -533,7 +565,7 @@ ${ITEMS_HELP}
 Jobs show progress on stderr; results go to stdout (JSON with --json). Exit code 0 on success, 1 when the
 engine refuses or a job fails (its reason on stderr), 2 for a mistake in the command line.
 
-Options: --project DIR (default: $FLANEUR_PROJECT, else the most recent project), --json, --help
+Options: --project DIR (default: $FLANEUR_PROJECT, else the most recent project), --json, --help, --version
 Environment: FLANEUR_HOME (app data folder), FLANEUR_PROJECT (default project)`;
 }
 

@@ -107,6 +107,8 @@ export class Engine {
   private current: { project: Project; runner: JobRunner; lock: ProjectLock | null } | null = null;
   private backup: Promise<void> = Promise.resolve();
   private readonly listeners = new Set<EngineListener>();
+  /** Trained encoders being registered as models (onJob starts them; modelsRegistered waits for them). */
+  private readonly registrations = new Set<Promise<void>>();
 
   constructor(private readonly options: EngineOptions) {
     this.home = new AppHome(options.home);
@@ -205,11 +207,22 @@ export class Engine {
 
   private onJob(project: Project, row: JobRow): void {
     this.emit({ type: 'job.updated', job: jobInfo(row) });
-    if ((row.kind === 'train.dino' || row.kind === 'train.import') && row.state === 'done')
-      void this.registerTrainedModel(project, row.id);
+    if ((row.kind === 'train.dino' || row.kind === 'train.import') && row.state === 'done') {
+      const registering = this.registerTrainedModel(project, row.id);
+      this.registrations.add(registering);
+      void registering.finally(() => this.registrations.delete(registering));
+    }
     if (row.kind === 'models.download' && row.state === 'done' && this.project === project) {
       this.emit({ type: 'models.changed', models: this.models.list(project) });
     }
+  }
+
+  /**
+   * Resolves when the trained encoders being registered now are in the registry (a script that waited for a
+   * training job waits for this before it names the model, instead of finding it only at the next open).
+   */
+  async modelsRegistered(): Promise<void> {
+    await Promise.all([...this.registrations]);
   }
 
   /** A finished training job's exported encoder goes into the model registry. */
@@ -264,6 +277,7 @@ export class Engine {
   async closeProject(): Promise<void> {
     const cur = this.current;
     if (!cur) return;
+    await this.modelsRegistered(); // a trained model being registered lands before the database closes
     this.current = null;
     await this.models.dropSessions();
     this.counting.release();

@@ -81,6 +81,8 @@ export function createHandlers(engine: Engine): Handlers {
       return info;
     },
     'models.list': () => engine.models.list(open().project),
+    'models.default': () => engine.models.defaultModel(open().project),
+    'models.setDefault': (a) => engine.models.setDefaultModel(open().project, a.id),
     'models.catalog': () => engine.models.catalog(open().project),
     'models.download': (a) => {
       downloadableEntry(modelCatalog(), a.id); // refuse at once what cannot be downloaded
@@ -112,7 +114,7 @@ export function createHandlers(engine: Engine): Handlers {
       const frames = project.media.frames(row.id, a.offset ?? 0, a.limit ?? 100000);
       return { total: row.frameCount, frames: frames.map((f) => ({ index: f.idx, pts: f.pts })) };
     },
-    'library.resolve': (a) => resolveMedia(open().project, a.refs).map(mediaInfo),
+    'library.resolve': async (a) => (await resolveMedia(open().project, a.refs)).map(mediaInfo),
     'library.remove': (a) => {
       const { project } = open();
       requireMedia(project, a.id);

@@ -2,9 +2,11 @@
  * The catalog as the UI sees it: media items with their probe facts and problems, frames, and the frame images
  * served to the UI (PNG, cached).
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import type { MediaInfo, Sampling } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
+import { contentHash } from '../ingest/content-hash.js';
 import { FrameStore } from '../media/frame-store.js';
 import type { ProbeResult } from '../media/probe.js';
 import type { MediaRow } from '../store/media-repo.js';
@@ -43,29 +45,51 @@ export function requireMedia(project: Project, id: number): MediaRow {
 
 /**
  * Catalog items from references as people write them: a catalog id, a file path (relative to the working folder),
- * or a file name that only one item has. A reference that names nothing, or several items, is refused by name.
+ * a file whose bytes are those of an item (a copy of a file already added: the content hash the import skipped it
+ * by), or a file name that only one item has. A reference that names nothing, or several items, is refused by name.
  */
-export function resolveMedia(project: Project, refs: readonly string[]): MediaRow[] {
-  return refs.map((ref) => {
-    if (/^\d+$/.test(ref)) {
-      const row = project.media.get(Number(ref));
-      if (!row) throw new FlaneurError('NOT_FOUND', `No item ${ref} in the catalog.`);
-      return row;
-    }
-    const byPath = project.media.byPath(path.resolve(ref));
-    if (byPath) return byPath;
-    const named = ref.includes('/') || ref.includes('\\') ? [] : project.media.byFileName(ref);
-    if (named.length === 1) return named[0] as MediaRow;
-    if (named.length > 1)
-      throw new FlaneurError(
-        'INVALID_ARGUMENT',
-        `${named.length} items are called ${ref} (ids ${named.map((m) => m.id).join(', ')}); use an id or the full path.`,
-      );
+export async function resolveMedia(project: Project, refs: readonly string[]): Promise<MediaRow[]> {
+  const out: MediaRow[] = [];
+  for (const ref of refs) out.push(await resolveOne(project, ref));
+  return out;
+}
+
+async function resolveOne(project: Project, ref: string): Promise<MediaRow> {
+  if (/^\d+$/.test(ref)) {
+    const row = project.media.get(Number(ref));
+    if (!row) throw new FlaneurError('NOT_FOUND', `No item ${ref} in the catalog.`);
+    return row;
+  }
+  const abs = path.resolve(ref);
+  const byPath = project.media.byPath(abs);
+  if (byPath) return byPath;
+  const sameContent = await byContent(project, abs);
+  if (sameContent) return sameContent;
+  const named = ref.includes('/') || ref.includes('\\') ? [] : project.media.byFileName(ref);
+  if (named.length === 1) return named[0] as MediaRow;
+  if (named.length > 1)
     throw new FlaneurError(
-      'NOT_FOUND',
-      `${ref} is not in the catalog: add it to the library first, or name an item by its id.`,
+      'INVALID_ARGUMENT',
+      `${named.length} items are called ${ref} (ids ${named.map((m) => m.id).join(', ')}); use an id or the full path.`,
     );
-  });
+  throw new FlaneurError(
+    'NOT_FOUND',
+    `${ref} is not in the catalog: add it to the library first, or name an item by its id.`,
+  );
+}
+
+/** The ingested item with the same content as this file (hashed as an import hashes it), if the file exists. */
+async function byContent(project: Project, file: string): Promise<MediaRow | undefined> {
+  let size: number;
+  try {
+    const st = fs.statSync(file);
+    if (!st.isFile() || st.size === 0) return undefined;
+    size = st.size;
+  } catch {
+    return undefined;
+  }
+  const same = project.media.duplicateOf(await contentHash(file, size), file);
+  return same?.status === 'done' ? same : undefined;
 }
 
 /** `/media/frame/<mediaId>/<index>.png` → the frame as PNG; null for paths that are not ours. */

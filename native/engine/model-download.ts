@@ -11,7 +11,8 @@ import type { CatalogEntry } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
 import { hashFile } from '../ingest/hash-folder.js';
 import type { JobHandler } from '../jobs/types.js';
-import { downloadFile } from '../models/download.js';
+import { entryParams } from '../models/catalog.js';
+import { downloadFile, removePartial } from '../models/download.js';
 import { modelCatalog, registerModel } from './models.js';
 
 const Args = z.object({ id: z.string().min(1).max(100) }).strict();
@@ -31,6 +32,29 @@ export function downloadableEntry(catalog: readonly CatalogEntry[], id: string):
   return entry as CatalogEntry & { url: string };
 }
 
+/** How a model without a published SHA-256 is shown wherever models are chosen. */
+export const UNVERIFIED = 'unverified (no published checksum)';
+
+/** The most a download may be: the published size, else a generous bound from the architecture (a full training
+ * checkpoint holds the teacher, the student and the optimizer's state). */
+export function downloadCap(entry: CatalogEntry): number {
+  if (entry.bytes !== null) return entry.bytes;
+  return Math.min(entryParams(entry) * 4 * 6 + (64 << 20), 16 * 2 ** 30);
+}
+
+/** The catalog's file name as a plain name inside the downloads folder (never a path that leaves it). */
+export function downloadName(entry: CatalogEntry & { url: string }): string {
+  const name = entry.fileName ?? path.basename(new URL(entry.url).pathname);
+  if (!name || name === '.' || name === '..' || name !== path.basename(name) || /[\\/\0]/.test(name)) {
+    throw new FlaneurError(
+      'INVALID_ARGUMENT',
+      `The catalog entry ${entry.id} names its file ${JSON.stringify(name.slice(0, 100))}, which is not a plain file name; it was not downloaded.`,
+      { field: 'id' },
+    );
+  }
+  return name;
+}
+
 export function downloadsDir(projectDir: string): string {
   return path.join(projectDir, 'models', 'downloads');
 }
@@ -44,6 +68,7 @@ export const downloadModelJob: JobHandler<Args, { stage: string }> = {
     const entry = downloadableEntry(catalog, ctx.args.id);
     const dir = downloadsDir(ctx.project.dir);
     fs.mkdirSync(dir, { recursive: true });
+    const fileName = downloadName(entry);
     const part = path.join(dir, `${entry.id}.part`);
     ctx.phase('downloading', { total: entry.bytes, unit: 'bytes' });
     try {
@@ -51,6 +76,8 @@ export const downloadModelJob: JobHandler<Args, { stage: string }> = {
         url: entry.url,
         dest: part,
         signal: ctx.signal,
+        maxBytes: downloadCap(entry),
+        allowedHosts: entry.hosts ?? [],
         onProgress: (done, total) => ctx.progress(done, total),
       });
     } catch (err) {
@@ -68,18 +95,38 @@ export const downloadModelJob: JobHandler<Args, { stage: string }> = {
     const sha256 = await hashFile(part, 'sha256', ctx.signal);
     const published = entry.sha256 ?? entry.sha256Prefix;
     if (published && !sha256.startsWith(published)) {
-      fs.rmSync(part, { force: true });
+      removePartial(part);
       throw new FlaneurError(
         'INVALID_MODEL',
         `The download of ${entry.title} does not match its published SHA-256 (got ${sha256.slice(0, 16)}…, expected ${published.slice(0, 16)}…); the partial file was removed and nothing was registered. Try again; if it keeps failing, the file on the server changed.`,
       );
     }
 
+    // Without a published checksum, the first download's SHA-256 is recorded and a later one must match it.
+    const firstFile = path.join(dir, `${entry.id}.sha256`);
+    if (!published) {
+      const first = fs.existsSync(firstFile) ? fs.readFileSync(firstFile, 'utf8').trim() : null;
+      if (first && first !== sha256) {
+        removePartial(part);
+        throw new FlaneurError(
+          'INVALID_MODEL',
+          `The download of ${entry.title} differs from the first download of it in this project (SHA-256 ${sha256.slice(0, 16)}…, first ${first.slice(0, 16)}…); it has no published checksum, so the file on the server changed or was replaced. Nothing was registered.`,
+        );
+      }
+      if (!first) fs.writeFileSync(firstFile, `${sha256}\n`);
+    }
+
     ctx.phase('importing');
-    const file = path.join(dir, entry.fileName ?? path.basename(new URL(entry.url).pathname));
+    const file = path.join(dir, fileName);
     fs.renameSync(part, file);
+    removePartial(part);
     try {
-      const info = await registerModel(ctx.project, { path: file }, catalog, ctx.signal);
+      const info = await registerModel(
+        ctx.project,
+        { path: file, ...(published ? {} : { name: `${entry.title} — ${UNVERIFIED}` }) },
+        catalog,
+        ctx.signal,
+      );
       ctx.commit([{ key: entry.id, status: 'ok', result: { modelId: info.id, sha256 } }], { stage: 'done' });
     } finally {
       // The registry keeps its own copy (canonical .safetensors); the download is not needed twice.

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CatalogEntry, CatalogEntryInfo, ModelInfo, RuntimeInfo } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
+import type { DefaultModel } from '../api/models-default.js';
 import { APP_ROOT, APP_VERSION } from '../base/version.js';
 import { hashFile } from '../ingest/hash-folder.js';
 import { decodeImage } from '../media/image.js';
@@ -13,6 +14,7 @@ import { type CatalogMatch, entryParams, fitsEntry, loadCatalog, matchCatalog } 
 import { canonicalSafetensors, type ImportedViT, importViTFile } from '../models/import-vit.js';
 import { preprocessBatch } from '../models/preprocess.js';
 import type { CheckpointSelection } from '../models/pytorch.js';
+import { assertModelFile } from '../models/safetensors.js';
 import { type ViTConfig, vitParamCount } from '../models/vit.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
 import { autoSkipReason, PROVIDER_PREFERENCE, type ProviderName, probeProviders } from '../runtime/providers.js';
@@ -27,6 +29,7 @@ import {
 import type { AppHome } from '../store/app-home.js';
 import type { ModelRow } from '../store/models-repo.js';
 import type { Project } from '../store/project.js';
+import { readProjectSettings, updateProjectSettings } from '../store/project-settings.js';
 
 interface Manifest {
   architecture: Omit<ViTConfig, 'mean' | 'std' | 'posInterpolation' | 'family'> & { family: ViTConfig['family'] };
@@ -145,6 +148,8 @@ export async function registerModel(
   let file = path.resolve(args.path);
   if (!fs.existsSync(file)) throw new FlaneurError('NOT_FOUND', `No such file: ${file}`, { field: 'path' });
   if (fs.statSync(file).isDirectory()) file = weightsInFolder(file);
+  // A named pipe or a device is refused before it is hashed (hashing /dev/zero would never end).
+  const bytes = assertModelFile(file, path.basename(file));
   const sha256 = await hashFile(file, 'sha256', signal);
   const existing = project.models.bySha(sha256);
   if (existing) return modelInfo(existing);
@@ -176,13 +181,22 @@ export async function registerModel(
     ...(entry && match ? { catalog: { id: entry.id, by: match.by } } : {}),
     ...(args.provenance ? { provenance: args.provenance } : {}),
   };
-  const row = project.models.insert({
-    name: args.name ?? entry?.title ?? path.basename(file).replace(/\.(safetensors|pth|pt|bin|ckpt)$/i, ''),
-    sha256,
-    file: rel,
-    bytes: fs.statSync(file).size,
-    manifest: manifest as unknown as Record<string, unknown>,
-  });
+  let row: ModelRow;
+  try {
+    row = project.models.insert({
+      name: args.name ?? entry?.title ?? path.basename(file).replace(/\.(safetensors|pth|pt|bin|ckpt)$/i, ''),
+      sha256,
+      file: rel,
+      bytes,
+      manifest: manifest as unknown as Record<string, unknown>,
+    });
+  } catch (err) {
+    // Registered meanwhile (a training job's export registered by the process that ran it, or a second import of
+    // the same file): the same weights, the model that is there.
+    const meanwhile = project.models.bySha(sha256);
+    if (!meanwhile) throw err;
+    return modelInfo(meanwhile);
+  }
   return modelInfo(row);
 }
 
@@ -270,6 +284,22 @@ export class ModelService {
     project.models.remove(id);
     if (!project.models.bySha(row.sha256)) fs.rmSync(path.join(project.dir, row.file), { force: true });
     return this.list(project);
+  }
+
+  /** The model commands use when none is named: the one set for the project, else the newest registered. */
+  defaultModel(project: Project): DefaultModel {
+    const set = readProjectSettings(project.dir).defaultModelId;
+    const chosen = set !== undefined ? project.models.get(set) : undefined;
+    if (chosen) return { id: chosen.id, name: chosen.name, chosen: 'set' };
+    const newest = project.models.list().at(-1);
+    return newest ? { id: newest.id, name: newest.name, chosen: 'newest' } : null;
+  }
+
+  /** Sets (or with null forgets) the project's default model. */
+  setDefaultModel(project: Project, id: number | null): DefaultModel {
+    if (id !== null) this.require(project, id);
+    updateProjectSettings(project.dir, { defaultModelId: id });
+    return this.defaultModel(project);
   }
 
   require(project: Project, id: number): ModelRow {

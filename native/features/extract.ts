@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { FlaneurError } from '../api/errors.js';
 import type { JobHandler } from '../jobs/types.js';
 import { FrameStore } from '../media/frame-store.js';
+import type { RgbImage } from '../media/image.js';
 import { type ImportedViT, importViTFile } from '../models/import-vit.js';
 import { type InputShape, inputShape, MAX_ASPECT, preprocessInto, type ResizePolicy } from '../models/preprocess.js';
 import { f32ToF16 } from '../models/safetensors.js';
@@ -16,6 +17,7 @@ import { buildViTOnnx } from '../models/vit-onnx.js';
 import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
 import type { FeatureRunRow } from '../store/features-repo.js';
 import type { Project } from '../store/project.js';
+import { planFrames, planFramesOf } from './source-frames.js';
 
 export const FEATURES_CODE_VERSION = 'features-1';
 
@@ -282,13 +284,19 @@ export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = 
     const store = new FrameStore(project.cacheDir);
     try {
       for (const { m, done: have } of todo) {
-        const frames = [...Array(m.frameCount).keys()].filter((i) => !have.has(i));
-        for (let i = 0; i < frames.length; i += batch) {
-          ctx.throwIfAborted();
-          const idx = frames.slice(i, i + batch);
-          const w = m.frameWidth as number;
-          const h = m.frameHeight as number;
-          const images = idx.map((f) => store.image(m.id, f, w, h));
+        const w = m.frameWidth as number;
+        const h = m.frameHeight as number;
+        const g = frameGrid(run, w, h);
+        // Frames are stored at the import's frame size (shorter side 224 by default): a larger input size decodes
+        // them again from the source at the model's input shape (source-frames.ts), or upsamples and says why.
+        const plan = planFrames(m, run.inputSize, g);
+        const todoIdx = [...Array(m.frameCount).keys()].filter((i) => !have.has(i));
+        const stats = { fromStore: 0 };
+        const pts = plan.from === 'source' && m.kind === 'video' ? project.media.frames(m.id, 0, m.frameCount) : [];
+        let idx: number[] = [];
+        let images: RgbImage[] = [];
+        const flush = async () => {
+          if (idx.length === 0) return;
           const feats = await extractor.run(images);
           project.features.putMany(
             run.id,
@@ -296,16 +304,20 @@ export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = 
           );
           done += idx.length;
           ctx.progress(done, total, { run: run.id, batch });
+          idx = [];
+          images = [];
+        };
+        for await (const f of planFramesOf(m, plan, todoIdx, store, pts, stats, ctx.signal)) {
+          ctx.throwIfAborted();
+          idx.push(f.idx);
+          images.push(f.image);
+          if (idx.length >= batch) await flush();
         }
-        const w = m.frameWidth as number;
-        const h = m.frameHeight as number;
-        const g = frameGrid(run, w, h);
-        // Frames are stored at the import's frame size (shorter side 224 by default): a larger input size upsamples
-        // them, which adds patches but no detail. Said per item; re-importing at a larger frame size fixes it.
+        await flush();
         const note =
-          Math.min(w, h) < run.inputSize
-            ? `frames are stored at ${w}x${h}: upsampled to the input size ${run.inputSize} (re-import at a larger frame size for more detail)`
-            : undefined;
+          plan.note && stats.fromStore > 0
+            ? `${plan.note}; ${stats.fromStore} frame(s) the decode did not give again were upsampled from the stored frames`
+            : plan.note;
         const result = { runId: run.id, frames: m.frameCount, grid: [g.gridH, g.gridW], ...(note ? { note } : {}) };
         ctx.commit([{ key: String(m.id), status: 'ok', result }], {
           mediaId: m.id,

@@ -31,18 +31,34 @@ const COMMIT_EVERY_MS = 250;
 /** Files up to this size are read in one call; larger ones stream in 1 MiB chunks. */
 const WHOLE_READ_LIMIT = 8 << 20;
 
+/**
+ * The file's digest. Only a regular file is read: it is opened non-blocking and checked on the open handle, so a
+ * named pipe or a device (/dev/zero) is refused at once instead of hanging or reading forever.
+ */
 export async function hashFile(file: string, algorithm: string, signal?: AbortSignal): Promise<string> {
   const hash = createHash(algorithm);
-  const handle = await fs.promises.open(file, 'r');
+  const handle = await fs.promises.open(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
   try {
-    const { size } = await handle.stat();
-    if (size <= WHOLE_READ_LIMIT) return hash.update(await handle.readFile({ signal })).digest('hex');
+    const st = await handle.stat();
+    if (!st.isFile()) {
+      throw new FlaneurError(
+        'PATH_REFUSED',
+        `${path.basename(file)} is not a regular file (a pipe, device or folder).`,
+      );
+    }
+    if (st.size <= WHOLE_READ_LIMIT) return hash.update(await handle.readFile({ signal })).digest('hex');
+    const chunk = Buffer.allocUnsafe(1 << 20);
+    for (let at = 0; ; ) {
+      signal?.throwIfAborted();
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, at);
+      if (bytesRead === 0) break;
+      hash.update(chunk.subarray(0, bytesRead));
+      at += bytesRead;
+    }
+    return hash.digest('hex');
   } finally {
     await handle.close();
   }
-  const stream = fs.createReadStream(file, { highWaterMark: 1 << 20, signal });
-  for await (const chunk of stream) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 export const hashFolderJob: JobHandler<HashFolderArgs, HashCheckpoint> = {

@@ -95,8 +95,15 @@ export const ingestMediaJob: JobHandler<IngestArgs, IngestCheckpoint> = {
       try {
         st = await fs.promises.stat(abs);
       } catch (err) {
-        const { code, reason } = errnoReason(err);
-        const why = code === 'NOT_FOUND' ? 'no such file or folder' : reason;
+        const { code: errno, reason } = errnoReason(err);
+        // A name that is not valid UTF-8 reaches JavaScript with U+FFFD in place of its bytes: say so, not "no such file".
+        const badName = errno === 'NOT_FOUND' && abs.includes('\uFFFD');
+        const code = badName ? 'BAD_NAME' : errno;
+        const why = badName
+          ? 'its name is not valid UTF-8 text, so it cannot be opened by name; rename it, then add it again'
+          : code === 'NOT_FOUND'
+            ? 'no such file or folder'
+            : reason;
         refused.push({ key: abs, status: 'failed', error: { code, message: `${abs}: ${why}` } });
         continue;
       }
@@ -107,6 +114,16 @@ export const ingestMediaJob: JobHandler<IngestArgs, IngestCheckpoint> = {
             refused.push({ key: e.abs, status: 'skipped', error: { code: e.code, message: `${e.rel}: ${e.reason}` } });
           if (files.length % 200 === 0) ctx.progress(files.length, null);
         }
+      } else if (!st.isFile()) {
+        // A named pipe or a device given by name (/dev/zero): refused for what it is, never opened.
+        const what = st.isFIFO()
+          ? 'is a named pipe (FIFO), not a file'
+          : st.isSocket()
+            ? 'is a socket, not a file'
+            : st.isCharacterDevice() || st.isBlockDevice()
+              ? 'is a device, not a file'
+              : 'is not a regular file';
+        refused.push({ key: abs, status: 'failed', error: { code: 'NOT_A_FILE', message: `${abs}: ${what}` } });
       } else {
         files.push({ abs, size: st.size, mtimeMs: st.mtimeMs });
       }

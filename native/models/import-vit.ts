@@ -11,8 +11,8 @@ import { IMAGENET_MEAN, IMAGENET_STD } from './preprocess.js';
 import { type CheckpointSelection, parsePytorchCheckpoint } from './pytorch.js';
 import {
   encodeSafetensors,
+  modelFileSource,
   parseSafetensors,
-  readModelFile,
   readModelFileStart,
   readSafetensors,
   type TensorToWrite,
@@ -390,15 +390,16 @@ export function parseWeightFile(buf: Buffer, source: string): WeightFile & { che
 /**
  * Imports a model file. Only regular files are read (a named pipe, a device or a folder is refused before any read).
  * A .safetensors file's header is read and checked first (bounded work, whatever the file's size), then each tensor
- * is read from the file on its own; a PyTorch checkpoint is read whole and parsed by the restricted unpickler.
+ * is read from the file on its own; a PyTorch checkpoint's pickle is read (bounded) and parsed by the restricted
+ * unpickler, and each tensor's bytes are read from the file when asked.
  */
 export function importViTFile(file: string, options: ImportOptions = {}): ImportedViT {
   const source = path.basename(file);
   const hfConfig = readSiblingConfig(file);
   if (isPytorchCheckpoint(readModelFileStart(file, source, 512))) {
-    const weights = parseWeightFile(readModelFile(file, source), source);
-    const imported = importViT(weights, source, { ...options, hfConfig });
-    return weights.checkpoint ? { ...imported, checkpoint: weights.checkpoint } : imported;
+    const ckpt = parsePytorchCheckpoint(modelFileSource(file, source), source);
+    const imported = importViT(ckpt, source, { ...options, hfConfig });
+    return { ...imported, checkpoint: ckpt.selection };
   }
   return importViT(readSafetensors(file, source), source, { ...options, hfConfig });
 }

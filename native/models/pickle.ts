@@ -97,6 +97,26 @@ const ALLOWED_CALLS = new Set([
 
 export class PickleRefused extends FlaneurError {}
 
+/**
+ * Bounds on what one pickle may build. A saved ViT-g state dict with its optimizer state stays far below each; a
+ * crafted pickle meets one of them long before it costs seconds or hundreds of MB. Every opcode is linear in its
+ * own bytes or in the items it consumes, so the work of a pickle is linear in its length.
+ */
+export const PICKLE_LIMITS = {
+  /** Values pushed in all (each opcode pushes at most one). */
+  objects: 1 << 23,
+  /** Items in one list, tuple, dict or set. */
+  containerItems: 1 << 21,
+  /** Memo entries (MEMOIZE / PUT). */
+  memo: 1 << 19,
+  /** Containers inside containers. */
+  depth: 256,
+  /** Bytes of one LONG1/LONG4 integer (a checkpoint's integers are a few bytes). */
+  longBytes: 1024,
+  /** Values on the stack at once. */
+  stack: 1 << 21,
+};
+
 export interface UnpickleOptions {
   /** File name for messages. */
   source: string;
@@ -153,10 +173,42 @@ export function unpickle(
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const stack: StackItem[] = [];
   const memo = new Map<number, PickleValue>();
+  /** Nesting depth of each container built (1 for a flat one); bounded by PICKLE_LIMITS.depth. */
+  const depthOf = new WeakMap<object, number>();
   let pos = start;
+  let pushed = 0;
 
   const fail = (what: string): never => {
     throw new FlaneurError('INVALID_MODEL', `${source}: not a readable PyTorch checkpoint (${what} at byte ${pos}).`);
+  };
+  const tooLarge = (what: string): never => {
+    throw new PickleRefused(
+      'INVALID_MODEL',
+      `${source} was refused: its pickle ${what}, far more than a saved PyTorch state dict holds. Nothing in the file was run.`,
+      { details: `at byte ${pos}` },
+    );
+  };
+  const push = (v: StackItem) => {
+    if (++pushed > PICKLE_LIMITS.objects) tooLarge(`builds more than ${PICKLE_LIMITS.objects} values`);
+    if (stack.length >= PICKLE_LIMITS.stack) tooLarge(`keeps more than ${PICKLE_LIMITS.stack} values on its stack`);
+    stack.push(v);
+  };
+  const depth = (v: PickleValue): number => (typeof v === 'object' && v !== null ? (depthOf.get(v as object) ?? 0) : 0);
+  /** Records that `container` now holds `items`: its length and nesting depth stay within the bounds. */
+  const holds = <T extends object>(container: T, items: readonly PickleValue[], length: number): T => {
+    if (length > PICKLE_LIMITS.containerItems) {
+      tooLarge(`has a container of more than ${PICKLE_LIMITS.containerItems} items`);
+    }
+    let d = depthOf.get(container) ?? 1;
+    for (const it of items) d = Math.max(d, depth(it) + 1);
+    if (d > PICKLE_LIMITS.depth) tooLarge(`nests containers more than ${PICKLE_LIMITS.depth} deep`);
+    depthOf.set(container, d);
+    return container;
+  };
+  const remember = (i: number, v: PickleValue) => {
+    if (!memo.has(i) && memo.size >= PICKLE_LIMITS.memo)
+      tooLarge(`stores more than ${PICKLE_LIMITS.memo} memo entries`);
+    memo.set(i, v);
   };
   const need = (n: number) => {
     if (pos + n > buf.length) fail('the pickle ends early: the file is truncated');
@@ -215,13 +267,22 @@ export function unpickle(
     const items = stack.splice(i) as StackItem[];
     return items.slice(1) as PickleValue[];
   };
-  const tuple = (items: PickleValue[]): PickleTuple => ({ kind: 'tuple', items });
-  const long = (b: Uint8Array): number | bigint => {
+  const tuple = (items: PickleValue[]): PickleTuple => holds({ kind: 'tuple', items }, items, items.length);
+  const list = (items: PickleValue[]): PickleValue[] => holds(items, items, items.length);
+  /** A little-endian two's-complement integer, converted in one linear step (never a byte at a time). */
+  const long = (n: number): number | bigint => {
+    if (n > PICKLE_LIMITS.longBytes) tooLarge(`holds an integer of ${n} bytes`);
+    const b = bytes(n);
     if (b.length === 0) return 0;
-    let v = 0n;
-    for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i] as number);
+    const hex = Buffer.from(b).reverse().toString('hex');
+    let v = BigInt(`0x${hex}`);
     if ((b[b.length - 1] as number) & 0x80) v -= 1n << BigInt(8 * b.length);
     return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+  };
+  /** Appends without spreading (a spread of millions of items overflows the call stack). */
+  const extend = (target: PickleValue[], items: readonly PickleValue[]) => {
+    holds(target, items, target.length + items.length);
+    for (const it of items) target.push(it);
   };
   const global = (module: string, name: string): PickleGlobal => {
     const full = `${module}.${name}`;
@@ -235,6 +296,7 @@ export function unpickle(
   const setItems = (target: PickleValue, items: PickleValue[]) => {
     if (!(target instanceof PickleDict)) fail('SETITEMS on something that is not a dict');
     const d = target as PickleDict;
+    holds(d, items, d.size + items.length / 2);
     for (let i = 0; i + 1 < items.length; i += 2) d.set(items[i] as PickleValue, items[i + 1] as PickleValue);
   };
   const asInts = (v: PickleValue, what: string): number[] => {
@@ -273,7 +335,7 @@ export function unpickle(
       case 'builtins.frozenset':
       case '__builtin__.set': {
         const items = a[0];
-        return Array.isArray(items) ? items : [];
+        return Array.isArray(items) ? items : list([]);
       }
       case 'torch.Size':
         return tuple(asInts(a[0] as PickleValue, 'size'));
@@ -300,63 +362,63 @@ export function unpickle(
       case 0x2e: // STOP
         return { value: pop(), end: pos };
       case 0x28: // MARK
-        stack.push(MARK);
+        push(MARK);
         break;
       case 0x29: // EMPTY_TUPLE
-        stack.push(tuple([]));
+        push(tuple([]));
         break;
       case 0x5d: // EMPTY_LIST
-        stack.push([]);
+        push(list([]));
         break;
       case 0x7d: // EMPTY_DICT
-        stack.push(new PickleDict());
+        push(new PickleDict());
         break;
       case 0x8f: // EMPTY_SET
-        stack.push([]);
+        push(list([]));
         break;
       case 0x74: // TUPLE
-        stack.push(tuple(popMark()));
+        push(tuple(popMark()));
         break;
       case 0x85: // TUPLE1
-        stack.push(tuple([pop()]));
+        push(tuple([pop()]));
         break;
       case 0x86: {
         // TUPLE2
         const b = pop();
-        stack.push(tuple([pop(), b]));
+        push(tuple([pop(), b]));
         break;
       }
       case 0x87: {
         // TUPLE3
         const c = pop();
         const b = pop();
-        stack.push(tuple([pop(), b, c]));
+        push(tuple([pop(), b, c]));
         break;
       }
       case 0x6c: // LIST
-        stack.push(popMark());
+        push(list(popMark()));
         break;
       case 0x64: {
         // DICT
         const d = new PickleDict();
         setItems(d, popMark());
-        stack.push(d);
+        push(d);
         break;
       }
       case 0x61: {
         // APPEND
         const v = pop();
-        const list = top();
-        if (!Array.isArray(list)) fail('APPEND to something that is not a list');
-        (list as PickleValue[]).push(v);
+        const target = top();
+        if (!Array.isArray(target)) fail('APPEND to something that is not a list');
+        extend(target as PickleValue[], [v]);
         break;
       }
       case 0x65: {
         // APPENDS
         const items = popMark();
-        const list = top();
-        if (!Array.isArray(list)) fail('APPENDS to something that is not a list');
-        (list as PickleValue[]).push(...items);
+        const target = top();
+        if (!Array.isArray(target)) fail('APPENDS to something that is not a list');
+        extend(target as PickleValue[], items);
         break;
       }
       case 0x90: {
@@ -364,11 +426,11 @@ export function unpickle(
         const items = popMark();
         const set = top();
         if (!Array.isArray(set)) fail('ADDITEMS to something that is not a set');
-        (set as PickleValue[]).push(...items);
+        extend(set as PickleValue[], items);
         break;
       }
       case 0x91: // FROZENSET
-        stack.push(popMark());
+        push(list(popMark()));
         break;
       case 0x73: {
         // SETITEM
@@ -384,82 +446,82 @@ export function unpickle(
         break;
       }
       case 0x4e: // NONE
-        stack.push(null);
+        push(null);
         break;
       case 0x88: // NEWTRUE
-        stack.push(true);
+        push(true);
         break;
       case 0x89: // NEWFALSE
-        stack.push(false);
+        push(false);
         break;
       case 0x4a: // BININT
         need(4);
-        stack.push(dv.getInt32(pos, true));
+        push(dv.getInt32(pos, true));
         pos += 4;
         break;
       case 0x4b: // BININT1
-        stack.push(u8());
+        push(u8());
         break;
       case 0x4d: // BININT2
-        stack.push(u16());
+        push(u16());
         break;
       case 0x8a: // LONG1
-        stack.push(long(bytes(u8())));
+        push(long(u8()));
         break;
       case 0x8b: // LONG4
-        stack.push(long(bytes(u32())));
+        push(long(u32()));
         break;
       case 0x47: // BINFLOAT
         need(8);
-        stack.push(dv.getFloat64(pos, false));
+        push(dv.getFloat64(pos, false));
         pos += 8;
         break;
       case 0x58: // BINUNICODE
-        stack.push(utf8(u32()));
+        push(utf8(u32()));
         break;
       case 0x8c: // SHORT_BINUNICODE
-        stack.push(utf8(u8()));
+        push(utf8(u8()));
         break;
       case 0x8d: // BINUNICODE8
-        stack.push(utf8(u64()));
+        push(utf8(u64()));
         break;
       case 0x54: // BINSTRING (Python 2 str)
-        stack.push(latin1(u32()));
+        push(latin1(u32()));
         break;
       case 0x55: // SHORT_BINSTRING
-        stack.push(latin1(u8()));
+        push(latin1(u8()));
         break;
       case 0x42: // BINBYTES
-        stack.push(new Uint8Array(bytes(u32())));
+        push(new Uint8Array(bytes(u32())));
         break;
       case 0x43: // SHORT_BINBYTES
-        stack.push(new Uint8Array(bytes(u8())));
+        push(new Uint8Array(bytes(u8())));
         break;
       case 0x8e: // BINBYTES8
       case 0x96: // BYTEARRAY8
-        stack.push(new Uint8Array(bytes(u64())));
+        push(new Uint8Array(bytes(u64())));
         break;
       case 0x71: // BINPUT
-        memo.set(u8(), top());
+        remember(u8(), top());
         break;
       case 0x72: // LONG_BINPUT
-        memo.set(u32(), top());
+        remember(u32(), top());
         break;
       case 0x94: // MEMOIZE
-        memo.set(memo.size, top());
+        remember(memo.size, top());
         break;
       case 0x68: // BINGET
       case 0x6a: {
         // LONG_BINGET
         const i = op === 0x68 ? u8() : u32();
         if (!memo.has(i)) fail(`a reference to memo ${i} that was never stored`);
-        stack.push(memo.get(i) as PickleValue);
+        push(memo.get(i) as PickleValue);
         break;
       }
       case 0x63: {
         // GLOBAL
         const module = line();
-        stack.push(global(module, line()));
+        push(global(module, line()));
         break;
       }
       case 0x93: {
@@ -467,13 +529,13 @@ export function unpickle(
         const name = pop();
         const module = pop();
         if (typeof module !== 'string' || typeof name !== 'string') fail('STACK_GLOBAL without names');
-        stack.push(global(module as string, name as string));
+        push(global(module as string, name as string));
         break;
       }
       case 0x52: {
         // REDUCE
         const args = pop();
-        stack.push(call(pop(), args));
+        push(call(pop(), args));
         break;
       }
       case 0x81: {
@@ -481,11 +543,11 @@ export function unpickle(
         const args = pop();
         const cls = pop();
         if (isGlobal(cls) && cls.name === 'argparse.Namespace') {
-          stack.push({ kind: 'object', global: cls.name, state: null });
+          push({ kind: 'object', global: cls.name, state: null });
         } else if (isGlobal(cls) && cls.name === 'collections.OrderedDict') {
-          stack.push(new PickleDict());
+          push(new PickleDict());
         } else {
-          stack.push(call(cls, args));
+          push(call(cls, args));
         }
         break;
       }
@@ -501,7 +563,7 @@ export function unpickle(
         break;
       }
       case 0x51: // BINPERSID
-        stack.push(options.persistentLoad(pop()));
+        push(options.persistentLoad(pop()));
         break;
       case 0x30: // POP
         if (stack.at(-1) === MARK) stack.pop();
@@ -511,7 +573,7 @@ export function unpickle(
         popMark();
         break;
       case 0x32: // DUP
-        stack.push(top());
+        push(top());
         break;
       default: {
         pos--;

@@ -18,7 +18,7 @@ import {
   unpickle,
 } from './pickle.js';
 import { DTYPE_BYTES, f16ToF32, type WeightFile, type WeightTensor } from './safetensors.js';
-import { isZip, readZip } from './zip.js';
+import { type ByteSource, bufferSource, isZip, readZip } from './zip.js';
 
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 
@@ -43,6 +43,16 @@ function invalid(message: string, details?: string): FlaneurError {
   return new FlaneurError('INVALID_MODEL', message, details ? { details } : {});
 }
 
+/** A short description of a pickled value for a message (never recursive: a value may nest deeply). */
+function describe(v: PickleValue): string {
+  if (typeof v === 'string') return JSON.stringify(v.slice(0, 60));
+  if (v === null || typeof v !== 'object') return String(v);
+  if (Array.isArray(v)) return 'a list';
+  if (v instanceof PickleDict) return 'a dict';
+  if (v instanceof Uint8Array) return 'bytes';
+  return 'name' in v ? String(v.name) : `a ${v.kind}`;
+}
+
 function storageFromPid(pid: PickleValue, source: string): PickleStorage {
   if (!isTuple(pid) || pid.items[0] !== 'storage') {
     throw invalid(`${source}: a persistent id that is not a tensor storage; not a PyTorch checkpoint.`);
@@ -50,8 +60,10 @@ function storageFromPid(pid: PickleValue, source: string): PickleStorage {
   const [, type, key, , numel, view] = pid.items;
   const typeName = typeof type === 'object' && type !== null && 'name' in type ? String(type.name) : '';
   const dtype = STORAGE_TYPES[typeName];
-  if (!dtype) throw invalid(`${source}: a storage of unknown type ${typeName || String(type)}.`);
-  if (typeof key !== 'string' || typeof numel !== 'number') throw invalid(`${source}: a malformed storage record.`);
+  if (!dtype) throw invalid(`${source}: a storage of unknown type ${typeName || describe(type as PickleValue)}.`);
+  if (typeof key !== 'string' || typeof numel !== 'number' || !Number.isSafeInteger(numel) || numel < 0) {
+    throw invalid(`${source}: a malformed storage record.`);
+  }
   let v: PickleStorage['view'] = null;
   if (view !== undefined && view !== null && isTuple(view)) {
     const [, offset, size] = view.items;
@@ -60,18 +72,31 @@ function storageFromPid(pid: PickleValue, source: string): PickleStorage {
   return { kind: 'storage', dtype, key, numel, view: v };
 }
 
+/** A storage's bytes, read only where a tensor asks. */
+interface StorageBytes {
+  /** Bytes the file holds for the storage. */
+  length: number;
+  read(start: number, length: number): Uint8Array;
+}
+
 interface RawCheckpoint {
   root: PickleValue;
-  /** Bytes of each storage by key. */
-  storage: (key: string) => Uint8Array;
+  storage: (key: string) => StorageBytes;
   format: 'zip' | 'legacy';
 }
 
-function readZipCheckpoint(buf: Uint8Array, source: string): RawCheckpoint {
-  const zip = readZip(buf, source);
+/** The most a checkpoint's pickle may take (a ViT-g training checkpoint's is a few MB). */
+export const MAX_PICKLE_BYTES = 64 << 20;
+
+function readZipCheckpoint(src: ByteSource, source: string): RawCheckpoint {
+  const zip = readZip(src, source);
   const pkl = [...zip.entries.keys()].find((n) => n === 'data.pkl' || n.endsWith('/data.pkl'));
   if (!pkl) {
     throw invalid(`${source} is a zip archive without data.pkl: not a PyTorch checkpoint.`);
+  }
+  const pklSize = zip.entries.get(pkl)?.size ?? 0;
+  if (pklSize > MAX_PICKLE_BYTES) {
+    throw invalid(`${source} was refused: its data.pkl is ${pklSize} bytes, far more than a state dict's pickle.`);
   }
   const prefix = pkl.slice(0, -'data.pkl'.length);
   const { value } = unpickle(zip.read(pkl), 0, {
@@ -83,13 +108,16 @@ function readZipCheckpoint(buf: Uint8Array, source: string): RawCheckpoint {
     format: 'zip',
     storage: (key) => {
       const name = `${prefix}data/${key}`;
-      if (!zip.entries.has(name)) throw invalid(`${source}: storage "${key}" is missing from the archive.`);
-      return zip.read(name);
+      const entry = zip.entries.get(name);
+      if (!entry) throw invalid(`${source}: storage "${key}" is missing from the archive.`);
+      return { length: entry.size, read: (start, length) => zip.readRange(name, start, length) };
     },
   };
 }
 
-function readLegacyCheckpoint(buf: Uint8Array, source: string): RawCheckpoint {
+function readLegacyCheckpoint(src: ByteSource, source: string): RawCheckpoint {
+  // The pickles come first: they are read from a bounded window; the storages after them are read where needed.
+  const buf = src.read(0, Math.min(src.size, MAX_PICKLE_BYTES));
   const noPid = () => {
     throw invalid(`${source}: unexpected storage reference in the checkpoint header.`);
   };
@@ -99,7 +127,7 @@ function readLegacyCheckpoint(buf: Uint8Array, source: string): RawCheckpoint {
   }
   const protocol = unpickle(buf, magic.end, { source, persistentLoad: noPid });
   if (protocol.value !== 1001) {
-    throw invalid(`${source}: legacy checkpoint protocol ${String(protocol.value)}; only 1001 is known.`);
+    throw invalid(`${source}: legacy checkpoint protocol ${describe(protocol.value)}; only 1001 is known.`);
   }
   const sysInfo = unpickle(buf, protocol.end, { source, persistentLoad: noPid });
   if (sysInfo.value instanceof PickleDict && sysInfo.value.get('little_endian') === false) {
@@ -119,23 +147,24 @@ function readLegacyCheckpoint(buf: Uint8Array, source: string): RawCheckpoint {
   if (!Array.isArray(keys.value) || !keys.value.every((k) => typeof k === 'string')) {
     throw invalid(`${source}: the list of storages after the pickle is unreadable.`);
   }
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const data = new Map<string, Uint8Array>();
+  const data = new Map<string, { at: number; length: number }>();
   let pos = keys.end;
   for (const key of keys.value as string[]) {
     const s = storages.get(key);
     if (!s) throw invalid(`${source}: storage "${key}" is listed but no tensor uses it.`);
-    if (pos + 8 > buf.length) {
+    if (data.has(key)) throw invalid(`${source}: storage "${key}" is listed twice.`);
+    const head = pos + 8 <= src.size ? src.read(pos, 8) : new Uint8Array(0);
+    if (head.length < 8) {
       throw invalid(`${source} is truncated: storage "${key}" starts past the end of the file. Copy it again.`);
     }
-    const numel = Number(dv.getBigInt64(pos, true));
-    const bytes = numel * DTYPE_BYTES[s.dtype];
-    if (numel < 0 || pos + 8 + bytes > buf.length) {
+    const numel = new DataView(head.buffer, head.byteOffset, 8).getBigInt64(0, true);
+    const bytes = Number(numel) * DTYPE_BYTES[s.dtype];
+    if (numel < 0n || !Number.isSafeInteger(bytes) || pos + 8 + bytes > src.size) {
       throw invalid(
-        `${source} is truncated: storage "${key}" needs ${bytes} bytes from byte ${pos + 8}; the file has ${buf.length}. Copy it again.`,
+        `${source} is truncated: storage "${key}" needs ${numel * BigInt(DTYPE_BYTES[s.dtype])} bytes from byte ${pos + 8}; the file has ${src.size}. Copy it again.`,
       );
     }
-    data.set(key, buf.subarray(pos + 8, pos + 8 + bytes));
+    data.set(key, { at: pos + 8, length: bytes });
     pos += 8 + bytes;
   }
   return {
@@ -144,7 +173,14 @@ function readLegacyCheckpoint(buf: Uint8Array, source: string): RawCheckpoint {
     storage: (key) => {
       const d = data.get(key);
       if (!d) throw invalid(`${source}: storage "${key}" has no data in the file.`);
-      return d;
+      return {
+        length: d.length,
+        read: (start, length) => {
+          const b = src.read(d.at + start, length);
+          if (b.length < length) throw invalid(`${source} changed while being read; import it again.`);
+          return b;
+        },
+      };
     },
   };
 }
@@ -176,7 +212,13 @@ function selectStateDict(root: PickleValue, source: string): { dict: PickleDict;
     path.push(chosen);
     d = d.get(chosen) as PickleValue;
   }
-  const keys = root instanceof PickleDict ? [...root.keys()].map(String).slice(0, 8).join(', ') : typeof root;
+  const keys =
+    root instanceof PickleDict
+      ? [...root.keys()]
+          .slice(0, 8)
+          .map((k) => describe(k))
+          .join(', ')
+      : describe(root);
   throw new FlaneurError(
     'UNSUPPORTED_MODEL',
     `${source} holds no state dict of tensors that Flaneur can find (looked for the file itself and the keys ${STATE_KEYS.join(', ')}; found ${keys}).`,
@@ -204,21 +246,48 @@ function stripWrappers(names: string[]): { prefix: string; keep: (n: string) => 
   };
 }
 
-/** The tensor's elements in row-major order, following its storage offset and strides. */
-function materialize(t: PickleTensor, bytes: Uint8Array, name: string, source: string): Float32Array {
+/** The most elements one tensor may have when its strides repeat storage elements (a broadcast view). */
+const MAX_REPEATED_ELEMENTS = 1 << 24;
+
+/**
+ * The tensor's elements in row-major order, following its storage offset and strides. Shape, strides and offset are
+ * checked against the bytes the file holds for the storage before anything is allocated or read, and only the
+ * span the tensor covers is read.
+ */
+function materialize(t: PickleTensor, storage: StorageBytes, name: string, source: string): Float32Array {
   const s = t.storage;
   const base = s.view ? s.view.offset : 0;
   const eb = DTYPE_BYTES[s.dtype];
-  const available = Math.floor(bytes.length / eb);
-  const n = t.shape.reduce((a, d) => a * d, 1);
+  const available = Math.floor(storage.length / eb);
+  const declared = s.view ? s.view.offset + s.view.numel : s.numel;
+  const limit = Math.min(available, declared);
+  const damaged = (what: string) =>
+    invalid(`${source}: tensor "${name}" ${what}; the file is damaged or crafted. Download it again.`);
+  if (t.stride.length !== t.shape.length) throw damaged(`has ${t.shape.length} sizes but ${t.stride.length} strides`);
+  let n = 1;
+  for (const d of t.shape) n *= d;
+  if (!Number.isSafeInteger(n) || n > 2 ** 31) throw damaged(`claims ${n} elements`);
+  if (n === 0) return new Float32Array(0);
   let last = t.offset;
   for (let i = 0; i < t.shape.length; i++) last += ((t.shape[i] as number) - 1) * (t.stride[i] ?? 0);
-  const limit = Math.min(available, s.view ? s.view.offset + s.view.numel : s.numel);
-  if (n > 0 && (t.offset < 0 || t.stride.some((x) => x < 0) || base + last >= limit)) {
+  if (
+    !Number.isSafeInteger(base) ||
+    base < 0 ||
+    t.offset < 0 ||
+    t.stride.some((x) => x < 0) ||
+    !Number.isSafeInteger(last) ||
+    base + last >= limit
+  ) {
     throw invalid(
       `${source}: tensor "${name}" points past the end of its storage "${s.key}" (element ${base + last} of ${limit}); the file is damaged or truncated.`,
     );
   }
+  const first = base + t.offset;
+  const span = base + last - first + 1;
+  if (n > span && n > MAX_REPEATED_ELEMENTS) {
+    throw damaged(`repeats ${span} stored elements as ${n} (a stride of 0 with a huge shape)`);
+  }
+  const bytes = storage.read(first * eb, span * eb);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const read: (i: number) => number =
     s.dtype === 'F32'
@@ -238,7 +307,7 @@ function materialize(t: PickleTensor, bytes: Uint8Array, name: string, source: s
   const out = new Float32Array(n);
   const rank = t.shape.length;
   const idx = new Array<number>(rank).fill(0);
-  let at = base + t.offset;
+  let at = 0;
   for (let k = 0; k < n; k++) {
     out[k] = read(at);
     for (let d = rank - 1; d >= 0; d--) {
@@ -259,8 +328,13 @@ export function isLegacyTar(buf: Uint8Array): boolean {
   return buf.length > 262 && Buffer.from(buf.subarray(257, 262)).toString('latin1') === 'ustar';
 }
 
-/** Parses a PyTorch checkpoint held in memory and picks its backbone state dict. */
-export function parsePytorchCheckpoint(buf: Uint8Array, source: string): PytorchCheckpoint {
+/**
+ * Parses a PyTorch checkpoint (bytes in memory, or a file read at offsets) and picks its backbone state dict. Only
+ * the pickle is read whole; each tensor's bytes are read when asked for.
+ */
+export function parsePytorchCheckpoint(input: Uint8Array | ByteSource, source: string): PytorchCheckpoint {
+  const src = input instanceof Uint8Array ? bufferSource(input) : input;
+  const buf = src.read(0, Math.min(src.size, 512));
   if (isLegacyTar(buf)) {
     throw new FlaneurError(
       'UNSUPPORTED_MODEL',
@@ -268,9 +342,9 @@ export function parsePytorchCheckpoint(buf: Uint8Array, source: string): Pytorch
     );
   }
   const raw = isZip(buf)
-    ? readZipCheckpoint(buf, source)
+    ? readZipCheckpoint(src, source)
     : buf[0] === 0x80
-      ? readLegacyCheckpoint(buf, source)
+      ? readLegacyCheckpoint(src, source)
       : (() => {
           throw invalid(`${source} is not a PyTorch checkpoint (neither a zip archive nor a pickle).`);
         })();
@@ -285,7 +359,6 @@ export function parsePytorchCheckpoint(buf: Uint8Array, source: string): Pytorch
     tensors.set(k, { name: k, dtype: t.storage.dtype, shape: t.shape });
     byName.set(k, t);
   }
-  const storageCache = new Map<string, Uint8Array>();
   return {
     tensors,
     metadata: {},
@@ -293,16 +366,12 @@ export function parsePytorchCheckpoint(buf: Uint8Array, source: string): Pytorch
     float32(name) {
       const t = byName.get(name);
       if (!t) throw invalid(`Tensor "${name}" is not in ${source}.`);
-      let bytes = storageCache.get(t.storage.key);
-      if (!bytes) {
-        bytes = raw.storage(t.storage.key);
-        const need = t.storage.numel * DTYPE_BYTES[t.storage.dtype];
-        if (bytes.length < need && !t.storage.view) {
-          throw invalid(
-            `${source}: storage "${t.storage.key}" (used by "${name}") should hold ${need} bytes but has ${bytes.length}; the file is damaged or truncated.`,
-          );
-        }
-        storageCache.set(t.storage.key, bytes);
+      const bytes = raw.storage(t.storage.key);
+      const need = t.storage.numel * DTYPE_BYTES[t.storage.dtype];
+      if (bytes.length < need && !t.storage.view) {
+        throw invalid(
+          `${source}: storage "${t.storage.key}" (used by "${name}") should hold ${need} bytes but has ${bytes.length}; the file is damaged or truncated.`,
+        );
       }
       return materialize(t, bytes, prefix + name, source);
     },

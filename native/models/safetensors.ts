@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { FlaneurError } from '../api/errors.js';
+import { openRegularFile, readAt } from './regular-file.js';
 
 export type SafeDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -119,9 +120,19 @@ function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
+/**
+ * A header value as a short text for a message. Never recursive: only the first items of an array are shown, and
+ * nested arrays or objects as […] / {…} (a header of 100,000 nested arrays overflowed the stack of JSON.stringify).
+ */
 function shownValue(v: unknown): string {
-  const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 40 ? `${s.slice(0, 40)}…` : s;
+  const inner = (x: unknown): string =>
+    Array.isArray(x) ? '[…]' : x !== null && typeof x === 'object' ? '{…}' : String(JSON.stringify(x) ?? String(x));
+  const s = Array.isArray(v)
+    ? `[${v.slice(0, 8).map(inner).join(',')}${v.length > 8 ? ',…' : ''}]`
+    : v !== null && typeof v === 'object'
+      ? '{…}'
+      : inner(v);
+  return s.length > 40 ? `${s.slice(0, 40)}…` : s;
 }
 
 export interface SafetensorsHeader {
@@ -294,54 +305,21 @@ function withTensorData(
   };
 }
 
-const KIND_OF = (st: fs.Stats): string =>
-  st.isDirectory()
-    ? 'a folder'
-    : st.isFIFO()
-      ? 'a named pipe'
-      : st.isCharacterDevice() || st.isBlockDevice()
-        ? 'a device'
-        : st.isSocket()
-          ? 'a socket'
-          : 'not a regular file';
-
 /**
  * Opens a model file for reading without blocking: only a regular file is accepted (a named pipe, /dev/zero or a
  * folder is refused before any read), and it is opened non-blocking so a file swapped for a pipe cannot hang.
  */
-function openRegular(file: string, source: string): { fd: number; size: number } {
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(file);
-  } catch (err) {
-    throw new FlaneurError('IO_ERROR', `Cannot read ${file}: ${(err as Error).message}`, { cause: err });
-  }
-  if (!st.isFile()) {
-    throw invalid(`${source} is ${KIND_OF(st)}, not a model file. Choose the .safetensors file itself.`);
-  }
-  let fd: number;
-  try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
-  } catch (err) {
-    throw new FlaneurError('IO_ERROR', `Cannot read ${file}: ${(err as Error).message}`, { cause: err });
-  }
-  const now = fs.fstatSync(fd);
-  if (!now.isFile()) {
-    fs.closeSync(fd);
-    throw invalid(`${source} is ${KIND_OF(now)}, not a model file. Choose the .safetensors file itself.`);
-  }
-  return { fd, size: now.size };
+export function openRegular(file: string, source: string): { fd: number; size: number } {
+  return openRegularFile(file, (kind) =>
+    invalid(`${source} is ${kind}, not a model file. Choose the .safetensors file itself.`),
+  );
 }
 
-function readAt(fd: number, length: number, position: number): Buffer {
-  const out = Buffer.allocUnsafe(length);
-  let got = 0;
-  while (got < length) {
-    const n = fs.readSync(fd, out, got, length - got, position + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got === length ? out : out.subarray(0, got);
+/** Checks that a model file is a regular file (before it is hashed or read); its size in bytes. */
+export function assertModelFile(file: string, source: string): number {
+  const { fd, size } = openRegular(file, source);
+  fs.closeSync(fd);
+  return size;
 }
 
 /** The first `n` bytes of a model file (fewer when it is shorter); only a regular file is read. */
@@ -354,14 +332,28 @@ export function readModelFileStart(file: string, source: string, n: number): Buf
   }
 }
 
-/** A whole model file (formats that must be parsed in memory); only a regular file is read. */
-export function readModelFile(file: string, source: string): Buffer {
+/**
+ * A model file read at offsets (PyTorch checkpoints: the zip directory, the pickle, then each tensor when asked):
+ * only a regular file, reopened for each read, and refused if it changed size in between.
+ */
+export function modelFileSource(
+  file: string,
+  source: string,
+): { size: number; read(offset: number, length: number): Uint8Array } {
   const { fd, size } = openRegular(file, source);
-  try {
-    return readAt(fd, size, 0);
-  } finally {
-    fs.closeSync(fd);
-  }
+  fs.closeSync(fd);
+  return {
+    size,
+    read(offset, length) {
+      const again = openRegular(file, source);
+      try {
+        if (again.size !== size) throw notAModel(source, 'the file changed while being read');
+        return readAt(again.fd, Math.max(0, Math.min(length, size - offset)), offset);
+      } finally {
+        fs.closeSync(again.fd);
+      }
+    },
+  };
 }
 
 /**

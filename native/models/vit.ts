@@ -232,7 +232,7 @@ export function ropeTables(
 }
 
 /** rotate_half as a matrix on the last axis: x @ R = [-x[h:], x[:h]] for head_dim 2h. */
-function rotateHalfMatrix(hd: number): Float32Array {
+export function rotateHalfMatrix(hd: number): Float32Array {
   const h = hd / 2;
   const r = new Float32Array(hd * hd);
   for (let j = 0; j < h; j++) r[(j + h) * hd + j] = -1;

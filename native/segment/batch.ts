@@ -4,11 +4,12 @@
  * with a truth mask are scored (IoU per class, per frame and over all of them, at the frame size as the Segment
  * view does). Resumable per frame (frames whose PNG exists are read back, not recomputed).
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { FlaneurError } from '../api/errors.js';
-import { frameFileStem, frameNumber } from '../api/frames.js';
+import { frameFileStem, frameNumber, sourceFrameSize } from '../api/frames.js';
 import { ExtractorCache } from '../features/extractor-cache.js';
 import { ExactKnn } from '../features/knn.js';
 import type { ItemResult, JobHandler } from '../jobs/types.js';
@@ -30,7 +31,10 @@ export const SegmentBatchArgs = z.object({
   temperature: z.number().positive().default(0.02),
   /** Size of the written masks: the stored frames' (default) or the source file's (nearest-neighbour). */
   resolution: z.enum(['frame', 'source']).default('frame'),
-  /** Truth masks (grayscale class ids) of some frames: these frames are segmented too, and scored. */
+  /**
+   * Truth masks (grayscale class ids) of some frames: these frames are segmented too, and scored at the resolution
+   * of the written masks (the source's with resolution 'source', as benchmarks score; the frame's otherwise).
+   */
   truth: z
     .array(z.object({ mediaId: z.int().positive(), frameIdx: z.int().min(0), mask: z.string().min(1) }))
     .optional(),
@@ -40,13 +44,7 @@ export type SegmentBatchArgs = z.output<typeof SegmentBatchArgs>;
 /** The source file's displayed size (rotation applied), for masks written at the source resolution. */
 export function sourceSize(m: MediaRow): { width: number; height: number } {
   const p = (m.probe ?? {}) as { width?: number; height?: number; rotation?: number };
-  const fw = m.frameWidth as number;
-  const fh = m.frameHeight as number;
-  if (!p.width || !p.height) return { width: fw, height: fh };
-  // Rotated videos and EXIF-oriented photos are stored upright: the frame's orientation tells which way round.
-  const swap =
-    p.rotation === 90 || p.rotation === 270 || (fw !== fh && p.width !== p.height && fw > fh !== p.width > p.height);
-  return swap ? { width: p.height, height: p.width } : { width: p.width, height: p.height };
+  return sourceFrameSize({ ...p, frameWidth: m.frameWidth as number, frameHeight: m.frameHeight as number });
 }
 
 export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> = {
@@ -109,17 +107,17 @@ export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> =
             r.scores && r.grid && (src.width !== w || src.height !== h)
               ? upsampleArgmax(r.scores, r.grid, C, src.width, src.height)
               : mask;
-          fs.writeFileSync(`${file}.tmp`, encodePng(written, src.width, src.height, 6, 1));
-          fs.renameSync(`${file}.tmp`, file);
+          writeReplacing(file, encodePng(written, src.width, src.height, 6, 1));
         }
         const truthFile = truthOf.get(`${m.id}:${i}`);
         if (truthFile) {
-          // The Segment view's score: the frame-size prediction against the truth read at the frame size.
-          const read = await readMask(truthFile, w, h, { kind: 'auto' }, C, bank.classes);
+          // The written mask against the truth read at its size: the source's (benchmarks score at the images' own
+          // resolution), or the frame's as the Segment view scores.
+          const read = await readMask(truthFile, src.width, src.height, { kind: 'auto' }, C, bank.classes);
           const truth = read.labels;
           const one = new IoUMeter(C);
-          one.add(mask, truth);
-          total.add(mask, truth);
+          one.add(written, truth);
+          total.add(written, truth);
           const key = `iou:${m.id}:${i}`;
           if (!recorded.has(key))
             scores.push({
@@ -130,6 +128,7 @@ export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> =
                 frameIdx: i,
                 mean: one.mean(),
                 perClass: one.perClass(),
+                size: [src.width, src.height],
                 ...(read.warnings.length ? { warnings: read.warnings } : {}),
               },
             });
@@ -156,8 +155,10 @@ export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> =
       await extractors.release();
     }
     const cocoFile = path.join(out, 'coco.json');
-    fs.writeFileSync(cocoFile, JSON.stringify(coco.toJSON()));
-    const scored = a.truth?.length ? { mean: total.mean(), perClass: total.perClass(), classes: bank.classes } : null;
+    writeReplacing(cocoFile, JSON.stringify(coco.toJSON()));
+    const scored = a.truth?.length
+      ? { mean: total.mean(), perClass: total.perClass(), classes: bank.classes, resolution: a.resolution }
+      : null;
     ctx.commit(
       [...scores, { key: 'export', status: 'ok', result: { dir: out, coco: cocoFile, masks: done, iou: scored } }],
       {
@@ -166,3 +167,19 @@ export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> =
     );
   },
 };
+
+/**
+ * Writes `file` in the output folder the user chose without following links planted there: the bytes go to a new
+ * temporary file (created exclusively, so an existing name or link is never opened) that then replaces `file`
+ * itself; a symlink named coco.json is replaced, its target left untouched.
+ */
+function writeReplacing(file: string, data: string | Uint8Array): void {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  fs.writeFileSync(tmp, data, { flag: 'wx' });
+  try {
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+}

@@ -297,6 +297,20 @@ export async function readMask(
   return { ...r, labels: scale(r.labels) };
 }
 
+/**
+ * Whether a mask is binary (two values: 0/1, 0/255 or 0/max, also with JPEG noise), so that a bank made of such
+ * masks can default its classes to background and foreground.
+ */
+export async function isBinaryMask(file: string): Promise<boolean> {
+  const img = await decodeMask(file);
+  if (img.indexed) return img.data.every((v) => v <= 1);
+  if (!isGray(img.data)) return false;
+  const gray = new Uint8Array(img.width * img.height);
+  for (let i = 0; i < gray.length; i++) gray[i] = img.data[i * 3] as number;
+  const r = readGray(gray, 2, [], file);
+  return r.read.startsWith('binary') || (r.read === 'class ids' && r.warnings.length === 0);
+}
+
 /** Grayscale masks: class ids, binary 0/255 (or 0/max), or binary with compression noise. */
 function readGray(gray: Uint8Array, classes: number, names: readonly string[], file: string): MaskRead {
   const h = histogram(gray);

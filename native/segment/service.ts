@@ -22,7 +22,7 @@ import {
   segmentPatches,
 } from './hummingbird.js';
 import { IoUMeter, type PatchGrid, patchLabels } from './labels.js';
-import { classColours, type MaskEncoding, readMask } from './masks.js';
+import { classColours, isBinaryMask, type MaskEncoding, readMask } from './masks.js';
 
 export interface BankExample {
   mediaId: number;
@@ -98,12 +98,25 @@ function cropPair(
   return { rgb: outRgb, labels: outLab, width: w, height: h };
 }
 
+/** The classes of a bank of binary masks: background and foreground; other masks need their classes named. */
+async function binaryClasses(examples: readonly BankExample[]): Promise<string[]> {
+  for (const ex of examples)
+    if (!(await isBinaryMask(ex.mask)))
+      throw new FlaneurError(
+        'INVALID_ARGUMENT',
+        `Name the classes of these masks (class 0 first): ${ex.mask} has more than two values, so they are not background and foreground.`,
+        { field: 'classes' },
+      );
+  return ['background', 'foreground'];
+}
+
 export async function createBank(
   project: Project,
   o: {
     runId: number;
     name: string;
-    classes: string[];
+    /** Class names, class 0 first; absent: background and foreground when every mask is binary (else refused). */
+    classes?: string[];
     examples: BankExample[];
     perImage?: number;
     /** Bound on the bank: memorySize // (examples x epochs) patches kept per view, rare classes first (Hummingbird). */
@@ -116,9 +129,10 @@ export async function createBank(
 ): Promise<BankRow & { warnings: string[] }> {
   const run = project.features.run(o.runId);
   if (!run) throw new FlaneurError('NOT_FOUND', `No feature run ${o.runId}.`, { field: 'runId' });
-  if (o.classes.length < 2 || o.classes.length > 254)
+  const classes = o.classes ?? (await binaryClasses(o.examples));
+  if (classes.length < 2 || classes.length > 254)
     throw new FlaneurError('INVALID_ARGUMENT', 'A bank needs 2 to 254 classes.', { field: 'classes' });
-  const C = o.classes.length;
+  const C = classes.length;
   const rng = new Rng(o.seed ?? 0);
   const epochs = o.epochs ?? 1;
   const items: { mediaId: number; frameIdx: number; vectors: Float32Array; labels: Float32Array }[] = [];
@@ -127,7 +141,7 @@ export async function createBank(
   const extractor = epochs > 1 ? await o.extractors.get(project, run.modelId, run.inputSize, runPolicy(run)) : null;
   for (const ex of o.examples) {
     const { width, height } = frameOf(project, ex.mediaId, ex.frameIdx);
-    const read = await readMask(ex.mask, width, height, ex.encoding, C, o.classes);
+    const read = await readMask(ex.mask, width, height, ex.encoding, C, classes);
     warnings.push(...read.warnings);
     const mask = read.labels;
     const { vectors, grid } = await framePatches(project, run.id, ex.mediaId, ex.frameIdx, o.extractors);
@@ -167,7 +181,7 @@ export async function createBank(
   const bank = project.features.createBank({
     name: o.name,
     runId: run.id,
-    classes: o.classes,
+    classes,
     settings: {
       perImage: perImage ?? null,
       memorySize: o.memorySize ?? null,

@@ -23,10 +23,11 @@ export const DERIVED_TABLES: ReadonlySet<string> = new Set([
   'track_boxes',
   'track_runs',
   'train_log',
+  'text_features',
 ]);
 
 /** The tables that hold most of the bytes: checked last at open, so the small tables always get checked. */
-const BULK_TABLES = ['features', 'fungi_features', 'feature_cls', 'maps', 'track_boxes', 'bank_items'];
+const BULK_TABLES = ['features', 'fungi_features', 'feature_cls', 'maps', 'track_boxes', 'bank_items', 'text_features'];
 
 export const BACKUP_DIR = 'backups';
 export const BACKUP_FILE = 'project.sqlite';

@@ -251,6 +251,23 @@ export const MIGRATIONS: readonly Migration[] = [
     // rows; `grid_w` the columns (NULL for runs made before, whose grid was square).
     sql: `ALTER TABLE track_runs ADD COLUMN grid_w INTEGER;`,
   },
+  {
+    version: 10,
+    name: 'text features per language model and text',
+    // ShareLock's text features (a decoder LLM's last-token hidden state), computed once per (model, text): an 8B
+    // model takes ~0.1 s a caption even on a GPU. `model` is the language model's identity (file hash and feature
+    // definition, native/text/feature-cache.ts); the vector is float32 (dim values).
+    sql: `
+      CREATE TABLE text_features (
+        model TEXT NOT NULL,
+        text TEXT NOT NULL,
+        dim INTEGER NOT NULL,
+        vector BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (model, text)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -16,6 +16,7 @@ import { MapsRepository } from './maps-repo.js';
 import { MediaRepository } from './media-repo.js';
 import { SCHEMA_VERSION } from './migrations.js';
 import { ModelRepository } from './models-repo.js';
+import { TextFeaturesRepository } from './text-features-repo.js';
 import { TracksRepository } from './tracks-repo.js';
 import { TrainLogRepository } from './train-log-repo.js';
 
@@ -51,6 +52,7 @@ export class Project {
   readonly fungi: FungiRepository;
   readonly maps: MapsRepository;
   readonly tracks: TracksRepository;
+  readonly textFeatures: TextFeaturesRepository;
 
   private constructor(
     readonly dir: string,
@@ -67,6 +69,7 @@ export class Project {
     this.fungi = new FungiRepository(db);
     this.maps = new MapsRepository(db);
     this.tracks = new TracksRepository(db);
+    this.textFeatures = new TextFeaturesRepository(db);
   }
 
   get cacheDir(): string {

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -11,24 +12,35 @@ export interface FileServer {
 }
 
 /**
- * A file server on 127.0.0.1 (never a real host) that honours Range requests and can drop connections mid-file,
- * to test downloads that are interrupted and resumed.
+ * A file server on 127.0.0.1 (never a real host) that honours Range and If-Range requests (each file's ETag is its
+ * content hash) and can drop connections mid-file, to test downloads that are interrupted and resumed. `routes`
+ * answer the named paths themselves (a hostile host: endless bodies, wrong ranges, redirects).
  */
-export async function serveFiles(files: Record<string, Buffer>): Promise<FileServer> {
+export async function serveFiles(
+  files: Record<string, Buffer>,
+  routes: Record<string, http.RequestListener> = {},
+): Promise<FileServer> {
   const requests: string[] = [];
   let cuts = 0;
   let cutAt = 0;
   const server = http.createServer((req, res) => {
     const name = decodeURIComponent((req.url ?? '/').slice(1));
-    const body = files[name];
+    const route = routes[name];
     requests.push(req.headers.range ?? '');
+    if (route) {
+      route(req, res);
+      return;
+    }
+    const body = files[name];
     if (!body) {
       res.writeHead(404).end('not found');
       return;
     }
+    const etag = `"${crypto.createHash('sha256').update(body).digest('hex').slice(0, 16)}"`;
     let start = 0;
     const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
-    if (m) {
+    const ifRange = req.headers['if-range'];
+    if (m && (ifRange === undefined || ifRange === etag)) {
       start = Number(m[1]);
       if (start >= body.length) {
         res.writeHead(416, { 'Content-Range': `bytes */${body.length}` }).end();
@@ -38,9 +50,10 @@ export async function serveFiles(files: Record<string, Buffer>): Promise<FileSer
         'Content-Length': body.length - start,
         'Content-Range': `bytes ${start}-${body.length - 1}/${body.length}`,
         'Accept-Ranges': 'bytes',
+        ETag: etag,
       });
     } else {
-      res.writeHead(200, { 'Content-Length': body.length, 'Accept-Ranges': 'bytes' });
+      res.writeHead(200, { 'Content-Length': body.length, 'Accept-Ranges': 'bytes', ETag: etag });
     }
     const rest = body.subarray(start);
     if (cuts > 0) {

@@ -73,6 +73,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   count: ['features', 'jobs', 'media', 'models', 'store'],
   track: ['features', 'jobs', 'media', 'models', 'runtime'],
   train: ['graph', 'jobs', 'media', 'models', 'runtime', 'store'],
+  text: ['graph', 'models', 'runtime'],
   engine: [
     'classify',
     'count',

@@ -1,19 +1,16 @@
 /** Counting: from exemplar boxes or automatically on one frame, and over every frame of a video. */
 import fs from 'node:fs';
 import { UsageError } from '../errors.js';
-import { command, formatJob, frameNumber, type Session, splitFrameRef } from '../session.js';
-
-function boxes(s: Session): [number, number, number, number][] {
-  return s.list('box').map((b) => s.numbers('box', b, 4) as [number, number, number, number]);
-}
+import { command, formatJob, frameNumber, splitFrameRef } from '../session.js';
 
 export const count = command(async (s) => {
   const ref = s.inv.positionals[0] as string;
   const auto = s.flag('auto');
-  const given = boxes(s);
-  if (auto === given.length > 0) throw new UsageError('count: give --box x,y,w,h (repeatable) or --auto');
+  if (auto === s.list('box').length > 0) throw new UsageError('count: give --box x,y,w,h (repeatable) or --auto');
   const { media, frameIdx } =
     splitFrameRef(ref).frame !== null ? await s.frame(ref) : { media: await s.itemOrAdd(ref), frameIdx: 0 };
+  const given = s.boxes(media);
+  const px = s.pixels(media);
   const modelId = await s.modelId();
   const threshold = s.num('threshold', { min: -2, max: 2 });
   const size = s.num('size', { int: true, min: 16, max: 2048 });
@@ -34,7 +31,11 @@ export const count = command(async (s) => {
     count: r.count,
     threshold: r.threshold,
     range: r.range,
-    points: r.points,
+    /** The pixels of the boxes and points: the source file's, or the stored frame's with --stored-pixels. */
+    pixels: s.flag('stored-pixels') ? ('stored' as const) : ('source' as const),
+    width: px.width,
+    height: px.height,
+    points: r.points.map((p) => ({ ...p, x: p.x / px.sx, y: p.y / px.sy })),
   };
   s.out(
     result,
@@ -59,7 +60,7 @@ export const video = command(async (s) => {
   const threshold = s.num('threshold', { min: -2, max: 2 });
   const job = await s.call('count.batch', {
     modelId: await s.modelId(),
-    exemplar: { mediaId: media.id, frameIdx, boxes: boxes(s) },
+    exemplar: { mediaId: media.id, frameIdx, boxes: s.boxes(media) },
     media: [media.id],
     ...(every ? { every } : {}),
     ...(threshold !== undefined ? { threshold } : {}),

@@ -1,6 +1,6 @@
 /** Feature extraction, runs, and export to .npy / .safetensors. */
 import { UsageError } from '../errors.js';
-import { command, formatJob } from '../session.js';
+import { command, formatJob, runLabel } from '../session.js';
 
 export const extract = command(async (s) => {
   const items = await s.itemsOrAll();
@@ -14,30 +14,29 @@ export const extract = command(async (s) => {
     ...(batch !== undefined ? { batch } : {}),
   });
   const done = await s.waitJob(job);
+  const notes = await s.extractionNotes(done);
   const runs = await s.call('features.runs', {});
   const first = (await s.call('jobs.items', { id: done.id, status: 'ok', limit: 1 })).items[0];
   const runId = (first?.result as { runId?: number } | null)?.runId;
   const run =
     runs.find((r) => r.id === runId) ??
     runs.filter((r) => r.modelId === job.args.modelId && r.inputSize === (size ?? 224)).pop();
-  s.out({ job: done, run: run ?? null }, () =>
-    [formatJob(done), run ? `run #${run.id}: ${run.modelName} at ${run.inputSize} px, ${run.frames} frames` : '']
-      .filter(Boolean)
-      .join('\n'),
+  s.out({ job: done, run: run ?? null, notes }, () =>
+    [formatJob(done), run ? `run #${run.id}: ${runLabel(run)}, ${run.frames} frames` : ''].filter(Boolean).join('\n'),
   );
 });
 
 export const runs = command(async (s) => {
-  const list = await s.call('features.runs', {});
+  // The resize policy is named one way: `resize` ('aspect' or 'square'), also inside `preprocessing`, whose stored
+  // provenance says 'squash' for square runs.
+  const list = (await s.call('features.runs', {})).map((r) => ({
+    ...r,
+    preprocessing: { ...r.preprocessing, resize: r.resize },
+  }));
   s.out(
     list,
     () =>
-      list
-        .map(
-          (r) =>
-            `#${r.id}\t${r.modelName} (#${r.modelId})\t${r.inputSize} px\tgrid ${r.grid}\tdim ${r.dim}\t${r.frames} frames`,
-        )
-        .join('\n') || '(no feature runs)',
+      list.map((r) => `#${r.id}\t${runLabel(r)}\tdim ${r.dim}\t${r.frames} frames`).join('\n') || '(no feature runs)',
   );
 });
 

@@ -1,8 +1,9 @@
 /** Models, embeddings, training and the execution device. */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { CommandArgs, CommandResult } from '../../api/contract.js';
+import type { CommandArgs, CommandResult, JobInfo } from '../../api/contract.js';
 import { encodeNpy } from '../../features/export.js';
+import { explainProviderReason } from '../../runtime/provider-reasons.js';
 import { adapterLine } from '../../runtime/webgpu-probe.js';
 import { CliError, UsageError } from '../errors.js';
 import { command, formatJob, type Session } from '../session.js';
@@ -44,10 +45,34 @@ function trainArgs(s: Session, name: string): CommandArgs<'train.start'> {
   };
 }
 
+/**
+ * The model a finished training (or import) job registered: the engine registers it when the job ends; waited for
+ * here, so that a script finds it as soon as `flaneur train` prints done.
+ */
+async function trainedModel(s: Session, done: JobInfo): Promise<CommandResult<'models.list'>[number]> {
+  await s.engine.modelsRegistered();
+  const items = await s.call('jobs.items', { id: done.id });
+  const encoder = (items.items.find((i) => i.key === 'export')?.result as { name?: string } | null)?.name;
+  const model = (await s.call('models.list', {})).filter((m) => m.name === encoder).at(-1);
+  if (!model)
+    throw new CliError(
+      `The training finished but its model was not registered: ${encoder ?? 'no exported encoder'} (it is registered when the project opens next).`,
+      'INTERNAL',
+    );
+  return model;
+}
+
 export const train = command(async (s) => {
   const job = await s.call('train.start', trainArgs(s, 'train'));
   const done = await s.waitJob(job);
-  s.out(done, () => formatJob(done));
+  const model = await trainedModel(s, done);
+  const d = await s.call('models.default', {});
+  s.out({ ...done, model, isDefault: d?.id === model.id }, () =>
+    [
+      formatJob(done),
+      `model #${model.id} ${model.name}${d?.id === model.id ? " (the project's default model now)" : ''}`,
+    ].join('\n'),
+  );
 });
 
 export const trainExport = command(async (s) => {
@@ -68,20 +93,13 @@ export const trainImport = command(async (s) => {
   const done = await s.waitJob(
     await s.call('train.import', { path: path.resolve(s.inv.positionals[0] as string), ...(name ? { name } : {}) }),
   );
-  // The engine registers the brought-back encoder when the job ends; wait for it (a few seconds at most).
-  const items = await s.call('jobs.items', { id: done.id });
-  const encoder = (items.items.find((i) => i.key === 'export')?.result as { name?: string } | null)?.name;
-  let model: CommandResult<'models.list'>[number] | undefined;
-  for (let i = 0; i < 100 && !model; i++) {
-    model = (await s.call('models.list', {})).find((m) => m.name === encoder);
-    if (!model) await new Promise((r) => setTimeout(r, 100));
-  }
-  if (!model) throw new CliError(`The run was read but its model was not registered: ${encoder}.`, 'INTERNAL');
+  const model = await trainedModel(s, done);
   s.out({ job: done, model }, () => `${formatJob(done)}\nmodel #${model.id} ${model.name}\n${model.origin ?? ''}`);
 });
 
 export const modelImport = command(async (s) => {
   const heads = s.num('heads', { int: true, min: 1 });
+  const before = new Set((await s.call('models.list', {})).map((m) => m.id));
   const info = await s.call('models.import', {
     path: s.inv.positionals[0] as string,
     ...(s.opt('name') ? { name: s.opt('name') } : {}),
@@ -89,24 +107,45 @@ export const modelImport = command(async (s) => {
     ...(heads ? { heads } : {}),
   });
   const a = info.architecture;
+  // The same weights (SHA-256) registered before, or meanwhile by a training job: that model, said so.
+  const already = before.has(info.id);
   s.out(
-    info,
+    { ...info, alreadyRegistered: already },
     () =>
-      `#${info.id} ${info.name}: ${a.family} ViT, patch ${a.patchSize}, dim ${a.dim}, depth ${a.depth}, ${a.heads} heads${a.registers ? `, ${a.registers} registers` : ''} (${(info.params / 1e6).toFixed(1)}M params, ${info.scheme} names, ${info.sourceDtype})`,
+      `${already ? 'already in the project (same SHA-256): ' : ''}#${info.id} ${info.name}: ${a.family} ViT, patch ${a.patchSize}, dim ${a.dim}, depth ${a.depth}, ${a.heads} heads${a.registers ? `, ${a.registers} registers` : ''} (${(info.params / 1e6).toFixed(1)}M params, ${info.scheme} names, ${info.sourceDtype})`,
   );
 });
 
 export const modelList = command(async (s) => {
   const list = await s.call('models.list', {});
+  const d = await s.call('models.default', {});
   s.out(
-    list,
+    list.map((m) => ({ ...m, isDefault: m.id === d?.id })),
     () =>
       list
         .map(
           (m) =>
-            `#${m.id}\t${m.name}\t${m.architecture.family} p${m.architecture.patchSize} d${m.architecture.dim}\t${(m.params / 1e6).toFixed(1)}M\t${m.sha256.slice(0, 12)}`,
+            `${m.id === d?.id ? '*' : ' '}#${m.id}\t${m.name}\t${m.architecture.family} p${m.architecture.patchSize} d${m.architecture.dim}\t${(m.params / 1e6).toFixed(1)}M\t${m.sha256.slice(0, 12)}`,
         )
         .join('\n') || '(no models)',
+  );
+});
+
+export const modelDefault = command(async (s) => {
+  const given = s.inv.positionals[0];
+  if (given !== undefined && s.flag('clear'))
+    throw new UsageError('model default: give a model id or --clear, not both');
+  let d: CommandResult<'models.default'>;
+  if (given !== undefined) {
+    const id = Number(given);
+    if (!Number.isInteger(id) || id < 1) throw new UsageError(`model default: a model id is a number, not ${given}`);
+    d = await s.call('models.setDefault', { id });
+  } else if (s.flag('clear')) d = await s.call('models.setDefault', { id: null });
+  else d = await s.call('models.default', {});
+  s.out(d, () =>
+    d
+      ? `default model: #${d.id} ${d.name}${d.chosen === 'newest' ? ' (the newest; none chosen)' : ''}`
+      : 'no model yet: import one with `flaneur model import FILE`',
   );
 });
 
@@ -129,12 +168,17 @@ export const embed = command(async (s) => {
 
 export const device = command(
   async (s) => {
-    const info = await s.call('runtime.info', {});
+    const raw = await s.call('runtime.info', {});
+    // ONNX Runtime's own text stays in `reason` (JSON); `explained` says it as the Device view does.
+    const info = {
+      ...raw,
+      providers: raw.providers.map((p) => ({ ...p, explained: explainProviderReason(p.name, p.reason) })),
+    };
     s.out(info, () =>
       [
         `onnxruntime ${info.ortVersion}, ${info.cpus} CPU threads, provider setting: ${info.settings.provider}`,
         ...info.providers.flatMap((p) => [
-          `  ${p.available ? 'yes' : 'no '} ${p.name}${p.reason ? `  (${p.reason})` : ''}`,
+          `  ${p.available ? 'yes' : 'no '} ${p.name.padEnd(6)}${p.explained ? ` ${p.explained}` : ''}`.trimEnd(),
           ...(p.adapter ? [`      adapter: ${adapterLine(p.adapter)}`] : []),
           ...(p.autoSkip ? [`      auto: ${p.autoSkip}`] : []),
         ]),

@@ -1,5 +1,5 @@
 /** Similar frames, similar patches, near-duplicates. */
-import { UsageError } from '../errors.js';
+import { CliError } from '../errors.js';
 import { command, frameNumber, type Session } from '../session.js';
 
 async function named<T extends { mediaId: number; frameIdx: number }>(s: Session, rows: readonly T[]) {
@@ -31,10 +31,10 @@ export const similar = command(async (s) => {
 export const patch = command(async (s) => {
   const { media, frameIdx, frame } = await s.frame(s.inv.positionals[0] as string);
   const [x, y] = s.numbers('at', s.opt('at') as string, 2) as [number, number];
-  const w = media.frameWidth ?? 1;
-  const h = media.frameHeight ?? 1;
+  // In the source file's pixels (or the stored frame's with --stored-pixels): the same place of the picture.
+  const { width: w, height: h, words } = s.pixels(media);
   if (x < 0 || y < 0 || x >= w || y >= h)
-    throw new UsageError(`retrieve patch: --at ${x},${y} is outside the ${w}x${h} frame`);
+    throw new CliError(`The point ${x},${y} is not inside ${words}.`, 'INVALID_ARGUMENT');
   const k = s.num('k', { int: true, min: 1, max: 100 });
   const r = await s.call('retrieve.patches', {
     runId: await s.runId(),

@@ -59,6 +59,8 @@ beforeAll(async () => {
     entry('tiny-bad-sum', { url: server.url(FILE), sha256: '0'.repeat(64), fileName: 'other.pth' }),
     entry('tiny-offline', { url: `http://127.0.0.1:${await closedPort()}/${FILE}`, fileName: 'x.pth' }),
     entry('tiny-gated', { url: null, access: 'Ask the authors.' }),
+    entry('tiny-escape', { url: server.url(FILE), fileName: '../../escaped.pth' }),
+    entry('tiny-unverified', { url: server.url(FILE), fileName: 'unverified.pth', sha256: null }),
   ];
   fs.writeFileSync(catalog, JSON.stringify({ about: 'test', entries }));
   process.env.FLANEUR_CATALOG = catalog;
@@ -85,7 +87,14 @@ const downloadsDir = () => path.join(env.engine.requireProject().project.dir, 'm
 describe('downloading a catalog model', () => {
   it('lists the catalog with size estimates and nothing installed', async () => {
     const list = await env.call('models.catalog', {});
-    expect(list.map((e) => e.id)).toEqual(['tiny', 'tiny-bad-sum', 'tiny-offline', 'tiny-gated']);
+    expect(list.map((e) => e.id)).toEqual([
+      'tiny',
+      'tiny-bad-sum',
+      'tiny-offline',
+      'tiny-gated',
+      'tiny-escape',
+      'tiny-unverified',
+    ]);
     expect(list[0]).toMatchObject({ modelId: null, estimatedBytes: expect.any(Number) });
   });
 
@@ -149,5 +158,25 @@ describe('downloading a catalog model', () => {
     expect(done.state).toBe('done');
     expect(server.requests[0]).toBe(`bytes=${partial}-`);
     expect((await env.call('models.list', {}))[0]?.catalogId).toBe('tiny');
+  });
+
+  it('refuses a catalog fileName that would leave the downloads folder, writing nothing outside it', async () => {
+    const project = env.engine.requireProject().project.dir;
+    const job = await env.call('models.download', { id: 'tiny-escape' });
+    const done = await finished(job.id);
+    expect(done.error?.code).toBe('INVALID_ARGUMENT');
+    expect(done.error?.message).toMatch(/names its file "\.\.\/\.\.\/escaped\.pth", which is not a plain file name/);
+    expect(fs.existsSync(path.join(project, 'escaped.pth'))).toBe(false);
+    expect(fs.existsSync(path.join(project, 'models', 'escaped.pth'))).toBe(false);
+  });
+
+  it("shows a model without a published SHA-256 as unverified and records the first download's hash", async () => {
+    for (const m of await env.call('models.list', {})) await env.call('models.remove', { id: m.id });
+    const job = await env.call('models.download', { id: 'tiny-unverified' });
+    const done = await finished(job.id);
+    expect(done.error?.message ?? done.state).toBe('done');
+    const models = await env.call('models.list', {});
+    expect(models.map((m) => m.name)).toEqual(['Tiny DINO (tiny-unverified) — unverified (no published checksum)']);
+    expect(fs.readFileSync(path.join(downloadsDir(), 'tiny-unverified.sha256'), 'utf8').trim()).toBe(sha256);
   });
 });

@@ -2,8 +2,8 @@
  * A 16:9 video (480x270, tools/synth-tour.ts) through every consumer of patch features, with its aspect ratio kept:
  * extracted on a 14x25 grid (not squashed to 14x14), banked, segmented (masks at the frame's resolution, exports at
  * the source's), retrieved (heat maps on the frame's grid), tracked, counted and FUNGI'd; a square run made the old
- * way stays readable and is marked. Frames are stored at 240x135 (shorter side 135), so a 224 input upsamples them
- * and the extraction says so.
+ * way stays readable and is marked. Frames are stored at 240x135 (shorter side 135), so a 224 input decodes them
+ * again from the video at the input shape, and the extraction says so.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -57,7 +57,9 @@ describe('a 16:9 frame through every consumer, its aspect ratio kept', () => {
     const items = await call('jobs.items', { id: job.id });
     expect(items.items[0]?.result).toMatchObject({ grid: [14, 25] });
     const note = (items.items[0]?.result as { note?: string } | undefined)?.note;
-    expect(note).toMatch(/stored at 240x135: upsampled/);
+    // Stored at 240x135, smaller than the input: decoded again from the video at the input shape (400x224), every
+    // frame (none upsampled from the store).
+    expect(note).toBe('decoded from the source at 400x224 (stored frames are 240x135)');
     runId = (await call('features.runs', {}))[0]?.id ?? 0;
   }, 180_000);
 
@@ -88,9 +90,16 @@ describe('a 16:9 frame through every consumer, its aspect ratio kept', () => {
     expect(r.pixels.reduce((a, b) => a + b, 0)).toBe(240 * 135);
     expect(r.iou?.mean).toBeGreaterThan(0);
     const out = path.join(work, 'seg');
+    // Issue 25 item 7: a coco.json planted as a link in the output folder is replaced, its target left untouched.
+    const target = path.join(work, 'precious.txt');
+    fs.writeFileSync(target, 'keep me');
+    fs.mkdirSync(out, { recursive: true });
+    fs.symlinkSync(target, path.join(out, 'coco.json'));
     const job = await call('segment.batch', { bankId: bank.id, outDir: out, resolution: 'source' });
     await idle();
     expect((await call('jobs.get', { id: job.id })).state).toBe('done');
+    expect(fs.readFileSync(target, 'utf8')).toBe('keep me');
+    expect(fs.lstatSync(path.join(out, 'coco.json')).isFile()).toBe(true);
     const masks = fs.readdirSync(path.join(out, 'masks'));
     expect(masks).toHaveLength(4);
     for (const m of masks) expect(pngSize(path.join(out, 'masks', m))).toEqual(SRC);

@@ -1,0 +1,230 @@
+/**
+ * ShareLock (issue 29), four figures in one command:
+ *
+ * - `step_ratio_vs_torch`: one ShareLock head training step (language projector 4 layers × hidden, training-mode
+ *   BatchNorm, dropout, loss, backward, clip 1, Adam with decay) on precomputed features, batch 4096 of 4096-d text
+ *   and 384-d vision features by default: ours (native/text/sharelock-step.ts on onnxruntime-node, default threads)
+ *   vs PyTorch 1.13 (tools/sharelock_reference.py --bench: the official modules) at the fastest of the thread
+ *   counts tried (`--torch-threads 1,2`, default 1 and every core; OMP/MKL/OpenBLAS thread variables set before
+ *   torch is imported). Wall seconds of the fastest timed step (after one untimed), and process CPU seconds.
+ * - `text_query_ms_100k`: one text query against 100k images: the text feature through the trained projector
+ *   (inference ONNX, weights stored transposed), then exact cosine top-100 over 100k normalised 384-d vision
+ *   features (native/text/rank.ts: one MatMul + TopK run); the median of 10 queries after one untimed, wall and
+ *   process CPU milliseconds (the latter less sensitive to a loaded machine; the load average is reported).
+ * - `llm_tokens_per_s`: the tiny Llama of tests/fixtures/text/llama_tiny on the CPU: real tokens per second of
+ *   `encodeIds` over 256 prompts of 8-40 tokens (batches of 32 grouped by length).
+ * - `llm_feature_max_rel_err`: the same model's features vs tools/llama_reference.py's (5 prompt lengths, one by one
+ *   and as a left-padded batch), max over prompts of max|ours − ref| / max|ref|.
+ *
+ *   npm run bench -- sharelock [--batch B] [--text D] [--vision D] [--hidden H] [--steps N] [--torch-threads 1,2|all]
+ *                              [--no-step]
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Rng } from '../native/base/rng.js';
+import { l2normalizeRows } from '../native/features/knn.js';
+import { ModelSession, ort } from '../native/runtime/session.js';
+import { LlamaEncoder, openSafetensorsLlama } from '../native/text/llama.js';
+import { TextRanker } from '../native/text/rank.js';
+import { buildTextProjector, initShareLock, shareLockConfig } from '../native/text/sharelock.js';
+import {
+  buildShareLockStep,
+  dropoutMasks,
+  initialShareLockState,
+  ShareLockStepRunner,
+} from '../native/text/sharelock-step.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const r3 = (x: number) => Number(x.toFixed(3));
+
+function flag(args: string[], name: string, fallback: number): number {
+  const i = args.indexOf(name);
+  if (i < 0) return fallback;
+  const v = Number(args[i + 1]);
+  if (!Number.isInteger(v) || v <= 0)
+    throw new Error(`bench sharelock: ${name} takes a positive whole number, not ${args[i + 1]}`);
+  return v;
+}
+
+function randn(n: number, rng: Rng): Float32Array {
+  return Float32Array.from({ length: n }, () => rng.normal());
+}
+
+async function stepPart(args: string[]): Promise<Record<string, unknown>> {
+  const B = flag(args, '--batch', 4096);
+  const T = flag(args, '--text', 4096);
+  const V = flag(args, '--vision', 384);
+  const H = flag(args, '--hidden', 4096);
+  const steps = flag(args, '--steps', 2);
+  const ti = args.indexOf('--torch-threads');
+  const all = os.availableParallelism();
+  const spec = ti >= 0 ? (args[ti + 1] ?? '') : `1,${all}`;
+  const threads = [...new Set(spec.split(',').map((s) => (s === 'all' ? all : Number(s))))];
+  if (threads.some((t) => !Number.isInteger(t) || t < 1))
+    throw new Error(`bench sharelock: --torch-threads takes counts like 1,2 or all, not ${spec}`);
+
+  const head = shareLockConfig(T, V, { hidden: H });
+  const rng = new Rng(1);
+  const t0 = performance.now();
+  const graph = buildShareLockStep({ head, batch: B });
+  const runner = await ShareLockStepRunner.create(graph);
+  const build = (performance.now() - t0) / 1000;
+  const init = initShareLock(head, rng);
+  const state = initialShareLockState(graph, init.params, init.buffers);
+  const batch = { text: randn(B * T, rng), vision: randn(B * V, rng), masks: dropoutMasks(head, B, () => rng.next()) };
+  const wall: number[] = [];
+  const cpu: number[] = [];
+  for (let s = 0; s <= steps; s++) {
+    const w = performance.now();
+    const c = process.cpuUsage();
+    await runner.step(state, batch, { lr: 1e-3, weightDecay: 1e-4, maxNorm: 1 });
+    const used = process.cpuUsage(c);
+    if (s > 0) {
+      wall.push((performance.now() - w) / 1000);
+      cpu.push((used.user + used.system) / 1e6);
+    }
+  }
+  await runner.release();
+  const ours = { s: Math.min(...wall), cpu: Math.min(...cpu) };
+  console.error(`sharelock: ours ${r3(ours.s)} s/step (${r3(ours.cpu)} CPU s) on ${runner.provider}`);
+  const runs = threads.map((t) => {
+    const out = execFileSync(
+      '/usr/bin/python3',
+      [
+        path.join(ROOT, 'tools', 'sharelock_reference.py'),
+        '--bench',
+        '--batch',
+        `${B}`,
+        '--text',
+        `${T}`,
+        '--vision',
+        `${V}`,
+        '--hidden',
+        `${H}`,
+        '--steps',
+        `${steps}`,
+        '--threads',
+        `${t}`,
+      ],
+      { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const res = JSON.parse(out.trim().split('\n').pop() as string) as {
+      s_per_step: number;
+      cpu_s_per_step: number;
+      threads: number;
+      peak_rss_mb: number;
+    };
+    console.error(
+      `sharelock: torch ${res.threads} thread(s) ${r3(res.s_per_step)} s/step (${r3(res.cpu_s_per_step)} CPU s)`,
+    );
+    return res;
+  });
+  const torch = runs.reduce((a, b) => (b.s_per_step < a.s_per_step ? b : a));
+  return {
+    step_ratio_vs_torch: r3(ours.s / torch.s_per_step),
+    s_per_step: r3(ours.s),
+    torch_s_per_step: r3(torch.s_per_step),
+    step_cpu_ratio_vs_torch: r3(ours.cpu / torch.cpu_s_per_step),
+    torch_threads: torch.threads,
+    torch_s_per_step_by_threads: Object.fromEntries(runs.map((x) => [String(x.threads), r3(x.s_per_step)])),
+    step_shape: { batch: B, text: T, vision: V, hidden: H, layers: head.layers },
+    graph_build_s: r3(build),
+    provider: runner.provider,
+    peak_rss_mb: r3(process.resourceUsage().maxRSS / 1024),
+  };
+}
+
+async function queryPart(): Promise<Record<string, unknown>> {
+  const T = 4096;
+  const V = 384;
+  const N = 100_000;
+  const rng = new Rng(2);
+  const head = shareLockConfig(T, V);
+  const init = initShareLock(head, rng);
+  const projector = await ModelSession.create(buildTextProjector(head, new Map([...init.params, ...init.buffers])));
+  const ranker = new TextRanker(l2normalizeRows(randn(N * V, rng), V), V);
+  const times: number[] = [];
+  const cpu: number[] = [];
+  for (let q = 0; q <= 10; q++) {
+    const feature = randn(T, rng);
+    const t0 = performance.now();
+    const c0 = process.cpuUsage();
+    const res = await projector.run({ text: new ort.Tensor('float32', feature, [1, T]) });
+    const emb = (res.embedding as ort.Tensor).data as Float32Array;
+    const top = await ranker.rank(emb, 100);
+    if (top.indices.length !== 100) throw new Error('the query returned fewer than 100 images');
+    const used = process.cpuUsage(c0);
+    if (q > 0) {
+      times.push(performance.now() - t0);
+      cpu.push((used.user + used.system) / 1000);
+    }
+  }
+  await projector.release();
+  await ranker.release();
+  cpu.sort((a, b) => a - b);
+  times.sort((a, b) => a - b);
+  const median = times[Math.floor(times.length / 2)] as number;
+  console.error(`sharelock: one text query over ${N} images ${r3(median)} ms (median of ${times.length})`);
+  return {
+    text_query_ms_100k: r3(median),
+    text_query_ms_min: r3(times[0] as number),
+    text_query_cpu_ms: r3(cpu[Math.floor(cpu.length / 2)] as number),
+    load_average_1m: r3(os.loadavg()[0] as number),
+  };
+}
+
+async function llmPart(): Promise<Record<string, unknown>> {
+  const dir = path.join(ROOT, 'tests', 'fixtures', 'text', 'llama_tiny');
+  const golden = JSON.parse(fs.readFileSync(path.join(dir, 'golden.json'), 'utf8')) as {
+    sequences: number[][];
+    single: number[][];
+    padded_batch: number[][];
+  };
+  const enc = await LlamaEncoder.load(openSafetensorsLlama(path.join(dir, 'model.safetensors')), {
+    runtime: { provider: 'cpu', threads: null },
+  });
+  const rel = (ours: Float32Array, ref: number[]) => {
+    let d = 0;
+    let s = 0;
+    ref.forEach((r, i) => {
+      d = Math.max(d, Math.abs((ours[i] as number) - r));
+      s = Math.max(s, Math.abs(r));
+    });
+    return d / s;
+  };
+  let err = 0;
+  for (const [i, seq] of golden.sequences.entries()) {
+    err = Math.max(err, rel((await enc.forwardBatch([seq]))[0] as Float32Array, golden.single[i] as number[]));
+  }
+  (await enc.forwardBatch(golden.sequences)).forEach((f, i) => {
+    err = Math.max(err, rel(f, golden.padded_batch[i] as number[]));
+  });
+  const rng = new Rng(3);
+  const prompts = Array.from({ length: 256 }, () => [
+    1,
+    ...Array.from({ length: 7 + rng.int(33) }, () => 3 + rng.int(297)),
+  ]);
+  const tokens = prompts.reduce((a, p) => a + p.length, 0);
+  await enc.encodeIds(prompts.slice(0, 32));
+  const t0 = performance.now();
+  await enc.encodeIds(prompts);
+  const s = (performance.now() - t0) / 1000;
+  await enc.close();
+  console.error(
+    `sharelock: tiny LLM ${Math.round(tokens / s)} tokens/s on the CPU, feature error ${err.toExponential(2)}`,
+  );
+  return {
+    llm_tokens_per_s: Math.round(tokens / s),
+    llm_feature_max_rel_err: Number(err.toExponential(3)),
+    llm: 'tests/fixtures/text/llama_tiny (2 layers, width 64)',
+  };
+}
+
+export async function benchSharelock(args: string[]): Promise<Record<string, unknown>> {
+  const llm = await llmPart();
+  const query = await queryPart();
+  const step = args.includes('--no-step') ? {} : await stepPart(args);
+  return { ...step, ...query, ...llm };
+}

@@ -1,0 +1,603 @@
+/**
+ * Decoder LLMs of the Llama family (Llama 2/3, SmolLM, Mistral-style, Qwen2 with its q/k/v biases) run with the
+ * project's own ONNX graph: RMSNorm, rotary embeddings (rotate-half, as Hugging Face's LlamaModel), grouped-query
+ * attention with a causal and padding mask, SwiGLU. One graph serves every layer (the layer's weights are inputs,
+ * so an 8B model needs no 2 GB protobuf and no copy of its weights); the embedding lookup and the final RMSNorm of
+ * the last token are done on the host. The text feature is ShareLock's: the final-norm hidden state of the last
+ * token (sharelock/models/language_encoder.py, `last_hidden_state[:, -1]`), texts left-padded in a batch.
+ *
+ * Weights come from GGUF files (llama.cpp's convert permutes the rows of attn_q/attn_k of 'llama' models for its
+ * interleaved rotary layout; they are put back in Hugging Face order here) or from .safetensors in Hugging Face
+ * names with their config.json beside them. Everything runs in float32: quantised files are dequantised on load.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { FlaneurError } from '../api/errors.js';
+import { GraphBuilder } from '../graph/builder.js';
+import type { Value } from '../graph/ir.js';
+import { toOnnx } from '../graph/onnx.js';
+import { bytesText, readSafetensors, type WeightFile } from '../models/safetensors.js';
+import { rotateHalfMatrix } from '../models/vit.js';
+import { DEFAULT_RUNTIME, type Feeds, ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
+import { type GgufFile, metaNumber, metaString, readGguf } from './gguf.js';
+import { type Tokenizer, tokenizerFromGguf } from './tokenizer.js';
+
+export type LlamaArch = 'llama' | 'qwen2';
+
+export interface LlamaConfig {
+  arch: LlamaArch;
+  vocab: number;
+  dim: number;
+  ffn: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  eps: number;
+  ropeTheta: number;
+  contextLength: number;
+  /** Qwen2: q, k and v projections have biases. */
+  qkvBias: boolean;
+}
+
+export interface LlamaLayerWeights {
+  attnNorm: Float32Array;
+  /** Projections stored [in, out] (transposed from PyTorch's [out, in]) for x @ W. */
+  wq: Float32Array;
+  wk: Float32Array;
+  wv: Float32Array;
+  wo: Float32Array;
+  bq?: Float32Array;
+  bk?: Float32Array;
+  bv?: Float32Array;
+  ffnNorm: Float32Array;
+  wGate: Float32Array;
+  wUp: Float32Array;
+  wDown: Float32Array;
+}
+
+export interface LlamaWeights {
+  /** [vocab, dim] */
+  embed: Float32Array;
+  layers: LlamaLayerWeights[];
+  norm: Float32Array;
+}
+
+/** What a model file is, before anything heavy is read. */
+export interface LlamaModelInfo {
+  file: string;
+  format: 'gguf' | 'safetensors';
+  config: LlamaConfig;
+  /** Parameters Flaneur loads (the output head is not needed for features). */
+  params: number;
+  fileBytes: number;
+  /** Memory to load and run it: float32 weights plus working memory for a batch. */
+  memoryBytes: number;
+  /** A sentence for people: size, layers, width, the memory it needs. */
+  summary: string;
+}
+
+const FINFO_MIN = -3.4028234663852886e38;
+
+export function llamaParamCount(c: LlamaConfig): number {
+  const q = c.heads * c.headDim;
+  const kv = c.kvHeads * c.headDim;
+  const perLayer =
+    2 * c.dim + c.dim * q + 2 * c.dim * kv + q * c.dim + 3 * c.dim * c.ffn + (c.qkvBias ? q + 2 * kv : 0);
+  return c.vocab * c.dim + c.layers * perLayer + c.dim;
+}
+
+/** Working memory of one batch of `batch` texts of `tokens` tokens (activations, attention scores), in bytes. */
+function workingBytes(c: LlamaConfig, batch: number, tokens: number): number {
+  const act = batch * tokens * (6 * c.dim + 3 * c.ffn) * 4;
+  const scores = 3 * batch * c.heads * tokens * tokens * 4;
+  return act + scores + 256 * 2 ** 20;
+}
+
+function gb(n: number): string {
+  return `${(n / 2 ** 30).toFixed(1)} GB`;
+}
+
+function describe(file: string, format: LlamaModelInfo['format'], c: LlamaConfig, fileBytes: number): LlamaModelInfo {
+  const params = llamaParamCount(c);
+  const memoryBytes = params * 4 + workingBytes(c, 32, Math.min(c.contextLength, 256));
+  const count = params >= 1e9 ? `${(params / 1e9).toFixed(1)}B` : `${(params / 1e6).toFixed(params < 1e6 ? 2 : 0)}M`;
+  const summary = `${path.basename(file)}: a ${c.arch} decoder of ${count} parameters (${c.layers} layers, width ${c.dim}, ${c.heads} heads sharing ${c.kvHeads} key/value heads), ${bytesText(fileBytes)} on disk; Flaneur runs it in float32 and needs about ${gb(memoryBytes)} of memory.`;
+  return { file, format, config: c, params, fileBytes, memoryBytes, summary };
+}
+
+/** Refuses a model that cannot fit in this machine's memory, with a sentence; call before loading. */
+export function checkLlamaFits(info: LlamaModelInfo, totalMemory = os.totalmem()): void {
+  if (info.memoryBytes > 0.8 * totalMemory) {
+    throw new FlaneurError(
+      'UNSUPPORTED_MODEL',
+      `${info.summary} This machine has ${gb(totalMemory)}, so it cannot be loaded. Choose a smaller model (SmolLM, Qwen2.5-0.5B/1.5B, Llama-3.2-1B/3B).`,
+    );
+  }
+}
+
+function invalid(source: string, why: string): FlaneurError {
+  return new FlaneurError('INVALID_MODEL', `${source} is not a usable language model: ${why}.`);
+}
+
+function positiveInt(v: number | undefined, what: string, source: string): number {
+  if (v === undefined || !Number.isInteger(v) || v <= 0 || v > 2 ** 24)
+    throw invalid(source, `${what} is missing or not a positive whole number`);
+  return v;
+}
+
+function checkConfig(c: LlamaConfig, source: string): LlamaConfig {
+  if (c.heads % c.kvHeads !== 0)
+    throw invalid(source, `${c.heads} attention heads do not split into ${c.kvHeads} key/value groups`);
+  if (c.headDim % 2 !== 0) throw invalid(source, `the head width ${c.headDim} is odd (rotary embeddings need pairs)`);
+  if (!(c.eps > 0 && c.eps < 1)) throw invalid(source, `the RMSNorm epsilon ${c.eps} is not in (0, 1)`);
+  if (!(c.ropeTheta > 0)) throw invalid(source, `the rotary base ${c.ropeTheta} is not positive`);
+  return c;
+}
+
+// --- GGUF -----------------------------------------------------------------------------------------------------
+
+function ggufConfig(g: GgufFile, source: string): LlamaConfig {
+  const arch = metaString(g.metadata, 'general.architecture');
+  if (arch !== 'llama' && arch !== 'qwen2') {
+    throw new FlaneurError(
+      'UNSUPPORTED_MODEL',
+      `${source} is a "${arch ?? 'unknown'}" model; Flaneur runs Llama-architecture decoders ("llama": Llama 2/3, SmolLM, Mistral; "qwen2": Qwen2/2.5).`,
+    );
+  }
+  const n = (k: string) => metaNumber(g.metadata, `${arch}.${k}`);
+  const dim = positiveInt(n('embedding_length'), 'the width (embedding_length)', source);
+  const heads = positiveInt(n('attention.head_count'), 'the head count', source);
+  const embd = g.tensors.get('token_embd.weight');
+  const tokens = g.metadata.get('tokenizer.ggml.tokens');
+  const vocab = embd?.dims[1] ?? (Array.isArray(tokens) ? tokens.length : undefined);
+  return checkConfig(
+    {
+      arch,
+      vocab: positiveInt(vocab, 'the vocabulary size', source),
+      dim,
+      ffn: positiveInt(n('feed_forward_length'), 'the feed-forward width', source),
+      layers: positiveInt(n('block_count'), 'the layer count', source),
+      heads,
+      kvHeads: positiveInt(n('attention.head_count_kv') ?? heads, 'the key/value head count', source),
+      headDim: positiveInt(n('attention.key_length') ?? dim / heads, 'the head width', source),
+      eps: n('attention.layer_norm_rms_epsilon') ?? 1e-5,
+      ropeTheta: n('rope.freq_base') ?? 10000,
+      contextLength: positiveInt(n('context_length') ?? 2048, 'the context length', source),
+      qkvBias: g.tensors.has('blk.0.attn_q.bias'),
+    },
+    source,
+  );
+}
+
+/** Undoes llama.cpp's convert permute of q/k rows (interleaved rotary pairs back to rotate-half halves). */
+function unpermuteRows(w: Float32Array, heads: number, hd: number, cols: number): Float32Array {
+  const out = new Float32Array(w.length);
+  const half = hd / 2;
+  for (let h = 0; h < heads; h++)
+    for (let j = 0; j < half; j++)
+      for (let s = 0; s < 2; s++) {
+        const from = (h * hd + 2 * j + s) * cols;
+        const to = (h * hd + s * half + j) * cols;
+        out.set(w.subarray(from, from + cols), to);
+      }
+  return out;
+}
+
+/** [rows, cols] row-major -> [cols, rows]. */
+function transposed(w: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(w.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = w[r * cols + c] as number;
+  return out;
+}
+
+interface TensorReader {
+  /** A tensor in PyTorch layout and its expected shape; a missing or mis-shaped tensor is refused. */
+  get(name: string, shape: number[]): Float32Array;
+  has(name: string): boolean;
+}
+
+function loadWeights(
+  c: LlamaConfig,
+  r: TensorReader,
+  names: (k: string, i?: number) => string,
+  permuted: boolean,
+): LlamaWeights {
+  const q = c.heads * c.headDim;
+  const kv = c.kvHeads * c.headDim;
+  const lin = (name: string, out: number, inp: number, permuteHeads = 0) => {
+    let w = r.get(name, [out, inp]);
+    if (permuted && permuteHeads) w = unpermuteRows(w, permuteHeads, c.headDim, inp);
+    return transposed(w, out, inp);
+  };
+  const layers: LlamaLayerWeights[] = [];
+  for (let i = 0; i < c.layers; i++) {
+    const n = (k: string) => names(k, i);
+    const l: LlamaLayerWeights = {
+      attnNorm: r.get(n('attn_norm'), [c.dim]),
+      wq: lin(n('q'), q, c.dim, c.heads),
+      wk: lin(n('k'), kv, c.dim, c.kvHeads),
+      wv: lin(n('v'), kv, c.dim),
+      wo: lin(n('o'), c.dim, q),
+      ffnNorm: r.get(n('ffn_norm'), [c.dim]),
+      wGate: lin(n('gate'), c.ffn, c.dim),
+      wUp: lin(n('up'), c.ffn, c.dim),
+      wDown: lin(n('down'), c.dim, c.ffn),
+    };
+    if (c.qkvBias) {
+      l.bq = r.get(n('bq'), [q]);
+      l.bk = r.get(n('bk'), [kv]);
+      l.bv = r.get(n('bv'), [kv]);
+      if (permuted) {
+        l.bq = unpermuteRows(l.bq, c.heads, c.headDim, 1);
+        l.bk = unpermuteRows(l.bk, c.kvHeads, c.headDim, 1);
+      }
+    }
+    layers.push(l);
+  }
+  return { embed: r.get(names('embed'), [c.vocab, c.dim]), layers, norm: r.get(names('norm'), [c.dim]) };
+}
+
+const GGUF_NAMES: Record<string, string> = {
+  attn_norm: 'attn_norm.weight',
+  q: 'attn_q.weight',
+  k: 'attn_k.weight',
+  v: 'attn_v.weight',
+  o: 'attn_output.weight',
+  bq: 'attn_q.bias',
+  bk: 'attn_k.bias',
+  bv: 'attn_v.bias',
+  ffn_norm: 'ffn_norm.weight',
+  gate: 'ffn_gate.weight',
+  up: 'ffn_up.weight',
+  down: 'ffn_down.weight',
+};
+
+const HF_NAMES: Record<string, string> = {
+  attn_norm: 'input_layernorm.weight',
+  q: 'self_attn.q_proj.weight',
+  k: 'self_attn.k_proj.weight',
+  v: 'self_attn.v_proj.weight',
+  o: 'self_attn.o_proj.weight',
+  bq: 'self_attn.q_proj.bias',
+  bk: 'self_attn.k_proj.bias',
+  bv: 'self_attn.v_proj.bias',
+  ffn_norm: 'post_attention_layernorm.weight',
+  gate: 'mlp.gate_proj.weight',
+  up: 'mlp.up_proj.weight',
+  down: 'mlp.down_proj.weight',
+};
+
+function shapeCheck(source: string, name: string, got: readonly number[] | undefined, want: number[]): void {
+  if (!got) throw invalid(source, `it has no tensor "${name}"`);
+  if (got.length !== want.length || got.some((d, i) => d !== want[i])) {
+    throw invalid(source, `tensor "${name}" is [${got.join(', ')}], expected [${want.join(', ')}]`);
+  }
+}
+
+/** A loadable language model: what it is (before loading), its tokenizer, and its weights on demand. */
+export interface LlamaSource {
+  info: LlamaModelInfo;
+  tokenizer: Tokenizer | null;
+  loadWeights(): LlamaWeights;
+}
+
+export function openGgufLlama(file: string): LlamaSource {
+  const source = path.basename(file);
+  const g = readGguf(file, source);
+  const config = ggufConfig(g, source);
+  const info = describe(file, 'gguf', config, g.fileBytes);
+  const tokenizer = g.metadata.has('tokenizer.ggml.model') ? tokenizerFromGguf(g.metadata, source) : null;
+  const reader: TensorReader = {
+    has: (n) => g.tensors.has(n),
+    get(name, shape) {
+      shapeCheck(source, name, g.tensors.get(name)?.dims.slice().reverse(), shape);
+      return g.float32(name);
+    },
+  };
+  const names = (k: string, i?: number) =>
+    k === 'embed' ? 'token_embd.weight' : k === 'norm' ? 'output_norm.weight' : `blk.${i}.${GGUF_NAMES[k]}`;
+  return { info, tokenizer, loadWeights: () => loadWeights(config, reader, names, config.arch === 'llama') };
+}
+
+/** .safetensors in Hugging Face names (LlamaForCausalLM / LlamaModel, Qwen2) with config.json beside it. */
+export function openSafetensorsLlama(file: string, tokenizer: Tokenizer | null = null): LlamaSource {
+  const source = path.basename(file);
+  const cfgPath = path.join(path.dirname(file), 'config.json');
+  let hf: Record<string, unknown>;
+  try {
+    hf = JSON.parse(fs.readFileSync(cfgPath, 'utf8')) as Record<string, unknown>;
+  } catch {
+    throw invalid(source, 'its config.json (beside it, from the same Hugging Face repository) is missing or not JSON');
+  }
+  const num = (k: string) => (typeof hf[k] === 'number' ? (hf[k] as number) : undefined);
+  const type = hf.model_type;
+  const arch: LlamaArch | null = type === 'llama' || type === 'mistral' ? 'llama' : type === 'qwen2' ? 'qwen2' : null;
+  if (!arch) {
+    throw new FlaneurError(
+      'UNSUPPORTED_MODEL',
+      `${source} is a "${String(type)}" model; Flaneur runs Llama-architecture decoders (llama, mistral, qwen2).`,
+    );
+  }
+  const w: WeightFile = readSafetensors(file, source);
+  const prefix = w.tensors.has('model.embed_tokens.weight') ? 'model.' : '';
+  const dim = positiveInt(num('hidden_size'), 'hidden_size', source);
+  const heads = positiveInt(num('num_attention_heads'), 'num_attention_heads', source);
+  const config = checkConfig(
+    {
+      arch,
+      vocab: positiveInt(num('vocab_size'), 'vocab_size', source),
+      dim,
+      ffn: positiveInt(num('intermediate_size'), 'intermediate_size', source),
+      layers: positiveInt(num('num_hidden_layers'), 'num_hidden_layers', source),
+      heads,
+      kvHeads: positiveInt(num('num_key_value_heads') ?? heads, 'num_key_value_heads', source),
+      headDim: positiveInt(num('head_dim') ?? dim / heads, 'head_dim', source),
+      eps: num('rms_norm_eps') ?? 1e-6,
+      ropeTheta: num('rope_theta') ?? 10000,
+      contextLength: positiveInt(num('max_position_embeddings') ?? 2048, 'max_position_embeddings', source),
+      qkvBias: w.tensors.has(`${prefix}layers.0.self_attn.q_proj.bias`),
+    },
+    source,
+  );
+  if (hf.rope_scaling) {
+    throw new FlaneurError(
+      'UNSUPPORTED_MODEL',
+      `${source} scales its rotary embeddings (rope_scaling), which Flaneur does not do yet.`,
+    );
+  }
+  const info = describe(file, 'safetensors', config, fs.statSync(file).size);
+  const reader: TensorReader = {
+    has: (n) => w.tensors.has(n),
+    get(name, shape) {
+      shapeCheck(source, name, w.tensors.get(name)?.shape, shape);
+      return w.float32(name);
+    },
+  };
+  const names = (k: string, i?: number) =>
+    k === 'embed'
+      ? `${prefix}embed_tokens.weight`
+      : k === 'norm'
+        ? `${prefix}norm.weight`
+        : `${prefix}layers.${i}.${HF_NAMES[k]}`;
+  return { info, tokenizer, loadWeights: () => loadWeights(config, reader, names, false) };
+}
+
+/** A .gguf or .safetensors language model, told apart by content. */
+export function openLlama(file: string): LlamaSource {
+  const fd = fs.openSync(file, 'r');
+  const head = Buffer.alloc(4);
+  try {
+    fs.readSync(fd, head, 0, 4, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return head.toString('latin1') === 'GGUF' ? openGgufLlama(file) : openSafetensorsLlama(file);
+}
+
+// --- the layer graph ---------------------------------------------------------------------------------------
+
+/** One decoder layer; its weights are inputs, so the same session runs every layer. */
+export function buildLlamaLayer(c: LlamaConfig): Uint8Array {
+  const b = new GraphBuilder('llama_layer');
+  const D = c.dim;
+  const hd = c.headDim;
+  const KV = c.kvHeads;
+  const g = c.heads / KV;
+  const q = c.heads * hd;
+  const kv = KV * hd;
+  const h = b.input('h', 'float32', ['batch', 'seq', D]);
+  const bias = b.input('bias', 'float32', ['batch', 1, 1, 'seq', 'seq']);
+  const cos = b.input('cos', 'float32', ['seq', hd]);
+  const sin = b.input('sin', 'float32', ['seq', hd]);
+  const w = (name: string, shape: number[]) => b.input(name, 'float32', shape);
+  const attnNorm = w('attn_norm', [D]);
+  const wq = w('wq', [D, q]);
+  const wk = w('wk', [D, kv]);
+  const wv = w('wv', [D, kv]);
+  const wo = w('wo', [q, D]);
+  const biases = c.qkvBias ? [w('bq', [q]), w('bk', [kv]), w('bv', [kv])] : null;
+  const ffnNorm = w('ffn_norm', [D]);
+  const wGate = w('w_gate', [D, c.ffn]);
+  const wUp = w('w_up', [D, c.ffn]);
+  const wDown = w('w_down', [c.ffn, D]);
+  const rot = b.initializer('rotate_half', rotateHalfMatrix(hd), [hd, hd]);
+
+  const rmsNorm = (x: Value, weight: Value, label: string) =>
+    b.scope(label, () => {
+      const ms = b.reduceMean(b.mul(x, x), [-1], true);
+      return b.mul(b.div(x, b.sqrt(b.add(ms, b.constFloat(c.eps)))), weight);
+    });
+  const rope = (t: Value) => b.add(b.mul(t, cos), b.mul(b.matmul(t, rot, 'rotate_half'), sin), 'rope');
+  // [batch, seq, heads*hd] -> [batch, KV, group, seq, hd]: query head i uses key/value head floor(i / group).
+  const heads = (t: Value, group: number) => b.transpose(b.reshape(t, [0, 0, KV, group, hd]), [0, 2, 3, 1, 4]);
+  const proj = (x: Value, weight: Value, bi: Value | undefined, label: string) => {
+    const y = b.matmul(x, weight, label);
+    return bi ? b.add(y, bi, label) : y;
+  };
+
+  const x = rmsNorm(h, attnNorm, 'input_layernorm');
+  const qh = rope(heads(proj(x, wq, biases?.[0], 'q_proj'), g));
+  const kh = rope(heads(proj(x, wk, biases?.[1], 'k_proj'), 1));
+  const vh = heads(proj(x, wv, biases?.[2], 'v_proj'), 1);
+  const scores = b.add(
+    b.div(b.matmul(qh, b.transpose(kh, [0, 1, 2, 4, 3]), 'scores'), b.constFloat(Math.sqrt(hd))),
+    bias,
+  );
+  const ctx = b.matmul(b.softmax(scores, -1), vh, 'context');
+  const merged = b.reshape(b.transpose(ctx, [0, 3, 1, 2, 4]), [0, 0, q]);
+  const h1 = b.add(h, b.matmul(merged, wo, 'o_proj'));
+  const x2 = rmsNorm(h1, ffnNorm, 'post_attention_layernorm');
+  const gate = b.matmul(x2, wGate, 'gate_proj');
+  const act = b.mul(b.mul(gate, b.sigmoid(gate), 'silu'), b.matmul(x2, wUp, 'up_proj'));
+  b.output(b.add(h1, b.matmul(act, wDown, 'down_proj')), 'out');
+  return toOnnx(b.build());
+}
+
+/** cos and sin [T, hd] of positions 0..T-1 (inv_freq = theta^(-2i/hd), the angle vector repeated twice). */
+export function ropeCosSin(c: LlamaConfig, T: number): { cos: Float32Array; sin: Float32Array } {
+  const hd = c.headDim;
+  const half = hd / 2;
+  const cos = new Float32Array(T * hd);
+  const sin = new Float32Array(T * hd);
+  for (let i = 0; i < half; i++) {
+    // float32 as the reference computes inv_freq and the angles
+    const inv = Math.fround(1 / Math.fround(c.ropeTheta ** Math.fround((2 * i) / hd)));
+    for (let t = 0; t < T; t++) {
+      const a = Math.fround(t * inv);
+      cos[t * hd + i] = cos[t * hd + i + half] = Math.cos(a);
+      sin[t * hd + i] = sin[t * hd + i + half] = Math.sin(a);
+    }
+  }
+  return { cos, sin };
+}
+
+export interface LlamaEncoderOptions {
+  runtime?: RuntimeSettings;
+  /** Texts per forward pass (ShareLock's language encoder uses 32). */
+  batchSize?: number;
+  /** For tests: the memory `checkLlamaFits` compares with. */
+  totalMemory?: number;
+}
+
+/** Runs a loaded decoder and returns ShareLock's text features (final-norm hidden state of the last token). */
+export class LlamaEncoder {
+  private constructor(
+    readonly info: LlamaModelInfo,
+    readonly tokenizer: Tokenizer | null,
+    private readonly weights: LlamaWeights,
+    private readonly layerFeeds: Feeds[],
+    private readonly session: ModelSession,
+    private readonly batchSize: number,
+  ) {}
+
+  /** Says nothing and loads nothing when the model cannot fit: `checkLlamaFits` refuses it first. */
+  static async load(src: LlamaSource, o: LlamaEncoderOptions = {}): Promise<LlamaEncoder> {
+    checkLlamaFits(src.info, o.totalMemory);
+    const c = src.info.config;
+    const weights = src.loadWeights();
+    const t = (data: Float32Array, dims: number[]) => new ort.Tensor('float32', data, dims);
+    const q = c.heads * c.headDim;
+    const kv = c.kvHeads * c.headDim;
+    const layerFeeds = weights.layers.map((l) => {
+      const f: Feeds = {
+        attn_norm: t(l.attnNorm, [c.dim]),
+        wq: t(l.wq, [c.dim, q]),
+        wk: t(l.wk, [c.dim, kv]),
+        wv: t(l.wv, [c.dim, kv]),
+        wo: t(l.wo, [q, c.dim]),
+        ffn_norm: t(l.ffnNorm, [c.dim]),
+        w_gate: t(l.wGate, [c.dim, c.ffn]),
+        w_up: t(l.wUp, [c.dim, c.ffn]),
+        w_down: t(l.wDown, [c.ffn, c.dim]),
+      };
+      if (l.bq && l.bk && l.bv) {
+        f.bq = t(l.bq, [q]);
+        f.bk = t(l.bk, [kv]);
+        f.bv = t(l.bv, [kv]);
+      }
+      return f;
+    });
+    const session = await ModelSession.create(buildLlamaLayer(c), o.runtime ?? DEFAULT_RUNTIME);
+    return new LlamaEncoder(src.info, src.tokenizer, weights, layerFeeds, session, o.batchSize ?? 32);
+  }
+
+  get dim(): number {
+    return this.info.config.dim;
+  }
+
+  /** Token ids of each text as the model's tokenizer makes them (BOS, no chat template), cut to the context. */
+  tokenize(texts: readonly string[]): number[][] {
+    const tok = this.tokenizer;
+    if (!tok) {
+      throw new FlaneurError(
+        'UNSUPPORTED_MODEL',
+        `${path.basename(this.info.file)} has no tokenizer Flaneur can read. Use the model's GGUF file, which carries its tokenizer.`,
+      );
+    }
+    return texts.map((t) => tok.encode(t).slice(0, this.info.config.contextLength));
+  }
+
+  async encodeTexts(texts: readonly string[]): Promise<Float32Array[]> {
+    return this.encodeIds(this.tokenize(texts));
+  }
+
+  /**
+   * Features of token sequences. Sequences of similar length share a left-padded batch (RoPE depends only on
+   * relative positions and padding is masked, so a text's feature does not depend on its batch).
+   */
+  async encodeIds(seqs: readonly (readonly number[])[]): Promise<Float32Array[]> {
+    const c = this.info.config;
+    for (const s of seqs) {
+      if (s.length === 0) throw new FlaneurError('INVALID_ARGUMENT', 'An empty text has no last token to describe it.');
+      for (const id of s) {
+        if (!Number.isInteger(id) || id < 0 || id >= c.vocab)
+          throw new FlaneurError('INVALID_ARGUMENT', `Token id ${id} is outside the vocabulary (${c.vocab}).`);
+      }
+    }
+    const order = seqs.map((_, i) => i).sort((a, b) => (seqs[a] as number[]).length - (seqs[b] as number[]).length);
+    const out = new Array<Float32Array>(seqs.length);
+    for (let at = 0; at < order.length; at += this.batchSize) {
+      const idx = order.slice(at, at + this.batchSize);
+      const feats = await this.forwardBatch(idx.map((i) => seqs[i] as number[]));
+      idx.forEach((i, k) => {
+        out[i] = feats[k] as Float32Array;
+      });
+    }
+    return out;
+  }
+
+  /** One left-padded batch through every layer; returns the final-norm hidden state of each row's last token. */
+  async forwardBatch(seqs: readonly (readonly number[])[]): Promise<Float32Array[]> {
+    const c = this.info.config;
+    const B = seqs.length;
+    const T = Math.max(...seqs.map((s) => s.length));
+    const D = c.dim;
+    // ShareLock pads with EOS (pad_token = eos_token); padded positions are masked, so only the id's range matters.
+    const pad = this.tokenizer?.eos ?? 0;
+    const h = new Float32Array(B * T * D);
+    const bias = new Float32Array(B * T * T);
+    for (let r = 0; r < B; r++) {
+      const s = seqs[r] as number[];
+      const p = T - s.length;
+      for (let t = 0; t < T; t++) {
+        const id = t < p ? pad : (s[t - p] as number);
+        h.set(this.weights.embed.subarray(id * D, (id + 1) * D), (r * T + t) * D);
+        for (let j = 0; j < T; j++) bias[(r * T + t) * T + j] = j > t || j < p ? FINFO_MIN : 0;
+      }
+    }
+    const { cos, sin } = ropeCosSin(c, T);
+    const shared: Feeds = {
+      bias: new ort.Tensor('float32', bias, [B, 1, 1, T, T]),
+      cos: new ort.Tensor('float32', cos, [T, c.headDim]),
+      sin: new ort.Tensor('float32', sin, [T, c.headDim]),
+    };
+    let hidden: ort.Tensor = new ort.Tensor('float32', h, [B, T, D]);
+    for (const feeds of this.layerFeeds) {
+      const res = await this.session.run({ ...feeds, ...shared, h: hidden });
+      hidden = res.out as ort.Tensor;
+    }
+    const data = hidden.data as Float32Array;
+    const out: Float32Array[] = [];
+    for (let r = 0; r < B; r++) {
+      const v = data.subarray((r * T + T - 1) * D, (r * T + T) * D);
+      out.push(rmsNormHost(v, this.weights.norm, c.eps));
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** Final RMSNorm of one vector: w * x / sqrt(mean(x²) + eps). */
+function rmsNormHost(x: Float32Array, w: Float32Array, eps: number): Float32Array {
+  let ss = 0;
+  for (const v of x) ss += v * v;
+  const inv = 1 / Math.sqrt(ss / x.length + eps);
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = (w[i] as number) * Math.fround((x[i] as number) * inv);
+  return out;
+}

@@ -1,0 +1,211 @@
+/**
+ * The ShareLock head (JonaRuthardt/ShareLock, MIT): what is trained on precomputed features.
+ * - Language projector (sharelock/models/projection.py): (Linear, BatchNorm1d, ReLU, Dropout 0.2) × (layers − 1),
+ *   then Linear to the embedding size, L2-normalised. Parameter names are the official state dict's
+ *   (`language_projector.projection.{4i}.weight` for Linear i, `{4i+1}` for its BatchNorm).
+ * - Vision projector with 0 layers (the default): the vision feature L2-normalised, so the embedding size is the
+ *   vision width (model.py: embedding_space_dim = image_feature_size when the vision side has no layers).
+ * - Loss (utils/misc.py): transformers' clip_loss of exp(2.6592) · image @ text.T, the mean of the cross-entropy
+ *   over rows and over columns with the diagonal as targets. Written without a [B, B] identity:
+ *   loss = (mean_i LSE(row i) + mean_j LSE(column j)) / 2 − mean_i s_ii.
+ * - Schedule: transformers' get_cosine_schedule_with_warmup (linear from 0, then half a cosine to 0).
+ */
+
+import type { Rng } from '../base/rng.js';
+import { GraphBuilder } from '../graph/builder.js';
+import type { Value } from '../graph/ir.js';
+import { toOnnx } from '../graph/onnx.js';
+
+/** exp(2.6592) = 14.285…: CLIP's initial temperature, fixed in ShareLock. */
+export const SHARELOCK_LOGIT_SCALE = Math.exp(2.6592);
+
+export interface ShareLockConfig {
+  /** Width of the LLM's text features (Meta-Llama-3-8B: 4096). */
+  textDim: number;
+  /** Width of the vision features (DINOv2 ViT-S/14: 384); also the embedding size. */
+  visionDim: number;
+  /** Hidden width of the language projector (official default 4096). */
+  hidden: number;
+  /** Linear layers of the language projector (official default 4). */
+  layers: number;
+  dropout: number;
+  bnEps: number;
+  bnMomentum: number;
+}
+
+export const SHARELOCK_DEFAULTS = { hidden: 4096, layers: 4, dropout: 0.2, bnEps: 1e-5, bnMomentum: 0.1 } as const;
+
+export function shareLockConfig(textDim: number, visionDim: number, o: Partial<ShareLockConfig> = {}): ShareLockConfig {
+  const c = { ...SHARELOCK_DEFAULTS, textDim, visionDim, ...o };
+  if (!Number.isInteger(c.layers) || c.layers < 1) throw new Error('the language projector needs at least 1 layer');
+  return c;
+}
+
+const P = 'language_projector.projection';
+
+/** Trainable parameters with their shapes, in the official state dict's names and order. */
+export function shareLockParamShapes(c: ShareLockConfig): Map<string, number[]> {
+  const m = new Map<string, number[]>();
+  let inp = c.textDim;
+  for (let i = 0; i < c.layers - 1; i++) {
+    m.set(`${P}.${4 * i}.weight`, [c.hidden, inp]);
+    m.set(`${P}.${4 * i}.bias`, [c.hidden]);
+    m.set(`${P}.${4 * i + 1}.weight`, [c.hidden]);
+    m.set(`${P}.${4 * i + 1}.bias`, [c.hidden]);
+    inp = c.hidden;
+  }
+  m.set(`${P}.${4 * (c.layers - 1)}.weight`, [c.visionDim, inp]);
+  m.set(`${P}.${4 * (c.layers - 1)}.bias`, [c.visionDim]);
+  return m;
+}
+
+/** BatchNorm running statistics (buffers, not trained): running_mean and running_var per hidden layer. */
+export function shareLockBufferShapes(c: ShareLockConfig): Map<string, number[]> {
+  const m = new Map<string, number[]>();
+  for (let i = 0; i < c.layers - 1; i++) {
+    m.set(`${P}.${4 * i + 1}.running_mean`, [c.hidden]);
+    m.set(`${P}.${4 * i + 1}.running_var`, [c.hidden]);
+  }
+  return m;
+}
+
+/** PyTorch's default initialisation: Linear U(±1/√in) for weight and bias, BatchNorm γ 1 β 0, running 0 / 1. */
+export function initShareLock(
+  c: ShareLockConfig,
+  rng: Rng,
+): { params: Map<string, Float32Array>; buffers: Map<string, Float32Array> } {
+  const params = new Map<string, Float32Array>();
+  for (const [name, shape] of shareLockParamShapes(c)) {
+    const n = shape.reduce((a, d) => a * d, 1);
+    const index = Number(name.split('.')[2]);
+    if (index % 4 === 1) params.set(name, new Float32Array(n).fill(name.endsWith('weight') ? 1 : 0));
+    else {
+      const fanIn = (shareLockParamShapes(c).get(`${P}.${index}.weight`) as number[])[1] as number;
+      const bound = 1 / Math.sqrt(fanIn);
+      params.set(
+        name,
+        Float32Array.from({ length: n }, () => rng.uniform(-bound, bound)),
+      );
+    }
+  }
+  const buffers = new Map<string, Float32Array>();
+  for (const [name, shape] of shareLockBufferShapes(c)) {
+    buffers.set(name, new Float32Array(shape[0] as number).fill(name.endsWith('running_var') ? 1 : 0));
+  }
+  return { params, buffers };
+}
+
+/** get_cosine_schedule_with_warmup's multiplier at optimizer step `step` (0-based; the first step's lr is 0). */
+export function shareLockLrFactor(step: number, warmup: number, total: number): number {
+  if (step < warmup) return step / Math.max(1, warmup);
+  const progress = (step - warmup) / Math.max(1, total - warmup);
+  return Math.max(0, 0.5 * (1 + Math.cos(Math.PI * progress)));
+}
+
+/** x / ‖x‖ per row. */
+export function l2Normalize(b: GraphBuilder, x: Value): Value {
+  return b.div(x, b.sqrt(b.reduceSum(b.mul(x, x), [-1], true)));
+}
+
+export interface ProjectorTraining {
+  /** Dropout masks per hidden layer ([B, hidden], 0 or 1/(1-p)); null: no dropout. */
+  masks: readonly Value[] | null;
+  /** Static batch size (BatchNorm's unbiased running variance needs n / (n − 1)). */
+  batch: number;
+}
+
+/**
+ * The language projector. Training: BatchNorm with the batch's statistics (biased variance to normalise), and the
+ * running statistics' updates returned; evaluation (`training` null): the running statistics, no dropout.
+ */
+export function languageProjector(
+  b: GraphBuilder,
+  c: ShareLockConfig,
+  x: Value,
+  param: (name: string) => Value,
+  training: ProjectorTraining | null,
+  /** A Linear weight already transposed to [in, out] (inference graphs store them so); default: transposed here. */
+  weightT: (name: string) => Value = (name) => b.transpose(param(name), [1, 0]),
+): { out: Value; running: Map<string, Value> } {
+  const running = new Map<string, Value>();
+  let h = x;
+  for (let i = 0; i < c.layers - 1; i++) {
+    h = b.scope(`layer ${i}`, () => {
+      const lin = b.add(b.matmul(h, weightT(`${P}.${4 * i}.weight`)), param(`${P}.${4 * i}.bias`), 'linear');
+      const bn = `${P}.${4 * i + 1}`;
+      const eps = b.constFloat(c.bnEps);
+      let y: Value;
+      if (training) {
+        const mean = b.reduceMean(lin, [0], true);
+        const centred = b.sub(lin, mean);
+        const variance = b.reduceMean(b.mul(centred, centred), [0], true);
+        y = b.div(centred, b.sqrt(b.add(variance, eps)));
+        const m = b.constFloat(c.bnMomentum);
+        const keep = b.constFloat(1 - c.bnMomentum);
+        const unbiased = b.mul(variance, b.constFloat(training.batch / (training.batch - 1)));
+        running.set(
+          `${bn}.running_mean`,
+          b.add(b.mul(param(`${bn}.running_mean`), keep), b.mul(b.reshape(mean, [-1]), m)),
+        );
+        running.set(
+          `${bn}.running_var`,
+          b.add(b.mul(param(`${bn}.running_var`), keep), b.mul(b.reshape(unbiased, [-1]), m)),
+        );
+      } else {
+        y = b.div(b.sub(lin, param(`${bn}.running_mean`)), b.sqrt(b.add(param(`${bn}.running_var`), eps)));
+      }
+      y = b.relu(b.add(b.mul(y, param(`${bn}.weight`)), param(`${bn}.bias`)));
+      const mask = training?.masks?.[i];
+      return mask ? b.mul(y, mask, 'dropout') : y;
+    });
+  }
+  const last = 4 * (c.layers - 1);
+  const out = b.add(b.matmul(h, weightT(`${P}.${last}.weight`)), param(`${P}.${last}.bias`), 'linear');
+  return { out: l2Normalize(b, out), running };
+}
+
+/**
+ * ShareLock's loss of normalised image and text embeddings [B, E]. Returns the loss and the max shifts of the
+ * log-sum-exps (pass them to `gradients(..., stop)`: the shift does not change the value).
+ */
+export function shareLockLoss(b: GraphBuilder, image: Value, text: Value): { loss: Value; shifts: Value[] } {
+  return b.scope('clip_loss', () => {
+    const scale = b.constFloat(SHARELOCK_LOGIT_SCALE);
+    const sim = b.mul(b.matmul(image, b.transpose(text, [1, 0])), scale);
+    const lse = (axis: number) => {
+      const shift = b.reduceMax(sim, [axis], true);
+      const v = b.add(b.log(b.reduceSum(b.exp(b.sub(sim, shift)), [axis], true)), shift);
+      return { v: b.reduceMean(v, [0, 1], false), shift };
+    };
+    const rows = lse(1);
+    const cols = lse(0);
+    const diag = b.reduceMean(b.mul(b.reduceSum(b.mul(image, text), [1], false), scale), [0], false);
+    const loss = b.sub(b.mul(b.add(rows.v, cols.v), b.constFloat(0.5)), diag);
+    return { loss: b.reshape(loss, [1]), shifts: [rows.shift, cols.shift] };
+  });
+}
+
+/**
+ * Inference: text features [n, textDim] → normalised embeddings [n, visionDim] with the running statistics
+ * (for zero-shot class prototypes and text queries); parameters and buffers as initializers.
+ */
+export function buildTextProjector(c: ShareLockConfig, weights: ReadonlyMap<string, Float32Array>): Uint8Array {
+  const b = new GraphBuilder('sharelock_text');
+  const x = b.input('text', 'float32', ['n', c.textDim]);
+  const shapes = new Map([...shareLockParamShapes(c), ...shareLockBufferShapes(c)]);
+  const param = (name: string) => {
+    const shape = shapes.get(name);
+    const data = weights.get(name);
+    if (!shape || !data) throw new Error(`ShareLock weights lack ${name}`);
+    return b.value(name) ?? b.initializer(name, data, shape);
+  };
+  const weightT = (name: string) => {
+    const [out, inp] = shapes.get(name) as [number, number];
+    const w = weights.get(name) as Float32Array;
+    const t = new Float32Array(w.length);
+    for (let r = 0; r < out; r++) for (let k = 0; k < inp; k++) t[k * out + r] = w[r * inp + k] as number;
+    return b.initializer(`${name}.T`, t, [inp, out]);
+  };
+  b.output(languageProjector(b, c, x, param, null, weightT).out, 'embedding');
+  return toOnnx(b.build());
+}

@@ -1,0 +1,446 @@
+/**
+ * Tiny Llama-architecture models for tests, written as GGUF (as llama.cpp's convert_hf_to_gguf.py writes them:
+ * ggml dims, q/k rows permuted for its interleaved rotary layout, tokenizer in tokenizer.ggml.*) and as
+ * .safetensors in Hugging Face names with config.json. Tensors F32, F16, Q8_0 or Q4_0 (ggml's reference
+ * quantisers). Small vocabularies: a byte-level BPE one (Llama-3 style) and a SentencePiece one.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { encodeSafetensors, f32ToF16 } from '../../native/models/safetensors.js';
+import { GGML_TYPES, type GgmlTypeName } from '../../native/text/gguf.js';
+
+type MetaValue =
+  | { type: 'u32' | 'i32' | 'f32' | 'u64'; value: number }
+  | { type: 'bool'; value: boolean }
+  | { type: 'string'; value: string }
+  | { type: 'strings'; value: readonly string[] }
+  | { type: 'f32s' | 'i32s'; value: readonly number[] };
+
+export interface GgufTensorToWrite {
+  /** PyTorch shape (written reversed, as ggml dims). */
+  shape: readonly number[];
+  data: Float32Array;
+  type?: GgmlTypeName;
+}
+
+class Out {
+  private chunks: Buffer[] = [];
+  length = 0;
+  push(b: Buffer): void {
+    this.chunks.push(b);
+    this.length += b.length;
+  }
+  u32(v: number): void {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v);
+    this.push(b);
+  }
+  u64(v: number): void {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(v));
+    this.push(b);
+  }
+  str(s: string): void {
+    const b = Buffer.from(s, 'utf8');
+    this.u64(b.length);
+    this.push(b);
+  }
+  concat(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+}
+
+/** ggml's quantize_row_q8_0_ref: d = max|x| / 127, q = round(x / d). */
+export function quantizeQ8_0(x: Float32Array): Buffer {
+  const out = Buffer.alloc((x.length / 32) * 34);
+  for (let b = 0; b < x.length / 32; b++) {
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b * 32 + j] as number));
+    const d = amax / 127;
+    const id = d ? 1 / d : 0;
+    out.writeUInt16LE(f32ToF16(d), b * 34);
+    for (let j = 0; j < 32; j++) {
+      const v = (x[b * 32 + j] as number) * id;
+      out.writeInt8(Math.sign(v) * Math.round(Math.abs(v)), b * 34 + 2 + j);
+    }
+  }
+  return out;
+}
+
+/** ggml's quantize_row_q4_0_ref: d = (the value of largest magnitude) / -8, q = min(15, trunc(x / d + 8.5)). */
+export function quantizeQ4_0(x: Float32Array): Buffer {
+  const out = Buffer.alloc((x.length / 32) * 18);
+  for (let b = 0; b < x.length / 32; b++) {
+    let amax = 0;
+    let max = 0;
+    for (let j = 0; j < 32; j++) {
+      const v = x[b * 32 + j] as number;
+      if (Math.abs(v) > amax) {
+        amax = Math.abs(v);
+        max = v;
+      }
+    }
+    const d = max / -8;
+    const id = d ? 1 / d : 0;
+    out.writeUInt16LE(f32ToF16(d), b * 18);
+    const q = (v: number) => Math.min(15, Math.trunc(v * id + 8.5));
+    for (let j = 0; j < 16; j++) {
+      out.writeUInt8(q(x[b * 32 + j] as number) | (q(x[b * 32 + j + 16] as number) << 4), b * 18 + 2 + j);
+    }
+  }
+  return out;
+}
+
+function tensorBytes(t: GgufTensorToWrite): Buffer {
+  switch (t.type ?? 'F32') {
+    case 'F32':
+      return Buffer.from(t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength));
+    case 'F16': {
+      const b = Buffer.alloc(t.data.length * 2);
+      for (let i = 0; i < t.data.length; i++) b.writeUInt16LE(f32ToF16(t.data[i] as number), 2 * i);
+      return b;
+    }
+    case 'Q8_0':
+      return quantizeQ8_0(t.data);
+    case 'Q4_0':
+      return quantizeQ4_0(t.data);
+    default:
+      throw new Error(`the test writer does not quantise ${t.type}`);
+  }
+}
+
+/** A GGUF v3 file: metadata, tensor descriptions, data aligned to 32 bytes. */
+export function encodeGguf(meta: Record<string, MetaValue>, tensors: Record<string, GgufTensorToWrite>): Buffer {
+  const o = new Out();
+  o.u32(0x46554747);
+  o.u32(3);
+  const names = Object.keys(tensors);
+  o.u64(names.length);
+  o.u64(Object.keys(meta).length);
+  for (const [k, v] of Object.entries(meta)) {
+    o.str(k);
+    const scalar = (type: string, value: number | boolean | string) => {
+      const b = Buffer.alloc(4);
+      if (type === 'u32') b.writeUInt32LE(value as number);
+      else if (type === 'i32') b.writeInt32LE(value as number);
+      else if (type === 'f32') b.writeFloatLE(value as number);
+      return b;
+    };
+    switch (v.type) {
+      case 'u32':
+        o.u32(4);
+        o.push(scalar('u32', v.value));
+        break;
+      case 'i32':
+        o.u32(5);
+        o.push(scalar('i32', v.value));
+        break;
+      case 'f32':
+        o.u32(6);
+        o.push(scalar('f32', v.value));
+        break;
+      case 'u64':
+        o.u32(10);
+        o.u64(v.value);
+        break;
+      case 'bool':
+        o.u32(7);
+        o.push(Buffer.from([v.value ? 1 : 0]));
+        break;
+      case 'string':
+        o.u32(8);
+        o.str(v.value);
+        break;
+      case 'strings':
+        o.u32(9);
+        o.u32(8);
+        o.u64(v.value.length);
+        for (const s of v.value) o.str(s);
+        break;
+      case 'f32s':
+      case 'i32s':
+        o.u32(9);
+        o.u32(v.type === 'f32s' ? 6 : 5);
+        o.u64(v.value.length);
+        for (const x of v.value) o.push(scalar(v.type === 'f32s' ? 'f32' : 'i32', x));
+        break;
+    }
+  }
+  const blobs: Buffer[] = [];
+  let offset = 0;
+  for (const name of names) {
+    const t = tensors[name] as GgufTensorToWrite;
+    o.str(name);
+    o.u32(t.shape.length);
+    for (const d of [...t.shape].reverse()) o.u64(d);
+    o.u32(GGML_TYPES[t.type ?? 'F32']);
+    o.u64(offset);
+    const bytes = tensorBytes(t);
+    const padded = Buffer.alloc(Math.ceil(bytes.length / 32) * 32);
+    bytes.copy(padded);
+    blobs.push(padded);
+    offset += padded.length;
+  }
+  const header = o.concat();
+  const start = Math.ceil(header.length / 32) * 32;
+  return Buffer.concat([header, Buffer.alloc(start - header.length), ...blobs]);
+}
+
+export interface TinyLlamaConfig {
+  vocab_size: number;
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  rms_norm_eps: number;
+  rope_theta: number;
+  bos_token_id: number;
+  eos_token_id: number;
+}
+
+/** GPT-2's bytes_to_unicode. */
+function byteChars(): string[] {
+  const keep: number[] = [];
+  for (let b = 33; b <= 126; b++) keep.push(b);
+  for (let b = 161; b <= 172; b++) keep.push(b);
+  for (let b = 174; b <= 255; b++) keep.push(b);
+  let n = 0;
+  return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(keep.includes(b) ? b : 256 + n++));
+}
+
+/**
+ * A byte-level BPE vocabulary of `size` tokens (Llama-3 style): 0 <|pad|>, 1 <|begin_of_text|>, 2 <|end_of_text|>,
+ * 3..258 the 256 byte characters, then the merged words of MERGES, then reserved tokens.
+ */
+export const BPE_MERGES = [
+  'Ġ t',
+  't h',
+  'Ġt h',
+  'Ġth e',
+  'Ġ a',
+  'Ġ d',
+  'Ġd o',
+  'Ġdo g',
+  'Ġ p',
+  'Ġp h',
+  'Ġph o',
+  'Ġpho t',
+  'Ġphot o',
+  'Ġ o',
+  'Ġo f',
+  'Ġo n',
+  'Ġ c',
+  'Ġc a',
+  'Ġca t',
+  'Ġ b',
+  'Ġb o',
+  'Ġbo a',
+  'Ġboa t',
+  'th e',
+  '1 2',
+];
+
+export function tinyBpeVocab(size = 300): { tokens: string[]; merges: string[] } {
+  const tokens = ['<|pad|>', '<|begin_of_text|>', '<|end_of_text|>', ...byteChars()];
+  for (const m of BPE_MERGES) {
+    const t = m.replace(' ', '');
+    if (!tokens.includes(t)) tokens.push(t);
+  }
+  while (tokens.length < size) tokens.push(`<|reserved_${tokens.length}|>`);
+  return { tokens, merges: [...BPE_MERGES] };
+}
+
+/** A SentencePiece vocabulary: <unk>, <s>, </s>, 256 byte tokens, then pieces with scores. */
+export const SPM_PIECES: [string, number][] = [
+  ['▁', -1],
+  ['▁a', -2],
+  ['▁d', -5],
+  ['og', -4],
+  ['▁dog', -1.5],
+  ['▁p', -6],
+  ['ho', -6],
+  ['to', -7],
+  ['▁pho', -3],
+  ['▁photo', -2.5],
+  ['▁o', -5],
+  ['▁of', -3],
+];
+
+export function tinySpmVocab(): { tokens: string[]; scores: number[]; types: number[] } {
+  const tokens = ['<unk>', '<s>', '</s>'];
+  const scores = [0, 0, 0];
+  const types = [2, 3, 3];
+  for (let b = 0; b < 256; b++) {
+    tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
+    scores.push(0);
+    types.push(6);
+  }
+  for (const c of 'abcdefghijklmnopqrstuvwxyz') {
+    tokens.push(c);
+    scores.push(-10);
+    types.push(1);
+  }
+  for (const [p, s] of SPM_PIECES) {
+    tokens.push(p);
+    scores.push(s);
+    types.push(1);
+  }
+  return { tokens, scores, types };
+}
+
+/** llama.cpp's convert permute of q/k rows: [heads, 2, hd/2, in] -> [heads, hd/2, 2, in]. */
+function permuteRows(w: Float32Array, heads: number, rows: number, cols: number): Float32Array {
+  const hd = rows / heads;
+  const half = hd / 2;
+  const out = new Float32Array(w.length);
+  for (let h = 0; h < heads; h++)
+    for (let s = 0; s < 2; s++)
+      for (let j = 0; j < half; j++) {
+        const from = (h * hd + s * half + j) * cols;
+        out.set(w.subarray(from, from + cols), (h * hd + 2 * j + s) * cols);
+      }
+  return out;
+}
+
+export type HfWeights = Map<string, { shape: number[]; data: Float32Array }>;
+
+export interface GgufLlamaOptions {
+  /** Type of the 2-D weights (norms stay F32, as llama.cpp keeps them). */
+  type?: GgmlTypeName;
+  tokenizer?: 'bpe' | 'spm' | 'none';
+  arch?: 'llama' | 'qwen2';
+  /** Permute q/k rows as convert_hf_to_gguf.py does for 'llama' (default: for 'llama' only). */
+  permute?: boolean;
+}
+
+/** Hugging Face Llama weights + config as a GGUF file, the way convert_hf_to_gguf.py lays them out. */
+export function llamaGguf(weights: HfWeights, c: TinyLlamaConfig, o: GgufLlamaOptions = {}): Buffer {
+  const arch = o.arch ?? 'llama';
+  const t = (name: string) => {
+    const w = weights.get(name);
+    if (!w) throw new Error(`no ${name}`);
+    return w;
+  };
+  const tensors: Record<string, GgufTensorToWrite> = {};
+  const put = (gg: string, hf: string, permuteHeads = 0) => {
+    const w = t(hf);
+    const data =
+      permuteHeads && (o.permute ?? arch === 'llama')
+        ? permuteRows(w.data, permuteHeads, w.shape[0] as number, w.shape[1] as number)
+        : w.data;
+    tensors[gg] = { shape: w.shape, data, type: w.shape.length === 2 ? (o.type ?? 'F32') : 'F32' };
+  };
+  put('token_embd.weight', 'model.embed_tokens.weight');
+  for (let i = 0; i < c.num_hidden_layers; i++) {
+    const p = `model.layers.${i}.`;
+    put(`blk.${i}.attn_norm.weight`, `${p}input_layernorm.weight`);
+    put(`blk.${i}.attn_q.weight`, `${p}self_attn.q_proj.weight`, c.num_attention_heads);
+    put(`blk.${i}.attn_k.weight`, `${p}self_attn.k_proj.weight`, c.num_key_value_heads);
+    put(`blk.${i}.attn_v.weight`, `${p}self_attn.v_proj.weight`);
+    put(`blk.${i}.attn_output.weight`, `${p}self_attn.o_proj.weight`);
+    put(`blk.${i}.ffn_norm.weight`, `${p}post_attention_layernorm.weight`);
+    put(`blk.${i}.ffn_gate.weight`, `${p}mlp.gate_proj.weight`);
+    put(`blk.${i}.ffn_up.weight`, `${p}mlp.up_proj.weight`);
+    put(`blk.${i}.ffn_down.weight`, `${p}mlp.down_proj.weight`);
+  }
+  put('output_norm.weight', 'model.norm.weight');
+  if (weights.has('lm_head.weight')) put('output.weight', 'lm_head.weight');
+  const meta: Record<string, MetaValue> = {
+    'general.architecture': { type: 'string', value: arch },
+    'general.name': { type: 'string', value: 'tiny-llama-test' },
+    [`${arch}.context_length`]: { type: 'u32', value: 64 },
+    [`${arch}.embedding_length`]: { type: 'u32', value: c.hidden_size },
+    [`${arch}.block_count`]: { type: 'u32', value: c.num_hidden_layers },
+    [`${arch}.feed_forward_length`]: { type: 'u32', value: c.intermediate_size },
+    [`${arch}.attention.head_count`]: { type: 'u32', value: c.num_attention_heads },
+    [`${arch}.attention.head_count_kv`]: { type: 'u32', value: c.num_key_value_heads },
+    [`${arch}.rope.freq_base`]: { type: 'f32', value: c.rope_theta },
+    [`${arch}.attention.layer_norm_rms_epsilon`]: { type: 'f32', value: c.rms_norm_eps },
+  };
+  const tok = o.tokenizer ?? 'bpe';
+  if (tok === 'bpe') {
+    const v = tinyBpeVocab(c.vocab_size);
+    Object.assign(meta, {
+      'tokenizer.ggml.model': { type: 'string', value: 'gpt2' },
+      'tokenizer.ggml.pre': { type: 'string', value: 'llama-bpe' },
+      'tokenizer.ggml.tokens': { type: 'strings', value: v.tokens },
+      'tokenizer.ggml.merges': { type: 'strings', value: v.merges },
+      'tokenizer.ggml.bos_token_id': { type: 'u32', value: c.bos_token_id },
+      'tokenizer.ggml.eos_token_id': { type: 'u32', value: c.eos_token_id },
+    });
+  } else if (tok === 'spm') {
+    const v = tinySpmVocab();
+    Object.assign(meta, {
+      'tokenizer.ggml.model': { type: 'string', value: 'llama' },
+      'tokenizer.ggml.tokens': { type: 'strings', value: v.tokens },
+      'tokenizer.ggml.scores': { type: 'f32s', value: v.scores },
+      'tokenizer.ggml.token_type': { type: 'i32s', value: v.types },
+      'tokenizer.ggml.bos_token_id': { type: 'u32', value: 1 },
+      'tokenizer.ggml.eos_token_id': { type: 'u32', value: 2 },
+    });
+  }
+  return encodeGguf(meta, tensors);
+}
+
+/** Writes a model as `dir/model.gguf` or `dir/model.safetensors` + `dir/config.json`; returns the file. */
+export function writeTinyLlama(
+  dir: string,
+  format: 'gguf' | 'safetensors',
+  weights: HfWeights,
+  c: TinyLlamaConfig,
+  o: GgufLlamaOptions = {},
+): string {
+  fs.mkdirSync(dir, { recursive: true });
+  if (format === 'gguf') {
+    const file = path.join(dir, 'model.gguf');
+    fs.writeFileSync(file, llamaGguf(weights, c, o));
+    return file;
+  }
+  const file = path.join(dir, 'model.safetensors');
+  fs.writeFileSync(
+    file,
+    encodeSafetensors(new Map([...weights].map(([k, v]) => [k, { shape: v.shape, data: v.data }]))),
+  );
+  fs.writeFileSync(
+    path.join(dir, 'config.json'),
+    JSON.stringify({ ...c, model_type: 'llama', architectures: ['LlamaForCausalLM'] }),
+  );
+  return file;
+}
+
+/** Seeded random weights of a tiny Llama (for tests that need a model, not golden outputs). */
+export function randomLlamaWeights(c: TinyLlamaConfig, seed = 1): HfWeights {
+  let s = seed >>> 0 || 1;
+  const rand = () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 2 ** 32 - 0.5;
+  };
+  const D = c.hidden_size;
+  const hd = D / c.num_attention_heads;
+  const kv = c.num_key_value_heads * hd;
+  const m: HfWeights = new Map();
+  const put = (name: string, shape: number[], scale: number, offset = 0) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    m.set(name, { shape, data: Float32Array.from({ length: n }, () => offset + rand() * scale) });
+  };
+  put('model.embed_tokens.weight', [c.vocab_size, D], 1);
+  for (let i = 0; i < c.num_hidden_layers; i++) {
+    const p = `model.layers.${i}.`;
+    put(`${p}input_layernorm.weight`, [D], 0.4, 1);
+    put(`${p}self_attn.q_proj.weight`, [D, D], 0.5);
+    put(`${p}self_attn.k_proj.weight`, [kv, D], 0.5);
+    put(`${p}self_attn.v_proj.weight`, [kv, D], 0.5);
+    put(`${p}self_attn.o_proj.weight`, [D, D], 0.5);
+    put(`${p}post_attention_layernorm.weight`, [D], 0.4, 1);
+    put(`${p}mlp.gate_proj.weight`, [c.intermediate_size, D], 0.5);
+    put(`${p}mlp.up_proj.weight`, [c.intermediate_size, D], 0.5);
+    put(`${p}mlp.down_proj.weight`, [D, c.intermediate_size], 0.5);
+  }
+  put('model.norm.weight', [D], 0.4, 1);
+  return m;
+}
