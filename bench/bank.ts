@@ -6,11 +6,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Rng } from '../native/base/rng.js';
 import { toF16 } from '../native/features/extract.js';
 import { l2normalizeRows } from '../native/features/knn.js';
 import { patchLabels } from '../native/segment/labels.js';
 import { Project } from '../native/store/project.js';
-import { Rng } from '../native/train/rng.js';
 
 export async function benchBank(args: string[]): Promise<Record<string, unknown>> {
   const target = Number(args[0] ?? 1_000_000);

@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { APP_ROOT } from '../native/engine/version.js';
+import { APP_ROOT } from '../native/base/version.js';
 
 export async function benchCli(args: string[]): Promise<Record<string, unknown>> {
   const runs = Number(args.find((a) => /^\d+$/.test(a)) ?? 15);

@@ -13,6 +13,7 @@
  */
 
 import path from 'node:path';
+import { Rng } from '../native/base/rng.js';
 import { countAutomatically } from '../native/count/auto.js';
 import { countByColour, countDense, countWithExemplars } from '../native/count/count.js';
 import { DEFAULT_MODEL_DIR } from '../native/engine/engine.js';
@@ -21,7 +22,6 @@ import { ExactKnn } from '../native/features/knn.js';
 import { decodeImage } from '../native/media/image.js';
 import { importViTFile } from '../native/models/import-vit.js';
 import { presetConfig, vitParamShapes } from '../native/models/vit.js';
-import { Rng } from '../native/train/rng.js';
 import { initParams } from '../native/train/train-dino.js';
 import { makeCountScene, makeDenseCountScene } from '../tools/synth/count.js';
 

@@ -4,9 +4,10 @@
  * views for its attention and logits, discovery, tracking, masking) and then the step graph (student on 24 masked
  * views, Dora loss, backward, clipping, AdamW, EMA). Times the whole step and the batch part separately.
  */
+
+import { Rng } from '../native/base/rng.js';
 import { buildDinoStep } from '../native/train/dino-step.js';
 import { doraBatch, TeacherAttention } from '../native/train/dora-clips.js';
-import { Rng } from '../native/train/rng.js';
 import { StepRunner } from '../native/train/step-runner.js';
 import { BENCH_HEAD, BENCH_SCALARS, BENCH_VIT, benchState, printStep } from './step-common.js';
 

@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Rng } from '../native/base/rng.js';
 import { knnClassify } from '../native/classify/knn-classify.js';
 import { ExactKnn, l2normalizeRows } from '../native/features/knn.js';
 import { applyPca, fitPca } from '../native/features/pca.js';
@@ -18,7 +19,6 @@ import { FUNGI_DEFAULTS, FUNGI_OBJECTIVES } from '../native/fungi/graph.js';
 import { type ImportedViT, importViTFile } from '../native/models/import-vit.js';
 import type { RgbLike } from '../native/models/preprocess.js';
 import { presetConfig, vitParamShapes } from '../native/models/vit.js';
-import { Rng } from '../native/train/rng.js';
 import { initParams } from '../native/train/train-dino.js';
 import { FASHION_DIR, readSplit } from '../tools/fashion-mnist.js';
 

@@ -8,6 +8,7 @@
  * argv[2]: JSON of the sizes (bench/gpu.ts: the full sizes, or the quick ones for a software adapter).
  */
 
+import { Rng } from '../native/base/rng.js';
 import type { DinoHeadConfig } from '../native/models/dino-head.js';
 import { presetConfig, type ViTConfig, vitParamShapes } from '../native/models/vit.js';
 import { buildViTOnnx } from '../native/models/vit-onnx.js';
@@ -17,7 +18,6 @@ import { ModelSession, ort, type RuntimeSettings } from '../native/runtime/sessi
 import { adapterLine } from '../native/runtime/webgpu-probe.js';
 import { buildDinoStep, type DinoStepGraph, dinoParamShapes } from '../native/train/dino-step.js';
 import { doraBatch, TeacherAttention } from '../native/train/dora-clips.js';
-import { Rng } from '../native/train/rng.js';
 import { initialState, StepRunner } from '../native/train/step-runner.js';
 import { initParams } from '../native/train/train-dino.js';
 import { BENCH_SCALARS } from './step-common.js';

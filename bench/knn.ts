@@ -7,9 +7,9 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Rng } from '../native/base/rng.js';
 import { IvfIndex } from '../native/features/ivf.js';
 import { ExactKnn, l2normalizeRows, makeBank } from '../native/features/knn.js';
-import { Rng } from '../native/train/rng.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 

@@ -4,9 +4,10 @@
  * kNN, umap-js epochs), peak RSS, and how well UMAP keeps the clusters (share of points whose nearest 2-D
  * neighbour is in the same cluster). Reference: the PCA layout of the same data.
  */
+
+import { Rng } from '../native/base/rng.js';
 import { ExactKnn } from '../native/features/knn.js';
 import { layout } from '../native/map/build.js';
-import { Rng } from '../native/train/rng.js';
 
 function clustered(n: number, dim: number, k: number, seed: number): { v: Float32Array; label: Int32Array } {
   const rng = new Rng(seed);

@@ -8,6 +8,8 @@
  *
  *   node --import tsx bench/neco-worker.ts [timed steps, default 2]
  */
+
+import { Rng } from '../native/base/rng.js';
 import { necoPairs } from '../native/models/neco.js';
 import { presetConfig } from '../native/models/vit.js';
 import {
@@ -19,7 +21,6 @@ import {
   sampleNecoBoxes,
 } from '../native/train/neco-data.js';
 import { buildNecoStep, type NecoStepConfig, NecoStepRunner, necoParamShapes } from '../native/train/neco-step.js';
-import { Rng } from '../native/train/rng.js';
 import { initialState } from '../native/train/step-runner.js';
 import { initParams } from '../native/train/train-dino.js';
 import { printStep } from './step-common.js';

@@ -28,9 +28,9 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Rng } from '../native/base/rng.js';
 import { encodeSafetensors } from '../native/models/safetensors.js';
 import { presetConfig, vitParamShapes } from '../native/models/vit.js';
-import { Rng } from '../native/train/rng.js';
 import { initParams } from '../native/train/train-dino.js';
 import { tempEngine } from './engine.js';
 

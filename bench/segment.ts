@@ -15,6 +15,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { Rng } from '../native/base/rng.js';
 import { DEFAULT_MODEL_DIR, SAMPLE_VIDEO } from '../native/engine/engine.js';
 import { frameGrid } from '../native/features/extract.js';
 import { ExactKnn, f16RowsToF32, l2normalizeRows } from '../native/features/knn.js';
@@ -24,7 +25,6 @@ import { encodeSafetensors } from '../native/models/safetensors.js';
 import { presetConfig, vitParamShapes } from '../native/models/vit.js';
 import { labelledBank, segmentPatches } from '../native/segment/hummingbird.js';
 import { IoUMeter, type PatchGrid, patchLabels } from '../native/segment/labels.js';
-import { Rng } from '../native/train/rng.js';
 import { initParams } from '../native/train/train-dino.js';
 import { writeTour } from '../tools/synth-tour.js';
 import { type TempEngine, tempEngine } from './engine.js';

@@ -24,6 +24,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Rng } from '../native/base/rng.js';
 import { l2normalizeRows } from '../native/features/knn.js';
 import { ModelSession, ort } from '../native/runtime/session.js';
 import { LlamaEncoder, openSafetensorsLlama } from '../native/text/llama.js';
@@ -35,7 +36,6 @@ import {
   initialShareLockState,
   ShareLockStepRunner,
 } from '../native/text/sharelock-step.js';
-import { Rng } from '../native/train/rng.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const r3 = (x: number) => Number(x.toFixed(3));

@@ -3,10 +3,10 @@
  * tools/train_reference.py's bench_models, its initial state, the step's scalars, and the one JSON line they print.
  */
 
+import type { Rng } from '../native/base/rng.js';
 import type { DinoHeadConfig } from '../native/models/dino-head.js';
 import { presetConfig } from '../native/models/vit.js';
 import { dinoParamShapes } from '../native/train/dino-step.js';
-import type { Rng } from '../native/train/rng.js';
 import { initialState } from '../native/train/step-runner.js';
 import { initParams } from '../native/train/train-dino.js';
 

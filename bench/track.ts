@@ -7,13 +7,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { Rng } from '../native/base/rng.js';
 import { loadRegisteredModel } from '../native/features/extract.js';
 import { FrameStore } from '../native/media/frame-store.js';
+import { attentionMasks } from '../native/models/dora.js';
 import { encodeSafetensors } from '../native/models/safetensors.js';
 import { presetConfig, vitParamShapes } from '../native/models/vit.js';
 import { AttentionExtractor } from '../native/track/attention.js';
-import { attentionMasks } from '../native/track/dora.js';
-import { Rng } from '../native/train/rng.js';
 import { initParams } from '../native/train/train-dino.js';
 import { tempEngine } from './engine.js';
 

@@ -1,6 +1,7 @@
 /** Ours, in its own process (for its peak RSS): build the ViT-Ti/16 DINO step and time a few steps. */
+
+import { Rng } from '../native/base/rng.js';
 import { buildDinoStep } from '../native/train/dino-step.js';
-import { Rng } from '../native/train/rng.js';
 import { StepRunner } from '../native/train/step-runner.js';
 import { BENCH_HEAD, BENCH_SCALARS, BENCH_VIT, benchState, printStep } from './step-common.js';
 

@@ -6,7 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { APP_ROOT } from '../native/engine/version.js';
+import { APP_ROOT } from '../native/base/version.js';
 import { runBrowserMode } from '../native/server/browser-mode.js';
 
 /** Asks the electron package for its runtime in a child process, so its download noise and failure stay there. */

@@ -22,7 +22,7 @@ import {
 import type { CallResponse, EngineEvent } from '../native/api/contract.js';
 import { createRpcClient, type HostMessage, type RpcClient } from '../native/api/rpc.js';
 import { CONTENT_SECURITY_POLICY } from '../native/api/security-policy.js';
-import { APP_ROOT } from '../native/engine/version.js';
+import { APP_ROOT } from '../native/base/version.js';
 import {
   APP_HOST,
   APP_ORIGIN,

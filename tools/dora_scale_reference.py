@@ -266,7 +266,7 @@ def koleo(cls):
 
 
 def sinkhorn(scores, eps, iters):
-    """Batched [C, n, k] as native/track/dora.ts: uniform marginals, returns the plan x n."""
+    """Batched [C, n, k] as native/models/dora.ts: uniform marginals, returns the plan x n."""
     q = torch.exp((scores - scores.amax((1, 2), keepdim=True)) / eps)
     q = q / q.sum((1, 2), keepdim=True)
     n, k = q.shape[1:]

@@ -3,7 +3,7 @@
  * but this folder's table (spec.ts); a command's code, and the engine with it, is imported only when it runs.
  */
 import { parseArgs } from 'node:util';
-import { APP_VERSION } from '../engine/version.js';
+import { APP_VERSION } from '../base/version.js';
 import { CliError } from './errors.js';
 import {
   COMMANDS,

@@ -20,7 +20,7 @@ import { Engine } from '../engine/engine.js';
 import { createEngineDispatcher } from '../engine/handlers.js';
 import { defaultHome } from '../store/app-home.js';
 import { CliError, UsageError } from './errors.js';
-import type { Invocation } from './spec.js';
+import type { Invocation } from './invocation.js';
 
 export { FIRST_FRAME, frameNumber };
 

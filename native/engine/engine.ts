@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { EngineEvent, IntegrityReport, JobInfo, ProjectInfo } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
+import { APP_ROOT, APP_VERSION } from '../base/version.js';
 import { countBatchJob } from '../count/batch.js';
 import { CountService } from '../count/service.js';
 import { exportFeaturesJob } from '../features/export.js';
@@ -42,7 +43,6 @@ import { trainDinoJob } from '../train/train-dino.js';
 import { mediaResource } from './library.js';
 import { downloadModelJob } from './model-download.js';
 import { ModelService } from './models.js';
-import { APP_ROOT, APP_VERSION } from './version.js';
 
 /** The bundled sample video (samples/README.md says where it comes from). */
 export const SAMPLE_VIDEO = path.join(APP_ROOT, 'samples', 'vtest-street.mp4');

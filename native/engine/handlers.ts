@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { ProjectInfo } from '../api/contract.js';
 import { createDispatcher, type Dispatcher, type Handlers } from '../api/dispatcher.js';
 import { FlaneurError } from '../api/errors.js';
+import { APP_VERSION } from '../base/version.js';
 import { classifyFolder } from '../classify/knn-classify.js';
 import { runPolicy } from '../features/extract.js';
 import { mapPoints } from '../map/build.js';
@@ -32,7 +33,6 @@ import { type Engine, jobInfo } from './engine.js';
 import { mediaInfo, requireMedia, resolveMedia } from './library.js';
 import { downloadableEntry } from './model-download.js';
 import { modelCatalog } from './models.js';
-import { APP_VERSION } from './version.js';
 
 export function createHandlers(engine: Engine): Handlers {
   const open = () => engine.requireProject();

@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { CatalogEntry, CatalogEntryInfo, ModelInfo, RuntimeInfo } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
 import type { DefaultModel } from '../api/models-default.js';
+import { APP_ROOT, APP_VERSION } from '../base/version.js';
 import { hashFile } from '../ingest/hash-folder.js';
 import { decodeImage } from '../media/image.js';
 import { type CatalogMatch, entryParams, fitsEntry, loadCatalog, matchCatalog } from '../models/catalog.js';
@@ -29,7 +30,6 @@ import type { AppHome } from '../store/app-home.js';
 import type { ModelRow } from '../store/models-repo.js';
 import type { Project } from '../store/project.js';
 import { readProjectSettings, updateProjectSettings } from '../store/project-settings.js';
-import { APP_ROOT, APP_VERSION } from './version.js';
 
 interface Manifest {
   architecture: Omit<ViTConfig, 'mean' | 'std' | 'posInterpolation' | 'family'> & { family: ViTConfig['family'] };

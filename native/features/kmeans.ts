@@ -2,7 +2,7 @@
  * Spherical k-means on L2-normalised vectors, the assignment step on ONNX Runtime (the kNN graph with k = 1).
  * Used for IVF lists and for annotation-free pseudo-classes.
  */
-import { Rng } from '../train/rng.js';
+import { Rng } from '../base/rng.js';
 import { type ExactKnn, l2normalizeRows, makeBank } from './knn.js';
 
 export function sampleIndices(n: number, m: number, rng: Rng): number[] {

@@ -2,12 +2,13 @@
  * FUNGI features of frames: the embedding (CLS of the KL view) and, per chosen objective, the projected per-sample
  * gradient, each L2-normalised, concatenated in the order [embedding, kl, dino, simclr].
  */
+
+import { Rng } from '../base/rng.js';
 import { l2normalizeRows } from '../features/knn.js';
 import type { ImportedViT } from '../models/import-vit.js';
 import type { RgbLike } from '../models/preprocess.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
 import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
-import { Rng } from '../train/rng.js';
 import {
   buildFungiGraph,
   FUNGI_OBJECTIVES,

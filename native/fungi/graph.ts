@@ -6,6 +6,8 @@
  * The gradient [S, D, D+1] (torch layout: weight rows with the bias appended) is projected in the graph by a random
  * ±1 matrix scaled by 1/sqrt(D·(D+1)).
  */
+
+import { Rng } from '../base/rng.js';
 import { gradients } from '../graph/autodiff/grad.js';
 import { GraphBuilder } from '../graph/builder.js';
 import type { Value } from '../graph/ir.js';
@@ -13,7 +15,6 @@ import { toOnnx } from '../graph/onnx.js';
 import { l2normalize } from '../models/dino-head.js';
 import type { ImportedViT } from '../models/import-vit.js';
 import { buildViT, vitParamShapes } from '../models/vit.js';
-import { Rng } from '../train/rng.js';
 
 export const FUNGI_OBJECTIVES = ['kl', 'dino', 'simclr'] as const;
 export type FungiObjective = (typeof FUNGI_OBJECTIVES)[number];

@@ -6,9 +6,10 @@
  * resized back to size². Resizing is bicubic as torchvision's; crops are drawn from a generator seeded per frame,
  * so a frame's views do not depend on its batch or on a resume.
  */
+
+import { sampleCropBox } from '../base/crop-box.js';
+import { Rng } from '../base/rng.js';
 import { cropRgb, type RgbLike, resizeRgb } from '../models/preprocess.js';
-import { sampleCropBox } from '../train/augment.js';
-import { Rng } from '../train/rng.js';
 import { type FungiObjective, type FungiSettings, simclrGeometry } from './graph.js';
 
 export interface Normalisation {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { UMAP } from 'umap-js';
 import { z } from 'zod';
 import { FlaneurError } from '../api/errors.js';
+import { Rng } from '../base/rng.js';
 import { classList, classNamesUnder } from '../classify/knn-classify.js';
 import { assignNearest, sphericalKMeans } from '../features/kmeans.js';
 import { ExactKnn, l2normalizeRows, makeBank } from '../features/knn.js';
@@ -15,7 +16,6 @@ import { applyPca, fitPca } from '../features/pca.js';
 import { frameVectors, resolveSource, sourceVersion } from '../fungi/vectors.js';
 import type { JobContext, JobHandler } from '../jobs/types.js';
 import type { Project } from '../store/project.js';
-import { Rng } from '../train/rng.js';
 
 export const MapArgs = z.object({
   runId: z.int().positive(),

@@ -436,3 +436,10 @@ export function buildViT(
   if (want.patches) out.patches = b.slice(normed, [1 + R], [1 + R + N], [1]);
   return out;
 }
+
+/** The patch rows of per-image token rows [count, 1 + n, d] (the CLS row of each image dropped): [count, n, d]. */
+export function patchRows(tokens: Float32Array, count: number, n: number, d: number): Float32Array {
+  const out = new Float32Array(count * n * d);
+  for (let b = 0; b < count; b++) out.set(tokens.subarray((b * (n + 1) + 1) * d, (b + 1) * (n + 1) * d), b * n * d);
+  return out;
+}

@@ -3,8 +3,9 @@
  * features of a query are matched against a memory bank of labelled patches; each patch takes the softmax(cos / T)
  * weighted average of its k neighbours' label histograms; the class map is upsampled bilinearly and argmaxed.
  */
+
+import type { Rng } from '../base/rng.js';
 import { type ExactKnn, type KnnBank, makeBank } from '../features/knn.js';
-import type { Rng } from '../train/rng.js';
 import { type PatchGrid, upsampleArgmax } from './labels.js';
 
 export interface HummingbirdOptions {

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { FlaneurError } from '../api/errors.js';
+import { Rng } from '../base/rng.js';
 import { frameGrid, runPolicy, toF16 } from '../features/extract.js';
 import type { ExtractorCache } from '../features/extractor-cache.js';
 import { assignNearest, sphericalKMeans } from '../features/kmeans.js';
@@ -15,7 +16,6 @@ import { encodePng } from '../media/png.js';
 import type { BankRow } from '../store/features-repo.js';
 import type { MediaRow } from '../store/media-repo.js';
 import type { Project } from '../store/project.js';
-import { Rng } from '../train/rng.js';
 import {
   HUMMINGBIRD_DEFAULTS,
   type LabelledBank,

@@ -3,9 +3,9 @@
  * Electron runtime is present, by `flaneur serve`, and by the end-to-end tests.
  */
 import path from 'node:path';
+import { APP_ROOT } from '../base/version.js';
 import { Engine } from '../engine/engine.js';
 import { createEngineDispatcher } from '../engine/handlers.js';
-import { APP_ROOT } from '../engine/version.js';
 import { defaultHome } from '../store/app-home.js';
 import { type RunningServer, startServer } from './http-server.js';
 

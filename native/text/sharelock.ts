@@ -11,11 +11,11 @@
  * - Schedule: transformers' get_cosine_schedule_with_warmup (linear from 0, then half a cosine to 0).
  */
 import { FlaneurError } from '../api/errors.js';
+import type { Rng } from '../base/rng.js';
 import { GraphBuilder } from '../graph/builder.js';
 import type { Value } from '../graph/ir.js';
 import { toOnnx } from '../graph/onnx.js';
 import { encodeSafetensors, type WeightFile } from '../models/safetensors.js';
-import type { Rng } from '../train/rng.js';
 
 /** exp(2.6592) = 14.285…: CLIP's initial temperature, fixed in ShareLock. */
 export const SHARELOCK_LOGIT_SCALE = Math.exp(2.6592);

@@ -1,6 +1,7 @@
 /** Last-block queries, keys and CLS attention of frames (for discovery and tracking). */
 import type { ImportedViT } from '../models/import-vit.js';
 import { type InputShape, inputShape, preprocessInto, type RgbLike } from '../models/preprocess.js';
+import { patchRows } from '../models/vit.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
 import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
 
@@ -14,13 +15,6 @@ export interface FrameAttention {
   gridW: number;
   dim: number;
   heads: number;
-}
-
-/** The patch rows of per-image token rows [count, 1 + n, d] (the CLS row of each image dropped): [count, n, d]. */
-export function patchRows(tokens: Float32Array, count: number, n: number, d: number): Float32Array {
-  const out = new Float32Array(count * n * d);
-  for (let b = 0; b < count; b++) out.set(tokens.subarray((b * (n + 1) + 1) * d, (b + 1) * (n + 1) * d), b * n * d);
-  return out;
 }
 
 /** Attention of the frames of one video: one input shape (its frame size under the aspect policy, `inputShape`). */

@@ -5,12 +5,12 @@
  */
 import { z } from 'zod';
 import { FlaneurError } from '../api/errors.js';
+import { Rng } from '../base/rng.js';
 import { loadRegisteredModel } from '../features/extract.js';
 import type { JobHandler } from '../jobs/types.js';
 import { FrameStore } from '../media/frame-store.js';
-import { Rng } from '../train/rng.js';
+import { DORA_DEFAULTS, discover, maskBox, trackMasks } from '../models/dora.js';
 import { AttentionExtractor } from './attention.js';
-import { DORA_DEFAULTS, discover, maskBox, trackMasks } from './dora.js';
 
 export const TrackArgs = z.object({
   modelId: z.int().positive(),

@@ -2,8 +2,10 @@
  * DINO-style augmentations on RGB frames, driven by a seeded generator: random resized crop, horizontal flip,
  * colour jitter (brightness, contrast, saturation, hue), random grayscale; then normalisation into a batch.
  */
+
+import { sampleCropBox } from '../base/crop-box.js';
+import type { Rng } from '../base/rng.js';
 import { type RgbLike, resizeRgb } from '../models/preprocess.js';
-import type { Rng } from './rng.js';
 
 export interface CropOptions {
   size: number;
@@ -20,25 +22,6 @@ export interface JitterOptions {
 }
 
 export const DINO_JITTER: JitterOptions = { p: 0.8, brightness: 0.4, contrast: 0.4, saturation: 0.2, hue: 0.1 };
-
-/** torchvision RandomResizedCrop's box sampling (10 tries, then the centre crop): [x, y, w, h]. */
-export function sampleCropBox(
-  width: number,
-  height: number,
-  o: Pick<CropOptions, 'scale' | 'ratio'>,
-  rng: Rng,
-): [number, number, number, number] {
-  const area = width * height;
-  const [r0, r1] = o.ratio ?? [3 / 4, 4 / 3];
-  for (let i = 0; i < 10; i++) {
-    const target = area * rng.uniform(o.scale[0], o.scale[1]);
-    const ratio = Math.exp(rng.uniform(Math.log(r0), Math.log(r1)));
-    const w = Math.round(Math.sqrt(target * ratio));
-    const h = Math.round(Math.sqrt(target / ratio));
-    if (w > 0 && h > 0 && w <= width && h <= height) return [rng.int(width - w + 1), rng.int(height - h + 1), w, h];
-  }
-  return [0, 0, Math.min(width, height), Math.min(width, height)];
-}
 
 /** The box [x, y, w, h] of `img`, resized (bilinear) to size × size. */
 export function cropResize(img: RgbLike, box: readonly [number, number, number, number], size: number): RgbLike {

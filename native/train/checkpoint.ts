@@ -18,7 +18,7 @@ export interface CheckpointMeta {
 }
 
 /** What a checkpoint needs of a step graph: its parameters and which of them train. */
-type StepParams = Pick<DinoStepGraph, 'params' | 'trainable'>;
+export type StepParams = Pick<DinoStepGraph, 'params' | 'trainable'>;
 
 /** Tensors beside the state (NeCo: the queue), saved as `x.<name>`. */
 export interface CheckpointExtras {
@@ -69,10 +69,14 @@ export function saveCheckpoint(
   return `${base}.json`;
 }
 
-export function loadCheckpoint(
-  jsonFile: string,
-  graph: StepParams,
-): { state: TrainState; meta: CheckpointMeta; extra: (name: string) => Float32Array } {
+/** A checkpoint read back: the state, its meta, and the objective's tensors beside it (`x.<name>`). */
+export interface LoadedCheckpoint {
+  state: TrainState;
+  meta: CheckpointMeta;
+  extra: (name: string) => Float32Array;
+}
+
+export function loadCheckpoint(jsonFile: string, graph: StepParams): LoadedCheckpoint {
   const meta = JSON.parse(fs.readFileSync(jsonFile, 'utf8')) as CheckpointMeta;
   const st = readSafetensors(jsonFile.replace(/\.json$/, '.safetensors'));
   const state: TrainState = {

@@ -7,13 +7,15 @@
  * run draws the same batches.
  */
 
+import { sampleCropBox } from '../base/crop-box.js';
+import type { Rng } from '../base/rng.js';
 import type { DinoHeadConfig } from '../models/dino-head.js';
+import { discover, trackMasks } from '../models/dora.js';
 import type { ImportedViT } from '../models/import-vit.js';
 import type { RgbLike } from '../models/preprocess.js';
+import { patchRows } from '../models/vit.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
 import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
-import { patchRows } from '../track/attention.js';
-import { discover, trackMasks } from '../track/dora.js';
 import {
   augmentInto,
   type CropOptions,
@@ -22,9 +24,7 @@ import {
   DINO_JITTER,
   gaussianBlur,
   hflip,
-  sampleCropBox,
 } from './augment.js';
-import type { Rng } from './rng.js';
 
 export interface DoraOptions {
   framesPerClip: number;

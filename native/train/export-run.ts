@@ -10,19 +10,19 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TrainExportArgs } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
-import { APP_ROOT, APP_VERSION } from '../engine/version.js';
+import type { Rng } from '../base/rng.js';
+import { APP_ROOT, APP_VERSION } from '../base/version.js';
 import type { JobHandler } from '../jobs/types.js';
 import { type Sampling, videoFilters } from '../media/decode.js';
 import { FrameStore } from '../media/frame-store.js';
-import type { NecoHeadConfig } from '../models/neco.js';
 import { readRegularFile } from '../models/regular-file.js';
 import { encodeSafetensors, type TensorToWrite } from '../models/safetensors.js';
 import type { MediaRow } from '../store/media-repo.js';
 import { dinoParamShapes } from './dino-step.js';
 import { necoParamShapes } from './neco-step.js';
-import { Rng } from './rng.js';
 import { initParams, planRun, startingParams } from './train-dino.js';
-import { necoLocalSize } from './train-neco.js';
+import { necoSetup, necoStartingParams } from './train-neco.js';
+import { runGenerator } from './trainer.js';
 
 /** The PyTorch program copied into every export. */
 export const TORCH_PROGRAM_DIR = path.join(APP_ROOT, 'native', 'train', 'export', 'torch');
@@ -93,29 +93,6 @@ export function decodePlan(m: MediaRow, mode: 'auto' | 'copy' | 'decode'): Decod
 
 function objectiveName(a: Pick<Args, 'neco' | 'dora'>): string {
   return a.neco ? 'NeCo' : a.dora ? 'Dora' : 'DINO';
-}
-
-/** NeCo's head and local crop size, validated as train-neco.ts does before a run starts. */
-function necoSetup(
-  a: Omit<Args, 'dir' | 'frames'>,
-  vit: { patchSize: number; dim: number },
-): { head: NecoHeadConfig; localSize: number } {
-  const n = a.neco as NonNullable<Args['neco']>;
-  const P = vit.patchSize;
-  const localSize = n.localSize ?? necoLocalSize(P);
-  if (a.globalSize % P || localSize % P)
-    throw new FlaneurError(
-      'INVALID_ARGUMENT',
-      `Crop sizes must be multiples of the patch size ${P} (global ${a.globalSize}, local ${localSize}).`,
-      { field: 'globalSize' },
-    );
-  if (n.queue < a.batch * n.aligned * n.aligned)
-    throw new FlaneurError(
-      'INVALID_ARGUMENT',
-      `The queue (${n.queue}) must hold at least batch × ${n.aligned * n.aligned} patches (${a.batch * n.aligned * n.aligned}); raise the queue or lower the batch.`,
-      { field: 'neco' },
-    );
-  return { head: { inDim: vit.dim, hiddenDim: n.headHidden, outDim: n.outDim, layers: 3 }, localSize };
 }
 
 export const trainExportJob: JobHandler<Args, { copied: number }> = {
@@ -231,10 +208,9 @@ export const trainExportJob: JobHandler<Args, { copied: number }> = {
     let rng: Rng;
     let shapes: Map<string, number[]>;
     if (neco) {
-      rng = new Rng(a.seed * 2654435761 + 1);
+      rng = runGenerator(a.seed);
       shapes = necoParamShapes({ vit: plan.vit, head: neco.head });
-      params = initParams(shapes, rng);
-      if (plan.loaded) for (const [k, v] of plan.loaded.weights) if (params.has(k)) params.set(k, v);
+      params = necoStartingParams(plan.vit, neco.head, plan.loaded?.weights ?? null, rng, initParams);
     } else {
       ({ params, rng } = startingParams(a, plan.vit, plan.head, plan.loaded));
       shapes = dinoParamShapes({ vit: plan.vit, head: plan.head });

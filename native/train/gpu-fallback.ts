@@ -1,10 +1,22 @@
 /**
  * The provider a training run really uses, in its phase, and the switch to the CPU when its GPU fails mid-run
  * (device lost, out of memory): the run goes on on the CPU from its last checkpoint, with the reason in the phase, in
- * a `device-fallback` job item and (via `fallback`) in the exported model's metadata. Shared by the DINO/Dora and
- * NeCo trainers; each gives how to reopen its sessions on the CPU and resume from the last checkpoint.
+ * a `device-fallback` job item and (via `fallback`) in the exported model's metadata. Used by the one trainer
+ * (trainer.ts), which gives how to reopen its sessions on the CPU and resume from the last checkpoint.
  */
+import { FlaneurError } from '../api/errors.js';
 import type { JobContext } from '../jobs/types.js';
+
+/**
+ * Whether a training error is the GPU's (device lost, out of memory, a buffer over its limit), to be left for the CPU,
+ * rather than the file system's or the database's (full disk, permission), a typed refusal, or a programming error.
+ */
+export function isDeviceFailure(err: unknown): boolean {
+  if (err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError) return false;
+  if (err instanceof FlaneurError) return err.code === 'INTERNAL';
+  // Node's system errors (ENOSPC, EACCES, …) and SQLite's (SQLITE_FULL, …) carry a code; ONNX Runtime's do not.
+  return typeof (err as { code?: unknown } | null)?.code !== 'string';
+}
 
 export interface GpuFallback {
   from: string;
@@ -41,10 +53,14 @@ export class TrainingDevice {
     );
   }
 
-  /** A step failed: rethrows on the CPU or when cancelled; otherwise goes on on the CPU from the last checkpoint. */
+  /**
+   * A step failed: rethrows on the CPU, when cancelled, or when the failure is not the device's (`isDeviceFailure`:
+   * a full disk, a permission, a bug end the job with their reason); otherwise goes on on the CPU from the last
+   * checkpoint.
+   */
   async onFailure(err: unknown): Promise<void> {
     const from = this.run.provider();
-    if (this.ctx.signal.aborted || from === 'cpu') throw err;
+    if (this.ctx.signal.aborted || from === 'cpu' || !isDeviceFailure(err)) throw err;
     const message = err instanceof Error ? err.message : String(err);
     this.fallback = { from, step: this.run.step() + 1, reason: (message.split('\n')[0] ?? message).slice(0, 300) };
     await this.run.resumeOnCpu();

@@ -4,11 +4,13 @@
  * (calculate_bboxes) turned into RoI-align matrices, and the queue of teacher patch embeddings (update_queue and the
  * reference draw of knn_loss), with the random choices made as a plan first so a test can inject the official run's.
  */
+
+import { sampleCropBox } from '../base/crop-box.js';
+import type { Rng } from '../base/rng.js';
 import { roiAlignMatrix } from '../graph/roi-align.js';
 import type { NecoPair } from '../models/neco.js';
 import type { RgbLike } from '../models/preprocess.js';
-import { colourJitter, cropResize, gaussianBlur, type JitterOptions, sampleCropBox } from './augment.js';
-import type { Rng } from './rng.js';
+import { colourJitter, cropResize, gaussianBlur, type JitterOptions } from './augment.js';
 
 /** NeCoTransforms with jitter_strength 1: ColorJitter(0.8, 0.8, 0.8, 0.2) with p 0.8. */
 export const NECO_JITTER: JitterOptions = { p: 0.8, brightness: 0.8, contrast: 0.8, saturation: 0.8, hue: 0.2 };

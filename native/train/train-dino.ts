@@ -1,40 +1,33 @@
-/**
- * Job: DINO self-distillation on the project's sampled frames. Multi-crop augmentation from a seeded generator,
- * the step graph on ONNX Runtime, metrics per step in SQLite, checkpoints every N steps and whenever the job is
- * stopped, exact resume (state, generator, schedules), and at the end the teacher exported as an encoder
- * (.safetensors in official names + an inference ONNX) for the engine to register.
- */
-import fs from 'node:fs';
 import path from 'node:path';
 import { TrainDinoArgs } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
+import type { Rng } from '../base/rng.js';
 import { cosineSchedule } from '../graph/optim.js';
 import type { JobHandler } from '../jobs/types.js';
 import { FrameStore } from '../media/frame-store.js';
 import type { DinoHeadConfig } from '../models/dino-head.js';
 import { importViTFile } from '../models/import-vit.js';
-import { encodeSafetensors, type TensorToWrite } from '../models/safetensors.js';
-import { presetConfig, type ViTConfig, vitParamShapes } from '../models/vit.js';
-import { buildViTOnnx } from '../models/vit-onnx.js';
+import type { TensorToWrite } from '../models/safetensors.js';
+import { presetConfig, type ViTConfig } from '../models/vit.js';
+import type { RuntimeSettings } from '../runtime/session.js';
 import type { MediaRow } from '../store/media-repo.js';
 import type { Project } from '../store/project.js';
 import { augmentInto, DINO_JITTER } from './augment.js';
-import { loadCheckpoint, markPendingRegistration, saveCheckpoint } from './checkpoint.js';
 import { buildDinoStep, dinoParamShapes } from './dino-step.js';
 import { type ClipSource, doraBatch, TeacherAttention } from './dora-clips.js';
-import { TrainingDevice } from './gpu-fallback.js';
-import { writePreviews } from './previews.js';
-import { Rng } from './rng.js';
-import { initialState, StepRunner, type TrainState } from './step-runner.js';
-import { runNeco } from './train-neco.js';
+import { initialState, type StepBatch, StepRunner, type TrainState } from './step-runner.js';
+import { NecoObjective } from './train-neco.js';
+import {
+  dropPathMask,
+  type ExportedEncoder,
+  type Objective,
+  runGenerator,
+  type TrainCheckpoint,
+  train,
+  vitEncoderOnnx,
+} from './trainer.js';
 
 type Args = typeof TrainDinoArgs._zod.output;
-
-interface TrainCheckpoint {
-  /** The JSON file of the last checkpoint (relative to the project). */
-  file: string;
-  step: number;
-}
 
 export function vitForInit(init: Args['init'], loaded: ViTConfig | null): ViTConfig {
   if (init.kind === 'model') {
@@ -134,10 +127,228 @@ export function startingParams(
   head: DinoHeadConfig,
   loaded: RunPlan['loaded'],
 ): { params: Map<string, Float32Array>; rng: Rng } {
-  const rng = new Rng(a.seed * 2654435761 + 1);
+  const rng = runGenerator(a.seed);
+  return { params: dinoStartingParams(vit, head, loaded, rng), rng };
+}
+
+/** DINO's initialisation drawn from `rng`, then any loaded weights over it. */
+function dinoStartingParams(
+  vit: ViTConfig,
+  head: DinoHeadConfig,
+  loaded: RunPlan['loaded'],
+  rng: Rng,
+): Map<string, Float32Array> {
   const params = initParams(dinoParamShapes({ vit, head }), rng);
   if (loaded) for (const [k, v] of loaded.weights) params.set(k, v);
-  return { params, rng };
+  return params;
+}
+
+/** DINO's (and Dora's) step sessions: the step graph, and with Dora the teacher pass that draws each batch. */
+interface DinoSessions {
+  runner: StepRunner;
+  attention: TeacherAttention | null;
+  readonly provider: string;
+  sync(state: TrainState): Promise<void>;
+  teacherWeights(state: TrainState): ReturnType<StepRunner['teacherWeights']>;
+  release(): Promise<void>;
+}
+
+/** DINO self-distillation (with `a.dora`: Dora's clips, masks and teacher logits) as an objective of the trainer. */
+export class DinoObjective implements Objective<DinoSessions, StepBatch & { maskCover?: number }> {
+  private graph: ReturnType<typeof buildDinoStep> | null = null;
+  private readonly G: number;
+  private readonly L: number;
+  private readonly lr: (step: number) => number;
+  private readonly wd: (step: number) => number;
+  private readonly ema: (step: number) => number;
+  private readonly sources: ClipSource[];
+  readonly imagesPerStep: number;
+  readonly divergedHint = 'lower the learning rate';
+
+  constructor(
+    private readonly a: Args,
+    private readonly plan: RunPlan,
+    private readonly store: FrameStore,
+    private readonly jobId: number,
+  ) {
+    const { vit } = plan;
+    this.G = a.dora ? Math.min(a.dora.objects, vit.heads) : 2;
+    this.L = a.localCrops;
+    this.imagesPerStep = (this.G + this.L) * a.batch;
+    this.lr = cosineSchedule((a.lr * (2 * a.batch)) / 256, a.minLr, a.steps, Math.min(a.warmupSteps, a.steps));
+    this.wd = cosineSchedule(a.weightDecay, a.weightDecayEnd, a.steps);
+    this.ema = cosineSchedule(a.emaStart, a.emaEnd, a.steps);
+    this.sources = plan.media.map((m) => {
+      const w = m.frameWidth as number;
+      const h = m.frameHeight as number;
+      return { frames: m.frameCount, read: (i: number) => store.image(m.id, i, w, h) };
+    });
+  }
+
+  private get shapes() {
+    const { a, G, L } = this;
+    return {
+      globals: [G * a.batch, 3, a.globalSize, a.globalSize],
+      locals: L > 0 ? [L * a.batch, 3, a.localSize, a.localSize] : null,
+      dpGlobal: a.dropPath > 0 ? [this.plan.vit.depth, G * a.batch] : null,
+      dpLocal: a.dropPath > 0 && L > 0 ? [this.plan.vit.depth, L * a.batch] : null,
+    };
+  }
+
+  private get built(): ReturnType<typeof buildDinoStep> {
+    if (!this.graph) throw new Error('the DINO step graph is not built');
+    return this.graph;
+  }
+
+  build(): ReturnType<typeof buildDinoStep> {
+    const { a, plan } = this;
+    this.graph = buildDinoStep({
+      vit: plan.vit,
+      head: plan.head,
+      batch: a.batch,
+      globalSize: a.globalSize,
+      globalCrops: this.G,
+      dora: Boolean(a.dora),
+      localSize: a.localSize,
+      localCrops: this.L,
+      dropPath: a.dropPath > 0,
+      koleo: a.koleo,
+      freezeLastLayer: a.freezeLastLayerSteps > 0,
+    });
+    return this.graph;
+  }
+
+  async open(runtime: RuntimeSettings): Promise<DinoSessions> {
+    const runner = await StepRunner.create(this.built, this.shapes, runtime);
+    // Dora: the teacher's one pass per step gives the attention for the masks and the logits for the loss.
+    const attention = this.a.dora
+      ? await TeacherAttention.create(this.plan.vit, this.a.globalSize, runtime, this.plan.head, false)
+      : null;
+    return {
+      runner,
+      attention,
+      get provider() {
+        return runner.provider;
+      },
+      sync: (state) => runner.sync(state),
+      teacherWeights: (state) => runner.teacherWeights(state),
+      release: async () => {
+        await runner.release();
+        await attention?.release();
+      },
+    };
+  }
+
+  initialState(rng: Rng): TrainState {
+    const { plan } = this;
+    return initialState(this.built, dinoStartingParams(plan.vit, plan.head, plan.loaded, rng));
+  }
+
+  async draw(rng: Rng, state: TrainState, s: DinoSessions): Promise<StepBatch & { maskCover?: number }> {
+    const { a, G, L, plan } = this;
+    const { vit } = plan;
+    let batch: StepBatch & { maskCover?: number };
+    if (a.dora && s.attention) {
+      const attention = s.attention;
+      const d = await doraBatch(
+        this.sources,
+        a.batch / a.dora.framesPerClip,
+        a.globalSize,
+        { size: a.localSize, scale: [0.05, 0.4], count: L },
+        a.dora,
+        { mean: vit.mean, std: vit.std, patch: vit.patchSize, heads: vit.heads },
+        rng,
+        (views, count) => attention.run(views, count, s.runner.teacherWeights(state), this.built.params),
+      );
+      batch = {
+        globals: d.masked,
+        teacherLogits: d.teacherLogits,
+        maskCover: d.maskCover,
+        ...(d.locals ? { locals: d.locals } : {}),
+      };
+    } else {
+      const gPlane = 3 * a.globalSize * a.globalSize;
+      const lPlane = 3 * a.localSize * a.localSize;
+      const globals = new Float32Array(2 * a.batch * gPlane);
+      const locals = L > 0 ? new Float32Array(L * a.batch * lPlane) : undefined;
+      const global = { size: a.globalSize, scale: [0.4, 1] as [number, number] };
+      const local = { size: a.localSize, scale: [0.05, 0.4] as [number, number] };
+      for (let i = 0; i < a.batch; i++) {
+        const f = plan.frames[rng.int(plan.frames.length)] as TrainFrame;
+        const img = this.store.image(f.media, f.idx, f.w, f.h);
+        for (let g = 0; g < 2; g++)
+          augmentInto(img, global, DINO_JITTER, 0.2, vit.mean, vit.std, rng, globals, (g * a.batch + i) * gPlane);
+        for (let l = 0; l < L; l++)
+          augmentInto(
+            img,
+            local,
+            DINO_JITTER,
+            0.2,
+            vit.mean,
+            vit.std,
+            rng,
+            locals as Float32Array,
+            (l * a.batch + i) * lPlane,
+          );
+      }
+      batch = { globals, ...(locals ? { locals } : {}) };
+    }
+    const shapes = this.shapes;
+    if (shapes.dpGlobal) batch.dpGlobal = dropPathMask(rng, vit.depth, a.dropPath, G * a.batch);
+    if (shapes.dpLocal) batch.dpLocal = dropPathMask(rng, vit.depth, a.dropPath, L * a.batch);
+    return batch;
+  }
+
+  async step(s: DinoSessions, state: TrainState, batch: StepBatch & { maskCover?: number }) {
+    const { a } = this;
+    const step = state.step;
+    const scalars = {
+      lr: this.lr(step),
+      wd: this.wd(step),
+      ema: this.ema(step),
+      center_momentum: a.centerMomentum,
+      student_temp: a.studentTemp,
+      teacher_temp: a.teacherTemp,
+      max_norm: a.clip,
+      // DINO's freeze_last_layer, in the step graph.
+      freeze_last: step < a.freezeLastLayerSteps ? 1 : 0,
+    };
+    const { maskCover, ...feeds } = batch;
+    const m = await s.runner.step(state, feeds, scalars);
+    return {
+      loss: m.loss,
+      gradNorm: m.gradNorm,
+      lr: scalars.lr,
+      wd: scalars.wd,
+      ema: scalars.ema,
+      monitor: m.teacherEntropy,
+      progress: {
+        teacher_entropy: m.teacherEntropy,
+        grad_norm: m.gradNorm,
+        ...(maskCover === undefined ? {} : { mask_cover: maskCover }),
+      },
+    };
+  }
+
+  /** The teacher backbone (DINO evaluates the teacher). */
+  export(state: TrainState): ExportedEncoder {
+    const { a, plan } = this;
+    const { vit } = plan;
+    const backbone = new Map<string, TensorToWrite>();
+    for (const [name, shape] of dinoParamShapes({ vit, head: plan.head }))
+      if (!name.startsWith('head.')) backbone.set(name, { shape, data: state.teacher.get(name) as Float32Array });
+    // DINOv3: the RoPE periods are part of the architecture, kept in the file as the official checkpoints do.
+    if (vit.ropePeriods)
+      backbone.set('rope_embed.periods', { shape: [vit.ropePeriods.length], data: Float32Array.from(vit.ropePeriods) });
+    return {
+      tensors: backbone,
+      metadata: { heads: String(vit.heads), trained_by: 'flaneur train.dino' },
+      onnx: vitEncoderOnnx(vit, backbone, a.globalSize),
+      name:
+        a.name ??
+        `${a.dora ? 'Dora' : 'DINO'} ${a.init.kind === 'scratch' ? a.init.preset : `from #${a.init.id}`} (job ${this.jobId})`,
+    };
+  }
 }
 
 export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
@@ -146,307 +357,28 @@ export const trainDinoJob: JobHandler<Args, TrainCheckpoint> = {
   title: (a) =>
     `${a.neco ? 'Adapt' : 'Train'} ${a.init.kind === 'model' ? `model #${a.init.id}` : a.init.preset} with ${a.neco ? 'NeCo' : a.dora ? 'Dora' : 'DINO'}, ${a.steps} steps`,
   async run(ctx) {
-    const { project, args } = ctx;
-    const a = args;
-
-    const { media, frames, loaded, vit, head } = planRun(project, a);
+    const { project, args: a } = ctx;
+    const plan = planRun(project, a);
     const store = new FrameStore(project.cacheDir);
-
-    if (a.neco) {
-      const row = a.init.kind === 'model' ? project.models.get(a.init.id) : undefined;
-      return runNeco(ctx, a, {
-        frames,
-        mediaCount: media.length,
-        store,
-        vit,
-        base: row && loaded ? { id: row.id, name: row.name, sha256: row.sha256, weights: loaded.weights } : null,
-        initParams,
-      });
-    }
-    const dora = a.dora;
-    const G = dora ? Math.min(dora.objects, vit.heads) : 2;
-    ctx.phase('building the training graph', { unit: 'steps', total: a.steps });
-    const L = a.localCrops;
-    const graph = buildDinoStep({
-      vit,
-      head,
-      batch: a.batch,
-      globalSize: a.globalSize,
-      globalCrops: G,
-      dora: Boolean(dora),
-      localSize: a.localSize,
-      localCrops: L,
-      dropPath: a.dropPath > 0,
-      koleo: a.koleo,
-      freezeLastLayer: a.freezeLastLayerSteps > 0,
-    });
-    const shapes = {
-      globals: [G * a.batch, 3, a.globalSize, a.globalSize],
-      locals: L > 0 ? [L * a.batch, 3, a.localSize, a.localSize] : null,
-      dpGlobal: a.dropPath > 0 ? [vit.depth, G * a.batch] : null,
-      dpLocal: a.dropPath > 0 && L > 0 ? [vit.depth, L * a.batch] : null,
-    };
-    const PREVIEW_SIZE = 224 - (224 % vit.patchSize);
-    // The step graph's session and the teacher passes, on one provider (the run's device, or the CPU after a GPU
-    // failure).
-    const open = async (runtime: typeof ctx.runtime) => ({
-      runner: await StepRunner.create(graph, shapes, runtime),
-      // Dora: the teacher's one pass per step gives the attention for the masks and the logits for the loss.
-      attention: dora ? await TeacherAttention.create(vit, a.globalSize, runtime, head, false) : null,
-      previewAttention:
-        a.previewEvery > 0 ? await TeacherAttention.create(vit, PREVIEW_SIZE, runtime, undefined, false) : null,
-    });
-    const close = async (s: Awaited<ReturnType<typeof open>>) => {
-      await s.runner.release();
-      await s.attention?.release();
-      await s.previewAttention?.release();
-    };
-    let sessions = await open(a.device ? { ...ctx.runtime, provider: a.device } : ctx.runtime);
-    const previewFrames = [frames[0], frames[Math.floor(frames.length / 2)]].map((f) => {
-      const g = f as (typeof frames)[number];
+    const { frames, vit } = plan;
+    const previews = [frames[0], frames[Math.floor(frames.length / 2)]].map((f) => {
+      const g = f as TrainFrame;
       return store.image(g.media, g.idx, g.w, g.h);
     });
-    const backboneShapes = vitParamShapes(vit);
-    const sources: ClipSource[] = media.map((m) => {
-      const mm = m as NonNullable<typeof m>;
-      const w = mm.frameWidth as number;
-      const h = mm.frameHeight as number;
-      return {
-        frames: mm.frameCount,
-        read: (i: number) => store.image(mm.id, i, w, h),
-      };
-    });
-    const dir = path.join(project.checkpointsDir, `train-${ctx.jobId}`);
-
-    // State: from a checkpoint, or fresh.
-    const begin = (from: TrainCheckpoint | null): { state: TrainState; rng: Rng } => {
-      if (from?.file && fs.existsSync(path.join(project.dir, from.file))) {
-        const ck = loadCheckpoint(path.join(project.dir, from.file), graph);
-        project.trainLog.truncateAfter(ctx.jobId, ck.state.step);
-        return { state: ck.state, rng: new Rng(ck.meta.rngState) };
-      }
-      const { params, rng } = startingParams(a, vit, head, loaded);
-      project.trainLog.truncateAfter(ctx.jobId, 0);
-      return { state: initialState(graph, params), rng };
+    const settings = {
+      steps: a.steps,
+      checkpointEvery: a.checkpointEvery,
+      previewEvery: a.previewEvery,
+      seed: a.seed,
+      device: a.device,
+      previews: { vit, frames: previews },
     };
-    let { state, rng } = begin(ctx.checkpoint);
-
-    const lr = cosineSchedule((a.lr * (2 * a.batch)) / 256, a.minLr, a.steps, Math.min(a.warmupSteps, a.steps));
-    const wd = cosineSchedule(a.weightDecay, a.weightDecayEnd, a.steps);
-    const ema = cosineSchedule(a.emaStart, a.emaEnd, a.steps);
-    const mean = vit.mean;
-    const std = vit.std;
-    const dropMask = (rows: number): Float32Array => {
-      // Linearly increasing drop rate over depth, as DINO's VisionTransformer.
-      const out = new Float32Array(vit.depth * rows);
-      for (let d = 0; d < vit.depth; d++) {
-        const p = vit.depth > 1 ? (a.dropPath * d) / (vit.depth - 1) : a.dropPath;
-        for (let r = 0; r < rows; r++) out[d * rows + r] = rng.next() < p ? 0 : 1 / (1 - p);
-      }
-      return out;
-    };
-
-    let last: TrainCheckpoint | null = ctx.checkpoint;
-    const checkpoint = async () => {
-      await sessions.runner.sync(state);
-      const file = saveCheckpoint(dir, graph, state, rng.state);
-      last = { file: path.relative(project.dir, file), step: state.step };
-      ctx.commit([], last);
-    };
-
-    const preview = async () => {
-      const { previewAttention, runner } = sessions;
-      if (previewAttention)
-        await writePreviews(
-          dir,
-          state.step,
-          previewFrames,
-          vit,
-          PREVIEW_SIZE,
-          previewAttention,
-          runner.teacherWeights(state),
-          backboneShapes,
-        );
-    };
-    // The provider the step really runs on, in the phase; a GPU that fails mid-job (device lost, out of memory): the
-    // job goes on on the CPU from its last checkpoint (or from the start).
-    const device = new TrainingDevice(ctx, a.steps, {
-      provider: () => sessions.runner.provider,
-      step: () => state.step,
-      last: () => last,
-      resumeOnCpu: async () => {
-        await close(sessions).catch(() => undefined);
-        sessions = await open({ ...ctx.runtime, provider: 'cpu' });
-        ({ state, rng } = begin(last));
-      },
-    });
-    device.showPhase();
-    if (state.step === 0) await preview();
-    const gPlane = 3 * a.globalSize * a.globalSize;
-    const lPlane = 3 * a.localSize * a.localSize;
-    try {
-      while (state.step < a.steps) {
-        ctx.throwIfAborted();
-        const { runner, attention } = sessions;
-        const t0 = performance.now();
-        let globals: Float32Array;
-        let locals: Float32Array | undefined;
-        let teacherLogits: Float32Array | undefined;
-        let maskCover: number | undefined;
-        if (dora && attention) {
-          const batch = await doraBatch(
-            sources,
-            a.batch / dora.framesPerClip,
-            a.globalSize,
-            { size: a.localSize, scale: [0.05, 0.4], count: L },
-            dora,
-            { mean, std, patch: vit.patchSize, heads: vit.heads },
-            rng,
-            (views, count) => attention.run(views, count, runner.teacherWeights(state), graph.params),
-          );
-          globals = batch.masked;
-          locals = batch.locals;
-          teacherLogits = batch.teacherLogits;
-          maskCover = batch.maskCover;
-        } else {
-          globals = new Float32Array(2 * a.batch * gPlane);
-          locals = L > 0 ? new Float32Array(L * a.batch * lPlane) : undefined;
-          for (let i = 0; i < a.batch; i++) {
-            const f = frames[rng.int(frames.length)] as (typeof frames)[number];
-            const img = store.image(f.media, f.idx, f.w, f.h);
-            for (let g = 0; g < 2; g++)
-              augmentInto(
-                img,
-                { size: a.globalSize, scale: [0.4, 1] },
-                DINO_JITTER,
-                0.2,
-                mean,
-                std,
-                rng,
-                globals,
-                (g * a.batch + i) * gPlane,
-              );
-            for (let l = 0; l < L; l++)
-              augmentInto(
-                img,
-                { size: a.localSize, scale: [0.05, 0.4] },
-                DINO_JITTER,
-                0.2,
-                mean,
-                std,
-                rng,
-                locals as Float32Array,
-                (l * a.batch + i) * lPlane,
-              );
-          }
-        }
-        const step = state.step;
-        const s = {
-          lr: lr(step),
-          wd: wd(step),
-          ema: ema(step),
-          center_momentum: a.centerMomentum,
-          student_temp: a.studentTemp,
-          teacher_temp: a.teacherTemp,
-          max_norm: a.clip,
-          // DINO's freeze_last_layer, in the step graph.
-          freeze_last: step < a.freezeLastLayerSteps ? 1 : 0,
-        };
-        let m: Awaited<ReturnType<StepRunner['step']>>;
-        try {
-          m = await runner.step(
-            state,
-            {
-              globals,
-              ...(teacherLogits ? { teacherLogits } : {}),
-              ...(locals ? { locals } : {}),
-              ...(shapes.dpGlobal ? { dpGlobal: dropMask(G * a.batch) } : {}),
-              ...(shapes.dpLocal ? { dpLocal: dropMask(L * a.batch) } : {}),
-            },
-            s,
-          );
-        } catch (err) {
-          await device.onFailure(err);
-          continue;
-        }
-        if (!Number.isFinite(m.loss))
-          throw new FlaneurError(
-            'INTERNAL',
-            `The loss became ${m.loss} at step ${state.step}; lower the learning rate.`,
-          );
-        const imgsPerS = ((G + L) * a.batch) / ((performance.now() - t0) / 1000);
-        project.trainLog.add(ctx.jobId, {
-          step: state.step,
-          loss: m.loss,
-          lr: s.lr,
-          wd: s.wd,
-          ema: s.ema,
-          gradNorm: m.gradNorm,
-          teacherEntropy: m.teacherEntropy,
-          imgsPerS,
-        });
-        ctx.progress(state.step, a.steps, {
-          loss: m.loss,
-          teacher_entropy: m.teacherEntropy,
-          grad_norm: m.gradNorm,
-          ...(maskCover === undefined ? {} : { mask_cover: maskCover }),
-        });
-        try {
-          if (a.previewEvery > 0 && (state.step % a.previewEvery === 0 || state.step === a.steps)) await preview();
-          if (state.step % a.checkpointEvery === 0 || state.step === a.steps) await checkpoint();
-        } catch (err) {
-          await device.onFailure(err);
-        }
-      }
-      await sessions.runner.sync(state);
-    } catch (err) {
-      // Stopped (cancel or shutdown) between steps: keep the exact position so a resume loses nothing.
-      if (ctx.signal.aborted && state.step > (last?.step ?? -1)) await checkpoint();
-      throw err;
-    } finally {
-      await close(sessions);
+    if (a.neco) {
+      const row = a.init.kind === 'model' ? project.models.get(a.init.id) : undefined;
+      const base =
+        row && plan.loaded ? { id: row.id, name: row.name, sha256: row.sha256, weights: plan.loaded.weights } : null;
+      return train(ctx, settings, new NecoObjective(a, plan, store, base, ctx.jobId, initParams));
     }
-
-    // Export the teacher backbone (DINO evaluates the teacher).
-    const out = path.join(dir, 'export');
-    fs.mkdirSync(out, { recursive: true });
-    const backbone = new Map<string, TensorToWrite>();
-    const vitShapes = dinoParamShapes({ vit, head });
-    for (const [name, shape] of vitShapes)
-      if (!name.startsWith('head.')) backbone.set(name, { shape, data: state.teacher.get(name) as Float32Array });
-    // DINOv3: the RoPE periods are part of the architecture, kept in the file as the official checkpoints do.
-    if (vit.ropePeriods) {
-      backbone.set('rope_embed.periods', { shape: [vit.ropePeriods.length], data: Float32Array.from(vit.ropePeriods) });
-    }
-    const encoder = path.join(out, 'encoder.safetensors');
-    fs.writeFileSync(
-      encoder,
-      encodeSafetensors(backbone, {
-        heads: String(vit.heads),
-        trained_by: 'flaneur train.dino',
-        job: String(ctx.jobId),
-        steps: String(a.steps),
-        provider: sessions.runner.provider,
-        ...(device.fallback ? { fallback: JSON.stringify(device.fallback) } : {}),
-      }),
-    );
-    const weights = new Map([...backbone].map(([k, v]) => [k, v.data]));
-    fs.writeFileSync(
-      path.join(out, 'encoder.onnx'),
-      buildViTOnnx(
-        { config: vit, weights },
-        { height: a.globalSize, width: a.globalSize, outputs: { cls: true, patches: true } },
-      ),
-    );
-    const name =
-      a.name ??
-      `${a.dora ? 'Dora' : 'DINO'} ${a.init.kind === 'scratch' ? a.init.preset : `from #${a.init.id}`} (job ${ctx.jobId})`;
-    const result = {
-      encoder: path.relative(project.dir, encoder),
-      onnx: path.relative(project.dir, path.join(out, 'encoder.onnx')),
-      name,
-    };
-    markPendingRegistration(encoder);
-    ctx.commit([{ key: 'export', status: 'ok', result }], last ?? { file: '', step: state.step });
+    return train(ctx, settings, new DinoObjective(a, plan, store, ctx.jobId));
   },
 };

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { Rng } from '../../native/base/rng.js';
 import { encodeSafetensors } from '../../native/models/safetensors.js';
 import { presetConfig, type ViTConfig, vitParamShapes } from '../../native/models/vit.js';
-import { Rng } from '../../native/train/rng.js';
 import { initParams, vitForInit } from '../../native/train/train-dino.js';
 import { tmpDir } from './tmp.js';
 

@@ -5,10 +5,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { Rng } from '../../native/base/rng.js';
 import { encodeSafetensors, type TensorToWrite } from '../../native/models/safetensors.js';
 import { vitParamShapes } from '../../native/models/vit.js';
 import { EXPORT_FORMAT } from '../../native/train/export-run.js';
-import { Rng } from '../../native/train/rng.js';
 import { TINY_VIT } from './models.js';
 
 export interface RunFolder {

@@ -1,6 +1,8 @@
 /**
  * The layering of DESIGN.md, enforced: no Electron outside electron/, no SQL outside native/store/, the renderer
- * imports only types from native/api, native/ never imports the shells.
+ * imports only types from native/api, native/ never imports the shells; each folder of native/ imports only the
+ * folders its layer allows (VS Code's layer rules are the model: a new upward or sideways import fails here until it
+ * is argued and listed), and no file of native/ takes part in an import circle.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -44,6 +46,73 @@ function resolveTarget(imp: Import): string | null {
 }
 
 const NATIVE = sources('native');
+
+/**
+ * What each folder of native/ may import, besides itself and the ground floor (base/: the seeded generator and
+ * shared numerics, the app's root and version; api/: the contract and typed errors), which every folder may import.
+ * Floors, bottom up: base, api, graph → media, store, models, runtime → jobs → the capabilities (a capability
+ * imports another only where listed: the feature store and FUNGI are what the analyses build on) → engine, server,
+ * cli (composition). Type-only imports count: a layer that needs a type from above is a layer in the wrong place.
+ */
+const ALLOWED: Record<string, readonly string[]> = {
+  base: [],
+  api: [],
+  graph: [],
+  media: [],
+  store: [],
+  models: ['graph'],
+  runtime: ['graph'],
+  jobs: ['runtime', 'store'],
+  ingest: ['jobs', 'media', 'store'],
+  features: ['graph', 'jobs', 'media', 'models', 'runtime', 'store'],
+  fungi: ['features', 'graph', 'jobs', 'media', 'models', 'runtime', 'store'],
+  classify: ['features', 'fungi', 'store'],
+  map: ['classify', 'features', 'fungi', 'jobs', 'store'],
+  retrieve: ['features', 'fungi', 'store'],
+  segment: ['features', 'jobs', 'media', 'store'],
+  count: ['features', 'jobs', 'media', 'models', 'store'],
+  track: ['features', 'jobs', 'media', 'models', 'runtime'],
+  train: ['graph', 'jobs', 'media', 'models', 'runtime', 'store'],
+  text: ['graph', 'models', 'runtime'],
+  engine: [
+    'classify',
+    'count',
+    'features',
+    'fungi',
+    'ingest',
+    'jobs',
+    'map',
+    'media',
+    'models',
+    'retrieve',
+    'runtime',
+    'segment',
+    'store',
+    'track',
+    'train',
+  ],
+  server: ['engine', 'store'],
+  cli: ['engine', 'features', 'runtime', 'server', 'store'],
+};
+/** The entry points at native/'s root and what they may import. */
+const ROOT_ALLOWED = ['cli'];
+const GROUND = ['base', 'api'];
+
+/** The folder of native/ a path (relative to the repository) is in, '' for native/'s root, null outside native/. */
+function nativeFolder(file: string): string | null {
+  const parts = file.split(path.sep);
+  if (parts[0] !== 'native') return null;
+  return parts.length > 2 ? (parts[1] as string) : '';
+}
+
+/** Every relative import of native/, resolved to the file it names (.js → .ts). */
+function nativeEdges(): { from: string; to: string; spec: string }[] {
+  return NATIVE.flatMap(imports).flatMap((i) => {
+    const target = resolveTarget(i);
+    if (target === null) return [];
+    return [{ from: i.file, to: target.replace(/\.js$/, '.ts'), spec: i.spec }];
+  });
+}
 const ELECTRON = sources('electron');
 const RENDERER = sources('renderer/src');
 
@@ -97,6 +166,45 @@ describe('architecture', () => {
       return target !== null && !target.startsWith(path.join('native', 'api'));
     });
     expect(bad).toEqual([]);
+  });
+
+  it('lets each folder of native/ import only what its layer allows (no new upward or sideways import)', () => {
+    const folders = fs
+      .readdirSync(path.join(ROOT, 'native'), { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name);
+    // Every folder has its line in the table: a new folder states its place.
+    expect(folders.filter((f) => !(f in ALLOWED))).toEqual([]);
+    const bad = nativeEdges().flatMap(({ from, to, spec }) => {
+      const a = nativeFolder(from);
+      const b = nativeFolder(to);
+      if (a === null || b === null || a === b) return [];
+      if (a === 'base') return [`${from} imports ${spec} (base/ imports nothing of native/)`];
+      if (a === 'api') return []; // checked below: api/ imports only api/
+      if (GROUND.includes(b)) return [];
+      const allowed = a === '' ? ROOT_ALLOWED : (ALLOWED[a] ?? []);
+      return allowed.includes(b) ? [] : [`${from} imports ${spec} (${a || 'native/'} may not import ${b}/)`];
+    });
+    expect(bad).toEqual([]);
+  });
+
+  it('has no import circle in native/', () => {
+    const graph = new Map<string, string[]>();
+    for (const { from, to } of nativeEdges()) graph.set(from, [...(graph.get(from) ?? []), to]);
+    // Depth-first search; a file met again while on the current path closes a circle.
+    const state = new Map<string, 'open' | 'done'>();
+    const circles: string[] = [];
+    const visit = (file: string, trail: string[]) => {
+      state.set(file, 'open');
+      for (const next of graph.get(file) ?? []) {
+        const s = state.get(next);
+        if (s === 'open') circles.push([...trail.slice(trail.indexOf(next)), next].join(' → '));
+        else if (s === undefined) visit(next, [...trail, next]);
+      }
+      state.set(file, 'done');
+    };
+    for (const file of graph.keys()) if (!state.has(file)) visit(file, [file]);
+    expect(circles).toEqual([]);
   });
 
   it('has a CONTEXT.md in every folder of native/', () => {

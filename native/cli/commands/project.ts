@@ -2,8 +2,8 @@
 import type { CommandArgs } from '../../api/contract.js';
 import { runBrowserMode } from '../../server/browser-mode.js';
 import { CliError } from '../errors.js';
+import type { Invocation } from '../invocation.js';
 import { command, formatJob, type Session } from '../session.js';
-import type { Invocation } from '../spec.js';
 
 export async function serve(inv: Invocation): Promise<void> {
   const port = inv.values.port;

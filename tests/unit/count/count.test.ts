@@ -1,10 +1,10 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { Rng } from '../../../native/base/rng.js';
 import { countAutomatically, otsu } from '../../../native/count/auto.js';
 import { components, countByColour, countWithExemplars, findPeaks } from '../../../native/count/count.js';
 import { FeatureExtractor } from '../../../native/features/extract.js';
 import { ExactKnn } from '../../../native/features/knn.js';
 import { presetConfig, vitParamShapes } from '../../../native/models/vit.js';
-import { Rng } from '../../../native/train/rng.js';
 import { initParams } from '../../../native/train/train-dino.js';
 import { makeCountScene } from '../../../tools/synth/count.js';
 

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { Rng } from '../../../native/base/rng.js';
 import { ExactKnn, l2normalizeRows, makeBank } from '../../../native/features/knn.js';
-import { Rng } from '../../../native/train/rng.js';
 
 function randomRows(n: number, dim: number, seed: number): Float32Array {
   const r = new Rng(seed);

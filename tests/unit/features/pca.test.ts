@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { Rng } from '../../../native/base/rng.js';
 import { applyPca, fitPca, packPca, unpackPca } from '../../../native/features/pca.js';
-import { Rng } from '../../../native/train/rng.js';
 
 describe('PCA', () => {
   it('recovers the axes of an anisotropic Gaussian and projects onto them', async () => {

@@ -5,6 +5,7 @@
  * touches tensor data falls back to the CPU provider (profiled run).
  */
 import { describe, expect, it } from 'vitest';
+import { Rng } from '../../../native/base/rng.js';
 import { ExactKnn, makeBank } from '../../../native/features/knn.js';
 import { GraphBuilder } from '../../../native/graph/builder.js';
 import { toOnnx } from '../../../native/graph/onnx.js';
@@ -12,7 +13,6 @@ import { importViTFile } from '../../../native/models/import-vit.js';
 import { buildViTOnnx } from '../../../native/models/vit-onnx.js';
 import { profilePlacement } from '../../../native/runtime/placement.js';
 import { ModelSession, ort } from '../../../native/runtime/session.js';
-import { Rng } from '../../../native/train/rng.js';
 import { fixturePath, maxAbsDiff } from '../../helpers/fixtures.js';
 import { S as fungiSamples, get as fungiTensor, gradientsOf } from '../../helpers/fungi-fixture.js';
 import { CPU, describeWebGpu, relErr, WEBGPU, webgpuStatus } from '../../helpers/webgpu.js';

@@ -6,6 +6,7 @@
  * provider.
  */
 import { expect, it } from 'vitest';
+import { Rng } from '../../../native/base/rng.js';
 import { readOnnxMetadata } from '../../../native/graph/protobuf.js';
 import { TENSOR_SIZES_KEY, type TensorSizeTable } from '../../../native/graph/tensor-sizes.js';
 import { presetConfig } from '../../../native/models/vit.js';
@@ -13,7 +14,6 @@ import { profilePlacement } from '../../../native/runtime/placement.js';
 import { ort } from '../../../native/runtime/session.js';
 import type { DinoStepGraph } from '../../../native/train/dino-step.js';
 import { buildNecoStep, type NecoBatch, NecoStepRunner } from '../../../native/train/neco-step.js';
-import { Rng } from '../../../native/train/rng.js';
 import { initialState, type StepBatch, StepRunner, type StepTransfer } from '../../../native/train/step-runner.js';
 import { initParams } from '../../../native/train/train-dino.js';
 import {

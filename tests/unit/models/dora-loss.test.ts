@@ -1,9 +1,9 @@
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
+import { Rng } from '../../../native/base/rng.js';
 import { GraphBuilder } from '../../../native/graph/builder.js';
 import { toOnnx } from '../../../native/graph/onnx.js';
 import { doraLoss } from '../../../native/models/dino-loss.js';
-import { Rng } from '../../../native/train/rng.js';
 
 /** Dora's loss written out directly: 1/2 [mean_j CE(t, s_j) + mean_l CE(t, s_l)] averaged over the batch. */
 function reference(

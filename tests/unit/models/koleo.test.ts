@@ -1,11 +1,11 @@
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
+import { Rng } from '../../../native/base/rng.js';
 import { gradients } from '../../../native/graph/autodiff/grad.js';
 import { GraphBuilder } from '../../../native/graph/builder.js';
 import type { Value } from '../../../native/graph/ir.js';
 import { toOnnx } from '../../../native/graph/onnx.js';
 import { koleoLoss } from '../../../native/models/dino-loss.js';
-import { Rng } from '../../../native/train/rng.js';
 
 /** KoLeo written out: -mean_i log(min_{j != i} ||z_i - z_j||) of the L2-normalised rows. */
 function reference(x: Float32Array, n: number, d: number): number {

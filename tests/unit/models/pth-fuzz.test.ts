@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { FlaneurError } from '../../../native/api/errors.js';
+import { Rng } from '../../../native/base/rng.js';
 import { importViT } from '../../../native/models/import-vit.js';
 import { type PickleValue, unpickle } from '../../../native/models/pickle.js';
 import { parsePytorchCheckpoint } from '../../../native/models/pytorch.js';
 import { readZip } from '../../../native/models/zip.js';
-import { Rng } from '../../../native/train/rng.js';
 import { fixturePath } from '../../helpers/fixtures.js';
 import { peakRss } from '../../helpers/memory.js';
 import { OP } from '../../helpers/pth.js';

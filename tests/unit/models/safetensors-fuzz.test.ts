@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { FlaneurError } from '../../../native/api/errors.js';
+import { Rng } from '../../../native/base/rng.js';
 import { importViT } from '../../../native/models/import-vit.js';
 import { parseSafetensors } from '../../../native/models/safetensors.js';
-import { Rng } from '../../../native/train/rng.js';
 import { fixturePath } from '../../helpers/fixtures.js';
 import { peakRss } from '../../helpers/memory.js';
 

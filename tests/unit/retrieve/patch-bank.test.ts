@@ -1,11 +1,11 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Rng } from '../../../native/base/rng.js';
 import { ExactKnn } from '../../../native/features/knn.js';
 import { f16ToF32, f32ToF16 } from '../../../native/models/safetensors.js';
 import { patchBank } from '../../../native/retrieve/patch-bank.js';
 import { similarPatches } from '../../../native/retrieve/service.js';
 import { Project } from '../../../native/store/project.js';
-import { Rng } from '../../../native/train/rng.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 describe('patch retrieval bank', () => {

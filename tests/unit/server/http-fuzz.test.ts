@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Rng } from '../../../native/train/rng.js';
+import { Rng } from '../../../native/base/rng.js';
 import { type EngineProcess, startEngineProcess } from '../../helpers/engine-process.js';
 import { peakRss } from '../../helpers/memory.js';
 import { rawRequest } from '../../helpers/raw-http.js';

@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FlaneurError } from '../../../native/api/errors.js';
+import { Rng } from '../../../native/base/rng.js';
 import { openGgufLlama } from '../../../native/text/llama.js';
-import { Rng } from '../../../native/train/rng.js';
 import { llamaGguf, randomLlamaWeights, tinyLlamaConfig } from '../../helpers/llama-models.js';
 import { tmpDir } from '../../helpers/tmp.js';
 

@@ -2,8 +2,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Rng } from '../../../native/base/rng.js';
 import { readGguf } from '../../../native/text/gguf.js';
-import { Rng } from '../../../native/train/rng.js';
 import { encodeGguf, type KQuantBlocks, packKQuant } from '../../helpers/llama-models.js';
 import { tmpDir } from '../../helpers/tmp.js';
 

@@ -1,8 +1,8 @@
 /** Ranking images for a text embedding: the exact cosine top-k, best first, as a brute-force loop finds it. */
 import { afterAll, describe, expect, it } from 'vitest';
+import { Rng } from '../../../native/base/rng.js';
 import { l2normalizeRows } from '../../../native/features/knn.js';
 import { TextRanker } from '../../../native/text/rank.js';
-import { Rng } from '../../../native/train/rng.js';
 
 describe('TextRanker', () => {
   const rng = new Rng(9);

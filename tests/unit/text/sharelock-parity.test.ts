@@ -5,6 +5,7 @@
  * statistics after the 5 steps, with the reference's dropout masks.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Rng } from '../../../native/base/rng.js';
 import { encodeSafetensors, parseSafetensors, readSafetensors } from '../../../native/models/safetensors.js';
 import { ModelSession, ort } from '../../../native/runtime/session.js';
 import {
@@ -23,7 +24,6 @@ import {
   type ShareLockStepGraph,
   ShareLockStepRunner,
 } from '../../../native/text/sharelock-step.js';
-import { Rng } from '../../../native/train/rng.js';
 import { fixturePath, relErr } from '../../helpers/fixtures.js';
 
 const file = readSafetensors(fixturePath('text', 'sharelock_tiny.safetensors'));

@@ -6,6 +6,7 @@
  * pieces fit; quality needs a real LLM and vision encoder.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Rng } from '../../../native/base/rng.js';
 import { l2normalizeRows } from '../../../native/features/knn.js';
 import { ModelSession, ort } from '../../../native/runtime/session.js';
 import { TextRanker } from '../../../native/text/rank.js';
@@ -22,7 +23,6 @@ import {
   type ShareLockState,
   ShareLockStepRunner,
 } from '../../../native/text/sharelock-step.js';
-import { Rng } from '../../../native/train/rng.js';
 
 const TEXT = 16;
 const VISION = 12;

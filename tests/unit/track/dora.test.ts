@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { attentionMasks, discover, maskBox, sinkhorn, trackMasks } from '../../../native/track/dora.js';
+import { attentionMasks, discover, maskBox, sinkhorn, trackMasks } from '../../../native/models/dora.js';
 import { instanceMask } from '../../../native/track/export.js';
 import { dispatchEngine, tourProjectWithModel } from '../../helpers/dispatch.js';
 import { tmpDir } from '../../helpers/tmp.js';

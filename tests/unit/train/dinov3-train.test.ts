@@ -3,9 +3,9 @@
  * rotary tables for both crop sizes, every parameter gets a finite gradient, and three steps lower nothing to NaN.
  */
 import { describe, expect, it } from 'vitest';
+import { Rng } from '../../../native/base/rng.js';
 import { importViTFile } from '../../../native/models/import-vit.js';
 import { buildDinoStep } from '../../../native/train/dino-step.js';
-import { Rng } from '../../../native/train/rng.js';
 import { initialState, StepRunner } from '../../../native/train/step-runner.js';
 import { initParams } from '../../../native/train/train-dino.js';
 import { fixturePath } from '../../helpers/fixtures.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CommandArgs } from '../../../native/api/contract.js';
+import { Rng } from '../../../native/base/rng.js';
 import { GraphBuilder } from '../../../native/graph/builder.js';
 import { toOnnx } from '../../../native/graph/onnx.js';
 import { buildDinoHead } from '../../../native/models/dino-head.js';
@@ -8,7 +9,6 @@ import { ModelSession, ort } from '../../../native/runtime/session.js';
 import { gaussianBlur } from '../../../native/train/augment.js';
 import { dinoParamShapes } from '../../../native/train/dino-step.js';
 import { clipFrames, doraBatch, sampleClipStart, TeacherAttention } from '../../../native/train/dora-clips.js';
-import { Rng } from '../../../native/train/rng.js';
 import { initParams, vitForInit } from '../../../native/train/train-dino.js';
 import { engineWithFrames, TINY_TRAIN } from '../../helpers/train.js';
 

@@ -1,8 +1,8 @@
 /** NeCo's host-side data: crop boxes with the official overlap rule, and the queue's push/draw semantics. */
 import { describe, expect, it } from 'vitest';
+import { Rng } from '../../../native/base/rng.js';
 import { necoPairs } from '../../../native/models/neco.js';
 import { type Box, NecoQueue, randpermPrefix, sampleNecoBoxes } from '../../../native/train/neco-data.js';
-import { Rng } from '../../../native/train/rng.js';
 
 const inter = (a: Box, b: Box) =>
   Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0])) * Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Rng } from '../../../native/train/rng.js';
+import { Rng } from '../../../native/base/rng.js';
 import { dispatchEngine } from '../../helpers/dispatch.js';
 import { peakRss } from '../../helpers/memory.js';
 import { writeRunFolder } from '../../helpers/run-folder.js';

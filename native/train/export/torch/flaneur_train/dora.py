@@ -1,4 +1,4 @@
-"""Dora's discovery and tracking (native/track/dora.ts), in float64 like Flaneur's host code."""
+"""Dora's discovery and tracking (native/models/dora.ts), in float64 like Flaneur's host code."""
 import numpy as np
 
 

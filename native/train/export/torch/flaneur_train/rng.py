@@ -1,4 +1,4 @@
-"""The generator of native/train/rng.ts, bit for bit: mulberry32 with its whole state in one 32-bit number.
+"""The generator of native/base/rng.ts, bit for bit: mulberry32 with its whole state in one 32-bit number.
 
 Every random draw of a Flaneur run (frames, clips, crop boxes, flips, colour jitter, grayscale, blur, Dora's heads,
 drop-path masks) comes from this generator in the same order as Flaneur's trainer, so the exported program sees the
