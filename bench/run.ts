@@ -13,6 +13,7 @@ import { benchIngest } from './ingest.js';
 import { benchKnn } from './knn.js';
 import { benchMap } from './map.js';
 import { benchNeco } from './neco.js';
+import { benchResponsiveness } from './responsiveness.js';
 import { benchSegment } from './segment.js';
 import { benchTrack } from './track.js';
 import { benchTrain } from './train.js';
@@ -34,6 +35,7 @@ const BENCHES: Record<string, (args: string[]) => Promise<Record<string, unknown
   fungi: benchFungi,
   vit: benchVit,
   gpu: benchGpu,
+  responsiveness: benchResponsiveness,
 };
 
 const [name, ...rest] = process.argv.slice(2);
