@@ -5,21 +5,15 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { EngineEvent, IntegrityReport, JobInfo, ProjectInfo } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
-import { countBatchJob } from '../count/batch.js';
 import { CountService } from '../count/service.js';
-import { exportFeaturesJob } from '../features/export.js';
-import { extractFeaturesJob } from '../features/extract.js';
 import { ExtractorCache } from '../features/extractor-cache.js';
 import { ExactKnn } from '../features/knn.js';
-import { fungiJob } from '../fungi/job.js';
-import { hashFolderJob } from '../ingest/hash-folder.js';
-import { ingestMediaJob } from '../ingest/ingest-media.js';
 import { JobRunner, type RunnerOptions } from '../jobs/runner.js';
-import type { AnyJobHandler } from '../jobs/types.js';
-import { mapJob } from '../map/build.js';
-import { segmentBatchJob } from '../segment/batch.js';
+import { JobWorkers, type WorkerOptions } from '../jobs/worker-host.js';
+import { announceSession } from '../runtime/session.js';
 import { segmentOverlay } from '../segment/service.js';
 import { AppHome } from '../store/app-home.js';
 import {
@@ -34,13 +28,9 @@ import {
 import type { JobRow } from '../store/jobs-repo.js';
 import { Project } from '../store/project.js';
 import { type LockInfo, lockedMessage, lockHolder, ProjectLock } from '../store/project-lock.js';
-import { trackJob } from '../track/track-job.js';
 import { pendingRegistration } from '../train/checkpoint.js';
-import { trainExportJob } from '../train/export-run.js';
-import { trainImportJob } from '../train/import-run.js';
-import { trainDinoJob } from '../train/train-dino.js';
+import { JOB_HANDLERS } from './job-handlers.js';
 import { mediaResource } from './library.js';
-import { downloadModelJob } from './model-download.js';
 import { ModelService } from './models.js';
 import { APP_ROOT, APP_VERSION } from './version.js';
 
@@ -49,21 +39,12 @@ export const SAMPLE_VIDEO = path.join(APP_ROOT, 'samples', 'vtest-street.mp4');
 /** The embedded default encoder (made by tools/train-default-model.ts) and its manifest. */
 export const DEFAULT_MODEL_DIR = path.join(APP_ROOT, 'models', 'default');
 
-export const JOB_HANDLERS: readonly AnyJobHandler[] = [
-  hashFolderJob,
-  ingestMediaJob,
-  trainDinoJob,
-  trainExportJob,
-  trainImportJob,
-  extractFeaturesJob,
-  exportFeaturesJob,
-  segmentBatchJob,
-  countBatchJob,
-  trackJob,
-  fungiJob,
-  mapJob,
-  downloadModelJob,
-];
+export { JOB_HANDLERS };
+
+/** The job worker's entry beside this file: the .ts source under tsx, the built .js otherwise. */
+const JOB_WORKER_ENTRY = fileURLToPath(
+  new URL(`./job-worker-main.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url),
+);
 
 export interface EngineOptions {
   home: string;
@@ -73,6 +54,11 @@ export interface EngineOptions {
    * read and request cancellation, run nothing).
    */
   whenLocked?: 'fail' | 'observe';
+  /**
+   * Where jobs run: in worker processes (default; `memoryLimitMiB` bounds each), or `false` for this process (a
+   * host that has no separate process to give, or a tool that wants the jobs' objects in its own process).
+   */
+  jobWorkers?: false | Omit<WorkerOptions, 'entry'>;
   /** How old the automatic backup may get before a clean open makes a new one (default: a day). */
   backupIntervalMs?: number;
 }
@@ -370,6 +356,11 @@ export class Engine {
       ...this.options.runner,
       observer,
       runtime: () => this.models.runtimeSettings(),
+      workers:
+        observer || this.options.jobWorkers === false
+          ? null
+          : new JobWorkers({ ...this.options.jobWorkers, entry: JOB_WORKER_ENTRY }),
+      onWorkerSession: announceSession,
     });
     for (const h of JOB_HANDLERS) runner.register(h);
     this.current = { project, runner, lock };
