@@ -12,7 +12,7 @@ import { CountService } from '../count/service.js';
 import { ExtractorCache } from '../features/extractor-cache.js';
 import { ExactKnn } from '../features/knn.js';
 import { JobRunner, type RunnerOptions } from '../jobs/runner.js';
-import { JobWorkers, type WorkerOptions } from '../jobs/worker-host.js';
+import { JobWorkers, TaskWorker, type WorkerOptions } from '../jobs/worker-host.js';
 import { announceSession } from '../runtime/session.js';
 import { segmentOverlay } from '../segment/service.js';
 import { AppHome } from '../store/app-home.js';
@@ -29,6 +29,7 @@ import type { JobRow } from '../store/jobs-repo.js';
 import { Project } from '../store/project.js';
 import { type LockInfo, lockedMessage, lockHolder, ProjectLock } from '../store/project-lock.js';
 import { pendingRegistration } from '../train/checkpoint.js';
+import { type CommandTasks, commandTasks, type TaskName } from './command-tasks.js';
 import { JOB_HANDLERS } from './job-handlers.js';
 import { mediaResource } from './library.js';
 import { ModelService } from './models.js';
@@ -93,6 +94,9 @@ export class Engine {
   private current: { project: Project; runner: JobRunner; lock: ProjectLock | null } | null = null;
   private backup: Promise<void> = Promise.resolve();
   private readonly listeners = new Set<EngineListener>();
+  /** Where heavy commands run (command-tasks.ts): the task worker process, or here with job workers off. */
+  private readonly taskWorker: TaskWorker | null;
+  private readonly localTasks: CommandTasks;
 
   constructor(private readonly options: EngineOptions) {
     this.home = new AppHome(options.home);
@@ -100,6 +104,26 @@ export class Engine {
     this.extractors = new ExtractorCache(() => this.models.runtimeSettings());
     this.knn = new ExactKnn(() => this.models.runtimeSettings());
     this.counting = new CountService(this.extractors);
+    this.localTasks = commandTasks(this);
+    this.taskWorker =
+      options.jobWorkers === false ? null : new TaskWorker({ ...options.jobWorkers, entry: JOB_WORKER_ENTRY });
+  }
+
+  /**
+   * Runs a heavy command (command-tasks.ts) off the event loop, in the task worker, against the open project
+   * (count.peaks needs none: it reads what the last count kept).
+   */
+  async command<K extends TaskName>(
+    name: K,
+    args: Parameters<CommandTasks[K]>[1],
+  ): Promise<Awaited<ReturnType<CommandTasks[K]>>> {
+    const projectDir = name === 'count.peaks' ? (this.project?.dir ?? '') : this.requireProject().project.dir;
+    if (this.taskWorker) {
+      const { provider, threads } = this.models.runtimeSettings();
+      return (await this.taskWorker.call({ name, args, projectDir, runtime: { provider, threads } })) as never;
+    }
+    const fn = this.localTasks[name] as (project: () => Project, a: typeof args) => unknown;
+    return (await fn(() => this.requireProject().project, args)) as never;
   }
 
   on(listener: EngineListener): () => void {
@@ -263,6 +287,7 @@ export class Engine {
   async close(): Promise<void> {
     await this.closeProject();
     await this.knn.release();
+    this.taskWorker?.close();
     this.models.dispose();
     this.listeners.clear();
   }

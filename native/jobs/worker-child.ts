@@ -5,6 +5,7 @@
  * transactions, so a commit stays atomic with the results it records.
  */
 import { serializeError } from '../api/errors.js';
+import type { RuntimeSettings } from '../runtime/session.js';
 import type { JobRepository } from '../store/jobs-repo.js';
 import type { Project } from '../store/project.js';
 import type { AnyJobHandler, ItemResult, JobContext } from './types.js';
@@ -27,8 +28,22 @@ export function parentChannel(): WorkerChannel {
 
 const MEMORY_REPORT_MS = 500;
 
+/** A command run in the worker: the project (the worker's own connection), the Device settings, the arguments. */
+export type WorkerTaskFn = (
+  project: () => Project,
+  args: never,
+  runtime: RuntimeSettings,
+) => Promise<unknown> | unknown;
+
+function rawCode(err: unknown): string | null {
+  const raw = (err as { code?: unknown } | null)?.code;
+  return typeof raw === 'string' ? raw : null;
+}
+
 export function serveJobs(options: {
   handlers: readonly AnyJobHandler[];
+  /** Commands this worker runs for the engine (worker-protocol.ts's WorkerTask), by name. */
+  tasks?: Readonly<Record<string, WorkerTaskFn>>;
   channel: WorkerChannel;
   /** Opens the project the engine already opened (no migration): the worker's own connection. */
   attach: (dir: string) => Project;
@@ -37,6 +52,13 @@ export function serveJobs(options: {
   const handlers = new Map(options.handlers.map((h) => [h.kind, h]));
   let project: Project | null = null;
   let controller: AbortController | null = null;
+  const projectAt = (dir: string): Project => {
+    if (!project || project.dir !== dir) {
+      project?.close();
+      project = options.attach(dir);
+    }
+    return project;
+  };
 
   const memory = setInterval(() => channel.send({ type: 'memory', rss: process.memoryUsage.rss() }), MEMORY_REPORT_MS);
   memory.unref();
@@ -46,10 +68,7 @@ export function serveJobs(options: {
   const run = async (job: WorkerJob) => {
     const handler = handlers.get(job.kind);
     if (!handler) throw new Error(`This worker cannot run jobs of kind "${job.kind}".`);
-    if (!project || project.dir !== job.projectDir) {
-      project?.close();
-      project = options.attach(job.projectDir);
-    }
+    const project = projectAt(job.projectDir);
     const repo: JobRepository = project.jobs;
     const own = new AbortController();
     controller = own;
@@ -95,6 +114,20 @@ export function serveJobs(options: {
       controller?.abort(message.reason);
       return;
     }
+    if (message.type === 'task') {
+      const { id, name, args, projectDir, runtime } = message.task;
+      Promise.resolve()
+        .then(() => {
+          const fn = options.tasks?.[name];
+          if (!fn) throw new Error(`This worker cannot run "${name}".`);
+          return fn(() => projectAt(projectDir), args as never, runtime);
+        })
+        .then(
+          (result) => channel.send({ type: 'task-done', id, result }),
+          (err: unknown) => channel.send({ type: 'task-error', id, error: serializeError(err), raw: rawCode(err) }),
+        );
+      return;
+    }
     run(message.job).then(
       () => {
         controller = null;
@@ -102,8 +135,7 @@ export function serveJobs(options: {
       },
       (err: unknown) => {
         controller = null;
-        const raw = (err as { code?: unknown } | null)?.code;
-        channel.send({ type: 'error', error: serializeError(err), raw: typeof raw === 'string' ? raw : null });
+        channel.send({ type: 'error', error: serializeError(err), raw: rawCode(err) });
       },
     );
   });

@@ -10,7 +10,7 @@ import os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { FlaneurError, type SerializedError } from '../api/errors.js';
 import type { GpuFailure, SessionInfo } from '../runtime/session.js';
-import type { FromWorker, ToWorker, WorkerJob } from './worker-protocol.js';
+import type { FromWorker, ToWorker, WorkerJob, WorkerTask } from './worker-protocol.js';
 
 export interface WorkerOptions {
   /** The worker's entry module (a .js file, or a .ts file run through tsx from a source checkout). */
@@ -202,6 +202,70 @@ export class JobWorkers {
     this.closed = true;
     for (const w of this.idle.splice(0)) w.kill('SIGTERM');
     for (const w of this.busy) w.kill();
+  }
+}
+
+/**
+ * One warm worker process for the heavy part of commands that are not jobs (counting, k-means banks, model
+ * imports): several may run at once; a call waits for its answer. A worker that dies fails the calls it had (with
+ * the reason) and the next call starts a new one; state kept in it (count tokens for count.peaks) goes with it.
+ */
+export class TaskWorker {
+  private readonly options: Required<WorkerOptions>;
+  private worker: JobWorker | null = null;
+  private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(options: WorkerOptions) {
+    this.options = {
+      memoryLimitMiB: options.memoryLimitMiB ?? Math.floor((os.totalmem() / MiB) * 0.75),
+      stopGraceMs: options.stopGraceMs ?? 30_000,
+      ...options,
+    } as Required<WorkerOptions>;
+  }
+
+  private start(): JobWorker {
+    const worker = new JobWorker(this.options);
+    const limit = this.options.memoryLimitMiB;
+    worker.on(
+      (m) => {
+        if (m.type === 'memory' && m.rss / MiB > limit && !worker.overLimit) {
+          worker.overLimit = `it used ${Math.round(m.rss / MiB)} MiB of memory, over the ${limit} MiB a worker may use`;
+          worker.kill();
+        }
+        if (m.type !== 'task-done' && m.type !== 'task-error') return;
+        const call = this.pending.get(m.id);
+        this.pending.delete(m.id);
+        if (m.type === 'task-done') call?.resolve(m.result);
+        else call?.reject(rebuildError(m.error, m.raw));
+      },
+      (code, signal) => {
+        if (this.worker === worker) this.worker = null;
+        const err = diedError(worker, code, signal);
+        for (const call of this.pending.values()) call.reject(err);
+        this.pending.clear();
+      },
+    );
+    return worker;
+  }
+
+  async call(task: Omit<WorkerTask, 'id'>): Promise<unknown> {
+    if (this.closed) throw new FlaneurError('JOB_STATE', 'The engine is shutting down.');
+    if (!this.worker || this.worker.exited) this.worker = this.start();
+    const worker = this.worker;
+    await worker.ready;
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.send({ type: 'task', task: { ...task, id } });
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    this.worker?.kill('SIGTERM');
+    this.worker = null;
   }
 }
 

@@ -16,7 +16,20 @@ export interface WorkerJob {
   runtime: Pick<RuntimeSettings, 'provider' | 'threads'>;
 }
 
-export type ToWorker = { type: 'run'; job: WorkerJob } | { type: 'abort'; reason: 'cancel' | 'shutdown' };
+/** A command the engine hands to a worker (heavy host-side work of a call that is not a job: counting, a model import). */
+export interface WorkerTask {
+  /** Numbers the answers: a worker may run several tasks at once. */
+  id: number;
+  name: string;
+  args: unknown;
+  projectDir: string;
+  runtime: Pick<RuntimeSettings, 'provider' | 'threads'>;
+}
+
+export type ToWorker =
+  | { type: 'run'; job: WorkerJob }
+  | { type: 'abort'; reason: 'cancel' | 'shutdown' }
+  | { type: 'task'; task: WorkerTask };
 
 export type FromWorker =
   | { type: 'ready'; pid: number }
@@ -27,4 +40,6 @@ export type FromWorker =
   | { type: 'memory'; rss: number }
   | { type: 'done' }
   /** `raw`: the original error's own code (SQLITE_BUSY…), for the runner's retry rules. */
-  | { type: 'error'; error: SerializedError; raw: string | null };
+  | { type: 'error'; error: SerializedError; raw: string | null }
+  | { type: 'task-done'; id: number; result: unknown }
+  | { type: 'task-error'; id: number; error: SerializedError; raw: string | null };
