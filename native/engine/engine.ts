@@ -106,7 +106,7 @@ export class Engine {
     this.counting = new CountService(this.extractors);
     this.localTasks = commandTasks(this);
     this.taskWorker =
-      options.jobWorkers === false ? null : new TaskWorker({ ...options.jobWorkers, entry: JOB_WORKER_ENTRY });
+      options.jobWorkers === false ? null : new TaskWorker({ nice: 0, ...options.jobWorkers, entry: JOB_WORKER_ENTRY });
   }
 
   /**

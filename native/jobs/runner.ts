@@ -406,6 +406,7 @@ export class JobRunner {
         attempt: ctx.attempt,
         projectDir: this.project.dir,
         runtime: { provider: runtime.provider, threads: runtime.threads },
+        env: Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined)),
       },
       {
         phase: (name, options) => ctx.phase(name, options),

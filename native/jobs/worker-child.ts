@@ -66,6 +66,9 @@ export function serveJobs(options: {
   process.on('disconnect', () => process.exit(0));
 
   const run = async (job: WorkerJob) => {
+    // The environment the engine had when the job started, as a worker started for this job would have it.
+    for (const key of Object.keys(process.env)) if (!(key in job.env)) delete process.env[key];
+    Object.assign(process.env, job.env);
     const handler = handlers.get(job.kind);
     if (!handler) throw new Error(`This worker cannot run jobs of kind "${job.kind}".`);
     const project = projectAt(job.projectDir);
@@ -106,6 +109,8 @@ export function serveJobs(options: {
         if (own.signal.aborted) throw new Error(own.signal.reason === 'shutdown' ? 'Engine stopped' : 'Cancelled');
       },
     };
+    // Where the job starts from: a worker already over its bound is stopped before the job's results count.
+    channel.send({ type: 'memory', rss: process.memoryUsage.rss() });
     await handler.run(ctx);
   };
 

@@ -19,6 +19,11 @@ export interface WorkerOptions {
   memoryLimitMiB?: number;
   /** How long a worker may take to stop after its job was asked to (shutdown), before it is killed (ms). */
   stopGraceMs?: number;
+  /**
+   * The worker's scheduling priority, as `nice` (0: the engine's own; default 10 for jobs): on a busy machine the
+   * engine's event loop, which answers the UI, runs before a job's batch work.
+   */
+  nice?: number;
 }
 
 /** What a running job's worker tells the runner. */
@@ -43,6 +48,15 @@ export class WorkerDiedError extends FlaneurError {
 
 const MiB = 1024 * 1024;
 
+function withDefaults(options: WorkerOptions): Required<WorkerOptions> {
+  return {
+    entry: options.entry,
+    nice: options.nice ?? 10,
+    memoryLimitMiB: options.memoryLimitMiB ?? Math.floor((os.totalmem() / MiB) * 0.75),
+    stopGraceMs: options.stopGraceMs ?? 30_000,
+  };
+}
+
 function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
   if (signal) return `was killed by ${signal}`;
   return `exited with code ${code}`;
@@ -58,7 +72,8 @@ class JobWorker {
   overLimit: string | null = null;
   stderrTail = '';
 
-  constructor(options: Required<WorkerOptions>) {
+  /** `role` is the worker's one argument (what `ps` shows): 'job' or 'task'. */
+  constructor(options: Required<WorkerOptions>, role: 'job' | 'task') {
     const execArgv = [`--max-old-space-size=${Math.max(512, Math.floor(options.memoryLimitMiB * 0.75))}`];
     // A source checkout (tests, `npm run bench`, the CLI from source): the worker runs its .ts through tsx too.
     if (options.entry.endsWith('.ts'))
@@ -66,7 +81,7 @@ class JobWorker {
     const env: NodeJS.ProcessEnv = { ...process.env };
     // Under Electron the engine's executable is Electron's: run it as plain Node (same native module ABI).
     if (process.versions.electron) env.ELECTRON_RUN_AS_NODE = '1';
-    this.child = fork(options.entry, [], {
+    this.child = fork(options.entry, [role], {
       execArgv,
       env,
       serialization: 'advanced',
@@ -98,6 +113,13 @@ class JobWorker {
     });
     // A closed channel (the worker died) must not throw in the engine.
     this.child.on('error', () => {});
+    if (options.nice !== 0 && this.child.pid !== undefined) {
+      try {
+        os.setPriority(this.child.pid, Math.min(19, os.getPriority() + options.nice));
+      } catch {
+        // Not allowed here (some sandboxes): the worker runs at the engine's priority.
+      }
+    }
   }
 
   send(message: ToWorker): void {
@@ -121,11 +143,7 @@ export class JobWorkers {
   private closed = false;
 
   constructor(options: WorkerOptions) {
-    this.options = {
-      memoryLimitMiB: options.memoryLimitMiB ?? Math.floor((os.totalmem() / MiB) * 0.75),
-      stopGraceMs: options.stopGraceMs ?? 30_000,
-      ...options,
-    } as Required<WorkerOptions>;
+    this.options = withDefaults(options);
   }
 
   /** Process ids of the workers running jobs now (for the Device view and tests). */
@@ -139,7 +157,7 @@ export class JobWorkers {
    */
   async run(job: WorkerJob, events: WorkerEvents, signal: AbortSignal): Promise<void> {
     if (this.closed) throw new FlaneurError('JOB_STATE', 'The engine is shutting down; no new jobs.');
-    const worker = this.idle.pop() ?? new JobWorker(this.options);
+    const worker = this.idle.pop() ?? new JobWorker(this.options, 'job');
     this.busy.add(worker);
     let graceTimer: NodeJS.Timeout | null = null;
     const limit = this.options.memoryLimitMiB;
@@ -172,10 +190,11 @@ export class JobWorkers {
                 }
                 return events.memory(Math.round(rss), Math.round(peak), limit);
               }
+              // A worker stopped for its memory: its exit says so, whatever it sent after.
               case 'done':
-                return resolve();
+                return worker.overLimit ? undefined : resolve();
               case 'error':
-                return reject(rebuildError(m.error, m.raw));
+                return worker.overLimit ? undefined : reject(rebuildError(m.error, m.raw));
               default:
                 return;
             }
@@ -183,9 +202,10 @@ export class JobWorkers {
           (code, signal) => reject(diedError(worker, code, signal)),
         );
         if (worker.exited) reject(diedError(worker, worker.child.exitCode, worker.child.signalCode));
+        // The job first: an abort sent before it would find nothing to stop.
+        worker.send({ type: 'run', job });
         signal.addEventListener('abort', onAbort, { once: true });
         if (signal.aborted) onAbort();
-        worker.send({ type: 'run', job });
       });
     } finally {
       signal.removeEventListener('abort', onAbort);
@@ -218,15 +238,11 @@ export class TaskWorker {
   private closed = false;
 
   constructor(options: WorkerOptions) {
-    this.options = {
-      memoryLimitMiB: options.memoryLimitMiB ?? Math.floor((os.totalmem() / MiB) * 0.75),
-      stopGraceMs: options.stopGraceMs ?? 30_000,
-      ...options,
-    } as Required<WorkerOptions>;
+    this.options = withDefaults(options);
   }
 
   private start(): JobWorker {
-    const worker = new JobWorker(this.options);
+    const worker = new JobWorker(this.options, 'task');
     const limit = this.options.memoryLimitMiB;
     worker.on(
       (m) => {

@@ -14,6 +14,8 @@ export interface WorkerJob {
   attempt: number;
   projectDir: string;
   runtime: Pick<RuntimeSettings, 'provider' | 'threads'>;
+  /** The engine's environment when the job starts (a warm worker was started earlier; FLANEUR_* settings may differ). */
+  env: Record<string, string>;
 }
 
 /** A command the engine hands to a worker (heavy host-side work of a call that is not a job: counting, a model import). */

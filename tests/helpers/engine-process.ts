@@ -87,7 +87,7 @@ export async function waitFor<T>(probe: () => Promise<T | undefined | null | fal
   }
 }
 
-/** Process ids of the job workers (native/engine/job-worker-main) the engine process `enginePid` started. */
+/** Process ids of the job workers (native/engine/job-worker-main, role 'job') the engine process `enginePid` started. */
 export function jobWorkerPids(enginePid: number): number[] {
   const pids: number[] = [];
   for (const entry of fs.readdirSync('/proc')) {
@@ -96,7 +96,8 @@ export function jobWorkerPids(enginePid: number): number[] {
       const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
       if (ppid !== enginePid) continue;
-      if (fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('job-worker-main')) pids.push(Number(entry));
+      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      if (argv.at(-2)?.includes('job-worker-main') && argv.at(-1) === 'job') pids.push(Number(entry));
     } catch {
       // The process ended while it was read.
     }

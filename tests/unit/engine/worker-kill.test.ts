@@ -12,7 +12,7 @@ import { type EngineProcess, jobWorkerPids, startEngineProcess, waitFor } from '
 import { fixturePath } from '../../helpers/fixtures.js';
 import { makeVideo } from '../../helpers/media.js';
 import { writeInitViT } from '../../helpers/models.js';
-import { tmpDir } from '../../helpers/tmp.js';
+import { tmpDir, writeFiles } from '../../helpers/tmp.js';
 import { TINY_TRAIN } from '../../helpers/train.js';
 
 describe('a job whose worker process is killed', () => {
@@ -143,4 +143,25 @@ describe('a job whose worker process is killed', () => {
     expect(log.map((r) => r.loss)).toEqual(reference);
     await engine.stop();
   }, 300_000);
+
+  it('over its memory bound: the job fails with the figures, the engine answers and runs the next job', async () => {
+    // A bound no Node process stays under: the first report stops the worker.
+    const { engine, call } = dispatchEngine({ jobWorkers: { memoryLimitMiB: 40 } });
+    await call('project.create', { path: path.join(work, 'oom') });
+    const data = path.join(work, 'oom-data');
+    writeFiles(data, 20, 1024);
+    const first = await call('ingest.hashFolder', { root: data });
+    const second = await call('ingest.hashFolder', { root: data });
+    await engine.requireProject().runner.idle();
+    for (const id of [first.id, second.id]) {
+      const j = await call('jobs.get', { id });
+      expect(j.state).toBe('failed');
+      expect(j.attempt).toBe(1);
+      expect(j.error?.message).toMatch(
+        /^The job was stopped: it used \d+ MiB of memory, over the 40 MiB a job may use\.$/,
+      );
+    }
+    expect((await call('jobs.list', {})).length).toBe(2);
+    await engine.close();
+  }, 120_000);
 });
