@@ -106,7 +106,7 @@ export class Engine {
     this.counting = new CountService(this.extractors);
     this.localTasks = commandTasks(this);
     this.taskWorker =
-      options.jobWorkers === false ? null : new TaskWorker({ nice: 0, ...options.jobWorkers, entry: JOB_WORKER_ENTRY });
+      options.jobWorkers === false ? null : new TaskWorker({ ...options.jobWorkers, entry: JOB_WORKER_ENTRY });
   }
 
   /**
@@ -394,6 +394,7 @@ export class Engine {
     const info = this.projectInfo() as ProjectInfo;
     this.emit({ type: 'project.changed', project: info });
     runner.start();
+    if (lock) this.taskWorker?.prewarm();
     void this.registerPendingModels(project);
     return info;
   }

@@ -110,6 +110,7 @@ export class JobRunner {
   /** Marks what a dead engine left running as interrupted, resumes interrupted jobs if configured, starts the queue. */
   start(): void {
     if (this.options.observer) return;
+    this.options.workers?.prewarm(this.options.concurrency);
     for (const job of this.project.jobs.markInterrupted()) this.emit(job);
     if (this.options.autoResume) {
       for (const job of this.project.jobs.list({ states: ['interrupted'], limit: 1000 })) {

@@ -20,8 +20,9 @@ export interface WorkerOptions {
   /** How long a worker may take to stop after its job was asked to (shutdown), before it is killed (ms). */
   stopGraceMs?: number;
   /**
-   * The worker's scheduling priority, as `nice` (0: the engine's own; default 10 for jobs): on a busy machine the
-   * engine's event loop, which answers the UI, runs before a job's batch work.
+   * How much lower the worker's scheduling priority is than the engine's, as `nice` adds (default 0: the same). A
+   * higher value lets the engine's loop run first on a busy machine, but starves the job when other programs
+   * load the machine (a job at nice 10 gets about a tenth of a CPU's share beside each busy program).
    */
   nice?: number;
 }
@@ -51,7 +52,7 @@ const MiB = 1024 * 1024;
 function withDefaults(options: WorkerOptions): Required<WorkerOptions> {
   return {
     entry: options.entry,
-    nice: options.nice ?? 10,
+    nice: options.nice ?? 0,
     memoryLimitMiB: options.memoryLimitMiB ?? Math.floor((os.totalmem() / MiB) * 0.75),
     stopGraceMs: options.stopGraceMs ?? 30_000,
   };
@@ -146,6 +147,12 @@ export class JobWorkers {
     this.options = withDefaults(options);
   }
 
+  /** Starts `count` workers ahead of the first job, so that it does not wait for a process to start. */
+  prewarm(count: number): void {
+    while (!this.closed && this.idle.length + this.busy.size < count)
+      this.idle.push(new JobWorker(this.options, 'job'));
+  }
+
   /** Process ids of the workers running jobs now (for the Device view and tests). */
   pids(): number[] {
     return [...this.busy].map((w) => w.child.pid).filter((p): p is number => p !== undefined);
@@ -157,7 +164,9 @@ export class JobWorkers {
    */
   async run(job: WorkerJob, events: WorkerEvents, signal: AbortSignal): Promise<void> {
     if (this.closed) throw new FlaneurError('JOB_STATE', 'The engine is shutting down; no new jobs.');
-    const worker = this.idle.pop() ?? new JobWorker(this.options, 'job');
+    let worker = this.idle.pop();
+    while (worker?.exited) worker = this.idle.pop();
+    worker ??= new JobWorker(this.options, 'job');
     this.busy.add(worker);
     let graceTimer: NodeJS.Timeout | null = null;
     const limit = this.options.memoryLimitMiB;
@@ -266,10 +275,15 @@ export class TaskWorker {
     return worker;
   }
 
+  /** Starts the worker ahead of the first call. */
+  prewarm(): void {
+    if (!this.closed && (!this.worker || this.worker.exited)) this.worker = this.start();
+  }
+
   async call(task: Omit<WorkerTask, 'id'>): Promise<unknown> {
     if (this.closed) throw new FlaneurError('JOB_STATE', 'The engine is shutting down.');
-    if (!this.worker || this.worker.exited) this.worker = this.start();
-    const worker = this.worker;
+    this.prewarm();
+    const worker = this.worker as JobWorker;
     await worker.ready;
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
