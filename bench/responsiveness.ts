@@ -106,7 +106,16 @@ export async function benchResponsiveness(args: string[]): Promise<Record<string
   };
   const kinds: Record<string, unknown> = {};
   try {
-    const call = engine.call as (c: string, a: unknown) => Promise<never>;
+    // One retry when a kept-alive connection was closed by the server as the request went out (setup steps idle
+    // for longer than its keep-alive timeout).
+    const call = async (c: string, a: unknown): Promise<never> => {
+      try {
+        return await (engine.call as (c: string, a: unknown) => Promise<never>)(c, a);
+      } catch (err) {
+        if ((err as Error).message !== 'fetch failed') throw err;
+        return (engine.call as (c: string, a: unknown) => Promise<never>)(c, a);
+      }
+    };
     const waitJob = async (id: number, timeoutMs: number): Promise<JobInfo> =>
       until(async () => {
         const j = (await call('jobs.get', { id })) as JobInfo;
