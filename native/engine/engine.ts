@@ -96,6 +96,8 @@ export class Engine {
   private readonly listeners = new Set<EngineListener>();
   /** Where heavy commands run (command-tasks.ts): the task worker process, or here with job workers off. */
   private readonly taskWorker: TaskWorker | null;
+  /** The job workers of every project this engine opens (a worker connects to the project of each job). */
+  private readonly jobWorkers: JobWorkers | null;
   private readonly localTasks: CommandTasks;
 
   constructor(private readonly options: EngineOptions) {
@@ -105,8 +107,12 @@ export class Engine {
     this.knn = new ExactKnn(() => this.models.runtimeSettings());
     this.counting = new CountService(this.extractors);
     this.localTasks = commandTasks(this);
-    this.taskWorker =
-      options.jobWorkers === false ? null : new TaskWorker({ ...options.jobWorkers, entry: JOB_WORKER_ENTRY });
+    const workers = options.jobWorkers === false ? null : { ...options.jobWorkers, entry: JOB_WORKER_ENTRY };
+    this.taskWorker = workers && new TaskWorker(workers);
+    this.jobWorkers = workers && new JobWorkers(workers);
+    // Started with the engine, so that the first job does not wait for a process to start (not for a CLI that
+    // watches another process's project: it may never run a job).
+    if (options.whenLocked !== 'observe') this.jobWorkers?.prewarm(options.runner?.concurrency ?? 1);
   }
 
   /**
@@ -288,6 +294,7 @@ export class Engine {
     await this.closeProject();
     await this.knn.release();
     this.taskWorker?.close();
+    this.jobWorkers?.close();
     this.models.dispose();
     this.listeners.clear();
   }
@@ -381,10 +388,7 @@ export class Engine {
       ...this.options.runner,
       observer,
       runtime: () => this.models.runtimeSettings(),
-      workers:
-        observer || this.options.jobWorkers === false
-          ? null
-          : new JobWorkers({ ...this.options.jobWorkers, entry: JOB_WORKER_ENTRY }),
+      workers: observer ? null : this.jobWorkers,
       onWorkerSession: announceSession,
     });
     for (const h of JOB_HANDLERS) runner.register(h);

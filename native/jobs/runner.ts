@@ -33,8 +33,8 @@ export interface RunnerOptions {
    */
   busyRetries?: readonly number[];
   /**
-   * Where handlers run: in these worker processes (the engine), or, when null, in this process (tests of the
-   * runner with handlers of their own). The runner closes them when it closes.
+   * Where handlers run: in these worker processes (the engine's, which it closes), or, when null, in this process
+   * (tests of the runner with handlers of their own).
    */
   workers?: JobWorkers | null;
   /** Told of every model session a job's worker makes (the Device view's "in use" line). */
@@ -178,7 +178,6 @@ export class JobRunner {
     this.closed = true;
     for (const a of this.active.values()) a.controller.abort('shutdown' satisfies StopReason);
     await Promise.allSettled([...this.active.values()].map((a) => a.promise));
-    this.options.workers?.close();
   }
 
   /** Resolves when no job is running or queued (for tests and the CLI). */

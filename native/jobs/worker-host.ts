@@ -123,6 +123,18 @@ class JobWorker {
     }
   }
 
+  /** Whether the worker keeps the engine's process alive: only while it works (an idle one must not keep a CLI). */
+  hold(held: boolean): void {
+    const channel = this.child.channel as { ref?: () => void; unref?: () => void } | null | undefined;
+    if (held) {
+      this.child.ref();
+      channel?.ref?.();
+    } else {
+      this.child.unref();
+      channel?.unref?.();
+    }
+  }
+
   send(message: ToWorker): void {
     if (!this.exited && this.child.connected) this.child.send(message, () => {});
   }
@@ -149,8 +161,11 @@ export class JobWorkers {
 
   /** Starts `count` workers ahead of the first job, so that it does not wait for a process to start. */
   prewarm(count: number): void {
-    while (!this.closed && this.idle.length + this.busy.size < count)
-      this.idle.push(new JobWorker(this.options, 'job'));
+    while (!this.closed && this.idle.length + this.busy.size < count) {
+      const worker = new JobWorker(this.options, 'job');
+      worker.hold(false);
+      this.idle.push(worker);
+    }
   }
 
   /** Process ids of the workers running jobs now (for the Device view and tests). */
@@ -168,6 +183,7 @@ export class JobWorkers {
     while (worker?.exited) worker = this.idle.pop();
     worker ??= new JobWorker(this.options, 'job');
     this.busy.add(worker);
+    worker.hold(true);
     let graceTimer: NodeJS.Timeout | null = null;
     const limit = this.options.memoryLimitMiB;
     let peak = 0;
@@ -221,8 +237,10 @@ export class JobWorkers {
       if (graceTimer) clearTimeout(graceTimer);
       worker.on(null, null);
       this.busy.delete(worker);
-      if (!worker.exited && !this.closed && !worker.overLimit) this.idle.push(worker);
-      else worker.kill();
+      if (!worker.exited && !this.closed && !worker.overLimit) {
+        worker.hold(false);
+        this.idle.push(worker);
+      } else worker.kill();
     }
   }
 
@@ -277,7 +295,9 @@ export class TaskWorker {
 
   /** Starts the worker ahead of the first call. */
   prewarm(): void {
-    if (!this.closed && (!this.worker || this.worker.exited)) this.worker = this.start();
+    if (this.closed || (this.worker && !this.worker.exited)) return;
+    this.worker = this.start();
+    this.worker.hold(this.pending.size > 0);
   }
 
   async call(task: Omit<WorkerTask, 'id'>): Promise<unknown> {
@@ -286,10 +306,15 @@ export class TaskWorker {
     const worker = this.worker as JobWorker;
     await worker.ready;
     const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      worker.send({ type: 'task', task: { ...task, id } });
-    });
+    worker.hold(true);
+    try {
+      return await new Promise((resolve, reject) => {
+        this.pending.set(id, { resolve, reject });
+        worker.send({ type: 'task', task: { ...task, id } });
+      });
+    } finally {
+      if (this.pending.size === 0) worker.hold(false);
+    }
   }
 
   close(): void {
