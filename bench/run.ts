@@ -13,6 +13,7 @@ import { benchIngest } from './ingest.js';
 import { benchKnn } from './knn.js';
 import { benchMap } from './map.js';
 import { benchNeco } from './neco.js';
+import { benchResponsiveness } from './responsiveness.js';
 import { benchSegment } from './segment.js';
 import { benchSharelock } from './sharelock.js';
 import { benchTrack } from './track.js';
@@ -36,6 +37,7 @@ const BENCHES: Record<string, (args: string[]) => Promise<Record<string, unknown
   vit: benchVit,
   gpu: benchGpu,
   sharelock: benchSharelock,
+  responsiveness: benchResponsiveness,
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -5,22 +5,16 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { EngineEvent, IntegrityReport, JobInfo, ProjectInfo } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
 import { APP_ROOT, APP_VERSION } from '../base/version.js';
-import { countBatchJob } from '../count/batch.js';
 import { CountService } from '../count/service.js';
-import { exportFeaturesJob } from '../features/export.js';
-import { extractFeaturesJob } from '../features/extract.js';
 import { ExtractorCache } from '../features/extractor-cache.js';
 import { ExactKnn } from '../features/knn.js';
-import { fungiJob } from '../fungi/job.js';
-import { hashFolderJob } from '../ingest/hash-folder.js';
-import { ingestMediaJob } from '../ingest/ingest-media.js';
 import { JobRunner, type RunnerOptions } from '../jobs/runner.js';
-import type { AnyJobHandler } from '../jobs/types.js';
-import { mapJob } from '../map/build.js';
-import { segmentBatchJob } from '../segment/batch.js';
+import { JobWorkers, TaskWorker, type WorkerOptions } from '../jobs/worker-host.js';
+import { announceSession } from '../runtime/session.js';
 import { segmentOverlay } from '../segment/service.js';
 import { AppHome } from '../store/app-home.js';
 import {
@@ -35,13 +29,10 @@ import {
 import type { JobRow } from '../store/jobs-repo.js';
 import { Project } from '../store/project.js';
 import { type LockInfo, lockedMessage, lockHolder, ProjectLock } from '../store/project-lock.js';
-import { trackJob } from '../track/track-job.js';
 import { pendingRegistration } from '../train/checkpoint.js';
-import { trainExportJob } from '../train/export-run.js';
-import { trainImportJob } from '../train/import-run.js';
-import { trainDinoJob } from '../train/train-dino.js';
+import { type CommandTasks, commandTasks, type TaskName } from './command-tasks.js';
+import { JOB_HANDLERS } from './job-handlers.js';
 import { mediaResource } from './library.js';
-import { downloadModelJob } from './model-download.js';
 import { ModelService } from './models.js';
 
 /** The bundled sample video (samples/README.md says where it comes from). */
@@ -49,21 +40,12 @@ export const SAMPLE_VIDEO = path.join(APP_ROOT, 'samples', 'vtest-street.mp4');
 /** The embedded default encoder (made by tools/train-default-model.ts) and its manifest. */
 export const DEFAULT_MODEL_DIR = path.join(APP_ROOT, 'models', 'default');
 
-export const JOB_HANDLERS: readonly AnyJobHandler[] = [
-  hashFolderJob,
-  ingestMediaJob,
-  trainDinoJob,
-  trainExportJob,
-  trainImportJob,
-  extractFeaturesJob,
-  exportFeaturesJob,
-  segmentBatchJob,
-  countBatchJob,
-  trackJob,
-  fungiJob,
-  mapJob,
-  downloadModelJob,
-];
+export { JOB_HANDLERS };
+
+/** The job worker's entry beside this file: the .ts source under tsx, the built .js otherwise. */
+const JOB_WORKER_ENTRY = fileURLToPath(
+  new URL(`./job-worker-main.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url),
+);
 
 export interface EngineOptions {
   home: string;
@@ -73,6 +55,11 @@ export interface EngineOptions {
    * read and request cancellation, run nothing).
    */
   whenLocked?: 'fail' | 'observe';
+  /**
+   * Where jobs run: in worker processes (default; `memoryLimitMiB` bounds each), or `false` for this process (a
+   * host that has no separate process to give, or a tool that wants the jobs' objects in its own process).
+   */
+  jobWorkers?: false | Omit<WorkerOptions, 'entry'>;
   /** How old the automatic backup may get before a clean open makes a new one (default: a day). */
   backupIntervalMs?: number;
 }
@@ -109,6 +96,11 @@ export class Engine {
   private readonly listeners = new Set<EngineListener>();
   /** Trained encoders being registered as models (onJob starts them; modelsRegistered waits for them). */
   private readonly registrations = new Set<Promise<void>>();
+  /** Where heavy commands run (command-tasks.ts): the task worker process, or here with job workers off. */
+  private readonly taskWorker: TaskWorker | null;
+  /** The job workers of every project this engine opens (a worker connects to the project of each job). */
+  private readonly jobWorkers: JobWorkers | null;
+  private readonly localTasks: CommandTasks;
 
   constructor(private readonly options: EngineOptions) {
     this.home = new AppHome(options.home);
@@ -116,6 +108,30 @@ export class Engine {
     this.extractors = new ExtractorCache(() => this.models.runtimeSettings());
     this.knn = new ExactKnn(() => this.models.runtimeSettings());
     this.counting = new CountService(this.extractors);
+    this.localTasks = commandTasks(this);
+    const workers = options.jobWorkers === false ? null : { ...options.jobWorkers, entry: JOB_WORKER_ENTRY };
+    this.taskWorker = workers && new TaskWorker(workers);
+    this.jobWorkers = workers && new JobWorkers(workers);
+    // Started with the engine, so that the first job does not wait for a process to start (not for a CLI that
+    // watches another process's project: it may never run a job).
+    if (options.whenLocked !== 'observe') this.jobWorkers?.prewarm(options.runner?.concurrency ?? 1);
+  }
+
+  /**
+   * Runs a heavy command (command-tasks.ts) off the event loop, in the task worker, against the open project
+   * (count.peaks needs none: it reads what the last count kept).
+   */
+  async command<K extends TaskName>(
+    name: K,
+    args: Parameters<CommandTasks[K]>[1],
+  ): Promise<Awaited<ReturnType<CommandTasks[K]>>> {
+    const projectDir = name === 'count.peaks' ? (this.project?.dir ?? '') : this.requireProject().project.dir;
+    if (this.taskWorker) {
+      const { provider, threads } = this.models.runtimeSettings();
+      return (await this.taskWorker.call({ name, args, projectDir, runtime: { provider, threads } })) as never;
+    }
+    const fn = this.localTasks[name] as (project: () => Project, a: typeof args) => unknown;
+    return (await fn(() => this.requireProject().project, args)) as never;
   }
 
   on(listener: EngineListener): () => void {
@@ -291,6 +307,8 @@ export class Engine {
   async close(): Promise<void> {
     await this.closeProject();
     await this.knn.release();
+    this.taskWorker?.close();
+    this.jobWorkers?.close();
     this.models.dispose();
     this.listeners.clear();
   }
@@ -384,6 +402,8 @@ export class Engine {
       ...this.options.runner,
       observer,
       runtime: () => this.models.runtimeSettings(),
+      workers: observer ? null : this.jobWorkers,
+      onWorkerSession: announceSession,
     });
     for (const h of JOB_HANDLERS) runner.register(h);
     this.current = { project, runner, lock };
@@ -392,6 +412,7 @@ export class Engine {
     const info = this.projectInfo() as ProjectInfo;
     this.emit({ type: 'project.changed', project: info });
     runner.start();
+    if (lock) this.taskWorker?.prewarm();
     void this.registerPendingModels(project);
     return info;
   }

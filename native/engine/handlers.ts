@@ -17,14 +17,7 @@ import { duplicatePairs, similarImages, similarPatches } from '../retrieve/servi
 import { sourceSize } from '../segment/batch.js';
 import { compareModels } from '../segment/compare.js';
 import type { MaskEncoding } from '../segment/masks.js';
-import {
-  bankClasses,
-  createBank,
-  createClusterBank,
-  relabelBank,
-  saveDrawnMask,
-  segmentFrame,
-} from '../segment/service.js';
+import { bankClasses, createBank, relabelBank, saveDrawnMask, segmentFrame } from '../segment/service.js';
 import { checkFolderDestination, prepareFolderDestination, writeFileDestination } from '../store/destination.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
 import { motCsv, writeInstanceMasks } from '../track/export.js';
@@ -76,7 +69,7 @@ export function createHandlers(engine: Engine): Handlers {
     'jobs.resume': (a) => jobInfo(open().runner.resume(a.id)),
 
     'models.import': async (a) => {
-      const info = await engine.models.import(open().project, a);
+      const info = await engine.command('models.import', a);
       engine.emit({ type: 'models.changed', models: engine.models.list(open().project) });
       return info;
     },
@@ -170,13 +163,7 @@ export function createHandlers(engine: Engine): Handlers {
         warnings: row.warnings,
       };
     },
-    'segment.clusterBank': async (a) => {
-      const row = await createClusterBank(open().project, engine.knn, {
-        ...a,
-        extractors: engine.extractors,
-      });
-      return { id: row.id, name: row.name, runId: row.runId, classes: row.classes, patches: row.patches };
-    },
+    'segment.clusterBank': (a) => engine.command('segment.clusterBank', a),
     'segment.relabelBank': (a) => {
       const row = relabelBank(open().project, a.bankId, a.names, a.into);
       return { id: row.id, name: row.name, runId: row.runId, classes: row.classes, patches: row.patches };
@@ -252,8 +239,8 @@ export function createHandlers(engine: Engine): Handlers {
         limit: a.limit ?? 100,
       }),
     'retrieve.patches': (a) => similarPatches(open().project, engine.knn, { ...a, k: a.k ?? 12 }),
-    'count.exemplar': (a) => engine.counting.exemplar(open().project, a),
-    'count.auto': (a) => engine.counting.auto(open().project, engine.knn, a),
+    'count.exemplar': (a) => engine.command('count.exemplar', a),
+    'count.auto': (a) => engine.command('count.auto', a),
     'count.batch': (a) => jobInfo(open().runner.enqueue('count.batch', a)),
     'count.results': (a) => {
       const { project } = open();
@@ -267,7 +254,7 @@ export function createHandlers(engine: Engine): Handlers {
         .map(({ mediaId, frameIdx, pts, count }) => ({ mediaId, frameIdx, pts, count }))
         .sort((x, y) => x.mediaId - y.mediaId || x.frameIdx - y.frameIdx);
     },
-    'count.peaks': (a) => engine.counting.peaks(a.token, a.threshold),
+    'count.peaks': (a) => engine.command('count.peaks', a),
     'track.start': (a) => jobInfo(open().runner.enqueue('track.dora', a)),
     'track.boxes': (a) => {
       const { project } = open();

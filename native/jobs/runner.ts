@@ -4,11 +4,12 @@
  */
 import type { JobProgress, JobState } from '../api/contract.js';
 import { FlaneurError, isDatabaseBusy, serializeError } from '../api/errors.js';
-import type { RuntimeSettings } from '../runtime/session.js';
+import type { RuntimeSettings, SessionInfo } from '../runtime/session.js';
 import type { JobRow } from '../store/jobs-repo.js';
 import type { Project } from '../store/project.js';
 import { RateMeter } from './progress.js';
 import type { AnyJobHandler, ItemResult, JobContext } from './types.js';
+import { type JobWorkers, WorkerDiedError } from './worker-host.js';
 
 export interface RunnerOptions {
   /** Jobs run at the same time (work is CPU- and disk-bound; one at a time is the default). */
@@ -31,6 +32,15 @@ export interface RunnerOptions {
    * busy timeout); when they are used up the job fails with DATABASE_BUSY. Default 1, 2, 4, 8, 16, 30 s.
    */
   busyRetries?: readonly number[];
+  /**
+   * Where handlers run: in these worker processes (the engine's, which it closes), or, when null, in this process
+   * (tests of the runner with handlers of their own).
+   */
+  workers?: JobWorkers | null;
+  /** Told of every model session a job's worker makes (the Device view's "in use" line). */
+  onWorkerSession?: (info: SessionInfo) => void;
+  /** Times a job's worker may die (crash, kill) before the job fails instead of being queued again. */
+  workerRestarts?: number;
 }
 
 function tryOr<T>(f: () => T, fallback: T): T {
@@ -70,6 +80,8 @@ export class JobRunner {
   private readonly options: Required<RunnerOptions>;
 
   private closed = false;
+  /** Workers that died under each job in this engine's life (a job is queued again until workerRestarts). */
+  private readonly workerDeaths = new Map<number, number>();
 
   constructor(
     private readonly project: Project,
@@ -85,6 +97,9 @@ export class JobRunner {
       // The runtime's own default (auto provider, every core), without loading onnxruntime here.
       runtime: options.runtime ?? (() => ({ provider: 'auto', threads: null })),
       busyRetries: options.busyRetries ?? [1000, 2000, 4000, 8000, 16000, 30000],
+      workers: options.workers ?? null,
+      onWorkerSession: options.onWorkerSession ?? (() => {}),
+      workerRestarts: options.workerRestarts ?? 3,
     };
   }
 
@@ -95,6 +110,7 @@ export class JobRunner {
   /** Marks what a dead engine left running as interrupted, resumes interrupted jobs if configured, starts the queue. */
   start(): void {
     if (this.options.observer) return;
+    this.options.workers?.prewarm(this.options.concurrency);
     for (const job of this.project.jobs.markInterrupted()) this.emit(job);
     if (this.options.autoResume) {
       for (const job of this.project.jobs.list({ states: ['interrupted'], limit: 1000 })) {
@@ -236,12 +252,15 @@ export class JobRunner {
 
     const meter = new RateMeter();
     let progress: JobProgress = { ...job.progress, rate: null, etaS: null };
+    // The worker's resident memory (MiB): now, its peak in this run and its bound, shown with the progress.
+    const memory: { now: Record<string, number> | null } = { now: null };
     let lastEvent = 0;
     let lastPersist = 0;
 
     const publish = (force: boolean) => {
       const t = performance.now();
       progress = { ...progress, rate: meter.rate(), etaS: meter.eta(progress.done, progress.total) };
+      if (memory.now) progress = { ...progress, detail: { ...progress.detail, ...memory.now } };
       if (force || t - lastPersist >= this.options.persistIntervalMs) {
         repo.saveProgress(job.id, progress);
         lastPersist = t;
@@ -325,9 +344,12 @@ export class JobRunner {
     // last checkpoint, backing off, before failing with DATABASE_BUSY (what to close) instead of INTERNAL.
     for (let busyTry = 0; ; busyTry++) {
       try {
-        await handler.run(ctx);
+        await this.runHandler(handler, ctx, runtime, (m) => {
+          memory.now = m;
+        });
         if (controller.signal.aborted) throw abortError();
         progress = { ...progress, phase: 'done', etaS: 0 };
+        if (memory.now) progress = { ...progress, detail: { ...progress.detail, ...memory.now } };
         repo.saveProgress(job.id, progress);
         this.emit(repo.setState(job.id, 'done'));
         return;
@@ -347,10 +369,55 @@ export class JobRunner {
           (ctx as { checkpoint: unknown }).checkpoint = checkpoint;
           continue;
         }
+        if (err instanceof WorkerDiedError && !controller.signal.aborted) {
+          const deaths = (this.workerDeaths.get(job.id) ?? 0) + 1;
+          this.workerDeaths.set(job.id, deaths);
+          // A crash or a kill: queued again, to resume from its checkpoint in a new worker (the reason stays in the
+          // job's error until it runs). Out of memory would only happen again: the job fails with the reason.
+          if (!err.outOfMemory && deaths <= this.options.workerRestarts) {
+            const message = `${err.message} It was queued again to resume from its last checkpoint (${deaths} of ${this.options.workerRestarts} restarts).`;
+            console.error(`flaneur: job ${job.id}: ${message}`);
+            repo.saveProgress(job.id, { ...progress, rate: null, etaS: null });
+            this.emit(repo.setState(job.id, 'queued', { error: { code: 'INTERNAL', message } }));
+            return;
+          }
+        }
         this.finishFailed(job.id, err, controller, progress);
         return;
       }
     }
+  }
+
+  /** Runs the handler in a worker process when the runner has workers, else here. */
+  private runHandler(
+    handler: AnyJobHandler,
+    ctx: JobContext<unknown, unknown>,
+    runtime: RuntimeSettings,
+    onMemory: (m: Record<string, number>) => void,
+  ): Promise<void> {
+    const workers = this.options.workers;
+    if (!workers) return handler.run(ctx);
+    return workers.run(
+      {
+        id: ctx.jobId,
+        kind: handler.kind,
+        args: ctx.args,
+        checkpoint: ctx.checkpoint,
+        attempt: ctx.attempt,
+        projectDir: this.project.dir,
+        runtime: { provider: runtime.provider, threads: runtime.threads },
+        env: Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined)),
+      },
+      {
+        phase: (name, options) => ctx.phase(name, options),
+        progress: (done, total, detail) => ctx.progress(done, total, detail),
+        gpuFailure: (failure) => runtime.onGpuFailure?.(failure),
+        session: (info) => this.options.onWorkerSession(info),
+        memory: (rss, peak, limit) =>
+          onMemory({ worker_rss_mib: rss, worker_peak_rss_mib: peak, worker_memory_limit_mib: limit }),
+      },
+      ctx.signal,
+    );
   }
 
   /**

@@ -104,6 +104,11 @@ function notify(info: SessionInfo): void {
   for (const listener of sessionListeners) listener({ ...info, fallbacks: [...info.fallbacks] });
 }
 
+/** Tells this process's listeners about a session made in another process (a job's worker). */
+export function announceSession(info: SessionInfo): void {
+  notify(info);
+}
+
 export class ModelSession {
   /** Feed shapes already checked against the GPU's buffer limit. */
   private readonly checked = new Set<string>();

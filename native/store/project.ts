@@ -34,6 +34,15 @@ function looksLikeSqlite(file: string): boolean {
     return false;
   }
 }
+/** The project's own record (id, name, when and by what it was made). */
+function readMeta(db: Db, file: string): ProjectMeta {
+  const row = db.prepare(`SELECT id, name, created_at, created_by FROM project WHERE singleton = 1`).get() as
+    | { id: string; name: string; created_at: string; created_by: string }
+    | undefined;
+  if (!row) throw new FlaneurError('NOT_A_PROJECT', `${file} has no project record.`, { field: 'path' });
+  return { id: row.id, name: row.name, createdAt: row.created_at, createdBy: row.created_by };
+}
+
 export const PROJECT_DIRS = ['cache', 'checkpoints', 'models'] as const;
 
 export interface ProjectMeta {
@@ -176,16 +185,23 @@ export class Project {
       configure(db);
       migrate(db, file);
       for (const d of PROJECT_DIRS) fs.mkdirSync(path.join(abs, d), { recursive: true });
-      const row = db.prepare(`SELECT id, name, created_at, created_by FROM project WHERE singleton = 1`).get() as
-        | { id: string; name: string; created_at: string; created_by: string }
-        | undefined;
-      if (!row) throw new FlaneurError('NOT_A_PROJECT', `${file} has no project record.`, { field: 'path' });
-      return new Project(
-        abs,
-        db,
-        { id: row.id, name: row.name, createdAt: row.created_at, createdBy: row.created_by },
-        openCheck,
-      );
+      return new Project(abs, db, readMeta(db, file), openCheck);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  /**
+   * A second connection to a project another part of this program has open (a job's worker process): the folder
+   * was checked and migrated by that open, so this only connects and reads the project's record.
+   */
+  static attach(dir: string): Project {
+    const abs = path.resolve(dir);
+    const db = openDatabase(path.join(abs, PROJECT_FILE));
+    try {
+      configure(db);
+      return new Project(abs, db, readMeta(db, path.join(abs, PROJECT_FILE)));
     } catch (err) {
       db.close();
       throw err;

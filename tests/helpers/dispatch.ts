@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { CallResponse, CommandArgs, CommandName, CommandResult, ModelInfo } from '../../native/api/contract.js';
-import { Engine } from '../../native/engine/engine.js';
+import { Engine, type EngineOptions } from '../../native/engine/engine.js';
 import { createEngineDispatcher } from '../../native/engine/handlers.js';
 import { fixturePath } from './fixtures.js';
 import { writeInitViT } from './models.js';
@@ -9,9 +9,10 @@ import { tmpDir } from './tmp.js';
 /**
  * An in-process engine over a fresh home with its dispatcher, and a typed `call` that throws with the command's
  * name and the engine's message on failure, the error's `code` on it (`d.dispatch` gives the raw response).
+ * `options.jobWorkers: false` runs jobs in this process (for a test that spies on what a job calls).
  */
-export function dispatchEngine() {
-  const engine = new Engine({ home: tmpDir() });
+export function dispatchEngine(options: Omit<EngineOptions, 'home'> = {}) {
+  const engine = new Engine({ home: tmpDir(), ...options });
   const d = createEngineDispatcher(engine);
   const call = async <K extends CommandName>(c: K, a: CommandArgs<K>): Promise<CommandResult<K>> => {
     const r = (await d.dispatch(c, a)) as CallResponse<CommandResult<K>>;

@@ -3,6 +3,7 @@
  * talks to it over HTTP with the launch token, as the UI does.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { CallResponse, CommandArgs, CommandName, CommandResult } from '../../native/api/contract.js';
@@ -84,4 +85,22 @@ export async function waitFor<T>(probe: () => Promise<T | undefined | null | fal
     if (Date.now() > end) throw new Error('waitFor: timed out');
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/** Process ids of the job workers (native/engine/job-worker-main, role 'job') the engine process `enginePid` started. */
+export function jobWorkerPids(enginePid: number): number[] {
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== enginePid) continue;
+      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      if (argv.at(-2)?.includes('job-worker-main') && argv.at(-1) === 'job') pids.push(Number(entry));
+    } catch {
+      // The process ended while it was read.
+    }
+  }
+  return pids;
 }

@@ -20,7 +20,8 @@ const ROOT = fixturePath('fashion', 'train');
 
 describe('FUNGI features, kNN classification and maps', () => {
   const work = tmpDir();
-  const { engine, d, call } = dispatchEngine();
+  // Jobs in this process: the map test spies on the kNN searches a resumed job makes.
+  const { engine, d, call } = dispatchEngine({ jobWorkers: false });
   const idle = () => engine.requireProject().runner.idle();
   let runId = 0;
   let modelId = 0;
