@@ -25,4 +25,4 @@ for (let i = 0; i < 5; i++) {
   await runner.step(state, { globals }, BENCH_SCALARS);
   if (i > 0) times.push((performance.now() - s) / 1000);
 }
-printStep(times, build, runner.provider);
+printStep(times, build, runner);

@@ -394,6 +394,80 @@ export class GraphBuilder {
     });
   }
 
+  // --- ONNX Runtime's fused CPU kernels (com.microsoft; inference only: autodiff has no rules for them) ---------
+
+  /**
+   * Self-attention with the QKV projection inside (com.microsoft Attention): x [B, S, D], weight [D, 3D] (in, out:
+   * q | k | v), bias [3D]; softmax(q k^T / sqrt(D / heads)) v per head, heads concatenated: [B, S, D].
+   */
+  fusedAttention(x: Value, weight: Value, bias: Value, heads: number, label?: string): Value {
+    const D = x.shape[x.shape.length - 1] as Dim;
+    const shapes = `${formatShape(x.shape)} weight ${formatShape(weight.shape)} bias ${formatShape(bias.shape)}`;
+    if (x.shape.length !== 3) this.fail('Attention', label, shapes, 'input must be [batch, tokens, dim]');
+    if (typeof D !== 'number' || D % heads !== 0)
+      this.fail('Attention', label, shapes, `dim ${D} does not split into ${heads} heads`);
+    if (!sameDim(weight.shape[0] as Dim, D) || !sameDim(weight.shape[1] as Dim, 3 * D) || bias.shape[0] !== 3 * D)
+      this.fail('Attention', label, shapes, 'weight must be [dim, 3 dim] and bias [3 dim]');
+    return this.node(
+      'Attention',
+      [x, weight, bias],
+      [{ dtype: x.dtype, shape: x.shape }],
+      {
+        num_heads: attr.int(heads),
+      },
+      'com.microsoft',
+    )[0] as Value;
+  }
+
+  /** com.microsoft MultiHeadAttention on projected q, k, v [B, S, D]: softmax(q k^T / sqrt(D / heads)) v per head. */
+  fusedMultiHeadAttention(q: Value, k: Value, v: Value, heads: number, label?: string): Value {
+    const shapes = `${formatShape(q.shape)} x ${formatShape(k.shape)} x ${formatShape(v.shape)}`;
+    if (q.shape.length !== 3 || k.shape.length !== 3 || v.shape.length !== 3)
+      this.fail('MultiHeadAttention', label, shapes, 'q, k and v must be [batch, tokens, dim]');
+    return this.node(
+      'MultiHeadAttention',
+      [q, k, v],
+      [{ dtype: q.dtype, shape: q.shape }],
+      {
+        num_heads: attr.int(heads),
+      },
+      'com.microsoft',
+    )[0] as Value;
+  }
+
+  /**
+   * com.microsoft SkipLayerNormalization: sum = x + skip (+ bias), out = LayerNorm(sum) over the last axis; both
+   * returned (the residual stream goes on with `sum`).
+   */
+  skipLayerNorm(
+    x: Value,
+    skip: Value,
+    scale: Value,
+    shift: Value,
+    bias: Value | null,
+    eps: number,
+    label?: string,
+  ): { out: Value; sum: Value } {
+    const shape = broadcastShapes(x.shape, skip.shape);
+    if (!shape || formatShape(shape) !== formatShape(x.shape))
+      this.fail(
+        'SkipLayerNormalization',
+        label,
+        `${formatShape(x.shape)} + ${formatShape(skip.shape)}`,
+        'shapes differ',
+      );
+    // outputs: normalised, mean and inverse std per row (unused), the sum
+    const stat = { dtype: x.dtype, shape: [...x.shape.slice(0, -1), 1] };
+    const [out, , , sum] = this.node(
+      'SkipLayerNormalization',
+      bias ? [x, skip, scale, shift, bias] : [x, skip, scale, shift],
+      [{ dtype: x.dtype, shape: x.shape }, stat, stat, { dtype: x.dtype, shape: x.shape }],
+      { epsilon: attr.float(eps) },
+      'com.microsoft',
+    ) as [Value, Value, Value, Value];
+    return { out, sum };
+  }
+
   // --- shape ops ------------------------------------------------------------------------------------------------
 
   reshape(x: Value, target: readonly number[], label?: string): Value {

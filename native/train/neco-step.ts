@@ -250,6 +250,11 @@ export class NecoStepRunner {
     return this.session.info.provider;
   }
 
+  /** The session's intra-op threads. */
+  get threads(): number {
+    return this.session.info.threads;
+  }
+
   /** Bytes crossing host<->device in the last step (null on the CPU provider). */
   get lastTransfer(): StepTransfer | null {
     return this.state.lastTransfer;

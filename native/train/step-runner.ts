@@ -125,6 +125,11 @@ export class StepRunner {
     return this.session.info.provider;
   }
 
+  /** The session's intra-op threads. */
+  get threads(): number {
+    return this.session.info.threads;
+  }
+
   /** The state feeds from the host copy. */
   private hostStateFeeds(state: TrainState): Map<string, ort.Tensor> {
     const tensor = (data: Float32Array, shape: readonly number[]) => new ort.Tensor('float32', data, shape as number[]);
