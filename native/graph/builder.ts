@@ -49,6 +49,14 @@ function normAxis(axis: number, rank: number): number {
   return axis < 0 ? axis + rank : axis;
 }
 
+/** A value several nodes compute that autodiff differentiates as one op (GraphBuilder.compositeOf). */
+export interface Composite {
+  op: string;
+  input: Value;
+  /** Intermediates the composite's gradient rule reads. */
+  saved: Value[];
+}
+
 export class GraphBuilder {
   private readonly nodes: Node[] = [];
   private readonly inputs: Value[] = [];
@@ -58,6 +66,7 @@ export class GraphBuilder {
   private readonly scopes: string[] = [];
   private counter = 0;
   private readonly constCache = new Map<string, Value>();
+  private readonly composites = new Map<string, Composite>();
 
   constructor(readonly name = 'graph') {}
 
@@ -105,6 +114,15 @@ export class GraphBuilder {
   /** The data of a constant (initializer), for rules that read shapes or indices. */
   constantData(name: string): TensorData | undefined {
     return this.initializers.get(name)?.data;
+  }
+
+  /**
+   * A value several nodes compute that autodiff differentiates as one op (rule `op` in autodiff/rules) from its
+   * input and the intermediates it names as saved, so the other intermediates are not kept for the backward pass.
+   * Undefined for an ordinary value.
+   */
+  compositeOf(name: string): Composite | undefined {
+    return this.composites.get(name);
   }
 
   /** Is this value an initializer (a constant of the graph)? */
@@ -316,11 +334,15 @@ export class GraphBuilder {
 
   /**
    * GELU, exact (erf) form: (x (1 + erf(x / sqrt 2))) 0.5, written in the order ONNX Runtime's GeluFusion
-   * recognises (Div, Erf, Add, Mul, Mul), so it becomes one fused (Bias)Gelu kernel.
+   * recognises (Div, Erf, Add, Mul, Mul), so it becomes one fused (Bias)Gelu kernel. A composite for autodiff: its
+   * gradient reads x and 1 + erf(x / sqrt 2) only (the other intermediates are not kept for the backward pass).
    */
   gelu(x: Value): Value {
     const t = this.erf(this.div(x, this.constFloat(Math.SQRT2)));
-    return this.mul(this.mul(x, this.add(t, this.constFloat(1))), this.constFloat(0.5));
+    const a = this.add(t, this.constFloat(1));
+    const y = this.mul(this.mul(x, a), this.constFloat(0.5));
+    this.composites.set(y.name, { op: 'Gelu', input: x, saved: [a] });
+    return y;
   }
 
   cast(x: Value, to: DType): Value {

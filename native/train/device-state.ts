@@ -71,6 +71,31 @@ export class DeviceState {
     return true;
   }
 
+  /**
+   * On the host (not resident): the step's outputs to fetch, each state output written in place into the host
+   * array its state input was fed from (AdamW, EMA and centre updates in place: no output allocation, no copy, no
+   * second copy of the state between steps; the step graph reads a state input only before the update that writes
+   * it, since every update waits for the global gradient norm). Other outputs (loss, metrics) are left to the
+   * runtime. Null on a resident session (the state stays on the device) or when a state input is not a host tensor.
+   */
+  hostFetches(
+    stateFeeds: ReadonlyMap<string, ort.Tensor>,
+    outputNames: readonly string[],
+  ): Record<string, ort.Tensor | null> | null {
+    if (this.resident) return null;
+    const fetches: Record<string, ort.Tensor | null> = Object.fromEntries(outputNames.map((n) => [n, null]));
+    const buffers = new Set<unknown>();
+    for (const [input, output] of this.pairs) {
+      const feed = stateFeeds.get(input);
+      if (feed?.location !== 'cpu' || !Object.hasOwn(fetches, output)) return null;
+      // Two state inputs on one array (a teacher sharing the student's) cannot both be updated in place.
+      if (buffers.has(feed.data)) return null;
+      buffers.add(feed.data);
+      fetches[output] = feed;
+    }
+    return fetches;
+  }
+
   /** A state input as kept on the device (undefined while the host copy is current). */
   get(name: string): ort.Tensor | undefined {
     return this.device?.get(name);

@@ -239,7 +239,11 @@ export class NecoStepRunner {
       (['p', 'm', 'v', 't'] as const).map((k) => [`${k}/${n}`, `${k}_next/${n}`] as const),
     );
     const keepOnDevice = keepStateOnDevice ? DeviceState.outputs(pairs) : [];
-    const session = await ModelSession.create(graph.onnx, settings, { keepOnDevice, cpuFallback: !keepStateOnDevice });
+    const session = await ModelSession.create(graph.onnx, settings, {
+      keepOnDevice,
+      cpuFallback: !keepStateOnDevice,
+      memoryArena: false,
+    });
     const { provider } = session.info;
     const state = new DeviceState(pairs, keepStateOnDevice && provider === 'webgpu', provider, settings);
     const betas: [number, number] = [config.adam?.beta1 ?? 0.9, config.adam?.beta2 ?? 0.999];
@@ -336,14 +340,16 @@ export class NecoStepRunner {
     }
     const stateFeeds = this.state.feeds(() => this.hostStateFeeds(state));
     for (const [name, v] of stateFeeds) feeds[name] = v;
-    const out = await this.session.run(feeds);
+    const inPlace = this.state.hostFetches(stateFeeds, this.session.outputNames);
+    const out = await this.session.run(feeds, inPlace ?? undefined);
     const get = (n: string) => {
       const v = out[n];
       if (!v) throw new Error(`the NeCo step graph has no output ${n}`);
       if (v.location === 'gpu-buffer') throw new Error(`output ${n} is on the device`);
       return v.data as Float32Array;
     };
-    if (!this.state.absorb(feeds, stateFeeds, out))
+    // In place (the host arrays were the outputs) or kept on the device, else read from the outputs.
+    if (!this.state.absorb(feeds, stateFeeds, out) && !inPlace)
       for (const name of this.graph.trainable) {
         state.params.set(name, get(`p_next/${name}`));
         state.m.set(name, get(`m_next/${name}`));

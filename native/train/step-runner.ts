@@ -105,7 +105,11 @@ export class StepRunner {
     const pairs = StepRunner.stateOutputs(graph);
     const keepOnDevice = keepStateOnDevice ? DeviceState.outputs(pairs) : [];
     // A GPU failure is the trainer's to handle (it goes on on the CPU from its checkpoint).
-    const session = await ModelSession.create(graph.onnx, settings, { keepOnDevice, cpuFallback: false });
+    const session = await ModelSession.create(graph.onnx, settings, {
+      keepOnDevice,
+      cpuFallback: false,
+      memoryArena: false,
+    });
     const { provider } = session.info;
     const state = new DeviceState(pairs, keepStateOnDevice && provider === 'webgpu', provider, settings);
     return new StepRunner(graph, session, { dpGlobal: null, dpLocal: null, ...shapes }, betas, state);
@@ -195,14 +199,16 @@ export class StepRunner {
     if (this.provider !== 'cpu' && simulatedLossAt() === t) await this.lose(t);
     const stateFeeds = this.state.feeds(() => this.hostStateFeeds(state));
     const feeds = this.stepFeeds(state, batch, s, stateFeeds);
-    const out = await this.session.run(feeds);
+    const inPlace = this.state.hostFetches(stateFeeds, this.session.outputNames);
+    const out = await this.session.run(feeds, inPlace ?? undefined);
     const get = (n: string) => {
       const v = out[n];
       if (!v) throw new Error(`the step graph has no output ${n}`);
       if (v.location === 'gpu-buffer') throw new Error(`output ${n} is on the device`);
       return v.data as Float32Array;
     };
-    if (!this.state.absorb(feeds, stateFeeds, out)) {
+    // In place (the host arrays were the outputs) or kept on the device, else read from the outputs.
+    if (!this.state.absorb(feeds, stateFeeds, out) && !inPlace) {
       for (const name of this.graph.trainable) {
         state.params.set(name, get(`p_next/${name}`));
         state.m.set(name, get(`m_next/${name}`));
