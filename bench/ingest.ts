@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { findBinaries } from '../native/media/ffmpeg.js';
-import { machine, oursWorker, ROOT } from './reference.js';
+import { machine, oursWorker } from './reference.js';
 
 function makeVideos(dir: string, minutes: number): { ten: string; sixty: string } {
   const ff = findBinaries().ffmpeg.path;
