@@ -140,12 +140,11 @@ export async function benchVit(args: string[]): Promise<Record<string, unknown>>
     graphOptimizationLevel: 'all',
   };
   const square = ensureReference(dir, preset, 224, 224);
+  const wideRef = args.includes('--no-wide') ? null : ensureReference(dir, preset, 224, 392);
   const model = importViTFile(path.join(dir, `${preset}.official.safetensors`));
   const o = { seconds, rounds, fused, options };
   const s = await benchSize(model, square, 224, 224, { ...o, batch1: !args.includes('--no-b1') });
-  const wide = args.includes('--no-wide')
-    ? null
-    : await benchSize(model, ensureReference(dir, preset, 224, 392), 224, 392, { ...o, batch1: false });
+  const wide = wideRef ? await benchSize(model, wideRef, 224, 392, { ...o, batch1: false }) : null;
   const r = (x: number) => Number(x.toFixed(3));
   return {
     model: preset,

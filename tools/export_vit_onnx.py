@@ -46,6 +46,12 @@ def main():
     h, w = (int(v) for v in size.split("x"))
     x = torch.randn(1, 3, h, w)
     name = f"{preset}.torch.onnx" if (h, w) == (224, 224) else f"{preset}.{h}x{w}.torch.onnx"
+    if (h, w) != (224, 224):
+        # torch 1.13 cannot trace the bicubic interpolation with per-axis scale factors: the position embeddings of
+        # this grid are computed eagerly and traced as a constant (the graph is for this input size anyway).
+        with torch.no_grad():
+            pos = m.interpolate_pos(h // kw["patch"], w // kw["patch"]).detach().clone()
+        m.interpolate_pos = lambda gh, gw: pos
     torch.onnx.export(
         ClsOnly(m), (x,), os.path.join(out, name), opset_version=17,
         input_names=["pixels"], output_names=["cls"], dynamic_axes={"pixels": {0: "batch"}, "cls": {0: "batch"}},
