@@ -742,9 +742,31 @@ export class GraphBuilder {
       name: this.name,
       inputs: [...this.inputs],
       outputs: [...this.outputs],
-      nodes: [...this.nodes],
+      nodes: this.withoutOutputIdentities(),
       initializers: new Map(this.initializers),
       values: new Map(this.values),
     };
+  }
+
+  /**
+   * The nodes, with each output that `output` named apart from its value written by the value's own node instead
+   * of an Identity: ONNX Runtime keeps an Identity to a graph output, a copy (a training step's whole next state,
+   * every step). Kept where the value is a graph input, an initializer or already an output.
+   */
+  private withoutOutputIdentities(): Node[] {
+    const outputs = new Set(this.outputs.map((v) => v.name));
+    const produced = new Set(this.nodes.flatMap((n) => n.outputs));
+    const rename = new Map<string, string>();
+    const kept = this.nodes.filter((n) => {
+      const [src] = n.inputs;
+      const [dst] = n.outputs;
+      if (n.op !== 'Identity' || n.domain || !src || !dst || !outputs.has(dst)) return true;
+      if (!produced.has(src) || outputs.has(src) || rename.has(src)) return true;
+      rename.set(src, dst);
+      return false;
+    });
+    if (rename.size === 0) return kept;
+    const to = (name: string) => rename.get(name) ?? name;
+    return kept.map((n) => ({ ...n, inputs: n.inputs.map(to), outputs: n.outputs.map(to) }));
   }
 }
