@@ -13,7 +13,7 @@ export async function benchDora(): Promise<Record<string, unknown>> {
   console.error(
     `dora: ours ${Number(ours.s_per_step).toFixed(2)} s/step (batch part ${Number(ours.batch_s).toFixed(2)} s, ${ours.threads} threads), peak RSS ${Number(ours.peak_rss_mb).toFixed(0)} MB`,
   );
-  const torch = torchReference('dora', 'train_reference.py', ['--dora-bench']);
+  const torch = torchReference('dora', 'train_reference.py', ['--dora-bench'], undefined, ours);
   const r = (x: unknown) => Number(Number(x).toFixed(3));
   return {
     model: 'vit_ti16',

@@ -52,7 +52,7 @@ async function stepPart(steps: number, threads: number[] | undefined): Promise<R
   console.error(
     `neco: ours ${r3(ours.s_per_step)} s/step (${r3(ours.cpu_s_per_step)} CPU s, host part ${r3(ours.host_s)} s, ${ours.threads} threads), peak RSS ${Number(ours.peak_rss_mb).toFixed(0)} MB`,
   );
-  const torch = torchReference('neco', 'neco_reference.py', ['--bench', '--steps', String(steps)], threads);
+  const torch = torchReference('neco', 'neco_reference.py', ['--bench', '--steps', String(steps)], threads, ours);
   const best = torch.best;
   return {
     s_per_step: r3(ours.s_per_step),

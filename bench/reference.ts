@@ -77,6 +77,20 @@ export interface Reference {
 const r3 = (x: unknown) => Number(Number(x).toFixed(3));
 
 /**
+ * A reference configuration more than twice as slow as another: a set-up fault. Carries every figure measured so
+ * far; bench/run.ts prints them as the JSON line (with `setup_fault`) and exits non-zero.
+ */
+export class BenchSetupFault extends Error {
+  constructor(
+    message: string,
+    readonly figures: Json,
+  ) {
+    super(message);
+    this.name = 'BenchSetupFault';
+  }
+}
+
+/**
  * Times `tools/<script> ...args --threads T` for every thread count (1 and all cores unless given) and picks the
  * fastest; throws when one configuration is more than twice as slow as another (a set-up fault, not a result).
  */
@@ -85,6 +99,8 @@ export function torchReference(
   script: string,
   args: readonly string[],
   threads: readonly number[] = referenceThreads(),
+  /** Flaneur's figures already measured, kept in the JSON if the reference turns out set up unfairly. */
+  ours: Json = {},
 ): Reference {
   const runs = threads.map((t) => {
     const res = runJson(
@@ -108,9 +124,9 @@ export function torchReference(
     torch_peak_rss_mb_by_threads: Object.fromEntries(runs.map((x) => [String(x.threads), r3(x.peak_rss_mb)])),
   };
   if (worst.s_per_step > 2 * best.s_per_step) {
-    console.error(JSON.stringify(summary));
-    throw new Error(
+    throw new BenchSetupFault(
       `${label}: PyTorch at ${worst.threads} thread(s) took ${r3(worst.s_per_step)} s against ${r3(best.s_per_step)} s at ${best.threads}: more than twice as slow means the reference is set up unfairly (oversubscribed threads, or another process hogging the cores), so no ratio is reported`,
+      { bench: label, ...ours, torch_s_per_step_best: r3(best.s_per_step), ...summary, ...machine() },
     );
   }
   return { best, runs, summary };

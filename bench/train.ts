@@ -12,7 +12,7 @@ export async function benchTrain(): Promise<Record<string, unknown>> {
   console.error(
     `train: ours ${Number(ours.s_per_step).toFixed(2)} s/step (${ours.provider}, ${ours.threads} threads), peak RSS ${Number(ours.peak_rss_mb).toFixed(0)} MB`,
   );
-  const torch = torchReference('train', 'train_reference.py', ['--bench']);
+  const torch = torchReference('train', 'train_reference.py', ['--bench'], undefined, ours);
   const r = (x: unknown) => Number(Number(x).toFixed(3));
   return {
     model: 'vit_ti16',
