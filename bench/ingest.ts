@@ -8,8 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { findBinaries } from '../native/media/ffmpeg.js';
-
-const ROOT = path.resolve(import.meta.dirname, '..');
+import { machine, oursWorker } from './reference.js';
 
 function makeVideos(dir: string, minutes: number): { ten: string; sixty: string } {
   const ff = findBinaries().ffmpeg.path;
@@ -70,21 +69,40 @@ function plainFfmpeg(video: string): Promise<{ s: number; frames: number }> {
 }
 
 function ours(video: string, dir: string): { state: string; s: number; frames: number; peak_rss_mb: number } {
-  const out = execFileSync(
-    process.execPath,
-    ['--import', 'tsx', path.join(ROOT, 'bench', 'ingest-worker.ts'), video, dir],
-    {
-      cwd: ROOT,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-      maxBuffer: 1 << 20,
-    },
-  );
-  return JSON.parse(out.trim().split('\n').pop() as string);
+  return oursWorker('ingest-worker.ts', [video, dir]) as {
+    state: string;
+    s: number;
+    frames: number;
+    peak_rss_mb: number;
+  };
 }
 
+/**
+ * Feature extraction of the ingested synthetic tour end to end (the `features.extract` job: stored frames read,
+ * preprocessed, the model, tokens stored) against the model alone on inputs prepared beforehand, same session
+ * shape and batch (bench/extract-worker.ts, its own process).
+ */
+function extraction(): Record<string, unknown> {
+  const res = oursWorker('extract-worker.ts');
+  console.error(
+    `ingest: extraction ${Number(res.extract_fps).toFixed(2)} frames/s, model alone ${Number(res.model_only_fps).toFixed(2)} frames/s`,
+  );
+  const r = (x: unknown) => Number(Number(x).toFixed(3));
+  return {
+    extract_ratio_vs_model_only: r(res.extract_ratio_vs_model_only),
+    extract_fps: r(res.extract_fps),
+    extract_model_only_fps: r(res.model_only_fps),
+    extract_frames: res.frames,
+    extract_input: res.input,
+    extract_batch: res.batch,
+    extract_threads: res.threads,
+  };
+}
+
+/** `npm run bench -- ingest [minutes] [--extract-only]` */
 export async function benchIngest(args: string[]): Promise<Record<string, unknown>> {
-  const minutes = Number(args[0] ?? 10);
+  if (args.includes('--extract-only')) return { ...extraction(), ...machine() };
+  const minutes = Number(args.find((a) => !a.startsWith('--')) ?? 10);
   const cache = path.join(os.tmpdir(), 'flaneur-bench-ingest');
   fs.mkdirSync(cache, { recursive: true });
   const { ten, sixty } = makeVideos(cache, minutes);
@@ -112,6 +130,8 @@ export async function benchIngest(args: string[]): Promise<Record<string, unknow
       rss_ratio_60_vs_10: r(b.peak_rss_mb / a.peak_rss_mb),
       frames_60min: b.frames,
       s_ours_60min: r(b.s),
+      ...extraction(),
+      ...machine(),
     };
   } finally {
     fs.rmSync(work, { recursive: true, force: true });

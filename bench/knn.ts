@@ -3,15 +3,13 @@
  * normalised vectors — ours (MatMul + TopK graph, chunked) vs PyTorch 1.13 doing the same chunked matmul + topk on
  * the same data (tools/knn_reference.py). Also the approximate index (IVF) at 10^6: recall@30 against exact, speed-up.
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Rng } from '../native/base/rng.js';
 import { IvfIndex } from '../native/features/ivf.js';
 import { ExactKnn, l2normalizeRows, makeBank } from '../native/features/knn.js';
-
-const ROOT = path.resolve(import.meta.dirname, '..');
+import { machine, median, torchReference } from './reference.js';
 
 /** Clustered data (as patch features are): gaussian blobs around 1000 centres. */
 function data(n: number, dim: number, seed: number): Float32Array {
@@ -25,20 +23,13 @@ function data(n: number, dim: number, seed: number): Float32Array {
   return l2normalizeRows(out, dim);
 }
 
-function torchQps(q: Float32Array, bank: Float32Array, dim: number, k: number, dir: string, threads: number): number {
+/** PyTorch's chunked matmul + topk on the same data, at 1 thread and all cores (the fair harness). */
+function torchKnn(q: Float32Array, bank: Float32Array, dim: number, k: number, dir: string) {
   const qf = path.join(dir, 'q.f32');
   const bf = path.join(dir, 'b.f32');
   fs.writeFileSync(qf, Buffer.from(q.buffer, q.byteOffset, q.byteLength));
   fs.writeFileSync(bf, Buffer.from(bank.buffer, bank.byteOffset, bank.byteLength));
-  const out = execFileSync(
-    '/usr/bin/python3',
-    [path.join(ROOT, 'tools', 'knn_reference.py'), qf, bf, String(dim), String(k), '--threads', String(threads)],
-    {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  return (JSON.parse(out.trim().split('\n').pop() as string) as { qps: number }).qps;
+  return torchReference('knn', 'knn_reference.py', [qf, bf, String(dim), String(k)]);
 }
 
 export async function benchKnn(args: string[]): Promise<Record<string, unknown>> {
@@ -50,7 +41,7 @@ export async function benchKnn(args: string[]): Promise<Record<string, unknown>>
   const r = (x: number) => Number(x.toFixed(1));
   try {
     const queries = data(nq, dim, 1);
-    const out: Record<string, unknown> = { dim, k, queries: nq };
+    const out: Record<string, unknown> = { dim, k, queries: nq, threads: os.availableParallelism() };
     const full = data(1_000_000, dim, 2);
     let exact1e6: Awaited<ReturnType<ExactKnn['search']>> | null = null;
     for (const [label, n] of [
@@ -61,23 +52,21 @@ export async function benchKnn(args: string[]): Promise<Record<string, unknown>>
       const bankVecs = full.subarray(0, n * dim);
       const bank = makeBank(bankVecs, dim);
       await knn.search(queries.subarray(0, 8 * dim), bank, k); // warm-up
-      let best = Number.POSITIVE_INFINITY;
-      for (let rep = 0; rep < (n < 1_000_000 ? 2 : 1); rep++) {
+      const runs: number[] = [];
+      for (let rep = 0; rep < (n < 1_000_000 ? 3 : 1); rep++) {
         const t0 = performance.now();
         const res = await knn.search(queries, bank, k);
-        best = Math.min(best, (performance.now() - t0) / 1000);
+        runs.push((performance.now() - t0) / 1000);
         if (n === 1_000_000) exact1e6 = res;
       }
+      const best = median(runs);
       out[`bank_${label}_qps`] = r(nq / best);
       console.error(`knn: ours, bank ${label}: ${(nq / best).toFixed(0)} queries/s`);
       if (n === 100_000) {
-        const threads = os.availableParallelism();
-        const t1 = torchQps(queries, bankVecs, dim, k, dir, 1);
-        const tn = torchQps(queries, bankVecs, dim, k, dir, threads);
-        out.torch_bank_1e5_qps = r(Math.max(t1, tn));
-        out.torch_threads = t1 > tn ? 1 : threads;
-        out.ratio_vs_torch_1e5 = Number((nq / best / Math.max(t1, tn)).toFixed(3));
-        console.error(`knn: torch 1e5: ${t1.toFixed(0)} q/s (1 thread), ${tn.toFixed(0)} q/s (${threads} threads)`);
+        const torch = torchKnn(queries, bankVecs, dim, k, dir);
+        out.torch_bank_1e5_qps = r(nq / torch.best.s_per_step);
+        Object.assign(out, torch.summary);
+        out.ratio_vs_torch_1e5 = Number((torch.best.s_per_step / best).toFixed(3));
       }
     }
 
@@ -103,7 +92,7 @@ export async function benchKnn(args: string[]): Promise<Record<string, unknown>>
     }
     out.ivf_lists = 1024;
     out.ivf_build_s = r(buildS);
-    return out;
+    return { ...out, ...machine() };
   } finally {
     await knn.release();
     fs.rmSync(dir, { recursive: true, force: true });

@@ -23,6 +23,7 @@ import {
 import { buildNecoStep, type NecoStepConfig, NecoStepRunner, necoParamShapes } from '../native/train/neco-step.js';
 import { initialState } from '../native/train/step-runner.js';
 import { initParams } from '../native/train/train-dino.js';
+import { median } from './reference.js';
 import { printStep } from './step-common.js';
 
 const timed = Math.max(1, Number(process.argv[2] ?? 2));
@@ -120,9 +121,9 @@ for (let i = 0; i <= timed; i++) {
   }
 }
 await runner.release();
-printStep(times, build, runner.provider, {
-  host_s: Math.min(...hostTimes),
+printStep(times, build, runner, {
+  host_s: median(hostTimes),
   s_per_step_mean: times.reduce((a, b) => a + b, 0) / times.length,
-  cpu_s_per_step: Math.min(...cpuTimes),
+  cpu_s_per_step: median(cpuTimes),
   loss: losses[losses.length - 1] as number,
 });

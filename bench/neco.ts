@@ -6,10 +6,10 @@
  *    100 for student and teacher; loss, backward, AdamW with backbone and head rates, EMA): ours
  *    (bench/neco-worker.ts: host crops/RoI matrices/queue + the step graph on onnxruntime-node) vs PyTorch 1.13
  *    (tools/neco_reference.py --bench: the official code's algorithm, RoI-align matrices cached as torchvision's
- *    kernel would cost ~nothing), same machine, same run; torch at 1 thread by default (`--torch-threads 1,2`:
- *    the fastest of those; on this project's loaded 2-core machine 2 threads took 98-125 s a step against 14 s
- *    for 1 thread, OpenMP threads spinning against the other processes). Wall seconds (the ratio) and process
- *    CPU seconds (less sensitive to other processes on a shared machine).
+ *    kernel would cost ~nothing), same machine, same run; torch at 1 thread and all cores through the fair
+ *    harness (bench/reference.ts: thread variables set before torch loads, warm-up, median; the fastest is the
+ *    reference; `--torch-threads 1,2` picks the counts). Wall seconds (the ratio) and process CPU seconds (less
+ *    sensitive to other processes on a shared machine).
  * 2. A short adaptation on the synthetic walking tour (tests/fixtures/synthetic/tour.mp4 at 10 fps, its frames as
  *    the project's data) of the bundled model (models/default, ViT-Ti/16) and of a random-init ViT-S/16 (the
  *    init of bench/segment.ts), through the app's own `train.start` with `neco` settings (official defaults unless
@@ -24,7 +24,6 @@
  * minutes in all on this project's loaded 2-core machine); --step-steps: timed steps of part 1 (default 2, after one
  * untimed step each).
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -33,16 +32,9 @@ import { encodeSafetensors } from '../native/models/safetensors.js';
 import { presetConfig, vitParamShapes } from '../native/models/vit.js';
 import { initParams } from '../native/train/train-dino.js';
 import { tempEngine } from './engine.js';
+import { machine, oursWorker, ROOT, torchReference } from './reference.js';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
 const BUNDLED = path.join(ROOT, 'models', 'default', 'flaneur-vit-ti16-dora-vtest.safetensors');
-
-type Json = Record<string, number | string>;
-
-function run(cmd: string, args: string[]): Json {
-  const out = execFileSync(cmd, args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  return JSON.parse(out.trim().split('\n').pop() as string);
-}
 
 function flag(args: string[], name: string): number | undefined {
   const i = args.indexOf(name);
@@ -55,41 +47,28 @@ function flag(args: string[], name: string): number | undefined {
 const r3 = (x: unknown) => Number(Number(x).toFixed(3));
 const pct = (x: number) => Number((100 * x).toFixed(2));
 
-async function stepPart(steps: number, threads: number[]): Promise<Record<string, unknown>> {
-  const ours = run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'neco-worker.ts'), String(steps)]);
+async function stepPart(steps: number, threads: number[] | undefined): Promise<Record<string, unknown>> {
+  const ours = oursWorker('neco-worker.ts', [String(steps)]);
   console.error(
-    `neco: ours ${r3(ours.s_per_step)} s/step (${r3(ours.cpu_s_per_step)} CPU s, host part ${r3(ours.host_s)} s)`,
+    `neco: ours ${r3(ours.s_per_step)} s/step (${r3(ours.cpu_s_per_step)} CPU s, host part ${r3(ours.host_s)} s, ${ours.threads} threads), peak RSS ${Number(ours.peak_rss_mb).toFixed(0)} MB`,
   );
-  const torchRun = (threads: number) =>
-    run('/usr/bin/python3', [
-      path.join(ROOT, 'tools', 'neco_reference.py'),
-      '--bench',
-      '--steps',
-      String(steps),
-      '--threads',
-      String(threads),
-    ]);
-  const runs = threads.map((t) => {
-    const res = torchRun(t);
-    console.error(
-      `neco: torch ${res.threads} thread(s) ${r3(res.s_per_step)} s/step (${r3(res.cpu_s_per_step)} CPU s)`,
-    );
-    return res;
-  });
-  const torch = runs.reduce((a, b) => (Number(b.s_per_step) < Number(a.s_per_step) ? b : a));
+  const torch = torchReference('neco', 'neco_reference.py', ['--bench', '--steps', String(steps)], threads, ours);
+  const best = torch.best;
   return {
     s_per_step: r3(ours.s_per_step),
-    torch_s_per_step: r3(torch.s_per_step),
-    ratio_vs_torch: r3(Number(ours.s_per_step) / Number(torch.s_per_step)),
+    runs_s: ours.runs_s,
+    threads: ours.threads,
+    torch_s_per_step: r3(best.s_per_step),
+    ...torch.summary,
+    ratio_vs_torch: r3(Number(ours.s_per_step) / best.s_per_step),
     cpu_s_per_step: r3(ours.cpu_s_per_step),
-    torch_cpu_s_per_step: r3(torch.cpu_s_per_step),
-    cpu_ratio_vs_torch: r3(Number(ours.cpu_s_per_step) / Number(torch.cpu_s_per_step)),
+    torch_cpu_s_per_step: r3(best.cpu_s_per_step),
+    cpu_ratio_vs_torch: r3(Number(ours.cpu_s_per_step) / Number(best.cpu_s_per_step)),
     host_s: r3(ours.host_s),
-    torch_threads: torch.threads,
-    torch_s_per_step_by_threads: Object.fromEntries(runs.map((x) => [String(x.threads), r3(x.s_per_step)])),
     timed_steps: steps,
     peak_rss_mb: r3(ours.peak_rss_mb),
-    torch_peak_rss_mb: r3(torch.peak_rss_mb),
+    torch_peak_rss_mb: r3(best.peak_rss_mb),
+    rss_ratio_vs_torch: r3(Number(ours.peak_rss_mb) / best.peak_rss_mb),
     graph_build_s: r3(ours.build_s),
     provider: ours.provider,
   };
@@ -225,8 +204,8 @@ export async function benchNeco(args: string[]): Promise<Record<string, unknown>
       ? String(args[ti + 1])
           .split(',')
           .map((x) => (x === 'all' ? os.availableParallelism() : Number(x)))
-      : [1];
-  if (threads.some((t) => !Number.isInteger(t) || t < 1))
+      : undefined;
+  if (threads?.some((t) => !Number.isInteger(t) || t < 1))
     throw new Error(`bench neco: --torch-threads takes thread counts like 1,2 or all, not ${args[ti + 1]}`);
   const step = args.includes('--no-step') ? {} : await stepPart(flag(args, '--step-steps') ?? 2, threads);
   const adapt = args.includes('--no-adapt') ? null : await adaptPart({ stepsTi, stepsS, batch, globalSize, neco });
@@ -261,7 +240,6 @@ export async function benchNeco(args: string[]): Promise<Record<string, unknown>
         }
       : {}),
     total_s: Number(((performance.now() - t0) / 1000).toFixed(0)),
-    load_average: os.loadavg().map((x) => Number(x.toFixed(1))),
-    cores: os.availableParallelism(),
+    ...machine(),
   };
 }

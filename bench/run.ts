@@ -13,6 +13,7 @@ import { benchIngest } from './ingest.js';
 import { benchKnn } from './knn.js';
 import { benchMap } from './map.js';
 import { benchNeco } from './neco.js';
+import { BenchSetupFault } from './reference.js';
 import { benchResponsiveness } from './responsiveness.js';
 import { benchSegment } from './segment.js';
 import { benchSharelock } from './sharelock.js';
@@ -46,5 +47,12 @@ if (!bench) {
   console.error(`usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> [options]`);
   process.exit(2);
 }
-const result = await bench(rest);
-console.log(JSON.stringify(result));
+try {
+  console.log(JSON.stringify(await bench(rest)));
+} catch (err) {
+  if (!(err instanceof BenchSetupFault)) throw err;
+  // Every figure measured, with the reason no ratio is given.
+  console.error(err.message);
+  console.log(JSON.stringify({ setup_fault: err.message, ...err.figures }));
+  process.exit(1);
+}

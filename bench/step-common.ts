@@ -9,6 +9,7 @@ import { presetConfig } from '../native/models/vit.js';
 import { dinoParamShapes } from '../native/train/dino-step.js';
 import { initialState } from '../native/train/step-runner.js';
 import { initParams } from '../native/train/train-dino.js';
+import { median } from './reference.js';
 
 export const BENCH_VIT = presetConfig('vit_ti16');
 export const BENCH_HEAD: DinoHeadConfig = { inDim: 192, hiddenDim: 2048, bottleneckDim: 256, outDim: 4096, layers: 3 };
@@ -26,14 +27,24 @@ export function benchState(graph: Parameters<typeof initialState>[0], rng: Rng) 
   return initialState(graph, initParams(dinoParamShapes({ vit: BENCH_VIT, head: BENCH_HEAD }), rng));
 }
 
-/** The worker's result line: the fastest step, the build time and peak RSS, and whatever else it measured. */
-export function printStep(times: number[], build: number, provider: string, extra: Record<string, number> = {}) {
+/**
+ * The worker's result line: the median timed step (after the warm-up steps the caller left out), every timed
+ * step, the build time, the provider and intra-op threads, peak RSS, and whatever else it measured.
+ */
+export function printStep(
+  times: number[],
+  build: number,
+  runner: { provider: string; threads: number },
+  extra: Record<string, number> = {},
+) {
   console.log(
     JSON.stringify({
-      s_per_step: Math.min(...times),
+      s_per_step: median(times),
+      runs_s: times.map((t) => Number(t.toFixed(4))),
       ...extra,
       build_s: build,
-      provider,
+      provider: runner.provider,
+      threads: runner.threads,
       peak_rss_mb: process.resourceUsage().maxRSS / 1024,
     }),
   );

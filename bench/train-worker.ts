@@ -21,9 +21,11 @@ const rng = new Rng(1);
 const state = benchState(graph, rng);
 const globals = new Float32Array(32 * 3 * 224 * 224).map(() => rng.normal());
 const times: number[] = [];
-for (let i = 0; i < 5; i++) {
+// `node --import tsx bench/train-worker.ts [steps]`: 1 warm-up step + the timed ones (default 4).
+const steps = 1 + Math.max(1, Number(process.argv[2] ?? 4));
+for (let i = 0; i < steps; i++) {
   const s = performance.now();
   await runner.step(state, { globals }, BENCH_SCALARS);
   if (i > 0) times.push((performance.now() - s) / 1000);
 }
-printStep(times, build, runner.provider);
+printStep(times, build, runner);

@@ -1,6 +1,7 @@
 /**
- * ViT-S/16 at 224 px: our graph (built from the same weights) vs the same architecture exported by torch.onnx,
- * both in onnxruntime-node with the same session options, in this process. Needs Debian's python3-torch to export
+ * ViT-S/16 at 224 px (and 224x392): our graph (built from the same weights, with ONNX Runtime's fused kernels) vs
+ * the same architecture exported by torch.onnx, both in onnxruntime-node with the same session options (all cores;
+ * the thread count is in the JSON), in this process, interleaved, median of several rounds. Needs Debian's python3-torch to export
  * the reference once (tools/export_vit_onnx.py); the files are cached in the temp folder.
  */
 import { execFileSync } from 'node:child_process';
@@ -10,16 +11,20 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { importViTFile } from '../native/models/import-vit.js';
 import { buildViTOnnx } from '../native/models/vit-onnx.js';
+import { machine, median, ROOT, TORCH_PYTHON } from './reference.js';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
-
-function ensureReference(dir: string, preset: string): void {
-  if (fs.existsSync(path.join(dir, `${preset}.torch.onnx`))) return;
-  console.error(`vit: exporting the torch.onnx reference into ${dir} (python3-torch)…`);
+/** The torch.onnx export of the reference at `h`x`w` (the same random weights at every size: seed 7). */
+function ensureReference(dir: string, preset: string, h: number, w: number): string {
+  const file = path.join(dir, h === 224 && w === 224 ? `${preset}.torch.onnx` : `${preset}.${h}x${w}.torch.onnx`);
+  if (fs.existsSync(file)) return file;
+  console.error(`vit: exporting the torch.onnx reference at ${h}x${w} into ${dir} (python3-torch)…`);
   try {
-    execFileSync('/usr/bin/python3', [path.join(ROOT, 'tools', 'export_vit_onnx.py'), dir, '--preset', preset], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+    execFileSync(
+      TORCH_PYTHON,
+      [path.join(ROOT, 'tools', 'export_vit_onnx.py'), dir, '--preset', preset, '--size', `${h}x${w}`],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
+    return file;
   } catch (err) {
     throw new Error(
       `The vit benchmark needs Debian's python3-torch and python3-onnx (apt-get install python3-torch python3-onnx libopenblas0-pthread): ${(err as Error).message}`,
@@ -27,11 +32,17 @@ function ensureReference(dir: string, preset: string): void {
   }
 }
 
-async function throughput(session: ort.InferenceSession, batch: number, seconds: number): Promise<number> {
+async function throughput(
+  session: ort.InferenceSession,
+  batch: number,
+  seconds: number,
+  h: number,
+  w: number,
+): Promise<number> {
   const x = new ort.Tensor(
     'float32',
-    new Float32Array(batch * 3 * 224 * 224).map((_, i) => Math.sin(i)),
-    [batch, 3, 224, 224],
+    new Float32Array(batch * 3 * h * w).map((_, i) => Math.sin(i)),
+    [batch, 3, h, w],
   );
   await session.run({ pixels: x }); // warm-up
   let n = 0;
@@ -43,62 +54,125 @@ async function throughput(session: ort.InferenceSession, batch: number, seconds:
   return n / ((performance.now() - t0) / 1000);
 }
 
+interface SizeResult {
+  b1: number;
+  b16: number;
+  torch1: number;
+  torch16: number;
+  rounds: Record<string, number[]>;
+  maxDiff: number;
+  buildMs: number;
+  bytes: number;
+}
+
+/** Ours (fused or plain) against the torch.onnx export at one input size: median of `rounds` interleaved rounds. */
+async function benchSize(
+  model: ReturnType<typeof importViTFile>,
+  reference: string,
+  h: number,
+  w: number,
+  o: { seconds: number; rounds: number; fused: boolean; batch1: boolean; options: ort.InferenceSession.SessionOptions },
+): Promise<SizeResult> {
+  const t0 = performance.now();
+  const ours = buildViTOnnx(model, { height: h, width: w, outputs: { cls: true }, fused: o.fused });
+  const buildMs = performance.now() - t0;
+  const oursSession = await ort.InferenceSession.create(ours, o.options);
+  const torchSession = await ort.InferenceSession.create(reference, o.options);
+  // Same numbers from both graphs?
+  const probe = new ort.Tensor(
+    'float32',
+    new Float32Array(2 * 3 * h * w).map((_, i) => Math.cos(i * 0.37)),
+    [2, 3, h, w],
+  );
+  const a = (await oursSession.run({ pixels: probe })).cls?.data as Float32Array;
+  const b = (await torchSession.run({ pixels: probe })).cls?.data as Float32Array;
+  let maxDiff = 0;
+  for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs((a[i] as number) - (b[i] as number)));
+  // Interleaved so drift on a shared machine hits both; the median of the rounds.
+  const rounds: Record<string, number[]> = { ours1: [], torch1: [], ours16: [], torch16: [] };
+  for (let round = 0; round < o.rounds; round++) {
+    if (o.batch1) {
+      rounds.ours1?.push(await throughput(oursSession, 1, o.seconds, h, w));
+      rounds.torch1?.push(await throughput(torchSession, 1, o.seconds, h, w));
+    }
+    rounds.ours16?.push(await throughput(oursSession, 16, o.seconds, h, w));
+    rounds.torch16?.push(await throughput(torchSession, 16, o.seconds, h, w));
+    console.error(
+      `vit ${h}x${w}: round ${round + 1}: ${Object.entries(rounds)
+        .map(([k, v]) => `${k} ${v.at(-1)?.toFixed(2) ?? '-'}`)
+        .join(', ')} img/s (load ${os.loadavg()[0]?.toFixed(1)})`,
+    );
+  }
+  await oursSession.release();
+  await torchSession.release();
+  const med = (k: string) => ((rounds[k]?.length ?? 0) > 0 ? median(rounds[k] as number[]) : Number.NaN);
+  return {
+    b1: med('ours1'),
+    b16: med('ours16'),
+    torch1: med('torch1'),
+    torch16: med('torch16'),
+    rounds,
+    maxDiff,
+    buildMs,
+    bytes: ours.length,
+  };
+}
+
+/**
+ *   npm run bench -- vit [preset] [seconds] [--rounds N] [--plain] [--no-wide] [--no-b1]
+ *
+ * ViT-S/16 at 224x224 (batch 1 and 16) and 224x392 (batch 16); `--plain` builds our graph without ONNX Runtime's
+ * fused kernels (the unfused graph, for comparison).
+ */
 export async function benchVit(args: string[]): Promise<Record<string, unknown>> {
-  const preset = args[0] ?? 'vit_s16';
-  const seconds = Number(args[1] ?? 4);
+  const positional = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--rounds');
+  const preset = positional[0] ?? 'vit_s16';
+  const seconds = Number(positional[1] ?? 4);
+  const ri = args.indexOf('--rounds');
+  const rounds = ri >= 0 ? Number(args[ri + 1]) : 3;
+  const fused = !args.includes('--plain');
   const dir = path.join(os.tmpdir(), 'flaneur-bench-vit');
-  ensureReference(dir, preset);
-  const threads = os.cpus().length;
+  const threads = os.availableParallelism();
   const options: ort.InferenceSession.SessionOptions = {
     executionProviders: ['cpu'],
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
   };
+  const square = ensureReference(dir, preset, 224, 224);
+  const wideRef = args.includes('--no-wide') ? null : ensureReference(dir, preset, 224, 392);
   const model = importViTFile(path.join(dir, `${preset}.official.safetensors`));
-  const t0 = performance.now();
-  const ours = buildViTOnnx(model, { height: 224, width: 224, outputs: { cls: true } });
-  const buildMs = performance.now() - t0;
-  const oursSession = await ort.InferenceSession.create(ours, options);
-  const torchSession = await ort.InferenceSession.create(path.join(dir, `${preset}.torch.onnx`), options);
-
-  // Same numbers from both graphs?
-  const probe = new ort.Tensor(
-    'float32',
-    new Float32Array(2 * 3 * 224 * 224).map((_, i) => Math.cos(i * 0.37)),
-    [2, 3, 224, 224],
-  );
-  const a = (await oursSession.run({ pixels: probe })).cls?.data as Float32Array;
-  const b = (await torchSession.run({ pixels: probe })).cls?.data as Float32Array;
-  let maxDiff = 0;
-  for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs((a[i] as number) - (b[i] as number)));
-
-  // Interleave the measurements so drift on a shared machine hits both; keep the best of two rounds.
-  const best = { ours1: 0, ours16: 0, torch1: 0, torch16: 0 };
-  for (let round = 0; round < 2; round++) {
-    best.ours1 = Math.max(best.ours1, await throughput(oursSession, 1, seconds));
-    best.torch1 = Math.max(best.torch1, await throughput(torchSession, 1, seconds));
-    best.ours16 = Math.max(best.ours16, await throughput(oursSession, 16, seconds));
-    best.torch16 = Math.max(best.torch16, await throughput(torchSession, 16, seconds));
-    console.error(
-      `vit: round ${round + 1}: ours b1 ${best.ours1.toFixed(1)} b16 ${best.ours16.toFixed(1)} | torch.onnx b1 ${best.torch1.toFixed(1)} b16 ${best.torch16.toFixed(1)} img/s`,
-    );
-  }
-  await oursSession.release();
-  await torchSession.release();
-  const r = (x: number) => Number(x.toFixed(2));
+  const o = { seconds, rounds, fused, options };
+  const s = await benchSize(model, square, 224, 224, { ...o, batch1: !args.includes('--no-b1') });
+  const wide = wideRef ? await benchSize(model, wideRef, 224, 392, { ...o, batch1: false }) : null;
+  const r = (x: number) => Number(x.toFixed(3));
   return {
     model: preset,
     input: 224,
+    fused_kernels: fused,
     threads,
-    graph_build_ms: r(buildMs),
-    onnx_bytes_ours: ours.length,
-    max_abs_diff_cls_vs_torch_onnx: maxDiff,
-    imgs_per_s_b1: r(best.ours1),
-    imgs_per_s_b16: r(best.ours16),
-    torch_onnx_imgs_per_s_b1: r(best.torch1),
-    torch_onnx_imgs_per_s_b16: r(best.torch16),
-    ratio_vs_torch_onnx: r(best.ours16 / best.torch16),
-    ratio_vs_torch_onnx_b1: r(best.ours1 / best.torch1),
+    torch_onnx_threads: threads,
+    rounds,
+    seconds_per_measure: seconds,
+    graph_build_ms: r(s.buildMs),
+    onnx_bytes_ours: s.bytes,
+    max_abs_diff_cls_vs_torch_onnx: s.maxDiff,
+    imgs_per_s_b1: r(s.b1),
+    imgs_per_s_b16: r(s.b16),
+    torch_onnx_imgs_per_s_b1: r(s.torch1),
+    torch_onnx_imgs_per_s_b16: r(s.torch16),
+    ratio_vs_torch_onnx: r(s.b16 / s.torch16),
+    ratio_vs_torch_onnx_b1: r(s.b1 / s.torch1),
+    rounds_imgs_per_s: s.rounds,
+    ...(wide
+      ? {
+          imgs_per_s_b16_224x392: r(wide.b16),
+          torch_onnx_imgs_per_s_b16_224x392: r(wide.torch16),
+          ratio_vs_torch_onnx_224x392: r(wide.b16 / wide.torch16),
+          max_abs_diff_cls_vs_torch_onnx_224x392: wide.maxDiff,
+          rounds_imgs_per_s_224x392: wide.rounds,
+        }
+      : {}),
+    ...machine(),
   };
 }

@@ -3,10 +3,10 @@
 Exports the reference ViT (tools/vit_reference.py) with torch.onnx for the `vit` benchmark, and times PyTorch
 itself on the same model and inputs.
 
-  /usr/bin/python3 tools/export_vit_onnx.py OUT_DIR [--preset vit_s16] [--time [--threads N]]
+  /usr/bin/python3 tools/export_vit_onnx.py OUT_DIR [--preset vit_s16] [--size HxW] [--time [--threads N]]
 
 Writes OUT_DIR/<preset>.official.safetensors (random weights, official names) and OUT_DIR/<preset>.torch.onnx
-(opset 17, dynamic batch, output "cls"). With --time, prints one JSON line with PyTorch's images/s at batch 1 and 16.
+(opset 17, dynamic batch, output "cls"; traced at 224x224, or at --size as OUT_DIR/<preset>.HxW.torch.onnx). With --time, prints one JSON line with PyTorch's images/s at batch 1 and 16.
 """
 import json
 import os
@@ -42,9 +42,18 @@ def main():
     m = ViT(**kw).eval()
     randomize(m, torch.Generator().manual_seed(7))
     safetensors_io.save(os.path.join(out, f"{preset}.official.safetensors"), official_state(m), {"heads": kw["heads"]})
-    x = torch.randn(1, 3, 224, 224)
+    size = sys.argv[sys.argv.index("--size") + 1] if "--size" in sys.argv else "224x224"
+    h, w = (int(v) for v in size.split("x"))
+    x = torch.randn(1, 3, h, w)
+    name = f"{preset}.torch.onnx" if (h, w) == (224, 224) else f"{preset}.{h}x{w}.torch.onnx"
+    if (h, w) != (224, 224):
+        # torch 1.13 cannot trace the bicubic interpolation with per-axis scale factors: the position embeddings of
+        # this grid are computed eagerly and traced as a constant (the graph is for this input size anyway).
+        with torch.no_grad():
+            pos = m.interpolate_pos(h // kw["patch"], w // kw["patch"]).detach().clone()
+        m.interpolate_pos = lambda gh, gw: pos
     torch.onnx.export(
-        ClsOnly(m), (x,), os.path.join(out, f"{preset}.torch.onnx"), opset_version=17,
+        ClsOnly(m), (x,), os.path.join(out, name), opset_version=17,
         input_names=["pixels"], output_names=["cls"], dynamic_axes={"pixels": {0: "batch"}, "cls": {0: "batch"}},
     )
     if "--time" in sys.argv:

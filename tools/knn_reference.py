@@ -5,26 +5,28 @@ the queries exactly as Flaneur's graph does, on the same data (raw float32 files
 
   /usr/bin/python3 tools/knn_reference.py QUERIES.f32 BANK.f32 DIM K [--threads N]
 
-Prints one JSON line: queries per second (best of 2 runs).
+Prints one JSON line: queries per second (median of 3 runs after a warm-up run), seconds per run as s_per_step.
 """
 import json
+import os
 import sys
 import time
 
-import numpy as np
-import torch
+sys.path.insert(0, os.path.dirname(__file__))
+import bench_threads  # noqa: E402  (before torch: --threads sets the BLAS/OpenMP thread variables)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 
 def main():
     qf, bf, dim, k = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    if "--threads" in sys.argv:
-        torch.set_num_threads(int(sys.argv[sys.argv.index("--threads") + 1]))
+    bench_threads.configure(torch)
     q = torch.from_numpy(np.fromfile(qf, dtype=np.float32).reshape(-1, dim))
     b = torch.from_numpy(np.fromfile(bf, dtype=np.float32).reshape(-1, dim))
     chunk = 16384
     qbatch = max(1, (64 << 20) // (4 * min(chunk, b.shape[0])))
-    best = None
-    for _ in range(2):
+    times = []
+    for _ in range(4):
         t0 = time.perf_counter()
         with torch.no_grad():
             for q0 in range(0, q.shape[0], qbatch):
@@ -39,9 +41,9 @@ def main():
                     else:
                         vals, order = torch.cat([vals, v], 1).topk(k, dim=1)
                         idx = torch.cat([idx, i], 1).gather(1, order)
-        dt = time.perf_counter() - t0
-        best = dt if best is None else min(best, dt)
-    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "qps": q.shape[0] / best, "s": best}))
+        times.append(time.perf_counter() - t0)
+    s = bench_threads.median(times[1:])  # the first run warms up
+    print(json.dumps(bench_threads.timing(torch, times[1:], qps=q.shape[0] / s, s=s)))
 
 
 if __name__ == "__main__":

@@ -23,8 +23,10 @@ import math
 import os
 import sys
 
-import numpy as np
-import torch
+sys.path.insert(0, os.path.dirname(__file__))
+import bench_threads  # noqa: E402  (before numpy and torch: --threads sets the BLAS/OpenMP thread variables)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -359,7 +361,7 @@ def main():
     print("losses", losses)
 
 
-def bench(steps=3, threads=None):
+def bench(steps=3, warmup=1):
     """PyTorch timing of the step `npm run bench -- neco` times: ViT-S/16 (random init) student and EMA teacher,
     NeCo head (2048, 256), one image with 2 global crops (224) and 4 local crops (96), 10 crop pairs, queue draw,
     49 aligned patches, diff sort (steepness 100) for student and teacher, loss, backward, AdamW, EMA. The first
@@ -368,8 +370,7 @@ def bench(steps=3, threads=None):
     import resource
     global ROI_CACHE
     ROI_CACHE = {}
-    if threads:
-        torch.set_num_threads(threads)
+    bench_threads.configure(torch)
     vit = dict(patch=16, dim=384, depth=12, heads=6, mlp_hidden=1536, registers=0, layer_scale=False, eps=1e-6,
                pos_grid=14)
     head = dict(in_dim=384, hidden=2048, out=256)
@@ -390,7 +391,7 @@ def bench(steps=3, threads=None):
     gc, allb = gc[None], allb[None]
     queue = torch.nn.functional.normalize(torch.randn(8192, head["out"], generator=gen), dim=-1)
     times, cpu = [], []
-    for i in range(steps + 1):
+    for i in range(warmup + steps):
         t0 = time.perf_counter()
         c0 = time.process_time()
         with torch.no_grad():
@@ -405,19 +406,16 @@ def bench(steps=3, threads=None):
         with torch.no_grad():
             for ps, pt in zip(student.parameters(), teacher.parameters()):
                 pt.mul_(0.9995).add_(0.0005 * ps.detach())
-        if i > 0:
+        if i >= warmup:
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
         print(f"neco reference: step {i} {time.perf_counter() - t0:.2f} s, loss {loss.item():.4f}", file=sys.stderr,
               flush=True)
-    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "s_per_step": min(times),
-                      "s_per_step_mean": sum(times) / len(times), "cpu_s_per_step": min(cpu),
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps(bench_threads.timing(torch, times, cpu_s_per_step=bench_threads.median(cpu))))
 
 
 if __name__ == "__main__":
     if "--bench" in sys.argv:
-        bench(steps=int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else 3,
-              threads=int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else None)
+        bench(steps=int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else 3)
     else:
         main()

@@ -13,7 +13,9 @@ import math
 import os
 import sys
 
-import torch
+sys.path.insert(0, os.path.dirname(__file__))
+import bench_threads  # noqa: E402  (before torch: --threads sets the BLAS/OpenMP thread variables)
+import torch  # noqa: E402
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -160,11 +162,10 @@ def main():
 
 
 
-def bench_models(threads):
+def bench_models():
     """ViT-Ti/16 student and EMA teacher with the DINO head (2048, 256, 4096), AdamW, for the step benchmarks."""
     global HEAD
-    if threads:
-        torch.set_num_threads(threads)
+    bench_threads.configure(torch)
     vit = dict(patch=16, dim=192, depth=12, heads=3, mlp_hidden=768, registers=0, layer_scale=False, eps=1e-6, pos_grid=14)
     HEAD = dict(in_dim=192, hidden=2048, bottleneck=256, out=4096)
 
@@ -198,16 +199,14 @@ def update(student, teacher, params, opt, loss):
 
 
 def report(times):
-    import resource
-    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "s_per_step": min(times),
-                      "s_per_step_mean": sum(times) / len(times), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps(bench_threads.timing(torch, times)))
 
 
-def bench(steps=4, batch=32, threads=None):
+def bench(steps=4, batch=32, warmup=1):
     """PyTorch 1.13 timing of the same DINO-style step as `npm run bench -- train`: ViT-Ti/16 at 224 px, batch
     images as 2 global crops of batch/2 images, DINO head (2048, 256, 4096), loss, backward, clip, AdamW, EMA."""
     import time
-    student, teacher, params, opt, gen = bench_models(threads)
+    student, teacher, params, opt, gen = bench_models()
     x = torch.randn(batch, 3, 224, 224, generator=gen)
     center = torch.zeros(1, HEAD["out"])
 
@@ -217,24 +216,24 @@ def bench(steps=4, batch=32, threads=None):
         return 0.5 * (torch.sum(-t[0] * F.log_softmax(s[1], -1), -1).mean() + torch.sum(-t[1] * F.log_softmax(s[0], -1), -1).mean())
 
     times = []
-    for i in range(steps + 1):
+    for i in range(warmup + steps):
         t0 = time.perf_counter()
         with torch.no_grad():
             t_out = teacher(x)
         loss = loss_fn(student(x), t_out)
         update(student, teacher, params, opt, loss)
-        if i > 0:
+        if i >= warmup:
             times.append(time.perf_counter() - t0)
     report(times)
 
 
-def dora_bench(steps=3, frames=8, objects=3, threads=None):
+def dora_bench(steps=3, frames=8, objects=3, warmup=1):
     """PyTorch 1.13 timing of the same Dora step as `npm run bench -- dora`: ViT-Ti/16 at 224 px, one clip of
     `frames` frames; the teacher's forward gives its logits and last-block q, k, CLS attention; prototypes from
     `objects` heads on the first frame, Sinkhorn-Knopp (0.05, 30), masks by cross-attention on every frame,
     nearest-upsampled; the student on the objects x frames masked views; Dora loss, backward, clip, AdamW, EMA."""
     import time
-    student, teacher, params, opt, gen = bench_models(threads)
+    student, teacher, params, opt, gen = bench_models()
     x = torch.randn(frames, 3, 224, 224, generator=gen)
     center = torch.zeros(1, HEAD["out"])
     black = torch.full((1, 3, 1, 1), -2.0)
@@ -250,7 +249,7 @@ def dora_bench(steps=3, frames=8, objects=3, threads=None):
         return q * n
 
     times = []
-    for i in range(steps + 1):
+    for i in range(warmup + steps):
         t0 = time.perf_counter()
         with torch.no_grad():
             out = teacher.vit(x)
@@ -270,17 +269,16 @@ def dora_bench(steps=3, frames=8, objects=3, threads=None):
         tp = F.softmax((t_logits - center) / TEACHER_TEMP, dim=-1)
         loss = sum(torch.sum(-tp * F.log_softmax(c, -1), -1).mean() for c in s.chunk(objects)) / objects
         update(student, teacher, params, opt, loss)
-        if i > 0:
+        if i >= warmup:
             times.append(time.perf_counter() - t0)
     report(times)
 
 
 if __name__ == "__main__":
+    steps = int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else None
     if "--dora-bench" in sys.argv:
-        t = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else None
-        dora_bench(threads=t)
+        dora_bench(**({"steps": steps} if steps else {}))
     elif "--bench" in sys.argv:
-        t = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else None
-        bench(threads=t)
+        bench(**({"steps": steps} if steps else {}))
     else:
         main()

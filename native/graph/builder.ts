@@ -49,6 +49,14 @@ function normAxis(axis: number, rank: number): number {
   return axis < 0 ? axis + rank : axis;
 }
 
+/** A value several nodes compute that autodiff differentiates as one op (GraphBuilder.compositeOf). */
+export interface Composite {
+  op: string;
+  input: Value;
+  /** Intermediates the composite's gradient rule reads. */
+  saved: Value[];
+}
+
 export class GraphBuilder {
   private readonly nodes: Node[] = [];
   private readonly inputs: Value[] = [];
@@ -58,6 +66,7 @@ export class GraphBuilder {
   private readonly scopes: string[] = [];
   private counter = 0;
   private readonly constCache = new Map<string, Value>();
+  private readonly composites = new Map<string, Composite>();
 
   constructor(readonly name = 'graph') {}
 
@@ -105,6 +114,15 @@ export class GraphBuilder {
   /** The data of a constant (initializer), for rules that read shapes or indices. */
   constantData(name: string): TensorData | undefined {
     return this.initializers.get(name)?.data;
+  }
+
+  /**
+   * A value several nodes compute that autodiff differentiates as one op (rule `op` in autodiff/rules) from its
+   * input and the intermediates it names as saved, so the other intermediates are not kept for the backward pass.
+   * Undefined for an ordinary value.
+   */
+  compositeOf(name: string): Composite | undefined {
+    return this.composites.get(name);
   }
 
   /** Is this value an initializer (a constant of the graph)? */
@@ -316,11 +334,15 @@ export class GraphBuilder {
 
   /**
    * GELU, exact (erf) form: (x (1 + erf(x / sqrt 2))) 0.5, written in the order ONNX Runtime's GeluFusion
-   * recognises (Div, Erf, Add, Mul, Mul), so it becomes one fused (Bias)Gelu kernel.
+   * recognises (Div, Erf, Add, Mul, Mul), so it becomes one fused (Bias)Gelu kernel. A composite for autodiff: its
+   * gradient reads x and 1 + erf(x / sqrt 2) only (the other intermediates are not kept for the backward pass).
    */
   gelu(x: Value): Value {
     const t = this.erf(this.div(x, this.constFloat(Math.SQRT2)));
-    return this.mul(this.mul(x, this.add(t, this.constFloat(1))), this.constFloat(0.5));
+    const a = this.add(t, this.constFloat(1));
+    const y = this.mul(this.mul(x, a), this.constFloat(0.5));
+    this.composites.set(y.name, { op: 'Gelu', input: x, saved: [a] });
+    return y;
   }
 
   cast(x: Value, to: DType): Value {
@@ -392,6 +414,80 @@ export class GraphBuilder {
       axis: attr.int(-1),
       epsilon: attr.float(eps),
     });
+  }
+
+  // --- ONNX Runtime's fused CPU kernels (com.microsoft; inference only: autodiff has no rules for them) ---------
+
+  /**
+   * Self-attention with the QKV projection inside (com.microsoft Attention): x [B, S, D], weight [D, 3D] (in, out:
+   * q | k | v), bias [3D]; softmax(q k^T / sqrt(D / heads)) v per head, heads concatenated: [B, S, D].
+   */
+  fusedAttention(x: Value, weight: Value, bias: Value, heads: number, label?: string): Value {
+    const D = x.shape[x.shape.length - 1] as Dim;
+    const shapes = `${formatShape(x.shape)} weight ${formatShape(weight.shape)} bias ${formatShape(bias.shape)}`;
+    if (x.shape.length !== 3) this.fail('Attention', label, shapes, 'input must be [batch, tokens, dim]');
+    if (typeof D !== 'number' || D % heads !== 0)
+      this.fail('Attention', label, shapes, `dim ${D} does not split into ${heads} heads`);
+    if (!sameDim(weight.shape[0] as Dim, D) || !sameDim(weight.shape[1] as Dim, 3 * D) || bias.shape[0] !== 3 * D)
+      this.fail('Attention', label, shapes, 'weight must be [dim, 3 dim] and bias [3 dim]');
+    return this.node(
+      'Attention',
+      [x, weight, bias],
+      [{ dtype: x.dtype, shape: x.shape }],
+      {
+        num_heads: attr.int(heads),
+      },
+      'com.microsoft',
+    )[0] as Value;
+  }
+
+  /** com.microsoft MultiHeadAttention on projected q, k, v [B, S, D]: softmax(q k^T / sqrt(D / heads)) v per head. */
+  fusedMultiHeadAttention(q: Value, k: Value, v: Value, heads: number, label?: string): Value {
+    const shapes = `${formatShape(q.shape)} x ${formatShape(k.shape)} x ${formatShape(v.shape)}`;
+    if (q.shape.length !== 3 || k.shape.length !== 3 || v.shape.length !== 3)
+      this.fail('MultiHeadAttention', label, shapes, 'q, k and v must be [batch, tokens, dim]');
+    return this.node(
+      'MultiHeadAttention',
+      [q, k, v],
+      [{ dtype: q.dtype, shape: q.shape }],
+      {
+        num_heads: attr.int(heads),
+      },
+      'com.microsoft',
+    )[0] as Value;
+  }
+
+  /**
+   * com.microsoft SkipLayerNormalization: sum = x + skip (+ bias), out = LayerNorm(sum) over the last axis; both
+   * returned (the residual stream goes on with `sum`).
+   */
+  skipLayerNorm(
+    x: Value,
+    skip: Value,
+    scale: Value,
+    shift: Value,
+    bias: Value | null,
+    eps: number,
+    label?: string,
+  ): { out: Value; sum: Value } {
+    const shape = broadcastShapes(x.shape, skip.shape);
+    if (!shape || formatShape(shape) !== formatShape(x.shape))
+      this.fail(
+        'SkipLayerNormalization',
+        label,
+        `${formatShape(x.shape)} + ${formatShape(skip.shape)}`,
+        'shapes differ',
+      );
+    // outputs: normalised, mean and inverse std per row (unused), the sum
+    const stat = { dtype: x.dtype, shape: [...x.shape.slice(0, -1), 1] };
+    const [out, , , sum] = this.node(
+      'SkipLayerNormalization',
+      bias ? [x, skip, scale, shift, bias] : [x, skip, scale, shift],
+      [{ dtype: x.dtype, shape: x.shape }, stat, stat, { dtype: x.dtype, shape: x.shape }],
+      { epsilon: attr.float(eps) },
+      'com.microsoft',
+    ) as [Value, Value, Value, Value];
+    return { out, sum };
   }
 
   // --- shape ops ------------------------------------------------------------------------------------------------
@@ -646,9 +742,31 @@ export class GraphBuilder {
       name: this.name,
       inputs: [...this.inputs],
       outputs: [...this.outputs],
-      nodes: [...this.nodes],
+      nodes: this.withoutOutputIdentities(),
       initializers: new Map(this.initializers),
       values: new Map(this.values),
     };
+  }
+
+  /**
+   * The nodes, with each output that `output` named apart from its value written by the value's own node instead
+   * of an Identity: ONNX Runtime keeps an Identity to a graph output, a copy (a training step's whole next state,
+   * every step). Kept where the value is a graph input, an initializer or already an output.
+   */
+  private withoutOutputIdentities(): Node[] {
+    const outputs = new Set(this.outputs.map((v) => v.name));
+    const produced = new Set(this.nodes.flatMap((n) => n.outputs));
+    const rename = new Map<string, string>();
+    const kept = this.nodes.filter((n) => {
+      const [src] = n.inputs;
+      const [dst] = n.outputs;
+      if (n.op !== 'Identity' || n.domain || !src || !dst || !outputs.has(dst)) return true;
+      if (!produced.has(src) || outputs.has(src) || rename.has(src)) return true;
+      rename.set(src, dst);
+      return false;
+    });
+    if (rename.size === 0) return kept;
+    const to = (name: string) => rename.get(name) ?? name;
+    return kept.map((n) => ({ ...n, inputs: n.inputs.map(to), outputs: n.outputs.map(to) }));
   }
 }

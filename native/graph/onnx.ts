@@ -77,7 +77,11 @@ export function toOnnx(graph: Graph, options: { producer?: string; docString?: s
     .string(2, options.producer ?? 'flaneur')
     .string(3, '1')
     .message(7, g)
-    .message(8, new ProtoWriter().string(1, '').int(2, OPSET))
+    .message(8, new ProtoWriter().string(1, '').int(2, OPSET));
+  // ONNX Runtime's contributed kernels (com.microsoft: fused attention, skip layer norm) are version 1.
+  for (const domain of new Set(graph.nodes.map((n) => n.domain).filter((d): d is string => !!d)))
+    model.message(8, new ProtoWriter().string(1, domain).int(2, 1));
+  model
     // metadata_props: the tensors' sizes, for a GPU's buffer limits (tensor-sizes.ts).
     .message(14, new ProtoWriter().string(1, TENSOR_SIZES_KEY).string(2, JSON.stringify(tensorSizeTable(graph))));
   return model.finish();

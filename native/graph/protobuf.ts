@@ -146,3 +146,15 @@ export function readOnnxMetadata(model: Uint8Array): Map<string, string> {
   }
   return out;
 }
+
+/** The op types of an ONNX ModelProto's nodes in order (graph 7, node 1: op_type 4, domain 7 as `domain:op`). */
+export function readOnnxNodeOps(model: Uint8Array): string[] {
+  const text = new TextDecoder();
+  const graph = readField(model, 7)[0];
+  if (!graph) return [];
+  return readField(graph, 1).map((node) => {
+    const op = text.decode(readField(node, 4)[0] ?? new Uint8Array());
+    const domain = readField(node, 7)[0];
+    return domain?.length ? `${text.decode(domain)}:${op}` : op;
+  });
+}

@@ -48,41 +48,52 @@ function weights(inSize: number, outSize: number, filter: ResizeFilter): { start
   return out;
 }
 
-/** Resizes an RGB image to exactly width x height. */
+/**
+ * Resizes an RGB image to exactly width x height: separable, rows then columns, each output a sum over its taps in
+ * tap order (float64 sums, the row pass stored in float32, rounded to bytes). The column pass walks whole rows (one
+ * float64 accumulator row per output row, taps outer): the same sums in the same order, cache-friendly.
+ */
 export function resizeRgb(img: RgbLike, width: number, height: number, filter: ResizeFilter = 'bicubic'): RgbLike {
   if (img.width === width && img.height === height) return img;
   const wx = weights(img.width, width, filter);
   const wy = weights(img.height, height, filter);
+  const src = img.data;
+  const inW = img.width;
   const tmp = new Float32Array(width * img.height * 3);
   for (let y = 0; y < img.height; y++) {
+    const rowIn = y * inW;
+    const rowOut = y * width;
     for (let x = 0; x < width; x++) {
       const { start, w } = wx[x] as { start: number; w: Float32Array };
       let r = 0;
       let g = 0;
       let b = 0;
       for (let k = 0; k < w.length; k++) {
-        const i = (y * img.width + start + k) * 3;
+        const i = (rowIn + start + k) * 3;
         const wk = w[k] as number;
-        r += (img.data[i] as number) * wk;
-        g += (img.data[i + 1] as number) * wk;
-        b += (img.data[i + 2] as number) * wk;
+        r += (src[i] as number) * wk;
+        g += (src[i + 1] as number) * wk;
+        b += (src[i + 2] as number) * wk;
       }
-      const o = (y * width + x) * 3;
+      const o = (rowOut + x) * 3;
       tmp[o] = r;
       tmp[o + 1] = g;
       tmp[o + 2] = b;
     }
   }
   const out = new Uint8Array(width * height * 3);
+  const row = width * 3;
+  const acc = new Float64Array(row);
   for (let y = 0; y < height; y++) {
     const { start, w } = wy[y] as { start: number; w: Float32Array };
-    for (let x = 0; x < width; x++) {
-      for (let c = 0; c < 3; c++) {
-        let v = 0;
-        for (let k = 0; k < w.length; k++) v += (tmp[((start + k) * width + x) * 3 + c] as number) * (w[k] as number);
-        out[(y * width + x) * 3 + c] = Math.min(255, Math.max(0, Math.round(v)));
-      }
+    acc.fill(0);
+    for (let k = 0; k < w.length; k++) {
+      const wk = w[k] as number;
+      const base = (start + k) * row;
+      for (let j = 0; j < row; j++) acc[j] = (acc[j] as number) + (tmp[base + j] as number) * wk;
     }
+    const o = y * row;
+    for (let j = 0; j < row; j++) out[o + j] = Math.min(255, Math.max(0, Math.round(acc[j] as number)));
   }
   return { width, height, data: out };
 }
@@ -160,14 +171,30 @@ export function preprocessInto(img: RgbLike, o: PreprocessOptions, out: Float32A
   } else {
     im = resizeRgb(img, size, o.height ?? size, o.filter);
   }
-  const mean = o.mean ?? IMAGENET_MEAN;
-  const std = o.std ?? IMAGENET_STD;
+  const lut = normalizationTable(o.mean ?? IMAGENET_MEAN, o.std ?? IMAGENET_STD);
   const plane = im.width * im.height;
-  for (let i = 0; i < plane; i++) {
-    for (let c = 0; c < 3; c++) {
-      out[offset + c * plane + i] = ((im.data[i * 3 + c] as number) / 255 - (mean[c] as number)) / (std[c] as number);
-    }
+  const data = im.data;
+  for (let c = 0; c < 3; c++) {
+    const base = offset + c * plane;
+    const table = c * 256;
+    for (let i = 0; i < plane; i++) out[base + i] = lut[table + (data[i * 3 + c] as number)] as number;
   }
+}
+
+const normalizationTables = new Map<string, Float64Array>();
+
+/** (v / 255 - mean[c]) / std[c] for every byte v and channel c, as the per-pixel arithmetic gives it (same bits). */
+function normalizationTable(mean: readonly number[], std: readonly number[]): Float64Array {
+  const key = `${mean.join(',')}/${std.join(',')}`;
+  let t = normalizationTables.get(key);
+  if (!t) {
+    t = new Float64Array(3 * 256);
+    for (let c = 0; c < 3; c++)
+      for (let v = 0; v < 256; v++) t[c * 256 + v] = (v / 255 - (mean[c] as number)) / (std[c] as number);
+    if (normalizationTables.size > 16) normalizationTables.clear();
+    normalizationTables.set(key, t);
+  }
+  return t;
 }
 
 /** A batch [N, 3, size, size] from several images. */

@@ -24,6 +24,12 @@ export interface ViTOnnxOptions {
    * a Dora teacher's logits and attention from one pass.
    */
   head?: DinoHeadConfig;
+  /**
+   * ONNX Runtime's fused kernels (com.microsoft Attention, SkipLayerNormalization) where no attention map, query
+   * or key is an output: faster on its CPU provider, equal within float rounding. Default true; false for a plain
+   * ONNX graph any runtime reads (and for the parity tests' unfused side).
+   */
+  fused?: boolean;
 }
 
 export function buildViTOnnx(
@@ -50,7 +56,8 @@ export function buildViTOnnx(
     return v;
   };
   const pixels = b.input('pixels', 'float32', [options.batch ?? 'batch', 3, options.height, options.width]);
-  const out = buildViT(b, config, param, pixels, options.head ? { ...options.outputs, cls: true } : options.outputs);
+  const want = options.head ? { ...options.outputs, cls: true } : options.outputs;
+  const out = buildViT(b, config, param, pixels, want, 'conv', undefined, undefined, options.fused ?? true);
   if (options.head && out.cls) b.output(buildDinoHead(b, options.head, param, out.cls), 'logits');
   if (out.cls && options.outputs.cls) b.output(out.cls, 'cls');
   if (out.patches) b.output(out.patches, 'patches');

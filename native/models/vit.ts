@@ -274,7 +274,8 @@ export function gridOf(c: ViTConfig, height: number, width: number): { h: number
 
 /**
  * Builds the forward pass on `pixels` [B, 3, H, W] (already normalised). Attention is computed explicitly
- * (MatMul, Softmax, MatMul) so queries, keys and attention maps can be taken out.
+ * (MatMul, Softmax, MatMul) so queries, keys and attention maps can be taken out, or (`fused`) by ONNX Runtime's
+ * fused kernels where they are not.
  */
 export function buildViT(
   b: GraphBuilder,
@@ -294,6 +295,12 @@ export function buildViT(
    * weight [S, D, D] (out, in), bias [S, 1, D]; the batch holds S samples × V views, sample-major.
    */
   lastProj?: { weight: Value; bias: Value; samples: number },
+  /**
+   * Inference on ONNX Runtime: ONNX Runtime's fused com.microsoft kernels (Attention / MultiHeadAttention,
+   * SkipLayerNormalization) where no attention map, query or key is taken out (equal to the plain graph within
+   * float rounding; no gradient rules, so never for training graphs).
+   */
+  fused = false,
 ): ViTGraphOutputs {
   const [, , H, W] = pixels.shape as [unknown, unknown, number, number];
   const grid = gridOf(c, H, W);
@@ -373,11 +380,84 @@ export function buildViT(
     };
   }
 
+  // Fused kernels (inference): blocks whose attention maps, queries and keys are not taken out and that have no
+  // stochastic depth run ONNX Runtime's com.microsoft Attention / MultiHeadAttention and SkipLayerNormalization;
+  // a fused block also computes the next block's first norm (or the final norm) with its closing residual sum.
+  const isFused = (i: number) =>
+    fused && !dropPath && !(i === c.depth - 1 && (want.lastQK || want.attention || lastProj));
+  /** The first norm of the next block (or the final norm), when the previous fused block computed it. */
+  let normed: Value | null = null;
+  const closingNorm = (i: number) =>
+    i + 1 < c.depth
+      ? { w: param(`blocks.${i + 1}.norm1.weight`), b: param(`blocks.${i + 1}.norm1.bias`) }
+      : { w: param('norm.weight'), b: param('norm.bias') };
+
   for (let i = 0; i < c.depth; i++) {
+    if (isFused(i)) {
+      x = b.scope(`block ${i}`, () => {
+        const p = `blocks.${i}.`;
+        const h = normed ?? b.layerNorm(x, param(`${p}norm1.weight`), param(`${p}norm1.bias`), c.lnEps, 'norm1');
+        let ctx: Value;
+        if (rope) {
+          const qkv = b.linear(h, transposed(param(`${p}attn.qkv.weight`)), param(`${p}attn.qkv.bias`), 'attn.qkv');
+          const part = (j: number) => b.slice(qkv, [j * D], [(j + 1) * D], [2]);
+          ctx = b.fusedMultiHeadAttention(rope(part(0)), rope(part(1)), part(2), c.heads, 'attn');
+        } else {
+          ctx = b.fusedAttention(
+            h,
+            transposed(param(`${p}attn.qkv.weight`)),
+            param(`${p}attn.qkv.bias`),
+            c.heads,
+            'attn',
+          );
+        }
+        // The branch's bias goes into the skip-layer-norm unless a layer scale comes after it.
+        const branch = (y: Value, bias: Value, gamma: string) =>
+          c.layerScale ? { y: b.mul(b.add(y, bias), param(`${p}${gamma}`), gamma), bias: null } : { y, bias };
+        const a = branch(
+          b.matmul(ctx, transposed(param(`${p}attn.proj.weight`)), 'attn.proj'),
+          param(`${p}attn.proj.bias`),
+          'ls1.gamma',
+        );
+        const n2 = b.skipLayerNorm(
+          x,
+          a.y,
+          param(`${p}norm2.weight`),
+          param(`${p}norm2.bias`),
+          a.bias,
+          c.lnEps,
+          'norm2',
+        );
+        const lin = (t: Value, n: string) =>
+          b.linear(t, transposed(param(`${p}mlp.${n}.weight`)), param(`${p}mlp.${n}.bias`), `mlp.${n}`);
+        let hidden: Value;
+        let outName: string;
+        if (c.mlp === 'swiglu') {
+          const g = lin(n2.out, 'w1');
+          hidden = b.mul(b.mul(g, b.sigmoid(g), 'silu'), lin(n2.out, 'w2'));
+          outName = 'w3';
+        } else {
+          hidden = b.gelu(lin(n2.out, 'fc1'));
+          outName = 'fc2';
+        }
+        const f = branch(
+          b.matmul(hidden, transposed(param(`${p}mlp.${outName}.weight`)), `mlp.${outName}`),
+          param(`${p}mlp.${outName}.bias`),
+          'ls2.gamma',
+        );
+        const next = closingNorm(i);
+        const n1 = b.skipLayerNorm(n2.sum, f.y, next.w, next.b, f.bias, c.lnEps, 'residual + next norm');
+        normed = n1.out;
+        return n1.sum;
+      });
+      if (want.blocks?.includes(i)) out.blocks.set(i, keep(x));
+      continue;
+    }
     const last = i === c.depth - 1;
     x = b.scope(`block ${i}`, () => {
       const p = `blocks.${i}.`;
-      const h = b.layerNorm(x, param(`${p}norm1.weight`), param(`${p}norm1.bias`), c.lnEps, 'norm1');
+      const h = normed ?? b.layerNorm(x, param(`${p}norm1.weight`), param(`${p}norm1.bias`), c.lnEps, 'norm1');
+      normed = null;
       const qkv = b.linear(h, transposed(param(`${p}attn.qkv.weight`)), param(`${p}attn.qkv.bias`), 'attn.qkv');
       const part = (j: number) => b.slice(qkv, [j * D], [(j + 1) * D], [2]);
       const q = rope ? rope(part(0)) : part(0);
@@ -431,9 +511,9 @@ export function buildViT(
     if (want.blocks?.includes(i)) out.blocks.set(i, keep(x));
   }
 
-  const normed = b.layerNorm(x, param('norm.weight'), param('norm.bias'), c.lnEps, 'norm');
-  if (want.cls) out.cls = b.reshape(b.slice(normed, [0], [1], [1]), [0, D]);
-  if (want.patches) out.patches = b.slice(normed, [1 + R], [1 + R + N], [1]);
+  const final = normed ?? b.layerNorm(x, param('norm.weight'), param('norm.bias'), c.lnEps, 'norm');
+  if (want.cls) out.cls = b.reshape(b.slice(final, [0], [1], [1]), [0, D]);
+  if (want.patches) out.patches = b.slice(final, [1 + R], [1 + R + N], [1]);
   return out;
 }
 

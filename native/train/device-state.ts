@@ -8,7 +8,7 @@
  */
 import { GraphBuilder } from '../graph/builder.js';
 import { toOnnx } from '../graph/onnx.js';
-import { ModelSession, type ort, type RuntimeSettings } from '../runtime/session.js';
+import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
 
 /** Bytes that crossed between host and device memory in one step (inputs uploaded, outputs downloaded). */
 export interface StepTransfer {
@@ -22,6 +22,8 @@ export class DeviceState {
   /** The state inputs held in GPU memory, or null when the host copy is current. */
   private device: Map<string, ort.Tensor> | null = null;
   private readback: ModelSession | null = null;
+  /** Host state arrays free for the next step's outputs (two sets taking turns), by output name. */
+  private readonly spare = new Map<string, Float32Array>();
   /** Bytes crossing host<->device in the last step (null on the CPU provider, where there is no device). */
   lastTransfer: StepTransfer | null = null;
 
@@ -69,6 +71,52 @@ export class DeviceState {
     if (this.device) for (const [name, old] of this.device) if (next.get(name) !== old) old.dispose();
     this.device = next;
     return true;
+  }
+
+  /**
+   * On the host (not resident): the step's outputs to fetch, each state output pre-allocated (no output
+   * allocation by the runtime), and `next(input)`: the array that holds that state input's next value after the run.
+   * `inPlace` (a step graph in which every update waits for a barrier that follows every other read of the state,
+   * as the DINO step's global-norm clipping does): the outputs are the very arrays fed as the state inputs — AdamW,
+   * EMA and centre updated in place, one copy of the state. Otherwise two sets of arrays take turns (the step
+   * writes into the set not fed; the next step feeds it): a graph without such a barrier (NeCo's) may update a
+   * parameter while the backward pass still reads it. Other outputs (loss, metrics) are left to the runtime. Null on
+   * a resident session (the state stays on the device) or when a state input is not a host float32 tensor.
+   */
+  hostFetches(
+    stateFeeds: ReadonlyMap<string, ort.Tensor>,
+    outputNames: readonly string[],
+    inPlace: boolean,
+  ): { fetches: Record<string, ort.Tensor | null>; next: (input: string) => Float32Array } | null {
+    if (this.resident) return null;
+    const fetches: Record<string, ort.Tensor | null> = Object.fromEntries(outputNames.map((n) => [n, null]));
+    const next = new Map<string, Float32Array>();
+    const seen = new Set<unknown>();
+    for (const [input, output] of this.pairs) {
+      const feed = stateFeeds.get(input);
+      if (feed?.location !== 'cpu' || feed.type !== 'float32' || !Object.hasOwn(fetches, output)) return null;
+      // Two state inputs on one array (a teacher sharing the student's) cannot both be updated in place.
+      if (seen.has(feed.data)) return null;
+      seen.add(feed.data);
+      const fed = feed.data as Float32Array;
+      let into = fed;
+      if (!inPlace) {
+        const spare = this.spare.get(output);
+        into = spare && spare.length === fed.length && spare !== fed ? spare : new Float32Array(fed.length);
+        // After this step the fed array is free: the next step's outputs go there.
+        this.spare.set(output, fed);
+      }
+      fetches[output] = new ort.Tensor('float32', into, feed.dims as number[]);
+      next.set(input, into);
+    }
+    return {
+      fetches,
+      next: (input) => {
+        const a = next.get(input);
+        if (!a) throw new Error(`the step graph has no state input ${input}`);
+        return a;
+      },
+    };
   }
 
   /** A state input as kept on the device (undefined while the host copy is current). */

@@ -112,7 +112,12 @@ export class TeacherAttention {
         ...(head ? { head } : {}),
       },
     );
-    return new TeacherAttention(config, size, await ModelSession.create(onnx, runtime, { cpuFallback }), Boolean(head));
+    return new TeacherAttention(
+      config,
+      size,
+      await ModelSession.create(onnx, runtime, { cpuFallback, memoryArena: false }),
+      Boolean(head),
+    );
   }
 
   /**

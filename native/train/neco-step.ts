@@ -239,7 +239,11 @@ export class NecoStepRunner {
       (['p', 'm', 'v', 't'] as const).map((k) => [`${k}/${n}`, `${k}_next/${n}`] as const),
     );
     const keepOnDevice = keepStateOnDevice ? DeviceState.outputs(pairs) : [];
-    const session = await ModelSession.create(graph.onnx, settings, { keepOnDevice, cpuFallback: !keepStateOnDevice });
+    const session = await ModelSession.create(graph.onnx, settings, {
+      keepOnDevice,
+      cpuFallback: !keepStateOnDevice,
+      memoryArena: false,
+    });
     const { provider } = session.info;
     const state = new DeviceState(pairs, keepStateOnDevice && provider === 'webgpu', provider, settings);
     const betas: [number, number] = [config.adam?.beta1 ?? 0.9, config.adam?.beta2 ?? 0.999];
@@ -248,6 +252,11 @@ export class NecoStepRunner {
 
   get provider(): string {
     return this.session.info.provider;
+  }
+
+  /** The session's intra-op threads. */
+  get threads(): number {
+    return this.session.info.threads;
   }
 
   /** Bytes crossing host<->device in the last step (null on the CPU provider). */
@@ -331,20 +340,26 @@ export class NecoStepRunner {
     }
     const stateFeeds = this.state.feeds(() => this.hostStateFeeds(state));
     for (const [name, v] of stateFeeds) feeds[name] = v;
-    const out = await this.session.run(feeds);
+    // No clipping: an update may run while the backward pass still reads the parameter, so the next state goes
+    // into the other of two sets of host arrays (taking turns), never into the arrays fed.
+    const host = this.state.hostFetches(stateFeeds, this.session.outputNames, false);
+    const out = await this.session.run(feeds, host?.fetches);
     const get = (n: string) => {
       const v = out[n];
       if (!v) throw new Error(`the NeCo step graph has no output ${n}`);
       if (v.location === 'gpu-buffer') throw new Error(`output ${n} is on the device`);
       return v.data as Float32Array;
     };
-    if (!this.state.absorb(feeds, stateFeeds, out))
+    // Kept on the device, or on the host: in the pre-allocated arrays (or else the outputs read back).
+    if (!this.state.absorb(feeds, stateFeeds, out)) {
+      const next = (input: string, output: string) => host?.next(input) ?? get(output);
       for (const name of this.graph.trainable) {
-        state.params.set(name, get(`p_next/${name}`));
-        state.m.set(name, get(`m_next/${name}`));
-        state.v.set(name, get(`v_next/${name}`));
-        state.teacher.set(name, get(`t_next/${name}`));
+        state.params.set(name, next(`p/${name}`, `p_next/${name}`));
+        state.m.set(name, next(`m/${name}`, `m_next/${name}`));
+        state.v.set(name, next(`v/${name}`, `v_next/${name}`));
+        state.teacher.set(name, next(`t/${name}`, `t_next/${name}`));
       }
+    }
     state.step = t;
     const metrics: NecoMetrics = {
       loss: get('loss')[0] as number,

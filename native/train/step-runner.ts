@@ -105,7 +105,11 @@ export class StepRunner {
     const pairs = StepRunner.stateOutputs(graph);
     const keepOnDevice = keepStateOnDevice ? DeviceState.outputs(pairs) : [];
     // A GPU failure is the trainer's to handle (it goes on on the CPU from its checkpoint).
-    const session = await ModelSession.create(graph.onnx, settings, { keepOnDevice, cpuFallback: false });
+    const session = await ModelSession.create(graph.onnx, settings, {
+      keepOnDevice,
+      cpuFallback: false,
+      memoryArena: false,
+    });
     const { provider } = session.info;
     const state = new DeviceState(pairs, keepStateOnDevice && provider === 'webgpu', provider, settings);
     return new StepRunner(graph, session, { dpGlobal: null, dpLocal: null, ...shapes }, betas, state);
@@ -123,6 +127,11 @@ export class StepRunner {
 
   get provider(): string {
     return this.session.info.provider;
+  }
+
+  /** The session's intra-op threads. */
+  get threads(): number {
+    return this.session.info.threads;
   }
 
   /** The state feeds from the host copy. */
@@ -190,21 +199,26 @@ export class StepRunner {
     if (this.provider !== 'cpu' && simulatedLossAt() === t) await this.lose(t);
     const stateFeeds = this.state.feeds(() => this.hostStateFeeds(state));
     const feeds = this.stepFeeds(state, batch, s, stateFeeds);
-    const out = await this.session.run(feeds);
+    // Every update of this graph waits for the global gradient norm (clipping), after every other read of the
+    // state: the state can be updated in place.
+    const host = this.state.hostFetches(stateFeeds, this.session.outputNames, true);
+    const out = await this.session.run(feeds, host?.fetches);
     const get = (n: string) => {
       const v = out[n];
       if (!v) throw new Error(`the step graph has no output ${n}`);
       if (v.location === 'gpu-buffer') throw new Error(`output ${n} is on the device`);
       return v.data as Float32Array;
     };
+    // Kept on the device, or on the host: in the arrays written in place (or else the outputs read back).
     if (!this.state.absorb(feeds, stateFeeds, out)) {
+      const next = (input: string, output: string) => host?.next(input) ?? get(output);
       for (const name of this.graph.trainable) {
-        state.params.set(name, get(`p_next/${name}`));
-        state.m.set(name, get(`m_next/${name}`));
-        state.v.set(name, get(`v_next/${name}`));
+        state.params.set(name, next(`p/${name}`, `p_next/${name}`));
+        state.m.set(name, next(`m/${name}`, `m_next/${name}`));
+        state.v.set(name, next(`v/${name}`, `v_next/${name}`));
       }
-      for (const name of this.graph.params.keys()) state.teacher.set(name, get(`t_next/${name}`));
-      state.center = get('center_next');
+      for (const name of this.graph.params.keys()) state.teacher.set(name, next(`t/${name}`, `t_next/${name}`));
+      state.center = next('center', 'center_next');
     }
     state.step = t;
     const metrics: StepMetrics = {

@@ -8,7 +8,7 @@ import { GraphShapeError } from '../builder.js';
 import type { Attr, Node, Value } from '../ir.js';
 import { elementwiseRules } from './rules/elementwise.js';
 import { matmulRules } from './rules/matmul.js';
-import { nnRules } from './rules/nn.js';
+import { compositeRules, nnRules } from './rules/nn.js';
 import { reduceRules } from './rules/reduce.js';
 import { shapeRules } from './rules/shape.js';
 import type { GradRule, RuleContext } from './types.js';
@@ -83,6 +83,18 @@ export function gradients(
       if (outGrads.every((g) => g === null)) continue;
       const needs = node.inputs.map((i) => live.has(i));
       if (!needs.some(Boolean)) continue;
+      // A composite's last node: its input's gradient in one rule; its inner nodes then get no gradient (skipped).
+      const composite = node.outputs.length === 1 ? b.compositeOf(node.outputs[0] as string) : undefined;
+      const compositeRule = composite && compositeRules[composite.op];
+      if (composite && compositeRule && outGrads[0]) {
+        const g = outGrads[0];
+        if (live.has(composite.input.name))
+          accumulate(
+            composite.input.name,
+            b.scope(composite.op, () => compositeRule(b, composite.input, g, composite.saved)),
+          );
+        continue;
+      }
       const rule = GRAD_RULES[node.op];
       if (!rule) {
         throw new GraphShapeError(`autodiff: no gradient rule for ${node.op} (node ${node.name}, in ${where(node)})`);

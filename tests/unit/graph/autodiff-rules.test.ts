@@ -113,6 +113,21 @@ describe('gradient rules match finite differences', () => {
     expect(Object.keys(GRAD_RULES).filter((op) => !covered.has(op))).toEqual([]);
   });
 
+  it('differentiates GELU from its input and 1 + erf(x / sqrt 2), so its other intermediates are not kept', () => {
+    const b = new GraphBuilder();
+    const x = b.input('x', 'float32', [2, 6]);
+    const y = b.gelu(x);
+    const forward = new Set(b.nodeList.flatMap((n) => n.outputs));
+    const saved = b.nodeList.find((n) => n.op === 'Add')?.outputs[0];
+    const intermediates = new Set(b.nodeList.flatMap((n) => n.outputs).filter((o) => o !== y.name && o !== saved));
+    gradients(b, b.reduceSum(b.mul(y, y), [0, 1], false), [x]);
+    const backward = b.nodeList.filter((n) => !n.outputs.some((o) => forward.has(o)));
+    expect(backward.length).toBeGreaterThan(0);
+    for (const n of backward)
+      for (const i of n.inputs) expect(intermediates.has(i), `${n.name} reads ${i}`).toBe(false);
+    expect(backward.some((n) => n.inputs.includes(x.name))).toBe(true);
+  });
+
   it('names an op without a rule and where it is used', () => {
     const b = new GraphBuilder();
     const x = b.input('x', 'float32', [4]);

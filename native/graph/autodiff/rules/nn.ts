@@ -1,5 +1,29 @@
 /** Gradients of the neural-network ops: Softmax, LayerNormalization (log softmax is built from primitives). */
+import type { GraphBuilder } from '../../builder.js';
+import type { Value } from '../../ir.js';
 import type { GradRule } from '../types.js';
+
+/**
+ * Rules of composites (values several nodes compute, GraphBuilder.compositeOf): the input's gradient from the input,
+ * the output's gradient and the intermediates the composite saved, so the others need not be kept.
+ */
+export const compositeRules: Record<string, (b: GraphBuilder, x: Value, g: Value, saved: Value[]) => Value> = {
+  /**
+   * GELU y = (x a) 0.5, a = 1 + erf(x / sqrt 2): the gradient the Mul, Add, Erf and Div rules give through its
+   * nodes, in the same order (the same rounding), with x / sqrt 2 recomputed instead of kept.
+   */
+  Gelu: (b, x, g, [a]) => {
+    if (!a) throw new Error('GELU composite without its saved 1 + erf(x / sqrt 2)');
+    const half = b.mul(g, b.constFloat(0.5));
+    // The same division by a constant of another shape ([1], not a scalar; the same numbers): with the forward's
+    // own constant, ONNX Runtime's common subexpression elimination would merge it with the forward's Div and keep
+    // that intermediate alive again.
+    const d = b.div(x, b.constFloat([Math.SQRT2], [1]));
+    const throughProduct = b.mul(half, a);
+    const throughErf = b.mul(b.mul(half, x), b.mul(b.constFloat(2 / Math.sqrt(Math.PI)), b.exp(b.neg(b.mul(d, d)))));
+    return b.add(throughProduct, b.div(throughErf, b.constFloat(Math.SQRT2)));
+  },
+};
 
 export const nnRules: Record<string, GradRule> = {
   /** dx = y * (g - sum(g * y)) along the axis. */

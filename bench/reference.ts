@@ -1,0 +1,138 @@
+/**
+ * The one fair harness for every bench that reports a ratio against PyTorch (train, dora, neco, knn): the
+ * reference (Debian's torch at /usr/bin/python3) runs once per thread count — 1 and all cores — each in its own
+ * process with OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS set before torch is imported (here in its
+ * environment, and again by tools/bench_threads.py from `--threads`) and torch.set_num_threads to match; each
+ * reference script warms up, then prints the median of its timed runs (`s_per_step`), every run, its threads and
+ * its peak RSS. The fastest configuration is the reference; every configuration's time goes into the JSON. A
+ * configuration more than twice as slow as another means a set-up fault (oversubscribed threads), so the bench
+ * fails rather than report a ratio against it. Flaneur's side runs in its own process too (a *-worker.ts), for its
+ * own peak RSS.
+ */
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+
+export const ROOT = path.resolve(import.meta.dirname, '..');
+export const TORCH_PYTHON = '/usr/bin/python3';
+
+export type Json = Record<string, unknown>;
+
+/** The median of timed runs (the harness's statistic on both sides). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  return n % 2 ? (s[(n - 1) / 2] as number) : 0.5 * ((s[n / 2 - 1] as number) + (s[n / 2] as number));
+}
+
+/** Runs a command whose last stdout line is one JSON object (progress goes to stderr). */
+export function runJson(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Json {
+  const out = execFileSync(cmd, args, {
+    cwd: ROOT,
+    env,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 64 << 20,
+  });
+  return JSON.parse(out.trim().split('\n').pop() as string) as Json;
+}
+
+/** Flaneur's side of a bench: `bench/<worker>` in its own process (tsx), its JSON line. */
+export function oursWorker(worker: string, args: readonly string[] = []): Json {
+  return runJson(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', worker), ...args]);
+}
+
+/** The thread counts a reference is timed at: 1 and all cores. */
+export function referenceThreads(): number[] {
+  const n = os.availableParallelism();
+  return n > 1 ? [1, n] : [1];
+}
+
+/** The environment of a reference run at `threads`: BLAS and OpenMP limited before torch loads. */
+export function threadEnv(threads: number): NodeJS.ProcessEnv {
+  const t = String(threads);
+  return { ...process.env, OMP_NUM_THREADS: t, OPENBLAS_NUM_THREADS: t, MKL_NUM_THREADS: t };
+}
+
+export interface ReferenceRun extends Json {
+  threads: number;
+  /** Median seconds per timed run (a step, or one pass over the queries). */
+  s_per_step: number;
+  peak_rss_mb: number;
+}
+
+export interface Reference {
+  /** The fastest configuration. */
+  best: ReferenceRun;
+  runs: ReferenceRun[];
+  /** For the JSON: every configuration's median seconds and peak RSS, keyed by thread count, and the winner. */
+  summary: {
+    torch_threads: number;
+    torch_s_by_threads: Record<string, number>;
+    torch_runs_s_by_threads: Record<string, unknown>;
+    torch_peak_rss_mb_by_threads: Record<string, number>;
+  };
+}
+
+const r3 = (x: unknown) => Number(Number(x).toFixed(3));
+
+/**
+ * A reference configuration more than twice as slow as another: a set-up fault. Carries every figure measured so
+ * far; bench/run.ts prints them as the JSON line (with `setup_fault`) and exits non-zero.
+ */
+export class BenchSetupFault extends Error {
+  constructor(
+    message: string,
+    readonly figures: Json,
+  ) {
+    super(message);
+    this.name = 'BenchSetupFault';
+  }
+}
+
+/**
+ * Times `tools/<script> ...args --threads T` for every thread count (1 and all cores unless given) and picks the
+ * fastest; throws when one configuration is more than twice as slow as another (a set-up fault, not a result).
+ */
+export function torchReference(
+  label: string,
+  script: string,
+  args: readonly string[],
+  threads: readonly number[] = referenceThreads(),
+  /** Flaneur's figures already measured, kept in the JSON if the reference turns out set up unfairly. */
+  ours: Json = {},
+): Reference {
+  const runs = threads.map((t) => {
+    const res = runJson(
+      TORCH_PYTHON,
+      [path.join(ROOT, 'tools', script), ...args, '--threads', String(t)],
+      threadEnv(t),
+    );
+    if (Number(res.threads) !== t)
+      throw new Error(`${label}: the PyTorch reference ran with ${res.threads} threads, not the ${t} it was given`);
+    console.error(
+      `${label}: torch ${t} thread(s): ${r3(res.s_per_step)} s (median of ${(res.runs_s as unknown[] | undefined)?.length ?? '?'}), peak RSS ${Number(res.peak_rss_mb).toFixed(0)} MB`,
+    );
+    return res as ReferenceRun;
+  });
+  const best = runs.reduce((a, b) => (b.s_per_step < a.s_per_step ? b : a));
+  const worst = runs.reduce((a, b) => (b.s_per_step > a.s_per_step ? b : a));
+  const summary = {
+    torch_threads: best.threads,
+    torch_s_by_threads: Object.fromEntries(runs.map((x) => [String(x.threads), r3(x.s_per_step)])),
+    torch_runs_s_by_threads: Object.fromEntries(runs.map((x) => [String(x.threads), x.runs_s])),
+    torch_peak_rss_mb_by_threads: Object.fromEntries(runs.map((x) => [String(x.threads), r3(x.peak_rss_mb)])),
+  };
+  if (worst.s_per_step > 2 * best.s_per_step) {
+    throw new BenchSetupFault(
+      `${label}: PyTorch at ${worst.threads} thread(s) took ${r3(worst.s_per_step)} s against ${r3(best.s_per_step)} s at ${best.threads}: more than twice as slow means the reference is set up unfairly (oversubscribed threads, or another process hogging the cores), so no ratio is reported`,
+      { bench: label, ...ours, torch_s_per_step_best: r3(best.s_per_step), ...summary, ...machine() },
+    );
+  }
+  return { best, runs, summary };
+}
+
+/** Load average and cores, for every result JSON (the figures of a loaded machine say so). */
+export function machine(): Json {
+  return { load_average: os.loadavg().map((x) => Number(x.toFixed(2))), cores: os.availableParallelism() };
+}
