@@ -16,8 +16,8 @@ import { MapsRepository } from './maps-repo.js';
 import { MediaRepository } from './media-repo.js';
 import { SCHEMA_VERSION } from './migrations.js';
 import { ModelRepository } from './models-repo.js';
-import { TracksRepository } from './tracks-repo.js';
 import { TextFeaturesRepository } from './text-features-repo.js';
+import { TracksRepository } from './tracks-repo.js';
 import { TrainLogRepository } from './train-log-repo.js';
 
 export const PROJECT_FILE = 'project.sqlite';
