@@ -587,6 +587,9 @@ function layerTensors(c: LlamaConfig, l: LlamaLayerWeights): Map<string, { data:
   return m;
 }
 
+/** Bytes of attention scores one batch may take (texts of 512 tokens: 4 at a time with 32 heads). */
+const ATTENTION_BUDGET = 256 * 2 ** 20;
+
 /** Largest layer (bytes of float32 weights) held as initializers: protobuf holds at most 2 GB. */
 const MAX_INITIALIZER_LAYER = 1.5 * 2 ** 30;
 
@@ -616,7 +619,7 @@ export class LlamaEncoder {
     private readonly batchSize: number,
   ) {}
 
-  /** Says nothing and loads nothing when the model cannot fit: `checkLlamaFits` refuses it first. */
+  /** A model that cannot fit is refused (`checkLlamaFits`) before any weight is read. */
   static async load(src: LlamaSource, o: LlamaEncoderOptions = {}): Promise<LlamaEncoder> {
     checkLlamaFits(src.info, o.totalMemory);
     const c = src.info.config;
@@ -686,12 +689,23 @@ export class LlamaEncoder {
     }
     const order = seqs.map((_, i) => i).sort((a, b) => (seqs[a] as number[]).length - (seqs[b] as number[]).length);
     const out = new Array<Float32Array>(seqs.length);
-    for (let at = 0; at < order.length; at += this.batchSize) {
-      const idx = order.slice(at, at + this.batchSize);
+    // Attention scores are batch × heads × T² floats: long texts go in smaller batches (at least one text each).
+    const fits = (n: number, T: number) => n * c.heads * T * T * 4 <= ATTENTION_BUDGET;
+    let at = 0;
+    while (at < order.length) {
+      let n = 1;
+      while (
+        at + n < order.length &&
+        n < this.batchSize &&
+        fits(n + 1, (seqs[order[at + n] as number] as number[]).length)
+      )
+        n++;
+      const idx = order.slice(at, at + n);
       const feats = await this.forwardBatch(idx.map((i) => seqs[i] as number[]));
       idx.forEach((i, k) => {
         out[i] = feats[k] as Float32Array;
       });
+      at += n;
     }
     return out;
   }

@@ -59,9 +59,7 @@ export function packKQuant(k: KQuantBlocks): Buffer {
           out[at + 128 + 32 * half + l] = (v(0) >> 4) | ((v(32) >> 4) << 2) | ((v(64) >> 4) << 4) | ((v(96) >> 4) << 6);
         }
       }
-      (k.scales[b] as number[]).forEach((sc, i) => {
-        out.writeInt8(sc, at + 192 + i);
-      });
+      for (const [i, sc] of (k.scales[b] as number[]).entries()) out.writeInt8(sc, at + 192 + i);
       out.writeUInt16LE(f32ToF16(k.d[b] as number), at + 208);
       return;
     }
