@@ -4,6 +4,7 @@
  * argument is validated the same way wherever it comes from. The renderer imports only the types from here.
  */
 import { z } from 'zod';
+import { EvalDavisArgs, PropagateArgs } from './propagate.js';
 
 export const JOB_STATES = ['queued', 'running', 'done', 'failed', 'cancelled', 'interrupted'] as const;
 export const JobState = z.enum(JOB_STATES);
@@ -1192,6 +1193,8 @@ export const commands = {
       .strict(),
     result: z.object({ dir: z.string(), frames: z.int() }),
   },
+  'track.propagate': { args: PropagateArgs.strict(), result: JobInfo },
+  'eval.davis': { args: EvalDavisArgs.strict(), result: JobInfo },
   'train.start': { args: TrainDinoArgs, result: JobInfo },
   'train.export': { args: TrainExportArgs, result: JobInfo },
   'train.import': { args: TrainImportArgs, result: JobInfo },

@@ -34,6 +34,8 @@ import {
 import type { JobRow } from '../store/jobs-repo.js';
 import { Project } from '../store/project.js';
 import { type LockInfo, lockedMessage, lockHolder, ProjectLock } from '../store/project-lock.js';
+import { evalDavisJob } from '../track/davis.js';
+import { propagateJob } from '../track/propagate-job.js';
 import { trackJob } from '../track/track-job.js';
 import { pendingRegistration } from '../train/checkpoint.js';
 import { trainExportJob } from '../train/export-run.js';
@@ -60,6 +62,8 @@ export const JOB_HANDLERS: readonly AnyJobHandler[] = [
   segmentBatchJob,
   countBatchJob,
   trackJob,
+  propagateJob,
+  evalDavisJob,
   fungiJob,
   mapJob,
   downloadModelJob,

@@ -322,6 +322,8 @@ export function createHandlers(engine: Engine): Handlers {
       const { frames } = writeInstanceMasks(dir, project.tracks.boxes(a.runId), run.grid, size.width, size.height);
       return { dir, frames };
     },
+    'track.propagate': (a) => jobInfo(open().runner.enqueue('track.propagate', a)),
+    'eval.davis': (a) => jobInfo(open().runner.enqueue('eval.davis', a)),
     'train.start': (a) => jobInfo(open().runner.enqueue('train.dino', a)),
     'train.export': (a) => jobInfo(open().runner.enqueue('train.export', a)),
     'train.import': (a) => jobInfo(open().runner.enqueue('train.import', a)),

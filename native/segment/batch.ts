@@ -14,7 +14,7 @@ import { ExactKnn } from '../features/knn.js';
 import type { ItemResult, JobHandler } from '../jobs/types.js';
 import { encodePng } from '../media/png.js';
 import { prepareFolderDestination } from '../store/destination.js';
-import type { MediaRow } from '../store/media-repo.js';
+import { sourceSize } from '../store/media-repo.js';
 import { CocoWriter } from './export.js';
 import { IoUMeter, upsampleArgmax } from './labels.js';
 import { readMask } from './masks.js';
@@ -37,17 +37,8 @@ export const SegmentBatchArgs = z.object({
 });
 export type SegmentBatchArgs = z.output<typeof SegmentBatchArgs>;
 
-/** The source file's displayed size (rotation applied), for masks written at the source resolution. */
-export function sourceSize(m: MediaRow): { width: number; height: number } {
-  const p = (m.probe ?? {}) as { width?: number; height?: number; rotation?: number };
-  const fw = m.frameWidth as number;
-  const fh = m.frameHeight as number;
-  if (!p.width || !p.height) return { width: fw, height: fh };
-  // Rotated videos and EXIF-oriented photos are stored upright: the frame's orientation tells which way round.
-  const swap =
-    p.rotation === 90 || p.rotation === 270 || (fw !== fh && p.width !== p.height && fw > fh !== p.width > p.height);
-  return swap ? { width: p.height, height: p.width } : { width: p.width, height: p.height };
-}
+/** Moved to store/ (track/ needs it too); kept here for existing importers. */
+export { sourceSize };
 
 export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> = {
   kind: 'segment.batch',

@@ -252,3 +252,15 @@ export class MediaRepository {
     this.db.prepare(`DELETE FROM media WHERE id = ?`).run(id);
   }
 }
+
+/** The source file's displayed size (rotation applied), for masks written at the source resolution. */
+export function sourceSize(m: MediaRow): { width: number; height: number } {
+  const p = (m.probe ?? {}) as { width?: number; height?: number; rotation?: number };
+  const fw = m.frameWidth as number;
+  const fh = m.frameHeight as number;
+  if (!p.width || !p.height) return { width: fw, height: fh };
+  // Rotated videos and EXIF-oriented photos are stored upright: the frame's orientation tells which way round.
+  const swap =
+    p.rotation === 90 || p.rotation === 270 || (fw !== fh && p.width !== p.height && fw > fh !== p.width > p.height);
+  return swap ? { width: p.height, height: p.width } : { width: p.width, height: p.height };
+}

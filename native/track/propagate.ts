@@ -59,7 +59,7 @@ export function gridLabels(ids: Uint8Array, width: number, height: number, grid:
   return out;
 }
 
-interface ContextFrame {
+export interface ContextFrame {
   /** Normalised patch features [n, dim]. */
   feats: Float32Array;
   /** Soft labels [classes, n]. */
@@ -94,6 +94,25 @@ export class LabelPropagator {
     this.neighbours = neighbourhoods(grid, options.radius);
   }
 
+  /** The context (first frame, then the queue oldest first), to checkpoint a run. */
+  snapshot(): { first: ContextFrame; queue: ContextFrame[] } {
+    return { first: this.first, queue: [...this.queue] };
+  }
+
+  /** A propagator that goes on from a snapshot (features already normalised). */
+  static restore(
+    grid: Grid,
+    dim: number,
+    classes: number,
+    snap: { first: ContextFrame; queue: ContextFrame[] },
+    options: PropagateOptions = PROPAGATE_DEFAULTS,
+  ): LabelPropagator {
+    const p = new LabelPropagator(grid, dim, classes, snap.first.feats, snap.first.labels, options);
+    p.queue.push(...snap.queue.slice(-options.context || snap.queue.length));
+    if (options.context === 0) p.queue.length = 0;
+    return p;
+  }
+
   /** Frames in the context now (the first frame included). */
   get contextSize(): number {
     return 1 + this.queue.length;
@@ -111,46 +130,46 @@ export class LabelPropagator {
     const { topk, temperature } = this.options;
     const out = new Float32Array(classes * n);
     const k = topk;
-    // The k best affinities of the current target: values and (context frame, patch) positions, kept sorted.
-    const bestV = new Float64Array(k);
-    const bestF = new Int32Array(k);
-    const bestP = new Int32Array(k);
+    // Every candidate's affinity (context frames × neighbourhood), then the k-th largest as the threshold: like
+    // DINO, every candidate at or above it counts (ties at the threshold included).
+    const maxNb = this.neighbours.reduce((m, nb) => Math.max(m, nb.length), 0);
+    const cand = new Float64Array(ctx.length * maxNb);
+    const best = new Float64Array(k);
     for (let t = 0; t < n; t++) {
-      bestV.fill(Number.NEGATIVE_INFINITY);
-      let filled = 0;
+      best.fill(Number.NEGATIVE_INFINITY);
       const nb = this.neighbours[t] as Int32Array;
       const tOff = t * dim;
+      let m = 0;
       for (let c = 0; c < ctx.length; c++) {
         const src = (ctx[c] as ContextFrame).feats;
         for (let j = 0; j < nb.length; j++) {
-          const s = nb[j] as number;
-          const sOff = s * dim;
+          const sOff = (nb[j] as number) * dim;
           let dot = 0;
           for (let d = 0; d < dim; d++) dot += (feats[tOff + d] as number) * (src[sOff + d] as number);
           const v = Math.exp(dot / temperature);
-          if (filled < k || v > (bestV[k - 1] as number)) {
-            // Insert in descending order.
-            let i = Math.min(filled, k - 1);
-            while (i > 0 && (bestV[i - 1] as number) < v) {
-              bestV[i] = bestV[i - 1] as number;
-              bestF[i] = bestF[i - 1] as number;
-              bestP[i] = bestP[i - 1] as number;
+          cand[m++] = v;
+          if (v > (best[k - 1] as number)) {
+            // Keep the k largest, in descending order.
+            let i = k - 1;
+            while (i > 0 && (best[i - 1] as number) < v) {
+              best[i] = best[i - 1] as number;
               i--;
             }
-            bestV[i] = v;
-            bestF[i] = c;
-            bestP[i] = s;
-            if (filled < k) filled++;
+            best[i] = v;
           }
         }
       }
+      // Fewer candidates than k: all of them.
+      const threshold = m < k ? Number.NEGATIVE_INFINITY : (best[k - 1] as number);
       let sum = 0;
-      for (let i = 0; i < filled; i++) sum += bestV[i] as number;
+      for (let i = 0; i < m; i++) if ((cand[i] as number) >= threshold) sum += cand[i] as number;
       if (!(sum > 0)) continue;
-      for (let i = 0; i < filled; i++) {
-        const w = (bestV[i] as number) / sum;
-        const lab = (ctx[bestF[i] as number] as ContextFrame).labels;
-        const s = bestP[i] as number;
+      for (let i = 0; i < m; i++) {
+        const v = cand[i] as number;
+        if (v < threshold) continue;
+        const w = v / sum;
+        const lab = (ctx[Math.floor(i / nb.length)] as ContextFrame).labels;
+        const s = nb[i % nb.length] as number;
         for (let cl = 0; cl < classes; cl++)
           out[cl * n + t] = (out[cl * n + t] as number) + w * (lab[cl * n + s] as number);
       }

@@ -4,7 +4,12 @@
  * front of one another (fixed depth order). Every frame comes with its instance-id mask (0 = background, objects
  * 1..n). Deterministic by seed; the bench keeps tuning seeds and held-out seeds apart.
  */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { findBinaries } from '../../native/media/ffmpeg.js';
 import { background, inside, objectColour, rng } from '../../native/segment/synth-tour.js';
+import { instancePng } from '../../native/track/propagate-job.js';
 
 export interface PropagationScene {
   width: number;
@@ -43,6 +48,10 @@ export interface SceneOptions {
   height?: number;
   frames?: number;
   objects?: number;
+  /** Objects 1 and 2 look alike (default true). */
+  lookalikes?: boolean;
+  /** Unannotated look-alikes of the objects (default 1). */
+  distractors?: number;
 }
 
 /** Tuning seeds (used while choosing the bench's settings) and held-out seeds (the reported figures). */
@@ -64,28 +73,32 @@ export function renderScene(seed: number, o: SceneOptions = {}): PropagationScen
   const count = o.objects ?? 3;
   const rand = rng(seed);
   const movers: Mover[] = [];
-  for (let i = 0; i < count; i++) {
-    movers.push({
-      id: i + 1,
-      category: 1 + (i % 3),
-      hue: HUES[(i + Math.floor(rand() * HUES.length)) % HUES.length] as [number, number, number],
-      phase: rand() * 6,
-      cx: 0.3 + 0.4 * rand(),
-      cy: 0.35 + 0.3 * rand(),
-      // The first object's path reaches past the frame's edge: it leaves and comes back.
-      ax: i === 0 ? 0.75 + 0.1 * rand() : 0.25 + 0.2 * rand(),
-      ay: 0.1 + 0.2 * rand(),
-      fx: (0.7 + 0.6 * rand()) / frames,
-      fy: (0.5 + rand()) / frames,
-      px: rand() * 6.283,
-      py: rand() * 6.283,
-      r0: height * (0.13 + 0.06 * rand()),
-      s: 0.35 + 0.2 * rand(),
-      g: (0.8 + 0.8 * rand()) / frames,
-      ps: rand() * 6.283,
-      depth: rand(),
-    });
-  }
+  const mover = (i: number, id: number, look: number): Mover => ({
+    id,
+    category: 1 + (look % 3),
+    hue: HUES[(look + seed) % HUES.length] as [number, number, number],
+    phase: look * 1.3,
+    cx: 0.3 + 0.4 * rand(),
+    cy: 0.35 + 0.3 * rand(),
+    // The first object's path reaches past the frame's edge: it leaves and comes back.
+    ax: i === 0 ? 0.75 + 0.1 * rand() : 0.25 + 0.2 * rand(),
+    ay: 0.1 + 0.2 * rand(),
+    fx: (0.7 + 0.6 * rand()) / frames,
+    fy: (0.5 + rand()) / frames,
+    px: rand() * 6.283,
+    py: rand() * 6.283,
+    r0: height * (0.13 + 0.06 * rand()),
+    s: 0.35 + 0.2 * rand(),
+    g: (0.8 + 0.8 * rand()) / frames,
+    ps: rand() * 6.283,
+    depth: rand(),
+  });
+  // Objects 1 and 2 look alike (same shape, colour and texture), as people in a crowd or animals of a herd: only
+  // where they are tells them apart.
+  for (let i = 0; i < count; i++) movers.push(mover(i, i + 1, i === 1 && o.lookalikes !== false ? 0 : i));
+  // Unannotated look-alikes of the objects (id 0: background): a bank of the first frame's patches cannot tell them
+  // from the objects, propagation can (they are elsewhere).
+  for (let d = 0; d < (o.distractors ?? 1); d++) movers.push(mover(count + d, 0, count - 1 - d));
   // Nearest last: a later mover is drawn over an earlier one.
   const order = [...movers].sort((a, b) => a.depth - b.depth);
   const rgb: Uint8Array[] = [];
@@ -134,7 +147,7 @@ export function renderScene(seed: number, o: SceneOptions = {}): PropagationScen
 
 /**
  * Hand-made patch features of a frame (no encoder): per patch of a gridH × gridW grid, the mean colour of each cell
- * of a 2×2 split and a coarse texture term (mean absolute gradient), dim 15. For parity tests and fixtures: both
+ * of a 2×2 split and a coarse texture term (mean absolute gradient) and a small hashed noise term, dim 15. For parity tests and fixtures: both
  * implementations read exactly these floats.
  */
 export function colourFeatures(
@@ -158,11 +171,13 @@ export function colourFeatures(
       const cnt = [0, 0, 0, 0];
       let grad = 0;
       let gn = 0;
+      let sum = 0;
       for (let y = y0; y < y1; y++) {
         for (let x = x0; x < x1; x++) {
           const q = (y >= ym ? 2 : 0) + (x >= xm ? 1 : 0);
           const p = (y * width + x) * 3;
           for (let c = 0; c < 3; c++) f[q * 3 + c] = (f[q * 3 + c] as number) + (rgb[p + c] as number) / 255;
+          sum += ((rgb[p] as number) * (x + 1) + (rgb[p + 2] as number) * (y + 1)) % 9973;
           cnt[q] = (cnt[q] as number) + 1;
           if (x + 1 < x1) {
             for (let c = 0; c < 3; c++) grad += Math.abs((rgb[p + 3 + c] as number) - (rgb[p + c] as number)) / 255;
@@ -175,8 +190,87 @@ export function colourFeatures(
       const g = gn ? grad / gn : 0;
       f[12] = g;
       f[13] = g * g;
-      f[14] = 0.1;
+      // A little deterministic noise (a hash of the patch's pixels and place), as encoders' features have: identical
+      // patches of look-alike objects would otherwise tie exactly, and ties break by float rounding.
+      f[14] = 0.1 + 0.05 * (((sum * 2654435761 + gy * 40503 + gx * 977) >>> 0) / 4294967296);
     }
   }
   return out;
+}
+
+/** Pipes raw RGB frames through ffmpeg with the given output arguments. */
+function encodeFrames(frames: readonly Uint8Array[], width: number, height: number, output: string[]): Promise<void> {
+  const ff = spawn(
+    findBinaries().ffmpeg.path,
+    [
+      '-v',
+      'error',
+      '-y',
+      '-f',
+      'rawvideo',
+      '-pix_fmt',
+      'rgb24',
+      '-s',
+      `${width}x${height}`,
+      '-r',
+      '10',
+      '-i',
+      'pipe:0',
+      ...output,
+    ],
+    { stdio: ['pipe', 'ignore', 'inherit'] },
+  );
+  const done = new Promise<void>((resolve, reject) => {
+    ff.on('error', reject);
+    ff.on('close', (c) => (c === 0 ? resolve() : reject(new Error(`ffmpeg exited ${c}`))));
+  });
+  for (const f of frames) ff.stdin.write(f);
+  ff.stdin.end();
+  return done;
+}
+
+/** The scene as an H.264 video (10 fps, every frame a keyframe-friendly GOP of 10) with its masks beside it. */
+export async function writeSceneVideo(file: string, scene: PropagationScene): Promise<string> {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  await encodeFrames(scene.rgb, scene.width, scene.height, [
+    '-c:v',
+    'libx264',
+    '-preset',
+    'medium',
+    '-crf',
+    '14',
+    '-g',
+    '10',
+    '-pix_fmt',
+    'yuv420p',
+    file,
+  ]);
+  return file;
+}
+
+/**
+ * Scenes in the DAVIS layout: JPEGImages/480p/<name>/00000.jpg … (JPEG, quality 2) and Annotations/480p/<name>/
+ * 00000.png … (palette PNGs, DAVIS's colours, index = object), as the DAVIS benchmark ships them.
+ */
+export async function writeDavisFolder(
+  root: string,
+  scenes: readonly { name: string; scene: PropagationScene }[],
+): Promise<string> {
+  for (const { name, scene } of scenes) {
+    const jpeg = path.join(root, 'JPEGImages', '480p', name);
+    const ann = path.join(root, 'Annotations', '480p', name);
+    fs.mkdirSync(jpeg, { recursive: true });
+    fs.mkdirSync(ann, { recursive: true });
+    await encodeFrames(scene.rgb, scene.width, scene.height, [
+      '-q:v',
+      '2',
+      '-start_number',
+      '0',
+      path.join(jpeg, '%05d.jpg'),
+    ]);
+    scene.masks.forEach((m, i) => {
+      fs.writeFileSync(path.join(ann, `${String(i).padStart(5, '0')}.png`), instancePng(m, scene.width, scene.height));
+    });
+  }
+  return root;
 }
