@@ -25,6 +25,7 @@ import { importViTFile } from '../native/models/import-vit.js';
 import { DEFAULT_RUNTIME } from '../native/runtime/session.js';
 import { labelledBank, segmentPatches } from '../native/segment/hummingbird.js';
 import { patchLabels } from '../native/segment/labels.js';
+import { ContextSimilarity } from '../native/track/affinity.js';
 import { davisSequences } from '../native/track/davis.js';
 import { ImageFolderSource } from '../native/track/frames.js';
 import { gridLabels, LabelPropagator, labelsToMask, PROPAGATE_DEFAULTS } from '../native/track/propagate.js';
@@ -83,6 +84,7 @@ export async function propagationFigures(
       const dim = model.config.dim;
       const target = { inputWidth: shape.width, inputHeight: shape.height, width: W, height: H };
       // Propagation, timed from the decoded frame to the mask (extraction included).
+      const similarity = new ContextSimilarity(dim, DEFAULT_RUNTIME);
       const t0 = performance.now();
       const feats: Float32Array[] = [];
       const first = (await extractor.run([images[0] as (typeof images)[number]]))[0]?.patches as Float32Array;
@@ -92,9 +94,10 @@ export async function propagationFigures(
       for (let i = 1; i < source.count; i++) {
         const f = (await extractor.run([images[i] as (typeof images)[number]]))[0]?.patches as Float32Array;
         feats.push(f);
-        pred.push(labelsToMask(p.step(f), grid, C, target));
+        pred.push(labelsToMask(await p.stepWith(f, similarity.run), grid, C, target));
       }
       ms += performance.now() - t0;
+      await similarity.release();
       frames += source.count - 1;
       await extractor.release();
       const prop = scoreSequence(pred, truth, W, H, objects);

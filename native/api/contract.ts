@@ -4,7 +4,7 @@
  * argument is validated the same way wherever it comes from. The renderer imports only the types from here.
  */
 import { z } from 'zod';
-import { EvalDavisArgs, PropagateArgs } from './propagate.js';
+import { EvalDavisArgs, PropagateArgs, PropagationFrame, PropagationFrameArgs } from './propagate.js';
 
 export const JOB_STATES = ['queued', 'running', 'done', 'failed', 'cancelled', 'interrupted'] as const;
 export const JobState = z.enum(JOB_STATES);
@@ -1195,6 +1195,7 @@ export const commands = {
   },
   'track.propagate': { args: PropagateArgs.strict(), result: JobInfo },
   'eval.davis': { args: EvalDavisArgs.strict(), result: JobInfo },
+  'track.propagation': { args: PropagationFrameArgs, result: PropagationFrame },
   'train.start': { args: TrainDinoArgs, result: JobInfo },
   'train.export': { args: TrainExportArgs, result: JobInfo },
   'train.import': { args: TrainImportArgs, result: JobInfo },

@@ -44,6 +44,8 @@ export const PropagateArgs = PropagationParams.extend({
   start: StartMasks,
   /** The run's frame (0-based) the start masks belong to. */
   fromFrame: z.int().min(0).default(0),
+  /** Or its time in the source (seconds): the run's frame nearest to it (the Player's frames are a sample). */
+  fromTime: z.number().min(0).optional(),
   /** Every Nth frame of the source (1 = every frame). */
   every: z.int().min(1).max(1000).default(1),
   direction: z.enum(['forward', 'backward', 'both']).default('both'),
@@ -89,3 +91,17 @@ export const DavisResult = z.object({
   settings: z.record(z.string(), z.unknown()),
 });
 export type DavisResult = z.infer<typeof DavisResult>;
+
+/** The Player's overlay: a propagation job's mask of the run frame nearest to a time, at the stored frames' size. */
+export const PropagationFrameArgs = z
+  .object({ jobId: z.int().positive(), pts: z.number().min(0), width: z.int().positive(), height: z.int().positive() })
+  .strict();
+export const PropagationFrame = z.object({
+  dir: z.string(),
+  /** The run's frame shown (0-based), null when none is written yet. */
+  frame: z.int().nullable(),
+  frames: z.int(),
+  objects: z.int(),
+  /** Instance id per pixel (width × height, row-major), base64; null when the frame is not written yet. */
+  ids: z.string().nullable(),
+});

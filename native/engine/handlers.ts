@@ -27,6 +27,7 @@ import {
 import { checkFolderDestination, prepareFolderDestination, writeFileDestination } from '../store/destination.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
 import { motCsv, writeInstanceMasks } from '../track/export.js';
+import { propagationFrame } from '../track/propagate-job.js';
 import { listPreviews } from '../train/previews.js';
 import { type Engine, jobInfo } from './engine.js';
 import { mediaInfo, requireMedia, resolveMedia } from './library.js';
@@ -324,6 +325,7 @@ export function createHandlers(engine: Engine): Handlers {
     },
     'track.propagate': (a) => jobInfo(open().runner.enqueue('track.propagate', a)),
     'eval.davis': (a) => jobInfo(open().runner.enqueue('eval.davis', a)),
+    'track.propagation': (a) => propagationFrame(open().project, a.jobId, a.pts, a.width, a.height),
     'train.start': (a) => jobInfo(open().runner.enqueue('train.dino', a)),
     'train.export': (a) => jobInfo(open().runner.enqueue('train.export', a)),
     'train.import': (a) => jobInfo(open().runner.enqueue('train.import', a)),

@@ -14,6 +14,7 @@ import { loadRegisteredModel } from '../features/extract.js';
 import type { JobHandler } from '../jobs/types.js';
 import { maxId, type ObjectScore, summarise, VideoScorer } from '../metrics/video.js';
 import { prepareFolderDestination } from '../store/destination.js';
+import { ContextSimilarity } from './affinity.js';
 import { ImageFolderSource } from './frames.js';
 import { instancePng, loadExtractor, propagatePass, readInstanceMask } from './propagate-job.js';
 
@@ -83,6 +84,7 @@ export const evalDavisJob: JobHandler<EvalDavisArgs, DavisCheckpoint> = {
       ctx.runtime,
       sequences[0] ? (sources.get(sequences[0].name) as ImageFolderSource) : { width: a.size, height: a.size },
     );
+    const similarity = new ContextSimilarity(model.config.dim, ctx.runtime);
     ctx.phase(`propagating on ${extractor.provider}`, { total, unit: 'frames', done });
     let seqCount = 0;
     try {
@@ -120,6 +122,7 @@ export const evalDavisJob: JobHandler<EvalDavisArgs, DavisCheckpoint> = {
           start: 0,
           startIds,
           direction: 'forward',
+          similarity,
           throwIfAborted: () => ctx.throwIfAborted(),
           onFrame: async (i, ids) => {
             if (out)
@@ -147,6 +150,7 @@ export const evalDavisJob: JobHandler<EvalDavisArgs, DavisCheckpoint> = {
       }
     } finally {
       await extractor.release();
+      await similarity.release();
     }
     const rows = project.jobs
       .items(ctx.jobId, { limit: 1000000 })

@@ -19,6 +19,8 @@ import { CocoWriter, rleEncode } from '../segment/export.js';
 import { readMask } from '../segment/masks.js';
 import { prepareFolderDestination } from '../store/destination.js';
 import { sourceSize } from '../store/media-repo.js';
+import type { Project } from '../store/project.js';
+import { ContextSimilarity } from './affinity.js';
 import { instanceMask, motCsv } from './export.js';
 import type { FrameSource } from './frames.js';
 import { VideoFrameSource } from './frames.js';
@@ -72,6 +74,8 @@ export interface PropagationPass {
   start: number;
   startIds: Uint8Array;
   direction: 'forward' | 'backward';
+  /** Cosines on the execution provider (default: in JS). */
+  similarity?: ContextSimilarity;
   /** Throws when the run should stop (the job's cancellation). */
   throwIfAborted?: () => void;
   /** A checkpointed context to go on from, and the frame to go on at. */
@@ -109,7 +113,8 @@ export async function propagatePass(p: PropagationPass): Promise<void> {
   };
   for (let i = from; i !== end; i += step) {
     p.throwIfAborted?.();
-    const labels = propagator.step(await features(i));
+    const f = await features(i);
+    const labels = p.similarity ? await propagator.stepWith(f, p.similarity.run) : propagator.step(f);
     await p.onFrame(i, labelsToMask(labels, grid, classes, target, options.upsample === 'source'), propagator);
   }
 }
@@ -171,7 +176,13 @@ export async function loadExtractor(
   return FeatureExtractor.create(model, size, runtime, 'aspect', frame);
 }
 
-async function startMasks(ctx: JobContext<PropagateArgs, PropagateCheckpoint>, width: number, height: number) {
+async function startMasks(
+  ctx: JobContext<PropagateArgs, PropagateCheckpoint>,
+  width: number,
+  height: number,
+  /** The start frame's time in the source. */
+  t: number,
+) {
   const { project, args: a } = ctx;
   if ('mask' in a.start) return readInstanceMask(a.start.mask, width, height);
   const run = project.tracks.run(a.start.trackRun);
@@ -183,8 +194,6 @@ async function startMasks(ctx: JobContext<PropagateArgs, PropagateCheckpoint>, w
   if (frames.length === 0) throw new FlaneurError('NOT_FOUND', `Track run ${run.id} has no frames yet.`);
   const media = project.media.get(a.mediaId);
   const libFps = ((media?.sampling ?? {}) as { fps?: number }).fps ?? 1;
-  const srcFps = ((media?.probe ?? {}) as { fps?: number }).fps ?? 30;
-  const t = (a.fromFrame * a.every) / srcFps;
   const nearest = frames.reduce((best, f) => (Math.abs(f / libFps - t) < Math.abs(best / libFps - t) ? f : best));
   const want = a.start.objects;
   const chosen = boxes.filter((b) => b.frameIdx === nearest && (!want || want.includes(b.object)));
@@ -209,13 +218,14 @@ export const propagateJob: JobHandler<PropagateArgs, PropagateCheckpoint> = {
     const { model } = loadRegisteredModel(project, a.modelId);
     ctx.phase('listing frames', { total: null, unit: 'frames' });
     const source = await VideoFrameSource.open(media.path, size, { every: a.every, fps, signal: ctx.signal });
-    if (a.fromFrame >= source.count)
+    const fromFrame = a.fromTime === undefined ? a.fromFrame : nearestIndex(source.pts, a.fromTime);
+    if (fromFrame >= source.count)
       throw new FlaneurError(
         'INVALID_ARGUMENT',
-        `The run has ${source.count} frames (every ${a.every} of the video): there is no frame ${a.fromFrame + 1}.`,
+        `The run has ${source.count} frames (every ${a.every} of the video): there is no frame ${fromFrame + 1}.`,
         { field: 'fromFrame' },
       );
-    const startIds = await startMasks(ctx, size.width, size.height);
+    const startIds = await startMasks(ctx, size.width, size.height, source.pts[fromFrame] as number);
     const objects = maxId(startIds);
     if (objects === 0)
       throw new FlaneurError('INVALID_ARGUMENT', 'The start mask has no object (every pixel is background).', {
@@ -223,17 +233,33 @@ export const propagateJob: JobHandler<PropagateArgs, PropagateCheckpoint> = {
       });
     const classes = objects + 1;
     const extractor = await loadExtractor(model, a.size, ctx.runtime, size);
+    const similarity = new ContextSimilarity(model.config.dim, ctx.runtime);
     const shape = extractor.shapeOf(size.width, size.height);
     const n = shape.gridH * shape.gridW;
     const dim = model.config.dim;
     const stateFile = path.join(out, '.propagate-state');
     const passes = (a.direction === 'both' ? ['forward', 'backward'] : [a.direction]) as ('forward' | 'backward')[];
-    const todo = passes.reduce((s, d) => s + (d === 'forward' ? source.count - 1 - a.fromFrame : a.fromFrame), 0);
+    const todo = passes.reduce((s, d) => s + (d === 'forward' ? source.count - 1 - fromFrame : fromFrame), 0);
     const checkpoint: PropagateCheckpoint = ctx.checkpoint ?? { done: [], frames: 0 };
     const masks = new Map<number, true>();
-    fs.writeFileSync(path.join(out, frameFile(a.fromFrame)), instancePng(startIds, size.width, size.height));
-    masks.set(a.fromFrame, true);
+    fs.writeFileSync(path.join(out, frameFile(fromFrame)), instancePng(startIds, size.width, size.height));
+    masks.set(fromFrame, true);
     const options = { ...a, upsample: a.upsample };
+    // What the Player needs while the run goes on (frames and their times); the scores are added at the end.
+    const baseManifest = {
+      jobId: ctx.jobId,
+      mediaId: media.id,
+      source: media.path,
+      every: a.every,
+      frames: source.count,
+      pts: source.pts,
+      fromFrame,
+      direction: a.direction,
+      objects,
+      width: size.width,
+      height: size.height,
+    };
+    fs.writeFileSync(path.join(out, 'run.json'), `${JSON.stringify(baseManifest, null, 2)}\n`);
     ctx.phase(`propagating on ${extractor.provider}`, { total: todo, unit: 'frames', done: checkpoint.frames });
     let done = checkpoint.frames;
     try {
@@ -250,9 +276,10 @@ export const propagateJob: JobHandler<PropagateArgs, PropagateCheckpoint> = {
           extractor,
           classes,
           options,
-          start: a.fromFrame,
+          start: fromFrame,
           startIds,
           direction,
+          similarity,
           throwIfAborted: () => ctx.throwIfAborted(),
           ...(resume ? { resume } : {}),
           onFrame: (i, ids, propagator) => {
@@ -272,6 +299,7 @@ export const propagateJob: JobHandler<PropagateArgs, PropagateCheckpoint> = {
       }
     } finally {
       await extractor.release();
+      await similarity.release();
     }
     ctx.phase('exporting', { total: source.count, unit: 'frames' });
     const exported = await writeExports(out, source.count, objects, size, media.path, media.id, (i) =>
@@ -279,18 +307,10 @@ export const propagateJob: JobHandler<PropagateArgs, PropagateCheckpoint> = {
     );
     const items: ItemResult[] = [];
     let score = null;
-    if (a.truth) score = await scoreFolder(out, a.truth, source.count, a.fromFrame, objects, size);
+    if (a.truth) score = await scoreFolder(out, a.truth, source.count, fromFrame, objects, size);
     const manifest = {
-      mediaId: media.id,
-      source: media.path,
-      every: a.every,
-      frames: source.count,
-      pts: source.pts,
-      fromFrame: a.fromFrame,
-      direction: a.direction,
-      objects,
-      width: size.width,
-      height: size.height,
+      ...baseManifest,
+
       grid: { gridH: shape.gridH, gridW: shape.gridW },
       modelId: a.modelId,
       params: {
@@ -378,4 +398,27 @@ export async function writeExports(
   const motFile = path.join(out, 'mot.txt');
   fs.writeFileSync(motFile, motCsv(boxes));
   return { coco: cocoFile, mot: motFile };
+}
+
+/** The index of the time nearest to `t` in ascending `pts`. */
+export function nearestIndex(pts: readonly number[], t: number): number {
+  let best = 0;
+  for (let i = 1; i < pts.length; i++)
+    if (Math.abs((pts[i] as number) - t) < Math.abs((pts[best] as number) - t)) best = i;
+  return best;
+}
+
+/** A propagation job's mask of the run frame nearest to `pts`, at width × height (the Player's overlay). */
+export async function propagationFrame(project: Project, jobId: number, pts: number, width: number, height: number) {
+  const job = project.jobs.get(jobId);
+  if (job?.kind !== 'track.propagate')
+    throw new FlaneurError('NOT_FOUND', `No propagation job ${jobId}.`, { field: 'jobId' });
+  const dir = (job.args.outDir as string | undefined) ?? path.join(project.dir, 'exports', `propagate-${jobId}`);
+  const manifest = path.join(dir, 'run.json');
+  if (!fs.existsSync(manifest)) return { dir, frame: null, frames: 0, objects: 0, ids: null };
+  const run = JSON.parse(fs.readFileSync(manifest, 'utf8')) as { pts: number[]; objects: number };
+  const frame = nearestIndex(run.pts, pts);
+  const file = path.join(dir, frameFile(frame));
+  const ids = fs.existsSync(file) ? Buffer.from(await readInstanceMask(file, width, height)).toString('base64') : null;
+  return { dir, frame: ids ? frame : null, frames: run.pts.length, objects: run.objects, ids };
 }

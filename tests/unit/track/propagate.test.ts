@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { scoreSequence } from '../../../native/metrics/video.js';
+import { ContextSimilarity } from '../../../native/track/affinity.js';
 import {
   gridLabels,
   LabelPropagator,
@@ -133,5 +134,28 @@ describe('label propagation (DINO protocol)', () => {
     const w1 = Math.exp(a / 0.1) / (Math.exp(1 / 0.1) + Math.exp(a / 0.1));
     expect(out[2]).toBeCloseTo(w1, 6);
     expect(out[0]).toBeCloseTo(1 - w1, 6);
+  });
+});
+
+describe('label propagation with the cosines on the execution provider', () => {
+  it('gives the same labels as the exact JS step (ContextSimilarity, one MatMul per frame)', async () => {
+    const f = fixture();
+    const m = f.meta;
+    const grid = { gridH: m.gridH, gridW: m.gridW };
+    const labels = gridLabels(f.truth[0] as Uint8Array, m.width, m.height, grid, m.classes);
+    const js = new LabelPropagator(grid, m.dim, m.classes, f.features(0), labels, m);
+    const ort = new LabelPropagator(grid, m.dim, m.classes, f.features(0), labels, m);
+    const sim = new ContextSimilarity(m.dim);
+    try {
+      for (let t = 1; t < m.frames; t++) {
+        const a = js.step(f.features(t));
+        const b = await ort.stepWith(f.features(t), sim.run);
+        let worst = 0;
+        for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs((a[i] as number) - (b[i] as number)));
+        expect(worst).toBeLessThan(1e-4);
+      }
+    } finally {
+      await sim.release();
+    }
   });
 });
