@@ -200,26 +200,8 @@ export function colourFeatures(
 
 /** Pipes raw RGB frames through ffmpeg with the given output arguments. */
 function encodeFrames(frames: readonly Uint8Array[], width: number, height: number, output: string[]): Promise<void> {
-  const ff = spawn(
-    findBinaries().ffmpeg.path,
-    [
-      '-v',
-      'error',
-      '-y',
-      '-f',
-      'rawvideo',
-      '-pix_fmt',
-      'rgb24',
-      '-s',
-      `${width}x${height}`,
-      '-r',
-      '10',
-      '-i',
-      'pipe:0',
-      ...output,
-    ],
-    { stdio: ['pipe', 'ignore', 'inherit'] },
-  );
+  const input = `-v error -y -f rawvideo -pix_fmt rgb24 -s ${width}x${height} -r 10 -i pipe:0`.split(' ');
+  const ff = spawn(findBinaries().ffmpeg.path, [...input, ...output], { stdio: ['pipe', 'ignore', 'inherit'] });
   const done = new Promise<void>((resolve, reject) => {
     ff.on('error', reject);
     ff.on('close', (c) => (c === 0 ? resolve() : reject(new Error(`ffmpeg exited ${c}`))));

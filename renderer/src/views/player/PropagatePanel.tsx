@@ -41,16 +41,17 @@ export function PropagationOverlay({ data, width, height }: { data: PropagationF
       sums.set(o, [s[0] + x, s[1] + y, s[2] + 1]);
     }
     ctx.putImageData(img, 0, 0);
-    // Each object's id at its centre.
-    ctx.font = '11px sans-serif';
+    // Each object's id at its centre, sized to the frame (the canvas is scaled to the stage).
+    const font = Math.max(6, Math.round(Math.min(width, height) / 18));
+    ctx.font = `${font}px sans-serif`;
     for (const [o, [sx, sy, n]] of sums) {
       const [r, g, b] = classColour(o);
       const x = Math.round(sx / n);
       const y = Math.round(sy / n);
       ctx.fillStyle = `rgb(${r}, ${g}, ${b})`;
-      ctx.fillRect(x - 11, y - 7, 22, 14);
+      ctx.fillRect(x - font, y - font * 0.6, font * 2, font * 1.2);
       ctx.fillStyle = '#000';
-      ctx.fillText(`#${o}`, x - 8, y + 4);
+      ctx.fillText(`#${o}`, x - font * 0.75, y + font * 0.35);
     }
   }, [data, width, height]);
   return <canvas ref={ref} width={width} height={height} className="track-canvas" data-testid="propagation-overlay" />;
