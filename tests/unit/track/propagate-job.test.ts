@@ -149,3 +149,55 @@ describe('flaneur eval davis', () => {
     expect(fs.readdirSync(root).sort()).toEqual(['Annotations', 'JPEGImages']);
   }, 300_000);
 });
+
+describe('flaneur track propagate', () => {
+  it('propagates a folder of masks named by frame from the CLI and prints J and F', async () => {
+    const work = tmpDir();
+    process.env.FLANEUR_HOME = path.join(work, 'home');
+    const project = path.join(work, 'p');
+    expect((await runCli(['project', 'create', project])).code).toBe(0);
+    const scene = renderScene(51, { width: 96, height: 64, frames: 8, objects: 2 });
+    const video = await writeSceneVideo(path.join(work, 'clip.mp4'), scene);
+    expect((await runCli(['add', video, '--project', project])).code).toBe(0);
+    const vit = writeInitViT(path.join(work, 'vit.safetensors'));
+    expect((await runCli(['model', 'import', vit, '--project', project])).code).toBe(0);
+    const truth = path.join(work, 'truth');
+    fs.mkdirSync(truth);
+    scene.masks.forEach((m, i) => {
+      fs.writeFileSync(path.join(truth, `${String(i).padStart(5, '0')}.png`), instancePng(m, 96, 64));
+    });
+    const out = path.join(work, 'out');
+    const r = await runCli([
+      'track',
+      'propagate',
+      video,
+      '--masks',
+      truth,
+      '--from-frame',
+      '3',
+      '--out',
+      out,
+      '--truth',
+      truth,
+      '--size',
+      '224',
+      '--context',
+      '3',
+      '--project',
+      project,
+      '--json',
+    ]);
+    expect(r.stderr).not.toMatch(/Error:/);
+    expect(r.code).toBe(0);
+    const res = r.json<{ frames: number; objects: number; score: { JF: number; frames: number } }>();
+    expect(res).toMatchObject({ frames: 8, objects: 2 });
+    // Frame 3 (00002.png) was given: the 7 others are scored.
+    expect(res.score.frames).toBe(7);
+    expect(fs.readdirSync(out).filter((f) => /^\d{5}\.png$/.test(f))).toHaveLength(8);
+    const run = JSON.parse(fs.readFileSync(path.join(out, 'run.json'), 'utf8')) as {
+      fromFrame: number;
+      params: { context: number };
+    };
+    expect(run).toMatchObject({ fromFrame: 2, params: { context: 3 } });
+  }, 300_000);
+});
