@@ -13,7 +13,7 @@ describe('mask propagation in the player, end to end in browser mode', () => {
     s = app.session();
   });
 
-  it('draws a start mask, propagates it, shows coloured overlays on a later frame and exports PNGs', async () => {
+  it('draws a start mask, propagates it, shows coloured overlays on a later frame, exports PNGs, corrects a frame and propagates again', async () => {
     const { page } = s;
     await page.getByLabel('Project folder', { exact: true }).fill(path.join(work, 'prop'));
     await page.getByRole('button', { name: 'Create project' }).click();
@@ -98,6 +98,47 @@ describe('mask propagation in the player, end to end in browser mode', () => {
     expect(fs.readdirSync(dir).filter((f) => /^\d{5}\.png$/.test(f))).toHaveLength(20);
     expect(fs.existsSync(path.join(dir, 'coco.json'))).toBe(true);
     expect(fs.readFileSync(path.join(dir, 'mot.txt'), 'utf8')).toMatch(/^\d+,1,/);
+
+    // Correct frame 15 (its largest object redrawn where it really is) and propagate again from there into the
+    // same folder.
+    const truth15 = scene.masks[14] as Uint8Array;
+    const area = [0, 0, 0, 0];
+    for (const v of truth15) area[v] = (area[v] ?? 0) + 1;
+    const obj = [1, 2, 3].reduce((a, b) => ((area[b] ?? 0) > (area[a] ?? 0) ? b : a));
+    const xs: number[] = [];
+    const ys: number[] = [];
+    truth15.forEach((v, i) => {
+      if (v === obj) {
+        xs.push(i % 160);
+        ys.push(Math.floor(i / 160));
+      }
+    });
+    expect(xs.length).toBeGreaterThan(10);
+    const before = fs.statSync(path.join(dir, '00019.png')).mtimeMs;
+    const earlier = fs.readFileSync(path.join(dir, '00005.png'));
+    await page.getByRole('button', { name: 'Correct this frame and propagate again' }).click();
+    await canvas.waitFor();
+    await page.getByRole('button', { name: 'polygon', exact: true }).click();
+    await page.getByLabel('Class to paint').selectOption({ label: `object ${obj}` });
+    await canvas.scrollIntoViewIfNeeded();
+    const box2 = await canvas.boundingBox();
+    if (!box2) throw new Error('no canvas');
+    const at2 = (x: number, y: number) =>
+      page.mouse.click(box2.x + (box2.width * x) / 160, box2.y + (box2.height * y) / 96);
+    const [cx0, cx1, cy0, cy1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+    await at2(cx0 + 1, cy0 + 1);
+    await at2(cx1, cy0 + 1);
+    await at2(cx1, cy1);
+    await at2(cx0 + 1, cy1);
+    await page.getByRole('button', { name: /Close polygon \(4 points\)/ }).click();
+    await page.getByRole('button', { name: 'Use this mask' }).click();
+    await page
+      .getByTestId('propagate-status')
+      .filter({ hasText: /Run #3: done/ })
+      .waitFor({ timeout: 180_000 });
+    // Frames after the corrected one were written again; frames before it are kept.
+    expect(fs.statSync(path.join(dir, '00019.png')).mtimeMs).toBeGreaterThan(before);
+    expect(fs.readFileSync(path.join(dir, '00005.png')).equals(earlier)).toBe(true);
     expect(s.errors).toEqual([]);
   });
 });
