@@ -13,6 +13,7 @@ import { benchIngest } from './ingest.js';
 import { benchKnn } from './knn.js';
 import { benchMap } from './map.js';
 import { benchNeco } from './neco.js';
+import { benchPropagate } from './propagate.js';
 import { BenchSetupFault } from './reference.js';
 import { benchResponsiveness } from './responsiveness.js';
 import { benchSegment } from './segment.js';
@@ -32,6 +33,7 @@ const BENCHES: Record<string, (args: string[]) => Promise<Record<string, unknown
   train: benchTrain,
   track: benchTrack,
   segment: benchSegment,
+  propagate: benchPropagate,
   dora: benchDora,
   neco: benchNeco,
   fungi: benchFungi,

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { DefaultModel, DefaultModelArgs, SetDefaultModelArgs } from './models-default.js';
+import { EvalDavisArgs, PropagateArgs, PropagationFrame, PropagationFrameArgs } from './propagate.js';
 
 export const JOB_STATES = ['queued', 'running', 'done', 'failed', 'cancelled', 'interrupted'] as const;
 export const JobState = z.enum(JOB_STATES);
@@ -1198,6 +1199,9 @@ export const commands = {
       .strict(),
     result: z.object({ dir: z.string(), frames: z.int() }),
   },
+  'track.propagate': { args: PropagateArgs.strict(), result: JobInfo },
+  'eval.davis': { args: EvalDavisArgs.strict(), result: JobInfo },
+  'track.propagation': { args: PropagationFrameArgs, result: PropagationFrame },
   'train.start': { args: TrainDinoArgs, result: JobInfo },
   'train.export': { args: TrainExportArgs, result: JobInfo },
   'train.import': { args: TrainImportArgs, result: JobInfo },

@@ -44,6 +44,7 @@ const countCmds = () => import('./commands/count.js');
 const trackCmds = () => import('./commands/track.js');
 const retrieveCmds = () => import('./commands/retrieve.js');
 const analyseCmds = () => import('./commands/analyse.js');
+const evalCmds = () => import('./commands/eval.js');
 
 export const ITEMS_HELP = `Items are catalog ids (\`flaneur library\`) or file paths (or a file name that is unique in the catalog).
 A frame is ITEM:N, N numbered as in the app's player (the first frame is 1); an image is its frame 1.`;
@@ -450,6 +451,55 @@ resolution (up to 4096 px), not the smaller stored frame, and picks the scale fr
       masks: s('DIR', "write per-frame PNG instance masks (at the video's own resolution)"),
     },
     load: async () => (await trackCmds()).track,
+  },
+  {
+    name: 'track propagate',
+    synopsis:
+      'ITEM --masks FILE.png|DIR [--from-frame N] [--out DIR] [--truth DIR] [--context 7 --topk 5 --radius 12 --temperature 0.1 --size 480 --every 1] [--direction both]',
+    summary: "follow start masks through the whole video (DINO's label propagation; a job)",
+    details:
+      "Frames are decoded for the run: every frame of the video, or every Nth (--every N), not the library's sample; N of\n--from-frame counts them from 1. Start masks: a PNG of instance ids (palette PNG: index = object; 0/255: one object;\ngray ids), a folder of them named by frame (00000.png is the first), or --track-run R (the objects of a Dora run).\nWrites one palette PNG per frame at the video's size (DAVIS layout), coco.json (RLE) and mot.txt (boxes); --truth DIR\nscores J and F against PNGs named the same way.",
+    positionals: one('a video item'),
+    options: {
+      model: MODEL,
+      masks: s('FILE|DIR', 'the start masks'),
+      'track-run': s('R', 'start from the objects of this Dora track run instead'),
+      'from-frame': s('N', 'the frame the masks belong to (default: 1, or the number in the mask file name)'),
+      out: s('DIR', 'output folder (default: <project>/exports/propagate-<job>)'),
+      truth: s('DIR', 'truth masks to score J and F against'),
+      context: s('N', 'recent predicted frames kept as context beside the first (default 7)'),
+      topk: s('K', 'neighbours each patch takes its label from (default 5)'),
+      radius: s('R', 'neighbourhood half-size in patches, 0 = whole frame (default 12)'),
+      temperature: s('T', 'affinity exp(cos / T) (default 0.1)'),
+      size: s('S', 'input size: shorter side, 224 to 896 (default 480)'),
+      every: s('N', 'every Nth frame of the video (default 1: every frame)'),
+      direction: s('D', 'forward, backward or both (default both)'),
+      upsample: s('input|source', "bilinear upsampling to the network input (DINO's, default) or to the video's size"),
+    },
+    load: async () => (await trackCmds()).propagate,
+  },
+  {
+    name: 'eval davis',
+    synopsis: 'ROOT --model ID|FILE [--size 480] [--out results.json] [--masks DIR] [--sequences a,b] [--json]',
+    summary: 'the DAVIS video object segmentation benchmark: propagate first-frame masks, score J, F, J&F',
+    details:
+      'ROOT holds JPEGImages/480p/<sequence>/*.jpg and Annotations/480p/<sequence>/*.png (palette PNGs, DAVIS-2016 0/255 or\nDAVIS-2017 ids). Every frame but the first and the last is scored, as the DAVIS toolkit does. Frames and features stay\nin memory: nothing is added to the project. --model FILE.safetensors runs in a temporary project deleted afterwards.',
+    positionals: one('a DAVIS folder'),
+    options: {
+      model: s('ID|FILE', 'a registered model, or a .safetensors file (temporary project)'),
+      out: s('FILE', 'write the results (JSON) here too'),
+      masks: s('DIR', 'write the predicted masks (DAVIS results layout) here'),
+      sequences: s('a,b', 'only these sequences'),
+      resolution: s('R', 'the resolution folder (default 480p)'),
+      context: s('N', 'recent predicted frames kept as context beside the first (default 7)'),
+      topk: s('K', 'neighbours each patch takes its label from (default 5)'),
+      radius: s('R', 'neighbourhood half-size in patches, 0 = whole frame (default 12)'),
+      temperature: s('T', 'affinity exp(cos / T) (default 0.1)'),
+      size: s('S', 'input size: shorter side, 224 to 896 (default 480)'),
+      upsample: s('input|source', "bilinear upsampling to the network input (DINO's, default) or to the frame's size"),
+      'keep-project': b('with --model FILE: keep the temporary project'),
+    },
+    load: async () => (await evalCmds()).davis,
   },
   {
     name: 'retrieve similar',

@@ -21,6 +21,7 @@ import { bankClasses, createBank, relabelBank, saveDrawnMask, segmentFrame } fro
 import { checkFolderDestination, prepareFolderDestination, writeFileDestination } from '../store/destination.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
 import { motCsv, writeInstanceMasks } from '../track/export.js';
+import { propagationFrame } from '../track/propagate-job.js';
 import { listPreviews } from '../train/previews.js';
 import { type Engine, jobInfo } from './engine.js';
 import { mediaInfo, requireMedia, resolveMedia } from './library.js';
@@ -311,6 +312,9 @@ export function createHandlers(engine: Engine): Handlers {
       const { frames } = writeInstanceMasks(dir, project.tracks.boxes(a.runId), run.grid, size.width, size.height);
       return { dir, frames };
     },
+    'track.propagate': (a) => jobInfo(open().runner.enqueue('track.propagate', a)),
+    'eval.davis': (a) => jobInfo(open().runner.enqueue('eval.davis', a)),
+    'track.propagation': (a) => propagationFrame(open().project, a.jobId, a.pts, a.width, a.height),
     'train.start': (a) => jobInfo(open().runner.enqueue('train.dino', a)),
     'train.export': (a) => jobInfo(open().runner.enqueue('train.export', a)),
     'train.import': (a) => jobInfo(open().runner.enqueue('train.import', a)),

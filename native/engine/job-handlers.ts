@@ -11,6 +11,8 @@ import { ingestMediaJob } from '../ingest/ingest-media.js';
 import type { AnyJobHandler } from '../jobs/types.js';
 import { mapJob } from '../map/build.js';
 import { segmentBatchJob } from '../segment/batch.js';
+import { evalDavisJob } from '../track/davis.js';
+import { propagateJob } from '../track/propagate-job.js';
 import { trackJob } from '../track/track-job.js';
 import { trainExportJob } from '../train/export-run.js';
 import { trainImportJob } from '../train/import-run.js';
@@ -28,6 +30,8 @@ export const JOB_HANDLERS: readonly AnyJobHandler[] = [
   segmentBatchJob,
   countBatchJob,
   trackJob,
+  propagateJob,
+  evalDavisJob,
   fungiJob,
   mapJob,
   downloadModelJob,

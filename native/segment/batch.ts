@@ -9,13 +9,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { FlaneurError } from '../api/errors.js';
-import { frameFileStem, frameNumber, sourceFrameSize } from '../api/frames.js';
+import { frameFileStem, frameNumber } from '../api/frames.js';
 import { ExtractorCache } from '../features/extractor-cache.js';
 import { ExactKnn } from '../features/knn.js';
 import type { ItemResult, JobHandler } from '../jobs/types.js';
 import { encodePng } from '../media/png.js';
 import { prepareFolderDestination } from '../store/destination.js';
-import type { MediaRow } from '../store/media-repo.js';
+import { sourceSize } from '../store/media-repo.js';
 import { CocoWriter } from './export.js';
 import { IoUMeter, upsampleArgmax } from './labels.js';
 import { readMask } from './masks.js';
@@ -41,11 +41,8 @@ export const SegmentBatchArgs = z.object({
 });
 export type SegmentBatchArgs = z.output<typeof SegmentBatchArgs>;
 
-/** The source file's displayed size (rotation applied), for masks written at the source resolution. */
-export function sourceSize(m: MediaRow): { width: number; height: number } {
-  const p = (m.probe ?? {}) as { width?: number; height?: number; rotation?: number };
-  return sourceFrameSize({ ...p, frameWidth: m.frameWidth as number, frameHeight: m.frameHeight as number });
-}
+/** Moved to store/ (track/ needs it too); kept here for existing importers. */
+export { sourceSize };
 
 export const segmentBatchJob: JobHandler<SegmentBatchArgs, { frames: number }> = {
   kind: 'segment.batch',

@@ -3,6 +3,7 @@
  * when it failed) and one row per sampled frame (index, source timestamp). Frame pixels live in cache files.
  */
 import type { ErrorInfo } from '../api/contract.js';
+import { sourceFrameSize } from '../api/frames.js';
 import type { Db } from './db.js';
 
 export type MediaStatus = 'pending' | 'ingesting' | 'done' | 'failed';
@@ -251,4 +252,10 @@ export class MediaRepository {
   remove(id: number): void {
     this.db.prepare(`DELETE FROM media WHERE id = ?`).run(id);
   }
+}
+
+/** The source file's displayed size (rotation applied), for masks written at the source resolution. */
+export function sourceSize(m: MediaRow): { width: number; height: number } {
+  const p = (m.probe ?? {}) as { width?: number; height?: number; rotation?: number };
+  return sourceFrameSize({ ...p, frameWidth: m.frameWidth as number, frameHeight: m.frameHeight as number });
 }

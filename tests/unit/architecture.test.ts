@@ -60,6 +60,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   graph: [],
   media: [],
   store: [],
+  metrics: [],
   models: ['graph'],
   runtime: ['graph'],
   jobs: ['runtime', 'store'],
@@ -71,7 +72,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   retrieve: ['features', 'fungi', 'store'],
   segment: ['features', 'jobs', 'media', 'store'],
   count: ['features', 'jobs', 'media', 'models', 'store'],
-  track: ['features', 'jobs', 'media', 'models', 'runtime'],
+  // track → segment: only the mask file reader (masks.ts) and the COCO writer (export.ts), shared file formats.
+  track: ['features', 'graph', 'jobs', 'media', 'metrics', 'models', 'runtime', 'segment', 'store'],
   train: ['graph', 'jobs', 'media', 'models', 'runtime', 'store'],
   text: ['graph', 'models', 'runtime'],
   engine: [

@@ -5,6 +5,7 @@ import { Icon } from '../../shell/Icon';
 import { useApp } from '../../state/app-state';
 import { downloadCsv } from '../count/CountCharts';
 import { InputSizePicker, ModelPicker } from '../segment/useCatalog';
+import { PropagatePanel, PropagationOverlay } from './PropagatePanel';
 import { TrackOverlay } from './TrackOverlay';
 
 /**
@@ -28,6 +29,9 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
   const [modelId, setModelId] = useState<number | null>(null);
   const [trackSize, setTrackSize] = useState(224);
   const finished = jobs.filter((j) => j.kind === 'track.dora' && j.state === 'done').length;
+  const [propJob, setPropJob] = useState<number | null>(null);
+  const [propFrame, setPropFrame] = useState<CommandResult<'track.propagation'> | null>(null);
+  const propProgress = jobs.find((j) => j.id === propJob)?.progress.done ?? 0;
   // biome-ignore lint/correctness/useExhaustiveDependencies: reload when a tracking job finishes
   useEffect(() => {
     void run('Could not load the tracks', async () => {
@@ -68,6 +72,24 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
       live = false;
     };
   }, [client, trackRun, frame]);
+  // The propagation run's mask of the shown frame; refreshed as the run writes frames.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: refetch as the run progresses
+  useEffect(() => {
+    if (propJob === null || !frame || !media?.frameWidth || !media.frameHeight) {
+      setPropFrame(null);
+      return;
+    }
+    let live = true;
+    void client
+      .call('track.propagation', { jobId: propJob, pts: frame.pts, width: media.frameWidth, height: media.frameHeight })
+      .then(
+        (p) => live && setPropFrame(p),
+        () => live && setPropFrame(null),
+      );
+    return () => {
+      live = false;
+    };
+  }, [client, propJob, frame, media, propProgress]);
   const interval = useMemo(() => {
     if (!media?.sampling) return 200;
     if (media.sampling.policy === 'fps') return 1000 / media.sampling.fps;
@@ -147,6 +169,9 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
         <div className="overlay-layer" data-testid="overlay-layer">
           {trackFrame && media.frameWidth && media.frameHeight && (
             <TrackOverlay data={trackFrame} width={media.frameWidth} height={media.frameHeight} />
+          )}
+          {propFrame && media.frameWidth && media.frameHeight && (
+            <PropagationOverlay data={propFrame} width={media.frameWidth} height={media.frameHeight} />
           )}
         </div>
       </div>
@@ -303,6 +328,16 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
           </p>
         )}
       </section>
+      {media.kind === 'video' && (
+        <PropagatePanel
+          media={media}
+          modelId={modelId}
+          frame={frame}
+          jobId={propJob}
+          onJob={setPropJob}
+          shown={propFrame}
+        />
+      )}
       <p className="muted">
         Keys: Left and Right arrows step a frame (with Shift: 10 frames), Home and End jump to the first and last, Space
         plays. Frames are numbered from 1.

@@ -1,0 +1,342 @@
+/**
+ * Label propagation through a video on patch features, the protocol of DINO's video object segmentation
+ * evaluation (eval_video_segmentation.py; Dora and NeCo reuse it): each target frame's patches take the labels of
+ * their most similar patches among a context of the first frame and the `context` most recent predicted frames,
+ * restricted to a square neighbourhood of `radius` patches, the top `topk` affinities exp(cos / temperature)
+ * normalised to weights; labels are carried as soft probabilities (what the queue keeps), upsampled bilinearly,
+ * min-max normalised per object and taken as the argmax.
+ *
+ * Pure: features in, soft labels and masks out. The job (propagate-job.ts) decodes frames and extracts features.
+ */
+
+export interface PropagateOptions {
+  /** Most recent predicted frames kept as context beside the first frame (DINO: n_last_frames = 7). */
+  context: number;
+  /** Context patches whose labels a target patch takes (DINO: 5). */
+  topk: number;
+  /** Neighbourhood half-size in patches (Chebyshev distance; DINO: size_mask_neighborhood = 12; 0 = no limit). */
+  radius: number;
+  /** Affinity exp(cos / temperature) (DINO: 0.1). */
+  temperature: number;
+}
+
+export const PROPAGATE_DEFAULTS: PropagateOptions = { context: 7, topk: 5, radius: 12, temperature: 0.1 };
+
+export interface Grid {
+  gridH: number;
+  gridW: number;
+}
+
+/** L2-normalised copy of row-major vectors [n, dim]. */
+export function normalizedRows(v: Float32Array, dim: number): Float32Array {
+  const out = new Float32Array(v.length);
+  for (let i = 0; i < v.length; i += dim) {
+    let s = 0;
+    for (let j = 0; j < dim; j++) s += (v[i + j] as number) ** 2;
+    // F.normalize's eps (1e-12 on the norm).
+    const inv = 1 / Math.max(Math.sqrt(s), 1e-12);
+    for (let j = 0; j < dim; j++) out[i + j] = (v[i + j] as number) * inv;
+  }
+  return out;
+}
+
+/**
+ * One-hot labels [classes, n] of an id mask (width × height) seen through the grid by nearest-neighbour sampling at
+ * cell centres (DINO reads the first mask resized to the grid with PIL's NEAREST). Ids ≥ classes are background.
+ */
+export function gridLabels(ids: Uint8Array, width: number, height: number, grid: Grid, classes: number): Float32Array {
+  const { gridH, gridW } = grid;
+  const n = gridH * gridW;
+  const out = new Float32Array(classes * n);
+  for (let gy = 0; gy < gridH; gy++) {
+    const y = Math.min(height - 1, Math.floor(((gy + 0.5) * height) / gridH));
+    for (let gx = 0; gx < gridW; gx++) {
+      const x = Math.min(width - 1, Math.floor(((gx + 0.5) * width) / gridW));
+      const c = ids[y * width + x] as number;
+      out[(c < classes ? c : 0) * n + gy * gridW + gx] = 1;
+    }
+  }
+  return out;
+}
+
+export interface ContextFrame {
+  /** Normalised patch features [n, dim]. */
+  feats: Float32Array;
+  /** Soft labels [classes, n]. */
+  labels: Float32Array;
+}
+
+/**
+ * Propagates labels frame after frame. The first frame (its features and labels) stays in the context; the queue
+ * keeps the `context` most recent predictions, so memory is bounded by (context + 1) frames of features and labels.
+ */
+export class LabelPropagator {
+  private readonly first: ContextFrame;
+  private readonly queue: ContextFrame[] = [];
+  readonly n: number;
+  /** Per target patch, the context patches of its neighbourhood (indices into a frame), built once. */
+  private readonly neighbours: Int32Array[];
+
+  constructor(
+    readonly grid: Grid,
+    readonly dim: number,
+    readonly classes: number,
+    firstFeatures: Float32Array,
+    firstLabels: Float32Array,
+    readonly options: PropagateOptions = PROPAGATE_DEFAULTS,
+  ) {
+    this.n = grid.gridH * grid.gridW;
+    if (firstFeatures.length !== this.n * dim) throw new Error('first-frame features do not match the grid');
+    if (firstLabels.length !== this.n * classes) throw new Error('first-frame labels do not match the grid');
+    if (options.topk < 1 || options.context < 0 || options.temperature <= 0)
+      throw new Error('topk ≥ 1, context ≥ 0 and temperature > 0 are needed');
+    this.first = { feats: normalizedRows(firstFeatures, dim), labels: firstLabels };
+    this.neighbours = neighbourhoods(grid, options.radius);
+  }
+
+  /** The context (first frame, then the queue oldest first), to checkpoint a run. */
+  snapshot(): { first: ContextFrame; queue: ContextFrame[] } {
+    return { first: this.first, queue: [...this.queue] };
+  }
+
+  /** A propagator that goes on from a snapshot (features already normalised). */
+  static restore(
+    grid: Grid,
+    dim: number,
+    classes: number,
+    snap: { first: ContextFrame; queue: ContextFrame[] },
+    options: PropagateOptions = PROPAGATE_DEFAULTS,
+  ): LabelPropagator {
+    const p = new LabelPropagator(grid, dim, classes, snap.first.feats, snap.first.labels, options);
+    p.queue.push(...snap.queue.slice(-options.context || snap.queue.length));
+    if (options.context === 0) p.queue.length = 0;
+    return p;
+  }
+
+  /** Frames in the context now (the first frame included). */
+  get contextSize(): number {
+    return 1 + this.queue.length;
+  }
+
+  /**
+   * Soft labels [classes, n] of the next frame from its patch features [n, dim]; the prediction then joins the
+   * context (the oldest leaves when the queue is full). Cosines computed here (exact, in JS).
+   */
+  step(features: Float32Array): Float32Array {
+    const { n, dim } = this;
+    if (features.length !== n * dim) throw new Error('frame features do not match the grid');
+    const feats = normalizedRows(features, dim);
+    const ctx = [this.first, ...this.queue];
+    return this.finish(
+      feats,
+      this.propagate(ctx, (t, c, s) => {
+        const src = (ctx[c] as ContextFrame).feats;
+        const tOff = t * dim;
+        const sOff = s * dim;
+        let dot = 0;
+        for (let d = 0; d < dim; d++) dot += (feats[tOff + d] as number) * (src[sOff + d] as number);
+        return dot;
+      }),
+    );
+  }
+
+  /**
+   * The same step with the cosines of the target's patches to the whole context from `similarities` (a matrix
+   * product [n, dim] × [dim, contexts·n] → [n, contexts·n], e.g. on the execution provider): far faster at 480 px.
+   */
+  async stepWith(
+    features: Float32Array,
+    similarities: (target: Float32Array, contextT: Float32Array, m: number) => Promise<Float32Array>,
+  ): Promise<Float32Array> {
+    const { n, dim } = this;
+    if (features.length !== n * dim) throw new Error('frame features do not match the grid');
+    const feats = normalizedRows(features, dim);
+    const ctx = [this.first, ...this.queue];
+    const m = ctx.length * n;
+    // The context transposed: [dim, contexts·n].
+    const ctxT = new Float32Array(dim * m);
+    ctx.forEach((f, c) => {
+      for (let s = 0; s < n; s++)
+        for (let d = 0; d < dim; d++) ctxT[d * m + c * n + s] = f.feats[s * dim + d] as number;
+    });
+    const sims = await similarities(feats, ctxT, m);
+    return this.finish(
+      feats,
+      this.propagate(ctx, (t, c, s) => sims[t * m + c * n + s] as number),
+    );
+  }
+
+  private finish(feats: Float32Array, out: Float32Array): Float32Array {
+    if (this.options.context > 0) {
+      if (this.queue.length === this.options.context) this.queue.shift();
+      this.queue.push({ feats, labels: out });
+    }
+    return out;
+  }
+
+  /** Labels of every target patch from the top-k affinities exp(cos / τ) of its neighbourhood in the context. */
+  private propagate(ctx: ContextFrame[], cosine: (t: number, c: number, s: number) => number): Float32Array {
+    const { n, classes } = this;
+    const { topk: k, temperature } = this.options;
+    const out = new Float32Array(classes * n);
+    // Every candidate's affinity (context frames × neighbourhood), then the k-th largest as the threshold: like
+    // DINO, every candidate at or above it counts (ties at the threshold included).
+    const maxNb = this.neighbours.reduce((m, nb) => Math.max(m, nb.length), 0);
+    const cand = new Float64Array(ctx.length * maxNb);
+    const best = new Float64Array(k);
+    for (let t = 0; t < n; t++) {
+      best.fill(Number.NEGATIVE_INFINITY);
+      const nb = this.neighbours[t] as Int32Array;
+      let m = 0;
+      for (let c = 0; c < ctx.length; c++) {
+        for (let j = 0; j < nb.length; j++) {
+          const v = Math.exp(cosine(t, c, nb[j] as number) / temperature);
+          cand[m++] = v;
+          if (v > (best[k - 1] as number)) {
+            // Keep the k largest, in descending order.
+            let i = k - 1;
+            while (i > 0 && (best[i - 1] as number) < v) {
+              best[i] = best[i - 1] as number;
+              i--;
+            }
+            best[i] = v;
+          }
+        }
+      }
+      // Fewer candidates than k: all of them.
+      const threshold = m < k ? Number.NEGATIVE_INFINITY : (best[k - 1] as number);
+      let sum = 0;
+      for (let i = 0; i < m; i++) if ((cand[i] as number) >= threshold) sum += cand[i] as number;
+      if (!(sum > 0)) continue;
+      for (let i = 0; i < m; i++) {
+        const v = cand[i] as number;
+        if (v < threshold) continue;
+        const w = v / sum;
+        const lab = (ctx[Math.floor(i / nb.length)] as ContextFrame).labels;
+        const s = nb[i % nb.length] as number;
+        for (let cl = 0; cl < classes; cl++)
+          out[cl * n + t] = (out[cl * n + t] as number) + w * (lab[cl * n + s] as number);
+      }
+    }
+    return out;
+  }
+}
+
+/** For each patch of the grid, the patches within `radius` rows and columns (all of them when radius is 0). */
+export function neighbourhoods(grid: Grid, radius: number): Int32Array[] {
+  const { gridH, gridW } = grid;
+  const out: Int32Array[] = [];
+  for (let y = 0; y < gridH; y++) {
+    for (let x = 0; x < gridW; x++) {
+      const y0 = radius > 0 ? Math.max(0, y - radius) : 0;
+      const y1 = radius > 0 ? Math.min(gridH - 1, y + radius) : gridH - 1;
+      const x0 = radius > 0 ? Math.max(0, x - radius) : 0;
+      const x1 = radius > 0 ? Math.min(gridW - 1, x + radius) : gridW - 1;
+      const nb = new Int32Array((y1 - y0 + 1) * (x1 - x0 + 1));
+      let i = 0;
+      for (let yy = y0; yy <= y1; yy++) for (let xx = x0; xx <= x1; xx++) nb[i++] = yy * gridW + xx;
+      out.push(nb);
+    }
+  }
+  return out;
+}
+
+export interface UpsampleTarget {
+  /** The network input the grid came from (grid × patch size): DINO upsamples there first. */
+  inputWidth: number;
+  inputHeight: number;
+  /** The mask's size (the source frame's). */
+  width: number;
+  height: number;
+}
+
+/**
+ * Instance ids (width × height) from soft labels [classes, n] on the grid: bilinear upsampling to the network
+ * input (half-pixel centres, as F.interpolate with align_corners=False), each object's map min-max normalised
+ * when its maximum is positive (DINO's norm_mask), argmax, then nearest-neighbour sampling to the mask's size
+ * (PIL's NEAREST). With `direct`, the bilinear step goes straight to the mask's size instead.
+ */
+export function labelsToMask(
+  labels: Float32Array,
+  grid: Grid,
+  classes: number,
+  target: UpsampleTarget,
+  direct = false,
+): Uint8Array {
+  const W = direct ? target.width : target.inputWidth;
+  const H = direct ? target.height : target.inputHeight;
+  const { gridH, gridW } = grid;
+  const n = gridH * gridW;
+  const up = new Float32Array(classes * W * H);
+  const xs = axisWeights(W, gridW);
+  const ys = axisWeights(H, gridH);
+  for (let c = 0; c < classes; c++) {
+    const plane = c * n;
+    const outPlane = c * W * H;
+    let lo = Number.POSITIVE_INFINITY;
+    let hi = Number.NEGATIVE_INFINITY;
+    for (let y = 0; y < H; y++) {
+      const r0 = plane + (ys.i0[y] as number) * gridW;
+      const r1 = plane + (ys.i1[y] as number) * gridW;
+      const fy = ys.f[y] as number;
+      for (let x = 0; x < W; x++) {
+        const x0 = xs.i0[x] as number;
+        const x1 = xs.i1[x] as number;
+        const fx = xs.f[x] as number;
+        const top = (1 - fx) * (labels[r0 + x0] as number) + fx * (labels[r0 + x1] as number);
+        const bottom = (1 - fx) * (labels[r1 + x0] as number) + fx * (labels[r1 + x1] as number);
+        const v = (1 - fy) * top + fy * bottom;
+        up[outPlane + y * W + x] = v;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+    }
+    if (hi > 0) {
+      const range = hi - lo;
+      for (let i = outPlane; i < outPlane + W * H; i++) up[i] = ((up[i] as number) - lo) / (range > 0 ? range : 1);
+    }
+  }
+  const ids = new Uint8Array(W * H);
+  for (let i = 0; i < W * H; i++) {
+    let best = 0;
+    let bestV = up[i] as number;
+    for (let c = 1; c < classes; c++) {
+      const v = up[c * W * H + i] as number;
+      if (v > bestV) {
+        bestV = v;
+        best = c;
+      }
+    }
+    ids[i] = best;
+  }
+  if (direct || (W === target.width && H === target.height)) return ids;
+  return nearestResize(ids, W, H, target.width, target.height);
+}
+
+/** Source positions of bilinear interpolation with half-pixel centres, clamped at the borders. */
+function axisWeights(out: number, src: number): { i0: Int32Array; i1: Int32Array; f: Float32Array } {
+  const i0 = new Int32Array(out);
+  const i1 = new Int32Array(out);
+  const f = new Float32Array(out);
+  const scale = src / out;
+  for (let o = 0; o < out; o++) {
+    const s = Math.max((o + 0.5) * scale - 0.5, 0);
+    const a = Math.min(Math.floor(s), src - 1);
+    i0[o] = a;
+    i1[o] = Math.min(a + 1, src - 1);
+    f[o] = a === src - 1 ? 0 : s - a;
+  }
+  return { i0, i1, f };
+}
+
+/** Nearest-neighbour resize at pixel centres (PIL's NEAREST): source index floor((o + 0.5) × in / out). */
+export function nearestResize(ids: Uint8Array, w: number, h: number, W: number, H: number): Uint8Array {
+  const out = new Uint8Array(W * H);
+  const xs = new Int32Array(W);
+  for (let x = 0; x < W; x++) xs[x] = Math.min(w - 1, Math.floor(((x + 0.5) * w) / W));
+  for (let y = 0; y < H; y++) {
+    const sy = Math.min(h - 1, Math.floor(((y + 0.5) * h) / H));
+    for (let x = 0; x < W; x++) out[y * W + x] = ids[sy * w + (xs[x] as number)] as number;
+  }
+  return out;
+}

@@ -1,0 +1,161 @@
+import fs from 'node:fs';
+import zlib from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { scoreSequence } from '../../../native/metrics/video.js';
+import { ContextSimilarity } from '../../../native/track/affinity.js';
+import {
+  gridLabels,
+  LabelPropagator,
+  labelsToMask,
+  neighbourhoods,
+  PROPAGATE_DEFAULTS,
+  type PropagateOptions,
+} from '../../../native/track/propagate.js';
+import { fixturePath } from '../../helpers/fixtures.js';
+
+interface Meta extends PropagateOptions {
+  frames: number;
+  width: number;
+  height: number;
+  gridH: number;
+  gridW: number;
+  inputWidth: number;
+  inputHeight: number;
+  dim: number;
+  classes: number;
+}
+
+function fixture() {
+  const meta = JSON.parse(fs.readFileSync(fixturePath('propagate', 'meta.json'), 'utf8')) as Meta;
+  const buf = fs.readFileSync(fixturePath('propagate', 'features.f32'));
+  const feats = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+  const n = meta.width * meta.height;
+  const masks = zlib.gunzipSync(fs.readFileSync(fixturePath('propagate', 'masks.u8.gz')));
+  const ref = zlib.gunzipSync(fs.readFileSync(fixturePath('propagate', 'reference-masks.u8.gz')));
+  const frame = (b: Buffer, t: number) => new Uint8Array(b.subarray(t * n, (t + 1) * n));
+  const perFrame = meta.gridH * meta.gridW * meta.dim;
+  return {
+    meta,
+    features: (t: number) => feats.slice(t * perFrame, (t + 1) * perFrame),
+    truth: Array.from({ length: meta.frames }, (_, t) => frame(masks, t)),
+    reference: Array.from({ length: meta.frames }, (_, t) => frame(ref, t)),
+    score: JSON.parse(fs.readFileSync(fixturePath('propagate', 'reference.json'), 'utf8')) as {
+      J: number;
+      F: number;
+      JF: number;
+    },
+  };
+}
+
+function propagateFixture(f: ReturnType<typeof fixture>, options: PropagateOptions): Uint8Array[] {
+  const m = f.meta;
+  const grid = { gridH: m.gridH, gridW: m.gridW };
+  const first = f.truth[0] as Uint8Array;
+  const p = new LabelPropagator(
+    grid,
+    m.dim,
+    m.classes,
+    f.features(0),
+    gridLabels(first, m.width, m.height, grid, m.classes),
+    options,
+  );
+  const out = [first];
+  for (let t = 1; t < m.frames; t++)
+    out.push(labelsToMask(p.step(f.features(t)), grid, m.classes, { ...m, width: m.width, height: m.height }));
+  return out;
+}
+
+describe('label propagation (DINO protocol)', () => {
+  it('gives the reference J&F within 0.5 % relative on the same features and masks (tools/propagate_reference.py)', () => {
+    const f = fixture();
+    const m = f.meta;
+    const pred = propagateFixture(f, m);
+    const ours = scoreSequence(pred, f.truth, m.width, m.height, m.classes - 1);
+    expect(Math.abs(ours.JF - f.score.JF) / f.score.JF).toBeLessThan(0.005);
+    expect(Math.abs(ours.J - f.score.J) / f.score.J).toBeLessThan(0.005);
+    // And pixel by pixel: the masks themselves agree almost everywhere.
+    let same = 0;
+    let all = 0;
+    pred.forEach((p, t) => {
+      const r = f.reference[t] as Uint8Array;
+      for (let i = 0; i < p.length; i++) {
+        if (p[i] === r[i]) same++;
+        all++;
+      }
+    });
+    expect(same / all).toBeGreaterThan(0.999);
+  });
+
+  it('each parameter changes the result (context, top-k, radius, temperature are used)', () => {
+    const f = fixture();
+    const base = propagateFixture(f, f.meta);
+    const differs = (o: Partial<PropagateOptions>) => {
+      const other = propagateFixture(f, { ...f.meta, ...o });
+      return other.some((m, t) => m.some((v, i) => v !== (base[t] as Uint8Array)[i]));
+    };
+    expect(differs({ context: 0 })).toBe(true);
+    expect(differs({ topk: 1 })).toBe(true);
+    expect(differs({ radius: 0 })).toBe(true);
+    expect(differs({ temperature: 10 })).toBe(true);
+  });
+
+  it('keeps the first frame and at most `context` recent predictions', () => {
+    const grid = { gridH: 2, gridW: 2 };
+    const feats = Float32Array.from([1, 0, 0, 1, 1, 0, 0, 1]);
+    const p = new LabelPropagator(grid, 2, 2, feats, Float32Array.from([1, 0, 1, 0, 0, 1, 0, 1]), {
+      ...PROPAGATE_DEFAULTS,
+      context: 2,
+    });
+    for (let i = 0; i < 5; i++) p.step(feats);
+    expect(p.contextSize).toBe(3);
+  });
+
+  it('takes labels only from patches within the radius', () => {
+    // A 1 × 5 strip: the target's patch 4 looks exactly like the source's patch 0, too far at radius 1.
+    const grid = { gridH: 1, gridW: 5 };
+    const src = Float32Array.from([1, 0, 0, 1, 0, 1, 0, 1, 0, 1]);
+    const labels = Float32Array.from([0, 1, 1, 1, 1, 1, 0, 0, 0, 0]); // class 1 only at patch 0
+    const tgt = Float32Array.from([0, 1, 0, 1, 0, 1, 0, 1, 1, 0]);
+    const near = new LabelPropagator(grid, 2, 2, src, labels, { ...PROPAGATE_DEFAULTS, radius: 1, topk: 1 }).step(tgt);
+    const far = new LabelPropagator(grid, 2, 2, src, labels, { ...PROPAGATE_DEFAULTS, radius: 0, topk: 1 }).step(tgt);
+    expect(near[5 + 4]).toBe(0);
+    expect(far[5 + 4]).toBeCloseTo(1, 6);
+    expect(neighbourhoods(grid, 1)[4]).toEqual(Int32Array.from([3, 4]));
+  });
+
+  it('weights the top-k neighbours by softmax(cos / temperature)', () => {
+    const grid = { gridH: 1, gridW: 2 };
+    const a = Math.SQRT1_2;
+    const src = Float32Array.from([1, 0, a, a]);
+    const labels = Float32Array.from([1, 0, 0, 1]); // patch 0 class 0, patch 1 class 1
+    const out = new LabelPropagator(grid, 2, 2, src, labels, { context: 0, topk: 2, radius: 0, temperature: 0.1 }).step(
+      Float32Array.from([1, 0, 1, 0]),
+    );
+    const w1 = Math.exp(a / 0.1) / (Math.exp(1 / 0.1) + Math.exp(a / 0.1));
+    expect(out[2]).toBeCloseTo(w1, 6);
+    expect(out[0]).toBeCloseTo(1 - w1, 6);
+  });
+});
+
+describe('label propagation with the cosines on the execution provider', () => {
+  it('gives the same labels as the exact JS step (ContextSimilarity, one MatMul per frame)', async () => {
+    const f = fixture();
+    const m = f.meta;
+    const grid = { gridH: m.gridH, gridW: m.gridW };
+    const labels = gridLabels(f.truth[0] as Uint8Array, m.width, m.height, grid, m.classes);
+    const js = new LabelPropagator(grid, m.dim, m.classes, f.features(0), labels, m);
+    const ort = new LabelPropagator(grid, m.dim, m.classes, f.features(0), labels, m);
+    const sim = new ContextSimilarity(m.dim);
+    try {
+      for (let t = 1; t < m.frames; t++) {
+        const a = js.step(f.features(t));
+        const b = await ort.stepWith(f.features(t), sim.run);
+        let worst = 0;
+        for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs((a[i] as number) - (b[i] as number)));
+        expect(worst).toBeLessThan(1e-4);
+      }
+    } finally {
+      await sim.release();
+    }
+  });
+});
