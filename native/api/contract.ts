@@ -4,6 +4,7 @@
  * argument is validated the same way wherever it comes from. The renderer imports only the types from here.
  */
 import { z } from 'zod';
+import { ModelAbout } from './model-about.js';
 
 export const JOB_STATES = ['queued', 'running', 'done', 'failed', 'cancelled', 'interrupted'] as const;
 export const JobState = z.enum(JOB_STATES);
@@ -132,6 +133,8 @@ export const ModelInfo = z.object({
   createdAt: z.string(),
   /** A model trained elsewhere and brought back: objective, steps, processes, device, wall time, run.json. */
   provenance: z.record(z.string(), z.unknown()).optional(),
+  /** What the model is and how good it is known to be, for the places a model is chosen. */
+  about: ModelAbout.optional(),
 });
 export type ModelInfo = z.infer<typeof ModelInfo>;
 
@@ -579,6 +582,8 @@ export const commands = {
     result: ModelInfo,
   },
   'models.list': { args: Empty, result: z.array(ModelInfo) },
+  /** Registers the starter encoder that ships with the app (models/default) in the open project; no-op if there. */
+  'models.addBundled': { args: Empty, result: ModelInfo },
   /** The catalog of known checkpoints (nothing is fetched; the list ships with the app). */
   'models.catalog': { args: Empty, result: z.array(CatalogEntryInfo) },
   /** Downloads a catalog entry (only when asked), resumable, checksum-verified, then imports it: a job. */
@@ -927,6 +932,8 @@ export const commands = {
       .strict(),
     result: z.object({
       features: FeatureKind,
+      /** Library items labelled by content: their file lies under a class folder at another path (a copy). */
+      attachedByContent: z.int().optional(),
       classes: z.array(z.string()),
       evaluated: z.int(),
       accuracy: z.number(),

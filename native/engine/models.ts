@@ -26,6 +26,7 @@ import {
 import type { AppHome } from '../store/app-home.js';
 import type { ModelRow } from '../store/models-repo.js';
 import type { Project } from '../store/project.js';
+import { aboutModel } from './model-about.js';
 import { APP_ROOT, APP_VERSION } from './version.js';
 
 interface Manifest {
@@ -97,7 +98,25 @@ export function modelInfo(row: ModelRow): ModelInfo {
     std: m.std,
     createdAt: row.createdAt,
     ...(m.provenance ? { provenance: m.provenance } : {}),
+    about: aboutModel({
+      source: m.source,
+      bytes: row.bytes,
+      catalog: m.catalog,
+      catalogTitle: m.catalog ? catalogTitle(m.catalog.id) : undefined,
+      trainedFrom: m.trainedFrom,
+      provenance: m.provenance,
+      checkpoint: Boolean(m.checkpoint),
+    }),
   };
+}
+
+/** A catalog entry's title (the catalog file may be overridden or unreadable: then none). */
+function catalogTitle(id: string): string | undefined {
+  try {
+    return modelCatalog().find((e) => e.id === id)?.title;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Weight files a Hugging Face snapshot folder may hold, in the order they are preferred. */

@@ -6,6 +6,7 @@ import { formatBytes, formatDuration, plural } from '../../shell/format';
 import { Icon } from '../../shell/Icon';
 import { JobBadge, jobOutcome, waitReason } from '../../shell/jobs';
 import { PathField } from '../../shell/PathField';
+import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 
 type LibraryList = CommandResult<'library.list'>;
@@ -150,10 +151,16 @@ export function LibraryView() {
   const signature = ingest
     .map((j) => `${j.id}:${j.state}:${j.progress.detail?.frames ?? 0}:${j.items.ok + j.items.failed + j.items.skipped}`)
     .join('|');
+  /** Imports that have ended: when one more ends, the cards are reloaded at once (not up to a second later). */
+  const ended = ingest.filter((j) => j.state !== 'running' && j.state !== 'queued').length;
+  const endedBefore = useRef(ended);
   // biome-ignore lint/correctness/useExhaustiveDependencies: the signature summarises the jobs that matter
   useEffect(() => {
     if (!signature) return;
-    const wait = Math.max(0, 1000 - (performance.now() - lastLoad.current));
+    const justEnded = ended !== endedBefore.current;
+    endedBefore.current = ended;
+    // An import that just ended says "added" beside the form: its cards must not still say ingesting.
+    const wait = justEnded ? 0 : Math.max(0, 1000 - (performance.now() - lastLoad.current));
     const t = setTimeout(() => void load().catch(() => {}), wait);
     return () => clearTimeout(t);
   }, [signature]);
@@ -279,9 +286,13 @@ export function LibraryView() {
             />
           </div>
         </div>
-        <button type="submit" className="primary" disabled={!paths.trim()}>
+        <ActionButton
+          type="submit"
+          className="primary"
+          why={!paths.trim() && 'Type a folder or file above, or drop files here.'}
+        >
           Add to library
-        </button>
+        </ActionButton>
         <ImportOutcome job={ingest.find((j) => j.id === lastImport) ?? null} />
       </form>
 

@@ -2,6 +2,8 @@ import { type KeyboardEvent, useEffect, useMemo, useRef, useState } from 'react'
 import type { CommandResult, MediaInfo, ModelInfo } from '../../../../native/api/contract';
 import { formatDuration, formatTimestamp, frameLabel, plural } from '../../shell/format';
 import { Icon } from '../../shell/Icon';
+import { JobStatus } from '../../shell/jobs';
+import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 import { downloadCsv } from '../count/CountCharts';
 import { InputSizePicker, ModelPicker } from '../segment/useCatalog';
@@ -28,6 +30,20 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
   const [modelId, setModelId] = useState<number | null>(null);
   const [trackSize, setTrackSize] = useState(224);
   const finished = jobs.filter((j) => j.kind === 'track.dora' && j.state === 'done').length;
+  /** This video's tracking job while it is queued or running: the button waits, its progress is shown beside it. */
+  const tracking = jobs.find(
+    (j) => j.kind === 'track.dora' && j.args.mediaId === mediaId && (j.state === 'running' || j.state === 'queued'),
+  );
+  // A model added from this view (the starter model's button) is chosen at once.
+  useEffect(
+    () =>
+      client.subscribe((e) => {
+        if (e.type !== 'models.changed') return;
+        setModels(e.models);
+        setModelId((id) => id ?? e.models[0]?.id ?? null);
+      }),
+    [client],
+  );
   // biome-ignore lint/correctness/useExhaustiveDependencies: reload when a tracking job finishes
   useEffect(() => {
     void run('Could not load the tracks', async () => {
@@ -245,9 +261,14 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
           />
         </div>
         <div className="row-actions">
-          <button
-            type="button"
-            disabled={!modelId}
+          <ActionButton
+            why={!modelId && 'Needs a model: add the starter model above, or import one in Models.'}
+            busy={
+              tracking &&
+              (tracking.state === 'queued'
+                ? `Tracking #${tracking.id} is queued.`
+                : `Tracking #${tracking.id}: ${tracking.progress.phase} ${tracking.progress.done}${tracking.progress.total !== null ? `/${tracking.progress.total}` : ''} ${tracking.progress.unit}`)
+            }
             onClick={() =>
               void run('Could not start tracking', () =>
                 client.call('track.start', { modelId: modelId as number, mediaId, size: trackSize }),
@@ -255,10 +276,17 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
             }
           >
             Discover and track objects
-          </button>
-          <button
-            type="button"
-            disabled={trackRun === null}
+          </ActionButton>
+          {tracking?.state === 'running' && (
+            <progress
+              max={tracking.progress.total ?? 1}
+              value={tracking.progress.total ? tracking.progress.done : undefined}
+              aria-label="Tracking progress"
+              data-testid="track-progress"
+            />
+          )}
+          <ActionButton
+            why={trackRun === null && 'No tracks yet: discover and track objects first.'}
             onClick={() =>
               void run('Could not export the tracks', async () => {
                 const { csv } = await client.call('track.mot', { runId: trackRun as number });
@@ -267,10 +295,9 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
             }
           >
             Export MOT CSV
-          </button>
-          <button
-            type="button"
-            disabled={trackRun === null}
+          </ActionButton>
+          <ActionButton
+            why={trackRun === null && 'No tracks to export yet.'}
             onClick={() =>
               void run('Could not export the masks', async () => {
                 const r = await client.call('track.exportMasks', { runId: trackRun as number, resolution: maskSize });
@@ -279,7 +306,7 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
             }
           >
             Export instance masks (PNG)
-          </button>
+          </ActionButton>
           <label className="row-actions-label">
             at{' '}
             <select
@@ -292,6 +319,7 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
             </select>
           </label>
         </div>
+        <JobStatus kinds={['track.dora']} jobs={jobs.filter((j) => j.args.mediaId === mediaId)} testId="track-status" />
         {exported && (
           <p className="muted mono" data-testid="track-exported">
             {exported}

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useState } from 'react';
 import type { CommandResult, MediaInfo, ModelInfo } from '../../../../native/api/contract';
 import { frameNumber, plural } from '../../shell/format';
+import { ModelAboutNote, NoModel } from '../../shell/ModelAbout';
 import { useApp } from '../../state/app-state';
 
 export type FeatureRun = CommandResult<'features.runs'>[number];
@@ -30,6 +31,8 @@ export function useCatalog() {
   useEffect(() => {
     void run('Could not load the catalog', reload);
   }, [run, reload, finished, project?.id]);
+  // A model added elsewhere (the starter model's button, an import) is offered at once.
+  useEffect(() => client.subscribe((e) => e.type === 'models.changed' && setModels(e.models)), [client]);
   return { models, runs, banks, media, reload };
 }
 
@@ -44,13 +47,23 @@ export function useFirstChoice(items: readonly { id: number }[]): [number | null
   return [id, setId];
 }
 
-/** A labelled select of the project's models. */
+/**
+ * A labelled select of the project's models with what the chosen one is (provenance, budget, verified or not); where
+ * the project has none, the one click that adds the starter model.
+ */
 export function ModelPicker(props: {
   id: string;
   models: ModelInfo[];
   value: number | null;
   onChange(id: number): void;
 }) {
+  if (props.models.length === 0) {
+    return (
+      <div className="field">
+        <NoModel onAdded={(m) => props.onChange(m.id)} />
+      </div>
+    );
+  }
   return (
     <div className="field">
       <label htmlFor={props.id}>Model</label>
@@ -61,6 +74,7 @@ export function ModelPicker(props: {
           </option>
         ))}
       </select>
+      <ModelAboutNote model={props.models.find((m) => m.id === props.value)} />
     </div>
   );
 }
