@@ -253,7 +253,7 @@ export function ProjectView() {
                       }
                       onClick={() => void openProject(r.path)}
                     >
-                      Open
+                      {r.path === project?.path ? 'Current' : 'Open'}
                     </ActionButton>
                     <button
                       type="button"

@@ -127,9 +127,13 @@ export function LibraryView() {
 
   const loads = useRef(0);
 
+  /** How many imports had ended when the list shown was asked for: an outcome waits for a list as new as it. */
+  const endedAtLoad = useRef(0);
+  const [listEnded, setListEnded] = useState(0);
   const load = useCallback(async () => {
     lastLoad.current = performance.now();
     const mine = ++loads.current;
+    const asked = endedAtLoad.current;
     const [all, bad] = await Promise.all([
       client.call('library.list', { limit: 1000, ...(selection ? { ids: selection.mediaIds } : {}) }),
       client.call('library.list', { withProblem: true, limit: 1000 }),
@@ -139,6 +143,7 @@ export function LibraryView() {
     if (mine !== loads.current) return;
     setList(all);
     setProblems(bad.items);
+    setListEnded(asked);
   }, [client, selection]);
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: reload when another project opens
@@ -153,6 +158,7 @@ export function LibraryView() {
     .join('|');
   /** Imports that have ended: when one more ends, the cards are reloaded at once (not up to a second later). */
   const ended = ingest.filter((j) => j.state !== 'running' && j.state !== 'queued').length;
+  endedAtLoad.current = ended;
   const endedBefore = useRef(ended);
   // biome-ignore lint/correctness/useExhaustiveDependencies: the signature summarises the jobs that matter
   useEffect(() => {
@@ -293,7 +299,8 @@ export function LibraryView() {
         >
           Add to library
         </ActionButton>
-        <ImportOutcome job={ingest.find((j) => j.id === lastImport) ?? null} />
+        {/* Said once the cards below are as new as the job's end (not "added" beside a card still ingesting). */}
+        <ImportOutcome job={listEnded >= ended ? (ingest.find((j) => j.id === lastImport) ?? null) : null} />
       </form>
 
       {running.map((j) => (

@@ -30,6 +30,8 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
   const [modelId, setModelId] = useState<number | null>(null);
   const [trackSize, setTrackSize] = useState(224);
   const finished = jobs.filter((j) => j.kind === 'track.dora' && j.state === 'done').length;
+  /** A click on "Discover and track objects" until the engine answered: a second click starts nothing. */
+  const [starting, setStarting] = useState(false);
   /** This video's tracking job while it is queued or running: the button waits, its progress is shown beside it. */
   const tracking = jobs.find(
     (j) => j.kind === 'track.dora' && j.args.mediaId === mediaId && (j.state === 'running' || j.state === 'queued'),
@@ -264,16 +266,19 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
           <ActionButton
             why={!modelId && 'Needs a model: add the starter model above, or import one in Models.'}
             busy={
-              tracking &&
-              (tracking.state === 'queued'
-                ? `Tracking #${tracking.id} is queued.`
-                : `Tracking #${tracking.id}: ${tracking.progress.phase} ${tracking.progress.done}${tracking.progress.total !== null ? `/${tracking.progress.total}` : ''} ${tracking.progress.unit}`)
+              starting
+                ? 'Starting the tracking job…'
+                : tracking &&
+                  (tracking.state === 'queued'
+                    ? `Tracking #${tracking.id} is queued.`
+                    : `Tracking #${tracking.id}: ${tracking.progress.phase} ${tracking.progress.done}${tracking.progress.total !== null ? `/${tracking.progress.total}` : ''} ${tracking.progress.unit}`)
             }
-            onClick={() =>
+            onClick={() => {
+              setStarting(true);
               void run('Could not start tracking', () =>
                 client.call('track.start', { modelId: modelId as number, mediaId, size: trackSize }),
-              )
-            }
+              ).finally(() => setStarting(false));
+            }}
           >
             Discover and track objects
           </ActionButton>

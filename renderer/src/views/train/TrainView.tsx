@@ -177,6 +177,9 @@ function LossNote({ log, neco }: { log: Log; neco: boolean }) {
   );
 }
 
+const NO_LOG: Log = [];
+const NO_PREVIEWS: CommandResult<'train.previews'> = [];
+
 export function TrainView() {
   const { client, run, jobs, runtime } = useApp();
   const [media, setMedia] = useState<MediaInfo[]>([]);
@@ -205,8 +208,12 @@ export function TrainView() {
     result: CommandResult<'segment.compareModels'>;
   } | null>(null);
   const [selected, setSelected] = useState<number | null>(null);
-  const [log, setLog] = useState<Log>([]);
-  const [previews, setPreviews] = useState<CommandResult<'train.previews'>>([]);
+  /** The log and previews read last, with the run they belong to (shown only while that run is the one selected). */
+  const [runData, setRunData] = useState<{
+    jobId: number | null;
+    log: Log;
+    previews: CommandResult<'train.previews'>;
+  }>({ jobId: null, log: [], previews: [] });
   /** "Run elsewhere…": the folder to export to and the export job; "Bring back": the path and the import job. */
   const [elsewhere, setElsewhere] = useState(false);
   const [exportDir, setExportDir] = useState('');
@@ -240,14 +247,12 @@ export function TrainView() {
   const current = trainJobs.find((j) => j.id === selected) ?? trainJobs[0] ?? null;
   const currentId = current?.id ?? null;
   const tick = current?.progress.done ?? 0;
-  /** The run the log and previews belong to: an answer for another run (still in flight) is dropped. */
+  // Another run selected (a new run at step 0 included): nothing of the previous run is shown, not even for the
+  // moment its own log is read; an answer for a run no longer selected is dropped.
+  const log = runData.jobId === currentId ? runData.log : NO_LOG;
+  const previews = runData.jobId === currentId ? runData.previews : NO_PREVIEWS;
   const shownRun = useRef<number | null>(null);
-  useEffect(() => {
-    // Another run: nothing of the previous one stays on screen while the new one's log is read.
-    shownRun.current = currentId;
-    setLog([]);
-    setPreviews([]);
-  }, [currentId]);
+  shownRun.current = currentId;
   useEffect(() => {
     if (currentId === null) return;
     // `tick` is the step count: the log is re-read as training goes.
@@ -258,8 +263,7 @@ export function TrainView() {
         client.call('train.previews', { jobId: currentId, lastSteps: 6 }),
       ]);
       if (shownRun.current !== currentId) return;
-      setLog(l);
-      setPreviews(p);
+      setRunData({ jobId: currentId, log: l, previews: p });
     });
   }, [client, run, currentId, tick]);
 
