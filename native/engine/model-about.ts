@@ -91,7 +91,7 @@ export function aboutModel(m: AboutInput): ModelAbout {
     const bySha = m.catalog.by === 'sha256';
     return {
       kind: 'published',
-      provenance: `${m.catalogTitle ?? m.catalog.id}, a published checkpoint (Models → Get models lists what it is good for).`,
+      provenance: `${m.catalogTitle ?? m.catalog.id}, a published checkpoint (the Models view's Get models list says what it is good for).`,
       budget: null,
       verified: bySha,
       verdict: bySha
@@ -106,7 +106,8 @@ export function aboutModel(m: AboutInput): ModelAbout {
       provenance: m.trainedFrom ?? 'Trained for this project.',
       budget: trainedBudget(m.provenance),
       verified: false,
-      verdict: 'Not evaluated: compare it with its base model (Train → Compare base and adapted) before relying on it.',
+      verdict:
+        'Not evaluated: compare it with its base model (Compare base and adapted, in the Train view) before relying on it.',
       suggestPublished: false,
     };
   }

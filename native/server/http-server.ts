@@ -2,6 +2,7 @@
  * Browser mode: the engine over HTTP + WebSocket on 127.0.0.1 only. Serves the built renderer, answers
  * POST /api/call with the dispatcher's envelope, and streams engine events on /api/events.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -249,7 +250,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           sendJson(res, 404, { ok: false, error: { code: 'NOT_FOUND', message: `Nothing at ${url.pathname}` } });
           return;
         }
-        res.writeHead(200, { 'Content-Type': r.contentType, 'Cache-Control': 'private, max-age=3600' });
+        // The same address names another image in another project (/media/frame/1/0.png is the first item's first
+        // frame in each): the browser keeps a copy but asks each time, and gets 304 while the bytes are the same.
+        const etag = `"${createHash('sha1').update(r.body).digest('base64url')}"`;
+        if (req.headers['if-none-match'] === etag) {
+          res.writeHead(304, { ETag: etag, 'Cache-Control': 'private, no-cache' });
+          res.end();
+          return;
+        }
+        res.writeHead(200, { 'Content-Type': r.contentType, 'Cache-Control': 'private, no-cache', ETag: etag });
         res.end(r.body);
       } catch (err) {
         sendJson(res, 404, { ok: false, error: serializeError(err) });

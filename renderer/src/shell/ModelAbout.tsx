@@ -23,7 +23,8 @@ export function ModelAboutNote({ model }: { model: ModelInfo | undefined }) {
       <p className="muted">{about.verdict}</p>
       {about.suggestPublished && (
         <p>
-          For real results, get a published model in <a href="#/models">Models → Get models</a> (DINO, DINOv2).
+          For real results, get a published model (DINO, DINOv2) in{' '}
+          <a href="#/models">the Models view, under Get models</a>.
         </p>
       )}
     </div>

@@ -204,7 +204,7 @@ export function CountView() {
                   .
                 </p>
               )}
-              <div className="row-actions">
+              <div className="row-actions count-actions">
                 <ActionButton
                   className="primary"
                   why={
@@ -218,7 +218,7 @@ export function CountView() {
                   Count ({boxes.length} exemplar{boxes.length === 1 ? '' : 's'})
                 </ActionButton>
                 <ActionButton
-                  why={!modelId && 'Needs a model: add the starter model above, or import one in Models.'}
+                  why={!modelId && 'Needs a model (above).'}
                   busy={busy && 'Wait for this count to finish.'}
                   onClick={() => void count(true)}
                 >

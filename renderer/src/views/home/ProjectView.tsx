@@ -203,11 +203,16 @@ export function ProjectView() {
             <label htmlFor="create-name">Name (optional)</label>
             <input id="create-name" value={createName} onChange={(e) => setCreateName(e.target.value)} />
           </div>
-          <label className="check">
-            <input type="checkbox" checked={withStarter} onChange={(e) => setWithStarter(e.target.checked)} /> Add the
-            starter model (a small encoder that ships with Flaneur, so features, tracking and counting work at once; it
-            learned little: get a published model in Models for real results)
-          </label>
+          <div className="field">
+            <label className="check">
+              <input type="checkbox" checked={withStarter} onChange={(e) => setWithStarter(e.target.checked)} /> Add the
+              starter model
+            </label>
+            <span className="muted">
+              A small encoder that ships with Flaneur, so features, tracking and counting work at once. It learned
+              little: for real results get a published model in Models.
+            </span>
+          </div>
           <ActionButton
             type="submit"
             className="primary"

@@ -262,7 +262,14 @@ export function ModelsView() {
           {added && (
             <span className="import-done" role="status" data-testid="model-imported">
               Imported “{added.name}” as model #{added.id} ({describe(added)}).{' '}
-              <a href={`#model-${added.id}`}>See it below</a>
+              {/* Not a #anchor: the address's hash is the view. */}
+              <button
+                type="button"
+                className="link"
+                onClick={() => document.getElementById(`model-${added.id}`)?.scrollIntoView({ block: 'center' })}
+              >
+                See it below
+              </button>
             </span>
           )}
         </div>
