@@ -22,7 +22,8 @@ describe('models and device, end to end in browser mode', () => {
     await page.getByRole('button', { name: 'Create project' }).click();
     await page.getByTestId('project-name').filter({ hasText: 'models' }).waitFor();
     await page.getByRole('link', { name: 'Models' }).click();
-    await page.getByText('No models yet.').waitFor();
+    // The empty state offers the starter model (issue 26).
+    await page.getByTestId('no-model').waitFor();
     await page.getByLabel('Weights file').fill(fixturePath('vit', 'dinov2reg_tiny.hf.safetensors'));
     await page.getByLabel('Licence (optional)').fill('test weights (tools/vit_reference.py)');
     await page.getByRole('button', { name: 'Import' }).click();
