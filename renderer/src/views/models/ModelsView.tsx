@@ -1,4 +1,4 @@
-import { type FormEvent, useCallback, useEffect, useState } from 'react';
+import { type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
 import type { CatalogEntryInfo, JobInfo, ModelInfo } from '../../../../native/api/contract';
 import { useFileDrop } from '../../shell/drop';
 import type { Explained } from '../../shell/errors';
@@ -137,9 +137,13 @@ export function ModelsView() {
   /** The model the last import registered: confirmed beside the button. */
   const [added, setAdded] = useState<ModelInfo | null>(null);
 
+  /** Bumped by every models.changed event: a listing asked for before the last change is older than it. */
+  const changes = useRef(0);
   const load = useCallback(async () => {
+    const asked = changes.current;
     const [list, known] = await Promise.all([client.call('models.list', {}), client.call('models.catalog', {})]);
-    setModels(list);
+    // A model registered while the listing was on its way (the starter model of a new project) is not taken back.
+    if (asked === changes.current) setModels(list);
     setCatalog(known);
   }, [client]);
   // biome-ignore lint/correctness/useExhaustiveDependencies: reload when another project opens
@@ -147,6 +151,7 @@ export function ModelsView() {
     void run('Could not list models', load);
     return client.subscribe((e) => {
       if (e.type === 'models.changed') {
+        changes.current++;
         setModels(e.models);
         void client.call('models.catalog', {}).then(setCatalog, () => {});
       }

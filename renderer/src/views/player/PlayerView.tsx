@@ -29,6 +29,8 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
   const [models, setModels] = useState<ModelInfo[]>([]);
   const [modelId, setModelId] = useState<number | null>(null);
   const [trackSize, setTrackSize] = useState(224);
+  /** Bumped by every models.changed event (a listing asked for before one is older than it). */
+  const modelChanges = useRef(0);
   const finished = jobs.filter((j) => j.kind === 'track.dora' && j.state === 'done').length;
   /** A click on "Discover and track objects" until the engine answered: a second click starts nothing. */
   const [starting, setStarting] = useState(false);
@@ -41,6 +43,7 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
     () =>
       client.subscribe((e) => {
         if (e.type !== 'models.changed') return;
+        modelChanges.current++;
         setModels(e.models);
         setModelId((id) => id ?? e.models[0]?.id ?? null);
       }),
@@ -49,9 +52,11 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
   // biome-ignore lint/correctness/useExhaustiveDependencies: reload when a tracking job finishes
   useEffect(() => {
     void run('Could not load the tracks', async () => {
+      const asked = modelChanges.current;
       const [r, m] = await Promise.all([client.call('track.runs', { mediaId }), client.call('models.list', {})]);
       setRuns(r);
-      setModels(m);
+      // A model added while the listing was on its way is not taken back.
+      if (asked === modelChanges.current) setModels(m);
       setModelId((id) => id ?? m[0]?.id ?? null);
       setTrackRun((id) => id ?? r[r.length - 1]?.id ?? null);
     });

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import type { CommandResult, MediaInfo, ModelInfo } from '../../../../native/api/contract';
 import { frameNumber, plural } from '../../shell/format';
 import { ModelAboutNote, NoModel } from '../../shell/ModelAbout';
@@ -14,14 +14,17 @@ export function useCatalog() {
   const [runs, setRuns] = useState<FeatureRun[]>([]);
   const [banks, setBanks] = useState<Bank[]>([]);
   const [media, setMedia] = useState<MediaInfo[]>([]);
+  /** Bumped by every models.changed event: a listing asked for before it does not take a new model back. */
+  const changes = useRef(0);
   const reload = useCallback(async () => {
+    const asked = changes.current;
     const [m, r, b, l] = await Promise.all([
       client.call('models.list', {}),
       client.call('features.runs', {}),
       client.call('segment.banks', {}),
       client.call('library.list', { status: 'done', limit: 1000 }),
     ]);
-    setModels(m);
+    if (asked === changes.current) setModels(m);
     setRuns(r);
     setBanks(b);
     setMedia(l.items);
@@ -32,7 +35,15 @@ export function useCatalog() {
     void run('Could not load the catalog', reload);
   }, [run, reload, finished, project?.id]);
   // A model added elsewhere (the starter model's button, an import) is offered at once.
-  useEffect(() => client.subscribe((e) => e.type === 'models.changed' && setModels(e.models)), [client]);
+  useEffect(
+    () =>
+      client.subscribe((e) => {
+        if (e.type !== 'models.changed') return;
+        changes.current++;
+        setModels(e.models);
+      }),
+    [client],
+  );
   return { models, runs, banks, media, reload };
 }
 

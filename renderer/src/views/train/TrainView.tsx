@@ -247,25 +247,30 @@ export function TrainView() {
   const current = trainJobs.find((j) => j.id === selected) ?? trainJobs[0] ?? null;
   const currentId = current?.id ?? null;
   const tick = current?.progress.done ?? 0;
+  /** The run's state: the last step's log and previews are written as it ends, so they are read again then. */
+  const phase = current?.state ?? null;
   // Another run selected (a new run at step 0 included): nothing of the previous run is shown, not even for the
   // moment its own log is read; an answer for a run no longer selected is dropped.
   const log = runData.jobId === currentId ? runData.log : NO_LOG;
   const previews = runData.jobId === currentId ? runData.previews : NO_PREVIEWS;
   const shownRun = useRef<number | null>(null);
   shownRun.current = currentId;
+  const reads = useRef(0);
   useEffect(() => {
     if (currentId === null) return;
     // `tick` is the step count: the log is re-read as training goes.
     void run('Could not read the training log', async () => {
-      if (tick < 0) return;
+      if (tick < 0 || phase === null) return;
+      const mine = ++reads.current;
       const [l, p] = await Promise.all([
         client.call('train.log', { jobId: currentId }),
         client.call('train.previews', { jobId: currentId, lastSteps: 6 }),
       ]);
-      if (shownRun.current !== currentId) return;
+      // Only the newest read is shown: an older one answering late would put earlier steps back.
+      if (shownRun.current !== currentId || mine !== reads.current) return;
       setRunData({ jobId: currentId, log: l, previews: p });
     });
-  }, [client, run, currentId, tick]);
+  }, [client, run, currentId, tick, phase]);
 
   // An epoch: every chosen frame once, `batch` frames a step.
   const chosenFrames = media.filter((m) => chosen.has(m.id)).reduce((a, m) => a + m.frameCount, 0);
