@@ -12,7 +12,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MODEL_DIR } from '../../native/engine/engine.js';
 import { fixturePath } from '../helpers/fixtures.js';
 import { TINY_VIT, writeInitViT, writeViT } from '../helpers/models.js';
-import { type Session, useAppSession } from './browser.js';
+import { fillNecoRun, type Session, useAppSession } from './browser.js';
 
 /** Engine calls the page made, by command name (counted from the HTTP requests of the typed client). */
 function countCalls(page: Page): (command: string) => number {
@@ -335,13 +335,7 @@ describe("a newcomer's second hour, end to end in browser mode", () => {
     });
     await page.getByRole('link', { name: 'Jobs' }).click();
     await page.getByRole('link', { name: 'Train' }).click();
-    await page.getByLabel('Start from').selectOption(`model:${base.id}`);
-    await page.getByLabel('Method').selectOption('neco');
-    await page.getByTestId('neco-settings').waitFor();
-    await page.getByLabel('Local crops').fill('2');
-    await page.getByLabel('Batch').fill('1');
-    await page.getByLabel('Steps').fill('2');
-    await page.getByLabel('Crop size').fill('32');
+    await fillNecoRun(page, { baseId: base.id, steps: 2 });
     const seen = await recordTexts(page, 'select[aria-label="Run"] option:checked, [data-testid="train-status"]');
     await page.getByRole('button', { name: 'Start training' }).click();
     await status.filter({ hasText: /^Step 2 \/ 2.*queue \d+% filled/ }).waitFor({ timeout: 120_000 });
