@@ -171,7 +171,8 @@ function registerProtocol(): void {
       const r = await engine.resource(url.pathname);
       if (!r.body) return new Response('Not found', { status: 404 });
       return new Response(Buffer.from(r.body), {
-        headers: { 'Content-Type': r.contentType ?? 'application/octet-stream' },
+        // The same address is another image in another project: never reused without asking.
+        headers: { 'Content-Type': r.contentType ?? 'application/octet-stream', 'Cache-Control': 'no-cache' },
       });
     }
     let file = resolveAppAsset(RENDERER_DIR, request.url, path.join, path.sep);

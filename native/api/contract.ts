@@ -4,6 +4,7 @@
  * argument is validated the same way wherever it comes from. The renderer imports only the types from here.
  */
 import { z } from 'zod';
+import { ModelAbout } from './model-about.js';
 import { DefaultModel, DefaultModelArgs, SetDefaultModelArgs } from './models-default.js';
 import { EvalDavisArgs, PropagateArgs, PropagationFrame, PropagationFrameArgs } from './propagate.js';
 
@@ -134,6 +135,8 @@ export const ModelInfo = z.object({
   createdAt: z.string(),
   /** A model trained elsewhere and brought back: objective, steps, processes, device, wall time, run.json. */
   provenance: z.record(z.string(), z.unknown()).optional(),
+  /** What the model is and how good it is known to be, for the places a model is chosen. */
+  about: ModelAbout.optional(),
 });
 export type ModelInfo = z.infer<typeof ModelInfo>;
 
@@ -585,6 +588,8 @@ export const commands = {
   'models.list': { args: Empty, result: z.array(ModelInfo) },
   'models.default': { args: DefaultModelArgs, result: DefaultModel },
   'models.setDefault': { args: SetDefaultModelArgs, result: DefaultModel },
+  /** Registers the starter encoder that ships with the app (models/default) in the open project; no-op if there. */
+  'models.addBundled': { args: Empty, result: ModelInfo },
   /** The catalog of known checkpoints (nothing is fetched; the list ships with the app). */
   'models.catalog': { args: Empty, result: z.array(CatalogEntryInfo) },
   /** Downloads a catalog entry (only when asked), resumable, checksum-verified, then imports it: a job. */
@@ -934,6 +939,8 @@ export const commands = {
       .strict(),
     result: z.object({
       features: FeatureKind,
+      /** Library items labelled by content: their file lies under a class folder at another path (a copy). */
+      attachedByContent: z.int().optional(),
       classes: z.array(z.string()),
       evaluated: z.int(),
       accuracy: z.number(),

@@ -19,15 +19,21 @@ export function classOfPath(root: string, file: string): string | null {
   return parts.length >= 2 ? (parts[0] as string) : null;
 }
 
-/** Per root, the class of each key's frame (its media's first sub-folder under the root, or null); paths read once. */
+/**
+ * Per root, the class of each key's frame (its media's first sub-folder under the root, or null); paths read once.
+ * `byContent[r]`: classes of items whose content lies under root r at another path (used where the path says none).
+ */
 export function classNamesUnder(
   project: Project,
   keys: readonly { mediaId: number }[],
   roots: readonly string[],
+  byContent: readonly (ReadonlyMap<number, string> | undefined)[] = [],
 ): (string | null)[][] {
   const paths = new Map<number, string>();
   for (const k of keys) if (!paths.has(k.mediaId)) paths.set(k.mediaId, project.media.get(k.mediaId)?.path ?? '');
-  return roots.map((root) => keys.map((k) => classOfPath(root, paths.get(k.mediaId) as string)));
+  return roots.map((root, r) =>
+    keys.map((k) => classOfPath(root, paths.get(k.mediaId) as string) ?? byContent[r]?.get(k.mediaId) ?? null),
+  );
 }
 
 /** The distinct class names, sorted (their indices are the class ids). */
@@ -118,18 +124,23 @@ export async function classifyFolder(
     k?: number;
     temperature?: number;
   },
+  /** Per root (root, then queryRoot): classes of library items whose content lies under it at another path. */
+  byContent: readonly (ReadonlyMap<number, string> | undefined)[] = [],
 ) {
   const source = resolveSource(project, a.runId, a.features);
   const { keys, vectors, dim } = await frameVectors(project, source);
   const roots = a.queryRoot ? [a.root, a.queryRoot] : [a.root];
-  const [labelOf = [], queryLabelOf = null] = classNamesUnder(project, keys, roots);
+  const [labelOf = [], queryLabelOf = null] = classNamesUnder(project, keys, roots, byContent);
   const classes = classList(labelOf);
   if (classes.length < 2)
     throw new FlaneurError(
       'INVALID_ARGUMENT',
-      `${a.root} needs at least two labelled sub-folders with frames in this run (found ${classes.length}).`,
+      `${a.root} needs at least two labelled sub-folders with frames in this run (found ${classes.length}). Its images must be in the library (Library → Add, the folder itself or copies of its files) and have features in this run (extract again after adding them).`,
       { field: 'root' },
     );
+  // Items labelled through their content (a copy of the file is in the library), not their path.
+  const contentIds = new Set(byContent.flatMap((m) => (m ? [...m.keys()] : [])));
+  const attachedByContent = [...contentIds].filter((id) => project.media.get(id)).length;
   const classIndex = new Map(classes.map((c, i) => [c, i]));
   const bankIdx = labelOf.flatMap((c, i) => (c !== null ? [i] : []));
   const rows = (idx: number[]) => {
@@ -170,6 +181,7 @@ export async function classifyFolder(
   const rest = restIdx.length ? await knnClassify(knn, bank, rows(restIdx), dim, opts) : null;
   return {
     features: source.kind,
+    attachedByContent,
     classes,
     evaluated: evalIdx.length,
     accuracy: evalIdx.length ? correct / evalIdx.length : 0,

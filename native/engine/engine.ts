@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { EngineEvent, IntegrityReport, JobInfo, ProjectInfo } from '../api/contract.js';
+import type { EngineEvent, IntegrityReport, JobInfo, ModelInfo, ProjectInfo } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
 import { APP_ROOT, APP_VERSION } from '../base/version.js';
 import { CountService } from '../count/service.js';
@@ -33,12 +33,13 @@ import { pendingRegistration } from '../train/checkpoint.js';
 import { type CommandTasks, commandTasks, type TaskName } from './command-tasks.js';
 import { JOB_HANDLERS } from './job-handlers.js';
 import { mediaResource } from './library.js';
+import { BUNDLED_MODEL_DIR, bundledManifest } from './model-about.js';
 import { ModelService } from './models.js';
 
 /** The bundled sample video (samples/README.md says where it comes from). */
 export const SAMPLE_VIDEO = path.join(APP_ROOT, 'samples', 'vtest-street.mp4');
 /** The embedded default encoder (made by tools/train-default-model.ts) and its manifest. */
-export const DEFAULT_MODEL_DIR = path.join(APP_ROOT, 'models', 'default');
+export const DEFAULT_MODEL_DIR = BUNDLED_MODEL_DIR;
 
 export { JOB_HANDLERS };
 
@@ -206,19 +207,33 @@ export class Engine {
 
   /** Registers the embedded default encoder in the open project (a no-op when the app has none). */
   private async importDefaultModel(): Promise<void> {
-    const manifestFile = path.join(DEFAULT_MODEL_DIR, 'manifest.json');
-    if (!fs.existsSync(manifestFile)) return;
     try {
-      const m = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as { name: string; file: string; licence?: string };
-      await this.models.import(this.requireProject().project, {
-        path: path.join(DEFAULT_MODEL_DIR, m.file),
-        name: m.name,
-        ...(m.licence ? { licence: m.licence } : {}),
-      });
+      await this.addBundledModel();
     } catch (err) {
       // The demo still opens; the Models view lets the user import weights themselves.
       console.error(`flaneur: the default model could not be registered: ${(err as Error).message}`);
     }
+  }
+
+  /**
+   * The starter encoder that ships with the app (models/default), registered in the open project: one click for a
+   * new project to see. Registering it again returns the model already there.
+   */
+  async addBundledModel(): Promise<ModelInfo> {
+    const m = bundledManifest();
+    if (!m) {
+      throw new FlaneurError(
+        'NOT_FOUND',
+        'This copy of Flaneur ships no starter model (models/default is missing). Get a published model in Models → Get models.',
+      );
+    }
+    const info = await this.models.import(this.requireProject().project, {
+      path: path.join(DEFAULT_MODEL_DIR, m.file),
+      name: m.name,
+      ...(m.licence ? { licence: m.licence } : {}),
+    });
+    this.emit({ type: 'models.changed', models: this.models.list(this.requireProject().project) });
+    return info;
   }
 
   private onJob(project: Project, row: JobRow): void {

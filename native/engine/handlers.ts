@@ -24,6 +24,7 @@ import { motCsv, writeInstanceMasks } from '../track/export.js';
 import { propagationFrame } from '../track/propagate-job.js';
 import { listPreviews } from '../train/previews.js';
 import { type Engine, jobInfo } from './engine.js';
+import { labelsByContent } from './labelled-content.js';
 import { mediaInfo, requireMedia, resolveMedia } from './library.js';
 import { downloadableEntry } from './model-download.js';
 import { modelCatalog } from './models.js';
@@ -77,6 +78,7 @@ export function createHandlers(engine: Engine): Handlers {
     'models.list': () => engine.models.list(open().project),
     'models.default': () => engine.models.defaultModel(open().project),
     'models.setDefault': (a) => engine.models.setDefaultModel(open().project, a.id),
+    'models.addBundled': () => engine.addBundledModel(),
     'models.catalog': () => engine.models.catalog(open().project),
     'models.download': (a) => {
       downloadableEntry(modelCatalog(), a.id); // refuse at once what cannot be downloaded
@@ -217,7 +219,14 @@ export function createHandlers(engine: Engine): Handlers {
         createdAt: r.createdAt,
       }));
     },
-    'classify.knn': (a) => classifyFolder(open().project, engine.knn, a),
+    'classify.knn': async (a) => {
+      const { project } = open();
+      // Labelled files whose content is already in the library (added from elsewhere) label those items.
+      const byContent = await Promise.all(
+        [a.root, ...(a.queryRoot ? [a.queryRoot] : [])].map((r) => labelsByContent(project, r)),
+      );
+      return classifyFolder(project, engine.knn, a, byContent);
+    },
     'map.build': (a) => jobInfo(open().runner.enqueue('map.build', a)),
     'map.list': () => {
       const { project } = open();

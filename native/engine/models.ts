@@ -30,6 +30,7 @@ import type { AppHome } from '../store/app-home.js';
 import type { ModelRow } from '../store/models-repo.js';
 import type { Project } from '../store/project.js';
 import { readProjectSettings, updateProjectSettings } from '../store/project-settings.js';
+import { aboutModel } from './model-about.js';
 
 interface Manifest {
   architecture: Omit<ViTConfig, 'mean' | 'std' | 'posInterpolation' | 'family'> & { family: ViTConfig['family'] };
@@ -100,7 +101,25 @@ export function modelInfo(row: ModelRow): ModelInfo {
     std: m.std,
     createdAt: row.createdAt,
     ...(m.provenance ? { provenance: m.provenance } : {}),
+    about: aboutModel({
+      source: m.source,
+      bytes: row.bytes,
+      catalog: m.catalog,
+      catalogTitle: m.catalog ? catalogTitle(m.catalog.id) : undefined,
+      trainedFrom: m.trainedFrom,
+      provenance: m.provenance,
+      checkpoint: Boolean(m.checkpoint),
+    }),
   };
+}
+
+/** A catalog entry's title (the catalog file may be overridden or unreadable: then none). */
+function catalogTitle(id: string): string | undefined {
+  try {
+    return modelCatalog().find((e) => e.id === id)?.title;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Weight files a Hugging Face snapshot folder may hold, in the order they are preferred. */

@@ -69,7 +69,7 @@ export function attentionHeads(
   if (!Number.isInteger(heads) || heads <= 0 || dim % (headMultiple * heads) !== 0) {
     throw new FlaneurError(
       'UNSUPPORTED_MODEL',
-      `${source}: cannot tell the number of attention heads for width ${dim}; give it explicitly (heads option) or place the model's config.json beside the file.`,
+      `${source}: cannot tell the number of attention heads for width ${dim}; give it in the Attention heads field of the Models view, under Import a file (flaneur models import --heads N on the command line; ViT-S has 6, ViT-B 12), or place the model's config.json beside the file.`,
     );
   }
   return heads;

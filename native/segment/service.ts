@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { FlaneurError } from '../api/errors.js';
+import { frameNumber } from '../api/frames.js';
 import { Rng } from '../base/rng.js';
 import { frameGrid, runPolicy, toF16 } from '../features/extract.js';
 import type { ExtractorCache } from '../features/extractor-cache.js';
@@ -300,7 +301,9 @@ export async function segmentFrame(
   fs.mkdirSync(dir, { recursive: true });
   const base = `${o.mediaId}-${o.frameIdx}`;
   fs.writeFileSync(path.join(dir, `${base}.overlay.png`), encodePng(rgba, width, height, 6, 4));
-  fs.writeFileSync(path.join(dir, `${base}.labels.png`), encodePng(mask, width, height, 6, 1));
+  // The file a person opens is named by the frame's number as the views show it (from 1), not the engine's index.
+  const labelFile = path.join(dir, `item${o.mediaId}-frame${frameNumber(o.frameIdx)}.labels.png`);
+  fs.writeFileSync(labelFile, encodePng(mask, width, height, 6, 1));
   let iou: SegmentResult['iou'] = null;
   const warnings: string[] = [];
   if (o.truthMask) {
@@ -320,7 +323,7 @@ export async function segmentFrame(
     colours,
     pixels,
     overlay: `/media/segment/${o.bankId}/${o.mediaId}/${o.frameIdx}.png`,
-    labelFile: path.join(dir, `${base}.labels.png`),
+    labelFile,
     iou,
     warnings,
     mask,

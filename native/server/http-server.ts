@@ -2,6 +2,7 @@
  * Browser mode: the engine over HTTP + WebSocket on 127.0.0.1 only. Serves the built renderer, answers
  * POST /api/call with the dispatcher's envelope, and streams engine events on /api/events.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -157,6 +158,35 @@ function serveStatic(staticDir: string, pathname: string, res: ServerResponse): 
   stream.pipe(res);
 }
 
+/** A browser navigating to a page (not the API, not a media resource): it asked for HTML. */
+function wantsPage(req: IncomingMessage, url: URL): boolean {
+  return (
+    req.method === 'GET' &&
+    !url.pathname.startsWith('/api/') &&
+    !url.pathname.startsWith('/media/') &&
+    (req.headers.accept ?? '').includes('text/html')
+  );
+}
+
+const escapeHtml = (s: string) =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
+
+/** The refusal of a token-less page load as a page: what the token is, and where the address with it is printed. */
+function tokenPage(res: ServerResponse, reason: string): void {
+  const body = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Flaneur: open the address with its token</title></head>
+<body><h1>Open Flaneur with its launch address</h1>
+<p>${escapeHtml(reason)}</p>
+<p>Flaneur's browser mode only answers the address it printed when it started, which ends in
+<code>/?token=…</code>. The token is made anew at every launch, so that other programs and web pages on this
+computer cannot use the app; after the first visit this browser remembers it until the app stops.</p>
+<p>Look in the terminal where you ran <code>npm start</code> (or <code>flaneur serve</code>) for the line with the
+address, and open that address here. If the app was restarted, use the address of the new launch.</p>
+</body></html>`;
+  res.writeHead(401, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
+  res.end(body);
+}
+
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const token = options.token ?? newToken();
   let port = 0;
@@ -171,7 +201,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     const refusal = checkRequest(req, url, port, token);
     if (refusal) {
-      sendJson(res, refusal.status, { ok: false, error: { code: refusal.code, message: refusal.message } });
+      // A person who opened the address without its token (or an old one) reads a page that says what to do;
+      // scripts and the API keep the JSON answer.
+      if (refusal.status === 401 && wantsPage(req, url)) tokenPage(res, refusal.message);
+      else sendJson(res, refusal.status, { ok: false, error: { code: refusal.code, message: refusal.message } });
       return;
     }
     // First load with ?token=: keep the token in a strict, HttpOnly cookie and drop it from the address bar.
@@ -217,7 +250,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           sendJson(res, 404, { ok: false, error: { code: 'NOT_FOUND', message: `Nothing at ${url.pathname}` } });
           return;
         }
-        res.writeHead(200, { 'Content-Type': r.contentType, 'Cache-Control': 'private, max-age=3600' });
+        // The same address names another image in another project (/media/frame/1/0.png is the first item's first
+        // frame in each): the browser keeps a copy but asks each time, and gets 304 while the bytes are the same.
+        const etag = `"${createHash('sha1').update(r.body).digest('base64url')}"`;
+        if (req.headers['if-none-match'] === etag) {
+          res.writeHead(304, { ETag: etag, 'Cache-Control': 'private, no-cache' });
+          res.end();
+          return;
+        }
+        res.writeHead(200, { 'Content-Type': r.contentType, 'Cache-Control': 'private, no-cache', ETag: etag });
         res.end(r.body);
       } catch (err) {
         sendJson(res, 404, { ok: false, error: serializeError(err) });

@@ -169,6 +169,8 @@ export async function lassoRing(
 export async function trainViewOnTour(s: Session, folder: string): Promise<void> {
   const { page } = s;
   await page.getByLabel('Project folder', { exact: true }).fill(folder);
+  // A project without the starter model: this test brings its own (issue 26 adds it by default).
+  await page.getByLabel('Add the starter model').uncheck();
   await page.getByRole('button', { name: 'Create project' }).click();
   await page
     .getByTestId('project-name')
@@ -183,4 +185,18 @@ export async function trainViewOnTour(s: Session, folder: string): Promise<void>
   await page.getByRole('link', { name: 'Train' }).click();
   await page.getByRole('checkbox').first().waitFor();
   await page.getByLabel('Start from').selectOption('scratch:tiny');
+}
+
+/**
+ * In the Train view: a small NeCo run adapting model `baseId` (2 local crops, 1 frame a step, 32 px crops, `steps`
+ * steps), ready to start.
+ */
+export async function fillNecoRun(page: Page, o: { baseId: number; steps: number }): Promise<void> {
+  await page.getByLabel('Start from').selectOption(`model:${o.baseId}`);
+  await page.getByLabel('Method').selectOption('neco');
+  await page.getByTestId('neco-settings').waitFor();
+  await page.getByLabel('Local crops').fill('2');
+  await page.getByLabel('Batch').fill('1');
+  await page.getByLabel('Steps').fill(String(o.steps));
+  await page.getByLabel('Crop size').fill('32');
 }

@@ -17,10 +17,13 @@ describe('models and device, end to end in browser mode', () => {
     const { page } = s;
     // A project of its own (the demo project opens with the bundled encoder already registered).
     await page.getByLabel('Project folder', { exact: true }).fill(path.join(work, 'models'));
+    // A project without the starter model: this test brings its own (issue 26 adds it by default).
+    await page.getByLabel('Add the starter model').uncheck();
     await page.getByRole('button', { name: 'Create project' }).click();
     await page.getByTestId('project-name').filter({ hasText: 'models' }).waitFor();
     await page.getByRole('link', { name: 'Models' }).click();
-    await page.getByText('No models yet.').waitFor();
+    // The empty state offers the starter model (issue 26).
+    await page.getByTestId('no-model').waitFor();
     await page.getByLabel('Weights file').fill(fixturePath('vit', 'dinov2reg_tiny.hf.safetensors'));
     await page.getByLabel('Licence (optional)').fill('test weights (tools/vit_reference.py)');
     await page.getByRole('button', { name: 'Import' }).click();

@@ -19,6 +19,8 @@ describe('segmentation and retrieval, end to end in browser mode', () => {
   it('builds a bank from two labelled frames of the synthetic tour and segments a third', async () => {
     const { page } = s;
     await page.getByLabel('Project folder', { exact: true }).fill(path.join(work, 'tour'));
+    // A project without the starter model: this test brings its own (issue 26 adds it by default).
+    await page.getByLabel('Add the starter model').uncheck();
     await page.getByRole('button', { name: 'Create project' }).click();
     await page.getByTestId('project-name').filter({ hasText: 'tour' }).waitFor();
     // Frames at 1 fps, and a model.

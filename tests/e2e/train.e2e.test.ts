@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { TINY_VIT, writeViT } from '../helpers/models.js';
-import { type Session, trainViewOnTour, useAppSession } from './browser.js';
+import { fillNecoRun, type Session, trainViewOnTour, useAppSession } from './browser.js';
 
 describe('training, end to end in browser mode', () => {
   const app = useAppSession();
@@ -56,13 +56,7 @@ describe('training, end to end in browser mode', () => {
 
     await page.getByRole('link', { name: 'Library' }).click();
     await page.getByRole('link', { name: 'Train' }).click();
-    await page.getByLabel('Start from').selectOption(`model:${base.id}`);
-    await page.getByLabel('Method').selectOption('neco');
-    await page.getByTestId('neco-settings').waitFor();
-    await page.getByLabel('Local crops').fill('2');
-    await page.getByLabel('Batch').fill('1');
-    await page.getByLabel('Steps').fill('3');
-    await page.getByLabel('Crop size').fill('32');
+    await fillNecoRun(page, { baseId: base.id, steps: 3 });
     await page.getByLabel('Device').selectOption('cpu');
     await page.getByRole('button', { name: 'Start training' }).click();
     await page

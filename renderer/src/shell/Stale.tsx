@@ -1,5 +1,6 @@
 import type { ReactNode } from 'react';
 import { Icon } from './Icon';
+import { ActionButton } from './Why';
 
 /**
  * A result that no longer matches the library (media added or removed since it was made): what changed, and the
@@ -24,9 +25,9 @@ export function Stale({
     <div className="stale" role="status" data-testid={testId ?? 'stale'}>
       <Icon name="warning" /> <span>{children}</span>
       {action && onUpdate && (
-        <button type="button" onClick={onUpdate} disabled={busy}>
-          {busy ? 'Updating…' : action}
-        </button>
+        <ActionButton onClick={onUpdate} why={null} busy={busy && 'Updating: the job is running (progress in Jobs).'}>
+          {action}
+        </ActionButton>
       )}
     </div>
   );

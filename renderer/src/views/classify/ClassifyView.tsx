@@ -3,6 +3,7 @@ import type { CommandResult } from '../../../../native/api/contract';
 import { plural } from '../../shell/format';
 import { Icon } from '../../shell/Icon';
 import { PathField } from '../../shell/PathField';
+import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 import { FeatureSourcePicker, FeaturesPage, useFeatureSource } from '../fungi/FeatureSource';
 import { useCatalog } from '../segment/useCatalog';
@@ -44,8 +45,10 @@ export function ClassifyView() {
   const [queryRoot, setQueryRoot] = useState('');
   const [k, setK] = useState(20);
   const [result, setResult] = useState<Result | null>(null);
+  const [busy, setBusy] = useState(false);
   const classify = () => {
     if (!runId || !root) return;
+    setBusy(true);
     void run('Could not classify', async () =>
       setResult(
         await client.call('classify.knn', {
@@ -56,7 +59,7 @@ export function ClassifyView() {
           ...(queryRoot ? { queryRoot } : {}),
         }),
       ),
-    );
+    ).finally(() => setBusy(false));
   };
   const name = (id: number) => media.find((m) => m.id === id)?.name ?? `#${id}`;
   const maxCell = result ? Math.max(1, ...result.confusion.flat()) : 1;
@@ -90,9 +93,14 @@ export function ClassifyView() {
             />
           </div>
         </div>
-        <button type="button" className="primary" onClick={classify} disabled={!runId || !root}>
+        <ActionButton
+          className="primary"
+          onClick={classify}
+          why={!runId ? 'Choose a feature run above.' : !root && 'Type the labelled folder (one sub-folder per class).'}
+          busy={busy && 'Classifying: reading the folder and voting…'}
+        >
           Classify
-        </button>
+        </ActionButton>
         <p className="muted">
           Weighted kNN (weights exp(cos / 0.07)) over the labelled frames; the media must be in the library with
           features in the chosen run.
@@ -108,6 +116,12 @@ export function ClassifyView() {
               {queryRoot ? 'test folder' : 'leave-one-out'})
             </span>
           </h2>
+          {(result.attachedByContent ?? 0) > 0 && (
+            <p className="muted" data-testid="classify-by-content">
+              {plural(result.attachedByContent ?? 0, 'library item')} labelled by content: the labelled folder holds
+              copies of files that were added to the library from elsewhere.
+            </p>
+          )}
           <table className="confusion" aria-label="Confusion matrix (rows: truth, columns: predicted)">
             <thead>
               <tr>

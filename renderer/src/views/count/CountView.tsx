@@ -1,6 +1,8 @@
 import { type PointerEvent, useEffect, useRef, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { frameNumber, plural } from '../../shell/format';
+import { JobStatus } from '../../shell/jobs';
+import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 import { FramePicker, InputSizePicker, ModelPicker, useCatalog, useFirstChoice } from '../segment/useCatalog';
 import { CountHistogram, CountPlot, downloadCsv } from './CountCharts';
@@ -20,7 +22,8 @@ export function CountView() {
   const [drag, setDrag] = useState<{ x: number; y: number; w: number; h: number } | null>(null);
   const [result, setResult] = useState<Result | null>(null);
   const [threshold, setThreshold] = useState(0);
-  const [busy, setBusy] = useState(false);
+  /** What is being counted, while it runs: the buttons wait and the number says so. */
+  const [busy, setBusy] = useState<string | null>(null);
   const [batchJob, setBatchJob] = useState<number | null>(null);
   const [size, setSize] = useState(224);
   const [rows, setRows] = useState<Rows | null>(null);
@@ -85,7 +88,7 @@ export function CountView() {
 
   const count = async (auto: boolean) => {
     if (!modelId || !mediaId) return;
-    setBusy(true);
+    setBusy(auto ? 'Counting automatically…' : 'Counting…');
     const r = await run(
       'Could not count',
       async (): Promise<Result> =>
@@ -93,7 +96,7 @@ export function CountView() {
           ? { ...(await client.call('count.auto', { modelId, mediaId, frameIdx, scale: 2 * size })), scale: null }
           : client.call('count.exemplar', { modelId, mediaId, frameIdx, boxes, size }),
     );
-    setBusy(false);
+    setBusy(null);
     if (r) {
       setResult(r);
       setThreshold(r.threshold);
@@ -187,8 +190,8 @@ export function CountView() {
               </svg>
             </div>
             <div>
-              <p className="count-number" data-testid="count-number" aria-live="polite">
-                {result ? result.count : '—'}
+              <p className="count-number" data-testid="count-number" aria-live="polite" aria-busy={Boolean(busy)}>
+                {busy ? <span className="counting">{busy}</span> : result ? result.count : '—'}
               </p>
               {result?.scale && (
                 <p className="muted" data-testid="count-scale">
@@ -201,28 +204,35 @@ export function CountView() {
                   .
                 </p>
               )}
-              <div className="row-actions">
-                <button
-                  type="button"
+              <div className="row-actions count-actions">
+                <ActionButton
                   className="primary"
-                  disabled={boxes.length === 0 || busy}
+                  why={
+                    !modelId
+                      ? 'Needs a model (above).'
+                      : boxes.length === 0 && 'Drag a box around one example on the frame first.'
+                  }
+                  busy={busy}
                   onClick={() => void count(false)}
                 >
                   Count ({boxes.length} exemplar{boxes.length === 1 ? '' : 's'})
-                </button>
-                <button type="button" disabled={busy} onClick={() => void count(true)}>
+                </ActionButton>
+                <ActionButton
+                  why={!modelId && 'Needs a model (above).'}
+                  busy={busy && 'Wait for this count to finish.'}
+                  onClick={() => void count(true)}
+                >
                   Count automatically
-                </button>
-                <button
-                  type="button"
-                  disabled={boxes.length === 0}
+                </ActionButton>
+                <ActionButton
+                  why={boxes.length === 0 && 'No boxes drawn.'}
                   onClick={() => {
                     setBoxes([]);
                     setResult(null);
                   }}
                 >
                   Clear boxes
-                </button>
+                </ActionButton>
               </div>
               {result && (
                 <>
@@ -248,17 +258,24 @@ export function CountView() {
                       Export positions (CSV)
                     </button>
                     {m.frameCount > 1 && boxes.length > 0 && (
-                      <button
-                        type="button"
+                      <ActionButton
                         onClick={countAll}
-                        disabled={batchState === 'running' || batchState === 'queued'}
+                        why={null}
+                        busy={
+                          (batchState === 'running' || batchState === 'queued') &&
+                          'Counting the frames (progress below).'
+                        }
                       >
                         Count every frame ({m.frameCount})
-                      </button>
+                      </ActionButton>
                     )}
                   </div>
-                  {batchState && batchState !== 'done' && (
-                    <p className="muted">Counting the frames: {batchState} (see Jobs).</p>
+                  {batchJob !== null && (
+                    <JobStatus
+                      kinds={['count.batch']}
+                      jobs={jobs.filter((j) => j.id === batchJob)}
+                      testId="count-batch-status"
+                    />
                   )}
                 </>
               )}

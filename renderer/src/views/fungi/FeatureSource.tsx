@@ -3,6 +3,7 @@ import type { CommandResult } from '../../../../native/api/contract';
 import { plural } from '../../shell/format';
 import { JobStatus, waitReason } from '../../shell/jobs';
 import { Stale } from '../../shell/Stale';
+import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 import { InputSizePicker, SquareRunNotice, useFirstChoice } from '../segment/useCatalog';
 
@@ -109,9 +110,9 @@ export function FeatureSourcePicker(props: {
             </span>
           ) : (
             <>
-              <button type="button" onClick={compute} disabled={!current}>
+              <ActionButton onClick={compute} why={!current && 'Choose a feature run above.'}>
                 Compute FUNGI features
-              </button>
+              </ActionButton>
               <JobStatus kinds={['features.fungi']} jobs={jobs} />
             </>
           )}
@@ -163,9 +164,12 @@ function ExtractAtSize({ idPrefix, run: current }: { idPrefix: string; run: Feat
   return (
     <div className="field-row">
       <InputSizePicker id={`${idPrefix}-size`} value={size} onChange={setSize} />
-      <button
-        type="button"
-        disabled={size === current.inputSize && current.resize === 'aspect'}
+      <ActionButton
+        why={
+          size === current.inputSize &&
+          current.resize === 'aspect' &&
+          `This run is already at ${size} px: choose another size to extract.`
+        }
         onClick={() =>
           void run('Could not start feature extraction', () =>
             client.call('features.extract', { modelId: current.modelId, size }),
@@ -173,7 +177,7 @@ function ExtractAtSize({ idPrefix, run: current }: { idPrefix: string; run: Feat
         }
       >
         Extract at {size} px
-      </button>
+      </ActionButton>
     </div>
   );
 }

@@ -4,6 +4,7 @@ import { ClientError } from '../../client/client';
 import { type Explained, explainError } from '../../shell/errors';
 import { formatTime } from '../../shell/format';
 import { PathField } from '../../shell/PathField';
+import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 
 /** The open project, what is in it, and how to create or open another. */
@@ -62,6 +63,7 @@ export function ProjectView() {
     void run('Could not list recent projects', loadRecent);
   }, [run, loadRecent, project?.id]);
 
+  const [withStarter, setWithStarter] = useState(true);
   const create = async (e: FormEvent) => {
     e.preventDefault();
     const r = await attempt(() =>
@@ -71,6 +73,8 @@ export function ProjectView() {
     if (r.ok) {
       setCreatePath('');
       setCreateName('');
+      // A new project can see at once: the starter model that ships with the app (unless the user said no).
+      if (withStarter) await run('Could not add the starter model', () => client.call('models.addBundled', {}));
     }
   };
   const open = async (e: FormEvent) => {
@@ -124,9 +128,14 @@ export function ProjectView() {
             <dd>version {project.schemaVersion}</dd>
           </dl>
           <div className="row-actions">
-            <button type="button" disabled={checking} onClick={() => void runCheck()} data-testid="check-database">
-              {checking ? 'Checking…' : 'Check database'}
-            </button>
+            <ActionButton
+              why={null}
+              busy={checking && 'Checking every page of the database…'}
+              onClick={() => void runCheck()}
+              data-testid="check-database"
+            >
+              Check database
+            </ActionButton>
           </div>
           {check && (
             <div className="callout" data-testid="check-result" role="status">
@@ -194,9 +203,23 @@ export function ProjectView() {
             <label htmlFor="create-name">Name (optional)</label>
             <input id="create-name" value={createName} onChange={(e) => setCreateName(e.target.value)} />
           </div>
-          <button type="submit" className="primary" disabled={!createPath.trim()}>
+          <div className="field">
+            <label className="check">
+              <input type="checkbox" checked={withStarter} onChange={(e) => setWithStarter(e.target.checked)} /> Add the
+              starter model
+            </label>
+            <span className="muted">
+              A small encoder that ships with Flaneur, so features, tracking and counting work at once. It learned
+              little: for real results get a published model in Models.
+            </span>
+          </div>
+          <ActionButton
+            type="submit"
+            className="primary"
+            why={!createPath.trim() && 'Type the folder for the new project first.'}
+          >
             Create project
-          </button>
+          </ActionButton>
         </form>
 
         <form className="card" onSubmit={open} aria-labelledby="open-title">
@@ -211,9 +234,9 @@ export function ProjectView() {
             }}
             error={openError}
           />
-          <button type="submit" disabled={!openPath.trim()}>
+          <ActionButton type="submit" why={!openPath.trim() && 'Type the folder of a project first.'}>
             Open
-          </button>
+          </ActionButton>
           <h3>Recent</h3>
           {recent.length === 0 ? (
             <p className="muted">No recent projects.</p>
@@ -227,13 +250,16 @@ export function ProjectView() {
                     {!r.exists && <span className="badge badge-failed">missing</span>}
                   </div>
                   <div className="row-actions">
-                    <button
-                      type="button"
-                      disabled={!r.exists || r.path === project?.path}
+                    <ActionButton
+                      why={
+                        r.path === project?.path
+                          ? 'This is the open project.'
+                          : !r.exists && 'The folder is gone (moved or deleted).'
+                      }
                       onClick={() => void openProject(r.path)}
                     >
                       {r.path === project?.path ? 'Current' : 'Open'}
-                    </button>
+                    </ActionButton>
                     <button
                       type="button"
                       onClick={() =>

@@ -4,6 +4,7 @@ import type { Explained } from '../../shell/errors';
 import { formatBytes, formatDuration, formatRate, formatTime, plural } from '../../shell/format';
 import { JobBadge, jobOutcome, waitReason } from '../../shell/jobs';
 import { PathField } from '../../shell/PathField';
+import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 
 const ALGORITHMS = ['sha256', 'sha1', 'md5'] as const;
@@ -18,6 +19,8 @@ function JobRow({ job, selected, onSelect }: { job: JobInfo; selected: boolean; 
   const active = job.state === 'running' || job.state === 'queued';
   const resumable = job.state === 'interrupted' || job.state === 'failed' || job.state === 'cancelled';
   const pct = p.total ? Math.floor((100 * p.done) / p.total) : null;
+  /** A finished job's bar is full, whatever its last counter said (nothing left to do is all of it). */
+  const finished = job.state === 'done';
   return (
     <li
       className={`job job-${outcome.tone} ${selected ? 'selected' : ''}`}
@@ -32,8 +35,8 @@ function JobRow({ job, selected, onSelect }: { job: JobInfo; selected: boolean; 
       </div>
       <div className="job-progress">
         <progress
-          max={p.total ?? 1}
-          value={p.total === null ? undefined : shownDone}
+          max={finished ? 1 : (p.total ?? 1)}
+          value={finished ? 1 : p.total === null ? undefined : shownDone}
           aria-label={`Progress of job ${job.id}`}
           data-testid="job-progress"
           data-done={p.done}
@@ -42,7 +45,12 @@ function JobRow({ job, selected, onSelect }: { job: JobInfo; selected: boolean; 
         <span className="mono">
           {waiting ?? (
             <>
-              {p.unit === 'bytes' ? (
+              {finished && shownDone === 0 ? (
+                <>
+                  finished: no {p.unit} needed work
+                  {job.items.skipped > 0 && ` (${plural(job.items.skipped, 'item')} skipped)`}
+                </>
+              ) : p.unit === 'bytes' ? (
                 <>
                   {p.phase}: {formatBytes(shownDone)}
                   {p.total !== null && ` of ${formatBytes(p.total)}`}
@@ -247,9 +255,9 @@ export function JobsView() {
             ))}
           </select>
         </div>
-        <button type="submit" className="primary" disabled={!root.trim()}>
+        <ActionButton type="submit" className="primary" why={!root.trim() && 'Type the folder to hash first.'}>
           Start
-        </button>
+        </ActionButton>
       </form>
 
       <section aria-labelledby="jobs-title">

@@ -6,6 +6,7 @@ import { formatBytes, formatDuration, plural } from '../../shell/format';
 import { Icon } from '../../shell/Icon';
 import { JobBadge, jobOutcome, waitReason } from '../../shell/jobs';
 import { PathField } from '../../shell/PathField';
+import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 
 type LibraryList = CommandResult<'library.list'>;
@@ -126,9 +127,13 @@ export function LibraryView() {
 
   const loads = useRef(0);
 
+  /** How many imports had ended when the list shown was asked for: an outcome waits for a list as new as it. */
+  const endedAtLoad = useRef(0);
+  const [listEnded, setListEnded] = useState(0);
   const load = useCallback(async () => {
     lastLoad.current = performance.now();
     const mine = ++loads.current;
+    const asked = endedAtLoad.current;
     const [all, bad] = await Promise.all([
       client.call('library.list', { limit: 1000, ...(selection ? { ids: selection.mediaIds } : {}) }),
       client.call('library.list', { withProblem: true, limit: 1000 }),
@@ -138,6 +143,7 @@ export function LibraryView() {
     if (mine !== loads.current) return;
     setList(all);
     setProblems(bad.items);
+    setListEnded(asked);
   }, [client, selection]);
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: reload when another project opens
@@ -150,10 +156,17 @@ export function LibraryView() {
   const signature = ingest
     .map((j) => `${j.id}:${j.state}:${j.progress.detail?.frames ?? 0}:${j.items.ok + j.items.failed + j.items.skipped}`)
     .join('|');
+  /** Imports that have ended: when one more ends, the cards are reloaded at once (not up to a second later). */
+  const ended = ingest.filter((j) => j.state !== 'running' && j.state !== 'queued').length;
+  endedAtLoad.current = ended;
+  const endedBefore = useRef(ended);
   // biome-ignore lint/correctness/useExhaustiveDependencies: the signature summarises the jobs that matter
   useEffect(() => {
     if (!signature) return;
-    const wait = Math.max(0, 1000 - (performance.now() - lastLoad.current));
+    const justEnded = ended !== endedBefore.current;
+    endedBefore.current = ended;
+    // An import that just ended says "added" beside the form: its cards must not still say ingesting.
+    const wait = justEnded ? 0 : Math.max(0, 1000 - (performance.now() - lastLoad.current));
     const t = setTimeout(() => void load().catch(() => {}), wait);
     return () => clearTimeout(t);
   }, [signature]);
@@ -279,10 +292,15 @@ export function LibraryView() {
             />
           </div>
         </div>
-        <button type="submit" className="primary" disabled={!paths.trim()}>
+        <ActionButton
+          type="submit"
+          className="primary"
+          why={!paths.trim() && 'Type a folder or file above, or drop files here.'}
+        >
           Add to library
-        </button>
-        <ImportOutcome job={ingest.find((j) => j.id === lastImport) ?? null} />
+        </ActionButton>
+        {/* Said once the cards below are as new as the job's end (not "added" beside a card still ingesting). */}
+        <ImportOutcome job={listEnded >= ended ? (ingest.find((j) => j.id === lastImport) ?? null) : null} />
       </form>
 
       {running.map((j) => (

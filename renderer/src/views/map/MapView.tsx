@@ -4,6 +4,7 @@ import { frameLabel, plural } from '../../shell/format';
 import { JobStatus, waitReason } from '../../shell/jobs';
 import { PathField } from '../../shell/PathField';
 import { Stale } from '../../shell/Stale';
+import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 import { FeatureSourcePicker, FeaturesPage, useFeatureSource } from '../fungi/FeatureSource';
 import { useCatalog } from '../segment/useCatalog';
@@ -118,9 +119,14 @@ export function MapView() {
               <option value="pca">PCA (fast)</option>
             </select>
           </div>
-          <button type="button" className="primary" onClick={build} disabled={!runId || Boolean(building)}>
+          <ActionButton
+            className="primary"
+            onClick={build}
+            why={!runId && 'Choose a feature run above.'}
+            busy={building && 'A map is being built (progress beside).'}
+          >
             Build map
-          </button>
+          </ActionButton>
           {building && (
             <span className="muted" data-testid="map-progress">
               {building.state === 'queued'
@@ -195,9 +201,13 @@ export function MapView() {
                 ? `${plural(selected.size, 'point')} selected in ${plural(selectedMedia.length, 'item')}`
                 : 'Drag to pan, wheel to zoom, lasso (or Shift+drag) to select.'}
             </span>
-            <button type="button" className="primary" disabled={selected.size === 0} onClick={openInLibrary}>
+            <ActionButton
+              className="primary"
+              why={selected.size === 0 && 'Select points first (lasso or Shift+drag).'}
+              onClick={openInLibrary}
+            >
               Open selection in Library
-            </button>
+            </ActionButton>
             {selected.size > 0 && (
               <button type="button" onClick={() => setSelected(new Set())}>
                 Clear

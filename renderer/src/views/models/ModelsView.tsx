@@ -1,9 +1,11 @@
-import { type FormEvent, useCallback, useEffect, useState } from 'react';
+import { type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
 import type { CatalogEntryInfo, JobInfo, ModelInfo } from '../../../../native/api/contract';
 import { useFileDrop } from '../../shell/drop';
 import type { Explained } from '../../shell/errors';
 import { formatBytes, formatDuration, formatTime } from '../../shell/format';
+import { ModelAboutNote, NoModel } from '../../shell/ModelAbout';
 import { PathField } from '../../shell/PathField';
+import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 
 function describe(m: ModelInfo): string {
@@ -130,10 +132,18 @@ export function ModelsView() {
   const [name, setName] = useState('');
   const [licence, setLicence] = useState('');
   const [busy, setBusy] = useState(false);
+  /** Attention heads, for a PyTorch checkpoint whose file does not say (the import asks for it). */
+  const [heads, setHeads] = useState('');
+  /** The model the last import registered: confirmed beside the button. */
+  const [added, setAdded] = useState<ModelInfo | null>(null);
 
+  /** Bumped by every models.changed event: a listing asked for before the last change is older than it. */
+  const changes = useRef(0);
   const load = useCallback(async () => {
+    const asked = changes.current;
     const [list, known] = await Promise.all([client.call('models.list', {}), client.call('models.catalog', {})]);
-    setModels(list);
+    // A model registered while the listing was on its way (the starter model of a new project) is not taken back.
+    if (asked === changes.current) setModels(list);
     setCatalog(known);
   }, [client]);
   // biome-ignore lint/correctness/useExhaustiveDependencies: reload when another project opens
@@ -141,6 +151,7 @@ export function ModelsView() {
     void run('Could not list models', load);
     return client.subscribe((e) => {
       if (e.type === 'models.changed') {
+        changes.current++;
         setModels(e.models);
         void client.call('models.catalog', {}).then(setCatalog, () => {});
       }
@@ -150,8 +161,15 @@ export function ModelsView() {
   const [fileError, setFileError] = useState<Explained | null>(null);
   const importPath = async (p: string) => {
     setBusy(true);
+    setAdded(null);
+    const h = Number(heads);
     const r = await attempt(() =>
-      client.call('models.import', { path: p, ...(name ? { name } : {}), ...(licence ? { licence } : {}) }),
+      client.call('models.import', {
+        path: p,
+        ...(name ? { name } : {}),
+        ...(licence ? { licence } : {}),
+        ...(heads.trim() && Number.isInteger(h) && h > 0 ? { heads: h } : {}),
+      }),
     );
     setBusy(false);
     // A refused file is explained under the path field, and the path stays there to correct.
@@ -160,6 +178,8 @@ export function ModelsView() {
       setFile('');
       setName('');
       setLicence('');
+      setHeads('');
+      setAdded(r.value);
     }
   };
   const submit = async (e: FormEvent) => {
@@ -218,9 +238,46 @@ export function ModelsView() {
             />
           </div>
         </div>
-        <button type="submit" className="primary" disabled={!file.trim() || busy}>
-          {busy ? 'Importing…' : 'Import'}
-        </button>
+        <div className="field">
+          <label htmlFor="model-heads">Attention heads (only if the import asks)</label>
+          <input
+            id="model-heads"
+            type="number"
+            min={1}
+            max={64}
+            value={heads}
+            onChange={(e) => setHeads(e.target.value)}
+            placeholder="e.g. 6 for ViT-S, 12 for ViT-B"
+            aria-describedby="model-heads-help"
+          />
+          <span id="model-heads-help" className="muted">
+            Some PyTorch checkpoints do not record how many attention heads the model has: ViT-Ti 3, ViT-S 6, ViT-B 12,
+            ViT-L 16 (the model's page says). Leave empty otherwise.
+          </span>
+        </div>
+        <div className="row-actions">
+          <ActionButton
+            type="submit"
+            className="primary"
+            why={!file.trim() && 'Type the path of a weights file or folder, or drop a file here.'}
+            busy={busy && 'Checking, hashing and copying the weights…'}
+          >
+            Import
+          </ActionButton>
+          {added && (
+            <span className="import-done" role="status" data-testid="model-imported">
+              Imported “{added.name}” as model #{added.id} ({describe(added)}).{' '}
+              {/* Not a #anchor: the address's hash is the view. */}
+              <button
+                type="button"
+                className="link"
+                onClick={() => document.getElementById(`model-${added.id}`)?.scrollIntoView({ block: 'center' })}
+              >
+                See it below
+              </button>
+            </span>
+          )}
+        </div>
       </form>
       <section className="card" aria-labelledby="get-title">
         <h2 id="get-title">Get models</h2>
@@ -258,9 +315,9 @@ export function ModelsView() {
       <section aria-labelledby="models-title">
         <h2 id="models-title">In this project</h2>
         {models.length === 0 ? (
-          <p className="muted card empty">
-            No models yet. Import a checkpoint above; the embedded default model arrives with the Dora training feature.
-          </p>
+          <div className="card empty">
+            <NoModel />
+          </div>
         ) : (
           <table className="items card">
             <thead>
@@ -275,11 +332,12 @@ export function ModelsView() {
             </thead>
             <tbody>
               {models.map((m) => (
-                <tr key={m.id} data-testid={`model-${m.id}`}>
+                <tr key={m.id} id={`model-${m.id}`} data-testid={`model-${m.id}`}>
                   <td>
                     <strong>{m.name}</strong>
                     <div className="muted">added {formatTime(m.createdAt)}</div>
                     {m.licence && <div className="muted">licence: {m.licence}</div>}
+                    <ModelAboutNote model={m} />
                   </td>
                   <td>
                     {describe(m)}

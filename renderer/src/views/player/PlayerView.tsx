@@ -2,6 +2,8 @@ import { type KeyboardEvent, useEffect, useMemo, useRef, useState } from 'react'
 import type { CommandResult, MediaInfo, ModelInfo } from '../../../../native/api/contract';
 import { formatDuration, formatTimestamp, frameLabel, plural } from '../../shell/format';
 import { Icon } from '../../shell/Icon';
+import { JobStatus } from '../../shell/jobs';
+import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 import { downloadCsv } from '../count/CountCharts';
 import { InputSizePicker, ModelPicker } from '../segment/useCatalog';
@@ -28,16 +30,37 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
   const [models, setModels] = useState<ModelInfo[]>([]);
   const [modelId, setModelId] = useState<number | null>(null);
   const [trackSize, setTrackSize] = useState(224);
+  /** Bumped by every models.changed event (a listing asked for before one is older than it). */
+  const modelChanges = useRef(0);
   const finished = jobs.filter((j) => j.kind === 'track.dora' && j.state === 'done').length;
   const [propJob, setPropJob] = useState<number | null>(null);
   const [propFrame, setPropFrame] = useState<CommandResult<'track.propagation'> | null>(null);
   const propProgress = jobs.find((j) => j.id === propJob)?.progress.done ?? 0;
+  /** A click on "Discover and track objects" until the engine answered: a second click starts nothing. */
+  const [starting, setStarting] = useState(false);
+  /** This video's tracking job while it is queued or running: the button waits, its progress is shown beside it. */
+  const tracking = jobs.find(
+    (j) => j.kind === 'track.dora' && j.args.mediaId === mediaId && (j.state === 'running' || j.state === 'queued'),
+  );
+  // A model added from this view (the starter model's button) is chosen at once.
+  useEffect(
+    () =>
+      client.subscribe((e) => {
+        if (e.type !== 'models.changed') return;
+        modelChanges.current++;
+        setModels(e.models);
+        setModelId((id) => id ?? e.models[0]?.id ?? null);
+      }),
+    [client],
+  );
   // biome-ignore lint/correctness/useExhaustiveDependencies: reload when a tracking job finishes
   useEffect(() => {
     void run('Could not load the tracks', async () => {
+      const asked = modelChanges.current;
       const [r, m] = await Promise.all([client.call('track.runs', { mediaId }), client.call('models.list', {})]);
       setRuns(r);
-      setModels(m);
+      // A model added while the listing was on its way is not taken back.
+      if (asked === modelChanges.current) setModels(m);
       setModelId((id) => id ?? m[0]?.id ?? null);
       setTrackRun((id) => id ?? r[r.length - 1]?.id ?? null);
     });
@@ -270,20 +293,35 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
           />
         </div>
         <div className="row-actions">
-          <button
-            type="button"
-            disabled={!modelId}
-            onClick={() =>
+          <ActionButton
+            why={!modelId && 'Needs a model: add the starter model above, or import one in Models.'}
+            busy={
+              starting
+                ? 'Starting the tracking job…'
+                : tracking &&
+                  (tracking.state === 'queued'
+                    ? `Tracking #${tracking.id} is queued.`
+                    : `Tracking #${tracking.id}: ${tracking.progress.phase} ${tracking.progress.done}${tracking.progress.total !== null ? `/${tracking.progress.total}` : ''} ${tracking.progress.unit}`)
+            }
+            onClick={() => {
+              setStarting(true);
               void run('Could not start tracking', () =>
                 client.call('track.start', { modelId: modelId as number, mediaId, size: trackSize }),
-              )
-            }
+              ).finally(() => setStarting(false));
+            }}
           >
             Discover and track objects
-          </button>
-          <button
-            type="button"
-            disabled={trackRun === null}
+          </ActionButton>
+          {tracking?.state === 'running' && (
+            <progress
+              max={tracking.progress.total ?? 1}
+              value={tracking.progress.total ? tracking.progress.done : undefined}
+              aria-label="Tracking progress"
+              data-testid="track-progress"
+            />
+          )}
+          <ActionButton
+            why={trackRun === null && 'No tracks yet: discover and track objects first.'}
             onClick={() =>
               void run('Could not export the tracks', async () => {
                 const { csv } = await client.call('track.mot', { runId: trackRun as number });
@@ -292,10 +330,9 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
             }
           >
             Export MOT CSV
-          </button>
-          <button
-            type="button"
-            disabled={trackRun === null}
+          </ActionButton>
+          <ActionButton
+            why={trackRun === null && 'No tracks to export yet.'}
             onClick={() =>
               void run('Could not export the masks', async () => {
                 const r = await client.call('track.exportMasks', { runId: trackRun as number, resolution: maskSize });
@@ -304,7 +341,7 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
             }
           >
             Export instance masks (PNG)
-          </button>
+          </ActionButton>
           <label className="row-actions-label">
             at{' '}
             <select
@@ -317,6 +354,7 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
             </select>
           </label>
         </div>
+        <JobStatus kinds={['track.dora']} jobs={jobs.filter((j) => j.args.mediaId === mediaId)} testId="track-status" />
         {exported && (
           <p className="muted mono" data-testid="track-exported">
             {exported}

@@ -1,6 +1,7 @@
 import { type MouseEvent, useEffect, useRef, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { frameLabel, plural } from '../../shell/format';
+import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 import { FeatureSourcePicker, FeaturesPage, useFeatureSource } from '../fungi/FeatureSource';
 import { FramePicker, useCatalog } from '../segment/useCatalog';
@@ -126,9 +127,9 @@ export function RetrieveView() {
             </div>
           )}
           <div>
-            <button type="button" className="primary" onClick={findImages} disabled={!mediaId}>
+            <ActionButton className="primary" onClick={findImages} why={!mediaId && 'Choose an image or video above.'}>
               Find similar images
-            </button>
+            </ActionButton>
             <p className="muted">Or click a patch of the frame to find similar patches across the library.</p>
             <p className="muted">
               From run #{current?.id}: {current?.modelName}, {current?.inputSize} px

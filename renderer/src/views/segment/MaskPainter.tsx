@@ -1,5 +1,6 @@
 import { type PointerEvent, useCallback, useEffect, useRef, useState } from 'react';
 import { plural } from '../../shell/format';
+import { ActionButton } from '../../shell/Why';
 
 const IGNORE = 255;
 
@@ -165,9 +166,9 @@ export function MaskPainter(props: {
           />
         </label>
         {tool === 'polygon' && (
-          <button type="button" onClick={closePolygon} disabled={points.length < 3}>
+          <ActionButton onClick={closePolygon} why={points.length < 3 && 'Click at least three points on the frame.'}>
             Close polygon ({plural(points.length, 'point')})
-          </button>
+          </ActionButton>
         )}
         <button
           type="button"

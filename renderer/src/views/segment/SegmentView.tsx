@@ -4,6 +4,7 @@ import { plural } from '../../shell/format';
 import { Icon } from '../../shell/Icon';
 import { JobStatus } from '../../shell/jobs';
 import { Stale } from '../../shell/Stale';
+import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 import { FeatureRunStale } from '../fungi/FeatureSource';
 import { BankCounts, PatchThumb, useBankClasses } from './BankClasses';
@@ -76,22 +77,29 @@ function ExtractFeatures({ catalog }: { catalog: Catalog }) {
   return (
     <form className="card" onSubmit={submit} aria-labelledby="features-title">
       <h2 id="features-title">1. Patch features</h2>
-      {models.length === 0 ? (
-        <p className="muted">Import a model first (Models view).</p>
-      ) : (
-        <div className="field-row">
-          <ModelPicker id="features-model" models={models} value={modelId} onChange={setModelId} />
+      <div className="field-row">
+        <ModelPicker id="features-model" models={models} value={modelId} onChange={setModelId} />
+        {models.length > 0 && (
           <InputSizePicker
             id="features-size"
             value={size}
             onChange={setSize}
             frameShort={Number.isFinite(frameShort) ? frameShort : null}
           />
-        </div>
-      )}
-      <button type="submit" disabled={!modelId}>
+        )}
+      </div>
+      <ActionButton
+        type="submit"
+        why={
+          !modelId
+            ? 'Needs a model: add the starter model above, or import one in Models.'
+            : media.length === 0
+              ? 'The library is empty: add images or videos in Library first.'
+              : null
+        }
+      >
         Extract features for the library
-      </button>
+      </ActionButton>
       <JobStatus kinds={['features.extract']} jobs={jobs} />
       {runs.length > 0 && (
         <ul className="plain">
@@ -230,9 +238,18 @@ function BuildBank({ catalog }: { catalog: Catalog }) {
                 onChange={(e) => update(i, { mask: e.target.value })}
                 placeholder="/path/to/mask.png"
               />
-              <button type="button" disabled={!r.mediaId || classList.length < 2} onClick={() => setPainting(i)}>
+              <ActionButton
+                why={
+                  !r.mediaId
+                    ? 'Choose an image or video first.'
+                    : classList.length < 2
+                      ? 'Name at least two classes above.'
+                      : null
+                }
+                onClick={() => setPainting(i)}
+              >
                 Draw…
-              </button>
+              </ActionButton>
             </div>
           </div>
           <MaskValuesPicker id={`ex${i}-values`} value={r.encoding} onChange={(encoding) => update(i, { encoding })} />
@@ -275,14 +292,18 @@ function BuildBank({ catalog }: { catalog: Catalog }) {
         >
           Add an example
         </button>
-        <button type="submit" className="primary" disabled={!runId || ready.length === 0}>
+        <ActionButton
+          type="submit"
+          className="primary"
+          why={
+            !runId
+              ? 'Extract features first (step 1).'
+              : ready.length === 0 && 'Give at least one example: choose a frame, then a mask file or draw one.'
+          }
+          whyTestId={runId ? 'bank-needs-example' : 'why'}
+        >
           Build bank
-        </button>
-        {runId && ready.length === 0 && (
-          <span className="muted" data-testid="bank-needs-example">
-            Give at least one example: choose a frame, then a mask file or draw one.
-          </span>
-        )}
+        </ActionButton>
       </div>
       <MaskWarnings warnings={warnings} id="bank-warnings" />
       {built && builtClasses && <BankCounts bank={built} classes={builtClasses} />}
@@ -370,9 +391,13 @@ function SegmentFrame({ catalog }: { catalog: Catalog }) {
         />
       </div>
       {truth && <MaskValuesPicker id="apply-truth-values" value={truthValues} onChange={setTruthValues} />}
-      <button type="submit" className="primary" disabled={!bankId || !mediaId}>
+      <ActionButton
+        type="submit"
+        className="primary"
+        why={!bankId ? 'Build a memory bank first (step 2).' : !mediaId ? 'Choose an image or video above.' : null}
+      >
         Segment
-      </button>
+      </ActionButton>
       {result && <MaskWarnings warnings={result.warnings} id="segment-warnings" />}
       {result && (
         <div className="segment-result" data-testid="segment-result">
@@ -525,9 +550,12 @@ function ClusterBank({ catalog }: { catalog: Catalog }) {
           />
         </div>
       </div>
-      <button type="button" onClick={create} disabled={!runId || !mediaId}>
+      <ActionButton
+        onClick={create}
+        why={!runId ? 'Extract features first (step 1).' : !mediaId ? 'Choose what to cluster (From).' : null}
+      >
         Cluster into pseudo-classes
-      </button>
+      </ActionButton>
       {bank && (
         <div className="relabel" data-testid="relabel">
           <p className="muted">

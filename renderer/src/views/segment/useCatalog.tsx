@@ -1,6 +1,7 @@
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import type { CommandResult, MediaInfo, ModelInfo } from '../../../../native/api/contract';
 import { frameNumber, plural } from '../../shell/format';
+import { ModelAboutNote, NoModel } from '../../shell/ModelAbout';
 import { useApp } from '../../state/app-state';
 
 export type FeatureRun = CommandResult<'features.runs'>[number];
@@ -13,14 +14,17 @@ export function useCatalog() {
   const [runs, setRuns] = useState<FeatureRun[]>([]);
   const [banks, setBanks] = useState<Bank[]>([]);
   const [media, setMedia] = useState<MediaInfo[]>([]);
+  /** Bumped by every models.changed event: a listing asked for before it does not take a new model back. */
+  const changes = useRef(0);
   const reload = useCallback(async () => {
+    const asked = changes.current;
     const [m, r, b, l] = await Promise.all([
       client.call('models.list', {}),
       client.call('features.runs', {}),
       client.call('segment.banks', {}),
       client.call('library.list', { status: 'done', limit: 1000 }),
     ]);
-    setModels(m);
+    if (asked === changes.current) setModels(m);
     setRuns(r);
     setBanks(b);
     setMedia(l.items);
@@ -30,6 +34,16 @@ export function useCatalog() {
   useEffect(() => {
     void run('Could not load the catalog', reload);
   }, [run, reload, finished, project?.id]);
+  // A model added elsewhere (the starter model's button, an import) is offered at once.
+  useEffect(
+    () =>
+      client.subscribe((e) => {
+        if (e.type !== 'models.changed') return;
+        changes.current++;
+        setModels(e.models);
+      }),
+    [client],
+  );
   return { models, runs, banks, media, reload };
 }
 
@@ -44,13 +58,23 @@ export function useFirstChoice(items: readonly { id: number }[]): [number | null
   return [id, setId];
 }
 
-/** A labelled select of the project's models. */
+/**
+ * A labelled select of the project's models with what the chosen one is (provenance, budget, verified or not); where
+ * the project has none, the one click that adds the starter model.
+ */
 export function ModelPicker(props: {
   id: string;
   models: ModelInfo[];
   value: number | null;
   onChange(id: number): void;
 }) {
+  if (props.models.length === 0) {
+    return (
+      <div className="field">
+        <NoModel onAdded={(m) => props.onChange(m.id)} />
+      </div>
+    );
+  }
   return (
     <div className="field">
       <label htmlFor={props.id}>Model</label>
@@ -61,6 +85,7 @@ export function ModelPicker(props: {
           </option>
         ))}
       </select>
+      <ModelAboutNote model={props.models.find((m) => m.id === props.value)} />
     </div>
   );
 }

@@ -1,8 +1,10 @@
-import { type FormEvent, type ReactNode, useEffect, useMemo, useState } from 'react';
+import { type FormEvent, type ReactNode, useEffect, useMemo, useRef, useState } from 'react';
 import type { CommandArgs, CommandResult, MediaInfo, ModelInfo } from '../../../../native/api/contract';
 import { ChartSvg } from '../../shell/chart';
 import { formatDuration, PROVIDER_LABELS, plural } from '../../shell/format';
 import { jobOutcome } from '../../shell/jobs';
+import { ModelAboutNote } from '../../shell/ModelAbout';
+import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 
 type Log = CommandResult<'train.log'>;
@@ -150,11 +152,20 @@ function PathInput({
   );
 }
 
-/** Says why a rising loss is not by itself a problem in DINO, with the figures of this run. */
-function LossNote({ log }: { log: Log }) {
+/** Says why a rising loss is not by itself a problem (in DINO or in NeCo), with the figures of this run. */
+function LossNote({ log, neco }: { log: Log; neco: boolean }) {
   const first = log[0];
   const last = log[log.length - 1];
   if (!first || !last || log.length < 2 || last.loss <= first.loss) return null;
+  if (neco)
+    return (
+      <p className="muted plot-note" data-testid="loss-note">
+        The loss rose from {first.loss.toFixed(2)} to {last.loss.toFixed(2)}. That alone is not a problem in NeCo: the
+        loss compares how the student and a slowly following teacher order each patch's nearest neighbours among a queue
+        of reference patches; while the queue fills and the teacher moves, the task changes, so the loss need not fall
+        steadily. Judge the adapted model by Compare base and adapted once the run is done.
+      </p>
+    );
   return (
     <p className="muted plot-note" data-testid="loss-note">
       The loss rose from {first.loss.toFixed(2)} to {last.loss.toFixed(2)}. That alone is not a problem in DINO: the
@@ -165,6 +176,9 @@ function LossNote({ log }: { log: Log }) {
     </p>
   );
 }
+
+const NO_LOG: Log = [];
+const NO_PREVIEWS: CommandResult<'train.previews'> = [];
 
 export function TrainView() {
   const { client, run, jobs, runtime } = useApp();
@@ -194,8 +208,12 @@ export function TrainView() {
     result: CommandResult<'segment.compareModels'>;
   } | null>(null);
   const [selected, setSelected] = useState<number | null>(null);
-  const [log, setLog] = useState<Log>([]);
-  const [previews, setPreviews] = useState<CommandResult<'train.previews'>>([]);
+  /** The log and previews read last, with the run they belong to (shown only while that run is the one selected). */
+  const [runData, setRunData] = useState<{
+    jobId: number | null;
+    log: Log;
+    previews: CommandResult<'train.previews'>;
+  }>({ jobId: null, log: [], previews: [] });
   /** "Run elsewhere…": the folder to export to and the export job; "Bring back": the path and the import job. */
   const [elsewhere, setElsewhere] = useState(false);
   const [exportDir, setExportDir] = useState('');
@@ -229,15 +247,30 @@ export function TrainView() {
   const current = trainJobs.find((j) => j.id === selected) ?? trainJobs[0] ?? null;
   const currentId = current?.id ?? null;
   const tick = current?.progress.done ?? 0;
+  /** The run's state: the last step's log and previews are written as it ends, so they are read again then. */
+  const phase = current?.state ?? null;
+  // Another run selected (a new run at step 0 included): nothing of the previous run is shown, not even for the
+  // moment its own log is read; an answer for a run no longer selected is dropped.
+  const log = runData.jobId === currentId ? runData.log : NO_LOG;
+  const previews = runData.jobId === currentId ? runData.previews : NO_PREVIEWS;
+  const shownRun = useRef<number | null>(null);
+  shownRun.current = currentId;
+  const reads = useRef(0);
   useEffect(() => {
     if (currentId === null) return;
     // `tick` is the step count: the log is re-read as training goes.
     void run('Could not read the training log', async () => {
-      if (tick < 0) return;
-      setLog(await client.call('train.log', { jobId: currentId }));
-      setPreviews(await client.call('train.previews', { jobId: currentId, lastSteps: 6 }));
+      if (tick < 0 || phase === null) return;
+      const mine = ++reads.current;
+      const [l, p] = await Promise.all([
+        client.call('train.log', { jobId: currentId }),
+        client.call('train.previews', { jobId: currentId, lastSteps: 6 }),
+      ]);
+      // Only the newest read is shown: an older one answering late would put earlier steps back.
+      if (shownRun.current !== currentId || mine !== reads.current) return;
+      setRunData({ jobId: currentId, log: l, previews: p });
     });
-  }, [client, run, currentId, tick]);
+  }, [client, run, currentId, tick, phase]);
 
   // An epoch: every chosen frame once, `batch` frames a step.
   const chosenFrames = media.filter((m) => chosen.has(m.id)).reduce((a, m) => a + m.frameCount, 0);
@@ -268,6 +301,13 @@ export function TrainView() {
           ...(method === 'dora' ? { dora: { framesPerClip, stride, objects } } : {}),
         };
   };
+  /** Why a run cannot start with the form as it is, or null. */
+  const cannotTrain =
+    chosen.size === 0
+      ? media.length === 0
+        ? 'Nothing to train on: add videos or images in the Library first.'
+        : 'Choose at least one video or image above.'
+      : null;
   const submit = (e: FormEvent) => {
     e.preventDefault();
     const args = runArgs();
@@ -340,7 +380,9 @@ export function TrainView() {
   const isNeco = (j: { id: number; kind: string; args: Record<string, unknown> } | null) =>
     Boolean(j?.args.neco) || (j?.kind === 'train.import' && importedObjective.get(j.id) === 'neco');
   /** A finished NeCo run's base model (its args) and adapted model (registered with the job in its origin). */
-  const compare = (job: NonNullable<typeof current>) =>
+  const [comparing, setComparing] = useState<number | null>(null);
+  const compare = (job: NonNullable<typeof current>) => {
+    setComparing(job.id);
     void run('Could not compare the models', async () => {
       const baseId = (job.args.init as { kind: string; id?: number } | undefined)?.id;
       const adapted = (await client.call('models.list', {})).find(
@@ -351,7 +393,8 @@ export function TrainView() {
         jobId: job.id,
         result: await client.call('segment.compareModels', { modelIds: [baseId, adapted.id] }),
       });
-    });
+    }).finally(() => setComparing(null));
+  };
   const headK = current && typeof current.args.outDim === 'number' ? current.args.outDim : null;
 
   return (
@@ -398,6 +441,7 @@ export function TrainView() {
               ))}
             </select>
           </label>
+          {init.startsWith('model:') && <ModelAboutNote model={models.find((m) => `model:${m.id}` === init)} />}
           <label className="field">
             Method
             <select
@@ -499,12 +543,12 @@ export function TrainView() {
           </div>
         </details>
         <div className="field-row">
-          <button type="submit" disabled={chosen.size === 0}>
+          <ActionButton type="submit" why={cannotTrain}>
             Start training
-          </button>
-          <button type="button" disabled={chosen.size === 0} onClick={() => setElsewhere(!elsewhere)}>
+          </ActionButton>
+          <ActionButton why={cannotTrain} onClick={() => setElsewhere(!elsewhere)}>
             Run elsewhere…
-          </button>
+          </ActionButton>
         </div>
         <p className="muted">
           Progress, cancel and resume also in Jobs; a cancelled or crashed run resumes from its last checkpoint.
@@ -536,9 +580,12 @@ export function TrainView() {
                   <option value="decode">the source videos, decoded there with ffmpeg</option>
                 </select>
               </label>
-              <button type="button" disabled={!exportDir.trim() || chosen.size === 0} onClick={exportRun}>
+              <ActionButton
+                why={cannotTrain || (!exportDir.trim() && 'Type the export folder first.')}
+                onClick={exportRun}
+              >
                 Export
-              </button>
+              </ActionButton>
             </div>
             {exportInfo && exportInfo.state !== 'done' && (
               <p data-testid="export-status">
@@ -571,9 +618,12 @@ export function TrainView() {
             onEnter={bringBack}
             placeholder="/path/to/the/exported/folder or run/checkpoints/step-0000100.json"
           />
-          <button type="button" disabled={!importPath.trim()} onClick={bringBack}>
+          <ActionButton
+            why={!importPath.trim() && 'Type the exported folder or a checkpoint first.'}
+            onClick={bringBack}
+          >
             Bring back
-          </button>
+          </ActionButton>
         </div>
         {importInfo && importInfo.state !== 'done' && (
           <p data-testid="import-status">
@@ -654,9 +704,17 @@ export function TrainView() {
           {current.error && <p className="error">{current.error.message}</p>}
           {isNeco(current) && current.state === 'done' && (
             <div className="field-row">
-              <button type="button" onClick={() => compare(current)}>
+              <ActionButton
+                onClick={() => compare(current)}
+                why={null}
+                busy={
+                  comparing !== null &&
+                  'Comparing: features of both models on the evaluation frames, then segmentation (about half a minute on a CPU)…'
+                }
+              >
                 Compare base and adapted (in-context segmentation)
-              </button>
+              </ActionButton>
+              {comparing !== null && <progress aria-label="Comparing the models" data-testid="compare-progress" />}
               {comparison?.jobId === current.id && (
                 <p data-testid="neco-comparison">
                   {comparison.result.frames}{' '}
@@ -678,7 +736,7 @@ export function TrainView() {
           {log.length > 0 && (
             <div className="plots">
               <SeriesPlot log={log} other={shownCompare} metric="loss" label="Loss">
-                <LossNote log={log} />
+                <LossNote log={log} neco={isNeco(current)} />
               </SeriesPlot>
               <SeriesPlot log={log} other={shownCompare} metric="lr" label="Learning rate" />
               <SeriesPlot

@@ -1,0 +1,76 @@
+/**
+ * Issue 26 on the engine side: a new project gets the starter model in one call, every model says what it is and
+ * how good it is known to be, and a labelled folder of copies labels the library items that hold the same content.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DEFAULT_MODEL_DIR } from '../../../native/engine/engine.js';
+import { dispatchEngine } from '../../helpers/dispatch.js';
+import { fixturePath } from '../../helpers/fixtures.js';
+import { writeInitViT } from '../../helpers/models.js';
+import { tmpDir } from '../../helpers/tmp.js';
+
+describe("a newcomer's second hour, engine side", () => {
+  const { engine, call } = dispatchEngine();
+  afterAll(() => engine.close());
+  const work = tmpDir();
+
+  it('adds the bundled starter model to a new project once, and says from its manifest that it learned little', async () => {
+    await call('project.create', { path: path.join(work, 'p') });
+    expect(await call('models.list', {})).toEqual([]);
+    const manifest = JSON.parse(fs.readFileSync(path.join(DEFAULT_MODEL_DIR, 'manifest.json'), 'utf8')) as {
+      name: string;
+      training: { steps: number };
+      evaluation: { miou: number; miou_vit_s16_init: number };
+    };
+    const m = await call('models.addBundled', {});
+    expect(m.name).toBe(manifest.name);
+    expect(m.about).toMatchObject({ kind: 'bundled', verified: false, suggestPublished: true });
+    expect(m.about?.budget).toContain(`${manifest.training.steps} steps`);
+    expect(m.about?.verdict).toContain(manifest.evaluation.miou.toFixed(2));
+    expect(m.about?.verdict).toContain(manifest.evaluation.miou_vit_s16_init.toFixed(2));
+    // A second click registers nothing new.
+    expect((await call('models.addBundled', {})).id).toBe(m.id);
+    expect((await call('models.list', {})).length).toBe(1);
+  });
+
+  it('says an unknown imported file is not verified and names it', async () => {
+    const m = await call('models.import', { path: writeInitViT(path.join(work, 'mine.safetensors')) });
+    expect(m.about).toMatchObject({ kind: 'imported', verified: false, suggestPublished: false });
+    expect(m.about?.provenance).toContain('mine.safetensors');
+  });
+
+  it('labels library items by content when the labelled folder holds copies of them at other paths', async () => {
+    // The images go into the library from a flat folder; the labelled folder holds the same bytes by class.
+    const inbox = path.join(work, 'inbox');
+    const labelled = path.join(work, 'labelled');
+    fs.mkdirSync(inbox, { recursive: true });
+    const classes = ['bag', 'coat'];
+    for (const c of classes) {
+      fs.mkdirSync(path.join(labelled, c), { recursive: true });
+      const files = fs.readdirSync(fixturePath('fashion', 'train', c)).slice(0, 4);
+      for (const f of files) {
+        fs.copyFileSync(fixturePath('fashion', 'train', c, f), path.join(inbox, `${c}-${f}`));
+        fs.copyFileSync(fixturePath('fashion', 'train', c, f), path.join(labelled, c, f));
+      }
+    }
+    await call('library.add', { paths: [inbox] });
+    await engine.requireProject().runner.idle();
+    const model = (await call('models.list', {})).find((x) => x.about?.kind === 'imported');
+    if (!model) throw new Error('no imported model');
+    await call('features.extract', { modelId: model.id, size: 64 });
+    await engine.requireProject().runner.idle();
+    const run = (await call('features.runs', {})).find((r) => r.modelId === model.id);
+    if (!run) throw new Error('no feature run');
+    const r = await call('classify.knn', { runId: run.id, root: labelled, k: 3 });
+    expect(r.classes).toEqual(classes);
+    expect(r.attachedByContent).toBe(8);
+    expect(r.evaluated).toBe(8);
+    // Adding the labelled folder itself skips its files as duplicates, and the labels still attach by content.
+    await call('library.add', { paths: [labelled] });
+    await engine.requireProject().runner.idle();
+    expect((await call('library.list', { limit: 100 })).total).toBe(8);
+    expect((await call('classify.knn', { runId: run.id, root: labelled, k: 3 })).attachedByContent).toBe(8);
+  });
+});
