@@ -40,7 +40,7 @@ import { trainExportJob } from '../train/export-run.js';
 import { trainImportJob } from '../train/import-run.js';
 import { trainDinoJob } from '../train/train-dino.js';
 import { mediaResource } from './library.js';
-import { BUNDLED_MODEL_DIR, bundledManifest } from './model-about.js';
+import { BUNDLED_MODEL_DIR, bundledManifest, TRAINED_HERE } from './model-about.js';
 import { downloadModelJob } from './model-download.js';
 import { ModelService } from './models.js';
 import { APP_ROOT, APP_VERSION } from './version.js';
@@ -242,7 +242,7 @@ export class Engine {
       await this.models.import(project, {
         path: encoder,
         name: r.name ?? `trained (job ${jobId})`,
-        licence: 'trained in this project',
+        licence: TRAINED_HERE,
         ...(r.origin ? { origin: r.origin } : {}),
         ...(r.provenance ? { provenance: r.provenance } : {}),
       });
