@@ -33,7 +33,7 @@ import { pendingRegistration } from '../train/checkpoint.js';
 import { type CommandTasks, commandTasks, type TaskName } from './command-tasks.js';
 import { JOB_HANDLERS } from './job-handlers.js';
 import { mediaResource } from './library.js';
-import { BUNDLED_MODEL_DIR, bundledManifest } from './model-about.js';
+import { BUNDLED_MODEL_DIR, bundledManifest, TRAINED_HERE } from './model-about.js';
 import { ModelService } from './models.js';
 
 /** The bundled sample video (samples/README.md says where it comes from). */
@@ -271,7 +271,7 @@ export class Engine {
       await this.models.import(project, {
         path: encoder,
         name: r.name ?? `trained (job ${jobId})`,
-        licence: 'trained in this project',
+        licence: TRAINED_HERE,
         ...(r.origin ? { origin: r.origin } : {}),
         ...(r.provenance ? { provenance: r.provenance } : {}),
       });

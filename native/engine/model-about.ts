@@ -45,9 +45,14 @@ export interface AboutInput {
   catalog?: { id: string; by: string } | undefined;
   catalogTitle?: string | undefined;
   trainedFrom?: string | undefined;
+  /** 'trained in this project' marks an encoder the project's own training registered (engine.ts). */
+  licence?: string | null | undefined;
   provenance?: Record<string, unknown> | undefined;
   checkpoint?: boolean;
 }
+
+/** The licence line engine.ts gives an encoder registered by a training job of the project. */
+export const TRAINED_HERE = 'trained in this project';
 
 const fixed = (x: number | undefined, d = 2) => (x === undefined ? '?' : x.toFixed(d));
 
@@ -100,10 +105,10 @@ export function aboutModel(m: AboutInput): ModelAbout {
       suggestPublished: false,
     };
   }
-  if (m.trainedFrom || m.provenance) {
+  if (m.trainedFrom || m.provenance || m.licence === TRAINED_HERE) {
     return {
       kind: 'trained',
-      provenance: m.trainedFrom ?? 'Trained for this project.',
+      provenance: m.trainedFrom ?? 'Trained in this project (Train view).',
       budget: trainedBudget(m.provenance),
       verified: false,
       verdict:

@@ -107,6 +107,7 @@ export function modelInfo(row: ModelRow): ModelInfo {
       catalog: m.catalog,
       catalogTitle: m.catalog ? catalogTitle(m.catalog.id) : undefined,
       trainedFrom: m.trainedFrom,
+      licence: m.licence,
       provenance: m.provenance,
       checkpoint: Boolean(m.checkpoint),
     }),

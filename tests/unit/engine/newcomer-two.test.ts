@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MODEL_DIR } from '../../../native/engine/engine.js';
+import { aboutModel, TRAINED_HERE } from '../../../native/engine/model-about.js';
 import { dispatchEngine } from '../../helpers/dispatch.js';
 import { fixturePath } from '../../helpers/fixtures.js';
 import { writeInitViT } from '../../helpers/models.js';
@@ -39,6 +40,26 @@ describe("a newcomer's second hour, engine side", () => {
     const m = await call('models.import', { path: writeInitViT(path.join(work, 'mine.safetensors')) });
     expect(m.about).toMatchObject({ kind: 'imported', verified: false, suggestPublished: false });
     expect(m.about?.provenance).toContain('mine.safetensors');
+  });
+
+  it('says a model trained in the project is its own and not evaluated, a catalog file verified only by checksum', () => {
+    const trained = aboutModel({
+      source: '/p/checkpoints/train-6/export/encoder.safetensors',
+      bytes: 10,
+      licence: TRAINED_HERE,
+    });
+    expect(trained).toMatchObject({ kind: 'trained', verified: false });
+    expect(trained.verdict).toMatch(/Compare base and adapted/);
+    const byName = aboutModel({
+      source: '/d/dino_deitsmall16_pretrain.pth',
+      bytes: 10,
+      catalog: { id: 'dino-vits16', by: 'file name' },
+    });
+    expect(byName).toMatchObject({ kind: 'published', verified: false });
+    expect(byName.verdict).toMatch(/Recognised by its file name/);
+    expect(aboutModel({ source: '/d/x.pth', bytes: 10, catalog: { id: 'dino-vits16', by: 'sha256' } }).verified).toBe(
+      true,
+    );
   });
 
   it('labels library items by content when the labelled folder holds copies of them at other paths', async () => {

@@ -28,6 +28,8 @@ export function CountView() {
   const [size, setSize] = useState(224);
   const [rows, setRows] = useState<Rows | null>(null);
   const batchState = jobs.find((j) => j.id === batchJob)?.state ?? null;
+  /** From the click on "Count every frame" until the engine answered: a second click starts nothing. */
+  const [startingBatch, setStartingBatch] = useState(false);
   useEffect(() => {
     if (batchJob !== null && batchState === 'done')
       void run('Could not load the counts', async () =>
@@ -37,6 +39,7 @@ export function CountView() {
   const countAll = () => {
     if (!modelId || !mediaId || boxes.length === 0) return;
     setRows(null);
+    setStartingBatch(true);
     void run('Could not start counting the frames', async () => {
       const job = await client.call('count.batch', {
         modelId,
@@ -45,7 +48,7 @@ export function CountView() {
         threshold,
       });
       setBatchJob(job.id);
-    });
+    }).finally(() => setStartingBatch(false));
   };
   const pending = useRef<number | null>(null);
   const m = media.find((x) => x.id === mediaId) ?? null;
@@ -262,7 +265,7 @@ export function CountView() {
                         onClick={countAll}
                         why={null}
                         busy={
-                          (batchState === 'running' || batchState === 'queued') &&
+                          (startingBatch || batchState === 'running' || batchState === 'queued') &&
                           'Counting the frames (progress below).'
                         }
                       >

@@ -192,7 +192,10 @@ export function FeaturesPage(props: { title: string; hasRuns: boolean; children:
       {props.hasRuns ? (
         props.children
       ) : (
-        <p className="card empty muted">Extract features first (Segment view, step 1).</p>
+        <p className="card empty muted" data-testid="needs-features">
+          Extract features first: <a href="#/segment">Segment view</a>, step 1 (it offers the starter model when the
+          project has none).
+        </p>
       )}
       {props.after}
     </div>

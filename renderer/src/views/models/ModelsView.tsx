@@ -279,39 +279,6 @@ export function ModelsView() {
           )}
         </div>
       </form>
-      <section className="card" aria-labelledby="get-title">
-        <h2 id="get-title">Get models</h2>
-        <p className="muted">
-          Published self-supervised encoders Flaneur can use. Nothing is downloaded unless you click Download; without a
-          network, download the file on any machine and import it above. Sizes marked ≈ are the float32 size of the
-          architecture (the publishers state none).
-        </p>
-        <table className="items">
-          <thead>
-            <tr>
-              <th>Model</th>
-              <th>Architecture</th>
-              <th>Licence</th>
-              <th>Size</th>
-              <th>Get it</th>
-            </tr>
-          </thead>
-          <tbody>
-            {catalog.map((e) => (
-              <CatalogRow
-                key={e.id}
-                e={e}
-                job={jobOf(e.id)}
-                onDownload={() =>
-                  void run(`Could not download ${e.title}`, () => client.call('models.download', { id: e.id }))
-                }
-                onResume={(id) => void run('Could not resume the download', () => client.call('jobs.resume', { id }))}
-              />
-            ))}
-          </tbody>
-        </table>
-      </section>
-
       <section aria-labelledby="models-title">
         <h2 id="models-title">In this project</h2>
         {models.length === 0 ? (
@@ -370,6 +337,38 @@ export function ModelsView() {
             </tbody>
           </table>
         )}
+      </section>
+      <section className="card" aria-labelledby="get-title">
+        <h2 id="get-title">Get models</h2>
+        <p className="muted">
+          Published self-supervised encoders Flaneur can use. Nothing is downloaded unless you click Download; without a
+          network, download the file on any machine and import it above. Sizes marked ≈ are the float32 size of the
+          architecture (the publishers state none).
+        </p>
+        <table className="items">
+          <thead>
+            <tr>
+              <th>Model</th>
+              <th>Architecture</th>
+              <th>Licence</th>
+              <th>Size</th>
+              <th>Get it</th>
+            </tr>
+          </thead>
+          <tbody>
+            {catalog.map((e) => (
+              <CatalogRow
+                key={e.id}
+                e={e}
+                job={jobOf(e.id)}
+                onDownload={() =>
+                  void run(`Could not download ${e.title}`, () => client.call('models.download', { id: e.id }))
+                }
+                onResume={(id) => void run('Could not resume the download', () => client.call('jobs.resume', { id }))}
+              />
+            ))}
+          </tbody>
+        </table>
       </section>
     </div>
   );
