@@ -37,7 +37,7 @@ try {
   const { model: vit } = loadRegisteredModel(project, model.id);
   const shape = inputShape(m.frameWidth, m.frameHeight, size, vit.config.patchSize, 'aspect');
   const session = await ModelSession.create(
-    buildViTOnnx(vit, { height: shape.height, width: shape.width, outputs: { cls: true, patches: true } }),
+    buildViTOnnx(vit, { height: shape.height, width: shape.width, outputs: { cls: true, patches: true }, fused: true }),
   );
   const x = new ort.Tensor(
     'float32',
