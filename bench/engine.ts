@@ -15,6 +15,16 @@ export interface TempEngine {
   close(): Promise<void>;
 }
 
+/** Adds the synthetic walking tour (tests/fixtures/synthetic/tour.mp4) at 10 fps, short side 240, and waits for it. */
+export async function addTour(t: Pick<TempEngine, 'engine' | 'call'>): Promise<void> {
+  await t.call('library.add', {
+    paths: [path.join(import.meta.dirname, '..', 'tests', 'fixtures', 'synthetic', 'tour.mp4')],
+    sampling: { policy: 'fps', fps: 10 },
+    frameSize: { mode: 'short-side', size: 240 },
+  });
+  await t.engine.requireProject().runner.idle();
+}
+
 export async function tempEngine(prefix: string): Promise<TempEngine> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   const engine = new Engine({ home: path.join(work, 'home') });

@@ -12,7 +12,7 @@ import { loadRegisteredModel } from '../native/features/extract.js';
 import { inputShape } from '../native/models/preprocess.js';
 import { buildViTOnnx } from '../native/models/vit-onnx.js';
 import { ModelSession } from '../native/runtime/session.js';
-import { tempEngine } from './engine.js';
+import { addTour, tempEngine } from './engine.js';
 import { median, ROOT } from './reference.js';
 
 const BUNDLED = path.join(ROOT, 'models', 'default', 'flaneur-vit-ti16-dora-vtest.safetensors');
@@ -23,12 +23,7 @@ const batch = Number(batchArg);
 const { engine, call, close } = await tempEngine('flaneur-bench-extract-');
 try {
   const runner = engine.requireProject().runner;
-  await call('library.add', {
-    paths: [path.join(ROOT, 'tests', 'fixtures', 'synthetic', 'tour.mp4')],
-    sampling: { policy: 'fps', fps: 10 },
-    frameSize: { mode: 'short-side', size: 240 },
-  });
-  await runner.idle();
+  await addTour({ engine, call });
   const model = (await call('models.import', { path: file, name: 'bench' })) as { id: number };
   const media = (await call('library.list', {})) as {
     items: { frameCount: number; frameWidth: number; frameHeight: number }[];
@@ -42,7 +37,7 @@ try {
   const { model: vit } = loadRegisteredModel(project, model.id);
   const shape = inputShape(m.frameWidth, m.frameHeight, size, vit.config.patchSize, 'aspect');
   const session = await ModelSession.create(
-    buildViTOnnx(vit, { height: shape.height, width: shape.width, outputs: { cls: true, patches: true } }),
+    buildViTOnnx(vit, { height: shape.height, width: shape.width, outputs: { cls: true, patches: true }, fused: true }),
   );
   const x = new ort.Tensor(
     'float32',

@@ -31,7 +31,7 @@ import { Rng } from '../native/base/rng.js';
 import { encodeSafetensors } from '../native/models/safetensors.js';
 import { presetConfig, vitParamShapes } from '../native/models/vit.js';
 import { initParams } from '../native/train/train-dino.js';
-import { tempEngine } from './engine.js';
+import { addTour, tempEngine } from './engine.js';
 import { machine, oursWorker, ROOT, torchReference } from './reference.js';
 
 const BUNDLED = path.join(ROOT, 'models', 'default', 'flaneur-vit-ti16-dora-vtest.safetensors');
@@ -98,12 +98,7 @@ async function adaptPart(o: {
   const { work, engine, call, close } = await tempEngine('flaneur-bench-neco-');
   try {
     const runner = engine.requireProject().runner;
-    await call('library.add', {
-      paths: [path.join(ROOT, 'tests', 'fixtures', 'synthetic', 'tour.mp4')],
-      sampling: { policy: 'fps', fps: 10 },
-      frameSize: { mode: 'short-side', size: 240 },
-    });
-    await runner.idle();
+    await addTour({ engine, call });
     // The random-init ViT-S/16 of bench/segment.ts (same generator and seed).
     const cfg = presetConfig('vit_s16');
     const shapes = vitParamShapes(cfg);

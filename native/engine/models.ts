@@ -343,7 +343,7 @@ export class ModelService {
     const hit = this.sessions.get(key);
     if (hit) return hit;
     const model = this.load(project, row);
-    const onnx = buildViTOnnx(model, { height: size, width: size, outputs: { cls: true } });
+    const onnx = buildViTOnnx(model, { height: size, width: size, outputs: { cls: true }, fused: true });
     const session = await ModelSession.create(onnx, this.runtimeSettings());
     this.sessions.set(key, session);
     return session;

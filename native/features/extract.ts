@@ -170,6 +170,7 @@ export class FeatureExtractor {
       height: shape.height,
       width: shape.width,
       outputs: { cls: true, patches: true },
+      fused: true,
     });
     const made = ModelSession.create(onnx, this.runtime);
     this.sessions.set(key, made);

@@ -63,7 +63,7 @@ export class FungiExtractor {
     const bias = model.weights.get(`${last}.bias`);
     if (!w || !bias) throw new Error(`the model has no ${last}`);
     const embedding = await ModelSession.create(
-      buildViTOnnx(model, { height: o.size, width: o.size, outputs: { cls: true } }),
+      buildViTOnnx(model, { height: o.size, width: o.size, outputs: { cls: true }, fused: true }),
       o.runtime,
     );
     const runners: ObjectiveRunner[] = [];

@@ -430,15 +430,7 @@ export class GraphBuilder {
       this.fail('Attention', label, shapes, `dim ${D} does not split into ${heads} heads`);
     if (!sameDim(weight.shape[0] as Dim, D) || !sameDim(weight.shape[1] as Dim, 3 * D) || bias.shape[0] !== 3 * D)
       this.fail('Attention', label, shapes, 'weight must be [dim, 3 dim] and bias [3 dim]');
-    return this.node(
-      'Attention',
-      [x, weight, bias],
-      [{ dtype: x.dtype, shape: x.shape }],
-      {
-        num_heads: attr.int(heads),
-      },
-      'com.microsoft',
-    )[0] as Value;
+    return this.contrib('Attention', [x, weight, bias], x, { num_heads: attr.int(heads) });
   }
 
   /** com.microsoft MultiHeadAttention on projected q, k, v [B, S, D]: softmax(q k^T / sqrt(D / heads)) v per head. */
@@ -446,15 +438,12 @@ export class GraphBuilder {
     const shapes = `${formatShape(q.shape)} x ${formatShape(k.shape)} x ${formatShape(v.shape)}`;
     if (q.shape.length !== 3 || k.shape.length !== 3 || v.shape.length !== 3)
       this.fail('MultiHeadAttention', label, shapes, 'q, k and v must be [batch, tokens, dim]');
-    return this.node(
-      'MultiHeadAttention',
-      [q, k, v],
-      [{ dtype: q.dtype, shape: q.shape }],
-      {
-        num_heads: attr.int(heads),
-      },
-      'com.microsoft',
-    )[0] as Value;
+    return this.contrib('MultiHeadAttention', [q, k, v], q, { num_heads: attr.int(heads) });
+  }
+
+  /** One com.microsoft node with one output shaped as `like`. */
+  private contrib(op: string, inputs: readonly Value[], like: Value, attrs: Record<string, Attr>): Value {
+    return this.node(op, inputs, [{ dtype: like.dtype, shape: like.shape }], attrs, 'com.microsoft')[0] as Value;
   }
 
   /**

@@ -40,6 +40,12 @@ export interface AdamWInputs {
   beta1?: number;
   beta2?: number;
   eps?: number;
+  /**
+   * A value every parameter update waits for, numbers unchanged (the step size is multiplied by an exact 1 chosen
+   * by it): a barrier after the last read of the parameters by the rest of the graph (the global gradient norm), so
+   * a runner may write the updates into the very arrays it fed (the step runners' in-place state).
+   */
+  after?: Value;
 }
 
 export interface UpdatedParam {
@@ -58,7 +64,11 @@ export function adamW(
   const beta1 = o.beta1 ?? 0.9;
   const beta2 = o.beta2 ?? 0.999;
   const eps = b.constFloat(o.eps ?? 1e-8);
-  const stepSize = b.div(o.lr, o.biasCorrection1);
+  let stepSize = b.div(o.lr, o.biasCorrection1);
+  if (o.after) {
+    const one = b.constFloat(1);
+    stepSize = b.mul(stepSize, b.where(b.greater(o.after, b.constFloat(-1)), one, one), 'after barrier');
+  }
   const sqrtBc2 = b.sqrt(o.biasCorrection2);
   return b.scope('adamw', () =>
     entries.map((e) => {

@@ -26,8 +26,9 @@ export interface ViTOnnxOptions {
   head?: DinoHeadConfig;
   /**
    * ONNX Runtime's fused kernels (com.microsoft Attention, SkipLayerNormalization) where no attention map, query
-   * or key is an output: faster on its CPU provider, equal within float rounding. Default true; false for a plain
-   * ONNX graph any runtime reads (and for the parity tests' unfused side).
+   * or key is an output: faster on its CPU provider, equal within float rounding. For the app's own sessions; off by
+   * default, so an ONNX file written for users (a trained encoder's encoder.onnx) stays a plain graph any runtime
+   * reads.
    */
   fused?: boolean;
 }
@@ -57,7 +58,7 @@ export function buildViTOnnx(
   };
   const pixels = b.input('pixels', 'float32', [options.batch ?? 'batch', 3, options.height, options.width]);
   const want = options.head ? { ...options.outputs, cls: true } : options.outputs;
-  const out = buildViT(b, config, param, pixels, want, 'conv', undefined, undefined, options.fused ?? true);
+  const out = buildViT(b, config, param, pixels, want, 'conv', undefined, undefined, options.fused ?? false);
   if (options.head && out.cls) b.output(buildDinoHead(b, options.head, param, out.cls), 'logits');
   if (out.cls && options.outputs.cls) b.output(out.cls, 'cls');
   if (out.patches) b.output(out.patches, 'patches');

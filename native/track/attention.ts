@@ -41,6 +41,7 @@ export class AttentionExtractor {
       height: shape.height,
       width: shape.width,
       outputs: { lastQK: true, attention: true },
+      fused: true,
     });
     return new AttentionExtractor(model, shape, await ModelSession.create(onnx, runtime));
   }

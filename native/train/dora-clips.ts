@@ -108,6 +108,7 @@ export class TeacherAttention {
         height: size,
         width: size,
         outputs: { lastQK: true, attention: true },
+        fused: true,
         weightsAsInputs: true,
         ...(head ? { head } : {}),
       },

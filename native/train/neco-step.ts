@@ -159,7 +159,8 @@ export function buildNecoStep(c: NecoStepConfig): NecoStepGraph {
         decay: decays(shapes.get(name) as number[]),
       }))
       .filter((e) => isNecoHeadParam(e.name) === head);
-  const common = { weightDecay: s.wd, biasCorrection1: s.bc1, biasCorrection2: s.bc2, ...c.adam };
+  // The global norm as a barrier: every update waits for all gradients, so the runner updates the state in place.
+  const common = { weightDecay: s.wd, biasCorrection1: s.bc1, biasCorrection2: s.bc2, ...c.adam, after: norm };
   const updated = [
     ...adamW(b, group(false), state, { lr: s.lr, ...common }),
     ...adamW(b, group(true), state, { lr: s.lr_head, ...common }),
@@ -340,9 +341,8 @@ export class NecoStepRunner {
     }
     const stateFeeds = this.state.feeds(() => this.hostStateFeeds(state));
     for (const [name, v] of stateFeeds) feeds[name] = v;
-    // No clipping: an update may run while the backward pass still reads the parameter, so the next state goes
-    // into the other of two sets of host arrays (taking turns), never into the arrays fed.
-    const host = this.state.hostFetches(stateFeeds, this.session.outputNames, false);
+    // Every update waits for the global gradient norm (AdamW's `after`): the state can be updated in place.
+    const host = this.state.hostFetches(stateFeeds, this.session.outputNames, true);
     const out = await this.session.run(feeds, host?.fetches);
     const get = (n: string) => {
       const v = out[n];

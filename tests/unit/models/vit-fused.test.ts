@@ -2,7 +2,8 @@
  * The inference graph with ONNX Runtime's fused kernels (com.microsoft Attention / MultiHeadAttention,
  * SkipLayerNormalization) against the plain graph of the same model: every output within 1e-4, for the DINO,
  * DINOv2-with-registers (layer scale) and DINOv3 (RoPE, SwiGLU) fixtures, at a square and a non-square size; and
- * the fused graph really holds the fused kernels, except in a block whose attention map or queries are taken out.
+ * the fused graph really holds the fused kernels, except in a block whose attention map or queries are taken out;
+ * a graph asked for without `fused` is plain (the encoder.onnx written for users).
  */
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
@@ -64,12 +65,18 @@ describe.each(MODELS)('%s/%s', (dir, name, opts) => {
     }
   });
 
+  it('builds a plain graph unless asked for the fused kernels (files written for other runtimes)', () => {
+    const ops = nodeOps(buildViTOnnx(m, { height: 2 * P, width: 2 * P, outputs: { cls: true } }));
+    expect(ops.some((o) => o.startsWith('com.microsoft'))).toBe(false);
+  });
+
   it('keeps the last block unfused when its attention map, queries and keys are outputs', () => {
     const ops = nodeOps(
       buildViTOnnx(m, {
         height: 2 * P,
         width: 2 * P,
         outputs: { cls: true, lastQK: true, attention: true },
+        fused: true,
       }),
     );
     const fusedAttention = ops.filter((o) => o.endsWith('Attention') && o.startsWith('com.microsoft'));
