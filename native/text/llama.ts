@@ -17,7 +17,7 @@ import { FlaneurError } from '../api/errors.js';
 import { GraphBuilder } from '../graph/builder.js';
 import type { Value } from '../graph/ir.js';
 import { toOnnx } from '../graph/onnx.js';
-import { bytesText, readSafetensors, type WeightFile } from '../models/safetensors.js';
+import { bytesText, readSafetensors, type WeightFile, type WeightTensor } from '../models/safetensors.js';
 import { rotateHalfMatrix } from '../models/vit.js';
 import { DEFAULT_RUNTIME, type Feeds, ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
 import { type GgufFile, metaNumber, metaString, readGguf } from './gguf.js';
@@ -389,9 +389,66 @@ export function openGgufLlama(file: string): LlamaSource {
   return { info, tokenizer, loadWeights: () => loadWeights(config, reader, names, config.arch === 'llama') };
 }
 
+const SHARD = /-\d{5}-of-\d{5}\.safetensors$/;
+
 /**
- * .safetensors in Hugging Face names (LlamaForCausalLM / LlamaModel, Qwen2) with config.json beside it, and its
- * tokenizer.json when there is one (byte-level BPE; without it, only token ids can be encoded).
+ * The weights of one .safetensors file, or of a sharded model (model.safetensors.index.json, given or beside a
+ * shard): every shard's header read, each tensor from its shard when asked. Shard names are plain file names in
+ * the index's folder.
+ */
+function openSafetensorsWeights(file: string, source: string): { weights: WeightFile; bytes: number } {
+  const dir = path.dirname(file);
+  const index = file.endsWith('.index.json')
+    ? file
+    : SHARD.test(file) && fs.existsSync(path.join(dir, 'model.safetensors.index.json'))
+      ? path.join(dir, 'model.safetensors.index.json')
+      : null;
+  if (!index) {
+    const w = readSafetensors(file, source);
+    return { weights: w, bytes: fs.statSync(file).size };
+  }
+  let map: Record<string, unknown>;
+  try {
+    map = (JSON.parse(fs.readFileSync(index, 'utf8')) as { weight_map: Record<string, unknown> }).weight_map;
+    if (!map || typeof map !== 'object') throw new Error('no weight_map');
+  } catch {
+    throw invalid(source, `its index ${path.basename(index)} is not a safetensors index (weight_map)`);
+  }
+  const shards = new Map<string, WeightFile>();
+  const owner = new Map<string, WeightFile>();
+  let bytes = 0;
+  for (const [name, shard] of Object.entries(map)) {
+    if (typeof shard !== 'string' || shard !== path.basename(shard) || shard.startsWith('.')) {
+      throw invalid(source, `its index names "${String(shard)}", not a file beside it`);
+    }
+    let w = shards.get(shard);
+    if (!w) {
+      w = readSafetensors(path.join(dir, shard), shard);
+      shards.set(shard, w);
+      bytes += fs.statSync(path.join(dir, shard)).size;
+    }
+    if (!w.tensors.has(name)) throw invalid(source, `its index puts "${name}" in ${shard}, which does not hold it`);
+    owner.set(name, w);
+  }
+  const tensors = new Map([...owner].map(([name, w]) => [name, w.tensors.get(name) as WeightTensor]));
+  return {
+    weights: {
+      tensors,
+      metadata: {},
+      float32: (name) => {
+        const w = owner.get(name);
+        if (!w) throw invalid(source, `it has no tensor "${name}"`);
+        return w.float32(name);
+      },
+    },
+    bytes,
+  };
+}
+
+/**
+ * .safetensors in Hugging Face names (LlamaForCausalLM / LlamaModel, Qwen2) — one file, or a sharded model by its
+ * model.safetensors.index.json or any of its shards — with config.json beside it, and its tokenizer.json when
+ * there is one (byte-level BPE; without it, only token ids can be encoded).
  */
 export function openSafetensorsLlama(file: string, tokenizer?: Tokenizer | null): LlamaSource {
   const source = path.basename(file);
@@ -411,7 +468,7 @@ export function openSafetensorsLlama(file: string, tokenizer?: Tokenizer | null)
       `${source} is a "${String(type)}" model; Flaneur runs Llama-architecture decoders (llama, mistral, qwen2).`,
     );
   }
-  const w: WeightFile = readSafetensors(file, source);
+  const { weights: w, bytes } = openSafetensorsWeights(file, source);
   const prefix = w.tensors.has('model.embed_tokens.weight') ? 'model.' : '';
   const keys: Record<LlamaField, string> = {
     vocab: 'vocab_size',
@@ -434,7 +491,7 @@ export function openSafetensorsLlama(file: string, tokenizer?: Tokenizer | null)
     source,
   );
   if (hf.rope_scaling) config.ropeFactors = llama3RopeFactors(config, hf.rope_scaling, source);
-  const info = describe(file, 'safetensors', config, fs.statSync(file).size);
+  const info = describe(file, 'safetensors', config, bytes);
   if (tokenizer === undefined) {
     const tokPath = path.join(path.dirname(file), 'tokenizer.json');
     tokenizer = null;

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeSafetensors } from '../../../native/models/safetensors.js';
 import {
   checkLlamaFits,
   LlamaEncoder as Encoder,
@@ -165,6 +166,32 @@ describe('Llama last-token features match PyTorch', () => {
         }),
       ),
     ).toThrow(/scales its rotary embeddings as "yarn"/);
+  });
+
+  it('reads a sharded safetensors model by its index or any shard, and refuses an index pointing elsewhere', async () => {
+    const dirS = path.join(tmp, 'sharded');
+    writeTinyLlama(dirS, 'safetensors', weights, config);
+    fs.rmSync(path.join(dirS, 'model.safetensors'));
+    const names = [...weights.keys()];
+    const half = Math.ceil(names.length / 2);
+    const shardNames = ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'];
+    const weightMap: Record<string, string> = {};
+    [names.slice(0, half), names.slice(half)].forEach((part, k) => {
+      const shard = shardNames[k] as string;
+      const tensors = new Map(part.map((n) => [n, weights.get(n) as { shape: number[]; data: Float32Array }]));
+      fs.writeFileSync(path.join(dirS, shard), encodeSafetensors(tensors));
+      for (const n of part) weightMap[n] = shard;
+    });
+    const index = path.join(dirS, 'model.safetensors.index.json');
+    fs.writeFileSync(index, JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    for (const entry of [index, path.join(dirS, shardNames[1] as string)]) {
+      const enc = await Encoder.load(openSafetensorsLlama(entry), { runtime });
+      encoders.push(enc);
+      expect(worst(await enc.forwardBatch(golden.sequences), golden.padded_batch)).toBeLessThan(TOL);
+    }
+    const outside = { ...weightMap, 'model.norm.weight': '../model-00001-of-00002.safetensors' };
+    fs.writeFileSync(index, JSON.stringify({ weight_map: outside }));
+    expect(() => openSafetensorsLlama(index)).toThrow(/not a file beside it/);
   });
 
   it('says its size and memory need, and refuses a model that cannot fit before loading anything', () => {
