@@ -209,6 +209,15 @@ describe('architecture', () => {
     expect(circles).toEqual([]);
   });
 
+  it('keeps every file of native/api under 400 lines (the contract is split per capability)', () => {
+    const api = NATIVE.filter((f) => f.includes(`${path.sep}native${path.sep}api${path.sep}`));
+    const long = api
+      .map((f) => ({ file: path.relative(ROOT, f), lines: fs.readFileSync(f, 'utf8').split('\n').length }))
+      .filter((f) => f.lines > 400);
+    expect(api.length).toBeGreaterThan(10);
+    expect(long).toEqual([]);
+  });
+
   it('has a CONTEXT.md in every folder of native/', () => {
     const dirs = fs
       .readdirSync(path.join(ROOT, 'native'), { withFileTypes: true })
