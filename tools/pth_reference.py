@@ -54,6 +54,29 @@ def with_views(sd):
     return sd
 
 
+def dino_checkpoint(backbone, gen, noise, hidden, dim, bottleneck, args):
+    """A DINO training checkpoint: teacher = `backbone`, student = it plus noise, both with module.backbone.
+    prefixes and a module.head, an optimizer stub, epoch, args (Namespace) and the dino_loss center."""
+    teacher = collections.OrderedDict(("module.backbone." + k, v.clone()) for k, v in backbone.items())
+    student = collections.OrderedDict(
+        ("module.backbone." + k, v + noise * torch.randn(v.shape, generator=gen)) for k, v in backbone.items()
+    )
+    for sd in (teacher, student):
+        sd["module.head.mlp.0.weight"] = torch.randn(hidden, dim, generator=gen)
+        sd["module.head.mlp.0.bias"] = torch.zeros(hidden)
+        sd["module.head.last_layer.weight_g"] = torch.ones(bottleneck, 1)
+        sd["module.head.last_layer.weight_v"] = torch.randn(bottleneck, hidden, generator=gen)
+    return {
+        "student": student,
+        "teacher": teacher,
+        "optimizer": {"state": {}, "param_groups": [{"lr": 0.0005, "weight_decay": 0.04, "params": [0, 1, 2]}]},
+        "epoch": 100,
+        "args": args,
+        "dino_loss": collections.OrderedDict(center=torch.zeros(1, bottleneck)),
+        "fp16_scaler": None,
+    }
+
+
 class _System:
     def __reduce__(self):
         return (os.system, (f"touch {MARKER}",))
@@ -75,24 +98,8 @@ def main():
     )
 
     gen = torch.Generator().manual_seed(7)
-    teacher = collections.OrderedDict(("module.backbone." + k, v.clone()) for k, v in dino.items())
-    student = collections.OrderedDict(
-        ("module.backbone." + k, v + 0.5 * torch.randn(v.shape, generator=gen)) for k, v in dino.items()
-    )
-    for sd in (teacher, student):
-        sd["module.head.mlp.0.weight"] = torch.randn(64, 48, generator=gen)
-        sd["module.head.mlp.0.bias"] = torch.zeros(64)
-        sd["module.head.last_layer.weight_g"] = torch.ones(256, 1)
-        sd["module.head.last_layer.weight_v"] = torch.randn(256, 64, generator=gen)
-    ckpt = {
-        "student": student,
-        "teacher": teacher,
-        "optimizer": {"state": {}, "param_groups": [{"lr": 0.0005, "weight_decay": 0.04, "params": [0, 1, 2]}]},
-        "epoch": 100,
-        "args": argparse.Namespace(arch="vit_small", patch_size=16, out_dim=65536, lr=0.0005, momentum_teacher=0.996),
-        "dino_loss": collections.OrderedDict(center=torch.zeros(1, 256)),
-        "fp16_scaler": None,
-    }
+    args = argparse.Namespace(arch="vit_small", patch_size=16, out_dim=65536, lr=0.0005, momentum_teacher=0.996)
+    ckpt = dino_checkpoint(dino, gen, noise=0.5, hidden=64, dim=48, bottleneck=256, args=args)
     torch.save(ckpt, os.path.join(OUT, "dino_tiny.dino-checkpoint.pth"))
 
     half = {k: v.half() for k, v in dino.items()}

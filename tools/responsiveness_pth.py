@@ -8,9 +8,13 @@ Run with Debian's python3-torch:  /usr/bin/python3 tools/responsiveness_pth.py O
 """
 import argparse
 import collections
+import os
 import sys
 
 import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from pth_reference import dino_checkpoint  # noqa: E402
 
 
 def vit_ti16(gen):
@@ -43,24 +47,8 @@ def main():
     out = sys.argv[1]
     gen = torch.Generator().manual_seed(0)
     backbone = vit_ti16(gen)
-    teacher = collections.OrderedDict(("module.backbone." + k, v.clone()) for k, v in backbone.items())
-    student = collections.OrderedDict(
-        ("module.backbone." + k, v + 0.01 * torch.randn(v.shape, generator=gen)) for k, v in backbone.items()
-    )
-    for sd in (teacher, student):
-        sd["module.head.mlp.0.weight"] = torch.randn(2048, 192, generator=gen)
-        sd["module.head.mlp.0.bias"] = torch.zeros(2048)
-        sd["module.head.last_layer.weight_g"] = torch.ones(256, 1)
-        sd["module.head.last_layer.weight_v"] = torch.randn(256, 2048, generator=gen)
-    ckpt = {
-        "student": student,
-        "teacher": teacher,
-        "optimizer": {"state": {}, "param_groups": [{"lr": 0.0005, "weight_decay": 0.04, "params": [0, 1, 2]}]},
-        "epoch": 100,
-        "args": argparse.Namespace(arch="vit_tiny", patch_size=16, out_dim=256, lr=0.0005, momentum_teacher=0.996),
-        "dino_loss": collections.OrderedDict(center=torch.zeros(1, 256)),
-        "fp16_scaler": None,
-    }
+    args = argparse.Namespace(arch="vit_tiny", patch_size=16, out_dim=256, lr=0.0005, momentum_teacher=0.996)
+    ckpt = dino_checkpoint(backbone, gen, noise=0.01, hidden=2048, dim=192, bottleneck=256, args=args)
     torch.save(ckpt, out)
 
 

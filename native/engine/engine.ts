@@ -427,7 +427,6 @@ export class Engine {
     const info = this.projectInfo() as ProjectInfo;
     this.emit({ type: 'project.changed', project: info });
     runner.start();
-    if (lock) this.taskWorker?.prewarm();
     void this.registerPendingModels(project);
     return info;
   }

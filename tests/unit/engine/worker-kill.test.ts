@@ -39,6 +39,16 @@ describe('a job whose worker process is killed', () => {
     expect((await engine.call('app.info', {})).version).toBeTruthy();
   }
 
+  /** Waits for the job to end: done, by the run that resumed it after the kill. */
+  async function expectDoneOnSecondAttempt(engine: EngineProcess, jobId: number, timeoutMs: number): Promise<void> {
+    const done = await waitFor(async () => {
+      const j = await engine.call('jobs.get', { id: jobId });
+      return j.state === 'done' || j.state === 'failed' ? j : null;
+    }, timeoutMs);
+    expect(done.error?.message ?? done.state).toBe('done');
+    expect(done.attempt).toBe(2);
+  }
+
   it('mid-extraction: the engine keeps serving and the job resumes from the stored frames with identical features', async () => {
     const video = makeVideo(path.join(work, 'walk.mp4'), { seconds: 40, fps: 10, width: 160, height: 120 });
     const vit = writeInitViT(path.join(work, 'vit.safetensors'));
@@ -74,12 +84,7 @@ describe('a job whose worker process is killed', () => {
     const total = seen.progress.total as number;
     await killWorker(engine, job.id);
 
-    const done = await waitFor(async () => {
-      const j = await engine.call('jobs.get', { id: job.id });
-      return j.state === 'done' || j.state === 'failed' ? j : null;
-    }, 120_000);
-    expect(done.error?.message ?? done.state).toBe('done');
-    expect(done.attempt).toBe(2);
+    await expectDoneOnSecondAttempt(engine, job.id, 120_000);
     await engine.stop();
 
     const a = Project.open(path.join(work, 'ref'));
@@ -130,12 +135,7 @@ describe('a job whose worker process is killed', () => {
     await killWorker(engine, job.id);
     const queuedError = (await engine.call('jobs.get', { id: job.id })).error;
 
-    const done = await waitFor(async () => {
-      const j = await engine.call('jobs.get', { id: job.id });
-      return j.state === 'done' || j.state === 'failed' ? j : null;
-    }, 180_000);
-    expect(done.error?.message ?? done.state).toBe('done');
-    expect(done.attempt).toBe(2);
+    await expectDoneOnSecondAttempt(engine, job.id, 180_000);
     // While it waited to run again, the job said why (unless the new worker had already taken it).
     if (queuedError) expect(queuedError.message).toMatch(/worker process was killed by SIGKILL.*queued again/);
     const log = await engine.call('train.log', { jobId: job.id });
