@@ -43,8 +43,9 @@ export interface CollageLibrary {
 export interface CollageOptions {
   /** Side of the square collage in pixels (the official img_size: 224). */
   size: number;
-  /** Target objects N are drawn uniformly from [0, maxCount]. */
+  /** Target objects N are drawn uniformly from [minCount, maxCount] (minCount 0 by default). */
   maxCount: number;
+  minCount?: number;
   /** Objects pasted in all (target + distractors; official max_objs). Default maxCount. */
   total?: number;
   /** Object types per collage, the target's included (official min/max_num_obj_clusters: 2, 2). */
@@ -339,7 +340,7 @@ export function buildCollage(library: CollageLibrary, options: CollageOptions, r
   if (!typeIds.length)
     throw new FlaneurError('INVALID_ARGUMENT', 'A Self-Collage needs objects: none were found in the library images.');
 
-  const n = o.count ?? randint(rng, 0, o.maxCount);
+  const n = o.count ?? randint(rng, Math.min(o.minCount ?? 0, o.maxCount), o.maxCount);
   const total = Math.max(o.total ?? o.maxCount, n);
   const types = Math.min(randint(rng, Math.max(1, o.types.min), Math.max(1, o.types.max)), typeIds.length);
   const counts = objectsPerType(rng, n, total, types);
