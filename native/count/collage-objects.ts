@@ -10,6 +10,7 @@ import { assignNearest, sphericalKMeans } from '../features/kmeans.js';
 import { type ExactKnn, l2normalizeRows } from '../features/knn.js';
 import type { RgbLike } from '../models/preprocess.js';
 import type { FrameAttention } from '../track/attention.js';
+import { maskBox } from '../track/dora.js';
 import type { CollageObject } from './collage.js';
 import { components } from './count.js';
 
@@ -64,21 +65,16 @@ export function discoverObjects(
   const out: DiscoveredObject[] = [];
   for (const [id, patches] of sizes.entries()) {
     if (patches < (o.minPatches ?? 1) || patches > (o.maxShare ?? 0.5) * n) continue;
-    let gx0 = gridW;
-    let gy0 = gridH;
-    let gx1 = -1;
-    let gy1 = -1;
+    const region = new Uint8Array(n);
     const feature = new Float32Array(dim);
     for (let i = 0; i < n; i++) {
       if (labels[i] !== id) continue;
-      const x = i % gridW;
-      const y = (i - x) / gridW;
-      gx0 = Math.min(gx0, x);
-      gy0 = Math.min(gy0, y);
-      gx1 = Math.max(gx1, x);
-      gy1 = Math.max(gy1, y);
+      region[i] = 1;
       for (let d = 0; d < dim; d++) feature[d] = (feature[d] as number) + (keys[i * dim + d] as number);
     }
+    const [gx0, gy0, gw, gh] = maskBox(region, att, gridW, gridH) as [number, number, number, number];
+    const gx1 = gx0 + gw - 1;
+    const gy1 = gy0 + gh - 1;
     l2normalizeRows(feature, dim);
     const cw = img.width / gridW;
     const ch = img.height / gridH;

@@ -22,6 +22,7 @@
  */
 import { FlaneurError } from '../api/errors.js';
 import type { RgbLike } from '../models/preprocess.js';
+import { maskBox } from '../track/dora.js';
 import type { Rng } from '../train/rng.js';
 
 /** An object cut from a library image: its pixels, its mask (1 = object) and its unsupervised type. */
@@ -177,26 +178,13 @@ export function transformObject(o: CollageObject, side: number, degrees: number)
       for (let c = 0; c < 3; c++) rgb[(y * rw + x) * 3 + c] = o.rgb[si * 3 + c] as number;
     }
   }
-  let x0 = rw;
-  let y0 = rh;
-  let x1 = -1;
-  let y1 = -1;
-  for (let i = 0; i < rw * rh; i++) {
-    if (!mask[i]) continue;
-    const x = i % rw;
-    const y = (i - x) / rw;
-    x0 = Math.min(x0, x);
-    x1 = Math.max(x1, x);
-    y0 = Math.min(y0, y);
-    y1 = Math.max(y1, y);
-  }
-  if (x1 < 0) {
+  const bounds = maskBox(mask, { gridH: rh, gridW: rw }, rw, rh);
+  if (!bounds) {
     // Too small to keep any mask pixel: one pixel of the object's colour at its centre.
     const si = Math.floor(o.height / 2) * o.width + Math.floor(o.width / 2);
     return { width: 1, height: 1, rgb: o.rgb.slice(si * 3, si * 3 + 3), mask: Uint8Array.of(1), area: 1 };
   }
-  const w = x1 - x0 + 1;
-  const h = y1 - y0 + 1;
+  const [x0, y0, w, h] = bounds;
   const cut: Cut = { width: w, height: h, rgb: new Uint8Array(w * h * 3), mask: new Uint8Array(w * h), area: 0 };
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
