@@ -42,13 +42,14 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
   // UnCo (bench/unco.ts): training steps (0 skips it) and held-out scenes.
   const uncoSteps = flag('--unco-steps', 300);
   const uncoScenes = flag('--unco-scenes', 30);
+  const uncoLr = flag('--unco-lr', 2e-3);
   const denseModelFile = args.includes('--dense-model')
     ? path.resolve(String(args[args.indexOf('--dense-model') + 1]))
     : path.join(DEFAULT_MODEL_DIR, 'flaneur-vit-ti16-dora-vtest.safetensors');
   const positional = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
   const images = Number(positional[0] ?? 30);
   if (args.includes('--unco-only'))
-    return benchUnco(importViTFile(denseModelFile), { steps: uncoSteps, heldOut: uncoScenes });
+    return benchUnco(importViTFile(denseModelFile), { steps: uncoSteps, heldOut: uncoScenes, lr: uncoLr });
   const cfg = presetConfig('vit_s16');
   const model = { config: cfg, weights: initParams(vitParamShapes(cfg), new Rng(3)) };
   const scales = [224, 448];
@@ -136,7 +137,7 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
     await knn.release();
   }
   const unco =
-    uncoSteps > 0 ? await benchUnco(importViTFile(denseModelFile), { steps: uncoSteps, heldOut: uncoScenes }) : {};
+    uncoSteps > 0 ? await benchUnco(importViTFile(denseModelFile), { steps: uncoSteps, heldOut: uncoScenes, lr: uncoLr }) : {};
   const mae = (e: number[]) => Number((e.reduce((a, b) => a + Math.abs(b), 0) / e.length).toFixed(2));
   const rmse = (e: number[]) => Number(Math.sqrt(e.reduce((a, b) => a + b * b, 0) / e.length).toFixed(2));
   return {

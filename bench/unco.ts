@@ -31,6 +31,8 @@ import { UNCO_HELDOUT_SEEDS, UNCO_TUNING_SEEDS } from './unco-seeds.js';
 export interface UncoBenchOptions {
   steps: number;
   heldOut: number;
+  /** AdamW learning rate (default 2e-3). */
+  lr?: number;
 }
 
 export async function benchUnco(model: ImportedViT, o: UncoBenchOptions): Promise<Record<string, unknown>> {
@@ -63,7 +65,7 @@ export async function benchUnco(model: ImportedViT, o: UncoBenchOptions): Promis
     rotation: 30,
     scaling: c.scaling,
   };
-  const lr = 2e-3;
+  const lr = o.lr ?? 2e-3;
   const wd = 1e-2;
   const scenes = (seeds: readonly number[]) =>
     seeds.map((s) => {
