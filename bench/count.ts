@@ -137,7 +137,9 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
     await knn.release();
   }
   const unco =
-    uncoSteps > 0 ? await benchUnco(importViTFile(denseModelFile), { steps: uncoSteps, heldOut: uncoScenes, lr: uncoLr }) : {};
+    uncoSteps > 0
+      ? await benchUnco(importViTFile(denseModelFile), { steps: uncoSteps, heldOut: uncoScenes, lr: uncoLr })
+      : {};
   const mae = (e: number[]) => Number((e.reduce((a, b) => a + Math.abs(b), 0) / e.length).toFixed(2));
   const rmse = (e: number[]) => Number(Math.sqrt(e.reduce((a, b) => a + b * b, 0) / e.length).toFixed(2));
   return {
