@@ -40,9 +40,9 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
     args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback;
   const dense = flag('--dense', DENSE.length);
   // UnCo (bench/unco.ts): training steps (0 skips it) and held-out scenes.
-  const uncoSteps = flag('--unco-steps', 300);
+  const uncoSteps = flag('--unco-steps', 900);
   const uncoScenes = flag('--unco-scenes', 30);
-  const uncoLr = flag('--unco-lr', 2e-3);
+  const uncoLr = flag('--unco-lr', 1e-3);
   const denseModelFile = args.includes('--dense-model')
     ? path.resolve(String(args[args.indexOf('--dense-model') + 1]))
     : path.join(DEFAULT_MODEL_DIR, 'flaneur-vit-ti16-dora-vtest.safetensors');
