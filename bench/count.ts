@@ -24,6 +24,7 @@ import { importViTFile } from '../native/models/import-vit.js';
 import { presetConfig, vitParamShapes } from '../native/models/vit.js';
 import { initParams } from '../native/train/train-dino.js';
 import { makeCountScene, makeDenseCountScene } from '../tools/synth/count.js';
+import { benchUnco } from './unco.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -38,11 +39,17 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
   const flag = (name: string, fallback: number) =>
     args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback;
   const dense = flag('--dense', DENSE.length);
+  // UnCo (bench/unco.ts): training steps (0 skips it) and held-out scenes.
+  const uncoSteps = flag('--unco-steps', 900);
+  const uncoScenes = flag('--unco-scenes', 30);
+  const uncoLr = flag('--unco-lr', 1e-3);
   const denseModelFile = args.includes('--dense-model')
     ? path.resolve(String(args[args.indexOf('--dense-model') + 1]))
     : path.join(DEFAULT_MODEL_DIR, 'flaneur-vit-ti16-dora-vtest.safetensors');
   const positional = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
   const images = Number(positional[0] ?? 30);
+  if (args.includes('--unco-only'))
+    return benchUnco(importViTFile(denseModelFile), { steps: uncoSteps, heldOut: uncoScenes, lr: uncoLr });
   const cfg = presetConfig('vit_s16');
   const model = { config: cfg, weights: initParams(vitParamShapes(cfg), new Rng(3)) };
   const scales = [224, 448];
@@ -129,6 +136,10 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
     for (const e of extractors) await e.release();
     await knn.release();
   }
+  const unco =
+    uncoSteps > 0
+      ? await benchUnco(importViTFile(denseModelFile), { steps: uncoSteps, heldOut: uncoScenes, lr: uncoLr })
+      : {};
   const mae = (e: number[]) => Number((e.reduce((a, b) => a + Math.abs(b), 0) / e.length).toFixed(2));
   const rmse = (e: number[]) => Number(Math.sqrt(e.reduce((a, b) => a + b * b, 0) / e.length).toFixed(2));
   return {
@@ -156,5 +167,6 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
           dense: denseScale,
         }
       : {}),
+    ...unco,
   };
 }

@@ -71,7 +71,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   map: ['classify', 'features', 'fungi', 'jobs', 'store'],
   retrieve: ['features', 'fungi', 'store'],
   segment: ['features', 'jobs', 'media', 'store'],
-  count: ['features', 'jobs', 'media', 'models', 'store'],
+  // count → track: the type of a frame's last-block attention (collage-objects.ts); count → train: UnCo's step runner
+  // keeps its state with train/device-state.ts until the UnCo objective joins the one trainer (issue 28).
+  count: ['features', 'graph', 'jobs', 'media', 'models', 'runtime', 'store', 'track', 'train'],
   // track → segment: only the mask file reader (masks.ts) and the COCO writer (export.ts), shared file formats.
   track: ['features', 'graph', 'jobs', 'media', 'metrics', 'models', 'runtime', 'segment', 'store'],
   train: ['graph', 'jobs', 'media', 'models', 'runtime', 'store'],
