@@ -55,7 +55,7 @@ describe('FUNGI features, kNN classification and maps', () => {
     await call('features.fungi', args);
     await idle();
     expect(await call('fungi.runs', {})).toHaveLength(1);
-  }, 180_000);
+  }, 600_000);
 
   it('a cancelled FUNGI job resumes where it stopped and stores what an uninterrupted extraction computes', async () => {
     const args = {
@@ -111,7 +111,7 @@ describe('FUNGI features, kNN classification and maps', () => {
     } finally {
       await x.release();
     }
-  }, 180_000);
+  }, 600_000);
 
   it('retrieves similar images with embeddings or FUNGI vectors', async () => {
     for (const features of ['embedding', 'fungi'] as const) {
