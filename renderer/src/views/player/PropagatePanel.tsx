@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from 'react';
 import type { CommandResult, MediaInfo } from '../../../../native/api/contract';
 import { plural } from '../../shell/format';
+import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 import { classColour, MaskPainter } from '../segment/MaskPainter';
 import { InputSizePicker } from '../segment/useCatalog';
@@ -137,13 +138,15 @@ export function PropagatePanel(props: {
         </div>
       </div>
       <div className="row-actions">
-        <button type="button" disabled={!frame || painting !== null} onClick={() => setPainting('start')}>
+        <ActionButton
+          why={!frame ? 'Waiting for the frame.' : painting !== null ? 'Finish the masks being drawn first.' : null}
+          onClick={() => setPainting('start')}
+        >
           Draw start masks on this frame
-        </button>
-        <button
-          type="button"
+        </ActionButton>
+        <ActionButton
           className="primary"
-          disabled={!start || !props.modelId}
+          why={!props.modelId ? 'Choose a model above first.' : !start ? 'Draw start masks on a frame first.' : null}
           onClick={() =>
             void run('Could not start the propagation', async () => {
               const j = await client.call('track.propagate', {
@@ -159,14 +162,21 @@ export function PropagatePanel(props: {
           }
         >
           Propagate
-        </button>
-        <button
-          type="button"
-          disabled={!props.shown?.ids || !frame || painting !== null || job?.state === 'running'}
+        </ActionButton>
+        <ActionButton
+          why={
+            job?.state === 'running'
+              ? 'Wait for the propagation to finish.'
+              : !props.shown?.ids || !frame
+                ? 'Propagate first: a frame with propagated masks can be corrected.'
+                : painting !== null
+                  ? 'Finish the masks being drawn first.'
+                  : null
+          }
           onClick={() => setPainting('correct')}
         >
           Correct this frame and propagate again
-        </button>
+        </ActionButton>
       </div>
       {start && (
         <p className="muted" data-testid="propagate-start">
