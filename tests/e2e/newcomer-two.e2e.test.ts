@@ -292,7 +292,7 @@ describe("a newcomer's second hour, end to end in browser mode", () => {
 
   it('imports with the heads field and confirms the import beside the button', async () => {
     const { page } = s;
-    await page.getByRole('link', { name: 'Models' }).click();
+    await page.getByRole('link', { name: 'Models', exact: true }).click();
     await page.getByLabel('Weights file').fill(writeInitViT(path.join(work, 'mine.safetensors')));
     await page.getByLabel('Attention heads (only if the import asks)').fill('3');
     await page.getByRole('button', { name: 'Import', exact: true }).click();
