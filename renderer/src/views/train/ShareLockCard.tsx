@@ -49,6 +49,8 @@ export function ShareLockCard() {
   const [captions, setCaptions] = useState('');
   const [steps, setSteps] = useState(500);
   const [batch, setBatch] = useState(256);
+  /** The language projector's hidden width (official 4096; smaller suits a small data set). */
+  const [hidden, setHidden] = useState(4096);
   const [jobId, setJobId] = useState<number | null>(null);
   const [summary, setSummary] = useState<{ seen: string[]; unseen: string[]; pairs: number } | null>(null);
 
@@ -96,6 +98,7 @@ export function ShareLockCard() {
         ...(captions.trim() ? { captions: { file: captions.trim() } } : {}),
         steps,
         batch,
+        hidden,
       });
       setJobId(j.id);
       setSummary(null);
@@ -146,6 +149,7 @@ export function ShareLockCard() {
         </Field>
         <Field label="Steps" aria="ShareLock steps" value={steps} set={setSteps} min={1} />
         <Field label="Pairs per step" aria="ShareLock batch" value={batch} set={setBatch} min={2} />
+        <Field label="Projector width" value={hidden} set={setHidden} min={1} />
       </div>
       <ActionButton type="submit" why={why}>
         Train the head
@@ -154,7 +158,9 @@ export function ShareLockCard() {
         <p data-testid="sharelock-status">
           {job.state === 'failed'
             ? (job.error?.message ?? 'The run failed.')
-            : `${jobOutcome(job).label}: ${job.progress.phase} ${job.progress.done}/${job.progress.total ?? '?'}`}
+            : job.state === 'done'
+              ? `Done: ${job.progress.done} steps. The head is in the project's text models (Retrieve, Classify).`
+              : `${jobOutcome(job).label}: ${job.progress.phase} ${job.progress.done}/${job.progress.total ?? '?'}`}
         </p>
       )}
       {summary && (
