@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { fixturePath } from '../helpers/fixtures.js';
 import { randomLlamaWeights, tinyLlamaConfig, writeTinyLlama } from '../helpers/llama-models.js';
 import { writeInitViT } from '../helpers/models.js';
-import { type Session, useAppSession } from './browser.js';
+import { createBareProject, type Session, useAppSession } from './browser.js';
 
 describe('a ShareLock head from the Train view, in browser mode', () => {
   const app = useAppSession();
@@ -15,14 +15,7 @@ describe('a ShareLock head from the Train view, in browser mode', () => {
 
   it('trains a head on the seen classes of a labelled folder and says which were held out', async () => {
     const { page } = s;
-    const folder = path.join(app.work, 'sharelock');
-    await page.getByLabel('Project folder', { exact: true }).fill(folder);
-    await page.getByLabel('Add the starter model').uncheck();
-    await page.getByRole('button', { name: 'Create project' }).click();
-    await page
-      .getByTestId('project-name')
-      .filter({ hasText: path.basename(folder) })
-      .waitFor();
+    await createBareProject(s, path.join(app.work, 'sharelock'));
     // A labelled folder of 3 Fashion-MNIST classes (4 images each), a ViT's features of it, a tiny language model.
     const labelled = path.join(app.work, 'labelled');
     for (const c of ['bag', 'coat', 'dress']) {

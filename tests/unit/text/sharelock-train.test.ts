@@ -14,12 +14,14 @@ import { readSafetensors } from '../../../native/models/safetensors.js';
 import { ModelSession, ort } from '../../../native/runtime/session.js';
 import { readShareLockHead } from '../../../native/text/head-file.js';
 import { buildTextProjector } from '../../../native/text/sharelock.js';
+import { pendingRegistration } from '../../../native/train/checkpoint.js';
 import { classPrompt, labelledClass } from '../../../native/train/sharelock-data.js';
 import { dispatchEngine } from '../../helpers/dispatch.js';
 import { fixturePath } from '../../helpers/fixtures.js';
 import { randomLlamaWeights, tinyLlamaConfig, writeTinyLlama } from '../../helpers/llama-models.js';
 import { writeInitViT } from '../../helpers/models.js';
 import { tmpDir } from '../../helpers/tmp.js';
+import { exportedMetadata } from '../../helpers/train.js';
 
 const ROOT = fixturePath('fashion', 'train');
 const UNSEEN = ['bag', 'coat', 'sandal', 'shirt', 'trouser'];
@@ -146,6 +148,25 @@ describe('ShareLock training objective', () => {
     await engine.modelsRegistered();
     const heads = (await call('text.models.list', {})).filter((m) => m.kind === 'sharelock-head');
     expect(heads.find((h) => h.name.includes(`(job ${only.id})`))?.origin).toMatch(/on 12 pairs .*\(12 captions\)/);
+
+    // The provider that ran (the trainer's, as for every objective) is in the head's file.
+    expect(exportedMetadata(engine, only.id)).toMatchObject({
+      provider: 'cpu',
+      steps: '3',
+      trained_by: 'flaneur train.sharelock',
+    });
+    // A head not registered when its job ended (the engine stopped in between) is registered when the project opens.
+    const project = engine.requireProject().project;
+    const head = heads.find((h) => h.name.includes(`(job ${only.id})`)) as TextModelInfo;
+    project.textModels.remove(head.id);
+    fs.writeFileSync(pendingRegistration(path.join(project.dir, head.file)), '');
+    const dir = project.dir;
+    await call('project.close', {});
+    await call('project.open', { path: dir });
+    await expect
+      .poll(async () => (await call('text.models.list', {})).filter((m) => m.name === head.name).length)
+      .toBe(1);
+    expect(fs.existsSync(pendingRegistration(path.join(dir, head.file)))).toBe(false);
   }, 300_000);
 
   it('resumes a cancelled run from its checkpoint with exactly the losses of an uninterrupted run', async () => {
