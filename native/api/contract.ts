@@ -18,6 +18,7 @@ import { ProjectInfo, projectCommands } from './project.js';
 import { retrieveCommands } from './retrieve.js';
 import { RuntimeInfo, runtimeCommands } from './runtime.js';
 import { segmentCommands } from './segment.js';
+import { textCommands } from './text.js';
 import { trackCommands } from './track.js';
 import { trainCommands } from './train.js';
 
@@ -32,6 +33,7 @@ export * from './project.js';
 export * from './retrieve.js';
 export * from './runtime.js';
 export * from './segment.js';
+export * from './text.js';
 export * from './track.js';
 export * from './train.js';
 
@@ -53,6 +55,7 @@ export const commands = {
   ...countCommands,
   ...trackCommands,
   ...trainCommands,
+  ...textCommands,
 } as const;
 
 export type CommandTable = typeof commands;

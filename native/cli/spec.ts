@@ -45,6 +45,7 @@ const trackCmds = () => import('./commands/track.js');
 const retrieveCmds = () => import('./commands/retrieve.js');
 const analyseCmds = () => import('./commands/analyse.js');
 const evalCmds = () => import('./commands/eval.js');
+const textCmds = () => import('./commands/text.js');
 
 export const ITEMS_HELP = `Items are catalog ids (\`flaneur library\`) or file paths (or a file name that is unique in the catalog).
 A frame is ITEM:N, N numbered as in the app's player (the first frame is 1); an image is its frame 1.`;
@@ -186,8 +187,10 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'train',
     synopsis:
-      '[--objective dino|dora|neco] [--preset P | --from-model ID | --base ID] [--media ID,..] [--steps N] [--batch B] [--seed S]',
-    summary: "DINO, Dora or NeCo training on the project's frames (a job; waits; exports a model)",
+      '[--objective dino|dora|neco|sharelock] [--preset P | --from-model ID | --base ID] [--media ID,..] [--steps N] [--batch B] [--seed S]',
+    summary: "DINO, Dora or NeCo training on the project's frames, or a ShareLock head (a job; waits; exports a model)",
+    details:
+      'ShareLock: --text-model ID (`flaneur text models`), --run R (the vision features; default the latest run), --classes DIR (sub-folder = class; prompts "a photo of a {class}"; --unseen a,b held out, else half the classes drawn with --seed) and/or --captions FILE (CSV path,caption / JSONL / COCO captions; --images-dir for relative paths).',
     positionals: none,
     options: {
       objective: s(
@@ -201,6 +204,13 @@ export const COMMANDS: CommandSpec[] = [
       steps: s('N', 'training steps (default 1000)'),
       batch: s('B', 'images per step (default 32; NeCo 4)'),
       seed: s('S', 'random seed (default 0)'),
+      'text-model': s('ID', 'sharelock: the language model (default: the newest)'),
+      run: s('R', 'sharelock: the feature run of the vision model (default: the latest)'),
+      classes: s('DIR', 'sharelock: a labelled folder (sub-folder = class)'),
+      unseen: s('a,b', 'sharelock: classes held out for zero-shot (default: half, drawn with --seed)'),
+      captions: s('FILE', 'sharelock: a captions file (CSV, JSONL or COCO captions JSON)'),
+      'images-dir': s('DIR', "sharelock: where the captions' relative image paths start (default: the file's folder)"),
+      name: s('N', "sharelock: the head's name"),
     },
     load: async () => (await modelCmds()).train,
   },
@@ -281,6 +291,35 @@ export const COMMANDS: CommandSpec[] = [
     positionals: none,
     options: {},
     load: async () => (await modelCmds()).device,
+  },
+  {
+    name: 'text models',
+    synopsis: '',
+    summary: "the project's language models and ShareLock heads",
+    positionals: none,
+    options: {},
+    load: async () => (await textCmds()).textModels,
+  },
+  {
+    name: 'text import',
+    synopsis: '<file> [--name N]',
+    summary: 'add a language model (.gguf; .safetensors with config.json) or a ShareLock head (.safetensors, .ckpt)',
+    details:
+      'A language model stays where it is (it is large) and is only described here: its size and the memory it needs. A ShareLock head is copied into the project; it says which language model and vision encoder it pairs with.',
+    positionals: one('a model file'),
+    options: { name: s('N', 'display name') },
+    load: async () => (await textCmds()).textImport,
+  },
+  {
+    name: 'text features',
+    synopsis: '<text…> | --file F [--model ID]',
+    summary: 'ShareLock text features of a language model (cached in the project), --json prints them',
+    positionals: { min: 0, max: Number.POSITIVE_INFINITY, label: 'texts' },
+    options: {
+      file: s('F', 'a text file, one text per line'),
+      model: s('ID', 'the language model (`flaneur text models`; default: the newest)'),
+    },
+    load: async () => (await textCmds()).textFeatures,
   },
   {
     name: 'features',

@@ -12,11 +12,14 @@ import type { RuntimeSettings } from '../runtime/session.js';
 import { createClusterBank } from '../segment/service.js';
 import type { Project } from '../store/project.js';
 import { modelCatalog, registerModel } from './models.js';
+import { importTextModel, TextEncoderCache, textFeatures } from './text-models.js';
 
 export interface TaskDeps {
   extractors: ExtractorCache;
   knn: ExactKnn;
   counting: CountService;
+  /** The language model kept loaded for `text.features`. */
+  textEncoders: TextEncoderCache;
 }
 
 /** The deps of a worker process: its own caches, made with the Device settings of the call being run. */
@@ -24,7 +27,12 @@ export function workerDeps(): { deps: TaskDeps; setRuntime(r: RuntimeSettings): 
   let runtime: RuntimeSettings = { provider: 'auto', threads: null };
   const extractors = new ExtractorCache(() => runtime);
   return {
-    deps: { extractors, knn: new ExactKnn(() => runtime), counting: new CountService(extractors) },
+    deps: {
+      extractors,
+      knn: new ExactKnn(() => runtime),
+      counting: new CountService(extractors),
+      textEncoders: new TextEncoderCache(() => runtime),
+    },
     setRuntime: (r) => {
       runtime = r;
     },
@@ -42,6 +50,10 @@ export function commandTasks(d: TaskDeps) {
     'count.exemplar': (project: () => Project, a: CommandArgs<'count.exemplar'>) => d.counting.exemplar(project(), a),
     'count.auto': (project: () => Project, a: CommandArgs<'count.auto'>) => d.counting.auto(project(), d.knn, a),
     'count.peaks': (_project: () => Project, a: CommandArgs<'count.peaks'>) => d.counting.peaks(a.token, a.threshold),
+    'text.models.import': (project: () => Project, a: CommandArgs<'text.models.import'>) =>
+      importTextModel(project(), a),
+    'text.features': (project: () => Project, a: CommandArgs<'text.features'>) =>
+      textFeatures(project(), d.textEncoders, a),
   };
 }
 

@@ -35,6 +35,7 @@ import { JOB_HANDLERS } from './job-handlers.js';
 import { mediaResource } from './library.js';
 import { BUNDLED_MODEL_DIR, bundledManifest, TRAINED_HERE } from './model-about.js';
 import { ModelService } from './models.js';
+import { registerTrainedHead, TextEncoderCache } from './text-models.js';
 
 /** The bundled sample video (samples/README.md says where it comes from). */
 export const SAMPLE_VIDEO = path.join(APP_ROOT, 'samples', 'vtest-street.mp4');
@@ -92,6 +93,8 @@ export class Engine {
   /** Feature extractors kept warm for commands (counting, segmenting a frame), made with the Device settings. */
   readonly extractors: ExtractorCache;
   readonly counting: CountService;
+  /** The language model kept loaded for `text.features` run in the engine (job workers off). */
+  readonly textEncoders: TextEncoderCache;
   private current: { project: Project; runner: JobRunner; lock: ProjectLock | null } | null = null;
   private backup: Promise<void> = Promise.resolve();
   private readonly listeners = new Set<EngineListener>();
@@ -109,6 +112,7 @@ export class Engine {
     this.extractors = new ExtractorCache(() => this.models.runtimeSettings());
     this.knn = new ExactKnn(() => this.models.runtimeSettings());
     this.counting = new CountService(this.extractors);
+    this.textEncoders = new TextEncoderCache(() => this.models.runtimeSettings());
     this.localTasks = commandTasks(this);
     const workers = options.jobWorkers === false ? null : { ...options.jobWorkers, entry: JOB_WORKER_ENTRY };
     this.taskWorker = workers && new TaskWorker(workers);
@@ -238,11 +242,9 @@ export class Engine {
 
   private onJob(project: Project, row: JobRow): void {
     this.emit({ type: 'job.updated', job: jobInfo(row) });
-    if ((row.kind === 'train.dino' || row.kind === 'train.import') && row.state === 'done') {
-      const registering = this.registerTrainedModel(project, row.id);
-      this.registrations.add(registering);
-      void registering.finally(() => this.registrations.delete(registering));
-    }
+    if ((row.kind === 'train.dino' || row.kind === 'train.import') && row.state === 'done')
+      this.track(this.registerTrainedModel(project, row.id));
+    if (row.kind === 'train.sharelock' && row.state === 'done') this.track(this.registerHead(project, row.id));
     if (row.kind === 'models.download' && row.state === 'done' && this.project === project) {
       this.emit({ type: 'models.changed', models: this.models.list(project) });
     }
@@ -254,6 +256,20 @@ export class Engine {
    */
   async modelsRegistered(): Promise<void> {
     await Promise.all([...this.registrations]);
+  }
+
+  private track(registering: Promise<void>): void {
+    this.registrations.add(registering);
+    void registering.finally(() => this.registrations.delete(registering));
+  }
+
+  /** A finished ShareLock job's head goes into the project's text models. */
+  private async registerHead(project: Project, jobId: number): Promise<void> {
+    try {
+      if (this.project === project) await registerTrainedHead(project, jobId);
+    } catch (err) {
+      console.error(`flaneur: could not register the ShareLock head of job ${jobId}: ${(err as Error).message}`);
+    }
   }
 
   /** A finished training job's exported encoder goes into the model registry. */
@@ -313,6 +329,7 @@ export class Engine {
     await this.models.dropSessions();
     this.counting.release();
     await this.extractors.release();
+    await this.textEncoders.release();
     await cur.runner.close();
     cur.project.close();
     cur.lock?.release();
@@ -437,6 +454,7 @@ export class Engine {
    */
   private async registerPendingModels(project: Project): Promise<void> {
     for (const job of project.jobs.list({ states: ['done'], limit: 100_000 })) {
+      if (job.kind === 'train.sharelock') await this.registerHead(project, job.id);
       if (job.kind !== 'train.dino' && job.kind !== 'train.import') continue;
       const item = project.jobs.items(job.id, { limit: 10 }).items.find((i) => i.key === 'export');
       const encoder = (item?.result as { encoder?: unknown } | null)?.encoder;

@@ -28,6 +28,7 @@ import { labelsByContent } from './labelled-content.js';
 import { mediaInfo, requireMedia, resolveMedia } from './library.js';
 import { downloadableEntry } from './model-download.js';
 import { modelCatalog } from './models.js';
+import { requireTextModel, textModelInfo } from './text-models.js';
 
 export function createHandlers(engine: Engine): Handlers {
   const open = () => engine.requireProject();
@@ -329,6 +330,22 @@ export function createHandlers(engine: Engine): Handlers {
     'train.import': (a) => jobInfo(open().runner.enqueue('train.import', a)),
     'train.log': (a) => open().project.trainLog.list(a.jobId),
     'train.previews': (a) => listPreviews(path.join(open().project.checkpointsDir, `train-${a.jobId}`), a.lastSteps),
+
+    'text.models.list': () => open().project.textModels.list().map(textModelInfo),
+    'text.models.import': (a) => engine.command('text.models.import', a),
+    'text.features': (a) => engine.command('text.features', a),
+    'train.sharelock': (a) => {
+      const { project } = open();
+      requireTextModel(project, a.textModel, 'llm', 'textModel');
+      if (!project.features.run(a.runId))
+        throw new FlaneurError('NOT_FOUND', `No feature run ${a.runId} in this project.`, { field: 'runId' });
+      for (const [p, field] of [
+        [a.classes?.root, 'classes'],
+        [a.captions?.file, 'captions'],
+      ] as const)
+        if (p) requireExisting([path.resolve(p)], field);
+      return jobInfo(open().runner.enqueue('train.sharelock', a));
+    },
 
     'ingest.hashFolder': (a) => {
       const root = path.resolve(a.root);

@@ -17,6 +17,7 @@ import { trackJob } from '../track/track-job.js';
 import { trainExportJob } from '../train/export-run.js';
 import { trainImportJob } from '../train/import-run.js';
 import { trainDinoJob } from '../train/train-dino.js';
+import { trainShareLockJob } from '../train/train-sharelock.js';
 import { downloadModelJob } from './model-download.js';
 
 export const JOB_HANDLERS: readonly AnyJobHandler[] = [
@@ -35,4 +36,5 @@ export const JOB_HANDLERS: readonly AnyJobHandler[] = [
   fungiJob,
   mapJob,
   downloadModelJob,
+  trainShareLockJob,
 ];

@@ -4,6 +4,9 @@
  * dicts, and the few named objects a checkpoint needs (tensors and their storages, OrderedDict, argparse
  * Namespace). Every other global (os.system, builtins.eval, any class) is refused with its name when the pickle
  * names it: nothing is ever imported, called or executed; "calling" an allowed global only builds a record.
+ * With `inertClasses` (a Lightning checkpoint's hyper-parameter objects: OmegaConf's DictConfig, dataclasses) an
+ * unknown global may be named and instantiated (NEWOBJ) as an inert record that takes state (BUILD, SETITEMS,
+ * APPENDS) and is never called: a REDUCE of it (os.system, eval, any class) is still refused.
  */
 import { FlaneurError } from '../api/errors.js';
 import type { SafeDType } from './safetensors.js';
@@ -32,9 +35,15 @@ export interface PickleTensor {
 
 export interface PickleObject {
   kind: 'object';
-  /** The allowed class (argparse.Namespace). */
+  /** The allowed class (argparse.Namespace), or an unknown one made inert (`inertClasses`). */
   global: string;
   state: PickleValue;
+  /** An inert instance of an unknown class: never called, only read as data. */
+  inert?: true;
+  /** Items an inert dict subclass was given (SETITEMS). */
+  items?: PickleDict;
+  /** Items an inert list subclass was given (APPENDS). */
+  list?: PickleValue[];
 }
 
 export type PickleValue =
@@ -62,6 +71,8 @@ export class PickleDict extends Map<PickleValue, PickleValue> {}
 interface PickleGlobal {
   kind: 'global';
   name: string;
+  /** An unknown global named under `inertClasses`: a placeholder that is never called. */
+  inert?: true;
 }
 
 /** A storage's element type, named as in safetensors. */
@@ -122,7 +133,15 @@ export interface UnpickleOptions {
   source: string;
   /** Turns a persistent id (the tuple a torch pickle stores for a storage) into a storage. */
   persistentLoad: (pid: PickleValue) => PickleStorage;
+  /**
+   * Unknown globals become inert placeholders instead of refusing the file (a Lightning checkpoint's
+   * hyper-parameter objects). They are never called: a REDUCE of one is refused as before.
+   */
+  inertClasses?: boolean;
 }
+
+/** Data constructors an inert-classes read may call: they build an empty container, whatever their arguments. */
+const INERT_CONTAINERS = new Set(['collections.defaultdict']);
 
 const MARK = Symbol('mark');
 type StackItem = PickleValue | typeof MARK;
@@ -133,6 +152,13 @@ export function isTuple(v: PickleValue): v is PickleTuple {
 
 export function isTensor(v: PickleValue): v is PickleTensor {
   return typeof v === 'object' && v !== null && (v as PickleTensor).kind === 'tensor';
+}
+
+/** An inert instance of an unknown class (see `inertClasses`). */
+export function isInertObject(v: PickleValue): v is PickleObject {
+  return (
+    typeof v === 'object' && v !== null && (v as PickleObject).kind === 'object' && (v as PickleObject).inert === true
+  );
 }
 
 export function isStorage(v: PickleValue): v is PickleStorage {
@@ -284,6 +310,12 @@ export function unpickle(
     if ((b[b.length - 1] as number) & 0x80) v -= 1n << BigInt(8 * b.length);
     return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
   };
+  /** The list an APPEND goes to: the value itself, or an inert list subclass's items. */
+  const listOf = (v: PickleValue): PickleValue => {
+    if (!isInertObject(v)) return v;
+    v.list ??= list([]);
+    return v.list;
+  };
   /** Appends without spreading (a spread of millions of items overflows the call stack). */
   const extend = (target: PickleValue[], items: readonly PickleValue[]) => {
     holds(target, items, target.length + items.length);
@@ -292,6 +324,7 @@ export function unpickle(
   const global = (module: string, name: string): PickleGlobal => {
     const full = `${module}.${name}`;
     if (ALLOWED_CALLS.has(full) || full in STORAGE_TYPES) return { kind: 'global', name: full };
+    if (options.inertClasses) return { kind: 'global', name: full, inert: true };
     throw new PickleRefused(
       'INVALID_MODEL',
       `${source} was refused: its pickle names "${full}", which is not part of a PyTorch state dict (only tensors, storages, OrderedDict, dict, list, tuple, numbers and strings are read). Nothing in the file was run. If you trust the file, re-save just the model's state_dict, or convert it to .safetensors.`,
@@ -299,8 +332,9 @@ export function unpickle(
     );
   };
   const setItems = (target: PickleValue, items: PickleValue[]) => {
-    if (!(target instanceof PickleDict)) fail('SETITEMS on something that is not a dict');
-    const d = target as PickleDict;
+    if (isInertObject(target)) target.items ??= holds(new PickleDict(), [], 0);
+    const d = (isInertObject(target) ? target.items : target) as PickleDict;
+    if (!(d instanceof PickleDict)) fail('SETITEMS on something that is not a dict');
     holds(d, items, d.size + items.length / 2);
     for (let i = 0; i + 1 < items.length; i += 2) d.set(items[i] as PickleValue, items[i + 1] as PickleValue);
   };
@@ -313,6 +347,15 @@ export function unpickle(
   };
   const call = (fn: PickleValue, args: PickleValue): PickleValue => {
     if (!isGlobal(fn)) return fail('a call of something that is not a known function');
+    if (fn.inert) {
+      if (INERT_CONTAINERS.has(fn.name)) return new PickleDict();
+      // Calling it is what unpickling an unknown global would do in Python: refused, whatever it is.
+      throw new PickleRefused(
+        'INVALID_MODEL',
+        `${source} was refused: its pickle calls "${fn.name}", which is not part of a PyTorch checkpoint's data. Nothing in the file was run.`,
+        { details: `REDUCE of ${fn.name} at byte ${pos}` },
+      );
+    }
     const a = isTuple(args) ? args.items : fail(`arguments of ${fn.name} that are not a tuple`);
     switch (fn.name) {
       case 'collections.OrderedDict':
@@ -413,7 +456,7 @@ export function unpickle(
       case 0x61: {
         // APPEND
         const v = pop();
-        const target = top();
+        const target = listOf(top());
         if (!Array.isArray(target)) fail('APPEND to something that is not a list');
         extend(target as PickleValue[], [v]);
         break;
@@ -421,7 +464,7 @@ export function unpickle(
       case 0x65: {
         // APPENDS
         const items = popMark();
-        const target = top();
+        const target = listOf(top());
         if (!Array.isArray(target)) fail('APPENDS to something that is not a list');
         extend(target as PickleValue[], items);
         break;
@@ -550,6 +593,9 @@ export function unpickle(
         const cls = pop();
         if (isGlobal(cls) && cls.name === 'argparse.Namespace') {
           push({ kind: 'object', global: cls.name, state: null });
+        } else if (isGlobal(cls) && cls.inert) {
+          // An instance of an unknown class, made without running anything: a record of its state to come.
+          push({ kind: 'object', global: cls.name, state: null, inert: true });
         } else if (isGlobal(cls) && cls.name === 'collections.OrderedDict') {
           push(new PickleDict());
         } else {

@@ -88,7 +88,7 @@ interface RawCheckpoint {
 /** The most a checkpoint's pickle may take (a ViT-g training checkpoint's is a few MB). */
 export const MAX_PICKLE_BYTES = 64 << 20;
 
-function readZipCheckpoint(src: ByteSource, source: string): RawCheckpoint {
+function readZipCheckpoint(src: ByteSource, source: string, inertClasses = false): RawCheckpoint {
   const zip = readZip(src, source);
   const pkl = [...zip.entries.keys()].find((n) => n === 'data.pkl' || n.endsWith('/data.pkl'));
   if (!pkl) {
@@ -102,6 +102,7 @@ function readZipCheckpoint(src: ByteSource, source: string): RawCheckpoint {
   const { value } = unpickle(zip.read(pkl), 0, {
     source,
     persistentLoad: (pid) => storageFromPid(pid, source),
+    inertClasses,
   });
   return {
     root: value,
@@ -115,7 +116,7 @@ function readZipCheckpoint(src: ByteSource, source: string): RawCheckpoint {
   };
 }
 
-function readLegacyCheckpoint(src: ByteSource, source: string): RawCheckpoint {
+function readLegacyCheckpoint(src: ByteSource, source: string, inertClasses = false): RawCheckpoint {
   // The pickles come first: they are read from a bounded window; the storages after them are read where needed.
   const buf = src.read(0, Math.min(src.size, MAX_PICKLE_BYTES));
   const noPid = () => {
@@ -136,6 +137,7 @@ function readLegacyCheckpoint(src: ByteSource, source: string): RawCheckpoint {
   const storages = new Map<string, PickleStorage>();
   const main = unpickle(buf, sysInfo.end, {
     source,
+    inertClasses,
     persistentLoad: (pid) => {
       const s = storageFromPid(pid, source);
       const known = storages.get(s.key);
@@ -334,20 +336,7 @@ export function isLegacyTar(buf: Uint8Array): boolean {
  */
 export function parsePytorchCheckpoint(input: Uint8Array | ByteSource, source: string): PytorchCheckpoint {
   const src = input instanceof Uint8Array ? bufferSource(input) : input;
-  const buf = src.read(0, Math.min(src.size, 512));
-  if (isLegacyTar(buf)) {
-    throw new FlaneurError(
-      'UNSUPPORTED_MODEL',
-      `${source} is a tar checkpoint from PyTorch before 0.4 (2018); load it once in PyTorch and save it again.`,
-    );
-  }
-  const raw = isZip(buf)
-    ? readZipCheckpoint(src, source)
-    : buf[0] === 0x80
-      ? readLegacyCheckpoint(src, source)
-      : (() => {
-          throw invalid(`${source} is not a PyTorch checkpoint (neither a zip archive nor a pickle).`);
-        })();
+  const raw = readRaw(src, source, false);
   const { dict, path, skipped } = selectStateDict(raw.root, source);
   const entries = tensorEntries(dict);
   const { prefix, keep, dropped } = stripWrappers(entries.map(([n]) => n));
@@ -366,15 +355,59 @@ export function parsePytorchCheckpoint(input: Uint8Array | ByteSource, source: s
     float32(name) {
       const t = byName.get(name);
       if (!t) throw invalid(`Tensor "${name}" is not in ${source}.`);
-      const bytes = raw.storage(t.storage.key);
-      const need = t.storage.numel * DTYPE_BYTES[t.storage.dtype];
-      if (bytes.length < need && !t.storage.view) {
-        throw invalid(
-          `${source}: storage "${t.storage.key}" (used by "${name}") should hold ${need} bytes but has ${bytes.length}; the file is damaged or truncated.`,
-        );
-      }
-      return materialize(t, bytes, prefix + name, source);
+      return tensorData(raw, t, name, prefix + name, source);
     },
+  };
+}
+
+/** A tensor's elements after its storage's size is checked (`name` for the storage message, `full` for the rest). */
+function tensorData(raw: RawCheckpoint, t: PickleTensor, name: string, full: string, source: string): Float32Array {
+  const bytes = raw.storage(t.storage.key);
+  const need = t.storage.numel * DTYPE_BYTES[t.storage.dtype];
+  if (bytes.length < need && !t.storage.view) {
+    throw invalid(
+      `${source}: storage "${t.storage.key}" (used by "${name}") should hold ${need} bytes but has ${bytes.length}; the file is damaged or truncated.`,
+    );
+  }
+  return materialize(t, bytes, full, source);
+}
+
+function readRaw(src: ByteSource, source: string, inertClasses: boolean): RawCheckpoint {
+  const buf = src.read(0, Math.min(src.size, 512));
+  if (isLegacyTar(buf)) {
+    throw new FlaneurError(
+      'UNSUPPORTED_MODEL',
+      `${source} is a tar checkpoint from PyTorch before 0.4 (2018); load it once in PyTorch and save it again.`,
+    );
+  }
+  if (isZip(buf)) return readZipCheckpoint(src, source, inertClasses);
+  if (buf[0] === 0x80) return readLegacyCheckpoint(src, source, inertClasses);
+  throw invalid(`${source} is not a PyTorch checkpoint (neither a zip archive nor a pickle).`);
+}
+
+/** A whole checkpoint's pickle as data, and any of its tensors read on demand (as float32). */
+export interface PytorchPickle {
+  root: PickleValue;
+  format: 'zip' | 'legacy';
+  /** The elements of a tensor found in `root` (`name` for messages), checked against the bytes the file holds. */
+  float32(t: PickleTensor, name: string): Float32Array;
+}
+
+/**
+ * Reads a checkpoint's pickle without picking a state dict (a Lightning .ckpt: state_dict, hyper_parameters,
+ * optimizer states). `inertClasses`: unknown classes become inert records (pickle.ts), never called.
+ */
+export function readPytorchPickle(
+  input: Uint8Array | ByteSource,
+  source: string,
+  o: { inertClasses?: boolean } = {},
+): PytorchPickle {
+  const src = input instanceof Uint8Array ? bufferSource(input) : input;
+  const raw = readRaw(src, source, o.inertClasses ?? false);
+  return {
+    root: raw.root,
+    format: raw.format,
+    float32: (t, name) => tensorData(raw, t, name, name, source),
   };
 }
 

@@ -268,6 +268,28 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 11,
+    name: 'text models: language models and ShareLock heads',
+    // The language side of a project (issue 29): decoder LLMs stay where the user keeps them (gigabytes; `file` is
+    // their absolute path, `key` the feature-cache identity of native/text/feature-cache.ts) and ShareLock heads are
+    // copied into the project's models/text/ (`file` relative to the project, `key` their SHA-256). `manifest`:
+    // what the model is (LLM: architecture and memory; head: config, the LLM and vision encoder it pairs with,
+    // origin).
+    sql: `
+      CREATE TABLE text_models (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('llm','sharelock-head')),
+        name TEXT NOT NULL,
+        key TEXT NOT NULL,
+        file TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        manifest TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (kind, key)
+      );
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

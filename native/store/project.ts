@@ -17,6 +17,7 @@ import { MediaRepository } from './media-repo.js';
 import { SCHEMA_VERSION } from './migrations.js';
 import { ModelRepository } from './models-repo.js';
 import { TextFeaturesRepository } from './text-features-repo.js';
+import { TextModelsRepository } from './text-models-repo.js';
 import { TracksRepository } from './tracks-repo.js';
 import { TrainLogRepository } from './train-log-repo.js';
 
@@ -62,6 +63,7 @@ export class Project {
   readonly maps: MapsRepository;
   readonly tracks: TracksRepository;
   readonly textFeatures: TextFeaturesRepository;
+  readonly textModels: TextModelsRepository;
 
   private constructor(
     readonly dir: string,
@@ -79,6 +81,7 @@ export class Project {
     this.maps = new MapsRepository(db);
     this.tracks = new TracksRepository(db);
     this.textFeatures = new TextFeaturesRepository(db);
+    this.textModels = new TextModelsRepository(db);
   }
 
   get cacheDir(): string {

@@ -5,6 +5,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { FlaneurError } from '../api/errors.js';
 import type { LlamaEncoder } from './llama.js';
 
 /** What the feature means; part of the key, so a changed definition never reuses old vectors. */
@@ -40,6 +41,26 @@ export function textModelKey(file: string): string {
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * A registered language model's file, checked to be the one registered (same key) before it is run: a model file
+ * replaced under the same name would fill the cache with another model's features under this one's key.
+ */
+export function checkLlmFile(file: string, key: string, name: string): string {
+  if (!fs.existsSync(file))
+    throw new FlaneurError(
+      'NOT_FOUND',
+      `The language model "${name}" was registered from ${file}, which is gone. Put it back there, or import it again from where it is now.`,
+      { field: 'textModel' },
+    );
+  if (textModelKey(file) !== key)
+    throw new FlaneurError(
+      'INVALID_MODEL',
+      `${file} has changed since "${name}" was registered (another model was saved under that name). Import it again as a new language model.`,
+      { field: 'textModel' },
+    );
+  return file;
 }
 
 export interface CachedFeaturesResult {

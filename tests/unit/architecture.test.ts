@@ -76,7 +76,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   count: ['features', 'graph', 'jobs', 'media', 'models', 'runtime', 'store', 'track', 'train'],
   // track → segment: only the mask file reader (masks.ts) and the COCO writer (export.ts), shared file formats.
   track: ['features', 'graph', 'jobs', 'media', 'metrics', 'models', 'runtime', 'segment', 'store'],
-  train: ['graph', 'jobs', 'media', 'models', 'runtime', 'store'],
+  // train → text: the ShareLock objective's head, step graph and language model (train-sharelock.ts).
+  train: ['graph', 'jobs', 'media', 'models', 'runtime', 'store', 'text'],
   text: ['graph', 'models', 'runtime'],
   engine: [
     'classify',
@@ -92,6 +93,7 @@ const ALLOWED: Record<string, readonly string[]> = {
     'runtime',
     'segment',
     'store',
+    'text',
     'track',
     'train',
   ],

@@ -68,6 +68,7 @@ async function trainedModel(s: Session, done: JobInfo): Promise<CommandResult<'m
 }
 
 export const train = command(async (s) => {
+  if (s.opt('objective') === 'sharelock') return (await import('./text.js')).trainShareLock(s);
   const job = await s.call('train.start', trainArgs(s, 'train'));
   const done = await s.waitJob(job);
   const model = await trainedModel(s, done);

@@ -6,6 +6,7 @@ import { jobOutcome } from '../../shell/jobs';
 import { ModelAboutNote } from '../../shell/ModelAbout';
 import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
+import { ShareLockCard } from './ShareLockCard';
 
 type Log = CommandResult<'train.log'>;
 type Preset = 'tiny' | 'vit_ti16' | 'vit_s16';
@@ -607,6 +608,8 @@ export function TrainView() {
           </div>
         )}
       </form>
+
+      <ShareLockCard />
 
       <section className="card" aria-label="Bring back a run">
         <div className="field-row">

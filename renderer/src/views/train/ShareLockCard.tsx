@@ -1,0 +1,183 @@
+import { type FormEvent, useEffect, useState } from 'react';
+import type { CommandResult, TextModelInfo } from '../../../../native/api/contract';
+import { jobOutcome } from '../../shell/jobs';
+import { ActionButton } from '../../shell/Why';
+import { useApp } from '../../state/app-state';
+
+type Runs = CommandResult<'features.runs'>;
+
+/**
+ * Train a ShareLock head (issue 29): a language model's text features tied to a feature run's image features by a
+ * small trained projection, from a labelled folder (class prompts; some classes held out for zero-shot) and/or a
+ * captions file. The run is a `train.sharelock` job; the head is registered with the project's text models.
+ */
+export function ShareLockCard() {
+  const { client, run, jobs } = useApp();
+  const [llms, setLlms] = useState<TextModelInfo[]>([]);
+  const [runs, setRuns] = useState<Runs>([]);
+  const [llm, setLlm] = useState<number | null>(null);
+  const [runId, setRunId] = useState<number | null>(null);
+  const [classes, setClasses] = useState('');
+  const [unseen, setUnseen] = useState('');
+  const [captions, setCaptions] = useState('');
+  const [steps, setSteps] = useState(500);
+  const [batch, setBatch] = useState(256);
+  const [jobId, setJobId] = useState<number | null>(null);
+  const [summary, setSummary] = useState<{ seen: string[]; unseen: string[]; pairs: number } | null>(null);
+
+  useEffect(() => {
+    void run('Could not list the language models', async () => {
+      const [t, r] = await Promise.all([client.call('text.models.list', {}), client.call('features.runs', {})]);
+      const l = t.filter((m) => m.kind === 'llm');
+      setLlms(l);
+      setRuns(r);
+      setLlm((v) => v ?? l.at(-1)?.id ?? null);
+      setRunId((v) => v ?? r.at(-1)?.id ?? null);
+    });
+  }, [client, run]);
+
+  const job = jobs.find((j) => j.id === jobId) ?? null;
+  const finished = job?.state === 'done' || job?.state === 'failed' ? job.id : null;
+  useEffect(() => {
+    if (finished === null) return;
+    void run('Could not read the ShareLock run', async () => {
+      const items = await client.call('jobs.items', { id: finished });
+      setSummary((items.items.find((i) => i.key === 'data')?.result as typeof summary) ?? null);
+    });
+  }, [client, run, finished]);
+
+  const why =
+    llms.length === 0
+      ? 'Import a language model first (Models, or `flaneur text import FILE.gguf`).'
+      : runs.length === 0
+        ? 'Extract image features first: the head is trained on a feature run.'
+        : !classes.trim() && !captions.trim()
+          ? 'Type a labelled folder, a captions file, or both.'
+          : null;
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    if (llm === null || runId === null) return;
+    const held = unseen
+      .split(',')
+      .map((c) => c.trim())
+      .filter(Boolean);
+    void run('Could not start the ShareLock run', async () => {
+      const j = await client.call('train.sharelock', {
+        textModel: llm,
+        runId,
+        ...(classes.trim() ? { classes: { root: classes.trim(), ...(held.length ? { unseen: held } : {}) } } : {}),
+        ...(captions.trim() ? { captions: { file: captions.trim() } } : {}),
+        steps,
+        batch,
+      });
+      setJobId(j.id);
+      setSummary(null);
+    });
+  };
+
+  return (
+    <form className="card" onSubmit={submit} aria-label="Train a ShareLock head">
+      <h2>Words for images: a ShareLock head</h2>
+      <p className="muted">
+        Ties a language model to a vision model with a small trained projection, so that typed text finds images and
+        classes can be named instead of labelled. Trained on precomputed features: the feature run's image vectors and
+        the language model's features of each prompt or caption (computed once, kept in the project).
+      </p>
+      <div className="field-row">
+        <label className="field">
+          Language model{' '}
+          <select value={llm ?? ''} onChange={(e) => setLlm(Number(e.target.value))} aria-label="Language model">
+            {llms.map((m) => (
+              <option key={m.id} value={m.id}>
+                #{m.id} {m.name}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label className="field">
+          Image features{' '}
+          <select value={runId ?? ''} onChange={(e) => setRunId(Number(e.target.value))} aria-label="Feature run">
+            {runs.map((r) => (
+              <option key={r.id} value={r.id}>
+                run #{r.id} {r.modelName} ({r.frames} frames)
+              </option>
+            ))}
+          </select>
+        </label>
+      </div>
+      <div className="field-row">
+        <label className="field">
+          Labelled folder{' '}
+          <input
+            type="text"
+            className="path"
+            value={classes}
+            onChange={(e) => setClasses(e.target.value)}
+            placeholder="/path/to/folder with one sub-folder per class"
+            aria-label="Labelled folder"
+          />
+        </label>
+        <label className="field">
+          Held-out classes{' '}
+          <input
+            type="text"
+            value={unseen}
+            onChange={(e) => setUnseen(e.target.value)}
+            placeholder="bag, coat (default: half, drawn at random)"
+            aria-label="Held-out classes"
+          />
+        </label>
+      </div>
+      <div className="field-row">
+        <label className="field">
+          Captions file{' '}
+          <input
+            type="text"
+            className="path"
+            value={captions}
+            onChange={(e) => setCaptions(e.target.value)}
+            placeholder="captions.csv (path,caption), .jsonl or COCO captions .json"
+            aria-label="Captions file"
+          />
+        </label>
+        <label className="field">
+          Steps{' '}
+          <input
+            type="number"
+            min={1}
+            value={steps}
+            onChange={(e) => setSteps(Number(e.target.value))}
+            aria-label="ShareLock steps"
+          />
+        </label>
+        <label className="field">
+          Pairs per step{' '}
+          <input
+            type="number"
+            min={2}
+            value={batch}
+            onChange={(e) => setBatch(Number(e.target.value))}
+            aria-label="ShareLock batch"
+          />
+        </label>
+      </div>
+      <ActionButton type="submit" why={why}>
+        Train the head
+      </ActionButton>
+      {job && (
+        <p data-testid="sharelock-status">
+          {job.state === 'failed'
+            ? (job.error?.message ?? 'The run failed.')
+            : `${jobOutcome(job).label}: ${job.progress.phase} ${job.progress.done}/${job.progress.total ?? '?'}`}
+        </p>
+      )}
+      {summary && (
+        <p data-testid="sharelock-data">
+          {summary.pairs} image–text pairs.{' '}
+          {summary.seen.length > 0 &&
+            `Trained on ${summary.seen.join(', ')}; held out for zero-shot: ${summary.unseen.join(', ') || 'none'}.`}
+        </p>
+      )}
+    </form>
+  );
+}
