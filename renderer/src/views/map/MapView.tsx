@@ -7,12 +7,19 @@ import { Stale } from '../../shell/Stale';
 import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 import { FeatureSourcePicker, FeaturesPage, useFeatureSource } from '../fungi/FeatureSource';
+import { textWhy, useTextReady } from '../retrieve/TextSearch';
 import { useCatalog } from '../segment/useCatalog';
-import { colourOf, MapCanvas, type MapPointView } from './MapCanvas';
+import { colourOf, MapCanvas, type MapPointView, SCALE, scaleColour } from './MapCanvas';
 
 type MapList = CommandResult<'map.list'>;
 type MapData = CommandResult<'map.get'>;
-type ColourBy = 'cluster' | 'video' | 'class';
+type ColourBy = 'cluster' | 'video' | 'class' | 'text';
+type TextSims = CommandResult<'map.textSimilarity'> & { mapId: number; text: string };
+
+/** A similarity's step on the colour scale, between the map's lowest and highest. */
+function step(s: number, t: TextSims): number {
+  return t.max > t.min ? Math.min(SCALE.length - 1, Math.floor(((s - t.min) / (t.max - t.min)) * SCALE.length)) : 0;
+}
 
 /** The embedding map: build a 2-D layout (PCA or UMAP) of embeddings or FUNGI vectors, explore and lasso it. */
 export function MapView() {
@@ -25,6 +32,10 @@ export function MapView() {
   const [data, setData] = useState<MapData | null>(null);
   const [colourBy, setColourBy] = useState<ColourBy>('cluster');
   const [classRoot, setClassRoot] = useState('');
+  const [textQuery, setTextQuery] = useState('');
+  const [textSims, setTextSims] = useState<TextSims | null>(null);
+  const [colouring, setColouring] = useState(false);
+  const textReady = useTextReady();
   const [lasso, setLasso] = useState(false);
   const [selected, setSelected] = useState<Set<number>>(new Set());
   const [hover, setHover] = useState<{ i: number; x: number; y: number } | null>(null);
@@ -68,34 +79,59 @@ export function MapView() {
   const points: MapPointView[] = useMemo(() => {
     if (!data) return [];
     const videoIndex = new Map(mediaIds.map((id, i) => [id, i]));
+    const sims = colourBy === 'text' && textSims?.mapId === data.id ? textSims : null;
     return data.points.map((p, i) => ({
       x: p.x,
       y: p.y,
       colour:
-        colourBy === 'cluster'
-          ? p.cluster
-          : colourBy === 'video'
-            ? (videoIndex.get(p.mediaId) ?? 0)
-            : (data.labels[i] ?? -1),
+        colourBy === 'text'
+          ? sims
+            ? step(sims.sims[i] as number, sims)
+            : -1
+          : colourBy === 'cluster'
+            ? p.cluster
+            : colourBy === 'video'
+              ? (videoIndex.get(p.mediaId) ?? 0)
+              : (data.labels[i] ?? -1),
     }));
-  }, [data, colourBy, mediaIds]);
+  }, [data, colourBy, mediaIds, textSims]);
   const legend: { label: string; colour: number; n: number }[] = useMemo(() => {
     if (!data) return [];
     const counts = new Map<number, number>();
     for (const p of points) counts.set(p.colour, (counts.get(p.colour) ?? 0) + 1);
+    const t = textSims;
+    if (colourBy === 'text' && t?.mapId === data.id) {
+      const w = (t.max - t.min) / SCALE.length;
+      const name = (c: number) => `cos ${(t.min + c * w).toFixed(3)} – ${(t.min + (c + 1) * w).toFixed(3)}`;
+      return [...counts].sort((a, b) => b[0] - a[0]).map(([c, n]) => ({ label: name(c), colour: c, n }));
+    }
     const name = (c: number) =>
-      colourBy === 'cluster'
-        ? `cluster ${c + 1}`
-        : colourBy === 'video'
-          ? (media.find((m) => m.id === mediaIds[c])?.name ?? `#${mediaIds[c]}`)
-          : c < 0
-            ? 'unlabelled'
-            : (data.classes[c] ?? `class ${c}`);
+      colourBy === 'text'
+        ? 'not compared with a text yet'
+        : colourBy === 'cluster'
+          ? `cluster ${c + 1}`
+          : colourBy === 'video'
+            ? (media.find((m) => m.id === mediaIds[c])?.name ?? `#${mediaIds[c]}`)
+            : c < 0
+              ? 'unlabelled'
+              : (data.classes[c] ?? `class ${c}`);
     return [...counts]
       .sort((a, b) => a[0] - b[0])
       .slice(0, 40)
       .map(([c, n]) => ({ label: name(c), colour: c, n }));
-  }, [data, points, colourBy, media, mediaIds]);
+  }, [data, points, colourBy, media, mediaIds, textSims]);
+
+  /** Whether the points show similarities to a text (of this map). */
+  const textShown = colourBy === 'text' && data !== null && textSims?.mapId === data.id;
+  const colourByText = () => {
+    const text = textQuery.trim();
+    if (mapId === null || !text) return;
+    setColouring(true);
+    void run('Could not colour the map by a text', async () => {
+      const r = await client.call('map.textSimilarity', { mapId, text });
+      setTextSims({ ...r, mapId, text });
+    }).finally(() => setColouring(false));
+  };
 
   const selectedMedia = useMemo(
     () => [...new Set([...selected].map((i) => data?.points[i]?.mediaId ?? 0))].filter(Boolean),
@@ -181,8 +217,42 @@ export function MapView() {
                 <option value="cluster">Cluster (k-means)</option>
                 <option value="video">Video / image</option>
                 <option value="class">Class (labelled folder)</option>
+                <option value="text">Similarity to a text</option>
               </select>
             </div>
+            {colourBy === 'text' && (
+              <form
+                className="field-row"
+                onSubmit={(e) => {
+                  e.preventDefault();
+                  colourByText();
+                }}
+              >
+                <div className="field">
+                  <label htmlFor="map-text">Text</label>
+                  <input
+                    id="map-text"
+                    type="search"
+                    value={textQuery}
+                    placeholder="a dog on a boat"
+                    onChange={(e) => setTextQuery(e.target.value)}
+                  />
+                </div>
+                <ActionButton
+                  type="submit"
+                  whyTestId="map-text-why"
+                  why={
+                    textWhy(textReady) ||
+                    (currentMap?.features === 'fungi' &&
+                      'This map is of FUNGI vectors; a text is compared with CLS embeddings: build a map of embeddings.') ||
+                    (!textQuery.trim() && 'Type a text to colour the points by their similarity to it.')
+                  }
+                  busy={colouring && 'Comparing every point with the text…'}
+                >
+                  Colour
+                </ActionButton>
+              </form>
+            )}
             {colourBy === 'class' && (
               <PathField
                 label="Labelled folder"
@@ -214,11 +284,18 @@ export function MapView() {
               </button>
             )}
           </div>
+          {textShown && (
+            <p className="muted" data-testid="map-text-note">
+              Colour: cosine similarity to “{textSims?.text}” (ShareLock head “{textSims?.headName}”), low (dark) to
+              high (yellow).
+            </p>
+          )}
           {data && (
             <div className="map-stage">
               <div className="map-canvas-wrap">
                 <MapCanvas
                   points={points}
+                  {...(textShown ? { paint: scaleColour } : {})}
                   selected={selected}
                   lasso={lasso}
                   onSelect={setSelected}
@@ -240,8 +317,11 @@ export function MapView() {
               <ul className="map-legend" aria-label="Legend">
                 {legend.map((l) => (
                   <li key={l.colour}>
-                    <span className="swatch" style={{ background: colourOf(l.colour) }} /> {l.label}{' '}
-                    <span className="muted">({l.n})</span>
+                    <span
+                      className="swatch"
+                      style={{ background: textShown ? scaleColour(l.colour) : colourOf(l.colour) }}
+                    />{' '}
+                    {l.label} <span className="muted">({l.n})</span>
                   </li>
                 ))}
               </ul>

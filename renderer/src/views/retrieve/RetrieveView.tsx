@@ -5,6 +5,7 @@ import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 import { FeatureSourcePicker, FeaturesPage, useFeatureSource } from '../fungi/FeatureSource';
 import { FramePicker, useCatalog } from '../segment/useCatalog';
+import { TextSearch } from './TextSearch';
 
 type Patches = CommandResult<'retrieve.patches'>;
 type Images = CommandResult<'retrieve.images'>;
@@ -86,6 +87,7 @@ export function RetrieveView() {
 
   return (
     <FeaturesPage title="Retrieve" hasRuns={runs.length > 0}>
+      <TextSearch name={name} />
       <section className="card">
         <FeatureSourcePicker idPrefix="retrieve" {...picker} />
         <FramePicker
