@@ -14,11 +14,23 @@ import { colourOf, MapCanvas, type MapPointView, SCALE, scaleColour } from './Ma
 type MapList = CommandResult<'map.list'>;
 type MapData = CommandResult<'map.get'>;
 type ColourBy = 'cluster' | 'video' | 'class' | 'text';
-type TextSims = CommandResult<'map.textSimilarity'> & { mapId: number; text: string };
+type TextSims = CommandResult<'map.textSimilarity'> & { mapId: number; text: string; edges: number[] };
 
-/** A similarity's step on the colour scale, between the map's lowest and highest. */
+/** Edges of the colour steps: each holds a tenth of the points (similarities often crowd near the top). */
+function decileEdges(sims: readonly number[]): number[] {
+  const sorted = [...sims].sort((a, b) => a - b);
+  const last = sorted.length - 1;
+  return Array.from(
+    { length: SCALE.length + 1 },
+    (_, i) => sorted[Math.max(0, Math.round((i * last) / SCALE.length))] as number,
+  );
+}
+
+/** A similarity's colour step. */
 function step(s: number, t: TextSims): number {
-  return t.max > t.min ? Math.min(SCALE.length - 1, Math.floor(((s - t.min) / (t.max - t.min)) * SCALE.length)) : 0;
+  let k = 0;
+  while (k < SCALE.length - 1 && s >= (t.edges[k + 1] as number)) k++;
+  return k;
 }
 
 /** The embedding map: build a 2-D layout (PCA or UMAP) of embeddings or FUNGI vectors, explore and lasso it. */
@@ -101,8 +113,7 @@ export function MapView() {
     for (const p of points) counts.set(p.colour, (counts.get(p.colour) ?? 0) + 1);
     const t = textSims;
     if (colourBy === 'text' && t?.mapId === data.id) {
-      const w = (t.max - t.min) / SCALE.length;
-      const name = (c: number) => `cos ${(t.min + c * w).toFixed(3)} – ${(t.min + (c + 1) * w).toFixed(3)}`;
+      const name = (c: number) => `cos ${(t.edges[c] as number).toFixed(3)} – ${(t.edges[c + 1] as number).toFixed(3)}`;
       return [...counts].sort((a, b) => b[0] - a[0]).map(([c, n]) => ({ label: name(c), colour: c, n }));
     }
     const name = (c: number) =>
@@ -129,7 +140,7 @@ export function MapView() {
     setColouring(true);
     void run('Could not colour the map by a text', async () => {
       const r = await client.call('map.textSimilarity', { mapId, text });
-      setTextSims({ ...r, mapId, text });
+      setTextSims({ ...r, mapId, text, edges: decileEdges(r.sims) });
     }).finally(() => setColouring(false));
   };
 
@@ -286,8 +297,8 @@ export function MapView() {
           </div>
           {textShown && (
             <p className="muted" data-testid="map-text-note">
-              Colour: cosine similarity to “{textSims?.text}” (ShareLock head “{textSims?.headName}”), low (dark) to
-              high (yellow).
+              Colour: cosine similarity to “{textSims?.text}” (ShareLock head “{textSims?.headName}”), lowest tenth
+              (dark) to highest tenth (yellow).
             </p>
           )}
           {data && (
