@@ -113,7 +113,15 @@ export function scanTopK(
   const heapS = new Float32Array(kk);
   const heapI = new Int32Array(kk);
   let size = 0;
-  const sift = (at: number) => {
+  const swap = (a: number, b: number) => {
+    const s = heapS[a] as number;
+    const ix = heapI[a] as number;
+    heapS[a] = heapS[b] as number;
+    heapI[a] = heapI[b] as number;
+    heapS[b] = s;
+    heapI[b] = ix;
+  };
+  const siftDown = (at: number) => {
     let i = at;
     for (;;) {
       const l = 2 * i + 1;
@@ -122,12 +130,7 @@ export function scanTopK(
       if (l < size && (heapS[l] as number) < (heapS[m] as number)) m = l;
       if (r < size && (heapS[r] as number) < (heapS[m] as number)) m = r;
       if (m === i) return;
-      const s = heapS[i] as number;
-      const ix = heapI[i] as number;
-      heapS[i] = heapS[m] as number;
-      heapI[i] = heapI[m] as number;
-      heapS[m] = s;
-      heapI[m] = ix;
+      swap(i, m);
       i = m;
     }
   };
@@ -160,18 +163,13 @@ export function scanTopK(
         while (i > 0) {
           const p = (i - 1) >> 1;
           if ((heapS[p] as number) <= (heapS[i] as number)) break;
-          const ts = heapS[p] as number;
-          const ti = heapI[p] as number;
-          heapS[p] = heapS[i] as number;
-          heapI[p] = heapI[i] as number;
-          heapS[i] = ts;
-          heapI[i] = ti;
+          swap(p, i);
           i = p;
         }
       } else if (s > (heapS[0] as number)) {
         heapS[0] = s;
         heapI[0] = start + j;
-        sift(0);
+        siftDown(0);
       }
     }
   }

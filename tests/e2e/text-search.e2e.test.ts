@@ -7,11 +7,9 @@
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ModelInfo } from '../../native/api/contract.js';
-import { textModelKey } from '../../native/text/feature-cache.js';
 import { fixturePath } from '../helpers/fixtures.js';
-import { randomLlamaWeights, tinyLlamaConfig, writeTinyLlama } from '../helpers/llama-models.js';
 import { writeInitViT } from '../helpers/models.js';
-import { writeCentroidHead } from '../helpers/text-head.js';
+import { writeCentroidHead, writeTinyGgufLlm } from '../helpers/text-head.js';
 import { type Session, useAppSession } from './browser.js';
 
 const ROOT = fixturePath('fashion', 'train');
@@ -53,16 +51,9 @@ describe('text search, end to end in browser mode', () => {
     await expect.poll(() => page.getByTestId('text-search-why').textContent()).toMatch(/No ShareLock head/);
     await s.shot('70-text-search-why');
 
-    const config = tinyLlamaConfig();
-    const file = writeTinyLlama(path.join(work, 'llm'), 'gguf', randomLlamaWeights(config, 3), config);
-    const head = await writeCentroidHead({
-      dir: work,
-      projectDir,
-      runId,
-      root: ROOT,
-      llm: { file, key: textModelKey(file), name: 'tiny-llama-test' },
-      vision,
-    });
+    const llmFile = writeTinyGgufLlm(work);
+    const file = llmFile.file;
+    const head = await writeCentroidHead({ dir: work, projectDir, runId, root: ROOT, llm: llmFile, vision });
     await s.engine.call('text.models.import', { path: file });
     await s.engine.call('text.models.import', { path: head.file, name: 'fashion centroids' });
     // the view asks again when a job finishes, or when it is opened again

@@ -11,9 +11,11 @@ import type { ModelInfo, TextModelInfo } from '../../native/api/contract.js';
 import { classList, classNamesUnder } from '../../native/classify/knn-classify.js';
 import { frameVectors } from '../../native/fungi/vectors.js';
 import { Project } from '../../native/store/project.js';
+import { textModelKey } from '../../native/text/feature-cache.js';
 import { headMetadata } from '../../native/text/head-file.js';
 import { LlamaEncoder, openLlama } from '../../native/text/llama.js';
 import { encodeShareLockWeights, shareLockConfig } from '../../native/text/sharelock.js';
+import { randomLlamaWeights, tinyLlamaConfig, writeTinyLlama } from './llama-models.js';
 
 /** x = A⁻¹ b for a small dense system (Gaussian elimination with partial pivoting), columns of b at once. */
 function solve(A: number[][], B: number[][]): number[][] {
@@ -33,6 +35,13 @@ function solve(A: number[][], B: number[][]): number[][] {
     }
   }
   return a.map((row, i) => row.slice(n).map((v) => v / (row[i] as number)));
+}
+
+/** The tiny GGUF language model of llama-models.ts in `dir`, as a head records it (its GGUF name is tiny-llama-test). */
+export function writeTinyGgufLlm(dir: string): Pick<TextModelInfo, 'file' | 'key' | 'name'> {
+  const config = tinyLlamaConfig();
+  const file = writeTinyLlama(path.join(dir, 'llm'), 'gguf', randomLlamaWeights(config, 3), config);
+  return { file, key: textModelKey(file), name: 'tiny-llama-test' };
 }
 
 export interface CentroidHead {

@@ -8,13 +8,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelInfo, TextModelInfo } from '../../../native/api/contract.js';
-import { textModelKey } from '../../../native/text/feature-cache.js';
 import { runCli } from '../../helpers/cli.js';
 import { dispatchEngine } from '../../helpers/dispatch.js';
 import { fixturePath } from '../../helpers/fixtures.js';
-import { randomLlamaWeights, tinyLlamaConfig, writeTinyLlama } from '../../helpers/llama-models.js';
 import { writeInitViT } from '../../helpers/models.js';
-import { type CentroidHead, writeCentroidHead } from '../../helpers/text-head.js';
+import { type CentroidHead, writeCentroidHead, writeTinyGgufLlm } from '../../helpers/text-head.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 const ROOT = fixturePath('fashion', 'train');
@@ -47,16 +45,9 @@ describe('text search over a project', () => {
     expect(none.why).toMatch(/No ShareLock head in this project/);
     await expect(call('retrieve.text', { text: 'a dog' })).rejects.toThrow(/No ShareLock head in this project/);
 
-    const config = tinyLlamaConfig();
-    const file = writeTinyLlama(path.join(work, 'llm'), 'gguf', randomLlamaWeights(config, 3), config);
-    head = await writeCentroidHead({
-      dir: work,
-      projectDir,
-      runId,
-      root: ROOT,
-      llm: { file, key: textModelKey(file), name: 'tiny-llama-test' },
-      vision,
-    });
+    const llmFile = writeTinyGgufLlm(work);
+    const file = llmFile.file;
+    head = await writeCentroidHead({ dir: work, projectDir, runId, root: ROOT, llm: llmFile, vision });
     // a head alone: it names the language model it needs
     headId = (await call('text.models.import', { path: head.file, name: 'centroids' })).id;
     const alone = await call('text.search.ready', {});

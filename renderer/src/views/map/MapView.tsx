@@ -7,7 +7,7 @@ import { Stale } from '../../shell/Stale';
 import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 import { FeatureSourcePicker, FeaturesPage, useFeatureSource } from '../fungi/FeatureSource';
-import { textWhy, useTextReady } from '../retrieve/TextSearch';
+import { TextQueryForm, textWhy, useTextReady } from '../retrieve/TextSearch';
 import { useCatalog } from '../segment/useCatalog';
 import { colourOf, MapCanvas, type MapPointView, SCALE, scaleColour } from './MapCanvas';
 
@@ -232,37 +232,23 @@ export function MapView() {
               </select>
             </div>
             {colourBy === 'text' && (
-              <form
-                className="field-row"
-                onSubmit={(e) => {
-                  e.preventDefault();
-                  colourByText();
-                }}
+              <TextQueryForm
+                id="map-text"
+                label="Text"
+                value={textQuery}
+                onChange={setTextQuery}
+                onSubmit={colourByText}
+                whyTestId="map-text-why"
+                why={
+                  textWhy(textReady) ||
+                  (currentMap?.features === 'fungi' &&
+                    'This map is of FUNGI vectors; a text is compared with CLS embeddings: build a map of embeddings.') ||
+                  (!textQuery.trim() && 'Type a text to colour the points by their similarity to it.')
+                }
+                busy={colouring && 'Comparing every point with the text…'}
               >
-                <div className="field">
-                  <label htmlFor="map-text">Text</label>
-                  <input
-                    id="map-text"
-                    type="search"
-                    value={textQuery}
-                    placeholder="a dog on a boat"
-                    onChange={(e) => setTextQuery(e.target.value)}
-                  />
-                </div>
-                <ActionButton
-                  type="submit"
-                  whyTestId="map-text-why"
-                  why={
-                    textWhy(textReady) ||
-                    (currentMap?.features === 'fungi' &&
-                      'This map is of FUNGI vectors; a text is compared with CLS embeddings: build a map of embeddings.') ||
-                    (!textQuery.trim() && 'Type a text to colour the points by their similarity to it.')
-                  }
-                  busy={colouring && 'Comparing every point with the text…'}
-                >
-                  Colour
-                </ActionButton>
-              </form>
+                Colour
+              </TextQueryForm>
             )}
             {colourBy === 'class' && (
               <PathField

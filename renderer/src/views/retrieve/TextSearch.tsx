@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { type ReactNode, useEffect, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { frameLabel, plural } from '../../shell/format';
 import { ActionButton } from '../../shell/Why';
@@ -39,6 +39,65 @@ export function TextPairLine({ ready }: { ready: Ready | null }) {
   );
 }
 
+/** A text field with its button (Enter submits), the button saying why it cannot act. */
+export function TextQueryForm(props: {
+  id: string;
+  label: string;
+  value: string;
+  onChange(v: string): void;
+  onSubmit(): void;
+  why: string | null | false | undefined;
+  busy: string | false;
+  whyTestId: string;
+  primary?: boolean;
+  children: ReactNode;
+}) {
+  return (
+    <form
+      className="field-row"
+      onSubmit={(e) => {
+        e.preventDefault();
+        props.onSubmit();
+      }}
+    >
+      <div className={props.primary ? 'field grow' : 'field'}>
+        <label htmlFor={props.id}>{props.label}</label>
+        <input
+          id={props.id}
+          type="search"
+          value={props.value}
+          placeholder="a dog on a boat"
+          onChange={(e) => props.onChange(e.target.value)}
+        />
+      </div>
+      <ActionButton
+        type="submit"
+        {...(props.primary ? { className: 'primary' } : {})}
+        whyTestId={props.whyTestId}
+        why={props.why}
+        busy={props.busy}
+      >
+        {props.children}
+      </ActionButton>
+    </form>
+  );
+}
+
+/** A frame as a thumbnail with its caption (a result of a search). */
+export function FrameCard(props: { mediaId: number; frameIdx: number; name: string; children: ReactNode }) {
+  return (
+    <li className="media-card">
+      <div className="thumb">
+        <img
+          src={`media/frame/${props.mediaId}/${props.frameIdx}.png`}
+          alt={`${props.name} ${frameLabel(props.frameIdx)}`}
+        />
+      </div>
+      <div className="card-caption">{props.children}</div>
+    </li>
+  );
+}
+
 /** Retrieve by text: a typed query ranks the library's frames by cosine in the head's embedding space. */
 export function TextSearch({ name }: { name(mediaId: number): string }) {
   const { client, run } = useApp();
@@ -57,33 +116,19 @@ export function TextSearch({ name }: { name(mediaId: number): string }) {
   return (
     <section className="card" aria-labelledby="text-search-title">
       <h2 id="text-search-title">Search by text</h2>
-      <form
-        className="field-row"
-        onSubmit={(e) => {
-          e.preventDefault();
-          search();
-        }}
+      <TextQueryForm
+        id="text-query"
+        label="Describe what to find"
+        value={query}
+        onChange={setQuery}
+        onSubmit={search}
+        primary
+        whyTestId="text-search-why"
+        why={textWhy(ready) || (!query.trim() && 'Type a few words describing the images to find.')}
+        busy={busy && 'Searching: the language model reads the text (once per text), then every frame is ranked…'}
       >
-        <div className="field grow">
-          <label htmlFor="text-query">Describe what to find</label>
-          <input
-            id="text-query"
-            type="search"
-            value={query}
-            placeholder="a dog on a boat"
-            onChange={(e) => setQuery(e.target.value)}
-          />
-        </div>
-        <ActionButton
-          type="submit"
-          className="primary"
-          whyTestId="text-search-why"
-          why={textWhy(ready) || (!query.trim() && 'Type a few words describing the images to find.')}
-          busy={busy && 'Searching: the language model reads the text (once per text), then every frame is ranked…'}
-        >
-          Search
-        </ActionButton>
-      </form>
+        Search
+      </TextQueryForm>
       <TextPairLine ready={ready} />
       {found && (
         <>
@@ -95,18 +140,15 @@ export function TextSearch({ name }: { name(mediaId: number): string }) {
           </h3>
           <ol className="media-grid" data-testid="text-results" aria-labelledby="text-results-title">
             {found.results.map((r, i) => (
-              <li key={`${r.mediaId}-${r.frameIdx}`} className="media-card">
-                <div className="thumb">
-                  <img
-                    src={`media/frame/${r.mediaId}/${r.frameIdx}.png`}
-                    alt={`${name(r.mediaId)} ${frameLabel(r.frameIdx)}`}
-                  />
-                </div>
-                <div className="card-caption">
-                  {i + 1}. {name(r.mediaId)} · {frameLabel(r.frameIdx)} ·{' '}
-                  <span data-testid="text-score">cos {r.sim.toFixed(3)}</span>
-                </div>
-              </li>
+              <FrameCard
+                key={`${r.mediaId}-${r.frameIdx}`}
+                mediaId={r.mediaId}
+                frameIdx={r.frameIdx}
+                name={name(r.mediaId)}
+              >
+                {i + 1}. {name(r.mediaId)} · {frameLabel(r.frameIdx)} ·{' '}
+                <span data-testid="text-score">cos {r.sim.toFixed(3)}</span>
+              </FrameCard>
             ))}
           </ol>
         </>
