@@ -62,12 +62,7 @@ async function stepPart(args: string[]): Promise<Record<string, unknown>> {
   const V = flag(args, '--vision', 384);
   const H = flag(args, '--hidden', 4096);
   const steps = flag(args, '--steps', 2);
-  const ti = args.indexOf('--torch-threads');
-  const all = os.availableParallelism();
-  const spec = ti >= 0 ? (args[ti + 1] ?? '') : `1,${all}`;
-  const threads = [...new Set(spec.split(',').map((s) => (s === 'all' ? all : Number(s))))];
-  if (threads.some((t) => !Number.isInteger(t) || t < 1))
-    throw new Error(`bench sharelock: --torch-threads takes counts like 1,2 or all, not ${spec}`);
+  const threads = threadCounts(args, '--torch-threads');
 
   const head = shareLockConfig(T, V, { hidden: H });
   const rng = new Rng(1);
@@ -162,7 +157,7 @@ async function queryPart(args: string[]): Promise<Record<string, unknown>> {
   // at each thread count, as the step: one query's GEMVs are memory-bound, and on a loaded machine a second thread
   // mostly spins (the fastest kept)
   const runs = [];
-  for (const threads of queryThreads(args)) {
+  for (const threads of threadCounts(args, '--query-threads')) {
     const runtime = { provider: 'cpu' as const, threads };
     // the product's path (text-search.ts) from the text feature on: the LLM's part is `llm_tokens_per_s`
     const embedder = await ShareLockTextEmbedder.create(
@@ -239,14 +234,14 @@ async function queryPart(args: string[]): Promise<Record<string, unknown>> {
   };
 }
 
-/** `--query-threads 1,2` (default 1 and every core). */
-function queryThreads(args: string[]): number[] {
-  const i = args.indexOf('--query-threads');
+/** Thread counts from `name` 1,2 or all (default 1 and every core). */
+function threadCounts(args: string[], name: string): number[] {
+  const i = args.indexOf(name);
   const all = os.availableParallelism();
   const spec = i >= 0 ? (args[i + 1] ?? '') : `1,${all}`;
   const t = [...new Set(spec.split(',').map((x) => (x === 'all' ? all : Number(x))))];
   if (t.some((x) => !Number.isInteger(x) || x < 1))
-    throw new Error(`bench sharelock: --query-threads takes counts like 1,2 or all, not ${spec}`);
+    throw new Error(`bench sharelock: ${name} takes counts like 1,2 or all, not ${spec}`);
   return t;
 }
 
