@@ -19,6 +19,7 @@ import { retrieveCommands } from './retrieve.js';
 import { RuntimeInfo, runtimeCommands } from './runtime.js';
 import { segmentCommands } from './segment.js';
 import { textCommands } from './text.js';
+import { textSearchCommands } from './text-search.js';
 import { trackCommands } from './track.js';
 import { trainCommands } from './train.js';
 
@@ -34,6 +35,7 @@ export * from './retrieve.js';
 export * from './runtime.js';
 export * from './segment.js';
 export * from './text.js';
+export * from './text-search.js';
 export * from './track.js';
 export * from './train.js';
 
@@ -56,6 +58,7 @@ export const commands = {
   ...trackCommands,
   ...trainCommands,
   ...textCommands,
+  ...textSearchCommands,
 } as const;
 
 export type CommandTable = typeof commands;

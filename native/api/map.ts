@@ -9,6 +9,23 @@ import { JobInfo } from './jobs.js';
 
 const MapPoint = z.object({ mediaId: z.int(), frameIdx: z.int(), x: z.number(), y: z.number(), cluster: z.int() });
 
+/**
+ * What a classification of frames reports (kNN's `classify.knn`, zero-shot's `classify.zeroShot`): the classes,
+ * the score on the labelled frames, and the predicted class of the others.
+ */
+export const ClassifyOutcome = z.object({
+  classes: z.array(z.string()),
+  evaluated: z.int(),
+  accuracy: z.number(),
+  /** confusion[true][predicted] */
+  confusion: z.array(z.array(z.int())),
+  misclassified: z.array(
+    z.object({ mediaId: z.int(), frameIdx: z.int(), truth: z.int(), predicted: z.int(), confidence: z.number() }),
+  ),
+  /** Frames outside the labelled folders, with their predicted class. */
+  predictions: z.array(z.object({ mediaId: z.int(), frameIdx: z.int(), predicted: z.int(), confidence: z.number() })),
+});
+
 /** The commands of this capability (merged into `commands` by contract.ts). */
 export const mapCommands = {
   'classify.knn': {
@@ -24,22 +41,10 @@ export const mapCommands = {
         temperature: z.number().positive().optional(),
       })
       .strict(),
-    result: z.object({
+    result: ClassifyOutcome.extend({
       features: FeatureKind,
       /** Library items labelled by content: their file lies under a class folder at another path (a copy). */
       attachedByContent: z.int().optional(),
-      classes: z.array(z.string()),
-      evaluated: z.int(),
-      accuracy: z.number(),
-      /** confusion[true][predicted] */
-      confusion: z.array(z.array(z.int())),
-      misclassified: z.array(
-        z.object({ mediaId: z.int(), frameIdx: z.int(), truth: z.int(), predicted: z.int(), confidence: z.number() }),
-      ),
-      /** Frames outside the labelled folders, with their predicted class. */
-      predictions: z.array(
-        z.object({ mediaId: z.int(), frameIdx: z.int(), predicted: z.int(), confidence: z.number() }),
-      ),
     }),
   },
   'map.build': {

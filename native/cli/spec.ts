@@ -34,6 +34,8 @@ const STORED_PIXELS = b(
   "boxes and points in the stored frame's pixels (`flaneur library` shows its size) instead of the source file's",
 );
 const VECTORS = s('cls|fungi', 'frame vectors: CLS embeddings (default) or FUNGI features');
+const TEXT_HEAD = s('ID', 'ShareLock head (`flaneur text models`; default: the newest)');
+const TEXT_LLM = s('ID', 'language model (default: the one the head was trained on)');
 
 const projectCmds = () => import('./commands/project.js');
 const libraryCmds = () => import('./commands/library.js');
@@ -551,6 +553,21 @@ resolution (up to 4096 px), not the smaller stored frame, and picks the scale fr
     load: async () => (await retrieveCmds()).similar,
   },
   {
+    name: 'retrieve text',
+    synopsis: '"<query>" [--top N] [--head ID] [--llm ID] [--run R]',
+    summary: 'the frames that best match a text (a ShareLock head and its language model; see `flaneur text`)',
+    details:
+      "Defaults: the project's newest ShareLock head, the language model it was trained on and the newest feature run of its vision encoder (each said on stderr). The language model runs only for a text it has not encoded before.",
+    positionals: one('a text'),
+    options: {
+      top: s('N', 'results (default 24)'),
+      head: TEXT_HEAD,
+      llm: TEXT_LLM,
+      run: s('R', "feature run of the head's vision encoder (default: its newest)"),
+    },
+    load: async () => (await retrieveCmds()).text,
+  },
+  {
     name: 'retrieve patch',
     synopsis: 'ITEM:N --at x,y [--k N] [--run R]',
     summary: "the patches most similar to the one at x,y (the source file's pixels)",
@@ -597,19 +614,23 @@ resolution (up to 4096 px), not the smaller stored frame, and picks the scale fr
   },
   {
     name: 'classify',
-    synopsis: '--train DIR [--test DIR] [--run R] [--vectors cls|fungi] [--k K]',
-    summary: 'kNN classification of a labelled folder (sub-folder = class): accuracy and confusion matrix',
-    details: 'The folders must be in the catalog (`flaneur add DIR`). Without --test: leave-one-out over --train.',
+    synopsis: '--train DIR [--test DIR] [--run R] [--vectors cls|fungi] [--k K] | --zero-shot classes.txt [--test DIR]',
+    summary:
+      'kNN classification of a labelled folder (sub-folder = class), or zero-shot from class names: accuracy and confusion matrix',
+    details:
+      'The folders must be in the catalog (`flaneur add DIR`). Without --test: leave-one-out over --train.\nWith --zero-shot: class names, one a line (blank lines and lines starting with # skipped), each put in several prompt templates and compared with every frame through a ShareLock head (defaults as `retrieve text`); --test DIR scores the frames under its sub-folders named as the classes (case, _ and - aside), the others are predicted.',
     positionals: none,
     options: {
       train: s('DIR', 'labelled folder'),
       test: s('DIR', 'labelled folder to score'),
+      'zero-shot': s('FILE', 'class names, one a line: classify by name with a ShareLock head instead of examples'),
+      head: TEXT_HEAD,
+      llm: TEXT_LLM,
       run: RUN,
       size: RUN_SIZE,
       vectors: VECTORS,
       k: s('K', 'neighbours (default 20)'),
     },
-    required: ['train'],
     load: async () => (await analyseCmds()).classify,
   },
   {

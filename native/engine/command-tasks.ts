@@ -11,8 +11,10 @@ import { ExactKnn } from '../features/knn.js';
 import type { RuntimeSettings } from '../runtime/session.js';
 import { createClusterBank } from '../segment/service.js';
 import type { Project } from '../store/project.js';
+import { labelsByContent } from './labelled-content.js';
 import { modelCatalog, registerModel } from './models.js';
 import { importTextModel, TextEncoderCache, textFeatures } from './text-models.js';
+import { TextSearchService } from './text-search.js';
 
 export interface TaskDeps {
   extractors: ExtractorCache;
@@ -20,18 +22,22 @@ export interface TaskDeps {
   counting: CountService;
   /** The language model kept loaded for `text.features`. */
   textEncoders: TextEncoderCache;
+  /** A ShareLock head's projector and a run's embeddings kept warm for text queries. */
+  textSearch: TextSearchService;
 }
 
 /** The deps of a worker process: its own caches, made with the Device settings of the call being run. */
 export function workerDeps(): { deps: TaskDeps; setRuntime(r: RuntimeSettings): void } {
   let runtime: RuntimeSettings = { provider: 'auto', threads: null };
   const extractors = new ExtractorCache(() => runtime);
+  const textEncoders = new TextEncoderCache(() => runtime);
   return {
     deps: {
       extractors,
       knn: new ExactKnn(() => runtime),
       counting: new CountService(extractors),
-      textEncoders: new TextEncoderCache(() => runtime),
+      textEncoders,
+      textSearch: new TextSearchService(textEncoders, () => runtime),
     },
     setRuntime: (r) => {
       runtime = r;
@@ -54,6 +60,11 @@ export function commandTasks(d: TaskDeps) {
       importTextModel(project(), a),
     'text.features': (project: () => Project, a: CommandArgs<'text.features'>) =>
       textFeatures(project(), d.textEncoders, a),
+    'retrieve.text': (project: () => Project, a: CommandArgs<'retrieve.text'>) => d.textSearch.retrieve(project(), a),
+    'classify.zeroShot': async (project: () => Project, a: CommandArgs<'classify.zeroShot'>) =>
+      d.textSearch.zeroShot(project(), a, a.root ? await labelsByContent(project(), a.root) : undefined),
+    'map.textSimilarity': (project: () => Project, a: CommandArgs<'map.textSimilarity'>) =>
+      d.textSearch.mapSimilarity(project(), a),
   };
 }
 

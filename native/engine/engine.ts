@@ -36,6 +36,7 @@ import { mediaResource } from './library.js';
 import { BUNDLED_MODEL_DIR, bundledManifest, TRAINED_HERE } from './model-about.js';
 import { ModelService } from './models.js';
 import { registerTrainedHead, TextEncoderCache } from './text-models.js';
+import { TextSearchService } from './text-search.js';
 
 /** The bundled sample video (samples/README.md says where it comes from). */
 export const SAMPLE_VIDEO = path.join(APP_ROOT, 'samples', 'vtest-street.mp4');
@@ -95,6 +96,8 @@ export class Engine {
   readonly counting: CountService;
   /** The language model kept loaded for `text.features` run in the engine (job workers off). */
   readonly textEncoders: TextEncoderCache;
+  /** Text queries' warm state (a head's projector, a run's embeddings) when they run in the engine. */
+  readonly textSearch: TextSearchService;
   private current: { project: Project; runner: JobRunner; lock: ProjectLock | null } | null = null;
   private backup: Promise<void> = Promise.resolve();
   private readonly listeners = new Set<EngineListener>();
@@ -113,6 +116,7 @@ export class Engine {
     this.knn = new ExactKnn(() => this.models.runtimeSettings());
     this.counting = new CountService(this.extractors);
     this.textEncoders = new TextEncoderCache(() => this.models.runtimeSettings());
+    this.textSearch = new TextSearchService(this.textEncoders, () => this.models.runtimeSettings());
     this.localTasks = commandTasks(this);
     const workers = options.jobWorkers === false ? null : { ...options.jobWorkers, entry: JOB_WORKER_ENTRY };
     this.taskWorker = workers && new TaskWorker(workers);
@@ -329,6 +333,7 @@ export class Engine {
     await this.models.dropSessions();
     this.counting.release();
     await this.extractors.release();
+    await this.textSearch.release();
     await this.textEncoders.release();
     await cur.runner.close();
     cur.project.close();

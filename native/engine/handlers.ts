@@ -334,6 +334,10 @@ export function createHandlers(engine: Engine): Handlers {
     'text.models.list': () => open().project.textModels.list().map(textModelInfo),
     'text.models.import': (a) => engine.command('text.models.import', a),
     'text.features': (a) => engine.command('text.features', a),
+    'text.search.ready': (a) => engine.textSearch.ready(open().project, a),
+    'retrieve.text': (a) => engine.command('retrieve.text', a),
+    'classify.zeroShot': (a) => engine.command('classify.zeroShot', a),
+    'map.textSimilarity': (a) => engine.command('map.textSimilarity', a),
     'train.sharelock': (a) => {
       const { project } = open();
       requireTextModel(project, a.textModel, 'llm', 'textModel');

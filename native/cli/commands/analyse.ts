@@ -1,7 +1,8 @@
 /** The embedding map, kNN classification and FUNGI features. */
 import fs from 'node:fs';
-import { UsageError } from '../errors.js';
-import { command, formatJob, frameNumber } from '../session.js';
+import { CliError, UsageError } from '../errors.js';
+import { command, formatJob, frameNumber, type Session } from '../session.js';
+import { pairOptions, saidPair } from './retrieve.js';
 
 const csvField = (v: string) => (/[",\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v);
 
@@ -37,7 +38,82 @@ export const map = command(async (s) => {
   );
 });
 
+/** Class names from a file: one a line, blank lines and `#` comments skipped. */
+function classNames(file: string): string[] {
+  let raw: string;
+  try {
+    raw = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new CliError(`Cannot read the class names file ${file}.`, 'NOT_FOUND');
+  }
+  const names = raw
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  if (names.length < 2)
+    throw new CliError(
+      `${file} names ${names.length} class(es); zero-shot needs at least two, one a line.`,
+      'INVALID_ARGUMENT',
+    );
+  return names;
+}
+
+const zeroShot = async (s: Session, file: string) => {
+  if (s.opt('train') || s.opt('vectors') || s.opt('k') || s.opt('size'))
+    throw new UsageError('classify: --zero-shot takes no --train, --vectors, --k or --size (it classifies by name)');
+  const test = s.opt('test');
+  const r = await s.call('classify.zeroShot', {
+    classes: classNames(file),
+    ...pairOptions(s),
+    ...(test ? { root: test } : {}),
+  });
+  saidPair(s, r);
+  const names = await s.byId(r.predictions.map((p) => p.mediaId));
+  const predictions = r.predictions.map((p) => ({
+    ...p,
+    item: names.get(p.mediaId)?.name ?? String(p.mediaId),
+    frame: frameNumber(p.frameIdx),
+    class: r.classes[p.predicted] as string,
+  }));
+  const result = {
+    method: r.method,
+    head: r.head,
+    textModel: r.textModel,
+    runId: r.runId,
+    classes: r.classes,
+    templates: r.templates,
+    evaluated: r.evaluated,
+    accuracy: test ? r.accuracy : null,
+    confusion: test ? r.confusion : null,
+    unmatched: r.unmatched,
+    unmatchedFolders: r.unmatchedFolders,
+    misclassified: r.misclassified.map((m) => ({ ...m, frame: frameNumber(m.frameIdx) })),
+    predictions,
+  };
+  s.out(result, () =>
+    [
+      ...(test
+        ? [
+            `accuracy ${(100 * r.accuracy).toFixed(2)}% over ${r.evaluated} frames (zero-shot from ${r.classes.length} class names, ${r.templates.length} prompt templates)`,
+            ...(r.unmatched
+              ? [`${r.unmatched} labelled frames not scored: no class is named ${r.unmatchedFolders.join(', ')}`]
+              : []),
+            `confusion (rows: truth, columns: predicted): ${r.classes.join(', ')}`,
+            ...r.confusion.map(
+              (row, i) => `  ${(r.classes[i] ?? '').padEnd(16)} ${row.map((v) => String(v).padStart(5)).join('')}`,
+            ),
+          ]
+        : [`zero-shot from ${r.classes.length} class names, ${r.templates.length} prompt templates`]),
+      ...predictions.map((p) => `${p.class}\t${(100 * p.confidence).toFixed(1)}%\t${p.item}:${p.frame}`),
+    ].join('\n'),
+  );
+};
+
 export const classify = command(async (s) => {
+  const names = s.opt('zero-shot');
+  if (names !== undefined) return zeroShot(s, names);
+  if (!s.opt('train'))
+    throw new UsageError('classify: give --train DIR (kNN from examples) or --zero-shot classes.txt');
   const features = s.vectors();
   const k = s.num('k', { int: true, min: 1, max: 200 });
   const test = s.opt('test');

@@ -72,3 +72,38 @@ export const duplicates = command(async (s) => {
       : `(no pairs at ${r.threshold} or above)`,
   );
 });
+
+/** The head, language model and run a text command used, on stderr (as --model / --run defaults are said). */
+export function saidPair(
+  s: Session,
+  r: { headName: string; head: number; textModelName: string; textModel: number; runId: number; computed: number },
+) {
+  s.note(
+    `ShareLock head #${r.head} "${r.headName}" with language model #${r.textModel} "${r.textModelName}", feature run #${r.runId}${r.computed ? ` (${r.computed} text${r.computed === 1 ? '' : 's'} encoded now)` : ''}`,
+  );
+}
+
+/** The text-pair options of `retrieve text` and `classify --zero-shot`. */
+export function pairOptions(s: Session) {
+  const head = s.num('head', { int: true, min: 1 });
+  const textModel = s.num('llm', { int: true, min: 1 });
+  const runId = s.num('run', { int: true, min: 1 });
+  return {
+    ...(head ? { head } : {}),
+    ...(textModel ? { textModel } : {}),
+    ...(runId ? { runId } : {}),
+  };
+}
+
+export const text = command(async (s) => {
+  const query = s.inv.positionals[0] as string;
+  const k = s.num('top', { int: true, min: 1, max: 1000 });
+  const r = await s.call('retrieve.text', { text: query, ...pairOptions(s), ...(k ? { k } : {}) });
+  saidPair(s, r);
+  const results = await named(s, r.results);
+  s.out({ ...r, results }, () =>
+    results.length
+      ? results.map((x) => `${x.sim.toFixed(4)}\t${x.item}:${x.frame}`).join('\n')
+      : '(no frames in the feature run)',
+  );
+});

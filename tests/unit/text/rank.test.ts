@@ -2,7 +2,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../../native/base/rng.js';
 import { l2normalizeRows } from '../../../native/features/knn.js';
-import { TextRanker } from '../../../native/text/rank.js';
+import { scanTopK, TextRanker } from '../../../native/text/rank.js';
 
 describe('TextRanker', () => {
   const rng = new Rng(9);
@@ -40,5 +40,38 @@ describe('TextRanker', () => {
     await small.release();
     expect(indices).toHaveLength(3);
     expect(indices[0]).toBe(1);
+  });
+
+  it('gives the same ranking from the blocked JavaScript scan (ties by index)', async () => {
+    const q = l2normalizeRows(
+      Float32Array.from({ length: dim }, () => rng.normal()),
+      dim,
+    );
+    const ours = scanTopK(rows, dim, q, 50);
+    const ort = await ranker.rank(q, 50);
+    expect(ours.indices).toEqual(ort.indices);
+    ours.scores.forEach((s, i) => {
+      expect(s).toBeCloseTo(ort.scores[i] as number, 5);
+    });
+    // fewer rows than k: every row, best first
+    expect(scanTopK(rows.subarray(0, 0), dim, q, 5).indices).toEqual([]);
+  });
+
+  it("scores every row for several queries at once (a map's colours, zero-shot prototypes)", async () => {
+    const qs = l2normalizeRows(
+      Float32Array.from({ length: 2 * dim }, () => rng.normal()),
+      dim,
+    );
+    const all = await ranker.scores(qs);
+    expect(all).toHaveLength(2 * n);
+    for (const [qi, i] of [
+      [0, 0],
+      [1, 4999],
+      [1, 1234],
+    ] as const) {
+      let s = 0;
+      for (let j = 0; j < dim; j++) s += (rows[i * dim + j] as number) * (qs[qi * dim + j] as number);
+      expect(all[qi * n + i]).toBeCloseTo(s, 5);
+    }
   });
 });

@@ -7,8 +7,15 @@ import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 import { FeatureSourcePicker, FeaturesPage, useFeatureSource } from '../fungi/FeatureSource';
 import { useCatalog } from '../segment/useCatalog';
+import { ZeroShotCard, type ZeroShotResult } from './ZeroShot';
 
-type Result = CommandResult<'classify.knn'>;
+type Result = CommandResult<'classify.knn'> | ZeroShotResult;
+
+/** How the shown result was made, in words. */
+function method(r: Result, queryRoot: string): string {
+  if ('method' in r) return `zero-shot from class names, ${plural(r.templates.length, 'prompt template')}`;
+  return `${r.features === 'fungi' ? 'FUNGI gradients' : 'CLS embeddings'}, ${queryRoot ? 'test folder' : 'leave-one-out'}`;
+}
 
 /** Up to 60 frames as thumbnails with a caption each (nothing when empty). */
 function FrameGrid<T extends { mediaId: number; frameIdx: number }>(props: {
@@ -106,52 +113,68 @@ export function ClassifyView() {
           features in the chosen run.
         </p>
       </section>
+      <ZeroShotCard onResult={setResult} />
       {result && (
         <section className="card" aria-labelledby="classify-result">
           <h2 id="classify-result">
-            Accuracy <span data-testid="classify-accuracy">{(100 * result.accuracy).toFixed(1)} %</span>{' '}
-            <span className="muted">
-              ({plural(result.evaluated, 'frame')}, {plural(result.classes.length, 'class', 'classes')},{' '}
-              {result.features === 'fungi' ? 'FUNGI gradients' : 'CLS embeddings'},{' '}
-              {queryRoot ? 'test folder' : 'leave-one-out'})
-            </span>
+            {result.evaluated > 0 ? (
+              <>
+                Accuracy <span data-testid="classify-accuracy">{(100 * result.accuracy).toFixed(1)} %</span>{' '}
+                <span className="muted">
+                  ({plural(result.evaluated, 'frame')}, {plural(result.classes.length, 'class', 'classes')},{' '}
+                  {method(result, queryRoot)})
+                </span>
+              </>
+            ) : (
+              <>
+                Classes <span className="muted">({method(result, queryRoot)}; no labelled folder to score)</span>
+              </>
+            )}
           </h2>
-          {(result.attachedByContent ?? 0) > 0 && (
+          {'method' in result && result.unmatched > 0 && (
+            <p className="muted" data-testid="zero-shot-unmatched">
+              {plural(result.unmatched, 'labelled frame')} not scored: no class is named{' '}
+              {result.unmatchedFolders.join(', ')}.
+            </p>
+          )}
+          {'attachedByContent' in result && (result.attachedByContent ?? 0) > 0 && (
             <p className="muted" data-testid="classify-by-content">
               {plural(result.attachedByContent ?? 0, 'library item')} labelled by content: the labelled folder holds
               copies of files that were added to the library from elsewhere.
             </p>
           )}
-          <table className="confusion" aria-label="Confusion matrix (rows: truth, columns: predicted)">
-            <thead>
-              <tr>
-                <th>truth \ predicted</th>
-                {result.classes.map((c) => (
-                  <th key={c} title={c}>
-                    {c.slice(0, 8)}
-                  </th>
-                ))}
-              </tr>
-            </thead>
-            <tbody>
-              {result.confusion.map((row, i) => (
-                <tr key={result.classes[i]}>
-                  <th>{result.classes[i]}</th>
-                  {row.map((v, j) => (
-                    <td
-                      // biome-ignore lint/suspicious/noArrayIndexKey: fixed columns
-                      key={j}
-                      style={{
-                        background: `rgba(${i === j ? '80, 200, 120' : '230, 90, 90'}, ${(0.8 * v) / maxCell})`,
-                      }}
-                    >
-                      {v || ''}
-                    </td>
+          {result.evaluated > 0 && (
+            <table className="confusion" aria-label="Confusion matrix (rows: truth, columns: predicted)">
+              <thead>
+                <tr>
+                  <th>truth \ predicted</th>
+                  {result.classes.map((c) => (
+                    <th key={c} title={c}>
+                      {c.slice(0, 8)}
+                    </th>
                   ))}
                 </tr>
-              ))}
-            </tbody>
-          </table>
+              </thead>
+              <tbody>
+                {result.confusion.map((row, i) => (
+                  <tr key={result.classes[i]}>
+                    <th>{result.classes[i]}</th>
+                    {row.map((v, j) => (
+                      <td
+                        // biome-ignore lint/suspicious/noArrayIndexKey: fixed columns
+                        key={j}
+                        style={{
+                          background: `rgba(${i === j ? '80, 200, 120' : '230, 90, 90'}, ${(0.8 * v) / maxCell})`,
+                        }}
+                      >
+                        {v || ''}
+                      </td>
+                    ))}
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
           <FrameGrid
             title={`Misclassified (${result.misclassified.length})`}
             testId="misclassified"

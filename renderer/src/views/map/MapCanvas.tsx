@@ -37,6 +37,24 @@ export function colourOf(i: number): string {
   return i < 0 ? UNLABELLED : (PALETTE[i % PALETTE.length] as string);
 }
 
+/** A sequential scale, low to high (viridis, 10 steps): similarity to a text. */
+export const SCALE = [
+  '#440154',
+  '#482878',
+  '#3e4989',
+  '#31688e',
+  '#26828e',
+  '#1f9e89',
+  '#35b779',
+  '#6ece58',
+  '#b5de2b',
+  '#fde725',
+];
+
+export function scaleColour(step: number): string {
+  return SCALE[Math.max(0, Math.min(SCALE.length - 1, step))] as string;
+}
+
 /** Is (x, y) inside the polygon (even-odd rule)? */
 export function insidePolygon(x: number, y: number, poly: readonly [number, number][]): boolean {
   let inside = false;
@@ -66,7 +84,10 @@ export function MapCanvas(props: {
   onHover(index: number | null, at: { x: number; y: number } | null): void;
   width?: number;
   height?: number;
+  /** The colour of a point's `colour` value (default: the palette's). */
+  paint?: (colour: number) => string;
 }) {
+  const paint = props.paint ?? colourOf;
   const W = props.width ?? 900;
   const H = props.height ?? 600;
   const ref = useRef<HTMLCanvasElement>(null);
@@ -101,7 +122,7 @@ export function MapCanvas(props: {
     });
     const dim = props.selected.size > 0;
     for (const [colour, idx] of groups) {
-      ctx.fillStyle = colourOf(colour);
+      ctx.fillStyle = paint(colour);
       ctx.globalAlpha = dim ? 0.25 : 0.85;
       for (const i of idx) {
         const [sx, sy] = screen(props.points[i] as MapPointView);
@@ -117,7 +138,7 @@ export function MapCanvas(props: {
         const p = props.points[i];
         if (!p) continue;
         const [sx, sy] = screen(p);
-        ctx.fillStyle = colourOf(p.colour);
+        ctx.fillStyle = paint(p.colour);
         ctx.fillRect(sx - r - 1, sy - r - 1, 2 * r + 2, 2 * r + 2);
         ctx.strokeRect(sx - r - 1, sy - r - 1, 2 * r + 2, 2 * r + 2);
       }
@@ -136,7 +157,7 @@ export function MapCanvas(props: {
       ctx.stroke();
       ctx.setLineDash([]);
     }
-  }, [props.points, props.selected, screen, path, W, H]);
+  }, [props.points, props.selected, screen, path, W, H, paint]);
 
   const local = (e: PointerEvent<HTMLCanvasElement> | WheelEvent<HTMLCanvasElement>): [number, number] => {
     const b = e.currentTarget.getBoundingClientRect();

@@ -7,12 +7,31 @@ import { Stale } from '../../shell/Stale';
 import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 import { FeatureSourcePicker, FeaturesPage, useFeatureSource } from '../fungi/FeatureSource';
+import { TextQueryForm, textWhy, useTextReady } from '../retrieve/TextSearch';
 import { useCatalog } from '../segment/useCatalog';
-import { colourOf, MapCanvas, type MapPointView } from './MapCanvas';
+import { colourOf, MapCanvas, type MapPointView, SCALE, scaleColour } from './MapCanvas';
 
 type MapList = CommandResult<'map.list'>;
 type MapData = CommandResult<'map.get'>;
-type ColourBy = 'cluster' | 'video' | 'class';
+type ColourBy = 'cluster' | 'video' | 'class' | 'text';
+type TextSims = CommandResult<'map.textSimilarity'> & { mapId: number; text: string; edges: number[] };
+
+/** Edges of the colour steps: each holds a tenth of the points (similarities often crowd near the top). */
+function decileEdges(sims: readonly number[]): number[] {
+  const sorted = [...sims].sort((a, b) => a - b);
+  const last = sorted.length - 1;
+  return Array.from(
+    { length: SCALE.length + 1 },
+    (_, i) => sorted[Math.max(0, Math.round((i * last) / SCALE.length))] as number,
+  );
+}
+
+/** A similarity's colour step. */
+function step(s: number, t: TextSims): number {
+  let k = 0;
+  while (k < SCALE.length - 1 && s >= (t.edges[k + 1] as number)) k++;
+  return k;
+}
 
 /** The embedding map: build a 2-D layout (PCA or UMAP) of embeddings or FUNGI vectors, explore and lasso it. */
 export function MapView() {
@@ -25,6 +44,10 @@ export function MapView() {
   const [data, setData] = useState<MapData | null>(null);
   const [colourBy, setColourBy] = useState<ColourBy>('cluster');
   const [classRoot, setClassRoot] = useState('');
+  const [textQuery, setTextQuery] = useState('');
+  const [textSims, setTextSims] = useState<TextSims | null>(null);
+  const [colouring, setColouring] = useState(false);
+  const textReady = useTextReady();
   const [lasso, setLasso] = useState(false);
   const [selected, setSelected] = useState<Set<number>>(new Set());
   const [hover, setHover] = useState<{ i: number; x: number; y: number } | null>(null);
@@ -68,34 +91,58 @@ export function MapView() {
   const points: MapPointView[] = useMemo(() => {
     if (!data) return [];
     const videoIndex = new Map(mediaIds.map((id, i) => [id, i]));
+    const sims = colourBy === 'text' && textSims?.mapId === data.id ? textSims : null;
     return data.points.map((p, i) => ({
       x: p.x,
       y: p.y,
       colour:
-        colourBy === 'cluster'
-          ? p.cluster
-          : colourBy === 'video'
-            ? (videoIndex.get(p.mediaId) ?? 0)
-            : (data.labels[i] ?? -1),
+        colourBy === 'text'
+          ? sims
+            ? step(sims.sims[i] as number, sims)
+            : -1
+          : colourBy === 'cluster'
+            ? p.cluster
+            : colourBy === 'video'
+              ? (videoIndex.get(p.mediaId) ?? 0)
+              : (data.labels[i] ?? -1),
     }));
-  }, [data, colourBy, mediaIds]);
+  }, [data, colourBy, mediaIds, textSims]);
   const legend: { label: string; colour: number; n: number }[] = useMemo(() => {
     if (!data) return [];
     const counts = new Map<number, number>();
     for (const p of points) counts.set(p.colour, (counts.get(p.colour) ?? 0) + 1);
+    const t = textSims;
+    if (colourBy === 'text' && t?.mapId === data.id) {
+      const name = (c: number) => `cos ${(t.edges[c] as number).toFixed(3)} – ${(t.edges[c + 1] as number).toFixed(3)}`;
+      return [...counts].sort((a, b) => b[0] - a[0]).map(([c, n]) => ({ label: name(c), colour: c, n }));
+    }
     const name = (c: number) =>
-      colourBy === 'cluster'
-        ? `cluster ${c + 1}`
-        : colourBy === 'video'
-          ? (media.find((m) => m.id === mediaIds[c])?.name ?? `#${mediaIds[c]}`)
-          : c < 0
-            ? 'unlabelled'
-            : (data.classes[c] ?? `class ${c}`);
+      colourBy === 'text'
+        ? 'not compared with a text yet'
+        : colourBy === 'cluster'
+          ? `cluster ${c + 1}`
+          : colourBy === 'video'
+            ? (media.find((m) => m.id === mediaIds[c])?.name ?? `#${mediaIds[c]}`)
+            : c < 0
+              ? 'unlabelled'
+              : (data.classes[c] ?? `class ${c}`);
     return [...counts]
       .sort((a, b) => a[0] - b[0])
       .slice(0, 40)
       .map(([c, n]) => ({ label: name(c), colour: c, n }));
-  }, [data, points, colourBy, media, mediaIds]);
+  }, [data, points, colourBy, media, mediaIds, textSims]);
+
+  /** Whether the points show similarities to a text (of this map). */
+  const textShown = colourBy === 'text' && data !== null && textSims?.mapId === data.id;
+  const colourByText = () => {
+    const text = textQuery.trim();
+    if (mapId === null || !text) return;
+    setColouring(true);
+    void run('Could not colour the map by a text', async () => {
+      const r = await client.call('map.textSimilarity', { mapId, text });
+      setTextSims({ ...r, mapId, text, edges: decileEdges(r.sims) });
+    }).finally(() => setColouring(false));
+  };
 
   const selectedMedia = useMemo(
     () => [...new Set([...selected].map((i) => data?.points[i]?.mediaId ?? 0))].filter(Boolean),
@@ -181,8 +228,28 @@ export function MapView() {
                 <option value="cluster">Cluster (k-means)</option>
                 <option value="video">Video / image</option>
                 <option value="class">Class (labelled folder)</option>
+                <option value="text">Similarity to a text</option>
               </select>
             </div>
+            {colourBy === 'text' && (
+              <TextQueryForm
+                id="map-text"
+                label="Text"
+                value={textQuery}
+                onChange={setTextQuery}
+                onSubmit={colourByText}
+                whyTestId="map-text-why"
+                why={
+                  textWhy(textReady) ||
+                  (currentMap?.features === 'fungi' &&
+                    'This map is of FUNGI vectors; a text is compared with CLS embeddings: build a map of embeddings.') ||
+                  (!textQuery.trim() && 'Type a text to colour the points by their similarity to it.')
+                }
+                busy={colouring && 'Comparing every point with the text…'}
+              >
+                Colour
+              </TextQueryForm>
+            )}
             {colourBy === 'class' && (
               <PathField
                 label="Labelled folder"
@@ -214,11 +281,18 @@ export function MapView() {
               </button>
             )}
           </div>
+          {textShown && (
+            <p className="muted" data-testid="map-text-note">
+              Colour: cosine similarity to “{textSims?.text}” (ShareLock head “{textSims?.headName}”), lowest tenth
+              (dark) to highest tenth (yellow).
+            </p>
+          )}
           {data && (
             <div className="map-stage">
               <div className="map-canvas-wrap">
                 <MapCanvas
                   points={points}
+                  {...(textShown ? { paint: scaleColour } : {})}
                   selected={selected}
                   lasso={lasso}
                   onSelect={setSelected}
@@ -240,8 +314,11 @@ export function MapView() {
               <ul className="map-legend" aria-label="Legend">
                 {legend.map((l) => (
                   <li key={l.colour}>
-                    <span className="swatch" style={{ background: colourOf(l.colour) }} /> {l.label}{' '}
-                    <span className="muted">({l.n})</span>
+                    <span
+                      className="swatch"
+                      style={{ background: textShown ? scaleColour(l.colour) : colourOf(l.colour) }}
+                    />{' '}
+                    {l.label} <span className="muted">({l.n})</span>
                   </li>
                 ))}
               </ul>

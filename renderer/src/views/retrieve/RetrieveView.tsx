@@ -5,6 +5,7 @@ import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 import { FeatureSourcePicker, FeaturesPage, useFeatureSource } from '../fungi/FeatureSource';
 import { FramePicker, useCatalog } from '../segment/useCatalog';
+import { FrameCard, TextSearch } from './TextSearch';
 
 type Patches = CommandResult<'retrieve.patches'>;
 type Images = CommandResult<'retrieve.images'>;
@@ -86,6 +87,7 @@ export function RetrieveView() {
 
   return (
     <FeaturesPage title="Retrieve" hasRuns={runs.length > 0}>
+      <TextSearch name={name} />
       <section className="card">
         <FeatureSourcePicker idPrefix="retrieve" {...picker} />
         <FramePicker
@@ -174,17 +176,14 @@ export function RetrieveView() {
           </h2>
           <ul className="media-grid" data-testid="image-results">
             {images.results.map((r) => (
-              <li key={`${r.mediaId}-${r.frameIdx}`} className="media-card">
-                <div className="thumb">
-                  <img
-                    src={`media/frame/${r.mediaId}/${r.frameIdx}.png`}
-                    alt={`${name(r.mediaId)} ${frameLabel(r.frameIdx)}`}
-                  />
-                </div>
-                <div className="card-caption">
-                  {name(r.mediaId)} · {frameLabel(r.frameIdx)} · cos {r.sim.toFixed(3)}
-                </div>
-              </li>
+              <FrameCard
+                key={`${r.mediaId}-${r.frameIdx}`}
+                mediaId={r.mediaId}
+                frameIdx={r.frameIdx}
+                name={name(r.mediaId)}
+              >
+                {name(r.mediaId)} · {frameLabel(r.frameIdx)} · cos {r.sim.toFixed(3)}
+              </FrameCard>
             ))}
           </ul>
         </section>
