@@ -20,6 +20,7 @@ import { RuntimeInfo, runtimeCommands } from './runtime.js';
 import { segmentCommands } from './segment.js';
 import { trackCommands } from './track.js';
 import { trainCommands } from './train.js';
+import { uncoCommands } from './unco.js';
 
 export * from './count.js';
 export * from './features.js';
@@ -34,6 +35,7 @@ export * from './runtime.js';
 export * from './segment.js';
 export * from './track.js';
 export * from './train.js';
+export * from './unco.js';
 
 /**
  * The command table: every capability's table (`trainCommands` in train.ts, …). Add a command there, then a
@@ -53,6 +55,7 @@ export const commands = {
   ...countCommands,
   ...trackCommands,
   ...trainCommands,
+  ...uncoCommands,
 } as const;
 
 export type CommandTable = typeof commands;

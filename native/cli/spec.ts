@@ -186,14 +186,16 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'train',
     synopsis:
-      '[--objective dino|dora|neco] [--preset P | --from-model ID | --base ID] [--media ID,..] [--steps N] [--batch B] [--seed S]',
-    summary: "DINO, Dora or NeCo training on the project's frames (a job; waits; exports a model)",
+      '[--objective dino|dora|neco|unco] [--preset P | --from-model ID | --base ID] [--media ID,..] [--steps N] [--batch B] [--seed S] [--shots K]',
+    summary:
+      "DINO, Dora or NeCo training on the project's frames (a job; waits; exports a model), or an UnCo counter (unco)",
     positionals: none,
     options: {
       objective: s(
         'O',
-        'dino (default), dora (objects tracked through clips) or neco (adapt a registered model: patch neighbour consistency)',
+        "dino (default), dora (objects tracked through clips), neco (adapt a registered model: patch neighbour consistency) or unco (a counter trained on Self-Collages of the frames, on the frozen --base model, default the project's)",
       ),
+      shots: s('K', 'unco: exemplars per count (default 1; 0 trains an automatic counter)'),
       preset: s('P', 'architecture from scratch: vit_ti16 (default), vit_s16, vit_b16, vit_s8, tiny'),
       'from-model': s('ID', 'start from a registered model instead'),
       base: s('ID', 'the registered model to start from (same as --from-model; what NeCo adapts)'),
@@ -411,6 +413,10 @@ resolution (up to 4096 px), not the smaller stored frame, and picks the scale fr
       box: many('x,y,w,h', "an exemplar box (the source file's pixels)"),
       threshold: s('T', 'similarity threshold (default: from the exemplars)'),
       auto: b('count without an exemplar'),
+      counter: s(
+        'JOB',
+        "count with a trained UnCo counter (its training job): the density map's sum; --box for its exemplars",
+      ),
       'stored-pixels': STORED_PIXELS,
       model: MODEL,
       size: s(
