@@ -39,17 +39,27 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
   const flag = (name: string, fallback: number) =>
     args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback;
   const dense = flag('--dense', DENSE.length);
-  // UnCo (bench/unco.ts): training steps (0 skips it) and held-out scenes.
-  const uncoSteps = flag('--unco-steps', 900);
+  // UnCo (bench/unco.ts): the train.unco job's defaults unless given; --unco-steps 0 skips it.
+  const uncoSteps = flag('--unco-steps', -1);
   const uncoScenes = flag('--unco-scenes', 30);
-  const uncoLr = flag('--unco-lr', 1e-3);
+  const uncoOptions = {
+    args: {
+      ...(uncoSteps > 0 ? { steps: uncoSteps } : {}),
+      ...(args.includes('--unco-lr') ? { lr: flag('--unco-lr', 0) } : {}),
+      ...(args.includes('--unco-batch') ? { batch: flag('--unco-batch', 0) } : {}),
+      ...(args.includes('--unco-warmup') ? { warmup: flag('--unco-warmup', 0) } : {}),
+      ...(args.includes('--unco-scaling') ? { scaling: flag('--unco-scaling', 0) } : {}),
+      ...(args.includes('--unco-patch-objects') ? { pixelObjects: false } : {}),
+    },
+    heldOut: uncoScenes,
+    evalOn: args.includes('--unco-tuning') ? ('tuning' as const) : ('heldout' as const),
+  };
   const denseModelFile = args.includes('--dense-model')
     ? path.resolve(String(args[args.indexOf('--dense-model') + 1]))
     : path.join(DEFAULT_MODEL_DIR, 'flaneur-vit-ti16-dora-vtest.safetensors');
   const positional = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
   const images = Number(positional[0] ?? 30);
-  if (args.includes('--unco-only'))
-    return benchUnco(importViTFile(denseModelFile), { steps: uncoSteps, heldOut: uncoScenes, lr: uncoLr });
+  if (args.includes('--unco-only')) return benchUnco(importViTFile(denseModelFile), uncoOptions);
   const cfg = presetConfig('vit_s16');
   const model = { config: cfg, weights: initParams(vitParamShapes(cfg), new Rng(3)) };
   const scales = [224, 448];
@@ -136,10 +146,7 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
     for (const e of extractors) await e.release();
     await knn.release();
   }
-  const unco =
-    uncoSteps > 0
-      ? await benchUnco(importViTFile(denseModelFile), { steps: uncoSteps, heldOut: uncoScenes, lr: uncoLr })
-      : {};
+  const unco = uncoSteps !== 0 ? await benchUnco(importViTFile(denseModelFile), uncoOptions) : {};
   const mae = (e: number[]) => Number((e.reduce((a, b) => a + Math.abs(b), 0) / e.length).toFixed(2));
   const rmse = (e: number[]) => Number(Math.sqrt(e.reduce((a, b) => a + b * b, 0) / e.length).toFixed(2));
   return {

@@ -22,6 +22,7 @@ import { textCommands } from './text.js';
 import { textSearchCommands } from './text-search.js';
 import { trackCommands } from './track.js';
 import { trainCommands } from './train.js';
+import { uncoCommands } from './unco.js';
 
 export * from './count.js';
 export * from './features.js';
@@ -38,6 +39,7 @@ export * from './text.js';
 export * from './text-search.js';
 export * from './track.js';
 export * from './train.js';
+export * from './unco.js';
 
 /**
  * The command table: every capability's table (`trainCommands` in train.ts, …). Add a command there, then a
@@ -59,6 +61,7 @@ export const commands = {
   ...trainCommands,
   ...textCommands,
   ...textSearchCommands,
+  ...uncoCommands,
 } as const;
 
 export type CommandTable = typeof commands;

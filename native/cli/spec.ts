@@ -189,16 +189,18 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'train',
     synopsis:
-      '[--objective dino|dora|neco|sharelock] [--preset P | --from-model ID | --base ID] [--media ID,..] [--steps N] [--batch B] [--seed S]',
-    summary: "DINO, Dora or NeCo training on the project's frames, or a ShareLock head (a job; waits; exports a model)",
+      '[--objective dino|dora|neco|unco|sharelock] [--preset P | --from-model ID | --base ID] [--media ID,..] [--steps N] [--batch B] [--seed S] [--shots K]',
+    summary:
+      "DINO, Dora or NeCo training on the project's frames (a job; waits; exports a model), an UnCo counter (unco) or a ShareLock head (sharelock)",
     details:
       'ShareLock: --text-model ID (`flaneur text models`), --run R (the vision features; default the latest run), --classes DIR (sub-folder = class; prompts "a photo of a {class}"; --unseen a,b held out, else half the classes drawn with --seed) and/or --captions FILE (CSV path,caption / JSONL / COCO captions; --images-dir for relative paths).',
     positionals: none,
     options: {
       objective: s(
         'O',
-        'dino (default), dora (objects tracked through clips) or neco (adapt a registered model: patch neighbour consistency)',
+        "dino (default), dora (objects tracked through clips), neco (adapt a registered model: patch neighbour consistency), unco (a counter trained on Self-Collages of the frames, on the frozen --base model, default the project's) or sharelock (a text head: --text-model, --classes / --captions)",
       ),
+      shots: s('K', 'unco: exemplars per count (default 1; 0 trains an automatic counter)'),
       preset: s('P', 'architecture from scratch: vit_ti16 (default), vit_s16, vit_b16, vit_s8, tiny'),
       'from-model': s('ID', 'start from a registered model instead'),
       base: s('ID', 'the registered model to start from (same as --from-model; what NeCo adapts)'),
@@ -454,6 +456,10 @@ resolution (up to 4096 px), not the smaller stored frame, and picks the scale fr
       box: many('x,y,w,h', "an exemplar box (the source file's pixels)"),
       threshold: s('T', 'similarity threshold (default: from the exemplars)'),
       auto: b('count without an exemplar'),
+      counter: s(
+        'JOB',
+        "count with a trained UnCo counter (its training job): the density map's sum; --box for its exemplars",
+      ),
       'stored-pixels': STORED_PIXELS,
       model: MODEL,
       size: s(

@@ -39,6 +39,8 @@ export interface CollageObject {
 export interface CollageLibrary {
   objects: readonly CollageObject[];
   backgrounds: readonly RgbLike[];
+  /** The object types seen in each background: a collage takes one without its types when there is one. */
+  backgroundTypes?: readonly ReadonlySet<number>[];
 }
 
 export interface CollageOptions {
@@ -347,7 +349,12 @@ export function buildCollage(library: CollageLibrary, options: CollageOptions, r
     for (const obj of pick(chosen[t] as number, counts[t] as number)) items.push({ obj, target: false });
   for (const obj of pick(targetType, n)) items.push({ obj, target: true });
 
-  const background = library.backgrounds[rng.int(library.backgrounds.length)] as RgbLike;
+  // A background without the collage's object types (the official ign_clusters), else any.
+  const clean = library.backgroundTypes
+    ? library.backgrounds.filter((_, i) => !chosen.some((t) => library.backgroundTypes?.[i]?.has(t)))
+    : [];
+  const pool = clean.length ? clean : library.backgrounds;
+  const background = pool[rng.int(pool.length)] as RgbLike;
   const bg = resizeRgb(background, size, size);
   const px = size / 224;
   const [absMin, absMax] = o.absoluteSize;

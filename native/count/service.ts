@@ -15,6 +15,8 @@ import type { RgbLike } from '../models/preprocess.js';
 import type { Project } from '../store/project.js';
 import { countAutomatically } from './auto.js';
 import { type Box, countDense, countWithExemplars, findPeaks, type SimilarityMap } from './count.js';
+import { UNCO_SIZE } from './train-unco.js';
+import { listUncoCounters, UncoCounter } from './unco-counter.js';
 
 /** Longer side of a still image read at its source resolution for counting (a 48 MP photo is read at 4096). */
 export const SOURCE_MAX_SIDE = 4096;
@@ -24,6 +26,8 @@ type Point = { x: number; y: number; score: number };
 export class CountService {
   private maps = new Map<string, { map: SimilarityMap; radius: number; fx: number; fy: number }>();
   private nextToken = 1;
+  /** Trained UnCo counters loaded, by their training job (and the decoder file, in case it changed). */
+  private counters = new Map<string, Promise<UncoCounter>>();
 
   /** `extractors`: the engine's warm feature extractors (made with its Device settings). */
   constructor(private readonly extractors: ExtractorCache) {}
@@ -172,6 +176,39 @@ export class CountService {
     };
   }
 
+  /** Counts a frame with a trained UnCo counter: its density map (the frame squashed to a square), count = its sum. */
+  async unco(
+    project: Project,
+    o: { jobId: number; mediaId: number; frameIdx: number; boxes?: Box[]; exemplarFrameIdx?: number },
+  ) {
+    const info = listUncoCounters(project).find((c) => c.jobId === o.jobId);
+    if (!info)
+      throw new FlaneurError('NOT_FOUND', `No trained counter from job ${o.jobId}: train one in the Train view.`, {
+        field: 'jobId',
+      });
+    const key = `${project.dir}:${info.jobId}:${info.file}`;
+    let made = this.counters.get(key);
+    if (!made) {
+      made = UncoCounter.load(info);
+      this.counters.set(key, made);
+      made.catch(() => this.counters.delete(key));
+    }
+    const counter = await made;
+    const img = this.frame(project, o.mediaId, o.frameIdx);
+    const extractor = await this.extractors.get(project, info.modelId, UNCO_SIZE, 'square');
+    const from = o.exemplarFrameIdx;
+    const exemplarImg = from === undefined || from === o.frameIdx ? img : this.frame(project, o.mediaId, from);
+    const r = await counter.count(extractor, img, o.boxes ?? [], exemplarImg);
+    return {
+      count: r.count,
+      density: [...r.density],
+      side: counter.side,
+      width: img.width,
+      height: img.height,
+      jobId: info.jobId,
+    };
+  }
+
   /** Re-counts a recent map at another threshold (the slider). */
   peaks(token: number, threshold: number) {
     const m = this.maps.get(String(token));
@@ -182,6 +219,8 @@ export class CountService {
 
   release(): void {
     this.maps.clear();
+    for (const c of this.counters.values()) void c.then((x) => x.release()).catch(() => undefined);
+    this.counters.clear();
   }
 }
 

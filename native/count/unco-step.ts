@@ -21,6 +21,7 @@ import { toOnnx } from '../graph/onnx.js';
 import { adamW, globalNorm, type ParamGroupEntry } from '../graph/optim.js';
 import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
 import { DeviceState, type StepTransfer } from '../train/device-state.js';
+import { loseSimulatedGpu, type TrainState } from '../train/step-runner.js';
 
 export interface UncoConfig {
   /** Feature size of the frozen backbone (ViT-B: 768). */
@@ -372,12 +373,8 @@ export function lossMask(density: Float32Array, rng: Rng, maskProb = 0.2): Float
   return m;
 }
 
-export interface UncoState {
-  step: number;
-  params: Map<string, Float32Array>;
-  m: Map<string, Float32Array>;
-  v: Map<string, Float32Array>;
-}
+/** UnCo's training state: the trainer's `TrainState` holds it (its teacher and centre unused). */
+export type UncoState = Pick<TrainState, 'step' | 'params' | 'm' | 'v'>;
 
 export function initialUncoState(
   graph: { params: Map<string, number[]> },
@@ -424,9 +421,11 @@ export class UncoStepRunner {
     const pairs = graph.trainable.flatMap((n) =>
       (['p', 'm', 'v'] as const).map((k) => [`${k}/${n}`, `${k}_next/${n}`] as const),
     );
+    // A GPU failure is the trainer's to handle (it goes on on the CPU from its checkpoint).
     const session = await ModelSession.create(graph.onnx, settings, {
       keepOnDevice: DeviceState.outputs(pairs),
       cpuFallback: false,
+      memoryArena: false,
     });
     const { provider } = session.info;
     const state = new DeviceState(pairs, provider === 'webgpu', provider, settings);
@@ -476,6 +475,7 @@ export class UncoStepRunner {
         throw new FlaneurError('INVALID_ARGUMENT', 'This UnCo step counts with exemplars: give them.');
       feeds.exemplars = tensor(batch.exemplars, [c.batch, c.shots, c.encoderDim]);
     }
+    await loseSimulatedGpu(this.provider, t, () => this.release());
     // The shot token is a parameter the exemplar graph does not take: it stays in the host state as it is.
     const stateFeeds = this.state.feeds(() => this.hostStateFeeds(state));
     for (const [name, v] of stateFeeds) feeds[name] = v;
@@ -506,13 +506,14 @@ export class UncoStepRunner {
 
   /** Copies the state kept on the device into `state` (no-op when the host copy is current). */
   async sync(state: UncoState): Promise<void> {
-    const host = await this.state.read();
-    if (!host) return;
-    for (const name of this.graph.trainable) {
-      state.params.set(name, host.get(`p/${name}`) as Float32Array);
-      state.m.set(name, host.get(`m/${name}`) as Float32Array);
-      state.v.set(name, host.get(`v/${name}`) as Float32Array);
-    }
+    await this.state.readInto({ p: state.params, m: state.m, v: state.v });
+  }
+
+  /** The parameters as a forward pass on the same device takes them (GPU tensors while the state lives there). */
+  weights(state: UncoState): Map<string, Float32Array | ort.Tensor> {
+    return new Map(
+      [...this.graph.params.keys()].map((n) => [n, this.state.get(`p/${n}`) ?? (state.params.get(n) as Float32Array)]),
+    );
   }
 
   async release(): Promise<void> {

@@ -55,6 +55,7 @@ export function commandTasks(d: TaskDeps) {
     },
     'count.exemplar': (project: () => Project, a: CommandArgs<'count.exemplar'>) => d.counting.exemplar(project(), a),
     'count.auto': (project: () => Project, a: CommandArgs<'count.auto'>) => d.counting.auto(project(), d.knn, a),
+    'count.unco': (project: () => Project, a: CommandArgs<'count.unco'>) => d.counting.unco(project(), a),
     'count.peaks': (_project: () => Project, a: CommandArgs<'count.peaks'>) => d.counting.peaks(a.token, a.threshold),
     'text.models.import': (project: () => Project, a: CommandArgs<'text.models.import'>) =>
       importTextModel(project(), a),

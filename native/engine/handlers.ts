@@ -9,6 +9,7 @@ import { createDispatcher, type Dispatcher, type Handlers } from '../api/dispatc
 import { FlaneurError } from '../api/errors.js';
 import { APP_VERSION } from '../base/version.js';
 import { classifyFolder } from '../classify/knn-classify.js';
+import { listUncoCounters } from '../count/unco-counter.js';
 import { runPolicy } from '../features/extract.js';
 import { mapPoints } from '../map/build.js';
 import { binaryVersion, findBinaries, videoDecoders } from '../media/ffmpeg.js';
@@ -266,6 +267,8 @@ export function createHandlers(engine: Engine): Handlers {
         .sort((x, y) => x.mediaId - y.mediaId || x.frameIdx - y.frameIdx);
     },
     'count.peaks': (a) => engine.command('count.peaks', a),
+    'count.unco': (a) => engine.command('count.unco', a),
+    'count.counters': () => listUncoCounters(open().project).map(({ file: _file, ...c }) => c),
     'track.start': (a) => jobInfo(open().runner.enqueue('track.dora', a)),
     'track.boxes': (a) => {
       const { project } = open();
@@ -328,6 +331,16 @@ export function createHandlers(engine: Engine): Handlers {
     'train.start': (a) => jobInfo(open().runner.enqueue('train.dino', a)),
     'train.export': (a) => jobInfo(open().runner.enqueue('train.export', a)),
     'train.import': (a) => jobInfo(open().runner.enqueue('train.import', a)),
+    'train.unco': (a) => {
+      const project = open().project;
+      // The frozen backbone: the one asked for, else the project's default model.
+      const model = a.model ?? engine.models.defaultModel(project)?.id;
+      if (!model || !project.models.get(model))
+        throw new FlaneurError('NOT_FOUND', 'Choose the model whose features the counter reads (no such model).', {
+          field: 'model',
+        });
+      return jobInfo(open().runner.enqueue('train.unco', { ...a, ...(model ? { model } : {}) }));
+    },
     'train.log': (a) => open().project.trainLog.list(a.jobId),
     'train.previews': (a) => listPreviews(path.join(open().project.checkpointsDir, `train-${a.jobId}`), a.lastSteps),
 

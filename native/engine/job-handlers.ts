@@ -3,6 +3,7 @@
  * (job-worker-main.ts) can run. Kept apart from engine.ts so that a worker loads the handlers, not the engine.
  */
 import { countBatchJob } from '../count/batch.js';
+import { trainUncoJob } from '../count/train-unco.js';
 import { exportFeaturesJob } from '../features/export.js';
 import { extractFeaturesJob } from '../features/extract.js';
 import { fungiJob } from '../fungi/job.js';
@@ -26,6 +27,7 @@ export const JOB_HANDLERS: readonly AnyJobHandler[] = [
   trainDinoJob,
   trainExportJob,
   trainImportJob,
+  trainUncoJob,
   extractFeaturesJob,
   exportFeaturesJob,
   segmentBatchJob,

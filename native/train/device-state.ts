@@ -142,6 +142,21 @@ export class DeviceState {
     return new Map([...device.keys()].map((name) => [name, out[`h/${name}`]?.data as Float32Array]));
   }
 
+  /**
+   * Brings a runner's host copy up to date from the device (what every runner's `sync` does): each state input
+   * `<prefix>/<name>` read back goes into `into[prefix]` under `name`. False when the host copy was current.
+   */
+  async readInto(into: Readonly<Record<string, Map<string, Float32Array>>>): Promise<boolean> {
+    const host = await this.read();
+    if (!host) return false;
+    for (const [input, data] of host) {
+      const slash = input.indexOf('/');
+      const target = slash > 0 ? into[input.slice(0, slash)] : undefined;
+      target?.set(input.slice(slash + 1), data);
+    }
+    return true;
+  }
+
   async release(): Promise<void> {
     if (this.device) for (const t of this.device.values()) if (t.location === 'gpu-buffer') t.dispose();
     this.device = null;

@@ -29,7 +29,7 @@ import { buildViT, gridOf, type ViTConfig, vitParamShapes } from '../models/vit.
 import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
 import { DeviceState, type StepTransfer } from './device-state.js';
 import { decays, trainStateInputs } from './dino-step.js';
-import { simulatedLossAt, type TrainState } from './step-runner.js';
+import { loseSimulatedGpu, type TrainState } from './step-runner.js';
 
 export interface NecoStepConfig {
   vit: ViTConfig;
@@ -275,14 +275,7 @@ export class NecoStepRunner {
 
   /** Copies the state kept on the device into `state` (no-op when the host copy is current). */
   async sync(state: TrainState): Promise<void> {
-    const host = await this.state.read();
-    if (!host) return;
-    for (const name of this.graph.trainable) {
-      state.params.set(name, host.get(`p/${name}`) as Float32Array);
-      state.m.set(name, host.get(`m/${name}`) as Float32Array);
-      state.v.set(name, host.get(`v/${name}`) as Float32Array);
-      state.teacher.set(name, host.get(`t/${name}`) as Float32Array);
-    }
+    await this.state.readInto({ p: state.params, m: state.m, v: state.v, t: state.teacher });
   }
 
   /** The state feeds from the host copy. */
@@ -332,13 +325,7 @@ export class NecoStepRunner {
       if (c.localCrops > 0)
         feeds.dp_local = tensor(batch.dpLocal ?? ones(c.vit.depth * c.localCrops * B), [c.vit.depth, c.localCrops * B]);
     }
-    if (this.provider !== 'cpu' && simulatedLossAt() === t) {
-      await this.release();
-      throw new FlaneurError(
-        'INTERNAL',
-        `The GPU device was lost at step ${t} (simulated: FLANEUR_SIMULATE_GPU_LOSS).`,
-      );
-    }
+    await loseSimulatedGpu(this.provider, t, () => this.release());
     const stateFeeds = this.state.feeds(() => this.hostStateFeeds(state));
     for (const [name, v] of stateFeeds) feeds[name] = v;
     // Every update waits for the global gradient norm (AdamW's `after`): the state can be updated in place.

@@ -71,6 +71,13 @@ export function initialState(
   };
 }
 
+/** Test hook of every step runner: the GPU is lost at step `step` (session and device state released, it throws). */
+export async function loseSimulatedGpu(provider: string, step: number, release: () => Promise<void>): Promise<void> {
+  if (provider === 'cpu' || simulatedLossAt() !== step) return;
+  await release();
+  throw new FlaneurError('INTERNAL', `The GPU device was lost at step ${step} (simulated: FLANEUR_SIMULATE_GPU_LOSS).`);
+}
+
 export type { StepTransfer } from './device-state.js';
 
 /** Test hook: `FLANEUR_SIMULATE_GPU_LOSS=N` loses the GPU at step N (its session and state are dropped). */
@@ -196,7 +203,7 @@ export class StepRunner {
   /** Runs one step on `state` (updated in place, or on the device: then `sync` before reading it) and its metrics. */
   async step(state: TrainState, batch: StepBatch, s: StepScalars): Promise<StepMetrics> {
     const t = state.step + 1;
-    if (this.provider !== 'cpu' && simulatedLossAt() === t) await this.lose(t);
+    await loseSimulatedGpu(this.provider, t, () => this.release());
     const stateFeeds = this.state.feeds(() => this.hostStateFeeds(state));
     const feeds = this.stepFeeds(state, batch, s, stateFeeds);
     // Every update of this graph waits for the global gradient norm (clipping), after every other read of the
@@ -258,15 +265,6 @@ export class StepRunner {
     }
     for (const name of this.graph.params.keys()) state.teacher.set(name, get(`t/${name}`));
     state.center = get('center');
-  }
-
-  /** Drops the session and the state on the device, as a lost GPU does. */
-  private async lose(step: number): Promise<never> {
-    await this.release();
-    throw new FlaneurError(
-      'INTERNAL',
-      `The GPU device was lost at step ${step} (simulated: FLANEUR_SIMULATE_GPU_LOSS).`,
-    );
   }
 
   async release(): Promise<void> {

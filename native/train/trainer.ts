@@ -75,6 +75,11 @@ export interface ExportedEncoder {
   name: string;
   origin?: string;
   baseModel?: number;
+  /**
+   * 'decoder' (UnCo's counting decoder): written as `export/decoder.safetensors` + `decoder.onnx`, listed from the
+   * job's export item (`decoder`), not registered as a model. Default 'encoder'.
+   */
+  kind?: 'encoder' | 'decoder';
 }
 
 /** A training objective behind the one trainer. `B` is a step's batch, `S` its sessions. */
@@ -97,6 +102,8 @@ export interface Objective<S extends ObjectiveSessions = ObjectiveSessions, B = 
   readonly divergedHint: string;
   /** The encoder to export from the final state (host copy, synced). */
   export(state: TrainState): ExportedEncoder;
+  /** The objective's own previews (instead of the teacher's attention) written into `dir` at a preview step. */
+  preview?(dir: string, sessions: S, state: TrainState): Promise<void>;
 }
 
 export interface TrainerSettings {
@@ -203,6 +210,13 @@ export async function train<S extends ObjectiveSessions, B>(
     ctx.commit([], last);
   };
   const preview = async () => {
+    if (objective.preview && settings.previewEvery > 0) {
+      try {
+        await objective.preview(dir, sessions.step, state);
+      } catch (err) {
+        throw writeError(err, `preview of step ${state.step}`);
+      }
+    }
     if (!sessions.preview || !pv) return;
     try {
       await writePreviews(
@@ -286,8 +300,9 @@ export async function train<S extends ObjectiveSessions, B>(
 
   const out = path.join(dir, 'export');
   const exported = objective.export(state);
-  const encoder = path.join(out, 'encoder.safetensors');
-  const onnx = path.join(out, 'encoder.onnx');
+  const kind = exported.kind ?? 'encoder';
+  const encoder = path.join(out, `${kind}.safetensors`);
+  const onnx = path.join(out, `${kind}.onnx`);
   try {
     fs.mkdirSync(out, { recursive: true });
     fs.writeFileSync(
@@ -301,12 +316,12 @@ export async function train<S extends ObjectiveSessions, B>(
       }),
     );
     fs.writeFileSync(onnx, exported.onnx);
-    markPendingRegistration(encoder);
+    if (kind === 'encoder') markPendingRegistration(encoder);
   } catch (err) {
-    throw writeError(err, 'exported encoder');
+    throw writeError(err, `exported ${kind}`);
   }
   const result = {
-    encoder: path.relative(project.dir, encoder),
+    [kind]: path.relative(project.dir, encoder),
     onnx: path.relative(project.dir, onnx),
     name: exported.name,
     ...(exported.origin === undefined ? {} : { origin: exported.origin }),

@@ -71,8 +71,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   map: ['classify', 'features', 'fungi', 'jobs', 'store'],
   retrieve: ['features', 'fungi', 'store'],
   segment: ['features', 'jobs', 'media', 'store'],
-  // count → track: the type of a frame's last-block attention (collage-objects.ts); count → train: UnCo's step runner
-  // keeps its state with train/device-state.ts until the UnCo objective joins the one trainer (issue 28).
+  // count → track: the type of a frame's last-block attention (collage-objects.ts) and the attention extractor the
+  // collage library is built with; count → train: UnCo is an objective of the one trainer (train-unco.ts).
   count: ['features', 'graph', 'jobs', 'media', 'models', 'runtime', 'store', 'track', 'train'],
   // track → segment: only the mask file reader (masks.ts) and the COCO writer (export.ts), shared file formats.
   track: ['features', 'graph', 'jobs', 'media', 'metrics', 'models', 'runtime', 'segment', 'store'],

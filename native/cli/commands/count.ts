@@ -2,8 +2,11 @@
 import fs from 'node:fs';
 import { UsageError } from '../errors.js';
 import { command, formatJob, frameNumber, splitFrameRef } from '../session.js';
+import { countWithCounter } from './count-unco.js';
 
 export const count = command(async (s) => {
+  const counter = s.num('counter', { int: true, min: 1 });
+  if (counter !== undefined) return countWithCounter(s, counter);
   const ref = s.inv.positionals[0] as string;
   const auto = s.flag('auto');
   if (auto === s.list('box').length > 0) throw new UsageError('count: give --box x,y,w,h (repeatable) or --auto');

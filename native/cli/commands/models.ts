@@ -7,6 +7,7 @@ import { explainProviderReason } from '../../runtime/provider-reasons.js';
 import { adapterLine } from '../../runtime/webgpu-probe.js';
 import { CliError, UsageError } from '../errors.js';
 import { command, formatJob, type Session } from '../session.js';
+import { trainUnco } from './count-unco.js';
 
 const PRESETS = ['vit_ti16', 'vit_s16', 'vit_b16', 'vit_s8', 'tiny'] as const;
 
@@ -69,6 +70,7 @@ async function trainedModel(s: Session, done: JobInfo): Promise<CommandResult<'m
 
 export const train = command(async (s) => {
   if (s.opt('objective') === 'sharelock') return (await import('./text.js')).trainShareLock(s);
+  if (s.opt('objective') === 'unco') return trainUnco(s);
   const job = await s.call('train.start', trainArgs(s, 'train'));
   const done = await s.waitJob(job);
   const model = await trainedModel(s, done);
@@ -82,6 +84,10 @@ export const train = command(async (s) => {
 });
 
 export const trainExport = command(async (s) => {
+  if (s.opt('objective') === 'unco')
+    throw new UsageError(
+      'train export: UnCo has no torchrun program yet (its collages are built from the frozen encoder by Flaneur); train it here with `flaneur train --objective unco`',
+    );
   const dir = path.resolve(s.inv.positionals[0] as string);
   const frames = s.opt('frames') ?? 'auto';
   if (frames !== 'auto' && frames !== 'copy' && frames !== 'decode')

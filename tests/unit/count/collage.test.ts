@@ -6,7 +6,7 @@ import {
   type CollageObject,
   transformObject,
 } from '../../../native/count/collage.js';
-import { discoverObjects, objectTypes } from '../../../native/count/collage-objects.js';
+import { discoverObjects, objectTypes, withoutObjects } from '../../../native/count/collage-objects.js';
 import { ExactKnn } from '../../../native/features/knn.js';
 import type { FrameAttention } from '../../../native/track/attention.js';
 
@@ -186,5 +186,57 @@ describe('Self-Collage objects from the frozen encoder', () => {
     const byBox = new Map(objects.map((o, i) => [o.box.join(), types[i]]));
     expect(byBox.get('16,16,48,48')).toBe(byBox.get('80,80,112,112'));
     expect(byBox.get('96,16,112,48')).not.toBe(byBox.get('16,16,48,48'));
+  });
+
+  it('cuts objects at pixel level: two objects in one salient patch region become two, painted out of the background', () => {
+    // A grey 64x64 image, 16 px patches; two red squares (6x6 and 5x7 px) 6 px apart inside one attended 2x1 region.
+    const W = 64;
+    const data = new Uint8Array(W * W * 3).fill(128);
+    const square = (x0: number, y0: number, w: number, h: number) => {
+      for (let y = y0; y < y0 + h; y++) for (let x = x0; x < x0 + w; x++) data.set([220, 30, 30], (y * W + x) * 3);
+    };
+    square(18, 20, 6, 6);
+    square(30, 19, 5, 7);
+    const gridW = 4;
+    const n = gridW * gridW;
+    const attention = new Float32Array(n).fill(0.001);
+    attention[1 * gridW + 1] = 1;
+    attention[1 * gridW + 2] = 1;
+    const k = new Float32Array(n).fill(1);
+    const att: FrameAttention = { q: k, k, attention, gridH: gridW, gridW, dim: 1, heads: 1 };
+    const img = { width: W, height: W, data };
+    // On the patch grid they are one object; at pixel level two, each mask exactly its square.
+    expect(discoverObjects(img, att, 0, { mass: 0.9 })).toHaveLength(1);
+    const objects = discoverObjects(img, att, 0, { mass: 0.9, pixels: true });
+    expect(objects.map((o) => o.box).sort()).toEqual([
+      [18, 20, 24, 26],
+      [30, 19, 35, 26],
+    ]);
+    for (const o of objects) expect(o.mask.every((m) => m === 1)).toBe(true);
+    // The background without them: no red pixel is left, the grey around them is untouched.
+    const bg = withoutObjects(img, objects);
+    for (let i = 0; i < W * W; i++) expect(bg.data[i * 3]).toBe(128);
+  });
+
+  it("takes a background without the collage's object types when there is one", () => {
+    const base = library();
+    // Background 0 shows types 0 and 1, background 1 type 2: a collage of types 0 and 1 only uses background 1.
+    const marked = base.backgrounds.map((b, i) => ({ ...b, data: b.data.slice().fill(i === 0 ? 11 : 222) }));
+    const withTypes = { ...base, backgrounds: marked, backgroundTypes: [new Set([0, 1]), new Set([2])] };
+    let checked = 0;
+    for (let seed = 0; seed < 30; seed++) {
+      const c = buildCollage(
+        withTypes,
+        { ...options, types: { min: 2, max: 2 }, total: 4, maxCount: 2 },
+        new Rng(seed),
+      );
+      // The collage's two types: the target's and the distractors' (4 - N >= 2 of them, always pasted).
+      const types = new Set([c.targetType, ...c.objects.map((o) => o.type)]);
+      const corner = c.labels[0] === -1 ? c.rgb[0] : null;
+      if (corner === null || types.has(2)) continue;
+      expect(corner).toBe(222);
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(2);
   });
 });

@@ -6,6 +6,7 @@ import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 import { FramePicker, InputSizePicker, ModelPicker, useCatalog, useFirstChoice } from '../segment/useCatalog';
 import { CountHistogram, CountPlot, downloadCsv } from './CountCharts';
+import { UncoPanel } from './UncoPanel';
 
 type Result = CommandResult<'count.exemplar'>;
 type Rows = CommandResult<'count.results'>;
@@ -286,6 +287,9 @@ export function CountView() {
           </div>
         )}
       </section>
+      {m && (
+        <UncoPanel mediaId={m.id} frameIdx={frameIdx} frameCount={m.frameCount} boxes={boxes} width={W} height={H} />
+      )}
       {rows && rows.length > 0 && (
         <section className="card" aria-labelledby="over-time">
           <h2 id="over-time">Counts over {plural(rows.length, 'frame')}</h2>

@@ -187,7 +187,7 @@ export function TrainView() {
   const [models, setModels] = useState<ModelInfo[]>([]);
   const [chosen, setChosen] = useState<Set<number>>(new Set());
   const [init, setInit] = useState<string>('scratch:vit_ti16');
-  const [method, setMethod] = useState<'dora' | 'dino' | 'neco'>('dora');
+  const [method, setMethod] = useState<'dora' | 'dino' | 'neco' | 'unco'>('dora');
   const [steps, setSteps] = useState(300);
   const [length, setLength] = useState<'steps' | 'epochs'>('steps');
   const [epochs, setEpochs] = useState(10);
@@ -204,6 +204,9 @@ export function TrainView() {
   const [lrBackbone, setLrBackbone] = useState(1e-5);
   const [lrHead, setLrHead] = useState(1e-4);
   const [necoLocals, setNecoLocals] = useState(4);
+  /** UnCo: exemplars per count (0: an automatic counter), its learning rate and collages per step. */
+  const [uncoShots, setUncoShots] = useState(1);
+  const [uncoLr, setUncoLr] = useState(1e-3);
   const [comparison, setComparison] = useState<{
     jobId: number;
     result: CommandResult<'segment.compareModels'>;
@@ -242,7 +245,10 @@ export function TrainView() {
   }, [client, run]);
 
   // Local runs and runs brought back from elsewhere (their curves come from the run's metrics log).
-  const trainJobs = useMemo(() => jobs.filter((j) => j.kind === 'train.dino' || j.kind === 'train.import'), [jobs]);
+  const trainJobs = useMemo(
+    () => jobs.filter((j) => j.kind === 'train.dino' || j.kind === 'train.import' || j.kind === 'train.unco'),
+    [jobs],
+  );
   const exportInfo = jobs.find((j) => j.id === exportJob) ?? null;
   const importInfo = jobs.find((j) => j.id === importJob) ?? null;
   const current = trainJobs.find((j) => j.id === selected) ?? trainJobs[0] ?? null;
@@ -302,6 +308,16 @@ export function TrainView() {
           ...(method === 'dora' ? { dora: { framesPerClip, stride, objects } } : {}),
         };
   };
+  /** An UnCo counter on the chosen model's frozen features, trained on Self-Collages of the chosen frames. */
+  const uncoArgs = (): CommandArgs<'train.unco'> => ({
+    media: [...chosen],
+    ...(init.startsWith('model:') ? { model: Number(init.split(':')[1]) } : {}),
+    steps: totalSteps,
+    batch,
+    shots: uncoShots,
+    lr: uncoLr,
+    ...(device ? { device: device as NonNullable<CommandArgs<'train.unco'>['device']> } : {}),
+  });
   /** Why a run cannot start with the form as it is, or null. */
   const cannotTrain =
     chosen.size === 0
@@ -313,7 +329,8 @@ export function TrainView() {
     e.preventDefault();
     const args = runArgs();
     void run('Could not start training', async () => {
-      const job = await client.call('train.start', args);
+      const job =
+        method === 'unco' ? await client.call('train.unco', uncoArgs()) : await client.call('train.start', args);
       setSelected(job.id);
     });
   };
@@ -378,6 +395,7 @@ export function TrainView() {
   const last = log[log.length - 1];
   const shownCompare =
     compareId !== null && compareId !== current?.id && compareLog.length > 0 ? compareLog : undefined;
+  const isUnco = current?.kind === 'train.unco';
   const isNeco = (j: { id: number; kind: string; args: Record<string, unknown> } | null) =>
     Boolean(j?.args.neco) || (j?.kind === 'train.import' && importedObjective.get(j.id) === 'neco');
   /** A finished NeCo run's base model (its args) and adapted model (registered with the job in its origin). */
@@ -447,12 +465,13 @@ export function TrainView() {
             Method
             <select
               value={method}
-              onChange={(e) => setMethod(e.target.value as 'dora' | 'dino' | 'neco')}
+              onChange={(e) => setMethod(e.target.value as 'dora' | 'dino' | 'neco' | 'unco')}
               aria-label="Method"
             >
               <option value="dora">Dora (discover and track objects)</option>
               <option value="dino">Plain DINO</option>
               <option value="neco">Adapt (NeCo)</option>
+              <option value="unco">Counter (UnCo, from Self-Collages)</option>
             </select>
           </label>
           <label className="field">
@@ -515,7 +534,31 @@ export function TrainView() {
             <NumberField label="Local crops" value={necoLocals} set={setNecoLocals} min={0} max={16} />
           </div>
         )}
-        <details hidden={method === 'neco'}>
+        {method === 'unco' && (
+          <div className="field-row" data-testid="unco-settings">
+            <p className="muted">
+              Trains a counter on the frozen features of the model in “Start from” (a registered model; else the
+              project's default): collages of objects found in the chosen frames, pasted in known numbers, are all it
+              learns from. It counts in the Count view.
+            </p>
+            <label className="field">
+              Counts
+              <select value={uncoShots} onChange={(e) => setUncoShots(Number(e.target.value))} aria-label="Counts">
+                <option value={1}>what an exemplar box shows</option>
+                <option value={0}>automatically (no exemplar)</option>
+              </select>
+            </label>
+            <NumberField
+              label="Learning rate"
+              aria="Counter learning rate"
+              value={uncoLr}
+              set={setUncoLr}
+              min={0}
+              step={0.0001}
+            />
+          </div>
+        )}
+        <details hidden={method === 'neco' || method === 'unco'}>
           <summary>Optimisation and collapse guards</summary>
           <div className="field-row">
             <NumberField
@@ -547,7 +590,14 @@ export function TrainView() {
           <ActionButton type="submit" why={cannotTrain}>
             Start training
           </ActionButton>
-          <ActionButton why={cannotTrain} onClick={() => setElsewhere(!elsewhere)}>
+          <ActionButton
+            why={
+              cannotTrain ??
+              (method === 'unco' &&
+                'A counter trains here only: its collages are built from the frozen encoder by Flaneur (no torchrun program yet).')
+            }
+            onClick={() => setElsewhere(!elsewhere)}
+          >
             Run elsewhere…
           </ActionButton>
         </div>
@@ -702,7 +752,7 @@ export function TrainView() {
             {current.state === 'running' &&
               ` · ${current.progress.phase} · ETA ${formatDuration(current.progress.etaS)}`}
             {last &&
-              ` · loss ${last.loss.toFixed(4)} · ${isNeco(current) ? `queue ${(100 * last.teacherEntropy).toFixed(0)}% filled` : `teacher entropy ${last.teacherEntropy.toFixed(3)}`} · ${last.imgsPerS.toFixed(1)} views/s`}
+              ` · loss ${last.loss.toFixed(4)} · ${isUnco ? `held-out collage MAE ${last.teacherEntropy.toFixed(2)}` : isNeco(current) ? `queue ${(100 * last.teacherEntropy).toFixed(0)}% filled` : `teacher entropy ${last.teacherEntropy.toFixed(3)}`} · ${last.imgsPerS.toFixed(1)} ${isUnco ? 'collages' : 'views'}/s`}
           </p>
           {current.error && <p className="error">{current.error.message}</p>}
           {isNeco(current) && current.state === 'done' && (
@@ -747,19 +797,21 @@ export function TrainView() {
                 other={shownCompare}
                 metric="teacherEntropy"
                 label={
-                  isNeco(current)
-                    ? 'Queue of teacher patches (share filled)'
-                    : headK
-                      ? `Teacher entropy (collapse at log K = ${Math.log(headK).toFixed(2)}, K = ${headK} head outputs)`
-                      : 'Teacher entropy'
+                  isUnco
+                    ? 'Held-out collage MAE (objects per collage; collages never trained on)'
+                    : isNeco(current)
+                      ? 'Queue of teacher patches (share filled)'
+                      : headK
+                        ? `Teacher entropy (collapse at log K = ${Math.log(headK).toFixed(2)}, K = ${headK} head outputs)`
+                        : 'Teacher entropy'
                 }
                 reference={
-                  headK && !isNeco(current)
+                  headK && !isNeco(current) && !isUnco
                     ? { value: Math.log(headK), label: `log K = ${Math.log(headK).toFixed(2)}` }
                     : undefined
                 }
               >
-                {!isNeco(current) && (
+                {!isNeco(current) && !isUnco && (
                   <p className="muted plot-note" data-testid="entropy-note">
                     K{headK ? ` = ${headK}` : ''} is the output dimension of the DINO head: the number of prototypes the
                     teacher spreads each image over. Entropy near log K means the teacher says the same uniform thing
@@ -773,8 +825,9 @@ export function TrainView() {
           {previews.length > 0 && (
             <figure className="previews" data-testid="train-previews">
               <figcaption>
-                Teacher attention on two fixed frames (last block, from CLS to the patches; heads 1–3 as red, green,
-                blue)
+                {isUnco
+                  ? "What the counter learns from: a held-out Self-Collage, its target density (the pasted objects of one type) and the counter's prediction"
+                  : 'Teacher attention on two fixed frames (last block, from CLS to the patches; heads 1–3 as red, green, blue)'}
               </figcaption>
               <div className="preview-steps">
                 {[...new Set(previews.map((p) => p.step))].map((step) => (
@@ -782,7 +835,15 @@ export function TrainView() {
                     {previews
                       .filter((p) => p.step === step)
                       .map((p) => (
-                        <img key={p.frame} src={p.png} alt={`Attention at step ${step}, frame ${p.frame + 1}`} />
+                        <img
+                          key={p.frame}
+                          src={p.png}
+                          alt={
+                            isUnco
+                              ? `Collage, target and prediction at step ${step}`
+                              : `Attention at step ${step}, frame ${p.frame + 1}`
+                          }
+                        />
                       ))}
                     <span className="muted">step {step}</span>
                   </div>

@@ -1,0 +1,178 @@
+import { useEffect, useRef, useState } from 'react';
+import type { CommandResult } from '../../../../native/api/contract';
+import { frameNumber, plural } from '../../shell/format';
+import { ActionButton } from '../../shell/Why';
+import { useApp } from '../../state/app-state';
+
+type Counter = CommandResult<'count.counters'>[number];
+type Result = CommandResult<'count.unco'>;
+type Box = [number, number, number, number];
+
+/** A density map drawn over the frame: each cell's mass as the opacity of a warm colour (the map's maximum opaque). */
+function DensityOverlay({ result }: { result: Result }) {
+  const canvas = useRef<HTMLCanvasElement>(null);
+  useEffect(() => {
+    const c = canvas.current;
+    const ctx = c?.getContext('2d');
+    if (!c || !ctx) return;
+    const n = result.side;
+    const img = ctx.createImageData(n, n);
+    const max = Math.max(1e-9, ...result.density);
+    result.density.forEach((v, i) => {
+      const a = Math.max(0, Math.min(1, v / max));
+      img.data.set([255, Math.round(200 * (1 - a)), 0, Math.round(220 * a)], i * 4);
+    });
+    ctx.putImageData(img, 0, 0);
+  }, [result]);
+  return (
+    <canvas
+      ref={canvas}
+      width={result.side}
+      height={result.side}
+      className="density-overlay"
+      data-testid="unco-density"
+      aria-label={`Density map, ${result.side} × ${result.side}, summing to ${result.count.toFixed(1)}`}
+    />
+  );
+}
+
+/**
+ * Counting with a trained UnCo counter (Train view → Counter): the frame's density map, whose sum is the count, with
+ * the exemplars drawn on the frame above (a counter trained without exemplars counts automatically); for a video,
+ * every frame with the exemplars of this one.
+ */
+export function UncoPanel({
+  mediaId,
+  frameIdx,
+  frameCount,
+  boxes,
+  width,
+  height,
+}: {
+  mediaId: number;
+  frameIdx: number;
+  frameCount: number;
+  boxes: Box[];
+  width: number;
+  height: number;
+}) {
+  const { client, run, jobs } = useApp();
+  const [counters, setCounters] = useState<Counter[]>([]);
+  const [jobId, setJobId] = useState<number | null>(null);
+  const [result, setResult] = useState<Result | null>(null);
+  const [busy, setBusy] = useState<string | null>(null);
+  const [frames, setFrames] = useState<{ frameIdx: number; count: number }[] | null>(null);
+  const finished = jobs.filter((j) => j.kind === 'train.unco' && j.state === 'done').length;
+  useEffect(() => {
+    void finished;
+    void run('Could not list the trained counters', async () => {
+      const list = await client.call('count.counters', {});
+      setCounters(list);
+      setJobId((j) => (j !== null && list.some((c) => c.jobId === j) ? j : (list.at(-1)?.jobId ?? null)));
+    });
+  }, [client, run, finished]);
+  useEffect(() => {
+    void mediaId;
+    void frameIdx;
+    setResult(null);
+    setFrames(null);
+  }, [mediaId, frameIdx]);
+  const counter = counters.find((c) => c.jobId === jobId) ?? null;
+  const why = !counter
+    ? 'No trained counter yet: train one in the Train view (Method: Counter, UnCo).'
+    : counter.shots > 0 && boxes.length === 0
+      ? 'This counter counts what an exemplar shows: drag a box around one example first.'
+      : null;
+  const exemplars = counter && counter.shots > 0 ? boxes : [];
+  const countFrame = () => {
+    if (!counter) return;
+    setBusy('Counting with the trained counter…');
+    void run('Could not count', async () => {
+      setResult(await client.call('count.unco', { jobId: counter.jobId, mediaId, frameIdx, boxes: exemplars }));
+    }).finally(() => setBusy(null));
+  };
+  const countEvery = () => {
+    if (!counter) return;
+    setBusy('Counting every frame…');
+    void run('Could not count the frames', async () => {
+      const out: { frameIdx: number; count: number }[] = [];
+      for (let f = 0; f < frameCount; f++) {
+        const r = await client.call('count.unco', {
+          jobId: counter.jobId,
+          mediaId,
+          frameIdx: f,
+          boxes: exemplars,
+          exemplarFrameIdx: frameIdx,
+        });
+        out.push({ frameIdx: f, count: r.count });
+        setFrames([...out]);
+      }
+    }).finally(() => setBusy(null));
+  };
+  return (
+    <section className="card" aria-label="Trained counter" data-testid="unco-panel">
+      <h2>Trained counter (UnCo)</h2>
+      <p className="muted">
+        A counting decoder trained on Self-Collages of this project's frames (objects found without labels, pasted in
+        known numbers): it predicts a density map whose sum is the count.
+      </p>
+      <div className="field-row">
+        <div className="field">
+          <label htmlFor="unco-counter">Counter</label>
+          <select
+            id="unco-counter"
+            value={jobId ?? ''}
+            onChange={(e) => setJobId(e.target.value ? Number(e.target.value) : null)}
+          >
+            {counters.length === 0 && <option value="">none trained yet</option>}
+            {counters.map((c) => (
+              <option key={c.jobId} value={c.jobId}>
+                {c.name} ({c.shots ? 'with exemplars' : 'automatic'})
+              </option>
+            ))}
+          </select>
+          {counter?.heldoutMae != null && (
+            <span className="muted" data-testid="unco-counter-note">
+              held-out collage MAE {counter.heldoutMae.toFixed(2)} (always guessing their mean:{' '}
+              {counter.heldoutMeanMae?.toFixed(2)}), {plural(counter.steps, 'step')}
+            </span>
+          )}
+        </div>
+        <ActionButton className="primary" why={why} busy={busy} onClick={countFrame}>
+          Count with the counter{exemplars.length ? ` (${plural(exemplars.length, 'exemplar')})` : ''}
+        </ActionButton>
+        {frameCount > 1 && (
+          <ActionButton why={why} busy={busy} onClick={countEvery}>
+            Count every frame with the counter ({frameCount})
+          </ActionButton>
+        )}
+      </div>
+      {result && (
+        <div className="count-layout">
+          <div className="count-stage" style={{ aspectRatio: `${width} / ${height}` }}>
+            <img src={`media/frame/${mediaId}/${frameIdx}.png`} alt="Frame counted" draggable={false} />
+            <DensityOverlay result={result} />
+          </div>
+          <div>
+            <p className="count-number" data-testid="unco-count" aria-live="polite">
+              {result.count.toFixed(1)}
+            </p>
+            <p className="muted">
+              The sum of the {result.side} × {result.side} density map drawn over the frame (the frame squashed to the
+              counter's square input).
+            </p>
+          </div>
+        </div>
+      )}
+      {frames && frames.length > 0 && (
+        <p data-testid="unco-frames">
+          {plural(frames.length, 'frame')} counted: mean{' '}
+          {(frames.reduce((a, r) => a + r.count, 0) / frames.length).toFixed(1)}, min{' '}
+          {Math.min(...frames.map((r) => r.count)).toFixed(1)} (frame{' '}
+          {frameNumber(frames.reduce((a, r) => (r.count < a.count ? r : a)).frameIdx)}), max{' '}
+          {Math.max(...frames.map((r) => r.count)).toFixed(1)}
+        </p>
+      )}
+    </section>
+  );
+}
