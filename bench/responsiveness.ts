@@ -127,6 +127,7 @@ export async function benchResponsiveness(args: string[]): Promise<Record<string
   const engine = await startEngineProcess({
     home: path.join(work, 'home'),
     env: { FLANEUR_LOOP_STALLS: loopFile, FLANEUR_LOOP_PROFILE: args.includes('--no-profile') ? '0' : '1' },
+    nodeArgs: opt('--node-args')?.split(' ') ?? [],
   });
   let flushes = 0;
   const flush = () => engineLoop(engine, loopFile, ++flushes);
@@ -143,6 +144,7 @@ export async function benchResponsiveness(args: string[]): Promise<Record<string
     job_cap_s: seconds,
     loadavg_start: os.loadavg().map((x) => Number(x.toFixed(2))),
     cpus: os.cpus().length,
+    node_args: opt('--node-args') ?? '',
   };
   const kinds: Record<string, unknown> = {};
   try {
