@@ -7,6 +7,15 @@
  * every 20 ms (the pong is answered on the engine's event loop). A job is cancelled after S seconds (default 25)
  * if it has not finished. Reference: the same pollers on the idle engine. Figures per kind: p50 / p99 / max of the
  * API call and of the ping, and over all kinds `api_p99_ms_worst`, `api_max_ms_worst`. Also the load average.
+ *
+ * The engine's own view (`engine` per kind; far less sensitive to the machine's load than the client's latency):
+ * the engine records its event loop's stalls (native/base/loop-stalls.ts, FLANEUR_LOOP_STALLS) and the bench reads
+ * them at the end of each kind: monitorEventLoopDelay's p50 / p99 / max, the stalls over 20 ms (count, total, the
+ * longest), and for the longest ones the main thread's CPU and run-queue time in them, what the engine was
+ * handling (a call, a job's message, an event) and the frames V8's profiler sampled. A stall whose thread mostly
+ * waited for a CPU is the machine's load (`cause` 'wait'); one it ran ('run') or slept through (a synchronous wait:
+ * 'sleep') is the engine's own (`blocked_max_ms`).
+ * `--no-profile` turns the profiler off.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -14,6 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import type { JobInfo } from '../native/api/contract.js';
+import type { LoopReport } from '../native/base/loop-stalls.js';
 import { type EngineProcess, startEngineProcess } from '../tests/helpers/engine-process.js';
 import { makeImage, makeVideo } from '../tests/helpers/media.js';
 
@@ -71,6 +81,30 @@ function poll(engine: EngineProcess, ws: WebSocket): { stop(): Promise<{ api: nu
   };
 }
 
+/** What the engine recorded of its loop since the previous flush (SIGUSR2 makes it append one line to `file`). */
+async function engineLoop(engine: EngineProcess, file: string, seq: number): Promise<LoopReport> {
+  process.kill(engine.pid, 'SIGUSR2');
+  return until(async () => {
+    const lines = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n') : [];
+    const last = lines.length >= seq ? (JSON.parse(lines[seq - 1] as string) as LoopReport) : null;
+    return last?.seq === seq ? last : null;
+  }, 60_000);
+}
+
+function loopSummary(r: LoopReport) {
+  return {
+    delay_ms: r.delay,
+    stalls_over_20ms: r.stalls.count,
+    stalled_ms: r.stalls.totalMs,
+    stall_max_ms: r.stalls.maxMs,
+    /** The stalls of the engine's own making (its thread ran or slept in them, rather than wait for a CPU). */
+    blocked_stalls: r.stalls.ownCount,
+    blocked_max_ms: r.stalls.ownMaxMs,
+    longest: r.longest.slice(0, 3),
+    longest_blocked: r.longestOwn.slice(0, 4),
+  };
+}
+
 async function until<T>(probe: () => Promise<T | null | undefined | false>, timeoutMs: number): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
@@ -89,7 +123,14 @@ export async function benchResponsiveness(args: string[]): Promise<Record<string
   const seconds = Number(opt('--seconds') ?? 25);
   const only = opt('--only')?.split(',');
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'flaneur-resp-'));
-  const engine = await startEngineProcess({ home: path.join(work, 'home') });
+  const loopFile = path.join(work, 'loop-stalls.jsonl');
+  const engine = await startEngineProcess({
+    home: path.join(work, 'home'),
+    env: { FLANEUR_LOOP_STALLS: loopFile, FLANEUR_LOOP_PROFILE: args.includes('--no-profile') ? '0' : '1' },
+    nodeArgs: opt('--node-args')?.split(' ') ?? [],
+  });
+  let flushes = 0;
+  const flush = () => engineLoop(engine, loopFile, ++flushes);
   const ws = new WebSocket(`${engine.url.replace('http', 'ws')}/api/events`, {
     headers: { 'x-flaneur-token': engine.token, origin: engine.url },
   });
@@ -103,6 +144,7 @@ export async function benchResponsiveness(args: string[]): Promise<Record<string
     job_cap_s: seconds,
     loadavg_start: os.loadavg().map((x) => Number(x.toFixed(2))),
     cpus: os.cpus().length,
+    node_args: opt('--node-args') ?? '',
   };
   const kinds: Record<string, unknown> = {};
   try {
@@ -203,15 +245,19 @@ export async function benchResponsiveness(args: string[]): Promise<Record<string
       { kind: 'models.import (50 MB .pth)', start: () => call('models.import', { path: pth, name: 'pth' }) },
     ];
 
-    // The idle engine first, as the reference.
+    // The idle engine first, as the reference (the engine's loop record starts afresh after the setup).
+    await flush();
     {
+      const load = os.loadavg()[0];
       const p = poll(engine, ws);
       await sleep(3000);
       const r = await p.stop();
-      kinds.idle = { api: stats(r.api), ws: stats(r.ws) };
+      kinds.idle = { api: stats(r.api), ws: stats(r.ws), engine: loopSummary(await flush()), loadavg_1m: load };
     }
     for (const s of scenarios) {
       if (only && !only.some((o) => s.kind.startsWith(o))) continue;
+      await flush();
+      const load = os.loadavg()[0] as number;
       const p = poll(engine, ws);
       const t0 = performance.now();
       let outcome = 'done';
@@ -232,7 +278,14 @@ export async function benchResponsiveness(args: string[]): Promise<Record<string
       }
       const wall = (performance.now() - t0) / 1000;
       const r = await p.stop();
-      kinds[s.kind] = { outcome, seconds: Number(wall.toFixed(1)), api: stats(r.api), ws: stats(r.ws) };
+      kinds[s.kind] = {
+        outcome,
+        seconds: Number(wall.toFixed(1)),
+        api: stats(r.api),
+        ws: stats(r.ws),
+        engine: loopSummary(await flush()),
+        loadavg_1m: [load, Number((os.loadavg()[0] as number).toFixed(2))],
+      };
       console.error(`responsiveness: ${s.kind}: ${JSON.stringify(kinds[s.kind])}`);
       await sleep(1000);
     }
@@ -241,8 +294,9 @@ export async function benchResponsiveness(args: string[]): Promise<Record<string
     await engine.stop();
     fs.rmSync(work, { recursive: true, force: true });
   }
-  const measured = Object.entries(kinds).filter(([k]) => k !== 'idle') as [string, { api: Stats; ws: Stats }][];
-  const worst = (f: (v: { api: Stats; ws: Stats }) => number) => Math.max(0, ...measured.map(([, v]) => f(v)));
+  type Kind = { api: Stats; ws: Stats; engine: ReturnType<typeof loopSummary> };
+  const measured = Object.entries(kinds).filter(([k]) => k !== 'idle') as [string, Kind][];
+  const worst = (f: (v: Kind) => number) => Math.max(0, ...measured.map(([, v]) => f(v)));
   return {
     ...out,
     loadavg_end: os.loadavg().map((x) => Number(x.toFixed(2))),
@@ -251,5 +305,8 @@ export async function benchResponsiveness(args: string[]): Promise<Record<string
     api_max_ms_worst: worst((v) => v.api.max_ms),
     ws_p99_ms_worst: worst((v) => v.ws.p99_ms),
     ws_max_ms_worst: worst((v) => v.ws.max_ms),
+    engine_delay_p99_ms_worst: worst((v) => v.engine.delay_ms.p99),
+    engine_stall_max_ms_worst: worst((v) => v.engine.stall_max_ms),
+    engine_blocked_max_ms_worst: worst((v) => v.engine.blocked_max_ms),
   };
 }

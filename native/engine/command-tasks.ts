@@ -1,18 +1,24 @@
 /**
- * Commands whose work is heavy host-side computation (decoding a .pth pickle and hashing it, k-means over a run's
- * patches, counting on a large frame: density maps, peaks, mask painting, PNG encoding). The engine runs them in
- * its task worker (jobs/worker-host.ts's TaskWorker) so that its event loop keeps answering; with job workers off,
- * in the engine itself. Each gets its own warm extractors, kNN sessions and count state where it runs.
+ * Commands whose work is heavy host-side computation: decoding a .pth pickle and hashing it (`models.import`, also
+ * the engine's registration of a trained encoder), a bank from drawn masks, segmenting a frame and comparing models
+ * on labelled frames (extraction, kNN, mask painting, PNG encoding), classifying a folder by kNN, k-means over a
+ * run's patches, counting on a large frame (density maps, peaks). The engine runs them in its task worker
+ * (jobs/worker-host.ts's TaskWorker) so that its event loop keeps answering; with job workers off, in the engine
+ * itself. Each gets its own warm extractors, kNN sessions and count state where it runs.
  */
-import type { CommandArgs } from '../api/contract.js';
+import path from 'node:path';
+import type { CommandArgs, ParsedArgs } from '../api/contract.js';
+import { classifyFolder } from '../classify/knn-classify.js';
 import { CountService } from '../count/service.js';
 import { ExtractorCache } from '../features/extractor-cache.js';
 import { ExactKnn } from '../features/knn.js';
 import type { RuntimeSettings } from '../runtime/session.js';
-import { createClusterBank } from '../segment/service.js';
+import { compareModels } from '../segment/compare.js';
+import type { MaskEncoding } from '../segment/masks.js';
+import { createBank, createClusterBank, segmentFrame } from '../segment/service.js';
 import type { Project } from '../store/project.js';
 import { labelsByContent } from './labelled-content.js';
-import { modelCatalog, registerModel } from './models.js';
+import { modelCatalog, type RegisterArgs, registerModel } from './models.js';
 import { importTextModel, TextEncoderCache, textFeatures } from './text-models.js';
 import { TextSearchService } from './text-search.js';
 
@@ -47,8 +53,51 @@ export function workerDeps(): { deps: TaskDeps; setRuntime(r: RuntimeSettings): 
 
 export function commandTasks(d: TaskDeps) {
   return {
-    'models.import': (project: () => Project, a: CommandArgs<'models.import'>) =>
+    // The command's arguments, or the engine's own registrations (a trained encoder: origin, provenance).
+    'models.import': (project: () => Project, a: CommandArgs<'models.import'> | RegisterArgs) =>
       registerModel(project(), a, modelCatalog()),
+    'segment.createBank': async (project: () => Project, a: ParsedArgs<'segment.createBank'>) => {
+      const row = await createBank(project(), {
+        ...a,
+        extractors: d.extractors,
+        examples: a.examples.map((e) => ({
+          mediaId: e.mediaId,
+          frameIdx: e.frameIdx,
+          mask: path.resolve(e.mask),
+          encoding: maskEncoding(e.encoding, e.palette),
+        })),
+      });
+      const { id, name, runId, classes, patches, warnings } = row;
+      return { id, name, runId, classes, patches, warnings };
+    },
+    'segment.apply': async (
+      project: () => Project,
+      { truthMask, truthEncoding, truthPalette, ...a }: ParsedArgs<'segment.apply'>,
+    ) => {
+      const truth = truthMask
+        ? { truthMask: { path: path.resolve(truthMask), encoding: maskEncoding(truthEncoding, truthPalette) } }
+        : {};
+      const {
+        mask: _mask,
+        scores: _scores,
+        grid: _grid,
+        ...r
+      } = await segmentFrame(project(), d.knn, {
+        ...a,
+        extractors: d.extractors,
+        ...truth,
+      });
+      return r;
+    },
+    'segment.compareModels': (project: () => Project, a: ParsedArgs<'segment.compareModels'>) =>
+      compareModels(project(), { ...a, extractors: d.extractors, knn: d.knn }),
+    'classify.knn': async (project: () => Project, a: ParsedArgs<'classify.knn'>) => {
+      // Labelled files whose content is already in the library (added from elsewhere) label those items.
+      const byContent = await Promise.all(
+        [a.root, ...(a.queryRoot ? [a.queryRoot] : [])].map((r) => labelsByContent(project(), r)),
+      );
+      return classifyFolder(project(), d.knn, a, byContent);
+    },
     'segment.clusterBank': async (project: () => Project, a: CommandArgs<'segment.clusterBank'>) => {
       const row = await createClusterBank(project(), d.knn, { ...a, extractors: d.extractors });
       return { id: row.id, name: row.name, runId: row.runId, classes: row.classes, patches: row.patches };
@@ -67,6 +116,11 @@ export function commandTasks(d: TaskDeps) {
     'map.textSimilarity': (project: () => Project, a: CommandArgs<'map.textSimilarity'>) =>
       d.textSearch.mapSimilarity(project(), a),
   };
+}
+
+/** A mask's encoding from a command's arguments: a palette when given, else the chosen kind (auto by default). */
+function maskEncoding(kind: 'auto' | 'ids' | 'binary' | undefined, palette?: [number, number, number][]): MaskEncoding {
+  return palette ? { kind: 'palette', colours: palette } : { kind: kind ?? 'auto' };
 }
 
 export type CommandTasks = ReturnType<typeof commandTasks>;

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { EngineEvent, IntegrityReport, JobInfo, ModelInfo, ProjectInfo } from '../api/contract.js';
 import { FlaneurError } from '../api/errors.js';
+import { loopActivity } from '../base/loop-stalls.js';
 import { APP_ROOT, APP_VERSION } from '../base/version.js';
 import { CountService } from '../count/service.js';
 import { ExtractorCache } from '../features/extractor-cache.js';
@@ -149,6 +150,9 @@ export class Engine {
   }
 
   emit(event: EngineEvent): void {
+    loopActivity(
+      event.type === 'job.updated' ? `event job.updated (${event.job.kind} ${event.job.state})` : `event ${event.type}`,
+    );
     for (const l of this.listeners) {
       try {
         l(event);
@@ -286,9 +290,11 @@ export class Engine {
       provenance?: Record<string, unknown>;
     } | null;
     if (!r?.encoder || this.project !== project) return;
+    loopActivity(`register the model of job ${jobId}`);
     const encoder = path.join(project.dir, r.encoder);
     try {
-      await this.models.import(project, {
+      // Hashing, reading and copying the weights: in the task worker, off the engine's event loop.
+      await this.command('models.import', {
         path: encoder,
         name: r.name ?? `trained (job ${jobId})`,
         licence: TRAINED_HERE,

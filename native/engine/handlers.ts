@@ -8,7 +8,6 @@ import type { ProjectInfo } from '../api/contract.js';
 import { createDispatcher, type Dispatcher, type Handlers } from '../api/dispatcher.js';
 import { FlaneurError } from '../api/errors.js';
 import { APP_VERSION } from '../base/version.js';
-import { classifyFolder } from '../classify/knn-classify.js';
 import { listUncoCounters } from '../count/unco-counter.js';
 import { runPolicy } from '../features/extract.js';
 import { mapPoints } from '../map/build.js';
@@ -16,16 +15,13 @@ import { binaryVersion, findBinaries, videoDecoders } from '../media/ffmpeg.js';
 import { FrameStore } from '../media/frame-store.js';
 import { duplicatePairs, similarImages, similarPatches } from '../retrieve/service.js';
 import { sourceSize } from '../segment/batch.js';
-import { compareModels } from '../segment/compare.js';
-import type { MaskEncoding } from '../segment/masks.js';
-import { bankClasses, createBank, relabelBank, saveDrawnMask, segmentFrame } from '../segment/service.js';
+import { bankClasses, relabelBank, saveDrawnMask } from '../segment/service.js';
 import { checkFolderDestination, prepareFolderDestination, writeFileDestination } from '../store/destination.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
 import { motCsv, writeInstanceMasks } from '../track/export.js';
 import { propagationFrame } from '../track/propagate-job.js';
 import { listPreviews } from '../train/previews.js';
 import { type Engine, jobInfo } from './engine.js';
-import { labelsByContent } from './labelled-content.js';
 import { mediaInfo, requireMedia, resolveMedia } from './library.js';
 import { downloadableEntry } from './model-download.js';
 import { modelCatalog } from './models.js';
@@ -148,26 +144,7 @@ export function createHandlers(engine: Engine): Handlers {
     },
     'features.export': (a) =>
       jobInfo(open().runner.enqueue('features.export', { ...a, outDir: checkFolderDestination(a.outDir, 'outDir') })),
-    'segment.createBank': async (a) => {
-      const row = await createBank(open().project, {
-        ...a,
-        extractors: engine.extractors,
-        examples: a.examples.map((e) => ({
-          mediaId: e.mediaId,
-          frameIdx: e.frameIdx,
-          mask: path.resolve(e.mask),
-          encoding: maskEncoding(e.encoding, e.palette),
-        })),
-      });
-      return {
-        id: row.id,
-        name: row.name,
-        runId: row.runId,
-        classes: row.classes,
-        patches: row.patches,
-        warnings: row.warnings,
-      };
-    },
+    'segment.createBank': (a) => engine.command('segment.createBank', a),
     'segment.clusterBank': (a) => engine.command('segment.clusterBank', a),
     'segment.relabelBank': (a) => {
       const row = relabelBank(open().project, a.bankId, a.names, a.into);
@@ -196,16 +173,8 @@ export function createHandlers(engine: Engine): Handlers {
           ...(a.truth ? { truth: a.truth.map((t) => ({ ...t, mask: path.resolve(t.mask) })) } : {}),
         }),
       ),
-    'segment.compareModels': (a) =>
-      compareModels(open().project, { ...a, extractors: engine.extractors, knn: engine.knn }),
-    'segment.apply': ({ truthMask, truthEncoding, truthPalette, ...a }) =>
-      segmentFrame(open().project, engine.knn, {
-        ...a,
-        extractors: engine.extractors,
-        ...(truthMask
-          ? { truthMask: { path: path.resolve(truthMask), encoding: maskEncoding(truthEncoding, truthPalette) } }
-          : {}),
-      }).then(({ mask: _mask, scores: _scores, grid: _grid, ...r }) => r),
+    'segment.compareModels': (a) => engine.command('segment.compareModels', a),
+    'segment.apply': (a) => engine.command('segment.apply', a),
     'features.fungi': (a) => jobInfo(open().runner.enqueue('features.fungi', a)),
     'fungi.runs': () => {
       const { project } = open();
@@ -221,14 +190,7 @@ export function createHandlers(engine: Engine): Handlers {
         createdAt: r.createdAt,
       }));
     },
-    'classify.knn': async (a) => {
-      const { project } = open();
-      // Labelled files whose content is already in the library (added from elsewhere) label those items.
-      const byContent = await Promise.all(
-        [a.root, ...(a.queryRoot ? [a.queryRoot] : [])].map((r) => labelsByContent(project, r)),
-      );
-      return classifyFolder(project, engine.knn, a, byContent);
-    },
+    'classify.knn': (a) => engine.command('classify.knn', a),
     'map.build': (a) => jobInfo(open().runner.enqueue('map.build', a)),
     'map.list': () => {
       const { project } = open();
@@ -370,11 +332,6 @@ export function createHandlers(engine: Engine): Handlers {
       return jobInfo(open().runner.enqueue('ingest.hashFolder', { ...a, root }));
     },
   };
-}
-
-/** A mask's encoding from a command's arguments: a palette when given, else the chosen kind (auto by default). */
-function maskEncoding(kind: 'auto' | 'ids' | 'binary' | undefined, palette?: [number, number, number][]): MaskEncoding {
-  return palette ? { kind: 'palette', colours: palette } : { kind: kind ?? 'auto' };
 }
 
 /**

@@ -40,16 +40,30 @@ function rawCode(err: unknown): string | null {
   return typeof raw === 'string' ? raw : null;
 }
 
+/** A list given now or loaded when first needed (a worker loads the modules of its role only). */
+type Lazy<T> = T | (() => Promise<T>);
+
+function memo<T>(value: Lazy<T> | undefined, empty: T): () => Promise<T> {
+  if (typeof value !== 'function') return () => Promise.resolve(value ?? empty);
+  let loading: Promise<T> | null = null;
+  return () => {
+    loading ??= (value as () => Promise<T>)();
+    return loading;
+  };
+}
+
 export function serveJobs(options: {
-  handlers: readonly AnyJobHandler[];
-  /** Commands this worker runs for the engine (worker-protocol.ts's WorkerTask), by name. */
-  tasks?: Readonly<Record<string, WorkerTaskFn>>;
+  /** The job handlers, or how to load them (when the first job comes). */
+  handlers: Lazy<readonly AnyJobHandler[]>;
+  /** Commands this worker runs for the engine (worker-protocol.ts's WorkerTask), by name, or how to load them. */
+  tasks?: Lazy<Readonly<Record<string, WorkerTaskFn>>>;
   channel: WorkerChannel;
   /** Opens the project the engine already opened (no migration): the worker's own connection. */
   attach: (dir: string) => Project;
 }): void {
   const { channel } = options;
-  const handlers = new Map(options.handlers.map((h) => [h.kind, h]));
+  const handlers = memo(options.handlers, []);
+  const tasks = memo(options.tasks, {});
   let project: Project | null = null;
   let controller: AbortController | null = null;
   const projectAt = (dir: string): Project => {
@@ -69,12 +83,13 @@ export function serveJobs(options: {
     // The environment the engine had when the job started, as a worker started for this job would have it.
     for (const key of Object.keys(process.env)) if (!(key in job.env)) delete process.env[key];
     Object.assign(process.env, job.env);
-    const handler = handlers.get(job.kind);
+    // Set before the handlers load: a cancel that comes meanwhile is seen by the job when it starts.
+    const own = new AbortController();
+    controller = own;
+    const handler = (await handlers()).find((h) => h.kind === job.kind);
     if (!handler) throw new Error(`This worker cannot run jobs of kind "${job.kind}".`);
     const project = projectAt(job.projectDir);
     const repo: JobRepository = project.jobs;
-    const own = new AbortController();
-    controller = own;
     // A mirror of the phase and count, written with each commit as the in-process runner does.
     let progress = { phase: 'running', done: 0, total: null as number | null, unit: 'items' };
     const ctx: JobContext<unknown, unknown> = {
@@ -121,9 +136,9 @@ export function serveJobs(options: {
     }
     if (message.type === 'task') {
       const { id, name, args, projectDir, runtime } = message.task;
-      Promise.resolve()
-        .then(() => {
-          const fn = options.tasks?.[name];
+      tasks()
+        .then((all) => {
+          const fn = all[name];
           if (!fn) throw new Error(`This worker cannot run "${name}".`);
           return fn(() => projectAt(projectDir), args as never, runtime);
         })

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { FlaneurError, type SerializedError } from '../api/errors.js';
+import { loopActivity } from '../base/loop-stalls.js';
 import type { GpuFailure, SessionInfo } from '../runtime/session.js';
 import type { FromWorker, ToWorker, WorkerJob, WorkerTask } from './worker-protocol.js';
 
@@ -197,6 +198,7 @@ export class JobWorkers {
       await new Promise<void>((resolve, reject) => {
         worker.on(
           (m) => {
+            loopActivity(`job ${job.kind}: ${m.type}`);
             switch (m.type) {
               case 'phase':
                 return events.phase(m.name, m.options);
@@ -260,7 +262,7 @@ export class JobWorkers {
 export class TaskWorker {
   private readonly options: Required<WorkerOptions>;
   private worker: JobWorker | null = null;
-  private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  private readonly pending = new Map<number, { name: string; resolve(v: unknown): void; reject(e: Error): void }>();
   private nextId = 1;
   private closed = false;
 
@@ -280,6 +282,7 @@ export class TaskWorker {
         if (m.type !== 'task-done' && m.type !== 'task-error') return;
         const call = this.pending.get(m.id);
         this.pending.delete(m.id);
+        loopActivity(`task ${call?.name}: ${m.type}`);
         if (m.type === 'task-done') call?.resolve(m.result);
         else call?.reject(rebuildError(m.error, m.raw));
       },
@@ -309,7 +312,8 @@ export class TaskWorker {
     worker.hold(true);
     try {
       return await new Promise((resolve, reject) => {
-        this.pending.set(id, { resolve, reject });
+        this.pending.set(id, { name: task.name, resolve, reject });
+        loopActivity(`task ${task.name}: sent`);
         worker.send({ type: 'task', task: { ...task, id } });
       });
     } finally {

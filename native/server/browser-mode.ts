@@ -3,6 +3,7 @@
  * Electron runtime is present, by `flaneur serve`, and by the end-to-end tests.
  */
 import path from 'node:path';
+import { startLoopStalls } from '../base/loop-stalls.js';
 import { APP_ROOT } from '../base/version.js';
 import { Engine } from '../engine/engine.js';
 import { createEngineDispatcher } from '../engine/handlers.js';
@@ -22,6 +23,9 @@ export interface BrowserModeOptions {
 export async function runBrowserMode(
   options: BrowserModeOptions = {},
 ): Promise<{ engine: Engine; server: RunningServer }> {
+  // `npm run bench -- responsiveness`: the engine's own record of its event loop's stalls (base/loop-stalls.ts).
+  const stallReport = process.env.FLANEUR_LOOP_STALLS;
+  if (stallReport) startLoopStalls({ file: stallReport, profile: process.env.FLANEUR_LOOP_PROFILE !== '0' });
   const engine = new Engine({ home: options.home ?? defaultHome() });
   let server: RunningServer;
   try {

@@ -13,6 +13,7 @@ import type { EngineEvent } from '../api/contract.js';
 import type { Dispatcher } from '../api/dispatcher.js';
 import { serializeError } from '../api/errors.js';
 import { CONTENT_SECURITY_POLICY } from '../api/security-policy.js';
+import { loopActivity } from '../base/loop-stalls.js';
 import { checkRequest, localLocation, newToken, requestUrl, TOKEN_COOKIE } from './security.js';
 
 export interface ServerOptions {
@@ -240,7 +241,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         return;
       }
       const { command, args } = (body ?? {}) as { command?: unknown; args?: unknown };
-      sendJson(res, 200, await options.dispatcher.dispatch(command, args));
+      loopActivity(`call ${String(command)}`);
+      const answer = await options.dispatcher.dispatch(command, args);
+      loopActivity(`call ${String(command)}: answer`);
+      sendJson(res, 200, answer);
       return;
     }
     if (url.pathname.startsWith('/media/') && options.resource) {

@@ -25,10 +25,15 @@ export async function startEngineProcess(options: {
   project?: string;
   fromBuild?: boolean;
   env?: Record<string, string>;
+  /** Options of Node itself for the engine's process (V8 flags). */
+  nodeArgs?: string[];
 }): Promise<EngineProcess> {
-  const args = options.fromBuild
-    ? [path.join(ROOT, 'build', 'native', 'cli-main.js')]
-    : ['--import', 'tsx', path.join(ROOT, 'native', 'cli-main.ts')];
+  const args = [
+    ...(options.nodeArgs ?? []),
+    ...(options.fromBuild
+      ? [path.join(ROOT, 'build', 'native', 'cli-main.js')]
+      : ['--import', 'tsx', path.join(ROOT, 'native', 'cli-main.ts')]),
+  ];
   args.push('serve', '--json', ...(options.project ? ['--project', options.project] : []));
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
