@@ -40,8 +40,8 @@ describe('a ShareLock head from the Train view, in browser mode', () => {
       .toMatch(/tiny-llama-test/);
     await card.getByLabel('Labelled folder').fill(labelled);
     await card.getByLabel('Held-out classes').fill('coat');
-    await card.getByLabel('ShareLock steps').fill('3');
-    await card.getByLabel('ShareLock batch').fill('4');
+    await card.getByLabel('Training length (updates)').fill('3');
+    await card.getByLabel('Pairs per update').fill('4');
     await card.getByLabel('Projector width').fill('16');
     await card.getByRole('button', { name: 'Train the head' }).click();
     await expect

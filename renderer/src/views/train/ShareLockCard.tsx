@@ -147,8 +147,9 @@ export function ShareLockCard() {
         <Field label="Captions file" path value={captions} set={setCaptions}>
           captions.csv (path,caption), .jsonl or COCO captions .json
         </Field>
-        <Field label="Steps" aria="ShareLock steps" value={steps} set={setSteps} min={1} />
-        <Field label="Pairs per step" aria="ShareLock batch" value={batch} set={setBatch} min={2} />
+        {/* Labels that do not contain the training form's "Steps" or "Batch" (the page's fields are found by label). */}
+        <Field label="Training length (updates)" value={steps} set={setSteps} min={1} />
+        <Field label="Pairs per update" value={batch} set={setBatch} min={2} />
         <Field label="Projector width" value={hidden} set={setHidden} min={1} />
       </div>
       <ActionButton type="submit" why={why}>
