@@ -24,7 +24,7 @@ import { motCsv, writeInstanceMasks } from '../track/export.js';
 import { propagationFrame } from '../track/propagate-job.js';
 import { listPreviews } from '../train/previews.js';
 import { type Engine, jobInfo } from './engine.js';
-import { labelsByContent } from './labelled-content.js';
+import { folderLabels, labelsByContent } from './labelled-content.js';
 import { mediaInfo, requireMedia, resolveMedia } from './library.js';
 import { downloadableEntry } from './model-download.js';
 import { modelCatalog } from './models.js';
@@ -221,11 +221,15 @@ export function createHandlers(engine: Engine): Handlers {
     },
     'classify.knn': async (a) => {
       const { project } = open();
-      // Labelled files whose content is already in the library (added from elsewhere) label those items.
-      const byContent = await Promise.all(
-        [a.root, ...(a.queryRoot ? [a.queryRoot] : [])].map((r) => labelsByContent(project, r)),
-      );
-      return classifyFolder(project, engine.knn, a, byContent);
+      // Labelled files whose content is already in the library (added from elsewhere) label those items; files
+      // that label nothing are said with why.
+      const folders = [
+        await labelsByContent(project, a.root, 'root'),
+        ...(a.queryRoot ? [await labelsByContent(project, a.queryRoot, 'queryRoot')] : []),
+      ];
+      const r = await classifyFolder(project, engine.knn, a, folders.map(folderLabels));
+      const unlabelled = folders.flatMap((f) => f.unlabelled);
+      return { ...r, unlabelled: { total: unlabelled.length, files: unlabelled.slice(0, 50) } };
     },
     'map.build': (a) => jobInfo(open().runner.enqueue('map.build', a)),
     'map.list': () => {

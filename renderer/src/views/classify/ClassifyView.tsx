@@ -38,7 +38,7 @@ function FrameGrid<T extends { mediaId: number; frameIdx: number }>(props: {
 
 /** kNN classification of a labelled folder (sub-folder = class) with embeddings or FUNGI features. */
 export function ClassifyView() {
-  const { client, run } = useApp();
+  const { client, run, jobs } = useApp();
   const { runs, media } = useCatalog();
   const { runId, kind, picker } = useFeatureSource(runs);
   const [root, setRoot] = useState('');
@@ -62,6 +62,8 @@ export function ClassifyView() {
     ).finally(() => setBusy(false));
   };
   const name = (id: number) => media.find((m) => m.id === id)?.name ?? `#${id}`;
+  // Classifying while the run is still growing would leave the new frames out (issue 26).
+  const extracting = jobs.find((j) => j.kind === 'features.extract' && (j.state === 'running' || j.state === 'queued'));
   const maxCell = result ? Math.max(1, ...result.confusion.flat()) : 1;
 
   return (
@@ -96,7 +98,13 @@ export function ClassifyView() {
         <ActionButton
           className="primary"
           onClick={classify}
-          why={!runId ? 'Choose a feature run above.' : !root && 'Type the labelled folder (one sub-folder per class).'}
+          why={
+            !runId
+              ? 'Choose a feature run above.'
+              : extracting
+                ? `Features are being extracted (job #${extracting.id}): the run is complete when it ends.`
+                : !root && 'Type the labelled folder (one sub-folder per class).'
+          }
           busy={busy && 'Classifying: reading the folder and voting…'}
         >
           Classify
@@ -121,6 +129,20 @@ export function ClassifyView() {
               {plural(result.attachedByContent ?? 0, 'library item')} labelled by content: the labelled folder holds
               copies of files that were added to the library from elsewhere.
             </p>
+          )}
+          {result.unlabelled && result.unlabelled.total > 0 && (
+            <details className="muted" data-testid="classify-unlabelled">
+              <summary>
+                {plural(result.unlabelled.total, 'file')} under the class folders label nothing in the library
+              </summary>
+              <ul>
+                {result.unlabelled.files.map((f) => (
+                  <li key={f.path}>
+                    <code>{f.path}</code>: {f.reason}
+                  </li>
+                ))}
+              </ul>
+            </details>
           )}
           <table className="confusion" aria-label="Confusion matrix (rows: truth, columns: predicted)">
             <thead>
