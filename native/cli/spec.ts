@@ -60,10 +60,13 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: 'project create',
-    synopsis: '<dir> [--name NAME]',
-    summary: 'create a project folder',
+    synopsis: '<dir> [--name NAME] [--no-starter-model]',
+    summary: 'create a project folder, with the starter model that ships with Flaneur (as the app does)',
     positionals: one('a folder'),
-    options: { name: s('NAME', 'display name') },
+    options: {
+      name: s('NAME', 'display name'),
+      'no-starter-model': b('no starter model: the project starts with no model (`flaneur model import FILE`)'),
+    },
     load: async () => (await projectCmds()).create,
   },
   {
