@@ -73,7 +73,7 @@ export async function labelsByContent(project: Project, root: string, field = 'r
       unlabelled.push({
         path: e.abs,
         code: 'NOT_IN_LIBRARY',
-        reason: 'not in the library, by its path or as a copy of an item (add it: Library → Add)',
+        reason: 'not in the library, by its path or as a copy of an item (add it in the Library view)',
       });
       continue;
     }

@@ -328,6 +328,19 @@ describe("a newcomer's second hour, end to end in browser mode", () => {
     for (const f of fs.readdirSync(fixturePath('fashion', 'train', 'shirt')).slice(0, 2))
       fs.copyFileSync(fixturePath('fashion', 'train', 'shirt', f), path.join(labelled, 'shirt', f));
     await waitJob(s, await s.engine.call('library.add', { paths: [inbox] }));
+    // The library shows this project's pictures (28x28, stored square), never those another project showed at the
+    // same ids earlier in the page's life (the case of features and tracking shows a 4:3 tour and the coins there).
+    await page.getByRole('link', { name: 'Library', exact: true }).click();
+    const thumbs = page.locator('[data-testid^="media-"] img');
+    await expect
+      .poll(() =>
+        thumbs.evaluateAll((imgs) =>
+          (imgs as unknown as { complete: boolean; naturalWidth: number; naturalHeight: number }[]).map((i) =>
+            i.complete && i.naturalWidth ? i.naturalWidth / i.naturalHeight : 0,
+          ),
+        ),
+      )
+      .toEqual(new Array(8).fill(1));
     await page.getByRole('link', { name: 'Segment', exact: true }).click();
     await page.getByRole('button', { name: 'Extract features for the library' }).click();
     await runLine(page, 1, 8).waitFor({ timeout: 180_000 });

@@ -2,6 +2,7 @@ import { type ReactNode, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { plural } from '../../shell/format';
 import { Icon } from '../../shell/Icon';
+import { frameSrc } from '../../shell/media';
 import { PathField } from '../../shell/PathField';
 import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
@@ -26,7 +27,7 @@ function FrameGrid<T extends { mediaId: number; frameIdx: number }>(props: {
         {props.items.slice(0, 60).map((m) => (
           <li key={`${m.mediaId}-${m.frameIdx}`} className="media-card">
             <div className="thumb">
-              <img src={`media/frame/${m.mediaId}/${m.frameIdx}.png`} alt={props.name(m.mediaId)} />
+              <img src={frameSrc(m.mediaId, m.frameIdx)} alt={props.name(m.mediaId)} />
             </div>
             <div className="card-caption">{props.caption(m)}</div>
           </li>
