@@ -252,6 +252,14 @@ export const COMMANDS: CommandSpec[] = [
     load: async () => (await modelCmds()).modelImport,
   },
   {
+    name: 'model starter',
+    synopsis: '',
+    summary: 'add the starter model that ships with Flaneur (what `project create` adds; again: the one there)',
+    positionals: none,
+    options: {},
+    load: async () => (await modelCmds()).modelStarter,
+  },
+  {
     name: 'model list',
     synopsis: '',
     summary: "the project's models",

@@ -67,6 +67,18 @@ describe('a project made from the CLI, with the starter model', { timeout: 300_0
     expect((await flaneur('flaneur model list --json')).json()).toEqual([]);
     const r = await runCli(['features', '--all']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/the project has no model yet: import one with `flaneur model import FILE`/);
+    expect(r.stderr).toMatch(/the project has no model yet: add the starter model with `flaneur model starter`/);
+  });
+
+  it('adds the starter model to a project without one, once: flaneur model starter', async () => {
+    const project = path.join(work, 'later');
+    process.env.FLANEUR_PROJECT = project;
+    await flaneur(`flaneur project create ${project} --no-starter-model`);
+    const added = await flaneur('flaneur model starter');
+    expect(added.stdout.split(': ')[0]).toBe(`#1 ${manifest.name}`);
+    expect(added.stdout).toContain(': It learned little');
+    const again = await flaneur('flaneur model starter');
+    expect(again.stdout).toMatch(/^already in the project: #1 /);
+    expect((await flaneur('flaneur model list --json')).json<unknown[]>()).toHaveLength(1);
   });
 });
