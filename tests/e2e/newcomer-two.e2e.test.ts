@@ -521,6 +521,9 @@ describe("a newcomer's second hour, end to end in browser mode", () => {
       clusters: 3,
       frames: [{ mediaId: tour.id, frameIdx: 0 }],
     });
+    // The Project view counts the jobs run since the project opened.
+    await s.page.getByRole('link', { name: 'Project', exact: true }).click();
+    await expect.poll(() => s.page.getByTestId('project-jobs').textContent()).toBe('3 (0 running)');
     await walkViews(s, '89-in-use');
     expect(s.errors).toEqual([]);
   });
