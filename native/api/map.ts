@@ -45,6 +45,19 @@ export const mapCommands = {
       features: FeatureKind,
       /** Library items labelled by content: their file lies under a class folder at another path (a copy). */
       attachedByContent: z.int().optional(),
+      /** Files under the class folders that label no library item, with why (the first 50; `total` in all). */
+      unlabelled: z
+        .object({
+          total: z.int(),
+          files: z.array(
+            z.object({
+              path: z.string(),
+              code: z.enum(['UNREADABLE', 'NOT_IN_LIBRARY', 'NOT_INGESTED', 'TWO_CLASSES']),
+              reason: z.string(),
+            }),
+          ),
+        })
+        .optional(),
     }),
   },
   'map.build': {

@@ -112,6 +112,16 @@ export function confusionMatrix(truth: Int32Array, predicted: Int32Array, classe
   return m;
 }
 
+/** What a labelled folder says beyond its paths (engine/labelled-content.ts finds it), per root. */
+export interface FolderLabels {
+  /** Classes of library items whose content lies under the root at another path (a copy). */
+  labels: ReadonlyMap<number, string>;
+  /** Every library item the folder labels, by its path or its content. */
+  items: readonly number[];
+  /** Why some of its files label nothing (a sentence; empty when all do). */
+  why: string;
+}
+
 /** The `classify.knn` command: a labelled folder scored (leave-one-out or against a query folder), the rest predicted. */
 export async function classifyFolder(
   project: Project,
@@ -124,20 +134,35 @@ export async function classifyFolder(
     k?: number;
     temperature?: number;
   },
-  /** Per root (root, then queryRoot): classes of library items whose content lies under it at another path. */
-  byContent: readonly (ReadonlyMap<number, string> | undefined)[] = [],
+  /** Per root (root, then queryRoot): what its files label beyond their paths, and why some label nothing. */
+  folders: readonly (FolderLabels | undefined)[] = [],
 ) {
   const source = resolveSource(project, a.runId, a.features);
   const { keys, vectors, dim } = await frameVectors(project, source);
   const roots = a.queryRoot ? [a.root, a.queryRoot] : [a.root];
+  const byContent = folders.map((f) => f?.labels);
   const [labelOf = [], queryLabelOf = null] = classNamesUnder(project, keys, roots, byContent);
   const classes = classList(labelOf);
-  if (classes.length < 2)
+  if (classes.length < 2) {
+    const inRun = new Set(keys.map((k) => k.mediaId));
+    const items = folders[0]?.items ?? [];
+    const noFeatures = items.filter((id) => !inRun.has(id)).length;
+    // Asked while an extraction is still under way (the run grows when it ends): say so, not only "found 0".
+    const extracting = project.jobs.list({ states: ['queued', 'running'] }).find((j) => j.kind === 'features.extract');
+    const why = [
+      noFeatures
+        ? `${noFeatures} of the ${items.length} library items it labels have no features in this run (${extracting ? `features are being extracted now, job #${extracting.id}: classify again when it has finished` : 'extract again after adding them'}).`
+        : '',
+      folders[0]?.why ?? '',
+    ]
+      .filter(Boolean)
+      .join(' ');
     throw new FlaneurError(
       'INVALID_ARGUMENT',
-      `${a.root} needs at least two labelled sub-folders with frames in this run (found ${classes.length}). Its images must be in the library (Library → Add, the folder itself or copies of its files) and have features in this run (extract again after adding them).`,
+      `${a.root} needs at least two labelled sub-folders with frames in this run (found ${classes.length}). ${why || 'Its images must be in the library (Library → Add, the folder itself or copies of its files) and have features in this run (extract again after adding them).'}`,
       { field: 'root' },
     );
+  }
   // Items labelled through their content (a copy of the file is in the library), not their path.
   const contentIds = new Set(byContent.flatMap((m) => (m ? [...m.keys()] : [])));
   const attachedByContent = [...contentIds].filter((id) => project.media.get(id)).length;

@@ -311,7 +311,7 @@ export class Session {
     const d = await this.call('models.default', {});
     if (!d)
       throw new CliError(
-        `${this.inv.command.name}: the project has no model yet: import one with \`flaneur model import FILE\` (or train one).`,
+        `${this.inv.command.name}: the project has no model yet: add the starter model with \`flaneur model starter\`, or import one with \`flaneur model import FILE\` (or train one).`,
         'NO_MODEL',
       );
     this.note(

@@ -63,10 +63,13 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: 'project create',
-    synopsis: '<dir> [--name NAME]',
-    summary: 'create a project folder',
+    synopsis: '<dir> [--name NAME] [--no-starter-model]',
+    summary: 'create a project folder, with the starter model that ships with Flaneur (as the app does)',
     positionals: one('a folder'),
-    options: { name: s('NAME', 'display name') },
+    options: {
+      name: s('NAME', 'display name'),
+      'no-starter-model': b('no starter model: the project starts with no model (`flaneur model import FILE`)'),
+    },
     load: async () => (await projectCmds()).create,
   },
   {
@@ -263,6 +266,14 @@ export const COMMANDS: CommandSpec[] = [
       heads: s('H', 'attention heads, when not width/64 and no config.json is beside the file'),
     },
     load: async () => (await modelCmds()).modelImport,
+  },
+  {
+    name: 'model starter',
+    synopsis: '',
+    summary: 'add the starter model that ships with Flaneur (what `project create` adds; again: the one there)',
+    positionals: none,
+    options: {},
+    load: async () => (await modelCmds()).modelStarter,
   },
   {
     name: 'model list',

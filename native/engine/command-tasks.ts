@@ -17,7 +17,7 @@ import { compareModels } from '../segment/compare.js';
 import type { MaskEncoding } from '../segment/masks.js';
 import { createBank, createClusterBank, segmentFrame } from '../segment/service.js';
 import type { Project } from '../store/project.js';
-import { labelsByContent } from './labelled-content.js';
+import { folderLabels, labelsByContent } from './labelled-content.js';
 import { modelCatalog, type RegisterArgs, registerModel } from './models.js';
 import { importTextModel, TextEncoderCache, textFeatures } from './text-models.js';
 import { TextSearchService } from './text-search.js';
@@ -92,11 +92,15 @@ export function commandTasks(d: TaskDeps) {
     'segment.compareModels': (project: () => Project, a: ParsedArgs<'segment.compareModels'>) =>
       compareModels(project(), { ...a, extractors: d.extractors, knn: d.knn }),
     'classify.knn': async (project: () => Project, a: ParsedArgs<'classify.knn'>) => {
-      // Labelled files whose content is already in the library (added from elsewhere) label those items.
-      const byContent = await Promise.all(
-        [a.root, ...(a.queryRoot ? [a.queryRoot] : [])].map((r) => labelsByContent(project(), r)),
-      );
-      return classifyFolder(project(), d.knn, a, byContent);
+      // Labelled files whose content is already in the library (added from elsewhere) label those items; files
+      // that label nothing are said with why.
+      const folders = [
+        await labelsByContent(project(), a.root, 'root'),
+        ...(a.queryRoot ? [await labelsByContent(project(), a.queryRoot, 'queryRoot')] : []),
+      ];
+      const r = await classifyFolder(project(), d.knn, a, folders.map(folderLabels));
+      const unlabelled = folders.flatMap((f) => f.unlabelled);
+      return { ...r, unlabelled: { total: unlabelled.length, files: unlabelled.slice(0, 50) } };
     },
     'segment.clusterBank': async (project: () => Project, a: CommandArgs<'segment.clusterBank'>) => {
       const row = await createClusterBank(project(), d.knn, { ...a, extractors: d.extractors });
@@ -112,7 +116,7 @@ export function commandTasks(d: TaskDeps) {
       textFeatures(project(), d.textEncoders, a),
     'retrieve.text': (project: () => Project, a: CommandArgs<'retrieve.text'>) => d.textSearch.retrieve(project(), a),
     'classify.zeroShot': async (project: () => Project, a: CommandArgs<'classify.zeroShot'>) =>
-      d.textSearch.zeroShot(project(), a, a.root ? await labelsByContent(project(), a.root) : undefined),
+      d.textSearch.zeroShot(project(), a, a.root ? (await labelsByContent(project(), a.root)).labels : undefined),
     'map.textSimilarity': (project: () => Project, a: CommandArgs<'map.textSimilarity'>) =>
       d.textSearch.mapSimilarity(project(), a),
   };

@@ -124,9 +124,15 @@ export const classify = command(async (s) => {
     ...(features ? { features } : {}),
     ...(k ? { k } : {}),
   });
+  const unlabelled = r.unlabelled ?? { total: 0, files: [] };
+  if (unlabelled.total) {
+    s.note(`${unlabelled.total} file(s) under the class folders label nothing:`);
+    for (const f of unlabelled.files.slice(0, 5)) s.note(`  ${f.path}: ${f.reason}`);
+  }
   const result = {
     features: r.features,
     classes: r.classes,
+    unlabelled,
     evaluated: r.evaluated,
     accuracy: r.accuracy,
     confusion: r.confusion,

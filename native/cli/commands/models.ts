@@ -128,6 +128,17 @@ export const modelImport = command(async (s) => {
   );
 });
 
+/** The starter model of a project made without it (`project create --no-starter-model`, or before it had one). */
+export const modelStarter = command(async (s) => {
+  const before = new Set((await s.call('models.list', {})).map((m) => m.id));
+  const m = await s.call('models.addBundled', {});
+  const already = before.has(m.id);
+  s.out(
+    { ...m, alreadyRegistered: already },
+    () => `${already ? 'already in the project: ' : ''}#${m.id} ${m.name}: ${m.about?.verdict ?? ''}`,
+  );
+});
+
 export const modelList = command(async (s) => {
   const list = await s.call('models.list', {});
   const d = await s.call('models.default', {});

@@ -21,10 +21,34 @@ export const create = command(
       path: s.inv.positionals[0] as string,
       ...(s.opt('name') ? { name: s.opt('name') } : {}),
     });
-    s.out(info, () => `Created ${info.name} at ${info.path}`);
+    // As a new project made in the app: it can extract, track and count at once, with the starter model.
+    const starter = s.flag('no-starter-model') ? null : await starterModel(s);
+    s.out({ ...info, starterModel: starter }, () =>
+      [
+        `Created ${info.name} at ${info.path}`,
+        starter
+          ? `with the starter model #${starter.id} ${starter.name}: ${starter.verdict}`
+          : 'with no model yet: `flaneur model import FILE`',
+      ].join('\n'),
+    );
   },
   { project: false },
 );
+
+/**
+ * The starter model that ships with Flaneur, registered in the new project (what it is, from its manifest); a copy
+ * that ships none creates the project without one and says so.
+ */
+async function starterModel(s: Session): Promise<{ id: number; name: string; verdict: string } | null> {
+  try {
+    const m = await s.call('models.addBundled', {});
+    return { id: m.id, name: m.name, verdict: m.about?.verdict ?? 'not verified' };
+  } catch (err) {
+    if (!(err instanceof CliError) || err.code !== 'NOT_FOUND') throw err;
+    s.note(`flaneur: ${err.message}`);
+    return null;
+  }
+}
 
 export const info = command(
   async (s) => {

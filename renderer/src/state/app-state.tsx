@@ -6,6 +6,7 @@ import { createContext, type ReactNode, useCallback, useContext, useEffect, useM
 import type { AppInfo, JobInfo, ProjectInfo, RuntimeInfo } from '../../../native/api/contract';
 import { ClientError, type ConnectionState, type FlaneurClient } from '../client';
 import { type Explained, explainError } from '../shell/errors';
+import { setFramesProject } from '../shell/media';
 
 export interface Notice {
   id: number;
@@ -103,6 +104,7 @@ export function AppStateProvider({ client, children }: { client: FlaneurClient; 
   const refresh = useCallback(async () => {
     const [info, current] = await Promise.all([client.call('app.info', {}), client.call('project.current', {})]);
     setAppInfo(info);
+    setFramesProject(current?.id ?? null);
     setProject(current);
     const jobs = current ? await client.call('jobs.list', { limit: 200 }) : [];
     setJobMap(new Map(jobs.map((j) => [j.id, j])));
@@ -118,6 +120,7 @@ export function AppStateProvider({ client, children }: { client: FlaneurClient; 
       } else if (event.type === 'runtime.changed') {
         setRuntime(event.runtime);
       } else if (event.type === 'project.changed') {
+        setFramesProject(event.project?.id ?? null);
         setProject(event.project);
         // A selection names items of the project it was made in.
         setSelection(null);

@@ -41,7 +41,8 @@ describe('CLI output through a pipe', () => {
 
   it('delivers a > 1 MB --json result whole to a slow reader, and exits 0', async () => {
     process.env.FLANEUR_HOME = home;
-    expect((await runCli(['project', 'create', project])).code).toBe(0);
+    // Its own model is #1 (--model 1 above): no starter model.
+    expect((await runCli(['project', 'create', project, '--no-starter-model'])).code).toBe(0);
     const model = writeViT(path.join(tmpDir(), 'vit.safetensors'), { ...presetConfig('vit_s16'), depth: 1 }, 1);
     expect((await runCli(['model', 'import', model, '--project', project])).code).toBe(0);
 

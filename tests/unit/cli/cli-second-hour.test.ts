@@ -57,7 +57,8 @@ describe('the CLI in the second hour (issue 26)', { timeout: 240_000 }, () => {
     fs.mkdirSync(data, { recursive: true });
     makeImage(street, 'testsrc2=size=412x188');
     makeImage(big, 'mandelbrot=size=900x600');
-    await ok(`flaneur project create ${project}`);
+    // Its own models are #1 and #2 (the default-model case): no starter model.
+    await ok(`flaneur project create ${project} --no-starter-model`);
     await ok(`flaneur add ${street} ${big}`);
     await ok(`flaneur model import ${writeInitViT(path.join(work, 'vit.safetensors'))}`);
     await ok('flaneur features --all');

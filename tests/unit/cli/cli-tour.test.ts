@@ -63,7 +63,8 @@ describe('the CLI on the synthetic tour, against the views’ engine commands', 
     process.env.FLANEUR_HOME = home;
     fs.mkdirSync(path.join(data, 'tour'), { recursive: true });
     fs.copyFileSync(fixturePath('synthetic', 'tour.mp4'), path.join(data, 'tour', 'tour.mp4'));
-    await cli('project', 'create', project);
+    // Its own model is #1: no starter model.
+    await cli('project', 'create', project, '--no-starter-model');
     await cli('add', path.join(data, 'tour'), '--fps', '1', '--size', '240');
     const model = await cli('model', 'import', writeInitViT(path.join(work, 'vit.safetensors')));
     expect(model.id).toBe(1);

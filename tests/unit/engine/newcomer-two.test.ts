@@ -13,7 +13,7 @@ import { writeInitViT } from '../../helpers/models.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 describe("a newcomer's second hour, engine side", () => {
-  const { engine, call } = dispatchEngine();
+  const { engine, call, d } = dispatchEngine();
   afterAll(() => engine.close());
   const work = tmpDir();
 
@@ -93,5 +93,66 @@ describe("a newcomer's second hour, engine side", () => {
     await engine.requireProject().runner.idle();
     expect((await call('library.list', { limit: 100 })).total).toBe(8);
     expect((await call('classify.knn', { runId: run.id, root: labelled, k: 3 })).attachedByContent).toBe(8);
+  });
+  it('says why the files of a labelled folder label nothing, and refuses a folder it cannot read', async () => {
+    // A project of its own: bag images added from elsewhere, coat images never added, one bag image under both.
+    await call('project.create', { path: path.join(work, 'why') });
+    const model = await call('models.import', { path: writeInitViT(path.join(work, 'why.safetensors')) });
+    const inbox = path.join(work, 'why-inbox');
+    const labelled = path.join(work, 'why-labelled');
+    for (const d of [inbox, path.join(labelled, 'bag'), path.join(labelled, 'coat')])
+      fs.mkdirSync(d, { recursive: true });
+    const bags = fs.readdirSync(fixturePath('fashion', 'train', 'bag')).slice(0, 3);
+    for (const f of bags) {
+      fs.copyFileSync(fixturePath('fashion', 'train', 'bag', f), path.join(inbox, f));
+      fs.copyFileSync(fixturePath('fashion', 'train', 'bag', f), path.join(labelled, 'bag', f));
+    }
+    fs.copyFileSync(fixturePath('fashion', 'train', 'bag', bags[0] as string), path.join(labelled, 'coat', 'same.png'));
+    const coats = fs.readdirSync(fixturePath('fashion', 'train', 'coat')).slice(0, 2);
+    for (const f of coats) fs.copyFileSync(fixturePath('fashion', 'train', 'coat', f), path.join(labelled, 'coat', f));
+    await call('library.add', { paths: [inbox] });
+    await engine.requireProject().runner.idle();
+    await call('features.extract', { modelId: model.id, size: 64 });
+    await engine.requireProject().runner.idle();
+    const runId = (await call('features.runs', {}))[0]?.id as number;
+
+    // One class is left (bag: two items; the third lies under both classes): refused, with every reason.
+    const refused = await d.dispatch('classify.knn', { runId, root: labelled, k: 1 });
+    if (refused.ok) throw new Error('classified a folder with one class');
+    expect(refused.error).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'root' });
+    expect(refused.error.message).toContain('(found 1)');
+    expect(refused.error.message).toMatch(
+      /2 files \(e\.g\. train_\d+\.png\): not in the library, by its path or as a copy of an item/,
+    );
+    expect(refused.error.message).toMatch(
+      /2 files \(e\.g\. \S+\.png\): a copy of library item #\d+, whose content lies under bag and coat/,
+    );
+
+    // The coat images added: two classes, and the files that still label nothing listed with why.
+    await call('library.add', { paths: coats.map((f) => path.join(labelled, 'coat', f)) });
+    await engine.requireProject().runner.idle();
+    await call('features.extract', { modelId: model.id, size: 64 });
+    await engine.requireProject().runner.idle();
+    const r = await call('classify.knn', { runId, root: labelled, k: 1 });
+    expect(r.classes).toEqual(['bag', 'coat']);
+    expect(r.attachedByContent).toBe(2);
+    expect(r.evaluated).toBe(4);
+    expect(r.unlabelled?.files.map((f) => [path.relative(labelled, f.path), f.code]).sort()).toEqual(
+      [
+        [path.join('bag', bags[0] as string), 'TWO_CLASSES'],
+        [path.join('coat', 'same.png'), 'TWO_CLASSES'],
+      ].sort(),
+    );
+
+    // A folder that is not there is refused as such, naming the field.
+    const missing = await d.dispatch('classify.knn', { runId, root: path.join(work, 'nowhere'), k: 1 });
+    expect(missing).toMatchObject({
+      ok: false,
+      error: {
+        code: 'NOT_FOUND',
+        field: 'root',
+        message: expect.stringMatching(/nowhere cannot be read: it does not exist\.$/),
+      },
+    });
   });
 });

@@ -2,6 +2,7 @@ import { type ReactNode, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { plural } from '../../shell/format';
 import { Icon } from '../../shell/Icon';
+import { frameSrc } from '../../shell/media';
 import { PathField } from '../../shell/PathField';
 import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
@@ -33,7 +34,7 @@ function FrameGrid<T extends { mediaId: number; frameIdx: number }>(props: {
         {props.items.slice(0, 60).map((m) => (
           <li key={`${m.mediaId}-${m.frameIdx}`} className="media-card">
             <div className="thumb">
-              <img src={`media/frame/${m.mediaId}/${m.frameIdx}.png`} alt={props.name(m.mediaId)} />
+              <img src={frameSrc(m.mediaId, m.frameIdx)} alt={props.name(m.mediaId)} />
             </div>
             <div className="card-caption">{props.caption(m)}</div>
           </li>
@@ -45,7 +46,7 @@ function FrameGrid<T extends { mediaId: number; frameIdx: number }>(props: {
 
 /** kNN classification of a labelled folder (sub-folder = class) with embeddings or FUNGI features. */
 export function ClassifyView() {
-  const { client, run } = useApp();
+  const { client, run, jobs } = useApp();
   const { runs, media } = useCatalog();
   const { runId, kind, picker } = useFeatureSource(runs);
   const [root, setRoot] = useState('');
@@ -69,6 +70,8 @@ export function ClassifyView() {
     ).finally(() => setBusy(false));
   };
   const name = (id: number) => media.find((m) => m.id === id)?.name ?? `#${id}`;
+  // Classifying while the run is still growing would leave the new frames out (issue 26).
+  const extracting = jobs.find((j) => j.kind === 'features.extract' && (j.state === 'running' || j.state === 'queued'));
   const maxCell = result ? Math.max(1, ...result.confusion.flat()) : 1;
 
   return (
@@ -103,7 +106,13 @@ export function ClassifyView() {
         <ActionButton
           className="primary"
           onClick={classify}
-          why={!runId ? 'Choose a feature run above.' : !root && 'Type the labelled folder (one sub-folder per class).'}
+          why={
+            !runId
+              ? 'Choose a feature run above.'
+              : extracting
+                ? `Features are being extracted (job #${extracting.id}): the run is complete when it ends.`
+                : !root && 'Type the labelled folder (one sub-folder per class).'
+          }
           busy={busy && 'Classifying: reading the folder and voting…'}
         >
           Classify
@@ -142,6 +151,20 @@ export function ClassifyView() {
               {plural(result.attachedByContent ?? 0, 'library item')} labelled by content: the labelled folder holds
               copies of files that were added to the library from elsewhere.
             </p>
+          )}
+          {'unlabelled' in result && result.unlabelled && result.unlabelled.total > 0 && (
+            <details className="muted" data-testid="classify-unlabelled">
+              <summary>
+                {plural(result.unlabelled.total, 'file')} under the class folders label nothing in the library
+              </summary>
+              <ul>
+                {result.unlabelled.files.map((f) => (
+                  <li key={f.path}>
+                    <code>{f.path}</code>: {f.reason}
+                  </li>
+                ))}
+              </ul>
+            </details>
           )}
           {result.evaluated > 0 && (
             <table className="confusion" aria-label="Confusion matrix (rows: truth, columns: predicted)">

@@ -2,6 +2,7 @@ import { type PointerEvent, useEffect, useRef, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { frameNumber, plural } from '../../shell/format';
 import { JobStatus } from '../../shell/jobs';
+import { frameSrc } from '../../shell/media';
 import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 import { FramePicker, InputSizePicker, ModelPicker, useCatalog, useFirstChoice } from '../segment/useCatalog';
@@ -168,7 +169,7 @@ export function CountView() {
               onPointerUp={up}
               data-testid="count-stage"
             >
-              <img src={`media/frame/${m.id}/${frameIdx}.png`} alt="Frame to count in" draggable={false} />
+              <img src={frameSrc(m.id, frameIdx)} alt="Frame to count in" draggable={false} />
               <svg viewBox={`0 0 ${W} ${H}`} preserveAspectRatio="none" aria-hidden="true">
                 {boxes.map(([x, y, w, h]) => (
                   <rect key={`${x}-${y}-${w}-${h}`} x={x} y={y} width={w} height={h} className="exemplar" />

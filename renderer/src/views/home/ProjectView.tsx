@@ -9,7 +9,7 @@ import { useApp } from '../../state/app-state';
 
 /** The open project, what is in it, and how to create or open another. */
 export function ProjectView() {
-  const { client, project, run, attempt, loaded } = useApp();
+  const { client, project, run, attempt, loaded, jobs } = useApp();
   /** Why the last create or open from the forms failed, shown under the folder field. */
   const [createError, setCreateError] = useState<Explained | null>(null);
   const [openError, setOpenError] = useState<Explained | null>(null);
@@ -121,8 +121,9 @@ export function ProjectView() {
             <dt>Created</dt>
             <dd>{formatTime(project.createdAt)}</dd>
             <dt>Jobs</dt>
-            <dd>
-              {project.summary.jobs} ({project.summary.runningJobs} running)
+            <dd data-testid="project-jobs">
+              {/* The summary is as of the opening; the job list follows every job started since. */}
+              {Math.max(project.summary.jobs, jobs.length)} ({jobs.filter((j) => j.state === 'running').length} running)
             </dd>
             <dt>Schema</dt>
             <dd>version {project.schemaVersion}</dd>

@@ -5,6 +5,7 @@ import type { Explained } from '../../shell/errors';
 import { formatBytes, formatDuration, plural } from '../../shell/format';
 import { Icon } from '../../shell/Icon';
 import { JobBadge, jobOutcome, waitReason } from '../../shell/jobs';
+import { frameSrc } from '../../shell/media';
 import { PathField } from '../../shell/PathField';
 import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
@@ -30,7 +31,7 @@ function samplingLabel(s: Sampling | null): string {
 function MediaCard({ m }: { m: MediaInfo }) {
   const thumb =
     m.frameCount > 0 ? (
-      <img src={`media/frame/${m.id}/0.png`} alt="" loading="lazy" />
+      <img src={frameSrc(m.id, 0)} alt="" loading="lazy" />
     ) : (
       <div className="thumb-empty">{m.status}</div>
     );

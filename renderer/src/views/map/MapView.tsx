@@ -2,6 +2,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { frameLabel, plural } from '../../shell/format';
 import { JobStatus, waitReason } from '../../shell/jobs';
+import { frameSrc } from '../../shell/media';
 import { PathField } from '../../shell/PathField';
 import { Stale } from '../../shell/Stale';
 import { ActionButton } from '../../shell/Why';
@@ -303,7 +304,7 @@ export function MapView() {
                     className="map-tip"
                     style={{ left: `${(hover.x / 900) * 100}%`, top: `${(hover.y / 600) * 100}%` }}
                   >
-                    <img src={`media/frame/${hovered.mediaId}/${hovered.frameIdx}.png`} alt="" />
+                    <img src={frameSrc(hovered.mediaId, hovered.frameIdx)} alt="" />
                     <div className="mono">
                       {media.find((m) => m.id === hovered.mediaId)?.name ?? `#${hovered.mediaId}`} ·{' '}
                       {frameLabel(hovered.frameIdx)}

@@ -3,6 +3,7 @@ import type { CommandResult, MediaInfo, ModelInfo } from '../../../../native/api
 import { formatDuration, formatTimestamp, frameLabel, plural } from '../../shell/format';
 import { Icon } from '../../shell/Icon';
 import { JobStatus } from '../../shell/jobs';
+import { frameSrc } from '../../shell/media';
 import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 import { downloadCsv } from '../count/CountCharts';
@@ -123,7 +124,7 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
   useEffect(() => {
     for (let k = 1; k <= 4 && index + k < count; k++) {
       const img = new Image();
-      img.src = `media/frame/${mediaId}/${index + k}.png`;
+      img.src = frameSrc(mediaId, index + k);
     }
   }, [index, count, mediaId]);
 
@@ -184,7 +185,7 @@ export function PlayerView({ mediaId }: { mediaId: number }) {
         {frame && (
           <img
             className="frame"
-            src={`media/frame/${mediaId}/${frame.index}.png`}
+            src={frameSrc(mediaId, frame.index)}
             alt={`Frame ${frame.index + 1} of ${count} at ${formatTimestamp(frame.pts)}`}
             data-testid="player-frame"
           />

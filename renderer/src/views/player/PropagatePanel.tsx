@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from 'react';
 import type { CommandResult, MediaInfo } from '../../../../native/api/contract';
 import { plural } from '../../shell/format';
+import { frameSrc } from '../../shell/media';
 import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 import { classColour, MaskPainter } from '../segment/MaskPainter';
@@ -115,7 +116,7 @@ export function PropagatePanel(props: {
       </p>
       {painting && frame ? (
         <MaskPainter
-          src={`media/frame/${media.id}/${frame.index}.png`}
+          src={frameSrc(media.id, frame.index)}
           width={width}
           height={height}
           classes={OBJECTS}

@@ -1,6 +1,7 @@
 import { type MouseEvent, useEffect, useRef, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { frameLabel, plural } from '../../shell/format';
+import { frameSrc } from '../../shell/media';
 import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 import { FeatureSourcePicker, FeaturesPage, useFeatureSource } from '../fungi/FeatureSource';
@@ -111,7 +112,7 @@ export function RetrieveView() {
               title="Click a patch to find similar patches"
             >
               <img
-                src={`media/frame/${mediaId}/${frameIdx}.png`}
+                src={frameSrc(mediaId, frameIdx)}
                 alt={`Query: ${frameLabel(frameIdx)}`}
                 style={
                   queryMedia?.frameWidth && queryMedia.frameHeight
@@ -154,10 +155,7 @@ export function RetrieveView() {
             {patches.results.map((r) => (
               <li key={`${r.mediaId}-${r.frameIdx}`} className="media-card">
                 <div className="heat-stage">
-                  <img
-                    src={`media/frame/${r.mediaId}/${r.frameIdx}.png`}
-                    alt={`${name(r.mediaId)} ${frameLabel(r.frameIdx)}`}
-                  />
+                  <img src={frameSrc(r.mediaId, r.frameIdx)} alt={`${name(r.mediaId)} ${frameLabel(r.frameIdx)}`} />
                   <HeatCanvas heat={r.heat} grid={r.grid} patch={r.patch} />
                 </div>
                 <div className="card-caption">
@@ -219,11 +217,11 @@ export function RetrieveView() {
                 {dups.pairs.map((p) => (
                   <li key={`${p.a.mediaId}-${p.a.frameIdx}-${p.b.mediaId}-${p.b.frameIdx}`}>
                     <img
-                      src={`media/frame/${p.a.mediaId}/${p.a.frameIdx}.png`}
+                      src={frameSrc(p.a.mediaId, p.a.frameIdx)}
                       alt={`${name(p.a.mediaId)} ${frameLabel(p.a.frameIdx)}`}
                     />
                     <img
-                      src={`media/frame/${p.b.mediaId}/${p.b.frameIdx}.png`}
+                      src={frameSrc(p.b.mediaId, p.b.frameIdx)}
                       alt={`${name(p.b.mediaId)} ${frameLabel(p.b.frameIdx)}`}
                     />
                     <span className="mono">

@@ -2,6 +2,7 @@ import { useEffect, useState } from 'react';
 import type { CommandResult, MediaInfo } from '../../../../native/api/contract';
 import { frameLabel, plural } from '../../shell/format';
 import { Icon } from '../../shell/Icon';
+import { frameSrc } from '../../shell/media';
 import { useApp } from '../../state/app-state';
 import { classColour } from './MaskPainter';
 
@@ -27,7 +28,7 @@ export function PatchThumb({ example, media, name }: { example: Example; media: 
       title={`${name}: ${media?.name ?? 'frame'}, ${frameLabel(example.frameIdx)}`}
     >
       <img
-        src={`media/frame/${example.mediaId}/${example.frameIdx}.png`}
+        src={frameSrc(example.mediaId, example.frameIdx)}
         alt={`${name} in ${media?.name ?? 'a frame'}, ${frameLabel(example.frameIdx)}`}
         style={{
           width: `${100 / cw}%`,

@@ -3,6 +3,7 @@ import type { CommandResult } from '../../../../native/api/contract';
 import { plural } from '../../shell/format';
 import { Icon } from '../../shell/Icon';
 import { JobStatus } from '../../shell/jobs';
+import { frameSrc } from '../../shell/media';
 import { Stale } from '../../shell/Stale';
 import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
@@ -259,7 +260,7 @@ function BuildBank({ catalog }: { catalog: Catalog }) {
               if (!m?.frameWidth || !m.frameHeight) return null;
               return (
                 <MaskPainter
-                  src={`media/frame/${m.id}/${r.frameIdx}.png`}
+                  src={frameSrc(m.id, r.frameIdx)}
                   width={m.frameWidth}
                   height={m.frameHeight}
                   classes={classList}
@@ -402,7 +403,7 @@ function SegmentFrame({ catalog }: { catalog: Catalog }) {
       {result && (
         <div className="segment-result" data-testid="segment-result">
           <div className="stage small" style={{ aspectRatio: `${result.width} / ${result.height}` }}>
-            <img className="frame" src={`media/frame/${result.mediaId}/${result.frameIdx}.png`} alt="Segmented frame" />
+            <img className="frame" src={frameSrc(result.mediaId, result.frameIdx)} alt="Segmented frame" />
             <img
               className="frame overlay-img"
               src={`${result.overlay.slice(1)}?v=${stamp}`}
