@@ -490,6 +490,7 @@ resolution (up to 4096 px), not the smaller stored frame, and picks the scale fr
       frame: s('N', 'the frame the boxes are on (default 1)'),
       every: s('N', 'every Nth frame (default 1)'),
       out: s('FILE', 'CSV: media_id, frame (from 1), time_s, count'),
+      counter: s('JOB', 'count with a trained UnCo counter (its training job) instead: CSV media_id, frame, count'),
       threshold: s('T', 'similarity threshold (default: from the exemplars)'),
       'stored-pixels': STORED_PIXELS,
       model: MODEL,

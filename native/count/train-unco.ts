@@ -386,14 +386,8 @@ export const trainUncoJob: JobHandler<Args, TrainCheckpoint> = {
         `Only ${library.objects.length} object${library.objects.length === 1 ? '' : 's'} found in ${images.length} frames: collages need more. Add frames that show objects, or raise the library frames.`,
         { field: 'media' },
       );
-    const settings = {
-      steps: a.steps,
-      checkpointEvery: a.checkpointEvery,
-      previewEvery: a.previewEvery,
-      seed: a.seed,
-      device: a.device,
-      previews: null,
-    };
-    return train(ctx, settings, new UncoObjective(a, model, library, images.length, ctx.jobId));
+    const { steps, checkpointEvery, previewEvery, seed, device } = a;
+    const objective = new UncoObjective(a, model, library, images.length, ctx.jobId);
+    return train(ctx, { steps, checkpointEvery, previewEvery, seed, device, previews: null }, objective);
   },
 };

@@ -1,5 +1,6 @@
 /** Counting with a trained UnCo counter (`flaneur count --counter JOB`) and training one (`flaneur train --objective unco`). */
-import type { CommandArgs } from '../../api/contract.js';
+import fs from 'node:fs';
+import type { CommandArgs, MediaInfo } from '../../api/contract.js';
 import { UsageError } from '../errors.js';
 import { formatJob, frameNumber, type Session, splitFrameRef } from '../session.js';
 
@@ -15,6 +16,29 @@ export async function countWithCounter(s: Session, jobId: number): Promise<void>
     { item: media.name, mediaId: media.id, frame: frameNumber(frameIdx), method: 'unco', counter, ...r },
     () =>
       `${r.count.toFixed(1)} in ${media.name}:${frameNumber(frameIdx)} (UnCo counter of job ${jobId}${boxes.length ? `, ${boxes.length} exemplar${boxes.length === 1 ? '' : 's'}` : ', automatic'}; density map ${r.side}x${r.side})`,
+  );
+}
+
+/**
+ * `flaneur count video ITEM --counter JOB`: every (Nth) frame counted with the counter, the exemplars boxed on one
+ * frame (`--frame`) and taken from it for every frame; the same CSV as the similarity method (counts with a decimal).
+ */
+export async function countVideoWithCounter(s: Session, jobId: number, media: MediaInfo, exemplarFrameIdx: number) {
+  const every = s.num('every', { int: true, min: 1 }) ?? 1;
+  const boxes = s.boxes(media);
+  const rows: { frame: number; count: number }[] = [];
+  for (let f = 0; f < media.frameCount; f += every) {
+    const r = await s.call('count.unco', { jobId, mediaId: media.id, frameIdx: f, boxes, exemplarFrameIdx });
+    rows.push({ frame: frameNumber(f), count: Number(r.count.toFixed(2)) });
+  }
+  const out = s.opt('out') as string;
+  fs.writeFileSync(
+    out,
+    `${['media_id,frame,count', ...rows.map((r) => `${media.id},${r.frame},${r.count}`)].join('\n')}\n`,
+  );
+  s.out(
+    { out, method: 'unco', jobId, frames: rows.length, counts: rows },
+    () => `${rows.length} frame counts in ${out} (UnCo counter of job ${jobId})`,
   );
 }
 

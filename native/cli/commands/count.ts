@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import { UsageError } from '../errors.js';
 import { command, formatJob, frameNumber, splitFrameRef } from '../session.js';
-import { countWithCounter } from './count-unco.js';
+import { countVideoWithCounter, countWithCounter } from './count-unco.js';
 
 export const count = command(async (s) => {
   const counter = s.num('counter', { int: true, min: 1 });
@@ -59,6 +59,8 @@ export const video = command(async (s) => {
   const [media] = await s.items([s.inv.positionals[0] as string]);
   if (!media) return;
   const { frameIdx } = await s.frame(`${media.id}:${s.num('frame', { int: true }) ?? 1}`);
+  const counter = s.num('counter', { int: true, min: 1 });
+  if (counter !== undefined) return countVideoWithCounter(s, counter, media, frameIdx);
   const every = s.num('every', { int: true, min: 1 });
   const threshold = s.num('threshold', { min: -2, max: 2 });
   const job = await s.call('count.batch', {

@@ -20,7 +20,7 @@ function trainArgs(s: Session, name: string): CommandArgs<'train.start'> {
     throw new UsageError(`${name}: --preset is one of ${PRESETS.join(', ')}, not ${preset}`);
   const objective = s.opt('objective') ?? 'dino';
   if (!(OBJECTIVES as readonly string[]).includes(objective))
-    throw new UsageError(`${name}: --objective is one of ${OBJECTIVES.join(', ')}, not ${objective}`);
+    throw new UsageError(`${name}: --objective is one of ${[...OBJECTIVES, 'unco'].join(', ')}, not ${objective}`);
   const from = s.num('base', { int: true, min: 1 }) ?? s.num('from-model', { int: true, min: 1 });
   if (objective === 'neco' && from === undefined && s.opt('preset') === undefined)
     throw new UsageError(`${name}: NeCo adapts a registered model: give --base ID (see \`flaneur model list\`)`);

@@ -51,7 +51,7 @@ describe('flaneur CLI', () => {
     expect(neco.stderr).toMatch(/NeCo adapts a registered model: give --base ID/);
     const other = await runCli(['train', '--objective', 'simclr', '--project', path.join(work, 'p')]);
     expect(other.code).toBe(2);
-    expect(other.stderr).toMatch(/--objective is one of dino, dora, neco, not simclr/);
+    expect(other.stderr).toMatch(/--objective is one of dino, dora, neco, unco, not simclr/);
   });
 
   it('rejects an unknown command in one line that names it', async () => {

@@ -789,7 +789,7 @@ export function TrainView() {
           {log.length > 0 && (
             <div className="plots">
               <SeriesPlot log={log} other={shownCompare} metric="loss" label="Loss">
-                <LossNote log={log} neco={isNeco(current)} />
+                {!isUnco && <LossNote log={log} neco={isNeco(current)} />}
               </SeriesPlot>
               <SeriesPlot log={log} other={shownCompare} metric="lr" label="Learning rate" />
               <SeriesPlot

@@ -1,0 +1,72 @@
+/**
+ * `flaneur train --objective unco` trains a counter from a few images (the project's default model as the frozen
+ * backbone) and `flaneur count IMAGE --counter JOB` counts with it: the density map's sum; `train export` says why
+ * UnCo has no torchrun program.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { encodePng } from '../../../native/media/png.js';
+import { makeCountScene } from '../../../tools/synth/count.js';
+import { runCli } from '../../helpers/cli.js';
+import { writeTinyViT } from '../../helpers/models.js';
+import { tmpDir } from '../../helpers/tmp.js';
+
+describe('flaneur train --objective unco, count --counter', { timeout: 600_000 }, () => {
+  it('trains a counter on the default model and counts an image with it', async () => {
+    const work = tmpDir();
+    const project = path.join(work, 'p');
+    const cli = async (...args: string[]) => {
+      const r = await runCli([...args, '--project', project, '--json']);
+      expect(r.stderr + r.stdout).not.toMatch(/^error/m);
+      expect(r.code).toBe(0);
+      return r.json<Record<string, unknown>>();
+    };
+    const files = [1, 2, 3].map((i) => {
+      const scene = makeCountScene(90 + i, { size: 160 });
+      const file = path.join(work, `scene-${i}.png`);
+      fs.writeFileSync(file, encodePng(scene.rgb, scene.width, scene.height));
+      return { file, scene };
+    });
+    expect((await runCli(['project', 'create', project])).code).toBe(0);
+    await cli('add', ...files.map((f) => f.file));
+    await cli('model', 'import', writeTinyViT(8));
+    const trained = await cli('train', '--objective', 'unco', '--steps', '2', '--batch', '2');
+    expect(trained).toMatchObject({ state: 'done', counter: { shots: 1, steps: 2 } });
+    const job = (trained as { id: number }).id;
+    const first = files[0] as (typeof files)[number];
+    const counted = (await cli(
+      'count',
+      first.file,
+      '--counter',
+      String(job),
+      '--box',
+      first.scene.exemplar.join(','),
+    )) as {
+      method: string;
+      count: number;
+      density: number[];
+      side: number;
+    };
+    expect(counted.method).toBe('unco');
+    expect(counted.density).toHaveLength(counted.side * counted.side);
+    expect(counted.count).toBeCloseTo(
+      Math.max(
+        0,
+        counted.density.reduce((a, v) => a + v, 0),
+      ),
+      3,
+    );
+    const exported = await runCli([
+      'train',
+      'export',
+      path.join(work, 'out'),
+      '--objective',
+      'unco',
+      '--project',
+      project,
+    ]);
+    expect(exported.code).not.toBe(0);
+    expect(exported.stderr).toMatch(/UnCo has no torchrun program yet/);
+  });
+});
