@@ -80,9 +80,34 @@ export function makeCountScene(seed: number, o: { size?: number; min?: number; m
     target,
     count: n,
     centres: targets.map((p) => [p.x, p.y]),
-    exemplar: [Math.round(ex.x - ex.r), Math.round(ex.y - ex.r), Math.round(2 * ex.r), Math.round(2 * ex.r)],
+    exemplar: boxOf(ex),
     distractors: d,
   };
+}
+
+/** The box around an object (x, y, w, h), as a user would draw it. */
+function boxOf(p: { x: number; y: number; r: number }): [number, number, number, number] {
+  return [Math.round(p.x - p.r), Math.round(p.y - p.r), Math.round(2 * p.r), Math.round(2 * p.r)];
+}
+
+/** Paints an object within its own box: the pixels inside `shape` (within 1.3 radii), coloured by `colour`. */
+function paint(
+  rgb: Uint8Array,
+  W: number,
+  H: number,
+  p: { x: number; y: number; r: number },
+  shape: number,
+  colour: (dx: number, dy: number) => [number, number, number],
+): void {
+  const e = Math.ceil(p.r * 1.3);
+  for (let y = Math.max(0, Math.floor(p.y - e)); y <= Math.min(H - 1, Math.ceil(p.y + e)); y++)
+    for (let x = Math.max(0, Math.floor(p.x - e)); x <= Math.min(W - 1, Math.ceil(p.x + e)); x++) {
+      const dx = x - p.x;
+      const dy = y - p.y;
+      if (!inside(shape, dx, dy, p.r)) continue;
+      const c = colour(dx, dy);
+      for (let k = 0; k < 3; k++) rgb[(y * W + x) * 3 + k] = Math.max(0, Math.min(255, c[k] as number));
+    }
 }
 
 /**
@@ -149,20 +174,7 @@ export function makeDenseCountScene(
       rgb[(y * W + x) * 3 + 1] = Math.max(0, Math.min(255, c[1]));
       rgb[(y * W + x) * 3 + 2] = Math.max(0, Math.min(255, c[2]));
     }
-  for (const p of placed) {
-    const e = Math.ceil(p.r * 1.3);
-    for (let y = Math.max(0, Math.floor(p.y - e)); y <= Math.min(H - 1, Math.ceil(p.y + e)); y++)
-      for (let x = Math.max(0, Math.floor(p.x - e)); x <= Math.min(W - 1, Math.ceil(p.x + e)); x++) {
-        const dx = x - p.x;
-        const dy = y - p.y;
-        if (!inside(p.category, dx, dy, p.r)) continue;
-        const c = objectColour(p, dx, dy);
-        rgb.set(
-          [Math.max(0, Math.min(255, c[0])), Math.max(0, Math.min(255, c[1])), Math.max(0, Math.min(255, c[2]))],
-          (y * W + x) * 3,
-        );
-      }
-  }
+  for (const p of placed) paint(rgb, W, H, p, p.category, (dx, dy) => objectColour(p, dx, dy));
   const targets = placed.filter((p) => p.category === target);
   const ex = targets[0] ?? { x: W / 2, y: H / 2, r: o.radius };
   return {
@@ -172,7 +184,7 @@ export function makeDenseCountScene(
     target,
     count: n,
     centres: targets.map((p) => [p.x, p.y]),
-    exemplar: [Math.round(ex.x - ex.r), Math.round(ex.y - ex.r), Math.round(2 * ex.r), Math.round(2 * ex.r)],
+    exemplar: boxOf(ex),
     distractors: d,
   };
 }
@@ -243,12 +255,7 @@ export function makeDistractorCountScene(
     let c = 0;
     for (let i = 0; i < k.count; i++) if (place(k.shape, k.texture, k.palette, ki)) c++;
     const first = placed.find((p) => p.kind === ki) ?? { x: W / 2, y: H / 2, r: radius };
-    const box: [number, number, number, number] = [
-      Math.round(first.x - first.r),
-      Math.round(first.y - first.r),
-      Math.round(2 * first.r),
-      Math.round(2 * first.r),
-    ];
+    const box = boxOf(first);
     const centres = placed.filter((p) => p.kind === ki).map((p) => [p.x, p.y] as [number, number]);
     return { kind: k.kind, count: c, box, centres };
   });
@@ -259,17 +266,8 @@ export function makeDistractorCountScene(
       const c = background(x + ox, y + H, H * 2, seed);
       for (let k = 0; k < 3; k++) rgb[(y * W + x) * 3 + k] = Math.max(0, Math.min(255, c[k] as number));
     }
-  for (const p of placed) {
-    const e = Math.ceil(p.r * 1.3);
-    for (let y = Math.max(0, Math.floor(p.y - e)); y <= Math.min(H - 1, Math.ceil(p.y + e)); y++)
-      for (let x = Math.max(0, Math.floor(p.x - e)); x <= Math.min(W - 1, Math.ceil(p.x + e)); x++) {
-        const dx = x - p.x;
-        const dy = y - p.y;
-        if (!inside(p.shape, dx, dy, p.r)) continue;
-        const c = objectColour({ category: p.texture, hue: p.hue, phase: p.phase }, dx, dy);
-        for (let k = 0; k < 3; k++) rgb[(y * W + x) * 3 + k] = Math.max(0, Math.min(255, c[k] as number));
-      }
-  }
+  for (const p of placed)
+    paint(rgb, W, H, p, p.shape, (dx, dy) => objectColour({ category: p.texture, hue: p.hue, phase: p.phase }, dx, dy));
   const targets = placed.filter((p) => p.target);
   const ex = targets[0] ?? { x: W / 2, y: H / 2, r: radius };
   return {
@@ -279,7 +277,7 @@ export function makeDistractorCountScene(
     target,
     count: n,
     centres: targets.map((p) => [p.x, p.y]),
-    exemplar: [Math.round(ex.x - ex.r), Math.round(ex.y - ex.r), Math.round(2 * ex.r), Math.round(2 * ex.r)],
+    exemplar: boxOf(ex),
     distractors: placedKinds.reduce((a, k) => a + k.count, 0),
     kinds: placedKinds,
   };
