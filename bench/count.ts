@@ -10,11 +10,19 @@
  * the largest count returned. Encoder for both: the bundled default model (ViT-Ti/16 Dora; `--dense-model FILE`),
  * trained features and a quarter of ViT-S/16's cost: at the default scale a 1000-object scene is 70 tiles of 448 px
  * (about a minute on 2 loaded cores), so 3 scenes keep the benchmark to a few minutes.
+ *
+ * Automatic counting on the same dense scenes (held-out seeds, bench/count-seeds.ts): `mae_dense_auto` at every
+ * scale (countAutoDense, what count.auto does), `mae_dense_auto_before` the automatic counter before it (the whole
+ * image at 448 px), `max_count_auto` the largest automatic count (the 1000-object scene's is `count_auto_1000`).
+ * Distractor scenes (`--distractor N`, 16 by default): 512 px scenes with 2–3 kinds of look-alikes
+ * (makeDistractorCountScene), one exemplar box: `mae_distractor_exemplar` with the threshold from the peaks'
+ * similarity statistics (the default), `mae_distractor_before` without it, `mae_distractor_negative` with one
+ * negative box on one distractor of each kind.
  */
 
 import path from 'node:path';
 import { Rng } from '../native/base/rng.js';
-import { countAutomatically } from '../native/count/auto.js';
+import { countAutoDense, countAutomatically } from '../native/count/auto.js';
 import { countByColour, countDense, countWithExemplars } from '../native/count/count.js';
 import { DEFAULT_MODEL_DIR } from '../native/engine/engine.js';
 import { FeatureExtractor } from '../native/features/extract.js';
@@ -23,7 +31,8 @@ import { decodeImage } from '../native/media/image.js';
 import { importViTFile } from '../native/models/import-vit.js';
 import { presetConfig, vitParamShapes } from '../native/models/vit.js';
 import { initParams } from '../native/train/train-dino.js';
-import { makeCountScene, makeDenseCountScene } from '../tools/synth/count.js';
+import { makeCountScene, makeDenseCountScene, makeDistractorCountScene } from '../tools/synth/count.js';
+import { COUNT_SEEDS } from './count-seeds.js';
 import { benchUnco } from './unco.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -39,6 +48,9 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
   const flag = (name: string, fallback: number) =>
     args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback;
   const dense = flag('--dense', DENSE.length);
+  // The first dense scene to count (scenes denseFrom..dense-1: the heavy ones can run in processes of their own).
+  const denseFrom = flag('--dense-from', 0);
+  const distractorScenes = flag('--distractor', COUNT_SEEDS.distractor.heldOut.length);
   // UnCo (bench/unco.ts): the train.unco job's defaults unless given; --unco-steps 0 skips it.
   const uncoSteps = flag('--unco-steps', -1);
   const uncoScenes = flag('--unco-scenes', 30);
@@ -74,9 +86,16 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
     dense: [] as number[],
     denseBaseline: [] as number[],
     denseColour: [] as number[],
+    denseAuto: [] as number[],
+    denseAutoBefore: [] as number[],
+    distractor: [] as number[],
+    distractorBefore: [] as number[],
+    distractorNegative: [] as number[],
   };
+  const autoCounts: number[] = [];
+  const distractorRows: Record<string, unknown>[] = [];
   const denseCounts: number[] = [];
-  const denseScale: Record<string, number>[] = [];
+  const denseScale: Record<string, number | number[]>[] = [];
   let tExemplar = 0;
   let coinsCount = -1;
   try {
@@ -100,28 +119,40 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
     coinsCount = (await countWithExemplars(extractors, coins, [[83, 106, 40, 40]])).count;
     console.error(`count: coins.png (24 coins): ${coinsCount} with one exemplar`);
     // Dense scenes: the exemplar-chosen scale and tiles vs the fixed square sizes of before, same encoder.
-    if (dense > 0) {
+    if (dense > 0 || distractorScenes > 0) {
       console.error(
         `count: ${dense} dense scene(s) of 2000x1500 (200, 500, 1000 objects of radius 14, 10, 7 px): up to 70 tiles of 448 px each at the exemplar's scale, about a minute per scene on 2 loaded cores (--dense N to change)`,
       );
       const denseModel = importViTFile(denseModelFile);
       const byScale = await FeatureExtractor.create(denseModel, 224);
+      const at448 = await FeatureExtractor.create(denseModel, 448);
       const square = await Promise.all(scales.map((s) => FeatureExtractor.create(denseModel, s, undefined, 'square')));
       try {
-        for (let i = 0; i < dense; i++) {
+        for (let i = denseFrom; i < dense; i++) {
           const spec = DENSE[i % DENSE.length] as (typeof DENSE)[number];
-          const scene = makeDenseCountScene(2000 + i, spec);
+          const seed = COUNT_SEEDS.dense.heldOut[i % COUNT_SEEDS.dense.heldOut.length] as number;
+          const scene = makeDenseCountScene(seed + Math.floor(i / COUNT_SEEDS.dense.heldOut.length) * 100, spec);
           const img = { width: scene.width, height: scene.height, data: scene.rgb };
           const t0 = performance.now();
           const r = await countDense(byScale, img, [scene.exemplar]);
           const s = (performance.now() - t0) / 1000;
           const base = await countWithExemplars(square, img, [scene.exemplar]);
           const colour = countByColour(img, scene.exemplar);
+          const ta = performance.now();
+          const auto = await countAutoDense(byScale, knn, img);
+          const sa = (performance.now() - ta) / 1000;
+          const autoBefore = await countAutomatically(at448, knn, img);
+          err.denseAuto.push(auto.count - scene.count);
+          err.denseAutoBefore.push(autoBefore.count - scene.count);
+          autoCounts.push(auto.count);
           err.dense.push(r.count - scene.count);
           err.denseBaseline.push(base.count - scene.count);
           err.denseColour.push(colour.count - scene.count);
           denseCounts.push(r.count);
           denseScale.push({
+            scene: i,
+            seed,
+            objects: spec.count,
             truth: scene.count,
             radius: spec.radius,
             exemplar_px: scene.exemplar[2],
@@ -132,13 +163,46 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
             exemplar_patches: Number(r.scale.exemplarPatches.toFixed(2)),
             tiles: r.scale.tiles,
             seconds: Number(s.toFixed(1)),
+            auto: auto.count,
+            auto_before: autoBefore.count,
+            auto_factor: Number(auto.scale.factor.toFixed(2)),
+            auto_tiles: auto.trials.reduce((a, t) => a + t.tiles, 0),
+            auto_blobs: auto.trials.map((t) => t.blobs),
+            auto_seconds: Number(sa.toFixed(1)),
           });
           console.error(
-            `count: dense scene ${i}: truth ${scene.count} (radius ${spec.radius}), exemplar-scale ${r.count} (x${r.scale.factor.toFixed(2)}, ${r.scale.tiles} tiles, ${s.toFixed(1)} s), fixed sizes ${base.count}, colour ${colour.count}`,
+            `count: dense scene ${i}: truth ${scene.count} (radius ${spec.radius}), exemplar-scale ${r.count} (x${r.scale.factor.toFixed(2)}, ${r.scale.tiles} tiles, ${s.toFixed(1)} s), fixed sizes ${base.count}, colour ${colour.count}; automatic ${auto.count} (x${auto.scale.factor.toFixed(2)}, blobs by size ${auto.trials.map((t) => t.blobs).join('/')}, ${sa.toFixed(1)} s), automatic before ${autoBefore.count}`,
+          );
+        }
+        for (let i = 0; i < distractorScenes; i++) {
+          const seed = COUNT_SEEDS.distractor.heldOut[i % COUNT_SEEDS.distractor.heldOut.length] as number;
+          const scene = makeDistractorCountScene(seed);
+          const img = { width: scene.width, height: scene.height, data: scene.rgb };
+          const withStats = await countDense(byScale, img, [scene.exemplar]);
+          const before = await countDense(byScale, img, [scene.exemplar], { rejectDistractors: false });
+          const negative = await countDense(byScale, img, [scene.exemplar], {
+            negatives: scene.kinds.map((k) => k.box),
+          });
+          err.distractor.push(withStats.count - scene.count);
+          err.distractorBefore.push(before.count - scene.count);
+          err.distractorNegative.push(negative.count - scene.count);
+          distractorRows.push({
+            seed,
+            truth: scene.count,
+            distractors: scene.kinds.map((k) => `${k.count} ${k.kind}`).join(', '),
+            count: withStats.count,
+            before: before.count,
+            negative: negative.count,
+            raised: withStats.stats?.raised ?? false,
+            separation: Number((withStats.stats?.separation ?? 0).toFixed(2)),
+          });
+          console.error(
+            `count: distractor scene ${seed}: truth ${scene.count} among ${scene.distractors} look-alikes (${scene.kinds.map((k) => k.kind).join(', ')}): ${withStats.count} (before ${before.count}, with negatives ${negative.count})`,
           );
         }
       } finally {
         await byScale.release();
+        await at448.release();
         for (const e of square) await e.release();
       }
     }
@@ -162,16 +226,39 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
     rmse_baseline: rmse(err.baseline),
     coins_truth: 24,
     coins_count_exemplar: coinsCount,
-    ...(dense > 0
+    ...(dense > denseFrom
       ? {
-          dense_scenes: dense,
+          dense_scenes: dense - denseFrom,
           dense_image: '2000x1500',
           dense_model: path.basename(denseModelFile),
           mae_dense_exemplar: mae(err.dense),
           mae_dense_baseline: mae(err.denseBaseline),
           mae_dense_colour: mae(err.denseColour),
           max_count_dense: Math.max(...denseCounts),
+          mae_dense_auto: mae(err.denseAuto),
+          mae_dense_auto_before: mae(err.denseAutoBefore),
+          max_count_auto: Math.max(...autoCounts),
+          ...Object.fromEntries(
+            denseScale
+              .filter((r) => r.objects === 1000)
+              .flatMap((r) => [
+                ['count_auto_1000', r.auto],
+                ['truth_1000', r.truth],
+              ]),
+          ),
+          dense_seeds: COUNT_SEEDS.dense.heldOut.slice(denseFrom, dense),
           dense: denseScale,
+        }
+      : {}),
+    ...(distractorScenes > 0
+      ? {
+          distractor_scenes: distractorScenes,
+          distractor_image: '512x512',
+          distractor_seeds: COUNT_SEEDS.distractor.heldOut.slice(0, distractorScenes),
+          mae_distractor_exemplar: mae(err.distractor),
+          mae_distractor_before: mae(err.distractorBefore),
+          mae_distractor_negative: mae(err.distractorNegative),
+          distractor: distractorRows,
         }
       : {}),
     ...unco,

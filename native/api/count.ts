@@ -42,6 +42,24 @@ export const CountScaleInfo = z.object({
   capped: z.boolean(),
 });
 
+const Boxes = z.array(z.tuple([z.number(), z.number(), z.number(), z.number()]));
+
+/** A region of interest: a polygon's corners [x, y] in frame pixels; only what lies inside is counted. */
+export const CountRoi = z
+  .array(z.tuple([z.number(), z.number()]))
+  .min(3)
+  .max(500);
+
+/** One input size automatic counting tried, and what it found there. */
+export const AutoScaleTrial = z.object({
+  factor: z.number(),
+  inputWidth: z.int(),
+  inputHeight: z.int(),
+  tiles: z.int(),
+  blobs: z.int(),
+  typical: z.int(),
+});
+
 /** The commands of this capability (merged into `commands` by contract.ts). */
 export const countCommands = {
   'count.exemplar': {
@@ -64,6 +82,9 @@ export const countCommands = {
         size: z.int().min(16).max(2048).optional(),
         exemplarPatches: z.number().min(1).max(16).optional(),
         threshold: CountThreshold.optional(),
+        /** Negative exemplars ("not this"), frame pixels: what is more like one of them is not counted. */
+        negatives: Boxes.max(20).optional(),
+        roi: CountRoi.optional(),
       })
       .strict(),
     result: CountResult.extend({ scale: CountScaleInfo.nullable() }),
@@ -74,10 +95,18 @@ export const countCommands = {
         modelId: z.int().positive(),
         mediaId: z.int().positive(),
         frameIdx: z.int().min(0),
+        /** The smallest input size tried (shorter side; 224 by default); larger ones follow, doubling. */
         scale: z.int().min(16).max(2048).optional(),
+        roi: CountRoi.optional(),
       })
       .strict(),
-    result: CountResult.extend({ clusters: z.array(z.object({ blobs: z.int(), patches: z.int() })), chosen: z.int() }),
+    result: CountResult.extend({
+      clusters: z.array(z.object({ blobs: z.int(), patches: z.int() })),
+      chosen: z.int(),
+      /** The input size counted at (`exemplarPatches`: the side of a typical object found, in patches). */
+      scale: CountScaleInfo,
+      trials: z.array(AutoScaleTrial),
+    }),
   },
   'count.batch': {
     args: z
@@ -94,6 +123,9 @@ export const countCommands = {
           })
           .strict(),
         media: z.array(z.int().positive()).min(1),
+        /** Negative exemplars on the exemplar frame and a region of interest, both frame pixels, for every frame. */
+        negatives: Boxes.max(20).optional(),
+        roi: CountRoi.optional(),
         every: z.int().min(1).optional(),
         threshold: CountThreshold.optional(),
       })

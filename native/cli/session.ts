@@ -360,13 +360,16 @@ export class Session {
     };
   }
 
-  /** `--box x,y,w,h` boxes in typed pixels → stored-frame pixels, each checked to lie inside the picture. */
-  boxes(media: MediaInfo): [number, number, number, number][] {
+  /**
+   * `--box x,y,w,h` boxes (or another option's, `--negative`) in typed pixels → stored-frame pixels, each checked
+   * to lie inside the picture.
+   */
+  boxes(media: MediaInfo, option = 'box'): [number, number, number, number][] {
     const px = this.pixels(media);
-    return this.list('box').map((raw) => {
-      const [x, y, w, h] = this.numbers('box', raw, 4) as [number, number, number, number];
+    return this.list(option).map((raw) => {
+      const [x, y, w, h] = this.numbers(option, raw, 4) as [number, number, number, number];
       if (w <= 0 || h <= 0)
-        throw new UsageError(`${this.inv.command.name}: --box ${raw} needs a positive width and height`);
+        throw new UsageError(`${this.inv.command.name}: --${option} ${raw} needs a positive width and height`);
       if (x < 0 || y < 0 || x + w > px.width || y + h > px.height)
         throw new CliError(`The box ${raw} is not inside ${px.words}.`, 'INVALID_ARGUMENT');
       return [x * px.sx, y * px.sy, w * px.sx, h * px.sy];

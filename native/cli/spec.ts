@@ -456,15 +456,20 @@ files' own resolution (the resolution of the written masks), as benchmarks score
   },
   {
     name: 'count',
-    synopsis: '<image|ITEM:N> (--box x,y,w,h… [--threshold T] | --auto) [--model ID]',
+    synopsis:
+      '<image|ITEM:N> (--box x,y,w,h… [--negative x,y,w,h…] [--threshold T] | --auto) [--roi x,y,x,y,x,y…] [--model ID]',
     summary: 'count objects like the boxed example(s), or repeated things without an example',
-    details: `Boxes (and the points found) are in the source file's pixels, as an image viewer shows them (rotation
-applied); --stored-pixels: in the stored frame's. A box outside the picture is refused.
-An image file not in the catalog is added first (a copy of an item is that item). Exemplar counting reads an image's file at its own
-resolution (up to 4096 px), not the smaller stored frame, and picks the scale from the exemplar.`,
+    details: `Boxes, region corners (and the points found) are in the source file's pixels, as an image viewer shows
+them (rotation applied); --stored-pixels: in the stored frame's. A box outside the picture is refused.
+An image file not in the catalog is added first (a copy of an item is that item). Counting reads an image's file at
+its own resolution (up to 4096 px), not the smaller stored frame; exemplar counting picks the scale from the
+exemplar, --auto tries input sizes from --size up (doubling, tiled) and counts where the repeated things separate.
+--negative boxes a look-alike that is not to be counted; --roi counts only inside the polygon.`,
     positionals: one('an image or ITEM:N'),
     options: {
       box: many('x,y,w,h', "an exemplar box (the source file's pixels)"),
+      negative: many('x,y,w,h', 'a negative exemplar: something like this is not counted'),
+      roi: s('x,y,x,y,x,y…', 'region of interest: the corners of a polygon (3 or more); only inside is counted'),
       threshold: s('T', 'similarity threshold (default: from the exemplars)'),
       auto: b('count without an exemplar'),
       counter: s(
@@ -473,20 +478,20 @@ resolution (up to 4096 px), not the smaller stored frame, and picks the scale fr
       ),
       'stored-pixels': STORED_PIXELS,
       model: MODEL,
-      size: s(
-        'S',
-        'input size (shorter side): the smallest scale of exemplar counting (default 224), the scale of --auto (448)',
-      ),
+      size: s('S', 'input size (shorter side): the smallest scale of exemplar and of --auto counting (default 224)'),
     },
     load: async () => (await countCmds()).count,
   },
   {
     name: 'count video',
-    synopsis: 'ITEM --box x,y,w,h… [--frame N] [--every N] --out counts.csv [--threshold T] [--model ID]',
+    synopsis:
+      'ITEM --box x,y,w,h… [--negative x,y,w,h…] [--roi x,y,x,y,x,y…] [--frame N] [--every N] --out counts.csv [--threshold T] [--model ID]',
     summary: 'count in every (Nth) frame of a video with exemplars boxed on one frame (a job)',
     positionals: one('a video item'),
     options: {
       box: many('x,y,w,h', "an exemplar box on the exemplar frame (the source's pixels)"),
+      negative: many('x,y,w,h', 'a negative exemplar on the exemplar frame: something like this is not counted'),
+      roi: s('x,y,x,y,x,y…', 'region of interest in every frame: the corners of a polygon (3 or more)'),
       frame: s('N', 'the frame the boxes are on (default 1)'),
       every: s('N', 'every Nth frame (default 1)'),
       out: s('FILE', 'CSV: media_id, frame (from 1), time_s, count'),

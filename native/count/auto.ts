@@ -1,13 +1,26 @@
 /**
  * Automatic counting: no exemplar. Salient patches (those least like the image's average patch, split by Otsu's
  * threshold) are clustered; each cluster's cells form blobs on the patch grid; the cluster with the most blobs is
- * the repeated structure, counted by peaks of its prototype's similarity map, suppressed at the blobs' size.
+ * the repeated structure, counted by peaks of its prototype's similarity map, suppressed at the blobs' size. At
+ * every scale (`countAutoDense`): that search at several input sizes, tiled, counted where it finds most blobs.
  */
 import type { FeatureExtractor } from '../features/extract.js';
 import { sphericalKMeans } from '../features/kmeans.js';
 import { type ExactKnn, l2normalizeRows } from '../features/knn.js';
 import type { RgbLike } from '../models/preprocess.js';
-import { components, findPeaks, mapSize, type SimilarityMap, upsample } from './count.js';
+import {
+  type CountScale,
+  components,
+  DENSE_DEFAULTS,
+  type DenseFeatures,
+  findPeaks,
+  mapSize,
+  type SimilarityMap,
+  type TiledFeatures,
+  tiledFeatures,
+  upsample,
+} from './count.js';
+import { insidePolygon, maskOutside, type Polygon } from './reject.js';
 
 export interface AutoCountResult {
   count: number;
@@ -16,6 +29,8 @@ export interface AutoCountResult {
   clusters: { blobs: number; patches: number }[];
   chosen: number;
   threshold: number;
+  /** Suppression radius of the peaks, in map pixels. */
+  radius: number;
   map: SimilarityMap;
 }
 
@@ -54,18 +69,29 @@ export function otsu(values: Float32Array): number {
   return lo + ((best + 1) / bins) * (hi - lo);
 }
 
-export async function countAutomatically(
-  ex: FeatureExtractor,
-  knn: ExactKnn,
-  img: RgbLike,
-  o: { clusters?: number } = {},
-): Promise<AutoCountResult> {
-  const [f] = await ex.run([img]);
-  if (!f) throw new Error('no features');
-  const dim = ex.model.config.dim;
-  const { gridH, gridW } = f;
+/** The repeated structure found on one patch grid: the chosen cluster, its prototype, blobs and similarities. */
+interface Discovery {
+  clusters: { blobs: number; patches: number; sizes: number[] }[];
+  chosen: number;
+  proto: Float32Array;
+  /** Cosine similarity of every patch to the prototype. */
+  sims: Float32Array;
+  /** Mean similarity of the chosen cluster's patches (what an instance scores). */
+  inst: number;
+  /** Centres of the chosen cluster's blobs (specks dropped), in grid units, and their sizes in patches. */
+  centres: [number, number][];
+  sizes: number[];
+  /** Patches of a typical object (the 75th percentile of the blobs' sizes). */
+  typical: number;
+}
+
+/**
+ * Salient patches (least like the average patch, Otsu), spherical k-means over them, and the cluster with the most
+ * blobs covering a minority of the image: the repeated structure.
+ */
+async function discover(knn: ExactKnn, f: DenseFeatures, clusterCount: number): Promise<Discovery> {
+  const { feats, gridH, gridW, dim } = f;
   const n = gridH * gridW;
-  const feats = l2normalizeRows(f.patches, dim);
   const mean = new Float32Array(dim);
   for (let i = 0; i < n; i++)
     for (let d = 0; d < dim; d++) mean[d] = (mean[d] as number) + (feats[i * dim + d] as number);
@@ -78,7 +104,7 @@ export async function countAutomatically(
   }
   const t = otsu(saliency);
   const fg = [...Array(n).keys()].filter((i) => (saliency[i] as number) > t);
-  const K = Math.min(o.clusters ?? 3, Math.max(1, fg.length));
+  const K = Math.min(clusterCount, Math.max(1, fg.length));
   const fgFeats = new Float32Array(fg.length * dim);
   fg.forEach((p, j) => {
     fgFeats.set(feats.subarray(p * dim, (p + 1) * dim), j * dim);
@@ -99,11 +125,13 @@ export async function countAutomatically(
     }
     owner[j] = best;
   });
+  const masks: Uint8Array[] = [];
   const clusters = Array.from({ length: k }, (_, c) => {
     const mask = new Uint8Array(n);
     fg.forEach((p, j) => {
       if (owner[j] === c) mask[p] = 1;
     });
+    masks.push(mask);
     const { sizes } = components(mask, gridW, gridH);
     // Single-cell specks are noise unless that is all there is.
     const real = sizes.filter((z) => z > 1);
@@ -114,37 +142,181 @@ export async function countAutomatically(
   const candidates = clusters.map((c, i) => ({ c, i })).filter(({ c }) => c.patches <= 0.35 * n && c.blobs >= 2);
   const pool = candidates.length > 0 ? candidates : clusters.map((c, i) => ({ c, i }));
   const chosen = pool.reduce((best, x) => (x.c.blobs > best.c.blobs ? x : best)).i;
-  const proto = centroids.subarray(chosen * dim, (chosen + 1) * dim);
+  const proto = centroids.slice(chosen * dim, (chosen + 1) * dim);
   const sims = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     let s = 0;
     for (let d = 0; d < dim; d++) s += (feats[i * dim + d] as number) * (proto[d] as number);
     sims[i] = s;
   }
-  // Map, threshold and radius from the chosen cluster's own cells and blobs.
-  const { mw, mh, scale } = mapSize(img.width, img.height);
-  const data = new Float32Array(mw * mh);
-  upsample(sims, gridH, gridW, mw, mh, data, 1);
-  const map: SimilarityMap = { width: mw, height: mh, data, scale };
   const members = fg.filter((_, j) => owner[j] === chosen);
-  const sorted = Float32Array.from(sims).sort();
-  const median = sorted[Math.floor(n / 2)] as number;
   const inst = members.reduce((a, p) => a + (sims[p] as number), 0) / Math.max(1, members.length);
-  const threshold = median + 0.6 * (inst - median);
+  // The chosen cluster's blob centres (the same specks dropped as in its blob count).
+  const { labels, sizes } = components(masks[chosen] as Uint8Array, gridW, gridH);
+  const keepSpecks = !sizes.some((z) => z > 1);
+  const sum = sizes.map(() => [0, 0, 0] as [number, number, number]);
+  for (let i = 0; i < n; i++) {
+    const l = labels[i] as number;
+    if (l < 0) continue;
+    const s = sum[l] as [number, number, number];
+    s[0] += (i % gridW) + 0.5;
+    s[1] += Math.floor(i / gridW) + 0.5;
+    s[2]++;
+  }
+  const kept = sum.flatMap(([x, y, c], l) =>
+    keepSpecks || (sizes[l] as number) > 1 ? [{ centre: [x / c, y / c] as [number, number], size: c }] : [],
+  );
+  const centres = kept.map((b) => b.centre);
   const blobSizes = [...(clusters[chosen]?.sizes ?? [1])].sort((a, b) => a - b);
   // Objects are about as large as the larger blobs (small ones are fragments of objects).
   const typical = blobSizes[Math.floor(blobSizes.length * 0.75)] ?? 1;
-  const cell = mw / gridW;
-  const radius = Math.max(1, 0.6 * Math.sqrt(typical) * cell);
-  const points = findPeaks(map, threshold, radius);
+  return { clusters, chosen, proto, sims, inst, centres, sizes: kept.map((b) => b.size), typical };
+}
+
+/** Peaks of a discovery's similarity on an image: threshold and suppression from the chosen cluster. */
+function autoPeaks(d: Discovery, f: DenseFeatures, map: SimilarityMap, roi?: Polygon) {
+  const sorted = Float32Array.from(d.sims).sort();
+  const median = sorted[Math.floor(sorted.length / 2)] as number;
+  const threshold = median + 0.6 * (d.inst - median);
+  const cell = map.width / f.gridW;
+  const radius = Math.max(1, 0.6 * Math.sqrt(d.typical) * cell);
+  const counted = roi ? maskOutside(map, roi) : map;
+  const points = findPeaks(counted, threshold, radius);
   // Blobs of the chosen cluster are the count; peaks locate them (and split blobs of touching objects).
-  const blobs = clusters[chosen]?.blobs ?? 0;
+  const blobs = roi
+    ? d.centres.filter(([gx, gy]) =>
+        insidePolygon((gx / f.gridW) * map.width * map.scale, (gy / f.gridH) * map.height * map.scale, roi),
+      ).length
+    : (d.clusters[d.chosen]?.blobs ?? 0);
+  return { count: Math.max(blobs, Math.min(points.length, 2 * blobs)), points, threshold, radius, map: counted };
+}
+
+/**
+ * The count at a size where objects span a few patches: each blob of the chosen cluster is one object, or as many
+ * as it is times the median blob (touching objects merge; a single object's area varies by about ±45 % with a
+ * ±20 % radius, hence the 1.25). Peaks would also find the background's fainter repeats at that resolution.
+ */
+function blobObjects(d: Discovery, f: DenseFeatures, map: SimilarityMap, roi?: Polygon): number {
+  const sizes = [...d.sizes].sort((a, b) => a - b);
+  const median = sizes[Math.floor(sizes.length / 2)] ?? 1;
+  let n = 0;
+  d.centres.forEach(([gx, gy], i) => {
+    if (roi && !insidePolygon((gx / f.gridW) * map.width * map.scale, (gy / f.gridH) * map.height * map.scale, roi))
+      return;
+    n += Math.max(1, Math.round((d.sizes[i] as number) / (1.25 * median)));
+  });
+  return n;
+}
+
+/**
+ * Automatic counting at one input size (the whole image at the extractor's size): what the Count view did before
+ * `countAutoDense`, kept as the automatic benchmark's baseline. A 448 px input has 784 patches, so it never finds
+ * more than about a hundred blobs.
+ */
+export async function countAutomatically(
+  ex: FeatureExtractor,
+  knn: ExactKnn,
+  img: RgbLike,
+  o: { clusters?: number } = {},
+): Promise<AutoCountResult> {
+  const [f] = await ex.run([img]);
+  if (!f) throw new Error('no features');
+  const dim = ex.model.config.dim;
+  const dense: DenseFeatures = { feats: l2normalizeRows(f.patches, dim), gridH: f.gridH, gridW: f.gridW, dim };
+  const d = await discover(knn, dense, o.clusters ?? 3);
+  // Map, threshold and radius from the chosen cluster's own cells and blobs.
+  const { mw, mh, scale } = mapSize(img.width, img.height);
+  const data = new Float32Array(mw * mh);
+  upsample(d.sims, dense.gridH, dense.gridW, mw, mh, data, 1);
+  const r = autoPeaks(d, dense, { width: mw, height: mh, data, scale });
+  return { ...r, clusters: d.clusters.map(({ blobs, patches }) => ({ blobs, patches })), chosen: d.chosen };
+}
+
+/** One input size tried by `countAutoDense`: what was found there. */
+export interface AutoScaleTrial {
+  factor: number;
+  inputWidth: number;
+  inputHeight: number;
+  tiles: number;
+  /** Blobs of the chosen cluster, and the patches of a typical one. */
+  blobs: number;
+  typical: number;
+}
+
+export const AUTO_DEFAULTS = {
+  /** Stop going finer once a typical object covers this many patches (about 3.5 across): it is resolved. */
+  resolvedPatches: 12,
+  /** A finer size is taken only when it finds this many times more blobs than the best so far. */
+  gain: 1.15,
+  /** Stop when a finer size finds fewer than this fraction of the best's blobs (objects fall apart into parts). */
+  drop: 0.7,
+  /** The image is never enlarged more than this (objects a few pixels across are not countable). */
+  maxFactor: 4,
+} as const;
+
+/**
+ * Automatic counting at every scale: the repeated structure is looked for at several input sizes (the shorter side
+ * at the extractor's size, then doubled until the longer side reaches `maxSide`, large inputs tiled as exemplar
+ * counting does), and counted at the size where it falls into the most separate blobs. At a size too small for the
+ * objects, a patch holds several and a crowd is one texture; at the right size each is a blob of a few patches.
+ */
+export async function countAutoDense(
+  ex: FeatureExtractor,
+  knn: ExactKnn,
+  img: RgbLike,
+  o: { clusters?: number; maxSide?: number; tile?: number; overlap?: number; roi?: Polygon } = {},
+): Promise<AutoCountResult & { trials: AutoScaleTrial[]; scale: CountScale }> {
+  const P = ex.patchSize;
+  const maxSide = o.maxSide ?? DENSE_DEFAULTS.maxSide;
+  const long = Math.max(img.width, img.height);
+  const base = ex.size / Math.min(img.width, img.height);
+  const top = Math.max(base, Math.min(maxSide / long, AUTO_DEFAULTS.maxFactor));
+  const factors: number[] = [];
+  for (let f = base; f < top * 0.999; f *= 2) factors.push(f);
+  if (factors.length === 0 || top / (factors[factors.length - 1] as number) > 1.25) factors.push(top);
+  const round = (v: number) => Math.max(P, Math.round(v / P) * P);
+  const trials: AutoScaleTrial[] = [];
+  let best: { d: Discovery; f: TiledFeatures; trial: AutoScaleTrial } | null = null;
+  for (const factor of factors) {
+    const iw = round(img.width * factor);
+    const ih = round(img.height * factor);
+    const f = await tiledFeatures(ex, img, iw, ih, o);
+    const d = await discover(knn, f, o.clusters ?? 3);
+    const blobs = d.clusters[d.chosen]?.blobs ?? 0;
+    const trial = { factor, inputWidth: iw, inputHeight: ih, tiles: f.tiles, blobs, typical: d.typical };
+    trials.push(trial);
+    if (!best || blobs > best.trial.blobs * AUTO_DEFAULTS.gain) best = { d, f, trial };
+    if (d.typical >= AUTO_DEFAULTS.resolvedPatches || blobs < best.trial.blobs * AUTO_DEFAULTS.drop) break;
+  }
+  if (!best) throw new Error('no input size to count at');
+  const { d, f, trial } = best;
+  const { mw, mh, scale } = mapSize(img.width, img.height, Math.min(2048, 2 * Math.max(f.gridW, f.gridH)));
+  const data = new Float32Array(mw * mh);
+  upsample(d.sims, f.gridH, f.gridW, mw, mh, data, 1);
+  const whole = { width: mw, height: mh, data, scale };
+  const r = autoPeaks(d, f, whole, o.roi);
   return {
-    count: Math.max(blobs, Math.min(points.length, 2 * blobs)),
-    points,
-    clusters: clusters.map(({ blobs, patches }) => ({ blobs, patches })),
-    chosen,
-    threshold,
-    map,
+    ...r,
+    count: blobObjects(d, f, whole, o.roi),
+    clusters: d.clusters.map(({ blobs, patches }) => ({ blobs, patches })),
+    chosen: d.chosen,
+    trials,
+    scale: {
+      imageWidth: img.width,
+      imageHeight: img.height,
+      factor: trial.factor,
+      inputWidth: trial.inputWidth,
+      inputHeight: trial.inputHeight,
+      gridH: f.gridH,
+      gridW: f.gridW,
+      exemplarPatches: Math.sqrt(d.typical),
+      tiles: f.tiles,
+      tileSize: f.tileSize,
+      overlap: f.overlap,
+      capped:
+        trial.factor < AUTO_DEFAULTS.maxFactor &&
+        trial.factor * long >= maxSide * 0.999 &&
+        d.typical < AUTO_DEFAULTS.resolvedPatches,
+    },
   };
 }

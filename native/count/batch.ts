@@ -17,6 +17,12 @@ export const CountBatchArgs = z.object({
     boxes: z.array(z.tuple([z.number(), z.number(), z.number(), z.number()])).min(1),
   }),
   media: z.array(z.int().positive()).min(1),
+  /** Negative exemplar boxes on the exemplar frame, and a region of interest (frame pixels) for every frame. */
+  negatives: z.array(z.tuple([z.number(), z.number(), z.number(), z.number()])).default([]),
+  roi: z
+    .array(z.tuple([z.number(), z.number()]))
+    .min(3)
+    .optional(),
   every: z.int().min(1).default(1),
   scales: z.array(z.int()).default([224, 448]),
   threshold: z.number().optional(),
@@ -40,6 +46,7 @@ export const countBatchJob: JobHandler<CountBatchArgs, { frames: number }> = {
     try {
       const exImg = read(a.exemplar.mediaId, a.exemplar.frameIdx);
       const protos = await exemplarPrototypes(extractors, exImg, a.exemplar.boxes);
+      const negatives = await Promise.all(a.negatives.map((b) => exemplarPrototypes(extractors, exImg, [b])));
       const onExemplar = await countWithExemplars(
         extractors,
         exImg,
@@ -60,7 +67,10 @@ export const countBatchJob: JobHandler<CountBatchArgs, { frames: number }> = {
         const key = `${f.id}:${f.i}`;
         if (done.has(key)) continue;
         ctx.throwIfAborted();
-        const r = await countWithPrototypes(extractors, read(f.id, f.i), protos, radius, threshold);
+        const r = await countWithPrototypes(extractors, read(f.id, f.i), protos, radius, threshold, {
+          negatives,
+          ...(a.roi ? { roi: a.roi } : {}),
+        });
         const pts = project.media.frames(f.id, f.i, 1)[0]?.pts ?? 0;
         batch.push({ key, status: 'ok', result: { mediaId: f.id, frameIdx: f.i, pts, count: r.count, threshold } });
         n++;

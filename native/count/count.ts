@@ -8,6 +8,7 @@
 import type { FeatureExtractor } from '../features/extract.js';
 import { l2normalizeRows } from '../features/knn.js';
 import { cropRgb, type RgbLike, resizeRgb } from '../models/preprocess.js';
+import { gateByNegatives, maskOutside, type Polygon, statsThreshold, type ThresholdStats } from './reject.js';
 
 export type Box = [number, number, number, number];
 
@@ -207,12 +208,23 @@ async function similarityMap(
   extractors: readonly FeatureExtractor[],
   img: RgbLike,
   proto: (f: DenseFeatures) => Float32Array,
+  negatives?: (f: DenseFeatures, k: number) => Float32Array[],
 ): Promise<SimilarityMap> {
   const { mw, mh, scale } = mapSize(img.width, img.height);
   const data = new Float32Array(mw * mh);
-  for (const ex of extractors) {
+  for (const [k, ex] of extractors.entries()) {
     const f = await patchFeatures(ex, img);
-    upsample(contrastedSimilarity(f, proto(f)), f.gridH, f.gridW, mw, mh, data, 1 / extractors.length);
+    const p = proto(f);
+    const neg = negatives?.(f, k) ?? [];
+    const sims = contrastedSimilarity(f, p);
+    const gated = neg.length
+      ? gateByNegatives(
+          sims,
+          cosines(f, p),
+          neg.map((n) => cosines(f, n)),
+        )
+      : sims;
+    upsample(gated, f.gridH, f.gridW, mw, mh, data, 1 / extractors.length);
   }
   return { width: mw, height: mh, data, scale };
 }
@@ -244,16 +256,26 @@ export async function exemplarPrototypes(
   return out;
 }
 
-/** Counts with prototypes taken elsewhere; `radius` in image pixels, `threshold` on the contrasted similarity. */
+/**
+ * Counts with prototypes taken elsewhere; `radius` in image pixels, `threshold` on the contrasted similarity;
+ * `negatives`: per negative exemplar, its prototypes (one per input size); `roi` in image pixels.
+ */
 export async function countWithPrototypes(
   extractors: readonly FeatureExtractor[],
   img: RgbLike,
   prototypes: readonly Float32Array[],
   radius: number,
   threshold: number,
+  o: { negatives?: readonly (readonly Float32Array[])[]; roi?: Polygon } = {},
 ): Promise<{ count: number; points: { x: number; y: number; score: number }[] }> {
   let k = 0;
-  const map = await similarityMap(extractors, img, () => prototypes[k++] as Float32Array);
+  const whole = await similarityMap(
+    extractors,
+    img,
+    () => prototypes[k++] as Float32Array,
+    o.negatives?.length ? (_, i) => (o.negatives ?? []).map((n) => n[i] as Float32Array) : undefined,
+  );
+  const map = o.roi ? maskOutside(whole, o.roi) : whole;
   const points = findPeaks(map, threshold, Math.max(1, radius / map.scale));
   return { count: points.length, points };
 }
@@ -375,31 +397,38 @@ function tileStarts(length: number, tile: number, overlap: number): number[] {
   return out;
 }
 
+/** Patch features of an image resized to `inputWidth` × `inputHeight` (multiples of the patch), tile by tile. */
+export interface TiledFeatures extends DenseFeatures {
+  tiles: number;
+  tileSize: number;
+  overlap: number;
+}
+
 /**
- * Patch features of the whole image at the scale the exemplar asks for, computed tile by tile: tiles of
+ * Patch features of the whole image resized to `inputWidth` × `inputHeight`, computed tile by tile: tiles of
  * `tile` input pixels overlapping by `overlap`, aligned to the patch grid, and each patch of the image taken from
  * the tile in which it lies most centrally (so no patch sees a tile edge it would not see in the whole image).
  */
-export async function denseFeatures(
+export async function tiledFeatures(
   ex: FeatureExtractor,
   img: RgbLike,
-  boxes: readonly Box[],
-  o: DenseOptions = {},
-): Promise<DenseFeatures & { scale: CountScale }> {
+  inputWidth: number,
+  inputHeight: number,
+  o: { tile?: number; overlap?: number } = {},
+): Promise<TiledFeatures> {
   const P = ex.patchSize;
   const dim = ex.model.config.dim;
-  const s = denseScale(img.width, img.height, boxes, P, ex.size, o);
   const tileSide = Math.max(P, Math.round((o.tile ?? DENSE_DEFAULTS.tile) / P) * P);
   const overlap = Math.min(tileSide - P, Math.round((o.overlap ?? DENSE_DEFAULTS.overlap) / P) * P);
-  const big = resizeRgb(img, s.inputWidth, s.inputHeight, 'bilinear');
-  const gridW = s.inputWidth / P;
-  const gridH = s.inputHeight / P;
+  const big = resizeRgb(img, inputWidth, inputHeight, 'bilinear');
+  const gridW = inputWidth / P;
+  const gridH = inputHeight / P;
   const feats = new Float32Array(gridW * gridH * dim);
   const best = new Float32Array(gridW * gridH).fill(Number.POSITIVE_INFINITY);
-  const tw = Math.min(tileSide, s.inputWidth);
-  const th = Math.min(tileSide, s.inputHeight);
-  const xs = tileStarts(s.inputWidth, tw, overlap);
-  const ys = tileStarts(s.inputHeight, th, overlap);
+  const tw = Math.min(tileSide, inputWidth);
+  const th = Math.min(tileSide, inputHeight);
+  const xs = tileStarts(inputWidth, tw, overlap);
+  const ys = tileStarts(inputHeight, th, overlap);
   const shape = { width: tw, height: th, gridW: tw / P, gridH: th / P };
   const tiles = ys.flatMap((y) => xs.map((x) => ({ x, y })));
   const BATCH = 4;
@@ -426,56 +455,125 @@ export async function denseFeatures(
       }
     });
   }
+  return { feats, gridH, gridW, dim, tiles: tiles.length, tileSize: Math.max(tw, th), overlap };
+}
+
+/** Patch features of the whole image at the scale the exemplar asks for (`denseScale`), tiled (`tiledFeatures`). */
+export async function denseFeatures(
+  ex: FeatureExtractor,
+  img: RgbLike,
+  boxes: readonly Box[],
+  o: DenseOptions = {},
+): Promise<DenseFeatures & { scale: CountScale }> {
+  const P = ex.patchSize;
+  const s = denseScale(img.width, img.height, boxes, P, ex.size, o);
+  const f = await tiledFeatures(ex, img, s.inputWidth, s.inputHeight, o);
   const sides = boxes.map((b) => Math.sqrt(Math.max(1, b[2]) * Math.max(1, b[3]))).sort((a, b) => a - b);
   return {
-    feats,
-    gridH,
-    gridW,
-    dim,
+    feats: f.feats,
+    gridH: f.gridH,
+    gridW: f.gridW,
+    dim: f.dim,
     scale: {
       imageWidth: img.width,
       imageHeight: img.height,
       factor: s.factor,
       inputWidth: s.inputWidth,
       inputHeight: s.inputHeight,
-      gridH,
-      gridW,
+      gridH: f.gridH,
+      gridW: f.gridW,
       exemplarPatches: ((sides[Math.floor(sides.length / 2)] as number) * s.factor) / P,
-      tiles: tiles.length,
-      tileSize: Math.max(tw, th),
-      overlap,
+      tiles: f.tiles,
+      tileSize: f.tileSize,
+      overlap: f.overlap,
       capped: s.capped,
     },
   };
 }
 
+/** Cosine similarity of every patch to a prototype. */
+function cosines(f: DenseFeatures, p: Float32Array): Float32Array {
+  const { feats, gridH, gridW, dim } = f;
+  const out = new Float32Array(gridH * gridW);
+  for (let i = 0; i < out.length; i++) {
+    let s = 0;
+    for (let d = 0; d < dim; d++) s += (feats[i * dim + d] as number) * (p[d] as number);
+    out[i] = s;
+  }
+  return out;
+}
+
+/** The highest similarity within the central half of each exemplar box: what an instance scores. */
+export function exemplarScores(map: SimilarityMap, boxes: readonly Box[]): number[] {
+  return boxes.map(([x, y, w, h]) => {
+    const x0 = Math.max(0, Math.floor((x + w / 4) / map.scale));
+    const y0 = Math.max(0, Math.floor((y + h / 4) / map.scale));
+    const x1 = Math.min(map.width - 1, Math.max(x0, Math.floor((x + (3 * w) / 4) / map.scale)));
+    const y1 = Math.min(map.height - 1, Math.max(y0, Math.floor((y + (3 * h) / 4) / map.scale)));
+    let best = Number.NEGATIVE_INFINITY;
+    for (let yy = y0; yy <= y1; yy++)
+      for (let xx = x0; xx <= x1; xx++) best = Math.max(best, map.data[yy * map.width + xx] as number);
+    return best;
+  });
+}
+
+export interface DenseCountOptions extends DenseOptions {
+  threshold?: number;
+  /** Negative exemplars ("not this"), image pixels: what is more like one of them than like the exemplars. */
+  negatives?: readonly Box[];
+  /** Region of interest, image pixels: only what lies inside is counted. */
+  roi?: Polygon;
+  /** Raise the default threshold above look-alike distractors (statsThreshold); true by default. */
+  rejectDistractors?: boolean;
+}
+
 /**
  * Counting crowds: the image resized so the exemplar spans a few patches, tiled with overlap into one patch grid
  * (`denseFeatures`), the prototype and contrasted similarity on that grid, a map at half a patch per pixel and
- * peaks suppressed within half the exemplar across the whole image (an object in a tile overlap is found once).
+ * peaks suppressed within 0.7 × the exemplar across the whole image (an object in a tile overlap is found once).
+ * Negative exemplars gate the similarity, the default threshold rises above a look-alike group of peaks, and a
+ * region of interest masks the map (after the threshold is chosen on the whole image).
  */
 export async function countDense(
   ex: FeatureExtractor,
   img: RgbLike,
   boxes: readonly Box[],
-  o: DenseOptions & { threshold?: number } = {},
-): Promise<CountResult & { scale: CountScale }> {
+  o: DenseCountOptions = {},
+): Promise<CountResult & { scale: CountScale; stats: ThresholdStats | null }> {
   const f = await denseFeatures(ex, img, boxes, o);
-  const sims = contrastedSimilarity(f, prototypeFrom(f, boxes, img.width, img.height, o.inner ?? DENSE_DEFAULTS.inner));
+  const inner = o.inner ?? DENSE_DEFAULTS.inner;
+  const proto = prototypeFrom(f, boxes, img.width, img.height, inner);
+  let sims = contrastedSimilarity(f, proto);
+  if (o.negatives?.length)
+    sims = gateByNegatives(
+      sims,
+      cosines(f, proto),
+      o.negatives.map((b) => cosines(f, prototypeFrom(f, [b], img.width, img.height, inner))),
+    );
   // Half a patch per map pixel (at most 2048 on the longer side): peaks of neighbouring small objects stay apart.
   const { mw, mh, scale } = mapSize(img.width, img.height, Math.min(2048, 2 * Math.max(f.gridW, f.gridH)));
   const data = new Float32Array(mw * mh);
   upsample(sims, f.gridH, f.gridW, mw, mh, data, 1);
-  return {
-    ...peaksFor(
-      { width: mw, height: mh, data, scale },
-      boxes,
-      o.threshold,
-      o.nms ?? DENSE_DEFAULTS.nms,
-      o.thresholdAt ?? DENSE_DEFAULTS.thresholdAt,
-    ),
-    scale: f.scale,
-  };
+  const whole: SimilarityMap = { width: mw, height: mh, data, scale };
+  const minSide = Math.min(...boxes.map((b) => Math.min(b[2], b[3])));
+  const radius = Math.max(1, ((o.nms ?? DENSE_DEFAULTS.nms) * minSide) / scale);
+  let threshold = o.threshold;
+  let stats: ThresholdStats | null = null;
+  if (threshold === undefined) {
+    const base = defaultThreshold(whole, boxes, o.thresholdAt ?? DENSE_DEFAULTS.thresholdAt);
+    stats =
+      o.rejectDistractors === false
+        ? null
+        : statsThreshold(
+            findPeaks(whole, base, radius).map((p) => p.score),
+            exemplarScores(whole, boxes),
+            base,
+          );
+    threshold = stats?.threshold ?? base;
+  }
+  const map = o.roi ? maskOutside(whole, o.roi) : whole;
+  const points = findPeaks(map, threshold, radius);
+  return { count: points.length, points, threshold, radius, map, scale: f.scale, stats };
 }
 
 /** 4-connected components of a boolean grid, with their sizes. */

@@ -13,7 +13,7 @@ import { orientationFilters, readOrientation } from '../media/exif.js';
 import { FrameStore } from '../media/frame-store.js';
 import type { RgbLike } from '../models/preprocess.js';
 import type { Project } from '../store/project.js';
-import { countAutomatically } from './auto.js';
+import { countAutoDense } from './auto.js';
 import { type Box, countDense, countWithExemplars, findPeaks, type SimilarityMap } from './count.js';
 import { UNCO_SIZE } from './train-unco.js';
 import { listUncoCounters, UncoCounter } from './unco-counter.js';
@@ -109,10 +109,12 @@ export class CountService {
       size?: number;
       exemplarPatches?: number;
       threshold?: number;
+      negatives?: Box[];
+      roi?: [number, number][];
     },
   ) {
     const frame = this.frame(project, o.mediaId, o.frameIdx);
-    for (const [x, y, w, h] of o.boxes) {
+    for (const [x, y, w, h] of [...o.boxes, ...(o.negatives ?? [])]) {
       if (w < 2 || h < 2 || x < 0 || y < 0 || x + w > frame.width || y + h > frame.height) {
         throw new FlaneurError(
           'INVALID_ARGUMENT',
@@ -126,7 +128,16 @@ export class CountService {
     const { img, fx, fy } = o.scales
       ? { img: frame, fx: 1, fy: 1 }
       : await this.countImage(project, o.mediaId, o.frameIdx);
-    const boxes = o.boxes.map(([x, y, w, h]) => [x * fx, y * fy, w * fx, h * fy] as Box);
+    const toImage = ([x, y, w, h]: Box) => [x * fx, y * fy, w * fx, h * fy] as Box;
+    const boxes = o.boxes.map(toImage);
+    const negatives = o.negatives?.map(toImage);
+    const roi = o.roi?.map(([x, y]) => [x * fx, y * fy] as const);
+    if (o.scales && (negatives?.length || roi))
+      throw new FlaneurError(
+        'INVALID_ARGUMENT',
+        'Negative exemplars and a region of interest work with the scale chosen from the exemplar: leave out the fixed sizes.',
+        { field: 'scales' },
+      );
     // Fixed sizes when asked for; otherwise the scale comes from the exemplar and large images are tiled.
     const r = o.scales
       ? {
@@ -141,6 +152,8 @@ export class CountService {
       : await countDense(await this.extractor(project, o.modelId, o.size ?? 224), img, boxes, {
           ...threshold,
           ...(o.exemplarPatches ? { exemplarPatches: o.exemplarPatches } : {}),
+          ...(negatives?.length ? { negatives } : {}),
+          ...(roi ? { roi } : {}),
         });
     const token = this.remember(r.map, r.radius, fx, fy);
     return {
@@ -158,21 +171,27 @@ export class CountService {
   async auto(
     project: Project,
     knn: ExactKnn,
-    o: { modelId: number; mediaId: number; frameIdx: number; scale?: number },
+    o: { modelId: number; mediaId: number; frameIdx: number; scale?: number; roi?: [number, number][] },
   ) {
-    const img = this.frame(project, o.mediaId, o.frameIdx);
-    const r = await countAutomatically(await this.extractor(project, o.modelId, o.scale ?? 448), knn, img);
-    const token = this.remember(r.map, 0);
+    // At every scale, from the extractor's input size up: a still image on its own file, as exemplar counting.
+    const { img, frame, fx, fy } = await this.countImage(project, o.mediaId, o.frameIdx);
+    const roi = o.roi?.map(([x, y]) => [x * fx, y * fy] as const);
+    const r = await countAutoDense(await this.extractor(project, o.modelId, o.scale ?? 224), knn, img, {
+      ...(roi ? { roi } : {}),
+    });
+    const token = this.remember(r.map, r.radius, fx, fy);
     return {
       token,
       count: r.count,
-      points: r.points,
+      points: toFrame(r.points, fx, fy),
       threshold: r.threshold,
       range: range(r.map),
       clusters: r.clusters,
       chosen: r.chosen,
-      width: img.width,
-      height: img.height,
+      width: frame.width,
+      height: frame.height,
+      scale: r.scale,
+      trials: r.trials,
     };
   }
 

@@ -13,17 +13,28 @@ export const count = command(async (s) => {
   const { media, frameIdx } =
     splitFrameRef(ref).frame !== null ? await s.frame(ref) : { media: await s.itemOrAdd(ref), frameIdx: 0 };
   const given = s.boxes(media);
+  const negatives = s.boxes(media, 'negative');
+  if (auto && negatives.length > 0) throw new UsageError('count: --negative goes with --box (exemplar counting)');
   const px = s.pixels(media);
+  const roi = polygon(s.opt('roi'), px);
   const modelId = await s.modelId();
   const threshold = s.num('threshold', { min: -2, max: 2 });
   const size = s.num('size', { int: true, min: 16, max: 2048 });
   const r = auto
-    ? await s.call('count.auto', { modelId, mediaId: media.id, frameIdx, ...(size ? { scale: size } : {}) })
+    ? await s.call('count.auto', {
+        modelId,
+        mediaId: media.id,
+        frameIdx,
+        ...(size ? { scale: size } : {}),
+        ...(roi ? { roi } : {}),
+      })
     : await s.call('count.exemplar', {
         modelId,
         mediaId: media.id,
         frameIdx,
         boxes: given,
+        ...(negatives.length > 0 ? { negatives } : {}),
+        ...(roi ? { roi } : {}),
         ...(size ? { size } : {}),
         ...(threshold !== undefined ? { threshold } : {}),
       });
@@ -39,13 +50,29 @@ export const count = command(async (s) => {
     width: px.width,
     height: px.height,
     points: r.points.map((p) => ({ ...p, x: p.x / px.sx, y: p.y / px.sy })),
+    /** The input size counted at and its tiles (null for fixed sizes). */
+    scale: r.scale,
   };
   s.out(
     result,
     () =>
-      `${r.count} in ${media.name}:${frameNumber(frameIdx)} (threshold ${r.threshold.toFixed(3)}, similarities ${r.range[0].toFixed(3)} to ${r.range[1].toFixed(3)})`,
+      `${r.count} in ${media.name}:${frameNumber(frameIdx)} (threshold ${r.threshold.toFixed(3)}, similarities ${r.range[0].toFixed(3)} to ${r.range[1].toFixed(3)}${r.scale ? `; at ${r.scale.inputWidth}x${r.scale.inputHeight} px in ${r.scale.tiles} tile${r.scale.tiles === 1 ? '' : 's'}` : ''}${roi ? '; inside the region' : ''})`,
   );
 });
+
+/** `--roi x,y,x,y,x,y…` in typed pixels → the polygon's corners in stored-frame pixels. */
+export function polygon(raw: string | undefined, px: { sx: number; sy: number }): [number, number][] | undefined {
+  if (raw === undefined) return undefined;
+  const v = raw.split(',').map((p) => Number(p.trim()));
+  if (v.length < 6 || v.length % 2 !== 0 || v.some((p) => !Number.isFinite(p)))
+    throw new UsageError(
+      `count: --roi takes the corners of a polygon as x,y pairs, at least 3 (x1,y1,x2,y2,x3,y3), not ${raw}`,
+    );
+  return Array.from({ length: v.length / 2 }, (_, i) => [
+    (v[2 * i] as number) * px.sx,
+    (v[2 * i + 1] as number) * px.sy,
+  ]);
+}
 
 /** The count CSV of the Count view: media_id, frame, time_s, count. */
 export function countsCsv(rows: readonly { mediaId: number; frameIdx: number; pts: number; count: number }[]): string {
@@ -63,10 +90,14 @@ export const video = command(async (s) => {
   if (counter !== undefined) return countVideoWithCounter(s, counter, media, frameIdx);
   const every = s.num('every', { int: true, min: 1 });
   const threshold = s.num('threshold', { min: -2, max: 2 });
+  const negatives = s.boxes(media, 'negative');
+  const roi = polygon(s.opt('roi'), s.pixels(media));
   const job = await s.call('count.batch', {
     modelId: await s.modelId(),
     exemplar: { mediaId: media.id, frameIdx, boxes: s.boxes(media) },
     media: [media.id],
+    ...(negatives.length > 0 ? { negatives } : {}),
+    ...(roi ? { roi } : {}),
     ...(every ? { every } : {}),
     ...(threshold !== undefined ? { threshold } : {}),
   });

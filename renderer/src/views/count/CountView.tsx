@@ -12,6 +12,8 @@ import { UncoPanel } from './UncoPanel';
 type Result = CommandResult<'count.exemplar'>;
 type Rows = CommandResult<'count.results'>;
 type Box = [number, number, number, number];
+/** What a press on the frame draws: an exemplar box, a negative box ("not this"), or a corner of the region. */
+type Tool = 'example' | 'negative' | 'region';
 
 /** Count objects in a frame: drag boxes around one or a few examples, or let it find the repeated things itself. */
 export function CountView() {
@@ -21,6 +23,11 @@ export function CountView() {
   const [mediaId, setMediaId] = useState<number | null>(null);
   const [frameIdx, setFrameIdx] = useState(0);
   const [boxes, setBoxes] = useState<Box[]>([]);
+  const [negatives, setNegatives] = useState<Box[]>([]);
+  /** Corners of the region of interest (frame pixels); counted inside once it has 3. */
+  const [roi, setRoi] = useState<[number, number][]>([]);
+  const [tool, setTool] = useState<Tool>('example');
+  const region = roi.length >= 3 ? { roi } : {};
   const [drag, setDrag] = useState<{ x: number; y: number; w: number; h: number } | null>(null);
   const [result, setResult] = useState<Result | null>(null);
   const [threshold, setThreshold] = useState(0);
@@ -48,6 +55,8 @@ export function CountView() {
         exemplar: { mediaId, frameIdx, boxes },
         media: [mediaId],
         threshold,
+        ...(negatives.length > 0 ? { negatives } : {}),
+        ...region,
       });
       setBatchJob(job.id);
     }).finally(() => setStartingBatch(false));
@@ -66,6 +75,10 @@ export function CountView() {
   };
   const down = (e: PointerEvent<HTMLDivElement>) => {
     const p = toImage(e);
+    if (tool === 'region') {
+      setRoi((r) => [...r, [Math.round(p.x), Math.round(p.y)]]);
+      return;
+    }
     e.currentTarget.setPointerCapture(e.pointerId);
     setDrag({ x: p.x, y: p.y, w: 0, h: 0 });
   };
@@ -78,7 +91,7 @@ export function CountView() {
     if (drag && Math.abs(drag.w) > 3 && Math.abs(drag.h) > 3) {
       const x = Math.max(0, Math.min(drag.x, drag.x + drag.w));
       const y = Math.max(0, Math.min(drag.y, drag.y + drag.h));
-      setBoxes((b) => [
+      (tool === 'negative' ? setNegatives : setBoxes)((b) => [
         ...b,
         [
           Math.round(x),
@@ -98,8 +111,16 @@ export function CountView() {
       'Could not count',
       async (): Promise<Result> =>
         auto
-          ? { ...(await client.call('count.auto', { modelId, mediaId, frameIdx, scale: 2 * size })), scale: null }
-          : client.call('count.exemplar', { modelId, mediaId, frameIdx, boxes, size }),
+          ? client.call('count.auto', { modelId, mediaId, frameIdx, scale: size, ...region })
+          : client.call('count.exemplar', {
+              modelId,
+              mediaId,
+              frameIdx,
+              boxes,
+              size,
+              ...(negatives.length > 0 ? { negatives } : {}),
+              ...region,
+            }),
     );
     setBusy(null);
     if (r) {
@@ -139,7 +160,8 @@ export function CountView() {
       <header className="view-header">
         <h1>Count</h1>
         <span className="muted">
-          Drag a box around one example (or a few), then count; move the threshold to adjust.
+          Drag a box around one example (or a few), then count; move the threshold to adjust. Box a look-alike as “not
+          this” to leave it out, or click the corners of a region to count only inside it.
         </span>
       </header>
       <section className="card">
@@ -156,9 +178,22 @@ export function CountView() {
             setMediaId(mm);
             setFrameIdx(f);
             setBoxes([]);
+            setNegatives([]);
+            setRoi([]);
             setResult(null);
           }}
         />
+        <fieldset className="segmented count-tools" aria-label="Draw on the frame">
+          <button type="button" aria-pressed={tool === 'example'} onClick={() => setTool('example')}>
+            Example
+          </button>
+          <button type="button" aria-pressed={tool === 'negative'} onClick={() => setTool('negative')}>
+            Not this
+          </button>
+          <button type="button" aria-pressed={tool === 'region'} onClick={() => setTool('region')}>
+            Region
+          </button>
+        </fieldset>
         {m && (
           <div className="count-layout">
             <div
@@ -171,8 +206,26 @@ export function CountView() {
             >
               <img src={frameSrc(m.id, frameIdx)} alt="Frame to count in" draggable={false} />
               <svg viewBox={`0 0 ${W} ${H}`} preserveAspectRatio="none" aria-hidden="true">
+                {roi.length > 0 && (
+                  <polygon
+                    points={roi.map(([x, y]) => `${x},${y}`).join(' ')}
+                    className="count-roi"
+                    data-testid="count-roi"
+                  />
+                )}
                 {boxes.map(([x, y, w, h]) => (
                   <rect key={`${x}-${y}-${w}-${h}`} x={x} y={y} width={w} height={h} className="exemplar" />
+                ))}
+                {negatives.map(([x, y, w, h]) => (
+                  <rect
+                    key={`n-${x}-${y}-${w}-${h}`}
+                    x={x}
+                    y={y}
+                    width={w}
+                    height={h}
+                    className="exemplar negative"
+                    data-testid="count-negative"
+                  />
                 ))}
                 {drag && (
                   <rect
@@ -180,7 +233,7 @@ export function CountView() {
                     y={Math.min(drag.y, drag.y + drag.h)}
                     width={Math.abs(drag.w)}
                     height={Math.abs(drag.h)}
-                    className="exemplar"
+                    className={tool === 'negative' ? 'exemplar negative' : 'exemplar'}
                   />
                 )}
                 {result?.points.map((p) => (
@@ -198,12 +251,20 @@ export function CountView() {
               <p className="count-number" data-testid="count-number" aria-live="polite" aria-busy={Boolean(busy)}>
                 {busy ? <span className="counting">{busy}</span> : result ? result.count : '—'}
               </p>
+              {roi.length > 0 && (
+                <p className="muted" data-testid="count-roi-note">
+                  {roi.length < 3
+                    ? `Region: ${roi.length} corner${roi.length === 1 ? '' : 's'}; click at least 3 to count inside it.`
+                    : `Counting inside the region of ${roi.length} corners.`}
+                </p>
+              )}
               {result?.scale && (
                 <p className="muted" data-testid="count-scale">
                   Counted on the {result.scale.imageWidth}×{result.scale.imageHeight} image
                   {result.scale.imageWidth > result.width ? ' (the file at its own resolution)' : ''} at ×
                   {result.scale.factor.toFixed(2)} ({result.scale.inputWidth}×{result.scale.inputHeight} px, the
-                  exemplar {result.scale.exemplarPatches.toFixed(1)} patches across) in {result.scale.tiles} tile
+                  {'trials' in result ? 'objects found' : 'exemplar'} {result.scale.exemplarPatches.toFixed(1)} patches
+                  across) in {result.scale.tiles} tile
                   {result.scale.tiles === 1 ? '' : 's'} of {result.scale.tileSize} px overlapping by{' '}
                   {result.scale.overlap} px{result.scale.capped ? '; the scale was capped by the image size bound' : ''}
                   .
@@ -220,7 +281,8 @@ export function CountView() {
                   busy={busy}
                   onClick={() => void count(false)}
                 >
-                  Count ({boxes.length} exemplar{boxes.length === 1 ? '' : 's'})
+                  Count ({boxes.length} exemplar{boxes.length === 1 ? '' : 's'}
+                  {negatives.length > 0 ? `, ${negatives.length} not` : ''})
                 </ActionButton>
                 <ActionButton
                   why={!modelId && 'Needs a model (above).'}
@@ -230,13 +292,17 @@ export function CountView() {
                   Count automatically
                 </ActionButton>
                 <ActionButton
-                  why={boxes.length === 0 && 'No boxes drawn.'}
+                  why={boxes.length + negatives.length === 0 && 'No boxes drawn.'}
                   onClick={() => {
                     setBoxes([]);
+                    setNegatives([]);
                     setResult(null);
                   }}
                 >
                   Clear boxes
+                </ActionButton>
+                <ActionButton why={roi.length === 0 && 'No region drawn.'} onClick={() => setRoi([])}>
+                  Clear region
                 </ActionButton>
               </div>
               {result && (
