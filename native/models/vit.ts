@@ -392,13 +392,25 @@ export function buildViT(
       ? { w: param(`blocks.${i + 1}.norm1.weight`), b: param(`blocks.${i + 1}.norm1.bias`) }
       : { w: param('norm.weight'), b: param('norm.bias') };
 
+  // Only the CLS token wanted out of the last block (embeddings, retrieval): its keys and values still come from
+  // every token, but its query, attention output, MLP and final norm are computed for the CLS row alone (about
+  // three quarters of a block less work; the same numbers for that row).
+  const clsOnly = want.cls && !want.patches && !want.blocks?.includes(c.depth - 1);
+
   for (let i = 0; i < c.depth; i++) {
     if (isFused(i)) {
       x = b.scope(`block ${i}`, () => {
         const p = `blocks.${i}.`;
         const h = normed ?? b.layerNorm(x, param(`${p}norm1.weight`), param(`${p}norm1.bias`), c.lnEps, 'norm1');
         let ctx: Value;
-        if (rope) {
+        let residual = x;
+        if (clsOnly && i === c.depth - 1) {
+          const qkv = b.linear(h, transposed(param(`${p}attn.qkv.weight`)), param(`${p}attn.qkv.bias`), 'attn.qkv');
+          const part = (j: number) => b.slice(qkv, [j * D], [(j + 1) * D], [2]);
+          const q = b.slice(rope ? rope(part(0)) : part(0), [0], [1], [1], undefined, 'CLS query');
+          ctx = b.fusedMultiHeadAttention(q, rope ? rope(part(1)) : part(1), part(2), c.heads, 'attn');
+          residual = b.slice(x, [0], [1], [1], undefined, 'CLS row');
+        } else if (rope) {
           const qkv = b.linear(h, transposed(param(`${p}attn.qkv.weight`)), param(`${p}attn.qkv.bias`), 'attn.qkv');
           const part = (j: number) => b.slice(qkv, [j * D], [(j + 1) * D], [2]);
           ctx = b.fusedMultiHeadAttention(rope(part(0)), rope(part(1)), part(2), c.heads, 'attn');
@@ -420,7 +432,7 @@ export function buildViT(
           'ls1.gamma',
         );
         const n2 = b.skipLayerNorm(
-          x,
+          residual,
           a.y,
           param(`${p}norm2.weight`),
           param(`${p}norm2.bias`),

@@ -65,6 +65,27 @@ describe.each(MODELS)('%s/%s', (dir, name, opts) => {
     }
   });
 
+  it('computes only the CLS row after the last attention when only the CLS is wanted, within 1e-4 of the plain graph', async () => {
+    const [h, w] = [3 * P, 5 * P];
+    const rng = new Rng(6);
+    const pixels = new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: 2 * 3 * h * w }, () => rng.normal()),
+      [2, 3, h, w],
+    );
+    const options: ViTOnnxOptions = { height: h, width: w, outputs: { cls: true } };
+    const fused = buildViTOnnx(m, { ...options, fused: true });
+    const ops = nodeOps(fused);
+    // The last block's CLS query attends over every key: a MultiHeadAttention on the sliced query.
+    expect(ops.filter((o) => o === 'com.microsoft:MultiHeadAttention').length).toBe(
+      m.config.ropePeriods ? m.config.depth : 1,
+    );
+    const a = await run(fused, pixels);
+    const b = await run(buildViTOnnx(m, { ...options, fused: false }), pixels);
+    expect(a.cls).toHaveLength(2 * m.config.dim);
+    expect(maxAbsDiff(a.cls as Float32Array, b.cls as Float32Array)).toBeLessThanOrEqual(1e-4);
+  });
+
   it('builds a plain graph unless asked for the fused kernels (files written for other runtimes)', () => {
     const ops = nodeOps(buildViTOnnx(m, { height: 2 * P, width: 2 * P, outputs: { cls: true } }));
     expect(ops.some((o) => o.startsWith('com.microsoft'))).toBe(false);
