@@ -1,6 +1,5 @@
 /**
- * The inference graph with ONNX Runtime's fused kernels (com.microsoft Attention / MultiHeadAttention,
- * SkipLayerNormalization) against the plain graph of the same model: every output within 1e-4, for the DINO,
+ * The inference graph with ONNX Runtime's fused kernels (com.microsoft Attention / MultiHeadAttention) against the plain graph of the same model: every output within 1e-4, for the DINO,
  * DINOv2-with-registers (layer scale) and DINOv3 (RoPE, SwiGLU) fixtures, at a square and a non-square size; and
  * the fused graph really holds the fused kernels, except in a block whose attention map or queries are taken out;
  * a graph asked for without `fused` is plain (the encoder.onnx written for users).
@@ -54,7 +53,8 @@ describe.each(MODELS)('%s/%s', (dir, name, opts) => {
     const ops = nodeOps(fused);
     const attention = m.config.ropePeriods ? 'com.microsoft:MultiHeadAttention' : 'com.microsoft:Attention';
     expect(ops.filter((o) => o === attention)).toHaveLength(m.config.depth);
-    expect(ops.filter((o) => o === 'com.microsoft:SkipLayerNormalization')).toHaveLength(2 * m.config.depth);
+    // Residual sums and norms stay Add + LayerNormalization (faster than SkipLayerNormalization on ORT's CPU).
+    expect(ops).not.toContain('com.microsoft:SkipLayerNormalization');
     expect(ops).not.toContain('Softmax');
     expect(nodeOps(plain).some((o) => o.startsWith('com.microsoft'))).toBe(false);
     const a = await run(fused, pixels);
