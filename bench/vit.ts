@@ -47,14 +47,24 @@ async function throughput(
   await session.run({ pixels: x }); // warm-up
   let n = 0;
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   while (performance.now() - t0 < seconds * 1000) {
     await session.run({ pixels: x });
     n += batch;
   }
+  const c = process.cpuUsage(c0);
+  cpuMs.push((c.user + c.system) / 1000 / n);
   return n / ((performance.now() - t0) / 1000);
 }
 
+/** CPU milliseconds per image of each `throughput` call, in call order (read beside the wall figures: less
+ * sensitive to other programs on the machine, though onnxruntime's spinning threads count in it too). */
+let cpuMs: number[] = [];
+
 interface SizeResult {
+  /** Median CPU ms per image at batch 16. */
+  cpuOurs16: number;
+  cpuTorch16: number;
   b1: number;
   b16: number;
   torch1: number;
@@ -90,13 +100,17 @@ async function benchSize(
   for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs((a[i] as number) - (b[i] as number)));
   // Interleaved so drift on a shared machine hits both; the median of the rounds.
   const rounds: Record<string, number[]> = { ours1: [], torch1: [], ours16: [], torch16: [] };
+  const cpu: Record<string, number[]> = { ours16: [], torch16: [] };
   for (let round = 0; round < o.rounds; round++) {
     if (o.batch1) {
       rounds.ours1?.push(await throughput(oursSession, 1, o.seconds, h, w));
       rounds.torch1?.push(await throughput(torchSession, 1, o.seconds, h, w));
     }
+    cpuMs = [];
     rounds.ours16?.push(await throughput(oursSession, 16, o.seconds, h, w));
     rounds.torch16?.push(await throughput(torchSession, 16, o.seconds, h, w));
+    cpu.ours16?.push(cpuMs[0] as number);
+    cpu.torch16?.push(cpuMs[1] as number);
     console.error(
       `vit ${h}x${w}: round ${round + 1}: ${Object.entries(rounds)
         .map(([k, v]) => `${k} ${v.at(-1)?.toFixed(2) ?? '-'}`)
@@ -107,6 +121,8 @@ async function benchSize(
   await torchSession.release();
   const med = (k: string) => ((rounds[k]?.length ?? 0) > 0 ? median(rounds[k] as number[]) : Number.NaN);
   return {
+    cpuOurs16: median(cpu.ours16 as number[]),
+    cpuTorch16: median(cpu.torch16 as number[]),
     b1: med('ours1'),
     b16: med('ours16'),
     torch1: med('torch1'),
@@ -163,12 +179,16 @@ export async function benchVit(args: string[]): Promise<Record<string, unknown>>
     torch_onnx_imgs_per_s_b16: r(s.torch16),
     ratio_vs_torch_onnx: r(s.b16 / s.torch16),
     ratio_vs_torch_onnx_b1: r(s.b1 / s.torch1),
+    cpu_ms_per_img_b16: r(s.cpuOurs16),
+    torch_onnx_cpu_ms_per_img_b16: r(s.cpuTorch16),
+    cpu_ratio_vs_torch_onnx: r(s.cpuTorch16 / s.cpuOurs16),
     rounds_imgs_per_s: s.rounds,
     ...(wide
       ? {
           imgs_per_s_b16_224x400: r(wide.b16),
           torch_onnx_imgs_per_s_b16_224x400: r(wide.torch16),
           ratio_vs_torch_onnx_224x400: r(wide.b16 / wide.torch16),
+          cpu_ratio_vs_torch_onnx_224x400: r(wide.cpuTorch16 / wide.cpuOurs16),
           max_abs_diff_cls_vs_torch_onnx_224x400: wide.maxDiff,
           rounds_imgs_per_s_224x400: wide.rounds,
         }

@@ -11,12 +11,13 @@ import type { JobHandler } from '../jobs/types.js';
 import { FrameStore } from '../media/frame-store.js';
 import type { RgbImage } from '../media/image.js';
 import { type ImportedViT, importViTFile } from '../models/import-vit.js';
-import { type InputShape, inputShape, MAX_ASPECT, preprocessInto, type ResizePolicy } from '../models/preprocess.js';
+import { type InputShape, inputShape, MAX_ASPECT, type ResizePolicy } from '../models/preprocess.js';
 import { f32ToF16 } from '../models/safetensors.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
 import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
 import type { FeatureRunRow } from '../store/features-repo.js';
 import type { Project } from '../store/project.js';
+import { PrepareAhead, type PreparedBatch, type PrepareSpec, prepareBatch } from './prepare-ahead.js';
 import { planFrames, planFramesOf } from './source-frames.js';
 
 export const FEATURES_CODE_VERSION = 'features-1';
@@ -211,33 +212,26 @@ export class FeatureExtractor {
     images: readonly { width: number; height: number; data: Uint8Array }[],
     shape: InputShape,
   ): Promise<FrameFeatures[]> {
-    const plane = 3 * shape.width * shape.height;
-    const input = new Float32Array(images.length * plane);
-    images.forEach((img, i) => {
-      preprocessInto(
-        img,
-        {
-          size: shape.width,
-          height: shape.height,
-          mode: 'stretch',
-          filter: 'bilinear',
-          mean: this.model.config.mean,
-          std: this.model.config.std,
-        },
-        input,
-        i * plane,
-      );
-    });
+    return this.runPrepared(prepareBatch(images, this.spec(shape)), images.length, shape);
+  }
+
+  /** What preprocessing for `shape` needs (prepareBatch, prepareAhead). */
+  spec(shape: InputShape): PrepareSpec {
+    return { shape, mean: this.model.config.mean, std: this.model.config.std };
+  }
+
+  /** Features of `count` images already prepared for `shape` (prepareBatch: [count, 3, H, W]). */
+  async runPrepared(input: Float32Array, count: number, shape: InputShape): Promise<FrameFeatures[]> {
     const session = await this.session(shape);
-    const out = await session.run(
-      { pixels: new ort.Tensor('float32', input, [images.length, 3, shape.height, shape.width]) },
-      ['cls', 'patches'],
-    );
+    const out = await session.run({ pixels: new ort.Tensor('float32', input, [count, 3, shape.height, shape.width]) }, [
+      'cls',
+      'patches',
+    ]);
     const cls = out.cls?.data as Float32Array;
     const patches = out.patches?.data as Float32Array;
     const d = this.model.config.dim;
     const n = shape.gridH * shape.gridW;
-    return images.map((_, i) => ({
+    return Array.from({ length: count }, (_, i) => ({
       cls: cls.slice(i * d, (i + 1) * d),
       patches: patches.slice(i * n * d, (i + 1) * n * d),
       gridH: shape.gridH,
@@ -251,6 +245,26 @@ export class FeatureExtractor {
     this.sessions.clear();
     for (const s of all) await (await s.catch(() => null))?.release();
   }
+}
+
+/** Batches of frames prepared on this thread, as they come. */
+async function* preparedHere(
+  frames: AsyncIterable<{ idx: number; image: RgbImage }>,
+  batch: number,
+  spec: PrepareSpec,
+): AsyncGenerator<PreparedBatch> {
+  let idx: number[] = [];
+  let images: RgbImage[] = [];
+  for await (const f of frames) {
+    idx.push(f.idx);
+    images.push(f.image);
+    if (idx.length >= batch) {
+      yield { idx, input: prepareBatch(images, spec) };
+      idx = [];
+      images = [];
+    }
+  }
+  if (idx.length > 0) yield { idx, input: prepareBatch(images, spec) };
 }
 
 export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = {
@@ -273,60 +287,79 @@ export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = 
     const shape = frameGrid(run, first?.frameWidth ?? run.inputSize, first?.frameHeight ?? run.inputSize);
     const tokens = shape.gridH * shape.gridW + 1 + model.config.registers;
     const batch = ctx.args.batch || autoBatch(model.config.dim, tokens, model.config.depth);
-    const extractor = await FeatureExtractor.create(
-      model,
-      ctx.args.size,
-      ctx.runtime,
-      ctx.args.resize,
-      first ? { width: first.frameWidth as number, height: first.frameHeight as number } : undefined,
-    );
-    // Which provider does the work (after any fallback), where the progress is shown.
-    ctx.phase(`extracting on ${extractor.provider}`, { total, unit: 'frames', done });
     const store = new FrameStore(project.cacheDir);
+    const items = todo.map(({ m, done: have }) => {
+      const g = frameGrid(run, m.frameWidth as number, m.frameHeight as number);
+      // Frames are stored at the import's frame size (shorter side 224 by default): a larger input size decodes
+      // them again from the source at the model's input shape (source-frames.ts), or upsamples and says why.
+      const plan = planFrames(m, run.inputSize, g);
+      const todoIdx = [...Array(m.frameCount).keys()].filter((i) => !have.has(i));
+      return { m, g, plan, todoIdx, stats: { fromStore: 0 } };
+    });
+    // An item of more than one batch is read and preprocessed on a worker thread while the model runs
+    // (prepare-ahead.ts); a still or a short clip on this thread, where a thread's start would cost more than it saves.
+    const batchesOf = (it: (typeof items)[number]): PrepareAhead | AsyncGenerator<PreparedBatch> => {
+      const { m, plan, todoIdx, stats } = it;
+      const pts = plan.from === 'source' && m.kind === 'video' ? project.media.frames(m.id, 0, m.frameCount) : [];
+      const spec: PrepareSpec = { shape: it.g, mean: model.config.mean, std: model.config.std };
+      if (todoIdx.length <= batch) {
+        const frames = planFramesOf(m, plan, todoIdx, store, (i) => pts[i]?.pts, stats, ctx.signal);
+        return preparedHere(frames, batch, spec);
+      }
+      const req = { media: m, plan, idx: todoIdx, pts: pts.map((f) => f.pts), cacheDir: project.cacheDir, spec };
+      return new PrepareAhead({ ...req, batch, ahead: 2 }, stats, ctx.signal);
+    };
+    // The first item's frames are prepared while the session is built, each next item's while the one before runs.
+    let upcoming = items[0] ? batchesOf(items[0]) : null;
+    let current: typeof upcoming = null;
     try {
-      for (const { m, done: have } of todo) {
-        const w = m.frameWidth as number;
-        const h = m.frameHeight as number;
-        const g = frameGrid(run, w, h);
-        // Frames are stored at the import's frame size (shorter side 224 by default): a larger input size decodes
-        // them again from the source at the model's input shape (source-frames.ts), or upsamples and says why.
-        const plan = planFrames(m, run.inputSize, g);
-        const todoIdx = [...Array(m.frameCount).keys()].filter((i) => !have.has(i));
-        const stats = { fromStore: 0 };
-        const pts = plan.from === 'source' && m.kind === 'video' ? project.media.frames(m.id, 0, m.frameCount) : [];
-        let idx: number[] = [];
-        let images: RgbImage[] = [];
-        const flush = async () => {
-          if (idx.length === 0) return;
-          const feats = await extractor.run(images);
-          project.features.putMany(
-            run.id,
-            feats.map((f, k) => ({ mediaId: m.id, frameIdx: idx[k] as number, cls: f.cls, patches: toF16(f.patches) })),
-          );
-          done += idx.length;
-          ctx.progress(done, total, { run: run.id, batch });
-          idx = [];
-          images = [];
-        };
-        const ptsOf = (i: number) => pts[i]?.pts;
-        for await (const f of planFramesOf(m, plan, todoIdx, store, ptsOf, stats, ctx.signal)) {
-          ctx.throwIfAborted();
-          idx.push(f.idx);
-          images.push(f.image);
-          if (idx.length >= batch) await flush();
+      const extractor = await FeatureExtractor.create(
+        model,
+        ctx.args.size,
+        ctx.runtime,
+        ctx.args.resize,
+        first ? { width: first.frameWidth as number, height: first.frameHeight as number } : undefined,
+      );
+      try {
+        // Which provider does the work (after any fallback), where the progress is shown.
+        ctx.phase(`extracting on ${extractor.provider}`, { total, unit: 'frames', done });
+        for (let k = 0; k < items.length; k++) {
+          const { m, g, plan, stats } = items[k] as (typeof items)[number];
+          current = upcoming as NonNullable<typeof upcoming>;
+          upcoming = null;
+          const next = items[k + 1];
+          if (next) upcoming = batchesOf(next);
+          for await (const { idx, input } of current) {
+            ctx.throwIfAborted();
+            const feats = await extractor.runPrepared(input, idx.length, g);
+            project.features.putMany(
+              run.id,
+              feats.map((f, j) => ({
+                mediaId: m.id,
+                frameIdx: idx[j] as number,
+                cls: f.cls,
+                patches: toF16(f.patches),
+              })),
+            );
+            done += idx.length;
+            ctx.progress(done, total, { run: run.id, batch });
+          }
+          const note =
+            plan.note && stats.fromStore > 0
+              ? `${plan.note}; ${stats.fromStore} frame(s) the decode did not give again were upsampled from the stored frames`
+              : plan.note;
+          const result = { runId: run.id, frames: m.frameCount, grid: [g.gridH, g.gridW], ...(note ? { note } : {}) };
+          ctx.commit([{ key: String(m.id), status: 'ok', result }], {
+            mediaId: m.id,
+          });
         }
-        await flush();
-        const note =
-          plan.note && stats.fromStore > 0
-            ? `${plan.note}; ${stats.fromStore} frame(s) the decode did not give again were upsampled from the stored frames`
-            : plan.note;
-        const result = { runId: run.id, frames: m.frameCount, grid: [g.gridH, g.gridW], ...(note ? { note } : {}) };
-        ctx.commit([{ key: String(m.id), status: 'ok', result }], {
-          mediaId: m.id,
-        });
+      } finally {
+        await extractor.release();
       }
     } finally {
-      await extractor.release();
+      for (const b of [current, upcoming])
+        if (b instanceof PrepareAhead) await b.close();
+        else await b?.return(undefined);
     }
   },
 };

@@ -25,7 +25,7 @@ export interface ViTOnnxOptions {
    */
   head?: DinoHeadConfig;
   /**
-   * ONNX Runtime's fused kernels (com.microsoft Attention, SkipLayerNormalization) where no attention map, query
+   * ONNX Runtime's fused kernels (com.microsoft Attention / MultiHeadAttention) where no attention map, query
    * or key is an output: faster on its CPU provider, equal within float rounding. For the app's own sessions; off by
    * default, so an ONNX file written for users (a trained encoder's encoder.onnx) stays a plain graph any runtime
    * reads.
