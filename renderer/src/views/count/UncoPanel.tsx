@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { frameNumber, plural } from '../../shell/format';
+import { frameSrc } from '../../shell/media';
 import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 
@@ -150,7 +151,7 @@ export function UncoPanel({
       {result && (
         <div className="count-layout">
           <div className="count-stage" style={{ aspectRatio: `${width} / ${height}` }}>
-            <img src={`media/frame/${mediaId}/${frameIdx}.png`} alt="Frame counted" draggable={false} />
+            <img src={frameSrc(mediaId, frameIdx)} alt="Frame counted" draggable={false} />
             <DensityOverlay result={result} />
           </div>
           <div>

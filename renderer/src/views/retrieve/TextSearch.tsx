@@ -1,6 +1,7 @@
 import { type ReactNode, useEffect, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { frameLabel, plural } from '../../shell/format';
+import { frameSrc } from '../../shell/media';
 import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 
@@ -88,10 +89,7 @@ export function FrameCard(props: { mediaId: number; frameIdx: number; name: stri
   return (
     <li className="media-card">
       <div className="thumb">
-        <img
-          src={`media/frame/${props.mediaId}/${props.frameIdx}.png`}
-          alt={`${props.name} ${frameLabel(props.frameIdx)}`}
-        />
+        <img src={frameSrc(props.mediaId, props.frameIdx)} alt={`${props.name} ${frameLabel(props.frameIdx)}`} />
       </div>
       <div className="card-caption">{props.children}</div>
     </li>
