@@ -6,7 +6,8 @@ with BatchNorm's running statistics and num_batches_tracked; the vision projecto
 hyper-parameters as the OmegaConf DictConfig given to save_hyperparameters (pickled as omegaconf.dictconfig.DictConfig
 with ContainerMetadata, AnyNode leaves, typing.Any, a collections.defaultdict resolver cache), `hparams_type` (the
 DictConfig class itself), optimizer and scheduler states, callback states, loops, epoch, global_step and the
-Lightning version. Neither omegaconf nor Lightning is installed here (nor needed): stand-in classes registered under
+Lightning version (with a NumPy scalar and array and a pathlib path in the callback states, as older versions
+keep them). Neither omegaconf nor Lightning is installed here (nor needed): stand-in classes registered under
 OmegaConf's module and class names pickle exactly as those do (protocol 2: NEWOBJ + BUILD of their __dict__).
 
 Written:
@@ -21,10 +22,12 @@ Rerun: /usr/bin/python3 tools/sharelock_ckpt_fixture.py
 import collections
 import json
 import os
+import pathlib
 import sys
 import types
 import typing
 
+import numpy
 import torch
 import torch.nn as nn
 
@@ -149,12 +152,15 @@ def checkpoint(seq, hostile_in=None):
             "stopped_epoch": 0,
             "best_score": torch.tensor(1.25),
             "patience": 50,
+            # values older Lightning versions keep as NumPy scalars / arrays
+            "last_score": numpy.float64(1.25),
+            "history": numpy.array([1.5, 1.25], dtype=numpy.float32),
         },
         "ModelCheckpoint{'monitor': 'validation_loss', 'mode': 'min', 'every_n_train_steps': 0}": {
             "monitor": "validation_loss",
             "best_model_score": torch.tensor(1.25),
             "best_model_path": "logs/base/version_0/checkpoints/best_model.ckpt",
-            "dirpath": "logs/base/version_0/checkpoints",
+            "dirpath": pathlib.PosixPath("logs/base/version_0/checkpoints"),
             "best_k_models": {"logs/base/version_0/checkpoints/best_model.ckpt": torch.tensor(1.25)},
         },
     }

@@ -213,6 +213,8 @@ export const COMMANDS: CommandSpec[] = [
       captions: s('FILE', 'sharelock: a captions file (CSV, JSONL or COCO captions JSON)'),
       'images-dir': s('DIR', "sharelock: where the captions' relative image paths start (default: the file's folder)"),
       name: s('N', "sharelock: the head's name"),
+      hidden: s('H', 'sharelock: hidden width of the language projector (default 4096)'),
+      layers: s('L', 'sharelock: linear layers of the language projector (default 4)'),
     },
     load: async () => (await modelCmds()).train,
   },

@@ -143,6 +143,21 @@ export interface UnpickleOptions {
 /** Data constructors an inert-classes read may call: they build an empty container, whatever their arguments. */
 const INERT_CONTAINERS = new Set(['collections.defaultdict']);
 
+/**
+ * Value constructors a Lightning checkpoint's callback and loop states use (a NumPy scalar or array, its dtype, a
+ * path): under `inertClasses` "calling" one only records its arguments as an inert object, as NEWOBJ does.
+ */
+const INERT_RECORDS = new Set([
+  'numpy.core.multiarray.scalar',
+  'numpy._core.multiarray.scalar',
+  'numpy.core.multiarray._reconstruct',
+  'numpy._core.multiarray._reconstruct',
+  'numpy.dtype',
+  'pathlib.PosixPath',
+  'pathlib.WindowsPath',
+  'pathlib.Path',
+]);
+
 const MARK = Symbol('mark');
 type StackItem = PickleValue | typeof MARK;
 
@@ -349,6 +364,7 @@ export function unpickle(
     if (!isGlobal(fn)) return fail('a call of something that is not a known function');
     if (fn.inert) {
       if (INERT_CONTAINERS.has(fn.name)) return new PickleDict();
+      if (INERT_RECORDS.has(fn.name)) return { kind: 'object', global: fn.name, state: args, inert: true };
       // Calling it is what unpickling an unknown global would do in Python: refused, whatever it is.
       throw new PickleRefused(
         'INVALID_MODEL',

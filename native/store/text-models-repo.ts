@@ -19,26 +19,13 @@ export interface TextModelRow {
   createdAt: string;
 }
 
-interface Raw {
-  id: number;
-  kind: TextModelKind;
-  name: string;
-  key: string;
-  file: string;
-  bytes: number;
-  manifest: string;
-  created_at: string;
-}
+/** The row as SQLite returns it: the manifest as JSON text, the time in snake case. */
+type Raw = Omit<TextModelRow, 'manifest' | 'createdAt'> & { manifest: string; created_at: string };
 
-const toRow = (r: Raw): TextModelRow => ({
-  id: r.id,
-  kind: r.kind,
-  name: r.name,
-  key: r.key,
-  file: r.file,
-  bytes: r.bytes,
-  manifest: JSON.parse(r.manifest) as Record<string, unknown>,
-  createdAt: r.created_at,
+const toRow = ({ manifest, created_at, ...r }: Raw): TextModelRow => ({
+  ...r,
+  manifest: JSON.parse(manifest) as Record<string, unknown>,
+  createdAt: created_at,
 });
 
 export class TextModelsRepository {

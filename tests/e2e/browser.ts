@@ -162,11 +162,8 @@ export async function lassoRing(
   await page.mouse.up();
 }
 
-/**
- * Creates a project at `folder` through the Home view, adds the synthetic tour (2 fps, 48 px short side) and, once it
- * is ingested, opens the Train view with the tiny ViT from scratch chosen.
- */
-export async function trainViewOnTour(s: Session, folder: string): Promise<void> {
+/** Creates a project at `folder` through the Home view, without the starter model (the test brings its own). */
+export async function createBareProject(s: Session, folder: string): Promise<void> {
   const { page } = s;
   await page.getByLabel('Project folder', { exact: true }).fill(folder);
   // A project without the starter model: this test brings its own (issue 26 adds it by default).
@@ -176,6 +173,15 @@ export async function trainViewOnTour(s: Session, folder: string): Promise<void>
     .getByTestId('project-name')
     .filter({ hasText: path.basename(folder) })
     .waitFor();
+}
+
+/**
+ * Creates a project at `folder` through the Home view, adds the synthetic tour (2 fps, 48 px short side) and, once it
+ * is ingested, opens the Train view with the tiny ViT from scratch chosen.
+ */
+export async function trainViewOnTour(s: Session, folder: string): Promise<void> {
+  const { page } = s;
+  await createBareProject(s, folder);
   await s.engine.call('library.add', {
     paths: [fixturePath('synthetic', 'tour.mp4')],
     sampling: { policy: 'fps', fps: 2 },

@@ -89,6 +89,8 @@ export async function trainShareLock(s: Session): Promise<void> {
   const steps = s.num('steps', { int: true, min: 1 });
   const batch = s.num('batch', { int: true, min: 2 });
   const seed = s.num('seed', { int: true, min: 0 });
+  const hidden = s.num('hidden', { int: true, min: 1 });
+  const layers = s.num('layers', { int: true, min: 1, max: 16 });
   const before = new Set((await s.call('text.models.list', {})).map((m) => m.id));
   const job = await s.call('train.sharelock', {
     textModel: await llmId(s, 'text-model'),
@@ -100,6 +102,8 @@ export async function trainShareLock(s: Session): Promise<void> {
     ...(steps ? { steps } : {}),
     ...(batch ? { batch } : {}),
     ...(seed !== undefined ? { seed } : {}),
+    ...(hidden ? { hidden } : {}),
+    ...(layers ? { layers } : {}),
     ...(s.opt('name') ? { name: s.opt('name') } : {}),
   });
   const done = await s.waitJob(job);

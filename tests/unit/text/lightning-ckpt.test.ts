@@ -53,7 +53,7 @@ describe('official ShareLock checkpoints', () => {
 
   it('keeps refusing those classes where a state dict is expected (a model import)', () => {
     expect(() => parsePytorchCheckpoint(modelFileSource(ckpt, 'x.ckpt'), 'x.ckpt')).toThrow(
-      /its pickle names "omegaconf\.dictconfig\.DictConfig"/,
+      /was refused: its pickle names "(numpy|omegaconf)\..*Nothing in the file was run/,
     );
   });
 

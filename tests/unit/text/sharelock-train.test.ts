@@ -5,6 +5,7 @@
  * The accuracy is reported, not asserted: with a random LLM and an untrained vision encoder the features mean
  * nothing, so only the mechanics are checked here; quality needs a real LLM and vision encoder (not offline here).
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommandArgs, TextModelInfo } from '../../../native/api/contract.js';
@@ -13,12 +14,14 @@ import { readSafetensors } from '../../../native/models/safetensors.js';
 import { ModelSession, ort } from '../../../native/runtime/session.js';
 import { readShareLockHead } from '../../../native/text/head-file.js';
 import { buildTextProjector } from '../../../native/text/sharelock.js';
+import { pendingRegistration } from '../../../native/train/checkpoint.js';
 import { classPrompt, labelledClass } from '../../../native/train/sharelock-data.js';
 import { dispatchEngine } from '../../helpers/dispatch.js';
 import { fixturePath } from '../../helpers/fixtures.js';
 import { randomLlamaWeights, tinyLlamaConfig, writeTinyLlama } from '../../helpers/llama-models.js';
 import { writeInitViT } from '../../helpers/models.js';
 import { tmpDir } from '../../helpers/tmp.js';
+import { exportedMetadata } from '../../helpers/train.js';
 
 const ROOT = fixturePath('fashion', 'train');
 const UNSEEN = ['bag', 'coat', 'sandal', 'shirt', 'trouser'];
@@ -118,6 +121,52 @@ describe('ShareLock training objective', () => {
       `ShareLock zero-shot on 5 unseen Fashion-MNIST classes (tiny random LLM, untrained ViT): accuracy ${accuracy.toFixed(3)} (chance 0.2)`,
     );
     expect(accuracy).toBeGreaterThanOrEqual(0);
+  }, 300_000);
+
+  it('trains on a captions file, alone and with a labelled folder, skipping captions of images not in the library', async () => {
+    const lines = ['bag', 'coat', 'dress'].flatMap((c) =>
+      fs
+        .readdirSync(path.join(ROOT, c))
+        .slice(0, 4)
+        .map((f) => JSON.stringify({ path: path.join(c, f), caption: `a small grey ${c} on black` })),
+    );
+    lines.push(JSON.stringify({ path: 'nowhere/missing.png', caption: 'an image that is not in the library' }));
+    const file = path.join(work, 'captions.jsonl');
+    fs.writeFileSync(file, `${lines.join('\n')}\n`);
+    const { classes: _classes, ...captionsOnly } = args({ captions: { file, imagesDir: ROOT }, steps: 3 });
+    const only = await call('train.sharelock', captionsOnly);
+    const both = await call('train.sharelock', args({ captions: { file, imagesDir: ROOT }, steps: 3 }));
+    await idle();
+    const data = async (id: number) => {
+      const done = await call('jobs.get', { id });
+      expect(done.error?.message ?? done.state).toBe('done');
+      return (await call('jobs.items', { id })).items.find((i) => i.key === 'data')?.result;
+    };
+    expect(await data(only.id)).toMatchObject({ pairs: 12, images: 12, texts: 3, captions: 13, captionsSkipped: 1 });
+    // the 150 class prompts of the seen classes plus the 12 captions (of seen and unseen classes' images alike)
+    expect(await data(both.id)).toMatchObject({ pairs: 162, texts: 8, captions: 13, captionsSkipped: 1 });
+    await engine.modelsRegistered();
+    const heads = (await call('text.models.list', {})).filter((m) => m.kind === 'sharelock-head');
+    expect(heads.find((h) => h.name.includes(`(job ${only.id})`))?.origin).toMatch(/on 12 pairs .*\(12 captions\)/);
+
+    // The provider that ran (the trainer's, as for every objective) is in the head's file.
+    expect(exportedMetadata(engine, only.id)).toMatchObject({
+      provider: 'cpu',
+      steps: '3',
+      trained_by: 'flaneur train.sharelock',
+    });
+    // A head not registered when its job ended (the engine stopped in between) is registered when the project opens.
+    const project = engine.requireProject().project;
+    const head = heads.find((h) => h.name.includes(`(job ${only.id})`)) as TextModelInfo;
+    project.textModels.remove(head.id);
+    fs.writeFileSync(pendingRegistration(path.join(project.dir, head.file)), '');
+    const dir = project.dir;
+    await call('project.close', {});
+    await call('project.open', { path: dir });
+    await expect
+      .poll(async () => (await call('text.models.list', {})).filter((m) => m.name === head.name).length)
+      .toBe(1);
+    expect(fs.existsSync(pendingRegistration(path.join(dir, head.file)))).toBe(false);
   }, 300_000);
 
   it('resumes a cancelled run from its checkpoint with exactly the losses of an uninterrupted run', async () => {

@@ -6,6 +6,33 @@ import { useApp } from '../../state/app-state';
 
 type Runs = CommandResult<'features.runs'>;
 
+/** A labelled text field (a path when `path`), or a number field when `value` is a number; children: placeholder. */
+function Field<T extends string | number>(p: {
+  label: string;
+  aria?: string;
+  value: T;
+  set: (v: T) => void;
+  path?: boolean;
+  min?: number;
+  children?: string;
+}) {
+  const numeric = typeof p.value === 'number';
+  return (
+    <label className="field">
+      {p.label}{' '}
+      <input
+        type={numeric ? 'number' : 'text'}
+        className={p.path ? 'path' : undefined}
+        min={p.min}
+        value={p.value}
+        onChange={(e) => p.set((numeric ? Number(e.target.value) : e.target.value) as T)}
+        placeholder={p.children}
+        aria-label={p.aria ?? p.label}
+      />
+    </label>
+  );
+}
+
 /**
  * Train a ShareLock head (issue 29): a language model's text features tied to a feature run's image features by a
  * small trained projection, from a labelled folder (class prompts; some classes held out for zero-shot) and/or a
@@ -22,6 +49,8 @@ export function ShareLockCard() {
   const [captions, setCaptions] = useState('');
   const [steps, setSteps] = useState(500);
   const [batch, setBatch] = useState(256);
+  /** The language projector's hidden width (official 4096; smaller suits a small data set). */
+  const [hidden, setHidden] = useState(4096);
   const [jobId, setJobId] = useState<number | null>(null);
   const [summary, setSummary] = useState<{ seen: string[]; unseen: string[]; pairs: number } | null>(null);
 
@@ -69,6 +98,7 @@ export function ShareLockCard() {
         ...(captions.trim() ? { captions: { file: captions.trim() } } : {}),
         steps,
         batch,
+        hidden,
       });
       setJobId(j.id);
       setSummary(null);
@@ -106,60 +136,21 @@ export function ShareLockCard() {
         </label>
       </div>
       <div className="field-row">
-        <label className="field">
-          Labelled folder{' '}
-          <input
-            type="text"
-            className="path"
-            value={classes}
-            onChange={(e) => setClasses(e.target.value)}
-            placeholder="/path/to/folder with one sub-folder per class"
-            aria-label="Labelled folder"
-          />
-        </label>
-        <label className="field">
-          Held-out classes{' '}
-          <input
-            type="text"
-            value={unseen}
-            onChange={(e) => setUnseen(e.target.value)}
-            placeholder="bag, coat (default: half, drawn at random)"
-            aria-label="Held-out classes"
-          />
-        </label>
+        <Field label="Labelled folder" path value={classes} set={setClasses}>
+          /path/to/folder with one sub-folder per class
+        </Field>
+        <Field label="Held-out classes" value={unseen} set={setUnseen}>
+          bag, coat (default: half, drawn at random)
+        </Field>
       </div>
       <div className="field-row">
-        <label className="field">
-          Captions file{' '}
-          <input
-            type="text"
-            className="path"
-            value={captions}
-            onChange={(e) => setCaptions(e.target.value)}
-            placeholder="captions.csv (path,caption), .jsonl or COCO captions .json"
-            aria-label="Captions file"
-          />
-        </label>
-        <label className="field">
-          Steps{' '}
-          <input
-            type="number"
-            min={1}
-            value={steps}
-            onChange={(e) => setSteps(Number(e.target.value))}
-            aria-label="ShareLock steps"
-          />
-        </label>
-        <label className="field">
-          Pairs per step{' '}
-          <input
-            type="number"
-            min={2}
-            value={batch}
-            onChange={(e) => setBatch(Number(e.target.value))}
-            aria-label="ShareLock batch"
-          />
-        </label>
+        <Field label="Captions file" path value={captions} set={setCaptions}>
+          captions.csv (path,caption), .jsonl or COCO captions .json
+        </Field>
+        {/* Labels that do not contain the training form's "Steps" or "Batch" (the page's fields are found by label). */}
+        <Field label="Training length (updates)" value={steps} set={setSteps} min={1} />
+        <Field label="Pairs per update" value={batch} set={setBatch} min={2} />
+        <Field label="Projector width" value={hidden} set={setHidden} min={1} />
       </div>
       <ActionButton type="submit" why={why}>
         Train the head
@@ -168,7 +159,9 @@ export function ShareLockCard() {
         <p data-testid="sharelock-status">
           {job.state === 'failed'
             ? (job.error?.message ?? 'The run failed.')
-            : `${jobOutcome(job).label}: ${job.progress.phase} ${job.progress.done}/${job.progress.total ?? '?'}`}
+            : job.state === 'done'
+              ? `Done: ${job.progress.done} steps. The head is in the project's text models (Retrieve, Classify).`
+              : `${jobOutcome(job).label}: ${job.progress.phase} ${job.progress.done}/${job.progress.total ?? '?'}`}
         </p>
       )}
       {summary && (
