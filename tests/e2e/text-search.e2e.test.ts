@@ -10,7 +10,7 @@ import type { ModelInfo } from '../../native/api/contract.js';
 import { fixturePath } from '../helpers/fixtures.js';
 import { writeInitViT } from '../helpers/models.js';
 import { writeCentroidHead, writeTinyGgufLlm } from '../helpers/text-head.js';
-import { type Session, useAppSession } from './browser.js';
+import { createBareProject, type Session, useAppSession } from './browser.js';
 
 const ROOT = fixturePath('fashion', 'train');
 
@@ -25,10 +25,7 @@ describe('text search, end to end in browser mode', () => {
   it('says why text search cannot run yet, then ranks the frames for a typed query', async () => {
     const { page } = s;
     const projectDir = path.join(work, 'words');
-    await page.getByLabel('Project folder', { exact: true }).fill(projectDir);
-    await page.getByLabel('Add the starter model').uncheck();
-    await page.getByRole('button', { name: 'Create project' }).click();
-    await page.getByTestId('project-name').filter({ hasText: 'words' }).waitFor();
+    await createBareProject(s, projectDir);
     await s.engine.call('library.add', { paths: [ROOT] });
     const vision = (await s.engine.call('models.import', {
       path: writeInitViT(path.join(work, 'vit.safetensors')),
