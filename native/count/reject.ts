@@ -3,7 +3,14 @@
  * exemplar ("not this") than like the exemplars, and look-alike distractors whose similarity falls in a lower group
  * than the exemplars' own (a threshold from the peaks' similarity statistics, anchored at the exemplars).
  */
-import type { SimilarityMap } from './count.js';
+
+/** A similarity map (count.ts's SimilarityMap, by shape: reject.ts is imported by count.ts). */
+interface SimilarityMap {
+  width: number;
+  height: number;
+  data: Float32Array;
+  scale: number;
+}
 
 /** A polygon's corners [x, y], in image pixels. */
 export type Polygon = readonly (readonly [number, number])[];
