@@ -9,7 +9,6 @@
  * can push them into its queue. No gradient clipping (the official grad_norm_clipping is null); the norm is
  * reported.
  */
-import { FlaneurError } from '../api/errors.js';
 import { gradients } from '../graph/autodiff/grad.js';
 import { GraphBuilder } from '../graph/builder.js';
 import type { SwapRelaxation } from '../graph/diffsort.js';
