@@ -6,12 +6,13 @@
  *
  *   node --import tsx tools/propagate-fixture.ts tests/fixtures/propagate
  *   /usr/bin/python3 tools/propagate_reference.py propagate tests/fixtures/propagate
+ *   /usr/bin/python3 tools/propagate_reference.py propagate tests/fixtures/propagate/product
  *   /usr/bin/python3 tools/propagate_reference.py fmeasure tests/fixtures/propagate/fmeasure
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { PROPAGATE_DEFAULTS } from '../native/track/propagate.js';
+import { DINO_PROTOCOL, PROPAGATE_DEFAULTS } from '../native/track/propagate.js';
 import { colourFeatures, renderScene } from './synth/propagate.js';
 
 export const FIXTURE = { seed: 11, width: 160, height: 96, frames: 12, objects: 3, gridH: 6, gridW: 10, patch: 16 };
@@ -74,7 +75,7 @@ function main(): void {
   for (const [i, m] of s.masks.entries()) masks.set(m, i * m.length);
   fs.writeFileSync(path.join(dir, 'masks.u8.gz'), zlib.gzipSync(masks, { level: 9 }));
   const meta = {
-    ...PROPAGATE_DEFAULTS,
+    ...DINO_PROTOCOL,
     // A 6×10 grid: a radius of 2 patches makes the neighbourhood bite.
     radius: 2,
     seed: f.seed,
@@ -89,6 +90,13 @@ function main(): void {
     classes: f.objects + 1,
   };
   fs.writeFileSync(path.join(dir, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
+  // The same video with Flaneur's product defaults (the first-frame prior): the reference's second mode.
+  const product = path.join(dir, 'product');
+  fs.mkdirSync(product, { recursive: true });
+  fs.copyFileSync(path.join(dir, 'features.f32'), path.join(product, 'features.f32'));
+  fs.copyFileSync(path.join(dir, 'masks.u8.gz'), path.join(product, 'masks.u8.gz'));
+  const productMeta = { ...meta, ...PROPAGATE_DEFAULTS, radius: 2 };
+  fs.writeFileSync(path.join(product, 'meta.json'), `${JSON.stringify(productMeta, null, 2)}\n`);
   const pairs = fmeasurePairs(f.width, f.height);
   const pairBytes = new Uint8Array(pairs.length * 2 * f.width * f.height);
   for (const [i, m] of pairs.flat().entries()) pairBytes.set(m, i * m.length);

@@ -4,8 +4,10 @@ PyTorch reference of mask propagation and of the DAVIS metrics, for Flaneur's pa
 
 Propagation is written from DINO's eval_video_segmentation.py (facebookresearch/dino): the first frame's mask on the
 patch grid (nearest), a queue of the n most recent soft predictions, affinity exp(cos / temperature) between the
-target's patches and the context's, a square neighbourhood of `radius` patches, top-k over the whole context,
-normalised weights, soft labels carried; bilinear upsampling by the patch size (align_corners=False), per-object
+target's patches and the context's, a square neighbourhood of `radius` patches (the first frame's of `firstRadius`
+when meta.json gives it; DINO's protocol otherwise), top-k over the whole context,
+normalised weights (with meta.json's `firstPrior` β, Flaneur's product option: (1 - β) x that + β x the labels of
+the top-k most similar patches of the whole first frame), soft labels carried; bilinear upsampling by the patch size (align_corners=False), per-object
 min-max normalisation (norm_mask), argmax, nearest resize to the mask's size. J and F are written from the DAVIS
 2017 toolkit's definitions (db_eval_iou, f_measure with _seg2bmap and a disk of ceil(0.008 x diagonal)); frames
 scored are all but the first and the last, as the semi-supervised DAVIS evaluation does.
@@ -64,10 +66,18 @@ def label_propagation(feat_tar, h, w, list_frame_feats, list_segs, args, mask_ne
     feat_sources = F.normalize(feat_sources, dim=1, p=2)
     feat_tar = feat_tar.unsqueeze(0).repeat(ncontext, 1, 1)
     aff = torch.exp(torch.bmm(feat_tar, feat_sources) / args["temperature"])
-    if args["radius"] > 0:
-        if mask_neighborhood is None:
-            mask_neighborhood = restrict_neighborhood(h, w, args["radius"])
-        aff *= mask_neighborhood.unsqueeze(0)
+    if mask_neighborhood is None:
+        # DINO's one neighbourhood for every context frame; Flaneur's `firstRadius` gives the first frame its own.
+        first_radius = args.get("firstRadius", args["radius"])
+        mask_neighborhood = (
+            restrict_neighborhood(h, w, args["radius"]) if args["radius"] > 0 else None,
+            restrict_neighborhood(h, w, first_radius) if first_radius > 0 else None,
+        )
+    recent_mask, first_mask = mask_neighborhood
+    if first_mask is not None:
+        aff[0] *= first_mask
+    if recent_mask is not None and ncontext > 1:
+        aff[1:] *= recent_mask.unsqueeze(0)
     aff = aff.transpose(2, 1).reshape(-1, h * w)
     tk_val, _ = torch.topk(aff, dim=0, k=min(args["topk"], aff.shape[0]))
     tk_val_min, _ = torch.min(tk_val, dim=0)
@@ -76,8 +86,17 @@ def label_propagation(feat_tar, h, w, list_frame_feats, list_segs, args, mask_ne
     segs = torch.cat(list_segs)
     nmb_context, C, h, w = segs.shape
     segs = segs.reshape(nmb_context, C, -1).transpose(2, 1).reshape(-1, C).T
-    seg_tar = torch.mm(segs, aff).reshape(1, C, h, w)
-    return seg_tar, return_feat_tar, mask_neighborhood
+    seg_tar = torch.mm(segs, aff)
+    beta = args.get("firstPrior", 0)
+    if beta > 0:
+        # Flaneur's first-frame prior: each target patch's top-k affinities to the whole first frame, mixed in.
+        a0 = torch.exp(torch.mm(feat_tar[0], feat_sources[0]) / args["temperature"]).T  # n_src x n_tar
+        k0, _ = torch.topk(a0, dim=0, k=min(args["topk"], a0.shape[0]))
+        k0_min, _ = torch.min(k0, dim=0)
+        a0[a0 < k0_min] = 0
+        a0 = a0 / torch.sum(a0, keepdim=True, axis=0)
+        seg_tar = (1 - beta) * seg_tar + beta * torch.mm(list_segs[0].reshape(C, -1), a0)
+    return seg_tar.reshape(1, C, h, w), return_feat_tar, mask_neighborhood
 
 
 def norm_mask(mask):

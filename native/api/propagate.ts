@@ -16,6 +16,16 @@ export const PropagationParams = z.object({
   radius: z.int().min(0).max(256).default(12),
   /** Affinity exp(cos / temperature) (DINO: 0.1). */
   temperature: z.number().positive().max(10).default(0.1),
+  /**
+   * Neighbourhood half-size for the first frame's patches, 0 = the whole frame; absent = `radius` (DINO's protocol).
+   * An object that left the frame and comes back elsewhere finds its first-frame patches again.
+   */
+  firstRadius: z.int().min(0).max(256).optional(),
+  /**
+   * Weight of a first-frame prior, 0 to 1 (DINO: 0): each patch's labels mixed with those of its top-k most similar
+   * patches anywhere in the first frame, so objects that come back or were lost are found again.
+   */
+  firstPrior: z.number().min(0).max(1).default(0),
   /** Input size: the shorter side of the network input (DINO: 480), the frame's aspect ratio kept. */
   size: z.int().min(224).max(896).default(480),
   /**

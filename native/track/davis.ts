@@ -175,6 +175,8 @@ export const evalDavisJob: JobHandler<EvalDavisArgs, DavisCheckpoint> = {
         topk: a.topk,
         radius: a.radius,
         temperature: a.temperature,
+        firstRadius: a.firstRadius ?? a.radius,
+        firstPrior: a.firstPrior,
         upsample: a.upsample,
         resolution: a.resolution,
         masksDir,

@@ -318,6 +318,8 @@ export const propagateJob: JobHandler<PropagateArgs, PropagateCheckpoint> = {
         topk: a.topk,
         radius: a.radius,
         temperature: a.temperature,
+        firstRadius: a.firstRadius ?? a.radius,
+        firstPrior: a.firstPrior,
         size: a.size,
         upsample: a.upsample,
       },

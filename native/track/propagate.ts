@@ -18,9 +18,23 @@ export interface PropagateOptions {
   radius: number;
   /** Affinity exp(cos / temperature) (DINO: 0.1). */
   temperature: number;
+  /**
+   * Neighbourhood half-size for the first frame's patches (0 = the whole frame; absent = `radius`, DINO's): an object
+   * that left the frame and comes back elsewhere finds its first-frame patches again, when the recent frames have lost it.
+   */
+  firstRadius?: number;
+  /**
+   * Weight β of a first-frame prior (0 = none, DINO's): each target patch's labels become (1 − β) × the propagated
+   * ones + β × those of its top-k most similar patches anywhere in the first frame (the same affinity, k and τ), so
+   * an object that comes back or was lost by the recent frames is found again.
+   */
+  firstPrior?: number;
 }
 
-export const PROPAGATE_DEFAULTS: PropagateOptions = { context: 7, topk: 5, radius: 12, temperature: 0.1 };
+/** DINO's protocol exactly (eval_video_segmentation.py): the parity tests and `--dino`. */
+export const DINO_PROTOCOL: PropagateOptions = { context: 7, topk: 5, radius: 12, temperature: 0.1 };
+
+export const PROPAGATE_DEFAULTS: PropagateOptions = DINO_PROTOCOL;
 
 export interface Grid {
   gridH: number;
@@ -76,6 +90,8 @@ export class LabelPropagator {
   readonly n: number;
   /** Per target patch, the context patches of its neighbourhood (indices into a frame), built once. */
   private readonly neighbours: Int32Array[];
+  /** The same for the first frame (its own radius). */
+  private readonly firstNeighbours: Int32Array[];
 
   constructor(
     readonly grid: Grid,
@@ -92,6 +108,10 @@ export class LabelPropagator {
       throw new Error('topk ≥ 1, context ≥ 0 and temperature > 0 are needed');
     this.first = { feats: normalizedRows(firstFeatures, dim), labels: firstLabels };
     this.neighbours = neighbourhoods(grid, options.radius);
+    this.firstNeighbours =
+      options.firstRadius === undefined || options.firstRadius === options.radius
+        ? this.neighbours
+        : neighbourhoods(grid, options.firstRadius);
   }
 
   /** The context (first frame, then the queue oldest first), to checkpoint a run. */
@@ -181,17 +201,23 @@ export class LabelPropagator {
     const out = new Float32Array(classes * n);
     // Every candidate's affinity (context frames × neighbourhood), then the k-th largest as the threshold: like
     // DINO, every candidate at or above it counts (ties at the threshold included).
-    const maxNb = this.neighbours.reduce((m, nb) => Math.max(m, nb.length), 0);
-    const cand = new Float64Array(ctx.length * maxNb);
+    const maxNb = (nbs: Int32Array[]) => nbs.reduce((m, nb) => Math.max(m, nb.length), 0);
+    const size = maxNb(this.firstNeighbours) + (ctx.length - 1) * maxNb(this.neighbours);
+    const cand = new Float64Array(size);
+    const candFrame = new Int32Array(size);
+    const candPatch = new Int32Array(size);
     const best = new Float64Array(k);
     for (let t = 0; t < n; t++) {
       best.fill(Number.NEGATIVE_INFINITY);
-      const nb = this.neighbours[t] as Int32Array;
       let m = 0;
       for (let c = 0; c < ctx.length; c++) {
+        const nb = (c === 0 ? this.firstNeighbours[t] : this.neighbours[t]) as Int32Array;
         for (let j = 0; j < nb.length; j++) {
-          const v = Math.exp(cosine(t, c, nb[j] as number) / temperature);
-          cand[m++] = v;
+          const s = nb[j] as number;
+          const v = Math.exp(cosine(t, c, s) / temperature);
+          cand[m] = v;
+          candFrame[m] = c;
+          candPatch[m++] = s;
           if (v > (best[k - 1] as number)) {
             // Keep the k largest, in descending order.
             let i = k - 1;
@@ -212,10 +238,52 @@ export class LabelPropagator {
         const v = cand[i] as number;
         if (v < threshold) continue;
         const w = v / sum;
-        const lab = (ctx[Math.floor(i / nb.length)] as ContextFrame).labels;
-        const s = nb[i % nb.length] as number;
+        const lab = (ctx[candFrame[i] as number] as ContextFrame).labels;
+        const s = candPatch[i] as number;
         for (let cl = 0; cl < classes; cl++)
           out[cl * n + t] = (out[cl * n + t] as number) + w * (lab[cl * n + s] as number);
+      }
+    }
+    const beta = this.options.firstPrior ?? 0;
+    if (beta > 0) {
+      const prior = this.firstFramePrior(cosine);
+      for (let i = 0; i < out.length; i++) out[i] = (1 - beta) * (out[i] as number) + beta * (prior[i] as number);
+    }
+    return out;
+  }
+
+  /** Labels of every target patch from its top-k affinities to the whole first frame (the prior of `firstPrior`). */
+  private firstFramePrior(cosine: (t: number, c: number, s: number) => number): Float32Array {
+    const { n, classes } = this;
+    const { topk, temperature } = this.options;
+    const k = Math.min(topk, n);
+    const out = new Float32Array(classes * n);
+    const aff = new Float64Array(n);
+    const best = new Float64Array(k);
+    const lab = this.first.labels;
+    for (let t = 0; t < n; t++) {
+      best.fill(Number.NEGATIVE_INFINITY);
+      for (let s = 0; s < n; s++) {
+        const v = Math.exp(cosine(t, 0, s) / temperature);
+        aff[s] = v;
+        if (v > (best[k - 1] as number)) {
+          let i = k - 1;
+          while (i > 0 && (best[i - 1] as number) < v) {
+            best[i] = best[i - 1] as number;
+            i--;
+          }
+          best[i] = v;
+        }
+      }
+      const threshold = best[k - 1] as number;
+      let sum = 0;
+      for (let s = 0; s < n; s++) if ((aff[s] as number) >= threshold) sum += aff[s] as number;
+      if (!(sum > 0)) continue;
+      for (let s = 0; s < n; s++) {
+        const v = aff[s] as number;
+        if (v < threshold) continue;
+        for (let cl = 0; cl < classes; cl++)
+          out[cl * n + t] = (out[cl * n + t] as number) + (v / sum) * (lab[cl * n + s] as number);
       }
     }
     return out;

@@ -1,9 +1,26 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Locator } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { readInstanceMask } from '../../native/track/propagate-job.js';
 import { renderScene, writeSceneVideo } from '../../tools/synth/propagate.js';
 import { writeInitViT } from '../helpers/models.js';
 import { type Session, useAppSession } from './browser.js';
+
+/** Pixels of a canvas with something drawn (alpha above 0). */
+function drawnPixels(canvas: Locator): Promise<number> {
+  return canvas.evaluate((c) => {
+    const cv = c as unknown as {
+      width: number;
+      height: number;
+      getContext(t: '2d'): { getImageData(...a: number[]): { data: Uint8ClampedArray } };
+    };
+    const d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) if ((d[i] ?? 0) > 0) n++;
+    return n;
+  });
+}
 
 describe('mask propagation in the player, end to end in browser mode', () => {
   const app = useAppSession();
@@ -71,21 +88,7 @@ describe('mask propagation in the player, end to end in browser mode', () => {
     await page.getByTestId('frame-position').filter({ hasText: 'frame 15 of 20' }).waitFor();
     await page.getByTestId('propagate-frame').filter({ hasText: "Showing the run's frame 15 of 20." }).waitFor();
     const overlay = page.getByTestId('propagation-overlay');
-    await expect
-      .poll(() =>
-        overlay.evaluate((c) => {
-          const cv = c as unknown as {
-            width: number;
-            height: number;
-            getContext(t: '2d'): { getImageData(...a: number[]): { data: Uint8ClampedArray } };
-          };
-          const d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
-          let n = 0;
-          for (let i = 3; i < d.length; i += 4) if ((d[i] ?? 0) > 0) n++;
-          return n;
-        }),
-      )
-      .toBeGreaterThan(20);
+    await expect.poll(() => drawnPixels(overlay)).toBeGreaterThan(20);
     await page.getByTestId('overlay-layer').scrollIntoViewIfNeeded();
     await s.shot('19-player-propagation');
     await page.getByTestId('propagate-exported').scrollIntoViewIfNeeded();
@@ -118,6 +121,19 @@ describe('mask propagation in the player, end to end in browser mode', () => {
     const earlier = fs.readFileSync(path.join(dir, '00005.png'));
     await page.getByRole('button', { name: 'Correct this frame and propagate again' }).click();
     await canvas.waitFor();
+    // The painter shows the frame and, to correct, the frame's propagated mask (not a blank canvas).
+    const frameImage = page.getByAltText('Frame to label');
+    await expect
+      .poll(() => frameImage.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth))
+      .toBe(160);
+    const painted = () => drawnPixels(canvas);
+    // The objects of the propagated frame are painted in their colours; the background is left clear.
+    const propagated = await readInstanceMask(path.join(dir, '00014.png'), 160, 96);
+    const objectPixels = propagated.filter((v) => v > 0).length;
+    expect(objectPixels).toBeGreaterThan(20);
+    await expect.poll(painted).toBe(objectPixels);
+    await canvas.scrollIntoViewIfNeeded();
+    await s.shot('21-player-propagation-correct');
     await page.getByRole('button', { name: 'polygon', exact: true }).click();
     await page.getByLabel('Class to paint').selectOption({ label: `object ${obj}` });
     await canvas.scrollIntoViewIfNeeded();

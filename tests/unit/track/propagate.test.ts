@@ -1,9 +1,11 @@
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { PropagationParams } from '../../../native/api/propagate.js';
 import { scoreSequence } from '../../../native/metrics/video.js';
 import { ContextSimilarity } from '../../../native/track/affinity.js';
 import {
+  DINO_PROTOCOL,
   gridLabels,
   LabelPropagator,
   labelsToMask,
@@ -25,13 +27,15 @@ interface Meta extends PropagateOptions {
   classes: number;
 }
 
-function fixture() {
-  const meta = JSON.parse(fs.readFileSync(fixturePath('propagate', 'meta.json'), 'utf8')) as Meta;
-  const buf = fs.readFileSync(fixturePath('propagate', 'features.f32'));
+/** The parity fixture: DINO's protocol at the top, Flaneur's product defaults in `product/`. */
+function fixture(...sub: string[]) {
+  const at = (name: string) => fixturePath('propagate', ...sub, name);
+  const meta = JSON.parse(fs.readFileSync(at('meta.json'), 'utf8')) as Meta;
+  const buf = fs.readFileSync(at('features.f32'));
   const feats = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
   const n = meta.width * meta.height;
-  const masks = zlib.gunzipSync(fs.readFileSync(fixturePath('propagate', 'masks.u8.gz')));
-  const ref = zlib.gunzipSync(fs.readFileSync(fixturePath('propagate', 'reference-masks.u8.gz')));
+  const masks = zlib.gunzipSync(fs.readFileSync(at('masks.u8.gz')));
+  const ref = zlib.gunzipSync(fs.readFileSync(at('reference-masks.u8.gz')));
   const frame = (b: Buffer, t: number) => new Uint8Array(b.subarray(t * n, (t + 1) * n));
   const perFrame = meta.gridH * meta.gridW * meta.dim;
   return {
@@ -39,7 +43,7 @@ function fixture() {
     features: (t: number) => feats.slice(t * perFrame, (t + 1) * perFrame),
     truth: Array.from({ length: meta.frames }, (_, t) => frame(masks, t)),
     reference: Array.from({ length: meta.frames }, (_, t) => frame(ref, t)),
-    score: JSON.parse(fs.readFileSync(fixturePath('propagate', 'reference.json'), 'utf8')) as {
+    score: JSON.parse(fs.readFileSync(at('reference.json'), 'utf8')) as {
       J: number;
       F: number;
       JF: number;
@@ -66,27 +70,31 @@ function propagateFixture(f: ReturnType<typeof fixture>, options: PropagateOptio
 }
 
 describe('label propagation (DINO protocol)', () => {
-  it('gives the reference J&F within 0.5 % relative on the same features and masks (tools/propagate_reference.py)', () => {
-    const f = fixture();
-    const m = f.meta;
-    const pred = propagateFixture(f, m);
-    const ours = scoreSequence(pred, f.truth, m.width, m.height, m.classes - 1);
-    expect(Math.abs(ours.JF - f.score.JF) / f.score.JF).toBeLessThan(0.005);
-    expect(Math.abs(ours.J - f.score.J) / f.score.J).toBeLessThan(0.005);
-    // And pixel by pixel: the masks themselves agree almost everywhere.
-    let same = 0;
-    let all = 0;
-    pred.forEach((p, t) => {
-      const r = f.reference[t] as Uint8Array;
-      for (let i = 0; i < p.length; i++) {
-        if (p[i] === r[i]) same++;
-        all++;
-      }
+  for (const [mode, sub] of [
+    ["DINO's protocol", []],
+    ["Flaneur's product options (the first-frame prior)", ['product']],
+  ] as const)
+    it(`gives the reference J&F within 0.5 % relative on the same features and masks: ${mode}`, () => {
+      const f = fixture(...sub);
+      const m = f.meta;
+      const pred = propagateFixture(f, m);
+      const ours = scoreSequence(pred, f.truth, m.width, m.height, m.classes - 1);
+      expect(Math.abs(ours.JF - f.score.JF) / f.score.JF).toBeLessThan(0.005);
+      expect(Math.abs(ours.J - f.score.J) / f.score.J).toBeLessThan(0.005);
+      // And pixel by pixel: the masks themselves agree almost everywhere.
+      let same = 0;
+      let all = 0;
+      pred.forEach((p, t) => {
+        const r = f.reference[t] as Uint8Array;
+        for (let i = 0; i < p.length; i++) {
+          if (p[i] === r[i]) same++;
+          all++;
+        }
+      });
+      expect(same / all).toBeGreaterThan(0.999);
     });
-    expect(same / all).toBeGreaterThan(0.999);
-  });
 
-  it('each parameter changes the result (context, top-k, radius, temperature are used)', () => {
+  it('each parameter changes the result (context, top-k, radius, temperature, first-frame radius and prior are used)', () => {
     const f = fixture();
     const base = propagateFixture(f, f.meta);
     const differs = (o: Partial<PropagateOptions>) => {
@@ -97,13 +105,15 @@ describe('label propagation (DINO protocol)', () => {
     expect(differs({ topk: 1 })).toBe(true);
     expect(differs({ radius: 0 })).toBe(true);
     expect(differs({ temperature: 10 })).toBe(true);
+    expect(differs({ firstRadius: 0 })).toBe(true);
+    expect(differs({ firstPrior: 0.5 })).toBe(true);
   });
 
   it('keeps the first frame and at most `context` recent predictions', () => {
     const grid = { gridH: 2, gridW: 2 };
     const feats = Float32Array.from([1, 0, 0, 1, 1, 0, 0, 1]);
     const p = new LabelPropagator(grid, 2, 2, feats, Float32Array.from([1, 0, 1, 0, 0, 1, 0, 1]), {
-      ...PROPAGATE_DEFAULTS,
+      ...DINO_PROTOCOL,
       context: 2,
     });
     for (let i = 0; i < 5; i++) p.step(feats);
@@ -116,11 +126,39 @@ describe('label propagation (DINO protocol)', () => {
     const src = Float32Array.from([1, 0, 0, 1, 0, 1, 0, 1, 0, 1]);
     const labels = Float32Array.from([0, 1, 1, 1, 1, 1, 0, 0, 0, 0]); // class 1 only at patch 0
     const tgt = Float32Array.from([0, 1, 0, 1, 0, 1, 0, 1, 1, 0]);
-    const near = new LabelPropagator(grid, 2, 2, src, labels, { ...PROPAGATE_DEFAULTS, radius: 1, topk: 1 }).step(tgt);
-    const far = new LabelPropagator(grid, 2, 2, src, labels, { ...PROPAGATE_DEFAULTS, radius: 0, topk: 1 }).step(tgt);
+    const near = new LabelPropagator(grid, 2, 2, src, labels, { ...DINO_PROTOCOL, radius: 1, topk: 1 }).step(tgt);
+    const far = new LabelPropagator(grid, 2, 2, src, labels, { ...DINO_PROTOCOL, radius: 0, topk: 1 }).step(tgt);
     expect(near[5 + 4]).toBe(0);
     expect(far[5 + 4]).toBeCloseTo(1, 6);
     expect(neighbourhoods(grid, 1)[4]).toEqual(Int32Array.from([3, 4]));
+  });
+
+  it("finds the first frame's patches anywhere with firstRadius 0, the recent frames' only within the radius", () => {
+    // A 1 × 5 strip: the object (class 1) was at patch 0 in the first frame and is back at patch 4.
+    const grid = { gridH: 1, gridW: 5 };
+    const src = Float32Array.from([1, 0, 0, 1, 0, 1, 0, 1, 0, 1]);
+    const labels = Float32Array.from([0, 1, 1, 1, 1, 1, 0, 0, 0, 0]);
+    const tgt = Float32Array.from([0, 1, 0, 1, 0, 1, 0, 1, 1, 0]);
+    const opts = { ...DINO_PROTOCOL, radius: 1, topk: 1 };
+    expect(new LabelPropagator(grid, 2, 2, src, labels, opts).step(tgt)[5 + 4]).toBe(0);
+    const p = new LabelPropagator(grid, 2, 2, src, labels, { ...opts, firstRadius: 0 });
+    expect(p.step(tgt)[5 + 4]).toBeCloseTo(1, 6);
+    // The next frame: the object at patch 0 again. The recent frame (where it was at 4) is out of reach, the first
+    // frame is not.
+    expect(p.step(src)[5]).toBeCloseTo(1, 6);
+  });
+
+  it("has API defaults equal to the product defaults, and DINO's protocol one flag away", () => {
+    const parsed = PropagationParams.parse({});
+    expect({
+      context: parsed.context,
+      topk: parsed.topk,
+      radius: parsed.radius,
+      temperature: parsed.temperature,
+      firstRadius: parsed.firstRadius,
+      firstPrior: parsed.firstPrior,
+    }).toEqual({ firstRadius: undefined, firstPrior: 0, ...PROPAGATE_DEFAULTS });
+    expect(DINO_PROTOCOL).toEqual({ context: 7, topk: 5, radius: 12, temperature: 0.1 });
   });
 
   it('weights the top-k neighbours by softmax(cos / temperature)', () => {

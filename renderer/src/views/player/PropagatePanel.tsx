@@ -9,6 +9,16 @@ import { InputSizePicker } from '../segment/useCatalog';
 
 type PropagationFrame = CommandResult<'track.propagation'>;
 
+/** The instance ids of a propagated frame (base64, width × height). */
+function decodeIds(ids: string): Uint8Array {
+  return Uint8Array.from(atob(ids), (c) => c.charCodeAt(0));
+}
+
+/** A mask to correct: its objects painted, its background left unpainted (saved as background all the same). */
+function objectsOnly(ids: Uint8Array): Uint8Array {
+  return ids.map((v) => (v === 0 ? 255 : v));
+}
+
 const OBJECTS = ['background', 'object 1', 'object 2', 'object 3', 'object 4'];
 
 /** A propagation run's mask of the shown frame: each object in its colour, translucent, over the frame. */
@@ -19,7 +29,7 @@ export function PropagationOverlay({ data, width, height }: { data: PropagationF
     if (!ctx) return;
     ctx.clearRect(0, 0, width, height);
     if (!data.ids) return;
-    const ids = Uint8Array.from(atob(data.ids), (c) => c.charCodeAt(0));
+    const ids = decodeIds(data.ids);
     const img = ctx.createImageData(width, height);
     const sums = new Map<number, [number, number, number]>();
     for (let i = 0; i < ids.length && i < width * height; i++) {
@@ -116,10 +126,14 @@ export function PropagatePanel(props: {
       </p>
       {painting && frame ? (
         <MaskPainter
+          // A new painter for each frame and purpose: a correction starts from the frame's propagated mask.
+          key={`${painting}-${frame.index}`}
           src={frameSrc(media.id, frame.index)}
           width={width}
           height={height}
           classes={OBJECTS}
+          unpainted="Unpainted pixels are background."
+          initial={painting === 'correct' && props.shown?.ids ? objectsOnly(decodeIds(props.shown.ids)) : undefined}
           onSave={(labels) => void run('Could not save the mask', () => save(labels))}
           onCancel={() => setPainting(null)}
         />

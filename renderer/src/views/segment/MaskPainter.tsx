@@ -58,19 +58,27 @@ export function fillPolygon(
 
 /**
  * Draw a label mask over a frame: brush, eraser (back to "unlabelled", which the bank ignores) and polygon.
- * Returns the class id per pixel through `onSave`.
+ * Starts from `initial` (class ids, width × height: a mask to correct) when given. Returns the class id per pixel
+ * through `onSave`.
  */
 export function MaskPainter(props: {
   src: string;
   width: number;
   height: number;
   classes: string[];
+  initial?: Uint8Array | undefined;
+  /** What unpainted pixels become (default: the bank's reading). */
+  unpainted?: string;
   onSave(labels: Uint8Array): void;
   onCancel(): void;
 }) {
   const { width, height, classes } = props;
   const canvas = useRef<HTMLCanvasElement>(null);
-  const labels = useRef(new Uint8Array(width * height).fill(IGNORE));
+  const labels = useRef(
+    props.initial?.length === width * height
+      ? Uint8Array.from(props.initial)
+      : new Uint8Array(width * height).fill(IGNORE),
+  );
   const [tool, setTool] = useState<'brush' | 'eraser' | 'polygon'>('brush');
   const [cls, setCls] = useState(1 < classes.length ? 1 : 0);
   const [radius, setRadius] = useState(8);
@@ -202,7 +210,7 @@ export function MaskPainter(props: {
         <button type="button" onClick={props.onCancel}>
           Cancel
         </button>
-        <span className="muted">Unpainted pixels are ignored by the bank.</span>
+        <span className="muted">{props.unpainted ?? 'Unpainted pixels are ignored by the bank.'}</span>
       </div>
     </div>
   );
