@@ -66,6 +66,7 @@ async function stepPart(args: string[]): Promise<Record<string, unknown>> {
 
   const head = shareLockConfig(T, V, { hidden: H });
   const rng = new Rng(1);
+  const loadBefore = os.loadavg()[0] as number;
   const t0 = performance.now();
   const graph = buildShareLockStep({ head, batch: B });
   const build = (performance.now() - t0) / 1000;
@@ -132,10 +133,15 @@ async function stepPart(args: string[]): Promise<Record<string, unknown>> {
     s_per_step: r3(ours.s),
     torch_s_per_step: r3(torch.s_per_step),
     step_cpu_ratio_vs_torch: r3(ours.cpu / torch.cpu_s_per_step),
+    cpu_s_per_step: r3(ours.cpu),
+    torch_cpu_s_per_step: r3(torch.cpu_s_per_step),
     threads: ours.threads,
     s_per_step_by_threads: Object.fromEntries(oursRuns.map((x) => [String(x.threads), r3(x.s)])),
+    cpu_s_per_step_by_threads: Object.fromEntries(oursRuns.map((x) => [String(x.threads), r3(x.cpu)])),
     torch_threads: torch.threads,
     torch_s_per_step_by_threads: Object.fromEntries(runs.map((x) => [String(x.threads), r3(x.s_per_step)])),
+    torch_cpu_s_per_step_by_threads: Object.fromEntries(runs.map((x) => [String(x.threads), r3(x.cpu_s_per_step)])),
+    step_load_average_1m: { before: r3(loadBefore), after: r3(os.loadavg()[0] as number) },
     step_shape: { batch: B, text: T, vision: V, hidden: H, layers: head.layers },
     graph_build_s: r3(build),
     provider: ours.provider,

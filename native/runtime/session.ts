@@ -145,6 +145,12 @@ export class ModelSession {
        * peaked at 3.2 GB with the arena, 1.8 GB without, at the same speed).
        */
       memoryArena?: boolean;
+      /**
+       * False: the intra-op threads sleep between parallel sections instead of spinning. For long steps of a few
+       * big kernels on a busy machine (measured: a ShareLock head step at 2 threads, batch/hidden 1024, load ~30,
+       * 0.74 -> 0.56 CPU s and 2.7 -> 2.2 s wall; native/text/sharelock-step.ts).
+       */
+      spinning?: boolean;
     } = {},
   ): Promise<ModelSession> {
     const statuses = deps.statuses ?? (await probeProviders());
@@ -160,6 +166,7 @@ export class ModelSession {
           graphOptimizationLevel: 'all',
           logSeverityLevel: 3,
           ...(deps.memoryArena === false ? { enableCpuMemArena: false } : {}),
+          ...(deps.spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
           ...(provider === 'webgpu' && deps.keepOnDevice?.length
             ? {
                 preferredOutputLocation: Object.fromEntries(deps.keepOnDevice.map((n) => [n, 'gpu-buffer' as const])),

@@ -203,8 +203,11 @@ export class ShareLockStepRunner {
     settings?: RuntimeSettings,
     betas: [number, number] = [0.9, 0.999],
   ): Promise<ShareLockStepRunner> {
-    const session = await ModelSession.create(graph.onnx, settings);
-    const accumulate = graph.accumulateOnnx ? await ModelSession.create(graph.accumulateOnnx, settings) : null;
+    // A step is ~13 large matmuls with element-wise passes between them: threads that spin between those cost a
+    // quarter of the step's CPU time at 2 threads on a loaded machine and slow it (ModelSession's `spinning`).
+    const quiet = { spinning: false };
+    const session = await ModelSession.create(graph.onnx, settings, quiet);
+    const accumulate = graph.accumulateOnnx ? await ModelSession.create(graph.accumulateOnnx, settings, quiet) : null;
     return new ShareLockStepRunner(graph, session, accumulate, betas);
   }
 

@@ -125,14 +125,20 @@ export function languageProjector(
   x: Value,
   param: (name: string) => Value,
   training: ProjectorTraining | null,
-  /** A Linear weight already transposed to [in, out] (inference graphs store them so); default: transposed here. */
-  weightT: (name: string) => Value = (name) => b.transpose(param(name), [1, 0]),
+  /** A Linear weight already transposed to [in, out] (inference graphs store them so); default: `param`'s [out, in]. */
+  weightT?: (name: string) => Value,
 ): { out: Value; running: Map<string, Value> } {
   const running = new Map<string, Value>();
+  // One Gemm per Linear, bias included; the [out, in] weight read transposed by Gemm (transB), so neither the
+  // forward nor the autodiff's Gemm rule transposes a weight or its gradient (7 % of a step when they did).
+  const linear = (h: Value, i: number) =>
+    weightT
+      ? b.gemm(h, weightT(`${P}.${i}.weight`), param(`${P}.${i}.bias`), {}, 'linear')
+      : b.gemm(h, param(`${P}.${i}.weight`), param(`${P}.${i}.bias`), { transB: true }, 'linear');
   let h = x;
   for (let i = 0; i < c.layers - 1; i++) {
     h = b.scope(`layer ${i}`, () => {
-      const lin = b.add(b.matmul(h, weightT(`${P}.${4 * i}.weight`)), param(`${P}.${4 * i}.bias`), 'linear');
+      const lin = linear(h, 4 * i);
       const bn = `${P}.${4 * i + 1}`;
       const eps = b.constFloat(c.bnEps);
       let y: Value;
@@ -165,7 +171,7 @@ export function languageProjector(
     });
   }
   const last = 4 * (c.layers - 1);
-  const out = b.add(b.matmul(h, weightT(`${P}.${last}.weight`)), param(`${P}.${last}.bias`), 'linear');
+  const out = linear(h, last);
   return { out: l2Normalize(b, out), running };
 }
 

@@ -49,6 +49,15 @@ const CASES: Case[] = [
     (b, [x, y]) => b.matmul(x as Value, y as Value),
     [{ shape: [3, 4] }, { shape: [2, 4, 5] }],
   ],
+  ...([false, true] as const).flatMap((transA) =>
+    ([false, true] as const).map(
+      (transB): Case => [
+        `Gemm transA ${+transA} transB ${+transB}, alpha, beta and a broadcast bias`,
+        (b, [x, y, c]) => b.gemm(x as Value, y as Value, c as Value, { transA, transB, alpha: 0.7, beta: 1.3 }),
+        [{ shape: transA ? [4, 3] : [3, 4] }, { shape: transB ? [5, 4] : [4, 5] }, { shape: [5] }],
+      ],
+    ),
+  ),
   ['Reshape', (b, [x]) => b.reshape(x as Value, [3, 8]), [{ shape: [2, 3, 4] }]],
   ['Transpose', (b, [x]) => b.transpose(x as Value, [2, 0, 1]), [{ shape: [2, 3, 4] }]],
   ['Unsqueeze / Squeeze', (b, [x]) => b.squeeze(b.unsqueeze(x as Value, [0, 3]), [0]), [{ shape: [2, 3] }]],
@@ -96,6 +105,7 @@ describe('gradient rules match finite differences', () => {
       'Erf',
       'Where',
       'MatMul',
+      'Gemm',
       'Reshape',
       'Transpose',
       'Unsqueeze',

@@ -136,4 +136,28 @@ describe('execution providers', () => {
     });
     await s.release();
   });
+
+  it('asks ONNX Runtime for threads that sleep instead of spinning when told spinning: false, and runs', async () => {
+    const seen: unknown[] = [];
+    const make = (spinning?: boolean) =>
+      ModelSession.create(
+        tiny(),
+        { provider: 'cpu', threads: 2 },
+        {
+          statuses: [status('cpu', true)],
+          spinning,
+          factory: async (model, options) => {
+            seen.push(options.extra);
+            return ort.InferenceSession.create(model as Uint8Array, options);
+          },
+        },
+      );
+    for (const spinning of [false, undefined]) {
+      const s = await make(spinning);
+      const y = await s.run({ x: new ort.Tensor('float32', Float32Array.of(1, 2, 3), [3]) });
+      expect([...((y.y as ort.Tensor).data as Float32Array)]).toEqual([2, 4, 6]);
+      await s.release();
+    }
+    expect(seen).toEqual([{ session: { intra_op: { allow_spinning: '0' } } }, undefined]);
+  });
 });

@@ -30,4 +30,31 @@ export const matmulRules: Record<string, GradRule> = {
     const gw = needs[1] ? unbroadcast(b, b.matmul(swapLast(b, x), g), w) : null;
     return [gx, gw];
   },
+  /**
+   * Gemm, Y = alpha · A' · B' + beta · C (A' = Aᵀ when transA, B' likewise): each gradient is one Gemm in the layout
+   * its input has, so a Linear written as Gemm(x, W, bias, transB) gets dx = G·W and dW = Gᵀ·x with no Transpose of
+   * W or of its gradient (MLAS reads either side transposed while packing).
+   */
+  Gemm: ({ b, inputs: [x, w, c], grads: [g], needs, attrInt, attrFloat }) => {
+    if (!g || !x || !w) return [];
+    const ta = attrInt('transA', 0) === 1;
+    const tb = attrInt('transB', 0) === 1;
+    const alpha = attrFloat('alpha', 1);
+    const beta = attrFloat('beta', 1);
+    const scaled = alpha === 1 ? {} : { alpha };
+    // dA' = G·B'ᵀ, stored transposed when A is: (G·B'ᵀ)ᵀ = B'·Gᵀ.
+    const gx = needs[0]
+      ? ta
+        ? b.gemm(w, g, null, { transA: tb, transB: true, ...scaled })
+        : b.gemm(g, w, null, { transB: !tb, ...scaled })
+      : null;
+    // dB' = A'ᵀ·G, stored transposed when B is: Gᵀ·A'.
+    const gw = needs[1]
+      ? tb
+        ? b.gemm(g, x, null, { transA: true, transB: ta, ...scaled })
+        : b.gemm(x, g, null, { transA: !ta, ...scaled })
+      : null;
+    const gc = needs[2] && c ? unbroadcast(b, beta === 1 ? g : b.mul(g, b.constFloat(beta)), c) : null;
+    return [gx, gw, gc];
+  },
 };
