@@ -33,6 +33,8 @@ describe('counting with negative exemplars and a region, end to end in browser m
       name: 'Dora ViT-Ti',
     });
 
+    // Tall enough for the whole 512 px square stage below the tools: the mouse acts only inside the viewport.
+    await page.setViewportSize({ width: 1280, height: 1400 });
     await page.getByRole('link', { name: 'Count' }).click();
     const stage = page.getByTestId('count-stage');
     await stage.waitFor({ timeout: 30_000 });
@@ -66,7 +68,7 @@ describe('counting with negative exemplars and a region, end to end in browser m
     // The look-alikes inflate it: more than the targets there are.
     expect(inflated).toBeGreaterThan(scene.count);
 
-    await page.getByRole('button', { name: 'Not this' }).click();
+    await page.getByRole('button', { name: 'Not this', exact: true }).click();
     for (const k of scene.kinds) await drag(k.box);
     await expect.poll(() => page.getByTestId('count-negative').count()).toBe(scene.kinds.length);
     await page.getByRole('button', { name: `Count (1 exemplar, ${scene.kinds.length} not)` }).click();
@@ -77,7 +79,7 @@ describe('counting with negative exemplars and a region, end to end in browser m
     expect(Math.abs(withNegatives - scene.count)).toBeLessThan(Math.abs(inflated - scene.count));
 
     // A region over the left half: only what lies inside is counted.
-    await page.getByRole('button', { name: 'Region' }).click();
+    await page.getByRole('button', { name: 'Region', exact: true }).click();
     for (const [x, y] of [
       [2, 2],
       [scene.width / 2, 2],

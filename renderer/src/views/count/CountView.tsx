@@ -262,7 +262,7 @@ export function CountView() {
                 <p className="muted" data-testid="count-scale">
                   Counted on the {result.scale.imageWidth}×{result.scale.imageHeight} image
                   {result.scale.imageWidth > result.width ? ' (the file at its own resolution)' : ''} at ×
-                  {result.scale.factor.toFixed(2)} ({result.scale.inputWidth}×{result.scale.inputHeight} px, the
+                  {result.scale.factor.toFixed(2)} ({result.scale.inputWidth}×{result.scale.inputHeight} px, the{' '}
                   {'trials' in result ? 'objects found' : 'exemplar'} {result.scale.exemplarPatches.toFixed(1)} patches
                   across) in {result.scale.tiles} tile
                   {result.scale.tiles === 1 ? '' : 's'} of {result.scale.tileSize} px overlapping by{' '}
