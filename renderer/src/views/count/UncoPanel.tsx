@@ -138,6 +138,14 @@ export function UncoPanel({
               {counter.heldoutMeanMae?.toFixed(2)}), {plural(counter.steps, 'step')}
             </span>
           )}
+          {counter?.heldoutMae != null &&
+            counter.heldoutMeanMae != null &&
+            counter.heldoutMae >= 0.9 * counter.heldoutMeanMae && (
+              <p className="warn-text" role="status" data-testid="unco-counter-weak">
+                This counter is not clearly better than always guessing the mean count on its held-out collages: its
+                counts are not to be trusted yet. Train it longer or on more images, or use the training-free counter.
+              </p>
+            )}
         </div>
         <ActionButton className="primary" why={why} busy={busy} onClick={countFrame}>
           Count with the counter{exemplars.length ? ` (${plural(exemplars.length, 'exemplar')})` : ''}
