@@ -51,7 +51,7 @@ interface HeadManifest extends HeadProvenance {
 function headSummary(name: string, m: HeadManifest): string {
   const c = m.config;
   const v = m.vision;
-  return `${name}: a ShareLock head (${c.layers} layers of width ${c.hidden}, ${c.textDim}-d text to ${c.visionDim}-d images) for ${m.textModel.name ?? 'its language model'} and ${v.name ?? `a ${v.architecture.family ?? 'vision'} encoder`}.`;
+  return `${name}: a ShareLock head (${c.layers} layer${c.layers === 1 ? '' : 's'} of width ${c.hidden}, ${c.textDim}-d text to ${c.visionDim}-d images) for ${m.textModel.name ?? 'its language model'} and ${v.name ?? `a ${v.architecture.family ?? 'vision'} encoder`}.`;
 }
 
 export function textModelInfo(row: TextModelRow): TextModelInfo {

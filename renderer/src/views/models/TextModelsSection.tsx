@@ -9,9 +9,7 @@ import { useApp } from '../../state/app-state';
 
 /** What a text model is, in a few words (the summary sentence says the rest). */
 function kindOf(m: TextModelInfo): string {
-  if (m.llm) return `Language model (${m.llm.format.toUpperCase()}, ${m.llm.arch}, width ${m.llm.dim})`;
-  const c = m.head?.config;
-  return c ? `ShareLock head (${c.layers} layers of width ${c.hidden})` : 'ShareLock head';
+  return m.llm ? `Language model (${m.llm.format.toUpperCase()}, ${m.llm.arch}, width ${m.llm.dim})` : 'ShareLock head';
 }
 
 /** A head's pairing: the language model and the vision encoder whose features it was trained on. */
@@ -146,13 +144,15 @@ export function TextModelsSection() {
                     #{m.id}, added {formatTime(m.createdAt)}
                   </div>
                 </td>
-                <td>
-                  {kindOf(m)}
-                  {m.llm && !m.llm.fits && <div className="badge">too large for this machine</div>}
-                </td>
+                <td>{kindOf(m)}</td>
                 <td>
                   {formatBytes(m.bytes)}
-                  {m.llm && <div className="muted">needs ≈ {formatBytes(m.llm.memoryBytes)} of memory</div>}
+                  {m.llm &&
+                    (m.llm.fits ? (
+                      <div className="muted">fits this machine's memory</div>
+                    ) : (
+                      <div className="badge">too large for this machine</div>
+                    ))}
                 </td>
                 <td>
                   {m.summary}
