@@ -7,11 +7,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { ModelInfo } from '../../native/api/contract.js';
 import { fixturePath } from '../helpers/fixtures.js';
-import { writeInitViT } from '../helpers/models.js';
 import { writeCentroidHead, writeTinyGgufLlm } from '../helpers/text-head.js';
 import { createBareProject, type Session, useAppSession } from './browser.js';
+import { libraryWithFeatures } from './text-fixture.js';
 
 describe('language models and text heads in the Models view', () => {
   const app = useAppSession();
@@ -32,22 +31,7 @@ describe('language models and text heads in the Models view', () => {
     }
     const projectDir = path.join(work, 'words');
     await createBareProject(s, projectDir);
-    await s.engine.call('library.add', { paths: [root] });
-    const vision = (await s.engine.call('models.import', {
-      path: writeInitViT(path.join(work, 'vit.safetensors')),
-    })) as ModelInfo;
-    await expect
-      .poll(async () => ((await s.engine.call('library.list', { status: 'done' })) as { total: number }).total, {
-        timeout: 120_000,
-      })
-      .toBe(15);
-    await s.engine.call('features.extract', { modelId: vision.id, size: 32 });
-    await expect
-      .poll(async () => ((await s.engine.call('features.runs', {})) as { frames: number }[])[0]?.frames ?? 0, {
-        timeout: 60_000,
-      })
-      .toBe(15);
-    const runId = ((await s.engine.call('features.runs', {})) as { id: number }[])[0]?.id as number;
+    const { vision, runId } = await libraryWithFeatures(s, { root: root, work, frames: 15 });
     const llm = writeTinyGgufLlm(work);
     const head = await writeCentroidHead({ dir: work, projectDir, runId, root, llm, vision });
 
