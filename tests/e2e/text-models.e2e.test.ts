@@ -39,7 +39,7 @@ describe('language models and text heads in the Models view', () => {
     const section = page.getByTestId('text-models');
     await section.getByText(/No language model or text head in this project yet/).waitFor();
     const field = page.getByLabel('Language model or head file');
-    const importButton = section.getByRole('button', { name: 'Import', exact: true });
+    const importButton = section.getByRole('button', { name: 'Add to the project' });
 
     // a file that is neither: the engine's sentence under the field, the path kept to correct
     const notes = path.join(work, 'notes.txt');
@@ -56,7 +56,7 @@ describe('language models and text heads in the Models view', () => {
     await importButton.click();
     await expect.poll(() => section.getByTestId('text-model-imported').textContent()).toMatch(/tiny-llama-test/);
     await field.fill(head.file);
-    await section.getByLabel('Name (optional)').fill('fashion centroids');
+    await section.getByLabel('Shown as (optional)').fill('fashion centroids');
     await importButton.click();
     await expect.poll(() => section.getByTestId('text-model-imported').textContent()).toMatch(/fashion centroids/);
 

@@ -100,7 +100,7 @@ export function TextModelsSection() {
           placeholder="/path/to/model.gguf, head.safetensors or sharelock.ckpt"
         />
         <div className="field">
-          <label htmlFor="text-model-name">Name (optional)</label>
+          <label htmlFor="text-model-name">Shown as (optional)</label>
           <input id="text-model-name" value={name} onChange={(e) => setName(e.target.value)} />
         </div>
         <div className="row-actions">
@@ -110,7 +110,7 @@ export function TextModelsSection() {
             why={!file.trim() && 'Type the path of a language model or a ShareLock head.'}
             busy={busy && 'Reading the file: checking it, and hashing and copying a head…'}
           >
-            Import
+            Add to the project
           </ActionButton>
           {added && (
             <span className="import-done" role="status" data-testid="text-model-imported">
