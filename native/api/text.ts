@@ -166,6 +166,11 @@ export const textCommands = {
     result: TextModelInfo.extend({ existed: z.boolean() }),
   },
   /**
+   * Forgets a language model (its file stays where it is) or a ShareLock head (its copy in the project goes);
+   * refused while a job uses it. Returns the text models left.
+   */
+  'text.models.remove': { args: z.object({ id: z.int().positive() }).strict(), result: z.array(TextModelInfo) },
+  /**
    * Text features of a language model (ShareLock's: the final-norm last-token state), cached in the project per
    * (model, text): each text is encoded once. `vectors: false` only fills the cache (a long list of captions).
    */

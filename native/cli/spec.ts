@@ -328,6 +328,14 @@ export const COMMANDS: CommandSpec[] = [
     load: async () => (await textCmds()).textImport,
   },
   {
+    name: 'text remove',
+    synopsis: '<id>',
+    summary: 'forget a language model (its file stays) or a ShareLock head (its copy in the project goes)',
+    positionals: one('a text model id (`flaneur text models`)'),
+    options: {},
+    load: async () => (await textCmds()).textRemove,
+  },
+  {
     name: 'text features',
     synopsis: '<text…> | --file F [--model ID]',
     summary: 'ShareLock text features of a language model (cached in the project), --json prints them',

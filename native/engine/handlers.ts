@@ -25,7 +25,7 @@ import { type Engine, jobInfo } from './engine.js';
 import { mediaInfo, requireMedia, resolveMedia } from './library.js';
 import { downloadableEntry } from './model-download.js';
 import { modelCatalog } from './models.js';
-import { requireTextModel, textModelInfo } from './text-models.js';
+import { removeTextModel, requireTextModel, textModelInfo } from './text-models.js';
 
 export function createHandlers(engine: Engine): Handlers {
   const open = () => engine.requireProject();
@@ -308,6 +308,7 @@ export function createHandlers(engine: Engine): Handlers {
 
     'text.models.list': () => open().project.textModels.list().map(textModelInfo),
     'text.models.import': (a) => engine.command('text.models.import', a),
+    'text.models.remove': (a) => removeTextModel(open().project, a.id),
     'text.features': (a) => engine.command('text.features', a),
     'text.search.ready': (a) => engine.textSearch.ready(open().project, a),
     'retrieve.text': (a) => engine.command('retrieve.text', a),

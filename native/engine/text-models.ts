@@ -51,7 +51,7 @@ interface HeadManifest extends HeadProvenance {
 function headSummary(name: string, m: HeadManifest): string {
   const c = m.config;
   const v = m.vision;
-  return `${name}: a ShareLock head (${c.layers} layers of width ${c.hidden}, ${c.textDim}-d text to ${c.visionDim}-d images) for ${m.textModel.name ?? 'its language model'} and ${v.name ?? `a ${v.architecture.family ?? 'vision'} encoder`}.`;
+  return `${name}: a ShareLock head (${c.layers} layer${c.layers === 1 ? '' : 's'} of width ${c.hidden}, ${c.textDim}-d text to ${c.visionDim}-d images) for ${m.textModel.name ?? 'its language model'} and ${v.name ?? `a ${v.architecture.family ?? 'vision'} encoder`}.`;
 }
 
 export function textModelInfo(row: TextModelRow): TextModelInfo {
@@ -173,6 +173,34 @@ function isGguf(file: string): boolean {
 /** A .safetensors file is a head when it carries a ShareLock configuration; otherwise an LLM (config.json beside). */
 function isHeadSafetensors(file: string, source: string): boolean {
   return 'flaneur.sharelock' in readSafetensors(file, source).metadata;
+}
+
+/** Jobs that read a text model, and the fields of their arguments that name it. */
+const TEXT_MODEL_JOBS: Readonly<Record<string, readonly string[]>> = { 'train.sharelock': ['textModel'] };
+
+/**
+ * `text.models.remove`: forgets a language model or a ShareLock head, refused while a queued or running job uses it.
+ * A language model's file is the user's and stays; a head's copy under models/text/ goes with it (a head trained
+ * here stays in its run's export folder). Cached text features stay (the same file imported again reuses them).
+ */
+export function removeTextModel(project: Project, id: number): TextModelInfo[] {
+  const row = project.textModels.get(id);
+  if (!row)
+    throw new FlaneurError('NOT_FOUND', `No language model or ShareLock head ${id} in this project.`, { field: 'id' });
+  const busy = project.jobs
+    .list({ states: ['queued', 'running'] })
+    .find((j) => (TEXT_MODEL_JOBS[j.kind] ?? []).some((f) => j.args[f] === id));
+  if (busy)
+    throw new FlaneurError(
+      'JOB_STATE',
+      `"${row.name}" is in use by job #${busy.id} (${busy.title}): wait for it to finish or cancel it, then remove it.`,
+      { field: 'id' },
+    );
+  project.textModels.remove(id);
+  const copied = row.kind === 'sharelock-head' && path.dirname(row.file) === path.join('models', 'text');
+  if (copied && !project.textModels.list().some((m) => m.file === row.file))
+    fs.rmSync(path.join(project.dir, row.file), { force: true });
+  return project.textModels.list().map(textModelInfo);
 }
 
 /**

@@ -54,7 +54,7 @@ function findPair(project: Project, a: PairArgs): { pair: Pair } | { why: string
     : project.textModels.list('sharelock-head').at(-1);
   if (!head)
     return {
-      why: 'No ShareLock head in this project: import one (`flaneur text import HEAD`) or train one (`flaneur train --objective sharelock`).',
+      why: 'No ShareLock head in this project: import one in Models → "Language models and text heads" (or `flaneur text import HEAD`), or train one (Train → ShareLock, `flaneur train --objective sharelock`).',
       partial: {},
     };
   const info = textModelInfo(head).head;
@@ -70,7 +70,7 @@ function findPair(project: Project, a: PairArgs): { pair: Pair } | { why: string
   }
   if (!llm)
     return {
-      why: `The head "${head.name}" needs the language model it was trained on (${info?.textModel.name ?? `${info?.textModel.dim}-d features`}): import that model's file (\`flaneur text import MODEL.gguf\`).`,
+      why: `The head "${head.name}" needs the language model it was trained on (${info?.textModel.name ?? `${info?.textModel.dim}-d features`}): import that model's file in Models → "Language models and text heads" (or \`flaneur text import MODEL.gguf\`).`,
       partial: { head },
     };
   let run: FeatureRunRow | undefined;

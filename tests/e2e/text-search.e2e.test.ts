@@ -6,11 +6,10 @@
  */
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { ModelInfo } from '../../native/api/contract.js';
 import { fixturePath } from '../helpers/fixtures.js';
-import { writeInitViT } from '../helpers/models.js';
 import { writeCentroidHead, writeTinyGgufLlm } from '../helpers/text-head.js';
 import { createBareProject, type Session, useAppSession } from './browser.js';
+import { libraryWithFeatures } from './text-fixture.js';
 
 const ROOT = fixturePath('fashion', 'train');
 
@@ -26,22 +25,7 @@ describe('text search, end to end in browser mode', () => {
     const { page } = s;
     const projectDir = path.join(work, 'words');
     await createBareProject(s, projectDir);
-    await s.engine.call('library.add', { paths: [ROOT] });
-    const vision = (await s.engine.call('models.import', {
-      path: writeInitViT(path.join(work, 'vit.safetensors')),
-    })) as ModelInfo;
-    await expect
-      .poll(async () => ((await s.engine.call('library.list', { status: 'done' })) as { total: number }).total, {
-        timeout: 120_000,
-      })
-      .toBe(300);
-    await s.engine.call('features.extract', { modelId: vision.id, size: 32 });
-    await expect
-      .poll(async () => ((await s.engine.call('features.runs', {})) as { frames: number }[])[0]?.frames ?? 0, {
-        timeout: 60_000,
-      })
-      .toBe(300);
-    const runId = ((await s.engine.call('features.runs', {})) as { id: number }[])[0]?.id as number;
+    const { vision, runId } = await libraryWithFeatures(s, { root: ROOT, work, frames: 300 });
 
     await page.getByRole('link', { name: 'Retrieve' }).click();
     await page.getByLabel('Describe what to find').fill('a photo of a trouser');

@@ -29,6 +29,12 @@ export const textImport = command(async (s) => {
   );
 });
 
+export const textRemove = command(async (s) => {
+  const id = s.numbers('id', s.inv.positionals[0] as string, 1)[0] as number;
+  const left = await s.call('text.models.remove', { id });
+  s.out(left, () => [`Removed text model #${id}.`, ...left.map(line)].join('\n'));
+});
+
 /** The language model of `--model` (or `option`), else the project's newest one. */
 async function llmId(s: Session, option = 'model'): Promise<number> {
   const given = s.num(option, { int: true, min: 1 });

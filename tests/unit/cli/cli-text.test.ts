@@ -1,4 +1,4 @@
-/** `flaneur text import | models | features`: the project's language models and ShareLock heads from the CLI. */
+/** `flaneur text import | models | remove | features`: the project's language models and ShareLock heads from the CLI. */
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -105,4 +105,15 @@ describe('flaneur text', () => {
     expect(usage.code).not.toBe(0);
     expect(usage.stderr).toMatch(/give --classes DIR/);
   }, 300_000);
+
+  it('removes a text model with `text remove ID` and lists the ones left', async () => {
+    const r = await runCli(['text', 'remove', '3', '--project', project]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^Removed text model #3\.\n#1\tllm\t.*\n#2\tsharelock-head\t/);
+    const list = await runCli(['text', 'models', '--json', '--project', project]);
+    expect(list.json<TextModelInfo[]>().map((m) => m.id)).toEqual([1, 2]);
+    const again = await runCli(['text', 'remove', '3', '--project', project]);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(/No language model or ShareLock head 3 in this project/);
+  }, 60_000);
 });

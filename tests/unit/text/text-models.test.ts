@@ -117,6 +117,34 @@ describe('text models of a project', () => {
     );
   });
 
+  it('removes a head with its copy and a language model without its file, refusing while a job uses it', async () => {
+    const project = engine.requireProject().project;
+    const [first, head] = (await call('text.models.list', {})) as TextModelInfo[];
+    if (!first || !head || head.kind !== 'sharelock-head') throw new Error('the earlier tests registered none');
+    const copy = path.join(work, 'p', head.file);
+    expect(fs.existsSync(copy)).toBe(true);
+    const left = await call('text.models.remove', { id: head.id });
+    expect(left.map((m) => m.id)).not.toContain(head.id);
+    expect(fs.existsSync(copy)).toBe(false);
+    await expect(call('text.models.remove', { id: head.id })).rejects.toThrow(/No language model or ShareLock head/);
+
+    // a queued ShareLock training reads the language model: it stays until the job has ended
+    const job = project.jobs.insert({
+      kind: 'train.sharelock',
+      title: 'ShareLock head',
+      args: { textModel: first.id, runId: 1 },
+      progress: { phase: 'queued', done: 0, total: null, unit: 'steps', rate: null, etaS: null },
+    });
+    await expect(call('text.models.remove', { id: first.id })).rejects.toThrow(
+      new RegExp(`"${first.name}" is in use by job #${job.id} .*cancel it, then remove it`),
+    );
+    expect((await call('text.models.list', {})).map((m) => m.id)).toContain(first.id);
+    project.jobs.setState(job.id, 'cancelled');
+    const after = await call('text.models.remove', { id: first.id });
+    expect(after.map((m) => m.id)).not.toContain(first.id);
+    expect(fs.existsSync(first.file)).toBe(true); // the user's file is theirs
+  });
+
   it('refuses a file that is neither a language model nor a head, and a model without a tokenizer', async () => {
     const txt = path.join(work, 'notes.txt');
     fs.writeFileSync(txt, 'hello');

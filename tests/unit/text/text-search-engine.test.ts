@@ -42,7 +42,9 @@ describe('text search over a project', () => {
   it('says what is missing before a head and its language model are imported', async () => {
     const none = await call('text.search.ready', {});
     expect(none).toMatchObject({ ready: false, head: null });
-    expect(none.why).toMatch(/No ShareLock head in this project/);
+    expect(none.why).toMatch(
+      /No ShareLock head in this project: import one in Models → "Language models and text heads" \(or `flaneur text import HEAD`\)/,
+    );
     await expect(call('retrieve.text', { text: 'a dog' })).rejects.toThrow(/No ShareLock head in this project/);
 
     const llmFile = writeTinyGgufLlm(work);
@@ -53,6 +55,7 @@ describe('text search over a project', () => {
     const alone = await call('text.search.ready', {});
     expect(alone).toMatchObject({ ready: false, head: headId, textModel: null });
     expect(alone.why).toContain('needs the language model it was trained on (tiny-llama-test)');
+    expect(alone.why).toContain('in Models → "Language models and text heads"');
     llm = await call('text.models.import', { path: file });
     const ready = await call('text.search.ready', {});
     expect(ready).toMatchObject({ ready: true, why: null, head: headId, textModel: llm.id, runId });

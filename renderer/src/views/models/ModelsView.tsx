@@ -7,6 +7,7 @@ import { ModelAboutNote, NoModel } from '../../shell/ModelAbout';
 import { PathField } from '../../shell/PathField';
 import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
+import { TextModelsSection } from './TextModelsSection';
 
 function describe(m: ModelInfo): string {
   const a = m.architecture;
@@ -338,6 +339,7 @@ export function ModelsView() {
           </table>
         )}
       </section>
+      <TextModelsSection />
       <section className="card" aria-labelledby="get-title">
         <h2 id="get-title">Get models</h2>
         <p className="muted">

@@ -77,7 +77,7 @@ export function ShareLockCard() {
 
   const why =
     llms.length === 0
-      ? 'Import a language model first (Models, or `flaneur text import FILE.gguf`).'
+      ? 'Import a language model first (Models → "Language models and text heads", or `flaneur text import FILE.gguf`).'
       : runs.length === 0
         ? 'Extract image features first: the head is trained on a feature run.'
         : !classes.trim() && !captions.trim()
