@@ -10,8 +10,8 @@ export default defineConfig({
     root: new URL('../..', import.meta.url).pathname,
     include: ['tests/e2e/**/*.e2e.test.ts'],
     environment: 'node',
-    testTimeout: 120_000,
-    hookTimeout: 60_000,
+    testTimeout: 600_000,
+    hookTimeout: 600_000,
     // UI state settles in hundreds of ms, but a loaded two-core CI machine can take seconds (images, jobs).
     expect: { poll: { timeout: 15_000 } },
     // One browser at a time on a two-core machine.
