@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { DINO_PROTOCOL, PROPAGATE_DEFAULTS } from '../native/track/propagate.js';
+import { DINO_PROTOCOL } from '../native/track/propagate.js';
 import { colourFeatures, renderScene } from './synth/propagate.js';
 
 export const FIXTURE = { seed: 11, width: 160, height: 96, frames: 12, objects: 3, gridH: 6, gridW: 10, patch: 16 };
@@ -90,12 +90,12 @@ function main(): void {
     classes: f.objects + 1,
   };
   fs.writeFileSync(path.join(dir, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
-  // The same video with Flaneur's product defaults (the first-frame prior): the reference's second mode.
+  // The same video with the options beyond DINO's protocol (a first-frame prior of 0.5): the reference's second mode.
   const product = path.join(dir, 'product');
   fs.mkdirSync(product, { recursive: true });
   fs.copyFileSync(path.join(dir, 'features.f32'), path.join(product, 'features.f32'));
   fs.copyFileSync(path.join(dir, 'masks.u8.gz'), path.join(product, 'masks.u8.gz'));
-  const productMeta = { ...meta, ...PROPAGATE_DEFAULTS, radius: 2 };
+  const productMeta = { ...meta, firstPrior: 0.5 };
   fs.writeFileSync(path.join(product, 'meta.json'), `${JSON.stringify(productMeta, null, 2)}\n`);
   const pairs = fmeasurePairs(f.width, f.height);
   const pairBytes = new Uint8Array(pairs.length * 2 * f.width * f.height);

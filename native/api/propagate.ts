@@ -8,8 +8,8 @@ const Path = z.string().min(1, 'must not be empty').max(4096);
 
 /** DINO's protocol, every parameter a choice. */
 export const PropagationParams = z.object({
-  /** Most recent predicted frames kept as context beside the first (DINO: 7). */
-  context: z.int().min(0).max(64).default(7),
+  /** Most recent predicted frames kept as context beside the first (DINO: 7; Flaneur's default 3, bench/README.md). */
+  context: z.int().min(0).max(64).default(3),
   /** Neighbours a patch takes its label from (DINO: 5). */
   topk: z.int().min(1).max(100).default(5),
   /** Neighbourhood half-size in patches; 0 = the whole frame (DINO: 12). */

@@ -529,7 +529,7 @@ exemplar, --auto tries input sizes from --size up (doubling, tiled) and counts w
   {
     name: 'track propagate',
     synopsis:
-      'ITEM --masks FILE.png|DIR [--from-frame N] [--out DIR] [--truth DIR] [--context 7 --topk 5 --radius 12 --temperature 0.1 --size 480 --every 1] [--direction both]',
+      'ITEM --masks FILE.png|DIR [--from-frame N] [--out DIR] [--truth DIR] [--context 3 --topk 5 --radius 12 --temperature 0.1 --size 480 --every 1] [--dino] [--direction both]',
     summary: "follow start masks through the whole video (DINO's label propagation; a job)",
     details:
       "Frames are decoded for the run: every frame of the video, or every Nth (--every N), not the library's sample; N of\n--from-frame counts them from 1. Start masks: a PNG of instance ids (palette PNG: index = object; 0/255: one object;\ngray ids), a folder of them named by frame (00000.png is the first), or --track-run R (the objects of a Dora run).\nWrites one palette PNG per frame at the video's size (DAVIS layout), coco.json (RLE) and mot.txt (boxes); --truth DIR\nscores J and F against PNGs named the same way.",
@@ -541,7 +541,7 @@ exemplar, --auto tries input sizes from --size up (doubling, tiled) and counts w
       'from-frame': s('N', 'the frame the masks belong to (default: 1, or the number in the mask file name)'),
       out: s('DIR', 'output folder (default: <project>/exports/propagate-<job>)'),
       truth: s('DIR', 'truth masks to score J and F against'),
-      context: s('N', 'recent predicted frames kept as context beside the first (default 7)'),
+      context: s('N', 'recent predicted frames kept as context beside the first (default 3; DINO: 7)'),
       topk: s('K', 'neighbours each patch takes its label from (default 5)'),
       radius: s('R', 'neighbourhood half-size in patches, 0 = whole frame (default 12)'),
       temperature: s('T', 'affinity exp(cos / T) (default 0.1)'),
@@ -568,7 +568,7 @@ exemplar, --auto tries input sizes from --size up (doubling, tiled) and counts w
       masks: s('DIR', 'write the predicted masks (DAVIS results layout) here'),
       sequences: s('a,b', 'only these sequences'),
       resolution: s('R', 'the resolution folder (default 480p)'),
-      context: s('N', 'recent predicted frames kept as context beside the first (default 7)'),
+      context: s('N', 'recent predicted frames kept as context beside the first (default 3; DINO: 7)'),
       topk: s('K', 'neighbours each patch takes its label from (default 5)'),
       radius: s('R', 'neighbourhood half-size in patches, 0 = whole frame (default 12)'),
       temperature: s('T', 'affinity exp(cos / T) (default 0.1)'),

@@ -34,7 +34,8 @@ export interface PropagateOptions {
 /** DINO's protocol exactly (eval_video_segmentation.py): the parity tests and `--dino`. */
 export const DINO_PROTOCOL: PropagateOptions = { context: 7, topk: 5, radius: 12, temperature: 0.1 };
 
-export const PROPAGATE_DEFAULTS: PropagateOptions = DINO_PROTOCOL;
+/** The product default: DINO's with 3 recent frames instead of 7 (chosen on the bench's tuning seeds). */
+export const PROPAGATE_DEFAULTS: PropagateOptions = { ...DINO_PROTOCOL, context: 3 };
 
 export interface Grid {
   gridH: number;
@@ -218,15 +219,7 @@ export class LabelPropagator {
           cand[m] = v;
           candFrame[m] = c;
           candPatch[m++] = s;
-          if (v > (best[k - 1] as number)) {
-            // Keep the k largest, in descending order.
-            let i = k - 1;
-            while (i > 0 && (best[i - 1] as number) < v) {
-              best[i] = best[i - 1] as number;
-              i--;
-            }
-            best[i] = v;
-          }
+          keepLargest(best, v);
         }
       }
       // Fewer candidates than k: all of them.
@@ -266,14 +259,7 @@ export class LabelPropagator {
       for (let s = 0; s < n; s++) {
         const v = Math.exp(cosine(t, 0, s) / temperature);
         aff[s] = v;
-        if (v > (best[k - 1] as number)) {
-          let i = k - 1;
-          while (i > 0 && (best[i - 1] as number) < v) {
-            best[i] = best[i - 1] as number;
-            i--;
-          }
-          best[i] = v;
-        }
+        keepLargest(best, v);
       }
       const threshold = best[k - 1] as number;
       let sum = 0;
@@ -288,6 +274,18 @@ export class LabelPropagator {
     }
     return out;
   }
+}
+
+/** Keeps the `best.length` largest values seen in `best`, in descending order. */
+function keepLargest(best: Float64Array, v: number): void {
+  const k = best.length;
+  if (!(v > (best[k - 1] as number))) return;
+  let i = k - 1;
+  while (i > 0 && (best[i - 1] as number) < v) {
+    best[i] = best[i - 1] as number;
+    i--;
+  }
+  best[i] = v;
 }
 
 /** For each patch of the grid, the patches within `radius` rows and columns (all of them when radius is 0). */

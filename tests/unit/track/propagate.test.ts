@@ -27,7 +27,7 @@ interface Meta extends PropagateOptions {
   classes: number;
 }
 
-/** The parity fixture: DINO's protocol at the top, Flaneur's product defaults in `product/`. */
+/** The parity fixture: DINO's protocol at the top, Flaneur's options beyond it (firstPrior 0.5) in `product/`. */
 function fixture(...sub: string[]) {
   const at = (name: string) => fixturePath('propagate', ...sub, name);
   const meta = JSON.parse(fs.readFileSync(at('meta.json'), 'utf8')) as Meta;
@@ -72,7 +72,7 @@ function propagateFixture(f: ReturnType<typeof fixture>, options: PropagateOptio
 describe('label propagation (DINO protocol)', () => {
   for (const [mode, sub] of [
     ["DINO's protocol", []],
-    ["Flaneur's product options (the first-frame prior)", ['product']],
+    ["Flaneur's first-frame prior (firstPrior 0.5)", ['product']],
   ] as const)
     it(`gives the reference J&F within 0.5 % relative on the same features and masks: ${mode}`, () => {
       const f = fixture(...sub);

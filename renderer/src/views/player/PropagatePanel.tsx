@@ -122,7 +122,8 @@ export function PropagatePanel(props: {
       <h2 id="propagate-title">Follow objects through the video (mask propagation)</h2>
       <p className="muted">
         Draw the objects on one frame (object 1, 2, … in their colours); every frame of the video (or every Nth) is
-        decoded and labelled from the first frame and the 7 most recent ones (DINO's protocol).
+        decoded and labelled from the first frame and the 3 most recent ones (DINO's protocol, with 3 recent frames
+        instead of 7).
       </p>
       {painting && frame ? (
         <MaskPainter
