@@ -72,9 +72,9 @@ async function stepPart(args: string[]): Promise<Record<string, unknown>> {
   const build = (performance.now() - t0) / 1000;
   const init = initShareLock(head, rng);
   const batch = { text: randn(B * T, rng), vision: randn(B * V, rng), masks: dropoutMasks(head, B, () => rng.next()) };
-  // ours at the same thread counts as torch, the fastest kept
-  const oursRuns = [];
-  for (const t of threads) {
+  // ours at the same thread counts as torch, the fastest kept; each thread count's two runs back to back (the
+  // machine's load changes over minutes: the two sides of a comparison should see the same)
+  const oursAt = async (t: number) => {
     const runner = await ShareLockStepRunner.create(graph, { provider: 'auto', threads: t });
     const state = initialShareLockState(graph, init.params, init.buffers);
     const wall: number[] = [];
@@ -92,10 +92,9 @@ async function stepPart(args: string[]): Promise<Record<string, unknown>> {
     await runner.release();
     const run = { threads: t, s: Math.min(...wall), cpu: Math.min(...cpu), provider: runner.provider };
     console.error(`sharelock: ours ${t} thread(s) ${r3(run.s)} s/step (${r3(run.cpu)} CPU s) on ${run.provider}`);
-    oursRuns.push(run);
-  }
-  const ours = oursRuns.reduce((a, b) => (b.s < a.s ? b : a));
-  const runs = threads.map((t) => {
+    return run;
+  };
+  const torchAt = (t: number) => {
     const out = execFileSync(
       '/usr/bin/python3',
       [
@@ -126,13 +125,23 @@ async function stepPart(args: string[]): Promise<Record<string, unknown>> {
       `sharelock: torch ${res.threads} thread(s) ${r3(res.s_per_step)} s/step (${r3(res.cpu_s_per_step)} CPU s)`,
     );
     return res;
-  });
+  };
+  const oursRuns: Awaited<ReturnType<typeof oursAt>>[] = [];
+  const runs: ReturnType<typeof torchAt>[] = [];
+  for (const t of threads) {
+    oursRuns.push(await oursAt(t));
+    runs.push(torchAt(t));
+  }
+  const ours = oursRuns.reduce((a, b) => (b.s < a.s ? b : a));
   const torch = runs.reduce((a, b) => (b.s_per_step < a.s_per_step ? b : a));
   return {
     step_ratio_vs_torch: r3(ours.s / torch.s_per_step),
     s_per_step: r3(ours.s),
     torch_s_per_step: r3(torch.s_per_step),
     step_cpu_ratio_vs_torch: r3(ours.cpu / torch.cpu_s_per_step),
+    step_ratio_by_threads: Object.fromEntries(
+      threads.map((t, i) => [String(t), r3((oursRuns[i]?.s ?? NaN) / (runs[i]?.s_per_step ?? NaN))]),
+    ),
     cpu_s_per_step: r3(ours.cpu),
     torch_cpu_s_per_step: r3(torch.cpu_s_per_step),
     threads: ours.threads,
