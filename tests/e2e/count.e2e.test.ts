@@ -82,6 +82,8 @@ describe('counting, end to end in browser mode', () => {
         stage.locator('img').evaluate((i: { complete: boolean; naturalWidth: number }) => i.complete && i.naturalWidth),
       )
       .toBe(320);
+    // The stage is drawn as wide as the view allows: bring all of it on screen before dragging on it.
+    await stage.evaluate((el: { scrollIntoView: (o: object) => void }) => el.scrollIntoView({ block: 'center' }));
     const box = await stage.boundingBox();
     if (!box) throw new Error('no stage');
     // A blue box object of frame index 4, "frame 5" in the UI (tour.json: x 191, y 200, 34 x 34).
