@@ -35,6 +35,7 @@ describe('counting, end to end in browser mode', () => {
         stage.locator('img').evaluate((i: { complete: boolean; naturalWidth: number }) => i.complete && i.naturalWidth),
       )
       .toBe(384);
+    await stage.evaluate((el: { scrollIntoView: (o: object) => void }) => el.scrollIntoView({ block: 'center' }));
     const box = await stage.boundingBox();
     if (!box) throw new Error('no stage');
     // Drag a box around one coin (image pixels 83..123 x 106..146 of 384 x 303).

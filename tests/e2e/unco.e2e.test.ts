@@ -63,6 +63,13 @@ describe('UnCo, end to end in browser mode', () => {
     await stage.waitFor({ timeout: 30_000 });
     const media = (await s.engine.call('library.list', {})).items.find((m) => m.path.endsWith('scene-1.png'));
     await page.locator('#count-media').selectOption({ value: String(media?.id) });
+    // The scene's picture loaded and the whole stage on screen before the drag (its size follows the picture).
+    await expect
+      .poll(() =>
+        stage.locator('img').evaluate((i: { complete: boolean; naturalWidth: number }) => i.complete && i.naturalWidth),
+      )
+      .toBe(224);
+    await stage.evaluate((el: { scrollIntoView: (o: object) => void }) => el.scrollIntoView({ block: 'center' }));
     const box = await stage.boundingBox();
     if (!box) throw new Error('no stage');
     const [x, y, w, h] = scenes[0]?.scene.exemplar ?? [0, 0, 1, 1];
