@@ -42,7 +42,8 @@ export const CountScaleInfo = z.object({
   capped: z.boolean(),
 });
 
-const Boxes = z.array(z.tuple([z.number(), z.number(), z.number(), z.number()]));
+/** Boxes [x, y, w, h] in frame pixels (exemplars, negatives). */
+export const CountBoxes = z.array(z.tuple([z.number(), z.number(), z.number(), z.number()]));
 
 /** A region of interest: a polygon's corners [x, y] in frame pixels; only what lies inside is counted. */
 export const CountRoi = z
@@ -69,10 +70,7 @@ export const countCommands = {
         mediaId: z.int().positive(),
         frameIdx: z.int().min(0),
         /** Exemplar boxes [x, y, w, h] in frame pixels. */
-        boxes: z
-          .array(z.tuple([z.number(), z.number(), z.number(), z.number()]))
-          .min(1)
-          .max(20),
+        boxes: CountBoxes.min(1).max(20),
         /**
          * Fixed input sizes (shorter side; the whole image at each, maps averaged). Absent: the scale is chosen from
          * the exemplar (it spans `exemplarPatches` patches) and large images are tiled.
@@ -83,7 +81,7 @@ export const countCommands = {
         exemplarPatches: z.number().min(1).max(16).optional(),
         threshold: CountThreshold.optional(),
         /** Negative exemplars ("not this"), frame pixels: what is more like one of them is not counted. */
-        negatives: Boxes.max(20).optional(),
+        negatives: CountBoxes.max(20).optional(),
         roi: CountRoi.optional(),
       })
       .strict(),
@@ -116,15 +114,12 @@ export const countCommands = {
           .object({
             mediaId: z.int().positive(),
             frameIdx: z.int().min(0),
-            boxes: z
-              .array(z.tuple([z.number(), z.number(), z.number(), z.number()]))
-              .min(1)
-              .max(20),
+            boxes: CountBoxes.min(1).max(20),
           })
           .strict(),
         media: z.array(z.int().positive()).min(1),
         /** Negative exemplars on the exemplar frame and a region of interest, both frame pixels, for every frame. */
-        negatives: Boxes.max(20).optional(),
+        negatives: CountBoxes.max(20).optional(),
         roi: CountRoi.optional(),
         every: z.int().min(1).optional(),
         threshold: CountThreshold.optional(),

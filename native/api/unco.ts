@@ -4,6 +4,7 @@
  * Part of the engine's contract (contract.ts is the index that exports every name).
  */
 import { z } from 'zod';
+import { CountBoxes } from './count.js';
 import { JobInfo } from './jobs.js';
 import { ProviderName } from './runtime.js';
 
@@ -101,10 +102,7 @@ export const uncoCommands = {
         mediaId: z.int().positive(),
         frameIdx: z.int().min(0),
         /** Exemplar boxes [x, y, w, h] in frame pixels (a counter trained with exemplars needs at least one). */
-        boxes: z
-          .array(z.tuple([z.number(), z.number(), z.number(), z.number()]))
-          .max(20)
-          .default([]),
+        boxes: CountBoxes.max(20).default([]),
         /** The frame of the same item the boxes are drawn on (a video's other frames counted with them). */
         exemplarFrameIdx: z.int().min(0).optional(),
       })
