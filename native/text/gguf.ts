@@ -66,6 +66,15 @@ export interface GgufFile {
   fileBytes: number;
   /** The tensor widened to float32, row-major with the PyTorch shape (dims reversed). */
   float32(name: string): Float32Array;
+  /** The tensor's bytes as stored (ggml blocks, rows of dims[0] values), for weights kept quantised. */
+  raw(name: string): Buffer;
+}
+
+/** Bytes of `count` values of a ggml type (whole blocks). */
+export function ggmlBytes(type: number, count: number): number {
+  const b = BLOCK[type];
+  if (!b) throw new FlaneurError('UNSUPPORTED_MODEL', `ggml type ${type} cannot be read.`);
+  return (count / b.n) * b.bytes;
 }
 
 const MAGIC = 0x46554747; // "GGUF" little-endian
@@ -263,15 +272,20 @@ export function readGguf(file: string, source = path.basename(file)): GgufFile {
     float32(name: string): Float32Array {
       const t = tensors.get(name);
       if (!t) throw notGguf(source, `it has no tensor "${name}"`);
+      return dequantize(
+        this.raw(name),
+        t.type,
+        t.dims.reduce((a, x) => a * x, 1),
+      );
+    },
+    raw(name: string): Buffer {
+      const t = tensors.get(name);
+      if (!t) throw notGguf(source, `it has no tensor "${name}"`);
       const again = openRegular(file, source);
       try {
         const raw = readAt(again.fd, t.bytes, dataStart + t.offset);
         if (raw.length < t.bytes) throw notGguf(source, `the file ended inside tensor "${name}"`);
-        return dequantize(
-          raw,
-          t.type,
-          t.dims.reduce((a, x) => a * x, 1),
-        );
+        return raw;
       } finally {
         fs.closeSync(again.fd);
       }

@@ -8,19 +8,22 @@
  *
  * Weights come from GGUF files (llama.cpp's convert permutes the rows of attn_q/attn_k of 'llama' models for its
  * interleaved rotary layout; they are put back in Hugging Face order here) or from .safetensors in Hugging Face
- * names with their config.json beside them. Everything runs in float32: quantised files are dequantised on load.
+ * names with their config.json beside them. Quantised GGUF weights (Q8_0, Q4_0/1, Q5_0/1, Q4_K, Q5_K, Q6_K) stay
+ * quantised, as com.microsoft MatMulNBits codes (gguf-quant.ts: an exact mapping, nothing requantised), and the
+ * embedding table stays as the file stores it, the rows a batch needs widened on lookup; the rest runs in float32.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { FlaneurError } from '../api/errors.js';
 import { GraphBuilder } from '../graph/builder.js';
-import type { Value } from '../graph/ir.js';
+import { attr, type Value } from '../graph/ir.js';
 import { toOnnx } from '../graph/onnx.js';
 import { bytesText, readSafetensors, type WeightFile, type WeightTensor } from '../models/safetensors.js';
 import { rotateHalfMatrix } from '../models/vit.js';
 import { DEFAULT_RUNTIME, type Feeds, ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
-import { type GgufFile, metaNumber, metaString, readGguf } from './gguf.js';
+import { dequantize, type GgufFile, ggmlBytes, metaNumber, metaString, readGguf } from './gguf.js';
+import { keepsQuantised, type QuantMatrix, quantMatrix, quantMatrixBytes } from './gguf-quant.js';
 import { type Tokenizer, tokenizerFromGguf, tokenizerFromHfJson } from './tokenizer.js';
 
 export type LlamaArch = 'llama' | 'qwen2';
@@ -46,25 +49,34 @@ export interface LlamaConfig {
   ropeFactors?: readonly number[];
 }
 
+/** A projection: float32 stored [in, out] (transposed from PyTorch's [out, in]) for x @ W, or kept quantised. */
+export type LlamaMatrix = Float32Array | QuantMatrix;
+
 export interface LlamaLayerWeights {
   attnNorm: Float32Array;
-  /** Projections stored [in, out] (transposed from PyTorch's [out, in]) for x @ W. */
-  wq: Float32Array;
-  wk: Float32Array;
-  wv: Float32Array;
-  wo: Float32Array;
+  wq: LlamaMatrix;
+  wk: LlamaMatrix;
+  wv: LlamaMatrix;
+  wo: LlamaMatrix;
   bq?: Float32Array;
   bk?: Float32Array;
   bv?: Float32Array;
   ffnNorm: Float32Array;
-  wGate: Float32Array;
-  wUp: Float32Array;
-  wDown: Float32Array;
+  wGate: LlamaMatrix;
+  wUp: LlamaMatrix;
+  wDown: LlamaMatrix;
+}
+
+/** An embedding table as its file stores it (ggml blocks, one row per token), rows widened when looked up. */
+export interface StoredRows {
+  raw: Buffer;
+  type: number;
+  rowBytes: number;
 }
 
 export interface LlamaWeights {
-  /** [vocab, dim] */
-  embed: Float32Array;
+  /** [vocab, dim] in float32, or as stored. */
+  embed: Float32Array | StoredRows;
   layers: LlamaLayerWeights[];
   norm: Float32Array;
 }
@@ -77,7 +89,9 @@ export interface LlamaModelInfo {
   /** Parameters Flaneur loads (the output head is not needed for features). */
   params: number;
   fileBytes: number;
-  /** Memory to load and run it: float32 weights plus working memory for a batch. */
+  /** Bytes of the weights as held (quantised ones kept quantised, the rest in float32). */
+  weightBytes: number;
+  /** Memory to load and run it: the weights as held plus working memory for a batch. */
   memoryBytes: number;
   /** A sentence for people: size, layers, width, the memory it needs. */
   summary: string;
@@ -104,12 +118,27 @@ function gb(n: number): string {
   return `${(n / 2 ** 30).toFixed(1)} GB`;
 }
 
-function describe(file: string, format: LlamaModelInfo['format'], c: LlamaConfig, fileBytes: number): LlamaModelInfo {
+/**
+ * `held`: bytes of the weights as held and the quantisations kept (none: everything float32). Working memory adds
+ * the largest projection in float32 (what a MatMulNBits fed its codes at run time may widen at once).
+ */
+function describe(
+  file: string,
+  format: LlamaModelInfo['format'],
+  c: LlamaConfig,
+  fileBytes: number,
+  held?: { bytes: number; kept: string[] },
+): LlamaModelInfo {
   const params = llamaParamCount(c);
-  const memoryBytes = params * 4 + workingBytes(c, 32, Math.min(c.contextLength, 256));
+  const weightBytes = held?.bytes ?? params * 4;
+  const widest = held?.kept.length ? 4 * c.dim * Math.max(c.ffn, c.heads * c.headDim) : 0;
+  const memoryBytes = weightBytes + widest + workingBytes(c, 32, Math.min(c.contextLength, 256));
   const count = params >= 1e9 ? `${(params / 1e9).toFixed(1)}B` : `${(params / 1e6).toFixed(params < 1e6 ? 2 : 0)}M`;
-  const summary = `${path.basename(file)}: a ${c.arch} decoder of ${count} parameters (${c.layers} layers, width ${c.dim}, ${c.heads} heads sharing ${c.kvHeads} key/value heads), ${bytesText(fileBytes)} on disk; Flaneur runs it in float32 and needs about ${gb(memoryBytes)} of memory.`;
-  return { file, format, config: c, params, fileBytes, memoryBytes, summary };
+  const how = held?.kept.length
+    ? `keeps its ${held.kept.join(', ')} weights quantised (${gb(weightBytes)})`
+    : 'runs it in float32';
+  const summary = `${path.basename(file)}: a ${c.arch} decoder of ${count} parameters (${c.layers} layers, width ${c.dim}, ${c.heads} heads sharing ${c.kvHeads} key/value heads), ${bytesText(fileBytes)} on disk; Flaneur ${how} and needs about ${gb(memoryBytes)} of memory.`;
+  return { file, format, config: c, params, fileBytes, weightBytes, memoryBytes, summary };
 }
 
 /** Refuses a model that cannot fit in this machine's memory, with a sentence; call before loading. */
@@ -259,9 +288,12 @@ function ggufConfig(g: GgufFile, source: string): LlamaConfig {
   return config;
 }
 
-/** Undoes llama.cpp's convert permute of q/k rows (interleaved rotary pairs back to rotate-half halves). */
-function unpermuteRows(w: Float32Array, heads: number, hd: number, cols: number): Float32Array {
-  const out = new Float32Array(w.length);
+/**
+ * Undoes llama.cpp's convert permute of q/k rows (interleaved rotary pairs back to rotate-half halves); `cols` is a
+ * row's length in elements of `w` (values, or bytes of a quantised row).
+ */
+function unpermuteRows<T extends Float32Array | Uint8Array>(w: T, heads: number, hd: number, cols: number): T {
+  const out = (w instanceof Float32Array ? new Float32Array(w.length) : new Uint8Array(w.length)) as T;
   const half = hd / 2;
   for (let h = 0; h < heads; h++)
     for (let j = 0; j < half; j++)
@@ -284,6 +316,8 @@ interface TensorReader {
   /** A tensor in PyTorch layout and its expected shape; a missing or mis-shaped tensor is refused. */
   get(name: string, shape: number[]): Float32Array;
   has(name: string): boolean;
+  /** A tensor's stored bytes when its type is kept quantised (`keepsQuantised`), else null. */
+  stored?(name: string, shape: number[]): { raw: Buffer; type: number } | null;
 }
 
 function loadWeights(
@@ -294,7 +328,13 @@ function loadWeights(
 ): LlamaWeights {
   const q = c.heads * c.headDim;
   const kv = c.kvHeads * c.headDim;
-  const lin = (name: string, out: number, inp: number, permuteHeads = 0) => {
+  const lin = (name: string, out: number, inp: number, permuteHeads = 0): LlamaMatrix => {
+    const stored = r.stored?.(name, [out, inp]);
+    if (stored) {
+      let raw: Uint8Array = stored.raw;
+      if (permuted && permuteHeads) raw = unpermuteRows(raw, permuteHeads, c.headDim, raw.length / out);
+      return quantMatrix(raw, stored.type, out, inp);
+    }
     let w = r.get(name, [out, inp]);
     if (permuted && permuteHeads) w = unpermuteRows(w, permuteHeads, c.headDim, inp);
     return transposed(w, out, inp);
@@ -324,7 +364,11 @@ function loadWeights(
     }
     layers.push(l);
   }
-  return { embed: r.get(names('embed'), [c.vocab, c.dim]), layers, norm: r.get(names('norm'), [c.dim]) };
+  const embedStored = r.stored?.(names('embed'), [c.vocab, c.dim]);
+  const embed = embedStored
+    ? { ...embedStored, rowBytes: embedStored.raw.length / c.vocab }
+    : r.get(names('embed'), [c.vocab, c.dim]);
+  return { embed, layers, norm: r.get(names('norm'), [c.dim]) };
 }
 
 const GGUF_NAMES: Record<string, string> = {
@@ -368,14 +412,17 @@ function shapeCheck(source: string, name: string, got: readonly number[] | undef
 export interface LlamaSource {
   info: LlamaModelInfo;
   tokenizer: Tokenizer | null;
-  loadWeights(): LlamaWeights;
+  /** `dequantize`: every weight widened to float32 (the path before quantised weights were kept; for checks). */
+  loadWeights(o?: { dequantize?: boolean }): LlamaWeights;
 }
 
 export function openGgufLlama(file: string): LlamaSource {
   const source = path.basename(file);
   const g = readGguf(file, source);
   const config = ggufConfig(g, source);
-  const info = describe(file, 'gguf', config, g.fileBytes);
+  const names = (k: string, i?: number) =>
+    k === 'embed' ? 'token_embd.weight' : k === 'norm' ? 'output_norm.weight' : `blk.${i}.${GGUF_NAMES[k]}`;
+  const info = describe(file, 'gguf', config, g.fileBytes, ggufHeldBytes(g, config, names));
   const tokenizer = g.metadata.has('tokenizer.ggml.model') ? tokenizerFromGguf(g.metadata, source) : null;
   const reader: TensorReader = {
     has: (n) => g.tensors.has(n),
@@ -384,9 +431,47 @@ export function openGgufLlama(file: string): LlamaSource {
       return g.float32(name);
     },
   };
-  const names = (k: string, i?: number) =>
-    k === 'embed' ? 'token_embd.weight' : k === 'norm' ? 'output_norm.weight' : `blk.${i}.${GGUF_NAMES[k]}`;
-  return { info, tokenizer, loadWeights: () => loadWeights(config, reader, names, config.arch === 'llama') };
+  const keeping: TensorReader = {
+    ...reader,
+    stored(name, shape) {
+      const t = g.tensors.get(name);
+      shapeCheck(source, name, t?.dims.slice().reverse(), shape);
+      const type = (t as { type: number }).type;
+      // the embedding is looked up row by row from any stored type; projections when MatMulNBits can hold them
+      return name === names('embed') || keepsQuantised(type) ? { raw: g.raw(name), type } : null;
+    },
+  };
+  return {
+    info,
+    tokenizer,
+    loadWeights: (o = {}) => loadWeights(config, o.dequantize ? reader : keeping, names, config.arch === 'llama'),
+  };
+}
+
+/** Bytes of a GGUF model's weights as `loadWeights` holds them, and the quantised types it keeps. */
+function ggufHeldBytes(
+  g: GgufFile,
+  c: LlamaConfig,
+  names: (k: string, i?: number) => string,
+): { bytes: number; kept: string[] } {
+  const kept = new Set<string>();
+  let bytes = 0;
+  for (let i = 0; i < c.layers; i++) {
+    for (const k of Object.keys(GGUF_NAMES)) {
+      const t = g.tensors.get(names(k, i));
+      if (!t) continue;
+      const count = t.dims.reduce((a, x) => a * x, 1);
+      if (t.dims.length === 2 && keepsQuantised(t.type)) kept.add(t.typeName);
+      bytes += t.dims.length === 2 ? quantMatrixBytes(t.type, t.dims[1] as number, t.dims[0] as number) : 4 * count;
+    }
+  }
+  const embed = g.tensors.get(names('embed'));
+  if (embed)
+    bytes += ggmlBytes(
+      embed.type,
+      embed.dims.reduce((a, x) => a * x, 1),
+    );
+  return { bytes: bytes + 4 * c.dim, kept: [...kept].sort() };
 }
 
 const SHARD = /-\d{5}-of-\d{5}\.safetensors$/;
@@ -536,13 +621,36 @@ export function openLlama(file: string): LlamaSource {
 
 // --- the layer graph ---------------------------------------------------------------------------------------
 
-/** One decoder layer; its weights are inputs, so the same session runs every layer. */
+/** How a layer holds each projection: float32, or MatMulNBits' bits / block / zero points / mins. */
+export type LlamaLayerLayout = Record<
+  string,
+  'f32' | { bits: 4 | 8; block: number; zeroPoints: boolean; mins: boolean }
+>;
+
+/** The layout of a layer's weights; layers of one layout share a graph. */
+export function layerLayout(l: LlamaLayerWeights): LlamaLayerLayout {
+  const of = (m: LlamaMatrix) =>
+    m instanceof Float32Array
+      ? ('f32' as const)
+      : { bits: m.bits, block: m.block, zeroPoints: !!m.zeroPoints, mins: !!m.mins };
+  return {
+    wq: of(l.wq),
+    wk: of(l.wk),
+    wv: of(l.wv),
+    wo: of(l.wo),
+    w_gate: of(l.wGate),
+    w_up: of(l.wUp),
+    w_down: of(l.wDown),
+  };
+}
+
 /**
- * One decoder layer. Without `weights` they are inputs (one session runs every layer, nothing copied); with them
- * they are initializers (one session per layer: onnxruntime prepacks them for its CPU matmuls and keeps them in a
- * GPU's memory).
+ * One decoder layer. Without `weights` they are inputs (one session runs every layer of `layout`, nothing
+ * copied); with them they are initializers (one session per layer: onnxruntime prepacks them for its CPU matmuls
+ * and keeps them in a GPU's memory). Quantised projections are com.microsoft MatMulNBits (x's block sums times
+ * the mins subtracted where the blocks have mins).
  */
-export function buildLlamaLayer(c: LlamaConfig, weights?: LlamaLayerWeights): Uint8Array {
+export function buildLlamaLayer(c: LlamaConfig, weights?: LlamaLayerWeights, layout?: LlamaLayerLayout): Uint8Array {
   const b = new GraphBuilder('llama_layer');
   const D = c.dim;
   const hd = c.headDim;
@@ -555,20 +663,46 @@ export function buildLlamaLayer(c: LlamaConfig, weights?: LlamaLayerWeights): Ui
   const cos = b.input('cos', 'float32', ['seq', hd]);
   const sin = b.input('sin', 'float32', ['seq', hd]);
   const given = weights ? layerTensors(c, weights) : null;
-  const w = (name: string, shape: number[]) => {
+  const form = weights ? layerLayout(weights) : (layout ?? {});
+  const tensor = (name: string, shape: number[], dtype: 'float32' | 'uint8' = 'float32') => {
     const data = given?.get(name)?.data;
-    return data ? b.initializer(name, data, shape) : b.input(name, 'float32', shape);
+    return data ? b.initializer(name, data, shape, dtype) : b.input(name, dtype, shape);
+  };
+  const w = (name: string, shape: number[]) => tensor(name, shape);
+  /** x @ W for W [in = K, out = N]: a MatMul, or MatMulNBits on codes [N, K / block, blob]. */
+  const matrix = (name: string, K: number, N: number) => {
+    const f = form[name] ?? 'f32';
+    if (f === 'f32') {
+      const weight = w(name, [K, N]);
+      return (x: Value, label: string) => b.matmul(x, weight, label);
+    }
+    const kb = K / f.block;
+    const inputs = [
+      tensor(`${name}.codes`, [N, kb, (f.block * f.bits) / 8], 'uint8'),
+      tensor(`${name}.scales`, [N * kb]),
+    ];
+    if (f.zeroPoints) inputs.push(tensor(`${name}.zero_points`, [N * Math.ceil(kb / 2)], 'uint8'));
+    const mins = f.mins ? tensor(`${name}.mins`, [kb, N]) : null;
+    const attrs = { K: attr.int(K), N: attr.int(N), bits: attr.int(f.bits), block_size: attr.int(f.block) };
+    return (x: Value, label: string) =>
+      b.scope(label, () => {
+        const shape = [...x.shape.slice(0, -1), N];
+        const y = b.node('MatMulNBits', [x, ...inputs], [{ dtype: 'float32', shape }], attrs, 'com.microsoft')[0];
+        if (!mins) return y as Value;
+        const sums = b.reduceSum(b.reshape(x, [0, 0, kb, f.block]), [-1], false);
+        return b.sub(y as Value, b.matmul(sums, mins, 'block_mins'));
+      });
   };
   const attnNorm = w('attn_norm', [D]);
-  const wq = w('wq', [D, q]);
-  const wk = w('wk', [D, kv]);
-  const wv = w('wv', [D, kv]);
-  const wo = w('wo', [q, D]);
+  const wq = matrix('wq', D, q);
+  const wk = matrix('wk', D, kv);
+  const wv = matrix('wv', D, kv);
+  const wo = matrix('wo', q, D);
   const biases = c.qkvBias ? [w('bq', [q]), w('bk', [kv]), w('bv', [kv])] : null;
   const ffnNorm = w('ffn_norm', [D]);
-  const wGate = w('w_gate', [D, c.ffn]);
-  const wUp = w('w_up', [D, c.ffn]);
-  const wDown = w('w_down', [c.ffn, D]);
+  const wGate = matrix('w_gate', D, c.ffn);
+  const wUp = matrix('w_up', D, c.ffn);
+  const wDown = matrix('w_down', c.ffn, D);
   const rot = b.initializer('rotate_half', rotateHalfMatrix(hd), [hd, hd]);
 
   const rmsNorm = (x: Value, weight: Value, label: string) =>
@@ -579,8 +713,8 @@ export function buildLlamaLayer(c: LlamaConfig, weights?: LlamaLayerWeights): Ui
   const rope = (t: Value) => b.add(b.mul(t, cos), b.mul(b.matmul(t, rot, 'rotate_half'), sin), 'rope');
   // [batch, seq, heads*hd] -> [batch, KV, group, seq, hd]: query head i uses key/value head floor(i / group).
   const heads = (t: Value, group: number) => b.transpose(b.reshape(t, [0, 0, KV, group, hd]), [0, 2, 3, 1, 4]);
-  const proj = (x: Value, weight: Value, bi: Value | undefined, label: string) => {
-    const y = b.matmul(x, weight, label);
+  const proj = (x: Value, weight: (x: Value, label: string) => Value, bi: Value | undefined, label: string) => {
+    const y = weight(x, label);
     return bi ? b.add(y, bi, label) : y;
   };
 
@@ -594,11 +728,11 @@ export function buildLlamaLayer(c: LlamaConfig, weights?: LlamaLayerWeights): Ui
   );
   const ctx = b.matmul(b.softmax(scores, -1), vh, 'context');
   const merged = b.reshape(b.transpose(ctx, [0, 3, 1, 2, 4]), [0, 0, q]);
-  const h1 = b.add(h, b.matmul(merged, wo, 'o_proj'));
+  const h1 = b.add(h, wo(merged, 'o_proj'));
   const x2 = rmsNorm(h1, ffnNorm, 'post_attention_layernorm');
-  const gate = b.matmul(x2, wGate, 'gate_proj');
-  const act = b.mul(b.mul(gate, b.sigmoid(gate), 'silu'), b.matmul(x2, wUp, 'up_proj'));
-  b.output(b.add(h1, b.matmul(act, wDown, 'down_proj')), 'out');
+  const gate = wGate(x2, 'gate_proj');
+  const act = b.mul(b.mul(gate, b.sigmoid(gate), 'silu'), wUp(x2, 'up_proj'));
+  b.output(b.add(h1, wDown(act, 'down_proj')), 'out');
   return toOnnx(b.build());
 }
 
@@ -621,21 +755,34 @@ export function ropeCosSin(c: LlamaConfig, T: number): { cos: Float32Array; sin:
   return { cos, sin };
 }
 
-/** A layer's weights by graph name, with their shapes. */
-function layerTensors(c: LlamaConfig, l: LlamaLayerWeights): Map<string, { data: Float32Array; dims: number[] }> {
+type LayerTensor = { data: Float32Array; dims: number[] } | { data: Uint8Array; dims: number[]; dtype: 'uint8' };
+
+/** A layer's weights by graph name, with their shapes (a quantised projection as its codes, scales, …). */
+function layerTensors(c: LlamaConfig, l: LlamaLayerWeights): Map<string, LayerTensor> {
   const q = c.heads * c.headDim;
   const kv = c.kvHeads * c.headDim;
-  const m = new Map<string, { data: Float32Array; dims: number[] }>([
+  const m = new Map<string, LayerTensor>([
     ['attn_norm', { data: l.attnNorm, dims: [c.dim] }],
-    ['wq', { data: l.wq, dims: [c.dim, q] }],
-    ['wk', { data: l.wk, dims: [c.dim, kv] }],
-    ['wv', { data: l.wv, dims: [c.dim, kv] }],
-    ['wo', { data: l.wo, dims: [q, c.dim] }],
     ['ffn_norm', { data: l.ffnNorm, dims: [c.dim] }],
-    ['w_gate', { data: l.wGate, dims: [c.dim, c.ffn] }],
-    ['w_up', { data: l.wUp, dims: [c.dim, c.ffn] }],
-    ['w_down', { data: l.wDown, dims: [c.ffn, c.dim] }],
   ]);
+  const put = (name: string, w: LlamaMatrix, K: number, N: number) => {
+    if (w instanceof Float32Array) {
+      m.set(name, { data: w, dims: [K, N] });
+      return;
+    }
+    const kb = K / w.block;
+    m.set(`${name}.codes`, { data: w.codes, dims: [N, kb, (w.block * w.bits) / 8], dtype: 'uint8' });
+    m.set(`${name}.scales`, { data: w.scales, dims: [N * kb] });
+    if (w.zeroPoints) m.set(`${name}.zero_points`, { data: w.zeroPoints, dims: [w.zeroPoints.length], dtype: 'uint8' });
+    if (w.mins) m.set(`${name}.mins`, { data: w.mins, dims: [kb, N] });
+  };
+  put('wq', l.wq, c.dim, q);
+  put('wk', l.wk, c.dim, kv);
+  put('wv', l.wv, c.dim, kv);
+  put('wo', l.wo, q, c.dim);
+  put('w_gate', l.wGate, c.dim, c.ffn);
+  put('w_up', l.wUp, c.dim, c.ffn);
+  put('w_down', l.wDown, c.ffn, c.dim);
   if (l.bq && l.bk && l.bv) {
     m.set('bq', { data: l.bq, dims: [q] });
     m.set('bk', { data: l.bk, dims: [kv] });
@@ -663,6 +810,8 @@ export interface LlamaEncoderOptions {
    * < 1.5 GB), what a GPU provider needs to keep them in its memory instead of copying them at every run.
    */
   weights?: 'initializers' | 'inputs';
+  /** Every weight widened to float32 as before quantised weights were kept (for comparisons; needs 4 bytes a weight). */
+  dequantize?: boolean;
 }
 
 /** Runs a loaded decoder and returns ShareLock's text features (final-norm hidden state of the last token). */
@@ -678,12 +827,11 @@ export class LlamaEncoder {
 
   /** A model that cannot fit is refused (`checkLlamaFits`) before any weight is read. */
   static async load(src: LlamaSource, o: LlamaEncoderOptions = {}): Promise<LlamaEncoder> {
-    checkLlamaFits(src.info, o.totalMemory);
     const c = src.info.config;
-    const weights = src.loadWeights();
-    const q = c.heads * c.headDim;
-    const kv = c.kvHeads * c.headDim;
-    const layerBytes = 4 * (2 * c.dim * q + 2 * c.dim * kv + 3 * c.dim * c.ffn);
+    const info = o.dequantize ? describe(src.info.file, src.info.format, c, src.info.fileBytes) : src.info;
+    checkLlamaFits(info, o.totalMemory);
+    const weights = src.loadWeights({ dequantize: o.dequantize });
+    const layerBytes = (info.weightBytes - 4 * c.dim - embedBytes(weights.embed)) / c.layers;
     const mode = o.weights ?? 'inputs';
     if (mode === 'initializers' && layerBytes > MAX_INITIALIZER_LAYER) {
       throw new FlaneurError(
@@ -700,15 +848,27 @@ export class LlamaEncoder {
       // the sessions hold the weights now
       weights.layers = [];
     } else {
-      const session = await ModelSession.create(buildLlamaLayer(c), runtime);
-      layers = weights.layers.map((l) => ({
-        session,
-        feeds: Object.fromEntries(
-          [...layerTensors(c, l)].map(([k, v]) => [k, new ort.Tensor('float32', v.data, v.dims)]),
-        ),
-      }));
+      // one session per layout (a Q4_K_M file mixes Q4_K and Q6_K layers: two or three sessions)
+      const sessions = new Map<string, ModelSession>();
+      layers = [];
+      for (const l of weights.layers) {
+        const layout = layerLayout(l);
+        const key = JSON.stringify(layout);
+        let session = sessions.get(key);
+        if (!session) {
+          session = await ModelSession.create(buildLlamaLayer(c, undefined, layout), runtime);
+          sessions.set(key, session);
+        }
+        const feeds = Object.fromEntries(
+          [...layerTensors(c, l)].map(([k, v]) => [
+            k,
+            'dtype' in v ? new ort.Tensor('uint8', v.data, v.dims) : new ort.Tensor('float32', v.data, v.dims),
+          ]),
+        );
+        layers.push({ session, feeds });
+      }
     }
-    return new LlamaEncoder(src.info, src.tokenizer, weights, layers, o.batchSize ?? 32);
+    return new LlamaEncoder(info, src.tokenizer, weights, layers, o.batchSize ?? 32);
   }
 
   get dim(): number {
@@ -782,7 +942,7 @@ export class LlamaEncoder {
       const p = T - s.length;
       for (let t = 0; t < T; t++) {
         const id = t < p ? pad : (s[t - p] as number);
-        h.set(this.weights.embed.subarray(id * D, (id + 1) * D), (r * T + t) * D);
+        h.set(embedRow(this.weights.embed, id, D), (r * T + t) * D);
         for (let j = 0; j < T; j++) bias[(r * T + t) * T + j] = j > t || j < p ? FINFO_MIN : 0;
       }
     }
@@ -809,6 +969,16 @@ export class LlamaEncoder {
   async close(): Promise<void> {
     for (const s of new Set(this.layers.map((l) => l.session))) await s.release();
   }
+}
+
+/** One token's embedding: a row of the float32 table, or its stored blocks widened. */
+function embedRow(e: LlamaWeights['embed'], id: number, D: number): Float32Array {
+  if (e instanceof Float32Array) return e.subarray(id * D, (id + 1) * D);
+  return dequantize(e.raw.subarray(id * e.rowBytes, (id + 1) * e.rowBytes), e.type, D);
+}
+
+function embedBytes(e: LlamaWeights['embed']): number {
+  return e instanceof Float32Array ? e.byteLength : e.raw.length;
 }
 
 /** Final RMSNorm of one vector: w * x / sqrt(mean(x²) + eps). */

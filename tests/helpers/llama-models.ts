@@ -6,8 +6,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { encodeSafetensors, f32ToF16 } from '../../native/models/safetensors.js';
-import { GGML_TYPES, type GgmlTypeName } from '../../native/text/gguf.js';
+import { encodeSafetensors, f16ToF32, f32ToF16 } from '../../native/models/safetensors.js';
+import { GGML_TYPES, type GgmlTypeName, ggmlBytes } from '../../native/text/gguf.js';
 
 type MetaValue =
   | { type: 'u32' | 'i32' | 'f32' | 'u64'; value: number }
@@ -98,6 +98,58 @@ export function packKQuant(k: KQuantBlocks): Buffer {
     }
   });
   return out;
+}
+
+/**
+ * Float values as k-quant super-blocks (for test models; simpler than ggml's make_qkx2 search but the same block
+ * layout): Q4_K / Q5_K per sub-block of 32 the range from min(0, min) to max on 16 / 32 levels, Q6_K per 16 the
+ * largest magnitude on ±31; the sub-block scales and mins as 6-bit (Q6_K: int8) multiples of a float16 d / dmin.
+ */
+export function quantizeKQuant(x: Float32Array, type: 'Q4_K' | 'Q5_K' | 'Q6_K'): KQuantBlocks {
+  const k: KQuantBlocks = { type, d: [], dmin: [], scales: [], mins: [], q: [] };
+  const r16 = (v: number) => f16ToF32(f32ToF16(v));
+  for (let b = 0; b < x.length / 256; b++) {
+    const v = x.subarray(b * 256, b * 256 + 256);
+    const q: number[] = [];
+    if (type === 'Q6_K') {
+      const s = Array.from(
+        { length: 16 },
+        (_, i) => Math.max(...Array.from(v.subarray(16 * i, 16 * i + 16), Math.abs)) / 31,
+      );
+      const d = r16(Math.max(...s) / 127);
+      const sc = s.map((x) => (d ? Math.min(127, Math.round(x / d)) : 0));
+      for (let i = 0; i < 256; i++) {
+        const step = d * (sc[i >> 4] as number);
+        q.push(step ? Math.max(0, Math.min(63, Math.round((v[i] as number) / step) + 32)) : 32);
+      }
+      k.d.push(d);
+      k.dmin.push(0);
+      k.scales.push(sc);
+      k.mins.push([]);
+      k.q.push(q);
+      continue;
+    }
+    const levels = type === 'Q4_K' ? 15 : 31;
+    const lo = Array.from({ length: 8 }, (_, j) => Math.min(0, ...v.subarray(32 * j, 32 * j + 32)));
+    const hi = Array.from({ length: 8 }, (_, j) => Math.max(...v.subarray(32 * j, 32 * j + 32)));
+    const s = lo.map((l, j) => ((hi[j] as number) - l) / levels);
+    const d = r16(Math.max(...s) / 63);
+    const dmin = r16(Math.max(...lo.map((l) => -l)) / 63);
+    const sc = s.map((x) => (d ? Math.min(63, Math.round(x / d)) : 0));
+    const mn = lo.map((l) => (dmin ? Math.min(63, Math.round(-l / dmin)) : 0));
+    for (let i = 0; i < 256; i++) {
+      const j = i >> 5;
+      const step = d * (sc[j] as number);
+      const m = dmin * (mn[j] as number);
+      q.push(step ? Math.max(0, Math.min(levels, Math.round(((v[i] as number) + m) / step))) : 0);
+    }
+    k.d.push(d);
+    k.dmin.push(dmin);
+    k.scales.push(sc);
+    k.mins.push(mn);
+    k.q.push(q);
+  }
+  return k;
 }
 
 class Out {
@@ -234,6 +286,10 @@ function tensorBytes(t: GgufTensorToWrite): Buffer {
     case 'Q5_0':
     case 'Q5_1':
       return quantizeQ45(t.data, t.type as 'Q4_1' | 'Q5_0' | 'Q5_1');
+    case 'Q4_K':
+    case 'Q5_K':
+    case 'Q6_K':
+      return packKQuant(quantizeKQuant(t.data, t.type as 'Q4_K' | 'Q5_K' | 'Q6_K'));
     case 'BF16': {
       // truncation of the float32 bits (round-toward-zero; the reader only widens)
       const u = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
@@ -248,11 +304,48 @@ function tensorBytes(t: GgufTensorToWrite): Buffer {
 
 /** A GGUF v3 file: metadata, tensor descriptions, data aligned to 32 bytes. */
 export function encodeGguf(meta: Record<string, MetaValue>, tensors: Record<string, GgufTensorToWrite>): Buffer {
+  const blobs = Object.values(tensors).map((t) => {
+    const bytes = tensorBytes(t);
+    const padded = Buffer.alloc(Math.ceil(bytes.length / 32) * 32);
+    bytes.copy(padded);
+    return padded;
+  });
+  const header = ggufHeader(
+    meta,
+    Object.entries(tensors).map(([name, t], i) => ({
+      name,
+      shape: t.shape,
+      type: t.type,
+      bytes: blobs[i]?.length ?? 0,
+    })),
+  );
+  return Buffer.concat([header.bytes, ...blobs]);
+}
+
+/**
+ * The header of a GGUF file whose tensors have these PyTorch shapes and types (no data: write it, then extend the
+ * file to `fileBytes` — a sparse file — to describe a model too large to write, e.g. an 8B Q4_K_M).
+ */
+export function encodeGgufHeader(
+  meta: Record<string, MetaValue>,
+  tensors: Record<string, { shape: readonly number[]; type: GgmlTypeName }>,
+): { header: Buffer; fileBytes: number } {
+  const entries = Object.entries(tensors).map(([name, t]) => {
+    const n = t.shape.reduce((a, d) => a * d, 1);
+    return { name, ...t, bytes: Math.ceil(ggmlBytes(GGML_TYPES[t.type], n) / 32) * 32 };
+  });
+  const { bytes, dataBytes } = ggufHeader(meta, entries);
+  return { header: bytes, fileBytes: bytes.length + dataBytes };
+}
+
+function ggufHeader(
+  meta: Record<string, MetaValue>,
+  tensors: { name: string; shape: readonly number[]; type?: GgmlTypeName; bytes: number }[],
+): { bytes: Buffer; dataBytes: number } {
   const o = new Out();
   o.u32(0x46554747);
   o.u32(3);
-  const names = Object.keys(tensors);
-  o.u64(names.length);
+  o.u64(tensors.length);
   o.u64(Object.keys(meta).length);
   for (const [k, v] of Object.entries(meta)) {
     o.str(k);
@@ -303,24 +396,18 @@ export function encodeGguf(meta: Record<string, MetaValue>, tensors: Record<stri
         break;
     }
   }
-  const blobs: Buffer[] = [];
   let offset = 0;
-  for (const name of names) {
-    const t = tensors[name] as GgufTensorToWrite;
-    o.str(name);
+  for (const t of tensors) {
+    o.str(t.name);
     o.u32(t.shape.length);
     for (const d of [...t.shape].reverse()) o.u64(d);
     o.u32(GGML_TYPES[t.type ?? 'F32']);
     o.u64(offset);
-    const bytes = tensorBytes(t);
-    const padded = Buffer.alloc(Math.ceil(bytes.length / 32) * 32);
-    bytes.copy(padded);
-    blobs.push(padded);
-    offset += padded.length;
+    offset += t.bytes;
   }
   const header = o.concat();
   const start = Math.ceil(header.length / 32) * 32;
-  return Buffer.concat([header, Buffer.alloc(start - header.length), ...blobs]);
+  return { bytes: Buffer.concat([header, Buffer.alloc(start - header.length)]), dataBytes: offset };
 }
 
 export interface TinyLlamaConfig {
@@ -500,6 +587,8 @@ export type HfWeights = Map<string, { shape: number[]; data: Float32Array }>;
 export interface GgufLlamaOptions {
   /** Type of the 2-D weights (norms stay F32, as llama.cpp keeps them). */
   type?: GgmlTypeName;
+  /** A type for some 2-D weights by GGUF name (as Q4_K_M gives some attn_v / ffn_down Q6_K), else `type`. */
+  typeOf?: (ggufName: string) => GgmlTypeName | undefined;
   tokenizer?: 'bpe' | 'spm' | 'none';
   arch?: 'llama' | 'qwen2';
   /** Permute q/k rows as convert_hf_to_gguf.py does for 'llama' (default: for 'llama' only). */
@@ -524,7 +613,7 @@ export function llamaGguf(weights: HfWeights, c: TinyLlamaConfig, o: GgufLlamaOp
       permuteHeads && (o.permute ?? arch === 'llama')
         ? permuteRows(w.data, permuteHeads, w.shape[0] as number, w.shape[1] as number)
         : w.data;
-    tensors[gg] = { shape: w.shape, data, type: w.shape.length === 2 ? (o.type ?? 'F32') : 'F32' };
+    tensors[gg] = { shape: w.shape, data, type: w.shape.length === 2 ? (o.typeOf?.(gg) ?? o.type ?? 'F32') : 'F32' };
   };
   put('token_embd.weight', 'model.embed_tokens.weight');
   for (let i = 0; i < c.num_hidden_layers; i++) {
