@@ -80,18 +80,18 @@ describe('a quantised Llama runs its weights quantised', () => {
     return { err, quant, f32 };
   }
 
-  it('gives the float32 features of its dequantised weights (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) within 1e-5', async () => {
+  it('gives the float32 features of its dequantised weights (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) within 1e-4', async () => {
     const c = tinyLlamaConfig({ hidden_size: 64, intermediate_size: 96 });
     const w = randomLlamaWeights(c, 11);
     for (const type of ['Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1'] as const) {
       const { err, quant, f32 } = await compare(writeTinyLlama(path.join(tmp, type), 'gguf', w, c, { type }));
-      expect(err, type).toBeLessThan(1e-5);
+      expect(err, type).toBeLessThan(1e-4);
       expect(quant.info.weightBytes, type).toBeLessThan(f32.info.weightBytes / 2.5);
       expect(quant.info.summary).toContain(`keeps its ${type} weights quantised`);
     }
   });
 
-  it('runs a Q4_K_M-style mix (Q4_K, with Q6_K attn_v / ffn_down in some layers) as its float32 within 1e-5', async () => {
+  it('runs a Q4_K_M-style mix (Q4_K, with Q6_K attn_v / ffn_down in some layers) as its float32 within 1e-4', async () => {
     const c = tinyLlamaConfig({ hidden_size: 256, intermediate_size: 512, num_hidden_layers: 3 });
     const w = randomLlamaWeights(c, 12);
     const file = writeTinyLlama(path.join(tmp, 'q4km'), 'gguf', w, c, {
@@ -102,7 +102,7 @@ describe('a quantised Llama runs its weights quantised', () => {
     expect(g.tensors.get('blk.0.ffn_down.weight')?.typeName).toBe('Q6_K');
     expect(g.tensors.get('blk.1.ffn_down.weight')?.typeName).toBe('Q4_K');
     const { err, quant } = await compare(file);
-    expect(err).toBeLessThan(1e-5);
+    expect(err).toBeLessThan(1e-4);
     expect(quant.info.summary).toContain('keeps its Q4_K, Q6_K weights quantised');
     // the quantised features are not the float32 model's: the comparison can fail
     const plain = await LlamaEncoder.load(openGgufLlama(writeTinyLlama(path.join(tmp, 'q4km-f32'), 'gguf', w, c)), {
@@ -122,7 +122,7 @@ describe('a quantised Llama runs its weights quantised', () => {
     encoders.push(fed, inside);
     const a = await fed.forwardBatch(seqs);
     const b = await inside.forwardBatch(seqs);
-    expect(Math.max(...a.map((f, i) => relErr(f, b[i] as Float32Array)))).toBeLessThan(1e-5);
+    expect(Math.max(...a.map((f, i) => relErr(f, b[i] as Float32Array)))).toBeLessThan(1e-4);
   });
 });
 
