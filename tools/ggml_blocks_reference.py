@@ -70,29 +70,20 @@ def dequant(name, b):
         d = d16(b, 0)
         q = b[:, 2:34].view(np.int8).astype(np.float32)
         return (d[:, None] * q).reshape(-1)
-    if name in ("Q4_0", "Q4_1"):
+    if name in ("Q4_0", "Q4_1", "Q5_0", "Q5_1"):
         d = d16(b, 0)
-        qs = b[:, 2:18] if name == "Q4_0" else b[:, 4:20]
-        lo = (qs & 0x0F).astype(np.float32)
-        hi = (qs >> 4).astype(np.float32)
-        q = np.concatenate([lo, hi], axis=1)  # x[j] = low nibble of qs[j], x[j + 16] = high nibble
-        if name == "Q4_0":
-            return ((q - 8) * d[:, None]).reshape(-1)
-        m = d16(b, 2)
-        return (q * d[:, None] + m[:, None]).reshape(-1)
-    if name in ("Q5_0", "Q5_1"):
-        d = d16(b, 0)
-        at = 2 if name == "Q5_0" else 4
-        qh = b[:, at : at + 4].copy().view(np.uint32)[:, 0]
-        qs = b[:, at + 4 : at + 20]
-        j = np.arange(16)
-        xh0 = ((qh[:, None] >> j) << 4) & 0x10
-        xh1 = (qh[:, None] >> (j + 12)) & 0x10
-        lo = ((qs & 0x0F) | xh0).astype(np.float32)
-        hi = ((qs >> 4) | xh1).astype(np.float32)
-        q = np.concatenate([lo, hi], axis=1)
-        if name == "Q5_0":
-            return ((q - 16) * d[:, None]).reshape(-1)
+        at = {"Q4_0": 2, "Q4_1": 4, "Q5_0": 6, "Q5_1": 8}[name]  # where qs starts (Q5: after the uint32 qh)
+        qs = b[:, at : at + 16]
+        lo = (qs & 0x0F).astype(np.int64)
+        hi = (qs >> 4).astype(np.int64)
+        if name.startswith("Q5"):
+            qh = b[:, at - 4 : at].copy().view(np.uint32)[:, 0].astype(np.int64)
+            j = np.arange(16)
+            lo = lo | (((qh[:, None] >> j) << 4) & 0x10)
+            hi = hi | ((qh[:, None] >> (j + 12)) & 0x10)
+        q = np.concatenate([lo, hi], axis=1).astype(np.float32)  # x[j] from the low nibble, x[j + 16] the high
+        if name.endswith("_0"):
+            return ((q - (8 if name == "Q4_0" else 16)) * d[:, None]).reshape(-1)
         m = d16(b, 2)
         return (q * d[:, None] + m[:, None]).reshape(-1)
     if name in ("Q4_K", "Q5_K"):

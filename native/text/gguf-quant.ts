@@ -10,7 +10,7 @@
  */
 import { FlaneurError } from '../api/errors.js';
 import { f16ToF32 } from '../models/safetensors.js';
-import { GGML_TYPES, type GgmlTypeName } from './gguf.js';
+import { GGML_TYPES, type GgmlTypeName, kQuant45Block, scaleMinK4 } from './gguf.js';
 
 /** A PyTorch [out = N, in = K] weight kept quantised in MatMulNBits' layout. */
 export interface QuantMatrix {
@@ -139,13 +139,6 @@ export function quantMatrix(raw: Uint8Array, type: number, n: number, k: number)
   return out;
 }
 
-/** ggml's get_scale_min_k4: the 6-bit scale and min of sub-block j. */
-function scaleMinK4(dv: DataView, at: number, j: number): [number, number] {
-  const q = (i: number) => dv.getUint8(at + i);
-  if (j < 4) return [q(j) & 63, q(j + 4) & 63];
-  return [(q(j + 4) & 0xf) | ((q(j - 4) >> 6) << 4), (q(j + 4) >> 4) | ((q(j) >> 6) << 4)];
-}
-
 /** Q4_K / Q5_K super-blocks as 8 sub-blocks of 32: scale d·sc, min dmin·m (Q5_K's codes offset by 128). */
 function kQuant45(
   dv: DataView,
@@ -155,13 +148,8 @@ function kQuant45(
   scales: Float32Array,
   mins: Float32Array,
 ): void {
-  const size = five ? 176 : 144;
   for (let b = 0; b < count / 256; b++) {
-    const at = b * size;
-    const d = f16ToF32(dv.getUint16(at, true));
-    const dmin = f16ToF32(dv.getUint16(at + 2, true));
-    const qh = at + 16;
-    const qs = five ? at + 48 : at + 16;
+    const { at, d, dmin, qh, qs } = kQuant45Block(dv, five, b);
     for (let j = 0; j < 8; j++) {
       const [sc, m] = scaleMinK4(dv, at + 4, j);
       scales[b * 8 + j] = d * sc;

@@ -365,10 +365,26 @@ export function dequantize(raw: Buffer, type: number, n: number): Float32Array {
 }
 
 /** The 6-bit scale and min of sub-block j of a k-quant super-block (ggml's get_scale_min_k4). */
-function scaleMinK4(dv: DataView, at: number, j: number): [number, number] {
+export function scaleMinK4(dv: DataView, at: number, j: number): [number, number] {
   const q = (i: number) => dv.getUint8(at + i);
   if (j < 4) return [q(j) & 63, q(j + 4) & 63];
   return [(q(j + 4) & 0xf) | ((q(j - 4) >> 6) << 4), (q(j + 4) >> 4) | ((q(j) >> 6) << 4)];
+}
+
+/** Super-block b of Q4_K / Q5_K: its offset, d, dmin, and where its fifth bits (Q5_K) and nibbles start. */
+export function kQuant45Block(
+  dv: DataView,
+  five: boolean,
+  b: number,
+): { at: number; d: number; dmin: number; qh: number; qs: number } {
+  const at = b * (five ? 176 : 144);
+  return {
+    at,
+    d: f16ToF32(dv.getUint16(at, true)),
+    dmin: f16ToF32(dv.getUint16(at + 2, true)),
+    qh: at + 16,
+    qs: five ? at + 48 : at + 16,
+  };
 }
 
 /**
@@ -377,13 +393,8 @@ function scaleMinK4(dv: DataView, at: number, j: number): [number, number] {
  * first (ggml's dequantize_row_q4_K / q5_K).
  */
 function dequantizeQ45K(dv: DataView, five: boolean, n: number, out: Float32Array): Float32Array {
-  const size = five ? 176 : 144;
   for (let b = 0; b < n / 256; b++) {
-    const at = b * size;
-    const d = f16ToF32(dv.getUint16(at, true));
-    const dmin = f16ToF32(dv.getUint16(at + 2, true));
-    const qh = at + 16;
-    const qs = five ? at + 48 : at + 16;
+    const { at, d, dmin, qh, qs } = kQuant45Block(dv, five, b);
     for (let g = 0; g < 4; g++) {
       const [s1, m1] = scaleMinK4(dv, at + 4, 2 * g);
       const [s2, m2] = scaleMinK4(dv, at + 4, 2 * g + 1);
