@@ -5,7 +5,11 @@
  * process per mode and reports the process's peak RSS (getrusage), the load's CPU seconds, tokens per second over
  * 64 prompts of 24 tokens, and the worst relative feature difference to the float32 mode.
  *
+ * `--llama3-8b`: Meta-Llama-3-8B.Q4_K_M's header over a sparse file (zero weights: the same sizes and work) run
+ * kept quantised only, 4 prompts of 16 tokens (float32 would need ~30 GB); the float32 mode's refusal is printed.
+ *
  * Run: node --import tsx tools/llama-quant-memory.ts [--dim 1024] [--layers 8] [--type Q4_K_M|Q8_0|Q4_0] [--dir D]
+ *      node --import tsx tools/llama-quant-memory.ts --llama3-8b [--dir D]
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -13,7 +17,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LlamaEncoder, openGgufLlama } from '../native/text/llama.js';
-import { randomLlamaWeights, tinyLlamaConfig, writeTinyLlama } from '../tests/helpers/llama-models.js';
+import {
+  llama3_8bQ4KMHeader,
+  randomLlamaWeights,
+  tinyLlamaConfig,
+  writeTinyLlama,
+} from '../tests/helpers/llama-models.js';
 
 type Mode = 'f32' | 'quantised' | 'quantised-initializers';
 
@@ -22,7 +31,7 @@ function arg(name: string, fallback: string): string {
   return i > 0 ? (process.argv[i + 1] as string) : fallback;
 }
 
-async function child(file: string, mode: Mode, out: string): Promise<void> {
+async function child(file: string, mode: Mode, out: string, prompts = 64, tokens = 24): Promise<void> {
   const cpu0 = process.cpuUsage();
   const src = openGgufLlama(file);
   const enc = await LlamaEncoder.load(src, {
@@ -32,7 +41,9 @@ async function child(file: string, mode: Mode, out: string): Promise<void> {
   });
   const load = process.cpuUsage(cpu0);
   const loaded = { rss: process.memoryUsage().rss, peak: process.resourceUsage().maxRSS * 1024 };
-  const seqs = Array.from({ length: 64 }, (_, i) => Array.from({ length: 24 }, (_, t) => (i * 31 + t * 7) % 32000));
+  const seqs = Array.from({ length: prompts }, (_, i) =>
+    Array.from({ length: tokens }, (_, t) => (i * 31 + t * 7) % 32000),
+  );
   const cpu1 = process.cpuUsage();
   const t0 = performance.now();
   const feats = await enc.encodeIds(seqs);
@@ -49,7 +60,7 @@ async function child(file: string, mode: Mode, out: string): Promise<void> {
       estimate_mb: Math.round(enc.info.memoryBytes / 2 ** 20),
       load_cpu_s: +((load.user + load.system) / 1e6).toFixed(2),
       encode_cpu_s: +((run.user + run.system) / 1e6).toFixed(2),
-      tokens_per_s: Math.round((64 * 24) / wall),
+      tokens_per_s: +((prompts * tokens) / wall).toFixed(1),
       features: feats.map((f) => Array.from(f)),
     }),
   );
@@ -58,7 +69,37 @@ async function child(file: string, mode: Mode, out: string): Promise<void> {
 
 async function main(): Promise<void> {
   if (process.argv[2] === '--child') {
-    await child(process.argv[3] as string, process.argv[4] as Mode, process.argv[5] as string);
+    const [file, mode, out, prompts, tokens] = process.argv.slice(3) as [string, Mode, string, string, string];
+    await child(file, mode, out, Number(prompts), Number(tokens));
+    return;
+  }
+  if (process.argv.includes('--llama3-8b')) {
+    const dir = arg('dir', fs.mkdtempSync(path.join(os.tmpdir(), 'flaneur-quant-8b-')));
+    const file = path.join(dir, 'Meta-Llama-3-8B.Q4_K_M.gguf');
+    const { header, fileBytes } = llama3_8bQ4KMHeader();
+    fs.writeFileSync(file, header);
+    fs.truncateSync(file, fileBytes);
+    const src = openGgufLlama(file);
+    let f32 = '';
+    try {
+      await LlamaEncoder.load(src, { dequantize: true, totalMemory: Math.min(os.totalmem(), 32 * 2 ** 30) });
+    } catch (err) {
+      f32 = (err as Error).message;
+    }
+    const out = path.join(dir, 'quantised.json');
+    const self = fileURLToPath(import.meta.url);
+    execFileSync(process.execPath, ['--import', 'tsx', self, '--child', file, 'quantised', out, '4', '16'], {
+      stdio: 'inherit',
+    });
+    const { features, ...r } = JSON.parse(fs.readFileSync(out, 'utf8'));
+    console.log(
+      JSON.stringify(
+        { summary: src.info.summary, float32: f32 || 'loaded', quantised: r, load_average: os.loadavg() },
+        null,
+        2,
+      ),
+    );
+    fs.rmSync(dir, { recursive: true, force: true });
     return;
   }
   const dim = Number(arg('dim', '1024'));
@@ -91,9 +132,13 @@ async function main(): Promise<void> {
   const results: Record<string, { features: number[][] } & Record<string, unknown>> = {};
   for (const mode of ['f32', 'quantised', 'quantised-initializers'] as Mode[]) {
     const out = path.join(dir, `${mode}.json`);
-    execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', file, mode, out], {
-      stdio: 'inherit',
-    });
+    execFileSync(
+      process.execPath,
+      ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', file, mode, out, '64', '24'],
+      {
+        stdio: 'inherit',
+      },
+    );
     results[mode] = JSON.parse(fs.readFileSync(out, 'utf8'));
   }
   const ref = results.f32?.features as number[][];

@@ -11,7 +11,12 @@ import { GGML_TYPES, readGguf } from '../../../native/text/gguf.js';
 import { quantMatrix, quantMatrixValues } from '../../../native/text/gguf-quant.js';
 import { checkLlamaFits, LlamaEncoder, openGgufLlama } from '../../../native/text/llama.js';
 import { fixturePath, loadTensors, relErr } from '../../helpers/fixtures.js';
-import { encodeGgufHeader, randomLlamaWeights, tinyLlamaConfig, writeTinyLlama } from '../../helpers/llama-models.js';
+import {
+  llama3_8bQ4KMHeader,
+  randomLlamaWeights,
+  tinyLlamaConfig,
+  writeTinyLlama,
+} from '../../helpers/llama-models.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 const runtime = { provider: 'cpu' as const, threads: 1 };
@@ -126,52 +131,12 @@ describe('a quantised Llama runs its weights quantised', () => {
   });
 });
 
-/**
- * Meta-Llama-3-8B as llama.cpp's Q4_K_M writes it: Q4_K everywhere but attn_v and ffn_down of layers
- * use_more_bits(i, 32) (the first and last 4, and every third between) and output.weight, which are Q6_K.
- */
-function llama3_8bQ4KM(): Parameters<typeof encodeGgufHeader>[1] {
-  const t: Parameters<typeof encodeGgufHeader>[1] = {
-    'token_embd.weight': { shape: [128256, 4096], type: 'Q4_K' },
-    'output_norm.weight': { shape: [4096], type: 'F32' },
-    'output.weight': { shape: [128256, 4096], type: 'Q6_K' },
-  };
-  const more = (i: number) => i < 4 || i >= 28 || (i - 4) % 3 === 2;
-  for (let i = 0; i < 32; i++) {
-    const p = `blk.${i}.`;
-    t[`${p}attn_norm.weight`] = { shape: [4096], type: 'F32' };
-    t[`${p}attn_q.weight`] = { shape: [4096, 4096], type: 'Q4_K' };
-    t[`${p}attn_k.weight`] = { shape: [1024, 4096], type: 'Q4_K' };
-    t[`${p}attn_v.weight`] = { shape: [1024, 4096], type: more(i) ? 'Q6_K' : 'Q4_K' };
-    t[`${p}attn_output.weight`] = { shape: [4096, 4096], type: 'Q4_K' };
-    t[`${p}ffn_norm.weight`] = { shape: [4096], type: 'F32' };
-    t[`${p}ffn_gate.weight`] = { shape: [14336, 4096], type: 'Q4_K' };
-    t[`${p}ffn_up.weight`] = { shape: [14336, 4096], type: 'Q4_K' };
-    t[`${p}ffn_down.weight`] = { shape: [4096, 14336], type: more(i) ? 'Q6_K' : 'Q4_K' };
-  }
-  return t;
-}
-
 describe('the memory an 8B Q4_K_M needs, from its header', () => {
   const tmp = tmpDir('flaneur-llama-8b-');
   const GB = 2 ** 30;
 
   it('is what the Q4_K / Q6_K weights take kept quantised, not their float32 size; it fits 16 GB, not 8 GB', () => {
-    const { header, fileBytes } = encodeGgufHeader(
-      {
-        'general.architecture': { type: 'string', value: 'llama' },
-        'general.name': { type: 'string', value: 'Meta Llama 3 8B' },
-        'llama.context_length': { type: 'u32', value: 8192 },
-        'llama.embedding_length': { type: 'u32', value: 4096 },
-        'llama.block_count': { type: 'u32', value: 32 },
-        'llama.feed_forward_length': { type: 'u32', value: 14336 },
-        'llama.attention.head_count': { type: 'u32', value: 32 },
-        'llama.attention.head_count_kv': { type: 'u32', value: 8 },
-        'llama.rope.freq_base': { type: 'f32', value: 500000 },
-        'llama.attention.layer_norm_rms_epsilon': { type: 'f32', value: 1e-5 },
-      },
-      llama3_8bQ4KM(),
-    );
+    const { header, fileBytes } = llama3_8bQ4KMHeader();
     // the header, then a sparse file as long as the real one (nothing of its 4.9 GB written)
     const file = path.join(tmp, 'Meta-Llama-3-8B.Q4_K_M.gguf');
     fs.writeFileSync(file, header);
