@@ -251,7 +251,7 @@ function referenceScore(
   dir: string,
   feats: Float32Array[],
   truth: Uint8Array[],
-  meta: Record<string, number>,
+  meta: Record<string, number | null>,
 ): { JF: number; objects: ObjectScore[] } {
   fs.mkdirSync(dir, { recursive: true });
   const all = new Float32Array(feats.reduce((n, f) => n + f.length, 0));
@@ -284,7 +284,9 @@ const sameOptions = (a: PropagateOptions, b: PropagateOptions) =>
   a.topk === b.topk &&
   a.radius === b.radius &&
   a.temperature === b.temperature &&
-  (a.firstRadius ?? a.radius) === (b.firstRadius ?? b.radius);
+  (a.firstRadius ?? a.radius) === (b.firstRadius ?? b.radius) &&
+  (a.firstPrior ?? 0) === (b.firstPrior ?? 0) &&
+  (a.reidentify ?? null) === (b.reidentify ?? null);
 const r4 = (x: number) => Number(x.toFixed(4));
 
 /** Writes the scenes of these seeds as a DAVIS folder (sequence `seed-<seed>`). */

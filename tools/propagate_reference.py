@@ -7,7 +7,8 @@ patch grid (nearest), a queue of the n most recent soft predictions, affinity ex
 target's patches and the context's, a square neighbourhood of `radius` patches (the first frame's of `firstRadius`
 when meta.json gives it; DINO's protocol otherwise), top-k over the whole context,
 normalised weights (with meta.json's `firstPrior` β, Flaneur's product option: (1 - β) x that + β x the labels of
-the top-k most similar patches of the whole first frame), soft labels carried; bilinear upsampling by the patch size (align_corners=False), per-object
+the top-k most similar patches of the whole first frame; with `reidentify` δ, lost objects found again: `reidentify`
+below), soft labels carried; bilinear upsampling by the patch size (align_corners=False), per-object
 min-max normalisation (norm_mask), argmax, nearest resize to the mask's size. J and F are written from the DAVIS
 2017 toolkit's definitions (db_eval_iou, f_measure with _seg2bmap and a disk of ceil(0.008 x diagonal)); frames
 scored are all but the first and the last, as the semi-supervised DAVIS evaluation does.
@@ -65,7 +66,8 @@ def label_propagation(feat_tar, h, w, list_frame_feats, list_segs, args, mask_ne
     feat_tar = F.normalize(feat_tar, dim=1, p=2)
     feat_sources = F.normalize(feat_sources, dim=1, p=2)
     feat_tar = feat_tar.unsqueeze(0).repeat(ncontext, 1, 1)
-    aff = torch.exp(torch.bmm(feat_tar, feat_sources) / args["temperature"])
+    cos = torch.bmm(feat_tar, feat_sources)  # ncontext x n_tar x n_src
+    aff = torch.exp(cos / args["temperature"])
     if mask_neighborhood is None:
         # DINO's one neighbourhood for every context frame; Flaneur's `firstRadius` gives the first frame its own.
         first_radius = args.get("firstRadius", args["radius"])
@@ -96,7 +98,46 @@ def label_propagation(feat_tar, h, w, list_frame_feats, list_segs, args, mask_ne
         a0[a0 < k0_min] = 0
         a0 = a0 / torch.sum(a0, keepdim=True, axis=0)
         seg_tar = (1 - beta) * seg_tar + beta * torch.mm(list_segs[0].reshape(C, -1), a0)
+    if args.get("reidentify") is not None:
+        seg_tar = reidentify(seg_tar, cos, list_segs, recent_mask, first_mask, args["reidentify"])
     return seg_tar.reshape(1, C, h, w), return_feat_tar, mask_neighborhood
+
+
+REID_LOST = 0.25
+
+
+def reidentify(seg_tar, cos, list_segs, recent_mask, first_mask, margin):
+    """Flaneur's `reidentify`: objects whose mass in the newest context frame fell below REID_LOST x their first-frame
+    mass are lost; a target patch whose best cosine to a lost object's first-frame patches (label >= 0.5, anywhere)
+    beats its best cosine to the recent frames' neighbourhood candidates (the first frame's when it is the only
+    context frame) by more than `margin` takes that object's label (one-hot)."""
+    C = seg_tar.shape[0]
+    first = list_segs[0].reshape(C, -1)
+    newest = list_segs[-1].reshape(C, -1)
+    lost = [c for c in range(1, C) if first[c].sum() > 0 and newest[c].sum() < REID_LOST * first[c].sum()]
+    if not lost:
+        return seg_tar
+    if cos.shape[0] > 1:
+        recent = cos[1:].clone()
+        if recent_mask is not None:
+            recent[(recent_mask == 0).unsqueeze(0).expand_as(recent)] = float("-inf")
+    else:
+        recent = cos[:1].clone()
+        if first_mask is not None:
+            recent[(first_mask == 0).unsqueeze(0).expand_as(recent)] = float("-inf")
+    recent_best = recent.amax(dim=(0, 2))  # n_tar
+    per_lost = []
+    for c in lost:
+        patches = first[c] >= 0.5
+        per_lost.append(cos[0][:, patches].amax(dim=1) if patches.any() else torch.full_like(recent_best, float("-inf")))
+    best, which = torch.stack(per_lost).max(dim=0)
+    fire = best > recent_best + margin
+    out = seg_tar.clone()
+    for i, c in enumerate(lost):
+        sel = fire & (which == i)
+        out[:, sel] = 0
+        out[c, sel] = 1
+    return out
 
 
 def norm_mask(mask):

@@ -547,7 +547,10 @@ exemplar, --auto tries input sizes from --size up (doubling, tiled) and counts w
       temperature: s('T', 'affinity exp(cos / T) (default 0.1)'),
       'first-radius': s('R', "the first frame's neighbourhood, 0 = whole frame (default: --radius, DINO's)"),
       'first-prior': s('B', 'weight of the first-frame prior, 0 to 1 (0 = none, as DINO)'),
-      dino: b("DINO's protocol exactly: context 7, top-5, radius 12 for every frame, temperature 0.1, no prior"),
+      reidentify: s('D|off', 'find lost objects again: cosine margin D over the recent frames (default off, as DINO)'),
+      dino: b(
+        "DINO's protocol exactly: context 7, top-5, radius 12 for every frame, temperature 0.1, no prior, no re-identification",
+      ),
       size: s('S', 'input size: shorter side, 224 to 896 (default 480)'),
       every: s('N', 'every Nth frame of the video (default 1: every frame)'),
       direction: s('D', 'forward, backward or both (default both)'),
@@ -574,7 +577,10 @@ exemplar, --auto tries input sizes from --size up (doubling, tiled) and counts w
       temperature: s('T', 'affinity exp(cos / T) (default 0.1)'),
       'first-radius': s('R', "the first frame's neighbourhood, 0 = whole frame (default: --radius, DINO's)"),
       'first-prior': s('B', 'weight of the first-frame prior, 0 to 1 (0 = none, as DINO)'),
-      dino: b("DINO's protocol exactly: context 7, top-5, radius 12 for every frame, temperature 0.1, no prior"),
+      reidentify: s('D|off', 'find lost objects again: cosine margin D over the recent frames (default off, as DINO)'),
+      dino: b(
+        "DINO's protocol exactly: context 7, top-5, radius 12 for every frame, temperature 0.1, no prior, no re-identification",
+      ),
       size: s('S', 'input size: shorter side, 224 to 896 (default 480)'),
       upsample: s('input|source', "bilinear upsampling to the network input (DINO's, default) or to the frame's size"),
       'keep-project': b('with --model FILE: keep the temporary project'),

@@ -177,6 +177,7 @@ export const evalDavisJob: JobHandler<EvalDavisArgs, DavisCheckpoint> = {
         temperature: a.temperature,
         firstRadius: a.firstRadius ?? a.radius,
         firstPrior: a.firstPrior,
+        reidentify: a.reidentify,
         upsample: a.upsample,
         resolution: a.resolution,
         masksDir,

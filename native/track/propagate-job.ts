@@ -320,6 +320,7 @@ export const propagateJob: JobHandler<PropagateArgs, PropagateCheckpoint> = {
         temperature: a.temperature,
         firstRadius: a.firstRadius ?? a.radius,
         firstPrior: a.firstPrior,
+        reidentify: a.reidentify,
         size: a.size,
         upsample: a.upsample,
       },

@@ -29,7 +29,19 @@ export interface PropagateOptions {
    * an object that comes back or was lost by the recent frames is found again.
    */
   firstPrior?: number;
+  /**
+   * Re-identification of lost objects, with this cosine margin δ (absent or null = off, DINO's): an object is lost when its
+   * soft mass in the newest frame of the context has fallen below `REID_LOST` of its mass in the first frame (it left
+   * the frame or was hidden); a target patch whose best cosine to that object's first-frame patches (anywhere in the
+   * first frame) beats its best cosine to the recent frames' candidates (its neighbourhood) by more than δ takes that
+   * object's label outright. The recent frames explain what stayed in view; a patch they do not explain and that
+   * looks like a lost object is that object coming back, even far from where it left.
+   */
+  reidentify?: number | null;
 }
+
+/** A `reidentify` object is lost when its mass has fallen below this fraction of its first-frame mass. */
+export const REID_LOST = 0.25;
 
 /** DINO's protocol exactly (eval_video_segmentation.py): the parity tests and `--dino`. */
 export const DINO_PROTOCOL: PropagateOptions = { context: 7, topk: 5, radius: 12, temperature: 0.1 };
@@ -93,6 +105,8 @@ export class LabelPropagator {
   private readonly neighbours: Int32Array[];
   /** The same for the first frame (its own radius). */
   private readonly firstNeighbours: Int32Array[];
+  /** Per object, the first frame's soft label mass (`reidentify`). */
+  private readonly firstMass: Float64Array;
 
   constructor(
     readonly grid: Grid,
@@ -108,6 +122,7 @@ export class LabelPropagator {
     if (options.topk < 1 || options.context < 0 || options.temperature <= 0)
       throw new Error('topk ≥ 1, context ≥ 0 and temperature > 0 are needed');
     this.first = { feats: normalizedRows(firstFeatures, dim), labels: firstLabels };
+    this.firstMass = labelMass(firstLabels, classes, this.n);
     this.neighbours = neighbourhoods(grid, options.radius);
     this.firstNeighbours =
       options.firstRadius === undefined || options.firstRadius === options.radius
@@ -208,6 +223,11 @@ export class LabelPropagator {
     const candFrame = new Int32Array(size);
     const candPatch = new Int32Array(size);
     const best = new Float64Array(k);
+    // `reidentify`: per target patch, its best cosine to the recent frames' candidates (all of them, the first frame's
+    // included, when the context holds the first frame only).
+    const reid = this.options.reidentify ?? null;
+    const recentBest = reid === null ? null : new Float64Array(n).fill(Number.NEGATIVE_INFINITY);
+    const recentFrom = ctx.length > 1 ? 1 : 0;
     for (let t = 0; t < n; t++) {
       best.fill(Number.NEGATIVE_INFINITY);
       let m = 0;
@@ -215,7 +235,9 @@ export class LabelPropagator {
         const nb = (c === 0 ? this.firstNeighbours[t] : this.neighbours[t]) as Int32Array;
         for (let j = 0; j < nb.length; j++) {
           const s = nb[j] as number;
-          const v = Math.exp(cosine(t, c, s) / temperature);
+          const cos = cosine(t, c, s);
+          if (recentBest && c >= recentFrom && cos > (recentBest[t] as number)) recentBest[t] = cos;
+          const v = Math.exp(cos / temperature);
           cand[m] = v;
           candFrame[m] = c;
           candPatch[m++] = s;
@@ -242,7 +264,51 @@ export class LabelPropagator {
       const prior = this.firstFramePrior(cosine);
       for (let i = 0; i < out.length; i++) out[i] = (1 - beta) * (out[i] as number) + beta * (prior[i] as number);
     }
+    if (reid !== null && recentBest) this.reidentifyLost(out, ctx, recentBest, reid, cosine);
     return out;
+  }
+
+  /**
+   * `reidentify`: the objects lost in the newest context frame; every target patch whose best cosine to a lost
+   * object's first-frame patches beats `recentBest` by more than `margin` becomes that object (the best one).
+   */
+  private reidentifyLost(
+    out: Float32Array,
+    ctx: ContextFrame[],
+    recentBest: Float64Array,
+    margin: number,
+    cosine: (t: number, c: number, s: number) => number,
+  ): void {
+    const { n, classes } = this;
+    const newest = (ctx[ctx.length - 1] as ContextFrame).labels;
+    const mass = labelMass(newest, classes, n);
+    const lost: number[] = [];
+    for (let cl = 1; cl < classes; cl++)
+      if ((this.firstMass[cl] as number) > 0 && (mass[cl] as number) < REID_LOST * (this.firstMass[cl] as number))
+        lost.push(cl);
+    if (!lost.length) return;
+    // Each lost object's first-frame patches (label ≥ 0.5).
+    const lab = this.first.labels;
+    const patches = lost.map((cl) => {
+      const at: number[] = [];
+      for (let s = 0; s < n; s++) if ((lab[cl * n + s] as number) >= 0.5) at.push(s);
+      return at;
+    });
+    for (let t = 0; t < n; t++) {
+      let bestCl = -1;
+      let bestCos = (recentBest[t] as number) + margin;
+      lost.forEach((cl, i) => {
+        for (const s of patches[i] as number[]) {
+          const cos = cosine(t, 0, s);
+          if (cos > bestCos) {
+            bestCos = cos;
+            bestCl = cl;
+          }
+        }
+      });
+      if (bestCl < 0) continue;
+      for (let cl = 0; cl < classes; cl++) out[cl * n + t] = cl === bestCl ? 1 : 0;
+    }
   }
 
   /** Labels of every target patch from its top-k affinities to the whole first frame (the prior of `firstPrior`). */
@@ -274,6 +340,17 @@ export class LabelPropagator {
     }
     return out;
   }
+}
+
+/** Per class, the sum of its soft labels [classes, n] over the patches. */
+function labelMass(labels: Float32Array, classes: number, n: number): Float64Array {
+  const mass = new Float64Array(classes);
+  for (let cl = 0; cl < classes; cl++) {
+    let s = 0;
+    for (let t = 0; t < n; t++) s += labels[cl * n + t] as number;
+    mass[cl] = s;
+  }
+  return mass;
 }
 
 /** Keeps the `best.length` largest values seen in `best`, in descending order. */

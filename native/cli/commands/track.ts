@@ -127,17 +127,19 @@ export function propagationOptions(s: Session): Partial<CommandArgs<'eval.davis'
   const temperature = s.num('temperature', { min: 1e-6, max: 10 });
   const firstRadius = s.num('first-radius', { int: true, min: 0, max: 256 });
   const firstPrior = s.num('first-prior', { min: 0, max: 1 });
+  const reidentify = s.opt('reidentify') === 'off' ? null : s.num('reidentify', { min: -1, max: 1 });
   const size = s.num('size', { int: true, min: 224, max: 896 });
   const upsample = s.opt('upsample');
   if (upsample && upsample !== 'input' && upsample !== 'source')
     throw new UsageError(`${s.inv.command.name}: --upsample is input or source, not ${upsample}`);
   // DINO's protocol exactly (the papers' figures), the options given beside it on top.
-  const dino = s.flag('dino') ? { context: 7, topk: 5, radius: radius ?? 12, temperature: 0.1, firstPrior: 0 } : {};
+  const dino = s.flag('dino') ? { context: 7, topk: 5, radius: radius ?? 12, temperature: 0.1, firstPrior: 0, reidentify: null } : {};
   return {
     ...dino,
     ...(s.flag('dino') ? { firstRadius: firstRadius ?? radius ?? 12 } : {}),
     ...(firstRadius !== undefined ? { firstRadius } : {}),
     ...(firstPrior !== undefined ? { firstPrior } : {}),
+    ...(reidentify !== undefined ? { reidentify } : {}),
     ...(context !== undefined ? { context } : {}),
     ...(topk !== undefined ? { topk } : {}),
     ...(radius !== undefined ? { radius } : {}),

@@ -183,6 +183,8 @@ describe('flaneur track propagate', () => {
       '224',
       '--context',
       '3',
+      '--reidentify',
+      '0.1',
       '--project',
       project,
       '--json',
@@ -196,8 +198,8 @@ describe('flaneur track propagate', () => {
     expect(fs.readdirSync(out).filter((f) => /^\d{5}\.png$/.test(f))).toHaveLength(8);
     const run = JSON.parse(fs.readFileSync(path.join(out, 'run.json'), 'utf8')) as {
       fromFrame: number;
-      params: { context: number };
+      params: { context: number; reidentify: number | null };
     };
-    expect(run).toMatchObject({ fromFrame: 2, params: { context: 3 } });
+    expect(run).toMatchObject({ fromFrame: 2, params: { context: 3, reidentify: 0.1 } });
   }, 300_000);
 });

@@ -27,7 +27,10 @@ interface Meta extends PropagateOptions {
   classes: number;
 }
 
-/** The parity fixture: DINO's protocol at the top, Flaneur's options beyond it (firstPrior 0.5) in `product/`. */
+/**
+ * The parity fixture: DINO's protocol at the top, Flaneur's options beyond it in `product/` (firstPrior 0.5) and
+ * `reidentify/` (reidentify 0).
+ */
 function fixture(...sub: string[]) {
   const at = (name: string) => fixturePath('propagate', ...sub, name);
   const meta = JSON.parse(fs.readFileSync(at('meta.json'), 'utf8')) as Meta;
@@ -73,6 +76,7 @@ describe('label propagation (DINO protocol)', () => {
   for (const [mode, sub] of [
     ["DINO's protocol", []],
     ["Flaneur's first-frame prior (firstPrior 0.5)", ['product']],
+    ["Flaneur's re-identification of lost objects (reidentify 0)", ['reidentify']],
   ] as const)
     it(`gives the reference J&F within 0.5 % relative on the same features and masks: ${mode}`, () => {
       const f = fixture(...sub);
@@ -107,6 +111,7 @@ describe('label propagation (DINO protocol)', () => {
     expect(differs({ temperature: 10 })).toBe(true);
     expect(differs({ firstRadius: 0 })).toBe(true);
     expect(differs({ firstPrior: 0.5 })).toBe(true);
+    expect(differs({ reidentify: 0 })).toBe(true);
   });
 
   it('keeps the first frame and at most `context` recent predictions', () => {
@@ -148,6 +153,33 @@ describe('label propagation (DINO protocol)', () => {
     expect(p.step(src)[5]).toBeCloseTo(1, 6);
   });
 
+  it('finds a lost object again where it comes back with reidentify, by more than the margin only', () => {
+    // A 1 × 6 strip: the object (class 1) at patch 0 in the first frame, gone in the next, back at patch 5 after.
+    const grid = { gridH: 1, gridW: 6 };
+    const bg = [0, 1];
+    const obj = [1, 0];
+    const frame = (at: number) => Float32Array.from(Array.from({ length: 6 }, (_, i) => (i === at ? obj : bg)).flat());
+    const labels = Float32Array.from([0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0]);
+    const opts = { ...DINO_PROTOCOL, context: 1, radius: 1, topk: 1 };
+    const run = (reidentify: number | null) => {
+      const p = new LabelPropagator(grid, 2, 2, frame(0), labels, { ...opts, reidentify });
+      p.step(frame(-1));
+      return p.step(frame(5));
+    };
+    // Without it, the object's first-frame patch is out of patch 5's reach and the recent frame holds none.
+    expect(run(null)[6 + 5]).toBe(0);
+    const found = run(0);
+    expect(found[6 + 5]).toBe(1);
+    expect(found[5]).toBe(0);
+    expect(Array.from(found.subarray(6, 11))).toEqual([0, 0, 0, 0, 0]);
+    // Cosine 1 to the lost object against 0 to the recent neighbourhood: a margin of 1 is not beaten.
+    expect(run(1)[6 + 5]).toBe(0);
+    // An object still in view is left to propagation: the same labels with and without.
+    const inView = (reidentify: number | null) =>
+      Array.from(new LabelPropagator(grid, 2, 2, frame(0), labels, { ...opts, reidentify }).step(frame(1)));
+    expect(inView(0)).toEqual(inView(null));
+  });
+
   it("has API defaults equal to the product defaults, and DINO's protocol one flag away", () => {
     const parsed = PropagationParams.parse({});
     expect({
@@ -157,7 +189,8 @@ describe('label propagation (DINO protocol)', () => {
       temperature: parsed.temperature,
       firstRadius: parsed.firstRadius,
       firstPrior: parsed.firstPrior,
-    }).toEqual({ firstRadius: undefined, firstPrior: 0, ...PROPAGATE_DEFAULTS });
+      reidentify: parsed.reidentify,
+    }).toEqual({ firstRadius: undefined, firstPrior: 0, reidentify: null, ...PROPAGATE_DEFAULTS });
     expect(DINO_PROTOCOL).toEqual({ context: 7, topk: 5, radius: 12, temperature: 0.1 });
   });
 
