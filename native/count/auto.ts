@@ -1,8 +1,10 @@
 /**
  * Automatic counting: no exemplar. Salient patches (those least like the image's average patch, split by Otsu's
- * threshold) are clustered; each cluster's cells form blobs on the patch grid; the cluster with the most blobs is
- * the repeated structure, counted by peaks of its prototype's similarity map, suppressed at the blobs' size. At
- * every scale (`countAutoDense`): that search at several input sizes, tiled, counted where it finds most blobs.
+ * threshold) are clustered; each cluster's cells form blobs on the patch grid; the repeated structure is the cluster
+ * with the most blobs (one input size, `countAutomatically`) or the most salient cluster whose blobs look like
+ * objects of one kind (`countAutoDense`), counted by its blobs and located by peaks of its prototype's similarity
+ * map, suppressed at the blobs' size. At every scale (`countAutoDense`): that search at several input sizes, tiled,
+ * counted where it finds most blobs.
  */
 import type { FeatureExtractor } from '../features/extract.js';
 import { sphericalKMeans } from '../features/kmeans.js';
@@ -70,8 +72,8 @@ export function otsu(values: Float32Array): number {
 }
 
 /** The repeated structure found on one patch grid: the chosen cluster, its prototype, blobs and similarities. */
-interface Discovery {
-  clusters: { blobs: number; patches: number; sizes: number[] }[];
+export interface Discovery {
+  clusters: { blobs: number; patches: number; sizes: number[]; specks: number; spread: number; saliency: number }[];
   chosen: number;
   proto: Float32Array;
   /** Cosine similarity of every patch to the prototype. */
@@ -86,10 +88,28 @@ interface Discovery {
 }
 
 /**
- * Salient patches (least like the average patch, Otsu), spherical k-means over them, and the cluster with the most
- * blobs covering a minority of the image: the repeated structure.
+ * How `discover` picks the repeated structure among the clusters covering a minority of the image: `blobs` the one
+ * with the most blobs (the one-size counter's rule); `salient` the one whose patches are least like the average
+ * patch (objects stand out from the background more than any other structure does), among those whose blobs look
+ * like objects of one kind: at most `AUTO_SPECKS` times as many single-patch specks as blobs (a texture resolved at
+ * a fine size breaks into specks; an object's rim adds a speck or so) and blob areas alike, their coefficient of
+ * variation at most `AUTO_SPREAD` (one kind's areas vary by about a third; a texture's runs merge into long chains
+ * next to single cells). Without such a cluster, the specks rule alone; without that, the most blobs.
  */
-async function discover(knn: ExactKnn, f: DenseFeatures, clusterCount: number): Promise<Discovery> {
+export type AutoChoice = 'blobs' | 'salient';
+const AUTO_SPECKS = 2;
+const AUTO_SPREAD = 0.6;
+
+/**
+ * Salient patches (least like the average patch, Otsu), spherical k-means over them, and the cluster that is the
+ * repeated structure (`choice`).
+ */
+export async function discover(
+  knn: ExactKnn,
+  f: DenseFeatures,
+  clusterCount: number,
+  choice: AutoChoice = 'blobs',
+): Promise<Discovery> {
   const { feats, gridH, gridW, dim } = f;
   const n = gridH * gridW;
   const mean = new Float32Array(dim);
@@ -136,12 +156,33 @@ async function discover(knn: ExactKnn, f: DenseFeatures, clusterCount: number): 
     // Single-cell specks are noise unless that is all there is.
     const real = sizes.filter((z) => z > 1);
     const kept = real.length > 0 ? real : sizes;
-    return { blobs: kept.length, patches: kept.reduce((a, b) => a + b, 0), sizes: kept };
+    let sal = 0;
+    fg.forEach((p, j) => {
+      if (owner[j] === c) sal += saliency[p] as number;
+    });
+    const patches = kept.reduce((a, b) => a + b, 0);
+    const members = sizes.reduce((a, b) => a + b, 0);
+    const m = patches / Math.max(1, kept.length);
+    const spread = Math.sqrt(kept.reduce((a, b) => a + (b - m) ** 2, 0) / Math.max(1, kept.length)) / m;
+    return {
+      blobs: kept.length,
+      patches,
+      sizes: kept,
+      specks: sizes.length - real.length,
+      spread,
+      saliency: sal / Math.max(1, members),
+    };
   });
   // Countable things are many separate blobs that together cover a minority of the image (not the background).
   const candidates = clusters.map((c, i) => ({ c, i })).filter(({ c }) => c.patches <= 0.35 * n && c.blobs >= 2);
   const pool = candidates.length > 0 ? candidates : clusters.map((c, i) => ({ c, i }));
-  const chosen = pool.reduce((best, x) => (x.c.blobs > best.c.blobs ? x : best)).i;
+  const blobby = pool.filter(({ c }) => c.specks <= AUTO_SPECKS * c.blobs);
+  const alike = blobby.filter(({ c }) => c.spread <= AUTO_SPREAD);
+  const objects = alike.length > 0 ? alike : blobby;
+  const chosen =
+    choice === 'salient' && objects.length > 0
+      ? objects.reduce((best, x) => (x.c.saliency > best.c.saliency ? x : best)).i
+      : pool.reduce((best, x) => (x.c.blobs > best.c.blobs ? x : best)).i;
   const proto = centroids.slice(chosen * dim, (chosen + 1) * dim);
   const sims = new Float32Array(n);
   for (let i = 0; i < n; i++) {
@@ -244,27 +285,39 @@ export interface AutoScaleTrial {
 }
 
 export const AUTO_DEFAULTS = {
+  /** Clusters of salient patches (k-means): objects, their parts and the background's salient structures. */
+  clusters: 5,
+  /** The repeated structure at each size: the most salient cluster that forms blobs (`AutoChoice`). */
+  choice: 'salient',
   /** Stop going finer once a typical object covers this many patches (about 3.5 across): it is resolved. */
   resolvedPatches: 12,
   /** A finer size is taken only when it finds this many times more blobs than the best so far. */
   gain: 1.15,
-  /** Stop when a finer size finds fewer than this fraction of the best's blobs (objects fall apart into parts). */
-  drop: 0.7,
   /** The image is never enlarged more than this (objects a few pixels across are not countable). */
   maxFactor: 4,
-} as const;
+} as const satisfies Record<string, number | AutoChoice>;
 
 /**
  * Automatic counting at every scale: the repeated structure is looked for at several input sizes (the shorter side
  * at the extractor's size, then doubled until the longer side reaches `maxSide`, large inputs tiled as exemplar
  * counting does), and counted at the size where it falls into the most separate blobs. At a size too small for the
  * objects, a patch holds several and a crowd is one texture; at the right size each is a blob of a few patches.
+ * At each size the structure is the most salient cluster of alike blobs (`AUTO_DEFAULTS.choice`): at the finest
+ * sizes the background's own texture (paving, brickwork) is resolved too and falls into more blobs than the
+ * objects, which the most-blobs rule then counted (bench/results/count-free.json before this: 1201 blobs for 200).
  */
 export async function countAutoDense(
   ex: FeatureExtractor,
   knn: ExactKnn,
   img: RgbLike,
-  o: { clusters?: number; maxSide?: number; tile?: number; overlap?: number; roi?: Polygon } = {},
+  o: {
+    clusters?: number;
+    choice?: AutoChoice;
+    maxSide?: number;
+    tile?: number;
+    overlap?: number;
+    roi?: Polygon;
+  } = {},
 ): Promise<AutoCountResult & { trials: AutoScaleTrial[]; scale: CountScale }> {
   const P = ex.patchSize;
   const maxSide = o.maxSide ?? DENSE_DEFAULTS.maxSide;
@@ -281,12 +334,16 @@ export async function countAutoDense(
     const iw = round(img.width * factor);
     const ih = round(img.height * factor);
     const f = await tiledFeatures(ex, img, iw, ih, o);
-    const d = await discover(knn, f, o.clusters ?? 3);
+    const d = await discover(knn, f, o.clusters ?? AUTO_DEFAULTS.clusters, o.choice ?? AUTO_DEFAULTS.choice);
     const blobs = d.clusters[d.chosen]?.blobs ?? 0;
     const trial = { factor, inputWidth: iw, inputHeight: ih, tiles: f.tiles, blobs, typical: d.typical };
     trials.push(trial);
     if (!best || blobs > best.trial.blobs * AUTO_DEFAULTS.gain) best = { d, f, trial };
-    if (d.typical >= AUTO_DEFAULTS.resolvedPatches || blobs < best.trial.blobs * AUTO_DEFAULTS.drop) break;
+    // No stop when a size finds fewer blobs than a coarser one: below the objects' size the most salient cluster
+    // can be a part of them (fewer, smaller blobs) and the next size resolves them (tuning scene 5000: 135, 71, 205).
+    // Nor at the first size (the whole image at the extractor's size): a dense crowd's objects are a few pixels
+    // there and its blobs are clumps of them and of the background (tuning scene 5000 at 1000 px: 15 patches).
+    if (trials.length > 1 && d.typical >= AUTO_DEFAULTS.resolvedPatches) break;
   }
   if (!best) throw new Error('no input size to count at');
   const { d, f, trial } = best;

@@ -48,6 +48,19 @@ describe('training-free counting, fixed', { timeout: 600_000 }, () => {
     expect(Math.abs(before.count - scene.count)).toBeGreaterThan(Math.abs(r.count - scene.count));
   });
 
+  it('counts the objects, not the background paving that the finest input size resolves as well', async () => {
+    // Objects of 28 px on 22 x 14 px bricks: at 1.8x both are resolved, and the bricks fall into more blobs.
+    const scene = makeDenseCountScene(5000, { width: 1000, height: 750, count: 80, radius: 14 });
+    const img = { width: scene.width, height: scene.height, data: scene.rgb };
+    const r = await countAutoDense(ex, knn, img, { maxSide: 1792 });
+    expect(r.trials.map((t) => t.factor.toFixed(2))).toEqual(['0.30', '0.60', '1.19', '1.79']);
+    expect(r.count).toBeGreaterThan(0.8 * scene.count);
+    expect(r.count).toBeLessThan(1.2 * scene.count);
+    // The rule before (3 clusters, the one with the most blobs) took the bricks at the finest size.
+    const before = await countAutoDense(ex, knn, img, { maxSide: 1792, clusters: 3, choice: 'blobs' });
+    expect(before.count).toBeGreaterThan(2 * scene.count);
+  });
+
   it('leaves look-alike distractors out with negative exemplars; the peaks’ statistics never make it worse', async () => {
     const scene = makeDistractorCountScene(6006);
     const img = { width: scene.width, height: scene.height, data: scene.rgb };
