@@ -12,6 +12,7 @@ import type { Value } from '../graph/ir.js';
 import { toOnnx } from '../graph/onnx.js';
 import { adamW, clipByGlobalNorm, globalNorm } from '../graph/optim.js';
 import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
+import { type GemmRowOptions, splitGemmRows } from './gemm-rows.js';
 import {
   l2Normalize,
   languageProjector,
@@ -33,6 +34,18 @@ export interface ShareLockStepConfig {
   accumulation?: number;
   /** Output every parameter's raw gradient (of the micro-batch's scaled loss, before clipping and decay). */
   emitGradients?: boolean;
+  /**
+   * Large Gemms run as row slices (gemm-rows.ts: MLAS's C panel stays in L2); default 512 rows a slice from
+   * 2^27 multiply-adds, `false` for one Gemm each. The same products either way.
+   */
+  gemmRows?: GemmRowOptions | false;
+}
+
+const GEMM_ROWS: GemmRowOptions = { rows: 512 };
+
+function finish(b: GraphBuilder, cfg: ShareLockStepConfig): Uint8Array {
+  const rows = cfg.gemmRows ?? GEMM_ROWS;
+  return toOnnx(rows ? splitGemmRows(b.build(), rows) : b.build());
 }
 
 export interface ShareLockStepGraph {
@@ -124,9 +137,9 @@ export function buildShareLockStep(cfg: ShareLockStepConfig): ShareLockStepGraph
     [...m.params.keys()].forEach((n, i) => {
       a.output(m.total[i] as Value, `acc_next/${n}`);
     });
-    accumulateOnnx = toOnnx(a.build());
+    accumulateOnnx = finish(a, cfg);
   }
-  return { config: cfg, onnx: toOnnx(b.build()), accumulateOnnx, params, buffers };
+  return { config: cfg, onnx: finish(b, cfg), accumulateOnnx, params, buffers };
 }
 
 export interface ShareLockState {
