@@ -2,7 +2,8 @@
  * The one fair harness for every bench that reports a ratio against PyTorch (train, dora, neco, knn): the
  * reference (Debian's torch at /usr/bin/python3) runs once per thread count — 1 and all cores — each in its own
  * process with OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS set before torch is imported (here in its
- * environment, and again by tools/bench_threads.py from `--threads`) and torch.set_num_threads to match; each
+ * environment, and again by tools/bench_threads.py from `--threads`), at more than one thread with idle threads
+ * that sleep (OMP_WAIT_POLICY=PASSIVE, OPENBLAS_THREAD_TIMEOUT=4), and torch.set_num_threads to match; each
  * reference script warms up, then prints the median of its timed runs (`s_per_step`), every run, its threads and
  * its peak RSS. The fastest configuration is the reference; every configuration's time goes into the JSON. A
  * configuration more than twice as slow as another means a set-up fault (oversubscribed threads), so the bench
@@ -48,10 +49,39 @@ export function referenceThreads(): number[] {
   return n > 1 ? [1, n] : [1];
 }
 
-/** The environment of a reference run at `threads`: BLAS and OpenMP limited before torch loads. */
+/**
+ * Idle threads sleep instead of spinning, at more than one thread: torch's OpenMP team (GOMP spins by default) and
+ * OpenBLAS's pthread workers (they spin ~2^28 cycles after every BLAS call). Spinning, each team took the core the
+ * other needed, and PyTorch at 2 threads ran slower than at 1 (NeCo step 8.0 s vs 2.18 s, quiet machine); the
+ * measurements: tools/torch_threads_check.py. A variable already in the caller's environment is kept (to compare).
+ */
+export const REFERENCE_WAIT_ENV: Readonly<Record<string, string>> = {
+  OMP_WAIT_POLICY: 'PASSIVE',
+  OPENBLAS_THREAD_TIMEOUT: '4',
+};
+
+/** The variables a reference configuration sets, recorded per configuration in the JSON. */
+const REFERENCE_ENV_VARS = [
+  'OMP_NUM_THREADS',
+  'OPENBLAS_NUM_THREADS',
+  'MKL_NUM_THREADS',
+  ...Object.keys(REFERENCE_WAIT_ENV),
+];
+
+/**
+ * The environment of a reference run at `threads`: BLAS and OpenMP limited before torch loads (tools/bench_threads.py
+ * sets the same from `--threads`), and at more than one thread idle threads that sleep (REFERENCE_WAIT_ENV).
+ */
 export function threadEnv(threads: number): NodeJS.ProcessEnv {
   const t = String(threads);
-  return { ...process.env, OMP_NUM_THREADS: t, OPENBLAS_NUM_THREADS: t, MKL_NUM_THREADS: t };
+  const wait = threads > 1 ? Object.entries(REFERENCE_WAIT_ENV).filter(([k]) => process.env[k] === undefined) : [];
+  return {
+    ...process.env,
+    OMP_NUM_THREADS: t,
+    OPENBLAS_NUM_THREADS: t,
+    MKL_NUM_THREADS: t,
+    ...Object.fromEntries(wait),
+  };
 }
 
 export interface ReferenceRun extends Json {
@@ -71,6 +101,8 @@ export interface Reference {
     torch_s_by_threads: Record<string, number>;
     torch_runs_s_by_threads: Record<string, unknown>;
     torch_peak_rss_mb_by_threads: Record<string, number>;
+    /** The thread and wait variables each configuration ran with. */
+    torch_env_by_threads: Record<string, Record<string, string | undefined>>;
   };
 }
 
@@ -102,12 +134,11 @@ export function torchReference(
   /** Flaneur's figures already measured, kept in the JSON if the reference turns out set up unfairly. */
   ours: Json = {},
 ): Reference {
+  const envs = new Map<number, Record<string, string | undefined>>();
   const runs = threads.map((t) => {
-    const res = runJson(
-      TORCH_PYTHON,
-      [path.join(ROOT, 'tools', script), ...args, '--threads', String(t)],
-      threadEnv(t),
-    );
+    const env = threadEnv(t);
+    envs.set(t, Object.fromEntries(REFERENCE_ENV_VARS.map((k) => [k, env[k]])));
+    const res = runJson(TORCH_PYTHON, [path.join(ROOT, 'tools', script), ...args, '--threads', String(t)], env);
     if (Number(res.threads) !== t)
       throw new Error(`${label}: the PyTorch reference ran with ${res.threads} threads, not the ${t} it was given`);
     console.error(
@@ -122,6 +153,7 @@ export function torchReference(
     torch_s_by_threads: Object.fromEntries(runs.map((x) => [String(x.threads), r3(x.s_per_step)])),
     torch_runs_s_by_threads: Object.fromEntries(runs.map((x) => [String(x.threads), x.runs_s])),
     torch_peak_rss_mb_by_threads: Object.fromEntries(runs.map((x) => [String(x.threads), r3(x.peak_rss_mb)])),
+    torch_env_by_threads: Object.fromEntries(runs.map((x) => [String(x.threads), envs.get(x.threads) ?? {}])),
   };
   if (worst.s_per_step > 2 * best.s_per_step) {
     throw new BenchSetupFault(
