@@ -133,7 +133,9 @@ export function propagationOptions(s: Session): Partial<CommandArgs<'eval.davis'
   if (upsample && upsample !== 'input' && upsample !== 'source')
     throw new UsageError(`${s.inv.command.name}: --upsample is input or source, not ${upsample}`);
   // DINO's protocol exactly (the papers' figures), the options given beside it on top.
-  const dino = s.flag('dino') ? { context: 7, topk: 5, radius: radius ?? 12, temperature: 0.1, firstPrior: 0, reidentify: null } : {};
+  const dino = s.flag('dino')
+    ? { context: 7, topk: 5, radius: radius ?? 12, temperature: 0.1, firstPrior: 0, reidentify: null }
+    : {};
   return {
     ...dino,
     ...(s.flag('dino') ? { firstRadius: firstRadius ?? radius ?? 12 } : {}),
