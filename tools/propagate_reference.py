@@ -104,11 +104,12 @@ def label_propagation(feat_tar, h, w, list_frame_feats, list_segs, args, mask_ne
 
 
 REID_LOST = 0.25
+REID_BACKGROUND = 0.5
 
 
 def reidentify(seg_tar, cos, list_segs, recent_mask, first_mask, margin):
     """Flaneur's `reidentify`: objects whose mass in the newest context frame fell below REID_LOST x their first-frame
-    mass are lost; a target patch whose best cosine to a lost object's first-frame patches (label >= 0.5, anywhere)
+    mass are lost; a target patch the propagation gives to the background (share >= REID_BACKGROUND) whose best cosine to a lost object's first-frame patches (label >= 0.5, anywhere)
     beats its best cosine to the recent frames' neighbourhood candidates (the first frame's when it is the only
     context frame) by more than `margin` takes that object's label (one-hot)."""
     C = seg_tar.shape[0]
@@ -131,7 +132,8 @@ def reidentify(seg_tar, cos, list_segs, recent_mask, first_mask, margin):
         patches = first[c] >= 0.5
         per_lost.append(cos[0][:, patches].amax(dim=1) if patches.any() else torch.full_like(recent_best, float("-inf")))
     best, which = torch.stack(per_lost).max(dim=0)
-    fire = best > recent_best + margin
+    # Only patches the propagation gives to the background (share >= REID_BACKGROUND).
+    fire = (best > recent_best + margin) & (seg_tar[0] >= REID_BACKGROUND)
     out = seg_tar.clone()
     for i, c in enumerate(lost):
         sel = fire & (which == i)

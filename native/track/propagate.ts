@@ -32,7 +32,7 @@ export interface PropagateOptions {
   /**
    * Re-identification of lost objects, with this cosine margin δ (absent or null = off, DINO's): an object is lost when its
    * soft mass in the newest frame of the context has fallen below `REID_LOST` of its mass in the first frame (it left
-   * the frame or was hidden); a target patch whose best cosine to that object's first-frame patches (anywhere in the
+   * the frame or was hidden); a target patch the propagation gives to the background (share ≥ `REID_BACKGROUND`) whose best cosine to that object's first-frame patches (anywhere in the
    * first frame) beats its best cosine to the recent frames' candidates (its neighbourhood) by more than δ takes that
    * object's label outright. The recent frames explain what stayed in view; a patch they do not explain and that
    * looks like a lost object is that object coming back, even far from where it left.
@@ -42,6 +42,8 @@ export interface PropagateOptions {
 
 /** A `reidentify` object is lost when its mass has fallen below this fraction of its first-frame mass. */
 export const REID_LOST = 0.25;
+/** `reidentify` looks only at patches whose propagated background share is at least this. */
+export const REID_BACKGROUND = 0.5;
 
 /** DINO's protocol exactly (eval_video_segmentation.py): the parity tests and `--dino`. */
 export const DINO_PROTOCOL: PropagateOptions = { context: 7, topk: 5, radius: 12, temperature: 0.1 };
@@ -295,6 +297,8 @@ export class LabelPropagator {
       return at;
     });
     for (let t = 0; t < n; t++) {
+      // Only patches the propagation gives to the background: an object in view keeps its patches.
+      if ((out[t] as number) < REID_BACKGROUND) continue;
       let bestCl = -1;
       let bestCos = (recentBest[t] as number) + margin;
       lost.forEach((cl, i) => {

@@ -180,6 +180,26 @@ describe('label propagation (DINO protocol)', () => {
     expect(inView(0)).toEqual(inView(null));
   });
 
+  it('re-identifies only patches the propagation gives to the background, not a look-alike object in view', () => {
+    // Objects 1 (patch 0) and 2 (patch 3) look alike; object 1 leaves, object 2 stays at patch 3.
+    const grid = { gridH: 1, gridW: 6 };
+    const frame = (...at: number[]) =>
+      Float32Array.from(Array.from({ length: 6 }, (_, i) => (at.includes(i) ? [1, 0] : [0, 1])).flat());
+    const labels = Float32Array.from([0, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0]);
+    // A margin of -0.5: object 2's patch (cosine 1 to object 1's first-frame patch) would pass it.
+    const p = new LabelPropagator(grid, 2, 3, frame(0, 3), labels, {
+      ...DINO_PROTOCOL,
+      context: 1,
+      radius: 1,
+      topk: 1,
+      reidentify: -0.5,
+    });
+    p.step(frame(3));
+    const out = p.step(frame(3));
+    expect(out[12 + 3]).toBeCloseTo(1, 6);
+    expect(out[6 + 3]).toBe(0);
+  });
+
   it("has API defaults equal to the product defaults, and DINO's protocol one flag away", () => {
     const parsed = PropagationParams.parse({});
     expect({
