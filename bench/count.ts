@@ -59,6 +59,8 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
       ...(uncoSteps > 0 ? { steps: uncoSteps } : {}),
       ...(args.includes('--unco-lr') ? { lr: flag('--unco-lr', 0) } : {}),
       ...(args.includes('--unco-batch') ? { batch: flag('--unco-batch', 0) } : {}),
+      ...(args.includes('--unco-pool') ? { pool: flag('--unco-pool', 0) } : {}),
+      ...(args.includes('--unco-types') ? { types: flag('--unco-types', 0) } : {}),
       ...(args.includes('--unco-warmup') ? { warmup: flag('--unco-warmup', 0) } : {}),
       ...(args.includes('--unco-scaling') ? { scaling: flag('--unco-scaling', 0) } : {}),
       ...(args.includes('--unco-patch-objects') ? { pixelObjects: false } : {}),

@@ -55,8 +55,14 @@ export async function benchUnco(model: ImportedViT, o: UncoBenchOptions): Promis
   );
   const info = { id: 0, name: 'bundled ViT-Ti/16', sha256: '', vit: model };
   const objective = new UncoObjective(a, info, library, UNCO_TUNING_SEEDS.length, 0);
+  objective.onPoolProgress = (done) => {
+    if (done % 128 === 0 || done === a.pool) console.error(`count: UnCo collage pool: ${done}/${a.pool}`);
+  };
   objective.build();
+  const tOpen = performance.now();
   const sessions = await objective.open(runtime);
+  // Drawing and encoding the held-out collages and the pool (when there is one).
+  const openSeconds = (performance.now() - tOpen) / 1000;
   const rng = runGenerator(a.seed);
   const state = objective.initialState(rng);
   const losses: number[] = [];
@@ -109,6 +115,8 @@ export async function benchUnco(model: ImportedViT, o: UncoBenchOptions): Promis
         steps: a.steps,
         batch: a.batch,
         collages: a.steps * a.batch,
+        distinct_collages: a.pool > 0 ? a.pool : a.steps * a.batch,
+        pool: a.pool,
         lr: a.lr,
         warmup: a.warmup,
         schedule: 'linear warm-up, cosine to 0',
@@ -137,6 +145,7 @@ export async function benchUnco(model: ImportedViT, o: UncoBenchOptions): Promis
       counts: counts.map((x, i) => [truths[i], Number(x.toFixed(1))]),
       seconds: Number(((performance.now() - t0) / 1000).toFixed(1)),
       train_seconds: Number(trainSeconds.toFixed(1)),
+      collage_seconds: Number(openSeconds.toFixed(1)),
     },
   };
 }

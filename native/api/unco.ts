@@ -26,6 +26,11 @@ export const TrainUncoArgs = z
     steps: z.int().min(1).max(1_000_000).default(900),
     /** Collages per step. */
     batch: z.int().min(1).max(256).default(4),
+    /**
+     * Collages drawn once (their backbone features computed once) that every step samples its batch from; 0 draws
+     * new collages for every step (slower: building and encoding a collage costs more than a small decoder's step).
+     */
+    pool: z.int().min(0).max(4096).default(0),
     /** AdamW (the official optimiser): peak learning rate, linear warm-up over `warmup` of the steps, cosine to 0. */
     lr: z.number().positive().max(1).default(1e-3),
     warmup: z.number().min(0).max(0.9).default(0.1),

@@ -48,7 +48,7 @@ import {
 } from '../train/trainer.js';
 import type { CollageLibrary, CollageOptions } from './collage.js';
 import { collageLibrary } from './collage-objects.js';
-import { collageBatch } from './unco-data.js';
+import { CollagePool, collageBatch } from './unco-data.js';
 import {
   buildUncoForward,
   buildUncoStep,
@@ -132,6 +132,8 @@ interface UncoSessions extends ObjectiveSessions {
   forward: ModelSession;
   /** The held-out collages' features and counts (the same on every provider: their own generator). */
   heldout: { batch: UncoBatch; counts: number[]; rgb: Uint8Array };
+  /** The training collages drawn once (`pool` > 0; their own generator, so a resumed run has the same). */
+  pool: CollagePool | null;
 }
 
 interface Evaluation {
@@ -150,6 +152,8 @@ export class UncoObjective implements Objective<UncoSessions, UncoBatch> {
   private heldoutMeanMae = Number.NaN;
   readonly imagesPerStep: number;
   readonly divergedHint = 'lower the learning rate';
+  /** Called as the collage pool is built (collages done). */
+  onPoolProgress?: (done: number) => void;
 
   constructor(
     private readonly a: Args,
@@ -188,7 +192,20 @@ export class UncoObjective implements Objective<UncoSessions, UncoBatch> {
     const counts = collages.map((k) => k.count);
     const mean = counts.reduce((s, n) => s + n, 0) / E;
     this.heldoutMeanMae = counts.reduce((s, n) => s + Math.abs(n - mean), 0) / E;
+    const pool =
+      this.a.pool > 0
+        ? await CollagePool.build(
+            extractor,
+            this.library,
+            this.collage,
+            c,
+            this.a.pool,
+            new Rng(this.a.seed * 2246822519 + 0x9001),
+            this.onPoolProgress,
+          )
+        : null;
     return {
+      pool,
       runner,
       extractor,
       forward,
@@ -207,7 +224,8 @@ export class UncoObjective implements Objective<UncoSessions, UncoBatch> {
   }
 
   initialState(rng: Rng): TrainState {
-    const params = initUncoParams(this.config, rng);
+    // N is uniform in [1, maxCount]: the output starts at that mean density.
+    const params = initUncoParams(this.config, rng, { meanCount: (1 + this.a.maxCount) / 2 });
     const zeros = (n: string) => new Float32Array((this.built.params.get(n) as number[]).reduce((a, d) => a * d, 1));
     return {
       step: 0,
@@ -230,6 +248,7 @@ export class UncoObjective implements Objective<UncoSessions, UncoBatch> {
   };
 
   async draw(rng: Rng, _state: TrainState, s: UncoSessions): Promise<UncoBatch> {
+    if (s.pool) return s.pool.batch(this.config, rng);
     return (await collageBatch(s.extractor, this.library, this.collage, this.config, rng)).batch;
   }
 
@@ -388,6 +407,8 @@ export const trainUncoJob: JobHandler<Args, TrainCheckpoint> = {
       );
     const { steps, checkpointEvery, previewEvery, seed, device } = a;
     const objective = new UncoObjective(a, model, library, images.length, ctx.jobId);
+    objective.onPoolProgress = (done) =>
+      ctx.phase('drawing the collages it trains on', { unit: 'collages', total: a.pool, done });
     return train(ctx, { steps, checkpointEvery, previewEvery, seed, device, previews: null }, objective);
   },
 };

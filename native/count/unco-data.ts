@@ -97,3 +97,74 @@ export async function collageBatch(
   if (c.shots > 0) batch.exemplars = exemplars;
   return { batch, collages };
 }
+
+/**
+ * Collages drawn once — their features, exemplar features and targets — from which training batches are sampled
+ * (with replacement, each with a fresh loss mask). Building a collage and running the frozen backbone on it costs
+ * several times a small decoder's step on a CPU, so a pool lets a fixed budget buy many more steps; the collages
+ * repeat (epochs over the pool) instead of every step seeing new ones, as the official training's fixed dataset
+ * of 10,000 collages does.
+ */
+export class CollagePool {
+  private constructor(
+    readonly collages: number,
+    private readonly latent: Float32Array,
+    private readonly exemplars: Float32Array,
+    private readonly density: Float32Array,
+    private readonly counts: readonly number[],
+  ) {}
+
+  /** `count` collages from `rng`, `chunk` at a time through the extractor; `progress(done)` after each chunk. */
+  static async build(
+    extractor: FeatureExtractor,
+    library: CollageLibrary,
+    options: CollageOptions,
+    c: UncoConfig,
+    count: number,
+    rng: Rng,
+    progress?: (done: number) => void,
+  ): Promise<CollagePool> {
+    const n = c.grid * c.grid * c.encoderDim;
+    const e = Math.max(1, c.shots) * c.encoderDim;
+    const S2 = (c.grid * c.patch) ** 2;
+    const latent = new Float32Array(count * n);
+    const exemplars = new Float32Array(count * e);
+    const density = new Float32Array(count * S2);
+    const counts: number[] = [];
+    const chunk = 16;
+    for (let i = 0; i < count; i += chunk) {
+      const m = Math.min(chunk, count - i);
+      const { batch, collages } = await collageBatch(extractor, library, options, { ...c, batch: m }, rng);
+      latent.set(batch.latent, i * n);
+      if (batch.exemplars) exemplars.set(batch.exemplars, i * e);
+      density.set(batch.density, i * S2);
+      counts.push(...collages.map((k) => k.count));
+      progress?.(i + m);
+    }
+    return new CollagePool(count, latent, exemplars, density, counts);
+  }
+
+  /** The mean count of the pooled collages. */
+  get meanCount(): number {
+    return this.counts.reduce((a, b) => a + b, 0) / Math.max(1, this.counts.length);
+  }
+
+  /** A batch of `c.batch` pooled collages drawn uniformly with replacement, with a fresh loss mask. */
+  batch(c: UncoConfig, rng: Rng): UncoBatch {
+    const n = c.grid * c.grid * c.encoderDim;
+    const e = Math.max(1, c.shots) * c.encoderDim;
+    const S2 = (c.grid * c.patch) ** 2;
+    const latent = new Float32Array(c.batch * n);
+    const exemplars = new Float32Array(c.batch * e);
+    const density = new Float32Array(c.batch * S2);
+    for (let b = 0; b < c.batch; b++) {
+      const i = rng.int(this.collages);
+      latent.set(this.latent.subarray(i * n, (i + 1) * n), b * n);
+      exemplars.set(this.exemplars.subarray(i * e, (i + 1) * e), b * e);
+      density.set(this.density.subarray(i * S2, (i + 1) * S2), b * S2);
+    }
+    const out: UncoBatch = { latent, density, mask: lossMask(density, rng) };
+    if (c.shots > 0) out.exemplars = exemplars;
+    return out;
+  }
+}

@@ -338,16 +338,19 @@ export function buildUncoForward(c: UncoConfig): { onnx: Uint8Array; params: Map
  * Initial parameters as the official initialize_weights: Linear xavier-uniform with zero bias, LayerNorm and
  * GroupNorm ones and zeros, the shot token N(0, 0.02), convolutions torch's default (uniform ±1/sqrt(fan_in)).
  */
-export function initUncoParams(c: UncoConfig, rng: Rng): Map<string, Float32Array> {
+export function initUncoParams(c: UncoConfig, rng: Rng, o: { meanCount?: number } = {}): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
-  for (const [name, shape] of uncoParamShapes(c)) {
+  const shapes = uncoParamShapes(c);
+  // The last layer: the 1x1 convolution to one channel (its bias is the map's level everywhere).
+  const last = [...shapes.keys()].filter((n) => n.startsWith('pred_head.') && n.endsWith('.3.bias')).pop();
+  for (const [name, shape] of shapes) {
     const n = shape.reduce((a, d) => a * d, 1);
     const t = new Float32Array(n);
     const conv = name.startsWith('pred_head.') && /\.(0|3)\.(weight|bias)$/.test(name);
     const norm = !conv && (name.startsWith('pred_head.') || /norm\d?\.|fim_norm/.test(name));
     if (name === SHOT_TOKEN) for (let i = 0; i < n; i++) t[i] = 0.02 * rng.normal();
     else if (conv) {
-      const w = uncoParamShapes(c).get(name.replace(/bias$/, 'weight')) as number[];
+      const w = shapes.get(name.replace(/bias$/, 'weight')) as number[];
       const fanIn = (w[1] as number) * (w[2] as number) * (w[3] as number);
       const bound = 1 / Math.sqrt(fanIn);
       for (let i = 0; i < n; i++) t[i] = rng.uniform(-bound, bound);
@@ -358,6 +361,10 @@ export function initUncoParams(c: UncoConfig, rng: Rng): Map<string, Float32Arra
       const bound = Math.sqrt(6 / (fi + fo));
       for (let i = 0; i < n; i++) t[i] = rng.uniform(-bound, bound);
     }
+    // Started at the collages' mean density per cell (ours, not the official init): a map that starts at the
+    // right level has only the spatial pattern to learn, instead of first growing the bias from 0 (which, with
+    // the loss met by a flat map at the mean, held the counter at one answer for every input).
+    if (name === last && o.meanCount !== undefined) t.fill((o.meanCount * c.scaling) / (c.grid * c.patch) ** 2);
     out.set(name, t);
   }
   return out;

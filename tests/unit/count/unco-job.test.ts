@@ -133,6 +133,32 @@ describe('the train.unco job', { timeout: 600_000 }, () => {
     }
   });
 
+  it('trains from a collage pool: a resumed run draws the same pool and has the losses of an uninterrupted one', async () => {
+    const args = { ...ARGS, pool: 5 };
+    const whole = await project('unco-pool');
+    const parts = await project('unco-pool-resumed');
+    try {
+      const a = await whole.call('train.unco', { ...args, model: whole.model.id });
+      await whole.runner.idle();
+      expect((await whole.call('jobs.get', { id: a.id })).state).toBe('done');
+      const expected = (await whole.call('train.log', { jobId: a.id })).map((r) => r.loss);
+      expect(expected).toHaveLength(ARGS.steps);
+      // Not the fresh-collage run's losses: the batches come from the pool.
+      expect(expected).not.toEqual(reference.map((r) => r.loss));
+      const b = await parts.call('train.unco', { ...args, model: parts.model.id });
+      while ((await parts.call('train.log', { jobId: b.id })).length < 3) await new Promise((r) => setTimeout(r, 5));
+      await parts.call('jobs.cancel', { id: b.id });
+      await parts.runner.idle();
+      expect((await parts.call('jobs.get', { id: b.id })).state).toBe('cancelled');
+      await parts.call('jobs.resume', { id: b.id });
+      await parts.runner.idle();
+      expect((await parts.call('train.log', { jobId: b.id })).map((r) => r.loss)).toEqual(expected);
+    } finally {
+      await whole.engine.close();
+      await parts.engine.close();
+    }
+  });
+
   it('refuses to start without a model to read features from', async () => {
     const { engine, call } = dispatchEngine();
     try {

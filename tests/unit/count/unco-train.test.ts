@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../../native/base/rng.js';
 import { collageLibrary } from '../../../native/count/collage-objects.js';
-import { collageBatch } from '../../../native/count/unco-data.js';
+import { CollagePool, collageBatch } from '../../../native/count/unco-data.js';
 import {
   buildUncoStep,
   initialUncoState,
@@ -82,6 +82,39 @@ describe('UnCo on Self-Collages', () => {
       const sum = a.batch.density.subarray(i * S * S, (i + 1) * S * S).reduce((x, y) => x + y, 0);
       expect(Math.abs(sum - k.count * c.scaling)).toBeLessThan(1e-3 * c.scaling * Math.max(1, k.count));
     });
+  });
+
+  it('draws a collage pool once from its seed and samples batches of its collages from the run generator', async () => {
+    const pool = await CollagePool.build(extractor, library, options, c, 5, new Rng(7));
+    const again = await CollagePool.build(extractor, library, options, c, 5, new Rng(7));
+    // The pool is the collages collageBatch draws from the same generator, whatever the chunking.
+    const direct = await collageBatch(extractor, library, options, { ...c, batch: 5 }, new Rng(7));
+    expect(pool.meanCount).toBeCloseTo(direct.collages.reduce((a, k) => a + k.count, 0) / 5, 6);
+    const S2 = (grid * c.patch) ** 2;
+    const n = grid * grid * c.encoderDim;
+    const a = pool.batch(c, new Rng(3));
+    expect(a).toEqual(again.batch(c, new Rng(3)));
+    for (let b = 0; b < c.batch; b++) {
+      const target = a.density.subarray(b * S2, (b + 1) * S2);
+      const i = [0, 1, 2, 3, 4].findIndex((j) =>
+        direct.batch.density.subarray(j * S2, (j + 1) * S2).every((v, k) => v === target[k]),
+      );
+      expect(i).toBeGreaterThanOrEqual(0);
+      expect(a.latent.subarray(b * n, (b + 1) * n)).toEqual(direct.batch.latent.subarray(i * n, (i + 1) * n));
+      // Every target cell is kept by the mask.
+      for (let k = 0; k < S2; k++) if ((target[k] as number) > 0) expect(a.mask[b * S2 + k]).toBe(1);
+    }
+  });
+
+  it('starts the output at the mean density when asked (the last bias), elsewhere as before', () => {
+    const plain = initUncoParams(c, new Rng(1));
+    const started = initUncoParams(c, new Rng(1), { meanCount: 4 });
+    const S = grid * c.patch;
+    for (const [name, t] of plain) {
+      const u = started.get(name) as Float32Array;
+      if (name === 'pred_head.pred_head.1.3.bias') expect([...u]).toEqual([Math.fround((4 * c.scaling) / (S * S))]);
+      else expect(u).toEqual(t);
+    }
   });
 
   it('fits a batch of collages: the density loss halves and the count error falls to under a quarter', async () => {
