@@ -8,21 +8,36 @@ import { CountBoxes } from './count.js';
 import { JobInfo } from './jobs.js';
 import { ProviderName } from './runtime.js';
 
+/** What a run's Self-Collages are made of and how (`train.unco` and `train.uncoPreview` share them). */
+const collageFields = {
+  /** The frozen backbone: a registered model (default: the project's default model). */
+  model: z.int().positive().optional(),
+  /** Media items whose sampled frames give the objects and backgrounds (default: every ingested item). */
+  media: z.array(z.int().positive()).optional(),
+  /** Frames the collage library is built from (evenly spaced over the chosen media's frames). */
+  libraryFrames: z.int().min(1).max(2000).default(48),
+  /**
+   * Objects cut at pixel level (the attention's salient patches refined by colour contrast with the rest of the
+   * frame, split into connected components); false: the salient patch regions themselves.
+   */
+  pixelObjects: z.boolean().default(true),
+  /** Object types found by k-means over the objects' features. */
+  types: z.int().min(2).max(64).default(8),
+  /** Target objects per collage: N uniform in [1, maxCount]; `total` objects pasted with the distractors. */
+  maxCount: z.int().min(1).max(500).default(60),
+  total: z.int().min(1).max(600).default(70),
+  /** Mean pasted object size range in pixels of the 224 px collage. */
+  pasteSize: z.tuple([z.int().min(2).max(200), z.int().min(2).max(220)]).default([10, 34]),
+  /** Largest random rotation of a pasted object in degrees. */
+  rotation: z.number().min(0).max(180).default(30),
+  /** Density mass of one object (count = the map's sum / scaling). */
+  scaling: z.number().positive().max(1e6).default(100),
+  seed: z.int().min(0).default(0),
+};
+
 export const TrainUncoArgs = z
   .object({
-    /** The frozen backbone: a registered model (default: the project's default model). */
-    model: z.int().positive().optional(),
-    /** Media items whose sampled frames give the objects and backgrounds (default: every ingested item). */
-    media: z.array(z.int().positive()).optional(),
-    /** Frames the collage library is built from (evenly spaced over the chosen media's frames). */
-    libraryFrames: z.int().min(1).max(2000).default(48),
-    /**
-     * Objects cut at pixel level (the attention's salient patches refined by colour contrast with the rest of the
-     * frame, split into connected components); false: the salient patch regions themselves.
-     */
-    pixelObjects: z.boolean().default(true),
-    /** Object types found by k-means over the objects' features. */
-    types: z.int().min(2).max(64).default(8),
+    ...collageFields,
     steps: z.int().min(1).max(1_000_000).default(900),
     /** Collages per step. */
     batch: z.int().min(1).max(256).default(4),
@@ -32,21 +47,11 @@ export const TrainUncoArgs = z
     weightDecay: z.number().min(0).max(1).default(1e-2),
     /** Exemplars per collage; 0 trains the reference-less (automatic) counter. */
     shots: z.int().min(0).max(3).default(1),
-    /** Target objects per collage: N uniform in [1, maxCount]; `total` objects pasted with the distractors. */
-    maxCount: z.int().min(1).max(500).default(60),
-    total: z.int().min(1).max(600).default(70),
-    /** Mean pasted object size range in pixels of the 224 px collage. */
-    pasteSize: z.tuple([z.int().min(2).max(200), z.int().min(2).max(220)]).default([10, 34]),
-    /** Largest random rotation of a pasted object in degrees. */
-    rotation: z.number().min(0).max(180).default(30),
-    /** Density mass of one object (count = the map's sum / scaling). */
-    scaling: z.number().positive().max(1e6).default(100),
     /**
      * Decoder size: 'small' (embed 64, 4 heads, 32 channels, density at twice the patch grid: fits a CPU) or
      * 'official' (UnCounTRModel.py's defaults: embed 512, 16 heads, 256 channels, density at the input size).
      */
     decoder: z.enum(['small', 'official']).default('small'),
-    seed: z.int().min(0).default(0),
     /** Execution provider for this run; default the engine's setting (Device view). Falls back to the CPU. */
     device: z.union([ProviderName, z.literal('auto')]).optional(),
     checkpointEvery: z.int().min(1).default(50),
@@ -64,6 +69,45 @@ export const TrainUncoArgs = z
   .refine((a) => a.pasteSize[0] <= a.pasteSize[1], { message: 'pasteSize must be [min, max]', path: ['pasteSize'] });
 
 export type TrainUncoArgs = z.output<typeof TrainUncoArgs>;
+
+/** `train.uncoPreview`: a few Self-Collages of a run's settings, built without training (what the counter learns from). */
+export const UncoPreviewArgs = z
+  .object({
+    ...collageFields,
+    /** Collages to build (drawn one after another from a generator seeded with `seed`). */
+    collages: z.int().min(1).max(16).default(4),
+  })
+  .strict()
+  .refine((a) => a.total >= a.maxCount, { message: 'total must be at least maxCount', path: ['total'] })
+  .refine((a) => a.pasteSize[0] <= a.pasteSize[1], { message: 'pasteSize must be [min, max]', path: ['pasteSize'] });
+
+export type UncoPreviewArgs = z.output<typeof UncoPreviewArgs>;
+
+export const UncoPreviewCollage = z.object({
+  /** The collage (PNG data URL, `size` px square). */
+  png: z.string(),
+  /** Its density target as a heat image (PNG data URL, scaled to its own maximum). */
+  densityPng: z.string(),
+  /** N: the target objects pasted. */
+  count: z.int(),
+  /** The density target's sum / scaling (N up to float rounding). */
+  targetSum: z.number(),
+  /** Objects of other types pasted beside the targets. */
+  distractors: z.int(),
+  /** Exemplar boxes [x, y, w, h] in collage pixels (up to 3 of the targets). */
+  exemplars: CountBoxes,
+  /** True when the last placement try pasted objects over each other. */
+  overlapping: z.boolean(),
+});
+
+export const UncoPreviewResult = z.object({
+  size: z.int(),
+  /** Frames the library was built from, the objects found in them without labels, and their types. */
+  frames: z.int(),
+  objects: z.int(),
+  types: z.int(),
+  collages: z.array(UncoPreviewCollage),
+});
 
 /** A trained counter: a finished `train.unco` job's exported decoder. */
 export const UncoCounter = z.object({
@@ -90,9 +134,28 @@ export const UncoCountResult = z.object({
   jobId: z.int(),
 });
 
+/** `count.uncoVideo`: every (Nth) frame of an item counted with a trained counter, as a job (resumable). */
+export const CountUncoVideoArgs = z
+  .object({
+    /** The counter (its training job). */
+    jobId: z.int().positive(),
+    mediaId: z.int().positive(),
+    /** Exemplar boxes [x, y, w, h] in frame pixels on `exemplarFrameIdx` (a counter trained with exemplars needs one). */
+    boxes: CountBoxes.max(20).default([]),
+    exemplarFrameIdx: z.int().min(0).default(0),
+    /** Every Nth frame (from the first). */
+    every: z.int().min(1).default(1),
+  })
+  .strict();
+
+export type CountUncoVideoArgs = z.output<typeof CountUncoVideoArgs>;
+
 /** The commands of this capability (merged into `commands` by contract.ts). */
 export const uncoCommands = {
   'train.unco': { args: TrainUncoArgs, result: JobInfo },
+  'train.uncoPreview': { args: UncoPreviewArgs, result: UncoPreviewResult },
+  /** Per-frame counts: `count.results` of the job (a decimal count per frame), for the curve and the CSV. */
+  'count.uncoVideo': { args: CountUncoVideoArgs, result: JobInfo },
   'count.counters': { args: z.object({}).strict(), result: z.array(UncoCounter) },
   'count.unco': {
     args: z

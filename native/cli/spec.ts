@@ -192,7 +192,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'train',
     synopsis:
-      '[--objective dino|dora|neco|unco|sharelock] [--preset P | --from-model ID | --base ID] [--media ID,..] [--steps N] [--batch B] [--seed S] [--shots K]',
+      '[--objective dino|dora|neco|unco|sharelock] [--preset P | --from-model ID | --base ID] [--media ID,..] [--steps N] [--batch B] [--seed S] [--shots K] [--preview DIR]',
     summary:
       "DINO, Dora or NeCo training on the project's frames (a job; waits; exports a model), an UnCo counter (unco) or a ShareLock head (sharelock)",
     details:
@@ -204,6 +204,11 @@ export const COMMANDS: CommandSpec[] = [
         "dino (default), dora (objects tracked through clips), neco (adapt a registered model: patch neighbour consistency), unco (a counter trained on Self-Collages of the frames, on the frozen --base model, default the project's) or sharelock (a text head: --text-model, --classes / --captions)",
       ),
       shots: s('K', 'unco: exemplars per count (default 1; 0 trains an automatic counter)'),
+      preview: s(
+        'DIR',
+        'unco: no training, a preview of what the counter learns from: a few Self-Collages of these settings (--seed) as collage-K.png, density-K.png and counts.json',
+      ),
+      collages: s('N', 'unco --preview: collages to build (default 4)'),
       preset: s('P', 'architecture from scratch: vit_ti16 (default), vit_s16, vit_b16, vit_s8, tiny'),
       'from-model': s('ID', 'start from a registered model instead'),
       base: s('ID', 'the registered model to start from (same as --from-model; what NeCo adapts)'),
@@ -503,7 +508,7 @@ exemplar, --auto tries input sizes from --size up (doubling, tiled) and counts w
       frame: s('N', 'the frame the boxes are on (default 1)'),
       every: s('N', 'every Nth frame (default 1)'),
       out: s('FILE', 'CSV: media_id, frame (from 1), time_s, count'),
-      counter: s('JOB', 'count with a trained UnCo counter (its training job) instead: CSV media_id, frame, count'),
+      counter: s('JOB', "count with a trained UnCo counter (its training job) instead (a job): the density maps' sums"),
       threshold: s('T', 'similarity threshold (default: from the exemplars)'),
       'stored-pixels': STORED_PIXELS,
       model: MODEL,

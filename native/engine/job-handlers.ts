@@ -4,6 +4,7 @@
  */
 import { countBatchJob } from '../count/batch.js';
 import { trainUncoJob } from '../count/train-unco.js';
+import { countUncoVideoJob } from '../count/unco-video.js';
 import { exportFeaturesJob } from '../features/export.js';
 import { extractFeaturesJob } from '../features/extract.js';
 import { fungiJob } from '../fungi/job.js';
@@ -32,6 +33,7 @@ export const JOB_HANDLERS: readonly AnyJobHandler[] = [
   exportFeaturesJob,
   segmentBatchJob,
   countBatchJob,
+  countUncoVideoJob,
   trackJob,
   propagateJob,
   evalDavisJob,

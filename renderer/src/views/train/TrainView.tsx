@@ -7,6 +7,7 @@ import { ModelAboutNote } from '../../shell/ModelAbout';
 import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 import { ShareLockCard } from './ShareLockCard';
+import { UncoPreviewCard } from './UncoPreviewCard';
 
 type Log = CommandResult<'train.log'>;
 type Preset = 'tiny' | 'vit_ti16' | 'vit_s16';
@@ -207,6 +208,9 @@ export function TrainView() {
   /** UnCo: exemplars per count (0: an automatic counter), its learning rate and collages per step. */
   const [uncoShots, setUncoShots] = useState(1);
   const [uncoLr, setUncoLr] = useState(1e-3);
+  /** UnCo collages: the most target objects in one (N ∈ [1, max]) and the objects pasted in all (with distractors). */
+  const [uncoMaxCount, setUncoMaxCount] = useState(60);
+  const [uncoTotal, setUncoTotal] = useState(70);
   const [comparison, setComparison] = useState<{
     jobId: number;
     result: CommandResult<'segment.compareModels'>;
@@ -309,9 +313,14 @@ export function TrainView() {
         };
   };
   /** An UnCo counter on the chosen model's frozen features, trained on Self-Collages of the chosen frames. */
-  const uncoArgs = (): CommandArgs<'train.unco'> => ({
+  const uncoCollages = {
     media: [...chosen],
     ...(init.startsWith('model:') ? { model: Number(init.split(':')[1]) } : {}),
+    maxCount: uncoMaxCount,
+    total: Math.max(uncoTotal, uncoMaxCount),
+  };
+  const uncoArgs = (): CommandArgs<'train.unco'> => ({
+    ...uncoCollages,
     steps: totalSteps,
     batch,
     shots: uncoShots,
@@ -556,6 +565,23 @@ export function TrainView() {
               min={0}
               step={0.0001}
             />
+            <NumberField
+              label="Most objects counted (N max)"
+              aria="Most objects per collage"
+              value={uncoMaxCount}
+              set={setUncoMaxCount}
+              min={1}
+              max={500}
+            />
+            <NumberField
+              label="Objects per collage, with distractors"
+              aria="Objects per collage"
+              value={uncoTotal}
+              set={setUncoTotal}
+              min={1}
+              max={600}
+            />
+            <UncoPreviewCard args={uncoCollages} why={cannotTrain} />
           </div>
         )}
         <details hidden={method === 'neco' || method === 'unco'}>

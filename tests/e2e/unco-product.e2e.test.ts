@@ -1,0 +1,96 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { encodePng } from '../../native/media/png.js';
+import { makeCountScene } from '../../tools/synth/count.js';
+import { videoFromImages } from '../helpers/media.js';
+import { writeTinyViT } from '../helpers/models.js';
+import { type Session, useAppSession } from './browser.js';
+
+describe('UnCo product, end to end in browser mode', () => {
+  const app = useAppSession();
+  let s: Session;
+  beforeAll(() => {
+    s = app.session();
+  });
+
+  it('previews the Self-Collages before training, then counts every frame of a video with a trained counter as a job', async () => {
+    const { page } = s;
+    const scenes = Array.from({ length: 8 }, (_, i) => makeCountScene(80 + i, { size: 224 }));
+    const files = scenes.slice(0, 4).map((scene, i) => {
+      const file = path.join(app.work, `scene-${i + 1}.png`);
+      fs.writeFileSync(file, encodePng(scene.rgb, scene.width, scene.height));
+      return file;
+    });
+    const video = videoFromImages(path.join(app.work, 'scenes.mp4'), scenes);
+    await page.getByLabel('Project folder', { exact: true }).fill(path.join(app.work, 'unco-product'));
+    await page.getByLabel('Add the starter model').uncheck();
+    await page.getByRole('button', { name: 'Create project' }).click();
+    await page.getByTestId('project-name').filter({ hasText: 'unco-product' }).waitFor();
+    await s.engine.call('library.add', { paths: files, frameSize: { mode: 'short-side', size: 224 } });
+    await s.engine.call('library.add', {
+      paths: [video],
+      sampling: { policy: 'every', n: 1 },
+      frameSize: { mode: 'short-side', size: 224 },
+    });
+    const model = await s.engine.call('models.import', { path: writeTinyViT(6), name: 'tiny backbone' });
+    await page.getByRole('link', { name: 'Library' }).click();
+    await page.locator('[data-testid^="media-"]').nth(4).waitFor({ timeout: 60_000 });
+
+    // Train view: the UnCo card previews what the counter learns from, without starting a job.
+    await page.getByRole('link', { name: 'Train' }).click();
+    for (const f of files) await page.getByLabel(path.basename(f)).check();
+    await page.getByLabel('Method').selectOption('unco');
+    await page.getByTestId('unco-settings').waitFor();
+    await page.getByLabel('Start from').selectOption(`model:${model.id}`);
+    await page.getByLabel('Most objects per collage').fill('12');
+    await page.getByLabel('Objects per collage').fill('16');
+    const jobsBefore = (await s.engine.call('jobs.list', {})).length;
+    await page.getByRole('button', { name: 'Preview collages' }).click();
+    const collages = page.getByTestId('unco-preview-collage');
+    await expect.poll(() => collages.count(), { timeout: 120_000 }).toBe(4);
+    for (const text of await page.getByTestId('unco-preview-count').allTextContents()) {
+      const [, n, sum] = /N = (\d+) · target sums to (\d+\.\d)/.exec(text) ?? [];
+      expect(Number(n)).toBeGreaterThanOrEqual(1);
+      expect(Number(n)).toBeLessThanOrEqual(12);
+      expect(Number(sum)).toBeCloseTo(Number(n), 1);
+    }
+    expect(await page.getByTestId('unco-preview-summary').textContent()).toContain('found without labels in 4 frames');
+    expect((await s.engine.call('jobs.list', {})).length).toBe(jobsBefore);
+    await page.getByTestId('unco-preview').scrollIntoViewIfNeeded();
+    await s.shot('92-unco-collage-preview');
+
+    // A counter trained without exemplars (automatic), then every frame of the video counted with it as a job.
+    const job = await s.engine.call('train.unco', {
+      model: model.id,
+      media: (await s.engine.call('library.list', {})).items.filter((m) => m.kind === 'image').map((m) => m.id),
+      steps: 2,
+      batch: 2,
+      shots: 0,
+      maxCount: 12,
+      total: 16,
+      libraryFrames: 4,
+    });
+    await expect
+      .poll(async () => (await s.engine.call('jobs.get', { id: job.id })).state, { timeout: 300_000 })
+      .toBe('done');
+    await page.getByRole('link', { name: 'Count' }).click();
+    await page.getByTestId('count-stage').waitFor({ timeout: 30_000 });
+    const clip = (await s.engine.call('library.list', {})).items.find((m) => m.kind === 'video');
+    await page.locator('#count-media').selectOption({ value: String(clip?.id) });
+    const panel = page.getByTestId('unco-panel');
+    await panel.scrollIntoViewIfNeeded();
+    await expect.poll(() => panel.getByLabel('Counter').locator('option:checked').textContent()).toMatch(/automatic/);
+    await panel.getByRole('button', { name: 'Count every frame with the counter (8)' }).click();
+    const curve = page.getByTestId('unco-frames');
+    await curve.waitFor({ timeout: 120_000 });
+    expect(await curve.textContent()).toContain('Counts over 8 frames (trained counter)');
+    expect(await curve.getByTestId('count-plot').isVisible()).toBe(true);
+    const runs = (await s.engine.call('jobs.list', {})).filter((j) => j.kind === 'count.uncoVideo');
+    expect(runs.map((j) => j.state)).toEqual(['done']);
+    expect(await s.engine.call('count.results', { jobId: runs[0]?.id ?? 0 })).toHaveLength(8);
+    await curve.scrollIntoViewIfNeeded();
+    await s.shot('93-unco-video-curve');
+    expect(s.errors).toEqual([]);
+  });
+});
