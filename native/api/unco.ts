@@ -4,6 +4,7 @@
  * Part of the engine's contract (contract.ts is the index that exports every name).
  */
 import { z } from 'zod';
+import { UserPath } from './common.js';
 import { CountBoxes } from './count.js';
 import { JobInfo } from './jobs.js';
 import { ProviderName } from './runtime.js';
@@ -35,40 +36,75 @@ const collageFields = {
   seed: z.int().min(0).default(0),
 };
 
+/** How a counter trains (`train.unco` and `train.uncoExport`). */
+const trainFields = {
+  steps: z.int().min(1).max(1_000_000).default(900),
+  /** Collages per step. */
+  batch: z.int().min(1).max(256).default(4),
+  /** AdamW (the official optimiser): peak learning rate, linear warm-up over `warmup` of the steps, cosine to 0. */
+  lr: z.number().positive().max(1).default(1e-3),
+  warmup: z.number().min(0).max(0.9).default(0.1),
+  weightDecay: z.number().min(0).max(1).default(1e-2),
+  /** Exemplars per collage; 0 trains the reference-less (automatic) counter. */
+  shots: z.int().min(0).max(3).default(1),
+  /**
+   * Decoder size: 'small' (embed 64, 4 heads, 32 channels, density at twice the patch grid: fits a CPU) or
+   * 'official' (UnCounTRModel.py's defaults: embed 512, 16 heads, 256 channels, density at the input size).
+   */
+  decoder: z.enum(['small', 'official']).default('small'),
+  /** Execution provider for this run; default the engine's setting (Device view). Falls back to the CPU. */
+  device: z.union([ProviderName, z.literal('auto')]).optional(),
+  checkpointEvery: z.int().min(1).default(50),
+  /** A collage, its target and the prediction every N steps (and at the start and end); 0: none. */
+  previewEvery: z.int().min(0).default(50),
+  /** The held-out collage MAE every N steps (and at the first and last step). */
+  evalEvery: z.int().min(1).default(50),
+  /** Held-out collages (a generator of their own, never trained on). */
+  evalCollages: z.int().min(1).max(256).default(16),
+  /** Name of the trained counter. */
+  name: z.string().min(1).max(200).optional(),
+};
+
 export const TrainUncoArgs = z
   .object({
     ...collageFields,
-    steps: z.int().min(1).max(1_000_000).default(900),
-    /** Collages per step. */
-    batch: z.int().min(1).max(256).default(4),
-    /** AdamW (the official optimiser): peak learning rate, linear warm-up over `warmup` of the steps, cosine to 0. */
-    lr: z.number().positive().max(1).default(1e-3),
-    warmup: z.number().min(0).max(0.9).default(0.1),
-    weightDecay: z.number().min(0).max(1).default(1e-2),
-    /** Exemplars per collage; 0 trains the reference-less (automatic) counter. */
-    shots: z.int().min(0).max(3).default(1),
-    /**
-     * Decoder size: 'small' (embed 64, 4 heads, 32 channels, density at twice the patch grid: fits a CPU) or
-     * 'official' (UnCounTRModel.py's defaults: embed 512, 16 heads, 256 channels, density at the input size).
-     */
-    decoder: z.enum(['small', 'official']).default('small'),
-    /** Execution provider for this run; default the engine's setting (Device view). Falls back to the CPU. */
-    device: z.union([ProviderName, z.literal('auto')]).optional(),
-    checkpointEvery: z.int().min(1).default(50),
-    /** A collage, its target and the prediction every N steps (and at the start and end); 0: none. */
-    previewEvery: z.int().min(0).default(50),
-    /** The held-out collage MAE every N steps (and at the first and last step). */
-    evalEvery: z.int().min(1).default(50),
-    /** Held-out collages (a generator of their own, never trained on). */
-    evalCollages: z.int().min(1).max(256).default(16),
-    /** Name of the trained counter. */
-    name: z.string().min(1).max(200).optional(),
+    ...trainFields,
   })
   .strict()
   .refine((a) => a.total >= a.maxCount, { message: 'total must be at least maxCount', path: ['total'] })
   .refine((a) => a.pasteSize[0] <= a.pasteSize[1], { message: 'pasteSize must be [min, max]', path: ['pasteSize'] });
 
 export type TrainUncoArgs = z.output<typeof TrainUncoArgs>;
+
+/**
+ * `train.uncoExport`: the run as a folder for PyTorch's torchrun (count/unco-export.ts): a pool of Self-Collages
+ * built here (images, density targets, exemplar boxes) and held-out ones, the frozen backbone, the decoder's start.
+ */
+export const TrainUncoExportArgs = z
+  .object({
+    ...collageFields,
+    ...trainFields,
+    /** The folder to write: new or empty. */
+    dir: UserPath,
+    /** Training collages built (the program draws each step's batch from them; Flaneur draws new ones every step). */
+    pool: z.int().min(1).max(100_000).default(512),
+  })
+  .strict()
+  .refine((a) => a.total >= a.maxCount, { message: 'total must be at least maxCount', path: ['total'] })
+  .refine((a) => a.pasteSize[0] <= a.pasteSize[1], { message: 'pasteSize must be [min, max]', path: ['pasteSize'] });
+
+export type TrainUncoExportArgs = z.output<typeof TrainUncoExportArgs>;
+
+/** `train.uncoImport`: the decoder a torchrun run of such a folder wrote (OUT/decoder.safetensors), as a counter. */
+export const TrainUncoImportArgs = z
+  .object({
+    /** The export folder (its out/decoder.safetensors) or the decoder file itself. */
+    path: UserPath,
+    name: z.string().min(1).max(200).optional(),
+  })
+  .strict();
+
+export type TrainUncoImportArgs = z.output<typeof TrainUncoImportArgs>;
 
 /** `train.uncoPreview`: a few Self-Collages of a run's settings, built without training (what the counter learns from). */
 export const UncoPreviewArgs = z
@@ -154,6 +190,8 @@ export type CountUncoVideoArgs = z.output<typeof CountUncoVideoArgs>;
 export const uncoCommands = {
   'train.unco': { args: TrainUncoArgs, result: JobInfo },
   'train.uncoPreview': { args: UncoPreviewArgs, result: UncoPreviewResult },
+  'train.uncoExport': { args: TrainUncoExportArgs, result: JobInfo },
+  'train.uncoImport': { args: TrainUncoImportArgs, result: JobInfo },
   /** Per-frame counts: `count.results` of the job (a decimal count per frame), for the curve and the CSV. */
   'count.uncoVideo': { args: CountUncoVideoArgs, result: JobInfo },
   'count.counters': { args: z.object({}).strict(), result: z.array(UncoCounter) },

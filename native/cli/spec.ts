@@ -231,16 +231,21 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'train export',
     synopsis:
-      '<dir> [--objective dino|dora|neco] [--preset P | --from-model ID] [--media ID,..] [--steps N] [--batch B] [--seed S] [--frames auto|copy|decode]',
+      '<dir> [--objective dino|dora|neco|unco] [--preset P | --from-model ID] [--media ID,..] [--steps N] [--batch B] [--seed S] [--frames auto|copy|decode] [--pool N]',
     summary: "write the same training as a folder for PyTorch's torchrun on other machines (a job; waits)",
     details:
       'The folder holds the frames, run.json, the starting weights, train.py and a README with the torchrun command and how to resume. Same losses as `flaneur train` on the same options.',
     positionals: one('a new or empty folder'),
     options: {
-      objective: s('O', 'dino (default), dora or neco (adapts --base)'),
+      objective: s(
+        'O',
+        'dino (default), dora, neco (adapts --base) or unco (a counter on the frozen --base model: Self-Collages built here, train_unco.py there)',
+      ),
       preset: s('P', 'architecture from scratch: vit_ti16 (default), vit_s16, vit_b16, vit_s8, tiny'),
       'from-model': s('ID', 'start from a registered model instead'),
       base: s('ID', 'the registered model to start from (same as --from-model)'),
+      shots: s('K', 'unco: exemplars per count (default 1; 0: an automatic counter)'),
+      pool: s('N', 'unco: training collages built into the folder (default 512)'),
       media: s('ID,..', 'train on these media items only (default: every ingested item)'),
       steps: s('N', 'training steps (default 1000)'),
       batch: s('B', 'images per step (default 32; NeCo 4)'),
@@ -255,8 +260,11 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'train import',
     synopsis: '<exported dir | checkpoint> [--name N]',
-    summary: 'bring back a run trained with torchrun: its encoder as a model (with provenance) and its curves',
-    positionals: one('the exported folder, its run/ folder or a checkpoint'),
+    summary:
+      'bring back a run trained with torchrun: its encoder as a model (with provenance) and its curves; an UnCo export: its counter',
+    positionals: one(
+      'the exported folder, its run/ folder or a checkpoint (UnCo: the folder or out/decoder.safetensors)',
+    ),
     options: { name: s('N', 'model name (default: objective, steps and machines)') },
     load: async () => (await modelCmds()).trainImport,
   },

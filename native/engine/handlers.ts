@@ -9,6 +9,7 @@ import { createDispatcher, type Dispatcher, type Handlers } from '../api/dispatc
 import { FlaneurError } from '../api/errors.js';
 import { APP_VERSION } from '../base/version.js';
 import { listUncoCounters } from '../count/unco-counter.js';
+import { emptyFolder, isUncoExport } from '../count/unco-export.js';
 import { uncoVideoInputs } from '../count/unco-video.js';
 import { runPolicy } from '../features/extract.js';
 import { mapPoints } from '../map/build.js';
@@ -307,9 +308,16 @@ export function createHandlers(engine: Engine): Handlers {
     'track.propagation': (a) => propagationFrame(open().project, a.jobId, a.pts, a.width, a.height),
     'train.start': (a) => jobInfo(open().runner.enqueue('train.dino', a)),
     'train.export': (a) => jobInfo(open().runner.enqueue('train.export', a)),
-    'train.import': (a) => jobInfo(open().runner.enqueue('train.import', a)),
+    // An UnCo export (its folder with unco.json, or the decoder it wrote) comes back as a counter, not a model.
+    'train.import': (a) =>
+      jobInfo(open().runner.enqueue(isUncoExport(a.path) ? 'train.uncoImport' : 'train.import', a)),
     'train.unco': (a) => jobInfo(open().runner.enqueue('train.unco', { ...a, model: uncoModel(a.model) })),
     'train.uncoPreview': (a) => engine.command('train.uncoPreview', { ...a, model: uncoModel(a.model) }),
+    'train.uncoExport': (a) => {
+      emptyFolder(path.resolve(a.dir));
+      return jobInfo(open().runner.enqueue('train.uncoExport', { ...a, model: uncoModel(a.model) }));
+    },
+    'train.uncoImport': (a) => jobInfo(open().runner.enqueue('train.uncoImport', a)),
     'train.log': (a) => open().project.trainLog.list(a.jobId),
     'train.previews': (a) => listPreviews(path.join(open().project.checkpointsDir, `train-${a.jobId}`), a.lastSteps),
 

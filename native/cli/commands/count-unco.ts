@@ -76,8 +76,8 @@ async function previewUnco(s: Session, dir: string, args: CommandArgs<'train.unc
   );
 }
 
-/** `flaneur train --objective unco`: the `train.unco` job from the options of `flaneur train`. */
-export async function trainUnco(s: Session): Promise<void> {
+/** The options of `flaneur train --objective unco` shared by training, `--preview` and `train export`. */
+function uncoOptions(s: Session) {
   const model = s.num('base', { int: true, min: 1 }) ?? s.num('from-model', { int: true, min: 1 });
   const media = s
     .opt('media')
@@ -96,14 +96,51 @@ export async function trainUnco(s: Session): Promise<void> {
     ...(media ? { media } : {}),
     ...(seed !== undefined ? { seed } : {}),
   };
-  const preview = s.opt('preview');
-  if (preview !== undefined) return previewUnco(s, path.resolve(preview), collageArgs);
   const args: CommandArgs<'train.unco'> = {
     ...collageArgs,
     ...(steps ? { steps } : {}),
     ...(batch ? { batch } : {}),
     ...(shots !== undefined ? { shots } : {}),
   };
+  return { collageArgs, args };
+}
+
+/**
+ * `flaneur train export DIR --objective unco`: the train.uncoExport job (collages built here, the frozen backbone,
+ * the decoder's start and the PyTorch program), followed until it ends.
+ */
+export async function exportUnco(s: Session, dir: string): Promise<void> {
+  const pool = s.num('pool', { int: true, min: 1 });
+  const done = await s.waitJob(
+    await s.call('train.uncoExport', { ...uncoOptions(s).args, dir, ...(pool ? { pool } : {}) }),
+  );
+  s.out(
+    done,
+    () =>
+      `${formatJob(done)}\nRun it where the GPUs are:  cd ${dir} && torchrun --standalone --nproc_per_node=N train_unco.py --config unco.json\n(see ${path.join(dir, 'README.md')}; bring the counter back with \`flaneur train import ${dir}\`)`,
+  );
+}
+
+/** `flaneur train import DIR` of an UnCo export: its trained decoder as a counter. */
+export async function importUnco(s: Session, from: string): Promise<void> {
+  const name = s.opt('name');
+  const done = await s.waitJob(await s.call('train.uncoImport', { path: from, ...(name ? { name } : {}) }));
+  const counter = (await s.call('count.counters', {})).find((c) => c.jobId === done.id);
+  s.out({ job: done, counter }, () =>
+    [
+      formatJob(done),
+      counter
+        ? `counter of job ${done.id}: ${counter.name}; count with \`flaneur count IMAGE --counter ${done.id}\``
+        : 'no counter brought back',
+    ].join('\n'),
+  );
+}
+
+/** `flaneur train --objective unco`: the `train.unco` job from the options of `flaneur train`. */
+export async function trainUnco(s: Session): Promise<void> {
+  const { collageArgs, args } = uncoOptions(s);
+  const preview = s.opt('preview');
+  if (preview !== undefined) return previewUnco(s, path.resolve(preview), collageArgs);
   const done = await s.waitJob(await s.call('train.unco', args));
   const counter = (await s.call('count.counters', {})).find((c) => c.jobId === done.id);
   s.out({ ...done, counter }, () =>

@@ -6,12 +6,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { encodePng } from '../../../native/media/png.js';
 import { makeCountScene } from '../../../tools/synth/count.js';
 import { runCli } from '../../helpers/cli.js';
 import { videoFromImages } from '../../helpers/media.js';
 import { writeTinyViT } from '../../helpers/models.js';
 import { tmpDir } from '../../helpers/tmp.js';
+import { writeCountScenes } from '../../helpers/unco.js';
 
 interface PreviewJson {
   seed: number;
@@ -30,11 +30,7 @@ describe('flaneur train --objective unco --preview, count video --counter', { ti
       return r.json<Record<string, unknown>>();
     };
     const scenes = Array.from({ length: 6 }, (_, i) => makeCountScene(90 + i, { size: 160 }));
-    const files = scenes.slice(0, 3).map((scene, i) => {
-      const file = path.join(work, `scene-${i + 1}.png`);
-      fs.writeFileSync(file, encodePng(scene.rgb, scene.width, scene.height));
-      return file;
-    });
+    const files = writeCountScenes(work, [90, 91, 92]).map((x) => x.file);
     expect((await runCli(['project', 'create', project])).code).toBe(0);
     await cli('add', ...files);
     await cli('model', 'import', writeTinyViT(8));

@@ -1,7 +1,7 @@
 /**
  * `flaneur train --objective unco` trains a counter from a few images (the project's default model as the frozen
- * backbone) and `flaneur count IMAGE --counter JOB` counts with it: the density map's sum; `train export` says why
- * UnCo has no torchrun program.
+ * backbone) and `flaneur count IMAGE --counter JOB` counts with it: the density map's sum; `train export --objective
+ * unco` writes the folder for torchrun (collages, backbone, program; tests/unit/count/unco-export.test.ts runs it).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -63,10 +63,15 @@ describe('flaneur train --objective unco, count --counter', { timeout: 600_000 }
       path.join(work, 'out'),
       '--objective',
       'unco',
+      '--pool',
+      '4',
       '--project',
       project,
     ]);
-    expect(exported.code).not.toBe(0);
-    expect(exported.stderr).toMatch(/UnCo has no torchrun program yet/);
+    expect(exported.stderr).not.toMatch(/^error/m);
+    expect(exported.code).toBe(0);
+    expect(exported.stdout).toMatch(/torchrun --standalone --nproc_per_node=N train_unco\.py --config unco\.json/);
+    for (const f of ['unco.json', 'train_unco.py', 'backbone.safetensors', 'collages/train.rgb'])
+      expect(fs.existsSync(path.join(work, 'out', f))).toBe(true);
   });
 });

@@ -1,40 +1,20 @@
-/**
- * The UnCo product around the trained counter, on a project of synthetic counting scenes (four stills and a video
- * of their frames) with a frozen tiny ViT: the collage preview before any training (`train.uncoPreview`: seeded,
- * each collage's N equal to its density target's sum) and counting a video with a trained counter as a job
- * (`count.uncoVideo`: the counts of `count.unco` frame by frame, stored as the job's items; a cancelled job resumed
- * gives exactly the counts of an uninterrupted one).
- */
-import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommandArgs } from '../../../native/api/contract.js';
-import { encodePng } from '../../../native/media/png.js';
 import { makeCountScene } from '../../../tools/synth/count.js';
 import { dispatchEngine } from '../../helpers/dispatch.js';
 import { videoFromImages } from '../../helpers/media.js';
 import { writeTinyViT } from '../../helpers/models.js';
 import { tmpDir } from '../../helpers/tmp.js';
+import { UNCO_TINY_COLLAGES, writeCountScenes } from '../../helpers/unco.js';
 
 const work = tmpDir();
 const backbone = writeTinyViT(5, 'unco-backbone.safetensors');
 const scenes = Array.from({ length: 24 }, (_, i) => makeCountScene(60 + i, { size: 160 }));
-const images = scenes.slice(0, 4).map((scene, i) => {
-  const file = path.join(work, `scene-${i + 1}.png`);
-  fs.writeFileSync(file, encodePng(scene.rgb, scene.width, scene.height));
-  return file;
-});
+const images = writeCountScenes(work, [60, 61, 62, 63]).map((x) => x.file);
 const video = videoFromImages(path.join(work, 'scenes.mp4'), scenes);
 
-const PREVIEW = {
-  libraryFrames: 4,
-  types: 3,
-  maxCount: 12,
-  total: 14,
-  pasteSize: [14, 40],
-  seed: 3,
-  collages: 3,
-} as const satisfies CommandArgs<'train.uncoPreview'>;
+const PREVIEW = { ...UNCO_TINY_COLLAGES, collages: 3 } satisfies CommandArgs<'train.uncoPreview'>;
 
 async function project(name: string) {
   const { engine, call } = dispatchEngine();
@@ -96,18 +76,13 @@ describe('the UnCo collage preview', { timeout: 600_000 }, () => {
 });
 
 const TRAIN = {
+  ...UNCO_TINY_COLLAGES,
   steps: 2,
   batch: 2,
   evalEvery: 2,
   evalCollages: 2,
   previewEvery: 0,
-  libraryFrames: 4,
-  types: 3,
-  maxCount: 12,
-  total: 14,
-  pasteSize: [14, 40],
-  seed: 3,
-} as const satisfies CommandArgs<'train.unco'>;
+} satisfies CommandArgs<'train.unco'>;
 
 describe('counting a video with a trained counter (the count.uncoVideo job)', { timeout: 600_000 }, () => {
   let env: Env;

@@ -210,7 +210,7 @@ export function UncoPanel({
             {frameNumber(frames.reduce((a, r) => (r.count < a.count ? r : a)).frameIdx)}), max{' '}
             {Math.max(...frames.map((r) => r.count)).toFixed(1)} (frame{' '}
             {frameNumber(frames.reduce((a, r) => (r.count > a.count ? r : a)).frameIdx)}): each frame's density map
-            summed, with the exemplars of frame {frameNumber(frameIdx)}.
+            summed{exemplars.length ? `, with the exemplars of frame ${frameNumber(frameIdx)}` : ''}.
           </p>
           <CountPlot rows={frames} />
           <button

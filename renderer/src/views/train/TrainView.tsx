@@ -345,11 +345,16 @@ export function TrainView() {
   };
   const exportRun = () => {
     const { device: _device, ...args } = runArgs();
+    const { device: _uncoDevice, ...unco } = uncoArgs();
     void run('Could not export the run', async () => {
-      const job = await client.call('train.export', { ...args, dir: exportDir.trim(), frames: exportFrames });
+      const job =
+        method === 'unco'
+          ? await client.call('train.uncoExport', { ...unco, dir: exportDir.trim() })
+          : await client.call('train.export', { ...args, dir: exportDir.trim(), frames: exportFrames });
       setExportJob(job.id);
     });
   };
+  const uncoExported = exportInfo?.kind === 'train.uncoExport';
   const bringBack = () =>
     void run('Could not bring the run back', async () => {
       const job = await client.call('train.import', { path: importPath.trim() });
@@ -616,14 +621,7 @@ export function TrainView() {
           <ActionButton type="submit" why={cannotTrain}>
             Start training
           </ActionButton>
-          <ActionButton
-            why={
-              cannotTrain ??
-              (method === 'unco' &&
-                'A counter trains here only: its collages are built from the frozen encoder by Flaneur (no torchrun program yet).')
-            }
-            onClick={() => setElsewhere(!elsewhere)}
-          >
+          <ActionButton why={cannotTrain} onClick={() => setElsewhere(!elsewhere)}>
             Run elsewhere…
           </ActionButton>
         </div>
@@ -633,10 +631,18 @@ export function TrainView() {
         {elsewhere && (
           <div className="elsewhere" data-testid="run-elsewhere">
             <h3>Run elsewhere (PyTorch, torchrun)</h3>
-            <p className="muted">
-              Writes this run as a folder to copy to a machine with GPUs or a cluster: the frames, the configuration,
-              the starting weights and a PyTorch program that trains it as Flaneur would (same losses), with a README.
-            </p>
+            {method === 'unco' ? (
+              <p className="muted">
+                Writes this counter's training as a folder to copy to a machine with GPUs: Self-Collages built here from
+                the chosen frames (images, density targets, exemplar boxes), the frozen backbone, the decoder's start
+                and a PyTorch program that trains the decoder, with a README.
+              </p>
+            ) : (
+              <p className="muted">
+                Writes this run as a folder to copy to a machine with GPUs or a cluster: the frames, the configuration,
+                the starting weights and a PyTorch program that trains it as Flaneur would (same losses), with a README.
+              </p>
+            )}
             <div className="field-row">
               <PathInput
                 label="Export folder"
@@ -645,7 +651,7 @@ export function TrainView() {
                 onEnter={exportRun}
                 placeholder="/path/to/a/new/folder"
               />
-              <label className="field">
+              <label className="field" hidden={method === 'unco'}>
                 Video frames
                 <select
                   value={exportFrames}
@@ -677,7 +683,11 @@ export function TrainView() {
                   Exported to {String(exportInfo.args.dir)}. Copy the folder where the GPUs are and run there (N
                   processes, one per GPU; the README says how to use several machines and how to resume):
                 </p>
-                <pre>{`cd ${String(exportInfo.args.dir)} && torchrun --standalone --nproc_per_node=N train.py --config run.json`}</pre>
+                <pre>
+                  {uncoExported
+                    ? `cd ${String(exportInfo.args.dir)} && torchrun --standalone --nproc_per_node=N train_unco.py --config unco.json`
+                    : `cd ${String(exportInfo.args.dir)} && torchrun --standalone --nproc_per_node=N train.py --config run.json`}
+                </pre>
                 <p className="muted">Then bring it back below with the folder (or one of its checkpoints).</p>
               </div>
             )}
@@ -711,7 +721,12 @@ export function TrainView() {
               : `Reading the run: ${importInfo.progress.phase || importInfo.state}…`}
           </p>
         )}
-        {imported?.jobId === importJob && (
+        {importInfo?.kind === 'train.uncoImport' && importInfo.state === 'done' && (
+          <p data-testid="import-result">
+            Brought back as a trained counter: count with it in the Count view (Trained counter).
+          </p>
+        )}
+        {imported?.jobId === importJob && importInfo?.kind !== 'train.uncoImport' && (
           <p data-testid="import-result">
             {imported.model
               ? `Registered as model #${imported.model.id} “${imported.model.name}”: ${imported.model.origin ?? ''}`
