@@ -506,7 +506,7 @@ exemplar, --auto tries input sizes from --size up (doubling, tiled) and counts w
   {
     name: 'count video',
     synopsis:
-      'ITEM --box x,y,w,h… [--negative x,y,w,h…] [--roi x,y,x,y,x,y…] [--frame N] [--every N] --out counts.csv [--threshold T] [--model ID]',
+      'ITEM --box x,y,w,h… [--negative x,y,w,h…] [--roi x,y,x,y,x,y…] [--frame N] [--every N] --out counts.csv [--threshold T] [--model ID] [--counter JOB]',
     summary: 'count in every (Nth) frame of a video with exemplars boxed on one frame (a job)',
     positionals: one('a video item'),
     options: {
@@ -521,7 +521,7 @@ exemplar, --auto tries input sizes from --size up (doubling, tiled) and counts w
       'stored-pixels': STORED_PIXELS,
       model: MODEL,
     },
-    required: ['box', 'out'],
+    required: ['out'],
     load: async () => (await countCmds()).video,
   },
   {

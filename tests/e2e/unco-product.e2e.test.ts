@@ -61,6 +61,24 @@ describe('UnCo product, end to end in browser mode', () => {
     await page.getByTestId('unco-preview').scrollIntoViewIfNeeded();
     await s.shot('92-unco-collage-preview');
 
+    // The same settings exported for torchrun: a few collages built into a folder with the PyTorch program.
+    await page.getByRole('button', { name: 'Run elsewhere…' }).click();
+    const exportDir = path.join(app.work, 'unco-export');
+    await page.getByLabel('Export folder').fill(exportDir);
+    await page.getByLabel('Collages to export').fill('6');
+    await page.getByRole('button', { name: 'Export', exact: true }).click();
+    const command = page.getByTestId('export-command');
+    await command.waitFor({ timeout: 120_000 });
+    expect(await command.textContent()).toContain(
+      'torchrun --standalone --nproc_per_node=N train_unco.py --config unco.json',
+    );
+    const exported = JSON.parse(fs.readFileSync(path.join(exportDir, 'unco.json'), 'utf8')) as {
+      train: { collages: number };
+    };
+    expect(exported.train.collages).toBe(6);
+    await command.scrollIntoViewIfNeeded();
+    await s.shot('94-unco-export');
+
     // A counter trained without exemplars (automatic), then every frame of the video counted with it as a job.
     const job = await s.engine.call('train.unco', {
       model: model.id,

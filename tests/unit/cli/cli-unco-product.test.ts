@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { makeCountScene } from '../../../tools/synth/count.js';
-import { runCli } from '../../helpers/cli.js';
+import { projectCli, runCli } from '../../helpers/cli.js';
 import { videoFromImages } from '../../helpers/media.js';
 import { writeTinyViT } from '../../helpers/models.js';
 import { tmpDir } from '../../helpers/tmp.js';
@@ -23,12 +23,7 @@ describe('flaneur train --objective unco --preview, count video --counter', { ti
   it('previews collages without training, then counts every frame of a video with a trained counter', async () => {
     const work = tmpDir();
     const project = path.join(work, 'p');
-    const cli = async (...args: string[]) => {
-      const r = await runCli([...args, '--project', project, '--json']);
-      expect(r.stderr + r.stdout).not.toMatch(/^error/m);
-      expect(r.code).toBe(0);
-      return r.json<Record<string, unknown>>();
-    };
+    const cli = projectCli(project);
     const scenes = Array.from({ length: 6 }, (_, i) => makeCountScene(90 + i, { size: 160 }));
     const files = writeCountScenes(work, [90, 91, 92]).map((x) => x.file);
     expect((await runCli(['project', 'create', project])).code).toBe(0);
@@ -62,6 +57,10 @@ describe('flaneur train --objective unco --preview, count video --counter', { ti
     const video = videoFromImages(path.join(work, 'scenes.mp4'), scenes);
     await cli('add', video, '--every', '1');
     const out = path.join(work, 'counts.csv');
+    // Without a counter, the similarity method needs its exemplar.
+    const unboxed = await runCli(['count', 'video', video, '--out', out, '--project', project]);
+    expect(unboxed.code).toBe(2);
+    expect(unboxed.stderr).toMatch(/count video: missing --box/);
     const counted = (await cli(
       'count',
       'video',

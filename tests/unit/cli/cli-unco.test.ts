@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodePng } from '../../../native/media/png.js';
 import { makeCountScene } from '../../../tools/synth/count.js';
-import { runCli } from '../../helpers/cli.js';
+import { projectCli, runCli } from '../../helpers/cli.js';
 import { writeTinyViT } from '../../helpers/models.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
@@ -16,12 +16,7 @@ describe('flaneur train --objective unco, count --counter', { timeout: 600_000 }
   it('trains a counter on the default model and counts an image with it', async () => {
     const work = tmpDir();
     const project = path.join(work, 'p');
-    const cli = async (...args: string[]) => {
-      const r = await runCli([...args, '--project', project, '--json']);
-      expect(r.stderr + r.stdout).not.toMatch(/^error/m);
-      expect(r.code).toBe(0);
-      return r.json<Record<string, unknown>>();
-    };
+    const cli = projectCli(project);
     const files = [1, 2, 3].map((i) => {
       const scene = makeCountScene(90 + i, { size: 160 });
       const file = path.join(work, `scene-${i}.png`);

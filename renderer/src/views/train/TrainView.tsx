@@ -211,6 +211,8 @@ export function TrainView() {
   /** UnCo collages: the most target objects in one (N ∈ [1, max]) and the objects pasted in all (with distractors). */
   const [uncoMaxCount, setUncoMaxCount] = useState(60);
   const [uncoTotal, setUncoTotal] = useState(70);
+  /** UnCo exported for torchrun: the training collages built into the folder. */
+  const [uncoPool, setUncoPool] = useState(512);
   const [comparison, setComparison] = useState<{
     jobId: number;
     result: CommandResult<'segment.compareModels'>;
@@ -349,7 +351,7 @@ export function TrainView() {
     void run('Could not export the run', async () => {
       const job =
         method === 'unco'
-          ? await client.call('train.uncoExport', { ...unco, dir: exportDir.trim() })
+          ? await client.call('train.uncoExport', { ...unco, dir: exportDir.trim(), pool: uncoPool })
           : await client.call('train.export', { ...args, dir: exportDir.trim(), frames: exportFrames });
       setExportJob(job.id);
     });
@@ -651,18 +653,30 @@ export function TrainView() {
                 onEnter={exportRun}
                 placeholder="/path/to/a/new/folder"
               />
-              <label className="field" hidden={method === 'unco'}>
-                Video frames
-                <select
-                  value={exportFrames}
-                  onChange={(e) => setExportFrames(e.target.value as 'auto' | 'copy' | 'decode')}
-                  aria-label="Video frames"
-                >
-                  <option value="auto">automatic (long videos: the source, decoded there)</option>
-                  <option value="copy">copy the sampled frames</option>
-                  <option value="decode">the source videos, decoded there with ffmpeg</option>
-                </select>
-              </label>
+              {method === 'unco' && (
+                <NumberField
+                  label="Collages to build"
+                  aria="Collages to export"
+                  value={uncoPool}
+                  set={setUncoPool}
+                  min={1}
+                  max={100000}
+                />
+              )}
+              {method !== 'unco' && (
+                <label className="field">
+                  Video frames
+                  <select
+                    value={exportFrames}
+                    onChange={(e) => setExportFrames(e.target.value as 'auto' | 'copy' | 'decode')}
+                    aria-label="Video frames"
+                  >
+                    <option value="auto">automatic (long videos: the source, decoded there)</option>
+                    <option value="copy">copy the sampled frames</option>
+                    <option value="decode">the source videos, decoded there with ffmpeg</option>
+                  </select>
+                </label>
+              )}
               <ActionButton
                 why={cannotTrain || (!exportDir.trim() && 'Type the export folder first.')}
                 onClick={exportRun}
@@ -688,7 +702,11 @@ export function TrainView() {
                     ? `cd ${String(exportInfo.args.dir)} && torchrun --standalone --nproc_per_node=N train_unco.py --config unco.json`
                     : `cd ${String(exportInfo.args.dir)} && torchrun --standalone --nproc_per_node=N train.py --config run.json`}
                 </pre>
-                <p className="muted">Then bring it back below with the folder (or one of its checkpoints).</p>
+                <p className="muted">
+                  {uncoExported
+                    ? 'Then bring the counter back below with the folder (or its out/decoder.safetensors).'
+                    : 'Then bring it back below with the folder (or one of its checkpoints).'}
+                </p>
               </div>
             )}
           </div>
