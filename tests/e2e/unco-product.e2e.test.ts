@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -6,6 +7,11 @@ import { makeCountScene } from '../../tools/synth/count.js';
 import { videoFromImages } from '../helpers/media.js';
 import { writeTinyViT } from '../helpers/models.js';
 import { type Session, useAppSession } from './browser.js';
+
+const PYTHON = process.env.FLANEUR_PYTHON ?? '/usr/bin/python3';
+const TORCH = spawnSync(PYTHON, ['-c', 'import torch, numpy'], { encoding: 'utf8' }).status === 0;
+if (!TORCH)
+  console.warn(`unco-product e2e: no PyTorch at ${PYTHON}: the exported counter is not trained and brought back`);
 
 describe('UnCo product, end to end in browser mode', () => {
   const app = useAppSession();
@@ -78,6 +84,20 @@ describe('UnCo product, end to end in browser mode', () => {
     expect(exported.train.collages).toBe(6);
     await command.scrollIntoViewIfNeeded();
     await s.shot('94-unco-export');
+    // Trained there for one step (Debian's PyTorch on the CPU, where it is installed) and brought back as a counter.
+    if (TORCH) {
+      const trained = spawnSync(PYTHON, ['train_unco.py', '--config', 'unco.json', '--device', 'cpu', '--steps', '1'], {
+        cwd: exportDir,
+        encoding: 'utf8',
+      });
+      expect(trained.stderr + trained.stdout).toMatch(/decoder written/);
+      await page.getByLabel('Exported folder or checkpoint').fill(exportDir);
+      await page.getByRole('button', { name: 'Bring back' }).click();
+      await expect
+        .poll(() => page.getByTestId('import-result').textContent(), { timeout: 60_000 })
+        .toMatch(/Brought back as a trained counter/);
+      expect((await s.engine.call('count.counters', {})).map((c) => [c.shots, c.steps])).toEqual([[1, 1]]);
+    }
 
     // A counter trained without exemplars (automatic), then every frame of the video counted with it as a job.
     const job = await s.engine.call('train.unco', {
@@ -99,6 +119,9 @@ describe('UnCo product, end to end in browser mode', () => {
     await page.locator('#count-media').selectOption({ value: String(clip?.id) });
     const panel = page.getByTestId('unco-panel');
     await panel.scrollIntoViewIfNeeded();
+    // The automatic counter trained here (beside the one brought back from PyTorch).
+    await expect.poll(() => panel.locator(`#unco-counter option[value="${job.id}"]`).count()).toBe(1);
+    await panel.getByLabel('Counter').selectOption(String(job.id));
     await expect.poll(() => panel.getByLabel('Counter').locator('option:checked').textContent()).toMatch(/automatic/);
     await panel.getByRole('button', { name: 'Count every frame with the counter (8)' }).click();
     const curve = page.getByTestId('unco-frames');
