@@ -129,7 +129,8 @@ export const countCommands = {
   },
   'count.results': {
     args: z.object({ jobId: z.int().positive() }).strict(),
-    result: z.array(z.object({ mediaId: z.int(), frameIdx: z.int(), pts: z.number(), count: z.int() })),
+    /** Counts of `count.batch` (whole objects) or `count.uncoVideo` (a density map's sum, a decimal). */
+    result: z.array(z.object({ mediaId: z.int(), frameIdx: z.int(), pts: z.number(), count: z.number() })),
   },
   'count.peaks': {
     args: z.object({ token: z.int().positive(), threshold: CountThreshold }).strict(),

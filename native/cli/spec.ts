@@ -192,7 +192,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'train',
     synopsis:
-      '[--objective dino|dora|neco|unco|sharelock] [--preset P | --from-model ID | --base ID] [--media ID,..] [--steps N] [--batch B] [--seed S] [--shots K]',
+      '[--objective dino|dora|neco|unco|sharelock] [--preset P | --from-model ID | --base ID] [--media ID,..] [--steps N] [--batch B] [--seed S] [--shots K] [--preview DIR]',
     summary:
       "DINO, Dora or NeCo training on the project's frames (a job; waits; exports a model), an UnCo counter (unco) or a ShareLock head (sharelock)",
     details:
@@ -204,6 +204,11 @@ export const COMMANDS: CommandSpec[] = [
         "dino (default), dora (objects tracked through clips), neco (adapt a registered model: patch neighbour consistency), unco (a counter trained on Self-Collages of the frames, on the frozen --base model, default the project's) or sharelock (a text head: --text-model, --classes / --captions)",
       ),
       shots: s('K', 'unco: exemplars per count (default 1; 0 trains an automatic counter)'),
+      preview: s(
+        'DIR',
+        'unco: no training, a preview of what the counter learns from: a few Self-Collages of these settings (--seed) as collage-K.png, density-K.png and counts.json',
+      ),
+      collages: s('N', 'unco --preview: collages to build (default 4)'),
       preset: s('P', 'architecture from scratch: vit_ti16 (default), vit_s16, vit_b16, vit_s8, tiny'),
       'from-model': s('ID', 'start from a registered model instead'),
       base: s('ID', 'the registered model to start from (same as --from-model; what NeCo adapts)'),
@@ -226,16 +231,21 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'train export',
     synopsis:
-      '<dir> [--objective dino|dora|neco] [--preset P | --from-model ID] [--media ID,..] [--steps N] [--batch B] [--seed S] [--frames auto|copy|decode]',
+      '<dir> [--objective dino|dora|neco|unco] [--preset P | --from-model ID] [--media ID,..] [--steps N] [--batch B] [--seed S] [--frames auto|copy|decode] [--pool N]',
     summary: "write the same training as a folder for PyTorch's torchrun on other machines (a job; waits)",
     details:
       'The folder holds the frames, run.json, the starting weights, train.py and a README with the torchrun command and how to resume. Same losses as `flaneur train` on the same options.',
     positionals: one('a new or empty folder'),
     options: {
-      objective: s('O', 'dino (default), dora or neco (adapts --base)'),
+      objective: s(
+        'O',
+        'dino (default), dora, neco (adapts --base) or unco (a counter on the frozen --base model: Self-Collages built here, train_unco.py there)',
+      ),
       preset: s('P', 'architecture from scratch: vit_ti16 (default), vit_s16, vit_b16, vit_s8, tiny'),
       'from-model': s('ID', 'start from a registered model instead'),
       base: s('ID', 'the registered model to start from (same as --from-model)'),
+      shots: s('K', 'unco: exemplars per count (default 1; 0: an automatic counter)'),
+      pool: s('N', 'unco: training collages built into the folder (default 512)'),
       media: s('ID,..', 'train on these media items only (default: every ingested item)'),
       steps: s('N', 'training steps (default 1000)'),
       batch: s('B', 'images per step (default 32; NeCo 4)'),
@@ -250,8 +260,11 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'train import',
     synopsis: '<exported dir | checkpoint> [--name N]',
-    summary: 'bring back a run trained with torchrun: its encoder as a model (with provenance) and its curves',
-    positionals: one('the exported folder, its run/ folder or a checkpoint'),
+    summary:
+      'bring back a run trained with torchrun: its encoder as a model (with provenance) and its curves; an UnCo export: its counter',
+    positionals: one(
+      'the exported folder, its run/ folder or a checkpoint (UnCo: the folder or out/decoder.safetensors)',
+    ),
     options: { name: s('N', 'model name (default: objective, steps and machines)') },
     load: async () => (await modelCmds()).trainImport,
   },
@@ -493,7 +506,7 @@ exemplar, --auto tries input sizes from --size up (doubling, tiled) and counts w
   {
     name: 'count video',
     synopsis:
-      'ITEM --box x,y,w,h… [--negative x,y,w,h…] [--roi x,y,x,y,x,y…] [--frame N] [--every N] --out counts.csv [--threshold T] [--model ID]',
+      'ITEM --box x,y,w,h… [--negative x,y,w,h…] [--roi x,y,x,y,x,y…] [--frame N] [--every N] --out counts.csv [--threshold T] [--model ID] [--counter JOB]',
     summary: 'count in every (Nth) frame of a video with exemplars boxed on one frame (a job)',
     positionals: one('a video item'),
     options: {
@@ -503,12 +516,12 @@ exemplar, --auto tries input sizes from --size up (doubling, tiled) and counts w
       frame: s('N', 'the frame the boxes are on (default 1)'),
       every: s('N', 'every Nth frame (default 1)'),
       out: s('FILE', 'CSV: media_id, frame (from 1), time_s, count'),
-      counter: s('JOB', 'count with a trained UnCo counter (its training job) instead: CSV media_id, frame, count'),
+      counter: s('JOB', "count with a trained UnCo counter (its training job) instead (a job): the density maps' sums"),
       threshold: s('T', 'similarity threshold (default: from the exemplars)'),
       'stored-pixels': STORED_PIXELS,
       model: MODEL,
     },
-    required: ['box', 'out'],
+    required: ['out'],
     load: async () => (await countCmds()).video,
   },
   {

@@ -24,17 +24,13 @@ import { FlaneurError } from '../api/errors.js';
 import { TrainUncoArgs } from '../api/unco.js';
 import { Rng } from '../base/rng.js';
 import { FeatureExtractor } from '../features/extract.js';
-import { ExactKnn } from '../features/knn.js';
 import { cosineSchedule } from '../graph/optim.js';
 import type { JobHandler } from '../jobs/types.js';
-import { FrameStore } from '../media/frame-store.js';
 import { encodePng } from '../media/png.js';
 import { type ImportedViT, importViTFile } from '../models/import-vit.js';
-import type { RgbLike } from '../models/preprocess.js';
 import type { TensorToWrite } from '../models/safetensors.js';
 import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
 import type { Project } from '../store/project.js';
-import { AttentionExtractor } from '../track/attention.js';
 import type { CheckpointExtras, LoadedCheckpoint } from '../train/checkpoint.js';
 import { previewFile } from '../train/previews.js';
 import type { TrainState } from '../train/step-runner.js';
@@ -47,8 +43,8 @@ import {
   train,
 } from '../train/trainer.js';
 import type { CollageLibrary, CollageOptions } from './collage.js';
-import { collageLibrary } from './collage-objects.js';
 import { CollagePool, collageBatch } from './unco-data.js';
+import { UNCO_SIZE, uncoLibrary } from './unco-library.js';
 import {
   buildUncoForward,
   buildUncoStep,
@@ -61,8 +57,7 @@ import {
 
 type Args = TrainUncoArgs;
 
-/** The input side of collages and of counting (the official img_size). */
-export const UNCO_SIZE = 224;
+export { UNCO_SIZE };
 
 /** The decoder of a run: its sizes from `decoder`, the backbone's dimension and patch grid. */
 export function uncoConfig(
@@ -337,26 +332,6 @@ export class UncoObjective implements Objective<UncoSessions, UncoBatch> {
   }
 }
 
-/** Up to `n` sampled frames of the chosen media, evenly spaced, as images. */
-function libraryFrames(project: Project, a: Args): RgbLike[] {
-  const store = new FrameStore(project.cacheDir);
-  const all: { media: number; idx: number; w: number; h: number }[] = [];
-  for (const id of a.media ?? project.media.list({ status: 'done', limit: 100000 }).items.map((m) => m.id)) {
-    const m = project.media.get(id);
-    if (m?.status !== 'done' || !m.frameWidth || !m.frameHeight) continue;
-    for (let i = 0; i < m.frameCount; i++) all.push({ media: m.id, idx: i, w: m.frameWidth, h: m.frameHeight });
-  }
-  if (all.length === 0)
-    throw new FlaneurError('INVALID_ARGUMENT', 'No frames to build collages from: add images or videos first.', {
-      field: 'media',
-    });
-  const n = Math.min(a.libraryFrames, all.length);
-  return Array.from({ length: n }, (_, i) => {
-    const f = all[Math.floor((i * all.length) / n)] as (typeof all)[number];
-    return store.image(f.media, f.idx, f.w, f.h);
-  });
-}
-
 /** The registered model a run reads (its frozen backbone). */
 export function uncoBackbone(project: Project, id: number | undefined) {
   const row = id === undefined ? undefined : project.models.get(id);
@@ -384,29 +359,11 @@ export const trainUncoJob: JobHandler<Args, TrainCheckpoint> = {
     const model = uncoBackbone(project, a.model);
     // Unco's decoder is checked before the library is built (a model whose patch is no power of two).
     uncoConfig(a, model.vit.config);
-    const images = libraryFrames(project, a);
-    ctx.phase('finding objects for the collages', { unit: 'frames', total: images.length });
-    const attention = await AttentionExtractor.create(model.vit, UNCO_SIZE, ctx.runtime);
-    const knn = new ExactKnn(() => ctx.runtime);
-    let library: CollageLibrary;
-    try {
-      library = await collageLibrary(images, (img) => attention.run(img), knn, {
-        types: a.types,
-        seed: a.seed,
-        pixels: a.pixelObjects,
-      });
-    } finally {
-      await attention.release();
-      await knn.release();
-    }
-    if (library.objects.length < 2)
-      throw new FlaneurError(
-        'INVALID_ARGUMENT',
-        `Only ${library.objects.length} object${library.objects.length === 1 ? '' : 's'} found in ${images.length} frames: collages need more. Add frames that show objects, or raise the library frames.`,
-        { field: 'media' },
-      );
+    const { library, frames } = await uncoLibrary(project, a, model.vit, ctx.runtime, (n) =>
+      ctx.phase('finding objects for the collages', { unit: 'frames', total: n }),
+    );
     const { steps, checkpointEvery, previewEvery, seed, device } = a;
-    const objective = new UncoObjective(a, model, library, images.length, ctx.jobId);
+    const objective = new UncoObjective(a, model, library, frames, ctx.jobId);
     objective.onPoolProgress = (done) =>
       ctx.phase('drawing the collages it trains on', { unit: 'collages', total: a.pool, done });
     return train(ctx, { steps, checkpointEvery, previewEvery, seed, device, previews: null }, objective);

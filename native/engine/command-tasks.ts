@@ -2,7 +2,7 @@
  * Commands whose work is heavy host-side computation: decoding a .pth pickle and hashing it (`models.import`, also
  * the engine's registration of a trained encoder), a bank from drawn masks, segmenting a frame and comparing models
  * on labelled frames (extraction, kNN, mask painting, PNG encoding), classifying a folder by kNN, k-means over a
- * run's patches, counting on a large frame (density maps, peaks). The engine runs them in its task worker
+ * run's patches, counting on a large frame (density maps, peaks), an UnCo run's collage preview. The engine runs them in its task worker
  * (jobs/worker-host.ts's TaskWorker) so that its event loop keeps answering; with job workers off, in the engine
  * itself. Each gets its own warm extractors, kNN sessions and count state where it runs.
  */
@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { CommandArgs, ParsedArgs } from '../api/contract.js';
 import { classifyFolder } from '../classify/knn-classify.js';
 import { CountService } from '../count/service.js';
+import { previewCollages } from '../count/unco-preview.js';
 import { ExtractorCache } from '../features/extractor-cache.js';
 import { ExactKnn } from '../features/knn.js';
 import type { RuntimeSettings } from '../runtime/session.js';
@@ -109,6 +110,8 @@ export function commandTasks(d: TaskDeps) {
     'count.exemplar': (project: () => Project, a: CommandArgs<'count.exemplar'>) => d.counting.exemplar(project(), a),
     'count.auto': (project: () => Project, a: CommandArgs<'count.auto'>) => d.counting.auto(project(), d.knn, a),
     'count.unco': (project: () => Project, a: CommandArgs<'count.unco'>) => d.counting.unco(project(), a),
+    'train.uncoPreview': (project: () => Project, a: ParsedArgs<'train.uncoPreview'>) =>
+      previewCollages(project(), a, d.extractors.settings()),
     'count.peaks': (_project: () => Project, a: CommandArgs<'count.peaks'>) => d.counting.peaks(a.token, a.threshold),
     'text.models.import': (project: () => Project, a: CommandArgs<'text.models.import'>) =>
       importTextModel(project(), a),

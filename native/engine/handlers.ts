@@ -9,6 +9,8 @@ import { createDispatcher, type Dispatcher, type Handlers } from '../api/dispatc
 import { FlaneurError } from '../api/errors.js';
 import { APP_VERSION } from '../base/version.js';
 import { listUncoCounters } from '../count/unco-counter.js';
+import { emptyFolder, isUncoExport } from '../count/unco-export.js';
+import { uncoVideoInputs } from '../count/unco-video.js';
 import { runPolicy } from '../features/extract.js';
 import { mapPoints } from '../map/build.js';
 import { binaryVersion, findBinaries, videoDecoders } from '../media/ffmpeg.js';
@@ -33,6 +35,16 @@ export function createHandlers(engine: Engine): Handlers {
     const row = open().project.jobs.get(id);
     if (!row) throw new FlaneurError('NOT_FOUND', `No job ${id} in this project.`, { field: 'id' });
     return row;
+  };
+  /** An UnCo run's frozen backbone: the one asked for, else the project's default model. */
+  const uncoModel = (asked: number | undefined) => {
+    const project = open().project;
+    const model = asked ?? engine.models.defaultModel(project)?.id;
+    if (!model || !project.models.get(model))
+      throw new FlaneurError('NOT_FOUND', 'Choose the model whose features the counter reads (no such model).', {
+        field: 'model',
+      });
+    return model;
   };
   return {
     'app.info': () => ({
@@ -230,6 +242,10 @@ export function createHandlers(engine: Engine): Handlers {
     },
     'count.peaks': (a) => engine.command('count.peaks', a),
     'count.unco': (a) => engine.command('count.unco', a),
+    'count.uncoVideo': (a) => {
+      uncoVideoInputs(open().project, a);
+      return jobInfo(open().runner.enqueue('count.uncoVideo', a));
+    },
     'count.counters': () => listUncoCounters(open().project).map(({ file: _file, ...c }) => c),
     'track.start': (a) => jobInfo(open().runner.enqueue('track.dora', a)),
     'track.boxes': (a) => {
@@ -292,17 +308,16 @@ export function createHandlers(engine: Engine): Handlers {
     'track.propagation': (a) => propagationFrame(open().project, a.jobId, a.pts, a.width, a.height),
     'train.start': (a) => jobInfo(open().runner.enqueue('train.dino', a)),
     'train.export': (a) => jobInfo(open().runner.enqueue('train.export', a)),
-    'train.import': (a) => jobInfo(open().runner.enqueue('train.import', a)),
-    'train.unco': (a) => {
-      const project = open().project;
-      // The frozen backbone: the one asked for, else the project's default model.
-      const model = a.model ?? engine.models.defaultModel(project)?.id;
-      if (!model || !project.models.get(model))
-        throw new FlaneurError('NOT_FOUND', 'Choose the model whose features the counter reads (no such model).', {
-          field: 'model',
-        });
-      return jobInfo(open().runner.enqueue('train.unco', { ...a, ...(model ? { model } : {}) }));
+    // An UnCo export (its folder with unco.json, or the decoder it wrote) comes back as a counter, not a model.
+    'train.import': (a) =>
+      jobInfo(open().runner.enqueue(isUncoExport(a.path) ? 'train.uncoImport' : 'train.import', a)),
+    'train.unco': (a) => jobInfo(open().runner.enqueue('train.unco', { ...a, model: uncoModel(a.model) })),
+    'train.uncoPreview': (a) => engine.command('train.uncoPreview', { ...a, model: uncoModel(a.model) }),
+    'train.uncoExport': (a) => {
+      emptyFolder(path.resolve(a.dir));
+      return jobInfo(open().runner.enqueue('train.uncoExport', { ...a, model: uncoModel(a.model) }));
     },
+    'train.uncoImport': (a) => jobInfo(open().runner.enqueue('train.uncoImport', a)),
     'train.log': (a) => open().project.trainLog.list(a.jobId),
     'train.previews': (a) => listPreviews(path.join(open().project.checkpointsDir, `train-${a.jobId}`), a.lastSteps),
 

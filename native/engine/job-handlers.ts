@@ -4,6 +4,8 @@
  */
 import { countBatchJob } from '../count/batch.js';
 import { trainUncoJob } from '../count/train-unco.js';
+import { trainUncoExportJob, trainUncoImportJob } from '../count/unco-export.js';
+import { countUncoVideoJob } from '../count/unco-video.js';
 import { exportFeaturesJob } from '../features/export.js';
 import { extractFeaturesJob } from '../features/extract.js';
 import { fungiJob } from '../fungi/job.js';
@@ -28,10 +30,13 @@ export const JOB_HANDLERS: readonly AnyJobHandler[] = [
   trainExportJob,
   trainImportJob,
   trainUncoJob,
+  trainUncoExportJob,
+  trainUncoImportJob,
   extractFeaturesJob,
   exportFeaturesJob,
   segmentBatchJob,
   countBatchJob,
+  countUncoVideoJob,
   trackJob,
   propagateJob,
   evalDavisJob,

@@ -63,6 +63,11 @@ export class ExtractorCache {
     return made;
   }
 
+  /** The runtime settings of the moment (for sessions made beside the kept extractors). */
+  settings(): RuntimeSettings {
+    return this.runtime();
+  }
+
   async release(): Promise<void> {
     const all = [...this.kept.values()];
     this.kept.clear();

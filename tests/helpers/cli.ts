@@ -1,6 +1,6 @@
 /** Runs the `flaneur` CLI in this process (main() of native/cli/main.ts) and captures what it prints. */
 import fs from 'node:fs';
-import { vi } from 'vitest';
+import { expect, vi } from 'vitest';
 import { main } from '../../native/cli/main.js';
 
 export interface CliRun {
@@ -33,6 +33,16 @@ export async function runCli(args: string[]): Promise<CliRun> {
     error.mockRestore();
     write.mockRestore();
   }
+}
+
+/** `flaneur ARGS --project DIR --json`, expected to succeed (no error line, exit 0): its JSON. */
+export function projectCli(project: string) {
+  return async (...args: string[]): Promise<Record<string, unknown>> => {
+    const r = await runCli([...args, '--project', project, '--json']);
+    expect(r.stderr + r.stdout).not.toMatch(/^error/m);
+    expect(r.code).toBe(0);
+    return r.json<Record<string, unknown>>();
+  };
 }
 
 /** Reads a float32 C-order .npy file, checking its header as numpy would. */

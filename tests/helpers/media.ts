@@ -1,7 +1,9 @@
 /** Test media made on the fly with the bundled ffmpeg. */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { findBinaries } from '../../native/media/ffmpeg.js';
+import { encodePng } from '../../native/media/png.js';
 
 export function ffmpeg(args: string[]): void {
   execFileSync(findBinaries().ffmpeg.path, ['-v', 'error', '-y', ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -34,6 +36,20 @@ export function makeVideo(
     'yuv420p',
     file,
   ]);
+  return file;
+}
+
+/** An H.264 MP4 whose frames are the given RGB images (all the same size), `fps` a second. */
+export function videoFromImages(
+  file: string,
+  frames: readonly { rgb: Uint8Array; width: number; height: number }[],
+  fps = 4,
+): string {
+  const dir = `${file}.frames`;
+  fs.mkdirSync(dir, { recursive: true });
+  for (const [i, f] of frames.entries())
+    fs.writeFileSync(path.join(dir, `f-${i + 1}.png`), encodePng(f.rgb, f.width, f.height));
+  ffmpeg(['-framerate', String(fps), '-i', path.join(dir, 'f-%d.png'), '-c:v', 'libx264', '-pix_fmt', 'yuv420p', file]);
   return file;
 }
 

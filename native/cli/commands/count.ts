@@ -88,13 +88,18 @@ export const video = command(async (s) => {
   const { frameIdx } = await s.frame(`${media.id}:${s.num('frame', { int: true }) ?? 1}`);
   const counter = s.num('counter', { int: true, min: 1 });
   if (counter !== undefined) return countVideoWithCounter(s, counter, media, frameIdx);
+  const boxes = s.boxes(media);
+  if (boxes.length === 0)
+    throw new UsageError(
+      'count video: missing --box (the exemplar to count; only --counter of an automatic counter needs none)',
+    );
   const every = s.num('every', { int: true, min: 1 });
   const threshold = s.num('threshold', { min: -2, max: 2 });
   const negatives = s.boxes(media, 'negative');
   const roi = polygon(s.opt('roi'), s.pixels(media));
   const job = await s.call('count.batch', {
     modelId: await s.modelId(),
-    exemplar: { mediaId: media.id, frameIdx, boxes: s.boxes(media) },
+    exemplar: { mediaId: media.id, frameIdx, boxes },
     media: [media.id],
     ...(negatives.length > 0 ? { negatives } : {}),
     ...(roi ? { roi } : {}),

@@ -7,7 +7,7 @@ import { explainProviderReason } from '../../runtime/provider-reasons.js';
 import { adapterLine } from '../../runtime/webgpu-probe.js';
 import { CliError, UsageError } from '../errors.js';
 import { command, formatJob, type Session } from '../session.js';
-import { trainUnco } from './count-unco.js';
+import { exportUnco, importUnco, trainUnco } from './count-unco.js';
 
 const PRESETS = ['vit_ti16', 'vit_s16', 'vit_b16', 'vit_s8', 'tiny'] as const;
 
@@ -84,11 +84,8 @@ export const train = command(async (s) => {
 });
 
 export const trainExport = command(async (s) => {
-  if (s.opt('objective') === 'unco')
-    throw new UsageError(
-      'train export: UnCo has no torchrun program yet (its collages are built from the frozen encoder by Flaneur); train it here with `flaneur train --objective unco`',
-    );
   const dir = path.resolve(s.inv.positionals[0] as string);
+  if (s.opt('objective') === 'unco') return exportUnco(s, dir);
   const frames = s.opt('frames') ?? 'auto';
   if (frames !== 'auto' && frames !== 'copy' && frames !== 'decode')
     throw new UsageError(`train export: --frames is auto, copy or decode, not ${frames}`);
@@ -101,6 +98,10 @@ export const trainExport = command(async (s) => {
 });
 
 export const trainImport = command(async (s) => {
+  const from = path.resolve(s.inv.positionals[0] as string);
+  // An UnCo export (unco.json beside its out/), or its decoder file: a counter, not a model.
+  if (fs.existsSync(path.join(from, 'unco.json')) || path.basename(from) === 'decoder.safetensors')
+    return importUnco(s, from);
   const name = s.opt('name');
   const done = await s.waitJob(
     await s.call('train.import', { path: path.resolve(s.inv.positionals[0] as string), ...(name ? { name } : {}) }),

@@ -1,14 +1,14 @@
 /**
  * `flaneur train --objective unco` trains a counter from a few images (the project's default model as the frozen
- * backbone) and `flaneur count IMAGE --counter JOB` counts with it: the density map's sum; `train export` says why
- * UnCo has no torchrun program.
+ * backbone) and `flaneur count IMAGE --counter JOB` counts with it: the density map's sum; `train export --objective
+ * unco` writes the folder for torchrun (collages, backbone, program; tests/unit/count/unco-export.test.ts runs it).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodePng } from '../../../native/media/png.js';
 import { makeCountScene } from '../../../tools/synth/count.js';
-import { runCli } from '../../helpers/cli.js';
+import { projectCli, runCli } from '../../helpers/cli.js';
 import { writeTinyViT } from '../../helpers/models.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
@@ -16,12 +16,7 @@ describe('flaneur train --objective unco, count --counter', { timeout: 600_000 }
   it('trains a counter on the default model and counts an image with it', async () => {
     const work = tmpDir();
     const project = path.join(work, 'p');
-    const cli = async (...args: string[]) => {
-      const r = await runCli([...args, '--project', project, '--json']);
-      expect(r.stderr + r.stdout).not.toMatch(/^error/m);
-      expect(r.code).toBe(0);
-      return r.json<Record<string, unknown>>();
-    };
+    const cli = projectCli(project);
     const files = [1, 2, 3].map((i) => {
       const scene = makeCountScene(90 + i, { size: 160 });
       const file = path.join(work, `scene-${i}.png`);
@@ -63,10 +58,15 @@ describe('flaneur train --objective unco, count --counter', { timeout: 600_000 }
       path.join(work, 'out'),
       '--objective',
       'unco',
+      '--pool',
+      '4',
       '--project',
       project,
     ]);
-    expect(exported.code).not.toBe(0);
-    expect(exported.stderr).toMatch(/UnCo has no torchrun program yet/);
+    expect(exported.stderr).not.toMatch(/^error/m);
+    expect(exported.code).toBe(0);
+    expect(exported.stdout).toMatch(/torchrun --standalone --nproc_per_node=N train_unco\.py --config unco\.json/);
+    for (const f of ['unco.json', 'train_unco.py', 'backbone.safetensors', 'collages/train.rgb'])
+      expect(fs.existsSync(path.join(work, 'out', f))).toBe(true);
   });
 });

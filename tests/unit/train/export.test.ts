@@ -16,6 +16,7 @@ import { runCli } from '../../helpers/cli.js';
 import { fixturePath } from '../../helpers/fixtures.js';
 import { TINY_VIT, writeViT } from '../../helpers/models.js';
 import { tmpDir } from '../../helpers/tmp.js';
+import { torchrunArgs } from '../../helpers/torchrun.js';
 import { engineWithFrames, NECO_TINY, TINY_TRAIN } from '../../helpers/train.js';
 
 const PYTHON = process.env.FLANEUR_PYTHON ?? '/usr/bin/python3';
@@ -190,25 +191,13 @@ function readmeCommand(dir: string, resume: boolean): string[] {
   const lines = readme.split('\n').map((l) => l.trim());
   const line = lines.find((l) => l.startsWith('torchrun --standalone') && l.endsWith('--resume') === resume);
   if (!line) throw new Error(`the README has no ${resume ? 'resume ' : ''}command`);
-  const debianFix = TORCH?.startsWith('1.') ? ['--redirects', '1', '--tee', '1'] : [];
-  return ['-m', 'torch.distributed.run', ...debianFix, ...line.split(/\s+/).slice(1)].flatMap((a) =>
-    a === '--nproc_per_node=N' ? ['--nproc_per_node=2'] : a === '--standalone' ? standaloneOnFreePort() : [a],
+  return torchrunArgs(
+    TORCH,
+    line
+      .split(/\s+/)
+      .slice(1)
+      .map((a) => (a === '--nproc_per_node=N' ? '--nproc_per_node=2' : a)),
   );
-}
-
-/**
- * What --standalone means (one node, a c10d rendezvous on localhost), on a free port instead of its fixed 29400: a
- * launcher whose rank was killed by the previous test, or another torchrun on the machine, may still hold 29400.
- */
-function standaloneOnFreePort(): string[] {
-  const probe = spawnSync(
-    process.execPath,
-    ['-e', "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"],
-    { encoding: 'utf8' },
-  );
-  const port = Number(probe.stdout.trim());
-  if (!Number.isInteger(port) || port <= 0) throw new Error(`no free port: ${probe.stderr}`);
-  return ['--nnodes=1', '--rdzv_backend=c10d', `--rdzv_endpoint=localhost:${port}`, `--rdzv_id=flaneur-test-${port}`];
 }
 
 function start(args: string[], cwd: string): { child: ChildProcess; exit: Promise<number | null>; log: string[] } {

@@ -25,7 +25,7 @@ export function CountPlot({ rows }: { rows: Rows }) {
         {formatTimestamp(t1)}
       </text>
       <text x={4} y={pad} className="tick">
-        {c1}
+        {Number(c1.toFixed(1))}
       </text>
       <path d={line} className="series" />
     </ChartSvg>

@@ -1,13 +1,16 @@
 import { useEffect, useRef, useState } from 'react';
 import type { CommandResult } from '../../../../native/api/contract';
 import { frameNumber, plural } from '../../shell/format';
+import { JobStatus } from '../../shell/jobs';
 import { frameSrc } from '../../shell/media';
 import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
+import { CountPlot, downloadCsv } from './CountCharts';
 
 type Counter = CommandResult<'count.counters'>[number];
 type Result = CommandResult<'count.unco'>;
 type Box = [number, number, number, number];
+type Rows = CommandResult<'count.results'>;
 
 /** A density map drawn over the frame: each cell's mass as the opacity of a warm colour (the map's maximum opaque). */
 function DensityOverlay({ result }: { result: Result }) {
@@ -40,7 +43,7 @@ function DensityOverlay({ result }: { result: Result }) {
 /**
  * Counting with a trained UnCo counter (Train view → Counter): the frame's density map, whose sum is the count, with
  * the exemplars drawn on the frame above (a counter trained without exemplars counts automatically); for a video,
- * every frame with the exemplars of this one.
+ * every frame with the exemplars of this one as a job (count.uncoVideo), drawn as a count curve over time.
  */
 export function UncoPanel({
   mediaId,
@@ -62,7 +65,17 @@ export function UncoPanel({
   const [jobId, setJobId] = useState<number | null>(null);
   const [result, setResult] = useState<Result | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
-  const [frames, setFrames] = useState<{ frameIdx: number; count: number }[] | null>(null);
+  const [frames, setFrames] = useState<Rows | null>(null);
+  /** The `count.uncoVideo` job started here, and the click until the engine answered (a second one starts nothing). */
+  const [videoJob, setVideoJob] = useState<number | null>(null);
+  const [starting, setStarting] = useState(false);
+  const videoState = jobs.find((j) => j.id === videoJob)?.state ?? null;
+  useEffect(() => {
+    if (videoJob !== null && videoState === 'done')
+      void run('Could not load the counts', async () =>
+        setFrames(await client.call('count.results', { jobId: videoJob })),
+      );
+  }, [videoJob, videoState, client, run]);
   const finished = jobs.filter((j) => j.kind === 'train.unco' && j.state === 'done').length;
   useEffect(() => {
     void finished;
@@ -76,8 +89,12 @@ export function UncoPanel({
     void mediaId;
     void frameIdx;
     setResult(null);
-    setFrames(null);
   }, [mediaId, frameIdx]);
+  useEffect(() => {
+    void mediaId;
+    setFrames(null);
+    setVideoJob(null);
+  }, [mediaId]);
   const counter = counters.find((c) => c.jobId === jobId) ?? null;
   const why = !counter
     ? 'No trained counter yet: train one in the Train view (Method: Counter, UnCo).'
@@ -92,23 +109,20 @@ export function UncoPanel({
       setResult(await client.call('count.unco', { jobId: counter.jobId, mediaId, frameIdx, boxes: exemplars }));
     }).finally(() => setBusy(null));
   };
+  /** Every frame: the count.uncoVideo job (progress, cancel and resume in Jobs), its counts read when it is done. */
   const countEvery = () => {
     if (!counter) return;
-    setBusy('Counting every frame…');
-    void run('Could not count the frames', async () => {
-      const out: { frameIdx: number; count: number }[] = [];
-      for (let f = 0; f < frameCount; f++) {
-        const r = await client.call('count.unco', {
-          jobId: counter.jobId,
-          mediaId,
-          frameIdx: f,
-          boxes: exemplars,
-          exemplarFrameIdx: frameIdx,
-        });
-        out.push({ frameIdx: f, count: r.count });
-        setFrames([...out]);
-      }
-    }).finally(() => setBusy(null));
+    setFrames(null);
+    setStarting(true);
+    void run('Could not start counting the frames', async () => {
+      const job = await client.call('count.uncoVideo', {
+        jobId: counter.jobId,
+        mediaId,
+        boxes: exemplars,
+        exemplarFrameIdx: frameIdx,
+      });
+      setVideoJob(job.id);
+    }).finally(() => setStarting(false));
   };
   return (
     <section className="card" aria-label="Trained counter" data-testid="unco-panel">
@@ -151,11 +165,25 @@ export function UncoPanel({
           Count with the counter{exemplars.length ? ` (${plural(exemplars.length, 'exemplar')})` : ''}
         </ActionButton>
         {frameCount > 1 && (
-          <ActionButton why={why} busy={busy} onClick={countEvery}>
+          <ActionButton
+            why={why}
+            busy={
+              (starting || videoState === 'running' || videoState === 'queued') &&
+              'Counting the frames with the counter (progress below).'
+            }
+            onClick={countEvery}
+          >
             Count every frame with the counter ({frameCount})
           </ActionButton>
         )}
       </div>
+      {videoJob !== null && (
+        <JobStatus
+          kinds={['count.uncoVideo']}
+          jobs={jobs.filter((j) => j.id === videoJob)}
+          testId="unco-frames-status"
+        />
+      )}
       {result && (
         <div className="count-layout">
           <div className="count-stage" style={{ aspectRatio: `${width} / ${height}` }}>
@@ -174,13 +202,31 @@ export function UncoPanel({
         </div>
       )}
       {frames && frames.length > 0 && (
-        <p data-testid="unco-frames">
-          {plural(frames.length, 'frame')} counted: mean{' '}
-          {(frames.reduce((a, r) => a + r.count, 0) / frames.length).toFixed(1)}, min{' '}
-          {Math.min(...frames.map((r) => r.count)).toFixed(1)} (frame{' '}
-          {frameNumber(frames.reduce((a, r) => (r.count < a.count ? r : a)).frameIdx)}), max{' '}
-          {Math.max(...frames.map((r) => r.count)).toFixed(1)}
-        </p>
+        <div data-testid="unco-frames">
+          <h3>Counts over {plural(frames.length, 'frame')} (trained counter)</h3>
+          <p className="muted">
+            Mean {(frames.reduce((a, r) => a + r.count, 0) / frames.length).toFixed(1)}, min{' '}
+            {Math.min(...frames.map((r) => r.count)).toFixed(1)} (frame{' '}
+            {frameNumber(frames.reduce((a, r) => (r.count < a.count ? r : a)).frameIdx)}), max{' '}
+            {Math.max(...frames.map((r) => r.count)).toFixed(1)} (frame{' '}
+            {frameNumber(frames.reduce((a, r) => (r.count > a.count ? r : a)).frameIdx)}): each frame's density map
+            summed{exemplars.length ? `, with the exemplars of frame ${frameNumber(frameIdx)}` : ''}.
+          </p>
+          <CountPlot rows={frames} />
+          <button
+            type="button"
+            onClick={() =>
+              downloadCsv(`unco-counts-${mediaId}.csv`, [
+                'media_id,frame,time_s,count',
+                ...frames.map(
+                  (r) => `${r.mediaId},${frameNumber(r.frameIdx)},${r.pts.toFixed(3)},${r.count.toFixed(2)}`,
+                ),
+              ])
+            }
+          >
+            Export counts (CSV)
+          </button>
+        </div>
       )}
     </section>
   );

@@ -7,6 +7,7 @@ import { ModelAboutNote } from '../../shell/ModelAbout';
 import { ActionButton } from '../../shell/Why';
 import { useApp } from '../../state/app-state';
 import { ShareLockCard } from './ShareLockCard';
+import { UncoPreviewCard } from './UncoPreviewCard';
 
 type Log = CommandResult<'train.log'>;
 type Preset = 'tiny' | 'vit_ti16' | 'vit_s16';
@@ -207,6 +208,11 @@ export function TrainView() {
   /** UnCo: exemplars per count (0: an automatic counter), its learning rate and collages per step. */
   const [uncoShots, setUncoShots] = useState(1);
   const [uncoLr, setUncoLr] = useState(1e-3);
+  /** UnCo collages: the most target objects in one (N ∈ [1, max]) and the objects pasted in all (with distractors). */
+  const [uncoMaxCount, setUncoMaxCount] = useState(60);
+  const [uncoTotal, setUncoTotal] = useState(70);
+  /** UnCo exported for torchrun: the training collages built into the folder. */
+  const [uncoPool, setUncoPool] = useState(512);
   const [comparison, setComparison] = useState<{
     jobId: number;
     result: CommandResult<'segment.compareModels'>;
@@ -309,9 +315,14 @@ export function TrainView() {
         };
   };
   /** An UnCo counter on the chosen model's frozen features, trained on Self-Collages of the chosen frames. */
-  const uncoArgs = (): CommandArgs<'train.unco'> => ({
+  const uncoCollages = {
     media: [...chosen],
     ...(init.startsWith('model:') ? { model: Number(init.split(':')[1]) } : {}),
+    maxCount: uncoMaxCount,
+    total: Math.max(uncoTotal, uncoMaxCount),
+  };
+  const uncoArgs = (): CommandArgs<'train.unco'> => ({
+    ...uncoCollages,
     steps: totalSteps,
     batch,
     shots: uncoShots,
@@ -336,11 +347,16 @@ export function TrainView() {
   };
   const exportRun = () => {
     const { device: _device, ...args } = runArgs();
+    const { device: _uncoDevice, ...unco } = uncoArgs();
     void run('Could not export the run', async () => {
-      const job = await client.call('train.export', { ...args, dir: exportDir.trim(), frames: exportFrames });
+      const job =
+        method === 'unco'
+          ? await client.call('train.uncoExport', { ...unco, dir: exportDir.trim(), pool: uncoPool })
+          : await client.call('train.export', { ...args, dir: exportDir.trim(), frames: exportFrames });
       setExportJob(job.id);
     });
   };
+  const uncoExported = exportInfo?.kind === 'train.uncoExport';
   const bringBack = () =>
     void run('Could not bring the run back', async () => {
       const job = await client.call('train.import', { path: importPath.trim() });
@@ -556,6 +572,23 @@ export function TrainView() {
               min={0}
               step={0.0001}
             />
+            <NumberField
+              label="Most objects counted (N max)"
+              aria="Most objects per collage"
+              value={uncoMaxCount}
+              set={setUncoMaxCount}
+              min={1}
+              max={500}
+            />
+            <NumberField
+              label="Objects per collage, with distractors"
+              aria="Objects per collage"
+              value={uncoTotal}
+              set={setUncoTotal}
+              min={1}
+              max={600}
+            />
+            <UncoPreviewCard args={uncoCollages} why={cannotTrain} />
           </div>
         )}
         <details hidden={method === 'neco' || method === 'unco'}>
@@ -590,14 +623,7 @@ export function TrainView() {
           <ActionButton type="submit" why={cannotTrain}>
             Start training
           </ActionButton>
-          <ActionButton
-            why={
-              cannotTrain ??
-              (method === 'unco' &&
-                'A counter trains here only: its collages are built from the frozen encoder by Flaneur (no torchrun program yet).')
-            }
-            onClick={() => setElsewhere(!elsewhere)}
-          >
+          <ActionButton why={cannotTrain} onClick={() => setElsewhere(!elsewhere)}>
             Run elsewhere…
           </ActionButton>
         </div>
@@ -607,10 +633,18 @@ export function TrainView() {
         {elsewhere && (
           <div className="elsewhere" data-testid="run-elsewhere">
             <h3>Run elsewhere (PyTorch, torchrun)</h3>
-            <p className="muted">
-              Writes this run as a folder to copy to a machine with GPUs or a cluster: the frames, the configuration,
-              the starting weights and a PyTorch program that trains it as Flaneur would (same losses), with a README.
-            </p>
+            {method === 'unco' ? (
+              <p className="muted">
+                Writes this counter's training as a folder to copy to a machine with GPUs: Self-Collages built here from
+                the chosen frames (images, density targets, exemplar boxes), the frozen backbone, the decoder's start
+                and a PyTorch program that trains the decoder, with a README.
+              </p>
+            ) : (
+              <p className="muted">
+                Writes this run as a folder to copy to a machine with GPUs or a cluster: the frames, the configuration,
+                the starting weights and a PyTorch program that trains it as Flaneur would (same losses), with a README.
+              </p>
+            )}
             <div className="field-row">
               <PathInput
                 label="Export folder"
@@ -619,18 +653,30 @@ export function TrainView() {
                 onEnter={exportRun}
                 placeholder="/path/to/a/new/folder"
               />
-              <label className="field">
-                Video frames
-                <select
-                  value={exportFrames}
-                  onChange={(e) => setExportFrames(e.target.value as 'auto' | 'copy' | 'decode')}
-                  aria-label="Video frames"
-                >
-                  <option value="auto">automatic (long videos: the source, decoded there)</option>
-                  <option value="copy">copy the sampled frames</option>
-                  <option value="decode">the source videos, decoded there with ffmpeg</option>
-                </select>
-              </label>
+              {method === 'unco' && (
+                <NumberField
+                  label="Collages to build"
+                  aria="Collages to export"
+                  value={uncoPool}
+                  set={setUncoPool}
+                  min={1}
+                  max={100000}
+                />
+              )}
+              {method !== 'unco' && (
+                <label className="field">
+                  Video frames
+                  <select
+                    value={exportFrames}
+                    onChange={(e) => setExportFrames(e.target.value as 'auto' | 'copy' | 'decode')}
+                    aria-label="Video frames"
+                  >
+                    <option value="auto">automatic (long videos: the source, decoded there)</option>
+                    <option value="copy">copy the sampled frames</option>
+                    <option value="decode">the source videos, decoded there with ffmpeg</option>
+                  </select>
+                </label>
+              )}
               <ActionButton
                 why={cannotTrain || (!exportDir.trim() && 'Type the export folder first.')}
                 onClick={exportRun}
@@ -651,8 +697,16 @@ export function TrainView() {
                   Exported to {String(exportInfo.args.dir)}. Copy the folder where the GPUs are and run there (N
                   processes, one per GPU; the README says how to use several machines and how to resume):
                 </p>
-                <pre>{`cd ${String(exportInfo.args.dir)} && torchrun --standalone --nproc_per_node=N train.py --config run.json`}</pre>
-                <p className="muted">Then bring it back below with the folder (or one of its checkpoints).</p>
+                <pre>
+                  {uncoExported
+                    ? `cd ${String(exportInfo.args.dir)} && torchrun --standalone --nproc_per_node=N train_unco.py --config unco.json`
+                    : `cd ${String(exportInfo.args.dir)} && torchrun --standalone --nproc_per_node=N train.py --config run.json`}
+                </pre>
+                <p className="muted">
+                  {uncoExported
+                    ? 'Then bring the counter back below with the folder (or its out/decoder.safetensors).'
+                    : 'Then bring it back below with the folder (or one of its checkpoints).'}
+                </p>
               </div>
             )}
           </div>
@@ -685,7 +739,12 @@ export function TrainView() {
               : `Reading the run: ${importInfo.progress.phase || importInfo.state}…`}
           </p>
         )}
-        {imported?.jobId === importJob && (
+        {importInfo?.kind === 'train.uncoImport' && importInfo.state === 'done' && (
+          <p data-testid="import-result">
+            Brought back as a trained counter: count with it in the Count view (Trained counter).
+          </p>
+        )}
+        {imported?.jobId === importJob && importInfo?.kind !== 'train.uncoImport' && (
           <p data-testid="import-result">
             {imported.model
               ? `Registered as model #${imported.model.id} “${imported.model.name}”: ${imported.model.origin ?? ''}`
