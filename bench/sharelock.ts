@@ -21,7 +21,7 @@
  *   and as a left-padded batch), max over prompts of max|ours − ref| / max|ref|.
  *
  *   npm run bench -- sharelock [--batch B] [--text D] [--vision D] [--hidden H] [--steps N] [--torch-threads 1,2|all]
- *                              [--query-threads 1,2|all] [--no-step]
+ *                              [--query-threads 1,2|all] [--no-step] [--gemm-rows R]
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -62,13 +62,22 @@ async function stepPart(args: string[]): Promise<Record<string, unknown>> {
   const V = flag(args, '--vision', 384);
   const H = flag(args, '--hidden', 4096);
   const steps = flag(args, '--steps', 2);
+  // rows a slice of the step's large Gemms (native/text/gemm-rows.ts); --gemm-rows 0: one Gemm each (the ablation)
+  const gemmRowsAt = args.indexOf('--gemm-rows');
+  const gemmRows = gemmRowsAt < 0 ? undefined : Number(args[gemmRowsAt + 1]);
+  if (gemmRows !== undefined && !(Number.isInteger(gemmRows) && gemmRows >= 0))
+    throw new Error(`bench sharelock: --gemm-rows takes a whole number (0: no slices), not ${args[gemmRowsAt + 1]}`);
   const threads = threadCounts(args, '--torch-threads');
 
   const head = shareLockConfig(T, V, { hidden: H });
   const rng = new Rng(1);
   const loadBefore = os.loadavg()[0] as number;
   const t0 = performance.now();
-  const graph = buildShareLockStep({ head, batch: B });
+  const graph = buildShareLockStep({
+    head,
+    batch: B,
+    ...(gemmRows === undefined ? {} : { gemmRows: gemmRows > 0 ? { rows: gemmRows } : false }),
+  });
   const build = (performance.now() - t0) / 1000;
   const init = initShareLock(head, rng);
   const batch = { text: randn(B * T, rng), vision: randn(B * V, rng), masks: dropoutMasks(head, B, () => rng.next()) };
@@ -152,6 +161,7 @@ async function stepPart(args: string[]): Promise<Record<string, unknown>> {
     torch_cpu_s_per_step_by_threads: Object.fromEntries(runs.map((x) => [String(x.threads), r3(x.cpu_s_per_step)])),
     step_load_average_1m: { before: r3(loadBefore), after: r3(os.loadavg()[0] as number) },
     step_shape: { batch: B, text: T, vision: V, hidden: H, layers: head.layers },
+    gemm_rows: gemmRows ?? 512,
     graph_build_s: r3(build),
     provider: ours.provider,
     peak_rss_mb: r3(process.resourceUsage().maxRSS / 1024),

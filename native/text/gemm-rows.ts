@@ -18,6 +18,12 @@ export interface GemmRowOptions {
   rows: number;
   /** Only Gemms of at least this many multiply-adds (M·N·K). Default 2^27. */
   minMacs?: number;
+  /**
+   * Zero columns added to the inner dimension K when K is a multiple of 1024 (A's rows then start 4 KB apart and
+   * MLAS's reads of a few rows of A evict each other from L1): each slice is cut and padded by one Pad (negative
+   * pads crop its rows) and B padded once. The zeros add nothing to the sums. Default 0 (none).
+   */
+  padK?: number;
 }
 
 /** The graph with every Gemm of at least 2 × `rows` output rows (and `minMacs`) split into row slices. */
@@ -64,23 +70,47 @@ export function splitGemmRows(graph: Graph, o: GemmRowOptions): Graph {
         attrs: { perm: attr.ints([1, 0]) },
       });
     }
+    const pad = (o.padK ?? 0) > 0 && K % 1024 === 0 ? (o.padK as number) : 0;
+    let bName = node.inputs[1] as string;
+    if (pad) {
+      const tb = node.attrs.transB?.value === 1;
+      const padded = define(`${node.name}_Bpad`, dtype, tb ? [N, K + pad] : [K + pad, N]);
+      nodes.push({
+        op: 'Pad',
+        name: fresh(`${node.name}_padB`),
+        inputs: [bName, int64(tb ? [0, 0, 0, pad] : [0, 0, pad, 0])],
+        outputs: [padded],
+        attrs: { mode: attr.string('constant') },
+      });
+      bName = padded;
+    }
     const parts: string[] = [];
     let start = 0;
     for (const rows of sizes) {
-      const slice = define(`${node.name}_A${parts.length}`, dtype, [rows, K]);
-      nodes.push({
-        op: 'Slice',
-        name: fresh(`${node.name}_slice`),
-        inputs: [rowsOfA, int64([start]), int64([start + rows]), zero],
-        outputs: [slice],
-        attrs: {},
-      });
+      const slice = define(`${node.name}_A${parts.length}`, dtype, [rows, K + pad]);
+      nodes.push(
+        pad
+          ? {
+              op: 'Pad',
+              name: fresh(`${node.name}_slice`),
+              inputs: [rowsOfA, int64([-start, 0, -(M - start - rows), pad])],
+              outputs: [slice],
+              attrs: { mode: attr.string('constant') },
+            }
+          : {
+              op: 'Slice',
+              name: fresh(`${node.name}_slice`),
+              inputs: [rowsOfA, int64([start]), int64([start + rows]), zero],
+              outputs: [slice],
+              attrs: {},
+            },
+      );
       const part = define(`${node.name}_Y${parts.length}`, dtype, [rows, N]);
       const { transA: _, ...attrs } = node.attrs;
       nodes.push({
         op: 'Gemm',
         name: fresh(`${node.name}_part`),
-        inputs: [slice, ...node.inputs.slice(1)],
+        inputs: [slice, bName, ...node.inputs.slice(2)],
         outputs: [part],
         attrs,
       });

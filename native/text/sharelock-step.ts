@@ -1,16 +1,16 @@
 /**
  * One ShareLock training step as one ONNX graph, on precomputed features: language projector (training-mode
  * BatchNorm, dropout masks fed by the host), normalised vision features, ShareLock's loss, our autodiff,
- * clip_grad_norm_ to `max_norm` (Lightning's gradient_clip_val, before the step), then torch.optim.Adam with its
- * (coupled) weight decay added to the clipped gradient, on every parameter. Parameters, Adam moments and the
- * BatchNorm running statistics are inputs and outputs; the learning rate and bias corrections are scalar inputs.
- * `ShareLockStepRunner` keeps that state on the host between steps.
+ * the gradients and their global norm; parameters and BatchNorm running statistics are inputs, the next running
+ * statistics outputs. `ShareLockStepRunner` keeps the state on the host between steps and applies clip_grad_norm_
+ * to `max_norm` (Lightning's gradient_clip_val, before the step), then torch.optim.Adam with its (coupled) weight
+ * decay added to the clipped gradient, on every parameter, in place (`adamInPlace`).
  */
 import { gradients } from '../graph/autodiff/grad.js';
 import { GraphBuilder } from '../graph/builder.js';
 import type { Value } from '../graph/ir.js';
 import { toOnnx } from '../graph/onnx.js';
-import { adamW, clipByGlobalNorm, globalNorm } from '../graph/optim.js';
+import { globalNorm } from '../graph/optim.js';
 import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
 import { type GemmRowOptions, splitGemmRows } from './gemm-rows.js';
 import {
@@ -50,7 +50,7 @@ function finish(b: GraphBuilder, cfg: ShareLockStepConfig): Uint8Array {
 
 export interface ShareLockStepGraph {
   config: ShareLockStepConfig;
-  /** The step: (accumulated gradients +) this micro-batch's, clipping, Adam. */
+  /** The step: (accumulated gradients +) this micro-batch's, and their global norm (clipping and Adam: the host). */
   onnx: Uint8Array;
   /** With accumulation > 1: the gradients of one micro-batch added to `acc/…` (no update). */
   accumulateOnnx: Uint8Array | null;
@@ -93,7 +93,8 @@ function microBatch(b: GraphBuilder, cfg: ShareLockStepConfig, accumulated: bool
     : own;
   b.output(loss, 'loss');
   for (const [name, v] of running) b.output(v, `b_next/${name}`);
-  if (cfg.emitGradients) {
+  // a step without accumulation outputs its gradients anyway (`g/…`)
+  if (cfg.emitGradients && accumulated) {
     [...params.keys()].forEach((n, i) => {
       b.output(b.identity(own[i] as Value), `grad/${n}`);
     });
@@ -105,31 +106,14 @@ export function buildShareLockStep(cfg: ShareLockStepConfig): ShareLockStepGraph
   const k = cfg.accumulation ?? 1;
   if (!Number.isInteger(k) || k < 1) throw new Error(`accumulation must be a whole number ≥ 1, not ${k}`);
   const b = new GraphBuilder('sharelock_step');
-  const { params, buffers, param, total } = microBatch(b, cfg, k > 1);
-  const lr = b.input('lr', 'float32', [1]);
-  const wd = b.input('wd', 'float32', [1]);
-  const maxNorm = b.input('max_norm', 'float32', [1]);
-  const bc1 = b.input('bias_correction1', 'float32', [1]);
-  const bc2 = b.input('bias_correction2', 'float32', [1]);
-  const state = new Map<string, [Value, Value]>();
-  for (const [name, shape] of params)
-    state.set(name, [b.input(`m/${name}`, 'float32', shape), b.input(`v/${name}`, 'float32', shape)]);
-  const norm = globalNorm(b, total);
-  const clipped = clipByGlobalNorm(b, total, maxNorm, norm);
-  // torch.optim.Adam's weight_decay: g + wd * p after clipping, then plain Adam (no decoupled decay).
-  const entries = [...params.keys()].map((name, i) => ({
-    name,
-    param: param(name),
-    grad: b.add(clipped[i] as Value, b.mul(param(name), wd)),
-    decay: false,
-  }));
-  const updated = adamW(b, entries, state, { lr, weightDecay: wd, biasCorrection1: bc1, biasCorrection2: bc2 });
-  b.output(b.reshape(norm, [1]), 'grad_norm');
-  for (const u of updated) {
-    b.output(u.param, `p_next/${u.name}`);
-    b.output(u.state[0] as Value, `m_next/${u.name}`);
-    b.output(u.state[1] as Value, `v_next/${u.name}`);
-  }
+  const { params, buffers, total } = microBatch(b, cfg, k > 1);
+  // The step's gradients (of every micro-batch) and their global norm; clipping and Adam run on the host
+  // (`adamInPlace`): one pass over each parameter and its moments, written in place, where the graph took ~18
+  // element-wise passes and new arrays for the parameters and moments every step.
+  b.output(b.reshape(globalNorm(b, total), [1]), 'grad_norm');
+  [...params.keys()].forEach((n, i) => {
+    b.output(total[i] as Value, `g/${n}`);
+  });
   let accumulateOnnx: Uint8Array | null = null;
   if (k > 1) {
     const a = new GraphBuilder('sharelock_accumulate');
@@ -140,6 +124,35 @@ export function buildShareLockStep(cfg: ShareLockStepConfig): ShareLockStepGraph
     accumulateOnnx = finish(a, cfg);
   }
   return { config: cfg, onnx: finish(b, cfg), accumulateOnnx, params, buffers };
+}
+
+/**
+ * clip_grad_norm_ then torch.optim.Adam (1.13's single-tensor update, weight decay added to the clipped gradient)
+ * on one parameter, in place: p, m and v are updated in one pass over g.
+ */
+export function adamInPlace(
+  p: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  g: Float32Array,
+  o: { clip: number; lr: number; weightDecay: number; step: number; betas: readonly [number, number]; eps?: number },
+): void {
+  const [b1, b2] = o.betas;
+  const eps = o.eps ?? 1e-8;
+  const stepSize = o.lr / (1 - b1 ** o.step);
+  const sqrtBc2 = Math.sqrt(1 - b2 ** o.step);
+  const { clip, weightDecay: wd } = o;
+  const c1 = 1 - b1;
+  const c2 = 1 - b2;
+  for (let i = 0; i < p.length; i++) {
+    const pi = p[i] as number;
+    const gi = Math.fround(Math.fround((g[i] as number) * clip) + Math.fround(wd * pi));
+    const mi = Math.fround(b1 * (m[i] as number) + c1 * gi);
+    const vi = Math.fround(b2 * (v[i] as number) + c2 * gi * gi);
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = pi - (stepSize * mi) / (Math.sqrt(vi) / sqrtBc2 + eps);
+  }
 }
 
 export interface ShareLockState {
@@ -289,30 +302,27 @@ export class ShareLockStepRunner {
     }
     const next = state.step + 1;
     const feeds = this.batchFeeds(state, list[k - 1] as ShareLockBatch);
-    Object.assign(feeds, {
-      lr: scalar(s.lr),
-      wd: scalar(s.weightDecay),
-      max_norm: scalar(s.maxNorm),
-      bias_correction1: scalar(1 - this.betas[0] ** next),
-      bias_correction2: scalar(1 - this.betas[1] ** next),
-    });
-    for (const [name, shape] of this.graph.params) {
-      feeds[`m/${name}`] = tensor(state.m.get(name) as Float32Array, shape);
-      feeds[`v/${name}`] = tensor(state.v.get(name) as Float32Array, shape);
-      if (k > 1) feeds[`acc/${name}`] = tensor(acc?.get(name) as Float32Array, shape);
-    }
+    if (k > 1)
+      for (const [name, shape] of this.graph.params)
+        feeds[`acc/${name}`] = tensor(acc?.get(name) as Float32Array, shape);
     const out = await this.session.run(feeds);
     const get = (n: string) => (out[n] as ort.Tensor).data as Float32Array;
+    const gradNorm = get('grad_norm')[0] as number;
+    // torch's clip_grad_norm_: the gradients times min(1, max_norm / (norm + 1e-6)), in float32
+    const clip = Math.min(Math.fround(s.maxNorm / Math.fround(gradNorm + 1e-6)), 1);
+    const adam = { clip, lr: s.lr, weightDecay: s.weightDecay, step: next, betas: this.betas };
     for (const name of this.graph.params.keys()) {
-      state.params.set(name, get(`p_next/${name}`));
-      state.m.set(name, get(`m_next/${name}`));
-      state.v.set(name, get(`v_next/${name}`));
+      const own = (m: Map<string, Float32Array>) => m.get(name) as Float32Array;
+      adamInPlace(own(state.params), own(state.m), own(state.v), get(`g/${name}`), adam);
     }
     takeBuffers(out);
-    keepGradients(out, k - 1);
+    if (this.graph.config.emitGradients) {
+      if (k === 1) for (const n of this.graph.params.keys()) gradients.set(n, get(`g/${n}`));
+      else keepGradients(out, k - 1);
+    }
     state.step = next;
     lossSum += get('loss')[0] as number;
-    const metrics: ShareLockMetrics = { loss: lossSum / k, gradNorm: get('grad_norm')[0] as number };
+    const metrics: ShareLockMetrics = { loss: lossSum / k, gradNorm };
     if (this.graph.config.emitGradients) metrics.gradients = gradients;
     return metrics;
   }
@@ -325,8 +335,4 @@ export class ShareLockStepRunner {
 
 function tensor(data: Float32Array, dims: readonly number[]): ort.Tensor {
   return new ort.Tensor('float32', data, dims as number[]);
-}
-
-function scalar(x: number): ort.Tensor {
-  return tensor(Float32Array.of(x), [1]);
 }

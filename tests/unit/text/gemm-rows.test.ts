@@ -14,7 +14,11 @@ const M = 10;
 const K = 7;
 const N = 6;
 
-function gemmGraph(o: { transA?: boolean; transB?: boolean; alpha?: number; beta?: number }, bias: number[] | null) {
+function gemmGraph(
+  o: { transA?: boolean; transB?: boolean; alpha?: number; beta?: number },
+  bias: number[] | null,
+  K = 7,
+) {
   const b = new GraphBuilder('gemm');
   const a = b.input('a', 'float32', o.transA ? [K, M] : [M, K]);
   const w = b.input('w', 'float32', o.transB ? [N, K] : [K, N]);
@@ -52,6 +56,23 @@ describe('Gemm row slices', () => {
       expect(ops.includes('Transpose')).toBe(o.transA === true);
       const feeds = { a: rand(M * K), w: rand(K * N), c: rand(N) };
       expect(relErr(await run(split, feeds), await run(graph, feeds))).toBeLessThan(1e-6);
+    });
+  }
+
+  for (const o of [{ transB: true }, { transA: true }]) {
+    it(`pads an inner dimension of 1024 with zero columns and computes the same product (${JSON.stringify(o)})`, async () => {
+      const graph = gemmGraph(o, [N], 1024);
+      const split = splitGemmRows(graph, { rows: 3, minMacs: 0, padK: 16 });
+      const pads = split.nodes.filter((n) => n.op === 'Pad');
+      expect(pads).toHaveLength(4); // B once, each of the 3 slices of A cut and padded by one Pad
+      expect(split.nodes.some((n) => n.op === 'Slice')).toBe(false);
+      expect(split.values.get(split.nodes.find((n) => n.op === 'Gemm')?.inputs[0] as string)?.shape).toEqual([3, 1040]);
+      const feeds = { a: rand(M * 1024), w: rand(1024 * N), c: rand(N) };
+      expect(relErr(await run(split, feeds), await run(graph, feeds))).toBeLessThan(1e-5);
+      // K = 7 is left unpadded
+      expect(
+        splitGemmRows(gemmGraph(o, [N]), { rows: 3, minMacs: 0, padK: 16 }).nodes.some((n) => n.op === 'Pad'),
+      ).toBe(false);
     });
   }
 

@@ -21,6 +21,7 @@ import {
   buildShareLockStep,
   dropoutMasks,
   initialShareLockState,
+  type ShareLockMetrics,
   type ShareLockState,
   type ShareLockStepGraph,
   ShareLockStepRunner,
@@ -52,6 +53,24 @@ function prefixed(prefix: string, names: Iterable<string>): Map<string, Float32A
   return new Map([...names].map((k) => [k, get(`${prefix}.${k}`)]));
 }
 
+/** The reference's 5 steps (its batches, dropout masks and learning rates) on `runner` from `state`. */
+async function referenceSteps(runner: ShareLockStepRunner, state: ShareLockState): Promise<ShareLockMetrics[]> {
+  const metrics: ShareLockMetrics[] = [];
+  for (let s = 0; s < n('steps'); s++) {
+    const lr = n('lr') * shareLockLrFactor(s, n('warmup'), n('total'));
+    expect(lr).toBeCloseTo(list('lrs')[s] as number, 12);
+    const masks = Array.from({ length: head.layers - 1 }, (_, j) => get(`batch.${s}.mask.${j}`));
+    metrics.push(
+      await runner.step(
+        state,
+        { text: get(`batch.${s}.text`), vision: get(`batch.${s}.vision`), masks },
+        { lr, weightDecay: n('wd'), maxNorm: 1 },
+      ),
+    );
+  }
+  return metrics;
+}
+
 describe('ShareLock head step parity with PyTorch', () => {
   let graph: ShareLockStepGraph;
   let runner: ShareLockStepRunner;
@@ -64,19 +83,10 @@ describe('ShareLock head step parity with PyTorch', () => {
     graph = buildShareLockStep({ head, batch: B, emitGradients: true });
     runner = await ShareLockStepRunner.create(graph, { provider: 'cpu', threads: 1 });
     state = initialShareLockState(graph, prefixed('init', graph.params.keys()), prefixed('init', graph.buffers.keys()));
-    for (let s = 0; s < n('steps'); s++) {
-      const lr = n('lr') * shareLockLrFactor(s, n('warmup'), n('total'));
-      expect(lr).toBeCloseTo(list('lrs')[s] as number, 12);
-      const masks = Array.from({ length: head.layers - 1 }, (_, j) => get(`batch.${s}.mask.${j}`));
-      const m = await runner.step(
-        state,
-        { text: get(`batch.${s}.text`), vision: get(`batch.${s}.vision`), masks },
-        { lr, weightDecay: n('wd'), maxNorm: 1 },
-      );
-      losses.push(m.loss);
-      norms.push(m.gradNorm);
-      if (s === 0) grads0 = m.gradients;
-    }
+    const metrics = await referenceSteps(runner, state);
+    losses.push(...metrics.map((m) => m.loss));
+    norms.push(...metrics.map((m) => m.gradNorm));
+    grads0 = metrics[0]?.gradients;
   });
   afterAll(async () => {
     await runner?.release();
@@ -192,16 +202,10 @@ describe('ShareLock head step parity with PyTorch', () => {
       prefixed('init', split.buffers.keys()),
     );
     const refLosses = list('losses');
-    for (let s = 0; s < n('steps'); s++) {
-      const masks = Array.from({ length: head.layers - 1 }, (_, j) => get(`batch.${s}.mask.${j}`));
-      const lr = n('lr') * shareLockLrFactor(s, n('warmup'), n('total'));
-      const m = await r.step(
-        st,
-        { text: get(`batch.${s}.text`), vision: get(`batch.${s}.vision`), masks },
-        { lr, weightDecay: n('wd'), maxNorm: 1 },
-      );
+    const metrics = await referenceSteps(r, st);
+    metrics.forEach((m, s) => {
       expect(Math.abs(m.loss - (refLosses[s] as number)) / (refLosses[s] as number)).toBeLessThan(TOL);
-    }
+    });
     await r.release();
     for (const name of split.params.keys()) {
       const err = relErr(st.params.get(name) as Float32Array, get(`final.${name}`));
