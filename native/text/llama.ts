@@ -851,10 +851,13 @@ export class LlamaEncoder {
     let layers: { session: ModelSession; feeds: Feeds }[];
     if (mode === 'initializers') {
       layers = [];
-      for (const l of weights.layers)
-        layers.push({ session: await ModelSession.create(buildLlamaLayer(c, l), runtime, ARENA), feeds: {} });
-      // the sessions hold the weights now
+      // each layer's weights let go once its session holds them (never all of them twice)
+      const pending = weights.layers;
       weights.layers = [];
+      while (pending.length) {
+        const l = pending.shift() as LlamaLayerWeights;
+        layers.push({ session: await ModelSession.create(buildLlamaLayer(c, l), runtime, ARENA), feeds: {} });
+      }
     } else {
       // one session per layout (a Q4_K_M file mixes Q4_K and Q6_K layers: two or three sessions)
       const sessions = new Map<string, ModelSession>();
