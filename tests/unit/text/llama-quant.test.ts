@@ -1,6 +1,6 @@
 /**
  * Quantised GGUF weights kept quantised: every block type dequantised as ggml defines it (tools/
- * ggml_blocks_reference.py, from ggml-common.h / ggml-quants.c), mapped exactly onto MatMulNBits codes, and tiny
+ * ggml_reference.py, from ggml-common.h / ggml-quants.c), mapped exactly onto MatMulNBits codes, and tiny
  * Llama models of Q8_0, Q4_0, the other 32-blocks and a Q4_K_M-style Q4_K + Q6_K mix giving the features of the same
  * weights dequantised to float32; the memory an 8B Q4_K_M needs, from its header alone.
  */
