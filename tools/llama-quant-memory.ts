@@ -6,10 +6,11 @@
  * 64 prompts of 24 tokens, and the worst relative feature difference to the float32 mode.
  *
  * `--llama3-8b`: Meta-Llama-3-8B.Q4_K_M's header over a sparse file (zero weights: the same sizes and work) run
- * kept quantised only, 4 prompts of 16 tokens (float32 would need ~30 GB); the float32 mode's refusal is printed.
+ * kept quantised only (`--initializers`: inside per-layer graphs), 4 prompts of 16 tokens (float32 would need ~30 GB);
+ * the float32 mode's refusal is printed.
  *
  * Run: node --import tsx tools/llama-quant-memory.ts [--dim 1024] [--layers 8] [--type Q4_K_M|Q8_0|Q4_0] [--dir D]
- *      node --import tsx tools/llama-quant-memory.ts --llama3-8b [--dir D]
+ *      node --import tsx tools/llama-quant-memory.ts --llama3-8b [--initializers] [--dir D]
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -88,7 +89,8 @@ async function main(): Promise<void> {
     }
     const out = path.join(dir, 'quantised.json');
     const self = fileURLToPath(import.meta.url);
-    execFileSync(process.execPath, ['--import', 'tsx', self, '--child', file, 'quantised', out, '4', '16'], {
+    const mode: Mode = process.argv.includes('--initializers') ? 'quantised-initializers' : 'quantised';
+    execFileSync(process.execPath, ['--import', 'tsx', self, '--child', file, mode, out, '4', '16'], {
       stdio: 'inherit',
     });
     const { features, ...r } = JSON.parse(fs.readFileSync(out, 'utf8'));

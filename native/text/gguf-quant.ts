@@ -67,7 +67,8 @@ export function quantMatrix(raw: Uint8Array, type: number, n: number, k: number)
   const l = LAYOUT[name];
   if (!l) throw new FlaneurError('UNSUPPORTED_MODEL', `ggml type ${name ?? type} cannot be kept quantised.`);
   const count = n * k;
-  const q = new Uint8Array(count);
+  // 8-bit codes one a byte; 4-bit ones packed two a byte straight from ggml's nibbles
+  const q = new Uint8Array(l.bits === 4 ? count / 2 : count);
   const scales = new Float32Array(count / l.block);
   const mins = l.mins ? new Float32Array(count / l.block) : null;
   const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
@@ -87,11 +88,7 @@ export function quantMatrix(raw: Uint8Array, type: number, n: number, k: number)
         const at = b * size;
         scales[b] = half(at);
         if (mins) mins[b] = -half(at + 2);
-        for (let j = 0; j < 16; j++) {
-          const byte = dv.getUint8(at + (q41 ? 4 : 2) + j);
-          q[b * 32 + j] = byte & 0x0f;
-          q[b * 32 + j + 16] = byte >> 4;
-        }
+        repackNibbles(raw, at + (q41 ? 4 : 2), 16, q, b * 16);
       }
       break;
     }
@@ -117,7 +114,7 @@ export function quantMatrix(raw: Uint8Array, type: number, n: number, k: number)
     }
     case GGML_TYPES.Q4_K:
     case GGML_TYPES.Q5_K:
-      kQuant45(dv, type === GGML_TYPES.Q5_K, count, q, scales, mins as Float32Array);
+      kQuant45(raw, dv, type === GGML_TYPES.Q5_K, count, q, scales, mins as Float32Array);
       break;
     case GGML_TYPES.Q6_K:
       kQuant6(dv, count, q, scales);
@@ -125,11 +122,6 @@ export function quantMatrix(raw: Uint8Array, type: number, n: number, k: number)
   }
   const kb = k / l.block;
   const out: QuantMatrix = { n, k, bits: l.bits, block: l.block, codes: q, scales, source: name };
-  if (l.bits === 4) {
-    const packed = new Uint8Array(count / 2);
-    for (let i = 0; i < packed.length; i++) packed[i] = (q[2 * i] as number) | ((q[2 * i + 1] as number) << 4);
-    out.codes = packed;
-  }
   if (l.zeroPoint0) out.zeroPoints = new Uint8Array(n * Math.ceil(kb / 2));
   if (mins) {
     const t = new Float32Array(mins.length);
@@ -139,8 +131,26 @@ export function quantMatrix(raw: Uint8Array, type: number, n: number, k: number)
   return out;
 }
 
-/** Q4_K / Q5_K super-blocks as 8 sub-blocks of 32: scale d·sc, min dmin·m (Q5_K's codes offset by 128). */
+/**
+ * `bytes` of ggml nibbles at `src[at…]` — value i in the low nibble of byte i, value bytes + i in the high one — as
+ * MatMulNBits' packing (values 2m and 2m + 1 in byte m, the first low) at `dst[to…]`.
+ */
+function repackNibbles(src: Uint8Array, at: number, bytes: number, dst: Uint8Array, to: number): void {
+  const h = bytes / 2;
+  for (let m = 0; m < h; m++) {
+    const a = src[at + 2 * m] as number;
+    const b = src[at + 2 * m + 1] as number;
+    dst[to + m] = (a & 0x0f) | ((b & 0x0f) << 4);
+    dst[to + h + m] = (a >> 4) | (b & 0xf0);
+  }
+}
+
+/**
+ * Q4_K / Q5_K super-blocks as 8 sub-blocks of 32: scale d·sc, min dmin·m. Q4_K's 4 groups of 32 bytes hold values
+ * 64g + l (low nibbles) and 64g + 32 + l (high), packed as they are; Q5_K's codes are 8-bit, offset by 128.
+ */
 function kQuant45(
+  raw: Uint8Array,
   dv: DataView,
   five: boolean,
   count: number,
@@ -156,12 +166,15 @@ function kQuant45(
       mins[b * 8 + j] = dmin * m;
     }
     for (let g = 0; g < 4; g++) {
+      if (!five) {
+        repackNibbles(raw, qs + 32 * g, 32, q, b * 128 + 32 * g);
+        continue;
+      }
       for (let l = 0; l < 32; l++) {
-        const byte = dv.getUint8(qs + 32 * g + l);
-        const high = five ? dv.getUint8(qh + l) : 0;
-        const off = five ? 128 : 0;
-        q[b * 256 + 64 * g + l] = off + (byte & 0xf) + (high & (1 << (2 * g)) ? 16 : 0);
-        q[b * 256 + 64 * g + 32 + l] = off + (byte >> 4) + (high & (2 << (2 * g)) ? 16 : 0);
+        const byte = raw[qs + 32 * g + l] as number;
+        const high = raw[qh + l] as number;
+        q[b * 256 + 64 * g + l] = 128 + (byte & 0xf) + (high & (1 << (2 * g)) ? 16 : 0);
+        q[b * 256 + 64 * g + 32 + l] = 128 + (byte >> 4) + (high & (2 << (2 * g)) ? 16 : 0);
       }
     }
   }

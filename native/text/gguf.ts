@@ -366,9 +366,9 @@ export function dequantize(raw: Buffer, type: number, n: number): Float32Array {
 
 /** The 6-bit scale and min of sub-block j of a k-quant super-block (ggml's get_scale_min_k4). */
 export function scaleMinK4(dv: DataView, at: number, j: number): [number, number] {
-  const q = (i: number) => dv.getUint8(at + i);
-  if (j < 4) return [q(j) & 63, q(j + 4) & 63];
-  return [(q(j + 4) & 0xf) | ((q(j - 4) >> 6) << 4), (q(j + 4) >> 4) | ((q(j) >> 6) << 4)];
+  if (j < 4) return [dv.getUint8(at + j) & 63, dv.getUint8(at + j + 4) & 63];
+  const hi = dv.getUint8(at + j + 4);
+  return [(hi & 0xf) | ((dv.getUint8(at + j - 4) >> 6) << 4), (hi >> 4) | ((dv.getUint8(at + j) >> 6) << 4)];
 }
 
 /** Super-block b of Q4_K / Q5_K: its offset, d, dmin, and where its fifth bits (Q5_K) and nibbles start. */

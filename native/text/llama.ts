@@ -812,10 +812,13 @@ export interface LlamaEncoderOptions {
   /** For tests: the memory `checkLlamaFits` compares with. */
   totalMemory?: number;
   /**
-   * 'inputs' (default): one session for every layer, the weights fed at each run (no copy; on the CPU measured
-   * 1.5-2x faster than 'initializers': a 4-layer width-256 model, 128 prompts, ~900-1350 vs ~530-630 tokens/s —
-   * each session's thread pool spins). 'initializers': one session per layer with its weights inside (a layer
-   * < 1.5 GB), what a GPU provider needs to keep them in its memory instead of copying them at every run.
+   * 'inputs' (default for float32 weights): one session for every layer, the weights fed at each run (no copy; on
+   * the CPU measured 1.5-2x faster than 'initializers': a 4-layer width-256 model, 128 prompts, ~900-1350 vs
+   * ~530-630 tokens/s — each session's thread pool spins). 'initializers' (default for quantised weights): one
+   * session per layer with its weights inside (a layer < 1.5 GB), what a GPU provider needs to keep them in its
+   * memory instead of copying them at every run, and what lets MatMulNBits prepack its codes on the CPU instead of
+   * widening them at every run (Meta-Llama-3-8B Q4_K_M's structure, 4 × 16 tokens: 16.8 vs 61 CPU s, peak RSS
+   * 6.7 vs 6.45 GB; tools/llama-quant-memory.ts --llama3-8b).
    */
   weights?: 'initializers' | 'inputs';
   /** Every weight widened to float32 as before quantised weights were kept (for comparisons; needs 4 bytes a weight). */
@@ -840,7 +843,8 @@ export class LlamaEncoder {
     checkLlamaFits(info, o.totalMemory);
     const weights = src.loadWeights({ dequantize: o.dequantize });
     const layerBytes = (info.weightBytes - 4 * c.dim - embedBytes(weights.embed)) / c.layers;
-    const mode = o.weights ?? 'inputs';
+    const quantised = weights.layers.some((l) => Object.values(layerLayout(l)).some((f) => f !== 'f32'));
+    const mode = o.weights ?? (quantised ? 'initializers' : 'inputs');
     if (mode === 'initializers' && layerBytes > MAX_INITIALIZER_LAYER) {
       throw new FlaneurError(
         'UNSUPPORTED_MODEL',
@@ -851,10 +855,13 @@ export class LlamaEncoder {
     let layers: { session: ModelSession; feeds: Feeds }[];
     if (mode === 'initializers') {
       layers = [];
-      for (const l of weights.layers)
-        layers.push({ session: await ModelSession.create(buildLlamaLayer(c, l), runtime, ARENA), feeds: {} });
-      // the sessions hold the weights now
+      // each layer's weights let go once its session holds them (never all of them twice)
+      const pending = weights.layers;
       weights.layers = [];
+      while (pending.length) {
+        const l = pending.shift() as LlamaLayerWeights;
+        layers.push({ session: await ModelSession.create(buildLlamaLayer(c, l), runtime, ARENA), feeds: {} });
+      }
     } else {
       // one session per layout (a Q4_K_M file mixes Q4_K and Q6_K layers: two or three sessions)
       const sessions = new Map<string, ModelSession>();

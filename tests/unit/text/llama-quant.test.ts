@@ -1,6 +1,6 @@
 /**
  * Quantised GGUF weights kept quantised: every block type dequantised as ggml defines it (tools/
- * ggml_blocks_reference.py, from ggml-common.h / ggml-quants.c), mapped exactly onto MatMulNBits codes, and tiny
+ * ggml_reference.py, from ggml-common.h / ggml-quants.c), mapped exactly onto MatMulNBits codes, and tiny
  * Llama models of Q8_0, Q4_0, the other 32-blocks and a Q4_K_M-style Q4_K + Q6_K mix giving the features of the same
  * weights dequantised to float32; the memory an 8B Q4_K_M needs, from its header alone.
  */
@@ -119,10 +119,10 @@ describe('a quantised Llama runs its weights quantised', () => {
     expect(relErr(a as Float32Array, b as Float32Array)).toBeGreaterThan(1e-3);
   });
 
-  it('keeps the same features with its weights inside the graph (one session per layer)', async () => {
+  it('keeps the same features with its codes fed to one graph as inside per-layer graphs (its default)', async () => {
     const c = tinyLlamaConfig({ hidden_size: 256, intermediate_size: 512, num_hidden_layers: 2 });
     const file = writeTinyLlama(path.join(tmp, 'q4k-init'), 'gguf', randomLlamaWeights(c, 13), c, { type: 'Q4_K' });
-    const fed = await LlamaEncoder.load(openGgufLlama(file), { runtime });
+    const fed = await LlamaEncoder.load(openGgufLlama(file), { runtime, weights: 'inputs' });
     const inside = await LlamaEncoder.load(openGgufLlama(file), { runtime, weights: 'initializers' });
     encoders.push(fed, inside);
     const a = await fed.forwardBatch(seqs);

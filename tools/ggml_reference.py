@@ -5,7 +5,7 @@ random blocks: random quants, scales and mins, float16 d / dmin of moderate size
 tests/fixtures/text/ggml_blocks.safetensors (each tensor dequantised to float32, as ggml's dequantize_row_* define
 the blocks in ggml-common.h / ggml-quants.c: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K).
 
-Run: /usr/bin/python3 tools/ggml_blocks_reference.py
+Run: /usr/bin/python3 tools/ggml_reference.py
 """
 import os
 import struct
