@@ -4,11 +4,17 @@
  * Ingests the synthetic tour (tests/fixtures/synthetic/tour.mp4, 10 fps: 200 frames of 320x240), imports the model
  * (default: the bundled ViT-Ti/16), then times the `features.extract` job (stored frames read, preprocessed, the
  * model, tokens converted and stored) and the model alone: the same session shape and batch on inputs prepared
- * beforehand, as many frames. Prints one JSON line: frames/s of both and their ratio.
+ * beforehand, as many frames. Prints one JSON line: frames/s of both and their ratio, and where the extraction's
+ * CPU goes: CPU ms per frame of the model alone (every thread of this process) and of the job (this process and the
+ * engine's job worker process that runs it, with its decode-ahead thread: Linux's /proc), the session build, and the host stages timed alone on this thread afterwards (stored frames read,
+ * resize + normalise, f32 -> f16 of the patch tokens) — CPU seconds, less sensitive to a loaded machine than wall.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { loadRegisteredModel } from '../native/features/extract.js';
+import { loadRegisteredModel, toF16 } from '../native/features/extract.js';
+import { prepareBatch } from '../native/features/prepare-ahead.js';
+import { FrameStore } from '../native/media/frame-store.js';
 import { inputShape } from '../native/models/preprocess.js';
 import { buildViTOnnx } from '../native/models/vit-onnx.js';
 import { ModelSession } from '../native/runtime/session.js';
@@ -26,7 +32,7 @@ try {
   await addTour({ engine, call });
   const model = (await call('models.import', { path: file, name: 'bench' })) as { id: number };
   const media = (await call('library.list', {})) as {
-    items: { frameCount: number; frameWidth: number; frameHeight: number }[];
+    items: { id: number; frameCount: number; frameWidth: number; frameHeight: number }[];
   };
   const m = media.items[0];
   if (!m) throw new Error('the tour was not ingested');
@@ -36,9 +42,37 @@ try {
   const { project } = engine.requireProject();
   const { model: vit } = loadRegisteredModel(project, model.id);
   const shape = inputShape(m.frameWidth, m.frameHeight, size, vit.config.patchSize, 'aspect');
+  const cpuMs = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1000;
+  // The job runs in the engine's job worker (a child process): CPU ms of this process and its descendants (Linux).
+  const treeCpuMs = (): number => {
+    let ms = cpuMs(process.cpuUsage());
+    const visit = (pid: number) => {
+      let tasks: string[] = [];
+      try {
+        tasks = fs.readdirSync(`/proc/${pid}/task`);
+      } catch {
+        return;
+      }
+      for (const t of tasks)
+        for (const c of fs.readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').split(' ').filter(Boolean)) {
+          try {
+            const f = fs.readFileSync(`/proc/${c}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+            ms += ((Number(f[11]) || 0) + (Number(f[12]) || 0)) * 10; // utime, stime in 1/100 s
+          } catch {
+            continue;
+          }
+          visit(Number(c));
+        }
+    };
+    if (process.platform === 'linux') visit(process.pid);
+    return ms;
+  };
+  const b0 = performance.now();
+  const bc0 = process.cpuUsage();
   const session = await ModelSession.create(
     buildViTOnnx(vit, { height: shape.height, width: shape.width, outputs: { cls: true, patches: true }, fused: true }),
   );
+  const build = { s: (performance.now() - b0) / 1000, cpu_s: cpuMs(process.cpuUsage(bc0)) / 1000 };
   const x = new ort.Tensor(
     'float32',
     new Float32Array(batch * 3 * shape.height * shape.width).map((_, i) => Math.sin(i)),
@@ -46,19 +80,45 @@ try {
   );
   await session.run({ pixels: x }, ['cls', 'patches']); // warm-up
   const modelRuns: number[] = [];
+  const modelCpu: number[] = [];
   for (let rep = 0; rep < 2; rep++) {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     for (let done = 0; done < frames; done += batch) await session.run({ pixels: x }, ['cls', 'patches']);
-    modelRuns.push((Math.ceil(frames / batch) * batch) / ((performance.now() - t0) / 1000));
+    const n = Math.ceil(frames / batch) * batch;
+    modelCpu.push(cpuMs(process.cpuUsage(c0)) / n);
+    modelRuns.push(n / ((performance.now() - t0) / 1000));
   }
   await session.release();
 
   // End to end: the extraction job, once (a second run would reuse the stored features); its session build
   // included, as a user's run has it.
   const t0 = performance.now();
+  const xc0 = treeCpuMs();
   await call('features.extract', { modelId: model.id, size, batch });
   await runner.idle();
   const extractFps = frames / ((performance.now() - t0) / 1000);
+  const extractCpu = (treeCpuMs() - xc0) / frames;
+
+  // The job's host stages alone, on this thread, per frame: stored frames read, resize + normalise, f16 tokens.
+  const store = new FrameStore(project.cacheDir);
+  const stage = (f: () => void) => {
+    const c0 = process.cpuUsage();
+    f();
+    return cpuMs(process.cpuUsage(c0)) / frames;
+  };
+  const images: { width: number; height: number; data: Uint8Array }[] = [];
+  const readMs = stage(() => {
+    for (let i = 0; i < frames; i++) images.push(store.image(m.id, i, m.frameWidth, m.frameHeight));
+  });
+  const spec = { shape, mean: vit.config.mean, std: vit.config.std };
+  const prepMs = stage(() => {
+    for (let i = 0; i < frames; i += batch) prepareBatch(images.slice(i, i + batch), spec);
+  });
+  const tokens = new Float32Array(shape.gridH * shape.gridW * vit.config.dim).map((_, i) => Math.cos(i));
+  const f16Ms = stage(() => {
+    for (let i = 0; i < frames; i++) toF16(tokens);
+  });
   const modelFps = median(modelRuns);
   console.log(
     JSON.stringify({
@@ -69,6 +129,11 @@ try {
       extract_fps: extractFps,
       extract_ratio_vs_model_only: extractFps / modelFps,
       runs_model_fps: modelRuns,
+      model_only_cpu_ms_per_frame: median(modelCpu),
+      extract_cpu_ms_per_frame: extractCpu,
+      session_build_s: build.s,
+      session_build_cpu_s: build.cpu_s,
+      host_stage_cpu_ms_per_frame: { read: readMs, resize_normalise: prepMs, f16_tokens: f16Ms },
       provider: session.info.provider,
       threads: session.info.threads,
       peak_rss_mb: process.resourceUsage().maxRSS / 1024,

@@ -13,6 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
+import { workerEnv } from '../native/jobs/worker-host.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
 export const TORCH_PYTHON = '/usr/bin/python3';
@@ -38,9 +39,16 @@ export function runJson(cmd: string, args: readonly string[], env: NodeJS.Proces
   return JSON.parse(out.trim().split('\n').pop() as string) as Json;
 }
 
-/** Flaneur's side of a bench: `bench/<worker>` in its own process (tsx), its JSON line. */
+/**
+ * Flaneur's side of a bench: `bench/<worker>` in its own process (tsx), its JSON line; in the environment the app's
+ * job workers get (workerEnv: glibc's malloc mmap threshold fixed), since those jobs run there in the app.
+ */
 export function oursWorker(worker: string, args: readonly string[] = []): Json {
-  return runJson(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', worker), ...args]);
+  return runJson(
+    process.execPath,
+    ['--import', 'tsx', path.join(ROOT, 'bench', worker), ...args],
+    workerEnv(process.env),
+  );
 }
 
 /** The thread counts a reference is timed at: 1 and all cores. */

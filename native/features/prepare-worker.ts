@@ -2,12 +2,35 @@
  * The worker thread of prepare-ahead.ts: reads or decodes an item's frames (planFramesOf) and posts them back as
  * preprocessed batches, never more than `ahead` batches before the job thread has taken them.
  */
+import fs from 'node:fs';
+import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { FrameStore } from '../media/frame-store.js';
 import type { RgbImage } from '../media/image.js';
 import { type PrepareMessage, type PrepareRequest, prepareBatch } from './prepare-ahead.js';
 import { planFramesOf } from './source-frames.js';
 
+/**
+ * How much lower this thread's scheduling priority is than the job's (nice; the ffmpeg it starts inherits it). On
+ * two cores the model's threads wait for each other at every operator: a decode thread sharing a core slows the whole
+ * model, so it should run in the model's gaps (the job thread storing tokens, between runs), not beside it. 10 and
+ * not 19: on a machine loaded by other programs a thread at 19 gets ~1.5 % of a busy core's share and the model
+ * would wait for its batches. `FLANEUR_PREPARE_NICE` overrides it (benches: 0 compares with the same priority).
+ */
+const PREPARE_NICE = Number(process.env.FLANEUR_PREPARE_NICE ?? 10);
+
+/** Lowers this thread's priority (Linux: a thread's id from /proc/thread-self; elsewhere a process's, so not done). */
+function lowerThreadPriority(nice: number): void {
+  if (process.platform !== 'linux' || !(nice > 0)) return;
+  try {
+    const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(tid) && tid > 0) os.setPriority(tid, Math.min(19, os.getPriority(tid) + nice));
+  } catch {
+    // Not permitted or no /proc: the thread keeps the job's priority.
+  }
+}
+
+lowerThreadPriority(PREPARE_NICE);
 const req = workerData as PrepareRequest;
 const port = parentPort;
 if (!port) throw new Error('prepare-worker runs as a worker thread');

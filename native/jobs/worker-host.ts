@@ -50,6 +50,21 @@ export class WorkerDiedError extends FlaneurError {
 
 const MiB = 1024 * 1024;
 
+/**
+ * The environment of a worker process: the engine's, and on Linux (glibc) a fixed malloc mmap threshold of 1 MiB
+ * unless one is set. glibc's threshold otherwise rises to 32 MiB after the first large block is freed, so a training
+ * step's activations (ONNX Runtime without its arena allocates them with malloc each run) are then carved from the
+ * heap, which fragments and keeps them: measured, a NeCo ViT-S/16 step's peak RSS 1685 -> 1595 MiB (bench/neco-worker.ts,
+ * same speed within the loaded machine's noise). Blocks of 1 MiB and more then go back to the system when freed.
+ * `npm run bench` gives its own workers the same (bench/reference.ts `oursWorker`), as the app runs those jobs here.
+ */
+export function workerEnv(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base };
+  if (process.platform === 'linux' && env.MALLOC_MMAP_THRESHOLD_ === undefined)
+    env.MALLOC_MMAP_THRESHOLD_ = String(MiB);
+  return env;
+}
+
 function withDefaults(options: WorkerOptions): Required<WorkerOptions> {
   return {
     entry: options.entry,
@@ -80,7 +95,7 @@ class JobWorker {
     // A source checkout (tests, `npm run bench`, the CLI from source): the worker runs its .ts through tsx too.
     if (options.entry.endsWith('.ts'))
       execArgv.unshift('--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href);
-    const env: NodeJS.ProcessEnv = { ...process.env };
+    const env = workerEnv(process.env);
     // Under Electron the engine's executable is Electron's: run it as plain Node (same native module ABI).
     if (process.versions.electron) env.ELECTRON_RUN_AS_NODE = '1';
     this.child = fork(options.entry, [role], {

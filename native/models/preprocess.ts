@@ -24,8 +24,37 @@ function kernel(filter: ResizeFilter): { support: number; f: (x: number) => numb
   };
 }
 
-/** Per output index: first input index and normalised weights (filter widened when downscaling). */
-function weights(inSize: number, outSize: number, filter: ResizeFilter): { start: number; w: Float32Array }[] {
+type Taps = { start: number; w: Float32Array }[];
+const tapCache = new Map<string, Taps>();
+
+/**
+ * Per output index: first input index and normalised weights (filter widened when downscaling), without the taps of
+ * weight exactly 0 at either end (a sum that adds 0 × x is the same sum without it, so the bits do not change).
+ * Cached per size pair and filter: every frame of a video asks for the same.
+ */
+function weights(inSize: number, outSize: number, filter: ResizeFilter): Taps {
+  const key = `${inSize}/${outSize}/${filter}`;
+  let taps = tapCache.get(key);
+  if (!taps) {
+    taps = computeWeights(inSize, outSize, filter).map(({ start, w }) => {
+      let a = 0;
+      let b = w.length;
+      while (a < b && w[a] === 0) a++;
+      while (b > a && w[b - 1] === 0) b--;
+      return a === b ? { start, w } : { start: start + a, w: w.slice(a, b) };
+    });
+    if (tapCache.size > 64) tapCache.clear();
+    tapCache.set(key, taps);
+  }
+  return taps;
+}
+
+/** Whether every output takes exactly its own input (weight 1): a pass that copies. */
+function isIdentity(taps: Taps): boolean {
+  return taps.every(({ start, w }, o) => start === o && w.length === 1 && w[0] === 1);
+}
+
+function computeWeights(inSize: number, outSize: number, filter: ResizeFilter): Taps {
   const { support, f } = kernel(filter);
   const scale = inSize / outSize;
   const fscale = Math.max(scale, 1);
@@ -83,6 +112,11 @@ export function resizeRgb(img: RgbLike, width: number, height: number, filter: R
   }
   const out = new Uint8Array(width * height * 3);
   const row = width * 3;
+  if (isIdentity(wy)) {
+    // Each output row is its own input row with weight 1: the same rounding of the same values.
+    for (let j = 0; j < out.length; j++) out[j] = Math.min(255, Math.max(0, Math.round(tmp[j] as number)));
+    return { width, height, data: out };
+  }
   const acc = new Float64Array(row);
   for (let y = 0; y < height; y++) {
     const { start, w } = wy[y] as { start: number; w: Float32Array };

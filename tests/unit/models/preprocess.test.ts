@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { Rng } from '../../../native/base/rng.js';
 import { cropRgb, IMAGENET_MEAN, IMAGENET_STD, preprocessBatch, resizeRgb } from '../../../native/models/preprocess.js';
 
 function solid(width: number, height: number, rgb: [number, number, number]) {
@@ -47,6 +49,22 @@ describe('preprocessing', () => {
     // Column 0 of the crop comes from x = 25 of the 168-wide resize, past the green band (0..~22 after resize).
     expect(out[plane + 56 * 112]).toBeCloseTo(out[plane + centre] as number, 1);
     expect(out.subarray(3 * plane)).toEqual(out.subarray(0, 3 * plane));
+  });
+
+  it('resizes to the same bytes as the general two-pass resampler (taps of weight 0 dropped, a same-size pass copied)', () => {
+    // sha256 prefixes of the outputs before those fast paths (commit 3481d13): an aspect-policy frame (299x224 to
+    // 304x224, the column pass a copy), a square one, and bicubic up and down.
+    const rng = new Rng(7);
+    const img = { width: 299, height: 224, data: Uint8Array.from({ length: 299 * 224 * 3 }, () => rng.int(256)) };
+    const hash = (w: number, h: number, f: 'bilinear' | 'bicubic') =>
+      createHash('sha256')
+        .update(resizeRgb(img, w, h, f).data)
+        .digest('hex')
+        .slice(0, 16);
+    expect(hash(304, 224, 'bilinear')).toBe('620e8c4b828383cd');
+    expect(hash(224, 224, 'bilinear')).toBe('014dd26b2dd5a831');
+    expect(hash(150, 300, 'bicubic')).toBe('72b52adb1fdfe0ef');
+    expect(hash(299, 400, 'bicubic')).toBe('279147100180a995');
   });
 
   it('crops exact rectangles', () => {
