@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { FlaneurError } from '../api/errors.js';
-import type { FeatureExtractor } from '../features/extract.js';
+import type { FeatureExtractor, FrameFeatures } from '../features/extract.js';
 import type { RgbLike } from '../models/preprocess.js';
 import { readSafetensors } from '../models/safetensors.js';
 import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
@@ -101,6 +101,14 @@ export class UncoCounter {
   }
 
   /**
+   * The exemplars' features for this counter: one per box (the patches under it on `img`), or none for a
+   * reference-less counter. A video counted with the exemplars of one frame computes them once.
+   */
+  async exemplars(extractor: FeatureExtractor, img: RgbLike, boxes: readonly Box[]): Promise<Float32Array[]> {
+    return this.shots(this.config.shots > 0 ? await this.features(extractor, img) : null, img, boxes);
+  }
+
+  /**
    * Counts `img` with the extractor of the counter's backbone (square input, the collages' size): the density map
    * (side × side, objects per cell) and its sum / scaling.
    */
@@ -111,25 +119,49 @@ export class UncoCounter {
     /** The image the boxes are drawn on (another frame of a video); default `img`. */
     exemplarImg: RgbLike = img,
   ): Promise<{ count: number; density: Float32Array }> {
+    const f = await this.features(extractor, img);
+    const e = this.config.shots > 0 && exemplarImg !== img ? await this.features(extractor, exemplarImg) : f;
+    return this.decode(f, this.shots(e, exemplarImg, boxes));
+  }
+
+  /** Counts `img` with exemplar features from `exemplars` (one run per exemplar, the maps averaged). */
+  async countWith(
+    extractor: FeatureExtractor,
+    img: RgbLike,
+    exemplars: readonly Float32Array[],
+  ): Promise<{ count: number; density: Float32Array }> {
+    return this.decode(await this.features(extractor, img), exemplars);
+  }
+
+  private async features(extractor: FeatureExtractor, img: RgbLike): Promise<FrameFeatures> {
     const c = this.config;
-    if (c.shots > 0 && boxes.length === 0)
+    const [f] = await extractor.run([img]);
+    if (!f || f.gridH !== c.grid || f.gridW !== c.grid)
+      throw new Error(`counter features on a ${f?.gridH}x${f?.gridW} grid, not ${c.grid}`);
+    return f;
+  }
+
+  /** The features of each box (the patches under it), none for a reference-less counter. */
+  private shots(e: FrameFeatures | null, img: RgbLike, boxes: readonly Box[]): Float32Array[] {
+    const c = this.config;
+    if (c.shots === 0 || !e) return [];
+    if (boxes.length === 0)
       throw new FlaneurError(
         'INVALID_ARGUMENT',
         `${this.info.name} counts what an exemplar shows: box one, or use a counter trained without exemplars (automatic).`,
         { field: 'boxes' },
       );
-    const [f] = await extractor.run([img]);
-    if (!f || f.gridH !== c.grid || f.gridW !== c.grid)
-      throw new Error(`counter features on a ${f?.gridH}x${f?.gridW} grid, not ${c.grid}`);
+    return boxes.slice(0, 20).map(([x, y, w, h]) => boxFeature(e.patches, e, c.encoderDim, [x, y, x + w, y + h], img));
+  }
+
+  /** The decoder on a frame's features: one run per exemplar (or one with none), the maps averaged. */
+  private async decode(
+    f: FrameFeatures,
+    exemplars: readonly Float32Array[],
+  ): Promise<{ count: number; density: Float32Array }> {
+    const c = this.config;
     const latent = new ort.Tensor('float32', f.patches, [1, c.grid * c.grid, c.encoderDim]);
-    // One run per exemplar (a one-shot decoder), or one with none; the maps averaged.
-    const e = c.shots > 0 && exemplarImg !== img ? ((await extractor.run([exemplarImg]))[0] ?? f) : f;
-    const runs: (Float32Array | null)[] =
-      c.shots > 0
-        ? boxes
-            .slice(0, 20)
-            .map(([x, y, w, h]) => boxFeature(e.patches, e, c.encoderDim, [x, y, x + w, y + h], exemplarImg))
-        : [null];
+    const runs: (Float32Array | null)[] = c.shots > 0 ? [...exemplars] : [null];
     const density = new Float32Array(this.side * this.side);
     for (const ex of runs) {
       const feeds: Record<string, ort.Tensor> = { latent, ...Object.fromEntries(this.weights) };

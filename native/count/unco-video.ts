@@ -57,8 +57,8 @@ export const countUncoVideoJob: JobHandler<CountUncoVideoArgs, { frames: number 
     const { model } = loadRegisteredModel(project, info.modelId);
     const extractor = await FeatureExtractor.create(model, UNCO_SIZE, ctx.runtime, 'square');
     try {
-      const exemplarImg = store.image(a.mediaId, a.exemplarFrameIdx, w, h);
-      const boxes = info.shots > 0 ? a.boxes : [];
+      // The exemplars' features once, from their frame, for every frame.
+      const exemplars = await counter.exemplars(extractor, store.image(a.mediaId, a.exemplarFrameIdx, w, h), a.boxes);
       ctx.phase(`counting with the trained counter on ${extractor.provider}`, {
         total: frames.length,
         unit: 'frames',
@@ -69,8 +69,7 @@ export const countUncoVideoJob: JobHandler<CountUncoVideoArgs, { frames: number 
         const key = `${a.mediaId}:${i}`;
         if (done.has(key)) continue;
         ctx.throwIfAborted();
-        const img = i === a.exemplarFrameIdx ? exemplarImg : store.image(a.mediaId, i, w, h);
-        const r = await counter.count(extractor, img, boxes, exemplarImg);
+        const r = await counter.countWith(extractor, store.image(a.mediaId, i, w, h), exemplars);
         const pts = project.media.frames(a.mediaId, i, 1)[0]?.pts ?? 0;
         batch.push({ key, status: 'ok', result: { mediaId: a.mediaId, frameIdx: i, pts, count: r.count } });
         n++;
