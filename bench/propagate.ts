@@ -4,8 +4,9 @@
  * masks) and read back from it, so `flaneur eval davis` on the same folder gives the same J&F (tested). Figures on
  * the held-out seeds (the settings were chosen on the tuning seeds, reported apart under `tuning`):
  *
- * - `jf_propagate`: the product defaults (DINO's protocol with context 3 instead of 7: top-5, radius 12, τ 0.1) from
- *   the first frame's masks; `jf_dino`: DINO's protocol exactly (context 7) on the same features;
+ * - `jf_propagate`: the product defaults (DINO's protocol with context 3 instead of 7 — top-5, radius 12, τ 0.1 — and
+ *   lost objects re-identified, `reidentify` -0.05) from the first frame's masks; `jf_dino`: DINO's protocol exactly
+ *   (context 7) on the same features;
  * - `jf_copy_first`: the first mask copied to every frame (the scenes are hard enough that it scores < 0.5);
  * - `jf_bank_only`: what Flaneur did before: a Hummingbird bank (k 30, softmax(cos / 0.02)) of the first frame's
  *   patches, every frame segmented from it alone;

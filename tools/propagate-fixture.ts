@@ -98,12 +98,13 @@ function main(): void {
   fs.copyFileSync(path.join(dir, 'masks.u8.gz'), path.join(product, 'masks.u8.gz'));
   const productMeta = { ...meta, firstPrior: 0.5 };
   fs.writeFileSync(path.join(product, 'meta.json'), `${JSON.stringify(productMeta, null, 2)}\n`);
-  // And with the re-identification of lost objects (margin 0): objects leave the frame and come back here.
+  // And with the re-identification of lost objects (the product default, margin -0.05): objects leave the frame and
+  // come back here.
   const reid = path.join(dir, 'reidentify');
   fs.mkdirSync(reid, { recursive: true });
   fs.copyFileSync(path.join(dir, 'features.f32'), path.join(reid, 'features.f32'));
   fs.copyFileSync(path.join(dir, 'masks.u8.gz'), path.join(reid, 'masks.u8.gz'));
-  fs.writeFileSync(path.join(reid, 'meta.json'), `${JSON.stringify({ ...meta, reidentify: 0 }, null, 2)}\n`);
+  fs.writeFileSync(path.join(reid, 'meta.json'), `${JSON.stringify({ ...meta, reidentify: -0.05 }, null, 2)}\n`);
   const pairs = fmeasurePairs(f.width, f.height);
   const pairBytes = new Uint8Array(pairs.length * 2 * f.width * f.height);
   for (const [i, m] of pairs.flat().entries()) pairBytes.set(m, i * m.length);

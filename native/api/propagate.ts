@@ -27,11 +27,11 @@ export const PropagationParams = z.object({
    */
   firstPrior: z.number().min(0).max(1).default(0),
   /**
-   * Re-identification of lost objects (null = off, DINO's): the cosine margin δ by which a patch must look more like
+   * Re-identification of lost objects (null = off, DINO's; Flaneur's default -0.05): the cosine margin δ by which a patch must look more like
    * a lost object's first-frame patches than like its recent neighbourhood to take that object's label
    * (native/track/propagate.ts).
    */
-  reidentify: z.number().min(-1).max(1).nullable().default(null),
+  reidentify: z.number().min(-1).max(1).nullable().default(-0.05),
   /** Input size: the shorter side of the network input (DINO: 480), the frame's aspect ratio kept. */
   size: z.int().min(224).max(896).default(480),
   /**

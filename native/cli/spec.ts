@@ -560,7 +560,10 @@ exemplar, --auto tries input sizes from --size up (doubling, tiled) and counts w
       temperature: s('T', 'affinity exp(cos / T) (default 0.1)'),
       'first-radius': s('R', "the first frame's neighbourhood, 0 = whole frame (default: --radius, DINO's)"),
       'first-prior': s('B', 'weight of the first-frame prior, 0 to 1 (0 = none, as DINO)'),
-      reidentify: s('D|off', 'find lost objects again: cosine margin D over the recent frames (default off, as DINO)'),
+      reidentify: s(
+        'D|off',
+        'find lost objects again, cosine margin D over the recent frames (default: --reidentify=-0.05; off: as DINO)',
+      ),
       dino: b(
         "DINO's protocol exactly: context 7, top-5, radius 12 for every frame, temperature 0.1, no prior, no re-identification",
       ),
@@ -590,7 +593,10 @@ exemplar, --auto tries input sizes from --size up (doubling, tiled) and counts w
       temperature: s('T', 'affinity exp(cos / T) (default 0.1)'),
       'first-radius': s('R', "the first frame's neighbourhood, 0 = whole frame (default: --radius, DINO's)"),
       'first-prior': s('B', 'weight of the first-frame prior, 0 to 1 (0 = none, as DINO)'),
-      reidentify: s('D|off', 'find lost objects again: cosine margin D over the recent frames (default off, as DINO)'),
+      reidentify: s(
+        'D|off',
+        'find lost objects again, cosine margin D over the recent frames (default: --reidentify=-0.05; off: as DINO)',
+      ),
       dino: b(
         "DINO's protocol exactly: context 7, top-5, radius 12 for every frame, temperature 0.1, no prior, no re-identification",
       ),
