@@ -32,6 +32,7 @@ export interface UncoBenchOptions {
 
 export async function benchUnco(model: ImportedViT, o: UncoBenchOptions): Promise<Record<string, unknown>> {
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const a = TrainUncoSchema.parse(o.args);
   const runtime = { provider: 'cpu' as const, threads: 2 };
   const scenes = (seeds: readonly number[]) =>
@@ -146,6 +147,8 @@ export async function benchUnco(model: ImportedViT, o: UncoBenchOptions): Promis
       seconds: Number(((performance.now() - t0) / 1000).toFixed(1)),
       train_seconds: Number(trainSeconds.toFixed(1)),
       collage_seconds: Number(openSeconds.toFixed(1)),
+      // CPU seconds of this process (both cores count): a loaded machine stretches the wall time, not these much.
+      cpu_seconds: Number(((process.cpuUsage(cpu0).user + process.cpuUsage(cpu0).system) / 1e6).toFixed(1)),
     },
   };
 }

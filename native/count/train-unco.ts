@@ -16,7 +16,9 @@
  * decoder by default (a CPU budget; 'official' gives UnCounTRModel.py's sizes); one exemplar size (the patch
  * features under the box) rather than 64 px crops through the backbone; the density scaling per object is 100 on
  * the decoder's coarser map (3000 at 224 px officially) so that a cell's target is of the same order; batch and
- * steps are the user's (officially 128 × 50 epochs of 10,000).
+ * steps are the user's (officially 128 × 50 epochs of 10,000); the head's last bias starts at the collages' mean
+ * density (officially 0: from 0 the small decoder settled on one answer for every input, CONTEXT.md); `pool` > 0
+ * trains on that many collages drawn once (as the official fixed dataset) instead of new ones every step.
  */
 import fs from 'node:fs';
 import path from 'node:path';

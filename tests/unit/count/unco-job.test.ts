@@ -49,6 +49,17 @@ async function project(name: string) {
   return { engine, call, runner, model };
 }
 
+/** Cancels job `id` once it has logged 3 steps, checks it stopped early, resumes it and waits for the end. */
+async function cancelAndResume(p: Awaited<ReturnType<typeof project>>, id: number): Promise<void> {
+  while ((await p.call('train.log', { jobId: id })).length < 3) await new Promise((r) => setTimeout(r, 5));
+  await p.call('jobs.cancel', { id });
+  await p.runner.idle();
+  expect((await p.call('jobs.get', { id })).state).toBe('cancelled');
+  expect((await p.call('train.log', { jobId: id })).length).toBeLessThan(ARGS.steps);
+  await p.call('jobs.resume', { id });
+  await p.runner.idle();
+}
+
 describe('the train.unco job', { timeout: 600_000 }, () => {
   let reference: { loss: number; monitor: number }[];
   let env: Awaited<ReturnType<typeof project>>;
@@ -118,13 +129,7 @@ describe('the train.unco job', { timeout: 600_000 }, () => {
     const other = await project('unco-resumed');
     try {
       const job = await other.call('train.unco', { ...ARGS, model: other.model.id });
-      while ((await other.call('train.log', { jobId: job.id })).length < 3) await new Promise((r) => setTimeout(r, 5));
-      await other.call('jobs.cancel', { id: job.id });
-      await other.runner.idle();
-      expect((await other.call('jobs.get', { id: job.id })).state).toBe('cancelled');
-      expect((await other.call('train.log', { jobId: job.id })).length).toBeLessThan(ARGS.steps);
-      await other.call('jobs.resume', { id: job.id });
-      await other.runner.idle();
+      await cancelAndResume(other, job.id);
       const log = await other.call('train.log', { jobId: job.id });
       expect(log.map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6]);
       expect(log.map((r) => ({ loss: r.loss, monitor: r.teacherEntropy }))).toEqual(reference);
@@ -146,12 +151,7 @@ describe('the train.unco job', { timeout: 600_000 }, () => {
       // Not the fresh-collage run's losses: the batches come from the pool.
       expect(expected).not.toEqual(reference.map((r) => r.loss));
       const b = await parts.call('train.unco', { ...args, model: parts.model.id });
-      while ((await parts.call('train.log', { jobId: b.id })).length < 3) await new Promise((r) => setTimeout(r, 5));
-      await parts.call('jobs.cancel', { id: b.id });
-      await parts.runner.idle();
-      expect((await parts.call('jobs.get', { id: b.id })).state).toBe('cancelled');
-      await parts.call('jobs.resume', { id: b.id });
-      await parts.runner.idle();
+      await cancelAndResume(parts, b.id);
       expect((await parts.call('train.log', { jobId: b.id })).map((r) => r.loss)).toEqual(expected);
     } finally {
       await whole.engine.close();
