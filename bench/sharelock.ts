@@ -62,7 +62,8 @@ async function stepPart(args: string[]): Promise<Record<string, unknown>> {
   const V = flag(args, '--vision', 384);
   const H = flag(args, '--hidden', 4096);
   const steps = flag(args, '--steps', 2);
-  // rows a slice of the step's large Gemms (native/text/gemm-rows.ts); --gemm-rows 0: one Gemm each (the ablation)
+  // rows a slice of the step's large Gemms (native/text/gemm-rows.ts, K of 4096 padded by 16); --gemm-rows 0: one
+  // Gemm each (the ablation)
   const gemmRowsAt = args.indexOf('--gemm-rows');
   const gemmRows = gemmRowsAt < 0 ? undefined : Number(args[gemmRowsAt + 1]);
   if (gemmRows !== undefined && !(Number.isInteger(gemmRows) && gemmRows >= 0))
@@ -76,7 +77,7 @@ async function stepPart(args: string[]): Promise<Record<string, unknown>> {
   const graph = buildShareLockStep({
     head,
     batch: B,
-    ...(gemmRows === undefined ? {} : { gemmRows: gemmRows > 0 ? { rows: gemmRows } : false }),
+    ...(gemmRows === undefined ? {} : { gemmRows: gemmRows > 0 ? { rows: gemmRows, padK: 16 } : false }),
   });
   const build = (performance.now() - t0) / 1000;
   const init = initShareLock(head, rng);

@@ -14,7 +14,7 @@
 import { attr, type Graph, type Initializer, type Node, type Value } from '../graph/ir.js';
 
 export interface GemmRowOptions {
-  /** Rows per slice (the slices are as equal as possible, none over this... unless M is not a multiple). */
+  /** Rows a slice, at least: M rows are cut into ⌊M / rows⌋ slices as equal as possible (rows … 2·rows − 1 each). */
   rows: number;
   /** Only Gemms of at least this many multiply-adds (M·N·K). Default 2^27. */
   minMacs?: number;

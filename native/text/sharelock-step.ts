@@ -35,13 +35,14 @@ export interface ShareLockStepConfig {
   /** Output every parameter's raw gradient (of the micro-batch's scaled loss, before clipping and decay). */
   emitGradients?: boolean;
   /**
-   * Large Gemms run as row slices (gemm-rows.ts: MLAS's C panel stays in L2); default 512 rows a slice from
-   * 2^27 multiply-adds, `false` for one Gemm each. The same products either way.
+   * Large Gemms run as row slices (gemm-rows.ts: MLAS's C panel stays in L2), inner dimensions of 4096 padded
+   * with 16 zero columns (A's rows no longer 16 KB apart); default 512 rows a slice from 2^27 multiply-adds,
+   * `false` for one Gemm each. The same products either way.
    */
   gemmRows?: GemmRowOptions | false;
 }
 
-const GEMM_ROWS: GemmRowOptions = { rows: 512 };
+const GEMM_ROWS: GemmRowOptions = { rows: 512, padK: 16 };
 
 function finish(b: GraphBuilder, cfg: ShareLockStepConfig): Uint8Array {
   const rows = cfg.gemmRows ?? GEMM_ROWS;

@@ -53,6 +53,13 @@ function prefixed(prefix: string, names: Iterable<string>): Map<string, Float32A
   return new Map([...names].map((k) => [k, get(`${prefix}.${k}`)]));
 }
 
+/** A runner (CPU, 1 thread) for `g` and a state from the fixture's tensors under `prefix`. */
+async function startFrom(g: ShareLockStepGraph, prefix: string) {
+  const runner = await ShareLockStepRunner.create(g, { provider: 'cpu', threads: 1 });
+  const state = initialShareLockState(g, prefixed(prefix, g.params.keys()), prefixed(prefix, g.buffers.keys()));
+  return { runner, state };
+}
+
 /** The reference's 5 steps (its batches, dropout masks and learning rates) on `runner` from `state`. */
 async function referenceSteps(runner: ShareLockStepRunner, state: ShareLockState): Promise<ShareLockMetrics[]> {
   const metrics: ShareLockMetrics[] = [];
@@ -195,12 +202,7 @@ describe('ShareLock head step parity with PyTorch', () => {
     const split = buildShareLockStep({ head, batch: B, gemmRows: { rows: 3, minMacs: 0 } });
     const concats = (onnx: Uint8Array) => readOnnxNodeOps(onnx).filter((op) => op === 'Concat').length;
     expect(concats(split.onnx)).toBeGreaterThan(concats(graph.onnx) + 10);
-    const r = await ShareLockStepRunner.create(split, { provider: 'cpu', threads: 1 });
-    const st = initialShareLockState(
-      split,
-      prefixed('init', split.params.keys()),
-      prefixed('init', split.buffers.keys()),
-    );
+    const { runner: r, state: st } = await startFrom(split, 'init');
     const refLosses = list('losses');
     const metrics = await referenceSteps(r, st);
     metrics.forEach((m, s) => {
@@ -217,12 +219,7 @@ describe('ShareLock head step parity with PyTorch', () => {
     const k = n('accumulation');
     const acc = buildShareLockStep({ head, batch: B, accumulation: k });
     expect(acc.accumulateOnnx).not.toBeNull();
-    const r = await ShareLockStepRunner.create(acc, { provider: 'cpu', threads: 1 });
-    const st = initialShareLockState(
-      acc,
-      prefixed('accum.init', acc.params.keys()),
-      prefixed('accum.init', acc.buffers.keys()),
-    );
+    const { runner: r, state: st } = await startFrom(acc, 'accum.init');
     const refLosses = list('accum_losses');
     const refNorms = list('accum_grad_norms');
     for (let s = 0; s < n('accum_steps'); s++) {
