@@ -54,8 +54,9 @@ const MiB = 1024 * 1024;
  * The environment of a worker process: the engine's, and on Linux (glibc) a fixed malloc mmap threshold of 1 MiB
  * unless one is set. glibc's threshold otherwise rises to 32 MiB after the first large block is freed, so a training
  * step's activations (ONNX Runtime without its arena allocates them with malloc each run) are then carved from the
- * heap, which fragments and keeps them: measured, a NeCo ViT-S/16 step's peak RSS 1685 -> 1595 MiB (bench/neco-worker.ts,
- * same speed within the loaded machine's noise). Blocks of 1 MiB and more then go back to the system when freed.
+ * heap, which fragments and keeps them: measured peak RSS of a step (bench/*-worker.ts, loaded machine, speed the
+ * same within its noise): DINO ViT-Ti/16 b32 2384 -> 1979 MiB, Dora 2672 -> 1587, NeCo ViT-S/16 1685 -> 1595.
+ * Blocks of 1 MiB and more then go back to the system when freed.
  * `npm run bench` gives its own workers the same (bench/reference.ts `oursWorker`), as the app runs those jobs here.
  */
 export function workerEnv(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
