@@ -39,6 +39,7 @@ import {
   ShareLockStepRunner,
 } from '../native/text/sharelock-step.js';
 import { ShareLockTextEmbedder } from '../native/text/text-search.js';
+import { threadEnv } from './reference.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const r3 = (x: number) => Number(x.toFixed(3));
@@ -123,7 +124,8 @@ async function stepPart(args: string[]): Promise<Record<string, unknown>> {
         '--threads',
         `${t}`,
       ],
-      { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
+      // The fair harness's environment (threads, idle threads that sleep, allocator), set before torch loads.
+      { cwd: ROOT, env: threadEnv(t), encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
     );
     const res = JSON.parse(out.trim().split('\n').pop() as string) as {
       s_per_step: number;
