@@ -346,6 +346,18 @@ export class TextEncoderCache {
     this.kept = null;
     if (k) await (await k.encoder.catch(() => null))?.close();
   }
+
+  /** The key of the language model kept loaded, or null when none is. */
+  heldKey(): string | null {
+    return this.kept ? (this.kept.id.split('\n')[0] as string) : null;
+  }
+
+  /** Closes the language model of this key if it is the one kept (it was removed from the project). */
+  async forget(key: string): Promise<boolean> {
+    if (this.heldKey() !== key) return false;
+    await this.release();
+    return true;
+  }
 }
 
 /** `text.features`: each text's feature from the project's cache, the missing ones encoded (and cached) now. */

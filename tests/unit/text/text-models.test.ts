@@ -140,8 +140,11 @@ describe('text models of a project', () => {
     );
     expect((await call('text.models.list', {})).map((m) => m.id)).toContain(first.id);
     project.jobs.setState(job.id, 'cancelled');
+    // the features test loaded it; removing it closes it now, not when another model is next used
+    expect(engine.textEncoders.heldKey()).toBe(first.key);
     const after = await call('text.models.remove', { id: first.id });
     expect(after.map((m) => m.id)).not.toContain(first.id);
+    expect(engine.textEncoders.heldKey()).toBeNull();
     expect(fs.existsSync(first.file)).toBe(true); // the user's file is theirs
   });
 
