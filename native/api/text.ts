@@ -138,10 +138,24 @@ export const TrainShareLockArgs = z
     device: z.union([ProviderName, z.literal('auto')]).optional(),
     checkpointEvery: z.int().min(1).default(50),
     name: z.string().min(1).max(200).optional(),
+    /**
+     * Validation as the official code does it: this share of the images (and their pairs) held out with the seed
+     * (official: 50,000 images), their contrastive loss in eval mode every `valEvery` steps (official 500) into
+     * the training log; the head exported is the one of the lowest validation loss. 0: none.
+     */
+    valFraction: z.number().min(0).max(0.5).default(0),
+    valEvery: z.int().min(1).default(500),
+    /** Early stopping: after this many validations without a loss `minDelta` below the best, stop (official 50, 0.1). 0: off. */
+    patience: z.int().min(0).default(0),
+    minDelta: z.number().min(0).default(0.1),
   })
   .strict()
   .refine((a) => Boolean(a.classes || a.captions), {
     message: 'give a labelled folder (classes), a captions file, or both',
+  })
+  .refine((a) => a.patience === 0 || a.valFraction > 0, {
+    message: 'early stopping (patience) needs a validation split: give valFraction too',
+    path: ['patience'],
   });
 export type TrainShareLockArgs = z.output<typeof TrainShareLockArgs>;
 

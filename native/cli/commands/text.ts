@@ -97,6 +97,9 @@ export async function trainShareLock(s: Session): Promise<void> {
   const seed = s.num('seed', { int: true, min: 0 });
   const hidden = s.num('hidden', { int: true, min: 1 });
   const layers = s.num('layers', { int: true, min: 1, max: 16 });
+  const valFraction = s.num('val-fraction', { min: 0, max: 0.5 });
+  const valEvery = s.num('val-every', { int: true, min: 1 });
+  const patience = s.num('patience', { int: true, min: 0 });
   const before = new Set((await s.call('text.models.list', {})).map((m) => m.id));
   const job = await s.call('train.sharelock', {
     textModel: await llmId(s, 'text-model'),
@@ -110,14 +113,21 @@ export async function trainShareLock(s: Session): Promise<void> {
     ...(seed !== undefined ? { seed } : {}),
     ...(hidden ? { hidden } : {}),
     ...(layers ? { layers } : {}),
+    ...(valFraction !== undefined ? { valFraction } : {}),
+    ...(valEvery ? { valEvery } : {}),
+    ...(patience !== undefined ? { patience } : {}),
     ...(s.opt('name') ? { name: s.opt('name') } : {}),
   });
   const done = await s.waitJob(job);
   await s.engine.modelsRegistered();
-  const data = (await s.call('jobs.items', { id: done.id })).items.find((i) => i.key === 'data')?.result as {
+  const { items } = await s.call('jobs.items', { id: done.id });
+  const data = items.find((i) => i.key === 'data')?.result as {
     seen?: string[];
     unseen?: string[];
     pairs?: number;
+  } | null;
+  const exported = items.find((i) => i.key === 'export')?.result as {
+    stopped?: { step: number; reason: string };
   } | null;
   const head = (await s.call('text.models.list', {})).find((m) => m.kind === 'sharelock-head' && !before.has(m.id));
   s.out({ job: done, data, head: head ?? null }, () =>
@@ -126,6 +136,7 @@ export async function trainShareLock(s: Session): Promise<void> {
       data?.seen?.length
         ? `trained on: ${data.seen.join(', ')}; held out (unseen): ${data.unseen?.join(', ') || 'none'}`
         : '',
+      exported?.stopped ? `stopped early: ${exported.stopped.reason}` : '',
       head ? `head #${head.id} ${head.name}` : 'the head is registered when the project opens next',
     ]
       .filter(Boolean)
