@@ -116,4 +116,27 @@ describe('flaneur text', () => {
     expect(again.code).not.toBe(0);
     expect(again.stderr).toMatch(/No language model or ShareLock head 3 in this project/);
   }, 60_000);
+
+  it('validates on held-out images and stops early with `--val-fraction`, `--val-every` and `--patience`', async () => {
+    const common = ['train', '--objective', 'sharelock', '--classes', path.join(work, 'labelled'), '--unseen', 'coat'];
+    const tiny = ['--batch', '4', '--hidden', '16', '--layers', '2', '--project', project];
+    // 6 seen images, 2 held out; within the warm-up the head barely moves: no fall of 0.1 after the first validation
+    const r = await runCli([
+      ...common,
+      '--steps',
+      '50',
+      '--val-fraction',
+      '0.34',
+      '--val-every',
+      '2',
+      '--patience',
+      '1',
+      ...tiny,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/stopped early: early stopping at step 4: the validation loss did not fall 0.1 below/);
+    const bad = await runCli([...common, '--patience', '2', ...tiny]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/early stopping \(patience\) needs a validation split/);
+  }, 180_000);
 });
