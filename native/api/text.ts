@@ -162,6 +162,18 @@ export type TrainShareLockArgs = z.output<typeof TrainShareLockArgs>;
 /** Most texts one `text.features` call takes (a file is sent in parts by the CLI). */
 export const MAX_TEXTS_PER_CALL = 4096;
 
+/** Above this many texts, `flaneur text features` runs the `text.features` job (progress, cancel) before reading. */
+export const TEXT_FEATURES_JOB_THRESHOLD = 1000;
+
+/** `text.features.start`: a long list of texts encoded into the project's cache as a job. */
+export const TextFeaturesJobArgs = z
+  .object({
+    model: z.int().positive(),
+    texts: z.array(z.string().min(1).max(20000)).min(1).max(1_000_000),
+  })
+  .strict();
+export type TextFeaturesJobArgs = z.output<typeof TextFeaturesJobArgs>;
+
 /** The commands of this capability (merged into `commands` by contract.ts). */
 export const textCommands = {
   'text.models.list': { args: Empty, result: z.array(TextModelInfo) },
@@ -207,4 +219,9 @@ export const textCommands = {
   },
   /** Trains a ShareLock head (a job; the head is registered in `text.models.list` when it ends). */
   'train.sharelock': { args: TrainShareLockArgs, result: JobInfo },
+  /**
+   * A long list of texts (captions) encoded into the project's feature cache as a job: progress per chunk, cancel
+   * between chunks, what was encoded stays cached (a resume or a later `text.features` reads it).
+   */
+  'text.features.start': { args: TextFeaturesJobArgs, result: JobInfo },
 } as const;

@@ -333,6 +333,11 @@ export function createHandlers(engine: Engine): Handlers {
       return left;
     },
     'text.features': (a) => engine.command('text.features', a),
+    'text.features.start': (a) => {
+      const { project, runner } = open();
+      requireTextModel(project, a.model, 'llm');
+      return jobInfo(runner.enqueue('text.features', a));
+    },
     'text.search.ready': (a) => engine.textSearch.ready(open().project, a),
     'retrieve.text': (a) => engine.command('retrieve.text', a),
     'classify.zeroShot': (a) => engine.command('classify.zeroShot', a),

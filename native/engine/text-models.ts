@@ -176,7 +176,10 @@ function isHeadSafetensors(file: string, source: string): boolean {
 }
 
 /** Jobs that read a text model, and the fields of their arguments that name it. */
-const TEXT_MODEL_JOBS: Readonly<Record<string, readonly string[]>> = { 'train.sharelock': ['textModel'] };
+const TEXT_MODEL_JOBS: Readonly<Record<string, readonly string[]>> = {
+  'train.sharelock': ['textModel'],
+  'text.features': ['model'],
+};
 
 /**
  * `text.models.remove`: forgets a language model or a ShareLock head, refused while a queued or running job uses it.

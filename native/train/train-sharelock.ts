@@ -17,7 +17,7 @@ import type { JobContext, JobHandler } from '../jobs/types.js';
 import type { TensorToWrite } from '../models/safetensors.js';
 import type { RuntimeSettings } from '../runtime/session.js';
 import type { Project } from '../store/project.js';
-import { cachedTextFeatures, checkLlmFile } from '../text/feature-cache.js';
+import { type CachedFeaturesResult, cachedTextFeatures, checkLlmFile } from '../text/feature-cache.js';
 import { type HeadProvenance, headMetadata } from '../text/head-file.js';
 import { LlamaEncoder, openLlama } from '../text/llama.js';
 import {
@@ -167,25 +167,7 @@ export async function shareLockData(
     vision.set(byMedia.get(m) as Float32Array, i * visionDim);
   });
 
-  ctx.phase('text features', { total: texts.length, unit: 'texts' });
-  const file = checkLlmFile(llmRow.file, llmRow.key, llmRow.name);
-  let encoder: Promise<LlamaEncoder> | null = null;
-  const lazy = {
-    encodeTexts: async (t: readonly string[]) => {
-      ctx.throwIfAborted();
-      encoder ??= LlamaEncoder.load(openLlama(file), { runtime: ctx.runtime });
-      return (await encoder).encodeTexts(t);
-    },
-  };
-  let features: Float32Array[];
-  try {
-    ({ features } = await cachedTextFeatures(lazy, project.textFeatures, llmRow.key, texts, {
-      chunk: 64,
-      onProgress: (done) => ctx.progress(done, texts.length),
-    }));
-  } finally {
-    if (encoder) await (await (encoder as Promise<LlamaEncoder>).catch(() => null))?.close();
-  }
+  const { features } = await jobTextFeatures(ctx, llmRow, texts);
   const textDim = features[0]?.length ?? 0;
   const text = new Float32Array(texts.length * textDim);
   features.forEach((f, i) => {
@@ -216,6 +198,36 @@ export async function shareLockData(
       },
     },
   };
+}
+
+/**
+ * Texts' features in a job, through the project's cache: the language model loaded only when some text is not
+ * cached, 64 texts at a time (progress after each; a cancel stops between chunks, what was encoded stays cached),
+ * and closed after. Its own phase, 'text features'.
+ */
+export async function jobTextFeatures(
+  ctx: Pick<JobContext<unknown, unknown>, 'project' | 'runtime' | 'phase' | 'progress' | 'throwIfAborted'>,
+  llm: { file: string; key: string; name: string },
+  texts: readonly string[],
+): Promise<CachedFeaturesResult> {
+  ctx.phase('text features', { total: texts.length, unit: 'texts' });
+  const file = checkLlmFile(llm.file, llm.key, llm.name);
+  let encoder: Promise<LlamaEncoder> | null = null;
+  const lazy = {
+    encodeTexts: async (t: readonly string[]) => {
+      ctx.throwIfAborted();
+      encoder ??= LlamaEncoder.load(openLlama(file), { runtime: ctx.runtime });
+      return (await encoder).encodeTexts(t);
+    },
+  };
+  try {
+    return await cachedTextFeatures(lazy, ctx.project.textFeatures, llm.key, texts, {
+      chunk: 64,
+      onProgress: (done, missing) => ctx.progress(texts.length - missing + done, texts.length),
+    });
+  } finally {
+    if (encoder) await (await (encoder as Promise<LlamaEncoder>).catch(() => null))?.close();
+  }
 }
 
 /** The step's sessions: the state stays on the host between steps (the head is small), so sync is a no-op. */

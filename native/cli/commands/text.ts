@@ -1,6 +1,6 @@
 /** Language models and ShareLock heads (`flaneur text …`), and text features. */
 import fs from 'node:fs';
-import { MAX_TEXTS_PER_CALL, type TextModelInfo } from '../../api/contract.js';
+import { MAX_TEXTS_PER_CALL, TEXT_FEATURES_JOB_THRESHOLD, type TextModelInfo } from '../../api/contract.js';
 import { CliError, UsageError } from '../errors.js';
 import { command, formatBytes, formatJob, type Session } from '../session.js';
 
@@ -60,11 +60,17 @@ export const textFeatures = command(async (s) => {
   const features: number[][] = [];
   let computed = 0;
   let dim = 0;
+  if (texts.length > TEXT_FEATURES_JOB_THRESHOLD) {
+    // a long list: encoded as a job (progress, cancel; what is encoded stays cached), then read from the cache
+    const job = await s.waitJob(await s.call('text.features.start', { model, texts }));
+    const item = (await s.call('jobs.items', { id: job.id })).items.find((i) => i.key === 'features');
+    computed = (item?.result as { computed?: number } | null)?.computed ?? 0;
+  }
   for (let at = 0; at < texts.length; at += MAX_TEXTS_PER_CALL) {
     const part = texts.slice(at, at + MAX_TEXTS_PER_CALL);
     const r = await s.call('text.features', { model, texts: part, vectors });
     features.push(...r.features);
-    computed += r.computed;
+    computed += r.computed; // 0 after the job, unless a text was dropped from the cache since
     dim = r.dim;
     if (texts.length > part.length) s.note(`${Math.min(at + part.length, texts.length)} / ${texts.length} texts`);
   }

@@ -63,6 +63,19 @@ describe('flaneur text', () => {
     expect(out.features.map((f) => f.length)).toEqual([32, 32]);
   }, 180_000);
 
+  it('encodes a list of over 1000 texts as a job, with its progress, then prints them all', async () => {
+    const file = path.join(work, 'long.txt');
+    fs.writeFileSync(file, Array.from({ length: 1100 }, (_, i) => `line ${i} of a long file`).join('\n'));
+    const r = await runCli(['text', 'features', '--file', file, '--project', project]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/text features/);
+    expect(r.stdout).toMatch(/^1100 texts: 1100 encoded now/);
+    const again = await runCli(['text', 'features', '--file', file, '--json', '--project', project]);
+    const out = again.json<{ computed: number; features: number[][] }>();
+    expect(out.computed).toBe(0);
+    expect(out.features).toHaveLength(1100);
+  }, 180_000);
+
   it('trains a ShareLock head with `train --objective sharelock`, saying which classes were held out', async () => {
     const labelled = path.join(work, 'labelled');
     for (const cls of ['bag', 'coat', 'dress']) {

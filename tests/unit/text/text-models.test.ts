@@ -117,6 +117,31 @@ describe('text models of a project', () => {
     );
   });
 
+  it('encodes a long list as a job with progress; a cancelled one keeps what it encoded and a resume does the rest', async () => {
+    const project = engine.requireProject().project;
+    const texts = Array.from({ length: 3000 }, (_, i) => `caption ${i} of a long list`);
+    const job = await call('text.features.start', { model: llm.id, texts });
+    expect(job).toMatchObject({ kind: 'text.features', title: 'Text features of 3000 texts' });
+    const cached = () => project.textFeatures.get(llm.key, texts).size;
+    while (cached() < 64) await new Promise((r) => setTimeout(r, 5));
+    await call('jobs.cancel', { id: job.id });
+    await engine.requireProject().runner.idle();
+    expect((await call('jobs.get', { id: job.id })).state).toBe('cancelled');
+    const kept = cached();
+    expect(kept).toBeGreaterThanOrEqual(64);
+    expect(kept).toBeLessThan(3000);
+    await call('jobs.resume', { id: job.id });
+    await engine.requireProject().runner.idle();
+    const done = await call('jobs.get', { id: job.id });
+    expect(done).toMatchObject({ state: 'done', progress: { done: 3000, total: 3000 } });
+    const item = (await call('jobs.items', { id: job.id })).items.find((i) => i.key === 'features');
+    expect(item?.result).toEqual({ model: llm.id, texts: 3000, computed: 3000 - kept });
+    // the small call reads them all from the cache now
+    expect(await call('text.features', { model: llm.id, texts: texts.slice(0, 5), vectors: false })).toMatchObject({
+      computed: 0,
+    });
+  }, 300_000);
+
   it('removes a head with its copy and a language model without its file, refusing while a job uses it', async () => {
     const project = engine.requireProject().project;
     const [first, head] = (await call('text.models.list', {})) as TextModelInfo[];
