@@ -18,8 +18,7 @@ import { pendingRegistration } from '../../../native/train/checkpoint.js';
 import { classPrompt, labelledClass } from '../../../native/train/sharelock-data.js';
 import { dispatchEngine } from '../../helpers/dispatch.js';
 import { fixturePath } from '../../helpers/fixtures.js';
-import { randomLlamaWeights, tinyLlamaConfig, writeTinyLlama } from '../../helpers/llama-models.js';
-import { writeInitViT } from '../../helpers/models.js';
+import { fashionShareLockProject } from '../../helpers/text-head.js';
 import { tmpDir } from '../../helpers/tmp.js';
 import { exportedMetadata } from '../../helpers/train.js';
 
@@ -37,18 +36,9 @@ describe('ShareLock training objective', () => {
   afterAll(() => engine.close());
 
   beforeAll(async () => {
-    await call('project.create', { path: path.join(work, 'p') });
-    await call('library.add', { paths: [ROOT] });
-    await idle();
-    const vision = await call('models.import', { path: writeInitViT(path.join(work, 'vit.safetensors')) });
-    visionSha = vision.sha256;
-    await call('features.extract', { modelId: vision.id, size: 32 });
-    await idle();
-    runId = (await call('features.runs', {}))[0]?.id ?? 0;
-    const c = tinyLlamaConfig();
-    llm = await call('text.models.import', {
-      path: writeTinyLlama(path.join(work, 'llm'), 'gguf', randomLlamaWeights(c, 3), c),
-    });
+    const p = await fashionShareLockProject({ engine, call }, work);
+    ({ runId, llm } = p);
+    visionSha = p.vision.sha256;
   }, 300_000);
 
   const args = (o: Partial<CommandArgs<'train.sharelock'>> = {}): CommandArgs<'train.sharelock'> => ({

@@ -5,7 +5,6 @@
  * uninterrupted one. Fashion-MNIST features of a ViT at initialisation and the tiny random Llama, as in
  * sharelock-train.test.ts.
  */
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommandArgs, TextModelInfo } from '../../../native/api/contract.js';
 import { Rng } from '../../../native/base/rng.js';
@@ -21,8 +20,7 @@ import {
 import { buildShareLockValidation, holdOutImages } from '../../../native/train/sharelock-validation.js';
 import { dispatchEngine } from '../../helpers/dispatch.js';
 import { fixturePath } from '../../helpers/fixtures.js';
-import { randomLlamaWeights, tinyLlamaConfig, writeTinyLlama } from '../../helpers/llama-models.js';
-import { writeInitViT } from '../../helpers/models.js';
+import { fashionShareLockProject } from '../../helpers/text-head.js';
 import { tmpDir } from '../../helpers/tmp.js';
 import { exportedMetadata } from '../../helpers/train.js';
 
@@ -107,17 +105,7 @@ describe('ShareLock training with validation and early stopping', () => {
   afterAll(() => engine.close());
 
   beforeAll(async () => {
-    await call('project.create', { path: path.join(work, 'p') });
-    await call('library.add', { paths: [ROOT] });
-    await idle();
-    const vision = await call('models.import', { path: writeInitViT(path.join(work, 'vit.safetensors')) });
-    await call('features.extract', { modelId: vision.id, size: 32 });
-    await idle();
-    runId = (await call('features.runs', {}))[0]?.id ?? 0;
-    const c = tinyLlamaConfig();
-    llm = await call('text.models.import', {
-      path: writeTinyLlama(path.join(work, 'llm'), 'gguf', randomLlamaWeights(c, 3), c),
-    });
+    ({ runId, llm } = await fashionShareLockProject({ engine, call }, work));
   }, 300_000);
 
   const args = (o: Partial<CommandArgs<'train.sharelock'>> = {}): CommandArgs<'train.sharelock'> => ({
