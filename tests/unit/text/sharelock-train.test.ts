@@ -20,7 +20,7 @@ import { dispatchEngine } from '../../helpers/dispatch.js';
 import { fixturePath } from '../../helpers/fixtures.js';
 import { fashionShareLockProject } from '../../helpers/text-head.js';
 import { tmpDir } from '../../helpers/tmp.js';
-import { exportedMetadata } from '../../helpers/train.js';
+import { cancelThenResume, exportedMetadata } from '../../helpers/train.js';
 
 const ROOT = fixturePath('fashion', 'train');
 const UNSEEN = ['bag', 'coat', 'sandal', 'shirt', 'trouser'];
@@ -166,13 +166,7 @@ describe('ShareLock training objective', () => {
     const reference = (await call('train.log', { jobId: ref.id })).map((r) => r.loss);
     expect(reference).toHaveLength(24);
     const job = await call('train.sharelock', heavy);
-    while ((await call('train.log', { jobId: job.id })).length < 6) await new Promise((r) => setTimeout(r, 5));
-    await call('jobs.cancel', { id: job.id });
-    await idle();
-    expect((await call('jobs.get', { id: job.id })).state).toBe('cancelled');
-    expect((await call('train.log', { jobId: job.id })).length).toBeLessThan(24);
-    await call('jobs.resume', { id: job.id });
-    await idle();
+    await cancelThenResume({ engine, call }, job.id, 6, 24);
     const log = await call('train.log', { jobId: job.id });
     expect(log.map((r) => r.step)).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
     expect(log.map((r) => r.loss)).toEqual(reference);

@@ -22,7 +22,7 @@ import { dispatchEngine } from '../../helpers/dispatch.js';
 import { fixturePath } from '../../helpers/fixtures.js';
 import { fashionShareLockProject } from '../../helpers/text-head.js';
 import { tmpDir } from '../../helpers/tmp.js';
-import { exportedMetadata } from '../../helpers/train.js';
+import { cancelThenResume, exportedMetadata } from '../../helpers/train.js';
 
 const ROOT = fixturePath('fashion', 'train');
 const runtime = { provider: 'cpu' as const, threads: 1 };
@@ -201,13 +201,7 @@ describe('ShareLock training with validation and early stopping', () => {
     // validations at 3, 6, 9, 12, 15: the fourth without a fall stops it at 15
     expect(reference).toHaveLength(15);
     const job = await call('train.sharelock', heavy);
-    while ((await call('train.log', { jobId: job.id })).length < 7) await new Promise((r) => setTimeout(r, 5));
-    await call('jobs.cancel', { id: job.id });
-    await idle();
-    expect((await call('jobs.get', { id: job.id })).state).toBe('cancelled');
-    expect((await call('train.log', { jobId: job.id })).length).toBeLessThan(15);
-    await call('jobs.resume', { id: job.id });
-    await idle();
+    await cancelThenResume({ engine, call }, job.id, 7, 15);
     expect((await call('jobs.get', { id: job.id })).state).toBe('done');
     const log = await call('train.log', { jobId: job.id });
     expect(log.map((r) => [r.step, r.loss, r.valLoss])).toEqual(reference.map((r) => [r.step, r.loss, r.valLoss]));
