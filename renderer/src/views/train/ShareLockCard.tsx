@@ -60,7 +60,12 @@ export function ShareLockCard() {
   const [patience, setPatience] = useState(0);
   const [stopped, setStopped] = useState<string | null>(null);
   const [jobId, setJobId] = useState<number | null>(null);
-  const [summary, setSummary] = useState<{ seen: string[]; unseen: string[]; pairs: number } | null>(null);
+  const [summary, setSummary] = useState<{
+    seen: string[];
+    unseen: string[];
+    pairs: number;
+    validation?: number;
+  } | null>(null);
 
   useEffect(() => {
     void run('Could not list the language models', async () => {
@@ -191,7 +196,8 @@ export function ShareLockCard() {
       {stopped && <p data-testid="sharelock-stopped">{`${stopped[0]?.toUpperCase()}${stopped.slice(1)}.`}</p>}
       {summary && (
         <p data-testid="sharelock-data">
-          {summary.pairs} image–text pairs.{' '}
+          {summary.pairs} image–text pairs
+          {summary.validation ? ` (${summary.validation} more held out for validation)` : ''}.{' '}
           {summary.seen.length > 0 &&
             `Trained on ${summary.seen.join(', ')}; held out for zero-shot: ${summary.unseen.join(', ') || 'none'}.`}
         </p>
