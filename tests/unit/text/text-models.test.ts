@@ -185,3 +185,26 @@ describe('text models of a project', () => {
     await expect(call('text.models.import', { path: bare })).rejects.toThrow(/has no tokenizer Flaneur can read/);
   });
 });
+
+describe('text models in the task worker', () => {
+  const work = tmpDir('flaneur-textmodels-worker-');
+  const { engine, call } = dispatchEngine();
+  afterAll(() => engine.close());
+
+  it('closes the language model the task worker keeps loaded when it is forgotten or removed', async () => {
+    await call('project.create', { path: path.join(work, 'p') });
+    const llm = await call('text.models.import', {
+      path: writeTinyLlama(path.join(work, 'llm'), 'gguf', randomLlamaWeights(config, 3), config),
+    });
+    // encoded in the task worker, which keeps the model loaded for the next call
+    expect((await call('text.features', { model: llm.id, texts: ['a photo of a dog'] })).computed).toBe(1);
+    expect(engine.textEncoders.heldKey()).toBeNull(); // not in the engine's own process
+    // what `text.models.remove` runs after removing it: the worker's copy is closed (and there is none after)
+    expect(await engine.command('text.models.forget', { key: llm.key })).toEqual({ released: 1 });
+    expect(await engine.command('text.models.forget', { key: llm.key })).toEqual({ released: 0 });
+    // loaded again, then removed: the removal closed it
+    expect((await call('text.features', { model: llm.id, texts: ['a photo of a cat'] })).computed).toBe(1);
+    await call('text.models.remove', { id: llm.id });
+    expect(await engine.command('text.models.forget', { key: llm.key })).toEqual({ released: 0 });
+  }, 120_000);
+});
