@@ -138,15 +138,41 @@ export const TrainShareLockArgs = z
     device: z.union([ProviderName, z.literal('auto')]).optional(),
     checkpointEvery: z.int().min(1).default(50),
     name: z.string().min(1).max(200).optional(),
+    /**
+     * Validation as the official code does it: this share of the images (and their pairs) held out with the seed
+     * (official: 50,000 images), their contrastive loss in eval mode every `valEvery` steps (official 500) into
+     * the training log; the head exported is the one of the lowest validation loss. 0: none.
+     */
+    valFraction: z.number().min(0).max(0.5).default(0),
+    valEvery: z.int().min(1).default(500),
+    /** Early stopping: after this many validations without a loss `minDelta` below the best, stop (official 50, 0.1). 0: off. */
+    patience: z.int().min(0).default(0),
+    minDelta: z.number().min(0).default(0.1),
   })
   .strict()
   .refine((a) => Boolean(a.classes || a.captions), {
     message: 'give a labelled folder (classes), a captions file, or both',
+  })
+  .refine((a) => a.patience === 0 || a.valFraction > 0, {
+    message: 'early stopping (patience) needs a validation split: give valFraction too',
+    path: ['patience'],
   });
 export type TrainShareLockArgs = z.output<typeof TrainShareLockArgs>;
 
 /** Most texts one `text.features` call takes (a file is sent in parts by the CLI). */
 export const MAX_TEXTS_PER_CALL = 4096;
+
+/** Above this many texts, `flaneur text features` runs the `text.features` job (progress, cancel) before reading. */
+export const TEXT_FEATURES_JOB_THRESHOLD = 1000;
+
+/** `text.features.start`: a long list of texts encoded into the project's cache as a job. */
+export const TextFeaturesJobArgs = z
+  .object({
+    model: z.int().positive(),
+    texts: z.array(z.string().min(1).max(20000)).min(1).max(1_000_000),
+  })
+  .strict();
+export type TextFeaturesJobArgs = z.output<typeof TextFeaturesJobArgs>;
 
 /** The commands of this capability (merged into `commands` by contract.ts). */
 export const textCommands = {
@@ -193,4 +219,9 @@ export const textCommands = {
   },
   /** Trains a ShareLock head (a job; the head is registered in `text.models.list` when it ends). */
   'train.sharelock': { args: TrainShareLockArgs, result: JobInfo },
+  /**
+   * A long list of texts (captions) encoded into the project's feature cache as a job: progress per chunk, cancel
+   * between chunks, what was encoded stays cached (a resume or a later `text.features` reads it).
+   */
+  'text.features.start': { args: TextFeaturesJobArgs, result: JobInfo },
 } as const;

@@ -139,6 +139,8 @@ export const TrainLogEntry = z.object({
   gradNorm: z.number(),
   teacherEntropy: z.number(),
   imgsPerS: z.number(),
+  /** The validation loss, at the steps that validated (ShareLock with a validation split); null elsewhere. */
+  valLoss: z.number().nullable().optional(),
 });
 
 /** The commands of this capability (merged into `commands` by contract.ts). */

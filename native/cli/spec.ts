@@ -225,6 +225,12 @@ export const COMMANDS: CommandSpec[] = [
       name: s('N', "sharelock: the head's name"),
       hidden: s('H', 'sharelock: hidden width of the language projector (default 4096)'),
       layers: s('L', 'sharelock: linear layers of the language projector (default 4)'),
+      'val-fraction': s(
+        'F',
+        'sharelock: share of the images held out for validation (default 0: none; official 50k images)',
+      ),
+      'val-every': s('N', 'sharelock: validate every N steps (default 500)'),
+      patience: s('N', 'sharelock: stop after N validations without a fall of 0.1 (default 0: never; official 50)'),
     },
     load: async () => (await modelCmds()).train,
   },

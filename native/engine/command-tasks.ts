@@ -117,6 +117,12 @@ export function commandTasks(d: TaskDeps) {
       importTextModel(project(), a),
     'text.features': (project: () => Project, a: CommandArgs<'text.features'>) =>
       textFeatures(project(), d.textEncoders, a),
+    // The engine's own call after `text.models.remove`: what this process keeps loaded of that model goes now.
+    'text.models.forget': async (_project: () => Project, a: { key: string }) => {
+      const encoder = await d.textEncoders.forget(a.key);
+      const projector = await d.textSearch.forget(a.key);
+      return { released: Number(encoder) + Number(projector) };
+    },
     'retrieve.text': (project: () => Project, a: CommandArgs<'retrieve.text'>) => d.textSearch.retrieve(project(), a),
     'classify.zeroShot': async (project: () => Project, a: CommandArgs<'classify.zeroShot'>) =>
       d.textSearch.zeroShot(project(), a, a.root ? (await labelsByContent(project(), a.root)).labels : undefined),

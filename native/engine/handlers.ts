@@ -323,8 +323,21 @@ export function createHandlers(engine: Engine): Handlers {
 
     'text.models.list': () => open().project.textModels.list().map(textModelInfo),
     'text.models.import': (a) => engine.command('text.models.import', a),
-    'text.models.remove': (a) => removeTextModel(open().project, a.id),
+    'text.models.remove': async (a) => {
+      const { project } = open();
+      const key = project.textModels.get(a.id)?.key;
+      const left = removeTextModel(project, a.id);
+      // the loaded model (or head's projector) is released now, not when another is next used
+      if (key && !project.textModels.list().some((m) => m.key === key))
+        await engine.command('text.models.forget', { key });
+      return left;
+    },
     'text.features': (a) => engine.command('text.features', a),
+    'text.features.start': (a) => {
+      const { project, runner } = open();
+      requireTextModel(project, a.model, 'llm');
+      return jobInfo(runner.enqueue('text.features', a));
+    },
     'text.search.ready': (a) => engine.textSearch.ready(open().project, a),
     'retrieve.text': (a) => engine.command('retrieve.text', a),
     'classify.zeroShot': (a) => engine.command('classify.zeroShot', a),

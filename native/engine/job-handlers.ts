@@ -2,6 +2,7 @@
  * The registry of job kinds: what the engine's runner accepts and what a job worker process
  * (job-worker-main.ts) can run. Kept apart from engine.ts so that a worker loads the handlers, not the engine.
  */
+
 import { countBatchJob } from '../count/batch.js';
 import { trainUncoJob } from '../count/train-unco.js';
 import { trainUncoExportJob, trainUncoImportJob } from '../count/unco-export.js';
@@ -22,6 +23,7 @@ import { trainImportJob } from '../train/import-run.js';
 import { trainDinoJob } from '../train/train-dino.js';
 import { trainShareLockJob } from '../train/train-sharelock.js';
 import { downloadModelJob } from './model-download.js';
+import { textFeaturesJob } from './text-features-job.js';
 
 export const JOB_HANDLERS: readonly AnyJobHandler[] = [
   hashFolderJob,
@@ -44,4 +46,5 @@ export const JOB_HANDLERS: readonly AnyJobHandler[] = [
   mapJob,
   downloadModelJob,
   trainShareLockJob,
+  textFeaturesJob,
 ];

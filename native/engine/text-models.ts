@@ -176,7 +176,10 @@ function isHeadSafetensors(file: string, source: string): boolean {
 }
 
 /** Jobs that read a text model, and the fields of their arguments that name it. */
-const TEXT_MODEL_JOBS: Readonly<Record<string, readonly string[]>> = { 'train.sharelock': ['textModel'] };
+const TEXT_MODEL_JOBS: Readonly<Record<string, readonly string[]>> = {
+  'train.sharelock': ['textModel'],
+  'text.features': ['model'],
+};
 
 /**
  * `text.models.remove`: forgets a language model or a ShareLock head, refused while a queued or running job uses it.
@@ -345,6 +348,18 @@ export class TextEncoderCache {
     const k = this.kept;
     this.kept = null;
     if (k) await (await k.encoder.catch(() => null))?.close();
+  }
+
+  /** The key of the language model kept loaded, or null when none is. */
+  heldKey(): string | null {
+    return this.kept ? (this.kept.id.split('\n')[0] as string) : null;
+  }
+
+  /** Closes the language model of this key if it is the one kept (it was removed from the project). */
+  async forget(key: string): Promise<boolean> {
+    if (this.heldKey() !== key) return false;
+    await this.release();
+    return true;
   }
 }
 

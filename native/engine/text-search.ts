@@ -160,6 +160,20 @@ export class TextSearchService {
     return (this.embedder as { value: Promise<ShareLockTextEmbedder> }).value;
   }
 
+  /** The keys (head, language model) whose projector is kept warm for queries. */
+  heldKeys(): string[] {
+    return this.embedder ? this.embedder.id.split('\n').slice(1, 3) : [];
+  }
+
+  /** Releases the kept projector when it is of a head or language model of this key (it was removed). */
+  async forget(key: string): Promise<boolean> {
+    const kept = this.embedder;
+    if (!kept || !this.heldKeys().includes(key)) return false;
+    this.embedder = null;
+    await (await kept.value.catch(() => null))?.release();
+    return true;
+  }
+
   /** The run's normalised CLS embeddings as a ranker, kept while its frames stay the same. */
   private async rankerFor(project: Project, run: FeatureRunRow, dim: number) {
     if (run.dim !== dim)

@@ -290,6 +290,12 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 12,
+    name: 'validation loss in the training log',
+    // ShareLock's held-out loss (issue 29), at the steps that validated; NULL at the others and for other objectives.
+    sql: `ALTER TABLE train_log ADD COLUMN val_loss REAL;`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

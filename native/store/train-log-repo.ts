@@ -10,6 +10,8 @@ export interface TrainLogRow {
   gradNorm: number;
   teacherEntropy: number;
   imgsPerS: number;
+  /** The validation loss where the step validated, else null (absent when written). */
+  valLoss?: number | null;
 }
 
 export class TrainLogRepository {
@@ -18,8 +20,8 @@ export class TrainLogRepository {
   add(jobId: number, r: TrainLogRow): void {
     this.db
       .prepare(
-        `INSERT OR REPLACE INTO train_log (job_id, step, loss, lr, wd, ema, grad_norm, teacher_entropy, imgs_per_s, at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT OR REPLACE INTO train_log (job_id, step, loss, lr, wd, ema, grad_norm, teacher_entropy, imgs_per_s, val_loss, at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         jobId,
@@ -31,6 +33,7 @@ export class TrainLogRepository {
         r.gradNorm,
         r.teacherEntropy,
         r.imgsPerS,
+        r.valLoss ?? null,
         new Date().toISOString(),
       );
   }
@@ -43,7 +46,8 @@ export class TrainLogRepository {
   list(jobId: number): TrainLogRow[] {
     return this.db
       .prepare(
-        `SELECT step, loss, lr, wd, ema, grad_norm AS gradNorm, teacher_entropy AS teacherEntropy, imgs_per_s AS imgsPerS
+        `SELECT step, loss, lr, wd, ema, grad_norm AS gradNorm, teacher_entropy AS teacherEntropy, imgs_per_s AS imgsPerS,
+           val_loss AS valLoss
          FROM train_log WHERE job_id = ? ORDER BY step`,
       )
       .all(jobId) as TrainLogRow[];

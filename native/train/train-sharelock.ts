@@ -6,8 +6,8 @@
  * classes only; the split into seen and unseen is recorded), captions files, or both.
  *
  * Where we differ from the official code: pairs are visited in per-epoch permutations drawn from (seed, epoch), and
- * dropout masks come from the run's generator (torch's in the official); validation and early stopping are not run
- * (Flaneur stops at `steps`).
+ * dropout masks come from the run's generator (torch's in the official); validation is off unless `valFraction`
+ * holds out images (official: always, 50,000 images), and early stopping with it (sharelock-validation.ts).
  */
 import path from 'node:path';
 import { TrainShareLockArgs } from '../api/contract.js';
@@ -17,7 +17,7 @@ import type { JobContext, JobHandler } from '../jobs/types.js';
 import type { TensorToWrite } from '../models/safetensors.js';
 import type { RuntimeSettings } from '../runtime/session.js';
 import type { Project } from '../store/project.js';
-import { cachedTextFeatures, checkLlmFile } from '../text/feature-cache.js';
+import { type CachedFeaturesResult, cachedTextFeatures, checkLlmFile } from '../text/feature-cache.js';
 import { type HeadProvenance, headMetadata } from '../text/head-file.js';
 import { LlamaEncoder, openLlama } from '../text/llama.js';
 import {
@@ -36,8 +36,9 @@ import {
   type ShareLockStepGraph,
   ShareLockStepRunner,
 } from '../text/sharelock-step.js';
-import type { StepParams } from './checkpoint.js';
+import type { CheckpointExtras, LoadedCheckpoint, StepParams } from './checkpoint.js';
 import { batchIndices, classPrompt, labelledClass, readCaptionsFile, splitClasses } from './sharelock-data.js';
+import { holdOutImages, ShareLockValidator } from './sharelock-validation.js';
 import type { TrainState } from './step-runner.js';
 import {
   type ExportedEncoder,
@@ -74,6 +75,8 @@ export interface ShareLockDataSummary {
   /** Captions whose image is not a library item with features in the run. */
   captionsSkipped: number;
   captions: number;
+  /** Pairs held out for validation (not in `pairs`), when a validation split is asked for. */
+  validation?: number;
 }
 
 /** The first frame's CLS of every media item of a run (an image's only frame). */
@@ -164,25 +167,7 @@ export async function shareLockData(
     vision.set(byMedia.get(m) as Float32Array, i * visionDim);
   });
 
-  ctx.phase('text features', { total: texts.length, unit: 'texts' });
-  const file = checkLlmFile(llmRow.file, llmRow.key, llmRow.name);
-  let encoder: Promise<LlamaEncoder> | null = null;
-  const lazy = {
-    encodeTexts: async (t: readonly string[]) => {
-      ctx.throwIfAborted();
-      encoder ??= LlamaEncoder.load(openLlama(file), { runtime: ctx.runtime });
-      return (await encoder).encodeTexts(t);
-    },
-  };
-  let features: Float32Array[];
-  try {
-    ({ features } = await cachedTextFeatures(lazy, project.textFeatures, llmRow.key, texts, {
-      chunk: 64,
-      onProgress: (done) => ctx.progress(done, texts.length),
-    }));
-  } finally {
-    if (encoder) await (await (encoder as Promise<LlamaEncoder>).catch(() => null))?.close();
-  }
+  const { features } = await jobTextFeatures(ctx, llmRow, texts);
   const textDim = features[0]?.length ?? 0;
   const text = new Float32Array(texts.length * textDim);
   features.forEach((f, i) => {
@@ -215,9 +200,42 @@ export async function shareLockData(
   };
 }
 
+/**
+ * Texts' features in a job, through the project's cache: the language model loaded only when some text is not
+ * cached, 64 texts at a time (progress after each; a cancel stops between chunks, what was encoded stays cached),
+ * and closed after. Its own phase, 'text features'.
+ */
+export async function jobTextFeatures(
+  ctx: Pick<JobContext<unknown, unknown>, 'project' | 'runtime' | 'phase' | 'progress' | 'throwIfAborted'>,
+  llm: { file: string; key: string; name: string },
+  texts: readonly string[],
+): Promise<CachedFeaturesResult> {
+  ctx.phase('text features', { total: texts.length, unit: 'texts' });
+  const file = checkLlmFile(llm.file, llm.key, llm.name);
+  let encoder: Promise<LlamaEncoder> | null = null;
+  const lazy = {
+    encodeTexts: async (t: readonly string[]) => {
+      ctx.throwIfAborted();
+      encoder ??= LlamaEncoder.load(openLlama(file), { runtime: ctx.runtime });
+      return (await encoder).encodeTexts(t);
+    },
+  };
+  try {
+    return await cachedTextFeatures(lazy, ctx.project.textFeatures, llm.key, texts, {
+      chunk: 64,
+      onProgress: (done, missing) => ctx.progress(texts.length - missing + done, texts.length),
+    });
+  } finally {
+    if (encoder) await (await (encoder as Promise<LlamaEncoder>).catch(() => null))?.close();
+  }
+}
+
 /** The step's sessions: the state stays on the host between steps (the head is small), so sync is a no-op. */
 class ShareLockSessions implements ObjectiveSessions {
-  constructor(readonly runner: ShareLockStepRunner) {}
+  constructor(
+    readonly runner: ShareLockStepRunner,
+    private readonly validator: ShareLockValidator | null,
+  ) {}
   get provider(): string {
     return this.runner.provider;
   }
@@ -225,8 +243,9 @@ class ShareLockSessions implements ObjectiveSessions {
   teacherWeights() {
     return new Map<string, Float32Array>();
   }
-  release(): Promise<void> {
-    return this.runner.release();
+  async release(): Promise<void> {
+    await this.validator?.release();
+    await this.runner.release();
   }
 }
 
@@ -237,19 +256,40 @@ export class ShareLockObjective implements Objective<ShareLockSessions, ShareLoc
   readonly batch: number;
   readonly imagesPerStep: number;
   readonly divergedHint = 'lower the learning rate (lr) or raise warmupSteps';
+  /** Validation and early stopping on held-out images (`valFraction` > 0), else null. */
+  private readonly validator: ShareLockValidator | null;
+  readonly extras?: { save(): CheckpointExtras; restore(from: LoadedCheckpoint | null): void };
+  /** The pairs trained on (without the held-out ones); `summary` is what the job records of the data. */
+  readonly data: ShareLockData;
 
   constructor(
     private readonly a: Args,
-    private readonly data: ShareLockData,
+    all: ShareLockData,
     private readonly provenance: { llm: { key: string; name: string }; vision: HeadProvenance['vision'] },
     private readonly jobId: number,
   ) {
-    this.config = shareLockConfig(data.textDim, data.visionDim, {
+    this.config = shareLockConfig(all.textDim, all.visionDim, {
       hidden: a.hidden,
       layers: a.layers,
       dropout: a.dropout,
     });
-    this.batch = Math.min(a.batch, data.summary.pairs);
+    if (a.valFraction > 0) {
+      const { train, val } = holdOutImages(all, all.summary.images, a.valFraction, a.seed);
+      this.data = {
+        ...all,
+        ...train,
+        summary: { ...all.summary, pairs: train.image.length, validation: val.image.length },
+      };
+      const batch = Math.min(a.batch, val.image.length);
+      const o = { every: a.valEvery, steps: a.steps, batch, patience: a.patience, minDelta: a.minDelta };
+      const validator = new ShareLockValidator(this.config, all, val, o);
+      this.validator = validator;
+      this.extras = { save: () => validator.save(), restore: (from) => validator.restore(from) };
+    } else {
+      this.data = all;
+      this.validator = null;
+    }
+    this.batch = Math.min(a.batch, this.data.summary.pairs);
     this.imagesPerStep = this.batch * a.accumulation;
   }
 
@@ -264,7 +304,13 @@ export class ShareLockObjective implements Objective<ShareLockSessions, ShareLoc
   }
 
   async open(runtime: RuntimeSettings): Promise<ShareLockSessions> {
-    return new ShareLockSessions(await ShareLockStepRunner.create(this.built, runtime));
+    const runner = await ShareLockStepRunner.create(this.built, runtime);
+    await this.validator?.open(runtime);
+    return new ShareLockSessions(runner, this.validator);
+  }
+
+  async validate(_s: ShareLockSessions, state: TrainState) {
+    return this.validator ? this.validator.validate(state) : null;
   }
 
   /** PyTorch's default initialisation from the run's generator; the BatchNorm statistics ride along as parameters. */
@@ -322,9 +368,12 @@ export class ShareLockObjective implements Objective<ShareLockSessions, ShareLoc
   export(state: TrainState): ExportedEncoder {
     const { a, data, provenance, config: c } = this;
     const g = this.built;
+    // with validation, the head of the lowest validation loss (the official code tests its best checkpoint)
+    const best = this.validator?.bestParams() ?? null;
+    const from = best?.params ?? state.params;
     const tensors = new Map<string, TensorToWrite>();
     for (const [name, shape] of [...g.params, ...g.buffers])
-      tensors.set(name, { shape, data: state.params.get(name) as Float32Array });
+      tensors.set(name, { shape, data: from.get(name) as Float32Array });
     const d = data.summary;
     const parts = [
       d.seen.length
@@ -332,7 +381,10 @@ export class ShareLockObjective implements Objective<ShareLockSessions, ShareLoc
         : '',
       d.captions ? `${d.captions - d.captionsSkipped} captions` : '',
     ].filter(Boolean);
-    const origin = `ShareLock head trained here on ${d.pairs} pairs of ${d.images} images and ${d.texts} texts (${parts.join(' and ')}), ${a.steps} steps of ${this.imagesPerStep} pairs, text features of ${provenance.llm.name}, image features of ${provenance.vision.name ?? 'the vision model'} (job ${this.jobId}).`;
+    const validated = best
+      ? `, the head of step ${best.step} of the lowest validation loss (${best.loss.toFixed(4)} on ${d.validation} held-out pairs)`
+      : '';
+    const origin = `ShareLock head trained here on ${d.pairs} pairs of ${d.images} images and ${d.texts} texts (${parts.join(' and ')}), ${a.steps} steps of ${this.imagesPerStep} pairs${validated}, text features of ${provenance.llm.name}, image features of ${provenance.vision.name ?? 'the vision model'} (job ${this.jobId}).`;
     const head: HeadProvenance = {
       textModel: { key: provenance.llm.key, name: provenance.llm.name, dim: c.textDim },
       vision: provenance.vision,
@@ -346,6 +398,7 @@ export class ShareLockObjective implements Objective<ShareLockSessions, ShareLoc
         ...headMetadata(head),
         trained_by: 'flaneur train.sharelock',
         data: JSON.stringify(d),
+        ...(best ? { validation: JSON.stringify({ bestStep: best.step, bestLoss: best.loss }) } : {}),
       },
       onnx: buildTextProjector(c, weights),
       name:
@@ -363,8 +416,12 @@ export const trainShareLockJob: JobHandler<Args, TrainCheckpoint> = {
   async run(ctx) {
     const a = ctx.args;
     const { data, llm, vision } = await shareLockData(ctx, a);
+    const objective = new ShareLockObjective(a, data, { llm, vision }, ctx.jobId);
     if (!ctx.finishedKeys().has('data'))
-      ctx.commit([{ key: 'data', status: 'ok', result: data.summary }], ctx.checkpoint ?? { file: '', step: 0 });
+      ctx.commit(
+        [{ key: 'data', status: 'ok', result: objective.data.summary }],
+        ctx.checkpoint ?? { file: '', step: 0 },
+      );
     const settings = {
       steps: a.steps,
       checkpointEvery: a.checkpointEvery,
@@ -373,6 +430,6 @@ export const trainShareLockJob: JobHandler<Args, TrainCheckpoint> = {
       device: a.device,
       previews: null,
     };
-    return train(ctx, settings, new ShareLockObjective(a, data, { llm, vision }, ctx.jobId));
+    return train(ctx, settings, objective);
   },
 };

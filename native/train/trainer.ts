@@ -104,6 +104,11 @@ export interface Objective<S extends ObjectiveSessions = ObjectiveSessions, B = 
   export(state: TrainState): ExportedEncoder;
   /** The objective's own previews (instead of the teacher's attention) written into `dir` at a preview step. */
   preview?(dir: string, sessions: S, state: TrainState): Promise<void>;
+  /**
+   * Validation after a step (host state synced): null when the step does not validate, else the held-out loss for
+   * the training log and, to end the run early as finished, why (recorded in the export item and its metadata).
+   */
+  validate?(sessions: S, state: TrainState): Promise<{ loss: number; stop: string | null } | null>;
 }
 
 export interface TrainerSettings {
@@ -247,8 +252,9 @@ export async function train<S extends ObjectiveSessions, B>(
   });
   device.showPhase();
   if (state.step === 0) await preview();
+  let stopped: { step: number; reason: string } | null = null;
   try {
-    while (state.step < steps) {
+    while (state.step < steps && !stopped) {
       ctx.throwIfAborted();
       const t0 = performance.now();
       const batch = await objective.draw(rng, state, sessions.step);
@@ -264,7 +270,14 @@ export async function train<S extends ObjectiveSessions, B>(
           'INTERNAL',
           `The loss became ${m.loss} at step ${state.step}; ${objective.divergedHint}.`,
         );
+      let validation: Awaited<ReturnType<NonNullable<typeof objective.validate>>> = null;
+      if (objective.validate) {
+        await sessions.step.sync(state);
+        validation = await objective.validate(sessions.step, state);
+        if (validation?.stop) stopped = { step: state.step, reason: validation.stop };
+      }
       project.trainLog.add(ctx.jobId, {
+        ...(validation ? { valLoss: validation.loss } : {}),
         step: state.step,
         loss: m.loss,
         lr: m.lr,
@@ -274,8 +287,12 @@ export async function train<S extends ObjectiveSessions, B>(
         teacherEntropy: m.monitor,
         imgsPerS: objective.imagesPerStep / ((performance.now() - t0) / 1000),
       });
-      ctx.progress(state.step, steps, { loss: m.loss, ...m.progress });
-      const checkpointDue = state.step % settings.checkpointEvery === 0 || state.step === steps;
+      ctx.progress(state.step, steps, {
+        loss: m.loss,
+        ...m.progress,
+        ...(validation ? { val_loss: validation.loss } : {}),
+      });
+      const checkpointDue = state.step % settings.checkpointEvery === 0 || state.step === steps || stopped !== null;
       try {
         if (settings.previewEvery > 0 && (state.step % settings.previewEvery === 0 || state.step === steps))
           await preview();
@@ -312,6 +329,7 @@ export async function train<S extends ObjectiveSessions, B>(
         job: String(ctx.jobId),
         steps: String(steps),
         provider: sessions.step.provider,
+        ...(stopped ? { stopped_early: JSON.stringify(stopped) } : {}),
         ...(device.fallback ? { fallback: JSON.stringify(device.fallback) } : {}),
       }),
     );
@@ -326,6 +344,7 @@ export async function train<S extends ObjectiveSessions, B>(
     name: exported.name,
     ...(exported.origin === undefined ? {} : { origin: exported.origin }),
     ...(exported.baseModel === undefined ? {} : { baseModel: exported.baseModel }),
+    ...(stopped ? { stopped } : {}),
   };
   ctx.commit([{ key: 'export', status: 'ok', result }], last ?? { file: '', step: state.step });
 }

@@ -43,10 +43,14 @@ describe('a ShareLock head from the Train view, in browser mode', () => {
     await card.getByLabel('Training length (updates)').fill('3');
     await card.getByLabel('Pairs per update').fill('4');
     await card.getByLabel('Projector width').fill('16');
+    await card.getByLabel('Validation share of images').fill('0.25');
+    await card.getByLabel('Early stopping patience').fill('1');
     await card.getByRole('button', { name: 'Train the head' }).click();
     await expect
       .poll(() => card.getByTestId('sharelock-data').textContent(), { timeout: 60_000 })
-      .toBe('8 image–text pairs. Trained on bag, dress; held out for zero-shot: coat.');
+      .toBe(
+        '6 image–text pairs (2 more held out for validation). Trained on bag, dress; held out for zero-shot: coat.',
+      );
     await expect.poll(() => card.getByTestId('sharelock-status').textContent()).toMatch(/^Done: 3 steps\./);
     await expect
       .poll(async () => (await s.engine.call('text.models.list', {})).filter((m) => m.kind === 'sharelock-head').length)

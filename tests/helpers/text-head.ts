@@ -15,7 +15,10 @@ import { textModelKey } from '../../native/text/feature-cache.js';
 import { headMetadata } from '../../native/text/head-file.js';
 import { LlamaEncoder, openLlama } from '../../native/text/llama.js';
 import { encodeShareLockWeights, shareLockConfig } from '../../native/text/sharelock.js';
+import type { dispatchEngine } from './dispatch.js';
+import { fixturePath } from './fixtures.js';
 import { randomLlamaWeights, tinyLlamaConfig, writeTinyLlama } from './llama-models.js';
+import { writeInitViT } from './models.js';
 
 /** x = A⁻¹ b for a small dense system (Gaussian elimination with partial pivoting), columns of b at once. */
 function solve(A: number[][], B: number[][]): number[][] {
@@ -137,4 +140,28 @@ export async function writeCentroidHead(o: {
     centroids,
     frames: keys.map((k, i) => ({ ...k, label: labels[i] ?? null, vector: vectors.slice(i * dim, (i + 1) * dim) })),
   };
+}
+
+/**
+ * A project at `work`/p holding the Fashion-MNIST fixture (tests/fixtures/fashion/train, 300 images in 10 class
+ * folders), a feature run of a ViT-Ti/16 at initialisation (32 px) and the tiny random Llama as GGUF registered:
+ * what ShareLock training tests start from.
+ */
+export async function fashionShareLockProject(
+  { engine, call }: Pick<ReturnType<typeof dispatchEngine>, 'engine' | 'call'>,
+  work: string,
+): Promise<{ runId: number; llm: TextModelInfo; vision: ModelInfo }> {
+  const idle = () => engine.requireProject().runner.idle();
+  await call('project.create', { path: path.join(work, 'p') });
+  await call('library.add', { paths: [fixturePath('fashion', 'train')] });
+  await idle();
+  const vision = await call('models.import', { path: writeInitViT(path.join(work, 'vit.safetensors')) });
+  await call('features.extract', { modelId: vision.id, size: 32 });
+  await idle();
+  const runId = (await call('features.runs', {}))[0]?.id ?? 0;
+  const c = tinyLlamaConfig();
+  const llm = await call('text.models.import', {
+    path: writeTinyLlama(path.join(work, 'llm'), 'gguf', randomLlamaWeights(c, 3), c),
+  });
+  return { runId, llm, vision };
 }

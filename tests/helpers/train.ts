@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { expect } from 'vitest';
 import type { CommandArgs } from '../../native/api/contract.js';
 import type { Engine } from '../../native/engine/engine.js';
 import { parseSafetensors } from '../../native/models/safetensors.js';
@@ -57,4 +58,24 @@ export function exportedMetadata(engine: Engine, jobId: number): Record<string, 
     'encoder.safetensors',
   );
   return parseSafetensors(fs.readFileSync(file)).metadata;
+}
+
+/**
+ * Cancels training job `jobId` once it has logged `after` steps (checked: cancelled, fewer than `total` steps
+ * logged), then resumes it and waits for the runner to be idle.
+ */
+export async function cancelThenResume(
+  { engine, call }: Pick<ReturnType<typeof dispatchEngine>, 'engine' | 'call'>,
+  jobId: number,
+  after: number,
+  total: number,
+): Promise<void> {
+  const idle = () => engine.requireProject().runner.idle();
+  while ((await call('train.log', { jobId })).length < after) await new Promise((r) => setTimeout(r, 5));
+  await call('jobs.cancel', { id: jobId });
+  await idle();
+  expect((await call('jobs.get', { id: jobId })).state).toBe('cancelled');
+  expect((await call('train.log', { jobId })).length).toBeLessThan(total);
+  await call('jobs.resume', { id: jobId });
+  await idle();
 }

@@ -1,6 +1,6 @@
 /** Language models and ShareLock heads (`flaneur text …`), and text features. */
 import fs from 'node:fs';
-import { MAX_TEXTS_PER_CALL, type TextModelInfo } from '../../api/contract.js';
+import { MAX_TEXTS_PER_CALL, TEXT_FEATURES_JOB_THRESHOLD, type TextModelInfo } from '../../api/contract.js';
 import { CliError, UsageError } from '../errors.js';
 import { command, formatBytes, formatJob, type Session } from '../session.js';
 
@@ -60,11 +60,17 @@ export const textFeatures = command(async (s) => {
   const features: number[][] = [];
   let computed = 0;
   let dim = 0;
+  if (texts.length > TEXT_FEATURES_JOB_THRESHOLD) {
+    // a long list: encoded as a job (progress, cancel; what is encoded stays cached), then read from the cache
+    const job = await s.waitJob(await s.call('text.features.start', { model, texts }));
+    const item = (await s.call('jobs.items', { id: job.id })).items.find((i) => i.key === 'features');
+    computed = (item?.result as { computed?: number } | null)?.computed ?? 0;
+  }
   for (let at = 0; at < texts.length; at += MAX_TEXTS_PER_CALL) {
     const part = texts.slice(at, at + MAX_TEXTS_PER_CALL);
     const r = await s.call('text.features', { model, texts: part, vectors });
     features.push(...r.features);
-    computed += r.computed;
+    computed += r.computed; // 0 after the job, unless a text was dropped from the cache since
     dim = r.dim;
     if (texts.length > part.length) s.note(`${Math.min(at + part.length, texts.length)} / ${texts.length} texts`);
   }
@@ -97,6 +103,9 @@ export async function trainShareLock(s: Session): Promise<void> {
   const seed = s.num('seed', { int: true, min: 0 });
   const hidden = s.num('hidden', { int: true, min: 1 });
   const layers = s.num('layers', { int: true, min: 1, max: 16 });
+  const valFraction = s.num('val-fraction', { min: 0, max: 0.5 });
+  const valEvery = s.num('val-every', { int: true, min: 1 });
+  const patience = s.num('patience', { int: true, min: 0 });
   const before = new Set((await s.call('text.models.list', {})).map((m) => m.id));
   const job = await s.call('train.sharelock', {
     textModel: await llmId(s, 'text-model'),
@@ -110,14 +119,21 @@ export async function trainShareLock(s: Session): Promise<void> {
     ...(seed !== undefined ? { seed } : {}),
     ...(hidden ? { hidden } : {}),
     ...(layers ? { layers } : {}),
+    ...(valFraction !== undefined ? { valFraction } : {}),
+    ...(valEvery ? { valEvery } : {}),
+    ...(patience !== undefined ? { patience } : {}),
     ...(s.opt('name') ? { name: s.opt('name') } : {}),
   });
   const done = await s.waitJob(job);
   await s.engine.modelsRegistered();
-  const data = (await s.call('jobs.items', { id: done.id })).items.find((i) => i.key === 'data')?.result as {
+  const { items } = await s.call('jobs.items', { id: done.id });
+  const data = items.find((i) => i.key === 'data')?.result as {
     seen?: string[];
     unseen?: string[];
     pairs?: number;
+  } | null;
+  const exported = items.find((i) => i.key === 'export')?.result as {
+    stopped?: { step: number; reason: string };
   } | null;
   const head = (await s.call('text.models.list', {})).find((m) => m.kind === 'sharelock-head' && !before.has(m.id));
   s.out({ job: done, data, head: head ?? null }, () =>
@@ -126,6 +142,7 @@ export async function trainShareLock(s: Session): Promise<void> {
       data?.seen?.length
         ? `trained on: ${data.seen.join(', ')}; held out (unseen): ${data.unseen?.join(', ') || 'none'}`
         : '',
+      exported?.stopped ? `stopped early: ${exported.stopped.reason}` : '',
       head ? `head #${head.id} ${head.name}` : 'the head is registered when the project opens next',
     ]
       .filter(Boolean)

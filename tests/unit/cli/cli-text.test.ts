@@ -63,6 +63,19 @@ describe('flaneur text', () => {
     expect(out.features.map((f) => f.length)).toEqual([32, 32]);
   }, 180_000);
 
+  it('encodes a list of over 1000 texts as a job, with its progress, then prints them all', async () => {
+    const file = path.join(work, 'long.txt');
+    fs.writeFileSync(file, Array.from({ length: 1100 }, (_, i) => `line ${i} of a long file`).join('\n'));
+    const r = await runCli(['text', 'features', '--file', file, '--project', project]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/text features/);
+    expect(r.stdout).toMatch(/^1100 texts: 1100 encoded now/);
+    const again = await runCli(['text', 'features', '--file', file, '--json', '--project', project]);
+    const out = again.json<{ computed: number; features: number[][] }>();
+    expect(out.computed).toBe(0);
+    expect(out.features).toHaveLength(1100);
+  }, 180_000);
+
   it('trains a ShareLock head with `train --objective sharelock`, saying which classes were held out', async () => {
     const labelled = path.join(work, 'labelled');
     for (const cls of ['bag', 'coat', 'dress']) {
@@ -116,4 +129,27 @@ describe('flaneur text', () => {
     expect(again.code).not.toBe(0);
     expect(again.stderr).toMatch(/No language model or ShareLock head 3 in this project/);
   }, 60_000);
+
+  it('validates on held-out images and stops early with `--val-fraction`, `--val-every` and `--patience`', async () => {
+    const common = ['train', '--objective', 'sharelock', '--classes', path.join(work, 'labelled'), '--unseen', 'coat'];
+    const tiny = ['--batch', '4', '--hidden', '16', '--layers', '2', '--project', project];
+    // 6 seen images, 2 held out; within the warm-up the head barely moves: no fall of 0.1 after the first validation
+    const r = await runCli([
+      ...common,
+      '--steps',
+      '50',
+      '--val-fraction',
+      '0.34',
+      '--val-every',
+      '2',
+      '--patience',
+      '1',
+      ...tiny,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/stopped early: early stopping at step 4: the validation loss did not fall 0.1 below/);
+    const bad = await runCli([...common, '--patience', '2', ...tiny]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/early stopping \(patience\) needs a validation split/);
+  }, 180_000);
 });

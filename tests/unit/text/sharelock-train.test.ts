@@ -18,10 +18,9 @@ import { pendingRegistration } from '../../../native/train/checkpoint.js';
 import { classPrompt, labelledClass } from '../../../native/train/sharelock-data.js';
 import { dispatchEngine } from '../../helpers/dispatch.js';
 import { fixturePath } from '../../helpers/fixtures.js';
-import { randomLlamaWeights, tinyLlamaConfig, writeTinyLlama } from '../../helpers/llama-models.js';
-import { writeInitViT } from '../../helpers/models.js';
+import { fashionShareLockProject } from '../../helpers/text-head.js';
 import { tmpDir } from '../../helpers/tmp.js';
-import { exportedMetadata } from '../../helpers/train.js';
+import { cancelThenResume, exportedMetadata } from '../../helpers/train.js';
 
 const ROOT = fixturePath('fashion', 'train');
 const UNSEEN = ['bag', 'coat', 'sandal', 'shirt', 'trouser'];
@@ -37,18 +36,9 @@ describe('ShareLock training objective', () => {
   afterAll(() => engine.close());
 
   beforeAll(async () => {
-    await call('project.create', { path: path.join(work, 'p') });
-    await call('library.add', { paths: [ROOT] });
-    await idle();
-    const vision = await call('models.import', { path: writeInitViT(path.join(work, 'vit.safetensors')) });
-    visionSha = vision.sha256;
-    await call('features.extract', { modelId: vision.id, size: 32 });
-    await idle();
-    runId = (await call('features.runs', {}))[0]?.id ?? 0;
-    const c = tinyLlamaConfig();
-    llm = await call('text.models.import', {
-      path: writeTinyLlama(path.join(work, 'llm'), 'gguf', randomLlamaWeights(c, 3), c),
-    });
+    const p = await fashionShareLockProject({ engine, call }, work);
+    ({ runId, llm } = p);
+    visionSha = p.vision.sha256;
   }, 300_000);
 
   const args = (o: Partial<CommandArgs<'train.sharelock'>> = {}): CommandArgs<'train.sharelock'> => ({
@@ -176,13 +166,7 @@ describe('ShareLock training objective', () => {
     const reference = (await call('train.log', { jobId: ref.id })).map((r) => r.loss);
     expect(reference).toHaveLength(24);
     const job = await call('train.sharelock', heavy);
-    while ((await call('train.log', { jobId: job.id })).length < 6) await new Promise((r) => setTimeout(r, 5));
-    await call('jobs.cancel', { id: job.id });
-    await idle();
-    expect((await call('jobs.get', { id: job.id })).state).toBe('cancelled');
-    expect((await call('train.log', { jobId: job.id })).length).toBeLessThan(24);
-    await call('jobs.resume', { id: job.id });
-    await idle();
+    await cancelThenResume({ engine, call }, job.id, 6, 24);
     const log = await call('train.log', { jobId: job.id });
     expect(log.map((r) => r.step)).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
     expect(log.map((r) => r.loss)).toEqual(reference);

@@ -117,6 +117,31 @@ describe('text models of a project', () => {
     );
   });
 
+  it('encodes a long list as a job with progress; a cancelled one keeps what it encoded and a resume does the rest', async () => {
+    const project = engine.requireProject().project;
+    const texts = Array.from({ length: 3000 }, (_, i) => `caption ${i} of a long list`);
+    const job = await call('text.features.start', { model: llm.id, texts });
+    expect(job).toMatchObject({ kind: 'text.features', title: 'Text features of 3000 texts' });
+    const cached = () => project.textFeatures.get(llm.key, texts).size;
+    while (cached() < 64) await new Promise((r) => setTimeout(r, 5));
+    await call('jobs.cancel', { id: job.id });
+    await engine.requireProject().runner.idle();
+    expect((await call('jobs.get', { id: job.id })).state).toBe('cancelled');
+    const kept = cached();
+    expect(kept).toBeGreaterThanOrEqual(64);
+    expect(kept).toBeLessThan(3000);
+    await call('jobs.resume', { id: job.id });
+    await engine.requireProject().runner.idle();
+    const done = await call('jobs.get', { id: job.id });
+    expect(done).toMatchObject({ state: 'done', progress: { done: 3000, total: 3000 } });
+    const item = (await call('jobs.items', { id: job.id })).items.find((i) => i.key === 'features');
+    expect(item?.result).toEqual({ model: llm.id, texts: 3000, computed: 3000 - kept });
+    // the small call reads them all from the cache now
+    expect(await call('text.features', { model: llm.id, texts: texts.slice(0, 5), vectors: false })).toMatchObject({
+      computed: 0,
+    });
+  }, 300_000);
+
   it('removes a head with its copy and a language model without its file, refusing while a job uses it', async () => {
     const project = engine.requireProject().project;
     const [first, head] = (await call('text.models.list', {})) as TextModelInfo[];
@@ -140,8 +165,11 @@ describe('text models of a project', () => {
     );
     expect((await call('text.models.list', {})).map((m) => m.id)).toContain(first.id);
     project.jobs.setState(job.id, 'cancelled');
+    // the features test loaded it; removing it closes it now, not when another model is next used
+    expect(engine.textEncoders.heldKey()).toBe(first.key);
     const after = await call('text.models.remove', { id: first.id });
     expect(after.map((m) => m.id)).not.toContain(first.id);
+    expect(engine.textEncoders.heldKey()).toBeNull();
     expect(fs.existsSync(first.file)).toBe(true); // the user's file is theirs
   });
 
@@ -156,4 +184,27 @@ describe('text models of a project', () => {
     });
     await expect(call('text.models.import', { path: bare })).rejects.toThrow(/has no tokenizer Flaneur can read/);
   });
+});
+
+describe('text models in the task worker', () => {
+  const work = tmpDir('flaneur-textmodels-worker-');
+  const { engine, call } = dispatchEngine();
+  afterAll(() => engine.close());
+
+  it('closes the language model the task worker keeps loaded when it is forgotten or removed', async () => {
+    await call('project.create', { path: path.join(work, 'p') });
+    const llm = await call('text.models.import', {
+      path: writeTinyLlama(path.join(work, 'llm'), 'gguf', randomLlamaWeights(config, 3), config),
+    });
+    // encoded in the task worker, which keeps the model loaded for the next call
+    expect((await call('text.features', { model: llm.id, texts: ['a photo of a dog'] })).computed).toBe(1);
+    expect(engine.textEncoders.heldKey()).toBeNull(); // not in the engine's own process
+    // what `text.models.remove` runs after removing it: the worker's copy is closed (and there is none after)
+    expect(await engine.command('text.models.forget', { key: llm.key })).toEqual({ released: 1 });
+    expect(await engine.command('text.models.forget', { key: llm.key })).toEqual({ released: 0 });
+    // loaded again, then removed: the removal closed it
+    expect((await call('text.features', { model: llm.id, texts: ['a photo of a cat'] })).computed).toBe(1);
+    await call('text.models.remove', { id: llm.id });
+    expect(await engine.command('text.models.forget', { key: llm.key })).toEqual({ released: 0 });
+  }, 120_000);
 });

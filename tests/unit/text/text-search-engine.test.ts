@@ -128,6 +128,23 @@ describe('text search over a project', () => {
     expect(r.max).toBe(Math.max(...r.sims));
   }, 120_000);
 
+  it('releases a removed head’s projector and a removed language model at once', async () => {
+    const heads = (await call('text.models.list', {})).filter((m) => m.kind === 'sharelock-head');
+    const headKey = heads.find((m) => m.id === headId)?.key as string;
+    await call('retrieve.text', { text: 'a photo of a bag' });
+    expect(engine.textSearch.heldKeys()).toEqual([headKey, llm.key]);
+    await call('text.models.remove', { id: headId });
+    expect(engine.textSearch.heldKeys()).toEqual([]);
+    await call('text.features', { model: llm.id, texts: ['not cached yet'] });
+    expect(engine.textEncoders.heldKey()).toBe(llm.key); // the language model was not removed
+    const llmFile = llm.file;
+    await call('text.models.remove', { id: llm.id });
+    expect(engine.textEncoders.heldKey()).toBeNull();
+    // imported again for the command-line tests below
+    headId = (await call('text.models.import', { path: head.file, name: 'centroids' })).id;
+    llm = await call('text.models.import', { path: llmFile });
+  }, 120_000);
+
   describe('from the command line', () => {
     beforeAll(() => engine.closeProject());
 

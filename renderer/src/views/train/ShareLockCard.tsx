@@ -14,6 +14,8 @@ function Field<T extends string | number>(p: {
   set: (v: T) => void;
   path?: boolean;
   min?: number;
+  max?: number;
+  step?: number;
   children?: string;
 }) {
   const numeric = typeof p.value === 'number';
@@ -24,6 +26,8 @@ function Field<T extends string | number>(p: {
         type={numeric ? 'number' : 'text'}
         className={p.path ? 'path' : undefined}
         min={p.min}
+        max={p.max}
+        step={p.step}
         value={p.value}
         onChange={(e) => p.set((numeric ? Number(e.target.value) : e.target.value) as T)}
         placeholder={p.children}
@@ -51,8 +55,17 @@ export function ShareLockCard() {
   const [batch, setBatch] = useState(256);
   /** The language projector's hidden width (official 4096; smaller suits a small data set). */
   const [hidden, setHidden] = useState(4096);
+  /** Validation (official: always): the share of images held out, and early stopping's patience (0: never). */
+  const [valFraction, setValFraction] = useState(0);
+  const [patience, setPatience] = useState(0);
+  const [stopped, setStopped] = useState<string | null>(null);
   const [jobId, setJobId] = useState<number | null>(null);
-  const [summary, setSummary] = useState<{ seen: string[]; unseen: string[]; pairs: number } | null>(null);
+  const [summary, setSummary] = useState<{
+    seen: string[];
+    unseen: string[];
+    pairs: number;
+    validation?: number;
+  } | null>(null);
 
   useEffect(() => {
     void run('Could not list the language models', async () => {
@@ -72,6 +85,8 @@ export function ShareLockCard() {
     void run('Could not read the ShareLock run', async () => {
       const items = await client.call('jobs.items', { id: finished });
       setSummary((items.items.find((i) => i.key === 'data')?.result as typeof summary) ?? null);
+      const exported = items.items.find((i) => i.key === 'export')?.result as { stopped?: { reason: string } } | null;
+      setStopped(exported?.stopped?.reason ?? null);
     });
   }, [client, run, finished]);
 
@@ -99,9 +114,12 @@ export function ShareLockCard() {
         steps,
         batch,
         hidden,
+        valFraction,
+        patience,
       });
       setJobId(j.id);
       setSummary(null);
+      setStopped(null);
     });
   };
 
@@ -152,6 +170,17 @@ export function ShareLockCard() {
         <Field label="Pairs per update" value={batch} set={setBatch} min={2} />
         <Field label="Projector width" value={hidden} set={setHidden} min={1} />
       </div>
+      <div className="field-row">
+        <Field
+          label="Validation share of images"
+          value={valFraction}
+          set={setValFraction}
+          min={0}
+          max={0.5}
+          step={0.05}
+        />
+        <Field label="Early stopping patience (validations; 0: never)" value={patience} set={setPatience} min={0} />
+      </div>
       <ActionButton type="submit" why={why}>
         Train the head
       </ActionButton>
@@ -164,9 +193,11 @@ export function ShareLockCard() {
               : `${jobOutcome(job).label}: ${job.progress.phase} ${job.progress.done}/${job.progress.total ?? '?'}`}
         </p>
       )}
+      {stopped && <p data-testid="sharelock-stopped">{`${stopped[0]?.toUpperCase()}${stopped.slice(1)}.`}</p>}
       {summary && (
         <p data-testid="sharelock-data">
-          {summary.pairs} image–text pairs.{' '}
+          {summary.pairs} image–text pairs
+          {summary.validation ? ` (${summary.validation} more held out for validation)` : ''}.{' '}
           {summary.seen.length > 0 &&
             `Trained on ${summary.seen.join(', ')}; held out for zero-shot: ${summary.unseen.join(', ') || 'none'}.`}
         </p>
