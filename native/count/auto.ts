@@ -319,6 +319,8 @@ export async function countAutoDense(
     clusters?: number;
     choice?: AutoChoice;
     maxSide?: number;
+    /** At most this enlargement (`AUTO_DEFAULTS.maxFactor`). */
+    maxFactor?: number;
     tile?: number;
     overlap?: number;
     roi?: Polygon;
@@ -328,7 +330,8 @@ export async function countAutoDense(
   const maxSide = o.maxSide ?? DENSE_DEFAULTS.maxSide;
   const long = Math.max(img.width, img.height);
   const base = ex.size / Math.min(img.width, img.height);
-  const top = Math.max(base, Math.min(maxSide / long, AUTO_DEFAULTS.maxFactor));
+  const maxFactor = o.maxFactor ?? AUTO_DEFAULTS.maxFactor;
+  const top = Math.max(base, Math.min(maxSide / long, maxFactor));
   const factors: number[] = [];
   for (let f = base; f < top * 0.999; f *= 2) factors.push(f);
   if (factors.length === 0 || top / (factors[factors.length - 1] as number) > 1.25) factors.push(top);
@@ -376,9 +379,7 @@ export async function countAutoDense(
       tileSize: f.tileSize,
       overlap: f.overlap,
       capped:
-        trial.factor < AUTO_DEFAULTS.maxFactor &&
-        trial.factor * long >= maxSide * 0.999 &&
-        d.typical < AUTO_DEFAULTS.resolvedPatches,
+        trial.factor < maxFactor && trial.factor * long >= maxSide * 0.999 && d.typical < AUTO_DEFAULTS.resolvedPatches,
     },
   };
 }
