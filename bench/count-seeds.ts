@@ -1,5 +1,5 @@
 /**
- * Scene seeds of the count benchmark's dense and distractor figures (tools/synth/count.ts), as bench/unco-seeds.ts
+ * Scene seeds of the count benchmark's sparse, dense and distractor figures (tools/synth/count.ts), as bench/unco-seeds.ts
  * keeps UnCo's: the tuning seeds are the only scenes a change may be tuned on (and the only ones tests use); the
  * held-out seeds are only counted by `npm run bench -- count`. tests/unit/count/count-bench-seeds.test.ts checks
  * that every held-out list is disjoint from every tuning list (UnCo's included) and that the count tests build
@@ -13,6 +13,15 @@ export interface SeedSplit {
 }
 
 export const COUNT_SEEDS = {
+  /**
+   * Sparse scenes (`makeCountScene`, 320 px, 2 to 60 targets of varied sizes among a few distractors): exemplar and
+   * automatic counting (`mae_exemplar`, `mae_auto`, `mae_auto_product`). The held-out ones are the scenes the
+   * benchmark always counted (1000..1029); 7000.. tune the automatic path on small images.
+   */
+  sparse: {
+    tuning: Array.from({ length: 12 }, (_, i) => 7000 + i),
+    heldOut: Array.from({ length: 30 }, (_, i) => 1000 + i),
+  },
   /**
    * Dense scenes (`makeDenseCountScene`, 200 / 500 / 1000 objects by position in the list): exemplar and automatic
    * counting. 11 and 12 chose the exemplar path's defaults (DENSE_DEFAULTS); 5000.. the automatic path's.

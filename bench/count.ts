@@ -11,6 +11,11 @@
  * trained features and a quarter of ViT-S/16's cost: at the default scale a 1000-object scene is 70 tiles of 448 px
  * (about a minute on 2 loaded cores), so 3 scenes keep the benchmark to a few minutes.
  *
+ * Sparse scenes (held-out seeds COUNT_SEEDS.sparse): `mae_auto` is the one-size automatic counter
+ * (countAutomatically, the ViT-S/16 above at 448 px); `mae_auto_product` what count.auto runs on them (countAutoDense
+ * with the bundled default model at 224 px, as the Count view and `flaneur count --auto`), and on coins.png
+ * (`coins_count_auto_product`).
+ *
  * Automatic counting on the same dense scenes (held-out seeds, bench/count-seeds.ts): `mae_dense_auto` at every
  * scale (countAutoDense, what count.auto does), `mae_dense_auto_before` the automatic counter before it (the whole
  * image at 448 px), `max_count_auto` the largest automatic count (the 1000-object scene's is `count_auto_1000`).
@@ -73,6 +78,8 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
     : path.join(DEFAULT_MODEL_DIR, 'flaneur-vit-ti16-dora-vtest.safetensors');
   const positional = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
   const images = Number(positional[0] ?? 30);
+  // The first sparse scene to count (scenes sparseFrom..images-1: parts can run in processes of their own).
+  const sparseFrom = flag('--sparse-from', 0);
   if (args.includes('--unco-only')) return benchUnco(importViTFile(denseModelFile), uncoOptions);
   const cfg = presetConfig('vit_s16');
   const model = { config: cfg, weights: initParams(vitParamShapes(cfg), new Rng(3)) };
@@ -84,6 +91,7 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
   const err = {
     exemplar: [] as number[],
     auto: [] as number[],
+    autoProduct: [] as number[],
     baseline: [] as number[],
     dense: [] as number[],
     denseBaseline: [] as number[],
@@ -100,26 +108,35 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
   const denseScale: Record<string, number | number[]>[] = [];
   let tExemplar = 0;
   let coinsCount = -1;
+  // What count.auto runs (countAutoDense with the bundled default model at 224 px), on the same sparse scenes.
+  const product = await FeatureExtractor.create(importViTFile(denseModelFile), 224);
+  const productCounts: number[] = [];
+  let coinsAuto = -1;
   try {
-    for (let i = 0; i < images; i++) {
-      const scene = makeCountScene(1000 + i);
+    for (let i = sparseFrom; i < images; i++) {
+      const seed = COUNT_SEEDS.sparse.heldOut[i % COUNT_SEEDS.sparse.heldOut.length] as number;
+      const scene = makeCountScene(seed + Math.floor(i / COUNT_SEEDS.sparse.heldOut.length) * 100);
       const img = { width: scene.width, height: scene.height, data: scene.rgb };
       const t0 = performance.now();
       const ex = await countWithExemplars(extractors, img, [scene.exemplar]);
       tExemplar += performance.now() - t0;
       const auto = await countAutomatically(extractors[1] as FeatureExtractor, knn, img);
+      const autoProduct = await countAutoDense(product, knn, img);
       const base = countByColour(img, scene.exemplar);
       err.exemplar.push(ex.count - scene.count);
       err.auto.push(auto.count - scene.count);
+      err.autoProduct.push(autoProduct.count - scene.count);
+      productCounts.push(autoProduct.count);
       err.baseline.push(base.count - scene.count);
       console.error(
-        `count: scene ${i}: truth ${scene.count}, exemplar ${ex.count}, auto ${auto.count}, colour ${base.count}`,
+        `count: scene ${i}: truth ${scene.count}, exemplar ${ex.count}, auto ${auto.count}, auto (product) ${autoProduct.count} (x${autoProduct.scale.factor.toFixed(2)}), colour ${base.count}`,
       );
     }
     // scikit-image's coins.png (24 coins) with one exemplar box around one coin.
     const coins = await decodeImage(path.join(ROOT, 'tests', 'fixtures', 'count', 'coins.png'));
     coinsCount = (await countWithExemplars(extractors, coins, [[83, 106, 40, 40]])).count;
-    console.error(`count: coins.png (24 coins): ${coinsCount} with one exemplar`);
+    coinsAuto = (await countAutoDense(product, knn, coins)).count;
+    console.error(`count: coins.png (24 coins): ${coinsCount} with one exemplar, ${coinsAuto} automatically`);
     // Dense scenes: the exemplar-chosen scale and tiles vs the fixed square sizes of before, same encoder.
     if (dense > 0 || distractorScenes > 0) {
       console.error(
@@ -209,6 +226,7 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
       }
     }
   } finally {
+    await product.release();
     for (const e of extractors) await e.release();
     await knn.release();
   }
@@ -216,18 +234,28 @@ export async function benchCount(args: string[]): Promise<Record<string, unknown
   const mae = (e: number[]) => Number((e.reduce((a, b) => a + Math.abs(b), 0) / e.length).toFixed(2));
   const rmse = (e: number[]) => Number(Math.sqrt(e.reduce((a, b) => a + b * b, 0) / e.length).toFixed(2));
   return {
-    images,
+    images: images - sparseFrom,
     scales,
     model: 'vit_s16 at initialisation',
-    s_per_image: Number((tExemplar / 1000 / images).toFixed(3)),
+    s_per_image: Number((tExemplar / 1000 / Math.max(1, images - sparseFrom)).toFixed(3)),
     mae_exemplar: mae(err.exemplar),
     rmse_exemplar: rmse(err.exemplar),
     mae_auto: mae(err.auto),
     rmse_auto: rmse(err.auto),
+    ...(images > sparseFrom
+      ? {
+          sparse_seeds: COUNT_SEEDS.sparse.heldOut.slice(sparseFrom, images),
+          mae_auto_product: mae(err.autoProduct),
+          rmse_auto_product: rmse(err.autoProduct),
+          max_count_auto_product: Math.max(...productCounts),
+          auto_product_counts: productCounts,
+        }
+      : {}),
     mae_baseline: mae(err.baseline),
     rmse_baseline: rmse(err.baseline),
     coins_truth: 24,
     coins_count_exemplar: coinsCount,
+    coins_count_auto_product: coinsAuto,
     ...(dense > denseFrom
       ? {
           dense_scenes: dense - denseFrom,

@@ -13,7 +13,7 @@ import { DEFAULT_MODEL_DIR } from '../../../native/engine/engine.js';
 import { FeatureExtractor } from '../../../native/features/extract.js';
 import { ExactKnn } from '../../../native/features/knn.js';
 import { importViTFile } from '../../../native/models/import-vit.js';
-import { makeDenseCountScene, makeDistractorCountScene } from '../../../tools/synth/count.js';
+import { makeCountScene, makeDenseCountScene, makeDistractorCountScene } from '../../../tools/synth/count.js';
 
 describe('training-free counting, fixed', { timeout: 600_000 }, () => {
   const model = importViTFile(path.join(DEFAULT_MODEL_DIR, 'flaneur-vit-ti16-dora-vtest.safetensors'));
@@ -59,6 +59,19 @@ describe('training-free counting, fixed', { timeout: 600_000 }, () => {
     // The rule before (3 clusters, the one with the most blobs) took the bricks at the finest size.
     const before = await countAutoDense(ex, knn, img, { maxSide: 1792, clusters: 3, choice: 'blobs' });
     expect(before.count).toBeGreaterThan(2 * scene.count);
+  });
+
+  it('counts a small image with few objects at a size where they are whole, not their parts', async () => {
+    // A 320 px sparse tuning scene (58 targets, 4 distractors): enlarged 4x, the most salient cluster of alike blobs
+    // is a part of the objects (2-3 patches each) and the count more than doubles; at most 3x it stays near.
+    const scene = makeCountScene(7001);
+    const img = { width: scene.width, height: scene.height, data: scene.rgb };
+    const r = await countAutoDense(ex, knn, img);
+    expect(r.trials.map((t) => t.factor.toFixed(1))).toEqual(['0.7', '1.4', '2.8']);
+    expect(Math.abs(r.count - scene.count)).toBeLessThanOrEqual(0.3 * scene.count);
+    const at4 = await countAutoDense(ex, knn, img, { maxFactor: 4 });
+    expect(at4.trials.at(-1)?.factor).toBe(4);
+    expect(at4.count).toBeGreaterThan(2 * scene.count);
   });
 
   it('leaves look-alike distractors out with negative exemplars; the peaks’ statistics never make it worse', async () => {

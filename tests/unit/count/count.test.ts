@@ -42,7 +42,7 @@ describe('counting pieces', () => {
   });
 
   it('counts a synthetic scene by colour (the baseline) close to the truth when colours are distinct', () => {
-    const s = makeCountScene(1001);
+    const s = makeCountScene(7002);
     const r = countByColour({ width: s.width, height: s.height, data: s.rgb }, s.exemplar);
     expect(Math.abs(r.count - s.count)).toBeLessThanOrEqual(Math.max(3, 0.3 * s.count));
   });
@@ -66,7 +66,7 @@ describe('exemplar and automatic counting on model features', () => {
 
   it('counts fewer things as the threshold rises, never closer together than the exemplar radius', async () => {
     extractors = await Promise.all([224, 448].map((s) => FeatureExtractor.create(model, s)));
-    const s = makeCountScene(1003);
+    const s = makeCountScene(7003);
     const img = { width: s.width, height: s.height, data: s.rgb };
     const r = await countWithExemplars(extractors, img, [s.exemplar]);
     expect(r.count).toBeGreaterThan(0);
