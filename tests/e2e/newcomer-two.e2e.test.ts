@@ -306,6 +306,8 @@ describe("a newcomer's second hour, end to end in browser mode", () => {
     await expect.poll(async () => Number(await number.textContent()), { timeout: 120_000 }).toBeGreaterThan(0);
     expect(calls('count.auto') - countsBefore).toBe(1);
     expect((await counting()).join('\n')).toContain('Counting automatically…');
+    // An automatic count says how far it can be trusted, with the measured figures behind it.
+    await expect(page.getByTestId('count-auto-caveat')).toContainText('worse than guessing their average count');
     await s.shot('84-count-starter');
     expect(s.errors).toEqual([]);
   });
