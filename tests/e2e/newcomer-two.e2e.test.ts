@@ -307,7 +307,9 @@ describe("a newcomer's second hour, end to end in browser mode", () => {
     expect(calls('count.auto') - countsBefore).toBe(1);
     expect((await counting()).join('\n')).toContain('Counting automatically…');
     // An automatic count says how far it can be trusted, with the measured figures behind it.
-    await expect(page.getByTestId('count-auto-caveat')).toContainText('worse than guessing their average count');
+    await expect
+      .poll(() => page.getByTestId('count-auto-caveat').textContent(), { timeout: 60_000 })
+      .toContain('worse than guessing their average count');
     await s.shot('84-count-starter');
     expect(s.errors).toEqual([]);
   });
