@@ -54,9 +54,14 @@ export interface SceneOptions {
   distractors?: number;
 }
 
-/** Tuning seeds (used while choosing the bench's settings) and held-out seeds (the reported figures). */
+/**
+ * Tuning seeds (used while choosing the bench's settings) and held-out seeds (the reported figures). The first
+ * held-out set (101-103) has been inspected per frame (bench/README.md: seed 103), so it is no longer unseen; the
+ * second (104-111, the next seeds of the same generator, declared before any of them was run) is the one reported.
+ */
 export const TUNING_SEEDS = [11, 12, 13, 14] as const;
-export const HELD_OUT_SEEDS = [101, 102, 103] as const;
+export const HELD_OUT_SEEDS_INSPECTED = [101, 102, 103] as const;
+export const HELD_OUT_SEEDS = [104, 105, 106, 107, 108, 109, 110, 111] as const;
 
 const HUES: [number, number, number][] = [
   [230, 60, 50],
