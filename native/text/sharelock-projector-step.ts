@@ -1,19 +1,21 @@
 /**
- * The language projector of a ShareLock training step with BatchNorm's backward written by hand (the autodiff
- * of the written-out forward took ~15 full-size passes per layer; this takes ~5, PyTorch's count).
+ * The language projector of a ShareLock training step with BatchNorm's backward written by hand (the autodiff of
+ * the written-out forward made ~15 full-size passes a layer; this makes 7 and a boolean one, plus 3 reductions).
  *
- * Per hidden layer: lin = Gemm(h, W, bias); c = lin − mean; var = ReduceSumSquare(c) / B; y = ONNX
- * BatchNormalization (inference form) of lin with the batch's mean and var — one pass; ReLU; dropout mask.
- * Backward, with dy the gradient at y, x̂ = c · invstd, s = Σ dy·c:
- *   dβ = Σ dy, dγ = invstd · s, dlin = γ·invstd · (dy − mean(dy) − c · invstd² · s / B)
- * (PyTorch's dx = invstd·γ·(dy − mean(dy) − x̂·mean(dy·x̂)) without forming x̂), the last affine step as one
- * BatchNormalization (mean(dy) as its mean, γ·invstd as its scale, var 1, ε 0); then each Linear's gradients as
- * Gemms in the layouts autodiff's Gemm rule gives (dW = dlinᵀ h, dh = dlin W, no transposes).
+ * Per hidden layer: lin = Gemm(h, W, bias); c = lin − mean; var = mean(c²); y = c · (γ · invstd) + β; ReLU;
+ * dropout mask (the same forward as sharelock.ts's `languageProjector`). Backward, with dy the gradient at y,
+ * x̂ = c · invstd and s = Σ dy·c:
+ *   dβ = Σ dy, dγ = invstd · s, dlin = γ·invstd · (dy − c · invstd² · s / B − mean(dy))
+ * (PyTorch's dx = invstd·γ·(dy − mean(dy) − x̂·mean(dy·x̂)) without forming x̂); then each Linear's gradients as
+ * Gemms in the layouts autodiff's Gemm rule gives (dW = dlinᵀ h, dh = dlin W, no transposes). ONNX's
+ * BatchNormalization (inference form, fed the batch's statistics) was tried for both affine steps: one node, but
+ * ORT's CPU kernel on [N, C] took 54 CPU ms at 4096² against 25 for Mul + Add (and ReduceSumSquare was no faster
+ * than Mul + ReduceMean), so plain element-wise nodes.
  * What follows the hidden layers (the last Linear, the L2 norm, the loss) stays with the autodiff.
  */
 import { gradients } from '../graph/autodiff/grad.js';
 import type { GraphBuilder } from '../graph/builder.js';
-import { attr, type Value } from '../graph/ir.js';
+import type { Value } from '../graph/ir.js';
 import { l2Normalize, type ShareLockConfig } from './sharelock.js';
 
 const P = 'language_projector.projection';
@@ -26,12 +28,6 @@ interface SavedLayer {
   scale: Value;
   out: Value;
   mask: Value | null;
-}
-
-function batchNorm(b: GraphBuilder, x: Value, scale: Value, bias: Value, mean: Value, variance: Value, eps: number) {
-  return b.node('BatchNormalization', [x, scale, bias, mean, variance], [{ dtype: 'float32', shape: x.shape }], {
-    epsilon: attr.float(eps),
-  })[0] as Value;
 }
 
 /**
@@ -49,8 +45,6 @@ export function projectorStep(
   const { masks, batch } = o;
   const running = new Map<string, Value>();
   const saved: SavedLayer[] = [];
-  const H = c.hidden;
-  const zeros = b.constFloat(new Array<number>(H).fill(0));
   let h = x;
   for (let i = 0; i < c.layers - 1; i++) {
     h = b.scope(`language_projector/layer ${i}`, () => {
@@ -59,14 +53,11 @@ export function projectorStep(
       const bn = `${P}.${4 * i + 1}`;
       const mean = b.reduceMean(lin, [0], false);
       const centred = b.sub(lin, mean);
-      const sumSq = b.node('ReduceSumSquare', [centred], [{ dtype: 'float32', shape: [H] }], {
-        axes: attr.ints([0]),
-        keepdims: attr.int(0),
-      })[0] as Value;
-      const variance = b.mul(sumSq, b.constFloat(1 / batch));
+      const variance = b.reduceMean(b.mul(centred, centred), [0], false);
       const invstd = b.div(b.constFloat(1), b.sqrt(b.add(variance, b.constFloat(c.bnEps))));
       const gamma = param(`${bn}.weight`);
-      const y = batchNorm(b, lin, gamma, param(`${bn}.bias`), mean, variance, c.bnEps);
+      const scale = b.mul(gamma, invstd);
+      const y = b.add(b.mul(centred, scale), param(`${bn}.bias`));
       const m = b.constFloat(c.bnMomentum);
       const keep = b.constFloat(1 - c.bnMomentum);
       const unbiased = b.mul(variance, b.constFloat(batch / (batch - 1)));
@@ -75,7 +66,7 @@ export function projectorStep(
       const mask = masks?.[i] ?? null;
       const r = b.relu(y);
       const out = mask ? b.mul(r, mask, 'dropout') : r;
-      saved.push({ input: h, weight, centred, invstd, scale: b.mul(gamma, invstd), out, mask });
+      saved.push({ input: h, weight, centred, invstd, scale, out, mask });
       return out;
     });
   }
@@ -93,7 +84,6 @@ export function projectorStep(
   let dh = c.layers > 1 ? (auto.get(h.name) as Value) : null;
   b.scope('grad/language_projector', () => {
     const zero = b.constFloat(0);
-    const ones = b.constFloat(new Array<number>(H).fill(1));
     const invB = b.constFloat(1 / batch);
     for (let i = c.layers - 2; i >= 0; i--) {
       const s = saved[i] as SavedLayer;
@@ -108,7 +98,7 @@ export function projectorStep(
       grads.set(param(`${bn}.bias`).name, dbeta);
       const a = b.mul(b.mul(dyc, b.mul(s.invstd, s.invstd)), invB);
       const u = b.sub(dy, b.mul(s.centred, a));
-      const dlin = batchNorm(b, u, s.scale, zeros, b.mul(dbeta, invB), ones, 0);
+      const dlin = b.mul(b.sub(u, b.mul(dbeta, invB)), s.scale);
       grads.set(s.weight.name, b.gemm(dlin, s.input, null, { transA: true }));
       grads.set(param(`${P}.${4 * i}.bias`).name, b.reduceSum(dlin, [0], false));
       dh = i > 0 ? b.gemm(dlin, s.weight, null) : null;
