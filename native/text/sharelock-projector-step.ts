@@ -3,8 +3,8 @@
  * the written-out forward made ~15 full-size passes a layer; this makes 7 and a boolean one, plus 3 reductions).
  *
  * Per hidden layer: lin = Gemm(h, W, bias); c = lin − mean; var = mean(c²); y = c · (γ · invstd) + β; ReLU;
- * dropout mask (the same forward as sharelock.ts's `languageProjector`). Backward, with dy the gradient at y,
- * x̂ = c · invstd and s = Σ dy·c:
+ * dropout mask (BatchNorm1d in training mode: the biased variance normalises, the unbiased one goes into the running
+ * variance). Backward, with dy the gradient at y, x̂ = c · invstd and s = Σ dy·c:
  *   dβ = Σ dy, dγ = invstd · s, dlin = γ·invstd · (dy − c · invstd² · s / B − mean(dy))
  * (PyTorch's dx = invstd·γ·(dy − mean(dy) − x̂·mean(dy·x̂)) without forming x̂); then each Linear's gradients as
  * Gemms in the layouts autodiff's Gemm rule gives (dW = dlinᵀ h, dh = dlin W, no transposes). ONNX's
