@@ -6,7 +6,6 @@
  * to `max_norm` (Lightning's gradient_clip_val, before the step), then torch.optim.Adam with its (coupled) weight
  * decay added to the clipped gradient, on every parameter, in place (`adamInPlace`).
  */
-import { gradients } from '../graph/autodiff/grad.js';
 import { GraphBuilder } from '../graph/builder.js';
 import type { Value } from '../graph/ir.js';
 import { toOnnx } from '../graph/onnx.js';
@@ -15,12 +14,12 @@ import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
 import { type GemmRowOptions, splitGemmRows } from './gemm-rows.js';
 import {
   l2Normalize,
-  languageProjector,
   type ShareLockConfig,
   shareLockBufferShapes,
   shareLockLoss,
   shareLockParamShapes,
 } from './sharelock.js';
+import { projectorStep } from './sharelock-projector-step.js';
 
 export interface ShareLockStepConfig {
   head: ShareLockConfig;
@@ -80,13 +79,13 @@ function microBatch(b: GraphBuilder, cfg: ShareLockStepConfig, accumulated: bool
     if (!v) throw new Error(`no ShareLock parameter ${name}`);
     return v;
   };
-  const { out: textEmb, running } = b.scope('language_projector', () =>
-    languageProjector(b, c, text, param, { masks, batch: B }),
-  );
   const image = b.scope('vision_projector', () => l2Normalize(b, vision));
-  const { loss, shifts } = shareLockLoss(b, image, textEmb);
-  const scaled = k > 1 ? b.mul(loss, b.constFloat(1 / k)) : loss;
-  const grads = gradients(b, scaled, [...params.keys()].map(param), shifts);
+  // BatchNorm's backward by hand (sharelock-projector-step.ts); the loss and the last Linear by the autodiff
+  // (each micro-batch's loss / k differentiated)
+  const { loss, running, grads } = projectorStep(b, c, text, param, { masks, batch: B, lossScale: 1 / k }, (t) => {
+    const out = shareLockLoss(b, image, t);
+    return { loss: out.loss, stop: out.shifts };
+  });
   const own = [...params.keys()].map((n) => grads.get(param(n).name) as Value);
   // Gradients of the earlier micro-batches of this step, summed (inputs), plus this one's.
   const total = accumulated

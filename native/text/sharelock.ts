@@ -108,29 +108,20 @@ export function l2Normalize(b: GraphBuilder, x: Value): Value {
   return b.div(x, b.sqrt(b.reduceSum(b.mul(x, x), [-1], true)));
 }
 
-export interface ProjectorTraining {
-  /** Dropout masks per hidden layer ([B, hidden], 0 or 1/(1-p)); null: no dropout. */
-  masks: readonly Value[] | null;
-  /** Static batch size (BatchNorm's unbiased running variance needs n / (n − 1)). */
-  batch: number;
-}
-
 /**
- * The language projector. Training: BatchNorm with the batch's statistics (biased variance to normalise), and the
- * running statistics' updates returned; evaluation (`training` null): the running statistics, no dropout.
+ * The language projector in evaluation: BatchNorm with the running statistics folded to one scale and shift, no
+ * dropout. Training (batch statistics, running-statistics updates, masks, and BatchNorm's backward by hand) is
+ * sharelock-projector-step.ts's `projectorStep`.
  */
 export function languageProjector(
   b: GraphBuilder,
   c: ShareLockConfig,
   x: Value,
   param: (name: string) => Value,
-  training: ProjectorTraining | null,
   /** A Linear weight already transposed to [in, out] (inference graphs store them so); default: `param`'s [out, in]. */
   weightT?: (name: string) => Value,
-): { out: Value; running: Map<string, Value> } {
-  const running = new Map<string, Value>();
-  // One Gemm per Linear, bias included; the [out, in] weight read transposed by Gemm (transB), so neither the
-  // forward nor the autodiff's Gemm rule transposes a weight or its gradient (7 % of a step when they did).
+): Value {
+  // One Gemm per Linear, bias included; an [out, in] weight is read transposed by Gemm (transB).
   const linear = (h: Value, i: number) =>
     weightT
       ? b.gemm(h, weightT(`${P}.${i}.weight`), param(`${P}.${i}.bias`), {}, 'linear')
@@ -141,38 +132,12 @@ export function languageProjector(
       const lin = linear(h, 4 * i);
       const bn = `${P}.${4 * i + 1}`;
       const eps = b.constFloat(c.bnEps);
-      let y: Value;
-      if (training) {
-        const mean = b.reduceMean(lin, [0], true);
-        const centred = b.sub(lin, mean);
-        const variance = b.reduceMean(b.mul(centred, centred), [0], true);
-        // γ / √(var + ε) on the [1, hidden] row first: one full-size pass fewer than dividing, then scaling
-        const scale = b.div(param(`${bn}.weight`), b.sqrt(b.add(variance, eps)));
-        y = b.add(b.mul(centred, scale), param(`${bn}.bias`));
-        const m = b.constFloat(c.bnMomentum);
-        const keep = b.constFloat(1 - c.bnMomentum);
-        const unbiased = b.mul(variance, b.constFloat(training.batch / (training.batch - 1)));
-        running.set(
-          `${bn}.running_mean`,
-          b.add(b.mul(param(`${bn}.running_mean`), keep), b.mul(b.reshape(mean, [-1]), m)),
-        );
-        running.set(
-          `${bn}.running_var`,
-          b.add(b.mul(param(`${bn}.running_var`), keep), b.mul(b.reshape(unbiased, [-1]), m)),
-        );
-      } else {
-        const scale = b.div(param(`${bn}.weight`), b.sqrt(b.add(param(`${bn}.running_var`), eps)));
-        const shift = b.sub(param(`${bn}.bias`), b.mul(param(`${bn}.running_mean`), scale));
-        y = b.add(b.mul(lin, scale), shift);
-      }
-      y = b.relu(y);
-      const mask = training?.masks?.[i];
-      return mask ? b.mul(y, mask, 'dropout') : y;
+      const scale = b.div(param(`${bn}.weight`), b.sqrt(b.add(param(`${bn}.running_var`), eps)));
+      const shift = b.sub(param(`${bn}.bias`), b.mul(param(`${bn}.running_mean`), scale));
+      return b.relu(b.add(b.mul(lin, scale), shift));
     });
   }
-  const last = 4 * (c.layers - 1);
-  const out = linear(h, last);
-  return { out: l2Normalize(b, out), running };
+  return l2Normalize(b, linear(h, 4 * (c.layers - 1)));
 }
 
 /**
@@ -217,7 +182,7 @@ export function buildTextProjector(c: ShareLockConfig, weights: ReadonlyMap<stri
     for (let r = 0; r < out; r++) for (let k = 0; k < inp; k++) t[k * out + r] = w[r * inp + k] as number;
     return b.initializer(`${name}.T`, t, [inp, out]);
   };
-  b.output(languageProjector(b, c, x, param, null, weightT).out, 'embedding');
+  b.output(languageProjector(b, c, x, param, weightT), 'embedding');
   return toOnnx(b.build());
 }
 
