@@ -73,7 +73,7 @@ export function buildShareLockValidation(c: ShareLockConfig): Uint8Array {
   const image = b.input('image', 'float32', ['n', c.visionDim]);
   const shapes = new Map([...shareLockParamShapes(c), ...shareLockBufferShapes(c)]);
   const param = (name: string) => b.value(name) ?? b.input(name, 'float32', shapes.get(name) as number[]);
-  const projected = languageProjector(b, c, text, param, null).out;
+  const projected = languageProjector(b, c, text, param);
   b.output(shareLockLoss(b, l2Normalize(b, image), projected).loss, 'loss');
   return toOnnx(b.build());
 }
