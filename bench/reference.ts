@@ -85,9 +85,7 @@ export function threadEnv(threads: number): NodeJS.ProcessEnv {
   const t = String(threads);
   const wait = threads > 1 ? Object.entries(REFERENCE_WAIT_ENV).filter(([k]) => process.env[k] === undefined) : [];
   return {
-    // The allocator setting Flaneur's workers run with (workerEnv: glibc's mmap threshold at 1 MiB) serves PyTorch too
-    // (NeCo's peak 1371 -> 1318 MB, loaded): both sides' peak memory is measured with it.
-    ...workerEnv(process.env),
+    ...process.env,
     OMP_NUM_THREADS: t,
     OPENBLAS_NUM_THREADS: t,
     MKL_NUM_THREADS: t,
@@ -97,6 +95,8 @@ export function threadEnv(threads: number): NodeJS.ProcessEnv {
 
 export interface ReferenceRun extends Json {
   threads: number;
+  /** The configuration's key in the JSON: the thread count, `+malloc1MiB` when run with Flaneur's allocator setting. */
+  config: string;
   /** Median seconds per timed run (a step, or one pass over the queries). */
   s_per_step: number;
   peak_rss_mb: number;
@@ -105,10 +105,15 @@ export interface ReferenceRun extends Json {
 export interface Reference {
   /** The fastest configuration. */
   best: ReferenceRun;
+  /** The configuration with the lowest peak RSS (memory is compared against PyTorch at its leanest). */
+  leanest: ReferenceRun;
   runs: ReferenceRun[];
   /** For the JSON: every configuration's median seconds and peak RSS, keyed by thread count, and the winner. */
   summary: {
     torch_threads: number;
+    /** The fastest configuration's key and the leanest's (see ReferenceRun.config). */
+    torch_config: string;
+    torch_leanest_config: string;
     torch_s_by_threads: Record<string, number>;
     torch_runs_s_by_threads: Record<string, unknown>;
     torch_peak_rss_mb_by_threads: Record<string, number>;
@@ -145,26 +150,40 @@ export function torchReference(
   /** Flaneur's figures already measured, kept in the JSON if the reference turns out set up unfairly. */
   ours: Json = {},
 ): Reference {
-  const envs = new Map<number, Record<string, string | undefined>>();
-  const runs = threads.map((t) => {
-    const env = threadEnv(t);
-    envs.set(t, Object.fromEntries(REFERENCE_ENV_VARS.map((k) => [k, env[k]])));
+  const envs = new Map<string, Record<string, string | undefined>>();
+  // Every thread count with glibc's default allocator and with Flaneur's workers' setting (workerEnv: mmap threshold
+  // fixed at 1 MiB). The setting trades PyTorch's speed for memory (DINO step at 1 thread, quiet: 7.81 s and 1613 MB
+  // with it, 4.89 s and 2435 MB without), so speed is compared with its fastest configuration and memory with its
+  // leanest, each PyTorch at its best.
+  const configs = threads.flatMap((t) => [
+    { t, key: String(t), env: threadEnv(t) },
+    { t, key: `${t}+malloc1MiB`, env: workerEnv(threadEnv(t)) },
+  ]);
+  const runs = configs.map(({ t, key, env }) => {
+    envs.set(key, Object.fromEntries(REFERENCE_ENV_VARS.map((k) => [k, env[k]])));
     const res = runJson(TORCH_PYTHON, [path.join(ROOT, 'tools', script), ...args, '--threads', String(t)], env);
     if (Number(res.threads) !== t)
       throw new Error(`${label}: the PyTorch reference ran with ${res.threads} threads, not the ${t} it was given`);
     console.error(
-      `${label}: torch ${t} thread(s): ${r3(res.s_per_step)} s (median of ${(res.runs_s as unknown[] | undefined)?.length ?? '?'}), peak RSS ${Number(res.peak_rss_mb).toFixed(0)} MB`,
+      `${label}: torch ${key}: ${r3(res.s_per_step)} s (median of ${(res.runs_s as unknown[] | undefined)?.length ?? '?'}), peak RSS ${Number(res.peak_rss_mb).toFixed(0)} MB`,
     );
-    return res as ReferenceRun;
+    return { ...res, config: key } as ReferenceRun;
   });
   const best = runs.reduce((a, b) => (b.s_per_step < a.s_per_step ? b : a));
-  const worst = runs.reduce((a, b) => (b.s_per_step > a.s_per_step ? b : a));
+  const leanest = runs.reduce((a, b) => (b.peak_rss_mb < a.peak_rss_mb ? b : a));
+  // The set-up fault is about threads: the slowest thread count at its best allocator against the fastest.
+  const perThreads = threads.map((t) =>
+    runs.filter((x) => x.threads === t).reduce((a, b) => (b.s_per_step < a.s_per_step ? b : a)),
+  );
+  const worst = perThreads.reduce((a, b) => (b.s_per_step > a.s_per_step ? b : a));
   const summary = {
     torch_threads: best.threads,
-    torch_s_by_threads: Object.fromEntries(runs.map((x) => [String(x.threads), r3(x.s_per_step)])),
-    torch_runs_s_by_threads: Object.fromEntries(runs.map((x) => [String(x.threads), x.runs_s])),
-    torch_peak_rss_mb_by_threads: Object.fromEntries(runs.map((x) => [String(x.threads), r3(x.peak_rss_mb)])),
-    torch_env_by_threads: Object.fromEntries(runs.map((x) => [String(x.threads), envs.get(x.threads) ?? {}])),
+    torch_config: best.config,
+    torch_leanest_config: leanest.config,
+    torch_s_by_threads: Object.fromEntries(runs.map((x) => [x.config, r3(x.s_per_step)])),
+    torch_runs_s_by_threads: Object.fromEntries(runs.map((x) => [x.config, x.runs_s])),
+    torch_peak_rss_mb_by_threads: Object.fromEntries(runs.map((x) => [x.config, r3(x.peak_rss_mb)])),
+    torch_env_by_threads: Object.fromEntries(runs.map((x) => [x.config, envs.get(x.config) ?? {}])),
   };
   if (worst.s_per_step > 2 * best.s_per_step) {
     throw new BenchSetupFault(
@@ -172,7 +191,7 @@ export function torchReference(
       { bench: label, ...ours, torch_s_per_step_best: r3(best.s_per_step), ...summary, ...machine() },
     );
   }
-  return { best, runs, summary };
+  return { best, leanest, runs, summary };
 }
 
 /** Load average and cores, for every result JSON (the figures of a loaded machine say so). */
