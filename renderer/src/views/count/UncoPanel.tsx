@@ -142,7 +142,11 @@ export function UncoPanel({
             {counters.length === 0 && <option value="">none trained yet</option>}
             {counters.map((c) => (
               <option key={c.jobId} value={c.jobId}>
-                {c.name} ({c.shots ? 'with exemplars' : 'automatic'})
+                {c.name}
+                {/* the kind, unless the counter's name already says it (default names do) */}
+                {c.name.includes(c.shots ? 'with exemplars' : 'automatic')
+                  ? ''
+                  : ` (${c.shots ? 'with exemplars' : 'automatic'})`}
               </option>
             ))}
           </select>
