@@ -11,7 +11,10 @@ import { tmpDir } from '../../helpers/tmp.js';
 
 /** Writes garbage over the root page of `table` in a closed project database (as a failing disk or tool would). */
 function damagePage(dbFile: string, table: string): void {
-  const db = new Database(dbFile, { readonly: true });
+  const db = new Database(dbFile);
+  // Pages still in the write-ahead log (a worker process that closed its connection last, or was stopped, leaves
+  // one) would shadow the damaged page of the main file: fold them in first, so the garbage is what is read.
+  db.pragma('wal_checkpoint(TRUNCATE)');
   const { rootpage } = db.prepare(`SELECT rootpage FROM sqlite_master WHERE name = ?`).get(table) as {
     rootpage: number;
   };
