@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { FeatureExtractor, loadRegisteredModel } from '../features/extract.js';
-import type { ItemResult, JobHandler } from '../jobs/types.js';
+import type { ItemResult, JobContext, JobHandler } from '../jobs/types.js';
 import { FrameStore } from '../media/frame-store.js';
 import { countWithExemplars, countWithPrototypes, defaultThreshold, exemplarPrototypes } from './count.js';
 
@@ -59,30 +59,47 @@ export const countBatchJob: JobHandler<CountBatchArgs, { frames: number }> = {
         const m = project.media.get(id);
         return m ? [...Array(m.frameCount).keys()].filter((i) => i % a.every === 0).map((i) => ({ id, i })) : [];
       });
-      const done = ctx.finishedKeys();
-      let n = frames.filter((f) => done.has(`${f.id}:${f.i}`)).length;
-      ctx.phase(`counting on ${extractors[0]?.provider ?? 'cpu'}`, { total: frames.length, unit: 'frames', done: n });
-      let batch: ItemResult[] = [];
-      for (const f of frames) {
-        const key = `${f.id}:${f.i}`;
-        if (done.has(key)) continue;
-        ctx.throwIfAborted();
-        const r = await countWithPrototypes(extractors, read(f.id, f.i), protos, radius, threshold, {
+      await countFrames(ctx, frames, `counting on ${extractors[0]?.provider ?? 'cpu'}`, async (id, i) => {
+        const r = await countWithPrototypes(extractors, read(id, i), protos, radius, threshold, {
           negatives,
           ...(a.roi ? { roi: a.roi } : {}),
         });
-        const pts = project.media.frames(f.id, f.i, 1)[0]?.pts ?? 0;
-        batch.push({ key, status: 'ok', result: { mediaId: f.id, frameIdx: f.i, pts, count: r.count, threshold } });
-        n++;
-        ctx.progress(n, frames.length);
-        if (batch.length >= 8) {
-          ctx.commit(batch, { frames: n });
-          batch = [];
-        }
-      }
-      if (batch.length) ctx.commit(batch, { frames: n });
+        return { count: r.count, threshold };
+      });
     } finally {
       for (const e of extractors) await e.release();
     }
   },
 };
+
+/**
+ * The per-frame loop of a counting job (`count.batch`, `count.uncoVideo`): every frame not recorded by an earlier
+ * attempt counted in order, its stored item `{ mediaId, frameIdx, pts, ...counted }`, committed 8 at a time with
+ * progress in frames; cancellable between frames.
+ */
+export async function countFrames(
+  ctx: JobContext<unknown, { frames: number }>,
+  frames: readonly { id: number; i: number }[],
+  phase: string,
+  count: (mediaId: number, frameIdx: number) => Promise<{ count: number } & Record<string, unknown>>,
+): Promise<void> {
+  const done = ctx.finishedKeys();
+  let n = frames.filter((f) => done.has(`${f.id}:${f.i}`)).length;
+  ctx.phase(phase, { total: frames.length, unit: 'frames', done: n });
+  let batch: ItemResult[] = [];
+  for (const f of frames) {
+    const key = `${f.id}:${f.i}`;
+    if (done.has(key)) continue;
+    ctx.throwIfAborted();
+    const counted = await count(f.id, f.i);
+    const pts = ctx.project.media.frames(f.id, f.i, 1)[0]?.pts ?? 0;
+    batch.push({ key, status: 'ok', result: { mediaId: f.id, frameIdx: f.i, pts, ...counted } });
+    n++;
+    ctx.progress(n, frames.length);
+    if (batch.length >= 8) {
+      ctx.commit(batch, { frames: n });
+      batch = [];
+    }
+  }
+  if (batch.length) ctx.commit(batch, { frames: n });
+}

@@ -8,9 +8,10 @@
 import { FlaneurError } from '../api/errors.js';
 import { CountUncoVideoArgs } from '../api/unco.js';
 import { FeatureExtractor, loadRegisteredModel } from '../features/extract.js';
-import type { ItemResult, JobHandler } from '../jobs/types.js';
+import type { JobHandler } from '../jobs/types.js';
 import { FrameStore } from '../media/frame-store.js';
 import type { Project } from '../store/project.js';
+import { countFrames } from './batch.js';
 import { listUncoCounters, UncoCounter, type UncoCounterInfo } from './unco-counter.js';
 import { UNCO_SIZE } from './unco-library.js';
 
@@ -50,36 +51,16 @@ export const countUncoVideoJob: JobHandler<CountUncoVideoArgs, { frames: number 
     const m = project.media.get(a.mediaId);
     const [w, h] = [m?.frameWidth ?? 0, m?.frameHeight ?? 0];
     const store = new FrameStore(project.cacheDir);
-    const frames = [...Array(count).keys()].filter((i) => i % a.every === 0);
-    const done = ctx.finishedKeys();
-    let n = frames.filter((i) => done.has(`${a.mediaId}:${i}`)).length;
+    const frames = [...Array(count).keys()].filter((i) => i % a.every === 0).map((i) => ({ id: a.mediaId, i }));
     const counter = await UncoCounter.load(info, ctx.runtime);
     const { model } = loadRegisteredModel(project, info.modelId);
     const extractor = await FeatureExtractor.create(model, UNCO_SIZE, ctx.runtime, 'square');
     try {
       // The exemplars' features once, from their frame, for every frame.
       const exemplars = await counter.exemplars(extractor, store.image(a.mediaId, a.exemplarFrameIdx, w, h), a.boxes);
-      ctx.phase(`counting with the trained counter on ${extractor.provider}`, {
-        total: frames.length,
-        unit: 'frames',
-        done: n,
-      });
-      let batch: ItemResult[] = [];
-      for (const i of frames) {
-        const key = `${a.mediaId}:${i}`;
-        if (done.has(key)) continue;
-        ctx.throwIfAborted();
-        const r = await counter.countWith(extractor, store.image(a.mediaId, i, w, h), exemplars);
-        const pts = project.media.frames(a.mediaId, i, 1)[0]?.pts ?? 0;
-        batch.push({ key, status: 'ok', result: { mediaId: a.mediaId, frameIdx: i, pts, count: r.count } });
-        n++;
-        ctx.progress(n, frames.length);
-        if (batch.length >= 8) {
-          ctx.commit(batch, { frames: n });
-          batch = [];
-        }
-      }
-      if (batch.length) ctx.commit(batch, { frames: n });
+      await countFrames(ctx, frames, `counting with the trained counter on ${extractor.provider}`, async (id, i) => ({
+        count: (await counter.countWith(extractor, store.image(id, i, w, h), exemplars)).count,
+      }));
     } finally {
       await extractor.release();
       await counter.release();
