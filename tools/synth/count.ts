@@ -72,17 +72,20 @@ export function makeCountScene(seed: number, o: { size?: number; min?: number; m
     }
   }
   const targets = placed.filter((p) => p.category === target);
-  const ex = targets[0] ?? { x: W / 2, y: H / 2, r: radius };
-  return {
-    width: W,
-    height: H,
-    rgb,
-    target,
-    count: n,
-    centres: targets.map((p) => [p.x, p.y]),
-    exemplar: boxOf(ex),
-    distractors: d,
-  };
+  return sceneOf({ width: W, height: H, rgb, target, count: n, distractors: d }, targets, radius);
+}
+
+/**
+ * A scene's ground truth: the target count, the targets' centres, the first one's box as the exemplar (the image's
+ * centre at `radius` when there is none).
+ */
+function sceneOf(
+  scene: Omit<CountScene, 'centres' | 'exemplar'>,
+  targets: readonly { x: number; y: number; r: number }[],
+  radius: number,
+): CountScene {
+  const ex = targets[0] ?? { x: scene.width / 2, y: scene.height / 2, r: radius };
+  return { ...scene, centres: targets.map((p) => [p.x, p.y]), exemplar: boxOf(ex) };
 }
 
 /** The box around an object (x, y, w, h), as a user would draw it. */
@@ -176,17 +179,7 @@ export function makeDenseCountScene(
     }
   for (const p of placed) paint(rgb, W, H, p, p.category, (dx, dy) => objectColour(p, dx, dy));
   const targets = placed.filter((p) => p.category === target);
-  const ex = targets[0] ?? { x: W / 2, y: H / 2, r: o.radius };
-  return {
-    width: W,
-    height: H,
-    rgb,
-    target,
-    count: n,
-    centres: targets.map((p) => [p.x, p.y]),
-    exemplar: boxOf(ex),
-    distractors: d,
-  };
+  return sceneOf({ width: W, height: H, rgb, target, count: n, distractors: d }, targets, o.radius);
 }
 
 /** A kind of look-alike distractor: what it shares with the target and what differs. */
@@ -268,17 +261,11 @@ export function makeDistractorCountScene(
     }
   for (const p of placed)
     paint(rgb, W, H, p, p.shape, (dx, dy) => objectColour({ category: p.texture, hue: p.hue, phase: p.phase }, dx, dy));
-  const targets = placed.filter((p) => p.target);
-  const ex = targets[0] ?? { x: W / 2, y: H / 2, r: radius };
-  return {
-    width: W,
-    height: H,
-    rgb,
-    target,
-    count: n,
-    centres: targets.map((p) => [p.x, p.y]),
-    exemplar: boxOf(ex),
-    distractors: placedKinds.reduce((a, k) => a + k.count, 0),
-    kinds: placedKinds,
-  };
+  const distractors = placedKinds.reduce((a, k) => a + k.count, 0);
+  const scene = sceneOf(
+    { width: W, height: H, rgb, target, count: n, distractors },
+    placed.filter((p) => p.target),
+    radius,
+  );
+  return { ...scene, kinds: placedKinds };
 }
