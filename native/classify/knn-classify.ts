@@ -148,7 +148,7 @@ export async function classifyFolder(
     const items = folders[0]?.items ?? [];
     const noFeatures = items.filter((id) => !inRun.has(id)).length;
     // Asked while an extraction is still under way (the run grows when it ends): say so, not only "found 0".
-    const extracting = project.jobs.list({ states: ['queued', 'running'] }).find((j) => j.kind === 'features.extract');
+    const extracting = project.jobs.list({ states: ['queued', 'running'], kinds: ['features.extract'], limit: 1 })[0];
     const why = [
       noFeatures
         ? `${noFeatures} of the ${items.length} library items it labels have no features in this run (${extracting ? `features are being extracted now, job #${extracting.id}: classify again when it has finished` : 'extract again after adding them'}).`

@@ -33,9 +33,12 @@ const finite = (s: string | undefined) => (s !== undefined && Number.isFinite(Nu
 /** The trained counters of a project: its finished `train.unco` (and `train.uncoImport`) jobs whose decoder file is still there. */
 export function listUncoCounters(project: Project): UncoCounterInfo[] {
   const out: UncoCounterInfo[] = [];
-  for (const job of project.jobs.list({ states: ['done'], limit: 100_000 })) {
-    // Trained here, or with torchrun and brought back (unco-export.ts).
-    if (job.kind !== 'train.unco' && job.kind !== 'train.uncoImport') continue;
+  // Trained here, or with torchrun and brought back (unco-export.ts).
+  for (const job of project.jobs.list({
+    states: ['done'],
+    kinds: ['train.unco', 'train.uncoImport'],
+    limit: 100_000,
+  })) {
     const item = project.jobs.items(job.id, { limit: 10 }).items.find((i) => i.key === 'export');
     const r = item?.result as { decoder?: unknown; name?: unknown } | null;
     if (typeof r?.decoder !== 'string') continue;

@@ -464,7 +464,8 @@ export class Engine {
    * registration) are registered when their project opens.
    */
   private async registerPendingModels(project: Project): Promise<void> {
-    for (const job of project.jobs.list({ states: ['done'], limit: 100_000 })) {
+    const kinds = ['train.sharelock', 'train.dino', 'train.import'];
+    for (const job of project.jobs.list({ states: ['done'], kinds, limit: 100_000 })) {
       if (job.kind === 'train.sharelock') await this.registerHead(project, job.id);
       if (job.kind !== 'train.dino' && job.kind !== 'train.import') continue;
       const item = project.jobs.items(job.id, { limit: 10 }).items.find((i) => i.key === 'export');

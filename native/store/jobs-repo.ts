@@ -109,16 +109,20 @@ export class JobRepository {
     return row;
   }
 
-  list(options: { states?: readonly JobState[]; limit?: number } = {}): JobRow[] {
-    const limit = options.limit ?? 200;
-    if (options.states && options.states.length > 0) {
-      const marks = options.states.map(() => '?').join(',');
-      const rows = this.db
-        .prepare(`${SELECT_JOB} WHERE j.state IN (${marks}) ORDER BY j.id DESC LIMIT ?`)
-        .all(...options.states, limit) as RawJob[];
-      return rows.map(toRow);
+  /** Newest first; only the given states and kinds when given (an empty list filters nothing). */
+  list(options: { states?: readonly JobState[]; kinds?: readonly string[]; limit?: number } = {}): JobRow[] {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    for (const [column, values] of [
+      ['j.state', options.states],
+      ['j.kind', options.kinds],
+    ] as const) {
+      if (!values || values.length === 0) continue;
+      where.push(`${column} IN (${values.map(() => '?').join(',')})`);
+      params.push(...values);
     }
-    return (this.db.prepare(`${SELECT_JOB} ORDER BY j.id DESC LIMIT ?`).all(limit) as RawJob[]).map(toRow);
+    const sql = `${SELECT_JOB} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY j.id DESC LIMIT ?`;
+    return (this.db.prepare(sql).all(...params, options.limit ?? 200) as RawJob[]).map(toRow);
   }
 
   count(): { total: number; running: number } {

@@ -34,6 +34,27 @@ describe('projects', () => {
     again.close();
   });
 
+  it('lists jobs newest first, filtered by state and by kind together', () => {
+    const p = Project.create(path.join(root, 'job-list'), { appVersion: 'test' });
+    const progress = { phase: 'x', done: 0, total: null, unit: 'items', rate: null, etaS: null };
+    const add = (kind: string, state: 'done' | 'failed') => {
+      const job = p.jobs.insert({ kind, title: kind, args: {}, progress });
+      p.jobs.setState(job.id, state);
+      return job.id;
+    };
+    const a = add('train.unco', 'done');
+    add('train.dino', 'done');
+    add('train.unco', 'failed');
+    const d = add('train.uncoImport', 'done');
+    const ids = (o: Parameters<typeof p.jobs.list>[0]) => p.jobs.list(o).map((j) => j.id);
+    expect(ids({ states: ['done'], kinds: ['train.unco', 'train.uncoImport'] })).toEqual([d, a]);
+    expect(ids({ kinds: ['train.unco'] })).toHaveLength(2);
+    expect(ids({ states: ['done'] })).toHaveLength(3);
+    expect(ids({ kinds: [], states: [] })).toHaveLength(4);
+    expect(ids({ kinds: ['train.unco', 'train.uncoImport'], limit: 1 })).toEqual([d]);
+    p.close();
+  });
+
   it('opens a project given its project.sqlite file', () => {
     const dir = path.join(root, 'by-file');
     Project.create(dir, { appVersion: 'test' }).close();
