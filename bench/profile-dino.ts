@@ -14,7 +14,7 @@ import { BENCH_HEAD, BENCH_SCALARS, BENCH_VIT, benchState } from './step-common.
 const args = process.argv.slice(2);
 const at = args.indexOf('--profile');
 const prefix = at >= 0 ? args[at + 1] : undefined;
-const steps = Number(args.find((a, i) => i !== at + 1 && /^\d+$/.test(a)) ?? 4);
+const steps = Number(args.find((a, i) => (at < 0 || i !== at + 1) && /^\d+$/.test(a)) ?? 4);
 const threads = Number(process.env.T ?? os.availableParallelism());
 const graph = buildDinoStep({
   vit: BENCH_VIT,

@@ -13,7 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { workerEnv } from '../native/jobs/worker-host.js';
+import { HUGE_PAGES_TUNABLE, workerEnv } from '../native/jobs/worker-host.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
 export const TORCH_PYTHON = '/usr/bin/python3';
@@ -71,6 +71,7 @@ export const REFERENCE_WAIT_ENV: Readonly<Record<string, string>> = {
 /** The variables a reference configuration sets, recorded per configuration in the JSON. */
 const REFERENCE_ENV_VARS = [
   'MALLOC_MMAP_THRESHOLD_',
+  'GLIBC_TUNABLES',
   'OMP_NUM_THREADS',
   'OPENBLAS_NUM_THREADS',
   'MKL_NUM_THREADS',
@@ -95,7 +96,10 @@ export function threadEnv(threads: number): NodeJS.ProcessEnv {
 
 export interface ReferenceRun extends Json {
   threads: number;
-  /** The configuration's key in the JSON: the thread count, `+malloc1MiB` when run with Flaneur's allocator setting. */
+  /**
+   * The configuration's key in the JSON: the thread count, `+thp` with malloc's transparent huge pages,
+   * `+malloc1MiB+thp` in Flaneur's workers' environment (both allocator settings).
+   */
   config: string;
   /** Median seconds per timed run (a step, or one pass over the queries). */
   s_per_step: number;
@@ -151,13 +155,15 @@ export function torchReference(
   ours: Json = {},
 ): Reference {
   const envs = new Map<string, Record<string, string | undefined>>();
-  // Every thread count with glibc's default allocator and with Flaneur's workers' setting (workerEnv: mmap threshold
-  // fixed at 1 MiB). The setting trades PyTorch's speed for memory (DINO step at 1 thread, quiet: 7.81 s and 1613 MB
-  // with it, 4.89 s and 2435 MB without), so speed is compared with its fastest configuration and memory with its
-  // leanest, each PyTorch at its best.
+  // Every thread count with glibc's default allocator, with transparent huge pages for malloc (glibc.malloc.hugetlb=1)
+  // and with Flaneur's workers' environment (workerEnv: huge pages and the mmap threshold fixed at 1 MiB). The
+  // threshold trades PyTorch's speed for memory (DINO step at 1 thread, quiet: 7.81 s and 1613 MB with it, 4.89 s and
+  // 2435 MB without), huge pages are what speed Flaneur's steps up, so speed is compared with PyTorch's fastest
+  // configuration and memory with its leanest, each PyTorch at its best.
   const configs = threads.flatMap((t) => [
     { t, key: String(t), env: threadEnv(t) },
-    { t, key: `${t}+malloc1MiB`, env: workerEnv(threadEnv(t)) },
+    { t, key: `${t}+thp`, env: { ...threadEnv(t), GLIBC_TUNABLES: HUGE_PAGES_TUNABLE } },
+    { t, key: `${t}+malloc1MiB+thp`, env: workerEnv(threadEnv(t)) },
   ]);
   const runs = configs.map(({ t, key, env }) => {
     envs.set(key, Object.fromEntries(REFERENCE_ENV_VARS.map((k) => [k, env[k]])));
