@@ -1,7 +1,7 @@
 /**
  * The DINO step of `npm run bench -- train` (ViT-Ti/16, batch 32 at 224 px) in an ONNX Runtime session of its own,
  * for a per-kernel profile: `node --import tsx bench/profile-dino.ts [steps] [--profile PREFIX]` prints each step's
- * wall and CPU seconds and the peak RSS; with --profile, ONNX Runtime's JSON profile (PREFIX_<date>.json, written by
+ * wall and CPU seconds, its minor page faults (load-independent: memory freshly mapped and touched) and the peak RSS; with --profile, ONNX Runtime's JSON profile (PREFIX_<date>.json, written by
  * endProfiling) for tools/ort_profile_summary.py. Run it in the environment to study (e.g. the job workers':
  * MALLOC_MMAP_THRESHOLD_, GLIBC_TUNABLES); T=threads (default: all cores).
  */
@@ -53,13 +53,15 @@ feeds.globals = t(
   new Float32Array(32 * 3 * 224 * 224).map(() => rng.normal()),
   [32, 3, 224, 224],
 );
-const runs: { s: number; cpu_s: number }[] = [];
+const runs: { s: number; cpu_s: number; minor_faults: number }[] = [];
 for (let i = 0; i < steps; i++) {
   const t0 = performance.now();
   const c0 = process.cpuUsage();
+  const f0 = process.resourceUsage().minorPageFault;
   await session.run(feeds);
   const c = process.cpuUsage(c0);
-  runs.push({ s: (performance.now() - t0) / 1000, cpu_s: (c.user + c.system) / 1e6 });
+  const faults = process.resourceUsage().minorPageFault - f0;
+  runs.push({ s: (performance.now() - t0) / 1000, cpu_s: (c.user + c.system) / 1e6, minor_faults: faults });
 }
 const file = prefix ? (session as unknown as { endProfiling(): string | undefined }).endProfiling() : undefined;
 console.log(JSON.stringify({ threads, runs, peak_rss_mb: process.resourceUsage().maxRSS / 1024, profile: file }));

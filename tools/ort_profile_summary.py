@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Summarise an ONNX Runtime JSON profile (bench/profile-dino.ts --profile PREFIX, or any session run with
 enableProfiling): kernel time per run by op type, by scope (the first name component: student/teacher/grad/<op>),
-and the costliest (op, input shapes) pairs. The first run is skipped as warm-up.
+and the costliest (op, input shapes) pairs; and the matrix products' arithmetic: GFLOP per run (from the input shapes:
+Gemm, MatMul, FusedMatMul with their transpose attributes read from the shapes), their kernel time, the best rate a
+product of at least 1 GFLOP reached, and the floor that rate puts under the run (every product at that rate, every
+other kernel free). The first run is skipped as warm-up.
 
     python3 tools/ort_profile_summary.py /tmp/prof_2026-12-07_05-28-18_994.json [--top 40]
 """
@@ -46,8 +49,43 @@ def main():
         return f"{scope(e)} {e['args']['op_name']} {s}"
 
     table('by op type', lambda e: e['args']['op_name'])
+    matmuls(nodes, n)
     table('by scope', scope)
     table('by scope, op and input shapes', shapes)
+
+
+def product_flop(e):
+    """FLOP of a Gemm/MatMul/FusedMatMul kernel: 2 * (output elements) * K, where the output is [..., M, N] and K is
+    the first input's matrix size over M (whichever way the kernel transposes it)."""
+    a = list(e['args']['input_type_shape'][0].values())[0]
+    out = list(e['args'].get('output_type_shape', [{}])[0].values() or [[]])[0]
+    if len(a) < 2 or len(out) < 2:
+        return 0
+    elements = 1
+    for d in out:
+        elements *= d
+    return 2 * elements * (a[-1] * a[-2] // out[-2])
+
+
+def matmuls(nodes, n):
+    ops = ('Gemm', 'MatMul', 'FusedMatMul')
+    mm = [e for e in nodes if e['args']['op_name'] in ops]
+    flop = sum(product_flop(e) for e in mm)
+    t = sum(e['dur'] for e in mm) / 1e6
+    by = collections.defaultdict(lambda: [0, 0])
+    for e in mm:
+        s = str([list(x.values())[0] for x in e['args'].get('input_type_shape', [])][:2])
+        by[(e['args']['op_name'], s)][0] += product_flop(e)
+        by[(e['args']['op_name'], s)][1] += e['dur'] / 1e6
+    rates = [(f / d / 1e9, k) for k, (f, d) in by.items() if f >= 1e9 * n and d > 0]
+    best = max(rates) if rates else (0, None)
+    total = sum(e['dur'] for e in nodes) / 1e6
+    print('\n== matrix products')
+    print(f'{flop / 1e9 / n:.1f} GFLOP per run in {t / n:.3f} s of kernels ({flop / 1e9 / t:.1f} GFLOP/s on average);'
+          f' every other kernel {(total - t) / n:.3f} s')
+    print(f'best rate of a product of >= 1 GFLOP per run: {best[0]:.1f} GFLOP/s ({best[1]})')
+    if best[0]:
+        print(f'floor: {flop / 1e9 / n / best[0]:.3f} s per run (every product at that rate, nothing else)')
 
 
 if __name__ == '__main__':
