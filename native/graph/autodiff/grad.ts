@@ -8,7 +8,7 @@ import { GraphShapeError } from '../builder.js';
 import type { Attr, Node, Value } from '../ir.js';
 import { elementwiseRules } from './rules/elementwise.js';
 import { matmulRules } from './rules/matmul.js';
-import { compositeRules, nnRules } from './rules/nn.js';
+import { compositeRecompute, compositeRules, nnRules } from './rules/nn.js';
 import { reduceRules } from './rules/reduce.js';
 import { shapeRules } from './rules/shape.js';
 import type { GradRule, RuleContext } from './types.js';
@@ -75,6 +75,20 @@ export function gradients(
     grads.set(name, prev ? b.add(prev, g) : g);
   };
 
+  /** Composite outputs computed again for the backward pass (compositeRecompute), by name. */
+  const recomputed = new Map<string, Value>();
+  const recompute = (name: string): Value | undefined => {
+    const composite = b.compositeOf(name);
+    const again = composite && compositeRecompute[composite.op];
+    if (!composite || !again) return undefined;
+    let v = recomputed.get(name);
+    if (!v) {
+      v = b.scope(`${composite.op} recomputed`, () => again(b, composite.input));
+      recomputed.set(name, v);
+    }
+    return v;
+  };
+
   b.scope('grad', () => {
     for (let k = nodes.length - 1; k >= 0; k--) {
       const node = nodes[k] as Node;
@@ -104,10 +118,13 @@ export function gradients(
         if (!v) throw new GraphShapeError(`autodiff: unknown value ${name}`);
         return v;
       };
+      // Which inputs the rule reads: a product's input only for the other factor's gradient.
+      const product = node.op === 'MatMul' || node.op === 'Gemm';
+      const reads = (i: number) => !product || i > 1 || Boolean(needs[1 - i]);
       const ctx: RuleContext = {
         b,
         node,
-        inputs: node.inputs.map(value),
+        inputs: node.inputs.map((name, i) => (reads(i) && recompute(name)) || value(name)),
         outputs: node.outputs.map(value),
         grads: outGrads,
         needs,

@@ -29,6 +29,11 @@ const CASES: Case[] = [
   ['Erf', (b, [x]) => b.erf(x as Value), [{ shape: [6] }]],
   ['GELU (composite)', (b, [x]) => b.gelu(x as Value), [{ shape: [2, 6] }]],
   [
+    'GELU then a Linear (its output recomputed for the weight gradient)',
+    (b, [x, w]) => b.matmul(b.gelu(x as Value), w as Value),
+    [{ shape: [3, 4] }, { shape: [4, 2] }],
+  ],
+  [
     'Where',
     (b, [x, y]) => b.where(b.greater(x as Value, b.constFloat(0)), x as Value, y as Value),
     [{ shape: [8], init: awayFromZero }, { shape: [8] }],
@@ -152,6 +157,34 @@ describe('gradient rules match finite differences', () => {
     for (const n of backward)
       for (const i of n.inputs) expect(intermediates.has(i), `${n.name} reads ${i}`).toBe(false);
     expect(backward.some((n) => n.inputs.includes(x.name))).toBe(true);
+  });
+
+  it("reads a GELU's output for a weight gradient from a recomputation, not from the forward pass", () => {
+    const b = new GraphBuilder();
+    const x = b.input('x', 'float32', [3, 4]);
+    const w = b.input('w', 'float32', [4, 2]);
+    const y = b.gelu(x);
+    const forward = new Set(b.nodeList.flatMap((n) => n.outputs));
+    const out = b.matmul(y, w);
+    gradients(b, b.reduceSum(b.mul(out, out), [0, 1], false), [x, w]);
+    const backward = b.nodeList.filter((n) => !n.outputs.some((o) => forward.has(o) || o === out.name));
+    expect(backward.filter((n) => n.inputs.includes(y.name))).toEqual([]);
+    expect(backward.filter((n) => n.op === 'Erf')).toHaveLength(2); // GELU again, and its derivative
+  });
+
+  it('differentiates LayerNormalization with the Mean and InvStdDev its forward node outputs', () => {
+    const b = new GraphBuilder();
+    const x = b.input('x', 'float32', [2, 3, 6]);
+    const y = b.layerNorm(x, b.input('s', 'float32', [6]), b.input('t', 'float32', [6]), 1e-5);
+    gradients(b, b.reduceSum(b.mul(y, y), [0, 1, 2], false), [x]);
+    const ln = b.nodeList.find((n) => n.op === 'LayerNormalization');
+    expect(ln?.outputs).toHaveLength(3);
+    const [, mean, invStd] = ln?.outputs ?? [];
+    const readers = b.nodeList.filter((n) => n.inputs.some((i) => i === mean || i === invStd));
+    expect(readers.length).toBeGreaterThan(0);
+    expect(b.nodeList.filter((n) => n.op === 'Sqrt' || n.op === 'ReduceMean').length).toBe(2); // mean(gh), mean(gh xhat)
+    // Asked again (a second gradient of the same graph), the node keeps its two statistics outputs.
+    expect(b.layerNormStatistics(y)).toEqual({ mean: b.value(mean as string), invStd: b.value(invStd as string) });
   });
 
   it('names an op without a rule and where it is used', () => {

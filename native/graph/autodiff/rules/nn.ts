@@ -22,6 +22,20 @@ export const compositeRules: Record<string, (b: GraphBuilder, x: Value, g: Value
   },
 };
 
+/**
+ * Composites whose output a gradient rule reads (the input of a Linear whose weight is trained) is computed again
+ * in the backward pass from the composite's input, which is kept anyway, instead of being kept from the forward
+ * pass. GELU: the same five nodes with √2 as a [1]-shaped constant, so ONNX Runtime's common subexpression
+ * elimination does not merge them with the forward's (the forward's output is then freed as soon as the next
+ * layer has read it) while its GeluFusion still makes them one fused Gelu kernel: the same numbers, one cheap pass.
+ */
+export const compositeRecompute: Record<string, (b: GraphBuilder, x: Value) => Value> = {
+  Gelu: (b, x) => {
+    const a = b.add(b.erf(b.div(x, b.constFloat([Math.SQRT2], [1]))), b.constFloat(1));
+    return b.mul(b.mul(x, a), b.constFloat(0.5));
+  },
+};
+
 export const nnRules: Record<string, GradRule> = {
   /** dx = y * (g - sum(g * y)) along the axis. */
   Softmax: ({ b, outputs: [y], grads: [g], attrInt }) => {
