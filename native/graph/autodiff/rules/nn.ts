@@ -1,6 +1,6 @@
 /** Gradients of the neural-network ops: Softmax, LayerNormalization (log softmax is built from primitives). */
 import type { GraphBuilder } from '../../builder.js';
-import type { Value } from '../../ir.js';
+import { attr, type Node, type Value } from '../../ir.js';
 import type { GradRule } from '../types.js';
 
 /**
@@ -33,6 +33,24 @@ export const compositeRecompute: Record<string, (b: GraphBuilder, x: Value) => V
   Gelu: (b, x) => {
     const a = b.add(b.erf(b.div(x, b.constFloat([Math.SQRT2], [1]))), b.constFloat(1));
     return b.mul(b.mul(x, a), b.constFloat(0.5));
+  },
+};
+
+/**
+ * Outputs of single nodes recomputed the same way when a product reads them for a weight gradient. A
+ * LayerNormalization's output (the next Linear's input) again from its input, which its own gradient keeps anyway:
+ * one fused pass instead of a [B, T, D] activation held through the step. The node names the last axis by its
+ * positive index (the forward's says -1: the same normalisation) so that ONNX Runtime's common subexpression
+ * elimination does not merge the two and keep the forward's output alive again.
+ */
+export const nodeRecompute: Record<string, (b: GraphBuilder, node: Node, inputs: Value[]) => Value | null> = {
+  LayerNormalization: (b, node, [x, scale, bias]) => {
+    const axis = node.attrs.axis;
+    const eps = node.attrs.epsilon;
+    if (!x || !scale || !bias || (axis?.type === 'int' && axis.value !== -1 && axis.value !== x.shape.length - 1))
+      return null;
+    const attrs = { axis: attr.int(x.shape.length - 1), ...(eps ? { epsilon: eps } : {}) };
+    return b.node('LayerNormalization', [x, scale, bias], [{ dtype: x.dtype, shape: x.shape }], attrs)[0] ?? null;
   },
 };
 
