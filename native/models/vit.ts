@@ -477,7 +477,18 @@ export function buildViT(
       const p = `blocks.${i}.`;
       const h = normed ?? b.layerNorm(x, param(`${p}norm1.weight`), param(`${p}norm1.bias`), c.lnEps, 'norm1');
       normed = null;
-      const qkv = b.linear(h, transposed(param(`${p}attn.qkv.weight`)), param(`${p}attn.qkv.bias`), 'attn.qkv');
+      // 1/sqrt(hd) applied to the query rows of the qkv weight and bias ([3D, D] and [3D], constant-folded in an
+      // inference graph) rather than to every query, unless the queries themselves are taken out.
+      const takeQK = last && want.lastQK;
+      const qkvParam = (n: 'weight' | 'bias') => {
+        const v = param(`${p}attn.qkv.${n}`);
+        if (takeQK) return v;
+        const shape = n === 'weight' ? [3 * D, 1] : [3 * D];
+        const name = `qkv_query_scale_${D}x${hd}_${n}`;
+        const rows = Float32Array.from({ length: 3 * D }, (_, j) => (j < D ? hd ** -0.5 : 1));
+        return b.mul(v, b.value(name) ?? b.initializer(name, rows, shape), 'attn.qkv query scale');
+      };
+      const qkv = b.linear(h, transposed(qkvParam('weight')), qkvParam('bias'), 'attn.qkv');
       // [B, T, 3D] -> [3, B, H, T, hd] in one Transpose, then split into per-head q, k, v (their gradients come
       // back as one Concat and one Transpose, not three Pads, two Adds and three Transposes).
       const [q0, k0, v] = b
@@ -485,12 +496,12 @@ export function buildViT(
         .map((t) => b.squeeze(t, [0])) as [Value, Value, Value];
       const q = ropeHeads ? ropeHeads(q0) : q0;
       const k = ropeHeads ? ropeHeads(k0) : k0;
-      if (last && want.lastQK) {
+      if (takeQK) {
         const tokens = (t: Value) => b.reshape(b.transpose(t, [0, 2, 1, 3]), [0, 0, D]);
         out.q = keep(tokens(q));
         out.k = keep(tokens(k));
       }
-      const qh = b.mul(q, b.constFloat(hd ** -0.5));
+      const qh = takeQK ? b.mul(q, b.constFloat(hd ** -0.5)) : q;
       const attn = b.softmax(b.matmul(qh, b.transpose(k, [0, 1, 3, 2]), 'attn.scores'), -1);
       if (last && want.attention) {
         const row = b.slice(attn, [0, 1 + R], [1, 1 + R + N], [2, 3]); // [B,H,1,N]
