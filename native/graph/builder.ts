@@ -335,13 +335,14 @@ export class GraphBuilder {
   /**
    * GELU, exact (erf) form: (x (1 + erf(x / sqrt 2))) 0.5, written in the order ONNX Runtime's GeluFusion
    * recognises (Div, Erf, Add, Mul, Mul), so it becomes one fused (Bias)Gelu kernel. A composite for autodiff: its
-   * gradient reads x and 1 + erf(x / sqrt 2) only (the other intermediates are not kept for the backward pass).
+   * gradient reads x only (no intermediate is kept for the backward pass, so the forward stays one fused kernel
+   * in a training graph too).
    */
   gelu(x: Value): Value {
     const t = this.erf(this.div(x, this.constFloat(Math.SQRT2)));
     const a = this.add(t, this.constFloat(1));
     const y = this.mul(this.mul(x, a), this.constFloat(0.5));
-    this.composites.set(y.name, { op: 'Gelu', input: x, saved: [a] });
+    this.composites.set(y.name, { op: 'Gelu', input: x, saved: [] });
     return y;
   }
 
@@ -414,6 +415,26 @@ export class GraphBuilder {
       axis: attr.int(-1),
       epsilon: attr.float(eps),
     });
+  }
+
+  /**
+   * The mean and 1 / sqrt(variance + eps) over the last axis ([..., 1] each) that the LayerNormalization computing
+   * `y` works out anyway, for its gradient: the node gains ONNX's optional Mean and InvStdDev outputs when it has
+   * not got them yet, so the backward pass reads two small tensors instead of recomputing the statistics.
+   */
+  layerNormStatistics(y: Value): { mean: Value; invStd: Value } {
+    const k = this.nodes.findIndex((n) => n.op === 'LayerNormalization' && n.outputs[0] === y.name);
+    const node = this.nodes[k];
+    if (!node) throw new GraphShapeError(`${y.name} is not the output of a LayerNormalization`);
+    const known = (name: string | undefined) => (name ? this.values.get(name) : undefined);
+    const [mean, invStd] = [known(node.outputs[1]), known(node.outputs[2])];
+    if (mean && invStd) return { mean, invStd };
+    if (node.outputs.length > 1) throw new GraphShapeError(`${node.name} has some of its statistics outputs only`);
+    const shape = [...y.shape.slice(0, -1), 1];
+    const m = this.define({ name: `${node.name}:mean`, dtype: y.dtype, shape });
+    const inv = this.define({ name: `${node.name}:inv_std`, dtype: y.dtype, shape });
+    this.nodes[k] = { ...node, outputs: [...node.outputs, m.name, inv.name] };
+    return { mean: m, invStd: inv };
   }
 
   // --- ONNX Runtime's fused CPU kernels (com.microsoft; inference only: autodiff has no rules for them) ---------
@@ -557,6 +578,20 @@ export class GraphBuilder {
     const shape = [...first.shape];
     shape[ax] = total;
     return this.one('Concat', xs, first.dtype, shape, { axis: attr.int(axis) });
+  }
+
+  /** ONNX Split into parts of the given sizes along `axis` (one pass; its gradient is one Concat). */
+  split(x: Value, sizes: readonly number[], axis: number, label?: string): Value[] {
+    const ax = normAxis(axis, x.shape.length);
+    const total = sizes.reduce((a, n) => a + n, 0);
+    if (x.shape[ax] !== total)
+      this.fail('Split', label, formatShape(x.shape), `sizes ${formatShape(sizes)} do not add up to axis ${ax}`);
+    return this.node(
+      'Split',
+      [x, this.constInt64(sizes)],
+      sizes.map((n) => ({ dtype: x.dtype, shape: x.shape.map((d, i) => (i === ax ? n : d)) })),
+      { axis: attr.int(ax) },
+    );
   }
 
   /** ONNX Slice with constant starts/ends/axes/steps. */

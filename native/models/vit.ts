@@ -362,6 +362,8 @@ export function buildViT(
   // DINOv3: rotate each head's queries and keys of the patch tokens (x*cos + rotate_half(x)*sin); the prefix
   // tokens' rows are cos 1, sin 0. Tables are constants of this input size, shared by every block.
   let rope: ((t: Value) => Value) | null = null;
+  /** The same rotation of per-head queries or keys [B, H, T, hd] (the unfused blocks' layout). */
+  let ropeHeads: ((t: Value) => Value) | null = null;
   if (c.ropePeriods) {
     const T = 1 + R + N;
     const tables = ropeTables(c.ropePeriods, grid.h, grid.w, 1 + R);
@@ -377,6 +379,12 @@ export function buildViT(
       const perHead = b.reshape(t, [0, 0, c.heads, hd]);
       const rotated = b.add(b.mul(perHead, cosV), b.mul(b.matmul(perHead, rot, 'rope.rotate_half'), sinV), 'rope');
       return b.reshape(rotated, [0, 0, D]);
+    };
+    let headTables: [Value, Value] | null = null;
+    ropeHeads = (t: Value) => {
+      headTables ??= [b.reshape(cosV, [T, hd]), b.reshape(sinV, [T, hd])];
+      const [cosT, sinT] = headTables;
+      return b.add(b.mul(t, cosT), b.mul(b.matmul(t, rot, 'rope.rotate_half'), sinT), 'rope');
     };
   }
 
@@ -469,24 +477,37 @@ export function buildViT(
       const p = `blocks.${i}.`;
       const h = normed ?? b.layerNorm(x, param(`${p}norm1.weight`), param(`${p}norm1.bias`), c.lnEps, 'norm1');
       normed = null;
-      const qkv = b.linear(h, transposed(param(`${p}attn.qkv.weight`)), param(`${p}attn.qkv.bias`), 'attn.qkv');
-      const part = (j: number) => b.slice(qkv, [j * D], [(j + 1) * D], [2]);
-      const q = rope ? rope(part(0)) : part(0);
-      const k = rope ? rope(part(1)) : part(1);
-      const v = part(2);
-      if (last && want.lastQK) {
-        out.q = keep(q);
-        out.k = keep(k);
+      // 1/sqrt(hd) applied to the query rows of the qkv weight and bias ([3D, D] and [3D], constant-folded in an
+      // inference graph) rather than to every query, unless the queries themselves are taken out.
+      const takeQK = last && want.lastQK;
+      const qkvParam = (n: 'weight' | 'bias') => {
+        const v = param(`${p}attn.qkv.${n}`);
+        if (takeQK) return v;
+        const shape = n === 'weight' ? [3 * D, 1] : [3 * D];
+        const name = `qkv_query_scale_${D}x${hd}_${n}`;
+        const rows = Float32Array.from({ length: 3 * D }, (_, j) => (j < D ? hd ** -0.5 : 1));
+        return b.mul(v, b.value(name) ?? b.initializer(name, rows, shape), 'attn.qkv query scale');
+      };
+      const qkv = b.linear(h, transposed(qkvParam('weight')), qkvParam('bias'), 'attn.qkv');
+      // [B, T, 3D] -> [3, B, H, T, hd] in one Transpose, then split into per-head q, k, v (their gradients come
+      // back as one Concat and one Transpose, not three Pads, two Adds and three Transposes).
+      const [q0, k0, v] = b
+        .split(b.transpose(b.reshape(qkv, [0, 0, 3, c.heads, hd]), [2, 0, 3, 1, 4]), [1, 1, 1], 0)
+        .map((t) => b.squeeze(t, [0])) as [Value, Value, Value];
+      const q = ropeHeads ? ropeHeads(q0) : q0;
+      const k = ropeHeads ? ropeHeads(k0) : k0;
+      if (takeQK) {
+        const tokens = (t: Value) => b.reshape(b.transpose(t, [0, 2, 1, 3]), [0, 0, D]);
+        out.q = keep(tokens(q));
+        out.k = keep(tokens(k));
       }
-      const heads = (t: Value) => b.transpose(b.reshape(t, [0, 0, c.heads, hd]), [0, 2, 1, 3]);
-      const qh = b.mul(heads(q), b.constFloat(hd ** -0.5));
-      const kh = b.transpose(b.reshape(k, [0, 0, c.heads, hd]), [0, 2, 3, 1]);
-      const attn = b.softmax(b.matmul(qh, kh, 'attn.scores'), -1);
+      const qh = takeQK ? b.mul(q, b.constFloat(hd ** -0.5)) : q;
+      const attn = b.softmax(b.matmul(qh, b.transpose(k, [0, 1, 3, 2]), 'attn.scores'), -1);
       if (last && want.attention) {
         const row = b.slice(attn, [0, 1 + R], [1, 1 + R + N], [2, 3]); // [B,H,1,N]
         out.attention = b.reshape(row, [0, c.heads, N]);
       }
-      const ctx = b.reshape(b.transpose(b.matmul(attn, heads(v), 'attn.context'), [0, 2, 1, 3]), [0, 0, D]);
+      const ctx = b.reshape(b.transpose(b.matmul(attn, v, 'attn.context'), [0, 2, 1, 3]), [0, 0, D]);
       let a: Value;
       if (last && lastProj) {
         // [S·V, T, D] -> [S, V·T, D]: every view of a sample goes through that sample's own copy of the weights.

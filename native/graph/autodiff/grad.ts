@@ -8,7 +8,7 @@ import { GraphShapeError } from '../builder.js';
 import type { Attr, Node, Value } from '../ir.js';
 import { elementwiseRules } from './rules/elementwise.js';
 import { matmulRules } from './rules/matmul.js';
-import { compositeRules, nnRules } from './rules/nn.js';
+import { compositeRecompute, compositeRules, nnRules, nodeRecompute } from './rules/nn.js';
 import { reduceRules } from './rules/reduce.js';
 import { shapeRules } from './rules/shape.js';
 import type { GradRule, RuleContext } from './types.js';
@@ -75,6 +75,31 @@ export function gradients(
     grads.set(name, prev ? b.add(prev, g) : g);
   };
 
+  /**
+   * Values a product reads for a weight gradient that are computed again in the backward pass from what is kept
+   * anyway instead of being kept from the forward pass (compositeRecompute, nodeRecompute), by name.
+   */
+  const producers = new Map<string, Node>();
+  for (const n of nodes) if (nodeRecompute[n.op]) producers.set(n.outputs[0] as string, n);
+  const recomputed = new Map<string, Value | null>();
+  const recompute = (name: string): Value | undefined => {
+    if (!recomputed.has(name)) {
+      const composite = b.compositeOf(name);
+      const again = composite && compositeRecompute[composite.op];
+      const producer = producers.get(name);
+      const rule = producer && nodeRecompute[producer.op];
+      let v: Value | null = null;
+      if (composite && again) v = b.scope(`${composite.op} recomputed`, () => again(b, composite.input));
+      else if (producer && rule) {
+        const inputs = producer.inputs.map((i) => b.value(i));
+        if (inputs.every((i): i is Value => i !== undefined))
+          v = b.scope(`${producer.op} recomputed`, () => rule(b, producer, inputs));
+      }
+      recomputed.set(name, v);
+    }
+    return recomputed.get(name) ?? undefined;
+  };
+
   b.scope('grad', () => {
     for (let k = nodes.length - 1; k >= 0; k--) {
       const node = nodes[k] as Node;
@@ -104,10 +129,13 @@ export function gradients(
         if (!v) throw new GraphShapeError(`autodiff: unknown value ${name}`);
         return v;
       };
+      // A product's factor is read only for the other factor's gradient; only those reads are recomputed.
+      const product = node.op === 'MatMul' || node.op === 'Gemm';
+      const reads = (i: number) => product && i < 2 && Boolean(needs[1 - i]);
       const ctx: RuleContext = {
         b,
         node,
-        inputs: node.inputs.map(value),
+        inputs: node.inputs.map((name, i) => (reads(i) && recompute(name)) || value(name)),
         outputs: node.outputs.map(value),
         grads: outGrads,
         needs,

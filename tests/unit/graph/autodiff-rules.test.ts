@@ -29,6 +29,11 @@ const CASES: Case[] = [
   ['Erf', (b, [x]) => b.erf(x as Value), [{ shape: [6] }]],
   ['GELU (composite)', (b, [x]) => b.gelu(x as Value), [{ shape: [2, 6] }]],
   [
+    'GELU then a Linear (its output recomputed for the weight gradient)',
+    (b, [x, w]) => b.matmul(b.gelu(x as Value), w as Value),
+    [{ shape: [3, 4] }, { shape: [4, 2] }],
+  ],
+  [
     'Where',
     (b, [x, y]) => b.where(b.greater(x as Value, b.constFloat(0)), x as Value, y as Value),
     [{ shape: [8], init: awayFromZero }, { shape: [8] }],
@@ -68,6 +73,22 @@ const CASES: Case[] = [
     [{ shape: [2, 2, 3] }, { shape: [2, 4, 3] }],
   ],
   ['Slice', (b, [x]) => b.slice(x as Value, [1, 0], [3, 2], [1, 2]), [{ shape: [2, 5, 4] }]],
+  [
+    'Split (every part used)',
+    (b, [x]) => {
+      const [a, m, c] = b.split(x as Value, [1, 3, 2], 1) as [Value, Value, Value];
+      return b.mul(b.concat([c, a], 1), m);
+    },
+    [{ shape: [2, 6, 3] }],
+  ],
+  [
+    'Split (a part the loss does not reach)',
+    (b, [x]) => {
+      const [a, , c] = b.split(x as Value, [2, 1, 3], -1) as [Value, Value, Value];
+      return b.mul(b.mul(a, a), b.slice(c, [0], [2], [2]));
+    },
+    [{ shape: [2, 3, 6] }],
+  ],
   ['ReduceSum', (b, [x]) => b.reduceSum(x as Value, [1], false), [{ shape: [2, 3, 4] }]],
   ['ReduceMean', (b, [x]) => b.reduceMean(x as Value, [0, 2], true), [{ shape: [2, 3, 4] }]],
   ['Softmax', (b, [x]) => b.softmax(x as Value, -1), [{ shape: [3, 5] }]],
@@ -113,6 +134,7 @@ describe('gradient rules match finite differences', () => {
       'Expand',
       'Concat',
       'Slice',
+      'Split',
       'ReduceSum',
       'ReduceMean',
       'Softmax',
@@ -123,19 +145,46 @@ describe('gradient rules match finite differences', () => {
     expect(Object.keys(GRAD_RULES).filter((op) => !covered.has(op))).toEqual([]);
   });
 
-  it('differentiates GELU from its input and 1 + erf(x / sqrt 2), so its other intermediates are not kept', () => {
+  it('differentiates GELU from its input alone, so none of its intermediates is kept', () => {
     const b = new GraphBuilder();
     const x = b.input('x', 'float32', [2, 6]);
     const y = b.gelu(x);
     const forward = new Set(b.nodeList.flatMap((n) => n.outputs));
-    const saved = b.nodeList.find((n) => n.op === 'Add')?.outputs[0];
-    const intermediates = new Set(b.nodeList.flatMap((n) => n.outputs).filter((o) => o !== y.name && o !== saved));
+    const intermediates = new Set(b.nodeList.flatMap((n) => n.outputs).filter((o) => o !== y.name));
     gradients(b, b.reduceSum(b.mul(y, y), [0, 1], false), [x]);
     const backward = b.nodeList.filter((n) => !n.outputs.some((o) => forward.has(o)));
     expect(backward.length).toBeGreaterThan(0);
     for (const n of backward)
       for (const i of n.inputs) expect(intermediates.has(i), `${n.name} reads ${i}`).toBe(false);
     expect(backward.some((n) => n.inputs.includes(x.name))).toBe(true);
+  });
+
+  it("reads a GELU's output for a weight gradient from a recomputation, not from the forward pass", () => {
+    const b = new GraphBuilder();
+    const x = b.input('x', 'float32', [3, 4]);
+    const w = b.input('w', 'float32', [4, 2]);
+    const y = b.gelu(x);
+    const forward = new Set(b.nodeList.flatMap((n) => n.outputs));
+    const out = b.matmul(y, w);
+    gradients(b, b.reduceSum(b.mul(out, out), [0, 1], false), [x, w]);
+    const backward = b.nodeList.filter((n) => !n.outputs.some((o) => forward.has(o) || o === out.name));
+    expect(backward.filter((n) => n.inputs.includes(y.name))).toEqual([]);
+    expect(backward.filter((n) => n.op === 'Erf')).toHaveLength(2); // GELU again, and its derivative
+  });
+
+  it('differentiates LayerNormalization with the Mean and InvStdDev its forward node outputs', () => {
+    const b = new GraphBuilder();
+    const x = b.input('x', 'float32', [2, 3, 6]);
+    const y = b.layerNorm(x, b.input('s', 'float32', [6]), b.input('t', 'float32', [6]), 1e-5);
+    gradients(b, b.reduceSum(b.mul(y, y), [0, 1, 2], false), [x]);
+    const ln = b.nodeList.find((n) => n.op === 'LayerNormalization');
+    expect(ln?.outputs).toHaveLength(3);
+    const [, mean, invStd] = ln?.outputs ?? [];
+    const readers = b.nodeList.filter((n) => n.inputs.some((i) => i === mean || i === invStd));
+    expect(readers.length).toBeGreaterThan(0);
+    expect(b.nodeList.filter((n) => n.op === 'Sqrt' || n.op === 'ReduceMean').length).toBe(2); // mean(gh), mean(gh xhat)
+    // Asked again (a second gradient of the same graph), the node keeps its two statistics outputs.
+    expect(b.layerNormStatistics(y)).toEqual({ mean: b.value(mean as string), invStd: b.value(invStd as string) });
   });
 
   it('names an op without a rule and where it is used', () => {

@@ -28,6 +28,11 @@ export const shapeRules: Record<string, GradRule> = {
       return part;
     });
   },
+  /** The output gradients side by side again (zeros for a part the loss does not reach). */
+  Split: ({ b, outputs, grads, attrInt }) => {
+    const parts = outputs.map((o, i) => grads[i] ?? b.expandLike(b.constFloat(0), o));
+    return [b.concat(parts, attrInt('axis', 0)), null];
+  },
   /** Slice with unit steps: the gradient is the output gradient padded back with zeros. */
   Slice: ({ b, inputs: [x], grads: [g], ints }) => {
     if (!g || !x) return [];
