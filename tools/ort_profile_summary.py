@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Summarise an ONNX Runtime JSON profile (bench/profile-dino.ts --profile PREFIX, or any session run with
+"""Summarise an ONNX Runtime JSON profile (bench/profile-step.ts --profile PREFIX, or any session run with
 enableProfiling): kernel time per run by op type, by scope (the first name component: student/teacher/grad/<op>),
 and the costliest (op, input shapes) pairs. The first run is skipped as warm-up.
 
