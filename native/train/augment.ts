@@ -44,21 +44,31 @@ export function gaussianBlur(px: Float32Array, width: number, height: number, si
   const sum = kernel.reduce((a, v) => a + v, 0);
   for (let i = 0; i < kernel.length; i++) kernel[i] = (kernel[i] as number) / sum;
   const tmp = new Float32Array(px.length);
-  const pass = (src: Float32Array, dst: Float32Array, horizontal: boolean) => {
-    for (let y = 0; y < height; y++)
-      for (let x = 0; x < width; x++)
-        for (let c = 0; c < 3; c++) {
-          let acc = 0;
-          for (let t = -r; t <= r; t++) {
-            const xx = horizontal ? Math.min(width - 1, Math.max(0, x + t)) : x;
-            const yy = horizontal ? y : Math.min(height - 1, Math.max(0, y + t));
-            acc += (kernel[t + r] as number) * (src[(yy * width + xx) * 3 + c] as number);
-          }
-          dst[(y * width + x) * 3 + c] = acc;
-        }
+  // Each output sums its taps in the same order (t = -r … r, edges clamped) in a float64 accumulator as a per-tap
+  // clamp would; the clamped source positions are precomputed per output position instead.
+  const K = 2 * r + 1;
+  const taps = (n: number) => {
+    const at = new Int32Array(n * K);
+    for (let p = 0; p < n; p++) for (let t = -r; t <= r; t++) at[p * K + t + r] = Math.min(n - 1, Math.max(0, p + t));
+    return at;
   };
-  pass(px, tmp, true);
-  pass(tmp, px, false);
+  const xs = taps(width);
+  const row = width * 3;
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++)
+      for (let c = 0; c < 3; c++) {
+        let acc = 0;
+        for (let k = 0; k < K; k++)
+          acc += (kernel[k] as number) * (px[y * row + (xs[x * K + k] as number) * 3 + c] as number);
+        tmp[y * row + x * 3 + c] = acc;
+      }
+  const ys = taps(height);
+  for (let y = 0; y < height; y++)
+    for (let j = 0; j < row; j++) {
+      let acc = 0;
+      for (let k = 0; k < K; k++) acc += (kernel[k] as number) * (tmp[(ys[y * K + k] as number) * row + j] as number);
+      px[y * row + j] = acc;
+    }
 }
 
 export function hflip(img: RgbLike): RgbLike {
