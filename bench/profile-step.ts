@@ -16,13 +16,12 @@ import os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { Rng } from '../native/base/rng.js';
 import { necoPairs } from '../native/models/neco.js';
-import { presetConfig } from '../native/models/vit.js';
 import { buildDinoStep } from '../native/train/dino-step.js';
 import { relativeBoxes, roiBatch, sampleNecoBoxes } from '../native/train/neco-data.js';
-import { buildNecoStep, type NecoStepConfig, necoParamShapes } from '../native/train/neco-step.js';
+import { buildNecoStep, necoParamShapes } from '../native/train/neco-step.js';
 import { initialState, type TrainState } from '../native/train/step-runner.js';
 import { initParams } from '../native/train/train-dino.js';
-import { BENCH_HEAD, BENCH_SCALARS, BENCH_VIT, benchState } from './step-common.js';
+import { BENCH_HEAD, BENCH_SCALARS, BENCH_VIT, benchState, necoBenchConfig } from './step-common.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => {
@@ -69,18 +68,7 @@ function setup(): {
     return { onnx: graph.onnx, params: graph.params, state, batch: feeds };
   }
   if (objective !== 'neco') throw new Error(`--objective: dino, dora or neco, not ${objective}`);
-  const vit = presetConfig('vit_s16');
-  const c: NecoStepConfig = {
-    vit,
-    head: { inDim: vit.dim, hiddenDim: 2048, outDim: 256, layers: 3 },
-    batch: 1,
-    globalSize: 224,
-    globalCrops: 2,
-    localSize: 96,
-    localCrops: 4,
-    aligned: 7,
-    steepness: { student: 100, teacher: 100 },
-  };
+  const c = necoBenchConfig();
   const graph = buildNecoStep(c);
   const state = initialState(graph, initParams(necoParamShapes(c), rng));
   const pairs = necoPairs(c.globalCrops, c.localCrops);
