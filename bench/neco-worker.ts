@@ -11,7 +11,6 @@
 
 import { Rng } from '../native/base/rng.js';
 import { necoPairs } from '../native/models/neco.js';
-import { presetConfig } from '../native/models/vit.js';
 import {
   type Box,
   NecoQueue,
@@ -20,31 +19,21 @@ import {
   roiBatch,
   sampleNecoBoxes,
 } from '../native/train/neco-data.js';
-import { buildNecoStep, type NecoStepConfig, NecoStepRunner, necoParamShapes } from '../native/train/neco-step.js';
+import { buildNecoStep, NecoStepRunner, necoParamShapes } from '../native/train/neco-step.js';
 import { initialState } from '../native/train/step-runner.js';
 import { initParams } from '../native/train/train-dino.js';
 import { median } from './reference.js';
-import { printStep } from './step-common.js';
+import { necoBenchConfig, printStep } from './step-common.js';
 
 const timed = Math.max(1, Number(process.argv[2] ?? 2));
-const vit = presetConfig('vit_s16');
-const G = 2;
-const L = 4;
-const B = 1;
-const GLOBAL = 224;
-const LOCAL = 96;
+const config = necoBenchConfig();
+const { vit } = config;
+const G = config.globalCrops;
+const L = config.localCrops;
+const B = config.batch;
+const GLOBAL = config.globalSize;
+const LOCAL = config.localSize;
 const QUEUE = 8192;
-const config: NecoStepConfig = {
-  vit,
-  head: { inDim: vit.dim, hiddenDim: 2048, outDim: 256, layers: 3 },
-  batch: B,
-  globalSize: GLOBAL,
-  globalCrops: G,
-  localSize: LOCAL,
-  localCrops: L,
-  aligned: 7,
-  steepness: { student: 100, teacher: 100 },
-};
 const t0 = performance.now();
 const graph = buildNecoStep(config);
 const runner = await NecoStepRunner.create(graph, config);

@@ -1,18 +1,39 @@
 /**
- * What the step benchmarks' workers (train-worker.ts, dora-worker.ts) share: the ViT-Ti/16 with the DINO head of
- * tools/train_reference.py's bench_models, its initial state, the step's scalars, and the one JSON line they print.
+ * What the step benchmarks' workers (train-worker.ts, dora-worker.ts, neco-worker.ts) and profile-step.ts share: the
+ * ViT-Ti/16 with the DINO head of tools/train_reference.py's bench_models, its initial state, the step's scalars, the
+ * NeCo bench's step, and the one JSON line the workers print.
  */
 
 import type { Rng } from '../native/base/rng.js';
 import type { DinoHeadConfig } from '../native/models/dino-head.js';
 import { presetConfig } from '../native/models/vit.js';
 import { dinoParamShapes } from '../native/train/dino-step.js';
+import type { NecoStepConfig } from '../native/train/neco-step.js';
 import { initialState } from '../native/train/step-runner.js';
 import { initParams } from '../native/train/train-dino.js';
 import { median } from './reference.js';
 
 export const BENCH_VIT = presetConfig('vit_ti16');
 export const BENCH_HEAD: DinoHeadConfig = { inDim: 192, hiddenDim: 2048, bottleneckDim: 256, outDim: 4096, layers: 3 };
+/**
+ * The NeCo step of `npm run bench -- neco` (tools/neco_reference.py --bench): ViT-S/16, NeCo head 2048-256, one
+ * image with 2 global crops (224) and 4 local crops (96), 7 × 7 aligned patches, steepness 100.
+ */
+export function necoBenchConfig(): NecoStepConfig {
+  const vit = presetConfig('vit_s16');
+  return {
+    vit,
+    head: { inDim: vit.dim, hiddenDim: 2048, outDim: 256, layers: 3 },
+    batch: 1,
+    globalSize: 224,
+    globalCrops: 2,
+    localSize: 96,
+    localCrops: 4,
+    aligned: 7,
+    steepness: { student: 100, teacher: 100 },
+  };
+}
+
 export const BENCH_SCALARS = {
   lr: 1e-4,
   wd: 0.04,

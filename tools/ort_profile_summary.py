@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Summarise an ONNX Runtime JSON profile (bench/profile-dino.ts --profile PREFIX, or any session run with
+"""Summarise an ONNX Runtime JSON profile (bench/profile-step.ts --profile PREFIX, or any session run with
 enableProfiling): kernel time per run by op type, by scope (the first name component: student/teacher/grad/<op>),
-and the costliest (op, input shapes) pairs; and the matrix products' arithmetic: GFLOP per run (from the input shapes:
-Gemm, MatMul, FusedMatMul with their transpose attributes read from the shapes), their kernel time, the best rate a
+and the costliest (op, input shapes) pairs; and the matrix products' arithmetic: GFLOP per run (Gemm, MatMul, FusedMatMul:
+from their input and output shapes), their kernel time, the best rate a
 product of at least 1 GFLOP reached, and the floor that rate puts under the run (every product at that rate, every
 other kernel free). The first run is skipped as warm-up.
 

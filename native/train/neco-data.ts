@@ -19,13 +19,17 @@ export type Box = [number, number, number, number];
 
 /** The first k of a uniformly random permutation of 0..n-1 (torch.randperm(n)[:k]). */
 export function randpermPrefix(n: number, k: number, rng: Rng): number[] {
-  const a = Array.from({ length: n }, (_, i) => i);
+  // The partial Fisher-Yates shuffle on a typed array (NeCo draws 10 of these over a queue of 8192 per step).
+  const a = new Int32Array(n);
+  for (let i = 0; i < n; i++) a[i] = i;
   const m = Math.min(k, n);
   for (let i = 0; i < m; i++) {
     const j = i + rng.int(n - i);
-    [a[i], a[j]] = [a[j] as number, a[i] as number];
+    const t = a[i] as number;
+    a[i] = a[j] as number;
+    a[j] = t;
   }
-  return a.slice(0, m);
+  return Array.from(a.subarray(0, m));
 }
 
 export interface CropSpec {

@@ -127,12 +127,14 @@ describe('Dora clips', () => {
     for (let j = 0; j < 2; j++)
       for (let b = 0; b < B; b++) {
         const m = batch.masks.subarray((b * 2 + j) * 4, (b * 2 + j + 1) * 4);
-        for (let y = 0; y < 8; y++)
-          for (let x = 0; x < 8; x++) {
-            const keep = m[Math.floor(y / 4) * 2 + Math.floor(x / 4)];
-            const v = batch.masked[(j * B + b) * plane + y * 8 + x] as number;
-            expect(v).toBeCloseTo(keep ? (batch.teacherViews[b * plane + y * 8 + x] as number) : black, 6);
-          }
+        for (let ch = 0; ch < 3; ch++)
+          for (let y = 0; y < 8; y++)
+            for (let x = 0; x < 8; x++) {
+              const keep = m[Math.floor(y / 4) * 2 + Math.floor(x / 4)];
+              const at = ch * 64 + y * 8 + x;
+              const v = batch.masked[(j * B + b) * plane + at] as number;
+              expect(v).toBeCloseTo(keep ? (batch.teacherViews[b * plane + at] as number) : black, 6);
+            }
       }
   });
 });
