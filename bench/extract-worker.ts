@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadRegisteredModel, toF16 } from '../native/features/extract.js';
+import type { ExtractTimelineJson, TimelineBatch, TimelineMark } from '../native/features/extract-timeline.js';
 import { prepareBatch } from '../native/features/prepare-ahead.js';
 import { FrameStore } from '../native/media/frame-store.js';
 import { inputShape } from '../native/models/preprocess.js';
@@ -26,7 +27,46 @@ const [file = BUNDLED, sizeArg = '224', batchArg = '8'] = process.argv.slice(2);
 const size = Number(sizeArg);
 const batch = Number(batchArg);
 
-const { engine, call, close } = await tempEngine('flaneur-bench-extract-');
+/**
+ * The job's timeline from the bench's call: seconds at each moment (from the call), the fixed part (the wall time
+ * less the frames after the first batch at the steady rate) and the per-frame part, and the job process's CPU ms
+ * (all its threads: model, decode-ahead, store) between moments.
+ */
+function timelineOf(tl: ExtractTimelineJson, epoch0: number): Record<string, unknown> {
+  const at = (name: string) => tl.marks.find((m) => m.at === name) as TimelineMark;
+  const s = (ms: number) => +(ms / 1000).toFixed(3);
+  const [first, ...rest] = tl.batches;
+  const sum = (k: keyof TimelineBatch, bs: TimelineBatch[]) => bs.reduce((a, b) => a + b[k], 0);
+  const restFrames = sum('frames', rest);
+  const steadyMs =
+    restFrames > 0 ? (sum('wait_ms', rest) + sum('model_ms', rest) + sum('store_ms', rest)) / restFrames : 0;
+  const firstEnd = first ? at('session ready').t + first.wait_ms + first.model_ms + first.store_ms : 0;
+  const end = at('job end');
+  const cpu = (a: string, b: string) => +(at(b).cpu_ms - at(a).cpu_ms).toFixed(0);
+  return {
+    at_s: Object.fromEntries(tl.marks.map((m) => [m.at, s(m.t - epoch0)])),
+    first_batch: first && {
+      frames: first.frames,
+      wait_s: s(first.wait_ms),
+      model_s: s(first.model_ms),
+      store_s: s(first.store_ms),
+    },
+    first_batch_done_s: s(firstEnd - epoch0),
+    steady_ms_per_frame: {
+      all: +steadyMs.toFixed(2),
+      wait: +(sum('wait_ms', rest) / restFrames).toFixed(2),
+      model: +(sum('model_ms', rest) / restFrames).toFixed(2),
+      store: +(sum('store_ms', rest) / restFrames).toFixed(2),
+    },
+    fixed_s: s(end.t - epoch0 - steadyMs * restFrames),
+    job_cpu_ms: {
+      start_to_session_ready: cpu('job start', 'session ready'),
+      session_ready_to_end: cpu('session ready', 'job end'),
+    },
+  };
+}
+
+const { work, engine, call, close } = await tempEngine('flaneur-bench-extract-');
 try {
   const runner = engine.requireProject().runner;
   await addTour({ engine, call });
@@ -93,12 +133,19 @@ try {
 
   // End to end: the extraction job, once (a second run would reuse the stored features); its session build
   // included, as a user's run has it.
+  // The job writes its timeline (extract-timeline.ts); the job worker takes the engine's environment at job start.
+  const timelineFile = path.join(work, 'extract-timeline.json');
+  process.env.FLANEUR_EXTRACT_TIMELINE = timelineFile;
   const t0 = performance.now();
+  const epoch0 = performance.timeOrigin + t0;
   const xc0 = treeCpuMs();
   await call('features.extract', { modelId: model.id, size, batch });
   await runner.idle();
-  const extractFps = frames / ((performance.now() - t0) / 1000);
+  const extractWall = (performance.now() - t0) / 1000;
+  const extractFps = frames / extractWall;
   const extractCpu = (treeCpuMs() - xc0) / frames;
+  delete process.env.FLANEUR_EXTRACT_TIMELINE;
+  const timeline = timelineOf(JSON.parse(fs.readFileSync(timelineFile, 'utf8')) as ExtractTimelineJson, epoch0);
 
   // The job's host stages alone, on this thread, per frame: stored frames read, resize + normalise, f16 tokens.
   const store = new FrameStore(project.cacheDir);
@@ -131,6 +178,8 @@ try {
       runs_model_fps: modelRuns,
       model_only_cpu_ms_per_frame: median(modelCpu),
       extract_cpu_ms_per_frame: extractCpu,
+      extract_s: extractWall,
+      timeline,
       session_build_s: build.s,
       session_build_cpu_s: build.cpu_s,
       host_stage_cpu_ms_per_frame: { read: readMs, resize_normalise: prepMs, f16_tokens: f16Ms },
