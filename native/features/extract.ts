@@ -14,6 +14,7 @@ import { type ImportedViT, importViTFile } from '../models/import-vit.js';
 import { type InputShape, inputShape, MAX_ASPECT, type ResizePolicy } from '../models/preprocess.js';
 import { f32ToF16 } from '../models/safetensors.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
+import { probeProviders } from '../runtime/providers.js';
 import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
 import type { FeatureRunRow } from '../store/features-repo.js';
 import type { Project } from '../store/project.js';
@@ -306,6 +307,9 @@ export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = 
   async run(ctx) {
     const timeline = ExtractTimeline.fromEnv();
     timeline.mark('job start');
+    // The providers' probe that the session waits for (once per process; WebGPU's in a child process) runs while
+    // the model is read.
+    const probed = probeProviders().catch(() => undefined);
     const { project } = ctx;
     const { model, sha256 } = loadRegisteredModel(project, ctx.args.modelId);
     const run = ensureRun(project, ctx.args.modelId, sha256, model, ctx.args.size, ctx.args.resize);
@@ -349,6 +353,8 @@ export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = 
     let current: typeof upcoming = null;
     timeline.mark('preparation started');
     try {
+      await probed;
+      timeline.mark('providers probed');
       const extractor = await FeatureExtractor.create(
         model,
         ctx.args.size,
