@@ -1,31 +1,38 @@
 /**
  * Feature extraction end to end vs the model alone, in its own process:
- *   node --import tsx bench/extract-worker.ts [model.safetensors] [size] [batch]
- * Ingests the synthetic tour (tests/fixtures/synthetic/tour.mp4, 10 fps: 200 frames of 320x240), imports the model
+ *   node --import tsx bench/extract-worker.ts [model.safetensors] [size] [batch] [loops]
+ * Ingests the synthetic tour (tests/fixtures/synthetic/tour.mp4, 10 fps: 200 frames of 320x240; `loops` > 1: the
+ * tour played that many times in one file, 200 × loops frames, for the steady state), imports the model
  * (default: the bundled ViT-Ti/16), then times the `features.extract` job (stored frames read, preprocessed, the
  * model, tokens converted and stored) and the model alone: the same session shape and batch on inputs prepared
  * beforehand, as many frames. Prints one JSON line: frames/s of both and their ratio, and where the extraction's
  * CPU goes: CPU ms per frame of the model alone (every thread of this process) and of the job (this process and the
  * engine's job worker process that runs it, with its decode-ahead thread: Linux's /proc), the session build, and the host stages timed alone on this thread afterwards (stored frames read,
- * resize + normalise, f32 -> f16 of the patch tokens) — CPU seconds, less sensitive to a loaded machine than wall.
+ * resize + normalise, the tokens stored; the f16 conversion is the graph's Cast) — CPU seconds, less sensitive to a
+ * loaded machine than wall — and the job's timeline (extract-timeline.ts): fixed seconds and steady ms per frame.
  */
+
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { loadRegisteredModel, toF16 } from '../native/features/extract.js';
+import { ensureRun, loadRegisteredModel } from '../native/features/extract.js';
 import type { ExtractTimelineJson, TimelineBatch, TimelineMark } from '../native/features/extract-timeline.js';
 import { prepareBatch } from '../native/features/prepare-ahead.js';
+import { findBinaries } from '../native/media/ffmpeg.js';
 import { FrameStore } from '../native/media/frame-store.js';
 import { inputShape } from '../native/models/preprocess.js';
 import { buildViTOnnx } from '../native/models/vit-onnx.js';
 import { ModelSession } from '../native/runtime/session.js';
-import { addTour, tempEngine } from './engine.js';
+import { addTour, TOUR, tempEngine } from './engine.js';
 import { median, ROOT } from './reference.js';
 
 const BUNDLED = path.join(ROOT, 'models', 'default', 'flaneur-vit-ti16-dora-vtest.safetensors');
-const [file = BUNDLED, sizeArg = '224', batchArg = '8'] = process.argv.slice(2);
+const [fileArg, sizeArg = '224', batchArg = '8', loopsArg = '1'] = process.argv.slice(2);
+const file = fileArg || BUNDLED;
 const size = Number(sizeArg);
 const batch = Number(batchArg);
+const loops = Number(loopsArg);
 
 /**
  * The job's timeline from the bench's call: seconds at each moment (from the call), the fixed part (the wall time
@@ -69,7 +76,13 @@ function timelineOf(tl: ExtractTimelineJson, epoch0: number): Record<string, unk
 const { work, engine, call, close } = await tempEngine('flaneur-bench-extract-');
 try {
   const runner = engine.requireProject().runner;
-  await addTour({ engine, call });
+  let tour = TOUR;
+  if (loops > 1) {
+    tour = path.join(work, `tour-x${loops}.mp4`);
+    const ff = findBinaries().ffmpeg.path;
+    execFileSync(ff, ['-v', 'error', '-y', '-stream_loop', String(loops - 1), '-i', TOUR, '-c', 'copy', tour]);
+  }
+  await addTour({ engine, call }, tour);
   const model = (await call('models.import', { path: file, name: 'bench' })) as { id: number };
   const media = (await call('library.list', {})) as {
     items: { id: number; frameCount: number; frameWidth: number; frameHeight: number }[];
@@ -80,7 +93,7 @@ try {
 
   // The model alone: one session at the frames' input shape, batches of random inputs prepared beforehand.
   const { project } = engine.requireProject();
-  const { model: vit } = loadRegisteredModel(project, model.id);
+  const { model: vit, sha256 } = loadRegisteredModel(project, model.id);
   const shape = inputShape(m.frameWidth, m.frameHeight, size, vit.config.patchSize, 'aspect');
   const cpuMs = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1000;
   // The job runs in the engine's job worker (a child process): CPU ms of this process and its descendants (Linux).
@@ -162,9 +175,16 @@ try {
   const prepMs = stage(() => {
     for (let i = 0; i < frames; i += batch) prepareBatch(images.slice(i, i + batch), spec);
   });
-  const tokens = new Float32Array(shape.gridH * shape.gridW * vit.config.dim).map((_, i) => Math.cos(i));
-  const f16Ms = stage(() => {
-    for (let i = 0; i < frames; i++) toF16(tokens);
+  // The job's stored rows again, batch by batch, into a run of their own (another input size).
+  const run = ensureRun(project, model.id, sha256, vit, size);
+  const again = ensureRun(project, model.id, sha256, vit, size + vit.config.patchSize);
+  const rows = Array.from({ length: frames }, (_, i) => {
+    const f = project.features.get(run.id, m.id, i);
+    if (!f) throw new Error(`frame ${i} was not stored`);
+    return { mediaId: m.id, frameIdx: i, ...f };
+  });
+  const storeMs = stage(() => {
+    for (let i = 0; i < frames; i += batch) project.features.putMany(again.id, rows.slice(i, i + batch));
   });
   const modelFps = median(modelRuns);
   console.log(
@@ -182,7 +202,7 @@ try {
       timeline,
       session_build_s: build.s,
       session_build_cpu_s: build.cpu_s,
-      host_stage_cpu_ms_per_frame: { read: readMs, resize_normalise: prepMs, f16_tokens: f16Ms },
+      host_stage_cpu_ms_per_frame: { read: readMs, resize_normalise: prepMs, store: storeMs },
       provider: session.info.provider,
       threads: session.info.threads,
       peak_rss_mb: process.resourceUsage().maxRSS / 1024,
