@@ -15,10 +15,15 @@ export interface TempEngine {
   close(): Promise<void>;
 }
 
-/** Adds the synthetic walking tour (tests/fixtures/synthetic/tour.mp4) at 10 fps, short side 240, and waits for it. */
-export async function addTour(t: Pick<TempEngine, 'engine' | 'call'>): Promise<void> {
+export const TOUR = path.join(import.meta.dirname, '..', 'tests', 'fixtures', 'synthetic', 'tour.mp4');
+
+/**
+ * Adds the synthetic walking tour (tests/fixtures/synthetic/tour.mp4, or `file`, e.g. the tour looped) at 10 fps,
+ * short side 240, and waits for it.
+ */
+export async function addTour(t: Pick<TempEngine, 'engine' | 'call'>, file = TOUR): Promise<void> {
   await t.call('library.add', {
-    paths: [path.join(import.meta.dirname, '..', 'tests', 'fixtures', 'synthetic', 'tour.mp4')],
+    paths: [file],
     sampling: { policy: 'fps', fps: 10 },
     frameSize: { mode: 'short-side', size: 240 },
   });

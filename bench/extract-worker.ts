@@ -1,35 +1,88 @@
 /**
  * Feature extraction end to end vs the model alone, in its own process:
- *   node --import tsx bench/extract-worker.ts [model.safetensors] [size] [batch]
- * Ingests the synthetic tour (tests/fixtures/synthetic/tour.mp4, 10 fps: 200 frames of 320x240), imports the model
+ *   node --import tsx bench/extract-worker.ts [model.safetensors] [size] [batch] [loops]
+ * Ingests the synthetic tour (tests/fixtures/synthetic/tour.mp4, 10 fps: 200 frames of 320x240; `loops` > 1: the
+ * tour played that many times in one file, 200 × loops frames, for the steady state), imports the model
  * (default: the bundled ViT-Ti/16), then times the `features.extract` job (stored frames read, preprocessed, the
  * model, tokens converted and stored) and the model alone: the same session shape and batch on inputs prepared
  * beforehand, as many frames. Prints one JSON line: frames/s of both and their ratio, and where the extraction's
  * CPU goes: CPU ms per frame of the model alone (every thread of this process) and of the job (this process and the
  * engine's job worker process that runs it, with its decode-ahead thread: Linux's /proc), the session build, and the host stages timed alone on this thread afterwards (stored frames read,
- * resize + normalise, f32 -> f16 of the patch tokens) — CPU seconds, less sensitive to a loaded machine than wall.
+ * resize + normalise, the tokens stored; the f16 conversion is the graph's Cast) — CPU seconds, less sensitive to a
+ * loaded machine than wall — and the job's timeline (extract-timeline.ts): fixed seconds and steady ms per frame.
  */
+
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { loadRegisteredModel, toF16 } from '../native/features/extract.js';
+import { ensureRun, loadRegisteredModel } from '../native/features/extract.js';
+import type { ExtractTimelineJson, TimelineBatch, TimelineMark } from '../native/features/extract-timeline.js';
 import { prepareBatch } from '../native/features/prepare-ahead.js';
+import { findBinaries } from '../native/media/ffmpeg.js';
 import { FrameStore } from '../native/media/frame-store.js';
 import { inputShape } from '../native/models/preprocess.js';
 import { buildViTOnnx } from '../native/models/vit-onnx.js';
 import { ModelSession } from '../native/runtime/session.js';
-import { addTour, tempEngine } from './engine.js';
+import { addTour, TOUR, tempEngine } from './engine.js';
 import { median, ROOT } from './reference.js';
 
 const BUNDLED = path.join(ROOT, 'models', 'default', 'flaneur-vit-ti16-dora-vtest.safetensors');
-const [file = BUNDLED, sizeArg = '224', batchArg = '8'] = process.argv.slice(2);
+const [fileArg, sizeArg = '224', batchArg = '8', loopsArg = '1'] = process.argv.slice(2);
+const file = fileArg || BUNDLED;
 const size = Number(sizeArg);
 const batch = Number(batchArg);
+const loops = Number(loopsArg);
 
-const { engine, call, close } = await tempEngine('flaneur-bench-extract-');
+/**
+ * The job's timeline from the bench's call: seconds at each moment (from the call), the fixed part (the wall time
+ * less the frames after the first batch at the steady rate) and the per-frame part, and the job process's CPU ms
+ * (all its threads: model, decode-ahead, store) between moments.
+ */
+function timelineOf(tl: ExtractTimelineJson, epoch0: number): Record<string, unknown> {
+  const at = (name: string) => tl.marks.find((m) => m.at === name) as TimelineMark;
+  const s = (ms: number) => +(ms / 1000).toFixed(3);
+  const [first, ...rest] = tl.batches;
+  const sum = (k: keyof TimelineBatch, bs: TimelineBatch[]) => bs.reduce((a, b) => a + b[k], 0);
+  const restFrames = sum('frames', rest);
+  const steadyMs =
+    restFrames > 0 ? (sum('wait_ms', rest) + sum('model_ms', rest) + sum('store_ms', rest)) / restFrames : 0;
+  const firstEnd = first ? at('session ready').t + first.wait_ms + first.model_ms + first.store_ms : 0;
+  const end = at('job end');
+  const cpu = (a: string, b: string) => +(at(b).cpu_ms - at(a).cpu_ms).toFixed(0);
+  return {
+    at_s: Object.fromEntries(tl.marks.map((m) => [m.at, s(m.t - epoch0)])),
+    first_batch: first && {
+      frames: first.frames,
+      wait_s: s(first.wait_ms),
+      model_s: s(first.model_ms),
+      store_s: s(first.store_ms),
+    },
+    first_batch_done_s: s(firstEnd - epoch0),
+    steady_ms_per_frame: {
+      all: +steadyMs.toFixed(2),
+      wait: +(sum('wait_ms', rest) / restFrames).toFixed(2),
+      model: +(sum('model_ms', rest) / restFrames).toFixed(2),
+      store: +(sum('store_ms', rest) / restFrames).toFixed(2),
+    },
+    fixed_s: s(end.t - epoch0 - steadyMs * restFrames),
+    job_cpu_ms: {
+      start_to_session_ready: cpu('job start', 'session ready'),
+      session_ready_to_end: cpu('session ready', 'job end'),
+    },
+  };
+}
+
+const { work, engine, call, close } = await tempEngine('flaneur-bench-extract-');
 try {
   const runner = engine.requireProject().runner;
-  await addTour({ engine, call });
+  let tour = TOUR;
+  if (loops > 1) {
+    tour = path.join(work, `tour-x${loops}.mp4`);
+    const ff = findBinaries().ffmpeg.path;
+    execFileSync(ff, ['-v', 'error', '-y', '-stream_loop', String(loops - 1), '-i', TOUR, '-c', 'copy', tour]);
+  }
+  await addTour({ engine, call }, tour);
   const model = (await call('models.import', { path: file, name: 'bench' })) as { id: number };
   const media = (await call('library.list', {})) as {
     items: { id: number; frameCount: number; frameWidth: number; frameHeight: number }[];
@@ -40,7 +93,7 @@ try {
 
   // The model alone: one session at the frames' input shape, batches of random inputs prepared beforehand.
   const { project } = engine.requireProject();
-  const { model: vit } = loadRegisteredModel(project, model.id);
+  const { model: vit, sha256 } = loadRegisteredModel(project, model.id);
   const shape = inputShape(m.frameWidth, m.frameHeight, size, vit.config.patchSize, 'aspect');
   const cpuMs = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1000;
   // The job runs in the engine's job worker (a child process): CPU ms of this process and its descendants (Linux).
@@ -93,12 +146,19 @@ try {
 
   // End to end: the extraction job, once (a second run would reuse the stored features); its session build
   // included, as a user's run has it.
+  // The job writes its timeline (extract-timeline.ts); the job worker takes the engine's environment at job start.
+  const timelineFile = path.join(work, 'extract-timeline.json');
+  process.env.FLANEUR_EXTRACT_TIMELINE = timelineFile;
   const t0 = performance.now();
+  const epoch0 = performance.timeOrigin + t0;
   const xc0 = treeCpuMs();
   await call('features.extract', { modelId: model.id, size, batch });
   await runner.idle();
-  const extractFps = frames / ((performance.now() - t0) / 1000);
+  const extractWall = (performance.now() - t0) / 1000;
+  const extractFps = frames / extractWall;
   const extractCpu = (treeCpuMs() - xc0) / frames;
+  delete process.env.FLANEUR_EXTRACT_TIMELINE;
+  const timeline = timelineOf(JSON.parse(fs.readFileSync(timelineFile, 'utf8')) as ExtractTimelineJson, epoch0);
 
   // The job's host stages alone, on this thread, per frame: stored frames read, resize + normalise, f16 tokens.
   const store = new FrameStore(project.cacheDir);
@@ -115,9 +175,16 @@ try {
   const prepMs = stage(() => {
     for (let i = 0; i < frames; i += batch) prepareBatch(images.slice(i, i + batch), spec);
   });
-  const tokens = new Float32Array(shape.gridH * shape.gridW * vit.config.dim).map((_, i) => Math.cos(i));
-  const f16Ms = stage(() => {
-    for (let i = 0; i < frames; i++) toF16(tokens);
+  // The job's stored rows again, batch by batch, into a run of their own (another input size).
+  const run = ensureRun(project, model.id, sha256, vit, size);
+  const again = ensureRun(project, model.id, sha256, vit, size + vit.config.patchSize);
+  const rows = Array.from({ length: frames }, (_, i) => {
+    const f = project.features.get(run.id, m.id, i);
+    if (!f) throw new Error(`frame ${i} was not stored`);
+    return { mediaId: m.id, frameIdx: i, ...f };
+  });
+  const storeMs = stage(() => {
+    for (let i = 0; i < frames; i += batch) project.features.putMany(again.id, rows.slice(i, i + batch));
   });
   const modelFps = median(modelRuns);
   console.log(
@@ -131,9 +198,11 @@ try {
       runs_model_fps: modelRuns,
       model_only_cpu_ms_per_frame: median(modelCpu),
       extract_cpu_ms_per_frame: extractCpu,
+      extract_s: extractWall,
+      timeline,
       session_build_s: build.s,
       session_build_cpu_s: build.cpu_s,
-      host_stage_cpu_ms_per_frame: { read: readMs, resize_normalise: prepMs, f16_tokens: f16Ms },
+      host_stage_cpu_ms_per_frame: { read: readMs, resize_normalise: prepMs, store: storeMs },
       provider: session.info.provider,
       threads: session.info.threads,
       peak_rss_mb: process.resourceUsage().maxRSS / 1024,

@@ -14,9 +14,11 @@ import { type ImportedViT, importViTFile } from '../models/import-vit.js';
 import { type InputShape, inputShape, MAX_ASPECT, type ResizePolicy } from '../models/preprocess.js';
 import { f32ToF16 } from '../models/safetensors.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
+import { probeProviders } from '../runtime/providers.js';
 import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
 import type { FeatureRunRow } from '../store/features-repo.js';
 import type { Project } from '../store/project.js';
+import { ExtractTimeline } from './extract-timeline.js';
 import { PrepareAhead, type PreparedBatch, type PrepareSpec, prepareBatch } from './prepare-ahead.js';
 import { planFrames, planFramesOf } from './source-frames.js';
 
@@ -112,6 +114,12 @@ export interface FrameFeatures {
   gridW: number;
 }
 
+/** A frame's features as the store keeps them: CLS float32, patch tokens float16 (raw bits). */
+export interface StoredFeatures {
+  cls: Float32Array;
+  patches: Uint16Array;
+}
+
 /** Input shapes kept as sessions at once (frames of a library have few aspect ratios). */
 const SHAPES_KEPT = 6;
 
@@ -131,16 +139,20 @@ export class FeatureExtractor {
     private readonly runtime: RuntimeSettings | undefined,
   ) {}
 
-  /** `first`: a frame size to build the first session for (default: a square frame). */
+  /**
+   * `first`: a frame size to build the first session for (default: a square frame), and with `stored` that
+   * session is runStored's (float16 patch tokens).
+   */
   static async create(
     model: ImportedViT,
     size: number,
     runtime?: RuntimeSettings,
     policy: ResizePolicy = 'aspect',
-    first?: { width: number; height: number },
+    first?: { width: number; height: number; stored?: boolean },
   ): Promise<FeatureExtractor> {
     const ex = new FeatureExtractor(model, size, policy, runtime);
-    ex.first = await ex.session(ex.shapeOf(first?.width ?? size, first?.height ?? size));
+    const type = first?.stored ? 'float16' : 'float32';
+    ex.first = await ex.session(ex.shapeOf(first?.width ?? size, first?.height ?? size), type);
     return ex;
   }
 
@@ -157,10 +169,10 @@ export class FeatureExtractor {
     return inputShape(width, height, this.size, this.model.config.patchSize, this.policy);
   }
 
-  private session(shape: InputShape): Promise<ModelSession> {
+  private session(shape: InputShape, patchesType: 'float32' | 'float16' = 'float32'): Promise<ModelSession> {
     // A released extractor must not quietly build sessions again outside of whoever released it (ExtractorCache).
     if (this.released) throw new FlaneurError('INTERNAL', 'This feature extractor was released.');
-    const key = `${shape.width}x${shape.height}`;
+    const key = `${shape.width}x${shape.height}/${patchesType}`;
     const hit = this.sessions.get(key);
     if (hit) {
       this.sessions.delete(key);
@@ -172,6 +184,7 @@ export class FeatureExtractor {
       width: shape.width,
       outputs: { cls: true, patches: true },
       fused: true,
+      patchesType,
     });
     const made = ModelSession.create(onnx, this.runtime);
     this.sessions.set(key, made);
@@ -239,6 +252,26 @@ export class FeatureExtractor {
     }));
   }
 
+  /**
+   * Features of `count` prepared images as the store keeps them, the patch tokens cast to float16 by the graph
+   * (the bits toF16 gives the float32 tokens); each frame's arrays are views of the session's outputs.
+   */
+  async runStored(input: Float32Array, count: number, shape: InputShape): Promise<StoredFeatures[]> {
+    const session = await this.session(shape, 'float16');
+    const out = await session.run({ pixels: new ort.Tensor('float32', input, [count, 3, shape.height, shape.width]) }, [
+      'cls',
+      'patches',
+    ]);
+    const cls = out.cls?.data as Float32Array;
+    const patches = out.patches?.data as Uint16Array;
+    const d = this.model.config.dim;
+    const n = shape.gridH * shape.gridW * d;
+    return Array.from({ length: count }, (_, i) => ({
+      cls: cls.subarray(i * d, (i + 1) * d),
+      patches: patches.subarray(i * n, (i + 1) * n),
+    }));
+  }
+
   async release(): Promise<void> {
     this.released = true;
     const all = [...this.sessions.values()];
@@ -272,6 +305,11 @@ export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = 
   args: ExtractArgs,
   title: (a) => `Extract features with model #${a.modelId} at ${a.size} px${a.resize === 'square' ? ' (square)' : ''}`,
   async run(ctx) {
+    const timeline = ExtractTimeline.fromEnv();
+    timeline.mark('job start');
+    // The providers' probe that the session waits for (once per process; WebGPU's in a child process) runs while
+    // the model is read.
+    const probed = probeProviders().catch(() => undefined);
     const { project } = ctx;
     const { model, sha256 } = loadRegisteredModel(project, ctx.args.modelId);
     const run = ensureRun(project, ctx.args.modelId, sha256, model, ctx.args.size, ctx.args.resize);
@@ -310,16 +348,21 @@ export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = 
       return new PrepareAhead({ ...req, batch, ahead: 2 }, stats, ctx.signal);
     };
     // The first item's frames are prepared while the session is built, each next item's while the one before runs.
+    timeline.mark('model loaded');
     let upcoming = items[0] ? batchesOf(items[0]) : null;
     let current: typeof upcoming = null;
+    timeline.mark('preparation started');
     try {
+      await probed;
+      timeline.mark('providers probed');
       const extractor = await FeatureExtractor.create(
         model,
         ctx.args.size,
         ctx.runtime,
         ctx.args.resize,
-        first ? { width: first.frameWidth as number, height: first.frameHeight as number } : undefined,
+        first ? { width: first.frameWidth as number, height: first.frameHeight as number, stored: true } : undefined,
       );
+      timeline.mark('session ready');
       try {
         // Which provider does the work (after any fallback), where the progress is shown.
         ctx.phase(`extracting on ${extractor.provider}`, { total, unit: 'frames', done });
@@ -330,17 +373,15 @@ export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = 
           const next = items[k + 1];
           if (next) upcoming = batchesOf(next);
           for await (const { idx, input } of current) {
+            const got = timeline.stamp();
             ctx.throwIfAborted();
-            const feats = await extractor.runPrepared(input, idx.length, g);
+            const feats = await extractor.runStored(input, idx.length, g);
+            const ran = timeline.stamp();
             project.features.putMany(
               run.id,
-              feats.map((f, j) => ({
-                mediaId: m.id,
-                frameIdx: idx[j] as number,
-                cls: f.cls,
-                patches: toF16(f.patches),
-              })),
+              feats.map((f, j) => ({ mediaId: m.id, frameIdx: idx[j] as number, ...f })),
             );
+            timeline.batch(idx.length, got, ran);
             done += idx.length;
             ctx.progress(done, total, { run: run.id, batch });
           }
@@ -360,6 +401,8 @@ export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = 
       for (const b of [current, upcoming])
         if (b instanceof PrepareAhead) await b.close();
         else await b?.return(undefined);
+      timeline.mark('job end');
+      timeline.write();
     }
   },
 };

@@ -195,23 +195,183 @@ export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
 /** Writes one preprocessed image as CHW float32 into `out` at `offset` (for batching). */
 export function preprocessInto(img: RgbLike, o: PreprocessOptions, out: Float32Array, offset = 0): void {
   const size = o.size;
-  let im = img;
-  if ((o.mode ?? 'center-crop') === 'center-crop') {
-    const s = size / Math.min(img.width, img.height);
-    const w = Math.max(size, Math.round(img.width * s));
-    const h = Math.max(size, Math.round(img.height * s));
-    im = resizeRgb(img, w, h, o.filter);
-    im = cropRgb(im, Math.floor((w - size) / 2), Math.floor((h - size) / 2), size, size);
-  } else {
-    im = resizeRgb(img, size, o.height ?? size, o.filter);
-  }
   const lut = normalizationTable(o.mean ?? IMAGENET_MEAN, o.std ?? IMAGENET_STD);
+  if ((o.mode ?? 'center-crop') !== 'center-crop') {
+    resizeNormalizeInto(img, size, o.height ?? size, o.filter ?? 'bicubic', lut, out, offset);
+    return;
+  }
+  const s = size / Math.min(img.width, img.height);
+  const w = Math.max(size, Math.round(img.width * s));
+  const h = Math.max(size, Math.round(img.height * s));
+  const im = cropRgb(
+    resizeRgb(img, w, h, o.filter),
+    Math.floor((w - size) / 2),
+    Math.floor((h - size) / 2),
+    size,
+    size,
+  );
   const plane = im.width * im.height;
   const data = im.data;
   for (let c = 0; c < 3; c++) {
     const base = offset + c * plane;
     const table = c * 256;
     for (let i = 0; i < plane; i++) out[base + i] = lut[table + (data[i * 3 + c] as number)] as number;
+  }
+}
+
+/** Taps flattened for the inner loops: per output, its first input, tap count and where its weights start. */
+interface FlatTaps {
+  start: Int32Array;
+  count: Int32Array;
+  at: Int32Array;
+  w: Float64Array;
+}
+const flatCache = new Map<Taps, FlatTaps>();
+
+function flat(taps: Taps): FlatTaps {
+  let f = flatCache.get(taps);
+  if (!f) {
+    const n = taps.length;
+    f = { start: new Int32Array(n), count: new Int32Array(n), at: new Int32Array(n), w: new Float64Array(0) };
+    let total = 0;
+    taps.forEach((t, o) => {
+      (f as FlatTaps).at[o] = total;
+      total += t.w.length;
+    });
+    f.w = new Float64Array(total);
+    for (let o = 0; o < n; o++) {
+      const t = taps[o] as Taps[number];
+      f.start[o] = t.start;
+      f.count[o] = t.w.length;
+      f.w.set(t.w, f.at[o]);
+    }
+    if (flatCache.size > 64) flatCache.clear();
+    flatCache.set(taps, f);
+  }
+  return f;
+}
+
+/**
+ * Math.min(255, Math.max(0, Math.round(v))) without Math.round (V8's is several times slower here): for v in
+ * [0.5, 255) v + 0.5 rounds in float64 to a number whose integer part is Math.round(v) (no tie can round it up to
+ * the next integer: that would need v + 0.5 in a binade above v's with the next integer at its top, which v < that
+ * integer - 0.5 rules out), and truncation is floor for positives; below 0.5 it is 0, from 255 on 255.
+ */
+function byte(v: number): number {
+  return v < 0.5 ? 0 : v >= 255 ? 255 : (v + 0.5) | 0;
+}
+
+/**
+ * resizeRgb then the normalisation table into CHW float32 in one pass: the same row pass (float64 sums stored in
+ * float32), the same column sums in the same tap order, rounded and clamped to a byte and looked up, written straight
+ * into the batch: the values resizeRgb + the table give, bit for bit, without the byte image in between.
+ */
+function resizeNormalizeInto(
+  img: RgbLike,
+  width: number,
+  height: number,
+  filter: ResizeFilter,
+  lut: Float64Array,
+  out: Float32Array,
+  offset: number,
+): void {
+  const src = img.data;
+  const inW = img.width;
+  const plane = width * height;
+  const g0 = offset;
+  const g1 = offset + plane;
+  const g2 = offset + 2 * plane;
+  const row = width * 3;
+  const wy = weights(img.height, height, filter);
+  const sameRows = isIdentity(wy);
+  const fy = flat(wy);
+  // Row pass: only the input rows some output row takes.
+  const first = sameRows ? 0 : (fy.start[0] as number);
+  const last = sameRows ? img.height : (fy.start[height - 1] as number) + (fy.count[height - 1] as number);
+  const tmp = new Float32Array((last - first) * row);
+  const wx = weights(inW, width, filter);
+  if (isIdentity(wx)) {
+    // Each output column is its own input column with weight 1: the row pass copies the bytes.
+    for (let y = first; y < last; y++) tmp.set(src.subarray(y * row, (y + 1) * row), (y - first) * row);
+  } else {
+    const fx = flat(wx);
+    const xs = fx.start;
+    const xn = fx.count;
+    const xa = fx.at;
+    const xw = fx.w;
+    for (let y = first; y < last; y++) {
+      const rowIn = y * inW;
+      let o = (y - first) * row;
+      for (let x = 0; x < width; x++) {
+        let i = (rowIn + (xs[x] as number)) * 3;
+        let a = xa[x] as number;
+        const end = a + (xn[x] as number);
+        if (end - a === 2) {
+          const w0 = xw[a] as number;
+          const w1 = xw[a + 1] as number;
+          tmp[o++] = 0 + (src[i] as number) * w0 + (src[i + 3] as number) * w1;
+          tmp[o++] = 0 + (src[i + 1] as number) * w0 + (src[i + 4] as number) * w1;
+          tmp[o++] = 0 + (src[i + 2] as number) * w0 + (src[i + 5] as number) * w1;
+          continue;
+        }
+        let r = 0;
+        let g = 0;
+        let b = 0;
+        for (; a < end; a++, i += 3) {
+          const wk = xw[a] as number;
+          r += (src[i] as number) * wk;
+          g += (src[i + 1] as number) * wk;
+          b += (src[i + 2] as number) * wk;
+        }
+        tmp[o++] = r;
+        tmp[o++] = g;
+        tmp[o++] = b;
+      }
+    }
+  }
+  if (sameRows) {
+    for (let y = 0, p = 0, j = 0; y < height; y++)
+      for (let x = 0; x < width; x++, p++, j += 3) {
+        out[g0 + p] = lut[byte(tmp[j] as number)] as number;
+        out[g1 + p] = lut[256 + byte(tmp[j + 1] as number)] as number;
+        out[g2 + p] = lut[512 + byte(tmp[j + 2] as number)] as number;
+      }
+    return;
+  }
+  const ys = fy.start;
+  const yn = fy.count;
+  const ya = fy.at;
+  const yw = fy.w;
+  for (let y = 0, p = 0; y < height; y++) {
+    const base = ((ys[y] as number) - first) * row;
+    const a0 = ya[y] as number;
+    const end = a0 + (yn[y] as number);
+    if (end - a0 === 2) {
+      // Two taps (most rows of a small downscale): the same two additions, unrolled.
+      const w0 = yw[a0] as number;
+      const w1 = yw[a0 + 1] as number;
+      for (let x = 0, j = base; x < width; x++, p++, j += 3) {
+        const k = j + row;
+        out[g0 + p] = lut[byte(0 + (tmp[j] as number) * w0 + (tmp[k] as number) * w1)] as number;
+        out[g1 + p] = lut[256 + byte(0 + (tmp[j + 1] as number) * w0 + (tmp[k + 1] as number) * w1)] as number;
+        out[g2 + p] = lut[512 + byte(0 + (tmp[j + 2] as number) * w0 + (tmp[k + 2] as number) * w1)] as number;
+      }
+      continue;
+    }
+    for (let x = 0, j = base; x < width; x++, p++, j += 3) {
+      let r = 0;
+      let g = 0;
+      let b = 0;
+      for (let a = a0, i = j; a < end; a++, i += row) {
+        const wk = yw[a] as number;
+        r += (tmp[i] as number) * wk;
+        g += (tmp[i + 1] as number) * wk;
+        b += (tmp[i + 2] as number) * wk;
+      }
+      out[g0 + p] = lut[byte(r)] as number;
+      out[g1 + p] = lut[256 + byte(g)] as number;
+      out[g2 + p] = lut[512 + byte(b)] as number;
+    }
   }
 }
 

@@ -31,6 +31,11 @@ export interface ViTOnnxOptions {
    * reads.
    */
   fused?: boolean;
+  /**
+   * 'float16': the `patches` output cast to float16 in the graph (Cast rounds to nearest even, the bits
+   * models/safetensors.ts `f32ToF16` gives): what feature extraction stores, without a conversion on the host.
+   */
+  patchesType?: 'float32' | 'float16';
 }
 
 export function buildViTOnnx(
@@ -61,7 +66,8 @@ export function buildViTOnnx(
   const out = buildViT(b, config, param, pixels, want, 'conv', undefined, undefined, options.fused ?? false);
   if (options.head && out.cls) b.output(buildDinoHead(b, options.head, param, out.cls), 'logits');
   if (out.cls && options.outputs.cls) b.output(out.cls, 'cls');
-  if (out.patches) b.output(out.patches, 'patches');
+  if (out.patches)
+    b.output(options.patchesType === 'float16' ? b.cast(out.patches, 'float16') : out.patches, 'patches');
   if (out.q) b.output(out.q, 'q');
   if (out.k) b.output(out.k, 'k');
   if (out.attention) b.output(out.attention, 'attention');

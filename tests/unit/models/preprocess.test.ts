@@ -1,7 +1,14 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../../native/base/rng.js';
-import { cropRgb, IMAGENET_MEAN, IMAGENET_STD, preprocessBatch, resizeRgb } from '../../../native/models/preprocess.js';
+import {
+  cropRgb,
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  preprocessBatch,
+  preprocessInto,
+  resizeRgb,
+} from '../../../native/models/preprocess.js';
 
 function solid(width: number, height: number, rgb: [number, number, number]) {
   const data = new Uint8Array(width * height * 3);
@@ -65,6 +72,34 @@ describe('preprocessing', () => {
     expect(hash(224, 224, 'bilinear')).toBe('014dd26b2dd5a831');
     expect(hash(150, 300, 'bicubic')).toBe('72b52adb1fdfe0ef');
     expect(hash(299, 400, 'bicubic')).toBe('279147100180a995');
+  });
+
+  it('stretches and normalises in one pass to the values of resizeRgb then (v / 255 - mean) / std, bit for bit', () => {
+    // The one-pass path (no byte image in between, rounding without Math.round) against the two steps it replaces:
+    // downscales of 2 and 3 taps, a copied row or column pass, bicubic up and down (sums beyond 0..255 clamp).
+    const rng = new Rng(11);
+    const mean = [0.4, 0.5, 0.6] as const;
+    const std = [0.2, 0.25, 0.3] as const;
+    const cases = [
+      [320, 240, 304, 224, 'bilinear'],
+      [299, 224, 304, 224, 'bilinear'],
+      [320, 240, 320, 224, 'bicubic'],
+      [304, 224, 304, 224, 'bilinear'],
+      [50, 40, 224, 179, 'bicubic'],
+      [640, 480, 224, 224, 'bilinear'],
+      [300, 200, 112, 300, 'bicubic'],
+    ] as const;
+    for (const [w0, h0, w, h, filter] of cases) {
+      const img = { width: w0, height: h0, data: Uint8Array.from({ length: w0 * h0 * 3 }, () => rng.int(256)) };
+      const got = new Float32Array(3 * w * h);
+      preprocessInto(img, { size: w, height: h, mode: 'stretch', filter, mean, std }, got);
+      const bytes = resizeRgb(img, w, h, filter).data;
+      const want = new Float32Array(3 * w * h);
+      for (let c = 0; c < 3; c++)
+        for (let i = 0; i < w * h; i++)
+          want[c * w * h + i] = ((bytes[i * 3 + c] as number) / 255 - (mean[c] as number)) / (std[c] as number);
+      expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+    }
   });
 
   it('crops exact rectangles', () => {
