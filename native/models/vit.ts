@@ -490,10 +490,18 @@ export function buildViT(
       };
       const qkv = b.linear(h, transposed(qkvParam('weight')), qkvParam('bias'), 'attn.qkv');
       // [B, T, 3D] -> [3, B, H, T, hd] in one Transpose, then split into per-head q, k, v (their gradients come
-      // back as one Concat and one Transpose, not three Pads, two Adds and three Transposes).
+      // back as one Concat and one Transpose, not three Pads, two Adds and three Transposes). The split is of a
+      // flat [3, B, H·T·hd] view: ONNX Runtime's transpose optimizer cannot move the Transpose past that Reshape,
+      // so q, k and v are kept for the backward pass in the per-head layout the products read (pushed past a
+      // Split, the Transpose left them in token layout and the backward transposed each of them again).
+      const seq = 1 + R + N;
       const [q0, k0, v] = b
-        .split(b.transpose(b.reshape(qkv, [0, 0, 3, c.heads, hd]), [2, 0, 3, 1, 4]), [1, 1, 1], 0)
-        .map((t) => b.squeeze(t, [0])) as [Value, Value, Value];
+        .split(
+          b.reshape(b.transpose(b.reshape(qkv, [0, 0, 3, c.heads, hd]), [2, 0, 3, 1, 4]), [3, 0, -1]),
+          [1, 1, 1],
+          0,
+        )
+        .map((t) => b.reshape(t, [-1, c.heads, seq, hd])) as [Value, Value, Value];
       const q = ropeHeads ? ropeHeads(q0) : q0;
       const k = ropeHeads ? ropeHeads(k0) : k0;
       if (takeQK) {
