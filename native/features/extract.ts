@@ -235,13 +235,7 @@ export class FeatureExtractor {
 
   /** Features of `count` images already prepared for `shape` (prepareBatch: [count, 3, H, W]). */
   async runPrepared(input: Float32Array, count: number, shape: InputShape): Promise<FrameFeatures[]> {
-    const session = await this.session(shape);
-    const out = await session.run({ pixels: new ort.Tensor('float32', input, [count, 3, shape.height, shape.width]) }, [
-      'cls',
-      'patches',
-    ]);
-    const cls = out.cls?.data as Float32Array;
-    const patches = out.patches?.data as Float32Array;
+    const { cls, patches } = await this.outputs(input, count, shape, 'float32');
     const d = this.model.config.dim;
     const n = shape.gridH * shape.gridW;
     return Array.from({ length: count }, (_, i) => ({
@@ -257,19 +251,29 @@ export class FeatureExtractor {
    * (the bits toF16 gives the float32 tokens); each frame's arrays are views of the session's outputs.
    */
   async runStored(input: Float32Array, count: number, shape: InputShape): Promise<StoredFeatures[]> {
-    const session = await this.session(shape, 'float16');
-    const out = await session.run({ pixels: new ort.Tensor('float32', input, [count, 3, shape.height, shape.width]) }, [
-      'cls',
-      'patches',
-    ]);
-    const cls = out.cls?.data as Float32Array;
-    const patches = out.patches?.data as Uint16Array;
+    const { cls, patches } = await this.outputs(input, count, shape, 'float16');
     const d = this.model.config.dim;
     const n = shape.gridH * shape.gridW * d;
     return Array.from({ length: count }, (_, i) => ({
       cls: cls.subarray(i * d, (i + 1) * d),
       patches: patches.subarray(i * n, (i + 1) * n),
     }));
+  }
+
+  /** The session's CLS and patch outputs for `count` prepared images, the patches of the type asked. */
+  private async outputs<T extends 'float32' | 'float16'>(
+    input: Float32Array,
+    count: number,
+    shape: InputShape,
+    patchesType: T,
+  ): Promise<{ cls: Float32Array; patches: T extends 'float16' ? Uint16Array : Float32Array }> {
+    const session = await this.session(shape, patchesType);
+    const pixels = new ort.Tensor('float32', input, [count, 3, shape.height, shape.width]);
+    const out = await session.run({ pixels }, ['cls', 'patches']);
+    return {
+      cls: out.cls?.data as Float32Array,
+      patches: out.patches?.data as T extends 'float16' ? Uint16Array : Float32Array,
+    };
   }
 
   async release(): Promise<void> {
