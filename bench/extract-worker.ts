@@ -172,8 +172,13 @@ try {
     for (let i = 0; i < frames; i++) images.push(store.image(m.id, i, m.frameWidth, m.frameHeight));
   });
   const spec = { shape, mean: vit.config.mean, std: vit.config.std };
+  // Into one batch buffer, as the decode-ahead thread fills the buffers the job gives back (the last, short, apart).
+  const into = new Float32Array(batch * 3 * shape.height * shape.width);
   const prepMs = stage(() => {
-    for (let i = 0; i < frames; i += batch) prepareBatch(images.slice(i, i + batch), spec);
+    for (let i = 0; i < frames; i += batch) {
+      const some = images.slice(i, i + batch);
+      prepareBatch(some, spec, some.length === batch ? into : undefined);
+    }
   });
   // The job's stored rows again, batch by batch, into a run of their own (another input size).
   const run = ensureRun(project, model.id, sha256, vit, size);

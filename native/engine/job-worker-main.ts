@@ -34,6 +34,11 @@ const now = <T>(load: () => Promise<T>): (() => Promise<T>) => {
   loading.catch(() => {});
   return () => loading;
 };
+// A job worker's jobs build model sessions, and a session waits for the providers' probe (once per process; WebGPU's
+// in a child process, 0.3-0.4 s): a warm worker probes as it starts, so its first job does not wait for it.
+if (role === 'job') {
+  import('../runtime/providers.js').then((m) => m.probeProviders()).catch(() => {});
+}
 serveJobs({
   handlers: role === 'job' ? now(loadHandlers) : loadHandlers,
   tasks: role === 'task' ? now(loadTasks) : loadTasks,

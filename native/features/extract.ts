@@ -235,13 +235,7 @@ export class FeatureExtractor {
 
   /** Features of `count` images already prepared for `shape` (prepareBatch: [count, 3, H, W]). */
   async runPrepared(input: Float32Array, count: number, shape: InputShape): Promise<FrameFeatures[]> {
-    const session = await this.session(shape);
-    const out = await session.run({ pixels: new ort.Tensor('float32', input, [count, 3, shape.height, shape.width]) }, [
-      'cls',
-      'patches',
-    ]);
-    const cls = out.cls?.data as Float32Array;
-    const patches = out.patches?.data as Float32Array;
+    const { cls, patches } = await this.outputs(input, count, shape, 'float32');
     const d = this.model.config.dim;
     const n = shape.gridH * shape.gridW;
     return Array.from({ length: count }, (_, i) => ({
@@ -257,19 +251,29 @@ export class FeatureExtractor {
    * (the bits toF16 gives the float32 tokens); each frame's arrays are views of the session's outputs.
    */
   async runStored(input: Float32Array, count: number, shape: InputShape): Promise<StoredFeatures[]> {
-    const session = await this.session(shape, 'float16');
-    const out = await session.run({ pixels: new ort.Tensor('float32', input, [count, 3, shape.height, shape.width]) }, [
-      'cls',
-      'patches',
-    ]);
-    const cls = out.cls?.data as Float32Array;
-    const patches = out.patches?.data as Uint16Array;
+    const { cls, patches } = await this.outputs(input, count, shape, 'float16');
     const d = this.model.config.dim;
     const n = shape.gridH * shape.gridW * d;
     return Array.from({ length: count }, (_, i) => ({
       cls: cls.subarray(i * d, (i + 1) * d),
       patches: patches.subarray(i * n, (i + 1) * n),
     }));
+  }
+
+  /** The session's CLS and patch outputs for `count` prepared images, the patches of the type asked. */
+  private async outputs<T extends 'float32' | 'float16'>(
+    input: Float32Array,
+    count: number,
+    shape: InputShape,
+    patchesType: T,
+  ): Promise<{ cls: Float32Array; patches: T extends 'float16' ? Uint16Array : Float32Array }> {
+    const session = await this.session(shape, patchesType);
+    const pixels = new ort.Tensor('float32', input, [count, 3, shape.height, shape.width]);
+    const out = await session.run({ pixels }, ['cls', 'patches']);
+    return {
+      cls: out.cls?.data as Float32Array,
+      patches: out.patches?.data as T extends 'float16' ? Uint16Array : Float32Array,
+    };
   }
 
   async release(): Promise<void> {
@@ -298,6 +302,25 @@ async function* preparedHere(
     }
   }
   if (idx.length > 0) yield { idx, input: prepareBatch(images, spec) };
+}
+
+/** Batches prepared on this thread first, then the ones a decode-ahead thread (starting meanwhile) prepares. */
+class FirstHere implements AsyncIterable<PreparedBatch> {
+  constructor(
+    private readonly here: AsyncGenerator<PreparedBatch>,
+    private readonly ahead: PrepareAhead,
+  ) {}
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<PreparedBatch> {
+    yield* this.here;
+    yield* this.ahead;
+  }
+
+  /** Stops both, iterated or not. */
+  async close(): Promise<void> {
+    await this.here.return(undefined);
+    await this.ahead.close();
+  }
 }
 
 export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = {
@@ -336,20 +359,30 @@ export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = 
     });
     // An item of more than one batch is read and preprocessed on a worker thread while the model runs
     // (prepare-ahead.ts); a still or a short clip on this thread, where a thread's start would cost more than it saves.
-    const batchesOf = (it: (typeof items)[number]): PrepareAhead | AsyncGenerator<PreparedBatch> => {
+    const batchesOf = (
+      it: (typeof items)[number],
+      first = false,
+    ): PrepareAhead | FirstHere | AsyncGenerator<PreparedBatch> => {
       const { m, plan, todoIdx, stats } = it;
       const pts = plan.from === 'source' && m.kind === 'video' ? project.media.frames(m.id, 0, m.frameCount) : [];
       const spec: PrepareSpec = { shape: it.g, mean: model.config.mean, std: model.config.std };
-      if (todoIdx.length <= batch) {
-        const frames = planFramesOf(m, plan, todoIdx, store, (i) => pts[i]?.pts, stats, ctx.signal);
-        return preparedHere(frames, batch, spec);
-      }
-      const req = { media: m, plan, idx: todoIdx, pts: pts.map((f) => f.pts), cacheDir: project.cacheDir, spec };
-      return new PrepareAhead({ ...req, batch, ahead: 2 }, stats, ctx.signal);
+      const here = (idx: number[]) =>
+        preparedHere(
+          planFramesOf(m, plan, idx, store, (i) => pts[i]?.pts, stats, ctx.signal),
+          batch,
+          spec,
+        );
+      if (todoIdx.length <= batch) return here(todoIdx);
+      // The job's first batch of stored frames is read and prepared on this thread once the session is ready (a
+      // few ms): the thread's start (loading its modules) can take longer than the session's build.
+      const mine = first && plan.from === 'stored' ? todoIdx.slice(0, batch) : [];
+      const req = { media: m, plan, pts: pts.map((f) => f.pts), cacheDir: project.cacheDir, spec };
+      const ahead = new PrepareAhead({ ...req, idx: todoIdx.slice(mine.length), batch, ahead: 2 }, stats, ctx.signal);
+      return mine.length ? new FirstHere(here(mine), ahead) : ahead;
     };
     // The first item's frames are prepared while the session is built, each next item's while the one before runs.
     timeline.mark('model loaded');
-    let upcoming = items[0] ? batchesOf(items[0]) : null;
+    let upcoming = items[0] ? batchesOf(items[0], true) : null;
     let current: typeof upcoming = null;
     timeline.mark('preparation started');
     try {
@@ -399,7 +432,7 @@ export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = 
       }
     } finally {
       for (const b of [current, upcoming])
-        if (b instanceof PrepareAhead) await b.close();
+        if (b instanceof PrepareAhead || b instanceof FirstHere) await b.close();
         else await b?.return(undefined);
       timeline.mark('job end');
       timeline.write();

@@ -21,11 +21,14 @@ export interface PrepareSpec {
   std: readonly [number, number, number];
 }
 
-/** Images stretched to one input shape and normalised, [N, 3, H, W] (what FeatureExtractor.runAt feeds the model). */
-export function prepareBatch(images: readonly RgbImage[], spec: PrepareSpec): Float32Array {
+/**
+ * Images stretched to one input shape and normalised, [N, 3, H, W] (what FeatureExtractor.runAt feeds the model);
+ * into `into` when given (its length must be N × 3 × H × W).
+ */
+export function prepareBatch(images: readonly RgbImage[], spec: PrepareSpec, into?: Float32Array): Float32Array {
   const { shape } = spec;
   const plane = 3 * shape.width * shape.height;
-  const input = new Float32Array(images.length * plane);
+  const input = into ?? new Float32Array(images.length * plane);
   images.forEach((img, i) => {
     preprocessInto(
       img,
@@ -65,6 +68,9 @@ export interface PreparedBatch {
   input: Float32Array;
 }
 
+/** Job thread → worker: one more batch may be prepared; a batch's buffer given back to be filled again. */
+export type PrepareReply = { type: 'more' } | { type: 'reuse'; buffer: ArrayBuffer };
+
 /** Worker → job thread. */
 export type PrepareMessage =
   | { type: 'batch'; idx: number[]; input: Float32Array }
@@ -78,7 +84,9 @@ const WORKER_ENTRY = new URL(`./prepare-worker.${import.meta.url.endsWith('.ts')
  * The prepared batches of one item, in order, made on a worker thread up to `ahead` batches in advance. The thread
  * starts at once (its first batches are ready by the time the model wants them); `stats` gets the count of frames
  * the decode did not give again (read from the store). Iterate once; `close` (also when the iteration ends early:
- * an error, a cancelled job) stops the thread, iterated or not.
+ * an error, a cancelled job) stops the thread, iterated or not. A batch's `input` is the consumer's until it asks
+ * for the next batch: then its buffer goes back to the thread to be filled again (a new 6 MB batch a time costs
+ * page faults where large blocks are freshly mapped, as in job workers: MALLOC_MMAP_THRESHOLD_).
  */
 export class PrepareAhead implements AsyncIterable<PreparedBatch> {
   private readonly worker: Worker;
@@ -144,8 +152,11 @@ export class PrepareAhead implements AsyncIterable<PreparedBatch> {
           return;
         }
         // One more batch may be prepared now that this one is taken.
-        this.worker.postMessage('more');
+        this.worker.postMessage({ type: 'more' } satisfies PrepareReply);
         yield { idx: m.idx, input: m.input };
+        // The consumer asked for the next batch: it is done with this one's buffer.
+        const buffer = m.input.buffer as ArrayBuffer;
+        this.worker.postMessage({ type: 'reuse', buffer } satisfies PrepareReply, [buffer]);
       }
     } finally {
       this.signal?.removeEventListener('abort', onAbort);

@@ -7,7 +7,7 @@ import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { FrameStore } from '../media/frame-store.js';
 import type { RgbImage } from '../media/image.js';
-import { type PrepareMessage, type PrepareRequest, prepareBatch } from './prepare-ahead.js';
+import { type PrepareMessage, type PrepareReply, type PrepareRequest, prepareBatch } from './prepare-ahead.js';
 import { planFramesOf } from './source-frames.js';
 
 /**
@@ -37,8 +37,11 @@ if (!port) throw new Error('prepare-worker runs as a worker thread');
 
 let credit = req.ahead;
 let wake: (() => void) | null = null;
-port.on('message', (m: unknown) => {
-  if (m === 'more') {
+/** Buffers of full batches the job thread gave back (at most the batches in flight: ahead + 1). */
+const spare: ArrayBuffer[] = [];
+port.on('message', (m: PrepareReply) => {
+  if (m.type === 'reuse') spare.push(m.buffer);
+  else if (m.type === 'more') {
     credit++;
     wake?.();
     wake = null;
@@ -51,7 +54,11 @@ async function send(idx: number[], images: RgbImage[]): Promise<void> {
       wake = resolve;
     });
   credit--;
-  const input = prepareBatch(images, req.spec);
+  const { width, height } = req.spec.shape;
+  const length = images.length * 3 * width * height;
+  const buffer = spare.pop();
+  const into = buffer && buffer.byteLength === length * 4 ? new Float32Array(buffer) : undefined;
+  const input = prepareBatch(images, req.spec, into);
   const msg: PrepareMessage = { type: 'batch', idx, input };
   port?.postMessage(msg, [input.buffer as ArrayBuffer]);
 }

@@ -56,19 +56,27 @@ describe('prepareAhead', () => {
   const root = tmpDir();
   let n = 0;
   const fresh = () => path.join(root, String(n++));
-  it('gives the batches the job thread would prepare, in order, the last one short', async () => {
+  it('gives the batches the job thread would prepare, in order, the last one short, and takes their buffers back', async () => {
     const dir = fresh();
-    const media = storedVideo(dir, 8);
-    const idx = [0, 1, 2, 4, 5, 6, 7];
+    const media = storedVideo(dir, 12);
+    const idx = [0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11];
     const req = request(dir, media, idx);
     const got: { idx: number[]; input: Float32Array }[] = [];
+    const given: Float32Array[] = [];
     for await (const b of new PrepareAhead(req, { fromStore: 0 })) {
       // Slower than the worker: it must wait for us (at most `ahead` batches waiting), and the order holds.
       await new Promise((r) => setTimeout(r, 20));
-      got.push(b);
+      got.push({ idx: b.idx, input: b.input.slice() });
+      given.push(b.input);
     }
-    expect(got.map((b) => b.idx)).toEqual([[0, 1, 2], [4, 5, 6], [7]]);
+    expect(got.map((b) => b.idx)).toEqual([
+      [0, 1, 2],
+      [4, 5, 6],
+      [7, 8, 9],
+      [10, 11],
+    ]);
     const store = new FrameStore(dir);
+    // The third batch is prepared into the first one's buffer, given back: filled again, it is still exactly that.
     for (const b of got) {
       const want = prepareBatch(
         b.idx.map((i) => store.image(1, i, W, H)),
@@ -76,6 +84,9 @@ describe('prepareAhead', () => {
       );
       expect(b.input).toEqual(want);
     }
+    // A batch's buffer went back to the thread once the next batch was asked for (the first two: the thread was
+    // still waiting to prepare more then; after its last batch it may have ended and takes nothing back).
+    expect(given.slice(0, 2).map((input) => input.length)).toEqual([0, 0]);
   });
 
   it('stops its worker when the consumer stops early', async () => {
