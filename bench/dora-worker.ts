@@ -10,7 +10,7 @@ import { buildDinoStep } from '../native/train/dino-step.js';
 import { doraBatch, TeacherAttention } from '../native/train/dora-clips.js';
 import { StepRunner } from '../native/train/step-runner.js';
 import { median } from './reference.js';
-import { BENCH_HEAD, BENCH_SCALARS, BENCH_VIT, benchState, printStep } from './step-common.js';
+import { BENCH_HEAD, BENCH_SCALARS, BENCH_VIT, BENCH_WARMUP, benchState, printStep } from './step-common.js';
 
 const F = 8;
 const K = 3;
@@ -40,7 +40,7 @@ const source = {
 const times: number[] = [];
 const batchTimes: number[] = [];
 const teacherTimes: number[] = [];
-for (let i = 0; i < 4; i++) {
+for (let i = 0; i < BENCH_WARMUP + 3; i++) {
   const s = performance.now();
   let teacher = 0;
   const b = await doraBatch(
@@ -64,11 +64,15 @@ for (let i = 0; i < 4; i++) {
     { globals: b.masked, ...(b.teacherLogits ? { teacherLogits: b.teacherLogits } : {}) },
     BENCH_SCALARS,
   );
-  if (i > 0) {
+  if (i >= BENCH_WARMUP) {
     times.push((performance.now() - s) / 1000);
     batchTimes.push((mid - s) / 1000);
     teacherTimes.push(teacher);
   }
 }
 // The batch part's teacher pass alone (the rest of batch_s is the host's: views, discovery, tracking, masking).
-printStep(times, build, runner, { batch_s: median(batchTimes), teacher_pass_s: median(teacherTimes) });
+printStep(times, build, runner, {
+  batch_s: median(batchTimes),
+  teacher_pass_s: median(teacherTimes),
+  warmup_steps: BENCH_WARMUP,
+});

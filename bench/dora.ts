@@ -4,16 +4,24 @@
  * onnxruntime-node) vs PyTorch 1.13 (tools/train_reference.py --dora-bench) at 1 thread and all cores through the
  * fair harness (bench/reference.ts). The PyTorch step takes q, k and attention from the teacher's own forward and
  * does no augmentation; ours runs a separate attention pass and augments, so the ratio is an upper bound on the
- * step-graph gap. Both sides: median of the timed steps after a warm-up step, peak RSS of their own process.
+ * step-graph gap. Both sides: median of the timed steps after BENCH_WARMUP (step-common.ts) warm-up steps, peak
+ * RSS of their own process.
  */
 import { machine, oursWorker, torchReference } from './reference.js';
+import { BENCH_WARMUP } from './step-common.js';
 
 export async function benchDora(): Promise<Record<string, unknown>> {
   const ours = oursWorker('dora-worker.ts');
   console.error(
     `dora: ours ${Number(ours.s_per_step).toFixed(2)} s/step (batch part ${Number(ours.batch_s).toFixed(2)} s, of which the teacher pass ${Number(ours.teacher_pass_s).toFixed(2)} s; ${ours.threads} threads), peak RSS ${Number(ours.peak_rss_mb).toFixed(0)} MB`,
   );
-  const torch = torchReference('dora', 'train_reference.py', ['--dora-bench'], undefined, ours);
+  const torch = torchReference(
+    'dora',
+    'train_reference.py',
+    ['--dora-bench', '--warmup', String(BENCH_WARMUP)],
+    undefined,
+    ours,
+  );
   const r = (x: unknown) => Number(Number(x).toFixed(3));
   return {
     model: 'vit_ti16',
@@ -25,6 +33,7 @@ export async function benchDora(): Promise<Record<string, unknown>> {
     batch_s: r(ours.batch_s),
     teacher_pass_s: r(ours.teacher_pass_s),
     threads: ours.threads,
+    warmup_steps: BENCH_WARMUP,
     torch_s_per_step: r(torch.best.s_per_step),
     ...torch.summary,
     ratio_vs_torch: r(Number(ours.s_per_step) / torch.best.s_per_step),

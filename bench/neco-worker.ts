@@ -23,7 +23,7 @@ import { buildNecoStep, NecoStepRunner, necoParamShapes } from '../native/train/
 import { initialState } from '../native/train/step-runner.js';
 import { initParams } from '../native/train/train-dino.js';
 import { median } from './reference.js';
-import { necoBenchConfig, printStep } from './step-common.js';
+import { BENCH_WARMUP, necoBenchConfig, printStep } from './step-common.js';
 
 const timed = Math.max(1, Number(process.argv[2] ?? 2));
 const config = necoBenchConfig();
@@ -73,7 +73,7 @@ const times: number[] = [];
 const cpuTimes: number[] = [];
 const hostTimes: number[] = [];
 const losses: number[] = [];
-for (let i = 0; i <= timed; i++) {
+for (let i = 0; i < BENCH_WARMUP + timed; i++) {
   const s = performance.now();
   const c0 = process.cpuUsage();
   const globals = new Float32Array(G * B * gPlane);
@@ -102,7 +102,7 @@ for (let i = 0; i <= timed; i++) {
   const push = performance.now() - p0;
   losses.push(m.loss);
   console.error(`neco worker: step ${i} ${((performance.now() - s) / 1000).toFixed(2)} s, loss ${m.loss.toFixed(4)}`);
-  if (i > 0) {
+  if (i >= BENCH_WARMUP) {
     const c = process.cpuUsage(c0);
     cpuTimes.push((c.user + c.system) / 1e6);
     times.push((performance.now() - s) / 1000);

@@ -33,6 +33,7 @@ import { presetConfig, vitParamShapes } from '../native/models/vit.js';
 import { initParams } from '../native/train/train-dino.js';
 import { addTour, tempEngine } from './engine.js';
 import { machine, oursWorker, ROOT, torchReference } from './reference.js';
+import { BENCH_WARMUP } from './step-common.js';
 
 const BUNDLED = path.join(ROOT, 'models', 'default', 'flaneur-vit-ti16-dora-vtest.safetensors');
 
@@ -52,12 +53,19 @@ async function stepPart(steps: number, threads: number[] | undefined): Promise<R
   console.error(
     `neco: ours ${r3(ours.s_per_step)} s/step (${r3(ours.cpu_s_per_step)} CPU s, host part ${r3(ours.host_s)} s, ${ours.threads} threads), peak RSS ${Number(ours.peak_rss_mb).toFixed(0)} MB`,
   );
-  const torch = torchReference('neco', 'neco_reference.py', ['--bench', '--steps', String(steps)], threads, ours);
+  const torch = torchReference(
+    'neco',
+    'neco_reference.py',
+    ['--bench', '--steps', String(steps), '--warmup', String(BENCH_WARMUP)],
+    threads,
+    ours,
+  );
   const best = torch.best;
   return {
     s_per_step: r3(ours.s_per_step),
     runs_s: ours.runs_s,
     threads: ours.threads,
+    warmup_steps: BENCH_WARMUP,
     torch_s_per_step: r3(best.s_per_step),
     ...torch.summary,
     ratio_vs_torch: r3(Number(ours.s_per_step) / best.s_per_step),

@@ -3,16 +3,24 @@
  * 16 images), DINO head 2048-256-4096: teacher forward, student forward, loss, backward, global-norm clipping,
  * AdamW, EMA — ours (one ONNX graph on onnxruntime-node, bench/train-worker.ts in its own process) vs PyTorch 1.13
  * (tools/train_reference.py --bench) at 1 thread and all cores through the fair harness (bench/reference.ts).
- * Both sides: median of the timed steps after a warm-up step, peak RSS of their own process.
+ * Both sides: median of the timed steps after BENCH_WARMUP (step-common.ts) warm-up steps, peak RSS of their own
+ * process.
  */
 import { machine, oursWorker, torchReference } from './reference.js';
+import { BENCH_WARMUP } from './step-common.js';
 
 export async function benchTrain(): Promise<Record<string, unknown>> {
   const ours = oursWorker('train-worker.ts');
   console.error(
     `train: ours ${Number(ours.s_per_step).toFixed(2)} s/step (${ours.provider}, ${ours.threads} threads), peak RSS ${Number(ours.peak_rss_mb).toFixed(0)} MB`,
   );
-  const torch = torchReference('train', 'train_reference.py', ['--bench'], undefined, ours);
+  const torch = torchReference(
+    'train',
+    'train_reference.py',
+    ['--bench', '--warmup', String(BENCH_WARMUP)],
+    undefined,
+    ours,
+  );
   const r = (x: unknown) => Number(Number(x).toFixed(3));
   return {
     model: 'vit_ti16',
@@ -21,6 +29,7 @@ export async function benchTrain(): Promise<Record<string, unknown>> {
     s_per_step: r(ours.s_per_step),
     runs_s: ours.runs_s,
     threads: ours.threads,
+    warmup_steps: BENCH_WARMUP,
     torch_s_per_step: r(torch.best.s_per_step),
     ...torch.summary,
     ratio_vs_torch: r(Number(ours.s_per_step) / torch.best.s_per_step),

@@ -416,6 +416,9 @@ def bench(steps=3, warmup=1):
 
 if __name__ == "__main__":
     if "--bench" in sys.argv:
-        bench(steps=int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else 3)
+        bench(
+            steps=int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else 3,
+            warmup=int(sys.argv[sys.argv.index("--warmup") + 1]) if "--warmup" in sys.argv else 1,
+        )
     else:
         main()

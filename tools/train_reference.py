@@ -276,9 +276,10 @@ def dora_bench(steps=3, frames=8, objects=3, warmup=1):
 
 if __name__ == "__main__":
     steps = int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else None
+    warmup = {"warmup": int(sys.argv[sys.argv.index("--warmup") + 1])} if "--warmup" in sys.argv else {}
     if "--dora-bench" in sys.argv:
-        dora_bench(**({"steps": steps} if steps else {}))
+        dora_bench(**({"steps": steps} if steps else {}), **warmup)
     elif "--bench" in sys.argv:
-        bench(**({"steps": steps} if steps else {}))
+        bench(**({"steps": steps} if steps else {}), **warmup)
     else:
         main()
