@@ -131,6 +131,12 @@ export class FeatureExtractor {
   private readonly sessions = new Map<string, Promise<ModelSession>>();
   private released = false;
   private first: ModelSession | undefined;
+  /**
+   * How runStored gets float16 patch tokens: from the graph (a Cast output) on the CPU, or as float32 converted on
+   * the host (toF16, the same bits) on a GPU, whose WebGPU Cast to float16 needs the shader-f16 feature that many
+   * adapters (SwiftShader among them) lack: the run fails there, and the job would go on on the CPU.
+   */
+  private storedType: 'float32' | 'float16' = 'float16';
 
   private constructor(
     readonly model: ImportedViT,
@@ -151,8 +157,15 @@ export class FeatureExtractor {
     first?: { width: number; height: number; stored?: boolean },
   ): Promise<FeatureExtractor> {
     const ex = new FeatureExtractor(model, size, policy, runtime);
-    const type = first?.stored ? 'float16' : 'float32';
-    ex.first = await ex.session(ex.shapeOf(first?.width ?? size, first?.height ?? size), type);
+    const shape = ex.shapeOf(first?.width ?? size, first?.height ?? size);
+    ex.first = await ex.session(shape, first?.stored ? 'float16' : 'float32');
+    if (first?.stored && ex.first.info.provider !== 'cpu') {
+      ex.storedType = 'float32';
+      const f16 = ex.first;
+      ex.first = await ex.session(shape, 'float32');
+      ex.sessions.delete(`${shape.width}x${shape.height}/float16`);
+      await f16.release();
+    }
     return ex;
   }
 
@@ -247,13 +260,21 @@ export class FeatureExtractor {
   }
 
   /**
-   * Features of `count` prepared images as the store keeps them, the patch tokens cast to float16 by the graph
-   * (the bits toF16 gives the float32 tokens); each frame's arrays are views of the session's outputs.
+   * Features of `count` prepared images as the store keeps them: the patch tokens cast to float16 by the graph on
+   * the CPU (the bits toF16 gives the float32 tokens), by toF16 on the host on a GPU (`storedType`); the CLS arrays
+   * (and the graph's float16 patches) are views of the session's outputs.
    */
   async runStored(input: Float32Array, count: number, shape: InputShape): Promise<StoredFeatures[]> {
-    const { cls, patches } = await this.outputs(input, count, shape, 'float16');
     const d = this.model.config.dim;
     const n = shape.gridH * shape.gridW * d;
+    if (this.storedType === 'float32') {
+      const { cls, patches } = await this.outputs(input, count, shape, 'float32');
+      return Array.from({ length: count }, (_, i) => ({
+        cls: cls.subarray(i * d, (i + 1) * d),
+        patches: toF16(patches.subarray(i * n, (i + 1) * n)),
+      }));
+    }
+    const { cls, patches } = await this.outputs(input, count, shape, 'float16');
     return Array.from({ length: count }, (_, i) => ({
       cls: cls.subarray(i * d, (i + 1) * d),
       patches: patches.subarray(i * n, (i + 1) * n),
