@@ -312,33 +312,36 @@ function resizeNormalizeInto(
     const xn = fx.count;
     const xa = fx.at;
     const xw = fx.w;
-    for (let y = first; y < last; y++) {
-      const rowIn = y * inW;
-      let o = (y - first) * row;
-      for (let x = 0; x < width; x++) {
-        let i = (rowIn + (xs[x] as number)) * 3;
-        let a = xa[x] as number;
-        const end = a + (xn[x] as number);
-        if (end - a === 2) {
-          const w0 = xw[a] as number;
-          const w1 = xw[a + 1] as number;
-          tmp[o++] = 0 + (src[i] as number) * w0 + (src[i + 3] as number) * w1;
-          tmp[o++] = 0 + (src[i + 1] as number) * w0 + (src[i + 4] as number) * w1;
-          tmp[o++] = 0 + (src[i + 2] as number) * w0 + (src[i + 5] as number) * w1;
-          continue;
+    const inRow = inW * 3;
+    // Column by column (its taps' weights stay in registers), down the rows: the same sums in the same order.
+    for (let x = 0; x < width; x++) {
+      const a0 = xa[x] as number;
+      const end = a0 + (xn[x] as number);
+      const i0 = (first * inW + (xs[x] as number)) * 3;
+      if (end - a0 === 2) {
+        // Two taps (most columns of a small downscale): the same two additions, unrolled.
+        const w0 = xw[a0] as number;
+        const w1 = xw[a0 + 1] as number;
+        for (let y = first, i = i0, o = x * 3; y < last; y++, i += inRow, o += row) {
+          tmp[o] = 0 + (src[i] as number) * w0 + (src[i + 3] as number) * w1;
+          tmp[o + 1] = 0 + (src[i + 1] as number) * w0 + (src[i + 4] as number) * w1;
+          tmp[o + 2] = 0 + (src[i + 2] as number) * w0 + (src[i + 5] as number) * w1;
         }
+        continue;
+      }
+      for (let y = first, i = i0, o = x * 3; y < last; y++, i += inRow, o += row) {
         let r = 0;
         let g = 0;
         let b = 0;
-        for (; a < end; a++, i += 3) {
+        for (let a = a0, k = i; a < end; a++, k += 3) {
           const wk = xw[a] as number;
-          r += (src[i] as number) * wk;
-          g += (src[i + 1] as number) * wk;
-          b += (src[i + 2] as number) * wk;
+          r += (src[k] as number) * wk;
+          g += (src[k + 1] as number) * wk;
+          b += (src[k + 2] as number) * wk;
         }
-        tmp[o++] = r;
-        tmp[o++] = g;
-        tmp[o++] = b;
+        tmp[o] = r;
+        tmp[o + 1] = g;
+        tmp[o + 2] = b;
       }
     }
   }

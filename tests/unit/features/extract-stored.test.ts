@@ -2,11 +2,13 @@
  * What `features.extract` stores does not depend on where the float16 conversion runs: ONNX Runtime's Cast to
  * float16 (the graph's `patchesType: 'float16'`) gives the bits of toF16 (round to nearest even, subnormals,
  * overflow to infinity), and the job's stored patch tokens are toF16 of the float32 tokens the extractor computes from
- * the same stored frames.
+ * the same stored frames. With FLANEUR_EXTRACT_TIMELINE the job also says where its time went (benches read it).
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FeatureExtractor, loadRegisteredModel, toF16 } from '../../../native/features/extract.js';
+import type { ExtractTimelineJson } from '../../../native/features/extract-timeline.js';
 import { GraphBuilder } from '../../../native/graph/builder.js';
 import { toOnnx } from '../../../native/graph/onnx.js';
 import { FrameStore } from '../../../native/media/frame-store.js';
@@ -38,6 +40,7 @@ describe('float16 patch tokens', () => {
   const work = tmpDir();
   const { engine, call } = dispatchEngine();
   afterAll(() => engine.close());
+  let modelId = 0;
 
   it("casts in the graph to toF16's bits, ties, subnormals and overflow included", async () => {
     const b = new GraphBuilder('cast');
@@ -66,7 +69,7 @@ describe('float16 patch tokens', () => {
     await runner.idle();
     const m = (await call('library.list', {})).items[0];
     if (!m?.frameWidth || !m.frameHeight) throw new Error('the tour was not ingested');
-    const modelId = (await call('models.import', { path: writeInitViT(path.join(work, 'vit.safetensors')) })).id;
+    modelId = (await call('models.import', { path: writeInitViT(path.join(work, 'vit.safetensors')) })).id;
     // More frames than a batch: the decode-ahead thread prepares them.
     expect(m.frameCount).toBeGreaterThan(4);
     await call('features.extract', { modelId, size: 64, batch: 4 });
@@ -94,5 +97,26 @@ describe('float16 patch tokens', () => {
     } finally {
       await ex.release();
     }
+  }, 120_000);
+
+  it('writes its timeline where FLANEUR_EXTRACT_TIMELINE says: the moments in order, every frame in a batch', async () => {
+    // Runs after the extraction above: the same project and model, another input size (a new run).
+    const file = path.join(work, 'timeline.json');
+    const m = (await call('library.list', {})).items[0];
+    process.env.FLANEUR_EXTRACT_TIMELINE = file;
+    try {
+      await call('features.extract', { modelId, size: 48, batch: 4 });
+      await engine.requireProject().runner.idle();
+    } finally {
+      delete process.env.FLANEUR_EXTRACT_TIMELINE;
+    }
+    const tl = JSON.parse(fs.readFileSync(file, 'utf8')) as ExtractTimelineJson;
+    const order = ['job start', 'model loaded', 'preparation started', 'providers probed', 'session ready', 'job end'];
+    expect(tl.marks.map((k) => k.at)).toEqual(order);
+    const t = tl.marks.map((k) => k.t);
+    expect(t).toEqual([...t].sort((a, b) => a - b));
+    expect(tl.batches.reduce((a, b) => a + b.frames, 0)).toBe(m?.frameCount);
+    for (const b of tl.batches)
+      for (const ms of [b.wait_ms, b.model_ms, b.store_ms]) expect(ms).toBeGreaterThanOrEqual(0);
   }, 120_000);
 });
