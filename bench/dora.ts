@@ -8,7 +8,7 @@
  * RSS of their own process.
  */
 import { machine, oursWorker, torchReference } from './reference.js';
-import { BENCH_WARMUP } from './step-common.js';
+import { BENCH_WARMUP, REFERENCE_WARMUP_ARGS } from './step-common.js';
 
 export async function benchDora(): Promise<Record<string, unknown>> {
   const ours = oursWorker('dora-worker.ts');
@@ -18,7 +18,7 @@ export async function benchDora(): Promise<Record<string, unknown>> {
   const torch = torchReference(
     'dora',
     'train_reference.py',
-    ['--dora-bench', '--warmup', String(BENCH_WARMUP)],
+    ['--dora-bench', ...REFERENCE_WARMUP_ARGS],
     undefined,
     ours,
   );

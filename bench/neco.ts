@@ -33,7 +33,7 @@ import { presetConfig, vitParamShapes } from '../native/models/vit.js';
 import { initParams } from '../native/train/train-dino.js';
 import { addTour, tempEngine } from './engine.js';
 import { machine, oursWorker, ROOT, torchReference } from './reference.js';
-import { BENCH_WARMUP } from './step-common.js';
+import { BENCH_WARMUP, REFERENCE_WARMUP_ARGS } from './step-common.js';
 
 const BUNDLED = path.join(ROOT, 'models', 'default', 'flaneur-vit-ti16-dora-vtest.safetensors');
 
@@ -56,7 +56,7 @@ async function stepPart(steps: number, threads: number[] | undefined): Promise<R
   const torch = torchReference(
     'neco',
     'neco_reference.py',
-    ['--bench', '--steps', String(steps), '--warmup', String(BENCH_WARMUP)],
+    ['--bench', '--steps', String(steps), ...REFERENCE_WARMUP_ARGS],
     threads,
     ours,
   );

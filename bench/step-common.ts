@@ -41,6 +41,8 @@ export function necoBenchConfig(): NecoStepConfig {
  * 2.4 s (2.9 s a step throughout without them). A long run is the steady state, which is what the benches compare.
  */
 export const BENCH_WARMUP = 3;
+/** The PyTorch references' arguments for the same warm-up. */
+export const REFERENCE_WARMUP_ARGS = ['--warmup', String(BENCH_WARMUP)];
 
 export const BENCH_SCALARS = {
   lr: 1e-4,

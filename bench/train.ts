@@ -7,20 +7,14 @@
  * process.
  */
 import { machine, oursWorker, torchReference } from './reference.js';
-import { BENCH_WARMUP } from './step-common.js';
+import { BENCH_WARMUP, REFERENCE_WARMUP_ARGS } from './step-common.js';
 
 export async function benchTrain(): Promise<Record<string, unknown>> {
   const ours = oursWorker('train-worker.ts');
   console.error(
     `train: ours ${Number(ours.s_per_step).toFixed(2)} s/step (${ours.provider}, ${ours.threads} threads), peak RSS ${Number(ours.peak_rss_mb).toFixed(0)} MB`,
   );
-  const torch = torchReference(
-    'train',
-    'train_reference.py',
-    ['--bench', '--warmup', String(BENCH_WARMUP)],
-    undefined,
-    ours,
-  );
+  const torch = torchReference('train', 'train_reference.py', ['--bench', ...REFERENCE_WARMUP_ARGS], undefined, ours);
   const r = (x: unknown) => Number(Number(x).toFixed(3));
   return {
     model: 'vit_ti16',
