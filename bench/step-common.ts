@@ -36,9 +36,9 @@ export function necoBenchConfig(): NecoStepConfig {
 
 /**
  * Untimed steps before the timed ones, on both sides of the step benches (train, dora, neco; the PyTorch references
- * get `--warmup` with it). Three, because Flaneur's workers take transparent huge pages (worker-host.ts workerEnv)
- * and the kernel assembles them over the first steps: DINO step, quiet, 3.8 / 4.0 s for the 2nd and 3rd steps, then
- * 2.4 s (2.9 s a step throughout without them). A long run is the steady state, which is what the benches compare.
+ * get `--warmup` with it). Three, because with transparent huge pages (the references' `+thp` configurations) the
+ * kernel assembles them over the first steps (Flaneur's DINO step with them, quiet: 3.8 / 4.0 s for the 2nd and 3rd
+ * steps, then 2.4 s); a long run is the steady state, which is what the benches compare.
  */
 export const BENCH_WARMUP = 3;
 /** The PyTorch references' arguments for the same warm-up. */

@@ -50,32 +50,30 @@ export class WorkerDiedError extends FlaneurError {
 
 const MiB = 1024 * 1024;
 
-/** glibc's tunable for transparent huge pages under malloc (workerEnv). */
+/**
+ * glibc's tunable for transparent huge pages under malloc. Not in workerEnv (measured, quiet machine, 2 threads,
+ * bench/*-worker.ts with the 1 MiB threshold, 3 warm-up steps): the DINO step gained (2.9 -> 2.4-2.6 s; faults
+ * ~400,000 -> ~11,000 a step), but the Dora step became bimodal (steps of 1.8 s and 2.7-3.1 s, median 2.7-2.9 s,
+ * against a steady 2.21-2.25 s without) and NeCo erratic in one run of two (1.27 s steady in one, 1.3-2.3 s in the
+ * other, against 1.29-1.49 s without). A setting that makes some jobs erratic is not the default; the benches still
+ * give it to their PyTorch references (bench/reference.ts), whose DINO step gains from it.
+ */
 export const HUGE_PAGES_TUNABLE = 'glibc.malloc.hugetlb=1';
 
 /**
- * The environment of a worker process: the engine's, and on Linux (glibc):
- * - a fixed malloc mmap threshold of 1 MiB unless one is set. glibc's threshold otherwise rises to 32 MiB after the
- *   first large block is freed, so a training step's activations (ONNX Runtime without its arena allocates them with
- *   malloc each run) are then carved from the heap, which fragments and keeps them: measured peak RSS of a step
- *   (bench/*-worker.ts, loaded machine, speed the same within its noise): DINO ViT-Ti/16 b32 2384 -> 1979 MiB, Dora
- *   2672 -> 1587, NeCo ViT-S/16 1685 -> 1595. Blocks of 1 MiB and more then go back to the system when freed.
- * - transparent huge pages for malloc's mappings (glibc.malloc.hugetlb=1: malloc asks the kernel for them with
- *   madvise, which is what Linux's default THP mode "madvise" waits for), unless GLIBC_TUNABLES already says. Every
- *   block freshly mapped for a step's activations otherwise faults once per 4 KiB page on first touch: the student's
- *   fc1 product took 0.225 s a step vs the teacher's 0.140 s for the same shapes (bench/profile-dino.ts). Quiet
- *   machine, DINO ViT-Ti/16 b32 step at 2 threads: 3.55 -> 2.92 s (CPU 6.9 -> 5.9 s), peak RSS 2112 -> 2185 MB; the
- *   first one or two steps are slower while the kernel assembles huge pages. glibc before 2.35 ignores the tunable.
- * `npm run bench` gives its own workers the same (bench/reference.ts `oursWorker`), as the app runs those jobs here,
- * and its PyTorch references run with and without it (PyTorch's DINO step at 2 threads: 2.96 s without, 3.02 s with).
+ * The environment of a worker process: the engine's, and on Linux (glibc) a fixed malloc mmap threshold of 1 MiB
+ * unless one is set. glibc's threshold otherwise rises to 32 MiB after the first large block is freed, so a training
+ * step's activations (ONNX Runtime without its arena allocates them with malloc each run) are then carved from the
+ * heap, which fragments and keeps them: measured peak RSS of a step (bench/*-worker.ts, loaded machine, speed the
+ * same within its noise): DINO ViT-Ti/16 b32 2384 -> 1979 MiB, Dora 2672 -> 1587, NeCo ViT-S/16 1685 -> 1595.
+ * Blocks of 1 MiB and more then go back to the system when freed (and are faulted in afresh each step: ~400,000
+ * minor faults a DINO step, bench/profile-step.ts; transparent huge pages would cut them, see HUGE_PAGES_TUNABLE).
+ * `npm run bench` gives its own workers the same (bench/reference.ts `oursWorker`), as the app runs those jobs here.
  */
 export function workerEnv(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...base };
-  if (process.platform !== 'linux') return env;
-  if (env.MALLOC_MMAP_THRESHOLD_ === undefined) env.MALLOC_MMAP_THRESHOLD_ = String(MiB);
-  const tunables = env.GLIBC_TUNABLES ?? '';
-  if (!tunables.includes('glibc.malloc.hugetlb='))
-    env.GLIBC_TUNABLES = [tunables, HUGE_PAGES_TUNABLE].filter(Boolean).join(':');
+  if (process.platform === 'linux' && env.MALLOC_MMAP_THRESHOLD_ === undefined)
+    env.MALLOC_MMAP_THRESHOLD_ = String(MiB);
   return env;
 }
 

@@ -12,16 +12,4 @@ describe('the environment of a worker process', () => {
   it('keeps a threshold the user set', () => {
     expect(workerEnv({ MALLOC_MMAP_THRESHOLD_: '65536' }).MALLOC_MMAP_THRESHOLD_).toBe('65536');
   });
-
-  it("asks glibc's malloc for transparent huge pages on Linux, beside the tunables the user set, unless they say", () => {
-    if (process.platform !== 'linux') {
-      expect(workerEnv({}).GLIBC_TUNABLES).toBeUndefined();
-      return;
-    }
-    expect(workerEnv({}).GLIBC_TUNABLES).toBe('glibc.malloc.hugetlb=1');
-    expect(workerEnv({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }).GLIBC_TUNABLES).toBe(
-      'glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1',
-    );
-    expect(workerEnv({ GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0' }).GLIBC_TUNABLES).toBe('glibc.malloc.hugetlb=0');
-  });
 });
