@@ -14,8 +14,8 @@ import { type ImportedViT, importViTFile } from '../models/import-vit.js';
 import { type InputShape, inputShape, MAX_ASPECT, type ResizePolicy } from '../models/preprocess.js';
 import { f32ToF16 } from '../models/safetensors.js';
 import { buildViTOnnx } from '../models/vit-onnx.js';
-import { probeProviders } from '../runtime/providers.js';
-import { ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
+import { probeProviders, providerOrder } from '../runtime/providers.js';
+import { DEFAULT_RUNTIME, ModelSession, ort, type RuntimeSettings } from '../runtime/session.js';
 import type { FeatureRunRow } from '../store/features-repo.js';
 import type { Project } from '../store/project.js';
 import { ExtractTimeline } from './extract-timeline.js';
@@ -131,18 +131,17 @@ export class FeatureExtractor {
   private readonly sessions = new Map<string, Promise<ModelSession>>();
   private released = false;
   private first: ModelSession | undefined;
-  /**
-   * How runStored gets float16 patch tokens: from the graph (a Cast output) on the CPU, or as float32 converted on
-   * the host (toF16, the same bits) on a GPU, whose WebGPU Cast to float16 needs the shader-f16 feature that many
-   * adapters (SwiftShader among them) lack: the run fails there, and the job would go on on the CPU.
-   */
-  private storedType: 'float32' | 'float16' = 'float16';
-
   private constructor(
     readonly model: ImportedViT,
     readonly size: number,
     readonly policy: ResizePolicy,
     private readonly runtime: RuntimeSettings | undefined,
+    /**
+     * How runStored gets float16 patch tokens: from the graph (a Cast output) where the CPU is the provider to be
+     * used, else as float32 converted on the host (toF16, the same bits): WebGPU's Cast to float16 needs the
+     * shader-f16 feature that many adapters (SwiftShader among them) lack, and the run would fail there.
+     */
+    private readonly storedType: 'float32' | 'float16',
   ) {}
 
   /**
@@ -156,16 +155,11 @@ export class FeatureExtractor {
     policy: ResizePolicy = 'aspect',
     first?: { width: number; height: number; stored?: boolean },
   ): Promise<FeatureExtractor> {
-    const ex = new FeatureExtractor(model, size, policy, runtime);
+    // The provider ModelSession.create will try first (the probe is done once per process).
+    const [preferred] = providerOrder(await probeProviders(), (runtime ?? DEFAULT_RUNTIME).provider);
+    const ex = new FeatureExtractor(model, size, policy, runtime, preferred === 'cpu' ? 'float16' : 'float32');
     const shape = ex.shapeOf(first?.width ?? size, first?.height ?? size);
-    ex.first = await ex.session(shape, first?.stored ? 'float16' : 'float32');
-    if (first?.stored && ex.first.info.provider !== 'cpu') {
-      ex.storedType = 'float32';
-      const f16 = ex.first;
-      ex.first = await ex.session(shape, 'float32');
-      ex.sessions.delete(`${shape.width}x${shape.height}/float16`);
-      await f16.release();
-    }
+    ex.first = await ex.session(shape, first?.stored ? ex.storedType : 'float32');
     return ex;
   }
 
@@ -267,18 +261,11 @@ export class FeatureExtractor {
   async runStored(input: Float32Array, count: number, shape: InputShape): Promise<StoredFeatures[]> {
     const d = this.model.config.dim;
     const n = shape.gridH * shape.gridW * d;
-    if (this.storedType === 'float32') {
-      const { cls, patches } = await this.outputs(input, count, shape, 'float32');
-      return Array.from({ length: count }, (_, i) => ({
-        cls: cls.subarray(i * d, (i + 1) * d),
-        patches: toF16(patches.subarray(i * n, (i + 1) * n)),
-      }));
-    }
-    const { cls, patches } = await this.outputs(input, count, shape, 'float16');
-    return Array.from({ length: count }, (_, i) => ({
-      cls: cls.subarray(i * d, (i + 1) * d),
-      patches: patches.subarray(i * n, (i + 1) * n),
-    }));
+    const { cls, patches } = await this.outputs(input, count, shape, this.storedType);
+    return Array.from({ length: count }, (_, i) => {
+      const p = patches.subarray(i * n, (i + 1) * n);
+      return { cls: cls.subarray(i * d, (i + 1) * d), patches: p instanceof Float32Array ? toF16(p) : p };
+    });
   }
 
   /** The session's CLS and patch outputs for `count` prepared images, the patches of the type asked. */
