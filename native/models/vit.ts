@@ -375,16 +375,13 @@ export function buildViT(
     const cosV = table(`rope_cos_${key}`, tables.cos);
     const sinV = table(`rope_sin_${key}`, tables.sin);
     const rot = b.value('rope_rotate_half') ?? b.initializer('rope_rotate_half', rotateHalfMatrix(hd), [hd, hd]);
-    rope = (t: Value) => {
-      const perHead = b.reshape(t, [0, 0, c.heads, hd]);
-      const rotated = b.add(b.mul(perHead, cosV), b.mul(b.matmul(perHead, rot, 'rope.rotate_half'), sinV), 'rope');
-      return b.reshape(rotated, [0, 0, D]);
-    };
+    const rotate = (x: Value, cos: Value, sin: Value) =>
+      b.add(b.mul(x, cos), b.mul(b.matmul(x, rot, 'rope.rotate_half'), sin), 'rope');
+    rope = (t: Value) => b.reshape(rotate(b.reshape(t, [0, 0, c.heads, hd]), cosV, sinV), [0, 0, D]);
     let headTables: [Value, Value] | null = null;
     ropeHeads = (t: Value) => {
       headTables ??= [b.reshape(cosV, [T, hd]), b.reshape(sinV, [T, hd])];
-      const [cosT, sinT] = headTables;
-      return b.add(b.mul(t, cosT), b.mul(b.matmul(t, rot, 'rope.rotate_half'), sinT), 'rope');
+      return rotate(t, ...headTables);
     };
   }
 
