@@ -154,6 +154,27 @@ export function colourJitter(px: Float32Array, o: JitterOptions, grayscaleP: num
 }
 
 /** One augmented view, normalised, written CHW into `out` at `offset`. */
+/** An RGB image's bytes as floats in [0, 1] (what colour jitter and blur work on). */
+export function unitFloats(img: RgbLike): Float32Array {
+  const px = new Float32Array(img.data.length);
+  for (let i = 0; i < px.length; i++) px[i] = (img.data[i] as number) / 255;
+  return px;
+}
+
+/** Float RGB [h·w, 3] in [0, 1], normalised per channel, written CHW into `out` at `offset`. */
+export function normalizeInto(
+  px: Float32Array,
+  mean: readonly number[],
+  std: readonly number[],
+  out: Float32Array,
+  offset: number,
+): void {
+  const plane = px.length / 3;
+  for (let i = 0; i < plane; i++)
+    for (let c = 0; c < 3; c++)
+      out[offset + c * plane + i] = ((px[i * 3 + c] as number) - (mean[c] as number)) / (std[c] as number);
+}
+
 export function augmentInto(
   img: RgbLike,
   crop: CropOptions,
@@ -167,12 +188,7 @@ export function augmentInto(
 ): void {
   let v = randomResizedCrop(img, crop, rng);
   if (rng.next() < 0.5) v = hflip(v);
-  const px = new Float32Array(v.data.length);
-  for (let i = 0; i < px.length; i++) px[i] = (v.data[i] as number) / 255;
+  const px = unitFloats(v);
   colourJitter(px, jitter, grayscaleP, rng);
-  const plane = crop.size * crop.size;
-  for (let i = 0; i < plane; i++) {
-    for (let c = 0; c < 3; c++)
-      out[offset + c * plane + i] = ((px[i * 3 + c] as number) - (mean[c] as number)) / (std[c] as number);
-  }
+  normalizeInto(px, mean, std, out, offset);
 }

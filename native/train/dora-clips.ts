@@ -24,6 +24,8 @@ import {
   DINO_JITTER,
   gaussianBlur,
   hflip,
+  normalizeInto,
+  unitFloats,
 } from './augment.js';
 
 export interface DoraOptions {
@@ -184,17 +186,10 @@ function clipView(
 ): void {
   let v = cropResize(img, box, size);
   if (flip) v = hflip(v);
-  const px = new Float32Array(v.data.length);
-  for (let i = 0; i < px.length; i++) px[i] = (v.data[i] as number) / 255;
+  const px = unitFloats(v);
   colourJitter(px, DINO_JITTER, o.grayscaleP, rng);
   if (rng.next() < o.blurP) gaussianBlur(px, size, size, rng.uniform(0.1, 2));
-  const p = size * size;
-  for (let c = 0; c < 3; c++) {
-    const mean = norm.mean[c] as number;
-    const std = norm.std[c] as number;
-    const plane = at + c * p;
-    for (let i = 0; i < p; i++) out[plane + i] = ((px[i * 3 + c] as number) - mean) / std;
-  }
+  normalizeInto(px, norm.mean, norm.std, out, at);
 }
 
 /**

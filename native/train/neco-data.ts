@@ -10,7 +10,7 @@ import type { Rng } from '../base/rng.js';
 import { roiAlignMatrix } from '../graph/roi-align.js';
 import type { NecoPair } from '../models/neco.js';
 import type { RgbLike } from '../models/preprocess.js';
-import { colourJitter, cropResize, gaussianBlur, type JitterOptions } from './augment.js';
+import { colourJitter, cropResize, gaussianBlur, type JitterOptions, normalizeInto, unitFloats } from './augment.js';
 
 /** NeCoTransforms with jitter_strength 1: ColorJitter(0.8, 0.8, 0.8, 0.2) with p 0.8. */
 export const NECO_JITTER: JitterOptions = { p: 0.8, brightness: 0.8, contrast: 0.8, saturation: 0.8, hue: 0.2 };
@@ -168,15 +168,10 @@ export function necoViewInto(
   out: Float32Array,
   offset: number,
 ): void {
-  const v = cropResize(img, [box[0], box[1], box[2] - box[0], box[3] - box[1]], size);
-  const px = new Float32Array(v.data.length);
-  for (let i = 0; i < px.length; i++) px[i] = (v.data[i] as number) / 255;
+  const px = unitFloats(cropResize(img, [box[0], box[1], box[2] - box[0], box[3] - box[1]], size));
   colourJitter(px, NECO_JITTER, 0.2, rng);
   if (rng.next() < 0.5) gaussianBlur(px, size, size, rng.uniform(0.1, 2));
-  const plane = size * size;
-  for (let i = 0; i < plane; i++)
-    for (let c = 0; c < 3; c++)
-      out[offset + c * plane + i] = ((px[i * 3 + c] as number) - (mean[c] as number)) / (std[c] as number);
+  normalizeInto(px, mean, std, out, offset);
 }
 
 /** The random choices of one step's queue update and reference draw. */
