@@ -482,8 +482,8 @@ export function buildViT(
         if (takeQK) return v;
         const shape = n === 'weight' ? [3 * D, 1] : [3 * D];
         const name = `qkv_query_scale_${D}x${hd}_${n}`;
-        const rows = Float32Array.from({ length: 3 * D }, (_, j) => (j < D ? hd ** -0.5 : 1));
-        return b.mul(v, b.value(name) ?? b.initializer(name, rows, shape), 'attn.qkv query scale');
+        const rows = () => Float32Array.from({ length: 3 * D }, (_, j) => (j < D ? hd ** -0.5 : 1));
+        return b.mul(v, b.value(name) ?? b.initializer(name, rows(), shape), 'attn.qkv query scale');
       };
       const qkv = b.linear(h, transposed(qkvParam('weight')), qkvParam('bias'), 'attn.qkv');
       // [B, T, 3D] -> [3, B, H, T, hd] in one Transpose, then split into per-head q, k, v (their gradients come
