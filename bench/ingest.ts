@@ -80,7 +80,7 @@ function ours(video: string, dir: string): { state: string; s: number; frames: n
 /**
  * Feature extraction of the ingested synthetic tour end to end (the `features.extract` job: stored frames read,
  * preprocessed, the model, tokens stored) against the model alone on inputs prepared beforehand, same session
- * shape and batch (bench/extract-worker.ts, its own process): the tour's 200 frames (`extract_*`, the issue's
+ * shape and batch, at its best of ORT's default session and one whose threads sleep between kernels (as the job's) (bench/extract-worker.ts, its own process): the tour's 200 frames (`extract_*`, the issue's
  * figure), then the tour looped 3 times in one file, 600 frames (`extract_600_*`: fixed costs spread over 3 times
  * the frames, closer to the steady state). Beside each: where the job's wall time went (timeline) and CPU ms per frame.
  */
@@ -95,6 +95,8 @@ function extraction(): Record<string, unknown> {
       [`${prefix}_ratio_vs_model_only`]: r(res.extract_ratio_vs_model_only),
       [`${prefix}_fps`]: r(res.extract_fps),
       [`${prefix}_model_only_fps`]: r(res.model_only_fps),
+      [`${prefix}_model_only_config`]: res.model_only_config,
+      [`${prefix}_model_only_runs_fps`]: res.runs_model_fps,
       [`${prefix}_frames`]: res.frames,
       [`${prefix}_input`]: res.input,
       [`${prefix}_batch`]: res.batch,

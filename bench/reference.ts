@@ -13,7 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { HUGE_PAGES_TUNABLE, workerEnv } from '../native/jobs/worker-host.js';
+import { HUGE_PAGES_TUNABLE, WORKER_MMAP_THRESHOLD_MIB, workerEnv } from '../native/jobs/worker-host.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
 export const TORCH_PYTHON = '/usr/bin/python3';
@@ -98,7 +98,7 @@ export interface ReferenceRun extends Json {
   threads: number;
   /**
    * The configuration's key in the JSON: the thread count, `+thp` with malloc's transparent huge pages,
-   * `+malloc1MiB` with Flaneur's workers' allocator setting.
+   * `+mallocNMiB` with Flaneur's workers' allocator setting (mmap threshold N MiB: WORKER_MMAP_THRESHOLD_MIB).
    */
   config: string;
   /** Median seconds per timed run (a step, or one pass over the queries). */
@@ -157,13 +157,13 @@ export function torchReference(
   const envs = new Map<string, Record<string, string | undefined>>();
   // Every thread count with glibc's default allocator, with transparent huge pages for malloc (HUGE_PAGES_TUNABLE:
   // PyTorch's DINO step gains from them, quiet: 2.84 vs 3.14 s at 2 threads) and with Flaneur's workers' setting
-  // (workerEnv: mmap threshold fixed at 1 MiB). That setting trades PyTorch's speed for memory (DINO step at 1
-  // thread, quiet: 7.81 s and 1613 MB with it, 4.89 s and 2435 MB without), so speed is compared with PyTorch's
+  // (workerEnv: mmap threshold fixed, 4 MiB; 1 MiB before 2026-12-07). The 1 MiB setting traded PyTorch's speed for
+  // memory (DINO step at 1 thread, quiet: 7.81 s and 1613 MB with it, 4.89 s and 2435 MB without), so speed is compared with PyTorch's
   // fastest configuration and memory with its leanest, each PyTorch at its best.
   const configs = threads.flatMap((t) => [
     { t, key: String(t), env: threadEnv(t) },
     { t, key: `${t}+thp`, env: { ...threadEnv(t), GLIBC_TUNABLES: HUGE_PAGES_TUNABLE } },
-    { t, key: `${t}+malloc1MiB`, env: workerEnv(threadEnv(t)) },
+    { t, key: `${t}+malloc${WORKER_MMAP_THRESHOLD_MIB}MiB`, env: workerEnv(threadEnv(t)) },
   ]);
   const runs = configs.map(({ t, key, env }) => {
     envs.set(key, Object.fromEntries(REFERENCE_ENV_VARS.map((k) => [k, env[k]])));

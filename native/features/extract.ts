@@ -193,7 +193,10 @@ export class FeatureExtractor {
       fused: true,
       patchesType,
     });
-    const made = ModelSession.create(onnx, this.runtime);
+    // The intra-op threads sleep between kernels instead of spinning: on a machine of few cores the decode-ahead
+    // thread's reading and preprocessing need those cycles (measured: 2 cores, ViT-Ti/16 224x304, the job's CPU
+    // 54 -> 45-48 ms a frame; bench/results/perf-issue30/extract-spinning.json).
+    const made = ModelSession.create(onnx, this.runtime, { spinning: false });
     this.sessions.set(key, made);
     made.catch(() => this.sessions.delete(key));
     while (this.sessions.size > SHAPES_KEPT) {

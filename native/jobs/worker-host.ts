@@ -52,7 +52,7 @@ const MiB = 1024 * 1024;
 
 /**
  * glibc's tunable for transparent huge pages under malloc. Not in workerEnv (measured, quiet machine, 2 threads,
- * bench/*-worker.ts with the 1 MiB threshold, 3 warm-up steps): the DINO step gained (2.9 -> 2.4-2.6 s; faults
+ * bench/*-worker.ts with a 1 MiB threshold, 3 warm-up steps): the DINO step gained (2.9 -> 2.4-2.6 s; faults
  * ~400,000 -> ~11,000 a step), but the Dora step became bimodal (steps of 1.8 s and 2.7-3.1 s, median 2.7-2.9 s,
  * against a steady 2.21-2.25 s without) and NeCo erratic in one run of two (1.27 s steady in one, 1.3-2.3 s in the
  * other, against 1.29-1.49 s without). A setting that makes some jobs erratic is not the default; the benches still
@@ -61,19 +61,30 @@ const MiB = 1024 * 1024;
 export const HUGE_PAGES_TUNABLE = 'glibc.malloc.hugetlb=1';
 
 /**
- * The environment of a worker process: the engine's, and on Linux (glibc) a fixed malloc mmap threshold of 1 MiB
- * unless one is set. glibc's threshold otherwise rises to 32 MiB after the first large block is freed, so a training
- * step's activations (ONNX Runtime without its arena allocates them with malloc each run) are then carved from the
- * heap, which fragments and keeps them: measured peak RSS of a step (bench/*-worker.ts, loaded machine, speed the
- * same within its noise): DINO ViT-Ti/16 b32 2384 -> 1979 MiB, Dora 2672 -> 1587, NeCo ViT-S/16 1685 -> 1595.
- * Blocks of 1 MiB and more then go back to the system when freed (and are faulted in afresh each step: ~400,000
- * minor faults a DINO step, bench/profile-step.ts; transparent huge pages would cut them, see HUGE_PAGES_TUNABLE).
- * `npm run bench` gives its own workers the same (bench/reference.ts `oursWorker`), as the app runs those jobs here.
+ * The mmap threshold of a worker's malloc, in MiB (workerEnv). glibc's own rises to 32 MiB after the first large block
+ * is freed, so a training step's activations (ONNX Runtime without its arena allocates them with malloc each run) are
+ * then carved from the heap, which fragments and keeps them: measured peak RSS of a step (bench/*-worker.ts, loaded
+ * machine, speed the same within its noise): DINO ViT-Ti/16 b32 2384 -> 1979 MiB, Dora 2672 -> 1587, NeCo ViT-S/16
+ * 1685 -> 1595 at 1 MiB. Blocks at or above the threshold go back to the system when freed and are faulted in afresh
+ * each step. 4 MiB rather than 1: the NeCo step's many 1-4 MiB tensors (its 49-patch RoI features, the diff sort's
+ * 10 x 8192 rows, the head's activations) are then reused from the heap: quiet machine, 2 threads,
+ * bench/neco-worker.ts 1.31/1.32 -> 1.19/1.21 s a step (bench/profile-step.ts: 288,000 -> 107,000 faults, 1.62 ->
+ * 1.36 s), peak RSS 1446 -> 1540 MB; the DINO step (2.77-2.96 vs 2.83-2.85 s, RSS 1555-1579 vs 1547-1549 MB) and the
+ * Dora step (1.88-1.93 vs 1.90-1.95 s, RSS 1299-1307 vs 1301-1312 MB) unchanged (bench/results/perf-issue30/
+ * malloc-threshold-4mib.json); 8 MiB: NeCo's RSS 1857 MB for no more speed.
+ */
+export const WORKER_MMAP_THRESHOLD_MIB = 4;
+
+/**
+ * The environment of a worker process: the engine's, and on Linux (glibc) a fixed malloc mmap threshold
+ * (WORKER_MMAP_THRESHOLD_MIB) unless one is set; transparent huge pages would cut the faults further, see
+ * HUGE_PAGES_TUNABLE. `npm run bench` gives its own workers the same (bench/reference.ts `oursWorker`), as the app
+ * runs those jobs here.
  */
 export function workerEnv(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...base };
   if (process.platform === 'linux' && env.MALLOC_MMAP_THRESHOLD_ === undefined)
-    env.MALLOC_MMAP_THRESHOLD_ = String(MiB);
+    env.MALLOC_MMAP_THRESHOLD_ = String(WORKER_MMAP_THRESHOLD_MIB * MiB);
   return env;
 }
 
