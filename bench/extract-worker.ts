@@ -1,10 +1,10 @@
 /**
  * Feature extraction end to end vs the model alone, in its own process:
- *   node --import tsx bench/extract-worker.ts [model.safetensors] [size] [batch] [loops]
+ *   node --import tsx bench/extract-worker.ts [model.safetensors] [size] [batch] [loops] [--built]
  * Ingests the synthetic tour (tests/fixtures/synthetic/tour.mp4, 10 fps: 200 frames of 320x240; `loops` > 1: the
  * tour played that many times in one file, 200 × loops frames, for the steady state), imports the model
  * (default: the bundled ViT-Ti/16), then times the `features.extract` job (stored frames read, preprocessed, the
- * model, tokens converted and stored) and the model alone: the same session shape and batch on inputs prepared
+ * model, tokens converted and stored; `--built`: in the engine of build/native, as the app runs it) and the model alone: the same session shape and batch on inputs prepared
  * beforehand, as many frames. Prints one JSON line: frames/s of both and their ratio, and where the extraction's
  * CPU goes: CPU ms per frame of the model alone (every thread of this process) and of the job (this process and the
  * engine's job worker process that runs it, with its decode-ahead thread: Linux's /proc), the session build, and the host stages timed alone on this thread afterwards (stored frames read,
@@ -28,7 +28,9 @@ import { addTour, TOUR, tempEngine } from './engine.js';
 import { median, ROOT } from './reference.js';
 
 const BUNDLED = path.join(ROOT, 'models', 'default', 'flaneur-vit-ti16-dora-vtest.safetensors');
-const [fileArg, sizeArg = '224', batchArg = '8', loopsArg = '1'] = process.argv.slice(2);
+const argv = process.argv.slice(2);
+const built = argv.includes('--built');
+const [fileArg, sizeArg = '224', batchArg = '8', loopsArg = '1'] = argv.filter((a) => a !== '--built');
 const file = fileArg || BUNDLED;
 const size = Number(sizeArg);
 const batch = Number(batchArg);
@@ -73,7 +75,7 @@ function timelineOf(tl: ExtractTimelineJson, epoch0: number): Record<string, unk
   };
 }
 
-const { work, engine, call, close } = await tempEngine('flaneur-bench-extract-');
+const { work, engine, call, close } = await tempEngine('flaneur-bench-extract-', { built });
 try {
   const runner = engine.requireProject().runner;
   let tour = TOUR;

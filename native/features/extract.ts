@@ -315,25 +315,6 @@ async function* preparedHere(
   if (idx.length > 0) yield { idx, input: prepareBatch(images, spec) };
 }
 
-/** Batches prepared on this thread first, then the ones a decode-ahead thread (starting meanwhile) prepares. */
-class FirstHere implements AsyncIterable<PreparedBatch> {
-  constructor(
-    private readonly here: AsyncGenerator<PreparedBatch>,
-    private readonly ahead: PrepareAhead,
-  ) {}
-
-  async *[Symbol.asyncIterator](): AsyncGenerator<PreparedBatch> {
-    yield* this.here;
-    yield* this.ahead;
-  }
-
-  /** Stops both, iterated or not. */
-  async close(): Promise<void> {
-    await this.here.return(undefined);
-    await this.ahead.close();
-  }
-}
-
 export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = {
   kind: 'features.extract',
   args: ExtractArgs,
@@ -370,30 +351,25 @@ export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = 
     });
     // An item of more than one batch is read and preprocessed on a worker thread while the model runs
     // (prepare-ahead.ts); a still or a short clip on this thread, where a thread's start would cost more than it saves.
-    const batchesOf = (
-      it: (typeof items)[number],
-      first = false,
-    ): PrepareAhead | FirstHere | AsyncGenerator<PreparedBatch> => {
+    const batchesOf = (it: (typeof items)[number]): PrepareAhead | AsyncGenerator<PreparedBatch> => {
       const { m, plan, todoIdx, stats } = it;
       const pts = plan.from === 'source' && m.kind === 'video' ? project.media.frames(m.id, 0, m.frameCount) : [];
       const spec: PrepareSpec = { shape: it.g, mean: model.config.mean, std: model.config.std };
-      const here = (idx: number[]) =>
-        preparedHere(
-          planFramesOf(m, plan, idx, store, (i) => pts[i]?.pts, stats, ctx.signal),
+      if (todoIdx.length <= batch)
+        return preparedHere(
+          planFramesOf(m, plan, todoIdx, store, (i) => pts[i]?.pts, stats, ctx.signal),
           batch,
           spec,
         );
-      if (todoIdx.length <= batch) return here(todoIdx);
-      // The job's first batch of stored frames is read and prepared on this thread once the session is ready (a
-      // few ms): the thread's start (loading its modules) can take longer than the session's build.
-      const mine = first && plan.from === 'stored' ? todoIdx.slice(0, batch) : [];
+      // Every batch, the first included, on the thread: started now, it prepares the first while the session is
+      // built (built engine, 2 cores: the first batch ready ~10 ms after the session, where this thread's own took
+      // 40-90 ms of cold code; bench/results/perf-issue30/extract-first-batch.json).
       const req = { media: m, plan, pts: pts.map((f) => f.pts), cacheDir: project.cacheDir, spec };
-      const ahead = new PrepareAhead({ ...req, idx: todoIdx.slice(mine.length), batch, ahead: 2 }, stats, ctx.signal);
-      return mine.length ? new FirstHere(here(mine), ahead) : ahead;
+      return new PrepareAhead({ ...req, idx: todoIdx, batch, ahead: 2 }, stats, ctx.signal);
     };
     // The first item's frames are prepared while the session is built, each next item's while the one before runs.
     timeline.mark('model loaded');
-    let upcoming = items[0] ? batchesOf(items[0], true) : null;
+    let upcoming = items[0] ? batchesOf(items[0]) : null;
     let current: typeof upcoming = null;
     timeline.mark('preparation started');
     try {
@@ -443,7 +419,7 @@ export const extractFeaturesJob: JobHandler<ExtractArgs, { mediaId: number }> = 
       }
     } finally {
       for (const b of [current, upcoming])
-        if (b instanceof PrepareAhead || b instanceof FirstHere) await b.close();
+        if (b instanceof PrepareAhead) await b.close();
         else await b?.return(undefined);
       timeline.mark('job end');
       timeline.write();
