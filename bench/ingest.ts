@@ -5,7 +5,6 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { findBinaries } from '../native/media/ffmpeg.js';
@@ -93,7 +92,7 @@ function extraction(): Record<string, unknown> {
   // The job runs in the built engine, as `npm start` and the CLI run it (bench/engine.ts `built`).
   execFileSync(
     process.execPath,
-    [createRequire(import.meta.url).resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+    [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
     { cwd: ROOT, stdio: ['ignore', 2, 2] },
   );
   const one = (loops: number, prefix: string, reps: number) => {
