@@ -5,23 +5,18 @@
  * fair harness (bench/reference.ts). The PyTorch step takes q, k and attention from the teacher's own forward and
  * does no augmentation; ours runs a separate attention pass and augments, so the ratio is an upper bound on the
  * step-graph gap. Both sides: median of the timed steps after BENCH_WARMUP (step-common.ts) warm-up steps, peak
- * RSS of their own process.
+ * RSS of their own process; ours in two processes around the reference's (`oursAround`).
  */
-import { machine, oursWorker, torchReference } from './reference.js';
+import { machine, oursAround, torchReference } from './reference.js';
 import { BENCH_WARMUP, REFERENCE_WARMUP_ARGS } from './step-common.js';
 
 export async function benchDora(): Promise<Record<string, unknown>> {
-  const ours = oursWorker('dora-worker.ts');
-  console.error(
-    `dora: ours ${Number(ours.s_per_step).toFixed(2)} s/step (batch part ${Number(ours.batch_s).toFixed(2)} s, of which the teacher pass ${Number(ours.teacher_pass_s).toFixed(2)} s; ${ours.threads} threads), peak RSS ${Number(ours.peak_rss_mb).toFixed(0)} MB`,
-  );
-  const torch = torchReference(
-    'dora',
-    'train_reference.py',
-    ['--dora-bench', ...REFERENCE_WARMUP_ARGS],
-    undefined,
-    ours,
-  );
+  const { ours, reference: torch } = oursAround('dora-worker.ts', [], (first) => {
+    console.error(
+      `dora: ours ${Number(first.s_per_step).toFixed(2)} s/step (batch part ${Number(first.batch_s).toFixed(2)} s, of which the teacher pass ${Number(first.teacher_pass_s).toFixed(2)} s; ${first.threads} threads), peak RSS ${Number(first.peak_rss_mb).toFixed(0)} MB`,
+    );
+    return torchReference('dora', 'train_reference.py', ['--dora-bench', ...REFERENCE_WARMUP_ARGS], undefined, first);
+  });
   const r = (x: unknown) => Number(Number(x).toFixed(3));
   return {
     model: 'vit_ti16',
@@ -30,6 +25,7 @@ export async function benchDora(): Promise<Record<string, unknown>> {
     input: 224,
     s_per_step: r(ours.s_per_step),
     runs_s: ours.runs_s,
+    process_s_per_step: ours.process_s_per_step,
     batch_s: r(ours.batch_s),
     teacher_pass_s: r(ours.teacher_pass_s),
     threads: ours.threads,
@@ -38,6 +34,7 @@ export async function benchDora(): Promise<Record<string, unknown>> {
     ...torch.summary,
     ratio_vs_torch: r(Number(ours.s_per_step) / torch.best.s_per_step),
     peak_rss_mb: r(ours.peak_rss_mb),
+    process_peak_rss_mb: ours.process_peak_rss_mb,
     torch_peak_rss_mb: r(torch.leanest.peak_rss_mb),
     rss_ratio_vs_torch: r(Number(ours.peak_rss_mb) / torch.leanest.peak_rss_mb),
     graph_build_s: r(ours.build_s),

@@ -32,7 +32,7 @@ import { encodeSafetensors } from '../native/models/safetensors.js';
 import { presetConfig, vitParamShapes } from '../native/models/vit.js';
 import { initParams } from '../native/train/train-dino.js';
 import { addTour, tempEngine } from './engine.js';
-import { machine, oursWorker, ROOT, torchReference } from './reference.js';
+import { machine, oursAround, ROOT, torchReference } from './reference.js';
 import { BENCH_WARMUP, REFERENCE_WARMUP_ARGS } from './step-common.js';
 
 const BUNDLED = path.join(ROOT, 'models', 'default', 'flaneur-vit-ti16-dora-vtest.safetensors');
@@ -49,21 +49,23 @@ const r3 = (x: unknown) => Number(Number(x).toFixed(3));
 const pct = (x: number) => Number((100 * x).toFixed(2));
 
 async function stepPart(steps: number, threads: number[] | undefined): Promise<Record<string, unknown>> {
-  const ours = oursWorker('neco-worker.ts', [String(steps)]);
-  console.error(
-    `neco: ours ${r3(ours.s_per_step)} s/step (${r3(ours.cpu_s_per_step)} CPU s, host part ${r3(ours.host_s)} s, ${ours.threads} threads), peak RSS ${Number(ours.peak_rss_mb).toFixed(0)} MB`,
-  );
-  const torch = torchReference(
-    'neco',
-    'neco_reference.py',
-    ['--bench', '--steps', String(steps), ...REFERENCE_WARMUP_ARGS],
-    threads,
-    ours,
-  );
+  const { ours, reference: torch } = oursAround('neco-worker.ts', [String(steps)], (first) => {
+    console.error(
+      `neco: ours ${r3(first.s_per_step)} s/step (${r3(first.cpu_s_per_step)} CPU s, host part ${r3(first.host_s)} s, ${first.threads} threads), peak RSS ${Number(first.peak_rss_mb).toFixed(0)} MB`,
+    );
+    return torchReference(
+      'neco',
+      'neco_reference.py',
+      ['--bench', '--steps', String(steps), ...REFERENCE_WARMUP_ARGS],
+      threads,
+      first,
+    );
+  });
   const best = torch.best;
   return {
     s_per_step: r3(ours.s_per_step),
     runs_s: ours.runs_s,
+    process_s_per_step: ours.process_s_per_step,
     threads: ours.threads,
     warmup_steps: BENCH_WARMUP,
     torch_s_per_step: r3(best.s_per_step),
@@ -75,6 +77,7 @@ async function stepPart(steps: number, threads: number[] | undefined): Promise<R
     host_s: r3(ours.host_s),
     timed_steps: steps,
     peak_rss_mb: r3(ours.peak_rss_mb),
+    process_peak_rss_mb: ours.process_peak_rss_mb,
     torch_peak_rss_mb: r3(torch.leanest.peak_rss_mb),
     rss_ratio_vs_torch: r3(Number(ours.peak_rss_mb) / torch.leanest.peak_rss_mb),
     graph_build_s: r3(ours.build_s),

@@ -4,17 +4,18 @@
  * AdamW, EMA — ours (one ONNX graph on onnxruntime-node, bench/train-worker.ts in its own process) vs PyTorch 1.13
  * (tools/train_reference.py --bench) at 1 thread and all cores through the fair harness (bench/reference.ts).
  * Both sides: median of the timed steps after BENCH_WARMUP (step-common.ts) warm-up steps, peak RSS of their own
- * process.
+ * process; ours in two processes around the reference's (`oursAround`).
  */
-import { machine, oursWorker, torchReference } from './reference.js';
+import { machine, oursAround, torchReference } from './reference.js';
 import { BENCH_WARMUP, REFERENCE_WARMUP_ARGS } from './step-common.js';
 
 export async function benchTrain(): Promise<Record<string, unknown>> {
-  const ours = oursWorker('train-worker.ts');
-  console.error(
-    `train: ours ${Number(ours.s_per_step).toFixed(2)} s/step (${ours.provider}, ${ours.threads} threads), peak RSS ${Number(ours.peak_rss_mb).toFixed(0)} MB`,
-  );
-  const torch = torchReference('train', 'train_reference.py', ['--bench', ...REFERENCE_WARMUP_ARGS], undefined, ours);
+  const { ours, reference: torch } = oursAround('train-worker.ts', [], (first) => {
+    console.error(
+      `train: ours ${Number(first.s_per_step).toFixed(2)} s/step (${first.provider}, ${first.threads} threads), peak RSS ${Number(first.peak_rss_mb).toFixed(0)} MB`,
+    );
+    return torchReference('train', 'train_reference.py', ['--bench', ...REFERENCE_WARMUP_ARGS], undefined, first);
+  });
   const r = (x: unknown) => Number(Number(x).toFixed(3));
   return {
     model: 'vit_ti16',
@@ -22,12 +23,14 @@ export async function benchTrain(): Promise<Record<string, unknown>> {
     input: 224,
     s_per_step: r(ours.s_per_step),
     runs_s: ours.runs_s,
+    process_s_per_step: ours.process_s_per_step,
     threads: ours.threads,
     warmup_steps: BENCH_WARMUP,
     torch_s_per_step: r(torch.best.s_per_step),
     ...torch.summary,
     ratio_vs_torch: r(Number(ours.s_per_step) / torch.best.s_per_step),
     peak_rss_mb: r(ours.peak_rss_mb),
+    process_peak_rss_mb: ours.process_peak_rss_mb,
     torch_peak_rss_mb: r(torch.leanest.peak_rss_mb),
     rss_ratio_vs_torch: r(Number(ours.peak_rss_mb) / torch.leanest.peak_rss_mb),
     graph_build_s: r(ours.build_s),
