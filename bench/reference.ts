@@ -125,7 +125,7 @@ export interface ReferenceRun extends Json {
   threads: number;
   /**
    * The configuration's key in the JSON: the thread count, `+thp` with malloc's transparent huge pages,
-   * `+mallocNMiB` with Flaneur's workers' allocator setting (mmap threshold N MiB: WORKER_MMAP_THRESHOLD_MIB).
+   * `+mallocNMiB` with malloc's mmap threshold at N MiB (1: PyTorch's leanest; WORKER_MMAP_THRESHOLD_MIB: Flaneur's workers').
    */
   config: string;
   /** Median seconds per timed run (a step, or one pass over the queries). */
@@ -183,14 +183,19 @@ export function torchReference(
 ): Reference {
   const envs = new Map<string, Record<string, string | undefined>>();
   // Every thread count with glibc's default allocator, with transparent huge pages for malloc (HUGE_PAGES_TUNABLE:
-  // PyTorch's DINO step gains from them, quiet: 2.84 vs 3.14 s at 2 threads) and with Flaneur's workers' setting
-  // (workerEnv: mmap threshold fixed, 4 MiB; 1 MiB before 2026-12-07). The 1 MiB setting traded PyTorch's speed for
-  // memory (DINO step at 1 thread, quiet: 7.81 s and 1613 MB with it, 4.89 s and 2435 MB without), so speed is compared with PyTorch's
-  // fastest configuration and memory with its leanest, each PyTorch at its best.
+  // PyTorch's DINO step gains from them, quiet: 2.84 vs 3.14 s at 2 threads), with a 1 MiB mmap threshold (its
+  // leanest: DINO step at 1 thread, quiet: 7.81 s and 1613 MB with it, 4.89 s and 2435 MB without) and with Flaneur's
+  // workers' own threshold (workerEnv, WORKER_MMAP_THRESHOLD_MIB: its Dora step was fastest there, 1.71 vs 2.07 s).
+  // Speed is compared with PyTorch's fastest configuration and memory with its leanest, each PyTorch at its best.
+  const thresholds = [...new Set([1, WORKER_MMAP_THRESHOLD_MIB])];
   const configs = threads.flatMap((t) => [
     { t, key: String(t), env: threadEnv(t) },
     { t, key: `${t}+thp`, env: { ...threadEnv(t), GLIBC_TUNABLES: HUGE_PAGES_TUNABLE } },
-    { t, key: `${t}+malloc${WORKER_MMAP_THRESHOLD_MIB}MiB`, env: workerEnv(threadEnv(t)) },
+    ...thresholds.map((mib) => ({
+      t,
+      key: `${t}+malloc${mib}MiB`,
+      env: { ...threadEnv(t), MALLOC_MMAP_THRESHOLD_: String(mib * 2 ** 20) } as NodeJS.ProcessEnv,
+    })),
   ]);
   const runs = configs.map(({ t, key, env }) => {
     envs.set(key, Object.fromEntries(REFERENCE_ENV_VARS.map((k) => [k, env[k]])));
