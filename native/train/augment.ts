@@ -153,7 +153,6 @@ export function colourJitter(px: Float32Array, o: JitterOptions, grayscaleP: num
   if (rng.next() < grayscaleP) grayscale(px);
 }
 
-/** One augmented view, normalised, written CHW into `out` at `offset`. */
 /** An RGB image's bytes as floats in [0, 1] (what colour jitter and blur work on). */
 export function unitFloats(img: RgbLike): Float32Array {
   const px = new Float32Array(img.data.length);
@@ -175,6 +174,7 @@ export function normalizeInto(
       out[offset + c * plane + i] = ((px[i * 3 + c] as number) - (mean[c] as number)) / (std[c] as number);
 }
 
+/** One augmented view, normalised, written CHW into `out` at `offset`. */
 export function augmentInto(
   img: RgbLike,
   crop: CropOptions,
