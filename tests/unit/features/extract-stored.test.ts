@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FeatureExtractor, loadRegisteredModel, toF16 } from '../../../native/features/extract.js';
 import type { ExtractTimelineJson } from '../../../native/features/extract-timeline.js';
 import { GraphBuilder } from '../../../native/graph/builder.js';
@@ -40,7 +40,24 @@ describe('float16 patch tokens', () => {
   const work = tmpDir();
   const { engine, call } = dispatchEngine();
   afterAll(() => engine.close());
+  // The project both extraction tests use: the tour ingested (more frames than a batch: the decode-ahead thread
+  // prepares them) and a model imported; each test extracts at an input size of its own (a run of its own).
   let modelId = 0;
+  beforeAll(async () => {
+    await call('project.create', { path: path.join(work, 'p') });
+    await call('library.add', {
+      paths: [fixturePath('synthetic', 'tour.mp4')],
+      sampling: { policy: 'fps', fps: 1 },
+      frameSize: { mode: 'short-side', size: 64 },
+    });
+    await engine.requireProject().runner.idle();
+    modelId = (await call('models.import', { path: writeInitViT(path.join(work, 'vit.safetensors')) })).id;
+  }, 120_000);
+  const tour = async () => {
+    const m = (await call('library.list', {})).items[0];
+    if (!m?.frameWidth || !m.frameHeight) throw new Error('the tour was not ingested');
+    return { ...m, frameWidth: m.frameWidth, frameHeight: m.frameHeight };
+  };
 
   it("casts in the graph to toF16's bits, ties, subnormals and overflow included", async () => {
     const b = new GraphBuilder('cast');
@@ -59,22 +76,13 @@ describe('float16 patch tokens', () => {
   });
 
   it("stores the extractor's float32 tokens of the stored frames converted by toF16, bit for bit", async () => {
-    await call('project.create', { path: path.join(work, 'p') });
-    await call('library.add', {
-      paths: [fixturePath('synthetic', 'tour.mp4')],
-      sampling: { policy: 'fps', fps: 1 },
-      frameSize: { mode: 'short-side', size: 64 },
-    });
     const { project, runner } = engine.requireProject();
-    await runner.idle();
-    const m = (await call('library.list', {})).items[0];
-    if (!m?.frameWidth || !m.frameHeight) throw new Error('the tour was not ingested');
-    modelId = (await call('models.import', { path: writeInitViT(path.join(work, 'vit.safetensors')) })).id;
+    const m = await tour();
     // More frames than a batch: the decode-ahead thread prepares them.
     expect(m.frameCount).toBeGreaterThan(4);
     await call('features.extract', { modelId, size: 64, batch: 4 });
     await runner.idle();
-    const runId = (await call('features.runs', {}))[0]?.id ?? 0;
+    const runId = (await call('features.runs', {})).find((r) => r.inputSize === 64)?.id ?? 0;
 
     const { model } = loadRegisteredModel(project, modelId);
     const ex = await FeatureExtractor.create(model, 64);
@@ -85,7 +93,7 @@ describe('float16 patch tokens', () => {
       for (let at = 0; at < m.frameCount; at += 4) {
         const idx = [...Array(Math.min(4, m.frameCount - at)).keys()].map((k) => at + k);
         const feats = await ex.runAt(
-          idx.map((i) => store.image(m.id, i, m.frameWidth as number, m.frameHeight as number)),
+          idx.map((i) => store.image(m.id, i, m.frameWidth, m.frameHeight)),
           shape,
         );
         idx.forEach((i, k) => {
@@ -100,9 +108,8 @@ describe('float16 patch tokens', () => {
   }, 120_000);
 
   it('writes its timeline where FLANEUR_EXTRACT_TIMELINE says: the moments in order, every frame in a batch', async () => {
-    // Runs after the extraction above: the same project and model, another input size (a new run).
     const file = path.join(work, 'timeline.json');
-    const m = (await call('library.list', {})).items[0];
+    const m = await tour();
     process.env.FLANEUR_EXTRACT_TIMELINE = file;
     try {
       await call('features.extract', { modelId, size: 48, batch: 4 });
@@ -115,7 +122,7 @@ describe('float16 patch tokens', () => {
     expect(tl.marks.map((k) => k.at)).toEqual(order);
     const t = tl.marks.map((k) => k.t);
     expect(t).toEqual([...t].sort((a, b) => a - b));
-    expect(tl.batches.reduce((a, b) => a + b.frames, 0)).toBe(m?.frameCount);
+    expect(tl.batches.reduce((a, b) => a + b.frames, 0)).toBe(m.frameCount);
     for (const b of tl.batches)
       for (const ms of [b.wait_ms, b.model_ms, b.store_ms]) expect(ms).toBeGreaterThanOrEqual(0);
   }, 120_000);
