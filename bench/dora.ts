@@ -8,7 +8,7 @@
  * RSS of their own process; ours in two processes around the reference's (`oursAround`).
  */
 import { machine, oursAround, torchReference } from './reference.js';
-import { BENCH_WARMUP, REFERENCE_WARMUP_ARGS } from './step-common.js';
+import { REFERENCE_WARMUP_ARGS, stepFigures } from './step-common.js';
 
 export async function benchDora(): Promise<Record<string, unknown>> {
   const { ours, reference: torch } = oursAround('dora-worker.ts', [], (first) => {
@@ -23,22 +23,9 @@ export async function benchDora(): Promise<Record<string, unknown>> {
     frames_per_clip: 8,
     objects: 3,
     input: 224,
-    s_per_step: r(ours.s_per_step),
-    runs_s: ours.runs_s,
-    process_s_per_step: ours.process_s_per_step,
+    ...stepFigures(ours, torch),
     batch_s: r(ours.batch_s),
     teacher_pass_s: r(ours.teacher_pass_s),
-    threads: ours.threads,
-    warmup_steps: BENCH_WARMUP,
-    torch_s_per_step: r(torch.best.s_per_step),
-    ...torch.summary,
-    ratio_vs_torch: r(Number(ours.s_per_step) / torch.best.s_per_step),
-    peak_rss_mb: r(ours.peak_rss_mb),
-    process_peak_rss_mb: ours.process_peak_rss_mb,
-    torch_peak_rss_mb: r(torch.leanest.peak_rss_mb),
-    rss_ratio_vs_torch: r(Number(ours.peak_rss_mb) / torch.leanest.peak_rss_mb),
-    graph_build_s: r(ours.build_s),
-    provider: ours.provider,
     ...machine(),
   };
 }

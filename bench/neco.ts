@@ -33,7 +33,7 @@ import { presetConfig, vitParamShapes } from '../native/models/vit.js';
 import { initParams } from '../native/train/train-dino.js';
 import { addTour, tempEngine } from './engine.js';
 import { machine, oursAround, ROOT, torchReference } from './reference.js';
-import { BENCH_WARMUP, REFERENCE_WARMUP_ARGS } from './step-common.js';
+import { REFERENCE_WARMUP_ARGS, stepFigures } from './step-common.js';
 
 const BUNDLED = path.join(ROOT, 'models', 'default', 'flaneur-vit-ti16-dora-vtest.safetensors');
 
@@ -63,25 +63,12 @@ async function stepPart(steps: number, threads: number[] | undefined): Promise<R
   });
   const best = torch.best;
   return {
-    s_per_step: r3(ours.s_per_step),
-    runs_s: ours.runs_s,
-    process_s_per_step: ours.process_s_per_step,
-    threads: ours.threads,
-    warmup_steps: BENCH_WARMUP,
-    torch_s_per_step: r3(best.s_per_step),
-    ...torch.summary,
-    ratio_vs_torch: r3(Number(ours.s_per_step) / best.s_per_step),
+    ...stepFigures(ours, torch),
     cpu_s_per_step: r3(ours.cpu_s_per_step),
     torch_cpu_s_per_step: r3(best.cpu_s_per_step),
     cpu_ratio_vs_torch: r3(Number(ours.cpu_s_per_step) / Number(best.cpu_s_per_step)),
     host_s: r3(ours.host_s),
     timed_steps: steps,
-    peak_rss_mb: r3(ours.peak_rss_mb),
-    process_peak_rss_mb: ours.process_peak_rss_mb,
-    torch_peak_rss_mb: r3(torch.leanest.peak_rss_mb),
-    rss_ratio_vs_torch: r3(Number(ours.peak_rss_mb) / torch.leanest.peak_rss_mb),
-    graph_build_s: r3(ours.build_s),
-    provider: ours.provider,
   };
 }
 

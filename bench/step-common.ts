@@ -11,7 +11,7 @@ import { dinoParamShapes } from '../native/train/dino-step.js';
 import type { NecoStepConfig } from '../native/train/neco-step.js';
 import { initialState } from '../native/train/step-runner.js';
 import { initParams } from '../native/train/train-dino.js';
-import { median } from './reference.js';
+import { type Json, median, type Reference } from './reference.js';
 
 export const BENCH_VIT = presetConfig('vit_ti16');
 export const BENCH_HEAD: DinoHeadConfig = { inDim: 192, hiddenDim: 2048, bottleneckDim: 256, outDim: 4096, layers: 3 };
@@ -43,6 +43,31 @@ export function necoBenchConfig(): NecoStepConfig {
 export const BENCH_WARMUP = 3;
 /** The PyTorch references' arguments for the same warm-up. */
 export const REFERENCE_WARMUP_ARGS = ['--warmup', String(BENCH_WARMUP)];
+
+/**
+ * What every step bench (train, dora, neco) reports of ours (`oursAround`) against the reference: time a step and its
+ * ratio to PyTorch's fastest configuration, peak RSS and its ratio to PyTorch's leanest, the reference's every
+ * configuration (its summary), the warm-up, the graph's build, the provider.
+ */
+export function stepFigures(ours: Json, torch: Reference): Json {
+  const r = (x: unknown) => Number(Number(x).toFixed(3));
+  return {
+    s_per_step: r(ours.s_per_step),
+    runs_s: ours.runs_s,
+    process_s_per_step: ours.process_s_per_step,
+    threads: ours.threads,
+    warmup_steps: BENCH_WARMUP,
+    torch_s_per_step: r(torch.best.s_per_step),
+    ...torch.summary,
+    ratio_vs_torch: r(Number(ours.s_per_step) / torch.best.s_per_step),
+    peak_rss_mb: r(ours.peak_rss_mb),
+    process_peak_rss_mb: ours.process_peak_rss_mb,
+    torch_peak_rss_mb: r(torch.leanest.peak_rss_mb),
+    rss_ratio_vs_torch: r(Number(ours.peak_rss_mb) / torch.leanest.peak_rss_mb),
+    graph_build_s: r(ours.build_s),
+    provider: ours.provider,
+  };
+}
 
 export const BENCH_SCALARS = {
   lr: 1e-4,

@@ -7,7 +7,7 @@
  * process; ours in two processes around the reference's (`oursAround`).
  */
 import { machine, oursAround, torchReference } from './reference.js';
-import { BENCH_WARMUP, REFERENCE_WARMUP_ARGS } from './step-common.js';
+import { REFERENCE_WARMUP_ARGS, stepFigures } from './step-common.js';
 
 export async function benchTrain(): Promise<Record<string, unknown>> {
   const { ours, reference: torch } = oursAround('train-worker.ts', [], (first) => {
@@ -16,25 +16,11 @@ export async function benchTrain(): Promise<Record<string, unknown>> {
     );
     return torchReference('train', 'train_reference.py', ['--bench', ...REFERENCE_WARMUP_ARGS], undefined, first);
   });
-  const r = (x: unknown) => Number(Number(x).toFixed(3));
   return {
     model: 'vit_ti16',
     batch: 32,
     input: 224,
-    s_per_step: r(ours.s_per_step),
-    runs_s: ours.runs_s,
-    process_s_per_step: ours.process_s_per_step,
-    threads: ours.threads,
-    warmup_steps: BENCH_WARMUP,
-    torch_s_per_step: r(torch.best.s_per_step),
-    ...torch.summary,
-    ratio_vs_torch: r(Number(ours.s_per_step) / torch.best.s_per_step),
-    peak_rss_mb: r(ours.peak_rss_mb),
-    process_peak_rss_mb: ours.process_peak_rss_mb,
-    torch_peak_rss_mb: r(torch.leanest.peak_rss_mb),
-    rss_ratio_vs_torch: r(Number(ours.peak_rss_mb) / torch.leanest.peak_rss_mb),
-    graph_build_s: r(ours.build_s),
-    provider: ours.provider,
+    ...stepFigures(ours, torch),
     ...machine(),
   };
 }
